@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every build, test and run-time dependency of stylefleet from Debian 12 packages.
+# Idempotent: packages already present are skipped by apt. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ccache pkg-config git
+  # libraries the code links
+  libtorch-dev            # LibTorch 1.13 (CPU)
+  libopenblas0-pthread    # optimized system BLAS that Debian's LibTorch calls through libblas.so.3
+  libyaml-cpp-dev         # job files
+  prometheus-cpp-dev      # metrics exporter
+  libopenmpi-dev openmpi-bin   # multi-process launch and CPU collectives
+  libturbojpeg0-dev       # fast JPEG decode with DCT scaling
+  libstb-dev              # PNG/BMP/TGA decode and antialiased resize
+  libcli11-dev            # command-line parsing
+  nlohmann-json3-dev      # JSON output
+  libgtest-dev libgmock-dev   # tests
+  # cross-checks against PyTorch in tests
+  python3-torch python3-numpy
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install_deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install_deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,1095 @@
+#include "config/job_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/vgg_layers.h"
+
+namespace stylefleet {
+namespace fs = std::filesystem;
+namespace {
+
+// Job files are small; anything larger is a mistake (or an attack on the parser).
+constexpr size_t kMaxJobFileBytes = 1 << 20;
+constexpr size_t kMaxStyles = 4096;
+constexpr size_t kMaxProblems = 100;
+
+// ---------------------------------------------------------------------------
+// Problem collection: every problem is kept with its position, so that a user
+// sees all of them in one run.
+
+class Problems {
+ public:
+  explicit Problems(std::string file) : file_(std::move(file)) {}
+
+  void At(const YAML::Mark& mark, const std::string& message) {
+    if (mark.is_null()) {
+      Add(file_ + ": " + message);
+    } else {
+      Add(file_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1) +
+          ": " + message);
+    }
+  }
+  void Add(const std::string& formatted) {
+    if (list_.size() < kMaxProblems) list_.push_back(formatted);
+    else truncated_ = true;
+  }
+  const std::string& file() const { return file_; }
+  void set_file(const std::string& file) { file_ = file; }
+  bool empty() const { return list_.empty(); }
+  size_t size() const { return list_.size(); }
+  void ThrowIfAny() {
+    if (list_.empty()) return;
+    if (truncated_) list_.push_back(file_ + ": too many problems, only the first " +
+                                    std::to_string(kMaxProblems) + " are shown");
+    throw ConfigError(list_);
+  }
+
+ private:
+  std::string file_;
+  std::vector<std::string> list_;
+  bool truncated_ = false;
+};
+
+// A value being read: the node, the dotted key path for messages, and the sink.
+struct Value {
+  const YAML::Node& node;
+  std::string path;  // e.g. training.batch_size
+  Problems& problems;
+  // Command-line overrides have no position in a file.
+  std::string override_text;
+
+  void Fail(const std::string& message) const {
+    if (!override_text.empty()) {
+      problems.Add("command line (--set " + override_text + "): " + path + ": " + message);
+    } else {
+      problems.At(node.Mark(), path + ": " + message);
+    }
+  }
+
+  std::string Describe() const {
+    switch (node.Type()) {
+      case YAML::NodeType::Null: return "nothing";
+      case YAML::NodeType::Sequence: return "a list";
+      case YAML::NodeType::Map: return "a mapping";
+      case YAML::NodeType::Scalar:
+        return node.Tag() == "!" ? "the string \"" + node.Scalar() + "\"" : "'" + node.Scalar() + "'";
+      default: return "an undefined value";
+    }
+  }
+
+  // A plain (unquoted) scalar; quoted values are strings, never numbers.
+  bool PlainScalar() const { return node.IsScalar() && node.Tag() != "!"; }
+
+  bool ReadString(std::string* out) const {
+    if (!node.IsScalar() || node.Scalar().empty()) {
+      Fail("expected a non-empty string, got " + Describe());
+      return false;
+    }
+    *out = node.Scalar();
+    return true;
+  }
+
+  template <typename Int>
+  bool ReadInt(Int* out, long long min, long long max) const {
+    if (!PlainScalar()) {
+      Fail("expected an integer, got " + Describe());
+      return false;
+    }
+    const std::string& text = node.Scalar();
+    errno = 0;
+    char* end = nullptr;
+    const long long value = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE) {
+      Fail("expected an integer, got " + Describe());
+      return false;
+    }
+    if (value < min || value > max) {
+      Fail("must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " +
+           text);
+      return false;
+    }
+    *out = static_cast<Int>(value);
+    return true;
+  }
+
+  bool ReadDouble(double* out, double min, double max, bool min_exclusive = false) const {
+    if (!PlainScalar()) {
+      Fail("expected a number, got " + Describe());
+      return false;
+    }
+    const std::string& text = node.Scalar();
+    double value = 0;
+    const std::string lower = [&] {
+      std::string s = text;
+      std::transform(s.begin(), s.end(), s.begin(), ::tolower);
+      return s;
+    }();
+    if (lower == ".nan" || lower == "nan") {
+      value = std::nan("");
+    } else if (lower == ".inf" || lower == "+.inf" || lower == "inf") {
+      value = HUGE_VAL;
+    } else if (lower == "-.inf" || lower == "-inf") {
+      value = -HUGE_VAL;
+    } else {
+      char* end = nullptr;
+      value = std::strtod(text.c_str(), &end);
+      if (text.empty() || end != text.c_str() + text.size()) {
+        Fail("expected a number, got " + Describe());
+        return false;
+      }
+    }
+    if (!std::isfinite(value)) {
+      Fail("must be a finite number, got " + text);
+      return false;
+    }
+    if (value < min || value > max || (min_exclusive && value == min)) {
+      std::ostringstream range;
+      range << "must be " << (min_exclusive ? "> " : ">= ") << min << " and <= " << max
+            << ", got " << text;
+      Fail(range.str());
+      return false;
+    }
+    *out = value;
+    return true;
+  }
+
+  bool ReadLayers(std::vector<std::string>* out) const {
+    if (!node.IsSequence() || node.size() == 0) {
+      Fail("expected a non-empty list of VGG-16 layer names, got " + Describe());
+      return false;
+    }
+    std::vector<std::string> layers;
+    bool ok = true;
+    for (size_t i = 0; i < node.size() && i < 64; ++i) {
+      const YAML::Node item = node[i];
+      Value element{item, path + "[" + std::to_string(i) + "]", problems, override_text};
+      std::string name;
+      if (!element.ReadString(&name)) {
+        ok = false;
+        continue;
+      }
+      const auto index = VggLayerIndex(name);
+      if (!index) {
+        element.Fail("unknown layer '" + name + "'; valid layers are " + VggLayerNameList() +
+                     " (also written relu3_3 or vgg_16/conv3/conv3_3)");
+        ok = false;
+        continue;
+      }
+      const std::string& canonical = VggLayerNames()[*index];
+      if (std::find(layers.begin(), layers.end(), canonical) != layers.end()) {
+        element.Fail("layer '" + name + "' is listed twice");
+        ok = false;
+        continue;
+      }
+      layers.push_back(canonical);
+    }
+    if (node.size() > 64) {
+      Fail("too many layers");
+      ok = false;
+    }
+    if (ok) *out = layers;
+    return ok;
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Key tables: one entry per key, the single source of the loader and of the docs.
+
+template <typename Target>
+struct Field {
+  std::string key;
+  std::string type;
+  std::string default_text;
+  std::string doc;
+  std::function<void(Target&, const Value&)> read;
+};
+
+template <typename Target>
+using FieldTable = std::vector<Field<Target>>;
+
+const FieldTable<JobConfig>& JobFields() {
+  static const FieldTable<JobConfig> table = {
+      {"name", "string", "file name without extension",
+       "Job name: labels logs and metrics and is stored in every output directory so that a "
+       "different job never overwrites it.",
+       [](JobConfig& t, const Value& v) { v.ReadString(&t.name); }},
+      {"output_dir", "path", "`runs/<name>`",
+       "Folder that receives one sub-folder per style.",
+       [](JobConfig& t, const Value& v) { v.ReadString(&t.output_dir); }},
+      {"seed", "integer >= 0", "42",
+       "Seeds the transformer init, the shuffling of the content set and everything random, "
+       "so the same job gives the same batches and weights.",
+       [](JobConfig& t, const Value& v) {
+         long long seed = 0;
+         if (v.ReadInt(&seed, 0, INT64_MAX)) t.seed = static_cast<uint64_t>(seed);
+       }},
+  };
+  return table;
+}
+
+const FieldTable<DataOptions>& DataFields() {
+  static const FieldTable<DataOptions> table = {
+      {"content_dir", "path", "required",
+       "Folder of content photos, searched recursively for JPEG, PNG, BMP, TGA and GIF files. "
+       "Unreadable files are skipped with one warning each.",
+       [](DataOptions& t, const Value& v) { v.ReadString(&t.content_dir); }},
+      {"image_size", "integer", "256",
+       "Training crop side in pixels: the shorter side is resized to it (antialiased), then the "
+       "centre square is cropped. Multiple of 4, 64 to 4096. Style images are prepared the same "
+       "way.",
+       [](DataOptions& t, const Value& v) {
+         int size = 0;
+         if (!v.ReadInt(&size, 64, 4096)) return;
+         if (size % 4 != 0) {
+           v.Fail("must be a multiple of 4 (the network downsamples twice by 2), got " +
+                  std::to_string(size));
+           return;
+         }
+         t.image_size = size;
+       }},
+      {"max_image_pixels", "integer", "100000000",
+       "Images whose header declares more pixels are skipped before decoding (protects against "
+       "decompression bombs).",
+       [](DataOptions& t, const Value& v) {
+         v.ReadInt(&t.max_image_pixels, 4096, int64_t{1} << 40);
+       }},
+      {"loader_threads", "integer", "2", "Image decoding threads, 1 to 64.",
+       [](DataOptions& t, const Value& v) { v.ReadInt(&t.loader_threads, 1, 64); }},
+      {"prefetch_batches", "integer", "4",
+       "Batches decoded ahead of the trainer, 1 to 64; bounds the loader's memory.",
+       [](DataOptions& t, const Value& v) { v.ReadInt(&t.prefetch_batches, 1, 64); }},
+  };
+  return table;
+}
+
+const FieldTable<LossNetworkOptions>& LossNetworkFields() {
+  static const FieldTable<LossNetworkOptions> table = {
+      {"weights", "path or `random:SEED`", "required",
+       "VGG-16 weights: a file written by `launch/convert_vgg16.py` (or any `torch.save` of a "
+       "plain dict with torchvision's `features.N.weight/bias` keys), or `random:SEED` for a "
+       "deterministic random network (tests and demos; results are not artistic).",
+       [](LossNetworkOptions& t, const Value& v) { v.ReadString(&t.weights); }},
+      {"content_layers", "list of layer names", "`[conv3_3]`",
+       "Layers whose activations define the content loss. Names: conv1_1 ... conv5_3, also "
+       "written relu3_3 or vgg_16/conv3/conv3_3 (the output of the conv after its ReLU).",
+       [](LossNetworkOptions& t, const Value& v) { v.ReadLayers(&t.content_layers); }},
+      {"style_layers", "list of layer names", "`[conv1_2, conv2_2, conv3_3, conv4_3]`",
+       "Layers whose Gram matrices define the style loss; each layer's loss is reported "
+       "separately.",
+       [](LossNetworkOptions& t, const Value& v) { v.ReadLayers(&t.style_layers); }},
+  };
+  return table;
+}
+
+const FieldTable<TrainingOptions>& TrainingFields() {
+  static const FieldTable<TrainingOptions> table = {
+      {"content_weight", "number >= 0", "1.0", "Weight of the content loss in the total.",
+       [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.content_weight, 0, 1e12); }},
+      {"style_weight", "number >= 0", "100.0",
+       "Weight of the style loss (sum over style layers) in the total.",
+       [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.style_weight, 0, 1e12); }},
+      {"tv_weight", "number >= 0", "0.0",
+       "Weight of the total-variation loss (the seed trains with 0).",
+       [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.tv_weight, 0, 1e12); }},
+      {"batch_size", "integer", "4", "Images per step (per rank when distributed), 1 to 1024.",
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.batch_size, 1, 1024); }},
+      {"epochs", "integer", "2",
+       "Passes over the content set, 0 to 100000; 0 means max_steps alone ends training.",
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.epochs, 0, 100000); }},
+      {"max_steps", "integer", "0",
+       "Step limit, 0 for none. With epochs also set, whichever comes first ends training.",
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.max_steps, 0, int64_t{1} << 40); }},
+      {"learning_rate", "number > 0", "0.001", "Adam learning rate, up to 1.",
+       [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.learning_rate, 0, 1, true); }},
+      {"log_every_steps", "integer", "50",
+       "A log line (and a metrics.jsonl record) every N steps, 1 to 1000000.",
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.log_every_steps, 1, 1000000); }},
+      {"preview_every_steps", "integer", "500",
+       "Stylize a few content images into `previews/` every N steps (and at the end); 0 "
+       "disables.",
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.preview_every_steps, 0, 1000000); }},
+  };
+  return table;
+}
+
+const FieldTable<CheckpointOptions>& CheckpointFields() {
+  static const FieldTable<CheckpointOptions> table = {
+      {"every_steps", "integer", "1000",
+       "Write a checkpoint every N steps (and at the end), as the seed does.",
+       [](CheckpointOptions& t, const Value& v) { v.ReadInt(&t.every_steps, 1, int64_t{1} << 40); }},
+      {"keep", "integer", "3", "Checkpoints kept per style, newest first, 1 to 1000.",
+       [](CheckpointOptions& t, const Value& v) { v.ReadInt(&t.keep, 1, 1000); }},
+  };
+  return table;
+}
+
+// Keys of one entry of `styles:` besides the training overrides.
+struct StyleEntry {
+  std::string name;
+  std::string image;
+  std::string output_dir;
+};
+
+const FieldTable<StyleEntry>& StyleFields() {
+  static const FieldTable<StyleEntry> table = {
+      {"name", "string", "file name of `image` without extension",
+       "Style name: unique within the job; names its output folder and its metrics.",
+       [](StyleEntry& t, const Value& v) {
+         if (!v.ReadString(&t.name)) return;
+         if (t.name.find_first_of("/\\") != std::string::npos || t.name == "." || t.name == "..") {
+           v.Fail("must not contain '/' or '\\' or be '.' or '..' (it names a folder), got '" +
+                  t.name + "'");
+           t.name.clear();
+         }
+       }},
+      {"image", "path", "required", "The style image (JPEG, PNG, BMP, TGA or GIF).",
+       [](StyleEntry& t, const Value& v) { v.ReadString(&t.image); }},
+      {"output_dir", "path", "`<job output_dir>/<name>`", "Where this style's files go.",
+       [](StyleEntry& t, const Value& v) { v.ReadString(&t.output_dir); }},
+  };
+  return table;
+}
+
+// ---------------------------------------------------------------------------
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string UnknownKeyMessage(const std::string& section, const std::string& key,
+                              const std::vector<std::string>& valid) {
+  std::string best;
+  size_t best_distance = SIZE_MAX;
+  for (const auto& candidate : valid) {
+    const size_t d = EditDistance(key, candidate);
+    if (d < best_distance) {
+      best_distance = d;
+      best = candidate;
+    }
+  }
+  const std::string where = section.empty() ? "" : " in '" + section + "'";
+  std::string message = "unknown key '" + key + "'" + where;
+  if (!best.empty() && best_distance <= std::max<size_t>(2, best.size() / 3)) {
+    return message + "; did you mean '" + best + "'?";
+  }
+  std::string list;
+  for (const auto& candidate : valid) list += (list.empty() ? "" : ", ") + candidate;
+  return message + "; valid keys: " + list;
+}
+
+template <typename Target>
+std::vector<std::string> KeysOf(const FieldTable<Target>& table) {
+  std::vector<std::string> keys;
+  for (const auto& f : table) keys.push_back(f.key);
+  return keys;
+}
+
+template <typename Target>
+const Field<Target>* FindField(const FieldTable<Target>& table, const std::string& key) {
+  for (const auto& f : table) {
+    if (f.key == key) return &f;
+  }
+  return nullptr;
+}
+
+// Reads the keys of `map` that `table` knows into `target`. Keys listed in
+// `handled_elsewhere` are skipped (the caller reads them); other keys are
+// errors with a suggestion from `suggest_from`.
+template <typename Target>
+void ReadMap(const YAML::Node& map, const std::string& section, const FieldTable<Target>& table,
+             Target& target, Problems& problems, std::set<std::string>* seen_keys = nullptr,
+             const std::vector<std::string>& handled_elsewhere = {},
+             const std::vector<std::string>& extra_suggestions = {}) {
+  std::set<std::string> seen;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const YAML::Node key_node = it->first;
+    const YAML::Node value_node = it->second;
+    if (!key_node.IsScalar()) {
+      problems.At(key_node.Mark(), "keys must be plain names");
+      continue;
+    }
+    const std::string key = key_node.Scalar();
+    const std::string path = section.empty() ? key : section + "." + key;
+    if (!seen.insert(key).second) {
+      problems.At(key_node.Mark(), "duplicate key '" + path + "'");
+      continue;
+    }
+    if (std::find(handled_elsewhere.begin(), handled_elsewhere.end(), key) !=
+        handled_elsewhere.end()) {
+      continue;
+    }
+    const Field<Target>* field = FindField(table, key);
+    if (field == nullptr) {
+      std::vector<std::string> valid = KeysOf(table);
+      valid.insert(valid.end(), handled_elsewhere.begin(), handled_elsewhere.end());
+      valid.insert(valid.end(), extra_suggestions.begin(), extra_suggestions.end());
+      problems.At(key_node.Mark(), UnknownKeyMessage(section, key, valid));
+      continue;
+    }
+    field->read(target, Value{value_node, path, problems, ""});
+  }
+  if (seen_keys != nullptr) seen_keys->insert(seen.begin(), seen.end());
+}
+
+const std::vector<std::string>& JobSections() {
+  static const std::vector<std::string> sections = {"job",      "data",       "loss_network",
+                                                    "training", "checkpoint", "styles"};
+  return sections;
+}
+
+// Seed-format keys (the TensorFlow project's conf/*.yml).
+const std::vector<std::string>& SeedKeys() {
+  static const std::vector<std::string> keys = {
+      "style_image",   "naming",         "model_path",    "content_weight",
+      "style_weight",  "tv_weight",      "image_size",    "batch_size",
+      "epoch",         "loss_model",     "content_layers", "style_layers",
+      "checkpoint_exclude_scopes",       "loss_model_file"};
+  return keys;
+}
+
+std::string ResolvePath(const std::string& path, const fs::path& base) {
+  if (path.empty() || path.rfind("random:", 0) == 0) return path;
+  fs::path p(path);
+  if (p.is_relative()) p = base / p;
+  return p.lexically_normal().string();
+}
+
+std::string Stem(const std::string& path) { return fs::path(path).stem().string(); }
+
+YAML::Node ParseYaml(const std::string& text, Problems& problems) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    problems.At(e.mark, "YAML syntax error: " + e.msg);
+  } catch (const YAML::Exception& e) {
+    problems.At(e.mark, "YAML error: " + e.msg);
+  }
+  return YAML::Node();
+}
+
+// Where a job value came from, for cross-field messages.
+struct Origins {
+  YAML::Mark content_dir, weights, output_dir;
+};
+
+// ---------------------------------------------------------------------------
+// Seed-format files.
+
+// Reads one seed-format file. The style it describes is returned in `style`;
+// job-level keys (image size, layers, loss network, output folder) go to `job`.
+void ReadSeedFile(const YAML::Node& root, JobConfig& job, StyleSpec& style, Origins& origins,
+                  Problems& problems) {
+  const fs::path cwd = fs::current_path();
+  std::set<std::string> seen;
+  std::string naming, model_path = "models";
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    const YAML::Node key_node = it->first;
+    const YAML::Node value_node = it->second;
+    if (!key_node.IsScalar()) {
+      problems.At(key_node.Mark(), "keys must be plain names");
+      continue;
+    }
+    const std::string key = key_node.Scalar();
+    if (!seen.insert(key).second) {
+      problems.At(key_node.Mark(), "duplicate key '" + key + "'");
+      continue;
+    }
+    const Value v{value_node, key, problems, ""};
+    if (key == "style_image") {
+      if (v.ReadString(&style.image)) style.image = ResolvePath(style.image, cwd);
+      style.origin = problems.file() + ":" + std::to_string(value_node.Mark().line + 1) + ":" +
+                     std::to_string(value_node.Mark().column + 1);
+    } else if (key == "naming") {
+      v.ReadString(&naming);
+    } else if (key == "model_path") {
+      v.ReadString(&model_path);
+      origins.output_dir = value_node.Mark();
+    } else if (key == "content_weight") {
+      TrainingFields()[0].read(job.training, v);
+    } else if (key == "style_weight") {
+      TrainingFields()[1].read(job.training, v);
+    } else if (key == "tv_weight") {
+      TrainingFields()[2].read(job.training, v);
+    } else if (key == "batch_size") {
+      FindField(TrainingFields(), "batch_size")->read(job.training, v);
+    } else if (key == "epoch") {
+      FindField(TrainingFields(), "epochs")->read(job.training, v);
+    } else if (key == "image_size") {
+      FindField(DataFields(), "image_size")->read(job.data, v);
+    } else if (key == "content_layers") {
+      v.ReadLayers(&job.loss_network.content_layers);
+    } else if (key == "style_layers") {
+      v.ReadLayers(&job.loss_network.style_layers);
+    } else if (key == "loss_model") {
+      std::string model;
+      if (v.ReadString(&model) && model != "vgg_16") {
+        v.Fail("only 'vgg_16' is supported, got '" + model + "'");
+      }
+    } else if (key == "loss_model_file") {
+      if (v.ReadString(&job.loss_network.weights)) {
+        job.loss_network.weights = ResolvePath(job.loss_network.weights, cwd);
+      }
+      origins.weights = value_node.Mark();
+    } else if (key == "checkpoint_exclude_scopes") {
+      // TF-slim detail (which variables not to restore); meaningless here.
+    } else {
+      problems.At(key_node.Mark(), UnknownKeyMessage("", key, SeedKeys()));
+    }
+  }
+  for (const char* required : {"style_image", "naming"}) {
+    if (!seen.count(required)) {
+      problems.At(root.Mark(), std::string("missing required key '") + required + "'");
+    }
+  }
+  style.name = naming;
+  if (!naming.empty() && naming.find_first_of("/\\") != std::string::npos) {
+    problems.At(root.Mark(), "naming must not contain '/' or '\\', got '" + naming + "'");
+  }
+  job.output_dir = ResolvePath(model_path, cwd);
+  style.output_dir = (fs::path(job.output_dir) / naming).lexically_normal().string();
+  if (style.origin.empty()) style.origin = problems.file();
+}
+
+// ---------------------------------------------------------------------------
+// Overrides from the command line.
+
+struct Override {
+  std::string text;  // as given
+  std::vector<std::string> path;
+  YAML::Node value;
+};
+
+std::vector<Override> ParseOverrides(const std::vector<std::string>& texts, Problems& problems) {
+  std::vector<Override> out;
+  for (const auto& text : texts) {
+    const auto eq = text.find('=');
+    const std::string where = "command line (--set " + text + "): ";
+    if (eq == std::string::npos || eq == 0) {
+      problems.Add(where + "expected section.key=value");
+      continue;
+    }
+    Override o;
+    o.text = text;
+    std::stringstream keys(text.substr(0, eq));
+    std::string part;
+    while (std::getline(keys, part, '.')) o.path.push_back(part);
+    if (o.path.size() < 2) {
+      problems.Add(where + "expected section.key=value, e.g. training.batch_size=8");
+      continue;
+    }
+    try {
+      o.value = YAML::Load(text.substr(eq + 1));
+    } catch (const YAML::Exception& e) {
+      problems.Add(where + "value is not valid YAML: " + e.msg);
+      continue;
+    }
+    out.push_back(o);
+  }
+  return out;
+}
+
+template <typename Target>
+bool ApplyOverride(const Override& o, const std::string& section, const FieldTable<Target>& table,
+                   Target& target, Problems& problems) {
+  const std::string& key = o.path.back();
+  const Field<Target>* field = FindField(table, key);
+  if (field == nullptr) {
+    problems.Add("command line (--set " + o.text + "): " +
+                 UnknownKeyMessage(section, key, KeysOf(table)));
+    return false;
+  }
+  field->read(target, Value{o.value, section + "." + key, problems, o.text});
+  return true;
+}
+
+// Job-level overrides (every section but styles).
+void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, Origins& origins,
+                       const fs::path& cwd, Problems& problems) {
+  for (const auto& o : overrides) {
+    const std::string& section = o.path[0];
+    if (section == "styles") continue;
+    const std::string where = "command line (--set " + o.text + "): ";
+    if (o.path.size() != 2) {
+      problems.Add(where + "expected section.key=value");
+      continue;
+    }
+    const std::string& key = o.path[1];
+    if (section == "job") {
+      ApplyOverride(o, section, JobFields(), job, problems);
+      if (key == "output_dir") {
+        job.output_dir = ResolvePath(job.output_dir, cwd);
+        origins.output_dir = YAML::Mark::null_mark();
+      }
+    } else if (section == "data") {
+      ApplyOverride(o, section, DataFields(), job.data, problems);
+      if (key == "content_dir") {
+        job.data.content_dir = ResolvePath(job.data.content_dir, cwd);
+        origins.content_dir = YAML::Mark::null_mark();
+      }
+    } else if (section == "loss_network") {
+      ApplyOverride(o, section, LossNetworkFields(), job.loss_network, problems);
+      if (key == "weights") {
+        job.loss_network.weights = ResolvePath(job.loss_network.weights, cwd);
+        origins.weights = YAML::Mark::null_mark();
+      }
+    } else if (section == "training") {
+      ApplyOverride(o, section, TrainingFields(), job.training, problems);
+    } else if (section == "checkpoint") {
+      ApplyOverride(o, section, CheckpointFields(), job.checkpoint, problems);
+    } else {
+      problems.Add(where + UnknownKeyMessage("", section, JobSections()));
+    }
+  }
+}
+
+void ApplyStyleOverrides(const std::vector<Override>& overrides, JobConfig& job,
+                         const fs::path& cwd, Problems& problems) {
+  for (const auto& o : overrides) {
+    if (o.path[0] != "styles") continue;
+    const std::string where = "command line (--set " + o.text + "): ";
+    if (o.path.size() != 3) {
+      problems.Add(where + "expected styles.NAME.key=value");
+      continue;
+    }
+    auto style = std::find_if(job.styles.begin(), job.styles.end(),
+                              [&](const StyleSpec& s) { return s.name == o.path[1]; });
+    if (style == job.styles.end()) {
+      std::string names;
+      for (const auto& s : job.styles) names += (names.empty() ? "" : ", ") + s.name;
+      problems.Add(where + "no style named '" + o.path[1] + "'; styles are " + names);
+      continue;
+    }
+    const std::string& key = o.path[2];
+    if (key == "image" || key == "output_dir") {
+      StyleEntry entry{style->name, style->image, style->output_dir};
+      ApplyOverride(o, "styles." + style->name, StyleFields(), entry, problems);
+      style->image = ResolvePath(entry.image, cwd);
+      style->output_dir = ResolvePath(entry.output_dir, cwd);
+    } else if (key == "name") {
+      problems.Add(where + "a style cannot be renamed from the command line");
+    } else {
+      ApplyOverride(o, "styles." + style->name, TrainingFields(), style->training, problems);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Job-format files.
+
+void ReadJobFile(const YAML::Node& root, JobConfig& job, Origins& origins, const fs::path& base,
+                 const std::vector<Override>& overrides, Problems& problems) {
+  std::set<std::string> seen;
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    const YAML::Node key_node = it->first;
+    const YAML::Node value = it->second;
+    if (!key_node.IsScalar()) {
+      problems.At(key_node.Mark(), "keys must be plain names");
+      continue;
+    }
+    const std::string key = key_node.Scalar();
+    if (!seen.insert(key).second) {
+      problems.At(key_node.Mark(), "duplicate section '" + key + "'");
+      continue;
+    }
+    if (key == "styles") continue;  // read after the defaults are final
+    const bool known = std::find(JobSections().begin(), JobSections().end(), key) !=
+                       JobSections().end();
+    if (!known) {
+      problems.At(key_node.Mark(), UnknownKeyMessage("", key, JobSections()));
+      continue;
+    }
+    if (!value.IsMap()) {
+      problems.At(value.Mark(), "'" + key + "' must be a mapping of keys");
+      continue;
+    }
+    if (key == "job") {
+      ReadMap(value, key, JobFields(), job, problems);
+      if (value["output_dir"]) origins.output_dir = value["output_dir"].Mark();
+    } else if (key == "data") {
+      std::set<std::string> keys;
+      ReadMap(value, key, DataFields(), job.data, problems, &keys);
+      if (keys.count("content_dir")) origins.content_dir = value["content_dir"].Mark();
+    } else if (key == "loss_network") {
+      ReadMap(value, key, LossNetworkFields(), job.loss_network, problems);
+      if (value["weights"]) origins.weights = value["weights"].Mark();
+    } else if (key == "training") {
+      ReadMap(value, key, TrainingFields(), job.training, problems);
+    } else if (key == "checkpoint") {
+      ReadMap(value, key, CheckpointFields(), job.checkpoint, problems);
+    }
+  }
+  job.data.content_dir = ResolvePath(job.data.content_dir, base);
+  job.loss_network.weights = ResolvePath(job.loss_network.weights, base);
+  if (job.name.empty()) job.name = Stem(problems.file());
+  job.output_dir = job.output_dir.empty() ? ResolvePath("runs/" + job.name, base)
+                                          : ResolvePath(job.output_dir, base);
+  if (!seen.count("data") || job.data.content_dir.empty()) {
+    if (std::none_of(overrides.begin(), overrides.end(), [](const Override& o) {
+          return o.path.size() == 2 && o.path[0] == "data" && o.path[1] == "content_dir";
+        })) {
+      problems.At(root.Mark(), "missing required key 'data.content_dir'");
+    }
+  }
+  if (job.loss_network.weights.empty() &&
+      std::none_of(overrides.begin(), overrides.end(), [](const Override& o) {
+        return o.path.size() == 2 && o.path[0] == "loss_network" && o.path[1] == "weights";
+      })) {
+    problems.At(root.Mark(),
+                "missing required key 'loss_network.weights' (a weights file or random:SEED)");
+  }
+  if (!seen.count("styles")) {
+    problems.At(root.Mark(), "missing required section 'styles' (a list of styles to train)");
+  }
+}
+
+void ReadStyleMap(const YAML::Node& item, JobConfig& job, const fs::path& base,
+                  Problems& problems) {
+  StyleSpec style;
+  style.training = job.training;
+  style.origin = problems.file() + ":" + std::to_string(item.Mark().line + 1) + ":" +
+                 std::to_string(item.Mark().column + 1);
+  StyleEntry entry;
+  std::set<std::string> keys;
+  // Style keys and training overrides share one mapping: read each with its table.
+  std::vector<std::string> training_keys = KeysOf(TrainingFields());
+  ReadMap(item, "styles[]", StyleFields(), entry, problems, &keys, training_keys);
+  std::vector<std::string> style_keys = KeysOf(StyleFields());
+  for (auto it = item.begin(); it != item.end(); ++it) {
+    if (!it->first.IsScalar()) continue;
+    const Field<TrainingOptions>* field = FindField(TrainingFields(), it->first.Scalar());
+    if (field != nullptr) {
+      field->read(style.training, Value{it->second, "styles[]." + field->key, problems, ""});
+    }
+  }
+  if (!keys.count("image")) {
+    problems.At(item.Mark(), "style is missing required key 'image'");
+    return;
+  }
+  style.image = ResolvePath(entry.image, base);
+  style.name = entry.name.empty() ? Stem(entry.image) : entry.name;
+  style.output_dir = entry.output_dir.empty()
+                         ? (fs::path(job.output_dir) / style.name).lexically_normal().string()
+                         : ResolvePath(entry.output_dir, base);
+  job.styles.push_back(style);
+}
+
+// A style given as the path of a seed-format file: its style, weights and
+// training values become this style's; its job-level values must agree with the job.
+void ReadSeedStyle(const YAML::Node& item, JobConfig& job, const fs::path& base,
+                   Problems& problems) {
+  std::string relative;
+  const Value v{item, "styles[]", problems, ""};
+  if (!v.ReadString(&relative)) return;
+  const std::string path = ResolvePath(relative, base);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    v.Fail("cannot open seed-style file '" + path + "'");
+    return;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  Problems inner(path);
+  const YAML::Node root = ParseYaml(text.str(), inner);
+  if (inner.empty() && !root.IsMap()) inner.At(root.Mark(), "expected a mapping of seed keys");
+  if (inner.empty()) {
+    JobConfig seed_job;
+    seed_job.training = job.training;
+    seed_job.data = job.data;
+    seed_job.loss_network = job.loss_network;
+    StyleSpec style;
+    Origins unused;
+    ReadSeedFile(root, seed_job, style, unused, inner);
+    if (inner.empty()) {
+      auto differs = [&](const std::string& what) {
+        v.Fail("seed-style file '" + relative + "' sets " + what +
+               " differently from the job; one job shares one content pipeline and loss "
+               "network, so put it in its own job");
+      };
+      if (seed_job.data.image_size != job.data.image_size) differs("image_size");
+      if (seed_job.loss_network.content_layers != job.loss_network.content_layers)
+        differs("content_layers");
+      if (seed_job.loss_network.style_layers != job.loss_network.style_layers)
+        differs("style_layers");
+      style.training = seed_job.training;
+      style.output_dir = (fs::path(job.output_dir) / style.name).lexically_normal().string();
+      job.styles.push_back(style);
+    }
+  }
+  // Problems inside the listed file are reported with that file's positions.
+  try {
+    inner.ThrowIfAny();
+  } catch (const ConfigError& e) {
+    for (const auto& p : e.problems()) problems.Add(p);
+  }
+}
+
+void ReadStyles(const YAML::Node& list, JobConfig& job, const fs::path& base, Problems& problems) {
+  if (!list.IsSequence() || list.size() == 0) {
+    problems.At(list.Mark(), "'styles' must be a non-empty list of styles");
+    return;
+  }
+  if (list.size() > kMaxStyles) {
+    problems.At(list.Mark(), "too many styles (" + std::to_string(list.size()) + "); at most " +
+                                 std::to_string(kMaxStyles));
+    return;
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node item = list[i];
+    if (item.IsMap()) {
+      ReadStyleMap(item, job, base, problems);
+    } else if (item.IsScalar()) {
+      ReadSeedStyle(item, job, base, problems);
+    } else {
+      problems.At(item.Mark(),
+                  "each style must be a mapping (name, image, overrides) or the path of a "
+                  "seed-style file");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Cross-field rules and file checks, in one place.
+
+bool SameTraining(const TrainingOptions& a, const TrainingOptions& b) {
+  return a.content_weight == b.content_weight && a.style_weight == b.style_weight &&
+         a.tv_weight == b.tv_weight && a.batch_size == b.batch_size && a.epochs == b.epochs &&
+         a.max_steps == b.max_steps && a.learning_rate == b.learning_rate &&
+         a.log_every_steps == b.log_every_steps && a.preview_every_steps == b.preview_every_steps;
+}
+
+void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options,
+              Problems& problems) {
+  auto at = [&](const YAML::Mark& mark, const std::string& message) {
+    problems.At(mark, message);
+  };
+  auto check_training = [&](const TrainingOptions& t, const std::string& who) {
+    if (t.epochs == 0 && t.max_steps == 0) {
+      problems.Add(problems.file() + ": " + who +
+                   "epochs and max_steps are both 0; set at least one to end training");
+    }
+    if (t.content_weight == 0 && t.style_weight == 0) {
+      problems.Add(problems.file() + ": " + who +
+                   "content_weight and style_weight are both 0; nothing would be learned");
+    }
+  };
+  check_training(job.training, "training: ");
+  std::map<std::string, const StyleSpec*> by_name;
+  std::map<std::string, const StyleSpec*> by_dir;
+  for (const auto& style : job.styles) {
+    if (!SameTraining(style.training, job.training)) check_training(style.training, "style '" + style.name + "': ");
+    if (!by_name.emplace(style.name, &style).second) {
+      problems.Add(style.origin + ": duplicate style name '" + style.name + "' (first defined at " +
+                   by_name[style.name]->origin + ")");
+    } else if (!by_dir.emplace(style.output_dir, &style).second) {
+      problems.Add(style.origin + ": style '" + style.name + "' writes to the same folder '" +
+                   style.output_dir + "' as style '" + by_dir[style.output_dir]->name + "'");
+    }
+    if (options.check_files && !style.image.empty()) {
+      std::error_code ec;
+      if (!fs::is_regular_file(style.image, ec)) {
+        problems.Add(style.origin + ": style '" + style.name + "': style image '" + style.image +
+                     "' does not exist or is not a file");
+      }
+    }
+  }
+  if (!options.check_files) return;
+  std::error_code ec;
+  if (!job.data.content_dir.empty() && !fs::is_directory(job.data.content_dir, ec)) {
+    at(origins.content_dir, "data.content_dir: content folder '" + job.data.content_dir +
+                                "' does not exist or is not a folder" +
+                                (job.seed_format ? " (seed-style files read train2014/ under the "
+                                                   "working directory; pass --content DIR)"
+                                                 : ""));
+  }
+  const std::string& weights = job.loss_network.weights;
+  if (weights.rfind("random:", 0) == 0) {
+    const std::string digits = weights.substr(7);
+    if (digits.empty() || digits.size() > 18 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      at(origins.weights, "loss_network.weights: expected random:SEED with SEED a non-negative "
+                          "integer, got '" + weights + "'");
+    }
+  } else if (!weights.empty()) {
+    const std::string ext = fs::path(weights).extension().string();
+    if (ext == ".ckpt" || ext == ".index" || ext == ".meta") {
+      at(origins.weights,
+         "loss_network.weights: '" + weights +
+             "' is a TensorFlow checkpoint, which stylefleet cannot read; convert torchvision's "
+             "VGG-16 with launch/convert_vgg16.py and pass --set loss_network.weights=FILE (or "
+             "random:SEED for a test run)");
+    } else if (!fs::is_regular_file(weights, ec)) {
+      at(origins.weights, "loss_network.weights: weights file '" + weights +
+                              "' does not exist (use random:SEED for a random network)");
+    }
+  }
+}
+
+}  // namespace
+
+JobConfig LoadJobFromString(const std::string& text, const std::string& path,
+                            const LoadOptions& options) {
+  Problems problems(path);
+  if (text.size() > kMaxJobFileBytes) {
+    problems.Add(path + ": job file is " + std::to_string(text.size()) +
+                 " bytes; at most 1 MiB is accepted");
+    problems.ThrowIfAny();
+  }
+  const YAML::Node root = ParseYaml(text, problems);
+  problems.ThrowIfAny();
+  if (!root.IsMap()) {
+    problems.At(root.Mark(), "expected a mapping at the top of the file (a job with 'styles:', "
+                             "or a seed-style file with 'style_image:')");
+    problems.ThrowIfAny();
+  }
+  const std::vector<Override> overrides = ParseOverrides(options.overrides, problems);
+  const fs::path cwd = fs::current_path();
+  const fs::path base = fs::path(path).parent_path().empty()
+                            ? cwd
+                            : fs::absolute(fs::path(path).parent_path());
+  JobConfig job;
+  job.source_file = path;
+  Origins origins;
+  job.seed_format = root["style_image"].IsDefined() && !root["styles"].IsDefined();
+  if (job.seed_format) {
+    StyleSpec style;
+    ReadSeedFile(root, job, style, origins, problems);
+    job.name = style.name.empty() ? Stem(path) : style.name;
+    job.data.content_dir = ResolvePath(
+        options.content_dir.empty() ? std::string("train2014") : options.content_dir, cwd);
+    ApplyJobOverrides(overrides, job, origins, cwd, problems);
+    style.training = job.training;
+    if (!style.name.empty()) job.styles.push_back(style);
+  } else {
+    ReadJobFile(root, job, origins, base, overrides, problems);
+    if (!options.content_dir.empty()) {
+      job.data.content_dir = ResolvePath(options.content_dir, cwd);
+      origins.content_dir = YAML::Mark::null_mark();
+    }
+    ApplyJobOverrides(overrides, job, origins, cwd, problems);
+    if (root["styles"].IsDefined()) ReadStyles(root["styles"], job, base, problems);
+  }
+  ApplyStyleOverrides(overrides, job, cwd, problems);
+  Validate(job, origins, options, problems);
+  problems.ThrowIfAny();
+  return job;
+}
+
+JobConfig LoadJob(const std::string& path, const LoadOptions& options) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    throw ConfigError({path + ": job file does not exist or is not a file"});
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError({path + ": cannot open job file"});
+  std::string text;
+  text.resize(kMaxJobFileBytes + 1);
+  in.read(&text[0], static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return LoadJobFromString(text, path, options);
+}
+
+std::string DescribeJob(const JobConfig& job) {
+  std::ostringstream out;
+  auto join = [](const std::vector<std::string>& items) {
+    std::string s;
+    for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
+    return s;
+  };
+  out << "job " << job.name << " (" << job.source_file
+      << (job.seed_format ? ", seed-style file" : "") << ")\n"
+      << "  output_dir:     " << job.output_dir << "\n"
+      << "  seed:           " << job.seed << "\n"
+      << "  content_dir:    " << job.data.content_dir << "\n"
+      << "  image_size:     " << job.data.image_size << "\n"
+      << "  loss network:   " << job.loss_network.weights << "\n"
+      << "  content_layers: " << join(job.loss_network.content_layers) << "\n"
+      << "  style_layers:   " << join(job.loss_network.style_layers) << "\n"
+      << "  checkpoints:    every " << job.checkpoint.every_steps << " steps, keep "
+      << job.checkpoint.keep << "\n"
+      << "  styles (" << job.styles.size() << "):\n";
+  for (const auto& s : job.styles) {
+    const auto& t = s.training;
+    out << "  - " << s.name << "\n"
+        << "      image:       " << s.image << "\n"
+        << "      output_dir:  " << s.output_dir << "\n"
+        << "      weights:     content " << t.content_weight << ", style " << t.style_weight
+        << ", tv " << t.tv_weight << "\n"
+        << "      batch_size:  " << t.batch_size << "\n"
+        << "      length:      " << (t.epochs > 0 ? std::to_string(t.epochs) + " epochs" : "")
+        << (t.epochs > 0 && t.max_steps > 0 ? ", " : "")
+        << (t.max_steps > 0 ? "at most " + std::to_string(t.max_steps) + " steps" : "") << "\n"
+        << "      learning_rate: " << t.learning_rate << "\n";
+  }
+  return out.str();
+}
+
+namespace {
+template <typename Target>
+void AppendTable(std::ostringstream& out, const std::string& title, const FieldTable<Target>& t) {
+  out << "### `" << title << "`\n\n| key | type | default | meaning |\n|---|---|---|---|\n";
+  for (const auto& f : t) {
+    out << "| `" << f.key << "` | " << f.type << " | " << f.default_text << " | " << f.doc
+        << " |\n";
+  }
+  out << "\n";
+}
+}  // namespace
+
+std::string ConfigReference() {
+  std::ostringstream out;
+  AppendTable(out, "job", JobFields());
+  AppendTable(out, "data", DataFields());
+  AppendTable(out, "loss_network", LossNetworkFields());
+  AppendTable(out, "training", TrainingFields());
+  AppendTable(out, "checkpoint", CheckpointFields());
+  out << "### `styles` (a list; each entry a mapping, or the path of a seed-style file)\n\n"
+         "Each mapping takes these keys, plus any key of `training` to override the job's "
+         "default for this style.\n\n";
+  AppendTable(out, "styles[]", StyleFields());
+  return out.str();
+}
+
+uint64_t JobFingerprint(const JobConfig& job) {
+  // FNV-1a over the settings every rank must share.
+  std::ostringstream s;
+  s << job.name << '|' << job.seed << '|' << job.data.image_size << '|' << job.loss_network.weights;
+  for (const auto& l : job.loss_network.content_layers) s << '|' << l;
+  for (const auto& l : job.loss_network.style_layers) s << '|' << l;
+  for (const auto& st : job.styles) {
+    const auto& t = st.training;
+    s << '|' << st.name << '|' << st.image << '|' << t.content_weight << '|' << t.style_weight
+      << '|' << t.tv_weight << '|' << t.batch_size << '|' << t.epochs << '|' << t.max_steps << '|'
+      << t.learning_rate;
+  }
+  uint64_t hash = 1469598103934665603ULL;
+  for (unsigned char c : s.str()) {
+    hash ^= c;
+    hash *= 1099511628211ULL;
+  }
+  return hash;
+}
+
+}  // namespace stylefleet

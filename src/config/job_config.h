@@ -1,0 +1,118 @@
+// The job: one YAML file that describes a whole experiment (many styles), as
+// typed structs. This folder is the only user of yaml-cpp.
+//
+// Two file formats load into the same JobConfig:
+//  * a stylefleet job file (sections job, data, loss_network, training,
+//    checkpoint, styles), relative paths resolved against the file's folder;
+//  * a per-style file of the seed TensorFlow project (style_image, naming,
+//    model_path, ...), loaded as a one-style job, relative paths resolved
+//    against the working directory as the seed does.
+// Every key, its type, default and meaning is listed in configs/README.md,
+// which is generated from the same tables the loader uses (ConfigReference()).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace stylefleet {
+
+/// The content image set and how images are prepared.
+struct DataOptions {
+  /// Folder searched recursively for .jpg/.jpeg/.png/.bmp/.tga/.gif files.
+  std::string content_dir;
+  /// Side of the square training crop in pixels: shorter side resized to it, then
+  /// centre-cropped. Multiple of 4 (two stride-2 downsamplings in the network), 64..4096.
+  int image_size = 256;
+  /// Images with more pixels than this are refused before decoding (decompression bombs).
+  /// 100 MP covers any camera; a 65535x65535 PNG header is refused.
+  int64_t max_image_pixels = 100000000;
+  /// Decode threads. 2: enough to keep up with training on CPU, where each image costs
+  /// far more to train on than to decode.
+  int loader_threads = 2;
+  /// Batches decoded ahead of the trainer (bounded queue).
+  int prefetch_batches = 4;
+};
+
+/// The frozen VGG-16 whose activations define the losses.
+struct LossNetworkOptions {
+  /// A weights file (torch.save dict with torchvision's VGG-16 keys) or `random:SEED`.
+  std::string weights;
+  /// Canonical layer names (conv3_3 style), in the order given.
+  std::vector<std::string> content_layers = {"conv3_3"};
+  std::vector<std::string> style_layers = {"conv1_2", "conv2_2", "conv3_3", "conv4_3"};
+};
+
+/// Optimisation settings; job-wide defaults that each style may override.
+struct TrainingOptions {
+  double content_weight = 1.0;
+  double style_weight = 100.0;
+  double tv_weight = 0.0;
+  int batch_size = 4;
+  /// Passes over the content set; 0 means limited by max_steps only.
+  int epochs = 2;
+  /// Step limit; 0 means limited by epochs only. With both set, the first reached ends training.
+  int64_t max_steps = 0;
+  double learning_rate = 1e-3;
+  int log_every_steps = 50;
+  /// Stylize a few content images with the current model every N steps; 0 disables.
+  int preview_every_steps = 500;
+};
+
+struct CheckpointOptions {
+  int64_t every_steps = 1000;
+  int keep = 3;
+};
+
+/// One style to train.
+struct StyleSpec {
+  std::string name;
+  std::string image;        ///< path of the style image
+  std::string output_dir;   ///< where its checkpoints, model, metrics and previews go
+  TrainingOptions training; ///< job defaults with this style's overrides applied
+  std::string origin;       ///< "file:line" where the style was defined, for messages
+};
+
+struct JobConfig {
+  std::string name;
+  std::string output_dir;
+  uint64_t seed = 42;
+  DataOptions data;
+  LossNetworkOptions loss_network;
+  TrainingOptions training;  ///< defaults before per-style overrides
+  CheckpointOptions checkpoint;
+  std::vector<StyleSpec> styles;
+
+  std::string source_file;   ///< the file this job was loaded from
+  bool seed_format = false;  ///< true when loaded from a seed-style per-style file
+};
+
+struct LoadOptions {
+  /// `section.key=value` overrides (value is YAML), applied after the file,
+  /// validated like it. `styles.NAME.key=value` overrides one style.
+  std::vector<std::string> overrides;
+  /// Content folder for seed-style files, which have no key for it (the seed
+  /// always reads train2014/ under the working directory). Empty: that default.
+  std::string content_dir;
+  /// Skip checks that touch the file system (for fuzzing the parser alone).
+  bool check_files = true;
+};
+
+/// Loads and validates a job file. Throws ConfigError listing every problem
+/// found, each as `file:line:column: message`.
+JobConfig LoadJob(const std::string& path, const LoadOptions& options = {});
+
+/// Same, from text; `path` names it in messages and anchors relative paths.
+JobConfig LoadJobFromString(const std::string& text, const std::string& path,
+                            const LoadOptions& options = {});
+
+/// Human-readable resolved plan: each style with its effective settings.
+std::string DescribeJob(const JobConfig& job);
+
+/// Markdown reference of every key (the body of configs/README.md's key tables).
+std::string ConfigReference();
+
+/// Stable fingerprint of the settings that must agree across ranks.
+uint64_t JobFingerprint(const JobConfig& job);
+
+}  // namespace stylefleet

@@ -1,0 +1,63 @@
+#include "data/dataset.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/error.h"
+#include "data/image.h"
+
+namespace stylefleet {
+namespace fs = std::filesystem;
+
+std::vector<std::string> ListImageFiles(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw DataError(dir + ": content folder does not exist or is not a folder");
+  }
+  std::vector<std::string> files;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
+  if (ec) throw DataError(dir + ": cannot list content folder (" + ec.message() + ")");
+  for (const fs::recursive_directory_iterator end; it != end; it.increment(ec)) {
+    if (ec) throw DataError(dir + ": cannot list content folder (" + ec.message() + ")");
+    if (it->is_regular_file(ec) && HasImageExtension(it->path().string())) {
+      files.push_back(it->path().string());
+    }
+  }
+  if (files.empty()) {
+    throw DataError(dir + ": content folder holds no .jpg, .jpeg, .png, .bmp, .tga or .gif files");
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+namespace {
+uint64_t SplitMix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+std::vector<int64_t> EpochOrder(int64_t count, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> order(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) order[static_cast<size_t>(i)] = i;
+  uint64_t state = seed * 0x2545F4914F6CDD1DULL + static_cast<uint64_t>(epoch) + 1;
+  for (int64_t i = count - 1; i > 0; --i) {
+    // Rejection-free bounded draw; the tiny modulo bias does not matter for shuffling photos.
+    const auto j = static_cast<int64_t>(SplitMix64(state) % static_cast<uint64_t>(i + 1));
+    std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
+  }
+  return order;
+}
+
+std::vector<int64_t> ShardOf(const std::vector<int64_t>& order, int rank, int world) {
+  SF_CHECK(world >= 1 && rank >= 0 && rank < world, "bad rank/world");
+  const size_t per_rank = order.size() / static_cast<size_t>(world);
+  std::vector<int64_t> shard;
+  shard.reserve(per_rank);
+  for (size_t k = 0; k < per_rank; ++k) shard.push_back(order[k * world + rank]);
+  return shard;
+}
+
+}  // namespace stylefleet

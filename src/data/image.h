@@ -1,0 +1,56 @@
+// Image decoding, resizing and encoding on plain buffers (no LibTorch here, so
+// this code compiles fast and the loader threads never touch torch).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace stylefleet {
+
+/// 8-bit interleaved RGB pixels, row-major.
+struct RgbImage {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> pixels;  ///< width * height * 3 bytes
+};
+
+struct DecodeOptions {
+  /// Refuse images whose header declares more pixels (checked before decoding).
+  int64_t max_pixels = 100000000;
+  /// When > 0, JPEGs are decoded with the largest DCT downscale (1/2, 1/4, 1/8)
+  /// that keeps the shorter side at least this long: up to 8x less work.
+  int min_short_side = 0;
+};
+
+/// Decodes a JPEG (TurboJPEG; grayscale and CMYK become RGB) or a PNG, BMP,
+/// TGA or GIF (stb_image; 16-bit and paletted PNGs become 8-bit RGB).
+/// Throws DataError naming `name` when the bytes are not a supported,
+/// complete image or exceed the pixel limit.
+RgbImage DecodeImage(const std::vector<uint8_t>& bytes, const std::string& name,
+                     const DecodeOptions& options = {});
+
+/// Reads and decodes a file. Throws DataError with the path.
+RgbImage LoadImageFile(const std::string& path, const DecodeOptions& options = {});
+
+/// Resizes the shorter side to `size` with an antialiasing filter and crops the
+/// centre square: returns a size x size image.
+RgbImage ResizeCenterCrop(const RgbImage& image, int size);
+
+/// Resizes to exactly width x height (antialiased).
+RgbImage Resize(const RgbImage& image, int width, int height);
+
+/// Writes planar float CHW values (0..255) of `image` to `out` (3*H*W floats).
+void ToPlanarFloat(const RgbImage& image, float* out);
+
+/// Builds an image from planar float CHW values, clamped to 0..255 and rounded.
+RgbImage FromPlanarFloat(const float* planar, int width, int height);
+
+/// Writes PNG or JPEG (chosen by the extension: .png, .jpg/.jpeg) atomically.
+/// Throws DataError on failure.
+void SaveImageFile(const RgbImage& image, const std::string& path, int jpeg_quality = 92);
+
+/// True when the file name has an extension this project decodes.
+bool HasImageExtension(const std::string& path);
+
+}  // namespace stylefleet

@@ -1,0 +1,406 @@
+// Job loading: good jobs, seed-style files, overrides, and one test per class
+// of error with the exact message and position.
+#include "config/job_config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/error.h"
+#include "test_util.h"
+
+namespace stylefleet {
+namespace {
+namespace fs = std::filesystem;
+using testing::TempDir;
+using testing::WriteFile;
+
+// A folder with a content dir and two style images, and the job file text's common head.
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(dir_ / "photos");
+    WriteFile(dir_ / "styles/wave.jpg", "not decoded by the loader");
+    WriteFile(dir_ / "styles/candy.png", "x");
+  }
+
+  JobConfig Load(const std::string& text, LoadOptions options = {}) {
+    const std::string path = dir_ / "job.yaml";
+    WriteFile(path, text);
+    return LoadJob(path, options);
+  }
+
+  // The problems of a job that must fail, with the folder prefix replaced by "DIR".
+  std::vector<std::string> Problems(const std::string& text, LoadOptions options = {}) {
+    try {
+      Load(text, options);
+    } catch (const ConfigError& e) {
+      std::vector<std::string> out;
+      for (std::string p : e.problems()) {
+        for (size_t at; (at = p.find(dir_.path())) != std::string::npos;) {
+          p.replace(at, dir_.path().size(), "DIR");
+        }
+        out.push_back(p);
+      }
+      return out;
+    }
+    ADD_FAILURE() << "job loaded without error:\n" << text;
+    return {};
+  }
+
+  static std::string Head() {
+    return "job:\n"
+           "  name: test\n"
+           "data:\n"
+           "  content_dir: photos\n"
+           "loss_network:\n"
+           "  weights: random:1\n";
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(ConfigTest, LoadsAMultiStyleJobWithDefaultsAndOverrides) {
+  const JobConfig job = Load(Head() +
+                             "training:\n"
+                             "  style_weight: 50\n"
+                             "  max_steps: 10\n"
+                             "styles:\n"
+                             "  - image: styles/wave.jpg\n"
+                             "  - name: sweet\n"
+                             "    image: styles/candy.png\n"
+                             "    style_weight: 200\n"
+                             "    batch_size: 2\n");
+  EXPECT_EQ(job.name, "test");
+  EXPECT_EQ(job.data.content_dir, dir_ / "photos");
+  EXPECT_EQ(job.output_dir, dir_ / "runs/test");
+  EXPECT_EQ(job.data.image_size, 256);
+  EXPECT_EQ(job.loss_network.content_layers, std::vector<std::string>{"conv3_3"});
+  ASSERT_EQ(job.styles.size(), 2u);
+  EXPECT_EQ(job.styles[0].name, "wave");
+  EXPECT_EQ(job.styles[0].image, dir_ / "styles/wave.jpg");
+  EXPECT_EQ(job.styles[0].output_dir, dir_ / "runs/test/wave");
+  EXPECT_EQ(job.styles[0].training.style_weight, 50);
+  EXPECT_EQ(job.styles[0].training.batch_size, 4);
+  EXPECT_EQ(job.styles[1].name, "sweet");
+  EXPECT_EQ(job.styles[1].training.style_weight, 200);
+  EXPECT_EQ(job.styles[1].training.batch_size, 2);
+  EXPECT_EQ(job.styles[1].training.max_steps, 10);
+  EXPECT_EQ(job.styles[1].origin, dir_ / "job.yaml:12:5");
+}
+
+TEST_F(ConfigTest, AcceptsAllThreeLayerSpellings) {
+  const JobConfig job = Load(Head() +
+                             "  content_layers: [vgg_16/conv3/conv3_3]\n"
+                             "  style_layers: [relu1_2, conv2_2, vgg_16/conv4/conv4_3]\n"
+                             "styles:\n  - image: styles/wave.jpg\n");
+  EXPECT_EQ(job.loss_network.content_layers, std::vector<std::string>{"conv3_3"});
+  EXPECT_EQ(job.loss_network.style_layers,
+            (std::vector<std::string>{"conv1_2", "conv2_2", "conv4_3"}));
+}
+
+TEST_F(ConfigTest, CommandLineOverridesApplyToJobAndToOneStyle) {
+  LoadOptions options;
+  options.overrides = {"training.batch_size=8", "styles.candy.style_weight=7",
+                       "loss_network.style_layers=[conv1_1, conv2_1]"};
+  const JobConfig job = Load(Head() + "styles:\n  - image: styles/wave.jpg\n"
+                                      "  - image: styles/candy.png\n",
+                             options);
+  EXPECT_EQ(job.styles[0].training.batch_size, 8);
+  EXPECT_EQ(job.styles[1].training.batch_size, 8);
+  EXPECT_EQ(job.styles[0].training.style_weight, 100);
+  EXPECT_EQ(job.styles[1].training.style_weight, 7);
+  EXPECT_EQ(job.loss_network.style_layers, (std::vector<std::string>{"conv1_1", "conv2_1"}));
+}
+
+// The seed project's own conf/wave.yml, unchanged.
+const char* kSeedWave =
+    "## Basic configuration\n"
+    "style_image: img/wave.jpg # targeted style image\n"
+    "naming: \"wave\" # the name of this model. Determine the path to save checkpoint and events file.\n"
+    "model_path: models  # root path to save checkpoint and events file. The final path would be <model_path>/<naming>\n"
+    "\n"
+    "## Weight of the loss\n"
+    "content_weight: 1.0  # weight for content features loss\n"
+    "style_weight: 220.0  # weight for style features loss\n"
+    "tv_weight: 0.0  # weight for total variation loss\n"
+    "\n"
+    "## The size, the iter number to run\n"
+    "image_size: 256\n"
+    "batch_size: 4\n"
+    "epoch: 2\n"
+    "\n"
+    "## Loss Network\n"
+    "loss_model: \"vgg_16\"\n"
+    "content_layers:  # use these layers for content loss\n"
+    "  - \"vgg_16/conv3/conv3_3\"\n"
+    "style_layers:  # use these layers for style loss\n"
+    "  - \"vgg_16/conv1/conv1_2\"\n"
+    "  - \"vgg_16/conv2/conv2_2\"\n"
+    "  - \"vgg_16/conv3/conv3_3\"\n"
+    "  - \"vgg_16/conv4/conv4_3\"\n"
+    "checkpoint_exclude_scopes: \"vgg_16/fc\"  # we only use the convolution layers, so ignore fc layers.\n"
+    "loss_model_file: \"pretrained/vgg_16.ckpt\"  # the path to the checkpoint\n";
+
+// Runs `body` with the working directory set to `dir` (seed files resolve against it).
+template <typename F>
+void InDir(const std::string& dir, F body) {
+  const fs::path previous = fs::current_path();
+  fs::current_path(dir);
+  try {
+    body();
+  } catch (...) {
+    fs::current_path(previous);
+    throw;
+  }
+  fs::current_path(previous);
+}
+
+TEST_F(ConfigTest, SeedStyleFileLoadsAsOneStyleJobRelativeToWorkingDirectory) {
+  WriteFile(dir_ / "conf/wave.yml", kSeedWave);
+  WriteFile(dir_ / "img/wave.jpg", "x");
+  fs::create_directories(dir_ / "train2014");
+  InDir(dir_.path(), [&] {
+    LoadOptions options;
+    options.overrides = {"loss_network.weights=random:3"};
+    const JobConfig job = LoadJob("conf/wave.yml", options);
+    EXPECT_TRUE(job.seed_format);
+    ASSERT_EQ(job.styles.size(), 1u);
+    EXPECT_EQ(job.name, "wave");
+    EXPECT_EQ(job.styles[0].name, "wave");
+    EXPECT_EQ(job.styles[0].image, dir_ / "img/wave.jpg");
+    EXPECT_EQ(job.styles[0].output_dir, dir_ / "models/wave");
+    EXPECT_EQ(job.data.content_dir, dir_ / "train2014");
+    EXPECT_EQ(job.styles[0].training.style_weight, 220);
+    EXPECT_EQ(job.styles[0].training.epochs, 2);
+    EXPECT_EQ(job.loss_network.style_layers,
+              (std::vector<std::string>{"conv1_2", "conv2_2", "conv3_3", "conv4_3"}));
+    EXPECT_EQ(job.loss_network.weights, "random:3");
+  });
+}
+
+TEST_F(ConfigTest, SeedStyleFileExplainsThatTensorFlowCheckpointsNeedConverting) {
+  WriteFile(dir_ / "conf/wave.yml", kSeedWave);
+  WriteFile(dir_ / "img/wave.jpg", "x");
+  fs::create_directories(dir_ / "train2014");
+  InDir(dir_.path(), [&] {
+    try {
+      LoadJob("conf/wave.yml");
+      FAIL() << "expected an error";
+    } catch (const ConfigError& e) {
+      ASSERT_EQ(e.problems().size(), 1u);
+      EXPECT_EQ(e.problems()[0].substr(0, 18), "conf/wave.yml:26:1");
+      EXPECT_NE(e.problems()[0].find("is a TensorFlow checkpoint"), std::string::npos);
+      EXPECT_NE(e.problems()[0].find("launch/convert_vgg16.py"), std::string::npos);
+    }
+  });
+}
+
+TEST_F(ConfigTest, SeedStyleFileTakesContentFolderFromCommandLine) {
+  WriteFile(dir_ / "conf/wave.yml", kSeedWave);
+  WriteFile(dir_ / "img/wave.jpg", "x");
+  InDir(dir_.path(), [&] {
+    LoadOptions options;
+    options.overrides = {"loss_network.weights=random:3"};
+    options.content_dir = "photos";
+    EXPECT_EQ(LoadJob("conf/wave.yml", options).data.content_dir, dir_ / "photos");
+    options.content_dir.clear();
+    try {
+      LoadJob("conf/wave.yml", options);
+      FAIL() << "expected an error";
+    } catch (const ConfigError& e) {
+      ASSERT_EQ(e.problems().size(), 1u);
+      EXPECT_NE(e.problems()[0].find("train2014' does not exist"), std::string::npos);
+      EXPECT_NE(e.problems()[0].find("pass --content DIR"), std::string::npos);
+    }
+  });
+}
+
+TEST_F(ConfigTest, JobListsSeedStyleFilesAsStyles) {
+  std::string seed = kSeedWave;
+  seed.replace(seed.find("img/wave.jpg"), 12, "styles/wave.jpg");
+  WriteFile(dir_ / "conf/wave.yml", seed);
+  InDir(dir_.path(), [&] {
+    const JobConfig job = Load(Head() + "styles:\n  - conf/wave.yml\n  - image: styles/candy.png\n");
+    ASSERT_EQ(job.styles.size(), 2u);
+    EXPECT_EQ(job.styles[0].name, "wave");
+    EXPECT_EQ(job.styles[0].training.style_weight, 220);
+    EXPECT_EQ(job.styles[0].output_dir, dir_ / "runs/test/wave");
+    EXPECT_EQ(job.styles[1].training.style_weight, 100);
+  });
+}
+
+// --- one test per error class, exact message and position ---
+
+TEST_F(ConfigTest, SyntaxErrorHasPosition) {
+  EXPECT_EQ(Problems("job:\n  name: [unclosed\n"),
+            std::vector<std::string>{
+                "DIR/job.yaml:3:1: YAML syntax error: end of sequence flow not found"});
+}
+
+TEST_F(ConfigTest, UnknownKeySuggestsClosest) {
+  EXPECT_EQ(Problems(Head() + "training:\n  styel_weight: 3\nstyles:\n  - image: styles/wave.jpg\n"),
+            std::vector<std::string>{"DIR/job.yaml:8:3: unknown key 'styel_weight' in 'training'; "
+                                     "did you mean 'style_weight'?"});
+}
+
+TEST_F(ConfigTest, UnknownSectionListsValidOnes) {
+  EXPECT_EQ(Problems(Head() + "monitor:\n  x: 1\nstyles:\n  - image: styles/wave.jpg\n"),
+            std::vector<std::string>{"DIR/job.yaml:7:1: unknown key 'monitor'; valid keys: job, "
+                                     "data, loss_network, training, checkpoint, styles"});
+}
+
+TEST_F(ConfigTest, WrongTypesAreReported) {
+  EXPECT_EQ(Problems(Head() +
+                     "training:\n  batch_size: four\n  style_weight: \"5\"\n  epochs: [1]\n"
+                     "styles:\n  - image: styles/wave.jpg\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:8:15: training.batch_size: expected an integer, got 'four'",
+                "DIR/job.yaml:9:17: training.style_weight: expected a number, got the string \"5\"",
+                "DIR/job.yaml:10:11: training.epochs: expected an integer, got a list"}));
+}
+
+TEST_F(ConfigTest, OutOfRangeValuesAreReportedAllAtOnce) {
+  EXPECT_EQ(Problems("job:\n  name: test\n"
+                     "data:\n  content_dir: photos\n  image_size: 250\n"
+                     "loss_network:\n  weights: random:1\n"
+                     "training:\n  style_weight: -1\n  batch_size: 0\n  tv_weight: .nan\n"
+                     "styles:\n  - image: styles/wave.jpg\n    image_size: 32\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:5:15: data.image_size: must be a multiple of 4 (the network "
+                "downsamples twice by 2), got 250",
+                "DIR/job.yaml:9:17: training.style_weight: must be >= 0 and <= 1e+12, got -1",
+                "DIR/job.yaml:10:15: training.batch_size: must be between 1 and 1024, got 0",
+                "DIR/job.yaml:11:14: training.tv_weight: must be a finite number, got .nan",
+                "DIR/job.yaml:14:5: unknown key 'image_size' in 'styles[]'; valid keys: name, "
+                "image, output_dir, content_weight, style_weight, tv_weight, batch_size, epochs, "
+                "max_steps, learning_rate, log_every_steps, preview_every_steps"}));
+}
+
+TEST_F(ConfigTest, SmallImageSizeIsRejected) {
+  EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/wave.jpg\n",
+                     LoadOptions{{"data.image_size=60"}, "", true}),
+            std::vector<std::string>{"command line (--set data.image_size=60): data.image_size: "
+                                     "must be between 64 and 4096, got 60"});
+}
+
+TEST_F(ConfigTest, UnknownLayerListsValidLayers) {
+  EXPECT_EQ(Problems(Head() + "  style_layers: [conv1_2, conv2_3]\nstyles:\n  - image: styles/wave.jpg\n"),
+            std::vector<std::string>{
+                "DIR/job.yaml:7:27: loss_network.style_layers[1]: unknown layer 'conv2_3'; valid "
+                "layers are conv1_1, conv1_2, conv2_1, conv2_2, conv3_1, conv3_2, conv3_3, "
+                "conv4_1, conv4_2, conv4_3, conv5_1, conv5_2, conv5_3 (also written relu3_3 or "
+                "vgg_16/conv3/conv3_3)"});
+}
+
+TEST_F(ConfigTest, MissingFilesAreReported) {
+  EXPECT_EQ(Problems("data:\n  content_dir: nowhere\nloss_network:\n  weights: vgg.pth\n"
+                     "styles:\n  - image: styles/none.jpg\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:6:5: style 'none': style image 'DIR/styles/none.jpg' does not exist "
+                "or is not a file",
+                "DIR/job.yaml:2:16: data.content_dir: content folder 'DIR/nowhere' does not exist "
+                "or is not a folder",
+                "DIR/job.yaml:4:12: loss_network.weights: weights file 'DIR/vgg.pth' does not "
+                "exist (use random:SEED for a random network)"}));
+}
+
+TEST_F(ConfigTest, DuplicateStyleNamesAreReported) {
+  EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/wave.jpg\n  - name: wave\n    image: "
+                              "styles/candy.png\n"),
+            std::vector<std::string>{"DIR/job.yaml:9:5: duplicate style name 'wave' (first "
+                                     "defined at DIR/job.yaml:8:5)"});
+}
+
+TEST_F(ConfigTest, MissingRequiredKeysAreReported) {
+  EXPECT_EQ(Problems("job:\n  name: x\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:1:1: missing required key 'data.content_dir'",
+                "DIR/job.yaml:1:1: missing required key 'loss_network.weights' (a weights file "
+                "or random:SEED)",
+                "DIR/job.yaml:1:1: missing required section 'styles' (a list of styles to train)"}));
+}
+
+TEST_F(ConfigTest, BadOverridesAreReported) {
+  EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/wave.jpg\n",
+                     LoadOptions{{"training.batchsize=3", "styles.nope.epochs=1", "nokey"}, "", true}),
+            (std::vector<std::string>{
+                "command line (--set nokey): expected section.key=value",
+                "command line (--set training.batchsize=3): unknown key 'batchsize' in "
+                "'training'; did you mean 'batch_size'?",
+                "command line (--set styles.nope.epochs=1): no style named 'nope'; styles are "
+                "wave"}));
+}
+
+TEST_F(ConfigTest, CrossFieldRulesAreChecked) {
+  EXPECT_EQ(Problems(Head() + "training:\n  epochs: 0\nstyles:\n  - image: styles/wave.jpg\n"),
+            std::vector<std::string>{"DIR/job.yaml: training: epochs and max_steps are both 0; "
+                                     "set at least one to end training"});
+}
+
+TEST_F(ConfigTest, AliasBombIsRejectedWithoutExpanding) {
+  std::string bomb = Head() + "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'k'; ++c) {
+    bomb += std::string(1, c) + ": &" + c + " [";
+    for (int i = 0; i < 10; ++i) bomb += std::string(i ? ", " : "") + "*" + char(c - 1);
+    bomb += "]\n";
+  }
+  bomb += "styles: *k\n";
+  const auto problems = Problems(bomb);
+  ASSERT_FALSE(problems.empty());
+  EXPECT_LE(problems.size(), 101u);
+}
+
+TEST_F(ConfigTest, MissingJobFileIsAnError) {
+  try {
+    LoadJob(dir_ / "absent.yaml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.problems().at(0), dir_ / "absent.yaml: job file does not exist or is not a file");
+  }
+}
+
+// Every key of the loader's tables is documented: configs/README.md holds the
+// generated reference verbatim.
+TEST(ConfigReferenceTest, ReadmeHoldsTheGeneratedReference) {
+  std::ifstream in(std::string(STYLEFLEET_SOURCE_DIR) + "/configs/README.md");
+  ASSERT_TRUE(in) << "configs/README.md missing";
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_NE(text.str().find(ConfigReference()), std::string::npos)
+      << "configs/README.md is out of date: regenerate its key tables with "
+         "`stylefleet config-reference`";
+}
+
+// Every shipped example job loads (file checks included: shipped data is in the repo).
+TEST(ShippedConfigsTest, AllExampleJobsLoad) {
+  const std::string root = STYLEFLEET_SOURCE_DIR;
+  int count = 0;
+  for (const auto& entry : fs::directory_iterator(root + "/configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++count;
+    EXPECT_NO_THROW(LoadJob(entry.path().string())) << entry.path();
+  }
+  EXPECT_GE(count, 1);
+}
+
+// Examples that point at data users bring themselves (COCO, converted weights)
+// parse and validate apart from the file checks.
+TEST(ShippedConfigsTest, ExamplesAndSeedFilesParse) {
+  const std::string root = STYLEFLEET_SOURCE_DIR;
+  LoadOptions options;
+  options.check_files = false;
+  int count = 0;
+  for (const char* folder : {"/configs/examples", "/configs/seed"}) {
+    for (const auto& entry : fs::directory_iterator(root + folder)) {
+      ++count;
+      EXPECT_NO_THROW(LoadJob(entry.path().string(), options)) << entry.path();
+    }
+  }
+  EXPECT_GE(count, 2);
+}
+
+}  // namespace
+}  // namespace stylefleet

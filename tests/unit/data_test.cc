@@ -1,0 +1,280 @@
+// The image pipeline on generated images: decoding, resize/crop, epoch order,
+// sharding, the loader's determinism and its handling of broken files.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "common/error.h"
+#include "data/batch_loader.h"
+#include "data/dataset.h"
+#include "data/image.h"
+#include "test_util.h"
+
+namespace stylefleet {
+namespace {
+namespace fs = std::filesystem;
+using testing::MakeTestImage;
+using testing::TempDir;
+using testing::WriteFile;
+using testing::WriteTestImages;
+
+TEST(ImageTest, PngRoundTripIsExact) {
+  TempDir dir;
+  const RgbImage image = MakeTestImage(37, 21, 3);
+  SaveImageFile(image, dir / "a.png");
+  const RgbImage back = LoadImageFile(dir / "a.png");
+  EXPECT_EQ(back.width, 37);
+  EXPECT_EQ(back.height, 21);
+  EXPECT_EQ(back.pixels, image.pixels);
+}
+
+TEST(ImageTest, JpegDecodesCloseToTheOriginal) {
+  TempDir dir;
+  const RgbImage image = MakeTestImage(64, 48, 1);
+  SaveImageFile(image, dir / "a.jpg");
+  const RgbImage back = LoadImageFile(dir / "a.jpg");
+  ASSERT_EQ(back.width, 64);
+  ASSERT_EQ(back.height, 48);
+  double error = 0;
+  for (size_t i = 0; i < image.pixels.size(); ++i) error += std::abs(image.pixels[i] - back.pixels[i]);
+  EXPECT_LT(error / image.pixels.size(), 12.0);
+}
+
+TEST(ImageTest, JpegScaledDecodeKeepsShortSideAboveTarget) {
+  TempDir dir;
+  SaveImageFile(MakeTestImage(800, 600, 0), dir / "big.jpg");
+  DecodeOptions options;
+  options.min_short_side = 256;
+  const RgbImage image = LoadImageFile(dir / "big.jpg", options);
+  // 1/2 gives 400x300; 3/8 would give 300x225 (< 256).
+  EXPECT_EQ(image.width, 400);
+  EXPECT_EQ(image.height, 300);
+}
+
+TEST(ImageTest, ContentDecidesTheDecoderNotTheExtension) {
+  TempDir dir;
+  SaveImageFile(MakeTestImage(16, 16, 0), dir / "a.png");
+  fs::rename(dir / "a.png", dir / "a.jpg");
+  EXPECT_EQ(LoadImageFile(dir / "a.jpg").width, 16);
+}
+
+TEST(ImageTest, BrokenFilesThrowDataErrorNamingTheFile) {
+  TempDir dir;
+  WriteFile(dir / "empty.jpg", "");
+  WriteFile(dir / "text.png", "this is not an image");
+  SaveImageFile(MakeTestImage(64, 64, 0), dir / "whole.jpg");
+  std::ifstream in(dir / "whole.jpg", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  WriteFile(dir / "truncated.jpg", bytes.substr(0, bytes.size() / 2));
+  for (const char* name : {"empty.jpg", "text.png", "truncated.jpg", "missing.png"}) {
+    try {
+      LoadImageFile(dir / name);
+      ADD_FAILURE() << name << " decoded";
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(ImageTest, PixelLimitRefusesBeforeDecoding) {
+  TempDir dir;
+  SaveImageFile(MakeTestImage(200, 100, 0), dir / "a.png");
+  DecodeOptions options;
+  options.max_pixels = 19999;
+  try {
+    LoadImageFile(dir / "a.png", options);
+    FAIL();
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("200x100, over the limit of 19999 pixels"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(ImageTest, ResizeCenterCropTakesTheMiddleSquare) {
+  // Left third red, middle third green, right third blue: the centre crop of a
+  // 3:1 image is the green third.
+  RgbImage image;
+  image.width = 300;
+  image.height = 100;
+  image.pixels.resize(300 * 100 * 3);
+  for (int y = 0; y < 100; ++y)
+    for (int x = 0; x < 300; ++x) image.pixels[(y * 300 + x) * 3 + x / 100] = 255;
+  const RgbImage crop = ResizeCenterCrop(image, 64);
+  ASSERT_EQ(crop.width, 64);
+  ASSERT_EQ(crop.height, 64);
+  const uint8_t* centre = &crop.pixels[(32 * 64 + 32) * 3];
+  EXPECT_EQ(centre[0], 0);
+  EXPECT_EQ(centre[1], 255);
+  EXPECT_EQ(centre[2], 0);
+}
+
+TEST(ImageTest, PlanarFloatRoundTrip) {
+  const RgbImage image = MakeTestImage(5, 3, 2);
+  std::vector<float> planar(5 * 3 * 3);
+  ToPlanarFloat(image, planar.data());
+  EXPECT_EQ(planar[0], image.pixels[0]);
+  EXPECT_EQ(planar[15], image.pixels[1]);  // green plane starts after 15 red values
+  EXPECT_EQ(FromPlanarFloat(planar.data(), 5, 3).pixels, image.pixels);
+}
+
+TEST(DatasetTest, ListsImagesRecursivelyAndSorted) {
+  TempDir dir;
+  WriteTestImages(dir / "b", 2, 8, 8);
+  WriteTestImages(dir / "a", 1, 8, 8);
+  WriteFile(dir / "notes.txt", "x");
+  const auto files = ListImageFiles(dir.path());
+  ASSERT_EQ(files.size(), 3u);
+  EXPECT_EQ(files[0], dir / "a/0000.jpg");
+  EXPECT_EQ(files[1], dir / "b/0000.jpg");
+  EXPECT_EQ(files[2], dir / "b/0001.png");
+}
+
+TEST(DatasetTest, EmptyOrMissingFolderIsAnError) {
+  TempDir dir;
+  EXPECT_THROW(ListImageFiles(dir.path()), DataError);
+  EXPECT_THROW(ListImageFiles(dir / "missing"), DataError);
+}
+
+TEST(DatasetTest, EpochOrderIsAPermutationThatDependsOnSeedAndEpoch) {
+  const auto a = EpochOrder(100, 7, 0);
+  auto sorted = a;
+  std::sort(sorted.begin(), sorted.end());
+  for (int64_t i = 0; i < 100; ++i) EXPECT_EQ(sorted[static_cast<size_t>(i)], i);
+  EXPECT_EQ(a, EpochOrder(100, 7, 0));
+  EXPECT_NE(a, EpochOrder(100, 7, 1));
+  EXPECT_NE(a, EpochOrder(100, 8, 0));
+}
+
+TEST(DatasetTest, ShardsAreDisjointEqualAndStrided) {
+  const auto order = EpochOrder(11, 1, 0);
+  const auto s0 = ShardOf(order, 0, 2);
+  const auto s1 = ShardOf(order, 1, 2);
+  ASSERT_EQ(s0.size(), 5u);
+  ASSERT_EQ(s1.size(), 5u);
+  for (size_t k = 0; k < 5; ++k) {
+    EXPECT_EQ(s0[k], order[2 * k]);
+    EXPECT_EQ(s1[k], order[2 * k + 1]);
+  }
+}
+
+class LoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override { WriteTestImages(dir_ / "photos", 10, 80, 60); }
+  std::vector<std::string> Files() { return ListImageFiles(dir_ / "photos"); }
+  TempDir dir_;
+};
+
+TEST_F(LoaderTest, BatchesHaveShapeRangeAndEpochPositions) {
+  LoaderOptions options;
+  options.image_size = 32;
+  options.batch_size = 3;
+  BatchLoader loader(Files(), options);
+  EXPECT_EQ(loader.batches_per_epoch(), 3);
+  for (int i = 0; i < 4; ++i) {
+    const Batch batch = loader.Next();
+    EXPECT_EQ(batch.count, 3);
+    EXPECT_EQ(batch.size, 32);
+    ASSERT_EQ(batch.pixels.size(), 3u * 3 * 32 * 32);
+    EXPECT_EQ(batch.epoch, i / 3);
+    EXPECT_EQ(batch.batch_in_epoch, i % 3);
+    const auto [lo, hi] = std::minmax_element(batch.pixels.begin(), batch.pixels.end());
+    EXPECT_GE(*lo, 0.0f);
+    EXPECT_LE(*hi, 255.0f);
+    EXPECT_GT(*hi - *lo, 100.0f);
+  }
+}
+
+TEST_F(LoaderTest, SameSeedSameBatchesWhateverTheThreadCount) {
+  LoaderOptions options;
+  options.image_size = 32;
+  options.batch_size = 2;
+  options.threads = 1;
+  BatchLoader one(Files(), options);
+  options.threads = 4;
+  options.prefetch_batches = 1;
+  BatchLoader four(Files(), options);
+  for (int i = 0; i < 7; ++i) {
+    const Batch a = one.Next(), b = four.Next();
+    EXPECT_EQ(a.paths, b.paths);
+    EXPECT_EQ(a.pixels, b.pixels);
+  }
+  options.seed = 43;
+  BatchLoader other(Files(), options);
+  BatchLoader again(Files(), LoaderOptions{32, 2, 1, 4, 100000000, 42, 0, 1});
+  EXPECT_NE(other.Next().paths, again.Next().paths);
+}
+
+TEST_F(LoaderTest, StartsAtAGivenPosition) {
+  LoaderOptions options;
+  options.image_size = 32;
+  options.batch_size = 2;
+  BatchLoader full(Files(), options);
+  for (int i = 0; i < 6; ++i) full.Next();  // 5 batches per epoch: now at epoch 1 batch 1
+  BatchLoader resumed(Files(), options, LoaderPosition{1, 1});
+  const Batch a = full.Next(), b = resumed.Next();
+  EXPECT_EQ(a.paths, b.paths);
+  EXPECT_EQ(b.epoch, 1);
+  EXPECT_EQ(b.batch_in_epoch, 1);
+}
+
+TEST_F(LoaderTest, TwoShardsTogetherReadWhatOneProcessReads) {
+  LoaderOptions options;
+  options.image_size = 32;
+  options.batch_size = 4;
+  BatchLoader single(Files(), options);
+  options.batch_size = 2;
+  options.world = 2;
+  options.rank = 0;
+  BatchLoader r0(Files(), options);
+  options.rank = 1;
+  BatchLoader r1(Files(), options);
+  for (int step = 0; step < 5; ++step) {
+    const Batch s = single.Next(), a = r0.Next(), b = r1.Next();
+    std::multiset<std::string> joint(a.paths.begin(), a.paths.end());
+    joint.insert(b.paths.begin(), b.paths.end());
+    EXPECT_EQ(joint, std::multiset<std::string>(s.paths.begin(), s.paths.end())) << step;
+  }
+}
+
+TEST_F(LoaderTest, BrokenFilesAreSkippedOnceCountedAndReplaced) {
+  WriteFile(dir_ / "photos/0003.png", "broken");
+  WriteFile(dir_ / "photos/0004.jpg", "");
+  LoaderOptions options;
+  options.image_size = 32;
+  options.batch_size = 5;
+  BatchLoader loader(Files(), options);
+  std::set<std::string> seen;
+  for (int i = 0; i < 6; ++i) {  // three epochs
+    const Batch batch = loader.Next();
+    EXPECT_EQ(batch.count, 5);
+    seen.insert(batch.paths.begin(), batch.paths.end());
+  }
+  EXPECT_EQ(loader.skipped_files(), 2);
+  EXPECT_EQ(seen.count(dir_ / "photos/0003.png"), 0u);
+  EXPECT_EQ(seen.count(dir_ / "photos/0004.jpg"), 0u);
+  EXPECT_EQ(seen.size(), 8u);
+}
+
+TEST_F(LoaderTest, SetSmallerThanOneBatchIsAnError) {
+  LoaderOptions options;
+  options.batch_size = 6;
+  options.world = 2;
+  EXPECT_THROW(BatchLoader(Files(), options), DataError);
+}
+
+TEST_F(LoaderTest, SetWithNoDecodableImageIsAnError) {
+  TempDir bad;
+  for (int i = 0; i < 4; ++i) WriteFile(bad / ("x" + std::to_string(i) + ".jpg"), "junk");
+  LoaderOptions options;
+  options.image_size = 32;
+  options.batch_size = 2;
+  BatchLoader loader(ListImageFiles(bad.path()), options);
+  EXPECT_THROW(loader.Next(), DataError);
+}
+
+}  // namespace
+}  // namespace stylefleet

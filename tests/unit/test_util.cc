@@ -1,0 +1,57 @@
+#include "test_util.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+namespace stylefleet::testing {
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  std::string pattern = (fs::temp_directory_path() / "stylefleet_test_XXXXXX").string();
+  if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+RgbImage MakeTestImage(int width, int height, int seed) {
+  RgbImage image;
+  image.width = width;
+  image.height = height;
+  image.pixels.resize(static_cast<size_t>(width) * height * 3);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      uint8_t* p = &image.pixels[(static_cast<size_t>(y) * width + x) * 3];
+      p[0] = static_cast<uint8_t>((x * 255) / std::max(1, width - 1));
+      p[1] = static_cast<uint8_t>((y * 255) / std::max(1, height - 1));
+      p[2] = static_cast<uint8_t>(((x / 8 + y / 8 + seed) % 2) * 200 + seed * 7 % 50);
+    }
+  }
+  return image;
+}
+
+void WriteTestImages(const std::string& dir, int count, int width, int height) {
+  fs::create_directories(dir);
+  for (int i = 0; i < count; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "%04d.%s", i, i % 2 == 0 ? "jpg" : "png");
+    SaveImageFile(MakeTestImage(width, height, i), dir + "/" + name);
+  }
+}
+
+}  // namespace stylefleet::testing
