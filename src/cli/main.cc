@@ -1,5 +1,7 @@
 // stylefleet command-line tool: parses arguments, loads the job, runs the
 // requested command. The one place that turns exceptions into exit codes.
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -9,6 +11,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "config/job_config.h"
+#include "train/commands.h"
 
 namespace stylefleet {
 namespace {
@@ -46,6 +49,47 @@ int Run(int argc, char** argv) {
   CLI::App* check = app.add_subcommand("check", "Validate a job and print the resolved plan");
   check_args.AddTo(check);
 
+  JobArgs train_args;
+  TrainRunOptions train_options;
+  CLI::App* train = app.add_subcommand("train", "Train every style of a job (resumes from checkpoints)");
+  train_args.AddTo(train);
+  train->add_option("--threads", train_options.threads, "Intra-op threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
+  train->add_option("--style", train_options.only_styles, "Train only this style (repeatable)");
+  train->add_flag("!--no-progress", train_options.progress, "No progress line on a terminal");
+
+  StylizeOptions stylize_options;
+  CLI::App* stylize = app.add_subcommand("stylize", "Apply a trained model to images");
+  stylize->add_option("--model", stylize_options.model,
+                      "model.pt, a checkpoint, a style's output folder, or a PyTorch-example .pth")
+      ->required();
+  stylize->add_option("inputs", stylize_options.inputs, "Images or folders of images")->required();
+  stylize->add_option("--output", stylize_options.output_dir, "Output folder")->required();
+  stylize->add_option("--format", stylize_options.format, "jpg or png (default jpg)");
+  stylize->add_option("--tile", stylize_options.tile_size,
+                      "Tile images larger than this many pixels per side (default 1024; 0: never)");
+  stylize->add_option("--overlap", stylize_options.tile_overlap, "Tile overlap in pixels (default 64)");
+  stylize->add_option("--threads", stylize_options.threads, "Intra-op threads (default: all cores)");
+
+  std::string export_model, export_to;
+  CLI::App* export_cmd =
+      app.add_subcommand("export", "Write a model as a PyTorch state dict (PyTorch example names)");
+  export_cmd->add_option("--model", export_model, "Model file or style output folder")->required();
+  export_cmd->add_option("--to", export_to, "Output .pt/.pth file")->required();
+
+  LossesOptions losses_options;
+  std::string losses_job;
+  CLI::App* losses = app.add_subcommand("losses", "Print the seed's loss terms for one image as JSON");
+  losses->add_option("--loss-network", losses_options.loss_network, "Weights file or random:SEED")
+      ->required();
+  losses->add_option("--model", losses_options.model,
+                     "Transformer to stylize the content with (default: score the content itself)");
+  losses->add_option("--content", losses_options.content, "Content image")->required();
+  losses->add_option("--style", losses_options.style, "Style image")->required();
+  losses->add_option("--image-size", losses_options.image_size, "Crop size (default 256)")
+      ->check(CLI::Range(16, 4096));
+  losses->add_option("--job", losses_job, "Take layers, weights and image size from this job");
+
   CLI::App* reference =
       app.add_subcommand("config-reference", "Print the Markdown reference of every job key");
 
@@ -62,6 +106,33 @@ int Run(int argc, char** argv) {
     std::cout << DescribeJob(job);
     return kExitOk;
   }
+  if (train->parsed()) {
+    const JobConfig job = train_args.Load();
+    TrainJob(job, train_options);
+    return kExitOk;
+  }
+  if (stylize->parsed()) {
+    const StylizeResult result = StylizeImages(stylize_options);
+    if (!result.failed.empty()) {
+      std::cerr << result.failed.size() << " of " << result.failed.size() + result.written.size()
+                << " images failed\n";
+      return kExitRuntimeError;
+    }
+    return kExitOk;
+  }
+  if (export_cmd->parsed()) {
+    ExportModel(export_model, export_to);
+    return kExitOk;
+  }
+  if (losses->parsed()) {
+    JobConfig job;
+    if (!losses_job.empty()) {
+      job = LoadJob(losses_job);
+      losses_options.job = &job;
+    }
+    std::cout << ComputeLossesJson(losses_options) << "\n";
+    return kExitOk;
+  }
   if (reference->parsed()) {
     std::cout << ConfigReference();
     return kExitOk;
@@ -74,6 +145,11 @@ int Run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace stylefleet;
+  // Training allocates and frees the same large activation buffers every step.
+  // glibc's defaults hand them back to the kernel (mmap/trim) and fault them in
+  // again, which cost the PyTorch reference most of its time here: keep them.
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, INT32_MAX);
   try {
     return Run(argc, argv);
   } catch (const ConfigError& e) {

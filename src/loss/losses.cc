@@ -1,0 +1,54 @@
+#include "loss/losses.h"
+
+#include "common/error.h"
+
+namespace stylefleet {
+
+torch::Tensor Gram(const torch::Tensor& features) {
+  SF_CHECK(features.dim() == 4, "gram expects B x C x H x W");
+  const int64_t b = features.size(0), c = features.size(1);
+  const int64_t hw = features.size(2) * features.size(3);
+  const torch::Tensor f = features.reshape({b, c, hw});
+  return torch::bmm(f, f.transpose(1, 2)) / double(hw * c);
+}
+
+torch::Tensor ContentLayerLoss(const torch::Tensor& generated, const torch::Tensor& content) {
+  return (generated - content).pow(2).sum() / double(generated.numel());
+}
+
+torch::Tensor StyleLayerLoss(const torch::Tensor& generated, const torch::Tensor& style_gram) {
+  return (Gram(generated) - style_gram).pow(2).sum() / double(generated.numel());
+}
+
+torch::Tensor TotalVariationLoss(const torch::Tensor& image) {
+  const int64_t h = image.size(2), w = image.size(3);
+  const torch::Tensor dy = image.slice(2, 0, h - 1) - image.slice(2, 1, h);
+  const torch::Tensor dx = image.slice(3, 0, w - 1) - image.slice(3, 1, w);
+  return dx.pow(2).sum() / double(dx.numel()) + dy.pow(2).sum() / double(dy.numel());
+}
+
+LossTerms ComputeLosses(const std::vector<torch::Tensor>& generated_content,
+                        const std::vector<torch::Tensor>& content_features,
+                        const std::vector<torch::Tensor>& generated_style,
+                        const std::vector<torch::Tensor>& style_grams,
+                        const torch::Tensor& generated_image, const LossWeights& weights) {
+  SF_CHECK(generated_content.size() == content_features.size(), "content layer count");
+  SF_CHECK(generated_style.size() == style_grams.size(), "style layer count");
+  LossTerms terms;
+  const auto zero = torch::zeros({}, generated_image.options());
+  terms.content = zero;
+  for (size_t i = 0; i < generated_content.size(); ++i) {
+    terms.content = terms.content + ContentLayerLoss(generated_content[i], content_features[i]);
+  }
+  terms.style = zero;
+  for (size_t i = 0; i < generated_style.size(); ++i) {
+    terms.style_layers.push_back(StyleLayerLoss(generated_style[i], style_grams[i]));
+    terms.style = terms.style + terms.style_layers.back();
+  }
+  terms.tv = TotalVariationLoss(generated_image);
+  terms.total = weights.style * terms.style + weights.content * terms.content;
+  if (weights.tv != 0) terms.total = terms.total + weights.tv * terms.tv;
+  return terms;
+}
+
+}  // namespace stylefleet

@@ -1,0 +1,33 @@
+// Files holding a dict of named tensors in PyTorch's torch.save (zip) format,
+// readable by Python's torch.load and written by it.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace stylefleet {
+
+using TensorDict = std::vector<std::pair<std::string, torch::Tensor>>;
+
+/// Reads a file written by torch.save of a plain dict of tensors. Throws
+/// DataError naming the file: unreadable, not a torch.save file, not a dict
+/// (an OrderedDict such as `model.state_dict()` arrives as None here: the
+/// message says to save `dict(state_dict)`), or a value that is not a tensor
+/// (naming its key).
+TensorDict LoadTensorDict(const std::string& path);
+
+/// Writes `dict` atomically: a temporary file in the same folder, fsync, rename,
+/// fsync of the folder. A crash leaves either the old file or the new one.
+void SaveTensorDict(const TensorDict& dict, const std::string& path);
+
+/// Finds `key`; nullptr when absent.
+const torch::Tensor* FindTensor(const TensorDict& dict, const std::string& key);
+
+/// Strings travel as uint8 tensors (torch.save dicts of tensors only).
+torch::Tensor StringToTensor(const std::string& text);
+std::string TensorToString(const torch::Tensor& tensor);
+
+}  // namespace stylefleet

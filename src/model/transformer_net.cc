@@ -1,0 +1,113 @@
+#include "model/transformer_net.h"
+
+#include <map>
+
+#include "common/error.h"
+
+namespace stylefleet {
+namespace nn = torch::nn;
+namespace F = torch::nn::functional;
+
+ConvLayerImpl::ConvLayerImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride,
+                             int64_t upsample)
+    : pad_(kernel / 2), upsample_(upsample) {
+  conv2d_ = register_module("conv2d", nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride)));
+}
+
+torch::Tensor ConvLayerImpl::forward(const torch::Tensor& x) {
+  torch::Tensor y = x;
+  if (upsample_ > 1) {
+    y = F::interpolate(y, F::InterpolateFuncOptions()
+                              .scale_factor(std::vector<double>{double(upsample_), double(upsample_)})
+                              .mode(torch::kNearest));
+  }
+  y = F::pad(y, F::PadFuncOptions({pad_, pad_, pad_, pad_}).mode(torch::kReflect));
+  return conv2d_(y);
+}
+
+namespace {
+nn::InstanceNorm2d MakeInstanceNorm(int64_t channels) {
+  return nn::InstanceNorm2d(nn::InstanceNorm2dOptions(channels).affine(true));
+}
+}  // namespace
+
+ResidualBlockImpl::ResidualBlockImpl(int64_t channels) {
+  conv1_ = register_module("conv1", ConvLayer(channels, channels, 3, 1));
+  in1_ = register_module("in1", MakeInstanceNorm(channels));
+  conv2_ = register_module("conv2", ConvLayer(channels, channels, 3, 1));
+  in2_ = register_module("in2", MakeInstanceNorm(channels));
+}
+
+torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
+  torch::Tensor y = torch::relu(in1_(conv1_(x)));
+  return in2_(conv2_(y)) + x;
+}
+
+TransformerNetImpl::TransformerNetImpl() {
+  conv1_ = register_module("conv1", ConvLayer(3, 32, 9, 1));
+  in1_ = register_module("in1", MakeInstanceNorm(32));
+  conv2_ = register_module("conv2", ConvLayer(32, 64, 3, 2));
+  in2_ = register_module("in2", MakeInstanceNorm(64));
+  conv3_ = register_module("conv3", ConvLayer(64, 128, 3, 2));
+  in3_ = register_module("in3", MakeInstanceNorm(128));
+  res1_ = register_module("res1", ResidualBlock(128));
+  res2_ = register_module("res2", ResidualBlock(128));
+  res3_ = register_module("res3", ResidualBlock(128));
+  res4_ = register_module("res4", ResidualBlock(128));
+  res5_ = register_module("res5", ResidualBlock(128));
+  deconv1_ = register_module("deconv1", ConvLayer(128, 64, 3, 1, 2));
+  in4_ = register_module("in4", MakeInstanceNorm(64));
+  deconv2_ = register_module("deconv2", ConvLayer(64, 32, 3, 1, 2));
+  in5_ = register_module("in5", MakeInstanceNorm(32));
+  deconv3_ = register_module("deconv3", ConvLayer(32, 3, 9, 1));
+}
+
+torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x) {
+  torch::Tensor y = torch::relu(in1_(conv1_(x)));
+  y = torch::relu(in2_(conv2_(y)));
+  y = torch::relu(in3_(conv3_(y)));
+  y = res5_(res4_(res3_(res2_(res1_(y)))));
+  y = torch::relu(in4_(deconv1_(y)));
+  y = torch::relu(in5_(deconv2_(y)));
+  return deconv3_(y);
+}
+
+void LoadTransformerParameters(TransformerNet& net,
+                               const std::vector<std::pair<std::string, torch::Tensor>>& params,
+                               const std::string& source) {
+  std::map<std::string, torch::Tensor> given;
+  for (const auto& [key, value] : params) {
+    if (key.rfind("stylefleet.", 0) == 0) continue;
+    const bool stale_stat = key.size() > 13 && (key.find(".running_mean") != std::string::npos ||
+                                                key.find(".running_var") != std::string::npos ||
+                                                key.find(".num_batches_tracked") != std::string::npos);
+    if (stale_stat) continue;
+    given[key] = value;
+  }
+  torch::NoGradGuard no_grad;
+  size_t used = 0;
+  for (auto& item : net->named_parameters()) {
+    auto it = given.find(item.key());
+    if (it == given.end()) {
+      throw DataError(source + ": model file lacks parameter '" + item.key() + "'");
+    }
+    if (it->second.sizes() != item.value().sizes()) {
+      std::ostringstream message;
+      message << source << ": parameter '" << item.key() << "' has shape " << it->second.sizes()
+              << ", expected " << item.value().sizes();
+      throw DataError(message.str());
+    }
+    item.value().copy_(it->second.to(torch::kFloat32));
+    ++used;
+  }
+  if (used != given.size()) {
+    for (const auto& [key, value] : given) {
+      if (net->named_parameters().find(key) == nullptr) {
+        throw DataError(source + ": unexpected key '" + key +
+                        "' (not a TransformerNet parameter)");
+      }
+    }
+  }
+}
+
+}  // namespace stylefleet

@@ -1,0 +1,71 @@
+// The image transformation network of Johnson et al. (2016), as in the seed
+// project and the PyTorch example.
+//
+// Layout: reflection-padded conv 9x9/32, conv 3x3/64 stride 2, conv 3x3/128
+// stride 2 (each with instance norm + ReLU), five residual blocks of 128
+// channels, two nearest-upsample x2 + conv 3x3 blocks (64, 32) with instance
+// norm + ReLU, and a final 9x9 conv to 3 channels.
+//
+// Head: linear (unbounded), as the PyTorch example's TransformerNet: input is
+// RGB in 0..255, output is meant as RGB 0..255 and is clamped only when an
+// image is written. Parameter names are the PyTorch example's
+// (`conv1.conv2d.weight`, `in1.weight`, `res1.conv1.conv2d.weight`, ...), so a
+// state dict moves between stylefleet and that example unchanged.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace stylefleet {
+
+/// Reflection padding of kernel/2 followed by a convolution.
+class ConvLayerImpl : public torch::nn::Module {
+ public:
+  ConvLayerImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t upsample = 1);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  int64_t pad_;
+  int64_t upsample_;
+  torch::nn::Conv2d conv2d_{nullptr};
+};
+TORCH_MODULE(ConvLayer);
+
+class ResidualBlockImpl : public torch::nn::Module {
+ public:
+  explicit ResidualBlockImpl(int64_t channels);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  ConvLayer conv1_{nullptr}, conv2_{nullptr};
+  torch::nn::InstanceNorm2d in1_{nullptr}, in2_{nullptr};
+};
+TORCH_MODULE(ResidualBlock);
+
+class TransformerNetImpl : public torch::nn::Module {
+ public:
+  TransformerNetImpl();
+  /// x: N x 3 x H x W, RGB 0..255, H and W multiples of 4. Returns the same shape.
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  ConvLayer conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
+  torch::nn::InstanceNorm2d in1_{nullptr}, in2_{nullptr}, in3_{nullptr}, in4_{nullptr},
+      in5_{nullptr};
+  ResidualBlock res1_{nullptr}, res2_{nullptr}, res3_{nullptr}, res4_{nullptr}, res5_{nullptr};
+  ConvLayer deconv1_{nullptr}, deconv2_{nullptr}, deconv3_{nullptr};
+};
+TORCH_MODULE(TransformerNet);
+
+/// Name of the head, stored in model files' metadata.
+constexpr const char* kTransformerHead = "linear";
+
+/// Copies `params` (state-dict names as above) into `net`. Keys the example's
+/// old checkpoints carry but the network does not use (instance-norm
+/// running_mean/running_var) are ignored, as is anything under "stylefleet.".
+/// Throws DataError naming `source` and the key on a missing key, a shape
+/// mismatch or an unexpected key.
+void LoadTransformerParameters(TransformerNet& net,
+                               const std::vector<std::pair<std::string, torch::Tensor>>& params,
+                               const std::string& source);
+
+}  // namespace stylefleet

@@ -1,0 +1,118 @@
+#include "model/vgg16.h"
+
+
+#include "common/error.h"
+#include "common/vgg_layers.h"
+#include "model/tensor_file.h"
+
+namespace stylefleet {
+namespace {
+
+// Indices of the convolutions in torchvision's vgg16().features.
+constexpr int kTorchvisionIndex[kVggConvLayerCount] = {0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28};
+constexpr int64_t kChannels[kVggConvLayerCount] = {64, 64, 128, 128, 256, 256, 256,
+                                                   512, 512, 512, 512, 512, 512};
+// A 2x2 max-pool follows these layers (end of each block).
+bool PoolAfter(int layer) { return layer == 1 || layer == 3 || layer == 6 || layer == 9; }
+
+int64_t InChannels(int layer) { return layer == 0 ? 3 : kChannels[layer - 1]; }
+
+}  // namespace
+
+Vgg16 Vgg16::Load(const std::string& spec) {
+  Vgg16 net;
+  if (spec.rfind("random:", 0) == 0) {
+    net.is_random_ = true;
+    const uint64_t seed = std::stoull(spec.substr(7));
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+    for (int l = 0; l < kVggConvLayerCount; ++l) {
+      const int64_t fan_in = InChannels(l) * 9;
+      // Kaiming normal with fan_in: keeps activation variance through the ReLU
+      // stack, so deep layers (and their style losses) are not vanishingly small
+      // as with torchvision's fan_out init.
+      net.weights_.push_back(at::normal(0.0, std::sqrt(2.0 / double(fan_in)),
+                                        {kChannels[l], InChannels(l), 3, 3}, generator));
+      net.biases_.push_back(torch::zeros({kChannels[l]}));
+    }
+    // The seed's TF-slim VGG-16 convention: RGB 0..255 minus the ImageNet mean
+    // pixel. The seed's loss weights (content 1, style ~100) were tuned for
+    // activations of that scale; 0..1 inputs would make the style term vanish.
+    net.norm_.input_scale = 255.0;
+    net.norm_.mean = {123.68, 116.78, 103.94};
+    net.norm_.std = {1.0, 1.0, 1.0};
+  } else {
+    const TensorDict dict = LoadTensorDict(spec);
+    auto tensor = [&](const std::string& key) -> torch::Tensor {
+      const torch::Tensor* found = FindTensor(dict, key);
+      if (found == nullptr) throw DataError(spec + ": missing key '" + key + "'");
+      return found->to(torch::kFloat32).contiguous();
+    };
+    // A whole-model state dict (features.* and classifier.*) works: classifier keys are unused.
+    for (int l = 0; l < kVggConvLayerCount; ++l) {
+      const std::string prefix = "features." + std::to_string(kTorchvisionIndex[l]);
+      torch::Tensor w = tensor(prefix + ".weight");
+      torch::Tensor b = tensor(prefix + ".bias");
+      const std::vector<int64_t> expected_w = {kChannels[l], InChannels(l), 3, 3};
+      if (w.sizes() != torch::IntArrayRef(expected_w)) {
+        std::ostringstream m;
+        m << spec << ": key '" << prefix << ".weight' has shape " << w.sizes() << ", expected "
+          << torch::IntArrayRef(expected_w);
+        throw DataError(m.str());
+      }
+      if (b.sizes() != torch::IntArrayRef({kChannels[l]})) {
+        std::ostringstream m;
+        m << spec << ": key '" << prefix << ".bias' has shape " << b.sizes() << ", expected ["
+          << kChannels[l] << "]";
+        throw DataError(m.str());
+      }
+      net.weights_.push_back(w);
+      net.biases_.push_back(b);
+    }
+    if (FindTensor(dict, "stylefleet.input_scale") != nullptr) {
+      net.norm_.input_scale = tensor("stylefleet.input_scale").item<double>();
+      if (!(net.norm_.input_scale > 0)) throw DataError(spec + ": stylefleet.input_scale must be > 0");
+    }
+    for (const char* key : {"stylefleet.mean", "stylefleet.std"}) {
+      if (FindTensor(dict, key) == nullptr) continue;
+      torch::Tensor t = tensor(key);
+      if (t.numel() != 3) throw DataError(spec + ": key '" + key + "' must hold 3 values");
+      auto& target = std::string(key) == "stylefleet.mean" ? net.norm_.mean : net.norm_.std;
+      for (int c = 0; c < 3; ++c) target[c] = t[c].item<double>();
+    }
+    for (double s : net.norm_.std) {
+      if (!(s > 0)) throw DataError(spec + ": stylefleet.std values must be > 0");
+    }
+  }
+  net.mean_ = torch::tensor({net.norm_.mean[0], net.norm_.mean[1], net.norm_.mean[2]},
+                            torch::kFloat32).view({1, 3, 1, 1});
+  net.inv_std_ = (1.0 / torch::tensor({net.norm_.std[0], net.norm_.std[1], net.norm_.std[2]},
+                                      torch::kFloat64))
+                     .to(torch::kFloat32)
+                     .view({1, 3, 1, 1});
+  for (auto& w : net.weights_) w.requires_grad_(false);
+  for (auto& b : net.biases_) b.requires_grad_(false);
+  return net;
+}
+
+void Vgg16::To(const torch::Device& device) {
+  for (auto& w : weights_) w = w.to(device);
+  for (auto& b : biases_) b = b.to(device);
+  mean_ = mean_.to(device);
+  inv_std_ = inv_std_.to(device);
+}
+
+std::map<int, torch::Tensor> Vgg16::Forward(const torch::Tensor& image,
+                                            const std::vector<int>& layers) const {
+  std::map<int, torch::Tensor> out;
+  if (layers.empty()) return out;
+  const int deepest = *std::max_element(layers.begin(), layers.end());
+  torch::Tensor x = (image * (norm_.input_scale / 255.0) - mean_) * inv_std_;
+  for (int l = 0; l <= deepest; ++l) {
+    x = torch::relu(torch::conv2d(x, weights_[l], biases_[l], 1, 1));
+    if (std::find(layers.begin(), layers.end(), l) != layers.end()) out[l] = x;
+    if (PoolAfter(l) && l < deepest) x = torch::max_pool2d(x, 2, 2);
+  }
+  return out;
+}
+
+}  // namespace stylefleet

@@ -1,0 +1,52 @@
+// VGG-16's 13 convolution layers as a frozen loss network with named endpoints.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace stylefleet {
+
+/// How the network expects its input: x' = (x / 255 * input_scale - mean) / std,
+/// with x the image in 0..255. torchvision's weights use input_scale 1
+/// (0..1 images) and the ImageNet mean/std.
+struct VggNormalization {
+  double input_scale = 1.0;
+  std::array<double, 3> mean = {0.485, 0.456, 0.406};
+  std::array<double, 3> std = {0.229, 0.224, 0.225};
+};
+
+/// Frozen VGG-16 features. Not thread-safe (one trainer uses one instance).
+class Vgg16 {
+ public:
+  /// Loads `spec`: `random:SEED` (deterministic variance-preserving random init
+  /// with the seed's TF-slim input convention: 0..255 minus the mean pixel) or a file written by torch.save holding a dict
+  /// with torchvision's keys `features.{0,2,5,...,28}.{weight,bias}` (a whole
+  /// vgg16 state dict works: other keys are ignored) and optionally
+  /// `stylefleet.input_scale`, `stylefleet.mean`, `stylefleet.std`.
+  /// Throws DataError naming the file and key on any problem.
+  static Vgg16 Load(const std::string& spec);
+
+  /// True when loaded from `random:SEED`.
+  bool is_random() const { return is_random_; }
+  const VggNormalization& normalization() const { return norm_; }
+
+  /// Runs `image` (N x 3 x H x W, RGB 0..255) only as deep as the deepest of
+  /// `layers` (indices 0..12, see common/vgg_layers.h) and returns the
+  /// activation of each requested layer, after its ReLU.
+  std::map<int, torch::Tensor> Forward(const torch::Tensor& image,
+                                       const std::vector<int>& layers) const;
+
+  /// Moves the weights to `device` (and dtype).
+  void To(const torch::Device& device);
+
+ private:
+  std::vector<torch::Tensor> weights_, biases_;  // 13 each
+  VggNormalization norm_;
+  torch::Tensor mean_, inv_std_;  // 1x3x1x1
+  bool is_random_ = false;
+};
+
+}  // namespace stylefleet

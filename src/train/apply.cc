@@ -1,0 +1,222 @@
+// Using trained models: stylize, export, and the loss report.
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/vgg_layers.h"
+#include "data/dataset.h"
+#include "data/image.h"
+#include "loss/losses.h"
+#include "model/vgg16.h"
+#include "train/commands.h"
+#include "train/model_state.h"
+
+namespace stylefleet {
+namespace fs = std::filesystem;
+
+namespace {
+
+torch::Tensor ToTensor(const RgbImage& image) {
+  torch::Tensor t = torch::empty({1, 3, image.height, image.width}, torch::kFloat32);
+  ToPlanarFloat(image, t.data_ptr<float>());
+  return t;
+}
+
+RgbImage ToImage(const torch::Tensor& nchw) {
+  const torch::Tensor t = nchw.detach().to(torch::kFloat32).contiguous();
+  return FromPlanarFloat(t.data_ptr<float>(), static_cast<int>(t.size(3)),
+                         static_cast<int>(t.size(2)));
+}
+
+// Runs the network on an image of any size: reflection-pads to a multiple of 4
+// (the network halves twice), then crops back.
+torch::Tensor RunPadded(TransformerNet& net, const torch::Tensor& image) {
+  const int64_t h = image.size(2), w = image.size(3);
+  const int64_t pad_h = (4 - h % 4) % 4, pad_w = (4 - w % 4) % 4;
+  torch::Tensor x = image;
+  if (pad_h || pad_w) {
+    // Reflection needs the pad smaller than the side; tiny images use replicate.
+    torch::nn::functional::PadFuncOptions pad({0, pad_w, 0, pad_h});
+    if (h > pad_h && w > pad_w) {
+      pad.mode(torch::kReflect);
+    } else {
+      pad.mode(torch::kReplicate);
+    }
+    x = torch::nn::functional::pad(x, pad);
+  }
+  return net->forward(x).slice(2, 0, h).slice(3, 0, w);
+}
+
+// Weight of each pixel of a tile in the blend: rises linearly over `overlap`
+// pixels from each edge, so neighbouring tiles cross-fade without seams.
+torch::Tensor TileWeights(int64_t h, int64_t w, int64_t overlap) {
+  auto ramp = [&](int64_t n) {
+    torch::Tensor i = torch::arange(n, torch::kFloat32);
+    torch::Tensor d = torch::minimum(i, (n - 1) - i);
+    return ((d + 1) / float(overlap + 1)).clamp(1e-3, 1.0);
+  };
+  return torch::minimum(ramp(h).view({h, 1}), ramp(w).view({1, w})).view({1, 1, h, w});
+}
+
+std::vector<int64_t> TileStarts(int64_t length, int64_t tile, int64_t overlap) {
+  std::vector<int64_t> starts;
+  if (length <= tile) return {0};
+  const int64_t stride = tile - overlap;
+  for (int64_t s = 0;; s += stride) {
+    if (s + tile >= length) {
+      starts.push_back(length - tile);
+      break;
+    }
+    starts.push_back(s);
+  }
+  return starts;
+}
+
+torch::Tensor Stylize(TransformerNet& net, const torch::Tensor& image, int tile, int overlap) {
+  torch::NoGradGuard no_grad;
+  const int64_t h = image.size(2), w = image.size(3);
+  if (tile <= 0 || (h <= tile && w <= tile)) return RunPadded(net, image).clamp(0, 255);
+  torch::Tensor sum = torch::zeros_like(image);
+  torch::Tensor weight = torch::zeros({1, 1, h, w});
+  const int64_t th = std::min<int64_t>(tile, h), tw = std::min<int64_t>(tile, w);
+  for (int64_t y : TileStarts(h, th, overlap)) {
+    for (int64_t x : TileStarts(w, tw, overlap)) {
+      const torch::Tensor part = image.slice(2, y, y + th).slice(3, x, x + tw);
+      const torch::Tensor out = RunPadded(net, part);
+      const torch::Tensor wgt = TileWeights(th, tw, overlap);
+      sum.slice(2, y, y + th).slice(3, x, x + tw).add_(out * wgt);
+      weight.slice(2, y, y + th).slice(3, x, x + tw).add_(wgt);
+    }
+  }
+  return (sum / weight).clamp(0, 255);
+}
+
+std::vector<std::string> ExpandInputs(const std::vector<std::string>& inputs) {
+  std::vector<std::string> files;
+  for (const auto& input : inputs) {
+    std::error_code ec;
+    if (fs::is_directory(input, ec)) {
+      const auto listed = ListImageFiles(input);
+      files.insert(files.end(), listed.begin(), listed.end());
+    } else {
+      files.push_back(input);
+    }
+  }
+  return files;
+}
+
+}  // namespace
+
+StylizeResult StylizeImages(const StylizeOptions& options) {
+  if (options.threads > 0) torch::set_num_threads(options.threads);
+  if (options.format != "jpg" && options.format != "png") {
+    throw ConfigError({"--format: expected jpg or png, got '" + options.format + "'"});
+  }
+  if (options.tile_size != 0 && (options.tile_size < 64 || options.tile_overlap < 0 ||
+                                 options.tile_overlap * 2 >= options.tile_size)) {
+    throw ConfigError({"--tile: expected 0 or at least 64, with --overlap below half of it"});
+  }
+  std::string resolved;
+  TransformerNet net = LoadTransformer(options.model, &resolved);
+  SF_LOG(kInfo) << "model " << resolved;
+  std::error_code ec;
+  fs::create_directories(options.output_dir, ec);
+  if (ec) throw Error(options.output_dir + ": cannot create output folder (" + ec.message() + ")");
+  StylizeResult result;
+  for (const auto& file : ExpandInputs(options.inputs)) {
+    try {
+      const torch::Tensor image = ToTensor(LoadImageFile(file));
+      const auto start = std::chrono::steady_clock::now();
+      const torch::Tensor out = Stylize(net, image, options.tile_size, options.tile_overlap);
+      const std::string path =
+          (fs::path(options.output_dir) / (fs::path(file).stem().string() + "." + options.format))
+              .string();
+      SaveImageFile(ToImage(out), path);
+      SF_LOG(kInfo) << file << " -> " << path << " (" << image.size(3) << "x" << image.size(2)
+                    << ", " << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
+                    << " s)";
+      result.written.push_back(path);
+    } catch (const DataError& e) {
+      SF_LOG(kError) << e.what();
+      result.failed.push_back(file);
+    }
+  }
+  return result;
+}
+
+void ExportModel(const std::string& model, const std::string& output) {
+  std::string resolved;
+  TransformerNet net = LoadTransformer(model, &resolved);
+  TensorDict dict;
+  for (const auto& item : net->named_parameters()) dict.emplace_back(item.key(), item.value());
+  SaveTensorDict(dict, output);
+  SF_LOG(kInfo) << "exported " << resolved << " -> " << output << " (" << dict.size()
+                << " tensors, PyTorch example TransformerNet names)";
+}
+
+std::string ComputeLossesJson(const LossesOptions& options) {
+  std::vector<std::string> content_layers = {"conv3_3"};
+  std::vector<std::string> style_layers = {"conv1_2", "conv2_2", "conv3_3", "conv4_3"};
+  LossWeights weights{1.0, 100.0, 0.0};
+  int image_size = options.image_size;
+  if (options.job != nullptr) {
+    content_layers = options.job->loss_network.content_layers;
+    style_layers = options.job->loss_network.style_layers;
+    const auto& t = options.job->styles.front().training;
+    weights = {t.content_weight, t.style_weight, t.tv_weight};
+    image_size = options.job->data.image_size;
+  }
+  const Vgg16 vgg = Vgg16::Load(options.loss_network);
+  auto indices = [](const std::vector<std::string>& names) {
+    std::vector<int> out;
+    for (const auto& n : names) {
+      const auto index = VggLayerIndex(n);
+      if (!index) throw ConfigError({"unknown layer '" + n + "'"});
+      out.push_back(*index);
+    }
+    return out;
+  };
+  const std::vector<int> content_idx = indices(content_layers), style_idx = indices(style_layers);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor content = ToTensor(ResizeCenterCrop(LoadImageFile(options.content), image_size));
+  const torch::Tensor style = ToTensor(ResizeCenterCrop(LoadImageFile(options.style), image_size));
+  torch::Tensor generated = content;
+  if (!options.model.empty()) {
+    TransformerNet net = LoadTransformer(options.model);
+    generated = net->forward(content);
+  }
+  const auto style_features = vgg.Forward(style, style_idx);
+  const auto content_features = vgg.Forward(content, content_idx);
+  std::vector<int> all = content_idx;
+  all.insert(all.end(), style_idx.begin(), style_idx.end());
+  const auto gen_features = vgg.Forward(generated, all);
+  std::vector<torch::Tensor> gc, tc, gs, grams;
+  for (int l : content_idx) {
+    gc.push_back(gen_features.at(l));
+    tc.push_back(content_features.at(l));
+  }
+  for (int l : style_idx) {
+    gs.push_back(gen_features.at(l));
+    grams.push_back(Gram(style_features.at(l)));
+  }
+  const LossTerms terms = ComputeLosses(gc, tc, gs, grams, generated, weights);
+  nlohmann::json out;
+  out["content_loss"] = terms.content.item<double>();
+  out["style_loss"] = terms.style.item<double>();
+  nlohmann::json by_layer;
+  for (size_t i = 0; i < style_layers.size(); ++i) {
+    by_layer[VggLayerNames()[style_idx[i]]] = terms.style_layers[i].item<double>();
+  }
+  out["style_loss_by_layer"] = by_layer;
+  out["tv_loss"] = terms.tv.item<double>();
+  out["total_loss"] = terms.total.item<double>();
+  out["weights"] = {{"content", weights.content}, {"style", weights.style}, {"tv", weights.tv}};
+  out["image_size"] = image_size;
+  out["loss_network"] = options.loss_network;
+  out["generated_by"] = options.model.empty() ? "content image itself" : options.model;
+  return out.dump(2);
+}
+
+}  // namespace stylefleet

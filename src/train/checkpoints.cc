@@ -1,0 +1,84 @@
+#include "train/checkpoints.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.h"
+#include "common/log.h"
+
+namespace stylefleet {
+namespace fs = std::filesystem;
+
+std::string CheckpointPath(const std::string& style_dir, int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "step-%08lld.pt", static_cast<long long>(step));
+  return (fs::path(style_dir) / "checkpoints" / name).string();
+}
+
+std::vector<std::string> ListCheckpoints(const std::string& style_dir) {
+  std::vector<std::pair<long long, std::string>> found;
+  std::error_code ec;
+  const fs::path dir = fs::path(style_dir) / "checkpoints";
+  if (!fs::is_directory(dir, ec)) return {};
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    long long step = 0;
+    char tail[8] = {0};
+    // Exactly step-<digits>.pt; the writer's temporaries start with '.'.
+    if (name.size() == 16 && std::sscanf(name.c_str(), "step-%8lld%3s", &step, tail) == 2 &&
+        std::string(tail) == ".pt") {
+      found.emplace_back(step, entry.path().string());
+    }
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::string> paths;
+  for (auto& f : found) paths.push_back(f.second);
+  return paths;
+}
+
+void PruneCheckpoints(const std::string& style_dir, int keep) {
+  const auto paths = ListCheckpoints(style_dir);
+  for (size_t i = static_cast<size_t>(std::max(keep, 1)); i < paths.size(); ++i) {
+    std::error_code ec;
+    fs::remove(paths[i], ec);
+    if (ec) SF_LOG(kWarning) << "cannot delete old checkpoint " << paths[i] << ": " << ec.message();
+  }
+}
+
+void ClaimOutputDir(const std::string& style_dir, const std::string& job, const std::string& style) {
+  std::error_code ec;
+  const fs::path marker = fs::path(style_dir) / "stylefleet.json";
+  if (fs::exists(marker, ec)) {
+    nlohmann::json owner;
+    try {
+      std::ifstream in(marker);
+      in >> owner;
+    } catch (const std::exception& e) {
+      throw Error(marker.string() + ": unreadable owner file (" + e.what() +
+                  "); remove it only if this folder may be reused");
+    }
+    const std::string owner_job = owner.value("job", ""), owner_style = owner.value("style", "");
+    if (owner_job != job || owner_style != style) {
+      throw Error(style_dir + ": folder belongs to style '" + owner_style + "' of job '" +
+                  owner_job + "', not style '" + style + "' of job '" + job +
+                  "'; choose another job.output_dir (e.g. --set job.output_dir=DIR)");
+    }
+    fs::create_directories(fs::path(style_dir) / "checkpoints", ec);
+    return;
+  }
+  if (fs::exists(style_dir, ec) && !fs::is_empty(style_dir, ec)) {
+    throw Error(style_dir + ": folder is not empty and was not written by stylefleet; choose "
+                            "another job.output_dir (e.g. --set job.output_dir=DIR)");
+  }
+  fs::create_directories(fs::path(style_dir) / "checkpoints", ec);
+  if (ec) throw Error(style_dir + ": cannot create output folder (" + ec.message() + ")");
+  std::ofstream out(marker);
+  out << nlohmann::json{{"job", job}, {"style", style}}.dump(2) << "\n";
+  if (!out) throw Error(marker.string() + ": cannot write");
+}
+
+}  // namespace stylefleet

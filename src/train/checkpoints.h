@@ -1,0 +1,26 @@
+// Checkpoint files of one style: names, listing, pruning. Torch-free.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace stylefleet {
+
+/// `<style_dir>/checkpoints/step-00000042.pt`
+std::string CheckpointPath(const std::string& style_dir, int64_t step);
+
+/// Checkpoints of a style, newest (highest step) first. Temporary files of an
+/// interrupted write are never listed.
+std::vector<std::string> ListCheckpoints(const std::string& style_dir);
+
+/// Deletes all but the newest `keep` checkpoints.
+void PruneCheckpoints(const std::string& style_dir, int keep);
+
+/// Claims `style_dir` for (job, style): writes a marker on first use; throws
+/// Error when the folder already belongs to another job or style, so a run never
+/// overwrites someone else's results silently.
+void ClaimOutputDir(const std::string& style_dir, const std::string& job,
+                    const std::string& style);
+
+}  // namespace stylefleet

@@ -1,0 +1,62 @@
+// What the command-line tool runs. Torch-free on purpose: src/cli includes
+// only this header and compiles without LibTorch's headers.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/job_config.h"
+
+namespace stylefleet {
+
+struct TrainRunOptions {
+  /// Intra-op threads for LibTorch; 0 means one per core.
+  int threads = 0;
+  /// Train only these styles (by name); empty trains all.
+  std::vector<std::string> only_styles;
+  /// Show a one-line progress display when stdout is a terminal.
+  bool progress = true;
+};
+
+/// Trains every style of `job` one after another, resuming each from its newest
+/// checkpoint. Throws Error (or DataError) when a style cannot be trained; a
+/// style already finished is skipped.
+void TrainJob(const JobConfig& job, const TrainRunOptions& options);
+
+struct StylizeOptions {
+  std::string model;                ///< model.pt, a checkpoint, a style's folder, or an exported/PyTorch-example .pth
+  std::vector<std::string> inputs;  ///< image files or folders of images
+  std::string output_dir;
+  std::string format = "jpg";       ///< jpg or png
+  /// Images with a side longer than this are stylized in overlapping tiles of
+  /// this size (bounded memory); 0 never tiles.
+  int tile_size = 1024;
+  int tile_overlap = 64;
+  int threads = 0;
+};
+
+/// Stylizes every input; returns the paths written. Throws on a bad model; a
+/// bad input image is reported and skipped, and counts as a failure in the result.
+struct StylizeResult {
+  std::vector<std::string> written;
+  std::vector<std::string> failed;
+};
+StylizeResult StylizeImages(const StylizeOptions& options);
+
+/// Writes the transformer of `model` as a plain state dict with the PyTorch
+/// example's parameter names, loadable by `torch.load` + `load_state_dict`.
+void ExportModel(const std::string& model, const std::string& output);
+
+struct LossesOptions {
+  std::string loss_network;  ///< weights file or random:SEED
+  std::string model;         ///< transformer to stylize the content with; empty: the content itself
+  std::string content;
+  std::string style;
+  int image_size = 256;
+  const JobConfig* job = nullptr;  ///< layers and weights from here when set (first style's weights)
+};
+
+/// The seed's loss terms for one content image as a JSON document.
+std::string ComputeLossesJson(const LossesOptions& options);
+
+}  // namespace stylefleet

@@ -1,0 +1,155 @@
+// The networks: shapes, parameter names, weights-file errors, and the export
+// round trip through PyTorch.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "common/error.h"
+#include "model/tensor_file.h"
+#include "model/transformer_net.h"
+#include "model/vgg16.h"
+#include "test_util.h"
+#include "train/commands.h"
+#include "train/model_state.h"
+
+namespace stylefleet {
+namespace {
+using testing::TempDir;
+
+TEST(TransformerNetTest, KeepsShapeAndUsesThePyTorchExampleNames) {
+  torch::manual_seed(0);
+  TransformerNet net;
+  const torch::Tensor out = net->forward(torch::rand({2, 3, 36, 44}) * 255);
+  EXPECT_EQ(out.sizes(), torch::IntArrayRef({2, 3, 36, 44}));
+  const auto params = net->named_parameters();
+  for (const char* key : {"conv1.conv2d.weight", "in1.weight", "in1.bias", "conv3.conv2d.bias",
+                          "res1.conv1.conv2d.weight", "res5.in2.bias", "deconv1.conv2d.weight",
+                          "in5.weight", "deconv3.conv2d.bias"}) {
+    EXPECT_NE(params.find(key), nullptr) << key;
+  }
+  EXPECT_EQ(params.size(), 62u);  // 16 conv layers x 2 + 15 instance norms x 2
+}
+
+TEST(Vgg16Test, RandomIsDeterministicAndStopsAtTheDeepestLayer) {
+  const Vgg16 a = Vgg16::Load("random:5"), b = Vgg16::Load("random:5"), c = Vgg16::Load("random:6");
+  const torch::Tensor image = torch::rand({1, 3, 32, 32}) * 255;
+  const auto fa = a.Forward(image, {1, 3});
+  ASSERT_EQ(fa.size(), 2u);
+  EXPECT_EQ(fa.at(1).sizes(), torch::IntArrayRef({1, 64, 32, 32}));
+  EXPECT_EQ(fa.at(3).sizes(), torch::IntArrayRef({1, 128, 16, 16}));
+  EXPECT_TRUE(torch::equal(fa.at(3), b.Forward(image, {3}).at(3)));
+  EXPECT_FALSE(torch::equal(fa.at(3), c.Forward(image, {3}).at(3)));
+  EXPECT_EQ(a.Forward(image, {9}).at(9).sizes(), torch::IntArrayRef({1, 512, 4, 4}));
+}
+
+// A torchvision-style weights dict with all 13 conv layers.
+TensorDict VggDict() {
+  const int index[] = {0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28};
+  const int64_t channels[] = {64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512};
+  TensorDict dict;
+  int64_t in = 3;
+  for (int l = 0; l < 13; ++l) {
+    dict.emplace_back("features." + std::to_string(index[l]) + ".weight",
+                      torch::randn({channels[l], in, 3, 3}) * 0.05);
+    dict.emplace_back("features." + std::to_string(index[l]) + ".bias", torch::zeros({channels[l]}));
+    in = channels[l];
+  }
+  return dict;
+}
+
+std::string LoadError(const std::string& path) {
+  try {
+    Vgg16::Load(path);
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  return "loaded";
+}
+
+TEST(Vgg16Test, PlainTorchvisionDictMeansTorchvisionNormalization) {
+  TempDir dir;
+  SaveTensorDict(VggDict(), dir / "vgg.pt");
+  const Vgg16 vgg = Vgg16::Load(dir / "vgg.pt");
+  EXPECT_EQ(vgg.normalization().input_scale, 1.0);
+  EXPECT_DOUBLE_EQ(vgg.normalization().mean[0], 0.485);
+  EXPECT_DOUBLE_EQ(vgg.normalization().std[2], 0.225);
+}
+
+TEST(Vgg16Test, BadWeightsFilesNameTheProblem) {
+  TempDir dir;
+  TensorDict missing = VggDict();
+  missing.erase(missing.begin() + 5);  // features.10.bias... index 5 is features.5.bias
+  SaveTensorDict(missing, dir / "missing.pt");
+  EXPECT_EQ(LoadError(dir / "missing.pt"), dir / "missing.pt: missing key 'features.5.bias'");
+
+  TensorDict shape = VggDict();
+  shape[2].second = torch::zeros({64, 3, 3, 3});
+  SaveTensorDict(shape, dir / "shape.pt");
+  EXPECT_EQ(LoadError(dir / "shape.pt"),
+            dir / "shape.pt: key 'features.2.weight' has shape [64, 3, 3, 3], expected [64, 64, 3, 3]");
+
+  testing::WriteFile(dir / "junk.pt", "not a zip");
+  EXPECT_NE(LoadError(dir / "junk.pt").find("junk.pt: not a file written by torch.save"),
+            std::string::npos);
+  EXPECT_EQ(LoadError(dir / "absent.pt"), dir / "absent.pt: cannot open file");
+}
+
+TEST(Vgg16Test, OrderedDictAndNonTensorValuesAreExplained) {
+  TempDir dir;
+  const std::string script =
+      "import torch, collections\n"
+      "torch.save(collections.OrderedDict(a=torch.zeros(1), b=torch.zeros(2)), '" + (dir / "ordered.pt") + "')\n"
+      "torch.save({'features.0.weight': 'text', 'features.0.bias': torch.zeros(2)}, '" + (dir / "string.pt") + "')\n";
+  testing::WriteFile(dir / "make.py", script);
+  ASSERT_EQ(std::system(("/usr/bin/python3 " + (dir / "make.py")).c_str()), 0);
+  EXPECT_NE(LoadError(dir / "ordered.pt").find("save dict(state_dict) instead"), std::string::npos)
+      << LoadError(dir / "ordered.pt");
+  EXPECT_EQ(LoadError(dir / "string.pt"),
+            dir / "string.pt: key 'features.0.weight' is not a tensor (String)");
+}
+
+TEST(TransformerLoadTest, MissingAndMisshapenParametersAreNamed) {
+  TransformerNet net;
+  TensorDict dict;
+  for (const auto& p : net->named_parameters()) dict.emplace_back(p.key(), p.value());
+  TensorDict without = dict;
+  without.pop_back();
+  try {
+    LoadTransformerParameters(net, without, "m.pt");
+    FAIL();
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()), "m.pt: model file lacks parameter 'deconv3.conv2d.bias'");
+  }
+  dict.emplace_back("extra.weight", torch::zeros({1}));
+  try {
+    LoadTransformerParameters(net, dict, "m.pt");
+    FAIL();
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()), "m.pt: unexpected key 'extra.weight' (not a TransformerNet parameter)");
+  }
+}
+
+// export writes the PyTorch example's names; PyTorch loads them strictly into
+// its own TransformerNet and reproduces the C++ output.
+TEST(ExportTest, PyTorchLoadsTheExportAndMatchesCppInference) {
+  TempDir dir;
+  torch::manual_seed(3);
+  TransformerNet net;
+  SaveTensorDict(ModelDict(net, ModelInfo{"job", "style", 64}), dir / "model.pt");
+  ExportModel(dir / "model.pt", dir / "export.pth");
+  const torch::Tensor input = torch::rand({1, 3, 48, 40}) * 255;
+  torch::Tensor output;
+  {
+    torch::NoGradGuard no_grad;
+    net->eval();
+    output = LoadTransformer(dir / "export.pth")->forward(input);
+  }
+  SaveTensorDict({{"input", input}, {"output", output}}, dir / "data.pt");
+  const std::string command = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
+                              "/tests/python/reference.py export " + (dir / "export.pth") + " " +
+                              (dir / "data.pt");
+  EXPECT_EQ(std::system(command.c_str()), 0) << command;
+}
+
+}  // namespace
+}  // namespace stylefleet
