@@ -18,7 +18,7 @@ packages=(
   nlohmann-json3-dev      # JSON output
   libgtest-dev libgmock-dev   # tests
   # cross-checks against PyTorch in tests
-  python3-torch python3-numpy
+  python3-torch python3-torchvision python3-numpy
 )
 
 SUDO=""

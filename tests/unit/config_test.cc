@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "test_paths.h"
 #include "test_util.h"
 
 namespace stylefleet {

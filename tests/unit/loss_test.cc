@@ -10,6 +10,7 @@
 #include "model/tensor_file.h"
 #include "model/transformer_net.h"
 #include "model/vgg16.h"
+#include "test_paths.h"
 #include "test_util.h"
 
 namespace stylefleet {

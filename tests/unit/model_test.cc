@@ -8,6 +8,7 @@
 #include "model/tensor_file.h"
 #include "model/transformer_net.h"
 #include "model/vgg16.h"
+#include "test_paths.h"
 #include "test_util.h"
 #include "train/commands.h"
 #include "train/model_state.h"
@@ -106,6 +107,33 @@ TEST(Vgg16Test, OrderedDictAndNonTensorValuesAreExplained) {
       << LoadError(dir / "ordered.pt");
   EXPECT_EQ(LoadError(dir / "string.pt"),
             dir / "string.pt: key 'features.0.weight' is not a tensor (String)");
+}
+
+// launch/convert_vgg16.py on a whole torchvision vgg16 state dict (classifier
+// included) writes a file the loader accepts, with torchvision's convention.
+TEST(Vgg16Test, ConverterOutputLoads) {
+  TempDir dir;
+  testing::WriteFile(dir / "make.py",
+                     "import torch, torchvision\n"
+                     "torch.save(torchvision.models.vgg16().state_dict(), '" + (dir / "tv.pth") + "')\n");
+  ASSERT_EQ(std::system(("/usr/bin/python3 " + (dir / "make.py")).c_str()), 0);
+  const std::string convert = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
+                              "/launch/convert_vgg16.py --from " + (dir / "tv.pth") + " --out " +
+                              (dir / "vgg.pth") + " --activation-scale 2";
+  ASSERT_EQ(std::system(convert.c_str()), 0);
+  const Vgg16 vgg = Vgg16::Load(dir / "vgg.pth");
+  EXPECT_FALSE(vgg.is_random());
+  EXPECT_EQ(vgg.normalization().input_scale, 1.0);
+  EXPECT_NEAR(vgg.normalization().mean[1], 0.456, 1e-6);
+  // A plain torchvision state dict (all keys, classifier too) loads as it is.
+  ASSERT_EQ(std::system(("/usr/bin/python3 -c \"import torch; torch.save(dict(torch.load('" +
+                         (dir / "tv.pth") + "')), '" + (dir / "plain.pth") + "')\"").c_str()),
+            0);
+  const Vgg16 plain = Vgg16::Load(dir / "plain.pth");
+  // Activation scale 2 doubles every activation (ReLU and max-pool are homogeneous).
+  const torch::Tensor image = torch::rand({1, 3, 32, 32}) * 255;
+  const torch::Tensor a = vgg.Forward(image, {6}).at(6), b = plain.Forward(image, {6}).at(6);
+  EXPECT_TRUE(torch::allclose(a, 2 * b, 1e-4, 1e-5));
 }
 
 TEST(TransformerLoadTest, MissingAndMisshapenParametersAreNamed) {
