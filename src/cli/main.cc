@@ -5,13 +5,16 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
 #include "common/log.h"
 #include "config/job_config.h"
+#include "dist/world.h"
 #include "train/commands.h"
+#include "train/style_schedule.h"
 
 namespace stylefleet {
 namespace {
@@ -39,6 +42,61 @@ struct JobArgs {
   }
 };
 
+void ReportConfigError(const ConfigError& e) {
+  for (const auto& problem : e.problems()) std::cerr << problem << "\n";
+  std::cerr << e.problems().size() << (e.problems().size() == 1 ? " problem" : " problems")
+            << " found; nothing was run\n";
+}
+
+// `train`, on one process or as one rank of an mpirun launch. A job that is
+// invalid on any rank stops every rank with code 2 (reported once, by rank 0);
+// a failure during training aborts the whole launch so no peer hangs.
+int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
+  const std::unique_ptr<World> world = LaunchedByMpi() ? MakeMpiWorld() : MakeSoloWorld();
+  const ProcessInfo& me = world->info();
+  if (me.size > 1) SetLogPrefix("[rank " + std::to_string(me.rank) + "] ");
+  JobConfig job;
+  std::vector<std::string> problems;
+  try {
+    job = args.Load();
+  } catch (const ConfigError& e) {
+    problems = e.problems();
+  }
+  if (me.size > 1) {
+    // Agree on validity first: a rank that alone failed would otherwise leave the others waiting.
+    std::string joined;
+    for (const auto& p : problems) joined += p + "\n";
+    const auto all = world->all().AllGather(joined);
+    for (size_t r = 0; r < all.size() && problems.empty(); ++r) {
+      if (all[r].empty()) continue;
+      std::istringstream lines(all[r]);
+      for (std::string line; std::getline(lines, line);) {
+        problems.push_back("rank " + std::to_string(r) + ": " + line);
+      }
+    }
+  }
+  if (!problems.empty()) {
+    if (me.rank == 0) ReportConfigError(ConfigError(problems));
+    return kExitConfigError;
+  }
+  try {
+    TrainJob(job, options, *world);
+    return kExitOk;
+  } catch (const ConfigError& e) {
+    if (me.size == 1) throw;
+    ReportConfigError(e);
+    std::cerr << "rank " << me.rank << " on " << me.host << ": aborting all " << me.size
+              << " ranks\n";
+    world->Abort(kExitConfigError);
+  } catch (const std::exception& e) {
+    if (me.size == 1) throw;
+    std::cerr << "error: rank " << me.rank << " on " << me.host << ": " << e.what()
+              << "\naborting all " << me.size << " ranks\n";
+    world->Abort(kExitRuntimeError);
+  }
+  return kExitRuntimeError;  // not reached: Abort does not return
+}
+
 int Run(int argc, char** argv) {
   CLI::App app{"stylefleet: trains fast neural style transfer models from YAML jobs"};
   app.require_subcommand(1);
@@ -46,8 +104,12 @@ int Run(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Debug logging");
 
   JobArgs check_args;
+  int check_world = 1;
   CLI::App* check = app.add_subcommand("check", "Validate a job and print the resolved plan");
   check_args.AddTo(check);
+  check->add_option("--world", check_world,
+                    "Also print which ranks train which style, in which order, on this many ranks")
+      ->check(CLI::Range(1, 1 << 20));
 
   JobArgs train_args;
   TrainRunOptions train_options;
@@ -104,13 +166,12 @@ int Run(int argc, char** argv) {
   if (check->parsed()) {
     const JobConfig job = check_args.Load();
     std::cout << DescribeJob(job);
+    const StyleSchedule plan = PlanStyles(static_cast<int>(job.styles.size()), check_world,
+                                          job.distributed.ranks_per_style);
+    std::cout << DescribeSchedule(job, plan);
     return kExitOk;
   }
-  if (train->parsed()) {
-    const JobConfig job = train_args.Load();
-    TrainJob(job, train_options);
-    return kExitOk;
-  }
+  if (train->parsed()) return RunTrain(train_args, train_options);
   if (stylize->parsed()) {
     const StylizeResult result = StylizeImages(stylize_options);
     if (!result.failed.empty()) {
@@ -153,9 +214,7 @@ int main(int argc, char** argv) {
   try {
     return Run(argc, argv);
   } catch (const ConfigError& e) {
-    for (const auto& problem : e.problems()) std::cerr << problem << "\n";
-    std::cerr << e.problems().size() << (e.problems().size() == 1 ? " problem" : " problems")
-              << " found; nothing was run\n";
+    ReportConfigError(e);
     return kExitConfigError;
   } catch (const DataError& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -305,6 +305,11 @@ const FieldTable<TrainingOptions>& TrainingFields() {
        [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.tv_weight, 0, 1e12); }},
       {"batch_size", "integer", "4", "Images per step (per rank when distributed), 1 to 1024.",
        [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.batch_size, 1, 1024); }},
+      {"micro_batches", "integer", "1",
+       "Gradient accumulation: each step runs its batch in this many parts (part m takes "
+       "images m, m+M, m+2M, ...) and averages their gradients. The update is that of the whole "
+       "batch, with less memory per pass. Must divide batch_size.",
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.micro_batches, 1, 1024); }},
       {"epochs", "integer", "2",
        "Passes over the content set, 0 to 100000; 0 means max_steps alone ends training.",
        [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.epochs, 0, 100000); }},
@@ -331,6 +336,38 @@ const FieldTable<CheckpointOptions>& CheckpointFields() {
        [](CheckpointOptions& t, const Value& v) { v.ReadInt(&t.every_steps, 1, int64_t{1} << 40); }},
       {"keep", "integer", "3", "Checkpoints kept per style, newest first, 1 to 1000.",
        [](CheckpointOptions& t, const Value& v) { v.ReadInt(&t.keep, 1, 1000); }},
+  };
+  return table;
+}
+
+const FieldTable<DistributedOptions>& DistributedFields() {
+  static const FieldTable<DistributedOptions> table = {
+      {"backend", "`auto`, `mpi` or `nccl`", "`auto`",
+       "Gradient transport: NCCL when tensors live on CUDA GPUs, MPI (CPU tensors) otherwise.",
+       [](DistributedOptions& t, const Value& v) {
+         std::string backend;
+         if (!v.ReadString(&backend)) return;
+         if (backend != "auto" && backend != "mpi" && backend != "nccl") {
+           v.Fail("expected auto, mpi or nccl, got '" + backend + "'");
+           return;
+         }
+         t.backend = backend;
+       }},
+      {"ranks_per_style", "integer", "0 (auto)",
+       "Ranks that train one style together, data-parallel (each reads its own shard; gradients "
+       "averaged every step). Must divide the number of ranks. 0: the number of groups is the "
+       "largest divisor of the rank count not above the style count.",
+       [](DistributedOptions& t, const Value& v) { v.ReadInt(&t.ranks_per_style, 0, 1 << 20); }},
+      {"bucket_mb", "number", "25",
+       "Gradients are flattened into buckets of at most this many MiB, one collective each "
+       "(0.001 to 1024).",
+       [](DistributedOptions& t, const Value& v) { v.ReadDouble(&t.bucket_mb, 0.001, 1024); }},
+      {"check_every_steps", "integer", "100",
+       "Every N steps the ranks of a group compare a checksum of their parameters and stop with "
+       "an error if they diverged; 0 disables.",
+       [](DistributedOptions& t, const Value& v) {
+         v.ReadInt(&t.check_every_steps, 0, int64_t{1} << 40);
+       }},
   };
   return table;
 }
@@ -455,8 +492,8 @@ void ReadMap(const YAML::Node& map, const std::string& section, const FieldTable
 }
 
 const std::vector<std::string>& JobSections() {
-  static const std::vector<std::string> sections = {"job",      "data",       "loss_network",
-                                                    "training", "checkpoint", "styles"};
+  static const std::vector<std::string> sections = {
+      "job", "data", "loss_network", "training", "checkpoint", "distributed", "styles"};
   return sections;
 }
 
@@ -659,6 +696,8 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
       ApplyOverride(o, section, TrainingFields(), job.training, problems);
     } else if (section == "checkpoint") {
       ApplyOverride(o, section, CheckpointFields(), job.checkpoint, problems);
+    } else if (section == "distributed") {
+      ApplyOverride(o, section, DistributedFields(), job.distributed, problems);
     } else {
       problems.Add(where + UnknownKeyMessage("", section, JobSections()));
     }
@@ -739,6 +778,8 @@ void ReadJobFile(const YAML::Node& root, JobConfig& job, Origins& origins, const
       ReadMap(value, key, TrainingFields(), job.training, problems);
     } else if (key == "checkpoint") {
       ReadMap(value, key, CheckpointFields(), job.checkpoint, problems);
+    } else if (key == "distributed") {
+      ReadMap(value, key, DistributedFields(), job.distributed, problems);
     }
   }
   job.data.content_dir = ResolvePath(job.data.content_dir, base);
@@ -875,7 +916,8 @@ void ReadStyles(const YAML::Node& list, JobConfig& job, const fs::path& base, Pr
 
 bool SameTraining(const TrainingOptions& a, const TrainingOptions& b) {
   return a.content_weight == b.content_weight && a.style_weight == b.style_weight &&
-         a.tv_weight == b.tv_weight && a.batch_size == b.batch_size && a.epochs == b.epochs &&
+         a.tv_weight == b.tv_weight && a.batch_size == b.batch_size &&
+         a.micro_batches == b.micro_batches && a.epochs == b.epochs &&
          a.max_steps == b.max_steps && a.learning_rate == b.learning_rate &&
          a.log_every_steps == b.log_every_steps && a.preview_every_steps == b.preview_every_steps;
 }
@@ -889,6 +931,11 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
     if (t.epochs == 0 && t.max_steps == 0) {
       problems.Add(problems.file() + ": " + who +
                    "epochs and max_steps are both 0; set at least one to end training");
+    }
+    if (t.batch_size % t.micro_batches != 0) {
+      problems.Add(problems.file() + ": " + who + "micro_batches (" +
+                   std::to_string(t.micro_batches) + ") must divide batch_size (" +
+                   std::to_string(t.batch_size) + ")");
     }
     if (t.content_weight == 0 && t.style_weight == 0) {
       problems.Add(problems.file() + ": " + who +
@@ -1065,6 +1112,7 @@ std::string ConfigReference() {
   AppendTable(out, "loss_network", LossNetworkFields());
   AppendTable(out, "training", TrainingFields());
   AppendTable(out, "checkpoint", CheckpointFields());
+  AppendTable(out, "distributed", DistributedFields());
   out << "### `styles` (a list; each entry a mapping, or the path of a seed-style file)\n\n"
          "Each mapping takes these keys, plus any key of `training` to override the job's "
          "default for this style.\n\n";
@@ -1081,8 +1129,8 @@ uint64_t JobFingerprint(const JobConfig& job) {
   for (const auto& st : job.styles) {
     const auto& t = st.training;
     s << '|' << st.name << '|' << st.image << '|' << t.content_weight << '|' << t.style_weight
-      << '|' << t.tv_weight << '|' << t.batch_size << '|' << t.epochs << '|' << t.max_steps << '|'
-      << t.learning_rate;
+      << '|' << t.tv_weight << '|' << t.batch_size << '|' << t.micro_batches << '|' << t.epochs
+      << '|' << t.max_steps << '|' << t.learning_rate;
   }
   uint64_t hash = 1469598103934665603ULL;
   for (unsigned char c : s.str()) {

@@ -49,6 +49,9 @@ struct TrainingOptions {
   double style_weight = 100.0;
   double tv_weight = 0.0;
   int batch_size = 4;
+  /// Gradient accumulation: a step runs its batch in this many parts (part m
+  /// takes images m, m+M, ...) and sums their gradients. Must divide batch_size.
+  int micro_batches = 1;
   /// Passes over the content set; 0 means limited by max_steps only.
   int epochs = 2;
   /// Step limit; 0 means limited by epochs only. With both set, the first reached ends training.
@@ -62,6 +65,19 @@ struct TrainingOptions {
 struct CheckpointOptions {
   int64_t every_steps = 1000;
   int keep = 3;
+};
+
+/// How a job spreads over the processes of an `mpirun` launch.
+struct DistributedOptions {
+  /// "auto" (NCCL when tensors live on CUDA, else MPI), "mpi" or "nccl".
+  std::string backend = "auto";
+  /// Ranks that train one style together (data-parallel); 0 picks the largest
+  /// group count that divides the world and does not exceed the style count.
+  int ranks_per_style = 0;
+  /// Gradient bucket cap in MiB: few large collectives per step. 25 as PyTorch DDP.
+  double bucket_mb = 25.0;
+  /// Every N steps the ranks of a group compare a parameter checksum; 0 disables.
+  int64_t check_every_steps = 100;
 };
 
 /// One style to train.
@@ -81,6 +97,7 @@ struct JobConfig {
   LossNetworkOptions loss_network;
   TrainingOptions training;  ///< defaults before per-style overrides
   CheckpointOptions checkpoint;
+  DistributedOptions distributed;
   std::vector<StyleSpec> styles;
 
   std::string source_file;   ///< the file this job was loaded from

@@ -60,6 +60,20 @@ TransformerNetImpl::TransformerNetImpl() {
   deconv2_ = register_module("deconv2", ConvLayer(64, 32, 3, 1, 2));
   in5_ = register_module("in5", MakeInstanceNorm(32));
   deconv3_ = register_module("deconv3", ConvLayer(32, 3, 9, 1));
+  // Freeze the biases an instance norm cancels (see TrainableParameters).
+  torch::NoGradGuard no_grad;
+  for (auto& item : named_parameters()) {
+    const std::string& key = item.key();
+    const bool conv_bias_before_norm =
+        key.size() > 12 && key.compare(key.size() - 12, 12, ".conv2d.bias") == 0 &&
+        key.rfind("deconv3.", 0) != 0;
+    const bool residual_norm_bias = key.rfind("res", 0) == 0 &&
+                                    key.size() > 9 && key.compare(key.size() - 9, 9, ".in2.bias") == 0;
+    if (conv_bias_before_norm || residual_norm_bias) {
+      item.value().zero_();
+      item.value().set_requires_grad(false);
+    }
+  }
 }
 
 torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x) {
@@ -70,6 +84,14 @@ torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x) {
   y = torch::relu(in4_(deconv1_(y)));
   y = torch::relu(in5_(deconv2_(y)));
   return deconv3_(y);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> TrainableParameters(TransformerNet& net) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : net->named_parameters()) {
+    if (item.value().requires_grad()) out.emplace_back(item.key(), item.value());
+  }
+  return out;
 }
 
 void LoadTransformerParameters(TransformerNet& net,

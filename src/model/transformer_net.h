@@ -56,6 +56,17 @@ class TransformerNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(TransformerNet);
 
+/// The parameters that training updates, with their names, in a fixed order.
+///
+/// Left out (kept at zero, still in every state dict): the biases that an
+/// instance norm cancels exactly — those of every conv followed by one, and of
+/// each residual block's second norm (its per-channel offset travels the
+/// residual stream to deconv1 and is removed by in4). Their true gradient is 0;
+/// Adam would turn float rounding noise into full-size random steps, which
+/// changes nothing in the output but makes runs irreproducible across rank
+/// counts.
+std::vector<std::pair<std::string, torch::Tensor>> TrainableParameters(TransformerNet& net);
+
 /// Name of the head, stored in model files' metadata.
 constexpr const char* kTransformerHead = "linear";
 

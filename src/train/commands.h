@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/job_config.h"
+#include "dist/world.h"
 
 namespace stylefleet {
 
@@ -18,9 +19,14 @@ struct TrainRunOptions {
   bool progress = true;
 };
 
-/// Trains every style of `job` one after another, resuming each from its newest
-/// checkpoint. Throws Error (or DataError) when a style cannot be trained; a
-/// style already finished is skipped.
+/// Trains the styles of `job`, resuming each from its newest checkpoint; a
+/// style already finished is skipped. Collective over `world`: the styles are
+/// laid onto groups of ranks (see train/style_schedule.h), each group trains
+/// its styles one after another, data-parallel. Throws Error (or DataError,
+/// ConfigError) when a style cannot be trained, on every rank of its group.
+void TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world);
+
+/// The same in a world of one process.
 void TrainJob(const JobConfig& job, const TrainRunOptions& options);
 
 struct StylizeOptions {

@@ -66,9 +66,9 @@ TensorDict CheckpointDict(TransformerNet& net, Adam& adam, const RunPosition& po
                           const ModelInfo& info) {
   TensorDict dict = ModelDict(net, info);
   size_t i = 0;
-  for (const auto& item : net->named_parameters()) {
-    dict.emplace_back("stylefleet.adam.exp_avg." + item.key(), adam.exp_avg(i));
-    dict.emplace_back("stylefleet.adam.exp_avg_sq." + item.key(), adam.exp_avg_sq(i));
+  for (const auto& [name, param] : TrainableParameters(net)) {
+    dict.emplace_back("stylefleet.adam.exp_avg." + name, adam.exp_avg(i));
+    dict.emplace_back("stylefleet.adam.exp_avg_sq." + name, adam.exp_avg_sq(i));
     ++i;
   }
   dict.emplace_back("stylefleet.adam.steps", Scalar(adam.steps()));
@@ -84,11 +84,11 @@ RunPosition RestoreCheckpoint(const TensorDict& dict, const std::string& path, T
   LoadTransformerParameters(net, dict, path);
   torch::NoGradGuard no_grad;
   size_t i = 0;
-  for (const auto& item : net->named_parameters()) {
+  for (const auto& [name, param] : TrainableParameters(net)) {
     for (const char* kind : {"exp_avg.", "exp_avg_sq."}) {
-      const std::string key = std::string("stylefleet.adam.") + kind + item.key();
+      const std::string key = std::string("stylefleet.adam.") + kind + name;
       const torch::Tensor* t = FindTensor(dict, key);
-      if (t == nullptr || t->sizes() != item.value().sizes()) {
+      if (t == nullptr || t->sizes() != param.sizes()) {
         throw DataError(path + ": checkpoint lacks optimizer state '" + key + "'");
       }
       (std::string(kind) == "exp_avg." ? adam.exp_avg(i) : adam.exp_avg_sq(i)).copy_(*t);

@@ -53,7 +53,8 @@ struct ModelInfo {
 /// `stylefleet.*` metadata (head, job, style, image size).
 TensorDict ModelDict(TransformerNet& net, const ModelInfo& info);
 
-/// ModelDict plus optimizer state, position and RNG state.
+/// ModelDict plus optimizer state (for TrainableParameters, in that order),
+/// position and RNG state.
 TensorDict CheckpointDict(TransformerNet& net, Adam& adam, const RunPosition& position,
                           const ModelInfo& info);
 

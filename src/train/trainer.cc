@@ -21,8 +21,11 @@
 #include "loss/losses.h"
 #include "model/vgg16.h"
 #include "train/checkpoints.h"
+#include "dist/world.h"
 #include "train/commands.h"
+#include "train/gradient_buckets.h"
 #include "train/model_state.h"
+#include "train/style_schedule.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
@@ -72,17 +75,55 @@ uint64_t NameHash(const std::string& name) {
   return hash;
 }
 
-// The seed's losses for one batch given precomputed style grams.
-struct StepLosses {
-  LossTerms terms;
-  torch::Tensor generated;
-};
+// Runs `action` on the group root only; if it throws there, every rank of the
+// group throws the same error (a root-only failure must not leave the other
+// ranks waiting in the next collective).
+template <typename F>
+void RunOnRoot(Communicator& group, F action) {
+  std::string error;
+  if (group.rank() == 0) {
+    try {
+      action();
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "unknown error";
+    }
+  }
+  if (group.size() == 1) {
+    if (!error.empty()) throw Error(error);
+    return;
+  }
+  uint64_t length = error.size();
+  group.Broadcast(&length, sizeof(length), 0);
+  error.resize(length);
+  if (length > 0) group.Broadcast(error.data(), length, 0);
+  if (!error.empty()) throw Error(error);
+}
+
+// Copies every tensor of `tensors` from the group root to all ranks.
+void BroadcastTensors(Communicator& group, const std::vector<torch::Tensor>& tensors) {
+  if (group.size() == 1) return;
+  torch::NoGradGuard no_grad;
+  for (const auto& t : tensors) {
+    SF_CHECK(t.is_contiguous(), "broadcast needs contiguous tensors");
+    group.Broadcast(t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size(), 0);
+  }
+}
+
+double ParameterChecksum(TransformerNet& net) {
+  torch::NoGradGuard no_grad;
+  double sum = 0;
+  for (const auto& p : net->parameters()) sum += p.to(torch::kFloat64).sum().item<double>();
+  return sum;
+}
 
 class StyleTrainer {
  public:
   StyleTrainer(const JobConfig& job, const StyleSpec& style, const Vgg16& vgg,
-               const std::vector<std::string>& files, const TrainRunOptions& options)
-      : job_(job), style_(style), vgg_(vgg), files_(files), options_(options),
+               const std::vector<std::string>& files, const TrainRunOptions& options,
+               Communicator& group)
+      : job_(job), style_(style), vgg_(vgg), files_(files), options_(options), group_(group),
+        root_(group.rank() == 0),
         content_layers_(LayerIndices(job.loss_network.content_layers)),
         style_layers_(LayerIndices(job.loss_network.style_layers)) {
     all_layers_ = content_layers_;
@@ -92,14 +133,16 @@ class StyleTrainer {
 
   void Run() {
     const auto& t = style_.training;
-    ClaimOutputDir(style_.output_dir, job_.name, style_.name);
+    RunOnRoot(group_, [&] { ClaimOutputDir(style_.output_dir, job_.name, style_.name); });
     ComputeStyleGrams();
 
     // Same initial weights for the same job seed and style name, wherever it runs.
     torch::manual_seed(job_.seed ^ NameHash(style_.name));
     net_ = TransformerNet();
     net_->train();
-    adam_ = std::make_unique<Adam>(net_->parameters(), t.learning_rate);
+    std::vector<torch::Tensor> trainable;
+    for (const auto& item : TrainableParameters(net_)) trainable.push_back(item.second);
+    adam_ = std::make_unique<Adam>(trainable, t.learning_rate);
 
     LoaderOptions loader_options;
     loader_options.image_size = job_.data.image_size;
@@ -108,25 +151,45 @@ class StyleTrainer {
     loader_options.prefetch_batches = job_.data.prefetch_batches;
     loader_options.max_image_pixels = job_.data.max_image_pixels;
     loader_options.seed = job_.seed;
+    loader_options.rank = group_.rank();
+    loader_options.world = group_.size();
 
-    RunPosition position = Resume();
-    const int64_t per_epoch = static_cast<int64_t>(files_.size()) / t.batch_size;
+    RunPosition position;
+    RunOnRoot(group_, [&] { position = Resume(); });
+    SynchronizeState(position);
+    const int64_t per_epoch =
+        static_cast<int64_t>(files_.size()) / group_.size() / t.batch_size;
     total_steps_ = t.epochs > 0 ? t.epochs * per_epoch : INT64_MAX;
     if (t.max_steps > 0) total_steps_ = std::min(total_steps_, t.max_steps);
     if (position.step >= total_steps_) {
-      SF_LOG(kInfo) << "[" << style_.name << "] already trained (" << position.step
-                    << " steps); writing the final model";
-      WriteModel();
+      if (root_) {
+        SF_LOG(kInfo) << "[" << style_.name << "] already trained (" << position.step
+                      << " steps); writing the final model";
+      }
+      RunOnRoot(group_, [&] { WriteModel(); });
       return;
     }
-    SF_LOG(kInfo) << "[" << style_.name << "] training steps " << position.step + 1 << ".."
-                  << total_steps_ << " (" << per_epoch << " per epoch, batch " << t.batch_size
-                  << ", " << job_.data.image_size << " px) into " << style_.output_dir;
+    if (root_) {
+      SF_LOG(kInfo) << "[" << style_.name << "] training steps " << position.step + 1 << ".."
+                    << total_steps_ << " (" << per_epoch << " per epoch)";
+      if (group_.size() > 1) {
+        SF_LOG(kInfo) << "[" << style_.name << "] data-parallel over " << group_.size()
+                      << " ranks (" << group_.backend() << "), batch " << t.batch_size << " x "
+                      << group_.size() << " = " << t.batch_size * group_.size() << ", "
+                      << buckets_->bucket_count() << " gradient bucket(s) of at most "
+                      << job_.distributed.bucket_mb << " MiB";
+      }
+      SF_LOG(kInfo) << "[" << style_.name << "] " << job_.data.image_size << " px into "
+                    << style_.output_dir;
+    }
     BatchLoader loader(files_, loader_options, LoaderPosition{position.epoch, position.batch});
-    TrimMetrics(position.step);
-    PreparePreviews();
+    if (root_) {
+      TrimMetrics(position.step);
+      PreparePreviews();
+    }
 
-    const bool tty = options_.progress && isatty(STDOUT_FILENO);
+    // Under mpirun, ranks often see a pseudo-terminal while the launch itself is logged to a file.
+    const bool tty = root_ && options_.progress && group_.size() == 1 && isatty(STDOUT_FILENO);
     double step_seconds_avg = 0;
     const auto run_start = Clock::now();
     int64_t steps_this_run = 0;
@@ -138,7 +201,7 @@ class StyleTrainer {
       const torch::Tensor content =
           torch::from_blob(batch.pixels.data(), {batch.count, 3, batch.size, batch.size},
                            torch::kFloat32);
-      const LossTerms terms = TrainStep(content);
+      const StepValues values = TrainStep(content);
       ++position.step;
       ++steps_this_run;
       position.epoch = batch.epoch;
@@ -149,36 +212,43 @@ class StyleTrainer {
       }
       const double seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
       step_seconds_avg = steps_this_run == 1 ? seconds : 0.9 * step_seconds_avg + 0.1 * seconds;
+      const int images = batch.count * group_.size();
       window_seconds += seconds;
-      window_images += batch.count;
+      window_images += images;
       const double eta = step_seconds_avg * double(total_steps_ - position.step);
 
       if (tty) {
         std::printf("\r[%s] step %lld/%lld  loss %.4g  %.2f img/s  ETA %s   ", style_.name.c_str(),
                     static_cast<long long>(position.step), static_cast<long long>(total_steps_),
-                    terms.total.item<double>(), batch.count / std::max(seconds, 1e-9),
-                    FormatDuration(eta).c_str());
+                    values.total, images / std::max(seconds, 1e-9), FormatDuration(eta).c_str());
         std::fflush(stdout);
       }
       const bool last = position.step == total_steps_;
+      if (job_.distributed.check_every_steps > 0 && group_.size() > 1 &&
+          (position.step % job_.distributed.check_every_steps == 0 || last)) {
+        CheckReplicasAgree(position.step);
+      }
       if (position.step % t.log_every_steps == 0 || last) {
         if (tty) std::printf("\n");
-        Log(position, terms, window_images / std::max(window_seconds, 1e-9), eta,
-            loader.skipped_files());
+        const double rate = window_images / std::max(window_seconds, 1e-9);
+        const int64_t skipped = loader.skipped_files();
+        RunOnRoot(group_, [&] { Log(position, values, rate, eta, skipped); });
         window_seconds = 0;
         window_images = 0;
       }
       if (t.preview_every_steps > 0 && (position.step % t.preview_every_steps == 0 || last)) {
-        WritePreview(position.step);
+        RunOnRoot(group_, [&] { WritePreview(position.step); });
       }
       if (position.step % job_.checkpoint.every_steps == 0 || last) {
-        WriteCheckpoint(position);
+        RunOnRoot(group_, [&] { WriteCheckpoint(position); });
       }
     }
-    WriteModel();
-    SF_LOG(kInfo) << "[" << style_.name << "] done: " << steps_this_run << " steps in "
-                  << FormatDuration(std::chrono::duration<double>(Clock::now() - run_start).count())
-                  << "; model " << (fs::path(style_.output_dir) / "model.pt").string();
+    RunOnRoot(group_, [&] { WriteModel(); });
+    if (root_) {
+      SF_LOG(kInfo) << "[" << style_.name << "] done: " << steps_this_run << " steps in "
+                    << FormatDuration(std::chrono::duration<double>(Clock::now() - run_start).count())
+                    << "; model " << (fs::path(style_.output_dir) / "model.pt").string();
+    }
   }
 
  private:
@@ -197,14 +267,57 @@ class StyleTrainer {
     for (int layer : style_layers_) style_grams_.push_back(Gram(features.at(layer)));
   }
 
-  LossTerms TrainStep(const torch::Tensor& content) {
+  // Group-averaged loss values of one step: content, style, tv, total, then each style layer.
+  struct StepValues {
+    double content = 0, style = 0, tv = 0, total = 0;
+    std::vector<double> style_layers;
+  };
+
+  StepValues TrainStep(const torch::Tensor& content) {
+    adam_->ZeroGrad();
+    const int parts = style_.training.micro_batches;
+    std::vector<double> values(4 + style_layers_.size(), 0.0);
+    for (int part = 0; part < parts; ++part) {
+      // Part m takes images m, m+M, ... (strided like the shards of a group, so
+      // M parts in one process reproduce M ranks bit for bit).
+      const torch::Tensor images =
+          parts == 1 ? content : content.slice(0, part, content.size(0), parts).contiguous();
+      const LossTerms terms = ForwardLosses(images);
+      // Scaling the loss by 1/M scales every gradient exactly when M is a power of 2.
+      (parts == 1 ? terms.total : terms.total * (1.0 / parts)).backward();
+      std::vector<double> part_values = {terms.content.item<double>(), terms.style.item<double>(),
+                                         terms.tv.item<double>(), terms.total.item<double>()};
+      for (const auto& layer : terms.style_layers) part_values.push_back(layer.item<double>());
+      for (size_t i = 0; i < values.size(); ++i) values[i] += part_values[i] / parts;
+    }
+    // Group averages of the loss terms: what logs and metrics show, and what the
+    // finiteness check looks at, so every rank takes the same decision.
+    if (group_.size() > 1) {
+      group_.AllReduceSum(values.data(), values.size());
+      for (double& v : values) v /= group_.size();
+    }
+    StepValues out;
+    out.content = values[0];
+    out.style = values[1];
+    out.tv = values[2];
+    out.total = values[3];
+    out.style_layers.assign(values.begin() + 4, values.end());
+    if (!std::isfinite(out.total)) {
+      throw Error("style '" + style_.name + "': loss became " + std::to_string(out.total) +
+                  "; lower training.learning_rate or the loss weights");
+    }
+    if (group_.size() > 1) buckets_->AllReduceAverage(group_);
+    adam_->Step();
+    return out;
+  }
+
+  LossTerms ForwardLosses(const torch::Tensor& content) {
     std::map<int, torch::Tensor> content_features;
     {
       // The content batch only needs the content layers, and no gradients.
       torch::NoGradGuard no_grad;
       content_features = vgg_.Forward(content, content_layers_);
     }
-    adam_->ZeroGrad();
     const torch::Tensor generated = net_->forward(content);
     const auto generated_features = vgg_.Forward(generated, all_layers_);
     std::vector<torch::Tensor> gen_content, target_content, gen_style;
@@ -213,16 +326,56 @@ class StyleTrainer {
       target_content.push_back(content_features.at(layer));
     }
     for (int layer : style_layers_) gen_style.push_back(generated_features.at(layer));
-    LossTerms terms =
-        ComputeLosses(gen_content, target_content, gen_style, style_grams_, generated, weights_);
-    if (!std::isfinite(terms.total.item<double>())) {
-      throw Error("style '" + style_.name + "': loss became " +
-                  std::to_string(terms.total.item<double>()) +
-                  "; lower training.learning_rate or the loss weights");
+    return ComputeLosses(gen_content, target_content, gen_style, style_grams_, generated, weights_);
+  }
+
+  // Every rank starts from the root's state: parameters (fresh or restored),
+  // optimizer state and position. Also checks that all ranks built the same model.
+  void SynchronizeState(RunPosition& position) {
+    std::vector<torch::Tensor> params;
+    for (const auto& item : TrainableParameters(net_)) params.push_back(item.second);
+    buckets_ = std::make_unique<GradientBuckets>(
+        params, static_cast<size_t>(job_.distributed.bucket_mb * 1024 * 1024));
+    if (group_.size() == 1) return;
+    std::ostringstream shapes;
+    for (const auto& p : params) shapes << p.sizes() << ";";
+    const std::string mine = std::to_string(params.size()) + " parameters " +
+                             std::to_string(std::hash<std::string>()(shapes.str()));
+    const auto all = group_.AllGather(mine);
+    for (int r = 0; r < group_.size(); ++r) {
+      if (all[static_cast<size_t>(r)] != all[0]) {
+        throw Error("style '" + style_.name + "': rank " + std::to_string(r) + " of its group has " +
+                    all[static_cast<size_t>(r)] + ", rank 0 has " + all[0] +
+                    "; every rank must build the same model");
+      }
     }
-    terms.total.backward();
-    adam_->Step();
-    return terms;
+    int64_t numbers[3] = {position.step, position.epoch, position.batch};
+    group_.Broadcast(numbers, sizeof(numbers), 0);
+    position = RunPosition{numbers[0], numbers[1], numbers[2]};
+    std::vector<torch::Tensor> state = net_->parameters();  // frozen ones too: same model everywhere
+    for (size_t i = 0; i < params.size(); ++i) {
+      state.push_back(adam_->exp_avg(i));
+      state.push_back(adam_->exp_avg_sq(i));
+    }
+    BroadcastTensors(group_, state);
+    int64_t adam_steps = adam_->steps();
+    group_.Broadcast(&adam_steps, sizeof(adam_steps), 0);
+    adam_->set_steps(adam_steps);
+  }
+
+  // Replicas must stay bitwise equal; a difference means a broken rank or network.
+  void CheckReplicasAgree(int64_t step) {
+    char text[64];
+    std::snprintf(text, sizeof(text), "%.17g", ParameterChecksum(net_));
+    const auto all = group_.AllGather(text);
+    for (int r = 1; r < group_.size(); ++r) {
+      if (all[static_cast<size_t>(r)] != all[0]) {
+        throw Error("style '" + style_.name + "': at step " + std::to_string(step) + " rank " +
+                    std::to_string(r) + " of its group holds parameters with checksum " +
+                    all[static_cast<size_t>(r)] + ", rank 0 holds " + all[0] +
+                    ": the replicas diverged");
+      }
+    }
   }
 
   RunPosition Resume() {
@@ -259,20 +412,20 @@ class StyleTrainer {
     out << kept.str();
   }
 
-  void Log(const RunPosition& position, const LossTerms& terms, double images_per_second,
+  void Log(const RunPosition& position, const StepValues& terms, double images_per_second,
            double eta_seconds, int64_t skipped) {
     nlohmann::json record;
     record["step"] = position.step;
     record["total_steps"] = total_steps_;
     record["epoch"] = position.epoch;
-    record["content_loss"] = terms.content.item<double>();
-    record["style_loss"] = terms.style.item<double>();
-    record["tv_loss"] = terms.tv.item<double>();
-    record["total_loss"] = terms.total.item<double>();
+    record["content_loss"] = terms.content;
+    record["style_loss"] = terms.style;
+    record["tv_loss"] = terms.tv;
+    record["total_loss"] = terms.total;
     nlohmann::json layers;
     std::ostringstream layer_text;
     for (size_t i = 0; i < style_layers_.size(); ++i) {
-      const double v = terms.style_layers[i].item<double>();
+      const double v = terms.style_layers[i];
       layers[job_.loss_network.style_layers[i]] = v;
       layer_text << (i ? " " : "") << job_.loss_network.style_layers[i] << "=" << std::setprecision(4) << v;
     }
@@ -280,6 +433,7 @@ class StyleTrainer {
     record["images_per_second"] = images_per_second;
     record["eta_seconds"] = eta_seconds;
     record["skipped_images"] = skipped;
+    record["ranks"] = group_.size();
     record["time"] = std::chrono::duration<double>(
                          std::chrono::system_clock::now().time_since_epoch()).count();
     std::ofstream out(fs::path(style_.output_dir) / "metrics.jsonl", std::ios::app);
@@ -287,9 +441,8 @@ class StyleTrainer {
 
     std::ostringstream line;
     line << std::setprecision(4) << "[" << style_.name << "] step " << position.step << "/"
-         << total_steps_ << " | content " << terms.content.item<double>() << " | style "
-         << terms.style.item<double>() << " (" << layer_text.str() << ") | tv "
-         << terms.tv.item<double>() << " | total " << terms.total.item<double>() << " | "
+         << total_steps_ << " | content " << terms.content << " | style " << terms.style << " ("
+         << layer_text.str() << ") | tv " << terms.tv << " | total " << terms.total << " | "
          << std::setprecision(3) << images_per_second << " img/s | ETA "
          << FormatDuration(eta_seconds);
     SF_LOG(kInfo) << line.str();
@@ -344,6 +497,9 @@ class StyleTrainer {
   const Vgg16& vgg_;
   const std::vector<std::string>& files_;
   const TrainRunOptions& options_;
+  Communicator& group_;
+  const bool root_;
+  std::unique_ptr<GradientBuckets> buckets_;
   std::vector<int> content_layers_, style_layers_, all_layers_;
   LossWeights weights_;
   std::vector<torch::Tensor> style_grams_;
@@ -356,10 +512,23 @@ class StyleTrainer {
 }  // namespace
 
 void TrainJob(const JobConfig& job, const TrainRunOptions& options) {
-  // LibTorch's OpenMP default can be 1 thread here even with 2 cores; be explicit.
-  const int threads = options.threads > 0 ? options.threads
-                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const auto world = MakeSoloWorld();
+  TrainJob(job, options, *world);
+}
+
+void TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world) {
+  const ProcessInfo& me = world.info();
+  // LibTorch's OpenMP default can be 1 thread here even with 2 cores; be explicit,
+  // and share the cores of a host among its ranks.
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = options.threads > 0 ? options.threads : std::max(1, cores / me.local_size);
   torch::set_num_threads(threads);
+  for (const auto& name : options.only_styles) {
+    if (std::none_of(job.styles.begin(), job.styles.end(),
+                     [&](const StyleSpec& s) { return s.name == name; })) {
+      throw ConfigError({"--style " + name + ": the job has no such style"});
+    }
+  }
   std::vector<const StyleSpec*> styles;
   for (const auto& style : job.styles) {
     if (options.only_styles.empty() ||
@@ -368,15 +537,31 @@ void TrainJob(const JobConfig& job, const TrainRunOptions& options) {
       styles.push_back(&style);
     }
   }
-  for (const auto& name : options.only_styles) {
-    if (std::none_of(job.styles.begin(), job.styles.end(),
-                     [&](const StyleSpec& s) { return s.name == name; })) {
-      throw ConfigError({"--style " + name + ": the job has no such style"});
+  // Every rank must run the same job: compare fingerprints before anything else.
+  if (me.size > 1) {
+    char mine[32];
+    std::snprintf(mine, sizeof(mine), "%016llx", static_cast<unsigned long long>(JobFingerprint(job)));
+    const auto all = world.all().AllGather(mine);
+    for (int r = 0; r < me.size; ++r) {
+      if (all[static_cast<size_t>(r)] != all[0]) {
+        throw ConfigError({"rank " + std::to_string(r) + " loaded a different job than rank 0 "
+                           "(fingerprint " + all[static_cast<size_t>(r)] + " vs " + all[0] +
+                           "): every rank must see the same job file, overrides and paths"});
+      }
     }
   }
+  const StyleSchedule plan =
+      PlanStyles(static_cast<int>(styles.size()), me.size, job.distributed.ranks_per_style);
+  const int group_index = plan.GroupOf(me.rank);
+  std::unique_ptr<Communicator> group = world.Split(group_index, plan.RankInGroup(me.rank));
+  if (job.distributed.backend == "nccl") {
+    throw ConfigError({"distributed.backend: nccl needs a CUDA build (STYLEFLEET_WITH_CUDA) and "
+                       "GPUs; this build trains on CPU with MPI"});
+  }
+
   // Problems that would stop a style later are found before any training starts.
   const Vgg16 vgg = Vgg16::Load(job.loss_network.weights);
-  if (vgg.is_random()) {
+  if (vgg.is_random() && me.rank == 0) {
     SF_LOG(kWarning) << "loss network is random (" << job.loss_network.weights
                      << "): the machinery trains, but results are not artistic without real "
                         "VGG-16 weights (launch/convert_vgg16.py)";
@@ -389,12 +574,31 @@ void TrainJob(const JobConfig& job, const TrainRunOptions& options) {
     }
   }
   const std::vector<std::string> files = ListImageFiles(job.data.content_dir);
-  SF_LOG(kInfo) << "job " << job.name << ": " << styles.size() << " style(s), " << files.size()
-                << " content images, " << torch::get_num_threads() << " threads";
-  for (size_t i = 0; i < styles.size(); ++i) {
-    SF_LOG(kInfo) << "style " << i + 1 << "/" << styles.size() << ": " << styles[i]->name;
-    StyleTrainer(job, *styles[i], vgg, files, options).Run();
+  if (me.rank == 0) {
+    SF_LOG(kInfo) << "job " << job.name << ": " << styles.size() << " style(s), " << files.size()
+                  << " content images, " << me.size << " rank(s), " << threads
+                  << " thread(s) per rank";
+    if (me.size > 1) {
+      std::vector<std::string> names;
+      JobConfig view = job;
+      view.styles.clear();
+      for (const StyleSpec* s : styles) view.styles.push_back(*s);
+      std::istringstream lines(DescribeSchedule(view, plan));
+      for (std::string line; std::getline(lines, line);) SF_LOG(kInfo) << line;
+    }
   }
+  const auto& mine = plan.styles_of_group[static_cast<size_t>(group_index)];
+  for (size_t i = 0; i < mine.size(); ++i) {
+    const StyleSpec& style = *styles[static_cast<size_t>(mine[i])];
+    if (group->rank() == 0) {
+      SF_LOG(kInfo) << "style " << i + 1 << "/" << mine.size()
+                    << (me.size > 1 ? " of group " + std::to_string(group_index) : std::string())
+                    << ": " << style.name;
+    }
+    StyleTrainer(job, style, vgg, files, options, *group).Run();
+  }
+  // Groups finish at different times; leave together.
+  world.all().Barrier();
 }
 
 }  // namespace stylefleet

@@ -250,7 +250,7 @@ TEST_F(ConfigTest, UnknownKeySuggestsClosest) {
 TEST_F(ConfigTest, UnknownSectionListsValidOnes) {
   EXPECT_EQ(Problems(Head() + "monitor:\n  x: 1\nstyles:\n  - image: styles/wave.jpg\n"),
             std::vector<std::string>{"DIR/job.yaml:7:1: unknown key 'monitor'; valid keys: job, "
-                                     "data, loss_network, training, checkpoint, styles"});
+                                     "data, loss_network, training, checkpoint, distributed, styles"});
 }
 
 TEST_F(ConfigTest, WrongTypesAreReported) {
@@ -276,7 +276,8 @@ TEST_F(ConfigTest, OutOfRangeValuesAreReportedAllAtOnce) {
                 "DIR/job.yaml:10:15: training.batch_size: must be between 1 and 1024, got 0",
                 "DIR/job.yaml:11:14: training.tv_weight: must be a finite number, got .nan",
                 "DIR/job.yaml:14:5: unknown key 'image_size' in 'styles[]'; valid keys: name, "
-                "image, output_dir, content_weight, style_weight, tv_weight, batch_size, epochs, "
+                "image, output_dir, content_weight, style_weight, tv_weight, batch_size, micro_batches, "
+                "epochs, "
                 "max_steps, learning_rate, log_every_steps, preview_every_steps"}));
 }
 
@@ -339,6 +340,12 @@ TEST_F(ConfigTest, CrossFieldRulesAreChecked) {
   EXPECT_EQ(Problems(Head() + "training:\n  epochs: 0\nstyles:\n  - image: styles/wave.jpg\n"),
             std::vector<std::string>{"DIR/job.yaml: training: epochs and max_steps are both 0; "
                                      "set at least one to end training"});
+  EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/wave.jpg\n    micro_batches: 3\n"),
+            std::vector<std::string>{"DIR/job.yaml: style 'wave': micro_batches (3) must divide "
+                                     "batch_size (4)"});
+  EXPECT_EQ(Problems(Head() + "distributed:\n  backend: gloo\nstyles:\n  - image: styles/wave.jpg\n"),
+            std::vector<std::string>{"DIR/job.yaml:8:12: distributed.backend: expected auto, mpi or "
+                                     "nccl, got 'gloo'"});
 }
 
 TEST_F(ConfigTest, AliasBombIsRejectedWithoutExpanding) {

@@ -1,0 +1,132 @@
+// Collectives of the in-process backend, gradient buckets and the style
+// schedule, without mpirun (ranks are threads).
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "common/error.h"
+#include "dist/communicator.h"
+#include "dist/world.h"
+#include "train/gradient_buckets.h"
+#include "train/style_schedule.h"
+
+namespace stylefleet {
+namespace {
+
+// Runs body(rank, communicator) on one thread per rank.
+template <typename F>
+void OnEveryRank(std::vector<std::unique_ptr<Communicator>>& world, F body) {
+  std::vector<std::thread> threads;
+  for (size_t r = 0; r < world.size(); ++r) {
+    threads.emplace_back([&, r] { body(static_cast<int>(r), *world[r]); });
+  }
+  for (auto& t : threads) t.join();
+}
+
+TEST(LocalCommunicatorTest, CollectivesGiveExactResults) {
+  auto world = MakeLocalWorld(3);
+  std::vector<std::vector<float>> averaged(3);
+  std::vector<std::vector<std::string>> gathered(3);
+  std::vector<int> broadcast(3);
+  OnEveryRank(world, [&](int rank, Communicator& comm) {
+    // Values whose mean is exact in float: rank r holds r*3 + i.
+    std::vector<float> data = {float(rank * 3), float(rank * 3 + 1), float(rank * 3 + 2)};
+    comm.AllReduceAverage(data.data(), data.size());
+    averaged[static_cast<size_t>(rank)] = data;
+    double sum = rank + 1;
+    comm.AllReduceSum(&sum, 1);
+    EXPECT_EQ(sum, 6.0);
+    gathered[static_cast<size_t>(rank)] = comm.AllGather("r" + std::to_string(rank));
+    int value = rank == 2 ? 42 : -1;
+    comm.Broadcast(&value, sizeof(value), 2);
+    broadcast[static_cast<size_t>(rank)] = value;
+    comm.Barrier();
+  });
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_EQ(averaged[static_cast<size_t>(r)], (std::vector<float>{3, 4, 5}));
+    EXPECT_EQ(gathered[static_cast<size_t>(r)], (std::vector<std::string>{"r0", "r1", "r2"}));
+    EXPECT_EQ(broadcast[static_cast<size_t>(r)], 42);
+  }
+}
+
+TEST(LocalWorldTest, SplitFormsGroupsOrderedByKey) {
+  auto worlds = MakeLocalWorlds(4);
+  std::vector<std::pair<int, int>> seen(4);  // (group size, rank in group)
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 4; ++r) {
+    threads.emplace_back([&, r] {
+      // Two groups {0, 2} and {1, 3}, keys reversing the order inside each.
+      auto group = worlds[static_cast<size_t>(r)]->Split(r % 2, -r);
+      double value = r;
+      group->AllReduceSum(&value, 1);
+      EXPECT_EQ(value, r % 2 == 0 ? 2.0 : 4.0);
+      seen[static_cast<size_t>(r)] = {group->size(), group->rank()};
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(seen[0], std::make_pair(2, 1));
+  EXPECT_EQ(seen[2], std::make_pair(2, 0));
+  EXPECT_EQ(seen[3], std::make_pair(2, 0));
+}
+
+TEST(GradientBucketsTest, BucketsRespectTheCapInReverseOrder) {
+  // 4 parameters of 100, 300, 200, 50 floats; cap 1200 bytes = 300 floats.
+  std::vector<torch::Tensor> params = {torch::zeros({100}), torch::zeros({300}),
+                                       torch::zeros({200}), torch::zeros({50})};
+  GradientBuckets buckets(params, 1200);
+  ASSERT_EQ(buckets.bucket_count(), 3u);
+  EXPECT_EQ(buckets.bucket(0), (std::vector<size_t>{3, 2}));  // 250 floats
+  EXPECT_EQ(buckets.bucket(1), (std::vector<size_t>{1}));     // 300 floats
+  EXPECT_EQ(buckets.bucket(2), (std::vector<size_t>{0}));
+  EXPECT_EQ(buckets.total_bytes(), 650u * 4);
+}
+
+TEST(GradientBucketsTest, AveragesGradientsAcrossRanks) {
+  auto world = MakeLocalWorld(2);
+  std::vector<torch::Tensor> results(2);
+  OnEveryRank(world, [&](int rank, Communicator& comm) {
+    std::vector<torch::Tensor> params = {torch::zeros({2, 3}, torch::requires_grad()),
+                                         torch::zeros({5}, torch::requires_grad())};
+    params[0].mutable_grad() = torch::full({2, 3}, float(rank * 2));  // 0 and 2: mean 1
+    // params[1] has no gradient on either rank: averages to zeros.
+    GradientBuckets buckets(params, 16);  // forces one bucket per parameter
+    buckets.AllReduceAverage(comm);
+    results[static_cast<size_t>(rank)] = torch::cat({params[0].grad().flatten(), params[1].grad()});
+  });
+  const torch::Tensor expected = torch::cat({torch::ones({6}), torch::zeros({5})});
+  EXPECT_TRUE(torch::equal(results[0], expected));
+  EXPECT_TRUE(torch::equal(results[1], expected));
+}
+
+TEST(StyleScheduleTest, AutoUsesEveryRankWithoutIdleGroups) {
+  StyleSchedule p = PlanStyles(2, 2, 0);
+  EXPECT_EQ(p.groups, 2);
+  EXPECT_EQ(p.styles_of_group, (std::vector<std::vector<int>>{{0}, {1}}));
+  p = PlanStyles(3, 2, 0);
+  EXPECT_EQ(p.groups, 2);
+  EXPECT_EQ(p.styles_of_group, (std::vector<std::vector<int>>{{0, 2}, {1}}));
+  p = PlanStyles(1, 4, 0);
+  EXPECT_EQ(p.groups, 1);
+  EXPECT_EQ(p.ranks_per_group, 4);
+  p = PlanStyles(2, 3, 0);  // 2 groups cannot split 3 ranks evenly: one group of 3
+  EXPECT_EQ(p.groups, 1);
+  EXPECT_EQ(p.ranks_per_group, 3);
+  p = PlanStyles(6, 8, 0);
+  EXPECT_EQ(p.groups, 4);
+  EXPECT_EQ(p.GroupOf(5), 2);
+  EXPECT_EQ(p.RankInGroup(5), 1);
+}
+
+TEST(StyleScheduleTest, ExplicitGroupSizeMustDivideTheWorld) {
+  EXPECT_EQ(PlanStyles(3, 4, 2).groups, 2);
+  try {
+    PlanStyles(3, 4, 3);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.problems().at(0),
+              "distributed.ranks_per_style: 3 does not divide the 4 ranks of this launch");
+  }
+}
+
+}  // namespace
+}  // namespace stylefleet
