@@ -21,6 +21,7 @@
 #include "loss/losses.h"
 #include "model/vgg16.h"
 #include "train/checkpoints.h"
+#include "dist/nccl_communicator.h"
 #include "dist/world.h"
 #include "train/commands.h"
 #include "train/gradient_buckets.h"
@@ -52,7 +53,7 @@ torch::Tensor ImageTensor(const RgbImage& image) {
 }
 
 RgbImage TensorImage(const torch::Tensor& chw) {
-  const torch::Tensor t = chw.detach().to(torch::kFloat32).contiguous();
+  const torch::Tensor t = chw.detach().to(torch::kCPU, torch::kFloat32).contiguous();
   return FromPlanarFloat(t.data_ptr<float>(), static_cast<int>(t.size(2)),
                          static_cast<int>(t.size(1)));
 }
@@ -121,9 +122,9 @@ class StyleTrainer {
  public:
   StyleTrainer(const JobConfig& job, const StyleSpec& style, const Vgg16& vgg,
                const std::vector<std::string>& files, const TrainRunOptions& options,
-               Communicator& group)
+               Communicator& group, const torch::Device& device)
       : job_(job), style_(style), vgg_(vgg), files_(files), options_(options), group_(group),
-        root_(group.rank() == 0),
+        root_(group.rank() == 0), device_(device),
         content_layers_(LayerIndices(job.loss_network.content_layers)),
         style_layers_(LayerIndices(job.loss_network.style_layers)) {
     all_layers_ = content_layers_;
@@ -139,6 +140,7 @@ class StyleTrainer {
     // Same initial weights for the same job seed and style name, wherever it runs.
     torch::manual_seed(job_.seed ^ NameHash(style_.name));
     net_ = TransformerNet();
+    net_->to(device_);
     net_->train();
     std::vector<torch::Tensor> trainable;
     for (const auto& item : TrainableParameters(net_)) trainable.push_back(item.second);
@@ -188,8 +190,7 @@ class StyleTrainer {
       PreparePreviews();
     }
 
-    // Under mpirun, ranks often see a pseudo-terminal while the launch itself is logged to a file.
-    const bool tty = root_ && options_.progress && group_.size() == 1 && isatty(STDOUT_FILENO);
+    const bool tty = root_ && options_.progress && isatty(STDOUT_FILENO);
     double step_seconds_avg = 0;
     const auto run_start = Clock::now();
     int64_t steps_this_run = 0;
@@ -198,9 +199,10 @@ class StyleTrainer {
     while (position.step < total_steps_) {
       const auto step_start = Clock::now();
       Batch batch = loader.Next();
-      const torch::Tensor content =
+      torch::Tensor content =
           torch::from_blob(batch.pixels.data(), {batch.count, 3, batch.size, batch.size},
                            torch::kFloat32);
+      if (!device_.is_cpu()) content = content.to(device_);
       const StepValues values = TrainStep(content);
       ++position.step;
       ++steps_this_run;
@@ -262,7 +264,7 @@ class StyleTrainer {
       throw DataError("style '" + style_.name + "': bad style image: " + e.what());
     }
     torch::NoGradGuard no_grad;
-    const auto features = vgg_.Forward(ImageTensor(image), style_layers_);
+    const auto features = vgg_.Forward(ImageTensor(image).to(device_), style_layers_);
     style_grams_.clear();
     for (int layer : style_layers_) style_grams_.push_back(Gram(features.at(layer)));
   }
@@ -458,7 +460,7 @@ class StyleTrainer {
         // Broken files are reported by the loader.
       }
     }
-    if (!images.empty()) preview_inputs_ = torch::cat(images);
+    if (!images.empty()) preview_inputs_ = torch::cat(images).to(device_);
   }
 
   // A grid: the content images on top, the current model's output below.
@@ -499,6 +501,7 @@ class StyleTrainer {
   const TrainRunOptions& options_;
   Communicator& group_;
   const bool root_;
+  const torch::Device device_;
   std::unique_ptr<GradientBuckets> buckets_;
   std::vector<int> content_layers_, style_layers_, all_layers_;
   LossWeights weights_;
@@ -554,13 +557,42 @@ void TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world
       PlanStyles(static_cast<int>(styles.size()), me.size, job.distributed.ranks_per_style);
   const int group_index = plan.GroupOf(me.rank);
   std::unique_ptr<Communicator> group = world.Split(group_index, plan.RankInGroup(me.rank));
-  if (job.distributed.backend == "nccl") {
-    throw ConfigError({"distributed.backend: nccl needs a CUDA build (STYLEFLEET_WITH_CUDA) and "
-                       "GPUs; this build trains on CPU with MPI"});
+
+  // One GPU per rank, chosen by local rank; a preflight makes sure no two ranks share one.
+  const bool cuda = torch::cuda::is_available();
+  const torch::Device device =
+      cuda ? torch::Device(torch::kCUDA,
+                           static_cast<c10::DeviceIndex>(me.local_rank % torch::cuda::device_count()))
+           : torch::Device(torch::kCPU);
+  if (cuda && me.size > 1) {
+    const auto placements = world.all().AllGather(me.host + " GPU " + std::to_string(device.index()));
+    for (int a = 0; a < me.size; ++a) {
+      for (int b = a + 1; b < me.size; ++b) {
+        if (placements[static_cast<size_t>(a)] == placements[static_cast<size_t>(b)]) {
+          throw ConfigError({"ranks " + std::to_string(a) + " and " + std::to_string(b) +
+                             " would share " + placements[static_cast<size_t>(a)] +
+                             ": start at most as many ranks per node as it has GPUs"});
+        }
+      }
+    }
   }
+  const std::string backend =
+      job.distributed.backend == "auto" ? (cuda ? "nccl" : "mpi") : job.distributed.backend;
+  if (backend == "nccl" && !cuda) {
+    throw ConfigError({"distributed.backend: nccl needs CUDA GPUs and a CUDA build "
+                       "(-DSTYLEFLEET_WITH_CUDA=ON); this process sees none"});
+  }
+  if (backend == "mpi" && cuda && me.size > 1) {
+    throw ConfigError({"distributed.backend: mpi averages host memory; with tensors on CUDA "
+                       "use nccl (or auto)"});
+  }
+  std::unique_ptr<Communicator> nccl;
+  if (backend == "nccl" && group->size() > 1) nccl = MakeNcclCommunicator(*group, device.index());
+  Communicator& gradients = nccl ? *nccl : *group;
 
   // Problems that would stop a style later are found before any training starts.
-  const Vgg16 vgg = Vgg16::Load(job.loss_network.weights);
+  Vgg16 vgg = Vgg16::Load(job.loss_network.weights);
+  vgg.To(device);
   if (vgg.is_random() && me.rank == 0) {
     SF_LOG(kWarning) << "loss network is random (" << job.loss_network.weights
                      << "): the machinery trains, but results are not artistic without real "
@@ -577,7 +609,7 @@ void TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world
   if (me.rank == 0) {
     SF_LOG(kInfo) << "job " << job.name << ": " << styles.size() << " style(s), " << files.size()
                   << " content images, " << me.size << " rank(s), " << threads
-                  << " thread(s) per rank";
+                  << " thread(s) per rank, " << (cuda ? "CUDA" : "CPU");
     if (me.size > 1) {
       std::vector<std::string> names;
       JobConfig view = job;
@@ -587,6 +619,9 @@ void TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world
       for (std::string line; std::getline(lines, line);) SF_LOG(kInfo) << line;
     }
   }
+  // Under mpirun the ranks' output is interleaved (and usually a file): no progress line.
+  TrainRunOptions run_options = options;
+  if (me.size > 1) run_options.progress = false;
   const auto& mine = plan.styles_of_group[static_cast<size_t>(group_index)];
   for (size_t i = 0; i < mine.size(); ++i) {
     const StyleSpec& style = *styles[static_cast<size_t>(mine[i])];
@@ -595,7 +630,7 @@ void TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world
                     << (me.size > 1 ? " of group " + std::to_string(group_index) : std::string())
                     << ": " << style.name;
     }
-    StyleTrainer(job, style, vgg, files, options, *group).Run();
+    StyleTrainer(job, style, vgg, files, run_options, gradients, device).Run();
   }
   // Groups finish at different times; leave together.
   world.all().Barrier();

@@ -1,0 +1,17 @@
+// Builds without CUDA/NCCL: the NCCL backend's functions say so.
+#include "common/error.h"
+#include "dist/nccl_communicator.h"
+
+namespace stylefleet {
+
+bool NcclBackendBuilt() { return false; }
+std::string NcclVersion() { return "not built"; }
+
+std::unique_ptr<Communicator> MakeNcclCommunicator(Communicator&, int, const NcclOptions&) {
+  throw Error("this stylefleet was built without the NCCL backend: configure with "
+              "-DSTYLEFLEET_WITH_CUDA=ON against the CUDA toolkit and NCCL");
+}
+
+int CudaDeviceCount() { return 0; }
+
+}  // namespace stylefleet
