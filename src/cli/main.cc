@@ -3,7 +3,10 @@
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -13,6 +16,7 @@
 #include "common/log.h"
 #include "config/job_config.h"
 #include "dist/world.h"
+#include "metrics/prometheus_metrics.h"
 #include "train/commands.h"
 #include "train/style_schedule.h"
 
@@ -48,6 +52,39 @@ void ReportConfigError(const ConfigError& e) {
             << " found; nothing was run\n";
 }
 
+// The Prometheus exporter of this rank, and (on rank 0) a file-based service
+// discovery file listing every rank's endpoint, for monitoring/prometheus.yml.
+std::unique_ptr<TrainingMetrics> StartMetrics(const JobConfig& job, World& world) {
+  const MonitoringOptions& m = job.monitoring;
+  const ProcessInfo& me = world.info();
+  std::unique_ptr<TrainingMetrics> metrics;
+  if (m.listen == "off" && m.pushgateway.empty()) {
+    metrics = MakeNullMetrics();
+  } else {
+    PrometheusOptions options;
+    options.listen = m.listen == "off" ? "" : m.listen;
+    options.linger_seconds = m.linger_seconds;
+    options.pushgateway = m.pushgateway;
+    options.push_interval_seconds = m.push_interval_seconds;
+    metrics = MakePrometheusMetrics(options, MetricsIdentity{job.name, me.rank, me.local_rank, me.host});
+  }
+  const auto endpoints = world.all().AllGather(metrics->endpoint());
+  if (me.rank == 0 && !metrics->endpoint().empty()) {
+    nlohmann::json targets = nlohmann::json::array();
+    for (const auto& e : endpoints) targets.push_back(e);
+    const nlohmann::json sd = nlohmann::json::array(
+        {{{"targets", targets}, {"labels", {{"stylefleet_job", job.name}}}}});
+    std::filesystem::create_directories(job.output_dir);
+    const std::string path = job.output_dir + "/prometheus_targets.json";
+    std::ofstream out(path + ".tmp");
+    out << sd.dump(2) << "\n";
+    out.close();
+    std::filesystem::rename(path + ".tmp", path);
+    SF_LOG(kInfo) << "Prometheus targets of all " << endpoints.size() << " rank(s) in " << path;
+  }
+  return metrics;
+}
+
 // `train`, on one process or as one rank of an mpirun launch. A job that is
 // invalid on any rank stops every rank with code 2 (reported once, by rank 0);
 // a failure during training aborts the whole launch so no peer hangs.
@@ -80,7 +117,11 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
     return kExitConfigError;
   }
   try {
-    TrainJob(job, options, *world);
+    const std::unique_ptr<TrainingMetrics> metrics = StartMetrics(job, *world);
+    TrainRunOptions with_metrics = options;
+    with_metrics.metrics = metrics.get();
+    TrainJob(job, with_metrics, *world);
+    metrics->Finish();
     return kExitOk;
   } catch (const ConfigError& e) {
     if (me.size == 1) throw;

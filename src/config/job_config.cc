@@ -372,6 +372,55 @@ const FieldTable<DistributedOptions>& DistributedFields() {
   return table;
 }
 
+bool ValidHostPort(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= text.size()) return false;
+  const std::string port = text.substr(colon + 1);
+  return port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos &&
+         std::stoi(port) <= 65535;
+}
+
+const FieldTable<MonitoringOptions>& MonitoringFields() {
+  static const FieldTable<MonitoringOptions> table = {
+      {"listen", "`host:port` or `off`", "`0.0.0.0:9450`",
+       "Where each process serves Prometheus metrics at /metrics (nothing else is served). The "
+       "port is offset by the local rank so ranks on one node do not collide; port 0 takes any "
+       "free port. 0.0.0.0 (all interfaces) is the usual exporter practice so that Prometheus "
+       "on another host can scrape; the values are training statistics, but anyone who reaches "
+       "the port can read them: bind 127.0.0.1 or a cluster-internal address where that matters.",
+       [](MonitoringOptions& t, const Value& v) {
+         std::string listen;
+         if (!v.ReadString(&listen)) return;
+         if (listen != "off" && !ValidHostPort(listen)) {
+           v.Fail("expected host:port (e.g. 0.0.0.0:9450) or off, got '" + listen + "'");
+           return;
+         }
+         t.listen = listen;
+       }},
+      {"linger_seconds", "number", "30",
+       "After training ends, keep serving this long so Prometheus scrapes the last values "
+       "(0 to 86400).",
+       [](MonitoringOptions& t, const Value& v) { v.ReadDouble(&t.linger_seconds, 0, 86400); }},
+      {"pushgateway", "`host:port`", "none",
+       "Also push the metrics to this Prometheus Pushgateway every push_interval_seconds and at "
+       "the end (for short jobs or where scraping is impossible).",
+       [](MonitoringOptions& t, const Value& v) {
+         std::string address;
+         if (!v.ReadString(&address)) return;
+         if (!ValidHostPort(address)) {
+           v.Fail("expected host:port, got '" + address + "'");
+           return;
+         }
+         t.pushgateway = address;
+       }},
+      {"push_interval_seconds", "number", "10", "Seconds between pushes (0.1 to 3600).",
+       [](MonitoringOptions& t, const Value& v) {
+         v.ReadDouble(&t.push_interval_seconds, 0.1, 3600);
+       }},
+  };
+  return table;
+}
+
 // Keys of one entry of `styles:` besides the training overrides.
 struct StyleEntry {
   std::string name;
@@ -493,7 +542,8 @@ void ReadMap(const YAML::Node& map, const std::string& section, const FieldTable
 
 const std::vector<std::string>& JobSections() {
   static const std::vector<std::string> sections = {
-      "job", "data", "loss_network", "training", "checkpoint", "distributed", "styles"};
+      "job",         "data",       "loss_network", "training",
+      "checkpoint",  "distributed", "monitoring",  "styles"};
   return sections;
 }
 
@@ -698,6 +748,8 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
       ApplyOverride(o, section, CheckpointFields(), job.checkpoint, problems);
     } else if (section == "distributed") {
       ApplyOverride(o, section, DistributedFields(), job.distributed, problems);
+    } else if (section == "monitoring") {
+      ApplyOverride(o, section, MonitoringFields(), job.monitoring, problems);
     } else {
       problems.Add(where + UnknownKeyMessage("", section, JobSections()));
     }
@@ -780,6 +832,8 @@ void ReadJobFile(const YAML::Node& root, JobConfig& job, Origins& origins, const
       ReadMap(value, key, CheckpointFields(), job.checkpoint, problems);
     } else if (key == "distributed") {
       ReadMap(value, key, DistributedFields(), job.distributed, problems);
+    } else if (key == "monitoring") {
+      ReadMap(value, key, MonitoringFields(), job.monitoring, problems);
     }
   }
   job.data.content_dir = ResolvePath(job.data.content_dir, base);
@@ -1113,6 +1167,7 @@ std::string ConfigReference() {
   AppendTable(out, "training", TrainingFields());
   AppendTable(out, "checkpoint", CheckpointFields());
   AppendTable(out, "distributed", DistributedFields());
+  AppendTable(out, "monitoring", MonitoringFields());
   out << "### `styles` (a list; each entry a mapping, or the path of a seed-style file)\n\n"
          "Each mapping takes these keys, plus any key of `training` to override the job's "
          "default for this style.\n\n";

@@ -80,6 +80,17 @@ struct DistributedOptions {
   int64_t check_every_steps = 100;
 };
 
+/// Metrics for Prometheus: served over HTTP and/or pushed to a Pushgateway.
+struct MonitoringOptions {
+  /// host:port for /metrics, the port offset by the local rank; "off" disables.
+  std::string listen = "0.0.0.0:9450";
+  /// Keep serving after training ends so the last values are scraped.
+  double linger_seconds = 30;
+  /// host:port of a Pushgateway; empty: no push.
+  std::string pushgateway;
+  double push_interval_seconds = 10;
+};
+
 /// One style to train.
 struct StyleSpec {
   std::string name;
@@ -98,6 +109,7 @@ struct JobConfig {
   TrainingOptions training;  ///< defaults before per-style overrides
   CheckpointOptions checkpoint;
   DistributedOptions distributed;
+  MonitoringOptions monitoring;
   std::vector<StyleSpec> styles;
 
   std::string source_file;   ///< the file this job was loaded from

@@ -7,6 +7,7 @@
 
 #include "config/job_config.h"
 #include "dist/world.h"
+#include "metrics/training_metrics.h"
 
 namespace stylefleet {
 
@@ -17,6 +18,8 @@ struct TrainRunOptions {
   std::vector<std::string> only_styles;
   /// Show a one-line progress display when stdout is a terminal.
   bool progress = true;
+  /// Where losses and training health go; nullptr reports nowhere.
+  TrainingMetrics* metrics = nullptr;
 };
 
 /// Trains the styles of `job`, resuming each from its newest checkpoint; a

@@ -122,9 +122,10 @@ class StyleTrainer {
  public:
   StyleTrainer(const JobConfig& job, const StyleSpec& style, const Vgg16& vgg,
                const std::vector<std::string>& files, const TrainRunOptions& options,
-               Communicator& group, const torch::Device& device)
+               Communicator& group, const torch::Device& device, int group_index,
+               TrainingMetrics& metrics)
       : job_(job), style_(style), vgg_(vgg), files_(files), options_(options), group_(group),
-        root_(group.rank() == 0), device_(device),
+        root_(group.rank() == 0), device_(device), group_index_(group_index), metrics_(metrics),
         content_layers_(LayerIndices(job.loss_network.content_layers)),
         style_layers_(LayerIndices(job.loss_network.style_layers)) {
     all_layers_ = content_layers_;
@@ -185,6 +186,9 @@ class StyleTrainer {
                     << style_.output_dir;
     }
     BatchLoader loader(files_, loader_options, LoaderPosition{position.epoch, position.batch});
+    metrics_.StyleStarted(style_.name, job_.loss_network.style_layers, group_index_, root_);
+    int64_t skipped_reported = 0;
+    double wait_before = 0;
     if (root_) {
       TrimMetrics(position.step);
       PreparePreviews();
@@ -203,6 +207,8 @@ class StyleTrainer {
           torch::from_blob(batch.pixels.data(), {batch.count, 3, batch.size, batch.size},
                            torch::kFloat32);
       if (!device_.is_cpu()) content = content.to(device_);
+      const double data_wait = loader.wait_seconds() - wait_before;
+      wait_before = loader.wait_seconds();
       const StepValues values = TrainStep(content);
       ++position.step;
       ++steps_this_run;
@@ -218,6 +224,30 @@ class StyleTrainer {
       window_seconds += seconds;
       window_images += images;
       const double eta = step_seconds_avg * double(total_steps_ - position.step);
+      if (root_) {
+        StepReport report;
+        report.step = position.step;
+        report.total_steps = total_steps_;
+        report.images = images;
+        report.epoch = double(position.epoch) + double(position.batch) / loader.batches_per_epoch();
+        report.content = values.content;
+        report.style = values.style;
+        report.tv = values.tv;
+        report.total = values.total;
+        report.content_weight = weights_.content;
+        report.style_weight = weights_.style;
+        report.tv_weight = weights_.tv;
+        report.style_layers = values.style_layers;
+        report.learning_rate = t.learning_rate;
+        report.step_seconds = seconds;
+        report.data_wait_seconds = data_wait;
+        report.allreduce_seconds = group_.size() > 1 ? buckets_->last_seconds() : 0.0;
+        report.eta_seconds = eta;
+        metrics_.StepDone(style_.name, report);
+      }
+      const int64_t skipped_now = loader.skipped_files();
+      metrics_.ImagesSkipped(skipped_now - skipped_reported);
+      skipped_reported = skipped_now;
 
       if (tty) {
         std::printf("\r[%s] step %lld/%lld  loss %.4g  %.2f img/s  ETA %s   ", style_.name.c_str(),
@@ -243,9 +273,16 @@ class StyleTrainer {
       }
       if (position.step % job_.checkpoint.every_steps == 0 || last) {
         RunOnRoot(group_, [&] { WriteCheckpoint(position); });
+        if (root_) {
+          metrics_.CheckpointWritten(
+              style_.name,
+              std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                  .count());
+        }
       }
     }
     RunOnRoot(group_, [&] { WriteModel(); });
+    metrics_.StyleFinished(style_.name);
     if (root_) {
       SF_LOG(kInfo) << "[" << style_.name << "] done: " << steps_this_run << " steps in "
                     << FormatDuration(std::chrono::duration<double>(Clock::now() - run_start).count())
@@ -502,6 +539,8 @@ class StyleTrainer {
   Communicator& group_;
   const bool root_;
   const torch::Device device_;
+  const int group_index_;
+  TrainingMetrics& metrics_;
   std::unique_ptr<GradientBuckets> buckets_;
   std::vector<int> content_layers_, style_layers_, all_layers_;
   LossWeights weights_;
@@ -621,6 +660,7 @@ void TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world
   }
   // Under mpirun the ranks' output is interleaved (and usually a file): no progress line.
   TrainRunOptions run_options = options;
+  const auto null_metrics = MakeNullMetrics();
   if (me.size > 1) run_options.progress = false;
   const auto& mine = plan.styles_of_group[static_cast<size_t>(group_index)];
   for (size_t i = 0; i < mine.size(); ++i) {
@@ -630,7 +670,9 @@ void TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world
                     << (me.size > 1 ? " of group " + std::to_string(group_index) : std::string())
                     << ": " << style.name;
     }
-    StyleTrainer(job, style, vgg, files, run_options, gradients, device).Run();
+    StyleTrainer(job, style, vgg, files, run_options, gradients, device, group_index,
+                 options.metrics != nullptr ? *options.metrics : *null_metrics)
+        .Run();
   }
   // Groups finish at different times; leave together.
   world.all().Barrier();

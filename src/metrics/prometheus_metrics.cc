@@ -1,0 +1,351 @@
+#include "metrics/prometheus_metrics.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/family.h>
+#include <prometheus/gateway.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "common/error.h"
+#include "common/log.h"
+
+// Debian's civetweb (under prometheus-cpp's exposer) creates its threads with
+// 100 KiB stacks. glibc carves every loaded library's static TLS out of each
+// new thread's stack, and LibTorch's libraries need more than that, so
+// pthread_create fails (EINVAL, before any syscall) and the exposer reports
+// "null context when constructing CivetServer". Defined here, in the
+// executable, this wrapper is what civetweb's call resolves to: it raises
+// stack requests below 1 MiB to 1 MiB and leaves larger ones alone.
+extern "C" int pthread_attr_setstacksize(pthread_attr_t* attr, size_t size) {
+  using Real = int (*)(pthread_attr_t*, size_t);
+  static const Real real = reinterpret_cast<Real>(dlsym(RTLD_NEXT, "pthread_attr_setstacksize"));
+  constexpr size_t kMinimumStack = size_t{1} << 20;
+  return real(attr, size < kMinimumStack ? kMinimumStack : size);
+}
+
+namespace stylefleet {
+namespace {
+
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Gauge;
+using prometheus::Histogram;
+using prometheus::Labels;
+
+class NullMetrics : public TrainingMetrics {
+ public:
+  void StyleStarted(const std::string&, const std::vector<std::string>&, int, bool) override {}
+  void StepDone(const std::string&, const StepReport&) override {}
+  void ImagesSkipped(int64_t) override {}
+  void CheckpointWritten(const std::string&, double) override {}
+  void StyleFinished(const std::string&) override {}
+  void Finish() override {}
+  std::string endpoint() const override { return ""; }
+  std::string Text() const override { return ""; }
+};
+
+// "host:port" -> (host, port); throws on a malformed address.
+std::pair<std::string, int> SplitHostPort(const std::string& address, const std::string& key) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= address.size()) {
+    throw ConfigError({key + ": expected host:port, got '" + address + "'"});
+  }
+  const std::string port_text = address.substr(colon + 1);
+  if (port_text.find_first_not_of("0123456789") != std::string::npos || port_text.size() > 5) {
+    throw ConfigError({key + ": port must be a number, got '" + port_text + "'"});
+  }
+  const int port = std::stoi(port_text);
+  if (port > 65535) throw ConfigError({key + ": port " + port_text + " is above 65535"});
+  return {address.substr(0, colon), port};
+}
+
+class PrometheusMetrics : public TrainingMetrics {
+ public:
+  PrometheusMetrics(const PrometheusOptions& options, const MetricsIdentity& identity)
+      : options_(options), identity_(identity), registry_(std::make_shared<prometheus::Registry>()) {
+    const Labels job{{"job", identity.job}};
+    style_loss_ = &prometheus::BuildGauge()
+                       .Name("stylefleet_style_loss")
+                       .Help("Unweighted style loss of one VGG layer (the seed's definition), group average")
+                       .Labels(job)
+                       .Register(*registry_);
+    loss_ = &prometheus::BuildGauge()
+                 .Name("stylefleet_loss")
+                 .Help("Unweighted loss term (content, style, tv) and the weighted total, group average")
+                 .Labels(job)
+                 .Register(*registry_);
+    weighted_loss_ = &prometheus::BuildGauge()
+                          .Name("stylefleet_weighted_loss")
+                          .Help("Loss term times its weight, as it enters the total")
+                          .Labels(job)
+                          .Register(*registry_);
+    steps_ = &prometheus::BuildCounter()
+                  .Name("stylefleet_steps_total")
+                  .Help("Optimisation steps completed by this style's group")
+                  .Labels(job)
+                  .Register(*registry_);
+    images_ = &prometheus::BuildCounter()
+                   .Name("stylefleet_images_total")
+                   .Help("Training images consumed by this style's group")
+                   .Labels(job)
+                   .Register(*registry_);
+    epoch_ = &prometheus::BuildGauge().Name("stylefleet_epoch").Help("Fractional epoch position")
+                  .Labels(job).Register(*registry_);
+    progress_ = &prometheus::BuildGauge()
+                     .Name("stylefleet_progress_ratio")
+                     .Help("Steps done over steps planned, 0 to 1")
+                     .Labels(job)
+                     .Register(*registry_);
+    eta_ = &prometheus::BuildGauge()
+                .Name("stylefleet_eta_seconds")
+                .Help("Estimated seconds until this style finishes")
+                .Labels(job)
+                .Register(*registry_);
+    learning_rate_ = &prometheus::BuildGauge()
+                          .Name("stylefleet_learning_rate")
+                          .Help("Adam learning rate")
+                          .Labels(job)
+                          .Register(*registry_);
+    step_seconds_ = &prometheus::BuildHistogram()
+                         .Name("stylefleet_step_duration_seconds")
+                         .Help("Wall time of one training step on this rank")
+                         .Labels(job)
+                         .Register(*registry_);
+    data_wait_ = &prometheus::BuildHistogram()
+                      .Name("stylefleet_data_wait_seconds")
+                      .Help("Time a step waited for the data loader")
+                      .Labels(job)
+                      .Register(*registry_);
+    allreduce_ = &prometheus::BuildHistogram()
+                      .Name("stylefleet_allreduce_duration_seconds")
+                      .Help("Time a step spent averaging gradients across its group")
+                      .Labels(job)
+                      .Register(*registry_);
+    skipped_ = &prometheus::BuildCounter()
+                    .Name("stylefleet_skipped_images_total")
+                    .Help("Content images skipped because they did not decode")
+                    .Labels(job)
+                    .Register(*registry_)
+                    .Add({{"rank", std::to_string(identity.rank)}});
+    checkpoints_ = &prometheus::BuildCounter()
+                        .Name("stylefleet_checkpoints_total")
+                        .Help("Checkpoints written")
+                        .Labels(job)
+                        .Register(*registry_);
+    last_checkpoint_ = &prometheus::BuildGauge()
+                            .Name("stylefleet_last_checkpoint_timestamp_seconds")
+                            .Help("Unix time of the newest checkpoint")
+                            .Labels(job)
+                            .Register(*registry_);
+    info_ = &prometheus::BuildGauge()
+                 .Name("stylefleet_info")
+                 .Help("1 for the style this process trains, with its rank, local rank, host and group")
+                 .Labels(job)
+                 .Register(*registry_);
+
+    if (!options_.listen.empty()) {
+      auto [host, port] = SplitHostPort(options_.listen, "monitoring.listen");
+      if (port != 0) port += identity.local_rank;
+      const std::string address = host + ":" + std::to_string(port);
+      try {
+        exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
+      } catch (const std::exception& e) {
+        throw Error("monitoring.listen: cannot serve metrics on " + address + " (" + e.what() +
+                    "); choose another port or set monitoring.listen: off");
+      }
+      exposer_->RegisterCollectable(registry_, "/metrics");
+      const auto ports = exposer_->GetListeningPorts();
+      endpoint_ = (host == "0.0.0.0" || host.empty() ? identity.host : host) + ":" +
+                  std::to_string(ports.empty() ? port : ports.front());
+      SF_LOG(kInfo) << "metrics on http://" << endpoint_ << "/metrics";
+    }
+    if (!options_.pushgateway.empty()) {
+      const auto [host, port] = SplitHostPort(options_.pushgateway, "monitoring.pushgateway");
+      gateway_ = std::make_unique<prometheus::Gateway>(
+          host, std::to_string(port), "stylefleet",
+          Labels{{"instance", identity.host + "-rank" + std::to_string(identity.rank)},
+                 {"stylefleet_job", identity.job}});
+      gateway_->RegisterCollectable(registry_);
+      pusher_ = std::thread([this] { PushLoop(); });
+    }
+  }
+
+  ~PrometheusMetrics() override {
+    StopPusher();
+  }
+
+  void StyleStarted(const std::string& style, const std::vector<std::string>& layers, int group,
+                    bool reports_losses) override {
+    if (info_series_ != nullptr) info_->Remove(info_series_);
+    info_series_ = &info_->Add({{"rank", std::to_string(identity_.rank)},
+                                {"local_rank", std::to_string(identity_.local_rank)},
+                                {"host", identity_.host},
+                                {"group", std::to_string(group)},
+                                {"style", style}});
+    info_series_->Set(1);
+    if (!reports_losses) return;
+    Series& s = series_[style];
+    const Labels l{{"style", style}};
+    s.layers.clear();
+    for (const auto& layer : layers) {
+      s.layers.push_back(&style_loss_->Add({{"style", style}, {"layer", layer}}));
+    }
+    for (const char* term : {"content", "style", "tv", "total"}) {
+      s.loss[term] = &loss_->Add({{"style", style}, {"term", term}});
+    }
+    for (const char* term : {"content", "style", "tv"}) {
+      s.weighted[term] = &weighted_loss_->Add({{"style", style}, {"term", term}});
+    }
+    s.steps = &steps_->Add(l);
+    s.images = &images_->Add(l);
+    s.epoch = &epoch_->Add(l);
+    s.progress = &progress_->Add(l);
+    s.eta = &eta_->Add(l);
+    s.learning_rate = &learning_rate_->Add(l);
+    s.step_seconds = &step_seconds_->Add(
+        l, Histogram::BucketBoundaries{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120});
+    s.data_wait = &data_wait_->Add(
+        l, Histogram::BucketBoundaries{0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5});
+    s.allreduce = &allreduce_->Add(
+        l, Histogram::BucketBoundaries{0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5});
+    s.checkpoints = &checkpoints_->Add(l);
+    s.last_checkpoint = &last_checkpoint_->Add(l);
+  }
+
+  void StepDone(const std::string& style, const StepReport& r) override {
+    auto it = series_.find(style);
+    if (it == series_.end()) return;
+    Series& s = it->second;
+    for (size_t i = 0; i < s.layers.size() && i < r.style_layers.size(); ++i) {
+      s.layers[i]->Set(r.style_layers[i]);
+    }
+    s.loss["content"]->Set(r.content);
+    s.loss["style"]->Set(r.style);
+    s.loss["tv"]->Set(r.tv);
+    s.loss["total"]->Set(r.total);
+    s.weighted["content"]->Set(r.content * r.content_weight);
+    s.weighted["style"]->Set(r.style * r.style_weight);
+    s.weighted["tv"]->Set(r.tv * r.tv_weight);
+    s.steps->Increment();
+    s.images->Increment(static_cast<double>(r.images));
+    s.epoch->Set(r.epoch);
+    s.progress->Set(r.total_steps > 0 ? double(r.step) / double(r.total_steps) : 0.0);
+    s.eta->Set(r.eta_seconds);
+    s.learning_rate->Set(r.learning_rate);
+    s.step_seconds->Observe(r.step_seconds);
+    s.data_wait->Observe(r.data_wait_seconds);
+    s.allreduce->Observe(r.allreduce_seconds);
+  }
+
+  void ImagesSkipped(int64_t count) override {
+    if (count > 0) skipped_->Increment(static_cast<double>(count));
+  }
+
+  void CheckpointWritten(const std::string& style, double unix_seconds) override {
+    auto it = series_.find(style);
+    if (it == series_.end()) return;
+    it->second.checkpoints->Increment();
+    it->second.last_checkpoint->Set(unix_seconds);
+  }
+
+  void StyleFinished(const std::string& style) override {
+    auto it = series_.find(style);
+    if (it != series_.end()) it->second.eta->Set(0);
+  }
+
+  void Finish() override {
+    StopPusher();
+    if (gateway_) Push();
+    if (exposer_ && options_.linger_seconds > 0) {
+      SF_LOG(kInfo) << "training done; serving metrics for " << options_.linger_seconds
+                    << " s more (monitoring.linger_seconds)";
+      std::this_thread::sleep_for(std::chrono::duration<double>(options_.linger_seconds));
+    }
+  }
+
+  std::string endpoint() const override { return endpoint_; }
+
+  std::string Text() const override {
+    return prometheus::TextSerializer().Serialize(registry_->Collect());
+  }
+
+ private:
+  struct Series {
+    std::vector<Gauge*> layers;
+    std::map<std::string, Gauge*> loss, weighted;
+    Counter *steps = nullptr, *images = nullptr, *checkpoints = nullptr;
+    Gauge *epoch = nullptr, *progress = nullptr, *eta = nullptr, *learning_rate = nullptr,
+          *last_checkpoint = nullptr;
+    Histogram *step_seconds = nullptr, *data_wait = nullptr, *allreduce = nullptr;
+  };
+
+  void Push() {
+    const int status = gateway_->Push();
+    if (status < 200 || status >= 300) {
+      SF_LOG(kWarning) << "pushing metrics to " << options_.pushgateway << " failed (HTTP "
+                       << status << "); training goes on";
+    }
+  }
+
+  void PushLoop() {
+    std::unique_lock<std::mutex> lock(push_mutex_);
+    while (!stop_push_) {
+      push_cv_.wait_for(lock, std::chrono::duration<double>(options_.push_interval_seconds),
+                        [&] { return stop_push_; });
+      if (stop_push_) break;
+      lock.unlock();
+      Push();
+      lock.lock();
+    }
+  }
+
+  void StopPusher() {
+    {
+      std::lock_guard<std::mutex> lock(push_mutex_);
+      stop_push_ = true;
+    }
+    push_cv_.notify_all();
+    if (pusher_.joinable()) pusher_.join();
+  }
+
+  PrometheusOptions options_;
+  MetricsIdentity identity_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  Family<Gauge>*style_loss_, *loss_, *weighted_loss_, *epoch_, *progress_, *eta_, *learning_rate_,
+      *last_checkpoint_, *info_;
+  Family<Counter>*steps_, *images_, *checkpoints_;
+  Family<Histogram>*step_seconds_, *data_wait_, *allreduce_;
+  Counter* skipped_;
+  Gauge* info_series_ = nullptr;
+  std::map<std::string, Series> series_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<prometheus::Gateway> gateway_;
+  std::string endpoint_;
+  std::thread pusher_;
+  std::mutex push_mutex_;
+  std::condition_variable push_cv_;
+  bool stop_push_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainingMetrics> MakeNullMetrics() { return std::make_unique<NullMetrics>(); }
+
+std::unique_ptr<TrainingMetrics> MakePrometheusMetrics(const PrometheusOptions& options,
+                                                       const MetricsIdentity& identity) {
+  return std::make_unique<PrometheusMetrics>(options, identity);
+}
+
+}  // namespace stylefleet

@@ -1,0 +1,66 @@
+// The narrow metrics interface the trainer reports to. Implementations: the
+// Prometheus exporter (prometheus_metrics.h, the only prometheus-cpp user) and
+// a null sink. Torch-free and vendor-free.
+//
+// Thread-safety: called from the training thread only; implementations may
+// serve the values from other threads (an HTTP exposer) and synchronise inside.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace stylefleet {
+
+/// Who this process is, for the `stylefleet_info` series.
+struct MetricsIdentity {
+  std::string job;
+  int rank = 0;
+  int local_rank = 0;
+  std::string host;
+};
+
+/// One optimisation step of one style, group-averaged loss values (the seed's
+/// unweighted terms), timings of this rank.
+struct StepReport {
+  int64_t step = 0;
+  int64_t total_steps = 0;
+  int64_t images = 0;          ///< images this step consumed across the group
+  double epoch = 0;            ///< fractional epoch position
+  double content = 0, style = 0, tv = 0, total = 0;
+  double content_weight = 0, style_weight = 0, tv_weight = 0;
+  std::vector<double> style_layers;  ///< in the order given to StyleStarted
+  double learning_rate = 0;
+  double step_seconds = 0;
+  double data_wait_seconds = 0;
+  double allreduce_seconds = 0;
+  double eta_seconds = 0;
+};
+
+class TrainingMetrics {
+ public:
+  virtual ~TrainingMetrics() = default;
+  /// A style starts (or resumes) on this rank, in group `group`.
+  /// `reports_losses`: this rank is its group's root and exports the style's
+  /// series (the others would only duplicate the group averages).
+  virtual void StyleStarted(const std::string& style, const std::vector<std::string>& layers,
+                            int group, bool reports_losses) = 0;
+  virtual void StepDone(const std::string& style, const StepReport& report) = 0;
+  /// Content files that failed to decode (each counted once).
+  virtual void ImagesSkipped(int64_t count) = 0;
+  virtual void CheckpointWritten(const std::string& style, double unix_seconds) = 0;
+  virtual void StyleFinished(const std::string& style) = 0;
+  /// Training is over: push a last time, keep serving for the linger time.
+  virtual void Finish() = 0;
+  /// host:port this process serves /metrics on; empty when not serving.
+  virtual std::string endpoint() const = 0;
+  /// The current values in Prometheus's text format (what /metrics returns);
+  /// empty for a sink that keeps nothing.
+  virtual std::string Text() const = 0;
+};
+
+/// Reports nowhere.
+std::unique_ptr<TrainingMetrics> MakeNullMetrics();
+
+}  // namespace stylefleet
