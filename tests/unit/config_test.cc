@@ -248,8 +248,8 @@ TEST_F(ConfigTest, UnknownKeySuggestsClosest) {
 }
 
 TEST_F(ConfigTest, UnknownSectionListsValidOnes) {
-  EXPECT_EQ(Problems(Head() + "monitor:\n  x: 1\nstyles:\n  - image: styles/wave.jpg\n"),
-            std::vector<std::string>{"DIR/job.yaml:7:1: unknown key 'monitor'; valid keys: job, "
+  EXPECT_EQ(Problems(Head() + "logging:\n  x: 1\nstyles:\n  - image: styles/wave.jpg\n"),
+            std::vector<std::string>{"DIR/job.yaml:7:1: unknown key 'logging'; valid keys: job, "
                                      "data, loss_network, training, checkpoint, distributed, monitoring, styles"});
 }
 
