@@ -17,6 +17,7 @@ packages=(
   libcli11-dev            # command-line parsing
   nlohmann-json3-dev      # JSON output
   libgtest-dev libgmock-dev   # tests
+  prometheus prometheus-pushgateway   # monitoring tests against the real servers (promtool too)
   # cross-checks against PyTorch in tests
   python3-torch python3-torchvision python3-numpy
 )

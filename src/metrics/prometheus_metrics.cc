@@ -173,10 +173,11 @@ class PrometheusMetrics : public TrainingMetrics {
     }
     if (!options_.pushgateway.empty()) {
       const auto [host, port] = SplitHostPort(options_.pushgateway, "monitoring.pushgateway");
+      // Grouping key: job = the stylefleet job (the same value as the series' own job
+      // label, which the Pushgateway would otherwise overwrite), instance = host and rank.
       gateway_ = std::make_unique<prometheus::Gateway>(
-          host, std::to_string(port), "stylefleet",
-          Labels{{"instance", identity.host + "-rank" + std::to_string(identity.rank)},
-                 {"stylefleet_job", identity.job}});
+          host, std::to_string(port), identity.job,
+          Labels{{"instance", identity.host + "-rank" + std::to_string(identity.rank)}});
       gateway_->RegisterCollectable(registry_);
       pusher_ = std::thread([this] { PushLoop(); });
     }

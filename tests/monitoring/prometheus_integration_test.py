@@ -1,0 +1,218 @@
+#!/usr/bin/python3
+"""Monitoring against the real servers (ctest label `integration`).
+
+Starts Prometheus (1 s scrapes, the shipped alert rules, file-based discovery of the file the
+job writes) and a Pushgateway on loopback, trains a short 2-style job that serves and pushes
+its metrics, then checks through the HTTP APIs:
+  1. every {style, layer} style-loss series arrived with finite values; counters increased;
+  2. every PromQL expression of the Grafana dashboard evaluates without error and returns data;
+     every alert rule evaluates without error and each metric it reads has data (a healthy job
+     fires none of them, so "returns nothing" is their normal answer);
+  3. the pushed series reached the Pushgateway;
+  4. promtool checks the shipped config and rules and a scrape of the exporter;
+  5. the exporter answers /metrics only (other paths: 404).
+
+usage: prometheus_integration_test.py STYLEFLEET_BINARY SOURCE_DIR
+"""
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+BINARY, SOURCE = sys.argv[1], sys.argv[2]
+LAYERS = ["conv1_2", "conv2_2", "conv3_3", "conv4_3"]
+STYLES = ["candy", "mosaic"]
+failures = []
+
+
+def check(condition, message):
+    print(("ok   " if condition else "FAIL ") + message, flush=True)
+    if not condition:
+        failures.append(message)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status, response.read().decode()
+
+
+def query(prom, expr):
+    url = f"http://127.0.0.1:{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        _, body = get(url)
+    except urllib.error.HTTPError as e:
+        return {"status": "error", "error": e.read().decode()}
+    return json.loads(body)
+
+
+def wait_for(url, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            get(url, timeout=1)
+            return True
+        except Exception:
+            time.sleep(0.2)
+    return False
+
+
+def main():
+    for tool in ("prometheus", "promtool", "prometheus-pushgateway"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} not installed: run launch/install_deps.sh")
+    work = tempfile.mkdtemp(prefix="stylefleet_monitoring_")
+    processes = []
+    try:
+        exporter, prom, gateway = free_port(), free_port(), free_port()
+        out = os.path.join(work, "out")
+        job = os.path.join(work, "job.yaml")
+        with open(job, "w") as f:
+            f.write(f"""job: {{name: montest, output_dir: {out}, seed: 1}}
+data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
+loss_network: {{weights: 'random:3'}}
+training: {{batch_size: 2, epochs: 0, max_steps: 15, learning_rate: 0.01, log_every_steps: 5,
+           preview_every_steps: 0}}
+checkpoint: {{every_steps: 5, keep: 1}}
+monitoring: {{listen: '127.0.0.1:{exporter}', linger_seconds: 600,
+             pushgateway: '127.0.0.1:{gateway}', push_interval_seconds: 1}}
+styles:
+  - image: {SOURCE}/configs/data/styles/candy.jpg
+  - image: {SOURCE}/configs/data/styles/mosaic.jpg
+""")
+        shutil.copy(os.path.join(SOURCE, "monitoring/alerts.yml"), work)
+        config = os.path.join(work, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write(f"""global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+rule_files: [alerts.yml]
+scrape_configs:
+  - job_name: stylefleet
+    honor_labels: true
+    file_sd_configs: [{{files: ['{out}/prometheus_targets.json'], refresh_interval: 1s}}]
+""")
+        log = open(os.path.join(work, "servers.log"), "w")
+        processes.append(subprocess.Popen(
+            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={work}/tsdb",
+             f"--web.listen-address=127.0.0.1:{prom}"], stdout=log, stderr=log))
+        processes.append(subprocess.Popen(
+            ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{gateway}"],
+            stdout=log, stderr=log))
+        check(wait_for(f"http://127.0.0.1:{prom}/-/ready"), "Prometheus is ready")
+        check(wait_for(f"http://127.0.0.1:{gateway}/metrics"), "Pushgateway is ready")
+
+        train = subprocess.Popen([BINARY, "train", job, "--no-progress", "--threads", "1"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        processes.append(train)
+        scrape = ""
+        deadline = time.time() + 300
+        while time.time() < deadline and train.poll() is None and not scrape:
+            try:
+                _, text = get(f"http://127.0.0.1:{exporter}/metrics", timeout=1)
+                if "stylefleet_style_loss{" in text:
+                    scrape = text
+            except Exception:
+                time.sleep(0.3)
+        try:
+            status, _ = get(f"http://127.0.0.1:{exporter}/")
+        except urllib.error.HTTPError as e:
+            status = e.code
+        check(status == 404, f"the exporter answers / with 404 (got {status})")
+        # Checks run while the finished job lingers (its series stay live); then it is stopped.
+        finished = False
+        while time.time() < deadline and train.poll() is None and not finished:
+            result = query(prom, 'count(stylefleet_progress_ratio{job="montest"} == 1)')
+            done = result.get("data", {}).get("result", [])
+            finished = bool(done) and float(done[0]["value"][1]) == len(STYLES)
+            time.sleep(0.5)
+        check(finished, "both styles reached progress 1 while being scraped")
+        time.sleep(3)  # a few more scrapes of the final values
+
+        # 1. Every {style, layer} series, finite; counters increased.
+        for style in STYLES:
+            for layer in LAYERS:
+                result = query(prom, f'stylefleet_style_loss{{job="montest",style="{style}",layer="{layer}"}}')
+                values = [float(r["value"][1]) for r in result.get("data", {}).get("result", [])]
+                check(len(values) == 1 and math.isfinite(values[0]),
+                      f"style loss of {style}/{layer} arrived and is finite: {values}")
+            result = query(prom, f'max_over_time(stylefleet_steps_total{{style="{style}"}}[10m])'
+                                 f' - min_over_time(stylefleet_steps_total{{style="{style}"}}[10m])')
+            grew = [float(r["value"][1]) for r in result.get("data", {}).get("result", [])]
+            check(grew and grew[0] > 0, f"steps counter of {style} increased by {grew}")
+
+        # 2. Dashboard and alert expressions.
+        with open(os.path.join(SOURCE, "monitoring/grafana/dashboards/stylefleet.json")) as f:
+            dashboard = json.load(f)
+        substitutions = {"$job": "montest", "$style": ".*", "$__rate_interval": "20s"}
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"]
+                for key, value in substitutions.items():
+                    expr = expr.replace(key, value)
+                result = query(prom, expr)
+                check(result.get("status") == "success" and result["data"]["result"],
+                      f"dashboard '{panel['title']}': {expr} -> {result.get('error', len(result.get('data', {}).get('result', [])))}")
+        for variable in dashboard["templating"]["list"]:
+            inner = re.match(r"label_values\((.*),\s*\w+\)", variable["query"]).group(1)
+            result = query(prom, inner.replace("$job", "montest"))
+            check(result.get("status") == "success" and result["data"]["result"],
+                  f"dashboard variable {variable['name']}: {inner}")
+        rules = json.loads(get(f"http://127.0.0.1:{prom}/api/v1/rules")[1])["data"]["groups"]
+        rule_list = [r for g in rules for r in g["rules"]]
+        check(len(rule_list) == 4, f"Prometheus loaded {len(rule_list)} alert rules")
+        for rule in rule_list:
+            check(rule.get("health") == "ok", f"alert {rule['name']} evaluates: {rule.get('lastError', '')}")
+            result = query(prom, rule["query"])
+            check(result.get("status") == "success", f"alert {rule['name']} query runs")
+            for metric in sorted(set(re.findall(r"\b(stylefleet_\w+|up)\b", rule["query"]))):
+                data = query(prom, metric).get("data", {}).get("result", [])
+                check(bool(data), f"alert {rule['name']} reads {metric}, which has data")
+
+        # 3. Pushgateway.
+        _, pushed = get(f"http://127.0.0.1:{gateway}/metrics")
+        for style in STYLES:
+            check(re.search(r'stylefleet_style_loss\{[^}]*job="montest"[^}]*style="' + style, pushed)
+                  is not None, f"pushed style loss of {style} is on the Pushgateway")
+
+        # 4. promtool.
+        for args in (["check", "config", os.path.join(SOURCE, "monitoring/prometheus.yml")],
+                     ["check", "rules", os.path.join(SOURCE, "monitoring/alerts.yml")]):
+            r = subprocess.run(["promtool"] + args, capture_output=True, text=True)
+            check(r.returncode == 0, f"promtool {' '.join(args[:2])}: {r.stdout.strip()} {r.stderr.strip()}")
+        r = subprocess.run(["promtool", "check", "metrics"], input=scrape, capture_output=True, text=True)
+        check(bool(scrape) and r.returncode == 0,
+              f"promtool check metrics on a scrape: {r.stdout.strip()} {r.stderr.strip()}")
+        train.terminate()
+        output, _ = train.communicate(timeout=60)
+        check(output.count("] done:") == len(STYLES), "training logged both styles as done")
+        if failures:
+            print(output)
+    finally:
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    passed = "passed" if not failures else "failed"
+    print(f"monitoring integration {passed}: {len(failures)} failure(s)")
+    return 0 if not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
