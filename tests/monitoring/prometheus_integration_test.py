@@ -78,7 +78,7 @@ def main():
     work = tempfile.mkdtemp(prefix="stylefleet_monitoring_")
     processes = []
     try:
-        exporter, prom, gateway = free_port(), free_port(), free_port()
+        prom, gateway = free_port(), free_port()
         out = os.path.join(work, "out")
         job = os.path.join(work, "job.yaml")
         with open(job, "w") as f:
@@ -88,7 +88,7 @@ loss_network: {{weights: 'random:3'}}
 training: {{batch_size: 2, epochs: 0, max_steps: 15, learning_rate: 0.01, log_every_steps: 5,
            preview_every_steps: 0}}
 checkpoint: {{every_steps: 5, keep: 1}}
-monitoring: {{listen: '127.0.0.1:{exporter}', linger_seconds: 600,
+monitoring: {{listen: '127.0.0.1:0', linger_seconds: 600,
              pushgateway: '127.0.0.1:{gateway}', push_interval_seconds: 1}}
 styles:
   - image: {SOURCE}/configs/data/styles/candy.jpg
@@ -117,15 +117,22 @@ scrape_configs:
         train = subprocess.Popen([BINARY, "train", job, "--no-progress", "--threads", "1"],
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         processes.append(train)
+        # The exporter takes any free port (listen port 0) and the job's rank 0 writes the
+        # address it got into the discovery file that Prometheus reads too.
         scrape = ""
+        exporter = None
         deadline = time.time() + 300
         while time.time() < deadline and train.poll() is None and not scrape:
             try:
+                if exporter is None:
+                    with open(os.path.join(out, "prometheus_targets.json")) as f:
+                        exporter = json.load(f)[0]["targets"][0].split(":")[1]
                 _, text = get(f"http://127.0.0.1:{exporter}/metrics", timeout=1)
                 if "stylefleet_style_loss{" in text:
                     scrape = text
             except Exception:
                 time.sleep(0.3)
+        check(exporter is not None, f"the job wrote its targets file (exporter port {exporter})")
         try:
             status, _ = get(f"http://127.0.0.1:{exporter}/")
         except urllib.error.HTTPError as e:
