@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/stop_signal.h"
 #include "config/job_config.h"
 #include "dist/world.h"
 #include "metrics/prometheus_metrics.h"
@@ -120,8 +121,20 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
     const std::unique_ptr<TrainingMetrics> metrics = StartMetrics(job, *world);
     TrainRunOptions with_metrics = options;
     with_metrics.metrics = metrics.get();
-    TrainJob(job, with_metrics, *world);
+    const TrainOutcome outcome = TrainJob(job, with_metrics, *world);
+    if (outcome.stopped) {
+      // Preempted: checkpoints are written; leave now, without lingering.
+      if (me.rank == 0) SF_LOG(kWarning) << "stopped by signal; rerun the same command to resume";
+      return kExitOk;
+    }
     metrics->Finish();
+    if (!outcome.failed_styles.empty()) {
+      std::string names;
+      for (const auto& n : outcome.failed_styles) names += (names.empty() ? "" : ", ") + n;
+      SF_LOG(kError) << outcome.failed_styles.size() << " style(s) stopped by NaN/Inf faults: "
+                     << names << " (the others trained)";
+      return kExitRuntimeError;
+    }
     return kExitOk;
   } catch (const ConfigError& e) {
     if (me.size == 1) throw;
@@ -160,6 +173,9 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(0, 1024));
   train->add_option("--style", train_options.only_styles, "Train only this style (repeatable)");
   train->add_flag("!--no-progress", train_options.progress, "No progress line on a terminal");
+  train->add_option("--test-inject-nan", train_options.inject_nan,
+                    "Test only: STYLE:STEP, make the loss of that step NaN on this rank")
+      ->group("");  // hidden from --help
 
   StylizeOptions stylize_options;
   CLI::App* stylize = app.add_subcommand("stylize", "Apply a trained model to images");
@@ -252,6 +268,7 @@ int main(int argc, char** argv) {
   // again, which cost the PyTorch reference most of its time here: keep them.
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, INT32_MAX);
+  InstallStopSignalHandlers();
   try {
     return Run(argc, argv);
   } catch (const ConfigError& e) {

@@ -325,6 +325,11 @@ const FieldTable<TrainingOptions>& TrainingFields() {
        "Stylize a few content images into `previews/` every N steps (and at the end); 0 "
        "disables.",
        [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.preview_every_steps, 0, 1000000); }},
+      {"max_bad_steps", "integer", "10",
+       "A step whose loss or gradient is NaN or infinite is skipped (no update) and counted; "
+       "after this many in a row the style stops with an error, keeping its last good "
+       "checkpoint, and the job's other styles carry on. 1 to 1000000.",
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.max_bad_steps, 1, 1000000); }},
   };
   return table;
 }
@@ -973,7 +978,8 @@ bool SameTraining(const TrainingOptions& a, const TrainingOptions& b) {
          a.tv_weight == b.tv_weight && a.batch_size == b.batch_size &&
          a.micro_batches == b.micro_batches && a.epochs == b.epochs &&
          a.max_steps == b.max_steps && a.learning_rate == b.learning_rate &&
-         a.log_every_steps == b.log_every_steps && a.preview_every_steps == b.preview_every_steps;
+         a.log_every_steps == b.log_every_steps && a.preview_every_steps == b.preview_every_steps &&
+         a.max_bad_steps == b.max_bad_steps;
 }
 
 void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options,

@@ -60,6 +60,9 @@ struct TrainingOptions {
   int log_every_steps = 50;
   /// Stylize a few content images with the current model every N steps; 0 disables.
   int preview_every_steps = 500;
+  /// Steps in a row with a NaN/Inf loss or gradient (each skipped, no update)
+  /// after which the style stops with an error.
+  int max_bad_steps = 10;
 };
 
 struct CheckpointOptions {

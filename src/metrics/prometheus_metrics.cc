@@ -50,6 +50,7 @@ class NullMetrics : public TrainingMetrics {
   void StepDone(const std::string&, const StepReport&) override {}
   void ImagesSkipped(int64_t) override {}
   void CheckpointWritten(const std::string&, double) override {}
+  void BadStep(const std::string&) override {}
   void StyleFinished(const std::string&) override {}
   void Finish() override {}
   std::string endpoint() const override { return ""; }
@@ -144,6 +145,11 @@ class PrometheusMetrics : public TrainingMetrics {
                         .Help("Checkpoints written")
                         .Labels(job)
                         .Register(*registry_);
+    bad_steps_ = &prometheus::BuildCounter()
+                      .Name("stylefleet_bad_steps_total")
+                      .Help("Steps skipped because the loss or a gradient was NaN or infinite")
+                      .Labels(job)
+                      .Register(*registry_);
     last_checkpoint_ = &prometheus::BuildGauge()
                             .Name("stylefleet_last_checkpoint_timestamp_seconds")
                             .Help("Unix time of the newest checkpoint")
@@ -261,6 +267,10 @@ class PrometheusMetrics : public TrainingMetrics {
     it->second.last_checkpoint->Set(unix_seconds);
   }
 
+  void BadStep(const std::string& style) override {
+    bad_steps_->Add({{"style", style}, {"rank", std::to_string(identity_.rank)}}).Increment();
+  }
+
   void StyleFinished(const std::string& style) override {
     auto it = series_.find(style);
     if (it != series_.end()) it->second.eta->Set(0);
@@ -326,7 +336,7 @@ class PrometheusMetrics : public TrainingMetrics {
   std::shared_ptr<prometheus::Registry> registry_;
   Family<Gauge>*style_loss_, *loss_, *weighted_loss_, *epoch_, *progress_, *eta_, *learning_rate_,
       *last_checkpoint_, *info_;
-  Family<Counter>*steps_, *images_, *checkpoints_;
+  Family<Counter>*steps_, *images_, *checkpoints_, *bad_steps_;
   Family<Histogram>*step_seconds_, *data_wait_, *allreduce_;
   Counter* skipped_;
   Gauge* info_series_ = nullptr;

@@ -50,6 +50,8 @@ class TrainingMetrics {
   /// Content files that failed to decode (each counted once).
   virtual void ImagesSkipped(int64_t count) = 0;
   virtual void CheckpointWritten(const std::string& style, double unix_seconds) = 0;
+  /// A step skipped because its loss or gradient was NaN or infinite.
+  virtual void BadStep(const std::string& style) = 0;
   virtual void StyleFinished(const std::string& style) = 0;
   /// Training is over: push a last time, keep serving for the linger time.
   virtual void Finish() = 0;

@@ -20,6 +20,17 @@ struct TrainRunOptions {
   bool progress = true;
   /// Where losses and training health go; nullptr reports nowhere.
   TrainingMetrics* metrics = nullptr;
+  /// Test-only fault injection, entries "STYLE:STEP": the loss of that style's
+  /// step (1-based) is made NaN on this rank (`stylefleet train --test-inject-nan`).
+  std::vector<std::string> inject_nan;
+};
+
+/// How a TrainJob call ended when it did not throw.
+struct TrainOutcome {
+  /// A stop signal arrived: every running style wrote a checkpoint; rerunning resumes.
+  bool stopped = false;
+  /// Styles stopped by numerical faults (max_bad_steps); the others trained.
+  std::vector<std::string> failed_styles;
 };
 
 /// Trains the styles of `job`, resuming each from its newest checkpoint; a
@@ -27,10 +38,10 @@ struct TrainRunOptions {
 /// laid onto groups of ranks (see train/style_schedule.h), each group trains
 /// its styles one after another, data-parallel. Throws Error (or DataError,
 /// ConfigError) when a style cannot be trained, on every rank of its group.
-void TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world);
+TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world);
 
 /// The same in a world of one process.
-void TrainJob(const JobConfig& job, const TrainRunOptions& options);
+TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options);
 
 struct StylizeOptions {
   std::string model;                ///< model.pt, a checkpoint, a style's folder, or an exported/PyTorch-example .pth

@@ -28,6 +28,7 @@ class Adam {
   torch::Tensor& exp_avg_sq(size_t i) { return exp_avg_sq_[i]; }
   void set_steps(int64_t steps) { steps_ = steps; }
   void set_learning_rate(double lr) { learning_rate_ = lr; }
+  const std::vector<torch::Tensor>& params() const { return params_; }
 
  private:
   std::vector<torch::Tensor> params_, exp_avg_, exp_avg_sq_;

@@ -9,11 +9,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <limits>
 #include <sstream>
 #include <thread>
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/stop_signal.h"
 #include "common/vgg_layers.h"
 #include "data/batch_loader.h"
 #include "data/dataset.h"
@@ -111,6 +113,12 @@ void BroadcastTensors(Communicator& group, const std::vector<torch::Tensor>& ten
   }
 }
 
+// A style stopped by numerical faults; the job's other styles go on.
+class NumericalFault : public Error {
+ public:
+  using Error::Error;
+};
+
 double ParameterChecksum(TransformerNet& net) {
   torch::NoGradGuard no_grad;
   double sum = 0;
@@ -133,7 +141,8 @@ class StyleTrainer {
     weights_ = {style.training.content_weight, style.training.style_weight, style.training.tv_weight};
   }
 
-  void Run() {
+  // Returns true when a stop signal ended training early (after a checkpoint).
+  bool Run() {
     const auto& t = style_.training;
     RunOnRoot(group_, [&] { ClaimOutputDir(style_.output_dir, job_.name, style_.name); });
     ComputeStyleGrams();
@@ -170,7 +179,7 @@ class StyleTrainer {
                       << " steps); writing the final model";
       }
       RunOnRoot(group_, [&] { WriteModel(); });
-      return;
+      return false;
     }
     if (root_) {
       SF_LOG(kInfo) << "[" << style_.name << "] training steps " << position.step + 1 << ".."
@@ -209,7 +218,7 @@ class StyleTrainer {
       if (!device_.is_cpu()) content = content.to(device_);
       const double data_wait = loader.wait_seconds() - wait_before;
       wait_before = loader.wait_seconds();
-      const StepValues values = TrainStep(content);
+      const StepValues values = TrainStep(content, position.step + 1);
       ++position.step;
       ++steps_this_run;
       position.epoch = batch.epoch;
@@ -271,6 +280,35 @@ class StyleTrainer {
       if (t.preview_every_steps > 0 && (position.step % t.preview_every_steps == 0 || last)) {
         RunOnRoot(group_, [&] { WritePreview(position.step); });
       }
+      if (values.bad) {
+        ++bad_in_a_row_;
+        if (root_) {
+          SF_LOG(kWarning) << "[" << style_.name << "] step " << position.step
+                           << ": NaN or infinite loss or gradient; step skipped (" << bad_in_a_row_
+                           << " in a row, limit " << t.max_bad_steps << ")";
+        }
+        metrics_.BadStep(style_.name);
+        if (bad_in_a_row_ >= t.max_bad_steps) {
+          const auto kept = ListCheckpoints(style_.output_dir);
+          throw NumericalFault("style '" + style_.name + "': " + std::to_string(bad_in_a_row_) +
+                               " steps in a row (up to step " + std::to_string(position.step) +
+                               ") had a NaN or infinite loss or gradient; stopped. Its last good "
+                               "checkpoint is kept" +
+                               (kept.empty() ? std::string(" (none was written yet)")
+                                             : ": " + kept.front()) +
+                               ". Lower training.learning_rate or the loss weights.");
+        }
+      } else {
+        bad_in_a_row_ = 0;
+      }
+      if (values.stop) {
+        RunOnRoot(group_, [&] { WriteCheckpoint(position); });
+        if (root_) {
+          SF_LOG(kWarning) << "[" << style_.name << "] stop signal: checkpoint written at step "
+                           << position.step << "; run the same command to resume";
+        }
+        return true;
+      }
       if (position.step % job_.checkpoint.every_steps == 0 || last) {
         RunOnRoot(group_, [&] { WriteCheckpoint(position); });
         if (root_) {
@@ -288,6 +326,7 @@ class StyleTrainer {
                     << FormatDuration(std::chrono::duration<double>(Clock::now() - run_start).count())
                     << "; model " << (fs::path(style_.output_dir) / "model.pt").string();
     }
+    return false;
   }
 
  private:
@@ -310,10 +349,15 @@ class StyleTrainer {
   struct StepValues {
     double content = 0, style = 0, tv = 0, total = 0;
     std::vector<double> style_layers;
+    bool bad = false;   ///< NaN/Inf loss or gradient: the update was skipped
+    bool stop = false;  ///< a stop signal reached some rank of the group
   };
 
-  StepValues TrainStep(const torch::Tensor& content) {
+  StepValues TrainStep(const torch::Tensor& content, int64_t step) {
     adam_->ZeroGrad();
+    const std::string fault = style_.name + ":" + std::to_string(step);
+    const bool inject_nan = std::find(options_.inject_nan.begin(), options_.inject_nan.end(),
+                                      fault) != options_.inject_nan.end();
     const int parts = style_.training.micro_batches;
     std::vector<double> values(4 + style_layers_.size(), 0.0);
     for (int part = 0; part < parts; ++part) {
@@ -321,7 +365,8 @@ class StyleTrainer {
       // M parts in one process reproduce M ranks bit for bit).
       const torch::Tensor images =
           parts == 1 ? content : content.slice(0, part, content.size(0), parts).contiguous();
-      const LossTerms terms = ForwardLosses(images);
+      LossTerms terms = ForwardLosses(images);
+      if (inject_nan) terms.total = terms.total * std::numeric_limits<double>::quiet_NaN();
       // Scaling the loss by 1/M scales every gradient exactly when M is a power of 2.
       (parts == 1 ? terms.total : terms.total * (1.0 / parts)).backward();
       std::vector<double> part_values = {terms.content.item<double>(), terms.style.item<double>(),
@@ -330,22 +375,34 @@ class StyleTrainer {
       for (size_t i = 0; i < values.size(); ++i) values[i] += part_values[i] / parts;
     }
     // Group averages of the loss terms: what logs and metrics show, and what the
-    // finiteness check looks at, so every rank takes the same decision.
+    // finiteness check looks at, so every rank takes the same decision. The
+    // last slot carries "a stop signal arrived here" to the whole group.
+    values.push_back(StopRequested() ? 1.0 : 0.0);
     if (group_.size() > 1) {
       group_.AllReduceSum(values.data(), values.size());
       for (double& v : values) v /= group_.size();
     }
+    const bool stop = values.back() > 0;
+    values.pop_back();
     StepValues out;
     out.content = values[0];
     out.style = values[1];
     out.tv = values[2];
     out.total = values[3];
     out.style_layers.assign(values.begin() + 4, values.end());
+    out.stop = stop;
     if (!std::isfinite(out.total)) {
-      throw Error("style '" + style_.name + "': loss became " + std::to_string(out.total) +
-                  "; lower training.learning_rate or the loss weights");
+      out.bad = true;  // no update: a NaN must never reach the weights
+      return out;
     }
     if (group_.size() > 1) buckets_->AllReduceAverage(group_);
+    // After averaging every rank holds the same gradients, so the same verdict.
+    for (const auto& p : adam_->params()) {
+      if (p.grad().defined() && !torch::isfinite(p.grad()).all().item<bool>()) {
+        out.bad = true;
+        return out;
+      }
+    }
     adam_->Step();
     return out;
   }
@@ -549,16 +606,17 @@ class StyleTrainer {
   std::unique_ptr<Adam> adam_;
   torch::Tensor preview_inputs_;
   int64_t total_steps_ = 0;
+  int bad_in_a_row_ = 0;
 };
 
 }  // namespace
 
-void TrainJob(const JobConfig& job, const TrainRunOptions& options) {
+TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options) {
   const auto world = MakeSoloWorld();
-  TrainJob(job, options, *world);
+  return TrainJob(job, options, *world);
 }
 
-void TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world) {
+TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world) {
   const ProcessInfo& me = world.info();
   // LibTorch's OpenMP default can be 1 thread here even with 2 cores; be explicit,
   // and share the cores of a host among its ranks.
@@ -662,20 +720,29 @@ void TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world
   TrainRunOptions run_options = options;
   const auto null_metrics = MakeNullMetrics();
   if (me.size > 1) run_options.progress = false;
+  TrainOutcome outcome;
   const auto& mine = plan.styles_of_group[static_cast<size_t>(group_index)];
-  for (size_t i = 0; i < mine.size(); ++i) {
+  for (size_t i = 0; i < mine.size() && !outcome.stopped; ++i) {
     const StyleSpec& style = *styles[static_cast<size_t>(mine[i])];
     if (group->rank() == 0) {
       SF_LOG(kInfo) << "style " << i + 1 << "/" << mine.size()
                     << (me.size > 1 ? " of group " + std::to_string(group_index) : std::string())
                     << ": " << style.name;
     }
-    StyleTrainer(job, style, vgg, files, run_options, gradients, device, group_index,
-                 options.metrics != nullptr ? *options.metrics : *null_metrics)
-        .Run();
+    try {
+      outcome.stopped =
+          StyleTrainer(job, style, vgg, files, run_options, gradients, device, group_index,
+                       options.metrics != nullptr ? *options.metrics : *null_metrics)
+              .Run();
+    } catch (const NumericalFault& e) {
+      // The group decided together (group-averaged values), so all its ranks are here.
+      if (group->rank() == 0) SF_LOG(kError) << e.what();
+      outcome.failed_styles.push_back(style.name);
+    }
   }
   // Groups finish at different times; leave together.
   world.all().Barrier();
+  return outcome;
 }
 
 }  // namespace stylefleet
