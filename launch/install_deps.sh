@@ -19,7 +19,7 @@ packages=(
   libgtest-dev libgmock-dev   # tests
   prometheus prometheus-pushgateway   # monitoring tests against the real servers (promtool too)
   # cross-checks against PyTorch in tests
-  python3-torch python3-torchvision python3-numpy
+  python3-torch python3-torchvision python3-numpy python3-pil
 )
 
 SUDO=""

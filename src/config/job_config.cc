@@ -1066,6 +1066,11 @@ JobConfig LoadJobFromString(const std::string& text, const std::string& path,
   }
   const YAML::Node root = ParseYaml(text, problems);
   problems.ThrowIfAny();
+  if (root.IsNull()) {
+    problems.Add(path + ":1:1: job file is empty (expected a job with 'styles:', or a seed-style "
+                        "file with 'style_image:')");
+    problems.ThrowIfAny();
+  }
   if (!root.IsMap()) {
     problems.At(root.Mark(), "expected a mapping at the top of the file (a job with 'styles:', "
                              "or a seed-style file with 'style_image:')");

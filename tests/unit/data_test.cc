@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <cstdlib>
 #include <set>
 
 #include "common/error.h"
 #include "data/batch_loader.h"
 #include "data/dataset.h"
 #include "data/image.h"
+#include "test_paths.h"
 #include "test_util.h"
 
 namespace stylefleet {
@@ -257,6 +259,51 @@ TEST_F(LoaderTest, BrokenFilesAreSkippedOnceCountedAndReplaced) {
   EXPECT_EQ(seen.count(dir_ / "photos/0003.png"), 0u);
   EXPECT_EQ(seen.count(dir_ / "photos/0004.jpg"), 0u);
   EXPECT_EQ(seen.size(), 8u);
+}
+
+// Real-world odd files: the unusual but valid ones are used, the broken ones
+// (bomb, truncated, empty, corrupt, not an image) are skipped and counted once.
+TEST(OddImagesTest, UnusualFormatsDecodeAndBrokenFilesAreSkipped) {
+  TempDir dir;
+  const std::string make = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
+                           "/tests/python/make_odd_images.py " + dir.path();
+  ASSERT_EQ(std::system(make.c_str()), 0);
+  int decoded = 0, refused = 0;
+  DecodeOptions options;
+  options.max_pixels = 100000000;
+  for (const auto& path : ListImageFiles(dir.path())) {
+    const bool expected_ok = fs::path(path).filename().string().rfind("ok_", 0) == 0;
+    try {
+      const RgbImage image = LoadImageFile(path, options);
+      EXPECT_TRUE(expected_ok) << path << " decoded";
+      EXPECT_EQ(image.pixels.size(), static_cast<size_t>(image.width) * image.height * 3);
+      ++decoded;
+    } catch (const DataError& e) {
+      EXPECT_FALSE(expected_ok) << path << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      ++refused;
+    }
+  }
+  EXPECT_EQ(decoded, 7);
+  EXPECT_EQ(refused, 5);
+  // CMYK comes out as the same picture as its RGB source (Adobe inverted CMYK handled).
+  const RgbImage cmyk = LoadImageFile(dir / "ok_cmyk.jpg");
+  const RgbImage rgba = LoadImageFile(dir / "ok_rgba.png");
+  double difference = 0;
+  for (size_t i = 0; i < cmyk.pixels.size(); ++i) difference += std::abs(cmyk.pixels[i] - rgba.pixels[i]);
+  EXPECT_LT(difference / cmyk.pixels.size(), 10.0);
+
+  LoaderOptions loader_options;
+  loader_options.image_size = 32;
+  loader_options.batch_size = 4;
+  BatchLoader loader(ListImageFiles(dir.path()), loader_options);
+  for (int i = 0; i < 9; ++i) {  // three epochs of 3 batches
+    const Batch batch = loader.Next();
+    for (const auto& path : batch.paths) {
+      EXPECT_NE(fs::path(path).filename().string().rfind("ok_", 0), std::string::npos) << path;
+    }
+  }
+  EXPECT_EQ(loader.skipped_files(), 5);
 }
 
 TEST_F(LoaderTest, SetSmallerThanOneBatchIsAnError) {
