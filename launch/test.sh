@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds, and runs every test (ctest: unit and mpi labels).
+# Installs the dependencies, builds, and runs every test: ctest (labels unit, mpi, gpu,
+# integration, reliability), then the job-file fuzzer for a bounded time (FUZZ_SECONDS, 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash launch/install_deps.sh
 bash launch/build.sh
 ctest --test-dir build --output-on-failure -j 2
+bash tests/fuzz/run_fuzzer.sh "${FUZZ_SECONDS:-60}"

@@ -117,6 +117,7 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
     if (me.rank == 0) ReportConfigError(ConfigError(problems));
     return kExitConfigError;
   }
+  world->SetCollectiveTimeouts(job.distributed.stall_warn_seconds, job.distributed.timeout_seconds);
   try {
     const std::unique_ptr<TrainingMetrics> metrics = StartMetrics(job, *world);
     TrainRunOptions with_metrics = options;

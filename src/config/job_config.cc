@@ -373,6 +373,15 @@ const FieldTable<DistributedOptions>& DistributedFields() {
        [](DistributedOptions& t, const Value& v) {
          v.ReadInt(&t.check_every_steps, 0, int64_t{1} << 40);
        }},
+      {"stall_warn_seconds", "number", "60",
+       "A collective (gradient allreduce, broadcast, barrier) still waiting for its peers after "
+       "this long logs a warning and counts in stylefleet_collective_stalls_total (1 to 86400).",
+       [](DistributedOptions& t, const Value& v) { v.ReadDouble(&t.stall_warn_seconds, 1, 86400); }},
+      {"timeout_seconds", "number", "600",
+       "A collective still waiting after this long ends the whole launch with an error naming the "
+       "rank, instead of hanging on a dead or stalled peer (1 to 86400). Must exceed the longest "
+       "step plus checkpoint write.",
+       [](DistributedOptions& t, const Value& v) { v.ReadDouble(&t.timeout_seconds, 1, 86400); }},
   };
   return table;
 }
@@ -1003,6 +1012,11 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
     }
   };
   check_training(job.training, "training: ");
+  if (job.distributed.stall_warn_seconds > job.distributed.timeout_seconds) {
+    problems.Add(problems.file() + ": distributed: stall_warn_seconds (" +
+                 std::to_string(job.distributed.stall_warn_seconds) + ") exceeds timeout_seconds (" +
+                 std::to_string(job.distributed.timeout_seconds) + ")");
+  }
   std::map<std::string, const StyleSpec*> by_name;
   std::map<std::string, const StyleSpec*> by_dir;
   for (const auto& style : job.styles) {

@@ -81,6 +81,10 @@ struct DistributedOptions {
   double bucket_mb = 25.0;
   /// Every N steps the ranks of a group compare a parameter checksum; 0 disables.
   int64_t check_every_steps = 100;
+  /// A collective still waiting after this long logs a warning (stall detector).
+  double stall_warn_seconds = 60;
+  /// A collective still waiting after this long ends the launch with an error.
+  double timeout_seconds = 600;
 };
 
 /// Metrics for Prometheus: served over HTTP and/or pushed to a Pushgateway.

@@ -152,6 +152,7 @@ class SoloWorld : public World {
   Communicator& all() override { return *all_; }
   std::unique_ptr<Communicator> Split(int, int) override { return MakeSoloCommunicator(); }
   [[noreturn]] void Abort(int exit_code) override { std::_Exit(exit_code); }
+  void SetCollectiveTimeouts(double, double) override {}  // nothing to wait for
 
  private:
   ProcessInfo info_;
@@ -202,6 +203,8 @@ class LocalWorld : public World {
     return std::make_unique<LocalCommunicator>(shared, my_index);
   }
   [[noreturn]] void Abort(int exit_code) override { std::_Exit(exit_code); }
+  // Threads of one process cannot die alone; tests of timeouts use MPI.
+  void SetCollectiveTimeouts(double, double) override {}
 
  private:
   ProcessInfo info_;

@@ -2,7 +2,10 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <climits>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 
@@ -39,12 +42,20 @@ int WorldRank() {
     }                                                                                        \
   } while (0)
 
+std::atomic<int64_t> g_stall_warnings{0};
+
 // MPI counts are int: large buffers go in chunks.
 constexpr size_t kMaxChunk = static_cast<size_t>(INT_MAX) / 8;
 
+struct CollectiveTimeouts {
+  double warn_seconds = 60;
+  double timeout_seconds = 600;
+};
+
 class MpiCommunicator : public Communicator {
  public:
-  explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+  MpiCommunicator(MPI_Comm comm, const CollectiveTimeouts& timeouts)
+      : comm_(comm), timeouts_(timeouts) {
     SF_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
     SF_MPI_CHECK(MPI_Comm_size(comm_, &size_));
   }
@@ -59,7 +70,9 @@ class MpiCommunicator : public Communicator {
     if (size_ == 1) return;
     for (size_t done = 0; done < count; done += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, count - done));
-      SF_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data + done, n, MPI_FLOAT, MPI_SUM, comm_));
+      MPI_Request request;
+      SF_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + done, n, MPI_FLOAT, MPI_SUM, comm_, &request));
+      Wait(request, "gradient allreduce");
     }
     const float scale = 1.0f / static_cast<float>(size_);
     for (size_t i = 0; i < count; ++i) data[i] *= scale;
@@ -69,7 +82,9 @@ class MpiCommunicator : public Communicator {
     if (size_ == 1) return;
     for (size_t done = 0; done < count; done += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, count - done));
-      SF_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data + done, n, MPI_DOUBLE, MPI_SUM, comm_));
+      MPI_Request request;
+      SF_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + done, n, MPI_DOUBLE, MPI_SUM, comm_, &request));
+      Wait(request, "loss allreduce");
     }
   }
 
@@ -78,7 +93,9 @@ class MpiCommunicator : public Communicator {
     auto* p = static_cast<char*>(data);
     for (size_t done = 0; done < bytes; done += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, bytes - done));
-      SF_MPI_CHECK(MPI_Bcast(p + done, n, MPI_BYTE, root, comm_));
+      MPI_Request request;
+      SF_MPI_CHECK(MPI_Ibcast(p + done, n, MPI_BYTE, root, comm_, &request));
+      Wait(request, "broadcast");
     }
   }
 
@@ -86,21 +103,61 @@ class MpiCommunicator : public Communicator {
     if (size_ == 1) return {value};
     const int length = static_cast<int>(value.size());
     std::vector<int> lengths(static_cast<size_t>(size_));
-    SF_MPI_CHECK(MPI_Allgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, comm_));
+    MPI_Request request;
+    SF_MPI_CHECK(MPI_Iallgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, comm_, &request));
+    Wait(request, "allgather");
     std::vector<int> offsets(static_cast<size_t>(size_), 0);
     for (int r = 1; r < size_; ++r) offsets[r] = offsets[r - 1] + lengths[r - 1];
     std::string joined(static_cast<size_t>(offsets.back() + lengths.back()), '\0');
-    SF_MPI_CHECK(MPI_Allgatherv(value.data(), length, MPI_CHAR, joined.data(), lengths.data(),
-                                offsets.data(), MPI_CHAR, comm_));
+    SF_MPI_CHECK(MPI_Iallgatherv(value.data(), length, MPI_CHAR, joined.data(), lengths.data(),
+                                 offsets.data(), MPI_CHAR, comm_, &request));
+    Wait(request, "allgather");
     std::vector<std::string> out;
     for (int r = 0; r < size_; ++r) out.push_back(joined.substr(offsets[r], lengths[r]));
     return out;
   }
 
-  void Barrier() override { SF_MPI_CHECK(MPI_Barrier(comm_)); }
+  void Barrier() override {
+    MPI_Request request;
+    SF_MPI_CHECK(MPI_Ibarrier(comm_, &request));
+    Wait(request, "barrier");
+  }
 
  private:
+  // Polls a non-blocking collective: a warning once it has waited warn_seconds
+  // (a peer is slow, stalled or dead), an exception after timeout_seconds, so
+  // the caller aborts the launch instead of hanging forever.
+  void Wait(MPI_Request& request, const char* what) {
+    const auto start = std::chrono::steady_clock::now();
+    bool warned = false;
+    for (int polls = 0;; ++polls) {
+      int done = 0;
+      SF_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+      if (done) return;
+      const double waited =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (!warned && waited > timeouts_.warn_seconds) {
+        warned = true;
+        g_stall_warnings.fetch_add(1);
+        SF_LOG(kWarning) << "rank " << WorldRank() << " has waited " << static_cast<int>(waited)
+                         << " s in a " << what << " of " << size_
+                         << " ranks: a peer is slow, stalled or dead "
+                            "(distributed.stall_warn_seconds)";
+      }
+      if (waited > timeouts_.timeout_seconds) {
+        MPI_Cancel(&request);
+        throw Error("rank " + std::to_string(WorldRank()) + ": " + what + " of " +
+                    std::to_string(size_) + " ranks did not complete within " +
+                    std::to_string(static_cast<int>(timeouts_.timeout_seconds)) +
+                    " s (distributed.timeout_seconds): a peer rank is stalled or dead");
+      }
+      // Spin briefly (most collectives complete within microseconds), then yield the core.
+      if (polls > 1000) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+
   MPI_Comm comm_;
+  CollectiveTimeouts timeouts_;
   int rank_ = 0, size_ = 1;
 };
 
@@ -111,7 +168,7 @@ class MpiWorld : public World {
     SF_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided));
     // Errors come back as codes (turned into exceptions) instead of aborting inside MPI.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    all_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD);
+    all_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, timeouts_);
     info_.rank = all_->rank();
     info_.size = all_->size();
     MPI_Comm node;
@@ -137,7 +194,12 @@ class MpiWorld : public World {
     MPI_Comm group;
     SF_MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, color, key, &group));
     MPI_Comm_set_errhandler(group, MPI_ERRORS_RETURN);
-    return std::make_unique<MpiCommunicator>(group);
+    return std::make_unique<MpiCommunicator>(group, timeouts_);
+  }
+  void SetCollectiveTimeouts(double warn_seconds, double timeout_seconds) override {
+    timeouts_ = CollectiveTimeouts{warn_seconds, timeout_seconds};
+    MPI_Comm world_copy = MPI_COMM_WORLD;
+    all_ = std::make_unique<MpiCommunicator>(world_copy, timeouts_);
   }
   [[noreturn]] void Abort(int exit_code) override {
     MPI_Abort(MPI_COMM_WORLD, exit_code);
@@ -146,6 +208,7 @@ class MpiWorld : public World {
 
  private:
   ProcessInfo info_;
+  CollectiveTimeouts timeouts_;
   std::unique_ptr<MpiCommunicator> all_;
 };
 
@@ -160,5 +223,7 @@ bool LaunchedByMpi() {
 }
 
 std::unique_ptr<World> MakeMpiWorld() { return std::make_unique<MpiWorld>(); }
+
+int64_t CollectiveStallWarnings() { return g_stall_warnings.load(); }
 
 }  // namespace stylefleet

@@ -33,6 +33,11 @@ class World {
   /// Ends every process of the launch now (after a fatal error on this one,
   /// so that peers blocked in a collective do not hang). Does not return.
   [[noreturn]] virtual void Abort(int exit_code) = 0;
+  /// Collectives of all() and of communicators split afterwards warn (once per
+  /// call) after `warn_seconds` and throw after `timeout_seconds` without
+  /// completing: a dead or stalled peer ends the job instead of hanging it.
+  /// Backends without timeouts ignore this.
+  virtual void SetCollectiveTimeouts(double warn_seconds, double timeout_seconds) = 0;
 };
 
 /// A world of one process, without MPI.
@@ -49,5 +54,8 @@ bool LaunchedByMpi();
 /// describes this process; local rank from MPI_Comm_split_type(SHARED).
 /// Finalizes MPI on destruction.
 std::unique_ptr<World> MakeMpiWorld();
+
+/// Collectives that waited past the stall warning so far (all MPI communicators).
+int64_t CollectiveStallWarnings();
 
 }  // namespace stylefleet

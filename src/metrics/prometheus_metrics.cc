@@ -51,6 +51,7 @@ class NullMetrics : public TrainingMetrics {
   void ImagesSkipped(int64_t) override {}
   void CheckpointWritten(const std::string&, double) override {}
   void BadStep(const std::string&) override {}
+  void CollectiveStalls(int64_t) override {}
   void StyleFinished(const std::string&) override {}
   void Finish() override {}
   std::string endpoint() const override { return ""; }
@@ -140,6 +141,12 @@ class PrometheusMetrics : public TrainingMetrics {
                     .Labels(job)
                     .Register(*registry_)
                     .Add({{"rank", std::to_string(identity.rank)}});
+    stalls_ = &prometheus::BuildCounter()
+                   .Name("stylefleet_collective_stalls_total")
+                   .Help("Collectives that waited longer than distributed.stall_warn_seconds for peers")
+                   .Labels(job)
+                   .Register(*registry_)
+                   .Add({{"rank", std::to_string(identity.rank)}});
     checkpoints_ = &prometheus::BuildCounter()
                         .Name("stylefleet_checkpoints_total")
                         .Help("Checkpoints written")
@@ -166,7 +173,11 @@ class PrometheusMetrics : public TrainingMetrics {
       if (port != 0) port += identity.local_rank;
       const std::string address = host + ":" + std::to_string(port);
       try {
-        exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
+        // Two threads serve (the cores belong to training). No keep-alive: each
+        // response closes its connection, so persistent clients cannot occupy both
+        // threads and starve Prometheus; a stuck client is cut after 10 s.
+        exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+            "listening_ports", address, "num_threads", "2", "request_timeout_ms", "10000"});
       } catch (const std::exception& e) {
         throw Error("monitoring.listen: cannot serve metrics on " + address + " (" + e.what() +
                     "); choose another port or set monitoring.listen: off");
@@ -271,6 +282,10 @@ class PrometheusMetrics : public TrainingMetrics {
     bad_steps_->Add({{"style", style}, {"rank", std::to_string(identity_.rank)}}).Increment();
   }
 
+  void CollectiveStalls(int64_t count) override {
+    if (count > 0) stalls_->Increment(static_cast<double>(count));
+  }
+
   void StyleFinished(const std::string& style) override {
     auto it = series_.find(style);
     if (it != series_.end()) it->second.eta->Set(0);
@@ -339,6 +354,7 @@ class PrometheusMetrics : public TrainingMetrics {
   Family<Counter>*steps_, *images_, *checkpoints_, *bad_steps_;
   Family<Histogram>*step_seconds_, *data_wait_, *allreduce_;
   Counter* skipped_;
+  Counter* stalls_;
   Gauge* info_series_ = nullptr;
   std::map<std::string, Series> series_;
   std::unique_ptr<prometheus::Exposer> exposer_;

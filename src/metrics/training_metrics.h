@@ -52,6 +52,8 @@ class TrainingMetrics {
   virtual void CheckpointWritten(const std::string& style, double unix_seconds) = 0;
   /// A step skipped because its loss or gradient was NaN or infinite.
   virtual void BadStep(const std::string& style) = 0;
+  /// Collectives that waited past the stall warning (distributed.stall_warn_seconds).
+  virtual void CollectiveStalls(int64_t count) = 0;
   virtual void StyleFinished(const std::string& style) = 0;
   /// Training is over: push a last time, keep serving for the linger time.
   virtual void Finish() = 0;

@@ -197,6 +197,7 @@ class StyleTrainer {
     BatchLoader loader(files_, loader_options, LoaderPosition{position.epoch, position.batch});
     metrics_.StyleStarted(style_.name, job_.loss_network.style_layers, group_index_, root_);
     int64_t skipped_reported = 0;
+    int64_t stalls_reported = CollectiveStallWarnings();
     double wait_before = 0;
     if (root_) {
       TrimMetrics(position.step);
@@ -254,6 +255,9 @@ class StyleTrainer {
         report.eta_seconds = eta;
         metrics_.StepDone(style_.name, report);
       }
+      const int64_t stalls_now = CollectiveStallWarnings();
+      metrics_.CollectiveStalls(stalls_now - stalls_reported);
+      stalls_reported = stalls_now;
       const int64_t skipped_now = loader.skipped_files();
       metrics_.ImagesSkipped(skipped_now - skipped_reported);
       skipped_reported = skipped_now;

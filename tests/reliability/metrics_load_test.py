@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+"""The metrics endpoint under load (ctest label `reliability`).
+
+Trains a short job twice on loopback: once quietly, once while `wrk` hammers /metrics from a
+second process for 10 s. Checks: every wrk response is a 200 (no socket errors, no non-2xx),
+sampled responses are complete exposition documents, other paths get 404, training throughput
+keeps at least 30% of the quiet run's (wrk competes for the same 2 cores), and the trainer's
+resident memory grows by at most 64 MiB more under load than in the same window of the quiet
+run (training itself grows its heap in its first steps).
+
+usage: metrics_load_test.py STYLEFLEET_BINARY SOURCE_DIR
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BINARY, SOURCE = sys.argv[1], sys.argv[2]
+failures = []
+
+
+def check(condition, message):
+    print(("ok   " if condition else "FAIL ") + message, flush=True)
+    if not condition:
+        failures.append(message)
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
+
+
+def images_per_second(metrics_file):
+    records = [json.loads(line) for line in open(metrics_file)]
+    rates = [r["images_per_second"] for r in records[2:]]  # skip warm-up
+    return sorted(rates)[len(rates) // 2]
+
+
+def run(work, name, load):
+    job = os.path.join(work, name + ".yaml")
+    with open(job, "w") as f:
+        f.write(f"""job: {{name: {name}, output_dir: {work}/{name}, seed: 2}}
+data: {{content_dir: {SOURCE}/configs/data/content, image_size: 96, loader_threads: 1}}
+loss_network: {{weights: 'random:1'}}
+training: {{batch_size: 2, epochs: 0, max_steps: 40, log_every_steps: 2, preview_every_steps: 0}}
+checkpoint: {{every_steps: 1000}}
+monitoring: {{listen: '127.0.0.1:0', linger_seconds: 0}}
+styles:
+  - image: {SOURCE}/configs/data/styles/udnie.jpg
+""")
+    p = subprocess.Popen([BINARY, "train", job, "--no-progress", "--threads", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    targets = os.path.join(work, name, "prometheus_targets.json")
+    deadline = time.time() + 120
+    while not os.path.exists(targets) and time.time() < deadline:
+        time.sleep(0.1)
+    address = json.load(open(targets))[0]["targets"][0]
+    url = f"http://{address}/metrics"
+    while time.time() < deadline:
+        try:
+            if b"stylefleet_style_loss{" in urllib.request.urlopen(url, timeout=2).read():
+                break
+        except Exception:
+            pass
+        time.sleep(0.2)
+    result = {}
+    rss_before = rss_mib(p.pid)
+    if not load:
+        time.sleep(10)  # the same window as the loaded run, to compare memory growth
+        result["rss_growth"] = rss_mib(p.pid) - rss_before
+    if load:
+        wrk = subprocess.Popen(["wrk", "-t1", "-c4", "-d10s", "--latency", url],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        samples, complete = 0, 0
+        while wrk.poll() is None:
+            body = urllib.request.urlopen(url, timeout=5).read().decode()
+            result["response_bytes"] = len(body)
+            samples += 1
+            complete += body.endswith("\n") and "stylefleet_weighted_loss{" in body and "stylefleet_info{" in body
+            time.sleep(0.05)
+        report = wrk.communicate()[0]
+        result["rss_growth"] = rss_mib(p.pid) - rss_before
+        result["wrk"] = report
+        result["samples"] = (samples, complete)
+        try:
+            urllib.request.urlopen(f"http://{address}/index.html", timeout=2)
+            result["other_path"] = 200
+        except urllib.error.HTTPError as e:
+            result["other_path"] = e.code
+    p.communicate(timeout=600)
+    result["exit"] = p.returncode
+    result["rate"] = images_per_second(os.path.join(work, name, "udnie", "metrics.jsonl"))
+    return result
+
+
+def main():
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not installed: run launch/install_deps.sh")
+    work = tempfile.mkdtemp(prefix="stylefleet_load_")
+    try:
+        quiet = run(work, "quiet", load=False)
+        loaded = run(work, "loaded", load=True)
+        report = loaded["wrk"]
+        print(report)
+        requests = int(re.search(r"(\d+) requests in", report).group(1))
+        check(quiet["exit"] == 0 and loaded["exit"] == 0, "both training runs exited 0")
+        check(requests > 100, f"wrk made {requests} requests to /metrics in 10 s")
+        # The exporter closes every connection after its response (no keep-alive, so no client
+        # can hold the serving threads); wrk counts those closes as read errors. Connect, write
+        # and timeout errors would be real failures, and the bytes per request show that every
+        # response arrived whole.
+        errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", report)
+        connect, _, write, timeouts = (int(x) for x in errors.groups()) if errors else (0, 0, 0, 0)
+        check(connect == 0 and write == 0 and timeouts == 0,
+              f"no connect, write or timeout errors ({connect}, {write}, {timeouts})")
+        size = re.search(r"requests in [\d.]+s, ([\d.]+)(KB|MB|GB) read", report)
+        total = float(size.group(1)) * {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}[size.group(2)]
+        check(total / requests >= 0.9 * loaded["response_bytes"],
+              f"{total / requests:.0f} bytes per wrk response, a full document is {loaded['response_bytes']}")
+        check("Non-2xx" not in report, "every response was a 200")
+        samples, complete = loaded["samples"]
+        check(samples > 0 and samples == complete, f"{complete}/{samples} sampled responses were complete documents")
+        check(loaded["other_path"] == 404, f"other paths get 404 (got {loaded['other_path']})")
+        ratio = loaded["rate"] / quiet["rate"]
+        check(ratio >= 0.3, f"training kept {ratio:.0%} of its quiet throughput under load "
+                            f"({loaded['rate']:.2f} vs {quiet['rate']:.2f} images/s)")
+        extra = loaded["rss_growth"] - quiet["rss_growth"]
+        check(extra < 64, f"resident memory grew {loaded['rss_growth']:.1f} MiB in the 10 s under load, "
+                          f"{quiet['rss_growth']:.1f} MiB in the same window without: {extra:.1f} MiB more")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"metrics load test {'passed' if not failures else 'failed'}: {len(failures)} failure(s)")
+    return 0 if not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
