@@ -139,15 +139,9 @@ std::vector<std::unique_ptr<Communicator>> MakeLocalWorld(int size) {
 namespace stylefleet {
 namespace {
 
-std::string HostName() {
-  char host[256] = {0};
-  gethostname(host, sizeof(host) - 1);
-  return host;
-}
-
 class SoloWorld : public World {
  public:
-  SoloWorld() : all_(MakeSoloCommunicator()) { info_.host = HostName(); }
+  SoloWorld() : all_(MakeSoloCommunicator()) { info_.host = LocalHostName(); }
   const ProcessInfo& info() const override { return info_; }
   Communicator& all() override { return *all_; }
   std::unique_ptr<Communicator> Split(int, int) override { return MakeSoloCommunicator(); }
@@ -173,7 +167,7 @@ class LocalWorld : public World {
     info_.size = all_->size();
     info_.local_rank = info_.rank;
     info_.local_size = info_.size;
-    info_.host = HostName();
+    info_.host = LocalHostName();
   }
   const ProcessInfo& info() const override { return info_; }
   Communicator& all() override { return *all_; }
@@ -214,6 +208,12 @@ class LocalWorld : public World {
 };
 
 }  // namespace
+
+std::string LocalHostName() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return host;
+}
 
 std::unique_ptr<World> MakeSoloWorld() { return std::make_unique<SoloWorld>(); }
 

@@ -9,15 +9,10 @@
 
 #include "common/error.h"
 #include "dist/nccl_compat.h"
+#include "dist/world.h"
 
 namespace stylefleet {
 namespace {
-
-std::string HostName() {
-  char host[256] = {0};
-  gethostname(host, sizeof(host) - 1);
-  return host;
-}
 
 std::string NcclDetail(ncclComm_t comm) {
 #if STYLEFLEET_NCCL_HAS_LAST_ERROR
@@ -35,7 +30,7 @@ std::string NcclDetail(ncclComm_t comm) {
     const ncclResult_t sf_nccl_result = (call);                                              \
     if (sf_nccl_result != ncclSuccess) {                                                     \
       throw ::stylefleet::Error("NCCL error on rank " + std::to_string(rank) + " (" +         \
-                                HostName() + ") in " #call " (" __FILE__ ":" +               \
+                                LocalHostName() + ") in " #call " (" __FILE__ ":" +               \
                                 std::to_string(__LINE__) + "): " +                           \
                                 ncclGetErrorString(sf_nccl_result) + NcclDetail(comm));      \
     }                                                                                        \
@@ -46,7 +41,7 @@ std::string NcclDetail(ncclComm_t comm) {
     const cudaError_t sf_cuda_error = (call);                                                \
     if (sf_cuda_error != cudaSuccess) {                                                      \
       throw ::stylefleet::Error("CUDA error on rank " + std::to_string(rank) + " (" +         \
-                                HostName() + ") in " #call " (" __FILE__ ":" +               \
+                                LocalHostName() + ") in " #call " (" __FILE__ ":" +               \
                                 std::to_string(__LINE__) + "): " +                           \
                                 cudaGetErrorString(sf_cuda_error));                          \
     }                                                                                        \
@@ -124,7 +119,7 @@ class NcclCommunicator : public Communicator {
         ncclCommAbort(comm_);
         aborted_ = true;
         throw Error("NCCL " + std::string(what) + " on rank " + std::to_string(rank()) + " (" +
-                    HostName() + ") " +
+                    LocalHostName() + ") " +
                     (async != ncclSuccess ? std::string("failed: ") + ncclGetErrorString(async)
                                           : "did not finish within " +
                                                 std::to_string(options_.timeout_seconds) +

@@ -40,6 +40,9 @@ class World {
   virtual void SetCollectiveTimeouts(double warn_seconds, double timeout_seconds) = 0;
 };
 
+/// This machine's host name (gethostname), for messages and metrics.
+std::string LocalHostName();
+
 /// A world of one process, without MPI.
 std::unique_ptr<World> MakeSoloWorld();
 

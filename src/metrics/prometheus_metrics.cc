@@ -20,6 +20,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/stop_signal.h"
 
 // Debian's civetweb (under prometheus-cpp's exposer) creates its threads with
 // 100 KiB stacks. glibc carves every loaded library's static TLS out of each
@@ -296,8 +297,13 @@ class PrometheusMetrics : public TrainingMetrics {
     if (gateway_) Push();
     if (exposer_ && options_.linger_seconds > 0) {
       SF_LOG(kInfo) << "training done; serving metrics for " << options_.linger_seconds
-                    << " s more (monitoring.linger_seconds)";
-      std::this_thread::sleep_for(std::chrono::duration<double>(options_.linger_seconds));
+                    << " s more (monitoring.linger_seconds; SIGTERM or Ctrl-C ends it)";
+      const auto end = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::chrono::duration<double>(options_.linger_seconds));
+      while (std::chrono::steady_clock::now() < end && !StopRequested()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
     }
   }
 

@@ -28,16 +28,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
+from harness import check, failures, finish  # noqa: E402
+
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 LAYERS = ["conv1_2", "conv2_2", "conv3_3", "conv4_3"]
 STYLES = ["candy", "mosaic"]
-failures = []
-
-
-def check(condition, message):
-    print(("ok   " if condition else "FAIL ") + message, flush=True)
-    if not condition:
-        failures.append(message)
 
 
 def free_port():
@@ -205,6 +201,7 @@ scrape_configs:
         train.terminate()
         output, _ = train.communicate(timeout=60)
         check(output.count("] done:") == len(STYLES), "training logged both styles as done")
+        check(train.returncode == 0, f"SIGTERM during the linger ended the job with code 0 ({train.returncode})")
         if failures:
             print(output)
     finally:
@@ -216,9 +213,7 @@ scrape_configs:
             except subprocess.TimeoutExpired:
                 p.kill()
         shutil.rmtree(work, ignore_errors=True)
-    passed = "passed" if not failures else "failed"
-    print(f"monitoring integration {passed}: {len(failures)} failure(s)")
-    return 0 if not failures else 1
+    return finish("monitoring integration")
 
 
 if __name__ == "__main__":

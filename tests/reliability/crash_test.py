@@ -24,14 +24,9 @@ import time
 
 import torch
 
+from harness import check, failures, finish
+
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
-failures = []
-
-
-def check(condition, message):
-    print(("ok   " if condition else "FAIL ") + message, flush=True)
-    if not condition:
-        failures.append(message)
 
 
 def write_job(work, name, steps, styles=("candy",), every=1):
@@ -138,8 +133,7 @@ def main():
         check(os.path.exists(os.path.join(work, "faults/mosaic/model.pt")), "the other style trained to the end")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"crash and fault tests {'passed' if not failures else 'failed'}: {len(failures)} failure(s)")
-    return 0 if not failures else 1
+    return finish("crash and fault tests")
 
 
 if __name__ == "__main__":

@@ -16,14 +16,9 @@ import sys
 import tempfile
 import time
 
+from harness import check, failures, finish
+
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
-failures = []
-
-
-def check(condition, message):
-    print(("ok   " if condition else "FAIL ") + message, flush=True)
-    if not condition:
-        failures.append(message)
 
 
 def children(pid):
@@ -83,8 +78,7 @@ styles:
             print(log[-3000:])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"dead rank test {'passed' if not failures else 'failed'}: {len(failures)} failure(s)")
-    return 0 if not failures else 1
+    return finish("dead rank test")
 
 
 if __name__ == "__main__":

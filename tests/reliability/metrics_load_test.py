@@ -21,14 +21,9 @@ import time
 import urllib.error
 import urllib.request
 
+from harness import check, failures, finish
+
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
-failures = []
-
-
-def check(condition, message):
-    print(("ok   " if condition else "FAIL ") + message, flush=True)
-    if not condition:
-        failures.append(message)
 
 
 def rss_mib(pid):
@@ -135,8 +130,7 @@ def main():
                           f"{quiet['rss_growth']:.1f} MiB in the same window without: {extra:.1f} MiB more")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"metrics load test {'passed' if not failures else 'failed'}: {len(failures)} failure(s)")
-    return 0 if not failures else 1
+    return finish("metrics load test")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,6 @@
 // crash or hang.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
-#include <array>
 #include <cstdio>
 
 #include "test_paths.h"
@@ -80,19 +77,8 @@ std::vector<BadConfig> Cases() {
   };
 }
 
-struct Result {
-  int exit_code;
-  std::string output;
-};
-
-Result Check(const std::string& job) {
-  const std::string command = std::string(STYLEFLEET_BINARY) + " check " + job + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+testing::CommandResult Check(const std::string& job) {
+  return testing::RunCommand(std::string(STYLEFLEET_BINARY) + " check " + job);
 }
 
 TEST(BadConfigsTest, EachIsRejectedWithItsMessageAndCode2) {
@@ -103,7 +89,7 @@ TEST(BadConfigsTest, EachIsRejectedWithItsMessageAndCode2) {
   SaveImageFile(testing::MakeTestImage(8, 8, 0), dir / "s.png");
   for (const auto& c : cases) {
     testing::WriteFile(dir / "job.yaml", c.yaml);
-    const Result r = Check(dir / "job.yaml");
+    const testing::CommandResult r = Check(dir / "job.yaml");
     std::string expected = c.expected;
     for (size_t at; (at = expected.find("DIR")) != std::string::npos;) expected.replace(at, 3, dir.path());
     EXPECT_EQ(r.exit_code, 2) << c.name << "\n" << r.output;

@@ -1,36 +1,20 @@
 // The command-line tool's contract: exit codes and messages at the edge.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
-
 #include "test_paths.h"
 #include "test_util.h"
 
 namespace stylefleet {
 namespace {
 
-struct Result {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-Result RunTool(const std::string& args) {
-  const std::string command = std::string(STYLEFLEET_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+testing::CommandResult RunTool(const std::string& args) {
+  return testing::RunCommand(std::string(STYLEFLEET_BINARY) + " " + args);
 }
 
 TEST(CliTest, InvalidJobExitsWithCode2AndPositions) {
   testing::TempDir dir;
   testing::WriteFile(dir / "job.yaml", "data:\n  content_dir: nowhere\n  image_size: 0\n");
-  const Result r = RunTool("check " + (dir / "job.yaml"));
+  const testing::CommandResult r = RunTool("check " + (dir / "job.yaml"));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find(dir / "job.yaml:3:15: data.image_size: must be between 64 and 4096, got 0"),
             std::string::npos)
@@ -46,14 +30,14 @@ TEST(CliTest, UsageErrorsExitWithCode2) {
 }
 
 TEST(CliTest, ShippedDemoJobChecksClean) {
-  const Result r = RunTool("check " + std::string(STYLEFLEET_SOURCE_DIR) + "/configs/demo.yaml");
+  const testing::CommandResult r = RunTool("check " + std::string(STYLEFLEET_SOURCE_DIR) + "/configs/demo.yaml");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("styles (3):"), std::string::npos);
 }
 
 TEST(CliTest, RuntimeFailureExitsWithCode1) {
   testing::TempDir dir;
-  const Result r = RunTool("export --model " + (dir / "none.pt") + " --to " + (dir / "x.pt"));
+  const testing::CommandResult r = RunTool("export --model " + (dir / "none.pt") + " --to " + (dir / "x.pt"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("none.pt: cannot open file"), std::string::npos) << r.output;
 }

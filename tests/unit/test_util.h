@@ -28,6 +28,15 @@ void WriteFile(const std::string& path, const std::string& text);
 /// A deterministic colourful test image (gradients plus a pattern seeded by `seed`).
 RgbImage MakeTestImage(int width, int height, int seed);
 
+/// What a shell command printed (stdout and stderr together) and its exit code.
+struct CommandResult {
+  int exit_code;
+  std::string output;
+};
+
+/// Runs `command` through the shell, capturing stdout and stderr.
+CommandResult RunCommand(const std::string& command);
+
 /// Writes `count` generated photos of `width` x `height` into `dir` as 0000.jpg, 0001.png, ...
 /// (alternating JPEG and PNG).
 void WriteTestImages(const std::string& dir, int count, int width, int height);

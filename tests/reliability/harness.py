@@ -1,0 +1,18 @@
+"""Shared bits of the fault-injection and integration scripts: checks that report and count."""
+import sys
+
+failures = []
+
+
+def check(condition, message):
+    """Prints ok/FAIL with the message; a failure is remembered for finish()."""
+    print(("ok   " if condition else "FAIL ") + message, flush=True)
+    if not condition:
+        failures.append(message)
+    return condition
+
+
+def finish(name):
+    """Prints the closing line and returns the exit code."""
+    print(f"{name} {'passed' if not failures else 'failed'}: {len(failures)} failure(s)")
+    return 0 if not failures else 1
