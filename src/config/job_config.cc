@@ -913,6 +913,11 @@ void ReadSeedStyle(const YAML::Node& item, JobConfig& job, const fs::path& base,
   const Value v{item, "styles[]", problems, ""};
   if (!v.ReadString(&relative)) return;
   const std::string path = ResolvePath(relative, base);
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    v.Fail("cannot open seed-style file '" + path + "' (missing, or not a file)");
+    return;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     v.Fail("cannot open seed-style file '" + path + "'");
@@ -922,7 +927,9 @@ void ReadSeedStyle(const YAML::Node& item, JobConfig& job, const fs::path& base,
   text << in.rdbuf();
   Problems inner(path);
   const YAML::Node root = ParseYaml(text.str(), inner);
-  if (inner.empty() && !root.IsMap()) inner.At(root.Mark(), "expected a mapping of seed keys");
+  if (inner.empty() && !root.IsMap()) {
+    inner.Add(path + ":1:1: expected a mapping of seed keys (style_image, naming, ...)");
+  }
   if (inner.empty()) {
     JobConfig seed_job;
     seed_job.training = job.training;

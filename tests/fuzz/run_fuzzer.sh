@@ -10,7 +10,7 @@ mkdir -p "$out/corpus" "$out/findings"
 clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -Isrc tests/fuzz/job_config_fuzzer.cc src/config/job_config.cc src/common/error.cc \
   src/common/vgg_layers.cc -lyaml-cpp -o "$out/job_config_fuzzer"
-find configs -name '*.yaml' -o -name '*.yml' | while read -r f; do cp "$f" "$out/corpus/$(echo "$f" | tr / _)"; done
+find configs tests/fuzz/regressions -type f \( -name '*.yaml' -o -name '*.yml' \) | while read -r f; do cp "$f" "$out/corpus/$(echo "$f" | tr / _)"; done
 # -timeout: one input may take 10 s at most (a hang is a finding); -rss_limit_mb bounds memory.
 "$out/job_config_fuzzer" "$out/corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
   -max_len=65536 -artifact_prefix="$out/findings/" -print_final_stats=1 2>&1 | tee "$out/fuzz.log" | tail -n 25
