@@ -18,18 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-torch::Tensor ToTensor(const RgbImage& image) {
-  torch::Tensor t = torch::empty({1, 3, image.height, image.width}, torch::kFloat32);
-  ToPlanarFloat(image, t.data_ptr<float>());
-  return t;
-}
-
-RgbImage ToImage(const torch::Tensor& nchw) {
-  const torch::Tensor t = nchw.detach().to(torch::kFloat32).contiguous();
-  return FromPlanarFloat(t.data_ptr<float>(), static_cast<int>(t.size(3)),
-                         static_cast<int>(t.size(2)));
-}
-
 // Runs the network on an image of any size: reflection-pads to a multiple of 4
 // (the network halves twice), then crops back.
 torch::Tensor RunPadded(TransformerNet& net, const torch::Tensor& image) {
@@ -127,13 +115,13 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
   StylizeResult result;
   for (const auto& file : ExpandInputs(options.inputs)) {
     try {
-      const torch::Tensor image = ToTensor(LoadImageFile(file));
+      const torch::Tensor image = ImageToTensor(LoadImageFile(file));
       const auto start = std::chrono::steady_clock::now();
       const torch::Tensor out = Stylize(net, image, options.tile_size, options.tile_overlap);
       const std::string path =
           (fs::path(options.output_dir) / (fs::path(file).stem().string() + "." + options.format))
               .string();
-      SaveImageFile(ToImage(out), path);
+      SaveImageFile(TensorToImage(out), path);
       SF_LOG(kInfo) << file << " -> " << path << " (" << image.size(3) << "x" << image.size(2)
                     << ", " << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
                     << " s)";
@@ -169,19 +157,11 @@ std::string ComputeLossesJson(const LossesOptions& options) {
     image_size = options.job->data.image_size;
   }
   const Vgg16 vgg = Vgg16::Load(options.loss_network);
-  auto indices = [](const std::vector<std::string>& names) {
-    std::vector<int> out;
-    for (const auto& n : names) {
-      const auto index = VggLayerIndex(n);
-      if (!index) throw ConfigError({"unknown layer '" + n + "'"});
-      out.push_back(*index);
-    }
-    return out;
-  };
-  const std::vector<int> content_idx = indices(content_layers), style_idx = indices(style_layers);
+  const std::vector<int> content_idx = VggLayerIndices(content_layers);
+  const std::vector<int> style_idx = VggLayerIndices(style_layers);
   torch::NoGradGuard no_grad;
-  const torch::Tensor content = ToTensor(ResizeCenterCrop(LoadImageFile(options.content), image_size));
-  const torch::Tensor style = ToTensor(ResizeCenterCrop(LoadImageFile(options.style), image_size));
+  const torch::Tensor content = ImageToTensor(ResizeCenterCrop(LoadImageFile(options.content), image_size));
+  const torch::Tensor style = ImageToTensor(ResizeCenterCrop(LoadImageFile(options.style), image_size));
   torch::Tensor generated = content;
   if (!options.model.empty()) {
     TransformerNet net = LoadTransformer(options.model);

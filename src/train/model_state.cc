@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "common/error.h"
+#include "common/vgg_layers.h"
 #include "train/checkpoints.h"
 
 namespace stylefleet {
@@ -106,6 +107,30 @@ RunPosition RestoreCheckpoint(const TensorDict& dict, const std::string& path, T
   position.epoch = ReadInt(dict, "stylefleet.epoch", path);
   position.batch = ReadInt(dict, "stylefleet.batch", path);
   return position;
+}
+
+torch::Tensor ImageToTensor(const RgbImage& image) {
+  torch::Tensor t = torch::empty({1, 3, image.height, image.width}, torch::kFloat32);
+  ToPlanarFloat(image, t.data_ptr<float>());
+  return t;
+}
+
+RgbImage TensorToImage(const torch::Tensor& image) {
+  const torch::Tensor chw = image.dim() == 4 ? image.squeeze(0) : image;
+  SF_CHECK(chw.dim() == 3 && chw.size(0) == 3, "expected one RGB image tensor");
+  const torch::Tensor t = chw.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  return FromPlanarFloat(t.data_ptr<float>(), static_cast<int>(t.size(2)),
+                         static_cast<int>(t.size(1)));
+}
+
+std::vector<int> VggLayerIndices(const std::vector<std::string>& names) {
+  std::vector<int> out;
+  for (const auto& name : names) {
+    const auto index = VggLayerIndex(name);
+    if (!index) throw ConfigError({"unknown layer '" + name + "'"});
+    out.push_back(*index);
+  }
+  return out;
 }
 
 TransformerNet LoadTransformer(const std::string& path, std::string* resolved) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "data/image.h"
 #include "model/tensor_file.h"
 #include "model/transformer_net.h"
 
@@ -62,6 +63,15 @@ TensorDict CheckpointDict(TransformerNet& net, Adam& adam, const RunPosition& po
 /// Restores what CheckpointDict wrote. Throws DataError naming `path` and the key.
 RunPosition RestoreCheckpoint(const TensorDict& dict, const std::string& path, TransformerNet& net,
                               Adam& adam);
+
+/// An image as a 1 x 3 x H x W float tensor, RGB 0..255 (CPU).
+torch::Tensor ImageToTensor(const RgbImage& image);
+
+/// One image from a 3 x H x W or 1 x 3 x H x W tensor (any device), clamped to 0..255.
+RgbImage TensorToImage(const torch::Tensor& image);
+
+/// Indices (0..12) of VGG-16 layer names; throws ConfigError naming an unknown one.
+std::vector<int> VggLayerIndices(const std::vector<std::string>& names);
 
 /// Loads a transformer from a model file, a checkpoint, a style output folder
 /// (its model.pt, else its newest checkpoint) or a PyTorch-example .pth.

@@ -38,28 +38,6 @@ namespace {
 
 constexpr int kPreviewImages = 4;
 
-std::vector<int> LayerIndices(const std::vector<std::string>& names) {
-  std::vector<int> out;
-  for (const auto& name : names) {
-    const auto index = VggLayerIndex(name);
-    SF_CHECK(index.has_value(), "unvalidated layer " + name);
-    out.push_back(*index);
-  }
-  return out;
-}
-
-torch::Tensor ImageTensor(const RgbImage& image) {
-  torch::Tensor t = torch::empty({1, 3, image.height, image.width}, torch::kFloat32);
-  ToPlanarFloat(image, t.data_ptr<float>());
-  return t;
-}
-
-RgbImage TensorImage(const torch::Tensor& chw) {
-  const torch::Tensor t = chw.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-  return FromPlanarFloat(t.data_ptr<float>(), static_cast<int>(t.size(2)),
-                         static_cast<int>(t.size(1)));
-}
-
 std::string FormatDuration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "--:--:--";
   const auto total = static_cast<long long>(seconds + 0.5);
@@ -134,8 +112,8 @@ class StyleTrainer {
                TrainingMetrics& metrics)
       : job_(job), style_(style), vgg_(vgg), files_(files), options_(options), group_(group),
         root_(group.rank() == 0), device_(device), group_index_(group_index), metrics_(metrics),
-        content_layers_(LayerIndices(job.loss_network.content_layers)),
-        style_layers_(LayerIndices(job.loss_network.style_layers)) {
+        content_layers_(VggLayerIndices(job.loss_network.content_layers)),
+        style_layers_(VggLayerIndices(job.loss_network.style_layers)) {
     all_layers_ = content_layers_;
     all_layers_.insert(all_layers_.end(), style_layers_.begin(), style_layers_.end());
     weights_ = {style.training.content_weight, style.training.style_weight, style.training.tv_weight};
@@ -344,7 +322,7 @@ class StyleTrainer {
       throw DataError("style '" + style_.name + "': bad style image: " + e.what());
     }
     torch::NoGradGuard no_grad;
-    const auto features = vgg_.Forward(ImageTensor(image).to(device_), style_layers_);
+    const auto features = vgg_.Forward(ImageToTensor(image).to(device_), style_layers_);
     style_grams_.clear();
     for (int layer : style_layers_) style_grams_.push_back(Gram(features.at(layer)));
   }
@@ -553,7 +531,7 @@ class StyleTrainer {
     std::vector<torch::Tensor> images;
     for (size_t i = 0; i < files_.size() && images.size() < kPreviewImages; ++i) {
       try {
-        images.push_back(ImageTensor(ResizeCenterCrop(LoadImageFile(files_[i]), job_.data.image_size)));
+        images.push_back(ImageToTensor(ResizeCenterCrop(LoadImageFile(files_[i]), job_.data.image_size)));
       } catch (const DataError&) {
         // Broken files are reported by the loader.
       }
@@ -576,7 +554,7 @@ class StyleTrainer {
     std::snprintf(name, sizeof(name), "step-%08lld.png", static_cast<long long>(step));
     const fs::path dir = fs::path(style_.output_dir) / "previews";
     fs::create_directories(dir);
-    SaveImageFile(TensorImage(grid), (dir / name).string());
+    SaveImageFile(TensorToImage(grid), (dir / name).string());
   }
 
   ModelInfo Info() const { return ModelInfo{job_.name, style_.name, job_.data.image_size}; }
