@@ -174,6 +174,9 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(0, 1024));
   train->add_option("--style", train_options.only_styles, "Train only this style (repeatable)");
   train->add_flag("!--no-progress", train_options.progress, "No progress line on a terminal");
+  train->add_option("--trace", train_options.trace_path,
+                    "Write a Chrome-trace JSON of each step's phases here (one file per rank "
+                    "under mpirun: NAME.rankN.json); open it in Perfetto");
   train->add_option("--test-inject-nan", train_options.inject_nan,
                     "Test only: STYLE:STEP, make the loss of that step NaN on this rank")
       ->group("");  // hidden from --help
@@ -209,6 +212,42 @@ int Run(int argc, char** argv) {
   losses->add_option("--image-size", losses_options.image_size, "Crop size (default 256)")
       ->check(CLI::Range(16, 4096));
   losses->add_option("--job", losses_job, "Take layers, weights and image size from this job");
+
+  BenchOptions bench_options;
+  std::string bench_output;
+  CLI::App* bench = app.add_subcommand(
+      "bench", "Measure training, stylizing and allreduce speed on this machine; prints JSON");
+  bench->add_option("--image-size", bench_options.image_size, "Image side in pixels (default 256)")
+      ->check(CLI::Range(16, 4096));
+  bench->add_option("--batch", bench_options.batch_size, "Images per step per rank (default 4)")
+      ->check(CLI::Range(1, 1024));
+  bench->add_option("--threads", bench_options.threads,
+                    "Intra-op threads per rank (default: cores / ranks on the host)")
+      ->check(CLI::Range(0, 1024));
+  bench->add_option("--warmup", bench_options.warmup_steps, "Untimed steps first (default 1)")
+      ->check(CLI::Range(0, 1000));
+  bench->add_option("--steps", bench_options.steps, "Timed steps per measurement (default 3)")
+      ->check(CLI::Range(1, 100000));
+  bench->add_option("--precision", bench_options.precisions,
+                    "fp32 and/or bf16 (default both; bf16 only with BF16 instructions or a GPU)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  bench->add_option("--styles-at-once", bench_options.styles_at_once,
+                    "Also train this many styles at once and compare (default 4; 1 skips)")
+      ->check(CLI::Range(1, 64));
+  bench->add_option("--content", bench_options.content_dir,
+                    "A folder of images: also measure training through the data pipeline");
+  bench->add_option("--loader-threads", bench_options.loader_threads,
+                    "Decode threads for --content (default 2)")
+      ->check(CLI::Range(1, 256));
+  bench->add_option("--stylize-sizes", bench_options.stylize_sizes,
+                    "Image sides for the stylize measurement (default 256 1024; 0 skips it)")
+      ->check(CLI::Range(0, 8192));
+  bench->add_option("--loss-network", bench_options.loss_network,
+                    "Weights file or random:SEED (default random:7; speed does not depend on it)");
+  bench->add_option("--trace", bench_options.trace_path,
+                    "Write a Chrome-trace JSON of every timed phase here");
+  bench->add_option("--output", bench_output, "Also write the JSON to this file");
+  bench->add_flag("!--no-progress", bench_options.progress, "No progress lines on stderr");
 
   CLI::App* reference =
       app.add_subcommand("config-reference", "Print the Markdown reference of every job key");
@@ -250,6 +289,19 @@ int Run(int argc, char** argv) {
       losses_options.job = &job;
     }
     std::cout << ComputeLossesJson(losses_options) << "\n";
+    return kExitOk;
+  }
+  if (bench->parsed()) {
+    const std::unique_ptr<World> world = LaunchedByMpi() ? MakeMpiWorld() : MakeSoloWorld();
+    const std::string json = RunBenchmark(bench_options, *world);
+    if (world->info().rank == 0) {
+      std::cout << json << "\n";
+      if (!bench_output.empty()) {
+        std::ofstream out(bench_output, std::ios::trunc);
+        out << json << "\n";
+        if (!out) throw Error("cannot write " + bench_output);
+      }
+    }
     return kExitOk;
   }
   if (reference->parsed()) {

@@ -63,6 +63,9 @@ struct TrainingOptions {
   /// Steps in a row with a NaN/Inf loss or gradient (each skipped, no update)
   /// after which the style stops with an error.
   int max_bad_steps = 10;
+  /// "fp32", or "bf16": convolutions in bfloat16 (autocast), losses, gradients
+  /// and optimizer in float32.
+  std::string precision = "fp32";
 };
 
 struct CheckpointOptions {

@@ -39,7 +39,7 @@ ResidualBlockImpl::ResidualBlockImpl(int64_t channels) {
 }
 
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = torch::relu(in1_(conv1_(x)));
+  torch::Tensor y = in1_(conv1_(x)).relu_();
   return in2_(conv2_(y)) + x;
 }
 
@@ -76,13 +76,14 @@ TransformerNetImpl::TransformerNetImpl() {
   }
 }
 
+// ReLUs run in place: instance norm's backward reads its input, not its output.
 torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = torch::relu(in1_(conv1_(x)));
-  y = torch::relu(in2_(conv2_(y)));
-  y = torch::relu(in3_(conv3_(y)));
+  torch::Tensor y = in1_(conv1_(x)).relu_();
+  y = in2_(conv2_(y)).relu_();
+  y = in3_(conv3_(y)).relu_();
   y = res5_(res4_(res3_(res2_(res1_(y)))));
-  y = torch::relu(in4_(deconv1_(y)));
-  y = torch::relu(in5_(deconv2_(y)));
+  y = in4_(deconv1_(y)).relu_();
+  y = in5_(deconv2_(y)).relu_();
   return deconv3_(y);
 }
 

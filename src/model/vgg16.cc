@@ -91,7 +91,15 @@ Vgg16 Vgg16::Load(const std::string& spec) {
                      .view({1, 3, 1, 1});
   for (auto& w : net.weights_) w.requires_grad_(false);
   for (auto& b : net.biases_) b.requires_grad_(false);
+  net.MakeBf16Copies();
   return net;
+}
+
+void Vgg16::MakeBf16Copies() {
+  weights_bf16_.clear();
+  biases_bf16_.clear();
+  for (const auto& w : weights_) weights_bf16_.push_back(w.to(torch::kBFloat16));
+  for (const auto& b : biases_) biases_bf16_.push_back(b.to(torch::kBFloat16));
 }
 
 void Vgg16::To(const torch::Device& device) {
@@ -99,16 +107,24 @@ void Vgg16::To(const torch::Device& device) {
   for (auto& b : biases_) b = b.to(device);
   mean_ = mean_.to(device);
   inv_std_ = inv_std_.to(device);
+  MakeBf16Copies();
 }
 
 std::map<int, torch::Tensor> Vgg16::Forward(const torch::Tensor& image,
-                                            const std::vector<int>& layers) const {
+                                            const std::vector<int>& layers,
+                                            torch::ScalarType compute_type) const {
   std::map<int, torch::Tensor> out;
   if (layers.empty()) return out;
+  SF_CHECK(compute_type == torch::kFloat32 || compute_type == torch::kBFloat16,
+           "the loss network computes in float32 or bfloat16");
+  const bool bf16 = compute_type == torch::kBFloat16;
+  const auto& weights = bf16 ? weights_bf16_ : weights_;
+  const auto& biases = bf16 ? biases_bf16_ : biases_;
   const int deepest = *std::max_element(layers.begin(), layers.end());
-  torch::Tensor x = (image * (norm_.input_scale / 255.0) - mean_) * inv_std_;
+  torch::Tensor x = (image.to(torch::kFloat32) * (norm_.input_scale / 255.0) - mean_) * inv_std_;
+  if (bf16) x = x.to(torch::kBFloat16);
   for (int l = 0; l <= deepest; ++l) {
-    x = torch::relu(torch::conv2d(x, weights_[l], biases_[l], 1, 1));
+    x = torch::conv2d(x, weights[l], biases[l], 1, 1).relu_();  // conv backward needs no output
     if (std::find(layers.begin(), layers.end(), l) != layers.end()) out[l] = x;
     if (PoolAfter(l) && l < deepest) x = torch::max_pool2d(x, 2, 2);
   }

@@ -35,15 +35,21 @@ class Vgg16 {
 
   /// Runs `image` (N x 3 x H x W, RGB 0..255) only as deep as the deepest of
   /// `layers` (indices 0..12, see common/vgg_layers.h) and returns the
-  /// activation of each requested layer, after its ReLU.
-  std::map<int, torch::Tensor> Forward(const torch::Tensor& image,
-                                       const std::vector<int>& layers) const;
+  /// activation of each requested layer, after its ReLU. `compute_type`
+  /// float32 or bfloat16: the convolutions' arithmetic and the activations'
+  /// type (the normalization is always float32).
+  std::map<int, torch::Tensor> Forward(const torch::Tensor& image, const std::vector<int>& layers,
+                                       torch::ScalarType compute_type = torch::kFloat32) const;
 
-  /// Moves the weights to `device` (and dtype).
+  /// Moves the weights to `device`.
   void To(const torch::Device& device);
 
  private:
   std::vector<torch::Tensor> weights_, biases_;  // 13 each
+  // bfloat16 copies, made once: casting 15 M frozen weights every pass costs
+  // as much as a convolution layer.
+  std::vector<torch::Tensor> weights_bf16_, biases_bf16_;
+  void MakeBf16Copies();
   VggNormalization norm_;
   torch::Tensor mean_, inv_std_;  // 1x3x1x1
   bool is_random_ = false;

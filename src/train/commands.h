@@ -23,6 +23,11 @@ struct TrainRunOptions {
   /// Test-only fault injection, entries "STYLE:STEP": the loss of that style's
   /// step (1-based) is made NaN on this rank (`stylefleet train --test-inject-nan`).
   std::vector<std::string> inject_nan;
+  /// When set, each rank writes a Chrome-trace JSON of its step phases (data,
+  /// transformer forward, loss network, loss, backward, allreduce, optimizer)
+  /// here; under mpirun the rank number goes before the extension
+  /// (trace.json -> trace.rank1.json). Open it in Perfetto or chrome://tracing.
+  std::string trace_path;
 };
 
 /// How a TrainJob call ended when it did not throw.
@@ -78,5 +83,33 @@ struct LossesOptions {
 
 /// The seed's loss terms for one content image as a JSON document.
 std::string ComputeLossesJson(const LossesOptions& options);
+
+struct BenchOptions {
+  int image_size = 256;
+  int batch_size = 4;  ///< per rank
+  int threads = 0;     ///< intra-op threads; 0: cores / ranks on the host
+  int warmup_steps = 1;
+  int steps = 3;       ///< timed steps per measurement (the median is reported)
+  std::vector<std::string> precisions = {"fp32", "bf16"};  ///< bf16 skipped without BF16 instructions
+  /// Also train this many styles at once in one process (shared content pass,
+  /// one loss-network batch) and compare with one style; 0 or 1 skips it.
+  int styles_at_once = 4;
+  /// A folder of real images: also measure training through the data pipeline.
+  std::string content_dir;
+  int loader_threads = 2;
+  std::vector<int> stylize_sizes = {256, 1024};
+  std::string loss_network = "random:7";
+  std::vector<std::string> content_layers = {"conv3_3"};
+  std::vector<std::string> style_layers = {"conv1_2", "conv2_2", "conv3_3", "conv4_3"};
+  /// Chrome-trace JSON of every timed phase (per rank, as TrainRunOptions::trace_path).
+  std::string trace_path;
+  /// Progress lines on stderr.
+  bool progress = true;
+};
+
+/// Measures training, stylizing and (with more than one rank) allreduce speed
+/// and returns one JSON document (on rank 0; other ranks get ""). Collective
+/// over `world`: all ranks train one model data-parallel.
+std::string RunBenchmark(const BenchOptions& options, World& world);
 
 }  // namespace stylefleet

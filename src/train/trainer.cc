@@ -28,6 +28,7 @@
 #include "train/commands.h"
 #include "train/gradient_buckets.h"
 #include "train/model_state.h"
+#include "train/step.h"
 #include "train/style_schedule.h"
 
 namespace stylefleet {
@@ -97,6 +98,19 @@ class NumericalFault : public Error {
   using Error::Error;
 };
 
+// bf16 where it pays: always on GPUs, on CPUs with BF16 dot-product instructions.
+Precision EffectivePrecision(const std::string& configured, const torch::Device& device) {
+  if (configured != "bf16") return Precision::kFp32;
+  if (!device.is_cpu() || CpuHasBf16()) return Precision::kBf16;
+  static bool warned = false;
+  if (!warned) {
+    SF_LOG(kWarning) << "training.precision bf16: this CPU has no BF16 instructions (avx512_bf16 "
+                        "or amx_bf16), where bf16 would be slower than fp32; training in fp32";
+    warned = true;
+  }
+  return Precision::kFp32;
+}
+
 double ParameterChecksum(TransformerNet& net) {
   torch::NoGradGuard no_grad;
   double sum = 0;
@@ -109,13 +123,13 @@ class StyleTrainer {
   StyleTrainer(const JobConfig& job, const StyleSpec& style, const Vgg16& vgg,
                const std::vector<std::string>& files, const TrainRunOptions& options,
                Communicator& group, const torch::Device& device, int group_index,
-               TrainingMetrics& metrics)
+               TrainingMetrics& metrics, StepClock& clock)
       : job_(job), style_(style), vgg_(vgg), files_(files), options_(options), group_(group),
         root_(group.rank() == 0), device_(device), group_index_(group_index), metrics_(metrics),
-        content_layers_(VggLayerIndices(job.loss_network.content_layers)),
-        style_layers_(VggLayerIndices(job.loss_network.style_layers)) {
-    all_layers_ = content_layers_;
-    all_layers_.insert(all_layers_.end(), style_layers_.begin(), style_layers_.end());
+        clock_(clock) {
+    loss_use_.content_layers = VggLayerIndices(job.loss_network.content_layers);
+    loss_use_.style_layers = VggLayerIndices(job.loss_network.style_layers);
+    loss_use_.precision = EffectivePrecision(style.training.precision, device);
     weights_ = {style.training.content_weight, style.training.style_weight, style.training.tv_weight};
   }
 
@@ -190,6 +204,7 @@ class StyleTrainer {
     int64_t window_images = 0;
     while (position.step < total_steps_) {
       const auto step_start = Clock::now();
+      clock_.Begin(Phase::kData);
       Batch batch = loader.Next();
       torch::Tensor content =
           torch::from_blob(batch.pixels.data(), {batch.count, 3, batch.size, batch.size},
@@ -198,6 +213,7 @@ class StyleTrainer {
       const double data_wait = loader.wait_seconds() - wait_before;
       wait_before = loader.wait_seconds();
       const StepValues values = TrainStep(content, position.step + 1);
+      clock_.End();
       ++position.step;
       ++steps_this_run;
       position.epoch = batch.epoch;
@@ -321,10 +337,8 @@ class StyleTrainer {
     } catch (const DataError& e) {
       throw DataError("style '" + style_.name + "': bad style image: " + e.what());
     }
-    torch::NoGradGuard no_grad;
-    const auto features = vgg_.Forward(ImageToTensor(image).to(device_), style_layers_);
-    style_grams_.clear();
-    for (int layer : style_layers_) style_grams_.push_back(Gram(features.at(layer)));
+    style_grams_ = StyleGrams(vgg_, ImageToTensor(image).to(device_), loss_use_.style_layers,
+                              loss_use_.precision);
   }
 
   // Group-averaged loss values of one step: content, style, tv, total, then each style layer.
@@ -341,7 +355,7 @@ class StyleTrainer {
     const bool inject_nan = std::find(options_.inject_nan.begin(), options_.inject_nan.end(),
                                       fault) != options_.inject_nan.end();
     const int parts = style_.training.micro_batches;
-    std::vector<double> values(4 + style_layers_.size(), 0.0);
+    std::vector<double> values(4 + loss_use_.style_layers.size(), 0.0);
     for (int part = 0; part < parts; ++part) {
       // Part m takes images m, m+M, ... (strided like the shards of a group, so
       // M parts in one process reproduce M ranks bit for bit).
@@ -350,6 +364,7 @@ class StyleTrainer {
       LossTerms terms = ForwardLosses(images);
       if (inject_nan) terms.total = terms.total * std::numeric_limits<double>::quiet_NaN();
       // Scaling the loss by 1/M scales every gradient exactly when M is a power of 2.
+      clock_.Begin(Phase::kBackward);
       (parts == 1 ? terms.total : terms.total * (1.0 / parts)).backward();
       std::vector<double> part_values = {terms.content.item<double>(), terms.style.item<double>(),
                                          terms.tv.item<double>(), terms.total.item<double>()};
@@ -360,6 +375,7 @@ class StyleTrainer {
     // finiteness check looks at, so every rank takes the same decision. The
     // last slot carries "a stop signal arrived here" to the whole group.
     values.push_back(StopRequested() ? 1.0 : 0.0);
+    clock_.Begin(Phase::kAllreduce, "loss values");
     if (group_.size() > 1) {
       group_.AllReduceSum(values.data(), values.size());
       for (double& v : values) v /= group_.size();
@@ -377,7 +393,9 @@ class StyleTrainer {
       out.bad = true;  // no update: a NaN must never reach the weights
       return out;
     }
+    clock_.Begin(Phase::kAllreduce);
     if (group_.size() > 1) buckets_->AllReduceAverage(group_);
+    clock_.Begin(Phase::kOptimizer);
     // After averaging every rank holds the same gradients, so the same verdict.
     for (const auto& p : adam_->params()) {
       if (p.grad().defined() && !torch::isfinite(p.grad()).all().item<bool>()) {
@@ -390,21 +408,10 @@ class StyleTrainer {
   }
 
   LossTerms ForwardLosses(const torch::Tensor& content) {
-    std::map<int, torch::Tensor> content_features;
-    {
-      // The content batch only needs the content layers, and no gradients.
-      torch::NoGradGuard no_grad;
-      content_features = vgg_.Forward(content, content_layers_);
-    }
-    const torch::Tensor generated = net_->forward(content);
-    const auto generated_features = vgg_.Forward(generated, all_layers_);
-    std::vector<torch::Tensor> gen_content, target_content, gen_style;
-    for (int layer : content_layers_) {
-      gen_content.push_back(generated_features.at(layer));
-      target_content.push_back(content_features.at(layer));
-    }
-    for (int layer : style_layers_) gen_style.push_back(generated_features.at(layer));
-    return ComputeLosses(gen_content, target_content, gen_style, style_grams_, generated, weights_);
+    std::vector<TransformerNet*> nets = {&net_};
+    return std::move(ForwardStyleLosses(nets, vgg_, content, {StyleLossTarget{&style_grams_, weights_}},
+                                        loss_use_, &clock_)
+                         .front());
   }
 
   // Every rank starts from the root's state: parameters (fresh or restored),
@@ -502,7 +509,7 @@ class StyleTrainer {
     record["total_loss"] = terms.total;
     nlohmann::json layers;
     std::ostringstream layer_text;
-    for (size_t i = 0; i < style_layers_.size(); ++i) {
+    for (size_t i = 0; i < loss_use_.style_layers.size(); ++i) {
       const double v = terms.style_layers[i];
       layers[job_.loss_network.style_layers[i]] = v;
       layer_text << (i ? " " : "") << job_.loss_network.style_layers[i] << "=" << std::setprecision(4) << v;
@@ -581,7 +588,8 @@ class StyleTrainer {
   const int group_index_;
   TrainingMetrics& metrics_;
   std::unique_ptr<GradientBuckets> buckets_;
-  std::vector<int> content_layers_, style_layers_, all_layers_;
+  LossNetworkUse loss_use_;
+  StepClock& clock_;
   LossWeights weights_;
   std::vector<torch::Tensor> style_grams_;
   TransformerNet net_{nullptr};
@@ -703,6 +711,7 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
   const auto null_metrics = MakeNullMetrics();
   if (me.size > 1) run_options.progress = false;
   TrainOutcome outcome;
+  StepClock clock(device, !options.trace_path.empty());
   const auto& mine = plan.styles_of_group[static_cast<size_t>(group_index)];
   for (size_t i = 0; i < mine.size() && !outcome.stopped; ++i) {
     const StyleSpec& style = *styles[static_cast<size_t>(mine[i])];
@@ -714,13 +723,18 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
     try {
       outcome.stopped =
           StyleTrainer(job, style, vgg, files, run_options, gradients, device, group_index,
-                       options.metrics != nullptr ? *options.metrics : *null_metrics)
+                       options.metrics != nullptr ? *options.metrics : *null_metrics, clock)
               .Run();
     } catch (const NumericalFault& e) {
       // The group decided together (group-averaged values), so all its ranks are here.
       if (group->rank() == 0) SF_LOG(kError) << e.what();
       outcome.failed_styles.push_back(style.name);
     }
+  }
+  if (!options.trace_path.empty()) {
+    const std::string path = RankTracePath(options.trace_path, me.rank, me.size);
+    clock.WriteTrace(path, me.rank, "rank " + std::to_string(me.rank) + " (" + me.host + ")");
+    if (me.rank == 0) SF_LOG(kInfo) << "step trace written to " << path;
   }
   // Groups finish at different times; leave together.
   world.all().Barrier();

@@ -278,7 +278,7 @@ TEST_F(ConfigTest, OutOfRangeValuesAreReportedAllAtOnce) {
                 "DIR/job.yaml:14:5: unknown key 'image_size' in 'styles[]'; valid keys: name, "
                 "image, output_dir, content_weight, style_weight, tv_weight, batch_size, micro_batches, "
                 "epochs, "
-                "max_steps, learning_rate, log_every_steps, preview_every_steps, max_bad_steps"}));
+                "max_steps, learning_rate, log_every_steps, preview_every_steps, max_bad_steps, precision"}));
 }
 
 TEST_F(ConfigTest, SmallImageSizeIsRejected) {

@@ -30,6 +30,26 @@ TEST(LossFormulaTest, GramDividesByHeightWidthAndChannels) {
   EXPECT_FLOAT_EQ(g[0][1][1].item<float>(), 6.25f);
 }
 
+// Wide layers take another route to F F^T (a oneDNN convolution instead of
+// the system BLAS): same values and same gradients as the plain product.
+TEST(LossFormulaTest, GramOfWideLayersMatchesThePlainProductAndItsGradient) {
+  torch::manual_seed(3);
+  for (int64_t channels : {64, 128, 256}) {
+    const torch::Tensor f = torch::randn({2, channels, 6, 5}).requires_grad_(true);
+    const torch::Tensor flat = f.reshape({2, channels, 30});
+    const torch::Tensor expected = torch::bmm(flat, flat.transpose(1, 2)) / double(30 * channels);
+    const torch::Tensor mine = Gram(f);
+    EXPECT_LT((mine - expected).abs().max().item<double>(), 1e-5 * expected.abs().max().item<double>())
+        << channels << " channels";
+    const torch::Tensor weight = torch::randn_like(expected);
+    const torch::Tensor g_expected = torch::autograd::grad({(expected * weight).sum()}, {f})[0];
+    const torch::Tensor g_mine = torch::autograd::grad({(mine * weight).sum()}, {f})[0];
+    EXPECT_LT((g_mine - g_expected).abs().max().item<double>(),
+              1e-5 * g_expected.abs().max().item<double>())
+        << channels << " channels";
+  }
+}
+
 TEST(LossFormulaTest, GramIsPerImage) {
   const torch::Tensor f = torch::cat({T({1, 2, 3, 4}, {1, 2, 1, 2}), T({0, 0, 0, 2}, {1, 2, 1, 2})});
   const torch::Tensor g = Gram(f);

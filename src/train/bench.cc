@@ -1,0 +1,442 @@
+// `stylefleet bench`: what a step costs on this machine, as one JSON document.
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <thread>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/torch_compat.h"
+#include "data/batch_loader.h"
+#include "data/dataset.h"
+#include "dist/world.h"
+#include "train/commands.h"
+#include "train/gradient_buckets.h"
+#include "train/model_state.h"
+#include "train/step.h"
+
+namespace stylefleet {
+namespace {
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+double Median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+std::string CpuInfoField(const std::string& field) {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(field, 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(colon + 2);
+    }
+  }
+  return "";
+}
+
+// The system BLAS that Debian's LibTorch (BLAS_INFO=generic) ends up calling.
+std::string SystemBlas() {
+  for (const char* link : {"/etc/alternatives/libblas.so.3-x86_64-linux-gnu",
+                           "/etc/alternatives/libblas.so.3-aarch64-linux-gnu"}) {
+    char target[512];
+    const ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (n > 0) return std::string(target, static_cast<size_t>(n));
+  }
+  return "unknown";
+}
+
+// Peak fp32 FLOP/s of the cores in use, from the vector width and the clock;
+// the number of FMA pipes per core is not visible to software, so it is an
+// assumption that the JSON states.
+json PeakEstimate(int cores) {
+  const std::string flags = " " + CpuInfoField("flags") + " ";
+  const int lanes = flags.find(" avx512f ") != std::string::npos ? 16
+                    : flags.find(" avx2 ") != std::string::npos ? 8 : 4;
+  const double mhz = std::atof(CpuInfoField("cpu MHz").c_str());
+  const int fma_pipes = 2;
+  const double peak = cores * mhz * 1e6 * lanes * 2.0 * fma_pipes;
+  return {{"cores", cores},
+          {"clock_mhz", mhz},
+          {"fp32_lanes_per_vector", lanes},
+          {"fma_pipes_per_core_assumed", fma_pipes},
+          {"fp32_gflops", peak / 1e9},
+          {"formula", "cores x clock x lanes x 2 (multiply+add) x FMA pipes"}};
+}
+
+struct Setup {
+  const BenchOptions& options;
+  Communicator& group;
+  torch::Device device;
+  Vgg16 vgg;
+  LossNetworkUse use;
+  StepClock& clock;
+};
+
+// Where a measurement's batches come from.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual torch::Tensor Next() = 0;
+};
+
+class SyntheticBatches : public BatchSource {
+ public:
+  SyntheticBatches(int batch, int size, const torch::Device& device) {
+    torch::manual_seed(1234);
+    images_ = (torch::rand({batch, 3, size, size}) * 255).to(device);
+  }
+  torch::Tensor Next() override { return images_; }
+
+ private:
+  torch::Tensor images_;
+};
+
+class FolderBatches : public BatchSource {
+ public:
+  FolderBatches(const std::vector<std::string>& files, const LoaderOptions& options,
+                const torch::Device& device)
+      : loader_(files, options), device_(device) {}
+  torch::Tensor Next() override {
+    batch_ = loader_.Next();
+    return torch::from_blob(batch_.pixels.data(), {batch_.count, 3, batch_.size, batch_.size},
+                            torch::kFloat32)
+        .to(device_);
+  }
+  double wait_seconds() const { return loader_.wait_seconds(); }
+
+ private:
+  BatchLoader loader_;
+  torch::Device device_;
+  Batch batch_;
+};
+
+struct Measurement {
+  std::vector<double> step_seconds;
+  std::array<double, static_cast<int>(Phase::kCount)> phase_seconds{};  // summed over timed steps
+  std::vector<std::vector<double>> totals;  // per step, per style: group-averaged total loss
+};
+
+// Trains `styles` models at once on batches from `source` for warmup + steps
+// steps, data-parallel over `setup.group`.
+Measurement MeasureTraining(Setup& setup, int styles, Precision precision, BatchSource& source) {
+  const BenchOptions& o = setup.options;
+  LossNetworkUse use = setup.use;
+  use.precision = precision;
+  std::vector<TransformerNet> nets;
+  std::vector<std::unique_ptr<Adam>> optimizers;
+  std::vector<std::unique_ptr<GradientBuckets>> buckets;
+  std::vector<std::vector<torch::Tensor>> grams(static_cast<size_t>(styles));
+  std::vector<StyleLossTarget> targets;
+  for (int k = 0; k < styles; ++k) {
+    // The same start on every rank and for every precision: same seeds.
+    torch::manual_seed(100 + static_cast<uint64_t>(k));
+    nets.emplace_back();
+    nets.back()->to(setup.device);
+    std::vector<torch::Tensor> params;
+    for (const auto& item : TrainableParameters(nets.back())) params.push_back(item.second);
+    optimizers.push_back(std::make_unique<Adam>(params, 1e-3));
+    buckets.push_back(std::make_unique<GradientBuckets>(params, size_t{25} << 20));
+    const torch::Tensor style_image =
+        (torch::rand({1, 3, o.image_size, o.image_size}) * 255).to(setup.device);
+    grams[static_cast<size_t>(k)] = StyleGrams(setup.vgg, style_image, use.style_layers, precision);
+    targets.push_back({&grams[static_cast<size_t>(k)], LossWeights{1.0, 100.0, 0.0}});
+  }
+  std::vector<TransformerNet*> net_pointers;
+  for (auto& net : nets) net_pointers.push_back(&net);
+
+  Measurement m;
+  StepClock& clock = setup.clock;
+  for (int step = 0; step < o.warmup_steps + o.steps; ++step) {
+    const bool timed = step >= o.warmup_steps;
+    clock.Reset();
+    const auto start = Clock::now();
+    clock.Begin(Phase::kData);
+    const torch::Tensor content = source.Next();
+    for (auto& adam : optimizers) adam->ZeroGrad();
+    std::vector<LossTerms> terms =
+        ForwardStyleLosses(net_pointers, setup.vgg, content, targets, use, &clock);
+    clock.Begin(Phase::kBackward);
+    torch::Tensor total = terms[0].total;
+    for (size_t k = 1; k < terms.size(); ++k) total = total + terms[k].total;
+    total.backward();  // each net's gradient comes from its own style's loss only
+    std::vector<double> totals;
+    for (const auto& t : terms) totals.push_back(t.total.item<double>());
+    clock.Begin(Phase::kAllreduce);
+    if (setup.group.size() > 1) {
+      setup.group.AllReduceSum(totals.data(), totals.size());
+      for (double& v : totals) v /= setup.group.size();
+      for (auto& b : buckets) b->AllReduceAverage(setup.group);
+    }
+    clock.Begin(Phase::kOptimizer);
+    for (auto& adam : optimizers) adam->Step();
+    clock.End();
+    const double seconds = Seconds(start);
+    if (timed) {
+      m.step_seconds.push_back(seconds);
+      for (size_t p = 0; p < m.phase_seconds.size(); ++p) m.phase_seconds[p] += clock.seconds()[p];
+    }
+    m.totals.push_back(totals);
+    if (o.progress && setup.group.rank() == 0) {
+      std::fprintf(stderr, "  %s, %d style(s): step %d/%d %.2f s%s\n", PrecisionName(precision),
+                   styles, step + 1, o.warmup_steps + o.steps, seconds, timed ? "" : " (warm-up)");
+    }
+  }
+  return m;
+}
+
+json Report(const Setup& setup, const Measurement& m, int styles, Precision precision) {
+  const BenchOptions& o = setup.options;
+  const double median = Median(m.step_seconds);
+  const int images = o.batch_size * setup.group.size();  // per style per step
+  const StepFlops flops = TrainingFlopsPerImage(o.image_size, setup.use);
+  json phases;
+  for (int p = 0; p < static_cast<int>(Phase::kCount); ++p) {
+    phases[PhaseName(static_cast<Phase>(p))] =
+        m.phase_seconds[static_cast<size_t>(p)] / std::max<size_t>(1, m.step_seconds.size());
+  }
+  const double per_style = images / median;
+  // Sharing the content pass saves its FLOPs for all styles but one.
+  const double flops_per_image =
+      flops.total() - (styles > 1 ? flops.vgg_content * (styles - 1) / styles : 0.0);
+  json r = {{"precision", PrecisionName(precision)},
+            {"styles_at_once", styles},
+            {"ranks", setup.group.size()},
+            {"batch_per_rank", o.batch_size},
+            {"image_size", o.image_size},
+            {"step_seconds_median", median},
+            {"step_seconds", m.step_seconds},
+            {"images_per_second_per_style", per_style},
+            {"images_per_second_all_styles", per_style * styles},
+            {"phase_seconds_per_step", phases},
+            {"gflop_per_image", flops_per_image / 1e9},
+            {"achieved_gflops", per_style * styles * flops_per_image / 1e9},
+            {"total_loss_by_step", m.totals}};
+  return r;
+}
+
+// Largest relative difference between each style's losses when the styles
+// share one pass and when each runs alone (same weights, same batch).
+double SharedPassDeviation(Setup& setup, int styles) {
+  torch::NoGradGuard no_grad;
+  const int size = setup.options.image_size;
+  torch::manual_seed(7);
+  const torch::Tensor content = (torch::rand({setup.options.batch_size, 3, size, size}) * 255).to(setup.device);
+  std::vector<TransformerNet> nets;
+  std::vector<std::vector<torch::Tensor>> grams(static_cast<size_t>(styles));
+  std::vector<StyleLossTarget> targets;
+  for (int k = 0; k < styles; ++k) {
+    nets.emplace_back();
+    nets.back()->to(setup.device);
+    const torch::Tensor style = (torch::rand({1, 3, size, size}) * 255).to(setup.device);
+    grams[static_cast<size_t>(k)] = StyleGrams(setup.vgg, style, setup.use.style_layers, Precision::kFp32);
+    targets.push_back({&grams[static_cast<size_t>(k)], LossWeights{}});
+  }
+  std::vector<TransformerNet*> all;
+  for (auto& net : nets) all.push_back(&net);
+  const auto together = ForwardStyleLosses(all, setup.vgg, content, targets, setup.use, nullptr);
+  double worst = 0;
+  for (int k = 0; k < styles; ++k) {
+    const auto alone = ForwardStyleLosses({all[static_cast<size_t>(k)]}, setup.vgg, content,
+                                          {targets[static_cast<size_t>(k)]}, setup.use, nullptr);
+    const double a = alone[0].total.item<double>();
+    const double t = together[static_cast<size_t>(k)].total.item<double>();
+    worst = std::max(worst, std::abs(a - t) / std::max(std::abs(a), 1e-30));
+  }
+  return worst;
+}
+
+json MeasureStylize(Setup& setup, int size) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(9);
+  TransformerNet net;
+  net->to(setup.device);
+  net->eval();
+  const torch::Tensor image = (torch::rand({1, 3, size, size}) * 255).to(setup.device);
+  std::vector<double> times;
+  const int runs = size >= 1024 ? 2 : 4;
+  for (int i = 0; i < runs + 1; ++i) {
+    const auto start = Clock::now();
+    const torch::Tensor out = net->forward(image);
+    SynchronizeDevice(setup.device);
+    if (i > 0) times.push_back(Seconds(start));  // the first run warms up
+  }
+  const double median = Median(times);
+  return {{"image_size", size},
+          {"seconds_per_image", median},
+          {"images_per_second", 1.0 / median},
+          {"gflop_per_image", StylizeFlopsPerImage(size) / 1e9},
+          {"achieved_gflops", StylizeFlopsPerImage(size) / 1e9 / median}};
+}
+
+// algbw = bytes / time; busbw = algbw * 2(n-1)/n (the nccl-tests convention
+// for allreduce: what each link carries).
+json MeasureAllreduce(Communicator& group, size_t bytes) {
+  const size_t count = bytes / sizeof(float);
+  std::vector<float> data(count, 1.0f);
+  group.AllReduceAverage(data.data(), count);  // warm-up
+  const int runs = 10;
+  group.Barrier();
+  const auto start = Clock::now();
+  for (int i = 0; i < runs; ++i) group.AllReduceAverage(data.data(), count);
+  const double seconds = Seconds(start) / runs;
+  const double n = group.size();
+  const double algbw = double(count * sizeof(float)) / seconds / 1e9;
+  return {{"bytes", count * sizeof(float)},
+          {"seconds", seconds},
+          {"algbw_gbps", algbw},
+          {"busbw_gbps", algbw * 2 * (n - 1) / n}};
+}
+
+}  // namespace
+
+std::string RunBenchmark(const BenchOptions& o, World& world) {
+  if (o.image_size < 16 || o.image_size % 4 != 0) {
+    throw ConfigError({"--image-size must be a multiple of 4, at least 16 (got " +
+                       std::to_string(o.image_size) + ")"});
+  }
+  if (o.batch_size < 1 || o.steps < 1 || o.warmup_steps < 0) {
+    throw ConfigError({"--batch and --steps must be at least 1, --warmup at least 0"});
+  }
+  for (const auto& p : o.precisions) {
+    if (p != "fp32" && p != "bf16") throw ConfigError({"--precision: expected fp32 or bf16, got '" + p + "'"});
+  }
+  const ProcessInfo& me = world.info();
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = o.threads > 0 ? o.threads : std::max(1, cores / me.local_size);
+  torch::set_num_threads(threads);
+  const bool cuda = torch::cuda::is_available();
+  const torch::Device device = cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
+                                                                      me.local_rank % torch::cuda::device_count()))
+                                    : torch::Device(torch::kCPU);
+  StepClock clock(device, !o.trace_path.empty());
+  Setup setup{o, world.all(), device, Vgg16::Load(o.loss_network), {}, clock};
+  setup.vgg.To(device);
+  setup.use.content_layers = VggLayerIndices(o.content_layers);
+  setup.use.style_layers = VggLayerIndices(o.style_layers);
+  const bool root = me.rank == 0;
+  auto say = [&](const std::string& text) {
+    if (o.progress && root) std::fprintf(stderr, "bench: %s\n", text.c_str());
+  };
+
+  // A bad folder fails now, not after minutes of measuring.
+  const std::vector<std::string> files =
+      o.content_dir.empty() ? std::vector<std::string>() : ListImageFiles(o.content_dir);
+
+  json doc;
+  const StepFlops flops = TrainingFlopsPerImage(o.image_size, setup.use);
+  doc["machine"] = {{"cpu", CpuInfoField("model name")},
+                    {"logical_cpus", cores},
+                    {"device", cuda ? "cuda:" + std::to_string(device.index()) : "cpu"},
+                    {"bf16_instructions", CpuHasBf16()},
+                    {"system_blas", SystemBlas()},
+                    {"libtorch", TorchVersionString()},
+                    {"ranks", me.size},
+                    {"threads_per_rank", threads},
+                    {"peak_estimate", PeakEstimate(std::min(cores, threads * me.local_size))}};
+  doc["flops_per_training_image"] = {{"transformer_forward_gflop", flops.transformer_forward / 1e9},
+                                     {"transformer_backward_gflop", flops.transformer_backward / 1e9},
+                                     {"vgg_generated_forward_backward_gflop", flops.vgg_generated / 1e9},
+                                     {"vgg_content_forward_gflop", flops.vgg_content / 1e9},
+                                     {"total_gflop", flops.total() / 1e9}};
+
+  doc["train_synthetic"] = json::array();
+  std::map<std::string, json> by_precision;
+  SyntheticBatches synthetic(o.batch_size, o.image_size, device);
+  for (const auto& name : o.precisions) {
+    const Precision precision = name == "bf16" ? Precision::kBf16 : Precision::kFp32;
+    if (precision == Precision::kBf16 && device.is_cpu() && !CpuHasBf16()) {
+      say("skipping bf16: this CPU has no BF16 instructions");
+      continue;
+    }
+    say("training, synthetic images, " + name + ", " + std::to_string(o.image_size) + " px, batch " +
+        std::to_string(o.batch_size) + " x " + std::to_string(me.size) + " rank(s), " +
+        std::to_string(threads) + " thread(s)");
+    const Measurement m = MeasureTraining(setup, 1, precision, synthetic);
+    by_precision[name] = Report(setup, m, 1, precision);
+    doc["train_synthetic"].push_back(by_precision[name]);
+  }
+  if (by_precision.count("fp32") && by_precision.count("bf16")) {
+    const auto& a = by_precision["fp32"]["total_loss_by_step"];
+    const auto& b = by_precision["bf16"]["total_loss_by_step"];
+    double worst = 0;
+    for (size_t s = 0; s < a.size() && s < b.size(); ++s) {
+      const double x = a[s][0].get<double>(), y = b[s][0].get<double>();
+      worst = std::max(worst, std::abs(x - y) / std::max(std::abs(x), 1e-30));
+    }
+    doc["bf16_vs_fp32"] = {
+        {"speedup", by_precision["bf16"]["images_per_second_per_style"].get<double>() /
+                        by_precision["fp32"]["images_per_second_per_style"].get<double>()},
+        {"max_total_loss_relative_deviation", worst},
+        {"steps_compared", std::min(a.size(), b.size())}};
+  }
+  if (o.styles_at_once > 1 && !by_precision.empty()) {
+    const std::string name = by_precision.count("fp32") ? "fp32" : by_precision.begin()->first;
+    const Precision precision = name == "bf16" ? Precision::kBf16 : Precision::kFp32;
+    say("training " + std::to_string(o.styles_at_once) + " styles at once, " + name);
+    const Measurement m = MeasureTraining(setup, o.styles_at_once, precision, synthetic);
+    json r = Report(setup, m, o.styles_at_once, precision);
+    const double alone = by_precision[name]["images_per_second_per_style"].get<double>();
+    r["speedup_over_one_style_at_a_time"] = r["images_per_second_per_style"].get<double>() / alone;
+    r["max_loss_relative_difference_vs_separate"] = SharedPassDeviation(setup, o.styles_at_once);
+    doc["train_styles_at_once"] = r;
+  }
+  if (!o.content_dir.empty()) {
+    LoaderOptions loader;
+    loader.image_size = o.image_size;
+    loader.batch_size = o.batch_size;
+    loader.threads = o.loader_threads;
+    loader.rank = me.rank;
+    loader.world = me.size;
+    // The fastest precision measured above.
+    const Precision precision = by_precision.count("bf16") ? Precision::kBf16 : Precision::kFp32;
+    say("training from " + o.content_dir + " (" + std::to_string(files.size()) + " images), " +
+        PrecisionName(precision));
+    FolderBatches folder(files, loader, device);
+    const Measurement m = MeasureTraining(setup, 1, precision, folder);
+    json r = Report(setup, m, 1, precision);
+    r["content_dir"] = o.content_dir;
+    r["loader_threads"] = o.loader_threads;
+    doc["train_pipeline"] = r;
+  }
+  doc["stylize"] = json::array();
+  for (int size : o.stylize_sizes) {
+    if (size == 0) continue;
+    if (size < 16) throw ConfigError({"--stylize-sizes: " + std::to_string(size) + " is below 16 px"});
+    say("stylizing " + std::to_string(size) + " px");
+    doc["stylize"].push_back(MeasureStylize(setup, size));
+  }
+  if (me.size > 1) {
+    say("allreduce");
+    doc["allreduce"] = json::array();
+    size_t gradient_bytes = 0;
+    {
+      TransformerNet net;
+      for (const auto& item : TrainableParameters(net)) gradient_bytes += item.second.numel() * sizeof(float);
+    }
+    for (size_t bytes : {size_t{1} << 20, gradient_bytes, size_t{64} << 20}) {
+      doc["allreduce"].push_back(MeasureAllreduce(setup.group, bytes));
+    }
+  }
+  if (!o.trace_path.empty()) {
+    const std::string path = RankTracePath(o.trace_path, me.rank, me.size);
+    clock.WriteTrace(path, me.rank, "rank " + std::to_string(me.rank));
+    say("trace written to " + path);
+  }
+  world.all().Barrier();
+  return root ? doc.dump(2) : std::string();
+}
+
+}  // namespace stylefleet

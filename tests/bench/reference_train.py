@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""The PyTorch reference for `stylefleet bench`: the same transformer (the
+PyTorch fast-neural-style example's architecture), the same random VGG-16 loss
+network convention, the same seed loss formulas and Adam, on synthetic
+in-memory images. Prints one JSON document.
+
+Run with Debian's PyTorch: /usr/bin/python3 tests/bench/reference_train.py --help
+"""
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+VGG_CHANNELS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+VGG_NAMES = ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
+             "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3"]
+POOL_AFTER = {1, 3, 6, 9}
+MEAN_PIXEL = [123.68, 116.78, 103.94]
+
+
+class ConvLayer(nn.Module):
+    def __init__(self, cin, cout, kernel, stride=1, upsample=1):
+        super().__init__()
+        self.upsample = upsample
+        self.pad = kernel // 2
+        self.conv2d = nn.Conv2d(cin, cout, kernel, stride)
+
+    def forward(self, x):
+        if self.upsample > 1:
+            x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
+        return self.conv2d(F.pad(x, [self.pad] * 4, mode="reflect"))
+
+
+class Residual(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = ConvLayer(c, c, 3)
+        self.in1 = nn.InstanceNorm2d(c, affine=True)
+        self.conv2 = ConvLayer(c, c, 3)
+        self.in2 = nn.InstanceNorm2d(c, affine=True)
+
+    def forward(self, x):
+        return self.in2(self.conv2(F.relu(self.in1(self.conv1(x))))) + x
+
+
+class TransformerNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.in1 = ConvLayer(3, 32, 9), nn.InstanceNorm2d(32, affine=True)
+        self.conv2, self.in2 = ConvLayer(32, 64, 3, 2), nn.InstanceNorm2d(64, affine=True)
+        self.conv3, self.in3 = ConvLayer(64, 128, 3, 2), nn.InstanceNorm2d(128, affine=True)
+        self.res = nn.Sequential(*[Residual(128) for _ in range(5)])
+        self.deconv1, self.in4 = ConvLayer(128, 64, 3, 1, 2), nn.InstanceNorm2d(64, affine=True)
+        self.deconv2, self.in5 = ConvLayer(64, 32, 3, 1, 2), nn.InstanceNorm2d(32, affine=True)
+        self.deconv3 = ConvLayer(32, 3, 9)
+
+    def forward(self, x):
+        y = F.relu(self.in1(self.conv1(x)))
+        y = F.relu(self.in2(self.conv2(y)))
+        y = F.relu(self.in3(self.conv3(y)))
+        y = self.res(y)
+        y = F.relu(self.in4(self.deconv1(y)))
+        y = F.relu(self.in5(self.deconv2(y)))
+        return self.deconv3(y)
+
+
+class Vgg(nn.Module):
+    """Conv part of VGG-16, random (Kaiming fan-in), input 0..255 minus the mean pixel."""
+
+    def __init__(self, deepest):
+        super().__init__()
+        self.convs = nn.ModuleList()
+        cin = 3
+        for cout in VGG_CHANNELS[: deepest + 1]:
+            conv = nn.Conv2d(cin, cout, 3, padding=1)
+            nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+            self.convs.append(conv)
+            cin = cout
+        self.register_buffer("mean", torch.tensor(MEAN_PIXEL).view(1, 3, 1, 1))
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x, layers):
+        out = {}
+        deepest = max(layers)
+        x = x - self.mean
+        for i, conv in enumerate(self.convs[: deepest + 1]):
+            x = F.relu(conv(x))
+            if i in layers:
+                out[i] = x
+            if i in POOL_AFTER and i < deepest:
+                x = F.max_pool2d(x, 2)
+        return out
+
+
+def gram(f):
+    b, c, h, w = f.shape
+    f = f.reshape(b, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--steps", type=int, default=5, help="timed steps")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--bf16", action="store_true", help="CPU autocast to bfloat16")
+    p.add_argument("--content-layers", default="conv3_3")
+    p.add_argument("--style-layers", default="conv1_2,conv2_2,conv3_3,conv4_3")
+    args = p.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    content_layers = [VGG_NAMES.index(n) for n in args.content_layers.split(",")]
+    style_layers = [VGG_NAMES.index(n) for n in args.style_layers.split(",")]
+    all_layers = content_layers + style_layers
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    net = TransformerNet().to(memory_format=fmt)
+    vgg = Vgg(max(all_layers)).to(memory_format=fmt)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    size = args.image_size
+    style = torch.rand(1, 3, size, size) * 255
+    with torch.no_grad():
+        feats = vgg(style.contiguous(memory_format=fmt), style_layers)
+        grams = [gram(feats[l]) for l in style_layers]
+    images = torch.rand(args.batch, 3, size, size) * 255
+
+    times = []
+    losses = []
+    for step in range(args.warmup + args.steps):
+        start = time.perf_counter()
+        x = images.contiguous(memory_format=fmt)
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            with torch.no_grad():
+                target = vgg(x, content_layers)
+            y = net(x)
+            gen = vgg(y, all_layers)
+        gen = {k: v.float() for k, v in gen.items()}
+        content = sum(((gen[l] - target[l].float()) ** 2).sum() / gen[l].numel()
+                      for l in content_layers)
+        style_loss = sum(((gram(gen[l]) - g) ** 2).sum() / gen[l].numel()
+                         for l, g in zip(style_layers, grams))
+        total = content + 100.0 * style_loss
+        total.backward()
+        opt.step()
+        losses.append(total.item())
+        if step >= args.warmup:
+            times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    print(json.dumps({
+        "implementation": "pytorch-reference",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "image_size": size, "batch": args.batch, "threads": args.threads,
+        "channels_last": args.channels_last, "bf16": args.bf16,
+        "step_seconds_median": median,
+        "images_per_second": args.batch / median,
+        "step_seconds": times,
+        "total_loss_first": losses[0],
+    }))
+
+
+if __name__ == "__main__":
+    main()
