@@ -5,9 +5,10 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
-#include <thread>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -52,14 +53,32 @@ struct CollectiveTimeouts {
   double timeout_seconds = 600;
 };
 
+// Tag of the "waiting at collective N" notices of the stall detector.
+constexpr int kWaitingTag = 7301;
+
 class MpiCommunicator : public Communicator {
  public:
+  // Collective over `comm` (it duplicates it).
   MpiCommunicator(MPI_Comm comm, const CollectiveTimeouts& timeouts)
       : comm_(comm), timeouts_(timeouts) {
     SF_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
     SF_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+    // A separate channel for stall notices, so they never match collective traffic.
+    SF_MPI_CHECK(MPI_Comm_dup(comm_, &notices_));
+    MPI_Comm_set_errhandler(notices_, MPI_ERRORS_RETURN);
+    announced_.assign(static_cast<size_t>(size_), -1);
+    world_ranks_.resize(static_cast<size_t>(size_));
+    MPI_Group mine, world;
+    MPI_Comm_group(comm_, &mine);
+    MPI_Comm_group(MPI_COMM_WORLD, &world);
+    std::vector<int> ranks(static_cast<size_t>(size_));
+    for (int r = 0; r < size_; ++r) ranks[static_cast<size_t>(r)] = r;
+    MPI_Group_translate_ranks(mine, size_, ranks.data(), world, world_ranks_.data());
+    MPI_Group_free(&mine);
+    MPI_Group_free(&world);
   }
   ~MpiCommunicator() override {
+    if (notices_ != MPI_COMM_NULL) MPI_Comm_free(&notices_);
     if (comm_ != MPI_COMM_WORLD && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
   }
   int rank() const override { return rank_; }
@@ -127,22 +146,48 @@ class MpiCommunicator : public Communicator {
   // Polls a non-blocking collective: a warning once it has waited warn_seconds
   // (a peer is slow, stalled or dead), an exception after timeout_seconds, so
   // the caller aborts the launch instead of hanging forever.
+  //
+  // Naming the ranks that have not arrived: every collective has a sequence
+  // number (all ranks call them in the same order). A rank that has waited
+  // half of warn_seconds tells the others "I am waiting at N" on a separate
+  // communicator; at warn_seconds, the ranks whose latest notice is older
+  // than N are the ones that have not reached this collective. Fast
+  // collectives send nothing.
   void Wait(MPI_Request& request, const char* what) {
+    const int64_t sequence = ++sequence_;
     const auto start = std::chrono::steady_clock::now();
-    bool warned = false;
+    bool warned = false, announced = false;
     for (int polls = 0;; ++polls) {
       int done = 0;
       SF_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
       if (done) return;
       const double waited =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (waited > timeouts_.warn_seconds / 2) {
+        if (!announced) {
+          announced = true;
+          Announce(sequence);
+        }
+        ReadNotices();
+      }
       if (!warned && waited > timeouts_.warn_seconds) {
         warned = true;
         g_stall_warnings.fetch_add(1);
+        std::string missing;
+        int count = 0;
+        for (int r = 0; r < size_; ++r) {
+          if (r == rank_ || announced_[static_cast<size_t>(r)] >= sequence) continue;
+          missing += (missing.empty() ? "" : ", ") + std::to_string(world_ranks_[static_cast<size_t>(r)]);
+          ++count;
+        }
         SF_LOG(kWarning) << "rank " << WorldRank() << " has waited " << static_cast<int>(waited)
                          << " s in a " << what << " of " << size_
                          << " ranks: a peer is slow, stalled or dead "
-                            "(distributed.stall_warn_seconds)";
+                            "(distributed.stall_warn_seconds); "
+                         << (count == 0 ? std::string("every peer reports waiting too")
+                                        : std::string(count == 1 ? "rank " : "ranks ") + missing +
+                                              (count == 1 ? " has" : " have") +
+                                              " not reached it");
       }
       if (waited > timeouts_.timeout_seconds) {
         MPI_Cancel(&request);
@@ -156,9 +201,48 @@ class MpiCommunicator : public Communicator {
     }
   }
 
+  // Tells every peer that this rank waits in collective `sequence`. Small
+  // messages go out eagerly; the requests are released, not waited for (a
+  // dead peer never receives).
+  void Announce(int64_t sequence) {
+    announced_[static_cast<size_t>(rank_)] = sequence;
+    outgoing_ = sequence;
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_) continue;
+      MPI_Request request;
+      if (MPI_Isend(&outgoing_, 1, MPI_INT64_T, r, kWaitingTag, notices_, &request) == MPI_SUCCESS) {
+        MPI_Request_free(&request);
+      }
+    }
+  }
+
+  // Takes in the notices that have arrived (also stale ones from collectives
+  // that completed since: only the newest per rank counts).
+  void ReadNotices() {
+    for (;;) {
+      int flag = 0;
+      MPI_Status status;
+      if (MPI_Iprobe(MPI_ANY_SOURCE, kWaitingTag, notices_, &flag, &status) != MPI_SUCCESS || !flag) {
+        return;
+      }
+      int64_t sequence = -1;
+      if (MPI_Recv(&sequence, 1, MPI_INT64_T, status.MPI_SOURCE, kWaitingTag, notices_,
+                   MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+        return;
+      }
+      int64_t& latest = announced_[static_cast<size_t>(status.MPI_SOURCE)];
+      latest = std::max(latest, sequence);
+    }
+  }
+
   MPI_Comm comm_;
+  MPI_Comm notices_ = MPI_COMM_NULL;
   CollectiveTimeouts timeouts_;
   int rank_ = 0, size_ = 1;
+  int64_t sequence_ = 0;
+  int64_t outgoing_ = 0;  // the buffer of the notices in flight (one value is enough: it only grows)
+  std::vector<int64_t> announced_;  // newest collective each rank said it waits in
+  std::vector<int> world_ranks_;
 };
 
 class MpiWorld : public World {

@@ -6,24 +6,57 @@ namespace stylefleet {
 
 namespace {
 
-// F F^T of one C x HW matrix as a 1x1 convolution: input F^T viewed as a
-// 1 x HW x C x 1 image (HW channels, C pixels), weights F as C x HW x 1 x 1.
-// Same sum, computed by oneDNN instead of the system BLAS: Debian's OpenBLAS
-// falls back to generic SSE3 kernels on CPUs it does not know (about 30
-// GFLOP/s on two cores where oneDNN's convolutions reach 100+), and the Gram
-// matrices with their backward were a fifth of a step there. For few channels
-// the convolution's reorders cost more than they save, hence the threshold.
-torch::Tensor GramByConvolution(const torch::Tensor& f) {
-  const int64_t b = f.size(0), c = f.size(1), hw = f.size(2);
-  std::vector<torch::Tensor> grams;
-  for (int64_t i = 0; i < b; ++i) {
-    const torch::Tensor x = f[i];
-    const torch::Tensor input = x.t().unsqueeze(0).unsqueeze(-1);
-    grams.push_back(torch::conv2d(input, x.reshape({c, hw, 1, 1})).reshape({c, c}));
-  }
-  return torch::stack(grams);
+// F F^T and its backward, routed through oneDNN's convolutions on CPU instead
+// of the system BLAS: Debian's OpenBLAS falls back to generic SSE3 kernels on
+// CPUs it does not know (about 30 GFLOP/s on two cores, where oneDNN reaches
+// 100+), and the Gram matrices with their backward were a fifth of a step
+// there. Measured per layer shape with tests/bench; bmm elsewhere (GPU, other
+// types).
+bool UseConvolutions(const torch::Tensor& f) {
+  return f.device().is_cpu() && f.scalar_type() == torch::kFloat32;
 }
+
+// Forward: one 1x1 convolution per image, F^T viewed as a 1 x HW x C x 1
+// image (HW input channels, C pixels) and F as C x HW x 1 x 1 weights. Below
+// 128 channels the convolution's reorders cost more than they save.
 constexpr int64_t kConvolutionGramMinChannels = 128;
+
+class GramProduct : public torch::autograd::Function<GramProduct> {
+ public:
+  // f: B x C x HW; returns B x C x C.
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& f) {
+    ctx->save_for_backward({f});
+    const int64_t b = f.size(0), c = f.size(1), hw = f.size(2);
+    if (!UseConvolutions(f) || c < kConvolutionGramMinChannels) {
+      return torch::bmm(f, f.transpose(1, 2));
+    }
+    std::vector<torch::Tensor> grams;
+    for (int64_t i = 0; i < b; ++i) {
+      const torch::Tensor x = f[i];
+      grams.push_back(torch::conv2d(x.t().unsqueeze(0).unsqueeze(-1), x.reshape({c, hw, 1, 1})).reshape({c, c}));
+    }
+    return torch::stack(grams);
+  }
+
+  // dL/dF = (dG + dG^T) F: one product (autograd's
+  // generic bmm backward takes two and a sum). On CPU each image's product is
+  // a 1x1 convolution of F (C channels, HW pixels) with C x C weights.
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const torch::Tensor f = ctx->get_saved_variables()[0];
+    const torch::Tensor g = grads[0];
+    const torch::Tensor symmetric = g + g.transpose(1, 2);
+    if (!UseConvolutions(f)) return {torch::bmm(symmetric, f)};
+    const int64_t b = f.size(0), c = f.size(1), hw = f.size(2);
+    std::vector<torch::Tensor> parts;
+    for (int64_t i = 0; i < b; ++i) {
+      parts.push_back(torch::conv2d(f[i].reshape({1, c, hw, 1}),
+                                    symmetric[i].contiguous().reshape({c, c, 1, 1}))
+                          .reshape({c, hw}));
+    }
+    return {torch::stack(parts)};
+  }
+};
 
 }  // namespace
 
@@ -32,10 +65,7 @@ torch::Tensor Gram(const torch::Tensor& features) {
   const int64_t b = features.size(0), c = features.size(1);
   const int64_t hw = features.size(2) * features.size(3);
   const torch::Tensor f = features.reshape({b, c, hw});
-  const bool by_convolution = f.device().is_cpu() && f.scalar_type() == torch::kFloat32 &&
-                              c >= kConvolutionGramMinChannels;
-  const torch::Tensor product = by_convolution ? GramByConvolution(f) : torch::bmm(f, f.transpose(1, 2));
-  return product / double(hw * c);
+  return GramProduct::apply(f) / double(hw * c);
 }
 
 torch::Tensor ContentLayerLoss(const torch::Tensor& generated, const torch::Tensor& content) {

@@ -18,39 +18,24 @@ namespace {
 // outermost exit).
 class Bf16Autocast {
  public:
-  Bf16Autocast(bool enabled, const torch::Device& device) : enabled_(enabled), cpu_(device.is_cpu()) {
+  Bf16Autocast(bool enabled, const torch::Device& device) : enabled_(enabled), device_(device.type()) {
     if (!enabled_) return;
-    if (cpu_) {
-      was_enabled_ = at::autocast::is_cpu_enabled();
-      previous_type_ = at::autocast::get_autocast_cpu_dtype();
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(true);
-    } else {
-      was_enabled_ = at::autocast::is_enabled();
-      previous_type_ = at::autocast::get_autocast_gpu_dtype();
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      at::autocast::set_enabled(true);
-    }
+    previous_ = GetAutocast(device_);
+    SetAutocast(device_, AutocastState{true, at::kBFloat16});
     at::autocast::increment_nesting();
   }
   ~Bf16Autocast() {
     if (!enabled_) return;
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    if (cpu_) {
-      at::autocast::set_cpu_enabled(was_enabled_);
-      at::autocast::set_autocast_cpu_dtype(previous_type_);
-    } else {
-      at::autocast::set_enabled(was_enabled_);
-      at::autocast::set_autocast_gpu_dtype(previous_type_);
-    }
+    SetAutocast(device_, previous_);
   }
   Bf16Autocast(const Bf16Autocast&) = delete;
   Bf16Autocast& operator=(const Bf16Autocast&) = delete;
 
  private:
-  bool enabled_, cpu_;
-  bool was_enabled_ = false;
-  at::ScalarType previous_type_ = at::kBFloat16;
+  bool enabled_;
+  c10::DeviceType device_;
+  AutocastState previous_;
 };
 
 torch::ScalarType ComputeType(Precision precision) {

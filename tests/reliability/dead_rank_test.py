@@ -5,6 +5,8 @@ Under `mpirun -np 2`, one style trained by both ranks: once a checkpoint exists,
 frozen (SIGSTOP) for 6 s: rank 0 must warn after distributed.stall_warn_seconds (3 s) and
 carry on when rank 1 continues. Then rank 1 is killed with SIGKILL. The launch must exit non-zero within distributed.timeout_seconds (20 s
 here), the newest checkpoint must load (the rerun resumes from it), and the rerun finishes.
+Last, preemption under mpirun: SIGTERM to every rank (what Slurm sends) mid-training makes
+both ranks finish the step, write one checkpoint and exit 0; the same command resumes from it.
 
 usage: dead_rank_test.py STYLEFLEET_BINARY SOURCE_DIR
 """
@@ -51,7 +53,10 @@ styles:
             time.sleep(0.2)
         ranks = [pid for pid, args in children(p.pid) if "stylefleet" in args]
         check(len(ranks) == 2, f"two ranks running: {ranks}")
-        # A stall: rank 1 frozen for 6 s (warning after 3 s, timeout 20 s), then resumed.
+        with open(f"/proc/{ranks[-1]}/environ", "rb") as f:
+            env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+        frozen = int(env.get(b"OMPI_COMM_WORLD_RANK", b"-1"))
+        # A stall: one rank frozen for 6 s (warning after 3 s, timeout 20 s), then resumed.
         os.kill(ranks[-1], signal.SIGSTOP)
         time.sleep(6)
         os.kill(ranks[-1], signal.SIGCONT)
@@ -64,7 +69,10 @@ styles:
             p.kill()
             out, _ = p.communicate()
         took = time.time() - killed
-        check("a peer is slow, stalled or dead" in out, "the stall of rank 1 was reported by rank 0")
+        check("a peer is slow, stalled or dead" in out, "the stall was reported by the other rank")
+        check(f"rank {frozen} has not reached it" in out,
+              f"the warning names the frozen rank {frozen}: " +
+              next((l for l in out.splitlines() if "stalled or dead" in l), "(no warning line)"))
         check(p.returncode != 0, f"the launch exited non-zero ({p.returncode})")
         check(took < 20, f"the launch ended {took:.1f} s after the kill (timeout 20 s)")
         rerun = subprocess.run(launch[:-2] + ["--threads", "1", "--set", "training.max_steps=12"],
@@ -73,9 +81,40 @@ styles:
         check(rerun.returncode == 0, f"the rerun exited 0 ({rerun.returncode})")
         check("resuming from" in log and "ignoring unreadable" not in log,
               "the rerun resumed from the newest checkpoint")
+
+        # Preemption: SIGTERM to both ranks once training is under way again.
+        shutil.rmtree(os.path.join(work, "out"))
+        p = subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 120
+        while time.time() < deadline and not (os.path.isdir(checkpoints) and any(
+                n.startswith("step-") for n in os.listdir(checkpoints))):
+            time.sleep(0.2)
+        ranks = [pid for pid, args in children(p.pid) if "stylefleet" in args]
+        check(len(ranks) == 2, f"two ranks running for the preemption: {ranks}")
+        sent = time.time()
+        for pid in ranks:
+            os.kill(pid, signal.SIGTERM)
+        try:
+            term_out, _ = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            term_out, _ = p.communicate()
+        took = time.time() - sent
+        check(p.returncode == 0, f"SIGTERM under mpirun: the launch exited 0 ({p.returncode})")
+        check(took < 30, f"SIGTERM under mpirun: ended {took:.1f} s after the signal")
+        check("stop signal: checkpoint written at step" in term_out,
+              "SIGTERM under mpirun: a checkpoint was written at the stop")
+        stopped_at = max(int(n[5:13]) for n in os.listdir(checkpoints) if n.startswith("step-"))
+        resume = subprocess.run(launch[:-2] + ["--threads", "1", "--set", f"training.max_steps={stopped_at + 2}"],
+                                capture_output=True, text=True, timeout=600)
+        resume_log = resume.stdout + resume.stderr
+        check(resume.returncode == 0 and f"(step {stopped_at})" in resume_log,
+              f"the same command resumed from step {stopped_at} ({resume.returncode})")
         if failures:
             print(out[-3000:])
             print(log[-3000:])
+            print(term_out[-3000:])
+            print(resume_log[-3000:])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return finish("dead rank test")
