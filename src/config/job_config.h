@@ -114,6 +114,8 @@ struct JobConfig {
   std::string name;
   std::string output_dir;
   uint64_t seed = 42;
+  /// Styles a group trains together in one pass (shared content batch and loss network).
+  int styles_at_once = 1;
   DataOptions data;
   LossNetworkOptions loss_network;
   TrainingOptions training;  ///< defaults before per-style overrides

@@ -111,6 +111,26 @@ Precision EffectivePrecision(const std::string& configured, const torch::Device&
   return Precision::kFp32;
 }
 
+// Group-averaged loss values of one step of one style.
+struct StepValues {
+  double content = 0, style = 0, tv = 0, total = 0;
+  std::vector<double> style_layers;
+  bool bad = false;   ///< NaN/Inf loss or gradient: the update was skipped
+  bool stop = false;  ///< a stop signal reached some rank of the group
+};
+
+// What a step cost, shared by the styles trained in it.
+struct StepTiming {
+  double seconds = 0;          ///< wall time of the step
+  double average_seconds = 0;  ///< moving average, for the ETA
+  double data_wait = 0;
+  int images = 0;              ///< per style, over the group
+  double epoch = 0;            ///< fractional
+  int64_t skipped_files = 0;
+  bool tty = false;            ///< draw the progress line
+  bool stopping = false;       ///< a stop signal: StopHere writes the checkpoint
+};
+
 double ParameterChecksum(TransformerNet& net) {
   torch::NoGradGuard no_grad;
   double sum = 0;
@@ -133,8 +153,11 @@ class StyleTrainer {
     weights_ = {style.training.content_weight, style.training.style_weight, style.training.tv_weight};
   }
 
-  // Returns true when a stop signal ended training early (after a checkpoint).
-  bool Run() {
+  // Claims the output folder, computes the style grams, builds the model (or
+  // resumes it from the newest checkpoint) and makes every rank of the group
+  // hold the same state. Returns false when the style is already trained (its
+  // model is then written again).
+  bool Prepare() {
     const auto& t = style_.training;
     RunOnRoot(group_, [&] { ClaimOutputDir(style_.output_dir, job_.name, style_.name); });
     ComputeStyleGrams();
@@ -148,34 +171,32 @@ class StyleTrainer {
     for (const auto& item : TrainableParameters(net_)) trainable.push_back(item.second);
     adam_ = std::make_unique<Adam>(trainable, t.learning_rate);
 
-    LoaderOptions loader_options;
-    loader_options.image_size = job_.data.image_size;
-    loader_options.batch_size = t.batch_size;
-    loader_options.threads = job_.data.loader_threads;
-    loader_options.prefetch_batches = job_.data.prefetch_batches;
-    loader_options.max_image_pixels = job_.data.max_image_pixels;
-    loader_options.seed = job_.seed;
-    loader_options.rank = group_.rank();
-    loader_options.world = group_.size();
-
-    RunPosition position;
-    RunOnRoot(group_, [&] { position = Resume(); });
-    SynchronizeState(position);
-    const int64_t per_epoch =
-        static_cast<int64_t>(files_.size()) / group_.size() / t.batch_size;
-    total_steps_ = t.epochs > 0 ? t.epochs * per_epoch : INT64_MAX;
+    RunOnRoot(group_, [&] { position_ = Resume(); });
+    SynchronizeState(position_);
+    per_epoch_ = static_cast<int64_t>(files_.size()) / group_.size() / t.batch_size;
+    total_steps_ = t.epochs > 0 ? t.epochs * per_epoch_ : INT64_MAX;
     if (t.max_steps > 0) total_steps_ = std::min(total_steps_, t.max_steps);
-    if (position.step >= total_steps_) {
+    if (position_.step >= total_steps_) {
       if (root_) {
-        SF_LOG(kInfo) << "[" << style_.name << "] already trained (" << position.step
+        SF_LOG(kInfo) << "[" << style_.name << "] already trained (" << position_.step
                       << " steps); writing the final model";
       }
       RunOnRoot(group_, [&] { WriteModel(); });
       return false;
     }
+    return true;
+  }
+
+  // Announces the run, starts the style's metrics and previews (after Prepare).
+  void Start(int styles_together) {
+    const auto& t = style_.training;
     if (root_) {
-      SF_LOG(kInfo) << "[" << style_.name << "] training steps " << position.step + 1 << ".."
-                    << total_steps_ << " (" << per_epoch << " per epoch)";
+      SF_LOG(kInfo) << "[" << style_.name << "] training steps " << position_.step + 1 << ".."
+                    << total_steps_ << " (" << per_epoch_ << " per epoch)"
+                    << (styles_together > 1
+                            ? ", together with " + std::to_string(styles_together - 1) +
+                                  " other style(s) on the same batches"
+                            : std::string());
       if (group_.size() > 1) {
         SF_LOG(kInfo) << "[" << style_.name << "] data-parallel over " << group_.size()
                       << " ranks (" << group_.backend() << "), batch " << t.batch_size << " x "
@@ -186,194 +207,33 @@ class StyleTrainer {
       SF_LOG(kInfo) << "[" << style_.name << "] " << job_.data.image_size << " px into "
                     << style_.output_dir;
     }
-    BatchLoader loader(files_, loader_options, LoaderPosition{position.epoch, position.batch});
     metrics_.StyleStarted(style_.name, job_.loss_network.style_layers, group_index_, root_);
-    int64_t skipped_reported = 0;
-    int64_t stalls_reported = CollectiveStallWarnings();
-    double wait_before = 0;
     if (root_) {
-      TrimMetrics(position.step);
+      TrimMetrics(position_.step);
       PreparePreviews();
     }
-
-    const bool tty = root_ && options_.progress && isatty(STDOUT_FILENO);
-    double step_seconds_avg = 0;
-    const auto run_start = Clock::now();
-    int64_t steps_this_run = 0;
-    double window_seconds = 0;
-    int64_t window_images = 0;
-    while (position.step < total_steps_) {
-      const auto step_start = Clock::now();
-      clock_.Begin(Phase::kData);
-      Batch batch = loader.Next();
-      torch::Tensor content =
-          torch::from_blob(batch.pixels.data(), {batch.count, 3, batch.size, batch.size},
-                           torch::kFloat32);
-      if (!device_.is_cpu()) content = content.to(device_);
-      const double data_wait = loader.wait_seconds() - wait_before;
-      wait_before = loader.wait_seconds();
-      const StepValues values = TrainStep(content, position.step + 1);
-      clock_.End();
-      ++position.step;
-      ++steps_this_run;
-      position.epoch = batch.epoch;
-      position.batch = batch.batch_in_epoch + 1;
-      if (position.batch == loader.batches_per_epoch()) {
-        position.batch = 0;
-        ++position.epoch;
-      }
-      const double seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
-      step_seconds_avg = steps_this_run == 1 ? seconds : 0.9 * step_seconds_avg + 0.1 * seconds;
-      const int images = batch.count * group_.size();
-      window_seconds += seconds;
-      window_images += images;
-      const double eta = step_seconds_avg * double(total_steps_ - position.step);
-      if (root_) {
-        StepReport report;
-        report.step = position.step;
-        report.total_steps = total_steps_;
-        report.images = images;
-        report.epoch = double(position.epoch) + double(position.batch) / loader.batches_per_epoch();
-        report.content = values.content;
-        report.style = values.style;
-        report.tv = values.tv;
-        report.total = values.total;
-        report.content_weight = weights_.content;
-        report.style_weight = weights_.style;
-        report.tv_weight = weights_.tv;
-        report.style_layers = values.style_layers;
-        report.learning_rate = t.learning_rate;
-        report.step_seconds = seconds;
-        report.data_wait_seconds = data_wait;
-        report.allreduce_seconds = group_.size() > 1 ? buckets_->last_seconds() : 0.0;
-        report.eta_seconds = eta;
-        metrics_.StepDone(style_.name, report);
-      }
-      const int64_t stalls_now = CollectiveStallWarnings();
-      metrics_.CollectiveStalls(stalls_now - stalls_reported);
-      stalls_reported = stalls_now;
-      const int64_t skipped_now = loader.skipped_files();
-      metrics_.ImagesSkipped(skipped_now - skipped_reported);
-      skipped_reported = skipped_now;
-
-      if (tty) {
-        std::printf("\r[%s] step %lld/%lld  loss %.4g  %.2f img/s  ETA %s   ", style_.name.c_str(),
-                    static_cast<long long>(position.step), static_cast<long long>(total_steps_),
-                    values.total, images / std::max(seconds, 1e-9), FormatDuration(eta).c_str());
-        std::fflush(stdout);
-      }
-      const bool last = position.step == total_steps_;
-      if (job_.distributed.check_every_steps > 0 && group_.size() > 1 &&
-          (position.step % job_.distributed.check_every_steps == 0 || last)) {
-        CheckReplicasAgree(position.step);
-      }
-      if (position.step % t.log_every_steps == 0 || last) {
-        if (tty) std::printf("\n");
-        const double rate = window_images / std::max(window_seconds, 1e-9);
-        const int64_t skipped = loader.skipped_files();
-        RunOnRoot(group_, [&] { Log(position, values, rate, eta, skipped); });
-        window_seconds = 0;
-        window_images = 0;
-      }
-      if (t.preview_every_steps > 0 && (position.step % t.preview_every_steps == 0 || last)) {
-        RunOnRoot(group_, [&] { WritePreview(position.step); });
-      }
-      if (values.bad) {
-        ++bad_in_a_row_;
-        if (root_) {
-          SF_LOG(kWarning) << "[" << style_.name << "] step " << position.step
-                           << ": NaN or infinite loss or gradient; step skipped (" << bad_in_a_row_
-                           << " in a row, limit " << t.max_bad_steps << ")";
-        }
-        metrics_.BadStep(style_.name);
-        if (bad_in_a_row_ >= t.max_bad_steps) {
-          const auto kept = ListCheckpoints(style_.output_dir);
-          throw NumericalFault("style '" + style_.name + "': " + std::to_string(bad_in_a_row_) +
-                               " steps in a row (up to step " + std::to_string(position.step) +
-                               ") had a NaN or infinite loss or gradient; stopped. Its last good "
-                               "checkpoint is kept" +
-                               (kept.empty() ? std::string(" (none was written yet)")
-                                             : ": " + kept.front()) +
-                               ". Lower training.learning_rate or the loss weights.");
-        }
-      } else {
-        bad_in_a_row_ = 0;
-      }
-      if (values.stop) {
-        RunOnRoot(group_, [&] { WriteCheckpoint(position); });
-        if (root_) {
-          SF_LOG(kWarning) << "[" << style_.name << "] stop signal: checkpoint written at step "
-                           << position.step << "; run the same command to resume";
-        }
-        return true;
-      }
-      if (position.step % job_.checkpoint.every_steps == 0 || last) {
-        RunOnRoot(group_, [&] { WriteCheckpoint(position); });
-        if (root_) {
-          metrics_.CheckpointWritten(
-              style_.name,
-              std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-                  .count());
-        }
-      }
-    }
-    RunOnRoot(group_, [&] { WriteModel(); });
-    metrics_.StyleFinished(style_.name);
-    if (root_) {
-      SF_LOG(kInfo) << "[" << style_.name << "] done: " << steps_this_run << " steps in "
-                    << FormatDuration(std::chrono::duration<double>(Clock::now() - run_start).count())
-                    << "; model " << (fs::path(style_.output_dir) / "model.pt").string();
-    }
-    return false;
+    run_start_ = Clock::now();
   }
 
- private:
-  void ComputeStyleGrams() {
-    DecodeOptions decode;
-    decode.max_pixels = job_.data.max_image_pixels;
-    RgbImage image;
-    try {
-      image = ResizeCenterCrop(LoadImageFile(style_.image, decode), job_.data.image_size);
-    } catch (const DataError& e) {
-      throw DataError("style '" + style_.name + "': bad style image: " + e.what());
-    }
-    style_grams_ = StyleGrams(vgg_, ImageToTensor(image).to(device_), loss_use_.style_layers,
-                              loss_use_.precision);
+  const StyleSpec& style() const { return style_; }
+  const RunPosition& position() const { return position_; }
+  int64_t total_steps() const { return total_steps_; }
+  TransformerNet* net() { return &net_; }
+  StyleLossTarget target() const { return StyleLossTarget{&style_grams_, weights_}; }
+  const LossNetworkUse& loss_use() const { return loss_use_; }
+  void ZeroGrad() { adam_->ZeroGrad(); }
+  bool InjectNan(int64_t step) const {
+    return std::find(options_.inject_nan.begin(), options_.inject_nan.end(),
+                     style_.name + ":" + std::to_string(step)) != options_.inject_nan.end();
   }
 
-  // Group-averaged loss values of one step: content, style, tv, total, then each style layer.
-  struct StepValues {
-    double content = 0, style = 0, tv = 0, total = 0;
-    std::vector<double> style_layers;
-    bool bad = false;   ///< NaN/Inf loss or gradient: the update was skipped
-    bool stop = false;  ///< a stop signal reached some rank of the group
-  };
-
-  StepValues TrainStep(const torch::Tensor& content, int64_t step) {
-    adam_->ZeroGrad();
-    const std::string fault = style_.name + ":" + std::to_string(step);
-    const bool inject_nan = std::find(options_.inject_nan.begin(), options_.inject_nan.end(),
-                                      fault) != options_.inject_nan.end();
-    const int parts = style_.training.micro_batches;
-    std::vector<double> values(4 + loss_use_.style_layers.size(), 0.0);
-    for (int part = 0; part < parts; ++part) {
-      // Part m takes images m, m+M, ... (strided like the shards of a group, so
-      // M parts in one process reproduce M ranks bit for bit).
-      const torch::Tensor images =
-          parts == 1 ? content : content.slice(0, part, content.size(0), parts).contiguous();
-      LossTerms terms = ForwardLosses(images);
-      if (inject_nan) terms.total = terms.total * std::numeric_limits<double>::quiet_NaN();
-      // Scaling the loss by 1/M scales every gradient exactly when M is a power of 2.
-      clock_.Begin(Phase::kBackward);
-      (parts == 1 ? terms.total : terms.total * (1.0 / parts)).backward();
-      std::vector<double> part_values = {terms.content.item<double>(), terms.style.item<double>(),
-                                         terms.tv.item<double>(), terms.total.item<double>()};
-      for (const auto& layer : terms.style_layers) part_values.push_back(layer.item<double>());
-      for (size_t i = 0; i < values.size(); ++i) values[i] += part_values[i] / parts;
-    }
-    // Group averages of the loss terms: what logs and metrics show, and what the
-    // finiteness check looks at, so every rank takes the same decision. The
-    // last slot carries "a stop signal arrived here" to the whole group.
+  // Group averages of the loss terms: what logs and metrics show, and what
+  // the finiteness check looks at, so every rank takes the same decision.
+  // The last slot carries "a stop signal arrived here" to the whole group.
+  // Then averages the gradients and updates the model unless a value or
+  // gradient is not finite. `values`: content, style, tv, total, each style
+  // layer (this rank's, averaged over the micro-batches).
+  StepValues FinishStep(std::vector<double> values) {
     values.push_back(StopRequested() ? 1.0 : 0.0);
     clock_.Begin(Phase::kAllreduce, "loss values");
     if (group_.size() > 1) {
@@ -407,11 +267,122 @@ class StyleTrainer {
     return out;
   }
 
-  LossTerms ForwardLosses(const torch::Tensor& content) {
-    std::vector<TransformerNet*> nets = {&net_};
-    return std::move(ForwardStyleLosses(nets, vgg_, content, {StyleLossTarget{&style_grams_, weights_}},
-                                        loss_use_, &clock_)
-                         .front());
+  // Everything after a step: metrics, log, replica check, preview, fault
+  // count (throws NumericalFault past max_bad_steps) and checkpoint.
+  void AfterStep(const RunPosition& position, const StepValues& values, const StepTiming& timing) {
+    const auto& t = style_.training;
+    position_ = position;
+    ++steps_this_run_;
+    window_seconds_ += timing.seconds;
+    window_images_ += timing.images;
+    const double eta = timing.average_seconds * double(total_steps_ - position.step);
+    if (root_) {
+      StepReport report;
+      report.step = position.step;
+      report.total_steps = total_steps_;
+      report.images = timing.images;
+      report.epoch = timing.epoch;
+      report.content = values.content;
+      report.style = values.style;
+      report.tv = values.tv;
+      report.total = values.total;
+      report.content_weight = weights_.content;
+      report.style_weight = weights_.style;
+      report.tv_weight = weights_.tv;
+      report.style_layers = values.style_layers;
+      report.learning_rate = t.learning_rate;
+      report.step_seconds = timing.seconds;
+      report.data_wait_seconds = timing.data_wait;
+      report.allreduce_seconds = group_.size() > 1 ? buckets_->last_seconds() : 0.0;
+      report.eta_seconds = eta;
+      metrics_.StepDone(style_.name, report);
+    }
+    if (timing.tty) {
+      std::printf("\r[%s] step %lld/%lld  loss %.4g  %.2f img/s  ETA %s   ", style_.name.c_str(),
+                  static_cast<long long>(position.step), static_cast<long long>(total_steps_),
+                  values.total, timing.images / std::max(timing.seconds, 1e-9),
+                  FormatDuration(eta).c_str());
+      std::fflush(stdout);
+    }
+    const bool last = position.step == total_steps_;
+    if (job_.distributed.check_every_steps > 0 && group_.size() > 1 &&
+        (position.step % job_.distributed.check_every_steps == 0 || last)) {
+      CheckReplicasAgree(position.step);
+    }
+    if (position.step % t.log_every_steps == 0 || last) {
+      if (timing.tty) std::printf("\n");
+      const double rate = window_images_ / std::max(window_seconds_, 1e-9);
+      RunOnRoot(group_, [&] { Log(position, values, rate, eta, timing.skipped_files); });
+      window_seconds_ = 0;
+      window_images_ = 0;
+    }
+    if (t.preview_every_steps > 0 && (position.step % t.preview_every_steps == 0 || last)) {
+      RunOnRoot(group_, [&] { WritePreview(position.step); });
+    }
+    if (values.bad) {
+      ++bad_in_a_row_;
+      if (root_) {
+        SF_LOG(kWarning) << "[" << style_.name << "] step " << position.step
+                         << ": NaN or infinite loss or gradient; step skipped (" << bad_in_a_row_
+                         << " in a row, limit " << t.max_bad_steps << ")";
+      }
+      metrics_.BadStep(style_.name);
+      if (bad_in_a_row_ >= t.max_bad_steps) {
+        const auto kept = ListCheckpoints(style_.output_dir);
+        throw NumericalFault("style '" + style_.name + "': " + std::to_string(bad_in_a_row_) +
+                             " steps in a row (up to step " + std::to_string(position.step) +
+                             ") had a NaN or infinite loss or gradient; stopped. Its last good "
+                             "checkpoint is kept" +
+                             (kept.empty() ? std::string(" (none was written yet)")
+                                           : ": " + kept.front()) +
+                             ". Lower training.learning_rate or the loss weights.");
+      }
+    } else {
+      bad_in_a_row_ = 0;
+    }
+    if (!timing.stopping && (position.step % job_.checkpoint.every_steps == 0 || last)) {
+      RunOnRoot(group_, [&] { WriteCheckpoint(position); });
+      if (root_) {
+        metrics_.CheckpointWritten(
+            style_.name,
+            std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                .count());
+      }
+    }
+  }
+
+  // A stop signal: a checkpoint at the current position.
+  void StopHere() {
+    RunOnRoot(group_, [&] { WriteCheckpoint(position_); });
+    if (root_) {
+      SF_LOG(kWarning) << "[" << style_.name << "] stop signal: checkpoint written at step "
+                       << position_.step << "; run the same command to resume";
+    }
+  }
+
+  // The end of training: the final model.
+  void Finish() {
+    RunOnRoot(group_, [&] { WriteModel(); });
+    metrics_.StyleFinished(style_.name);
+    if (root_) {
+      SF_LOG(kInfo) << "[" << style_.name << "] done: " << steps_this_run_ << " steps in "
+                    << FormatDuration(std::chrono::duration<double>(Clock::now() - run_start_).count())
+                    << "; model " << (fs::path(style_.output_dir) / "model.pt").string();
+    }
+  }
+
+ private:
+  void ComputeStyleGrams() {
+    DecodeOptions decode;
+    decode.max_pixels = job_.data.max_image_pixels;
+    RgbImage image;
+    try {
+      image = ResizeCenterCrop(LoadImageFile(style_.image, decode), job_.data.image_size);
+    } catch (const DataError& e) {
+      throw DataError("style '" + style_.name + "': bad style image: " + e.what());
+    }
+    style_grams_ = StyleGrams(vgg_, ImageToTensor(image).to(device_), loss_use_.style_layers,
+                              loss_use_.precision);
   }
 
   // Every rank starts from the root's state: parameters (fresh or restored),
@@ -595,9 +566,154 @@ class StyleTrainer {
   TransformerNet net_{nullptr};
   std::unique_ptr<Adam> adam_;
   torch::Tensor preview_inputs_;
+  RunPosition position_;
+  int64_t per_epoch_ = 0;
   int64_t total_steps_ = 0;
   int bad_in_a_row_ = 0;
+  int64_t steps_this_run_ = 0;
+  double window_seconds_ = 0;
+  int64_t window_images_ = 0;
+  Clock::time_point run_start_;
 };
+
+// Styles that can share batches: the loader and step count follow from these.
+bool CanTrainTogether(const StyleSpec& a, const StyleSpec& b) {
+  const auto& x = a.training;
+  const auto& y = b.training;
+  return x.batch_size == y.batch_size && x.micro_batches == y.micro_batches &&
+         x.epochs == y.epochs && x.max_steps == y.max_steps && x.precision == y.precision;
+}
+
+// Trains prepared styles that stand at the same position on the same batches:
+// one content pass and one loss-network pass over all their generated images
+// per step (one style is the common case). Returns true when a stop signal
+// ended it (each style wrote a checkpoint). A style stopped by numerical
+// faults leaves the pass, its name added to `failed`; the others go on.
+bool TrainTogether(std::vector<StyleTrainer*> trainers, const JobConfig& job,
+                   const std::vector<std::string>& files, const TrainRunOptions& options,
+                   Communicator& group, const Vgg16& vgg, const torch::Device& device,
+                   StepClock& clock, TrainingMetrics& metrics, std::vector<std::string>& failed) {
+  const TrainingOptions& t = trainers.front()->style().training;
+  RunPosition position = trainers.front()->position();
+  const int64_t total_steps = trainers.front()->total_steps();
+  LoaderOptions loader_options;
+  loader_options.image_size = job.data.image_size;
+  loader_options.batch_size = t.batch_size;
+  loader_options.threads = job.data.loader_threads;
+  loader_options.prefetch_batches = job.data.prefetch_batches;
+  loader_options.max_image_pixels = job.data.max_image_pixels;
+  loader_options.seed = job.seed;
+  loader_options.rank = group.rank();
+  loader_options.world = group.size();
+  BatchLoader loader(files, loader_options, LoaderPosition{position.epoch, position.batch});
+  for (StyleTrainer* trainer : trainers) trainer->Start(static_cast<int>(trainers.size()));
+
+  const bool tty = group.rank() == 0 && options.progress && isatty(STDOUT_FILENO);
+  const size_t values_per_style = 4 + job.loss_network.style_layers.size();
+  int64_t skipped_reported = 0;
+  int64_t stalls_reported = CollectiveStallWarnings();
+  double wait_before = 0;
+  double average_seconds = 0;
+  int64_t steps = 0;
+  while (position.step < total_steps && !trainers.empty()) {
+    const auto step_start = Clock::now();
+    clock.Begin(Phase::kData);
+    Batch batch = loader.Next();
+    torch::Tensor content =
+        torch::from_blob(batch.pixels.data(), {batch.count, 3, batch.size, batch.size},
+                         torch::kFloat32);
+    if (!device.is_cpu()) content = content.to(device);
+    const double data_wait = loader.wait_seconds() - wait_before;
+    wait_before = loader.wait_seconds();
+    const int64_t step = position.step + 1;
+
+    std::vector<TransformerNet*> nets;
+    std::vector<StyleLossTarget> targets;
+    for (StyleTrainer* trainer : trainers) {
+      trainer->ZeroGrad();
+      nets.push_back(trainer->net());
+      targets.push_back(trainer->target());
+    }
+    const int parts = t.micro_batches;
+    std::vector<std::vector<double>> values(trainers.size(), std::vector<double>(values_per_style, 0.0));
+    for (int part = 0; part < parts; ++part) {
+      // Part m takes images m, m+M, ... (strided like the shards of a group, so
+      // M parts in one process reproduce M ranks bit for bit).
+      const torch::Tensor images =
+          parts == 1 ? content : content.slice(0, part, content.size(0), parts).contiguous();
+      std::vector<LossTerms> terms =
+          ForwardStyleLosses(nets, vgg, images, targets, trainers.front()->loss_use(), &clock);
+      clock.Begin(Phase::kBackward);
+      // One backward for all styles: each network's gradient comes from its own loss only.
+      torch::Tensor total;
+      for (size_t k = 0; k < trainers.size(); ++k) {
+        if (trainers[k]->InjectNan(step)) {
+          terms[k].total = terms[k].total * std::numeric_limits<double>::quiet_NaN();
+        }
+        // Scaling the loss by 1/M scales every gradient exactly when M is a power of 2.
+        const torch::Tensor scaled = parts == 1 ? terms[k].total : terms[k].total * (1.0 / parts);
+        total = k == 0 ? scaled : total + scaled;
+      }
+      total.backward();
+      for (size_t k = 0; k < trainers.size(); ++k) {
+        std::vector<double> part_values = {terms[k].content.item<double>(), terms[k].style.item<double>(),
+                                           terms[k].tv.item<double>(), terms[k].total.item<double>()};
+        for (const auto& layer : terms[k].style_layers) part_values.push_back(layer.item<double>());
+        for (size_t i = 0; i < values_per_style; ++i) values[k][i] += part_values[i] / parts;
+      }
+    }
+    std::vector<StepValues> results;
+    bool stop = false;
+    for (size_t k = 0; k < trainers.size(); ++k) {
+      results.push_back(trainers[k]->FinishStep(values[k]));
+      stop = stop || results.back().stop;  // the same verdict on every rank of the group
+    }
+    clock.End();
+
+    position.step = step;
+    position.epoch = batch.epoch;
+    position.batch = batch.batch_in_epoch + 1;
+    if (position.batch == loader.batches_per_epoch()) {
+      position.batch = 0;
+      ++position.epoch;
+    }
+    ++steps;
+    StepTiming timing;
+    timing.seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
+    average_seconds = steps == 1 ? timing.seconds : 0.9 * average_seconds + 0.1 * timing.seconds;
+    timing.average_seconds = average_seconds;
+    timing.data_wait = data_wait;
+    timing.images = batch.count * group.size();
+    timing.epoch = double(position.epoch) + double(position.batch) / loader.batches_per_epoch();
+    timing.skipped_files = loader.skipped_files();
+    timing.stopping = stop;
+    const int64_t stalls_now = CollectiveStallWarnings();
+    metrics.CollectiveStalls(stalls_now - stalls_reported);
+    stalls_reported = stalls_now;
+    metrics.ImagesSkipped(timing.skipped_files - skipped_reported);
+    skipped_reported = timing.skipped_files;
+
+    std::vector<StyleTrainer*> going_on;
+    for (size_t k = 0; k < trainers.size(); ++k) {
+      timing.tty = tty && k == 0;  // one progress line: the first style's
+      try {
+        trainers[k]->AfterStep(position, results[k], timing);
+        going_on.push_back(trainers[k]);
+      } catch (const NumericalFault& e) {
+        // The group decided together (group-averaged values), so all its ranks are here.
+        if (group.rank() == 0) SF_LOG(kError) << e.what();
+        failed.push_back(trainers[k]->style().name);
+      }
+    }
+    trainers = going_on;
+    if (stop) {
+      for (StyleTrainer* trainer : trainers) trainer->StopHere();
+      return true;
+    }
+  }
+  for (StyleTrainer* trainer : trainers) trainer->Finish();
+  return false;
+}
 
 }  // namespace
 
@@ -713,22 +829,44 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
   TrainOutcome outcome;
   StepClock clock(device, !options.trace_path.empty());
   const auto& mine = plan.styles_of_group[static_cast<size_t>(group_index)];
-  for (size_t i = 0; i < mine.size() && !outcome.stopped; ++i) {
-    const StyleSpec& style = *styles[static_cast<size_t>(mine[i])];
-    if (group->rank() == 0) {
-      SF_LOG(kInfo) << "style " << i + 1 << "/" << mine.size()
-                    << (me.size > 1 ? " of group " + std::to_string(group_index) : std::string())
-                    << ": " << style.name;
+  TrainingMetrics& metrics = options.metrics != nullptr ? *options.metrics : *null_metrics;
+  for (size_t i = 0; i < mine.size() && !outcome.stopped;) {
+    // The next pass: up to styles_at_once consecutive styles that can share batches.
+    std::vector<const StyleSpec*> pass = {styles[static_cast<size_t>(mine[i])]};
+    size_t next = i + 1;
+    while (next < mine.size() && static_cast<int>(pass.size()) < job.styles_at_once &&
+           CanTrainTogether(*pass.front(), *styles[static_cast<size_t>(mine[next])])) {
+      pass.push_back(styles[static_cast<size_t>(mine[next++])]);
     }
-    try {
-      outcome.stopped =
-          StyleTrainer(job, style, vgg, files, run_options, gradients, device, group_index,
-                       options.metrics != nullptr ? *options.metrics : *null_metrics, clock)
-              .Run();
-    } catch (const NumericalFault& e) {
-      // The group decided together (group-averaged values), so all its ranks are here.
-      if (group->rank() == 0) SF_LOG(kError) << e.what();
-      outcome.failed_styles.push_back(style.name);
+    std::vector<std::unique_ptr<StyleTrainer>> prepared;
+    for (size_t k = 0; k < pass.size(); ++k) {
+      if (group->rank() == 0) {
+        SF_LOG(kInfo) << "style " << i + k + 1 << "/" << mine.size()
+                      << (me.size > 1 ? " of group " + std::to_string(group_index) : std::string())
+                      << ": " << pass[k]->name;
+      }
+      auto trainer = std::make_unique<StyleTrainer>(job, *pass[k], vgg, files, run_options, gradients,
+                                                    device, group_index, metrics, clock);
+      if (trainer->Prepare()) prepared.push_back(std::move(trainer));
+    }
+    i = next;
+    // Styles resumed at different steps cannot share batches: each position trains apart.
+    while (!prepared.empty() && !outcome.stopped) {
+      const RunPosition first = prepared.front()->position();
+      std::vector<std::unique_ptr<StyleTrainer>> now, later;
+      for (auto& trainer : prepared) {
+        const RunPosition& p = trainer->position();
+        const bool same = p.step == first.step && p.epoch == first.epoch && p.batch == first.batch;
+        (same ? now : later).push_back(std::move(trainer));
+      }
+      if (!later.empty() && group->rank() == 0) {
+        SF_LOG(kInfo) << "styles resumed at different steps train apart";
+      }
+      std::vector<StyleTrainer*> together;
+      for (auto& trainer : now) together.push_back(trainer.get());
+      outcome.stopped = TrainTogether(together, job, files, run_options, gradients, vgg, device,
+                                      clock, metrics, outcome.failed_styles);
+      prepared = std::move(later);
     }
   }
   if (!options.trace_path.empty()) {

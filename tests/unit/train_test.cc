@@ -111,6 +111,50 @@ TEST_F(TrainTest, StoppingAndResumingGivesBitwiseTheSameModel) {
   for (size_t i = 0; i < records.size(); ++i) EXPECT_EQ(records[i]["step"], i + 1);
 }
 
+// job.styles_at_once: styles sharing each batch and loss-network pass train as
+// they would apart; a style with other batch settings trains on its own; a
+// style stopped by numerical faults leaves the pass and the others finish.
+TEST_F(TrainTest, StylesTrainedTogetherMatchStylesTrainedApart) {
+  SaveImageFile(testing::MakeTestImage(90, 90, 9), dir_ / "style2.png");
+  auto job_text = [&](const std::string& output, int at_once) {
+    return "job: {name: t, output_dir: " + output + ", seed: 3, styles_at_once: " +
+           std::to_string(at_once) + "}\n"
+           "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
+           "loss_network: {weights: 'random:2'}\n"
+           "training: {batch_size: 2, epochs: 0, max_steps: 4, learning_rate: 0.01,\n"
+           "           log_every_steps: 1, preview_every_steps: 0, max_bad_steps: 2}\n"
+           "checkpoint: {every_steps: 2, keep: 5}\n"
+           "styles:\n"
+           "  - {name: a, image: style.png}\n"
+           "  - {name: b, image: style2.png, style_weight: 50}\n"
+           "  - {name: c, image: style.png, batch_size: 4}\n";
+  };
+  testing::WriteFile(dir_ / "apart.yaml", job_text("apart", 1));
+  testing::WriteFile(dir_ / "together.yaml", job_text("together", 3));
+  EXPECT_TRUE(TrainJob(LoadJob(dir_ / "apart.yaml"), Quiet()).failed_styles.empty());
+  EXPECT_TRUE(TrainJob(LoadJob(dir_ / "together.yaml"), Quiet()).failed_styles.empty());
+  for (const std::string style : {"a", "b", "c"}) {
+    const auto apart = Metrics(dir_ / ("apart/" + style));
+    const auto together = Metrics(dir_ / ("together/" + style));
+    ASSERT_EQ(apart.size(), 4u) << style;
+    ASSERT_EQ(together.size(), 4u) << style;
+    for (size_t i = 0; i < 4; ++i) {
+      const double x = apart[i]["total_loss"], y = together[i]["total_loss"];
+      EXPECT_LT(std::abs(x - y), 1e-4 * std::abs(x)) << style << " step " << i + 1;
+    }
+    EXPECT_TRUE(fs::exists(dir_ / ("together/" + style + "/model.pt"))) << style;
+  }
+
+  TrainRunOptions faulty = Quiet();
+  faulty.inject_nan = {"a:1", "a:2"};
+  testing::WriteFile(dir_ / "faulty.yaml", job_text("faulty", 2));
+  const TrainOutcome outcome = TrainJob(LoadJob(dir_ / "faulty.yaml"), faulty);
+  EXPECT_EQ(outcome.failed_styles, std::vector<std::string>{"a"});
+  EXPECT_FALSE(fs::exists(dir_ / "faulty/a/model.pt"));
+  EXPECT_TRUE(fs::exists(dir_ / "faulty/b/model.pt"));
+  EXPECT_EQ(Metrics(dir_ / "faulty/b").size(), 4u);
+}
+
 TEST_F(TrainTest, AFinishedStyleIsNotTrainedAgain) {
   TrainJob(Job("out"), Quiet());
   const auto before = fs::last_write_time(CheckpointPath(dir_ / "out/style", 4));
