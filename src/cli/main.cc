@@ -248,6 +248,10 @@ int Run(int argc, char** argv) {
                     "Write a Chrome-trace JSON of every timed phase here");
   bench->add_option("--output", bench_output, "Also write the JSON to this file");
   bench->add_flag("!--no-progress", bench_options.progress, "No progress lines on stderr");
+  bench->add_flag("--channels-last", bench_options.channels_last,
+                  "Weights and images in channels-last (NHWC) layout");
+  bench->add_flag("--tf32", bench_options.tf32,
+                  "GPU: allow TF32 in fp32 convolutions and matrix products (default: true fp32)");
 
   CLI::App* reference =
       app.add_subcommand("config-reference", "Print the Markdown reference of every job key");

@@ -95,6 +95,12 @@ Vgg16 Vgg16::Load(const std::string& spec) {
   return net;
 }
 
+void Vgg16::UseChannelsLast() {
+  for (auto* set : {&weights_, &weights_bf16_}) {
+    for (auto& w : *set) w = w.contiguous(at::MemoryFormat::ChannelsLast);
+  }
+}
+
 void Vgg16::MakeBf16Copies() {
   weights_bf16_.clear();
   biases_bf16_.clear();

@@ -44,6 +44,10 @@ class Vgg16 {
   /// Moves the weights to `device`.
   void To(const torch::Device& device);
 
+  /// Stores the weights channels-last (NHWC), the layout GPU tensor cores and
+  /// some oneDNN kernels prefer; inputs should then be channels-last too.
+  void UseChannelsLast();
+
  private:
   std::vector<torch::Tensor> weights_, biases_;  // 13 each
   // bfloat16 copies, made once: casting 15 M frozen weights every pass costs

@@ -145,6 +145,11 @@ Measurement MeasureTraining(Setup& setup, int styles, Precision precision, Batch
     torch::manual_seed(100 + static_cast<uint64_t>(k));
     nets.emplace_back();
     nets.back()->to(setup.device);
+    if (o.channels_last) {
+      for (auto& p : nets.back()->parameters()) {
+        if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+      }
+    }
     std::vector<torch::Tensor> params;
     for (const auto& item : TrainableParameters(nets.back())) params.push_back(item.second);
     optimizers.push_back(std::make_unique<Adam>(params, 1e-3));
@@ -164,7 +169,8 @@ Measurement MeasureTraining(Setup& setup, int styles, Precision precision, Batch
     clock.Reset();
     const auto start = Clock::now();
     clock.Begin(Phase::kData);
-    const torch::Tensor content = source.Next();
+    torch::Tensor content = source.Next();
+    if (o.channels_last) content = content.contiguous(at::MemoryFormat::ChannelsLast);
     for (auto& adam : optimizers) adam->ZeroGrad();
     std::vector<LossTerms> terms =
         ForwardStyleLosses(net_pointers, setup.vgg, content, targets, use, &clock);
@@ -321,9 +327,15 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
   const torch::Device device = cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
                                                                       me.local_rank % torch::cuda::device_count()))
                                     : torch::Device(torch::kCPU);
+  // TF32 only when asked: fp32 figures mean fp32 arithmetic (LibTorch 2.x
+  // lets cuDNN use TF32 by default).
+  at::globalContext().setAllowTF32CuDNN(o.tf32);
+  at::globalContext().setAllowTF32CuBLAS(o.tf32);
+  if (cuda) at::globalContext().setBenchmarkCuDNN(true);
   StepClock clock(device, !o.trace_path.empty());
   Setup setup{o, world.all(), device, Vgg16::Load(o.loss_network), {}, clock};
   setup.vgg.To(device);
+  if (o.channels_last) setup.vgg.UseChannelsLast();
   setup.use.content_layers = VggLayerIndices(o.content_layers);
   setup.use.style_layers = VggLayerIndices(o.style_layers);
   const bool root = me.rank == 0;
@@ -340,6 +352,8 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
   doc["machine"] = {{"cpu", CpuInfoField("model name")},
                     {"logical_cpus", cores},
                     {"device", cuda ? "cuda:" + std::to_string(device.index()) : "cpu"},
+                    {"tf32", o.tf32 && cuda},
+                    {"channels_last", o.channels_last},
                     {"bf16_instructions", CpuHasBf16()},
                     {"system_blas", SystemBlas()},
                     {"libtorch", TorchVersionString()},

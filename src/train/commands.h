@@ -105,6 +105,10 @@ struct BenchOptions {
   std::string trace_path;
   /// Progress lines on stderr.
   bool progress = true;
+  /// Weights and images in channels-last (NHWC) memory layout.
+  bool channels_last = false;
+  /// GPU only: allow TF32 in fp32 convolutions and matrix products (off: true fp32).
+  bool tf32 = false;
 };
 
 /// Measures training, stylizing and (with more than one rank) allreduce speed

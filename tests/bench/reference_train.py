@@ -116,7 +116,19 @@ def main():
     p.add_argument("--bf16", action="store_true", help="CPU autocast to bfloat16")
     p.add_argument("--content-layers", default="conv3_3")
     p.add_argument("--style-layers", default="conv1_2,conv2_2,conv3_3,conv4_3")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 in fp32 convolutions and matmuls (CUDA)")
     args = p.parse_args()
+
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = args.tf32
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -124,23 +136,24 @@ def main():
     style_layers = [VGG_NAMES.index(n) for n in args.style_layers.split(",")]
     all_layers = content_layers + style_layers
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    net = TransformerNet().to(memory_format=fmt)
-    vgg = Vgg(max(all_layers)).to(memory_format=fmt)
+    net = TransformerNet().to(device, memory_format=fmt)
+    vgg = Vgg(max(all_layers)).to(device, memory_format=fmt)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     size = args.image_size
-    style = torch.rand(1, 3, size, size) * 255
+    style = torch.rand(1, 3, size, size, device=device) * 255
     with torch.no_grad():
         feats = vgg(style.contiguous(memory_format=fmt), style_layers)
         grams = [gram(feats[l]) for l in style_layers]
-    images = torch.rand(args.batch, 3, size, size) * 255
+    images = torch.rand(args.batch, 3, size, size, device=device) * 255
 
     times = []
     losses = []
     for step in range(args.warmup + args.steps):
+        sync()
         start = time.perf_counter()
         x = images.contiguous(memory_format=fmt)
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             with torch.no_grad():
                 target = vgg(x, content_layers)
             y = net(x)
@@ -154,6 +167,7 @@ def main():
         total.backward()
         opt.step()
         losses.append(total.item())
+        sync()
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
     median = statistics.median(times)
@@ -162,7 +176,8 @@ def main():
         "torch": torch.__version__,
         "python": platform.python_version(),
         "image_size": size, "batch": args.batch, "threads": args.threads,
-        "channels_last": args.channels_last, "bf16": args.bf16,
+        "channels_last": args.channels_last, "bf16": args.bf16, "device": str(device),
+        "tf32": args.tf32,
         "step_seconds_median": median,
         "images_per_second": args.batch / median,
         "step_seconds": times,

@@ -1,6 +1,10 @@
 // The command-line tool's contract: exit codes and messages at the edge.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
 #include "test_paths.h"
 #include "test_util.h"
 
@@ -40,6 +44,43 @@ TEST(CliTest, RuntimeFailureExitsWithCode1) {
   const testing::CommandResult r = RunTool("export --model " + (dir / "none.pt") + " --to " + (dir / "x.pt"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("none.pt: cannot open file"), std::string::npos) << r.output;
+}
+
+// `stylefleet bench` at a toy size: one JSON document with every section,
+// figures that are positive, a trace, and usage errors as exit code 2.
+TEST(CliTest, BenchPrintsOneJsonDocumentWithEverySection) {
+  testing::TempDir dir;
+  const testing::CommandResult r = RunTool(
+      "bench --image-size 32 --batch 2 --warmup 0 --steps 2 --styles-at-once 2 --stylize-sizes 32 "
+      "--threads 1 --no-progress --content " + std::string(STYLEFLEET_SOURCE_DIR) +
+      "/configs/data/content --trace " + (dir / "trace.json") + " --output " + (dir / "bench.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(dir / "bench.json");
+  const nlohmann::json doc = nlohmann::json::parse(in);
+  EXPECT_GT(doc.at("flops_per_training_image").at("total_gflop").get<double>(), 0.0);
+  ASSERT_GE(doc.at("train_synthetic").size(), 1u);
+  for (const auto& run : doc.at("train_synthetic")) {
+    EXPECT_GT(run.at("images_per_second_per_style").get<double>(), 0.0);
+    EXPECT_GT(run.at("achieved_gflops").get<double>(), 0.0);
+    EXPECT_EQ(run.at("step_seconds").size(), 2u);
+    EXPECT_TRUE(run.at("phase_seconds_per_step").contains("backward"));
+  }
+  EXPECT_EQ(doc.at("train_synthetic")[0].at("precision"), "fp32");
+  EXPECT_EQ(doc.at("train_synthetic").size() == 2u, doc.at("machine").at("bf16_instructions").get<bool>());
+  const auto& together = doc.at("train_styles_at_once");
+  EXPECT_EQ(together.at("styles_at_once"), 2);
+  EXPECT_LT(together.at("max_loss_relative_difference_vs_separate").get<double>(), 1e-5);
+  EXPECT_GT(doc.at("train_pipeline").at("images_per_second_per_style").get<double>(), 0.0);
+  EXPECT_GT(doc.at("stylize").at(0).at("images_per_second").get<double>(), 0.0);
+  EXPECT_FALSE(doc.contains("allreduce"));  // one process
+  std::ifstream trace_in(dir / "trace.json");
+  EXPECT_GT(nlohmann::json::parse(trace_in).at("traceEvents").size(), 10u);
+
+  EXPECT_EQ(RunTool("bench --image-size 30 --no-progress").exit_code, 2);
+  EXPECT_EQ(RunTool("bench --precision fp16").exit_code, 2);
+  const testing::CommandResult missing = RunTool("bench --content " + (dir / "nowhere") + " --no-progress");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.output.find("nowhere"), std::string::npos) << missing.output;
 }
 
 }  // namespace
