@@ -8,65 +8,22 @@ Run with Debian's PyTorch: /usr/bin/python3 tests/bench/reference_train.py --hel
 """
 import argparse
 import json
+import os
 import platform
 import statistics
+import sys
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-VGG_CHANNELS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
-VGG_NAMES = ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
-             "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3"]
-POOL_AFTER = {1, 3, 6, 9}
+# The transformer and the VGG-16 constants are those of the test reference
+# (tests/python/reference.py), written independently of the C++ code.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from reference import POOL_AFTER, VGG_CHANNELS, VGG_NAMES, TransformerNet  # noqa: E402
+
 MEAN_PIXEL = [123.68, 116.78, 103.94]
-
-
-class ConvLayer(nn.Module):
-    def __init__(self, cin, cout, kernel, stride=1, upsample=1):
-        super().__init__()
-        self.upsample = upsample
-        self.pad = kernel // 2
-        self.conv2d = nn.Conv2d(cin, cout, kernel, stride)
-
-    def forward(self, x):
-        if self.upsample > 1:
-            x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
-        return self.conv2d(F.pad(x, [self.pad] * 4, mode="reflect"))
-
-
-class Residual(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.conv1 = ConvLayer(c, c, 3)
-        self.in1 = nn.InstanceNorm2d(c, affine=True)
-        self.conv2 = ConvLayer(c, c, 3)
-        self.in2 = nn.InstanceNorm2d(c, affine=True)
-
-    def forward(self, x):
-        return self.in2(self.conv2(F.relu(self.in1(self.conv1(x))))) + x
-
-
-class TransformerNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.in1 = ConvLayer(3, 32, 9), nn.InstanceNorm2d(32, affine=True)
-        self.conv2, self.in2 = ConvLayer(32, 64, 3, 2), nn.InstanceNorm2d(64, affine=True)
-        self.conv3, self.in3 = ConvLayer(64, 128, 3, 2), nn.InstanceNorm2d(128, affine=True)
-        self.res = nn.Sequential(*[Residual(128) for _ in range(5)])
-        self.deconv1, self.in4 = ConvLayer(128, 64, 3, 1, 2), nn.InstanceNorm2d(64, affine=True)
-        self.deconv2, self.in5 = ConvLayer(64, 32, 3, 1, 2), nn.InstanceNorm2d(32, affine=True)
-        self.deconv3 = ConvLayer(32, 3, 9)
-
-    def forward(self, x):
-        y = F.relu(self.in1(self.conv1(x)))
-        y = F.relu(self.in2(self.conv2(y)))
-        y = F.relu(self.in3(self.conv3(y)))
-        y = self.res(y)
-        y = F.relu(self.in4(self.deconv1(y)))
-        y = F.relu(self.in5(self.deconv2(y)))
-        return self.deconv3(y)
 
 
 class Vgg(nn.Module):

@@ -28,6 +28,16 @@ def children(pid):
     return [(int(line.split(None, 1)[0]), line.split(None, 1)[1]) for line in out.splitlines() if line.strip()]
 
 
+def start_until_checkpoint(launch, checkpoints):
+    """Starts the launch; returns it and its rank pids once a checkpoint exists."""
+    p = subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (os.path.isdir(checkpoints) and any(
+            n.startswith("step-") for n in os.listdir(checkpoints))):
+        time.sleep(0.2)
+    return p, [pid for pid, args in children(p.pid) if "stylefleet" in args]
+
+
 def main():
     work = tempfile.mkdtemp(prefix="stylefleet_deadrank_")
     try:
@@ -45,13 +55,8 @@ styles:
 """)
         launch = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
                   BINARY, "train", job, "--threads", "1"]
-        p = subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         checkpoints = os.path.join(work, "out/wave/checkpoints")
-        deadline = time.time() + 120
-        while time.time() < deadline and not (os.path.isdir(checkpoints) and any(
-                n.startswith("step-") for n in os.listdir(checkpoints))):
-            time.sleep(0.2)
-        ranks = [pid for pid, args in children(p.pid) if "stylefleet" in args]
+        p, ranks = start_until_checkpoint(launch, checkpoints)
         check(len(ranks) == 2, f"two ranks running: {ranks}")
         with open(f"/proc/{ranks[-1]}/environ", "rb") as f:
             env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
@@ -84,12 +89,7 @@ styles:
 
         # Preemption: SIGTERM to both ranks once training is under way again.
         shutil.rmtree(os.path.join(work, "out"))
-        p = subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + 120
-        while time.time() < deadline and not (os.path.isdir(checkpoints) and any(
-                n.startswith("step-") for n in os.listdir(checkpoints))):
-            time.sleep(0.2)
-        ranks = [pid for pid, args in children(p.pid) if "stylefleet" in args]
+        p, ranks = start_until_checkpoint(launch, checkpoints)
         check(len(ranks) == 2, f"two ranks running for the preemption: {ranks}")
         sent = time.time()
         for pid in ranks:

@@ -70,6 +70,9 @@ TEST(CliTest, BenchPrintsOneJsonDocumentWithEverySection) {
   const auto& together = doc.at("train_styles_at_once");
   EXPECT_EQ(together.at("styles_at_once"), 2);
   EXPECT_LT(together.at("max_loss_relative_difference_vs_separate").get<double>(), 1e-5);
+  EXPECT_GT(together.at("speedup_over_one_style_at_a_time").get<double>(), 0.0);
+  EXPECT_NEAR(together.at("images_per_second_all_styles").get<double>(),
+              2 * together.at("images_per_second_per_style").get<double>(), 1e-9);
   EXPECT_GT(doc.at("train_pipeline").at("images_per_second_per_style").get<double>(), 0.0);
   EXPECT_GT(doc.at("stylize").at(0).at("images_per_second").get<double>(), 0.0);
   EXPECT_FALSE(doc.contains("allreduce"));  // one process
