@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -22,5 +23,18 @@ std::optional<int> VggLayerIndex(const std::string& name);
 
 /// "conv1_1, conv1_2, ..." for error messages.
 std::string VggLayerNameList();
+
+/// Output channels of convolution layer `layer` (0..12).
+constexpr int64_t VggLayerChannels(int layer) {
+  return layer < 2 ? 64 : layer < 4 ? 128 : layer < 7 ? 256 : 512;
+}
+/// Input channels of convolution layer `layer` (the image's 3 for the first).
+constexpr int64_t VggLayerInChannels(int layer) {
+  return layer == 0 ? 3 : VggLayerChannels(layer - 1);
+}
+/// True when a 2x2 max-pool follows layer `layer` (the end of each block).
+constexpr bool VggPoolAfter(int layer) {
+  return layer == 1 || layer == 3 || layer == 6 || layer == 9;
+}
 
 }  // namespace stylefleet

@@ -10,12 +10,6 @@ namespace {
 
 // Indices of the convolutions in torchvision's vgg16().features.
 constexpr int kTorchvisionIndex[kVggConvLayerCount] = {0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28};
-constexpr int64_t kChannels[kVggConvLayerCount] = {64, 64, 128, 128, 256, 256, 256,
-                                                   512, 512, 512, 512, 512, 512};
-// A 2x2 max-pool follows these layers (end of each block).
-bool PoolAfter(int layer) { return layer == 1 || layer == 3 || layer == 6 || layer == 9; }
-
-int64_t InChannels(int layer) { return layer == 0 ? 3 : kChannels[layer - 1]; }
 
 }  // namespace
 
@@ -26,13 +20,13 @@ Vgg16 Vgg16::Load(const std::string& spec) {
     const uint64_t seed = std::stoull(spec.substr(7));
     auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
     for (int l = 0; l < kVggConvLayerCount; ++l) {
-      const int64_t fan_in = InChannels(l) * 9;
+      const int64_t fan_in = VggLayerInChannels(l) * 9;
       // Kaiming normal with fan_in: keeps activation variance through the ReLU
       // stack, so deep layers (and their style losses) are not vanishingly small
       // as with torchvision's fan_out init.
       net.weights_.push_back(at::normal(0.0, std::sqrt(2.0 / double(fan_in)),
-                                        {kChannels[l], InChannels(l), 3, 3}, generator));
-      net.biases_.push_back(torch::zeros({kChannels[l]}));
+                                        {VggLayerChannels(l), VggLayerInChannels(l), 3, 3}, generator));
+      net.biases_.push_back(torch::zeros({VggLayerChannels(l)}));
     }
     // The seed's TF-slim VGG-16 convention: RGB 0..255 minus the ImageNet mean
     // pixel. The seed's loss weights (content 1, style ~100) were tuned for
@@ -52,17 +46,17 @@ Vgg16 Vgg16::Load(const std::string& spec) {
       const std::string prefix = "features." + std::to_string(kTorchvisionIndex[l]);
       torch::Tensor w = tensor(prefix + ".weight");
       torch::Tensor b = tensor(prefix + ".bias");
-      const std::vector<int64_t> expected_w = {kChannels[l], InChannels(l), 3, 3};
+      const std::vector<int64_t> expected_w = {VggLayerChannels(l), VggLayerInChannels(l), 3, 3};
       if (w.sizes() != torch::IntArrayRef(expected_w)) {
         std::ostringstream m;
         m << spec << ": key '" << prefix << ".weight' has shape " << w.sizes() << ", expected "
           << torch::IntArrayRef(expected_w);
         throw DataError(m.str());
       }
-      if (b.sizes() != torch::IntArrayRef({kChannels[l]})) {
+      if (b.sizes() != torch::IntArrayRef({VggLayerChannels(l)})) {
         std::ostringstream m;
         m << spec << ": key '" << prefix << ".bias' has shape " << b.sizes() << ", expected ["
-          << kChannels[l] << "]";
+          << VggLayerChannels(l) << "]";
         throw DataError(m.str());
       }
       net.weights_.push_back(w);
@@ -132,7 +126,7 @@ std::map<int, torch::Tensor> Vgg16::Forward(const torch::Tensor& image,
   for (int l = 0; l <= deepest; ++l) {
     x = torch::conv2d(x, weights[l], biases[l], 1, 1).relu_();  // conv backward needs no output
     if (std::find(layers.begin(), layers.end(), l) != layers.end()) out[l] = x;
-    if (PoolAfter(l) && l < deepest) x = torch::max_pool2d(x, 2, 2);
+    if (VggPoolAfter(l) && l < deepest) x = torch::max_pool2d(x, 2, 2);
   }
   return out;
 }

@@ -12,6 +12,7 @@
 #include "model/vgg16.h"
 #include "train/commands.h"
 #include "train/model_state.h"
+#include "train/step.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
@@ -167,20 +168,17 @@ std::string ComputeLossesJson(const LossesOptions& options) {
     TransformerNet net = LoadTransformer(options.model);
     generated = net->forward(content);
   }
-  const auto style_features = vgg.Forward(style, style_idx);
+  const std::vector<torch::Tensor> grams = StyleGrams(vgg, style, style_idx, Precision::kFp32);
   const auto content_features = vgg.Forward(content, content_idx);
   std::vector<int> all = content_idx;
   all.insert(all.end(), style_idx.begin(), style_idx.end());
   const auto gen_features = vgg.Forward(generated, all);
-  std::vector<torch::Tensor> gc, tc, gs, grams;
+  std::vector<torch::Tensor> gc, tc, gs;
   for (int l : content_idx) {
     gc.push_back(gen_features.at(l));
     tc.push_back(content_features.at(l));
   }
-  for (int l : style_idx) {
-    gs.push_back(gen_features.at(l));
-    grams.push_back(Gram(style_features.at(l)));
-  }
+  for (int l : style_idx) gs.push_back(gen_features.at(l));
   const LossTerms terms = ComputeLosses(gc, tc, gs, grams, generated, weights);
   nlohmann::json out;
   out["content_loss"] = terms.content.item<double>();

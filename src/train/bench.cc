@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/cpu_info.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/torch_compat.h"
@@ -36,17 +37,6 @@ double Median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
-std::string CpuInfoField(const std::string& field) {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field, 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(colon + 2);
-    }
-  }
-  return "";
-}
-
 // The system BLAS that Debian's LibTorch (BLAS_INFO=generic) ends up calling.
 std::string SystemBlas() {
   for (const char* link : {"/etc/alternatives/libblas.so.3-x86_64-linux-gnu",
@@ -62,9 +52,7 @@ std::string SystemBlas() {
 // the number of FMA pipes per core is not visible to software, so it is an
 // assumption that the JSON states.
 json PeakEstimate(int cores) {
-  const std::string flags = " " + CpuInfoField("flags") + " ";
-  const int lanes = flags.find(" avx512f ") != std::string::npos ? 16
-                    : flags.find(" avx2 ") != std::string::npos ? 8 : 4;
+  const int lanes = CpuHasFlag("avx512f") ? 16 : CpuHasFlag("avx2") ? 8 : 4;
   const double mhz = std::atof(CpuInfoField("cpu MHz").c_str());
   const int fma_pipes = 2;
   const double peak = cores * mhz * 1e6 * lanes * 2.0 * fma_pipes;
@@ -129,38 +117,53 @@ struct Measurement {
   std::vector<std::vector<double>> totals;  // per step, per style: group-averaged total loss
 };
 
+// `count` random styles: transformer, style-image Gram matrices and the
+// seed's default loss weights, the same on every rank and for every
+// precision (seeded 100 + k). Not copyable: `targets` point into `grams`.
+struct RandomStyles {
+  std::vector<TransformerNet> nets;
+  std::vector<std::vector<torch::Tensor>> grams;
+  std::vector<StyleLossTarget> targets;
+  std::vector<TransformerNet*> pointers;
+
+  RandomStyles(const Setup& setup, int count, Precision precision)
+      : grams(static_cast<size_t>(count)) {
+    const int size = setup.options.image_size;
+    nets.reserve(grams.size());  // `pointers` point into it
+    for (size_t k = 0; k < grams.size(); ++k) {
+      torch::manual_seed(100 + k);
+      nets.emplace_back();
+      nets[k]->to(setup.device);
+      if (setup.options.channels_last) {
+        for (auto& p : nets[k]->parameters()) {
+          if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+        }
+      }
+      const torch::Tensor style_image = (torch::rand({1, 3, size, size}) * 255).to(setup.device);
+      grams[k] = StyleGrams(setup.vgg, style_image, setup.use.style_layers, precision);
+      targets.push_back({&grams[k], LossWeights{}});
+      pointers.push_back(&nets[k]);
+    }
+  }
+  RandomStyles(const RandomStyles&) = delete;
+  RandomStyles& operator=(const RandomStyles&) = delete;
+};
+
 // Trains `styles` models at once on batches from `source` for warmup + steps
 // steps, data-parallel over `setup.group`.
 Measurement MeasureTraining(Setup& setup, int styles, Precision precision, BatchSource& source) {
   const BenchOptions& o = setup.options;
   LossNetworkUse use = setup.use;
   use.precision = precision;
-  std::vector<TransformerNet> nets;
+  RandomStyles random(setup, styles, precision);
   std::vector<std::unique_ptr<Adam>> optimizers;
   std::vector<std::unique_ptr<GradientBuckets>> buckets;
-  std::vector<std::vector<torch::Tensor>> grams(static_cast<size_t>(styles));
-  std::vector<StyleLossTarget> targets;
-  for (int k = 0; k < styles; ++k) {
-    // The same start on every rank and for every precision: same seeds.
-    torch::manual_seed(100 + static_cast<uint64_t>(k));
-    nets.emplace_back();
-    nets.back()->to(setup.device);
-    if (o.channels_last) {
-      for (auto& p : nets.back()->parameters()) {
-        if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
-      }
-    }
+  for (auto& net : random.nets) {
     std::vector<torch::Tensor> params;
-    for (const auto& item : TrainableParameters(nets.back())) params.push_back(item.second);
+    for (const auto& item : TrainableParameters(net)) params.push_back(item.second);
     optimizers.push_back(std::make_unique<Adam>(params, 1e-3));
     buckets.push_back(std::make_unique<GradientBuckets>(params, size_t{25} << 20));
-    const torch::Tensor style_image =
-        (torch::rand({1, 3, o.image_size, o.image_size}) * 255).to(setup.device);
-    grams[static_cast<size_t>(k)] = StyleGrams(setup.vgg, style_image, use.style_layers, precision);
-    targets.push_back({&grams[static_cast<size_t>(k)], LossWeights{1.0, 100.0, 0.0}});
   }
-  std::vector<TransformerNet*> net_pointers;
-  for (auto& net : nets) net_pointers.push_back(&net);
 
   Measurement m;
   StepClock& clock = setup.clock;
@@ -173,7 +176,7 @@ Measurement MeasureTraining(Setup& setup, int styles, Precision precision, Batch
     if (o.channels_last) content = content.contiguous(at::MemoryFormat::ChannelsLast);
     for (auto& adam : optimizers) adam->ZeroGrad();
     std::vector<LossTerms> terms =
-        ForwardStyleLosses(net_pointers, setup.vgg, content, targets, use, &clock);
+        ForwardStyleLosses(random.pointers, setup.vgg, content, random.targets, use, &clock);
     clock.Begin(Phase::kBackward);
     torch::Tensor total = terms[0].total;
     for (size_t k = 1; k < terms.size(); ++k) total = total + terms[k].total;
@@ -240,23 +243,13 @@ double SharedPassDeviation(Setup& setup, int styles) {
   const int size = setup.options.image_size;
   torch::manual_seed(7);
   const torch::Tensor content = (torch::rand({setup.options.batch_size, 3, size, size}) * 255).to(setup.device);
-  std::vector<TransformerNet> nets;
-  std::vector<std::vector<torch::Tensor>> grams(static_cast<size_t>(styles));
-  std::vector<StyleLossTarget> targets;
-  for (int k = 0; k < styles; ++k) {
-    nets.emplace_back();
-    nets.back()->to(setup.device);
-    const torch::Tensor style = (torch::rand({1, 3, size, size}) * 255).to(setup.device);
-    grams[static_cast<size_t>(k)] = StyleGrams(setup.vgg, style, setup.use.style_layers, Precision::kFp32);
-    targets.push_back({&grams[static_cast<size_t>(k)], LossWeights{}});
-  }
-  std::vector<TransformerNet*> all;
-  for (auto& net : nets) all.push_back(&net);
-  const auto together = ForwardStyleLosses(all, setup.vgg, content, targets, setup.use, nullptr);
+  const RandomStyles random(setup, styles, Precision::kFp32);
+  const auto together = ForwardStyleLosses(random.pointers, setup.vgg, content, random.targets,
+                                           setup.use, nullptr);
   double worst = 0;
   for (int k = 0; k < styles; ++k) {
-    const auto alone = ForwardStyleLosses({all[static_cast<size_t>(k)]}, setup.vgg, content,
-                                          {targets[static_cast<size_t>(k)]}, setup.use, nullptr);
+    const auto alone = ForwardStyleLosses({random.pointers[static_cast<size_t>(k)]}, setup.vgg, content,
+                                          {random.targets[static_cast<size_t>(k)]}, setup.use, nullptr);
     const double a = alone[0].total.item<double>();
     const double t = together[static_cast<size_t>(k)].total.item<double>();
     worst = std::max(worst, std::abs(a - t) / std::max(std::abs(a), 1e-30));
@@ -321,12 +314,9 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
   }
   const ProcessInfo& me = world.info();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int threads = o.threads > 0 ? o.threads : std::max(1, cores / me.local_size);
-  torch::set_num_threads(threads);
-  const bool cuda = torch::cuda::is_available();
-  const torch::Device device = cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
-                                                                      me.local_rank % torch::cuda::device_count()))
-                                    : torch::Device(torch::kCPU);
+  const int threads = UseIntraOpThreads(o.threads, me.local_size);
+  const torch::Device device = DeviceOfLocalRank(me.local_rank);
+  const bool cuda = device.is_cuda();
   // TF32 only when asked: fp32 figures mean fp32 arithmetic (LibTorch 2.x
   // lets cuDNN use TF32 by default).
   at::globalContext().setAllowTF32CuDNN(o.tf32);

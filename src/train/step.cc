@@ -6,9 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
 
+#include "common/cpu_info.h"
 #include "common/error.h"
 #include "common/torch_compat.h"
+#include "common/vgg_layers.h"
 
 namespace stylefleet {
 namespace {
@@ -42,21 +45,14 @@ torch::ScalarType ComputeType(Precision precision) {
   return precision == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat32;
 }
 
-constexpr int64_t kVggChannels[13] = {64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512};
-bool VggPoolAfter(int layer) { return layer == 1 || layer == 3 || layer == 6 || layer == 9; }
-
 double ConvFlops(double cin, double cout, double kernel, double out_side) {
   return 2.0 * cin * cout * kernel * kernel * out_side * out_side;
 }
 
-double VggForwardFlops(int image_size, int deepest, double* first_layer = nullptr) {
+double VggForwardFlops(int image_size, int deepest) {
   double total = 0, side = image_size;
-  int64_t cin = 3;
   for (int l = 0; l <= deepest; ++l) {
-    const double f = ConvFlops(double(cin), double(kVggChannels[l]), 3, side);
-    if (l == 0 && first_layer != nullptr) *first_layer = f;
-    total += f;
-    cin = kVggChannels[l];
+    total += ConvFlops(double(VggLayerInChannels(l)), double(VggLayerChannels(l)), 3, side);
     if (VggPoolAfter(l)) side = std::floor(side / 2);
   }
   return total;
@@ -81,14 +77,22 @@ const char* PrecisionName(Precision precision) {
   return precision == Precision::kBf16 ? "bf16" : "fp32";
 }
 
+int UseIntraOpThreads(int requested, int ranks_on_host) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = requested > 0 ? requested : std::max(1, cores / std::max(1, ranks_on_host));
+  torch::set_num_threads(threads);
+  return threads;
+}
+
+torch::Device DeviceOfLocalRank(int local_rank) {
+  if (!torch::cuda::is_available()) return torch::Device(torch::kCPU);
+  return torch::Device(torch::kCUDA,
+                       static_cast<c10::DeviceIndex>(local_rank % torch::cuda::device_count()));
+}
+
 bool CpuHasBf16() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  for (std::string line; std::getline(cpuinfo, line);) {
-    if (line.rfind("flags", 0) != 0) continue;
-    return line.find(" avx512_bf16") != std::string::npos ||
-           line.find(" amx_bf16") != std::string::npos;
-  }
-  return false;
+  static const bool has = CpuHasFlag("avx512_bf16") || CpuHasFlag("amx_bf16");
+  return has;
 }
 
 std::vector<torch::Tensor> StyleGrams(const Vgg16& vgg, const torch::Tensor& style_image,
@@ -131,6 +135,8 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
 
   begin(Phase::kLoss, "");
   const int64_t batch = content.size(0);
+  std::vector<torch::Tensor> target_content;  // the same targets for every style
+  for (int layer : use.content_layers) target_content.push_back(content_features.at(layer).to(torch::kFloat32));
   std::vector<LossTerms> out;
   for (size_t k = 0; k < nets.size(); ++k) {
     auto part = [&](int layer) {
@@ -139,11 +145,8 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
           nets.size() == 1 ? f : f.narrow(0, static_cast<int64_t>(k) * batch, batch);
       return mine.to(torch::kFloat32);
     };
-    std::vector<torch::Tensor> gen_content, target_content, gen_style;
-    for (int layer : use.content_layers) {
-      gen_content.push_back(part(layer));
-      target_content.push_back(content_features.at(layer).to(torch::kFloat32));
-    }
+    std::vector<torch::Tensor> gen_content, gen_style;
+    for (int layer : use.content_layers) gen_content.push_back(part(layer));
     for (int layer : use.style_layers) gen_style.push_back(part(layer));
     SF_CHECK(targets[k].style_grams != nullptr, "style grams missing");
     out.push_back(ComputeLosses(gen_content, target_content, gen_style, *targets[k].style_grams,

@@ -1,6 +1,7 @@
-// One training step's forward pass for one or several styles, shared by the
-// trainer, the benchmark and the loss report, plus the clock that splits a
-// step's time into phases (and writes them as a Chrome trace).
+// What the trainer and the benchmark share: one training step's forward pass
+// for one or several styles, the clock that splits a step's time into phases
+// (and writes them as a Chrome trace), the FLOP count of a step, and the
+// choice of threads, device and precision.
 #pragma once
 
 #include <torch/torch.h>
@@ -23,6 +24,15 @@ enum class Precision { kFp32, kBf16 };
 
 /// "fp32" or "bf16".
 const char* PrecisionName(Precision precision);
+
+/// Sets and returns LibTorch's intra-op threads: `requested` when > 0, else
+/// the host's cores shared among its `ranks_on_host` ranks (LibTorch's own
+/// OpenMP default can be 1 even with more cores).
+int UseIntraOpThreads(int requested, int ranks_on_host);
+
+/// Where a rank computes: GPU (local_rank mod the GPU count) when CUDA is
+/// available, else the CPU.
+torch::Device DeviceOfLocalRank(int local_rank);
 
 /// True when this CPU has BF16 dot-product instructions (avx512_bf16 or
 /// amx_bf16), so bf16 pays off on CPU.

@@ -11,7 +11,6 @@
 #include <iomanip>
 #include <limits>
 #include <sstream>
-#include <thread>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -724,11 +723,7 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options) {
 
 TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world) {
   const ProcessInfo& me = world.info();
-  // LibTorch's OpenMP default can be 1 thread here even with 2 cores; be explicit,
-  // and share the cores of a host among its ranks.
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int threads = options.threads > 0 ? options.threads : std::max(1, cores / me.local_size);
-  torch::set_num_threads(threads);
+  const int threads = UseIntraOpThreads(options.threads, me.local_size);
   for (const auto& name : options.only_styles) {
     if (std::none_of(job.styles.begin(), job.styles.end(),
                      [&](const StyleSpec& s) { return s.name == name; })) {
@@ -762,11 +757,8 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
   std::unique_ptr<Communicator> group = world.Split(group_index, plan.RankInGroup(me.rank));
 
   // One GPU per rank, chosen by local rank; a preflight makes sure no two ranks share one.
-  const bool cuda = torch::cuda::is_available();
-  const torch::Device device =
-      cuda ? torch::Device(torch::kCUDA,
-                           static_cast<c10::DeviceIndex>(me.local_rank % torch::cuda::device_count()))
-           : torch::Device(torch::kCPU);
+  const torch::Device device = DeviceOfLocalRank(me.local_rank);
+  const bool cuda = device.is_cuda();
   if (cuda && me.size > 1) {
     const auto placements = world.all().AllGather(me.host + " GPU " + std::to_string(device.index()));
     for (int a = 0; a < me.size; ++a) {

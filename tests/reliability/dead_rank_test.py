@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from harness import check, failures, finish
+from harness import check, failures, finish, output_within
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 
@@ -68,11 +68,7 @@ styles:
         time.sleep(2)
         killed = time.time()
         os.kill(ranks[-1], signal.SIGKILL)
-        try:
-            out, _ = p.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, _ = p.communicate()
+        out = output_within(p, 60)
         took = time.time() - killed
         check("a peer is slow, stalled or dead" in out, "the stall was reported by the other rank")
         check(f"rank {frozen} has not reached it" in out,
@@ -94,11 +90,7 @@ styles:
         sent = time.time()
         for pid in ranks:
             os.kill(pid, signal.SIGTERM)
-        try:
-            term_out, _ = p.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            term_out, _ = p.communicate()
+        term_out = output_within(p, 60)
         took = time.time() - sent
         check(p.returncode == 0, f"SIGTERM under mpirun: the launch exited 0 ({p.returncode})")
         check(took < 30, f"SIGTERM under mpirun: ended {took:.1f} s after the signal")

@@ -1,4 +1,5 @@
 """Shared bits of the fault-injection and integration scripts: checks that report and count."""
+import subprocess
 import sys
 
 failures = []
@@ -16,3 +17,13 @@ def finish(name):
     """Prints the closing line and returns the exit code."""
     print(f"{name} {'passed' if not failures else 'failed'}: {len(failures)} failure(s)")
     return 0 if not failures else 1
+
+
+def output_within(process, seconds):
+    """The output of `process` once it ends; killed if it runs past `seconds`."""
+    try:
+        out, _ = process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+    return out

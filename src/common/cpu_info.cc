@@ -1,0 +1,24 @@
+#include "common/cpu_info.h"
+
+#include <fstream>
+
+namespace stylefleet {
+
+std::string CpuInfoField(const std::string& name) {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name, 0) != 0) continue;
+    const auto colon = line.find(':');
+    // The name must be the whole key ("flags", not "flags2"), padded with tabs.
+    if (colon == std::string::npos || line.find_first_not_of(" \t", name.size()) != colon) continue;
+    return colon + 2 <= line.size() ? line.substr(colon + 2) : std::string();
+  }
+  return "";
+}
+
+bool CpuHasFlag(const std::string& flag) {
+  const std::string flags = " " + CpuInfoField("flags") + " ";
+  return flags.find(" " + flag + " ") != std::string::npos;
+}
+
+}  // namespace stylefleet

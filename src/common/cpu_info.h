@@ -1,0 +1,15 @@
+// What /proc/cpuinfo says about this machine's CPU (Linux).
+#pragma once
+
+#include <string>
+
+namespace stylefleet {
+
+/// The value of the first "NAME : value" line of /proc/cpuinfo ("model name",
+/// "cpu MHz", "flags", ...); empty when absent or unreadable.
+std::string CpuInfoField(const std::string& name);
+
+/// True when the CPU lists `flag` (e.g. "avx512f", "avx512_bf16") in its flags.
+bool CpuHasFlag(const std::string& flag);
+
+}  // namespace stylefleet
