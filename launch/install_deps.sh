@@ -19,6 +19,7 @@ packages=(
   libgtest-dev libgmock-dev   # tests
   prometheus prometheus-pushgateway   # monitoring tests against the real servers (promtool too)
   clang libclang-rt-14-dev   # libFuzzer and sanitizers for the job-file fuzzer
+  clang-format               # the format check of changed C++ files (launch/check_format.sh)
   wrk curl                   # load test of the metrics endpoint
   # cross-checks against PyTorch in tests
   python3-torch python3-torchvision python3-numpy python3-pil

@@ -3,23 +3,23 @@
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/stop_signal.h"
 #include "config/job_config.h"
 #include "dist/world.h"
 #include "metrics/prometheus_metrics.h"
-#include "train/commands.h"
 #include "train/style_schedule.h"
+#include "train/train.h"
 
 namespace stylefleet {
 namespace {
@@ -67,14 +67,15 @@ std::unique_ptr<TrainingMetrics> StartMetrics(const JobConfig& job, World& world
     options.linger_seconds = m.linger_seconds;
     options.pushgateway = m.pushgateway;
     options.push_interval_seconds = m.push_interval_seconds;
-    metrics = MakePrometheusMetrics(options, MetricsIdentity{job.name, me.rank, me.local_rank, me.host});
+    metrics =
+        MakePrometheusMetrics(options, MetricsIdentity{job.name, me.rank, me.local_rank, me.host});
   }
   const auto endpoints = world.all().AllGather(metrics->endpoint());
   if (me.rank == 0 && !metrics->endpoint().empty()) {
     nlohmann::json targets = nlohmann::json::array();
     for (const auto& e : endpoints) targets.push_back(e);
-    const nlohmann::json sd = nlohmann::json::array(
-        {{{"targets", targets}, {"labels", {{"stylefleet_job", job.name}}}}});
+    const nlohmann::json sd =
+        nlohmann::json::array({{{"targets", targets}, {"labels", {{"stylefleet_job", job.name}}}}});
     std::filesystem::create_directories(job.output_dir);
     const std::string path = job.output_dir + "/prometheus_targets.json";
     std::ofstream out(path + ".tmp");
@@ -84,6 +85,30 @@ std::unique_ptr<TrainingMetrics> StartMetrics(const JobConfig& job, World& world
     SF_LOG(kInfo) << "Prometheus targets of all " << endpoints.size() << " rank(s) in " << path;
   }
   return metrics;
+}
+
+// Runs `body` on this rank. Alone, exceptions go to main()'s handler; under
+// mpirun a failure on any rank is reported with its rank and host and aborts
+// the whole launch (exit 2 for a config error, 1 otherwise), so no peer waits
+// in a collective that will never complete.
+template <typename Body>
+int RunCollective(World& world, Body body) {
+  const ProcessInfo& me = world.info();
+  try {
+    return body();
+  } catch (const ConfigError& e) {
+    if (me.size == 1) throw;
+    ReportConfigError(e);
+    std::cerr << "rank " << me.rank << " on " << me.host << ": aborting all " << me.size
+              << " ranks\n";
+    world.Abort(kExitConfigError);
+  } catch (const std::exception& e) {
+    if (me.size == 1) throw;
+    std::cerr << "error: rank " << me.rank << " on " << me.host << ": " << e.what()
+              << "\naborting all " << me.size << " ranks\n";
+    world.Abort(kExitRuntimeError);
+  }
+  return kExitRuntimeError;  // not reached: Abort does not return
 }
 
 // `train`, on one process or as one rank of an mpirun launch. A job that is
@@ -118,7 +143,7 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
     return kExitConfigError;
   }
   world->SetCollectiveTimeouts(job.distributed.stall_warn_seconds, job.distributed.timeout_seconds);
-  try {
+  return RunCollective(*world, [&] {
     const std::unique_ptr<TrainingMetrics> metrics = StartMetrics(job, *world);
     TrainRunOptions with_metrics = options;
     with_metrics.metrics = metrics.get();
@@ -132,24 +157,30 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
     if (!outcome.failed_styles.empty()) {
       std::string names;
       for (const auto& n : outcome.failed_styles) names += (names.empty() ? "" : ", ") + n;
-      SF_LOG(kError) << outcome.failed_styles.size() << " style(s) stopped by NaN/Inf faults: "
-                     << names << " (the others trained)";
+      SF_LOG(kError) << outcome.failed_styles.size()
+                     << " style(s) stopped by NaN/Inf faults: " << names << " (the others trained)";
       return kExitRuntimeError;
     }
     return kExitOk;
-  } catch (const ConfigError& e) {
-    if (me.size == 1) throw;
-    ReportConfigError(e);
-    std::cerr << "rank " << me.rank << " on " << me.host << ": aborting all " << me.size
-              << " ranks\n";
-    world->Abort(kExitConfigError);
-  } catch (const std::exception& e) {
-    if (me.size == 1) throw;
-    std::cerr << "error: rank " << me.rank << " on " << me.host << ": " << e.what()
-              << "\naborting all " << me.size << " ranks\n";
-    world->Abort(kExitRuntimeError);
-  }
-  return kExitRuntimeError;  // not reached: Abort does not return
+  });
+}
+
+// `bench`, on one process or over all ranks of an mpirun launch (the same
+// abort path as `train`).
+int RunBench(const BenchOptions& options, const std::string& output) {
+  const std::unique_ptr<World> world = LaunchedByMpi() ? MakeMpiWorld() : MakeSoloWorld();
+  if (world->info().size > 1) SetLogPrefix("[rank " + std::to_string(world->info().rank) + "] ");
+  return RunCollective(*world, [&] {
+    const std::string json = RunBenchmark(options, *world);
+    if (world->info().rank != 0) return kExitOk;
+    std::cout << json << "\n";
+    if (!output.empty()) {
+      std::ofstream out(output, std::ios::trunc);
+      out << json << "\n";
+      if (!out) throw Error("cannot write " + output);
+    }
+    return kExitOk;
+  });
 }
 
 int Run(int argc, char** argv) {
@@ -162,13 +193,15 @@ int Run(int argc, char** argv) {
   int check_world = 1;
   CLI::App* check = app.add_subcommand("check", "Validate a job and print the resolved plan");
   check_args.AddTo(check);
-  check->add_option("--world", check_world,
-                    "Also print which ranks train which style, in which order, on this many ranks")
+  check
+      ->add_option("--world", check_world,
+                   "Also print which ranks train which style, in which order, on this many ranks")
       ->check(CLI::Range(1, 1 << 20));
 
   JobArgs train_args;
   TrainRunOptions train_options;
-  CLI::App* train = app.add_subcommand("train", "Train every style of a job (resumes from checkpoints)");
+  CLI::App* train =
+      app.add_subcommand("train", "Train every style of a job (resumes from checkpoints)");
   train_args.AddTo(train);
   train->add_option("--threads", train_options.threads, "Intra-op threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
@@ -177,22 +210,26 @@ int Run(int argc, char** argv) {
   train->add_option("--trace", train_options.trace_path,
                     "Write a Chrome-trace JSON of each step's phases here (one file per rank "
                     "under mpirun: NAME.rankN.json); open it in Perfetto");
-  train->add_option("--test-inject-nan", train_options.inject_nan,
-                    "Test only: STYLE:STEP, make the loss of that step NaN on this rank")
+  train
+      ->add_option("--test-inject-nan", train_options.inject_nan,
+                   "Test only: STYLE:STEP, make the loss of that step NaN on this rank")
       ->group("");  // hidden from --help
 
   StylizeOptions stylize_options;
   CLI::App* stylize = app.add_subcommand("stylize", "Apply a trained model to images");
-  stylize->add_option("--model", stylize_options.model,
-                      "model.pt, a checkpoint, a style's output folder, or a PyTorch-example .pth")
+  stylize
+      ->add_option("--model", stylize_options.model,
+                   "model.pt, a checkpoint, a style's output folder, or a PyTorch-example .pth")
       ->required();
   stylize->add_option("inputs", stylize_options.inputs, "Images or folders of images")->required();
   stylize->add_option("--output", stylize_options.output_dir, "Output folder")->required();
   stylize->add_option("--format", stylize_options.format, "jpg or png (default jpg)");
   stylize->add_option("--tile", stylize_options.tile_size,
                       "Tile images larger than this many pixels per side (default 1024; 0: never)");
-  stylize->add_option("--overlap", stylize_options.tile_overlap, "Tile overlap in pixels (default 64)");
-  stylize->add_option("--threads", stylize_options.threads, "Intra-op threads (default: all cores)");
+  stylize->add_option("--overlap", stylize_options.tile_overlap,
+                      "Tile overlap in pixels (default 64)");
+  stylize->add_option("--threads", stylize_options.threads,
+                      "Intra-op threads (default: all cores)");
 
   std::string export_model, export_to;
   CLI::App* export_cmd =
@@ -202,7 +239,8 @@ int Run(int argc, char** argv) {
 
   LossesOptions losses_options;
   std::string losses_job;
-  CLI::App* losses = app.add_subcommand("losses", "Print the seed's loss terms for one image as JSON");
+  CLI::App* losses =
+      app.add_subcommand("losses", "Print the seed's loss terms for one image as JSON");
   losses->add_option("--loss-network", losses_options.loss_network, "Weights file or random:SEED")
       ->required();
   losses->add_option("--model", losses_options.model,
@@ -221,31 +259,40 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(16, 4096));
   bench->add_option("--batch", bench_options.batch_size, "Images per step per rank (default 4)")
       ->check(CLI::Range(1, 1024));
-  bench->add_option("--threads", bench_options.threads,
-                    "Intra-op threads per rank (default: cores / ranks on the host)")
+  bench
+      ->add_option("--threads", bench_options.threads,
+                   "Intra-op threads per rank (default: cores / ranks on the host)")
       ->check(CLI::Range(0, 1024));
   bench->add_option("--warmup", bench_options.warmup_steps, "Untimed steps first (default 1)")
       ->check(CLI::Range(0, 1000));
   bench->add_option("--steps", bench_options.steps, "Timed steps per measurement (default 3)")
       ->check(CLI::Range(1, 100000));
-  bench->add_option("--precision", bench_options.precisions,
-                    "fp32 and/or bf16 (default both; bf16 only with BF16 instructions or a GPU)")
+  bench
+      ->add_option("--precision", bench_options.precisions,
+                   "fp32 and/or bf16 (default both; bf16 only with BF16 instructions or a GPU)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
-  bench->add_option("--styles-at-once", bench_options.styles_at_once,
-                    "Also train this many styles at once and compare (default 4; 1 skips)")
+  bench
+      ->add_option("--styles-at-once", bench_options.styles_at_once,
+                   "Also train this many styles at once and compare (default 4; 1 skips)")
       ->check(CLI::Range(1, 64));
   bench->add_option("--content", bench_options.content_dir,
                     "A folder of images: also measure training through the data pipeline");
-  bench->add_option("--loader-threads", bench_options.loader_threads,
-                    "Decode threads for --content (default 2)")
+  bench
+      ->add_option("--loader-threads", bench_options.loader_threads,
+                   "Decode threads for --content (default 2)")
       ->check(CLI::Range(1, 256));
-  bench->add_option("--stylize-sizes", bench_options.stylize_sizes,
-                    "Image sides for the stylize measurement (default 256 1024; 0 skips it)")
+  bench
+      ->add_option("--stylize-sizes", bench_options.stylize_sizes,
+                   "Image sides for the stylize measurement (default 256 1024; 0 skips it)")
       ->check(CLI::Range(0, 8192));
   bench->add_option("--loss-network", bench_options.loss_network,
                     "Weights file or random:SEED (default random:7; speed does not depend on it)");
   bench->add_option("--trace", bench_options.trace_path,
                     "Write a Chrome-trace JSON of every timed phase here");
+  bench->add_option("--micro-batches", bench_options.micro_batches,
+                    "Parts each step's batch runs in, as training.micro_batches (default 1)");
+  bench->add_option("--bucket-mb", bench_options.bucket_mb,
+                    "Gradient bucket cap in MiB, as distributed.bucket_mb (default 25)");
   bench->add_option("--output", bench_output, "Also write the JSON to this file");
   bench->add_flag("!--no-progress", bench_options.progress, "No progress lines on stderr");
   bench->add_flag("--channels-last", bench_options.channels_last,
@@ -255,6 +302,9 @@ int Run(int argc, char** argv) {
 
   CLI::App* reference =
       app.add_subcommand("config-reference", "Print the Markdown reference of every job key");
+  bool list_rank_invariant = false;
+  reference->add_flag("--rank-invariant", list_rank_invariant,
+                      "Print only the keys every rank of a launch must agree on, one per line");
 
   try {
     app.parse(argc, argv);
@@ -295,21 +345,15 @@ int Run(int argc, char** argv) {
     std::cout << ComputeLossesJson(losses_options) << "\n";
     return kExitOk;
   }
-  if (bench->parsed()) {
-    const std::unique_ptr<World> world = LaunchedByMpi() ? MakeMpiWorld() : MakeSoloWorld();
-    const std::string json = RunBenchmark(bench_options, *world);
-    if (world->info().rank == 0) {
-      std::cout << json << "\n";
-      if (!bench_output.empty()) {
-        std::ofstream out(bench_output, std::ios::trunc);
-        out << json << "\n";
-        if (!out) throw Error("cannot write " + bench_output);
-      }
-    }
-    return kExitOk;
-  }
+  if (bench->parsed()) return RunBench(bench_options, bench_output);
   if (reference->parsed()) {
-    std::cout << ConfigReference();
+    if (!list_rank_invariant) {
+      std::cout << ConfigReference();
+      return kExitOk;
+    }
+    for (const KeyInfo& key : ListKeys()) {
+      if (key.agreement != Agreement::kPerRank) std::cout << key.key << "\n";
+    }
     return kExitOk;
   }
   return kExitConfigError;

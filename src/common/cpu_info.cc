@@ -21,4 +21,9 @@ bool CpuHasFlag(const std::string& flag) {
   return flags.find(" " + flag + " ") != std::string::npos;
 }
 
+bool CpuHasBf16() {
+  static const bool has = CpuHasFlag("avx512_bf16") || CpuHasFlag("amx_bf16");
+  return has;
+}
+
 }  // namespace stylefleet

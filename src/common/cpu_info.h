@@ -12,4 +12,8 @@ std::string CpuInfoField(const std::string& name);
 /// True when the CPU lists `flag` (e.g. "avx512f", "avx512_bf16") in its flags.
 bool CpuHasFlag(const std::string& flag);
 
+/// True when this CPU has BF16 dot-product instructions (avx512_bf16 or
+/// amx_bf16), so bf16 pays off on CPU. Read once.
+bool CpuHasBf16();
+
 }  // namespace stylefleet

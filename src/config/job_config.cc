@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/fnv1a.h"
 #include "common/vgg_layers.h"
 
 namespace stylefleet {
@@ -42,8 +44,10 @@ class Problems {
     }
   }
   void Add(const std::string& formatted) {
-    if (list_.size() < kMaxProblems) list_.push_back(formatted);
-    else truncated_ = true;
+    if (list_.size() < kMaxProblems)
+      list_.push_back(formatted);
+    else
+      truncated_ = true;
   }
   const std::string& file() const { return file_; }
   void set_file(const std::string& file) { file_ = file; }
@@ -51,8 +55,9 @@ class Problems {
   size_t size() const { return list_.size(); }
   void ThrowIfAny() {
     if (list_.empty()) return;
-    if (truncated_) list_.push_back(file_ + ": too many problems, only the first " +
-                                    std::to_string(kMaxProblems) + " are shown");
+    if (truncated_)
+      list_.push_back(file_ + ": too many problems, only the first " +
+                      std::to_string(kMaxProblems) + " are shown");
     throw ConfigError(list_);
   }
 
@@ -80,12 +85,17 @@ struct Value {
 
   std::string Describe() const {
     switch (node.Type()) {
-      case YAML::NodeType::Null: return "nothing";
-      case YAML::NodeType::Sequence: return "a list";
-      case YAML::NodeType::Map: return "a mapping";
+      case YAML::NodeType::Null:
+        return "nothing";
+      case YAML::NodeType::Sequence:
+        return "a list";
+      case YAML::NodeType::Map:
+        return "a mapping";
       case YAML::NodeType::Scalar:
-        return node.Tag() == "!" ? "the string \"" + node.Scalar() + "\"" : "'" + node.Scalar() + "'";
-      default: return "an undefined value";
+        return node.Tag() == "!" ? "the string \"" + node.Scalar() + "\""
+                                 : "'" + node.Scalar() + "'";
+      default:
+        return "an undefined value";
     }
   }
 
@@ -156,8 +166,8 @@ struct Value {
     }
     if (value < min || value > max || (min_exclusive && value == min)) {
       std::ostringstream range;
-      range << "must be " << (min_exclusive ? "> " : ">= ") << min << " and <= " << max
-            << ", got " << text;
+      range << "must be " << (min_exclusive ? "> " : ">= ") << min << " and <= " << max << ", got "
+            << text;
       Fail(range.str());
       return false;
     }
@@ -207,12 +217,37 @@ struct Value {
 // ---------------------------------------------------------------------------
 // Key tables: one entry per key, the single source of the loader and of the docs.
 
+// A value as text that reads back to the same value: what ranks compare and
+// what `check` prints. Doubles at 17 significant digits, so 0.01 and
+// 0.0100000001 differ.
+std::string ShowValue(const std::string& value) { return value; }
+std::string ShowValue(int value) { return std::to_string(value); }
+std::string ShowValue(int64_t value) { return std::to_string(value); }
+std::string ShowValue(uint64_t value) { return std::to_string(value); }
+std::string ShowValue(double value) {
+  char text[40];
+  std::snprintf(text, sizeof(text), "%.17g", value);
+  return text;
+}
+std::string ShowValue(const std::vector<std::string>& values) {
+  std::string text = "[";
+  for (size_t i = 0; i < values.size(); ++i) text += (i ? ", " : "") + values[i];
+  return text + "]";
+}
+
+template <typename Target, typename Member>
+std::function<std::string(const Target&)> Show(Member Target::*member) {
+  return [member](const Target& target) { return ShowValue(target.*member); };
+}
+
 template <typename Target>
 struct Field {
   std::string key;
   std::string type;
   std::string default_text;
   std::string doc;
+  Agreement agreement;
+  std::function<std::string(const Target&)> show;
   std::function<void(Target&, const Value&)> read;
 };
 
@@ -224,13 +259,15 @@ const FieldTable<JobConfig>& JobFields() {
       {"name", "string", "file name without extension",
        "Job name: labels logs and metrics and is stored in every output directory so that a "
        "different job never overwrites it.",
+       Agreement::kEveryRank, Show(&JobConfig::name),
        [](JobConfig& t, const Value& v) { v.ReadString(&t.name); }},
-      {"output_dir", "path", "`runs/<name>`",
-       "Folder that receives one sub-folder per style.",
+      {"output_dir", "path", "`runs/<name>`", "Folder that receives one sub-folder per style.",
+       Agreement::kEveryRank, Show(&JobConfig::output_dir),
        [](JobConfig& t, const Value& v) { v.ReadString(&t.output_dir); }},
       {"seed", "integer >= 0", "42",
        "Seeds the transformer init, the shuffling of the content set and everything random, "
        "so the same job gives the same batches and weights.",
+       Agreement::kEveryRank, Show(&JobConfig::seed),
        [](JobConfig& t, const Value& v) {
          long long seed = 0;
          if (v.ReadInt(&seed, 0, INT64_MAX)) t.seed = static_cast<uint64_t>(seed);
@@ -243,6 +280,7 @@ const FieldTable<JobConfig>& JobFields() {
        "different steps, are trained apart. Gains are largest on GPUs; on CPU up to about 1.1x "
        "for 4 styles (the shared content pass is the only saved work; `stylefleet bench` "
        "measures it).",
+       Agreement::kEveryRank, Show(&JobConfig::styles_at_once),
        [](JobConfig& t, const Value& v) { v.ReadInt(&t.styles_at_once, 1, 64); }},
   };
   return table;
@@ -253,11 +291,13 @@ const FieldTable<DataOptions>& DataFields() {
       {"content_dir", "path", "required",
        "Folder of content photos, searched recursively for JPEG, PNG, BMP, TGA and GIF files. "
        "Unreadable files are skipped with one warning each.",
+       Agreement::kEveryRank, Show(&DataOptions::content_dir),
        [](DataOptions& t, const Value& v) { v.ReadString(&t.content_dir); }},
       {"image_size", "integer", "256",
        "Training crop side in pixels: the shorter side is resized to it (antialiased), then the "
        "centre square is cropped. Multiple of 4, 64 to 4096. Style images are prepared the same "
        "way.",
+       Agreement::kEveryRank, Show(&DataOptions::image_size),
        [](DataOptions& t, const Value& v) {
          int size = 0;
          if (!v.ReadInt(&size, 64, 4096)) return;
@@ -271,13 +311,16 @@ const FieldTable<DataOptions>& DataFields() {
       {"max_image_pixels", "integer", "100000000",
        "Images whose header declares more pixels are skipped before decoding (protects against "
        "decompression bombs).",
+       Agreement::kEveryRank, Show(&DataOptions::max_image_pixels),
        [](DataOptions& t, const Value& v) {
          v.ReadInt(&t.max_image_pixels, 4096, int64_t{1} << 40);
        }},
-      {"loader_threads", "integer", "2", "Image decoding threads, 1 to 64.",
+      {"loader_threads", "integer", "2", "Image decoding threads, 1 to 64.", Agreement::kPerRank,
+       Show(&DataOptions::loader_threads),
        [](DataOptions& t, const Value& v) { v.ReadInt(&t.loader_threads, 1, 64); }},
       {"prefetch_batches", "integer", "4",
        "Batches decoded ahead of the trainer, 1 to 64; bounds the loader's memory.",
+       Agreement::kPerRank, Show(&DataOptions::prefetch_batches),
        [](DataOptions& t, const Value& v) { v.ReadInt(&t.prefetch_batches, 1, 64); }},
   };
   return table;
@@ -289,14 +332,17 @@ const FieldTable<LossNetworkOptions>& LossNetworkFields() {
        "VGG-16 weights: a file written by `launch/convert_vgg16.py` (or any `torch.save` of a "
        "plain dict with torchvision's `features.N.weight/bias` keys), or `random:SEED` for a "
        "deterministic random network (tests and demos; results are not artistic).",
+       Agreement::kEveryRank, Show(&LossNetworkOptions::weights),
        [](LossNetworkOptions& t, const Value& v) { v.ReadString(&t.weights); }},
       {"content_layers", "list of layer names", "`[conv3_3]`",
        "Layers whose activations define the content loss. Names: conv1_1 ... conv5_3, also "
        "written relu3_3 or vgg_16/conv3/conv3_3 (the output of the conv after its ReLU).",
+       Agreement::kEveryRank, Show(&LossNetworkOptions::content_layers),
        [](LossNetworkOptions& t, const Value& v) { v.ReadLayers(&t.content_layers); }},
       {"style_layers", "list of layer names", "`[conv1_2, conv2_2, conv3_3, conv4_3]`",
        "Layers whose Gram matrices define the style loss; each layer's loss is reported "
        "separately.",
+       Agreement::kEveryRank, Show(&LossNetworkOptions::style_layers),
        [](LossNetworkOptions& t, const Value& v) { v.ReadLayers(&t.style_layers); }},
   };
   return table;
@@ -305,39 +351,50 @@ const FieldTable<LossNetworkOptions>& LossNetworkFields() {
 const FieldTable<TrainingOptions>& TrainingFields() {
   static const FieldTable<TrainingOptions> table = {
       {"content_weight", "number >= 0", "1.0", "Weight of the content loss in the total.",
+       Agreement::kEveryRank, Show(&TrainingOptions::content_weight),
        [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.content_weight, 0, 1e12); }},
       {"style_weight", "number >= 0", "100.0",
-       "Weight of the style loss (sum over style layers) in the total.",
+       "Weight of the style loss (sum over style layers) in the total.", Agreement::kEveryRank,
+       Show(&TrainingOptions::style_weight),
        [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.style_weight, 0, 1e12); }},
       {"tv_weight", "number >= 0", "0.0",
-       "Weight of the total-variation loss (the seed trains with 0).",
+       "Weight of the total-variation loss (the seed trains with 0).", Agreement::kEveryRank,
+       Show(&TrainingOptions::tv_weight),
        [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.tv_weight, 0, 1e12); }},
       {"batch_size", "integer", "4", "Images per step (per rank when distributed), 1 to 1024.",
+       Agreement::kPassShape, Show(&TrainingOptions::batch_size),
        [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.batch_size, 1, 1024); }},
       {"micro_batches", "integer", "1",
        "Gradient accumulation: each step runs its batch in this many parts (part m takes "
        "images m, m+M, m+2M, ...) and averages their gradients. The update is that of the whole "
        "batch, with less memory per pass. Must divide batch_size.",
+       Agreement::kPassShape, Show(&TrainingOptions::micro_batches),
        [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.micro_batches, 1, 1024); }},
       {"epochs", "integer", "2",
        "Passes over the content set, 0 to 100000; 0 means max_steps alone ends training.",
+       Agreement::kPassShape, Show(&TrainingOptions::epochs),
        [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.epochs, 0, 100000); }},
       {"max_steps", "integer", "0",
        "Step limit, 0 for none. With epochs also set, whichever comes first ends training.",
+       Agreement::kPassShape, Show(&TrainingOptions::max_steps),
        [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.max_steps, 0, int64_t{1} << 40); }},
       {"learning_rate", "number > 0", "0.001", "Adam learning rate, up to 1.",
+       Agreement::kEveryRank, Show(&TrainingOptions::learning_rate),
        [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.learning_rate, 0, 1, true); }},
       {"log_every_steps", "integer", "50",
        "A log line (and a metrics.jsonl record) every N steps, 1 to 1000000.",
+       Agreement::kEveryRank, Show(&TrainingOptions::log_every_steps),
        [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.log_every_steps, 1, 1000000); }},
       {"preview_every_steps", "integer", "500",
        "Stylize a few content images into `previews/` every N steps (and at the end); 0 "
        "disables.",
+       Agreement::kEveryRank, Show(&TrainingOptions::preview_every_steps),
        [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.preview_every_steps, 0, 1000000); }},
       {"max_bad_steps", "integer", "10",
        "A step whose loss or gradient is NaN or infinite is skipped (no update) and counted; "
        "after this many in a row the style stops with an error, keeping its last good "
        "checkpoint, and the job's other styles carry on. 1 to 1000000.",
+       Agreement::kEveryRank, Show(&TrainingOptions::max_bad_steps),
        [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.max_bad_steps, 1, 1000000); }},
       {"precision", "`fp32` or `bf16`", "`fp32`",
        "Arithmetic of the forward passes. `bf16` runs the convolutions of the transformer and "
@@ -346,6 +403,7 @@ const FieldTable<TrainingOptions>& TrainingFields() {
        "it trained 1.6-1.7x faster than fp32 with total losses within 0.4% (README, "
        "Performance); on GPUs it always applies. On a CPU without them training runs in fp32 and "
        "says so.",
+       Agreement::kPassShape, Show(&TrainingOptions::precision),
        [](TrainingOptions& t, const Value& v) {
          std::string precision;
          if (!v.ReadString(&precision)) return;
@@ -363,8 +421,12 @@ const FieldTable<CheckpointOptions>& CheckpointFields() {
   static const FieldTable<CheckpointOptions> table = {
       {"every_steps", "integer", "1000",
        "Write a checkpoint every N steps (and at the end), as the seed does.",
-       [](CheckpointOptions& t, const Value& v) { v.ReadInt(&t.every_steps, 1, int64_t{1} << 40); }},
+       Agreement::kEveryRank, Show(&CheckpointOptions::every_steps),
+       [](CheckpointOptions& t, const Value& v) {
+         v.ReadInt(&t.every_steps, 1, int64_t{1} << 40);
+       }},
       {"keep", "integer", "3", "Checkpoints kept per style, newest first, 1 to 1000.",
+       Agreement::kEveryRank, Show(&CheckpointOptions::keep),
        [](CheckpointOptions& t, const Value& v) { v.ReadInt(&t.keep, 1, 1000); }},
   };
   return table;
@@ -374,6 +436,7 @@ const FieldTable<DistributedOptions>& DistributedFields() {
   static const FieldTable<DistributedOptions> table = {
       {"backend", "`auto`, `mpi` or `nccl`", "`auto`",
        "Gradient transport: NCCL when tensors live on CUDA GPUs, MPI (CPU tensors) otherwise.",
+       Agreement::kEveryRank, Show(&DistributedOptions::backend),
        [](DistributedOptions& t, const Value& v) {
          std::string backend;
          if (!v.ReadString(&backend)) return;
@@ -387,25 +450,32 @@ const FieldTable<DistributedOptions>& DistributedFields() {
        "Ranks that train one style together, data-parallel (each reads its own shard; gradients "
        "averaged every step). Must divide the number of ranks. 0: the number of groups is the "
        "largest divisor of the rank count not above the style count.",
+       Agreement::kEveryRank, Show(&DistributedOptions::ranks_per_style),
        [](DistributedOptions& t, const Value& v) { v.ReadInt(&t.ranks_per_style, 0, 1 << 20); }},
       {"bucket_mb", "number", "25",
        "Gradients are flattened into buckets of at most this many MiB, one collective each "
        "(0.001 to 1024).",
+       Agreement::kEveryRank, Show(&DistributedOptions::bucket_mb),
        [](DistributedOptions& t, const Value& v) { v.ReadDouble(&t.bucket_mb, 0.001, 1024); }},
       {"check_every_steps", "integer", "100",
        "Every N steps the ranks of a group compare a checksum of their parameters and stop with "
        "an error if they diverged; 0 disables.",
+       Agreement::kEveryRank, Show(&DistributedOptions::check_every_steps),
        [](DistributedOptions& t, const Value& v) {
          v.ReadInt(&t.check_every_steps, 0, int64_t{1} << 40);
        }},
       {"stall_warn_seconds", "number", "60",
        "A collective (gradient allreduce, broadcast, barrier) still waiting for its peers after "
        "this long logs a warning and counts in stylefleet_collective_stalls_total (1 to 86400).",
-       [](DistributedOptions& t, const Value& v) { v.ReadDouble(&t.stall_warn_seconds, 1, 86400); }},
+       Agreement::kEveryRank, Show(&DistributedOptions::stall_warn_seconds),
+       [](DistributedOptions& t, const Value& v) {
+         v.ReadDouble(&t.stall_warn_seconds, 1, 86400);
+       }},
       {"timeout_seconds", "number", "600",
        "A collective still waiting after this long ends the whole launch with an error naming the "
        "rank, instead of hanging on a dead or stalled peer (1 to 86400). Must exceed the longest "
        "step plus checkpoint write.",
+       Agreement::kEveryRank, Show(&DistributedOptions::timeout_seconds),
        [](DistributedOptions& t, const Value& v) { v.ReadDouble(&t.timeout_seconds, 1, 86400); }},
   };
   return table;
@@ -427,6 +497,7 @@ const FieldTable<MonitoringOptions>& MonitoringFields() {
        "free port. 0.0.0.0 (all interfaces) is the usual exporter practice so that Prometheus "
        "on another host can scrape; the values are training statistics, but anyone who reaches "
        "the port can read them: bind 127.0.0.1 or a cluster-internal address where that matters.",
+       Agreement::kPerRank, Show(&MonitoringOptions::listen),
        [](MonitoringOptions& t, const Value& v) {
          std::string listen;
          if (!v.ReadString(&listen)) return;
@@ -439,10 +510,12 @@ const FieldTable<MonitoringOptions>& MonitoringFields() {
       {"linger_seconds", "number", "30",
        "After training ends, keep serving this long so Prometheus scrapes the last values "
        "(0 to 86400).",
+       Agreement::kPerRank, Show(&MonitoringOptions::linger_seconds),
        [](MonitoringOptions& t, const Value& v) { v.ReadDouble(&t.linger_seconds, 0, 86400); }},
       {"pushgateway", "`host:port`", "none",
        "Also push the metrics to this Prometheus Pushgateway every push_interval_seconds and at "
        "the end (for short jobs or where scraping is impossible).",
+       Agreement::kPerRank, Show(&MonitoringOptions::pushgateway),
        [](MonitoringOptions& t, const Value& v) {
          std::string address;
          if (!v.ReadString(&address)) return;
@@ -453,6 +526,7 @@ const FieldTable<MonitoringOptions>& MonitoringFields() {
          t.pushgateway = address;
        }},
       {"push_interval_seconds", "number", "10", "Seconds between pushes (0.1 to 3600).",
+       Agreement::kPerRank, Show(&MonitoringOptions::push_interval_seconds),
        [](MonitoringOptions& t, const Value& v) {
          v.ReadDouble(&t.push_interval_seconds, 0.1, 3600);
        }},
@@ -471,6 +545,7 @@ const FieldTable<StyleEntry>& StyleFields() {
   static const FieldTable<StyleEntry> table = {
       {"name", "string", "file name of `image` without extension",
        "Style name: unique within the job; names its output folder and its metrics.",
+       Agreement::kEveryRank, Show(&StyleEntry::name),
        [](StyleEntry& t, const Value& v) {
          if (!v.ReadString(&t.name)) return;
          if (t.name.find_first_of("/\\") != std::string::npos || t.name == "." || t.name == "..") {
@@ -480,8 +555,10 @@ const FieldTable<StyleEntry>& StyleFields() {
          }
        }},
       {"image", "path", "required", "The style image (JPEG, PNG, BMP, TGA or GIF).",
+       Agreement::kEveryRank, Show(&StyleEntry::image),
        [](StyleEntry& t, const Value& v) { v.ReadString(&t.image); }},
       {"output_dir", "path", "`<job output_dir>/<name>`", "Where this style's files go.",
+       Agreement::kEveryRank, Show(&StyleEntry::output_dir),
        [](StyleEntry& t, const Value& v) { v.ReadString(&t.output_dir); }},
   };
   return table;
@@ -580,19 +657,28 @@ void ReadMap(const YAML::Node& map, const std::string& section, const FieldTable
 }
 
 const std::vector<std::string>& JobSections() {
-  static const std::vector<std::string> sections = {
-      "job",         "data",       "loss_network", "training",
-      "checkpoint",  "distributed", "monitoring",  "styles"};
+  static const std::vector<std::string> sections = {"job",        "data",       "loss_network",
+                                                    "training",   "checkpoint", "distributed",
+                                                    "monitoring", "styles"};
   return sections;
 }
 
 // Seed-format keys (the TensorFlow project's conf/*.yml).
 const std::vector<std::string>& SeedKeys() {
-  static const std::vector<std::string> keys = {
-      "style_image",   "naming",         "model_path",    "content_weight",
-      "style_weight",  "tv_weight",      "image_size",    "batch_size",
-      "epoch",         "loss_model",     "content_layers", "style_layers",
-      "checkpoint_exclude_scopes",       "loss_model_file"};
+  static const std::vector<std::string> keys = {"style_image",
+                                                "naming",
+                                                "model_path",
+                                                "content_weight",
+                                                "style_weight",
+                                                "tv_weight",
+                                                "image_size",
+                                                "batch_size",
+                                                "epoch",
+                                                "loss_model",
+                                                "content_layers",
+                                                "style_layers",
+                                                "checkpoint_exclude_scopes",
+                                                "loss_model_file"};
   return keys;
 }
 
@@ -743,8 +829,8 @@ bool ApplyOverride(const Override& o, const std::string& section, const FieldTab
   const std::string& key = o.path.back();
   const Field<Target>* field = FindField(table, key);
   if (field == nullptr) {
-    problems.Add("command line (--set " + o.text + "): " +
-                 UnknownKeyMessage(section, key, KeysOf(table)));
+    problems.Add("command line (--set " + o.text +
+                 "): " + UnknownKeyMessage(section, key, KeysOf(table)));
     return false;
   }
   field->read(target, Value{o.value, section + "." + key, problems, o.text});
@@ -845,8 +931,8 @@ void ReadJobFile(const YAML::Node& root, JobConfig& job, Origins& origins, const
       continue;
     }
     if (key == "styles") continue;  // read after the defaults are final
-    const bool known = std::find(JobSections().begin(), JobSections().end(), key) !=
-                       JobSections().end();
+    const bool known =
+        std::find(JobSections().begin(), JobSections().end(), key) != JobSections().end();
     if (!known) {
       problems.At(key_node.Mark(), UnknownKeyMessage("", key, JobSections()));
       continue;
@@ -1014,20 +1100,9 @@ void ReadStyles(const YAML::Node& list, JobConfig& job, const fs::path& base, Pr
 // ---------------------------------------------------------------------------
 // Cross-field rules and file checks, in one place.
 
-bool SameTraining(const TrainingOptions& a, const TrainingOptions& b) {
-  return a.content_weight == b.content_weight && a.style_weight == b.style_weight &&
-         a.tv_weight == b.tv_weight && a.batch_size == b.batch_size &&
-         a.micro_batches == b.micro_batches && a.epochs == b.epochs &&
-         a.max_steps == b.max_steps && a.learning_rate == b.learning_rate &&
-         a.log_every_steps == b.log_every_steps && a.preview_every_steps == b.preview_every_steps &&
-         a.max_bad_steps == b.max_bad_steps && a.precision == b.precision;
-}
-
 void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options,
               Problems& problems) {
-  auto at = [&](const YAML::Mark& mark, const std::string& message) {
-    problems.At(mark, message);
-  };
+  auto at = [&](const YAML::Mark& mark, const std::string& message) { problems.At(mark, message); };
   auto check_training = [&](const TrainingOptions& t, const std::string& who) {
     if (t.epochs == 0 && t.max_steps == 0) {
       problems.Add(problems.file() + ": " + who +
@@ -1046,13 +1121,15 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
   check_training(job.training, "training: ");
   if (job.distributed.stall_warn_seconds > job.distributed.timeout_seconds) {
     problems.Add(problems.file() + ": distributed: stall_warn_seconds (" +
-                 std::to_string(job.distributed.stall_warn_seconds) + ") exceeds timeout_seconds (" +
-                 std::to_string(job.distributed.timeout_seconds) + ")");
+                 std::to_string(job.distributed.stall_warn_seconds) +
+                 ") exceeds timeout_seconds (" + std::to_string(job.distributed.timeout_seconds) +
+                 ")");
   }
   std::map<std::string, const StyleSpec*> by_name;
   std::map<std::string, const StyleSpec*> by_dir;
   for (const auto& style : job.styles) {
-    if (!SameTraining(style.training, job.training)) check_training(style.training, "style '" + style.name + "': ");
+    if (!SameTraining(style.training, job.training))
+      check_training(style.training, "style '" + style.name + "': ");
     if (!by_name.emplace(style.name, &style).second) {
       problems.Add(style.origin + ": duplicate style name '" + style.name + "' (first defined at " +
                    by_name[style.name]->origin + ")");
@@ -1082,8 +1159,10 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
     const std::string digits = weights.substr(7);
     if (digits.empty() || digits.size() > 18 ||
         digits.find_first_not_of("0123456789") != std::string::npos) {
-      at(origins.weights, "loss_network.weights: expected random:SEED with SEED a non-negative "
-                          "integer, got '" + weights + "'");
+      at(origins.weights,
+         "loss_network.weights: expected random:SEED with SEED a non-negative "
+         "integer, got '" +
+             weights + "'");
     }
   } else if (!weights.empty()) {
     const std::string ext = fs::path(weights).extension().string();
@@ -1113,20 +1192,21 @@ JobConfig LoadJobFromString(const std::string& text, const std::string& path,
   const YAML::Node root = ParseYaml(text, problems);
   problems.ThrowIfAny();
   if (root.IsNull()) {
-    problems.Add(path + ":1:1: job file is empty (expected a job with 'styles:', or a seed-style "
-                        "file with 'style_image:')");
+    problems.Add(path +
+                 ":1:1: job file is empty (expected a job with 'styles:', or a seed-style "
+                 "file with 'style_image:')");
     problems.ThrowIfAny();
   }
   if (!root.IsMap()) {
-    problems.At(root.Mark(), "expected a mapping at the top of the file (a job with 'styles:', "
-                             "or a seed-style file with 'style_image:')");
+    problems.At(root.Mark(),
+                "expected a mapping at the top of the file (a job with 'styles:', "
+                "or a seed-style file with 'style_image:')");
     problems.ThrowIfAny();
   }
   const std::vector<Override> overrides = ParseOverrides(options.overrides, problems);
   const fs::path cwd = fs::current_path();
-  const fs::path base = fs::path(path).parent_path().empty()
-                            ? cwd
-                            : fs::absolute(fs::path(path).parent_path());
+  const fs::path base =
+      fs::path(path).parent_path().empty() ? cwd : fs::absolute(fs::path(path).parent_path());
   JobConfig job;
   job.source_file = path;
   Origins origins;
@@ -1169,49 +1249,27 @@ JobConfig LoadJob(const std::string& path, const LoadOptions& options) {
   return LoadJobFromString(text, path, options);
 }
 
-std::string DescribeJob(const JobConfig& job) {
-  std::ostringstream out;
-  auto join = [](const std::vector<std::string>& items) {
-    std::string s;
-    for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
-    return s;
-  };
-  out << "job " << job.name << " (" << job.source_file
-      << (job.seed_format ? ", seed-style file" : "") << ")\n"
-      << "  output_dir:     " << job.output_dir << "\n"
-      << "  seed:           " << job.seed << "\n"
-      << (job.styles_at_once > 1 ? "  styles_at_once: " + std::to_string(job.styles_at_once) + "\n" : "")
-      << "  content_dir:    " << job.data.content_dir << "\n"
-      << "  image_size:     " << job.data.image_size << "\n"
-      << "  loss network:   " << job.loss_network.weights << "\n"
-      << "  content_layers: " << join(job.loss_network.content_layers) << "\n"
-      << "  style_layers:   " << join(job.loss_network.style_layers) << "\n"
-      << "  checkpoints:    every " << job.checkpoint.every_steps << " steps, keep "
-      << job.checkpoint.keep << "\n"
-      << "  styles (" << job.styles.size() << "):\n";
-  for (const auto& s : job.styles) {
-    const auto& t = s.training;
-    out << "  - " << s.name << "\n"
-        << "      image:       " << s.image << "\n"
-        << "      output_dir:  " << s.output_dir << "\n"
-        << "      weights:     content " << t.content_weight << ", style " << t.style_weight
-        << ", tv " << t.tv_weight << "\n"
-        << "      batch_size:  " << t.batch_size << "\n"
-        << "      length:      " << (t.epochs > 0 ? std::to_string(t.epochs) + " epochs" : "")
-        << (t.epochs > 0 && t.max_steps > 0 ? ", " : "")
-        << (t.max_steps > 0 ? "at most " + std::to_string(t.max_steps) + " steps" : "") << "\n"
-        << "      learning_rate: " << t.learning_rate << "\n";
+namespace {
+// The "ranks" column of the reference: what every rank of a launch must share.
+const char* AgreementText(Agreement agreement) {
+  switch (agreement) {
+    case Agreement::kPerRank:
+      return "may differ";
+    case Agreement::kEveryRank:
+      return "same on all";
+    case Agreement::kPassShape:
+      return "same on all; styles trained together share it";
   }
-  return out.str();
+  return "";
 }
 
-namespace {
 template <typename Target>
 void AppendTable(std::ostringstream& out, const std::string& title, const FieldTable<Target>& t) {
-  out << "### `" << title << "`\n\n| key | type | default | meaning |\n|---|---|---|---|\n";
+  out << "### `" << title
+      << "`\n\n| key | type | default | ranks | meaning |\n|---|---|---|---|---|\n";
   for (const auto& f : t) {
-    out << "| `" << f.key << "` | " << f.type << " | " << f.default_text << " | " << f.doc
-        << " |\n";
+    out << "| `" << f.key << "` | " << f.type << " | " << f.default_text << " | "
+        << AgreementText(f.agreement) << " | " << f.doc << " |\n";
   }
   out << "\n";
 }
@@ -1233,23 +1291,107 @@ std::string ConfigReference() {
   return out.str();
 }
 
-uint64_t JobFingerprint(const JobConfig& job) {
-  // FNV-1a over the settings every rank must share.
-  std::ostringstream s;
-  s << job.name << '|' << job.seed << '|' << job.styles_at_once << '|' << job.data.image_size << '|'
-    << job.loss_network.weights;
-  for (const auto& l : job.loss_network.content_layers) s << '|' << l;
-  for (const auto& l : job.loss_network.style_layers) s << '|' << l;
-  for (const auto& st : job.styles) {
-    const auto& t = st.training;
-    s << '|' << st.name << '|' << st.image << '|' << t.content_weight << '|' << t.style_weight
-      << '|' << t.tv_weight << '|' << t.batch_size << '|' << t.micro_batches << '|' << t.epochs
-      << '|' << t.max_steps << '|' << t.learning_rate << '|' << t.precision;
+namespace {
+
+// Appends `prefix + key` and its value for every key of `table`.
+template <typename Target>
+void AppendSettings(const std::string& prefix, const FieldTable<Target>& table,
+                    const Target& target, std::vector<Setting>& out) {
+  for (const auto& f : table) out.push_back({prefix + f.key, f.show(target), f.agreement});
+}
+
+template <typename Target>
+void AppendKeys(const std::string& prefix, const FieldTable<Target>& table,
+                std::vector<KeyInfo>& out) {
+  for (const auto& f : table) out.push_back({prefix + f.key, f.default_text, f.agreement});
+}
+
+// True when every key of `table` for which `selected` holds shows the same value.
+template <typename Target, typename Predicate>
+bool SameValues(const FieldTable<Target>& table, const Target& a, const Target& b,
+                Predicate selected) {
+  for (const auto& f : table) {
+    if (selected(f) && f.show(a) != f.show(b)) return false;
   }
-  uint64_t hash = 1469598103934665603ULL;
-  for (unsigned char c : s.str()) {
-    hash ^= c;
-    hash *= 1099511628211ULL;
+  return true;
+}
+
+}  // namespace
+
+std::vector<Setting> ListSettings(const JobConfig& job) {
+  std::vector<Setting> out;
+  AppendSettings("job.", JobFields(), job, out);
+  AppendSettings("data.", DataFields(), job.data, out);
+  AppendSettings("loss_network.", LossNetworkFields(), job.loss_network, out);
+  AppendSettings("training.", TrainingFields(), job.training, out);
+  AppendSettings("checkpoint.", CheckpointFields(), job.checkpoint, out);
+  AppendSettings("distributed.", DistributedFields(), job.distributed, out);
+  AppendSettings("monitoring.", MonitoringFields(), job.monitoring, out);
+  for (const auto& style : job.styles) {
+    const std::string prefix = "styles." + style.name + ".";
+    AppendSettings(prefix, StyleFields(), StyleEntry{style.name, style.image, style.output_dir},
+                   out);
+    AppendSettings(prefix, TrainingFields(), style.training, out);
+  }
+  return out;
+}
+
+std::vector<KeyInfo> ListKeys() {
+  std::vector<KeyInfo> out;
+  AppendKeys("job.", JobFields(), out);
+  AppendKeys("data.", DataFields(), out);
+  AppendKeys("loss_network.", LossNetworkFields(), out);
+  AppendKeys("training.", TrainingFields(), out);
+  AppendKeys("checkpoint.", CheckpointFields(), out);
+  AppendKeys("distributed.", DistributedFields(), out);
+  AppendKeys("monitoring.", MonitoringFields(), out);
+  AppendKeys("styles[].", StyleFields(), out);
+  return out;
+}
+
+bool SameTraining(const TrainingOptions& a, const TrainingOptions& b) {
+  return SameValues(TrainingFields(), a, b, [](const auto&) { return true; });
+}
+
+bool CanShareTrainingPass(const TrainingOptions& a, const TrainingOptions& b) {
+  return SameValues(TrainingFields(), a, b,
+                    [](const auto& f) { return f.agreement == Agreement::kPassShape; });
+}
+
+std::string DescribeJob(const JobConfig& job) {
+  std::ostringstream out;
+  out << "job " << job.name << " (" << job.source_file
+      << (job.seed_format ? ", seed-style file" : "") << ")\n";
+  const std::vector<Setting> settings = ListSettings(job);
+  for (const auto& s : settings) {
+    if (s.key.rfind("styles.", 0) != 0) out << "  " << s.key << ": " << s.value << "\n";
+  }
+  out << "  styles (" << job.styles.size() << "):\n";
+  std::vector<Setting> defaults;
+  AppendSettings("", TrainingFields(), job.training, defaults);
+  for (const auto& style : job.styles) {
+    std::vector<Setting> own;
+    AppendSettings("", StyleFields(), StyleEntry{style.name, style.image, style.output_dir}, own);
+    out << "  - " << style.name << "\n";
+    for (size_t i = 1; i < own.size(); ++i) {
+      out << "      " << own[i].key << ": " << own[i].value << "\n";
+    }
+    std::vector<Setting> training;
+    AppendSettings("", TrainingFields(), style.training, training);
+    for (size_t i = 0; i < training.size(); ++i) {
+      if (training[i].value != defaults[i].value) {
+        out << "      " << training[i].key << ": " << training[i].value << " (overrides "
+            << defaults[i].value << ")\n";
+      }
+    }
+  }
+  return out.str();
+}
+
+uint64_t JobFingerprint(const JobConfig& job) {
+  uint64_t hash = Fnv1a("");
+  for (const auto& s : ListSettings(job)) {
+    if (s.agreement != Agreement::kPerRank) hash = Fnv1a(s.key + "=" + s.value + "\n", hash);
   }
   return hash;
 }

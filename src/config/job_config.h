@@ -104,10 +104,10 @@ struct MonitoringOptions {
 /// One style to train.
 struct StyleSpec {
   std::string name;
-  std::string image;        ///< path of the style image
-  std::string output_dir;   ///< where its checkpoints, model, metrics and previews go
-  TrainingOptions training; ///< job defaults with this style's overrides applied
-  std::string origin;       ///< "file:line" where the style was defined, for messages
+  std::string image;         ///< path of the style image
+  std::string output_dir;    ///< where its checkpoints, model, metrics and previews go
+  TrainingOptions training;  ///< job defaults with this style's overrides applied
+  std::string origin;        ///< "file:line" where the style was defined, for messages
 };
 
 struct JobConfig {
@@ -147,13 +147,58 @@ JobConfig LoadJob(const std::string& path, const LoadOptions& options = {});
 JobConfig LoadJobFromString(const std::string& text, const std::string& path,
                             const LoadOptions& options = {});
 
-/// Human-readable resolved plan: each style with its effective settings.
+/// Whether the ranks of a launch must hold the same value of a key. Every key's
+/// table entry says which; what ranks compare before training (ListSettings,
+/// JobFingerprint) is derived from that, so a new key cannot be forgotten.
+enum class Agreement {
+  /// May differ between ranks without changing what any rank computes or
+  /// which collectives it calls (decode threads, the metrics endpoint).
+  kPerRank,
+  /// Every rank must hold the same value: it decides what is computed or the
+  /// order and number of collective calls.
+  kEveryRank,
+  /// kEveryRank, and styles trained together in one pass (job.styles_at_once)
+  /// must share it: it fixes the batches and the step count.
+  kPassShape,
+};
+
+/// One key of a loaded job and its value, as text that round-trips (numbers at
+/// full precision, lists as `[a, b]`).
+struct Setting {
+  std::string key;  ///< `section.key`, or `styles.NAME.key` for a style's keys
+  std::string value;
+  Agreement agreement = Agreement::kEveryRank;
+};
+
+/// Every key of `job`, from the same tables the loader reads: the job-wide
+/// sections in reference order, then each style's own keys and its training
+/// settings (job defaults with its overrides applied).
+std::vector<Setting> ListSettings(const JobConfig& job);
+
+/// A key of the schema, for tools and tests: `section.key` (styles' keys as
+/// `styles[].key`), its documented default text and its agreement.
+struct KeyInfo {
+  std::string key;
+  std::string default_text;
+  Agreement agreement = Agreement::kEveryRank;
+};
+std::vector<KeyInfo> ListKeys();
+
+/// True when every training setting of `a` equals that of `b`.
+bool SameTraining(const TrainingOptions& a, const TrainingOptions& b);
+
+/// True when two styles may train in one pass: their kPassShape settings agree.
+bool CanShareTrainingPass(const TrainingOptions& a, const TrainingOptions& b);
+
+/// Human-readable resolved plan: every job-wide setting, then each style with
+/// its image, folder and the training settings it overrides.
 std::string DescribeJob(const JobConfig& job);
 
 /// Markdown reference of every key (the body of configs/README.md's key tables).
 std::string ConfigReference();
 
-/// Stable fingerprint of the settings that must agree across ranks.
+/// Stable fingerprint (FNV-1a) of every setting that all ranks must share
+/// (Agreement other than kPerRank), values at full precision.
 uint64_t JobFingerprint(const JobConfig& job);
 
 }  // namespace stylefleet

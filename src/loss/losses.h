@@ -30,18 +30,19 @@ torch::Tensor StyleLayerLoss(const torch::Tensor& generated, const torch::Tensor
 torch::Tensor TotalVariationLoss(const torch::Tensor& image);
 
 struct LossWeights {
-  double content = 1.0;
-  double style = 100.0;
-  double tv = 0.0;
+  // No defaults here: the job's (config's TrainingOptions) are the only ones.
+  double content = 0;
+  double style = 0;
+  double tv = 0;
 };
 
 /// All terms of one step. Tensors are scalars (0-dim) attached to the graph.
 struct LossTerms {
   torch::Tensor content;
-  torch::Tensor style;                   ///< sum of style_layers
+  torch::Tensor style;                      ///< sum of style_layers
   std::vector<torch::Tensor> style_layers;  ///< unweighted, in the configured order
   torch::Tensor tv;
-  torch::Tensor total;                   ///< weighted sum, what is minimised
+  torch::Tensor total;  ///< weighted sum, what is minimised
 };
 
 /// Combines per-layer features into the seed's terms.

@@ -1,5 +1,8 @@
 #include "model/transformer_net.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
 #include <map>
 
 #include "common/error.h"
@@ -11,15 +14,17 @@ namespace F = torch::nn::functional;
 ConvLayerImpl::ConvLayerImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride,
                              int64_t upsample)
     : pad_(kernel / 2), upsample_(upsample) {
-  conv2d_ = register_module("conv2d", nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride)));
+  conv2d_ =
+      register_module("conv2d", nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride)));
 }
 
 torch::Tensor ConvLayerImpl::forward(const torch::Tensor& x) {
   torch::Tensor y = x;
   if (upsample_ > 1) {
-    y = F::interpolate(y, F::InterpolateFuncOptions()
-                              .scale_factor(std::vector<double>{double(upsample_), double(upsample_)})
-                              .mode(torch::kNearest));
+    y = F::interpolate(y,
+                       F::InterpolateFuncOptions()
+                           .scale_factor(std::vector<double>{double(upsample_), double(upsample_)})
+                           .mode(torch::kNearest));
   }
   y = F::pad(y, F::PadFuncOptions({pad_, pad_, pad_, pad_}).mode(torch::kReflect));
   return conv2d_(y);
@@ -64,11 +69,11 @@ TransformerNetImpl::TransformerNetImpl() {
   torch::NoGradGuard no_grad;
   for (auto& item : named_parameters()) {
     const std::string& key = item.key();
-    const bool conv_bias_before_norm =
-        key.size() > 12 && key.compare(key.size() - 12, 12, ".conv2d.bias") == 0 &&
-        key.rfind("deconv3.", 0) != 0;
-    const bool residual_norm_bias = key.rfind("res", 0) == 0 &&
-                                    key.size() > 9 && key.compare(key.size() - 9, 9, ".in2.bias") == 0;
+    const bool conv_bias_before_norm = key.size() > 12 &&
+                                       key.compare(key.size() - 12, 12, ".conv2d.bias") == 0 &&
+                                       key.rfind("deconv3.", 0) != 0;
+    const bool residual_norm_bias = key.rfind("res", 0) == 0 && key.size() > 9 &&
+                                    key.compare(key.size() - 9, 9, ".in2.bias") == 0;
     if (conv_bias_before_norm || residual_norm_bias) {
       item.value().zero_();
       item.value().set_requires_grad(false);
@@ -87,6 +92,24 @@ torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x) {
   return deconv3_(y);
 }
 
+void InitializeTransformer(TransformerNet& net, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  for (const auto& module : net->modules(/*include_self=*/false)) {
+    if (auto* conv = module->as<torch::nn::Conv2d>()) {
+      const double fan_in =
+          double(conv->weight.size(1)) * conv->weight.size(2) * conv->weight.size(3);
+      const double bound = 1.0 / std::sqrt(fan_in);
+      conv->weight.uniform_(-bound, bound, generator);
+      if (conv->bias.defined() && conv->bias.requires_grad())
+        conv->bias.uniform_(-bound, bound, generator);
+    } else if (auto* norm = module->as<torch::nn::InstanceNorm2d>()) {
+      if (norm->weight.defined()) norm->weight.fill_(1.0);
+      if (norm->bias.defined()) norm->bias.zero_();
+    }
+  }
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> TrainableParameters(TransformerNet& net) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& item : net->named_parameters()) {
@@ -101,9 +124,10 @@ void LoadTransformerParameters(TransformerNet& net,
   std::map<std::string, torch::Tensor> given;
   for (const auto& [key, value] : params) {
     if (key.rfind("stylefleet.", 0) == 0) continue;
-    const bool stale_stat = key.size() > 13 && (key.find(".running_mean") != std::string::npos ||
-                                                key.find(".running_var") != std::string::npos ||
-                                                key.find(".num_batches_tracked") != std::string::npos);
+    const bool stale_stat =
+        key.size() > 13 && (key.find(".running_mean") != std::string::npos ||
+                            key.find(".running_var") != std::string::npos ||
+                            key.find(".num_batches_tracked") != std::string::npos);
     if (stale_stat) continue;
     given[key] = value;
   }
@@ -126,8 +150,7 @@ void LoadTransformerParameters(TransformerNet& net,
   if (used != given.size()) {
     for (const auto& [key, value] : given) {
       if (net->named_parameters().find(key) == nullptr) {
-        throw DataError(source + ": unexpected key '" + key +
-                        "' (not a TransformerNet parameter)");
+        throw DataError(source + ": unexpected key '" + key + "' (not a TransformerNet parameter)");
       }
     }
   }

@@ -67,6 +67,13 @@ TORCH_MODULE(TransformerNet);
 /// counts.
 std::vector<std::pair<std::string, torch::Tensor>> TrainableParameters(TransformerNet& net);
 
+/// Draws the parameters of `net` from a generator seeded with `seed`, with
+/// LibTorch's default distributions for convolutions (uniform in +-1/sqrt(fan_in),
+/// weights and trainable biases); instance norms start at scale 1, shift 0 and
+/// the frozen biases stay 0. An explicit generator rather than the global one,
+/// so that ranks driven from threads of one process (tests) initialise alike.
+void InitializeTransformer(TransformerNet& net, uint64_t seed);
+
 /// Name of the head, stored in model files' metadata.
 constexpr const char* kTransformerHead = "linear";
 

@@ -1,6 +1,5 @@
 #include "model/vgg16.h"
 
-
 #include "common/error.h"
 #include "common/vgg_layers.h"
 #include "model/tensor_file.h"
@@ -9,7 +8,8 @@ namespace stylefleet {
 namespace {
 
 // Indices of the convolutions in torchvision's vgg16().features.
-constexpr int kTorchvisionIndex[kVggConvLayerCount] = {0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28};
+constexpr int kTorchvisionIndex[kVggConvLayerCount] = {0,  2,  5,  7,  10, 12, 14,
+                                                       17, 19, 21, 24, 26, 28};
 
 }  // namespace
 
@@ -25,7 +25,8 @@ Vgg16 Vgg16::Load(const std::string& spec) {
       // stack, so deep layers (and their style losses) are not vanishingly small
       // as with torchvision's fan_out init.
       net.weights_.push_back(at::normal(0.0, std::sqrt(2.0 / double(fan_in)),
-                                        {VggLayerChannels(l), VggLayerInChannels(l), 3, 3}, generator));
+                                        {VggLayerChannels(l), VggLayerInChannels(l), 3, 3},
+                                        generator));
       net.biases_.push_back(torch::zeros({VggLayerChannels(l)}));
     }
     // The seed's TF-slim VGG-16 convention: RGB 0..255 minus the ImageNet mean
@@ -64,7 +65,8 @@ Vgg16 Vgg16::Load(const std::string& spec) {
     }
     if (FindTensor(dict, "stylefleet.input_scale") != nullptr) {
       net.norm_.input_scale = tensor("stylefleet.input_scale").item<double>();
-      if (!(net.norm_.input_scale > 0)) throw DataError(spec + ": stylefleet.input_scale must be > 0");
+      if (!(net.norm_.input_scale > 0))
+        throw DataError(spec + ": stylefleet.input_scale must be > 0");
     }
     for (const char* key : {"stylefleet.mean", "stylefleet.std"}) {
       if (FindTensor(dict, key) == nullptr) continue;
@@ -77,12 +79,13 @@ Vgg16 Vgg16::Load(const std::string& spec) {
       if (!(s > 0)) throw DataError(spec + ": stylefleet.std values must be > 0");
     }
   }
-  net.mean_ = torch::tensor({net.norm_.mean[0], net.norm_.mean[1], net.norm_.mean[2]},
-                            torch::kFloat32).view({1, 3, 1, 1});
-  net.inv_std_ = (1.0 / torch::tensor({net.norm_.std[0], net.norm_.std[1], net.norm_.std[2]},
-                                      torch::kFloat64))
-                     .to(torch::kFloat32)
-                     .view({1, 3, 1, 1});
+  net.mean_ =
+      torch::tensor({net.norm_.mean[0], net.norm_.mean[1], net.norm_.mean[2]}, torch::kFloat32)
+          .view({1, 3, 1, 1});
+  net.inv_std_ =
+      (1.0 / torch::tensor({net.norm_.std[0], net.norm_.std[1], net.norm_.std[2]}, torch::kFloat64))
+          .to(torch::kFloat32)
+          .view({1, 3, 1, 1});
   for (auto& w : net.weights_) w.requires_grad_(false);
   for (auto& b : net.biases_) b.requires_grad_(false);
   net.MakeBf16Copies();
@@ -127,6 +130,16 @@ std::map<int, torch::Tensor> Vgg16::Forward(const torch::Tensor& image,
     x = torch::conv2d(x, weights[l], biases[l], 1, 1).relu_();  // conv backward needs no output
     if (std::find(layers.begin(), layers.end(), l) != layers.end()) out[l] = x;
     if (VggPoolAfter(l) && l < deepest) x = torch::max_pool2d(x, 2, 2);
+  }
+  return out;
+}
+
+std::vector<int> VggLayerIndices(const std::vector<std::string>& names) {
+  std::vector<int> out;
+  for (const auto& name : names) {
+    const auto index = VggLayerIndex(name);
+    if (!index) throw ConfigError({"unknown layer '" + name + "'"});
+    out.push_back(*index);
   }
   return out;
 }

@@ -22,11 +22,10 @@ struct VggNormalization {
 class Vgg16 {
  public:
   /// Loads `spec`: `random:SEED` (deterministic variance-preserving random init
-  /// with the seed's TF-slim input convention: 0..255 minus the mean pixel) or a file written by torch.save holding a dict
-  /// with torchvision's keys `features.{0,2,5,...,28}.{weight,bias}` (a whole
-  /// vgg16 state dict works: other keys are ignored) and optionally
-  /// `stylefleet.input_scale`, `stylefleet.mean`, `stylefleet.std`.
-  /// Throws DataError naming the file and key on any problem.
+  /// with the seed's TF-slim input convention: 0..255 minus the mean pixel) or a file written by
+  /// torch.save holding a dict with torchvision's keys `features.{0,2,5,...,28}.{weight,bias}` (a
+  /// whole vgg16 state dict works: other keys are ignored) and optionally `stylefleet.input_scale`,
+  /// `stylefleet.mean`, `stylefleet.std`. Throws DataError naming the file and key on any problem.
   static Vgg16 Load(const std::string& spec);
 
   /// True when loaded from `random:SEED`.
@@ -58,5 +57,8 @@ class Vgg16 {
   torch::Tensor mean_, inv_std_;  // 1x3x1x1
   bool is_random_ = false;
 };
+
+/// Indices (0..12) of VGG-16 layer names; throws ConfigError naming an unknown one.
+std::vector<int> VggLayerIndices(const std::vector<std::string>& names);
 
 }  // namespace stylefleet

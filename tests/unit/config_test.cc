@@ -1,14 +1,17 @@
 // Job loading: good jobs, seed-style files, overrides, and one test per class
 // of error with the exact message and position.
-#include "config/job_config.h"
-
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "common/error.h"
+#include "config/job_config.h"
 #include "test_paths.h"
 #include "test_util.h"
 
@@ -106,8 +109,9 @@ TEST_F(ConfigTest, CommandLineOverridesApplyToJobAndToOneStyle) {
   LoadOptions options;
   options.overrides = {"training.batch_size=8", "styles.candy.style_weight=7",
                        "loss_network.style_layers=[conv1_1, conv2_1]"};
-  const JobConfig job = Load(Head() + "styles:\n  - image: styles/wave.jpg\n"
-                                      "  - image: styles/candy.png\n",
+  const JobConfig job = Load(Head() +
+                                 "styles:\n  - image: styles/wave.jpg\n"
+                                 "  - image: styles/candy.png\n",
                              options);
   EXPECT_EQ(job.styles[0].training.batch_size, 8);
   EXPECT_EQ(job.styles[1].training.batch_size, 8);
@@ -120,8 +124,10 @@ TEST_F(ConfigTest, CommandLineOverridesApplyToJobAndToOneStyle) {
 const char* kSeedWave =
     "## Basic configuration\n"
     "style_image: img/wave.jpg # targeted style image\n"
-    "naming: \"wave\" # the name of this model. Determine the path to save checkpoint and events file.\n"
-    "model_path: models  # root path to save checkpoint and events file. The final path would be <model_path>/<naming>\n"
+    "naming: \"wave\" # the name of this model. Determine the path to save checkpoint and events "
+    "file.\n"
+    "model_path: models  # root path to save checkpoint and events file. The final path would be "
+    "<model_path>/<naming>\n"
     "\n"
     "## Weight of the loss\n"
     "content_weight: 1.0  # weight for content features loss\n"
@@ -142,7 +148,8 @@ const char* kSeedWave =
     "  - \"vgg_16/conv2/conv2_2\"\n"
     "  - \"vgg_16/conv3/conv3_3\"\n"
     "  - \"vgg_16/conv4/conv4_3\"\n"
-    "checkpoint_exclude_scopes: \"vgg_16/fc\"  # we only use the convolution layers, so ignore fc layers.\n"
+    "checkpoint_exclude_scopes: \"vgg_16/fc\"  # we only use the convolution layers, so ignore fc "
+    "layers.\n"
     "loss_model_file: \"pretrained/vgg_16.ckpt\"  # the path to the checkpoint\n";
 
 // Runs `body` with the working directory set to `dir` (seed files resolve against it).
@@ -224,7 +231,8 @@ TEST_F(ConfigTest, JobListsSeedStyleFilesAsStyles) {
   seed.replace(seed.find("img/wave.jpg"), 12, "styles/wave.jpg");
   WriteFile(dir_ / "conf/wave.yml", seed);
   InDir(dir_.path(), [&] {
-    const JobConfig job = Load(Head() + "styles:\n  - conf/wave.yml\n  - image: styles/candy.png\n");
+    const JobConfig job =
+        Load(Head() + "styles:\n  - conf/wave.yml\n  - image: styles/candy.png\n");
     ASSERT_EQ(job.styles.size(), 2u);
     EXPECT_EQ(job.styles[0].name, "wave");
     EXPECT_EQ(job.styles[0].training.style_weight, 220);
@@ -242,43 +250,47 @@ TEST_F(ConfigTest, SyntaxErrorHasPosition) {
 }
 
 TEST_F(ConfigTest, UnknownKeySuggestsClosest) {
-  EXPECT_EQ(Problems(Head() + "training:\n  styel_weight: 3\nstyles:\n  - image: styles/wave.jpg\n"),
-            std::vector<std::string>{"DIR/job.yaml:8:3: unknown key 'styel_weight' in 'training'; "
-                                     "did you mean 'style_weight'?"});
+  EXPECT_EQ(
+      Problems(Head() + "training:\n  styel_weight: 3\nstyles:\n  - image: styles/wave.jpg\n"),
+      std::vector<std::string>{"DIR/job.yaml:8:3: unknown key 'styel_weight' in 'training'; "
+                               "did you mean 'style_weight'?"});
 }
 
 TEST_F(ConfigTest, UnknownSectionListsValidOnes) {
   EXPECT_EQ(Problems(Head() + "logging:\n  x: 1\nstyles:\n  - image: styles/wave.jpg\n"),
-            std::vector<std::string>{"DIR/job.yaml:7:1: unknown key 'logging'; valid keys: job, "
-                                     "data, loss_network, training, checkpoint, distributed, monitoring, styles"});
+            std::vector<std::string>{
+                "DIR/job.yaml:7:1: unknown key 'logging'; valid keys: job, "
+                "data, loss_network, training, checkpoint, distributed, monitoring, styles"});
 }
 
 TEST_F(ConfigTest, WrongTypesAreReported) {
-  EXPECT_EQ(Problems(Head() +
-                     "training:\n  batch_size: four\n  style_weight: \"5\"\n  epochs: [1]\n"
-                     "styles:\n  - image: styles/wave.jpg\n"),
-            (std::vector<std::string>{
-                "DIR/job.yaml:8:15: training.batch_size: expected an integer, got 'four'",
-                "DIR/job.yaml:9:17: training.style_weight: expected a number, got the string \"5\"",
-                "DIR/job.yaml:10:11: training.epochs: expected an integer, got a list"}));
+  EXPECT_EQ(
+      Problems(Head() + "training:\n  batch_size: four\n  style_weight: \"5\"\n  epochs: [1]\n"
+                        "styles:\n  - image: styles/wave.jpg\n"),
+      (std::vector<std::string>{
+          "DIR/job.yaml:8:15: training.batch_size: expected an integer, got 'four'",
+          "DIR/job.yaml:9:17: training.style_weight: expected a number, got the string \"5\"",
+          "DIR/job.yaml:10:11: training.epochs: expected an integer, got a list"}));
 }
 
 TEST_F(ConfigTest, OutOfRangeValuesAreReportedAllAtOnce) {
-  EXPECT_EQ(Problems("job:\n  name: test\n"
-                     "data:\n  content_dir: photos\n  image_size: 250\n"
-                     "loss_network:\n  weights: random:1\n"
-                     "training:\n  style_weight: -1\n  batch_size: 0\n  tv_weight: .nan\n"
-                     "styles:\n  - image: styles/wave.jpg\n    image_size: 32\n"),
-            (std::vector<std::string>{
-                "DIR/job.yaml:5:15: data.image_size: must be a multiple of 4 (the network "
-                "downsamples twice by 2), got 250",
-                "DIR/job.yaml:9:17: training.style_weight: must be >= 0 and <= 1e+12, got -1",
-                "DIR/job.yaml:10:15: training.batch_size: must be between 1 and 1024, got 0",
-                "DIR/job.yaml:11:14: training.tv_weight: must be a finite number, got .nan",
-                "DIR/job.yaml:14:5: unknown key 'image_size' in 'styles[]'; valid keys: name, "
-                "image, output_dir, content_weight, style_weight, tv_weight, batch_size, micro_batches, "
-                "epochs, "
-                "max_steps, learning_rate, log_every_steps, preview_every_steps, max_bad_steps, precision"}));
+  EXPECT_EQ(
+      Problems("job:\n  name: test\n"
+               "data:\n  content_dir: photos\n  image_size: 250\n"
+               "loss_network:\n  weights: random:1\n"
+               "training:\n  style_weight: -1\n  batch_size: 0\n  tv_weight: .nan\n"
+               "styles:\n  - image: styles/wave.jpg\n    image_size: 32\n"),
+      (std::vector<std::string>{
+          "DIR/job.yaml:5:15: data.image_size: must be a multiple of 4 (the network "
+          "downsamples twice by 2), got 250",
+          "DIR/job.yaml:9:17: training.style_weight: must be >= 0 and <= 1e+12, got -1",
+          "DIR/job.yaml:10:15: training.batch_size: must be between 1 and 1024, got 0",
+          "DIR/job.yaml:11:14: training.tv_weight: must be a finite number, got .nan",
+          "DIR/job.yaml:14:5: unknown key 'image_size' in 'styles[]'; valid keys: name, "
+          "image, output_dir, content_weight, style_weight, tv_weight, batch_size, micro_batches, "
+          "epochs, "
+          "max_steps, learning_rate, log_every_steps, preview_every_steps, max_bad_steps, "
+          "precision"}));
 }
 
 TEST_F(ConfigTest, SmallImageSizeIsRejected) {
@@ -289,7 +301,8 @@ TEST_F(ConfigTest, SmallImageSizeIsRejected) {
 }
 
 TEST_F(ConfigTest, UnknownLayerListsValidLayers) {
-  EXPECT_EQ(Problems(Head() + "  style_layers: [conv1_2, conv2_3]\nstyles:\n  - image: styles/wave.jpg\n"),
+  EXPECT_EQ(Problems(Head() +
+                     "  style_layers: [conv1_2, conv2_3]\nstyles:\n  - image: styles/wave.jpg\n"),
             std::vector<std::string>{
                 "DIR/job.yaml:7:27: loss_network.style_layers[1]: unknown layer 'conv2_3'; valid "
                 "layers are conv1_1, conv1_2, conv2_1, conv2_2, conv3_1, conv3_2, conv3_3, "
@@ -317,23 +330,25 @@ TEST_F(ConfigTest, DuplicateStyleNamesAreReported) {
 }
 
 TEST_F(ConfigTest, MissingRequiredKeysAreReported) {
-  EXPECT_EQ(Problems("job:\n  name: x\n"),
-            (std::vector<std::string>{
-                "DIR/job.yaml:1:1: missing required key 'data.content_dir'",
-                "DIR/job.yaml:1:1: missing required key 'loss_network.weights' (a weights file "
-                "or random:SEED)",
-                "DIR/job.yaml:1:1: missing required section 'styles' (a list of styles to train)"}));
+  EXPECT_EQ(
+      Problems("job:\n  name: x\n"),
+      (std::vector<std::string>{
+          "DIR/job.yaml:1:1: missing required key 'data.content_dir'",
+          "DIR/job.yaml:1:1: missing required key 'loss_network.weights' (a weights file "
+          "or random:SEED)",
+          "DIR/job.yaml:1:1: missing required section 'styles' (a list of styles to train)"}));
 }
 
 TEST_F(ConfigTest, BadOverridesAreReported) {
-  EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/wave.jpg\n",
-                     LoadOptions{{"training.batchsize=3", "styles.nope.epochs=1", "nokey"}, "", true}),
-            (std::vector<std::string>{
-                "command line (--set nokey): expected section.key=value",
-                "command line (--set training.batchsize=3): unknown key 'batchsize' in "
-                "'training'; did you mean 'batch_size'?",
-                "command line (--set styles.nope.epochs=1): no style named 'nope'; styles are "
-                "wave"}));
+  EXPECT_EQ(
+      Problems(Head() + "styles:\n  - image: styles/wave.jpg\n",
+               LoadOptions{{"training.batchsize=3", "styles.nope.epochs=1", "nokey"}, "", true}),
+      (std::vector<std::string>{
+          "command line (--set nokey): expected section.key=value",
+          "command line (--set training.batchsize=3): unknown key 'batchsize' in "
+          "'training'; did you mean 'batch_size'?",
+          "command line (--set styles.nope.epochs=1): no style named 'nope'; styles are "
+          "wave"}));
 }
 
 TEST_F(ConfigTest, CrossFieldRulesAreChecked) {
@@ -343,9 +358,10 @@ TEST_F(ConfigTest, CrossFieldRulesAreChecked) {
   EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/wave.jpg\n    micro_batches: 3\n"),
             std::vector<std::string>{"DIR/job.yaml: style 'wave': micro_batches (3) must divide "
                                      "batch_size (4)"});
-  EXPECT_EQ(Problems(Head() + "distributed:\n  backend: gloo\nstyles:\n  - image: styles/wave.jpg\n"),
-            std::vector<std::string>{"DIR/job.yaml:8:12: distributed.backend: expected auto, mpi or "
-                                     "nccl, got 'gloo'"});
+  EXPECT_EQ(
+      Problems(Head() + "distributed:\n  backend: gloo\nstyles:\n  - image: styles/wave.jpg\n"),
+      std::vector<std::string>{"DIR/job.yaml:8:12: distributed.backend: expected auto, mpi or "
+                               "nccl, got 'gloo'"});
 }
 
 TEST_F(ConfigTest, AliasBombIsRejectedWithoutExpanding) {
@@ -408,6 +424,93 @@ TEST(ShippedConfigsTest, ExamplesAndSeedFilesParse) {
     }
   }
   EXPECT_GE(count, 2);
+}
+
+}  // namespace
+}  // namespace stylefleet
+
+namespace stylefleet {
+namespace {
+
+// The reference's default column is the truth users read: every key's
+// documented default must be what a job that omits the key gets. Keys whose
+// default is derived from other values are listed here, so a new key with a
+// literal default cannot slip past.
+TEST_F(ConfigTest, EveryDocumentedDefaultIsTheDefaultConstructedValue) {
+  const std::set<std::string> derived = {
+      "job.name",      "job.output_dir", "data.content_dir",   "loss_network.weights",
+      "styles[].name", "styles[].image", "styles[].output_dir"};
+  const JobConfig job = Load(
+      "data: {content_dir: photos}\nloss_network: {weights: 'random:1'}\n"
+      "styles:\n  - image: styles/wave.jpg\n");
+  std::map<std::string, std::string> values;
+  for (const Setting& s : ListSettings(job)) values[s.key] = s.value;
+  for (const KeyInfo& key : ListKeys()) {
+    if (derived.count(key.key)) continue;
+    std::string text = key.default_text;
+    text.erase(std::remove(text.begin(), text.end(), '`'), text.end());
+    const size_t note = text.find(" (");  // "0 (auto)"
+    if (note != std::string::npos) text.resize(note);
+    if (text == "none") text.clear();
+    ASSERT_TRUE(values.count(key.key)) << key.key << " is not listed by ListSettings";
+    const std::string& actual = values[key.key];
+    char* end = nullptr;
+    const double number = std::strtod(text.c_str(), &end);
+    if (!text.empty() && end == text.c_str() + text.size()) {
+      EXPECT_EQ(number, std::strtod(actual.c_str(), nullptr))
+          << key.key << ": documented default " << key.default_text << ", actual " << actual;
+    } else {
+      EXPECT_EQ(text, actual) << key.key << ": documented default " << key.default_text;
+    }
+  }
+}
+
+// Ranks compare values at full precision: 6 significant digits once let
+// learning rates 0.01 and 0.0100000001 pass as the same job.
+TEST_F(ConfigTest, FingerprintSeesEveryRankInvariantKeyAtFullPrecision) {
+  const std::string text =
+      "data: {content_dir: photos}\nloss_network: {weights: 'random:1'}\n"
+      "styles:\n  - image: styles/wave.jpg\n";
+  const uint64_t base = JobFingerprint(Load(text));
+  LoadOptions close;
+  close.overrides = {"training.learning_rate=0.0010000000001"};
+  EXPECT_NE(JobFingerprint(Load(text, close)), base);
+  LoadOptions per_rank;
+  per_rank.overrides = {"data.loader_threads=7", "monitoring.listen=off"};
+  EXPECT_EQ(JobFingerprint(Load(text, per_rank)), base);
+  for (const std::string& key :
+       {std::string("checkpoint.every_steps=5"), std::string("training.log_every_steps=3"),
+        std::string("distributed.bucket_mb=1"), std::string("distributed.check_every_steps=0"),
+        std::string("distributed.ranks_per_style=1"), std::string("training.micro_batches=2")}) {
+    LoadOptions changed;
+    changed.overrides = {key};
+    EXPECT_NE(JobFingerprint(Load(text, changed)), base) << key;
+  }
+}
+
+TEST_F(ConfigTest, TrainingComparisonsFollowTheTables) {
+  TrainingOptions a, b;
+  EXPECT_TRUE(SameTraining(a, b));
+  EXPECT_TRUE(CanShareTrainingPass(a, b));
+  b.style_weight = 50;  // a per-style weight: still one pass
+  EXPECT_FALSE(SameTraining(a, b));
+  EXPECT_TRUE(CanShareTrainingPass(a, b));
+  b.micro_batches = 2;  // shapes the step: trained apart
+  EXPECT_FALSE(CanShareTrainingPass(a, b));
+}
+
+TEST_F(ConfigTest, DescribeJobShowsEverySettingAndEachStylesOverrides) {
+  const JobConfig job = Load(
+      "data: {content_dir: photos}\nloss_network: {weights: 'random:1'}\n"
+      "styles:\n  - image: styles/wave.jpg\n  - {image: styles/candy.png, style_weight: 50}\n");
+  const std::string text = DescribeJob(job);
+  for (const Setting& s : ListSettings(job)) {
+    if (s.key.rfind("styles.", 0) != 0) {
+      EXPECT_NE(text.find("  " + s.key + ": " + s.value + "\n"), std::string::npos) << s.key;
+    }
+  }
+  EXPECT_NE(text.find("  - candy\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("      style_weight: 50 (overrides 100)\n"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -7,7 +7,7 @@
 #include "common/error.h"
 #include "dist/communicator.h"
 #include "dist/world.h"
-#include "train/gradient_buckets.h"
+#include "step/gradient_buckets.h"
 #include "train/style_schedule.h"
 
 namespace stylefleet {

@@ -4,14 +4,15 @@
 
 #include <cstdlib>
 
+#include "checkpoint/model_file.h"
+#include "commands/commands.h"
 #include "common/error.h"
+#include "data/image_tensor.h"
 #include "model/tensor_file.h"
 #include "model/transformer_net.h"
 #include "model/vgg16.h"
 #include "test_paths.h"
 #include "test_util.h"
-#include "train/commands.h"
-#include "train/model_state.h"
 
 namespace stylefleet {
 namespace {
@@ -52,7 +53,8 @@ TensorDict VggDict() {
   for (int l = 0; l < 13; ++l) {
     dict.emplace_back("features." + std::to_string(index[l]) + ".weight",
                       torch::randn({channels[l], in, 3, 3}) * 0.05);
-    dict.emplace_back("features." + std::to_string(index[l]) + ".bias", torch::zeros({channels[l]}));
+    dict.emplace_back("features." + std::to_string(index[l]) + ".bias",
+                      torch::zeros({channels[l]}));
     in = channels[l];
   }
   return dict;
@@ -86,8 +88,9 @@ TEST(Vgg16Test, BadWeightsFilesNameTheProblem) {
   TensorDict shape = VggDict();
   shape[2].second = torch::zeros({64, 3, 3, 3});
   SaveTensorDict(shape, dir / "shape.pt");
-  EXPECT_EQ(LoadError(dir / "shape.pt"),
-            dir / "shape.pt: key 'features.2.weight' has shape [64, 3, 3, 3], expected [64, 64, 3, 3]");
+  EXPECT_EQ(
+      LoadError(dir / "shape.pt"),
+      dir / "shape.pt: key 'features.2.weight' has shape [64, 3, 3, 3], expected [64, 64, 3, 3]");
 
   testing::WriteFile(dir / "junk.pt", "not a zip");
   EXPECT_NE(LoadError(dir / "junk.pt").find("junk.pt: not a file written by torch.save"),
@@ -99,8 +102,11 @@ TEST(Vgg16Test, OrderedDictAndNonTensorValuesAreExplained) {
   TempDir dir;
   const std::string script =
       "import torch, collections\n"
-      "torch.save(collections.OrderedDict(a=torch.zeros(1), b=torch.zeros(2)), '" + (dir / "ordered.pt") + "')\n"
-      "torch.save({'features.0.weight': 'text', 'features.0.bias': torch.zeros(2)}, '" + (dir / "string.pt") + "')\n";
+      "torch.save(collections.OrderedDict(a=torch.zeros(1), b=torch.zeros(2)), '" +
+      (dir / "ordered.pt") +
+      "')\n"
+      "torch.save({'features.0.weight': 'text', 'features.0.bias': torch.zeros(2)}, '" +
+      (dir / "string.pt") + "')\n";
   testing::WriteFile(dir / "make.py", script);
   ASSERT_EQ(std::system(("/usr/bin/python3 " + (dir / "make.py")).c_str()), 0);
   EXPECT_NE(LoadError(dir / "ordered.pt").find("save dict(state_dict) instead"), std::string::npos)
@@ -115,7 +121,8 @@ TEST(Vgg16Test, ConverterOutputLoads) {
   TempDir dir;
   testing::WriteFile(dir / "make.py",
                      "import torch, torchvision\n"
-                     "torch.save(torchvision.models.vgg16().state_dict(), '" + (dir / "tv.pth") + "')\n");
+                     "torch.save(torchvision.models.vgg16().state_dict(), '" +
+                         (dir / "tv.pth") + "')\n");
   ASSERT_EQ(std::system(("/usr/bin/python3 " + (dir / "make.py")).c_str()), 0);
   const std::string convert = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
                               "/launch/convert_vgg16.py --from " + (dir / "tv.pth") + " --out " +
@@ -127,7 +134,8 @@ TEST(Vgg16Test, ConverterOutputLoads) {
   EXPECT_NEAR(vgg.normalization().mean[1], 0.456, 1e-6);
   // A plain torchvision state dict (all keys, classifier too) loads as it is.
   ASSERT_EQ(std::system(("/usr/bin/python3 -c \"import torch; torch.save(dict(torch.load('" +
-                         (dir / "tv.pth") + "')), '" + (dir / "plain.pth") + "')\"").c_str()),
+                         (dir / "tv.pth") + "')), '" + (dir / "plain.pth") + "')\"")
+                            .c_str()),
             0);
   const Vgg16 plain = Vgg16::Load(dir / "plain.pth");
   // Activation scale 2 doubles every activation (ReLU and max-pool are homogeneous).
@@ -153,7 +161,8 @@ TEST(TransformerLoadTest, MissingAndMisshapenParametersAreNamed) {
     LoadTransformerParameters(net, dict, "m.pt");
     FAIL();
   } catch (const DataError& e) {
-    EXPECT_EQ(std::string(e.what()), "m.pt: unexpected key 'extra.weight' (not a TransformerNet parameter)");
+    EXPECT_EQ(std::string(e.what()),
+              "m.pt: unexpected key 'extra.weight' (not a TransformerNet parameter)");
   }
 }
 

@@ -1,21 +1,27 @@
 // Training end to end on generated photos with a random loss network:
 // the loss falls, resume is bitwise exact, output folders are protected,
 // stylize tiles blend correctly.
-#include <gtest/gtest.h>
+#include "train/train.h"
 
-#include <nlohmann/json.hpp>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
 
+#include "checkpoint/checkpoint_files.h"
+#include "checkpoint/model_file.h"
+#include "commands/commands.h"
 #include "common/error.h"
 #include "config/job_config.h"
+#include "data/dataset.h"
 #include "data/image.h"
+#include "data/image_tensor.h"
+#include "dist/world.h"
 #include "model/tensor_file.h"
 #include "test_util.h"
-#include "train/checkpoints.h"
-#include "train/commands.h"
-#include "train/model_state.h"
+#include "train/rank_agreement.h"
 
 namespace stylefleet {
 namespace {
@@ -31,7 +37,8 @@ class TrainTest : public ::testing::Test {
 
   JobConfig Job(const std::string& output, std::vector<std::string> overrides = {}) {
     const std::string text =
-        "job: {name: t, output_dir: " + output + ", seed: 3}\n"
+        "job: {name: t, output_dir: " + output +
+        ", seed: 3}\n"
         "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
         "loss_network: {weights: 'random:2'}\n"
         "training: {batch_size: 2, epochs: 0, max_steps: 4, learning_rate: 0.01,\n"
@@ -114,11 +121,95 @@ TEST_F(TrainTest, StoppingAndResumingGivesBitwiseTheSameModel) {
 // job.styles_at_once: styles sharing each batch and loss-network pass train as
 // they would apart; a style with other batch settings trains on its own; a
 // style stopped by numerical faults leaves the pass and the others finish.
+// Runs TrainJob for `jobs[r]` on rank r of an in-process world (one thread
+// per rank); returns what each rank threw ("" when it returned).
+std::vector<std::string> TrainOnLocalRanks(const std::vector<JobConfig>& jobs,
+                                           const TrainRunOptions& options) {
+  auto worlds = MakeLocalWorlds(static_cast<int>(jobs.size()));
+  std::vector<std::string> errors(jobs.size());
+  std::vector<std::thread> ranks;
+  for (size_t r = 0; r < jobs.size(); ++r) {
+    ranks.emplace_back([&, r] {
+      try {
+        TrainJob(jobs[r], options, *worlds[r]);
+      } catch (const ConfigError& e) {
+        errors[r] = "config: " + e.problems().front();
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  }
+  for (auto& t : ranks) t.join();
+  return errors;
+}
+
+// The in-process backend drives the whole trainer like two ranks: batch 2 on
+// each ends bitwise equal to one process of batch 4 in 2 micro-batches (the
+// same shards, the same sums), every tensor compared.
+TEST_F(TrainTest, TwoInProcessRanksEqualOneProcessWithMicroBatches) {
+  const JobConfig parallel = Job(dir_ / "parallel");
+  EXPECT_EQ(TrainOnLocalRanks({parallel, parallel}, Quiet()), (std::vector<std::string>{"", ""}));
+  TrainJob(Job(dir_ / "single", {"training.batch_size=4", "training.micro_batches=2"}), Quiet());
+  const TensorDict a = Params(dir_ / "parallel/style/model.pt");
+  const TensorDict b = Params(dir_ / "single/style/model.pt");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].first, b[i].first);
+    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  }
+  EXPECT_EQ(Metrics(dir_ / "parallel/style").size(), 4u);
+}
+
+// A rank launched with another --set stops every rank before any training
+// collective, naming the key and who holds what.
+TEST_F(TrainTest, InProcessRanksThatDisagreeOnAKeyStopNamingIt) {
+  const auto errors = TrainOnLocalRanks(
+      {Job(dir_ / "o"), Job(dir_ / "o", {"distributed.bucket_mb=0.01"})}, Quiet());
+  for (const auto& e : errors) {
+    EXPECT_EQ(e,
+              "config: ranks disagree on distributed.bucket_mb: rank 0 has '25'; rank 1 has "
+              "'0.01'");
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "o/style"));
+}
+
+// Ranks that see different content folders under the same path (a node's
+// copy lacks a file, or holds another) are stopped, naming the folder.
+TEST_F(TrainTest, RanksThatSeeDifferentContentFilesAreStopped) {
+  const JobConfig job = Job(dir_ / "o");
+  std::vector<std::string> files = ListImageFiles(job.data.content_dir);
+  std::vector<std::string> fewer(files.begin(), files.end() - 1);
+  std::vector<std::string> other = files;
+  other.back() = dir_ / "style.png";  // same count, another file
+  for (const auto& second : {fewer, other}) {
+    auto world = MakeLocalWorld(2);
+    std::vector<std::string> errors(2);
+    std::vector<std::thread> ranks;
+    for (int r = 0; r < 2; ++r) {
+      ranks.emplace_back([&, r] {
+        try {
+          CheckRanksAgreeOnJob(*world[static_cast<size_t>(r)], job, {}, r == 0 ? files : second);
+        } catch (const ConfigError& e) {
+          errors[static_cast<size_t>(r)] = e.problems().front();
+        }
+      });
+    }
+    for (auto& t : ranks) t.join();
+    const std::string expected =
+        second.size() < files.size()
+            ? "ranks disagree on the number of content files in " + job.data.content_dir +
+                  ": rank 0 has '8'; rank 1 has '7'"
+            : "ranks disagree on the content files (relative paths and sizes, hashed)";
+    for (const auto& e : errors) EXPECT_EQ(e.substr(0, expected.size()), expected) << e;
+  }
+}
+
 TEST_F(TrainTest, StylesTrainedTogetherMatchStylesTrainedApart) {
   SaveImageFile(testing::MakeTestImage(90, 90, 9), dir_ / "style2.png");
   auto job_text = [&](const std::string& output, int at_once) {
-    return "job: {name: t, output_dir: " + output + ", seed: 3, styles_at_once: " +
-           std::to_string(at_once) + "}\n"
+    return "job: {name: t, output_dir: " + output +
+           ", seed: 3, styles_at_once: " + std::to_string(at_once) +
+           "}\n"
            "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
            "loss_network: {weights: 'random:2'}\n"
            "training: {batch_size: 2, epochs: 0, max_steps: 4, learning_rate: 0.01,\n"

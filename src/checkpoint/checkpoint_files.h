@@ -20,7 +20,6 @@ void PruneCheckpoints(const std::string& style_dir, int keep);
 /// Claims `style_dir` for (job, style): writes a marker on first use; throws
 /// Error when the folder already belongs to another job or style, so a run never
 /// overwrites someone else's results silently.
-void ClaimOutputDir(const std::string& style_dir, const std::string& job,
-                    const std::string& style);
+void ClaimOutputDir(const std::string& style_dir, const std::string& job, const std::string& style);
 
 }  // namespace stylefleet

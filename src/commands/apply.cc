@@ -1,18 +1,18 @@
 // Using trained models: stylize, export, and the loss report.
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include <filesystem>
-
+#include "checkpoint/model_file.h"
+#include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/vgg_layers.h"
 #include "data/dataset.h"
 #include "data/image.h"
+#include "data/image_tensor.h"
 #include "loss/losses.h"
 #include "model/vgg16.h"
-#include "train/commands.h"
-#include "train/model_state.h"
-#include "train/step.h"
+#include "step/forward_pass.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
@@ -123,9 +123,10 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
           (fs::path(options.output_dir) / (fs::path(file).stem().string() + "." + options.format))
               .string();
       SaveImageFile(TensorToImage(out), path);
-      SF_LOG(kInfo) << file << " -> " << path << " (" << image.size(3) << "x" << image.size(2)
-                    << ", " << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
-                    << " s)";
+      SF_LOG(kInfo)
+          << file << " -> " << path << " (" << image.size(3) << "x" << image.size(2) << ", "
+          << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
+          << " s)";
       result.written.push_back(path);
     } catch (const DataError& e) {
       SF_LOG(kError) << e.what();
@@ -146,9 +147,11 @@ void ExportModel(const std::string& model, const std::string& output) {
 }
 
 std::string ComputeLossesJson(const LossesOptions& options) {
-  std::vector<std::string> content_layers = {"conv3_3"};
-  std::vector<std::string> style_layers = {"conv1_2", "conv2_2", "conv3_3", "conv4_3"};
-  LossWeights weights{1.0, 100.0, 0.0};
+  // Without a job: the job defaults.
+  std::vector<std::string> content_layers = LossNetworkOptions{}.content_layers;
+  std::vector<std::string> style_layers = LossNetworkOptions{}.style_layers;
+  const TrainingOptions defaults;
+  LossWeights weights{defaults.content_weight, defaults.style_weight, defaults.tv_weight};
   int image_size = options.image_size;
   if (options.job != nullptr) {
     content_layers = options.job->loss_network.content_layers;
@@ -161,8 +164,10 @@ std::string ComputeLossesJson(const LossesOptions& options) {
   const std::vector<int> content_idx = VggLayerIndices(content_layers);
   const std::vector<int> style_idx = VggLayerIndices(style_layers);
   torch::NoGradGuard no_grad;
-  const torch::Tensor content = ImageToTensor(ResizeCenterCrop(LoadImageFile(options.content), image_size));
-  const torch::Tensor style = ImageToTensor(ResizeCenterCrop(LoadImageFile(options.style), image_size));
+  const torch::Tensor content =
+      ImageToTensor(ResizeCenterCrop(LoadImageFile(options.content), image_size));
+  const torch::Tensor style =
+      ImageToTensor(ResizeCenterCrop(LoadImageFile(options.style), image_size));
   torch::Tensor generated = content;
   if (!options.model.empty()) {
     TransformerNet net = LoadTransformer(options.model);

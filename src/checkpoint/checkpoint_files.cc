@@ -1,11 +1,10 @@
-#include "train/checkpoints.h"
-
-#include <nlohmann/json.hpp>
+#include "checkpoint/checkpoint_files.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -34,7 +33,8 @@ std::vector<std::string> ListCheckpoints(const std::string& style_dir) {
       found.emplace_back(step, entry.path().string());
     }
   }
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<std::string> paths;
   for (auto& f : found) paths.push_back(f.second);
   return paths;
@@ -49,7 +49,8 @@ void PruneCheckpoints(const std::string& style_dir, int keep) {
   }
 }
 
-void ClaimOutputDir(const std::string& style_dir, const std::string& job, const std::string& style) {
+void ClaimOutputDir(const std::string& style_dir, const std::string& job,
+                    const std::string& style) {
   std::error_code ec;
   const fs::path marker = fs::path(style_dir) / "stylefleet.json";
   if (fs::exists(marker, ec)) {
@@ -71,8 +72,9 @@ void ClaimOutputDir(const std::string& style_dir, const std::string& job, const 
     return;
   }
   if (fs::exists(style_dir, ec) && !fs::is_empty(style_dir, ec)) {
-    throw Error(style_dir + ": folder is not empty and was not written by stylefleet; choose "
-                            "another job.output_dir (e.g. --set job.output_dir=DIR)");
+    throw Error(style_dir +
+                ": folder is not empty and was not written by stylefleet; choose "
+                "another job.output_dir (e.g. --set job.output_dir=DIR)");
   }
   fs::create_directories(fs::path(style_dir) / "checkpoints", ec);
   if (ec) throw Error(style_dir + ": cannot create output folder (" + ec.message() + ")");

@@ -1,47 +1,12 @@
-#include "train/model_state.h"
+#include "checkpoint/model_file.h"
 
 #include <filesystem>
 
+#include "checkpoint/checkpoint_files.h"
 #include "common/error.h"
-#include "common/vgg_layers.h"
-#include "train/checkpoints.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
-
-Adam::Adam(std::vector<torch::Tensor> params, double learning_rate, double beta1, double beta2,
-           double eps)
-    : params_(std::move(params)), learning_rate_(learning_rate), beta1_(beta1), beta2_(beta2),
-      eps_(eps) {
-  for (const auto& p : params_) {
-    exp_avg_.push_back(torch::zeros_like(p));
-    exp_avg_sq_.push_back(torch::zeros_like(p));
-  }
-}
-
-void Adam::ZeroGrad() {
-  for (auto& p : params_) {
-    if (p.grad().defined()) p.mutable_grad().zero_();
-  }
-}
-
-void Adam::Step() {
-  torch::NoGradGuard no_grad;
-  ++steps_;
-  const double bias_correction1 = 1 - std::pow(beta1_, double(steps_));
-  const double bias_correction2 = 1 - std::pow(beta2_, double(steps_));
-  const double step_size = learning_rate_ / bias_correction1;
-  const double bias_correction2_sqrt = std::sqrt(bias_correction2);
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const torch::Tensor& grad = params_[i].grad();
-    if (!grad.defined()) continue;
-    // Same operations, in the same order, as torch.optim.Adam's single-tensor path.
-    exp_avg_[i].mul_(beta1_).add_(grad, 1 - beta1_);
-    exp_avg_sq_[i].mul_(beta2_).addcmul_(grad, grad, 1 - beta2_);
-    const torch::Tensor denom = (exp_avg_sq_[i].sqrt() / bias_correction2_sqrt).add_(eps_);
-    params_[i].addcdiv_(exp_avg_[i], denom, -step_size);
-  }
-}
 
 namespace {
 torch::Tensor Scalar(int64_t v) { return torch::tensor(v, torch::kInt64); }
@@ -107,30 +72,6 @@ RunPosition RestoreCheckpoint(const TensorDict& dict, const std::string& path, T
   position.epoch = ReadInt(dict, "stylefleet.epoch", path);
   position.batch = ReadInt(dict, "stylefleet.batch", path);
   return position;
-}
-
-torch::Tensor ImageToTensor(const RgbImage& image) {
-  torch::Tensor t = torch::empty({1, 3, image.height, image.width}, torch::kFloat32);
-  ToPlanarFloat(image, t.data_ptr<float>());
-  return t;
-}
-
-RgbImage TensorToImage(const torch::Tensor& image) {
-  const torch::Tensor chw = image.dim() == 4 ? image.squeeze(0) : image;
-  SF_CHECK(chw.dim() == 3 && chw.size(0) == 3, "expected one RGB image tensor");
-  const torch::Tensor t = chw.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-  return FromPlanarFloat(t.data_ptr<float>(), static_cast<int>(t.size(2)),
-                         static_cast<int>(t.size(1)));
-}
-
-std::vector<int> VggLayerIndices(const std::vector<std::string>& names) {
-  std::vector<int> out;
-  for (const auto& name : names) {
-    const auto index = VggLayerIndex(name);
-    if (!index) throw ConfigError({"unknown layer '" + name + "'"});
-    out.push_back(*index);
-  }
-  return out;
 }
 
 TransformerNet LoadTransformer(const std::string& path, std::string* resolved) {

@@ -1,4 +1,4 @@
-#include "train/gradient_buckets.h"
+#include "step/gradient_buckets.h"
 
 #include <chrono>
 
@@ -25,7 +25,8 @@ GradientBuckets::GradientBuckets(std::vector<torch::Tensor> params, size_t cap_b
   for (auto& bucket : buckets_) {
     int64_t numel = 0;
     for (size_t k : bucket.params) numel += params_[k].numel();
-    bucket.flat = torch::empty({numel}, params_[bucket.params.front()].options().dtype(torch::kFloat32));
+    bucket.flat =
+        torch::empty({numel}, params_[bucket.params.front()].options().dtype(torch::kFloat32));
   }
 }
 
@@ -47,7 +48,8 @@ void GradientBuckets::AllReduceAverage(Communicator& comm) {
     }
     const auto start = std::chrono::steady_clock::now();
     comm.AllReduceAverage(bucket.flat.data_ptr<float>(), static_cast<size_t>(bucket.flat.numel()));
-    last_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    last_seconds_ +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     offset = 0;
     for (size_t k : bucket.params) {
       const int64_t n = params_[k].numel();

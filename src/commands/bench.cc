@@ -1,25 +1,28 @@
 // `stylefleet bench`: what a step costs on this machine, as one JSON document.
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
+#include "commands/commands.h"
 #include "common/cpu_info.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/torch_compat.h"
+#include "config/job_config.h"
 #include "data/batch_loader.h"
 #include "data/dataset.h"
 #include "dist/world.h"
-#include "train/commands.h"
-#include "train/gradient_buckets.h"
-#include "train/model_state.h"
-#include "train/step.h"
+#include "model/vgg16.h"
+#include "optim/adam.h"
+#include "runtime/rank_runtime.h"
+#include "step/flops.h"
+#include "step/forward_pass.h"
+#include "step/training_step.h"
 
 namespace stylefleet {
 namespace {
@@ -66,11 +69,12 @@ json PeakEstimate(int cores) {
 
 struct Setup {
   const BenchOptions& options;
-  Communicator& group;
-  torch::Device device;
+  RankRuntime& runtime;
   Vgg16 vgg;
   LossNetworkUse use;
   StepClock& clock;
+  const torch::Device& device() const { return runtime.device(); }
+  Communicator& group() const { return runtime.control(); }
 };
 
 // Where a measurement's batches come from.
@@ -131,17 +135,20 @@ struct RandomStyles {
     const int size = setup.options.image_size;
     nets.reserve(grams.size());  // `pointers` point into it
     for (size_t k = 0; k < grams.size(); ++k) {
-      torch::manual_seed(100 + k);
       nets.emplace_back();
-      nets[k]->to(setup.device);
+      InitializeTransformer(nets[k], 100 + k);
+      nets[k]->to(setup.device());
       if (setup.options.channels_last) {
         for (auto& p : nets[k]->parameters()) {
           if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
         }
       }
-      const torch::Tensor style_image = (torch::rand({1, 3, size, size}) * 255).to(setup.device);
+      torch::manual_seed(100 + k);
+      const torch::Tensor style_image = (torch::rand({1, 3, size, size}) * 255).to(setup.device());
       grams[k] = StyleGrams(setup.vgg, style_image, setup.use.style_layers, precision);
-      targets.push_back({&grams[k], LossWeights{}});
+      const TrainingOptions defaults;
+      targets.push_back({&grams[k], LossWeights{defaults.content_weight, defaults.style_weight,
+                                                defaults.tv_weight}});
       pointers.push_back(&nets[k]);
     }
   }
@@ -150,57 +157,47 @@ struct RandomStyles {
 };
 
 // Trains `styles` models at once on batches from `source` for warmup + steps
-// steps, data-parallel over `setup.group`.
+// steps, data-parallel over the ranks, with the step `train` runs.
 Measurement MeasureTraining(Setup& setup, int styles, Precision precision, BatchSource& source) {
   const BenchOptions& o = setup.options;
-  LossNetworkUse use = setup.use;
-  use.precision = precision;
+  StepOptions step_options{o.micro_batches, setup.use};
+  step_options.use.precision = precision;
   RandomStyles random(setup, styles, precision);
   std::vector<std::unique_ptr<Adam>> optimizers;
   std::vector<std::unique_ptr<GradientBuckets>> buckets;
-  for (auto& net : random.nets) {
+  std::vector<StepStyle> step_styles;
+  for (size_t k = 0; k < random.nets.size(); ++k) {
     std::vector<torch::Tensor> params;
-    for (const auto& item : TrainableParameters(net)) params.push_back(item.second);
-    optimizers.push_back(std::make_unique<Adam>(params, 1e-3));
-    buckets.push_back(std::make_unique<GradientBuckets>(params, size_t{25} << 20));
+    for (const auto& item : TrainableParameters(random.nets[k])) params.push_back(item.second);
+    optimizers.push_back(std::make_unique<Adam>(params, TrainingOptions{}.learning_rate));
+    buckets.push_back(
+        std::make_unique<GradientBuckets>(params, static_cast<size_t>(o.bucket_mb * 1024 * 1024)));
+    step_styles.push_back({random.pointers[k], optimizers.back().get(), buckets.back().get(),
+                           random.targets[k], false});
   }
-
+  TrainingStep step(setup.vgg, setup.runtime.control(), setup.runtime.tensors(), step_options,
+                    &setup.clock);
   Measurement m;
-  StepClock& clock = setup.clock;
-  for (int step = 0; step < o.warmup_steps + o.steps; ++step) {
-    const bool timed = step >= o.warmup_steps;
-    clock.Reset();
+  for (int i = 0; i < o.warmup_steps + o.steps; ++i) {
+    const bool timed = i >= o.warmup_steps;
+    setup.clock.Reset();
     const auto start = Clock::now();
-    clock.Begin(Phase::kData);
+    setup.clock.Begin(Phase::kData);
     torch::Tensor content = source.Next();
     if (o.channels_last) content = content.contiguous(at::MemoryFormat::ChannelsLast);
-    for (auto& adam : optimizers) adam->ZeroGrad();
-    std::vector<LossTerms> terms =
-        ForwardStyleLosses(random.pointers, setup.vgg, content, random.targets, use, &clock);
-    clock.Begin(Phase::kBackward);
-    torch::Tensor total = terms[0].total;
-    for (size_t k = 1; k < terms.size(); ++k) total = total + terms[k].total;
-    total.backward();  // each net's gradient comes from its own style's loss only
-    std::vector<double> totals;
-    for (const auto& t : terms) totals.push_back(t.total.item<double>());
-    clock.Begin(Phase::kAllreduce);
-    if (setup.group.size() > 1) {
-      setup.group.AllReduceSum(totals.data(), totals.size());
-      for (double& v : totals) v /= setup.group.size();
-      for (auto& b : buckets) b->AllReduceAverage(setup.group);
-    }
-    clock.Begin(Phase::kOptimizer);
-    for (auto& adam : optimizers) adam->Step();
-    clock.End();
+    const StepOutcome outcome = step.Run(content, step_styles, false);
     const double seconds = Seconds(start);
     if (timed) {
       m.step_seconds.push_back(seconds);
-      for (size_t p = 0; p < m.phase_seconds.size(); ++p) m.phase_seconds[p] += clock.seconds()[p];
+      for (size_t p = 0; p < m.phase_seconds.size(); ++p)
+        m.phase_seconds[p] += setup.clock.seconds()[p];
     }
+    std::vector<double> totals;
+    for (const auto& v : outcome.styles) totals.push_back(v.total);
     m.totals.push_back(totals);
-    if (o.progress && setup.group.rank() == 0) {
+    if (o.progress && setup.group().rank() == 0) {
       std::fprintf(stderr, "  %s, %d style(s): step %d/%d %.2f s%s\n", PrecisionName(precision),
-                   styles, step + 1, o.warmup_steps + o.steps, seconds, timed ? "" : " (warm-up)");
+                   styles, i + 1, o.warmup_steps + o.steps, seconds, timed ? "" : " (warm-up)");
     }
   }
   return m;
@@ -209,8 +206,9 @@ Measurement MeasureTraining(Setup& setup, int styles, Precision precision, Batch
 json Report(const Setup& setup, const Measurement& m, int styles, Precision precision) {
   const BenchOptions& o = setup.options;
   const double median = Median(m.step_seconds);
-  const int images = o.batch_size * setup.group.size();  // per style per step
-  const StepFlops flops = TrainingFlopsPerImage(o.image_size, setup.use);
+  const int images = o.batch_size * setup.group().size();  // per style per step
+  const StepFlops flops =
+      TrainingFlopsPerImage(o.image_size, setup.use.content_layers, setup.use.style_layers);
   json phases;
   for (int p = 0; p < static_cast<int>(Phase::kCount); ++p) {
     phases[PhaseName(static_cast<Phase>(p))] =
@@ -222,7 +220,7 @@ json Report(const Setup& setup, const Measurement& m, int styles, Precision prec
       flops.total() - (styles > 1 ? flops.vgg_content * (styles - 1) / styles : 0.0);
   json r = {{"precision", PrecisionName(precision)},
             {"styles_at_once", styles},
-            {"ranks", setup.group.size()},
+            {"ranks", setup.group().size()},
             {"batch_per_rank", o.batch_size},
             {"image_size", o.image_size},
             {"step_seconds_median", median},
@@ -242,14 +240,16 @@ double SharedPassDeviation(Setup& setup, int styles) {
   torch::NoGradGuard no_grad;
   const int size = setup.options.image_size;
   torch::manual_seed(7);
-  const torch::Tensor content = (torch::rand({setup.options.batch_size, 3, size, size}) * 255).to(setup.device);
+  const torch::Tensor content =
+      (torch::rand({setup.options.batch_size, 3, size, size}) * 255).to(setup.device());
   const RandomStyles random(setup, styles, Precision::kFp32);
-  const auto together = ForwardStyleLosses(random.pointers, setup.vgg, content, random.targets,
-                                           setup.use, nullptr);
+  const auto together =
+      ForwardStyleLosses(random.pointers, setup.vgg, content, random.targets, setup.use, nullptr);
   double worst = 0;
   for (int k = 0; k < styles; ++k) {
-    const auto alone = ForwardStyleLosses({random.pointers[static_cast<size_t>(k)]}, setup.vgg, content,
-                                          {random.targets[static_cast<size_t>(k)]}, setup.use, nullptr);
+    const auto alone =
+        ForwardStyleLosses({random.pointers[static_cast<size_t>(k)]}, setup.vgg, content,
+                           {random.targets[static_cast<size_t>(k)]}, setup.use, nullptr);
     const double a = alone[0].total.item<double>();
     const double t = together[static_cast<size_t>(k)].total.item<double>();
     worst = std::max(worst, std::abs(a - t) / std::max(std::abs(a), 1e-30));
@@ -261,15 +261,15 @@ json MeasureStylize(Setup& setup, int size) {
   torch::NoGradGuard no_grad;
   torch::manual_seed(9);
   TransformerNet net;
-  net->to(setup.device);
+  net->to(setup.device());
   net->eval();
-  const torch::Tensor image = (torch::rand({1, 3, size, size}) * 255).to(setup.device);
+  const torch::Tensor image = (torch::rand({1, 3, size, size}) * 255).to(setup.device());
   std::vector<double> times;
   const int runs = size >= 1024 ? 2 : 4;
   for (int i = 0; i < runs + 1; ++i) {
     const auto start = Clock::now();
     const torch::Tensor out = net->forward(image);
-    SynchronizeDevice(setup.device);
+    SynchronizeDevice(setup.device());
     if (i > 0) times.push_back(Seconds(start));  // the first run warms up
   }
   const double median = Median(times);
@@ -281,15 +281,19 @@ json MeasureStylize(Setup& setup, int size) {
 }
 
 // algbw = bytes / time; busbw = algbw * 2(n-1)/n (the nccl-tests convention
-// for allreduce: what each link carries).
-json MeasureAllreduce(Communicator& group, size_t bytes) {
-  const size_t count = bytes / sizeof(float);
-  std::vector<float> data(count, 1.0f);
-  group.AllReduceAverage(data.data(), count);  // warm-up
+// for allreduce: what each link carries). On the gradients' communicator and
+// device, as training averages them.
+json MeasureAllreduce(RankRuntime& runtime, size_t bytes) {
+  const int64_t count = static_cast<int64_t>(bytes / sizeof(float));
+  Communicator& group = runtime.tensors();
+  const torch::Tensor data = torch::ones({count}, torch::TensorOptions(runtime.device()));
+  group.AllReduceAverage(data.data_ptr<float>(), static_cast<size_t>(count));  // warm-up
   const int runs = 10;
-  group.Barrier();
+  runtime.control().Barrier();
   const auto start = Clock::now();
-  for (int i = 0; i < runs; ++i) group.AllReduceAverage(data.data(), count);
+  for (int i = 0; i < runs; ++i)
+    group.AllReduceAverage(data.data_ptr<float>(), static_cast<size_t>(count));
+  SynchronizeDevice(runtime.device());
   const double seconds = Seconds(start) / runs;
   const double n = group.size();
   const double algbw = double(count * sizeof(float)) / seconds / 1e9;
@@ -309,13 +313,24 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
   if (o.batch_size < 1 || o.steps < 1 || o.warmup_steps < 0) {
     throw ConfigError({"--batch and --steps must be at least 1, --warmup at least 0"});
   }
+  if (o.micro_batches < 1 || o.batch_size % o.micro_batches != 0) {
+    throw ConfigError({"--micro-batches (" + std::to_string(o.micro_batches) +
+                       ") must divide --batch (" + std::to_string(o.batch_size) + ")"});
+  }
+  if (!(o.bucket_mb >= 0.001 && o.bucket_mb <= 1024)) {
+    throw ConfigError({"--bucket-mb must be between 0.001 and 1024"});
+  }
   for (const auto& p : o.precisions) {
-    if (p != "fp32" && p != "bf16") throw ConfigError({"--precision: expected fp32 or bf16, got '" + p + "'"});
+    if (p != "fp32" && p != "bf16")
+      throw ConfigError({"--precision: expected fp32 or bf16, got '" + p + "'"});
   }
   const ProcessInfo& me = world.info();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int threads = UseIntraOpThreads(o.threads, me.local_size);
-  const torch::Device device = DeviceOfLocalRank(me.local_rank);
+  // All ranks train one model: one group, set up as `train` sets up a group.
+  const std::unique_ptr<RankRuntime> runtime = StartRankRuntime(
+      world, RuntimeOptions{o.threads, "auto", DistributedOptions{}.timeout_seconds, 0, me.rank});
+  const int threads = runtime->threads();
+  const torch::Device device = runtime->device();
   const bool cuda = device.is_cuda();
   // TF32 only when asked: fp32 figures mean fp32 arithmetic (LibTorch 2.x
   // lets cuDNN use TF32 by default).
@@ -323,7 +338,7 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
   at::globalContext().setAllowTF32CuBLAS(o.tf32);
   if (cuda) at::globalContext().setBenchmarkCuDNN(true);
   StepClock clock(device, !o.trace_path.empty());
-  Setup setup{o, world.all(), device, Vgg16::Load(o.loss_network), {}, clock};
+  Setup setup{o, *runtime, Vgg16::Load(o.loss_network), {}, clock};
   setup.vgg.To(device);
   if (o.channels_last) setup.vgg.UseChannelsLast();
   setup.use.content_layers = VggLayerIndices(o.content_layers);
@@ -338,7 +353,8 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
       o.content_dir.empty() ? std::vector<std::string>() : ListImageFiles(o.content_dir);
 
   json doc;
-  const StepFlops flops = TrainingFlopsPerImage(o.image_size, setup.use);
+  const StepFlops flops =
+      TrainingFlopsPerImage(o.image_size, setup.use.content_layers, setup.use.style_layers);
   doc["machine"] = {{"cpu", CpuInfoField("model name")},
                     {"logical_cpus", cores},
                     {"device", cuda ? "cuda:" + std::to_string(device.index()) : "cpu"},
@@ -350,11 +366,12 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
                     {"ranks", me.size},
                     {"threads_per_rank", threads},
                     {"peak_estimate", PeakEstimate(std::min(cores, threads * me.local_size))}};
-  doc["flops_per_training_image"] = {{"transformer_forward_gflop", flops.transformer_forward / 1e9},
-                                     {"transformer_backward_gflop", flops.transformer_backward / 1e9},
-                                     {"vgg_generated_forward_backward_gflop", flops.vgg_generated / 1e9},
-                                     {"vgg_content_forward_gflop", flops.vgg_content / 1e9},
-                                     {"total_gflop", flops.total() / 1e9}};
+  doc["flops_per_training_image"] = {
+      {"transformer_forward_gflop", flops.transformer_forward / 1e9},
+      {"transformer_backward_gflop", flops.transformer_backward / 1e9},
+      {"vgg_generated_forward_backward_gflop", flops.vgg_generated / 1e9},
+      {"vgg_content_forward_gflop", flops.vgg_content / 1e9},
+      {"total_gflop", flops.total() / 1e9}};
 
   doc["train_synthetic"] = json::array();
   std::map<std::string, json> by_precision;
@@ -365,9 +382,9 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
       say("skipping bf16: this CPU has no BF16 instructions");
       continue;
     }
-    say("training, synthetic images, " + name + ", " + std::to_string(o.image_size) + " px, batch " +
-        std::to_string(o.batch_size) + " x " + std::to_string(me.size) + " rank(s), " +
-        std::to_string(threads) + " thread(s)");
+    say("training, synthetic images, " + name + ", " + std::to_string(o.image_size) +
+        " px, batch " + std::to_string(o.batch_size) + " x " + std::to_string(me.size) +
+        " rank(s), " + std::to_string(threads) + " thread(s)");
     const Measurement m = MeasureTraining(setup, 1, precision, synthetic);
     by_precision[name] = Report(setup, m, 1, precision);
     doc["train_synthetic"].push_back(by_precision[name]);
@@ -420,7 +437,8 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
   doc["stylize"] = json::array();
   for (int size : o.stylize_sizes) {
     if (size == 0) continue;
-    if (size < 16) throw ConfigError({"--stylize-sizes: " + std::to_string(size) + " is below 16 px"});
+    if (size < 16)
+      throw ConfigError({"--stylize-sizes: " + std::to_string(size) + " is below 16 px"});
     say("stylizing " + std::to_string(size) + " px");
     doc["stylize"].push_back(MeasureStylize(setup, size));
   }
@@ -430,10 +448,11 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
     size_t gradient_bytes = 0;
     {
       TransformerNet net;
-      for (const auto& item : TrainableParameters(net)) gradient_bytes += item.second.numel() * sizeof(float);
+      for (const auto& item : TrainableParameters(net))
+        gradient_bytes += item.second.numel() * sizeof(float);
     }
     for (size_t bytes : {size_t{1} << 20, gradient_bytes, size_t{64} << 20}) {
-      doc["allreduce"].push_back(MeasureAllreduce(setup.group, bytes));
+      doc["allreduce"].push_back(MeasureAllreduce(*runtime, bytes));
     }
   }
   if (!o.trace_path.empty()) {

@@ -1,0 +1,92 @@
+// The commands that use a trained model or measure the machine: stylize,
+// export, losses and bench. Torch-free on purpose: src/cli includes only this
+// header and compiles without LibTorch's headers.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/job_config.h"
+#include "dist/world.h"
+
+namespace stylefleet {
+
+struct StylizeOptions {
+  std::string
+      model;  ///< model.pt, a checkpoint, a style's folder, or an exported/PyTorch-example .pth
+  std::vector<std::string> inputs;  ///< image files or folders of images
+  std::string output_dir;
+  std::string format = "jpg";  ///< jpg or png
+  /// Images with a side longer than this are stylized in overlapping tiles of
+  /// this size (bounded memory); 0 never tiles.
+  int tile_size = 1024;
+  int tile_overlap = 64;
+  int threads = 0;
+};
+
+/// Stylizes every input; returns the paths written. Throws on a bad model; a
+/// bad input image is reported and skipped, and counts as a failure in the result.
+struct StylizeResult {
+  std::vector<std::string> written;
+  std::vector<std::string> failed;
+};
+StylizeResult StylizeImages(const StylizeOptions& options);
+
+/// Writes the transformer of `model` as a plain state dict with the PyTorch
+/// example's parameter names, loadable by `torch.load` + `load_state_dict`.
+void ExportModel(const std::string& model, const std::string& output);
+
+struct LossesOptions {
+  std::string loss_network;  ///< weights file or random:SEED
+  std::string model;         ///< transformer to stylize the content with; empty: the content itself
+  std::string content;
+  std::string style;
+  int image_size = 256;
+  const JobConfig* job =
+      nullptr;  ///< layers and weights from here when set (first style's weights)
+};
+
+/// The seed's loss terms for one content image as a JSON document.
+std::string ComputeLossesJson(const LossesOptions& options);
+
+struct BenchOptions {
+  int image_size = 256;
+  int batch_size = 4;  ///< per rank
+  int threads = 0;     ///< intra-op threads; 0: cores / ranks on the host
+  int warmup_steps = 1;
+  int steps = 3;  ///< timed steps per measurement (the median is reported)
+  std::vector<std::string> precisions = {"fp32",
+                                         "bf16"};  ///< bf16 skipped without BF16 instructions
+  /// Also train this many styles at once in one process (shared content pass,
+  /// one loss-network batch) and compare with one style; 0 or 1 skips it.
+  int styles_at_once = 4;
+  /// A folder of real images: also measure training through the data pipeline.
+  std::string content_dir;
+  int loader_threads = 2;
+  std::vector<int> stylize_sizes = {256, 1024};
+  std::string loss_network = "random:7";
+  /// The job defaults: the bench measures the step a default job trains.
+  std::vector<std::string> content_layers = LossNetworkOptions{}.content_layers;
+  std::vector<std::string> style_layers = LossNetworkOptions{}.style_layers;
+  /// As training.micro_batches; must divide batch_size.
+  int micro_batches = TrainingOptions{}.micro_batches;
+  /// As distributed.bucket_mb.
+  double bucket_mb = DistributedOptions{}.bucket_mb;
+  /// Chrome-trace JSON of every timed phase (per rank, as TrainRunOptions::trace_path).
+  std::string trace_path;
+  /// Progress lines on stderr.
+  bool progress = true;
+  /// Weights and images in channels-last (NHWC) memory layout.
+  bool channels_last = false;
+  /// GPU only: allow TF32 in fp32 convolutions and matrix products (off: true fp32).
+  bool tf32 = false;
+};
+
+/// Measures training, stylizing and (with more than one rank) allreduce speed
+/// and returns one JSON document (on rank 0; other ranks get ""). Collective
+/// over `world`: all ranks train one model data-parallel, with the training
+/// step and per-rank setup that `train` uses (step/training_step.h,
+/// runtime/rank_runtime.h), so the figures are those of training.
+std::string RunBenchmark(const BenchOptions& options, World& world);
+
+}  // namespace stylefleet

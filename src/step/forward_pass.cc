@@ -1,0 +1,113 @@
+#include "step/forward_pass.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <map>
+
+#include "common/cpu_info.h"
+#include "common/error.h"
+#include "common/torch_compat.h"
+#include "common/vgg_layers.h"
+
+namespace stylefleet {
+namespace {
+
+// Autocast to bfloat16 on the tensors' device for the guard's lifetime, as
+// Python's torch.autocast does (including the cast cache being dropped at the
+// outermost exit).
+class Bf16Autocast {
+ public:
+  Bf16Autocast(bool enabled, const torch::Device& device)
+      : enabled_(enabled), device_(device.type()) {
+    if (!enabled_) return;
+    previous_ = GetAutocast(device_);
+    SetAutocast(device_, AutocastState{true, at::kBFloat16});
+    at::autocast::increment_nesting();
+  }
+  ~Bf16Autocast() {
+    if (!enabled_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    SetAutocast(device_, previous_);
+  }
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  bool enabled_;
+  c10::DeviceType device_;
+  AutocastState previous_;
+};
+
+torch::ScalarType ComputeType(Precision precision) {
+  return precision == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat32;
+}
+
+}  // namespace
+
+const char* PrecisionName(Precision precision) {
+  return precision == Precision::kBf16 ? "bf16" : "fp32";
+}
+
+std::vector<torch::Tensor> StyleGrams(const Vgg16& vgg, const torch::Tensor& style_image,
+                                      const std::vector<int>& layers, Precision precision) {
+  torch::NoGradGuard no_grad;
+  const auto features = vgg.Forward(style_image, layers, ComputeType(precision));
+  std::vector<torch::Tensor> grams;
+  for (int layer : layers) grams.push_back(Gram(features.at(layer).to(torch::kFloat32)));
+  return grams;
+}
+
+std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& nets,
+                                          const Vgg16& vgg, const torch::Tensor& content,
+                                          const std::vector<StyleLossTarget>& targets,
+                                          const LossNetworkUse& use, StepClock* clock) {
+  SF_CHECK(!nets.empty() && nets.size() == targets.size(), "one loss target per network");
+  auto begin = [&](Phase phase, const char* detail) {
+    if (clock != nullptr) clock->Begin(phase, detail);
+  };
+  const torch::ScalarType type = ComputeType(use.precision);
+  const bool bf16 = use.precision == Precision::kBf16;
+  std::map<int, torch::Tensor> content_features;
+  {
+    // The content batch only needs the content layers, and no gradients.
+    begin(Phase::kVggForward, "content");
+    torch::NoGradGuard no_grad;
+    content_features = vgg.Forward(content, use.content_layers, type);
+  }
+  std::vector<torch::Tensor> generated;
+  {
+    begin(Phase::kTransformerForward, "");
+    Bf16Autocast autocast(bf16, content.device());
+    for (TransformerNet* net : nets)
+      generated.push_back((*net)->forward(content).to(torch::kFloat32));
+  }
+  std::vector<int> all_layers = use.content_layers;
+  all_layers.insert(all_layers.end(), use.style_layers.begin(), use.style_layers.end());
+  begin(Phase::kVggForward, "generated");
+  const torch::Tensor stacked = generated.size() == 1 ? generated[0] : torch::cat(generated, 0);
+  const auto features = vgg.Forward(stacked, all_layers, type);
+
+  begin(Phase::kLoss, "");
+  const int64_t batch = content.size(0);
+  std::vector<torch::Tensor> target_content;  // the same targets for every style
+  for (int layer : use.content_layers)
+    target_content.push_back(content_features.at(layer).to(torch::kFloat32));
+  std::vector<LossTerms> out;
+  for (size_t k = 0; k < nets.size(); ++k) {
+    auto part = [&](int layer) {
+      const torch::Tensor& f = features.at(layer);
+      const torch::Tensor mine =
+          nets.size() == 1 ? f : f.narrow(0, static_cast<int64_t>(k) * batch, batch);
+      return mine.to(torch::kFloat32);
+    };
+    std::vector<torch::Tensor> gen_content, gen_style;
+    for (int layer : use.content_layers) gen_content.push_back(part(layer));
+    for (int layer : use.style_layers) gen_style.push_back(part(layer));
+    SF_CHECK(targets[k].style_grams != nullptr, "style grams missing");
+    out.push_back(ComputeLosses(gen_content, target_content, gen_style, *targets[k].style_grams,
+                                generated[k], targets[k].weights));
+  }
+  return out;
+}
+
+}  // namespace stylefleet

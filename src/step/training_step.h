@@ -1,0 +1,88 @@
+// One optimisation step for one or several styles: the step `train` runs and
+// `bench` measures.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "dist/communicator.h"
+#include "model/transformer_net.h"
+#include "model/vgg16.h"
+#include "optim/adam.h"
+#include "step/forward_pass.h"
+#include "step/gradient_buckets.h"
+#include "step/step_clock.h"
+
+namespace stylefleet {
+
+/// One style's trainable state, as a step sees it. Not owned.
+struct StepStyle {
+  TransformerNet* net = nullptr;
+  Adam* adam = nullptr;
+  GradientBuckets* buckets = nullptr;  ///< over the trainable parameters of `net`
+  StyleLossTarget target;
+  /// Test-only fault injection: this rank's loss of this step becomes NaN.
+  bool inject_nan = false;
+};
+
+/// Group averages of one style's loss terms in a step.
+struct StyleStepValues {
+  double content = 0, style = 0, tv = 0, total = 0;
+  std::vector<double> style_layers;  ///< one per style layer
+  /// A NaN/Inf loss or gradient: the update was skipped. The same verdict on
+  /// every rank (decided on group averages and averaged gradients).
+  bool bad = false;
+};
+
+struct StepOutcome {
+  std::vector<StyleStepValues> styles;  ///< in the order of the styles passed in
+  /// A stop signal reached some rank of the group: every rank sees it.
+  bool stop = false;
+  /// Seconds spent averaging gradients (all styles).
+  double gradient_allreduce_seconds = 0;
+};
+
+struct StepOptions {
+  /// The batch runs in this many parts (part m takes images m, m+M, ...: the
+  /// shards M ranks would get) whose gradients are averaged.
+  int micro_batches = 1;
+  LossNetworkUse use;
+};
+
+/// Runs steps for a group of ranks. `control` carries host-memory values (the
+/// loss terms and the stop flag), `tensors` the gradients (device memory on
+/// NCCL); on CPU they are the same communicator. Not thread-safe.
+class TrainingStep {
+ public:
+  /// `clock` may be null; `vgg` and the communicators must outlive the step.
+  TrainingStep(const Vgg16& vgg, Communicator& control, Communicator& tensors,
+               const StepOptions& options, StepClock* clock);
+
+  /// Collective over the group: zero the gradients, forward and backward each
+  /// micro-batch of `content` (B x 3 x H x W, 0..255, on the models' device),
+  /// average the loss terms and `stop_requested` over the group (one
+  /// allreduce, "loss values"), then for each style whose averaged total is
+  /// finite average its gradients in buckets ("gradient bucket" allreduces)
+  /// and, when they are finite too, update it with Adam.
+  StepOutcome Run(const torch::Tensor& content, const std::vector<StepStyle>& styles,
+                  bool stop_requested);
+
+ private:
+  // This rank's loss terms per style, averaged over the micro-batches:
+  // content, style, tv, total, then each style layer.
+  std::vector<std::vector<double>> ForwardBackward(const torch::Tensor& content,
+                                                   const std::vector<StepStyle>& styles);
+  // One allreduce of every style's values plus the stop flag.
+  bool AllReduceLossValues(std::vector<std::vector<double>>& values, bool stop_requested);
+  // Averages and applies one style's gradients; false when a gradient is not finite.
+  bool AverageAndUpdate(const StepStyle& style, double& allreduce_seconds);
+
+  const Vgg16& vgg_;
+  Communicator& control_;
+  Communicator& tensors_;
+  StepOptions options_;
+  StepClock* clock_;
+};
+
+}  // namespace stylefleet

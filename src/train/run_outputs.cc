@@ -1,0 +1,137 @@
+#include "train/run_outputs.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "data/image.h"
+#include "data/image_tensor.h"
+
+namespace stylefleet {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr int kPreviewImages = 4;
+
+nlohmann::json RecordJson(const StepRecord& r, const std::vector<std::string>& style_layers) {
+  nlohmann::json record;
+  record["step"] = r.step;
+  record["total_steps"] = r.total_steps;
+  record["epoch"] = r.epoch;
+  record["content_loss"] = r.values.content;
+  record["style_loss"] = r.values.style;
+  record["tv_loss"] = r.values.tv;
+  record["total_loss"] = r.values.total;
+  nlohmann::json layers;
+  for (size_t i = 0; i < style_layers.size(); ++i)
+    layers[style_layers[i]] = r.values.style_layers[i];
+  record["style_loss_by_layer"] = layers;
+  record["images_per_second"] = r.images_per_second;
+  record["eta_seconds"] = r.eta_seconds;
+  record["skipped_images"] = r.skipped_images;
+  record["ranks"] = r.ranks;
+  record["time"] =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return record;
+}
+
+}  // namespace
+
+RunOutputs::RunOutputs(std::string style_dir, std::string style_name,
+                       std::vector<std::string> style_layers)
+    : style_dir_(std::move(style_dir)),
+      style_name_(std::move(style_name)),
+      style_layers_(std::move(style_layers)) {}
+
+void RunOutputs::TrimMetrics(int64_t step) const {
+  const fs::path path = fs::path(style_dir_) / "metrics.jsonl";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return;
+  std::ifstream in(path);
+  std::stringstream kept;
+  for (std::string line; std::getline(in, line);) {
+    try {
+      if (nlohmann::json::parse(line).value("step", int64_t{0}) <= step) kept << line << "\n";
+    } catch (const std::exception&) {
+      // A torn last line from a crash: drop it.
+    }
+  }
+  in.close();
+  std::ofstream out(path, std::ios::trunc);
+  out << kept.str();
+}
+
+void RunOutputs::Record(const StepRecord& r) const {
+  std::ofstream out(fs::path(style_dir_) / "metrics.jsonl", std::ios::app);
+  out << RecordJson(r, style_layers_).dump() << "\n";
+
+  std::ostringstream layer_text;
+  for (size_t i = 0; i < style_layers_.size(); ++i) {
+    layer_text << (i ? " " : "") << style_layers_[i] << "=" << std::setprecision(4)
+               << r.values.style_layers[i];
+  }
+  std::ostringstream line;
+  line << std::setprecision(4) << "[" << style_name_ << "] step " << r.step << "/" << r.total_steps
+       << " | content " << r.values.content << " | style " << r.values.style << " ("
+       << layer_text.str() << ") | tv " << r.values.tv << " | total " << r.values.total << " | "
+       << std::setprecision(3) << r.images_per_second << " img/s | ETA "
+       << FormatDuration(r.eta_seconds);
+  SF_LOG(kInfo) << line.str();
+}
+
+void RunOutputs::PreparePreviews(const std::vector<std::string>& files, int image_size,
+                                 const torch::Device& device) {
+  preview_inputs_ = torch::Tensor();
+  std::vector<torch::Tensor> images;
+  for (size_t i = 0; i < files.size() && images.size() < kPreviewImages; ++i) {
+    try {
+      images.push_back(ImageToTensor(ResizeCenterCrop(LoadImageFile(files[i]), image_size)));
+    } catch (const DataError&) {
+      // Broken files are reported by the loader.
+    }
+  }
+  if (!images.empty()) preview_inputs_ = torch::cat(images).to(device);
+}
+
+void RunOutputs::WritePreview(TransformerNet& net, int64_t step) const {
+  if (!preview_inputs_.defined()) return;
+  torch::Tensor output;
+  {
+    torch::NoGradGuard no_grad;
+    output = net->forward(preview_inputs_).clamp(0, 255);
+  }
+  const torch::Tensor top = torch::cat(preview_inputs_.unbind(0), 2);
+  const torch::Tensor bottom = torch::cat(output.unbind(0), 2);
+  const torch::Tensor grid = torch::cat({top, bottom}, 1);
+  char name[40];
+  std::snprintf(name, sizeof(name), "step-%08lld.png", static_cast<long long>(step));
+  const fs::path dir = fs::path(style_dir_) / "previews";
+  fs::create_directories(dir);
+  SaveImageFile(TensorToImage(grid), (dir / name).string());
+}
+
+std::string FormatDuration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "--:--:--";
+  const auto total = static_cast<long long>(seconds + 0.5);
+  char text[32];
+  std::snprintf(text, sizeof(text), "%02lld:%02lld:%02lld", total / 3600, (total / 60) % 60,
+                total % 60);
+  return text;
+}
+
+void PrintProgress(const std::string& style, int64_t step, int64_t total_steps, double loss,
+                   double images_per_second, double eta_seconds) {
+  std::printf("\r[%s] step %lld/%lld  loss %.4g  %.2f img/s  ETA %s   ", style.c_str(),
+              static_cast<long long>(step), static_cast<long long>(total_steps), loss,
+              images_per_second, FormatDuration(eta_seconds).c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace stylefleet

@@ -1,0 +1,51 @@
+// Training a job: what `stylefleet train` runs. Torch-free on purpose: src/cli
+// includes only this header and compiles without LibTorch's headers.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/job_config.h"
+#include "dist/world.h"
+#include "metrics/training_metrics.h"
+
+namespace stylefleet {
+
+struct TrainRunOptions {
+  /// Intra-op threads for LibTorch; 0 means one per core.
+  int threads = 0;
+  /// Train only these styles (by name); empty trains all.
+  std::vector<std::string> only_styles;
+  /// Show a one-line progress display when stdout is a terminal.
+  bool progress = true;
+  /// Where losses and training health go; nullptr reports nowhere.
+  TrainingMetrics* metrics = nullptr;
+  /// Test-only fault injection, entries "STYLE:STEP": the loss of that style's
+  /// step (1-based) is made NaN on this rank (`stylefleet train --test-inject-nan`).
+  std::vector<std::string> inject_nan;
+  /// When set, each rank writes a Chrome-trace JSON of its step phases (data,
+  /// transformer forward, loss network, loss, backward, allreduce, optimizer)
+  /// here; under mpirun the rank number goes before the extension
+  /// (trace.json -> trace.rank1.json). Open it in Perfetto or chrome://tracing.
+  std::string trace_path;
+};
+
+/// How a TrainJob call ended when it did not throw.
+struct TrainOutcome {
+  /// A stop signal arrived: every running style wrote a checkpoint; rerunning resumes.
+  bool stopped = false;
+  /// Styles stopped by numerical faults (max_bad_steps); the others trained.
+  std::vector<std::string> failed_styles;
+};
+
+/// Trains the styles of `job`, resuming each from its newest checkpoint; a
+/// style already finished is skipped. Collective over `world`: the styles are
+/// laid onto groups of ranks (see train/style_schedule.h), each group trains
+/// its styles one after another, data-parallel. Throws Error (or DataError,
+/// ConfigError) when a style cannot be trained, on every rank of its group.
+TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world);
+
+/// The same in a world of one process.
+TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options);
+
+}  // namespace stylefleet

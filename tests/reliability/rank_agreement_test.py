@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""Ranks that disagree (ctest labels `reliability`, `mpi`).
+
+For every key the binary lists as rank-invariant (`stylefleet config-reference
+--rank-invariant`, derived from the config tables), a 2-rank MPMD launch gives each rank a
+different value (`mpirun -np 1 stylefleet train J --set K=a : -np 1 stylefleet train J --set
+K=b`; style-entry keys through two job files). Each launch must exit non-zero within seconds,
+not at a collective timeout, and say "ranks disagree on KEY" with both ranks' values. The same
+for a --style given to one rank only and for two content folders of different sizes. A key
+the binary lists without a pair of values here fails the test: new keys get covered.
+
+usage: rank_agreement_test.py STYLEFLEET_BINARY
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from harness import check, finish
+
+BINARY = sys.argv[1]
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
+LIMIT_SECONDS = 30  # the job's collective timeout is 600 s: well inside it
+
+# Two valid values per key (rank 0's, rank 1's).
+VALUES = {
+    "job.name": ("a", "b"),
+    "job.output_dir": ("out1", "out2"),
+    "job.seed": ("1", "2"),
+    "job.styles_at_once": ("1", "2"),
+    "data.content_dir": ("photos", "photos32"),
+    "data.image_size": ("64", "68"),
+    "data.max_image_pixels": ("100000000", "90000000"),
+    "loss_network.weights": ("random:1", "random:2"),
+    "loss_network.content_layers": ("[conv3_3]", "[conv2_2]"),
+    "loss_network.style_layers": ("[conv1_2]", "[conv2_2]"),
+    "training.content_weight": ("1", "2"),
+    "training.style_weight": ("100", "50"),
+    "training.tv_weight": ("0", "1"),
+    "training.batch_size": ("2", "1"),
+    "training.micro_batches": ("1", "2"),
+    "training.epochs": ("1", "2"),
+    "training.max_steps": ("2", "3"),
+    "training.learning_rate": ("0.01", "0.0100000001"),
+    "training.log_every_steps": ("5", "3"),
+    "training.preview_every_steps": ("10", "0"),
+    "training.max_bad_steps": ("10", "3"),
+    "training.precision": ("fp32", "bf16"),
+    "checkpoint.every_steps": ("5", "7"),
+    "checkpoint.keep": ("3", "2"),
+    "distributed.backend": ("auto", "mpi"),
+    "distributed.ranks_per_style": ("2", "1"),
+    "distributed.bucket_mb": ("25", "0.01"),
+    "distributed.check_every_steps": ("5", "0"),
+    "distributed.stall_warn_seconds": ("60", "30"),
+    "distributed.timeout_seconds": ("600", "300"),
+}
+# Style-entry keys: rank 1 reads a job file whose one style entry differs.
+STYLE_ENTRIES = {
+    "styles[].name": ("name: s", "name: t", "styles.s.name"),
+    "styles[].image": ("image: s0.png", "image: s1.png", "styles.s.image"),
+    "styles[].output_dir": ("output_dir: o1", "output_dir: o2", "styles.s.output_dir"),
+}
+STYLE_DEFAULTS = {"name": "name: s", "image": "image: s0.png", "output_dir": "output_dir: o1"}
+
+
+def job_text(style_fields):
+    return ("data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
+            "loss_network: {weights: 'random:1'}\n"
+            "training: {batch_size: 2, epochs: 0, max_steps: 2}\n"
+            "monitoring: {listen: 'off', linger_seconds: 0}\n"
+            "styles:\n  - {" + ", ".join(style_fields) + "}\n")
+
+
+def write_fixture(root):
+    from PIL import Image  # python3-pil
+    for folder, count in (("photos", 16), ("photos32", 32)):
+        os.makedirs(os.path.join(root, folder))
+        for i in range(count):
+            Image.new("RGB", (72, 72), (i * 7 % 256, 90, 160)).save(os.path.join(root, folder, f"{i:03}.png"))
+    for name in ("s0.png", "s1.png"):
+        Image.new("RGB", (80, 80), (200, 40, 40) if name == "s0.png" else (40, 200, 40)).save(os.path.join(root, name))
+    with open(os.path.join(root, "job.yaml"), "w") as f:
+        f.write(job_text(STYLE_DEFAULTS.values()))
+
+
+def launch(root, args0, args1):
+    """Runs the MPMD launch; returns (exit code, seconds, output)."""
+    cmd = MPIRUN + ["-np", "1", BINARY, "train"] + args0 + ["--no-progress", ":",
+                    "-np", "1", BINARY, "train"] + args1 + ["--no-progress"]
+    start = time.time()
+    try:
+        p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=120)
+        return p.returncode, time.time() - start, p.stdout + p.stderr
+    except subprocess.TimeoutExpired as e:
+        return None, time.time() - start, (e.stdout or b"").decode() + (e.stderr or b"").decode()
+
+
+def expect_disagreement(root, what, args0, args1, needle):
+    code, seconds, out = launch(root, args0, args1)
+    ok = code not in (0, None) and seconds < LIMIT_SECONDS and needle in out and "rank 0" in out and "rank 1" in out
+    check(ok, f"{what}: exit {code} after {seconds:.1f} s, names '{needle}'" + ("" if ok else "\n" + out[-1500:]))
+
+
+def main():
+    keys = subprocess.run([BINARY, "config-reference", "--rank-invariant"], capture_output=True,
+                          text=True, check=True).stdout.split()
+    check(len(keys) > 20, f"the binary lists {len(keys)} rank-invariant keys")
+    uncovered = [k for k in keys if k not in VALUES and k not in STYLE_ENTRIES]
+    check(not uncovered, f"every rank-invariant key has a pair of values here (missing: {uncovered})")
+    with tempfile.TemporaryDirectory() as root:
+        write_fixture(root)
+        for key in keys:
+            if key in VALUES:
+                a, b = VALUES[key]
+                expect_disagreement(root, key, ["job.yaml", "--set", f"{key}={a}"],
+                                    ["job.yaml", "--set", f"{key}={b}"], f"ranks disagree on {key}: ")
+            elif key in STYLE_ENTRIES:
+                a, b, shown = STYLE_ENTRIES[key]
+                field = key.split(".")[1]
+                other = dict(STYLE_DEFAULTS, **{field: b})
+                with open(os.path.join(root, "job_b.yaml"), "w") as f:
+                    f.write(job_text(other.values()))
+                expect_disagreement(root, key, ["job.yaml"], ["job_b.yaml"], f"ranks disagree on {shown}")
+        expect_disagreement(root, "--style on one rank only", ["job.yaml", "--style", "s"], ["job.yaml"],
+                            "ranks disagree on the styles selected with --style: rank 0 has 's'; rank 1 has 'all'")
+        expect_disagreement(root, "content folders of 16 and 32 photos", ["job.yaml", "--content", "photos"],
+                            ["job.yaml", "--content", "photos32"], "ranks disagree on data.content_dir: ")
+        code, seconds, out = launch(root, ["job.yaml"], ["job.yaml"])
+        check(code == 0, f"agreeing ranks train: exit {code} after {seconds:.1f} s" + ("" if code == 0 else "\n" + out[-1500:]))
+    return finish("rank_agreement_test")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

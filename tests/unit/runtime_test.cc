@@ -1,0 +1,136 @@
+// Group operations and the per-rank runtime, with ranks as threads over the
+// in-process backend.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "common/error.h"
+#include "dist/communicator.h"
+#include "dist/world.h"
+#include "runtime/group_ops.h"
+#include "runtime/rank_runtime.h"
+
+namespace stylefleet {
+namespace {
+
+// Runs body(rank, communicator) on one thread per rank; returns what each
+// rank's body threw, as "KIND: message" ("" when it returned).
+template <typename F>
+std::vector<std::string> OnEveryRank(std::vector<std::unique_ptr<Communicator>>& world, F body) {
+  std::vector<std::string> thrown(world.size());
+  std::vector<std::thread> threads;
+  for (size_t r = 0; r < world.size(); ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        body(static_cast<int>(r), *world[r]);
+      } catch (const ConfigError& e) {
+        std::string all;
+        for (const auto& p : e.problems()) all += p + "|";
+        thrown[r] = "config: " + all;
+      } catch (const DataError& e) {
+        thrown[r] = std::string("data: ") + e.what();
+      } catch (const Error& e) {
+        thrown[r] = std::string("error: ") + e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return thrown;
+}
+
+TEST(RunOnRootTest, EveryRankThrowsTheRootsErrorOfTheSameKind) {
+  auto world = MakeLocalWorld(3);
+  auto thrown = OnEveryRank(world, [](int, Communicator& c) {
+    RunOnRoot(c, [] { throw ConfigError({"job.yaml:3:1: first", "job.yaml:4:1: second"}); });
+  });
+  for (const auto& t : thrown) EXPECT_EQ(t, "config: job.yaml:3:1: first|job.yaml:4:1: second|");
+  thrown = OnEveryRank(world, [](int, Communicator& c) {
+    RunOnRoot(c, [] { throw DataError("photo.png: truncated"); });
+  });
+  for (const auto& t : thrown) EXPECT_EQ(t, "data: photo.png: truncated");
+  thrown = OnEveryRank(world, [](int, Communicator& c) {
+    RunOnRoot(c, [] { throw std::runtime_error("disk full"); });
+  });
+  for (const auto& t : thrown) EXPECT_EQ(t, "error: disk full");
+}
+
+TEST(RunOnRootTest, ActionRunsOnTheRootOnly) {
+  auto world = MakeLocalWorld(2);
+  std::vector<int> ran(2, 0);
+  const auto thrown = OnEveryRank(world, [&](int rank, Communicator& c) {
+    RunOnRoot(c, [&] { ran[static_cast<size_t>(rank)] = 1; });
+  });
+  EXPECT_EQ(ran, (std::vector<int>{1, 0}));
+  EXPECT_EQ(thrown, (std::vector<std::string>{"", ""}));
+}
+
+TEST(CheckRanksAgreeTest, NamesTheItemAndWhichRanksHoldWhichValue) {
+  auto world = MakeLocalWorld(3);
+  const auto thrown = OnEveryRank(world, [](int rank, Communicator& c) {
+    CheckRanksAgree(c,
+                    {{"training.learning_rate", rank == 1 ? "0.01" : "0.0100000001"},
+                     {"data.image_size", "256"}},
+                    "load the same job");
+  });
+  for (const auto& t : thrown) {
+    EXPECT_EQ(t,
+              "config: ranks disagree on training.learning_rate: ranks 0, 2 have "
+              "'0.0100000001'; rank 1 has '0.01'|load the same job|");
+  }
+}
+
+TEST(CheckRanksAgreeTest, NamesAnItemOnlySomeRanksHave) {
+  auto world = MakeLocalWorld(2);
+  const auto thrown = OnEveryRank(world, [](int rank, Communicator& c) {
+    std::vector<AgreedItem> items = {{"styles.a.name", "a"}};
+    if (rank == 1) items.emplace_back("styles.b.name", "b");
+    CheckRanksAgree(c, items, "advice");
+  });
+  for (const auto& t : thrown) {
+    EXPECT_EQ(
+        t, "config: ranks disagree on styles.b.name: rank 0 has nothing; rank 1 has 'b'|advice|");
+  }
+}
+
+TEST(CheckRanksAgreeTest, AgreeingRanksPass) {
+  auto world = MakeLocalWorld(2);
+  const auto thrown = OnEveryRank(world, [](int, Communicator& c) {
+    CheckRanksAgree(c, {{"x", "1"}, {"y", "2"}}, "advice");
+  });
+  EXPECT_EQ(thrown, (std::vector<std::string>{"", ""}));
+}
+
+TEST(RankRuntimeTest, CpuRanksShareOneCommunicatorForValuesAndTensors) {
+  auto worlds = MakeLocalWorlds(2);
+  std::vector<std::string> seen(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      RuntimeOptions options;
+      options.threads = 1;
+      options.rank_in_group = r;
+      auto runtime = StartRankRuntime(*worlds[static_cast<size_t>(r)], options);
+      seen[static_cast<size_t>(r)] = std::to_string(runtime->control().size()) + " " +
+                                     runtime->tensors().backend() + " " +
+                                     (runtime->device().is_cpu() ? "cpu" : "gpu") + " " +
+                                     std::to_string(&runtime->control() == &runtime->tensors());
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(seen, (std::vector<std::string>{"2 local cpu 1", "2 local cpu 1"}));
+}
+
+TEST(RankRuntimeTest, NcclOnACpuIsAConfigError) {
+  auto world = MakeSoloWorld();
+  RuntimeOptions options;
+  options.backend = "nccl";
+  try {
+    StartRankRuntime(*world, options);
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(e.problems().front().find("nccl needs CUDA GPUs"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace stylefleet
