@@ -4,21 +4,58 @@
 
 #include "checkpoint/checkpoint_files.h"
 #include "common/error.h"
+#include "common/fnv1a.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
 
 namespace {
+constexpr const char* kChecksumKey = "stylefleet.checksum";
+
 torch::Tensor Scalar(int64_t v) { return torch::tensor(v, torch::kInt64); }
 
-int64_t ReadInt(const TensorDict& dict, const std::string& key, const std::string& path) {
-  const torch::Tensor* t = FindTensor(dict, key);
-  if (t == nullptr || t->numel() != 1) throw DataError(path + ": checkpoint lacks '" + key + "'");
-  return t->item<int64_t>();
+// FNV-1a over every entry but the checksum: key, dtype, shape and bytes. A
+// flipped bit anywhere in the tensors or a swapped entry changes it.
+uint64_t DictChecksum(const TensorDict& dict) {
+  uint64_t hash = Fnv1a("");
+  for (const auto& [key, tensor] : dict) {
+    if (key == kChecksumKey) continue;
+    const torch::Tensor t = tensor.detach().cpu().contiguous();
+    std::string header = key + "|" + std::string(c10::toString(t.scalar_type())) + "|";
+    for (int64_t d : t.sizes()) header += std::to_string(d) + ",";
+    hash = Fnv1a(header, hash);
+    hash = Fnv1a(std::string(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size()),
+                 hash);
+  }
+  return hash;
 }
-}  // namespace
 
-TensorDict ModelDict(TransformerNet& net, const ModelInfo& info) {
+TensorDict WithChecksum(TensorDict dict) {
+  const uint64_t checksum = DictChecksum(dict);
+  dict.emplace_back(kChecksumKey, Scalar(static_cast<int64_t>(checksum)));
+  return dict;
+}
+
+// A damaged or poisoned file must never be trained on or stylized with: its
+// checksum must match (files written before checksums existed have none), and
+// every floating-point tensor must be finite.
+void VerifyDict(const TensorDict& dict, const std::string& path) {
+  if (const torch::Tensor* stored = FindTensor(dict, kChecksumKey)) {
+    if (stored->numel() != 1 ||
+        static_cast<uint64_t>(stored->item<int64_t>()) != DictChecksum(dict)) {
+      throw DataError(path +
+                      ": checksum mismatch: the file is damaged (a flipped bit or a "
+                      "partial copy)");
+    }
+  }
+  for (const auto& [key, tensor] : dict) {
+    if (tensor.is_floating_point() && !torch::isfinite(tensor).all().item<bool>()) {
+      throw DataError(path + ": '" + key + "' holds NaN or infinite values");
+    }
+  }
+}
+
+TensorDict ModelEntries(TransformerNet& net, const ModelInfo& info) {
   TensorDict dict;
   for (const auto& item : net->named_parameters()) dict.emplace_back(item.key(), item.value());
   dict.emplace_back("stylefleet.head", StringToTensor(kTransformerHead));
@@ -28,9 +65,20 @@ TensorDict ModelDict(TransformerNet& net, const ModelInfo& info) {
   return dict;
 }
 
+int64_t ReadInt(const TensorDict& dict, const std::string& key, const std::string& path) {
+  const torch::Tensor* t = FindTensor(dict, key);
+  if (t == nullptr || t->numel() != 1) throw DataError(path + ": checkpoint lacks '" + key + "'");
+  return t->item<int64_t>();
+}
+}  // namespace
+
+TensorDict ModelDict(TransformerNet& net, const ModelInfo& info) {
+  return WithChecksum(ModelEntries(net, info));
+}
+
 TensorDict CheckpointDict(TransformerNet& net, Adam& adam, const RunPosition& position,
                           const ModelInfo& info) {
-  TensorDict dict = ModelDict(net, info);
+  TensorDict dict = ModelEntries(net, info);
   size_t i = 0;
   for (const auto& [name, param] : TrainableParameters(net)) {
     dict.emplace_back("stylefleet.adam.exp_avg." + name, adam.exp_avg(i));
@@ -42,11 +90,12 @@ TensorDict CheckpointDict(TransformerNet& net, Adam& adam, const RunPosition& po
   dict.emplace_back("stylefleet.epoch", Scalar(position.epoch));
   dict.emplace_back("stylefleet.batch", Scalar(position.batch));
   dict.emplace_back("stylefleet.rng", at::detail::getDefaultCPUGenerator().get_state());
-  return dict;
+  return WithChecksum(std::move(dict));
 }
 
 RunPosition RestoreCheckpoint(const TensorDict& dict, const std::string& path, TransformerNet& net,
                               Adam& adam) {
+  VerifyDict(dict, path);
   LoadTransformerParameters(net, dict, path);
   torch::NoGradGuard no_grad;
   size_t i = 0;
@@ -90,7 +139,9 @@ TransformerNet LoadTransformer(const std::string& path, std::string* resolved) {
     }
   }
   TransformerNet net;
-  LoadTransformerParameters(net, LoadTensorDict(file), file);
+  const TensorDict dict = LoadTensorDict(file);
+  VerifyDict(dict, file);
+  LoadTransformerParameters(net, dict, file);
   net->eval();
   if (resolved != nullptr) *resolved = file;
   return net;

@@ -28,7 +28,7 @@ struct ModelInfo {
 };
 
 /// The transformer's parameters under the PyTorch example's names, plus
-/// `stylefleet.*` metadata (head, job, style, image size).
+/// `stylefleet.*` metadata (head, job, style, image size) and a checksum of it all.
 TensorDict ModelDict(TransformerNet& net, const ModelInfo& info);
 
 /// ModelDict plus optimizer state (for TrainableParameters, in that order),
@@ -36,7 +36,10 @@ TensorDict ModelDict(TransformerNet& net, const ModelInfo& info);
 TensorDict CheckpointDict(TransformerNet& net, Adam& adam, const RunPosition& position,
                           const ModelInfo& info);
 
-/// Restores what CheckpointDict wrote. Throws DataError naming `path` and the key.
+/// Restores what CheckpointDict wrote. Throws DataError naming `path` and the
+/// key, and when the file is damaged (its `stylefleet.checksum`, an FNV-1a of
+/// every entry, does not match) or holds NaN/Inf values: the caller then falls
+/// back to an older checkpoint.
 RunPosition RestoreCheckpoint(const TensorDict& dict, const std::string& path, TransformerNet& net,
                               Adam& adam);
 

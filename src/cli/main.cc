@@ -70,7 +70,7 @@ std::unique_ptr<TrainingMetrics> StartMetrics(const JobConfig& job, World& world
     metrics =
         MakePrometheusMetrics(options, MetricsIdentity{job.name, me.rank, me.local_rank, me.host});
   }
-  const auto endpoints = world.all().AllGather(metrics->endpoint());
+  const auto endpoints = world.all().AllGather(metrics->endpoint(), "metrics endpoint allgather");
   if (me.rank == 0 && !metrics->endpoint().empty()) {
     nlohmann::json targets = nlohmann::json::array();
     for (const auto& e : endpoints) targets.push_back(e);
@@ -129,7 +129,7 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
     // Agree on validity first: a rank that alone failed would otherwise leave the others waiting.
     std::string joined;
     for (const auto& p : problems) joined += p + "\n";
-    const auto all = world->all().AllGather(joined);
+    const auto all = world->all().AllGather(joined, "job validity allgather");
     for (size_t r = 0; r < all.size() && problems.empty(); ++r) {
       if (all[r].empty()) continue;
       std::istringstream lines(all[r]);

@@ -289,7 +289,7 @@ json MeasureAllreduce(RankRuntime& runtime, size_t bytes) {
   const torch::Tensor data = torch::ones({count}, torch::TensorOptions(runtime.device()));
   group.AllReduceAverage(data.data_ptr<float>(), static_cast<size_t>(count));  // warm-up
   const int runs = 10;
-  runtime.control().Barrier();
+  runtime.control().Barrier("allreduce benchmark barrier");
   const auto start = Clock::now();
   for (int i = 0; i < runs; ++i)
     group.AllReduceAverage(data.data_ptr<float>(), static_cast<size_t>(count));
@@ -460,7 +460,7 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
     clock.WriteTrace(path, me.rank, "rank " + std::to_string(me.rank));
     say("trace written to " + path);
   }
-  world.all().Barrier();
+  world.all().Barrier("end of benchmark barrier");
   return root ? doc.dump(2) : std::string();
 }
 

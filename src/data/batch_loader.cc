@@ -57,6 +57,16 @@ int64_t BatchLoader::FileOfItem(int64_t item) {
   return it->second[static_cast<size_t>(within)];
 }
 
+namespace {
+bool IsUniformColour(const RgbImage& image) {
+  const auto& p = image.pixels;
+  for (size_t i = 3; i < p.size(); ++i) {
+    if (p[i] != p[i % 3]) return false;
+  }
+  return true;
+}
+}  // namespace
+
 bool BatchLoader::DecodeInto(int64_t file_index, std::vector<float>& out) {
   const std::string& path = files_[static_cast<size_t>(file_index)];
   {
@@ -68,6 +78,16 @@ bool BatchLoader::DecodeInto(int64_t file_index, std::vector<float>& out) {
     decode.max_pixels = options_.max_image_pixels;
     decode.min_short_side = options_.image_size;
     const RgbImage image = ResizeCenterCrop(LoadImageFile(path, decode), options_.image_size);
+    if (IsUniformColour(image)) {
+      // Instance norm divides by sqrt(variance + 1e-5): at zero variance its
+      // backward multiplies gradients by ~316 in each of the transformer's 15
+      // norms (every later activation stays constant too), so a flat image's
+      // gradients overflow to Inf and poison the whole batch's step.
+      throw DataError(path +
+                      ": the training crop is one uniform colour, which carries no "
+                      "content and whose gradients overflow (zero variance in instance "
+                      "normalization)");
+    }
     out.resize(static_cast<size_t>(3) * options_.image_size * options_.image_size);
     ToPlanarFloat(image, out.data());
     return true;
@@ -126,12 +146,13 @@ Batch BatchLoader::Next() {
       consumer_cv_.wait(lock, [&] { return slot.item == next_consume_ + j && slot.ready; });
       ok[static_cast<size_t>(j)] = slot.ok;
       batch.paths[static_cast<size_t>(j)] = slot.path;
-      if (slot.ok) std::memcpy(&batch.pixels[image_floats * j], slot.pixels.data(),
-                               image_floats * sizeof(float));
+      if (slot.ok)
+        std::memcpy(&batch.pixels[image_floats * j], slot.pixels.data(),
+                    image_floats * sizeof(float));
       slot.pixels = std::vector<float>();
     }
-    wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start)
-                         .count();
+    wait_seconds_ +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
     next_consume_ += batch.count;
   }
   worker_cv_.notify_all();
@@ -164,8 +185,8 @@ Batch BatchLoader::Next() {
     if (ok[static_cast<size_t>(j)]) continue;
     const float* source = good >= 0 ? &batch.pixels[image_floats * good] : last_good_.data();
     std::memcpy(&batch.pixels[image_floats * j], source, image_floats * sizeof(float));
-    batch.paths[static_cast<size_t>(j)] = good >= 0 ? batch.paths[static_cast<size_t>(good)]
-                                                    : last_good_path_;
+    batch.paths[static_cast<size_t>(j)] =
+        good >= 0 ? batch.paths[static_cast<size_t>(good)] : last_good_path_;
   }
   return batch;
 }

@@ -6,8 +6,10 @@
 #include <turbojpeg.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -59,7 +61,8 @@ RgbImage DecodeJpeg(const std::vector<uint8_t>& bytes, const std::string& name,
       const tjscalingfactor f = factors[i];
       if (f.num > f.denom) continue;  // never upscale here
       const int w = TJSCALED(width, f), h = TJSCALED(height, f);
-      if (std::min(w, h) >= options.min_short_side && w * int64_t{h} < scaled_w * int64_t{scaled_h}) {
+      if (std::min(w, h) >= options.min_short_side &&
+          w * int64_t{h} < scaled_w * int64_t{scaled_h}) {
         scaled_w = w;
         scaled_h = h;
       }
@@ -198,28 +201,58 @@ RgbImage FromPlanarFloat(const float* planar, int width, int height) {
   return image;
 }
 
+namespace {
+
+// stb's encoders call this with pieces of the file.
+void AppendToString(void* context, void* data, int size) {
+  static_cast<std::string*>(context)->append(static_cast<const char*>(data),
+                                             static_cast<size_t>(size));
+}
+
+// Writes `bytes` to `temp`, checking every step (stb's own file writers ignore
+// write errors: a full disk left a 0-byte image and no message), then moves it
+// to `path`. On failure nothing is left behind and DataError says why.
+void WriteFileAtomically(const std::string& bytes, const std::string& temp,
+                         const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) {
+      const std::string reason = std::strerror(errno);
+      out.close();
+      fs::remove(temp, ec);
+      throw DataError(path + ": cannot write image (" + reason + ")");
+    }
+  }
+  fs::rename(temp, path, ec);
+  if (ec) {
+    fs::remove(temp, ec);
+    throw DataError(path + ": cannot write image (" + ec.message() + ")");
+  }
+}
+
+}  // namespace
+
 void SaveImageFile(const RgbImage& image, const std::string& path, int jpeg_quality) {
   namespace fs = std::filesystem;
   std::string ext = fs::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-  const std::string temp = path + ".tmp";
+  std::string bytes;
   int ok = 0;
   if (ext == ".png") {
-    ok = stbi_write_png(temp.c_str(), image.width, image.height, 3, image.pixels.data(),
-                        image.width * 3);
+    ok = stbi_write_png_to_func(AppendToString, &bytes, image.width, image.height, 3,
+                                image.pixels.data(), image.width * 3);
   } else if (ext == ".jpg" || ext == ".jpeg") {
-    ok = stbi_write_jpg(temp.c_str(), image.width, image.height, 3, image.pixels.data(),
-                        jpeg_quality);
+    ok = stbi_write_jpg_to_func(AppendToString, &bytes, image.width, image.height, 3,
+                                image.pixels.data(), jpeg_quality);
   } else {
     throw DataError(path + ": output images must end in .png, .jpg or .jpeg");
   }
-  std::error_code ec;
-  if (!ok) {
-    fs::remove(temp, ec);
-    throw DataError(path + ": cannot write image");
-  }
-  fs::rename(temp, path, ec);
-  if (ec) throw DataError(path + ": cannot write image (" + ec.message() + ")");
+  if (!ok || bytes.empty()) throw DataError(path + ": cannot encode image");
+  WriteFileAtomically(bytes, path + ".tmp", path);
 }
 
 bool HasImageExtension(const std::string& path) {

@@ -21,13 +21,20 @@ class SoloCommunicator : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   std::string backend() const override { return "local"; }
-  void AllReduceAverage(float*, size_t) override {}
-  void AllReduceSum(double*, size_t) override {}
-  void Broadcast(void*, size_t, int root) override {
+
+ protected:
+  void DoAllReduceAverage(float*, size_t, const std::string&) override {}
+  void DoAllReduceSum(double*, size_t, const std::string&) override {}
+  void DoBroadcast(void*, size_t, int root, const std::string&) override {
     SF_CHECK(root == 0, "broadcast root out of range");
   }
-  std::vector<std::string> AllGather(const std::string& value) override { return {value}; }
-  void Barrier() override {}
+  std::vector<std::string> DoAllGather(const std::string& value, const std::string&) override {
+    return {value};
+  }
+  void DoBarrier(const std::string&) override {}
+  void ExchangeIdentity(const void* mine, size_t bytes, void* all, const std::string&) override {
+    std::memcpy(all, mine, bytes);
+  }
 };
 
 // State shared by the ranks of one local world.
@@ -63,19 +70,22 @@ class LocalCommunicator : public Communicator {
   int size() const override { return shared_->size; }
   std::string backend() const override { return "local"; }
 
-  void AllReduceAverage(float* data, size_t count) override {
+ protected:
+  void DoAllReduceAverage(float* data, size_t count, const std::string&) override {
     Reduce(data, count, true);
   }
-  void AllReduceSum(double* data, size_t count) override { Reduce(data, count, false); }
+  void DoAllReduceSum(double* data, size_t count, const std::string&) override {
+    Reduce(data, count, false);
+  }
 
-  void Broadcast(void* data, size_t bytes, int root) override {
+  void DoBroadcast(void* data, size_t bytes, int root, const std::string&) override {
     SF_CHECK(root >= 0 && root < size(), "broadcast root out of range");
     Publish(data);
     if (rank_ != root) std::memcpy(data, shared_->slots[static_cast<size_t>(root)], bytes);
     shared_->Wait();  // the root's buffer stays valid until everyone has copied
   }
 
-  std::vector<std::string> AllGather(const std::string& value) override {
+  std::vector<std::string> DoAllGather(const std::string& value, const std::string&) override {
     {
       std::lock_guard<std::mutex> lock(shared_->mutex);
       if (shared_->strings.size() != static_cast<size_t>(size())) shared_->strings.resize(size());
@@ -91,7 +101,15 @@ class LocalCommunicator : public Communicator {
     return all;
   }
 
-  void Barrier() override { shared_->Wait(); }
+  void DoBarrier(const std::string&) override { shared_->Wait(); }
+  void ExchangeIdentity(const void* mine, size_t bytes, void* all, const std::string&) override {
+    Publish(mine);
+    for (int r = 0; r < size(); ++r) {
+      std::memcpy(static_cast<char*>(all) + static_cast<size_t>(r) * bytes,
+                  shared_->slots[static_cast<size_t>(r)], bytes);
+    }
+    shared_->Wait();  // every rank has read before any buffer goes away
+  }
 
  private:
   void Publish(const void* data) {
@@ -121,7 +139,9 @@ class LocalCommunicator : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> MakeSoloCommunicator() { return std::make_unique<SoloCommunicator>(); }
+std::unique_ptr<Communicator> MakeSoloCommunicator() {
+  return std::make_unique<SoloCommunicator>();
+}
 
 std::vector<std::unique_ptr<Communicator>> MakeLocalWorld(int size) {
   SF_CHECK(size >= 1, "world size must be positive");

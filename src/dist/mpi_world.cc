@@ -33,14 +33,14 @@ int WorldRank() {
 }
 
 // MPI return code -> exception with the call, file:line and rank.
-#define SF_MPI_CHECK(call)                                                                   \
-  do {                                                                                       \
-    const int sf_mpi_code = (call);                                                          \
-    if (sf_mpi_code != MPI_SUCCESS) {                                                        \
-      throw ::stylefleet::Error(std::string("MPI error on rank ") +                          \
-                                std::to_string(WorldRank()) + " in " #call " (" __FILE__ ":" + \
-                                std::to_string(__LINE__) + "): " + MpiErrorText(sf_mpi_code)); \
-    }                                                                                        \
+#define SF_MPI_CHECK(call)                                                                        \
+  do {                                                                                            \
+    const int sf_mpi_code = (call);                                                               \
+    if (sf_mpi_code != MPI_SUCCESS) {                                                             \
+      throw ::stylefleet::Error(std::string("MPI error on rank ") + std::to_string(WorldRank()) + \
+                                " in " #call " (" __FILE__ ":" + std::to_string(__LINE__) +       \
+                                "): " + MpiErrorText(sf_mpi_code));                               \
+    }                                                                                             \
   } while (0)
 
 std::atomic<int64_t> g_stall_warnings{0};
@@ -85,61 +85,72 @@ class MpiCommunicator : public Communicator {
   int size() const override { return size_; }
   std::string backend() const override { return "mpi"; }
 
-  void AllReduceAverage(float* data, size_t count) override {
+ protected:
+  void DoAllReduceAverage(float* data, size_t count, const std::string& what) override {
     if (size_ == 1) return;
     for (size_t done = 0; done < count; done += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, count - done));
       MPI_Request request;
-      SF_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + done, n, MPI_FLOAT, MPI_SUM, comm_, &request));
-      Wait(request, "gradient allreduce");
+      SF_MPI_CHECK(
+          MPI_Iallreduce(MPI_IN_PLACE, data + done, n, MPI_FLOAT, MPI_SUM, comm_, &request));
+      Wait(request, what);
     }
     const float scale = 1.0f / static_cast<float>(size_);
     for (size_t i = 0; i < count; ++i) data[i] *= scale;
   }
 
-  void AllReduceSum(double* data, size_t count) override {
+  void DoAllReduceSum(double* data, size_t count, const std::string& what) override {
     if (size_ == 1) return;
     for (size_t done = 0; done < count; done += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, count - done));
       MPI_Request request;
-      SF_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + done, n, MPI_DOUBLE, MPI_SUM, comm_, &request));
-      Wait(request, "loss allreduce");
+      SF_MPI_CHECK(
+          MPI_Iallreduce(MPI_IN_PLACE, data + done, n, MPI_DOUBLE, MPI_SUM, comm_, &request));
+      Wait(request, what);
     }
   }
 
-  void Broadcast(void* data, size_t bytes, int root) override {
+  void DoBroadcast(void* data, size_t bytes, int root, const std::string& what) override {
     if (size_ == 1) return;
     auto* p = static_cast<char*>(data);
     for (size_t done = 0; done < bytes; done += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, bytes - done));
       MPI_Request request;
       SF_MPI_CHECK(MPI_Ibcast(p + done, n, MPI_BYTE, root, comm_, &request));
-      Wait(request, "broadcast");
+      Wait(request, what);
     }
   }
 
-  std::vector<std::string> AllGather(const std::string& value) override {
+  std::vector<std::string> DoAllGather(const std::string& value, const std::string& what) override {
     if (size_ == 1) return {value};
     const int length = static_cast<int>(value.size());
     std::vector<int> lengths(static_cast<size_t>(size_));
     MPI_Request request;
     SF_MPI_CHECK(MPI_Iallgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, comm_, &request));
-    Wait(request, "allgather");
+    Wait(request, what);
     std::vector<int> offsets(static_cast<size_t>(size_), 0);
     for (int r = 1; r < size_; ++r) offsets[r] = offsets[r - 1] + lengths[r - 1];
     std::string joined(static_cast<size_t>(offsets.back() + lengths.back()), '\0');
     SF_MPI_CHECK(MPI_Iallgatherv(value.data(), length, MPI_CHAR, joined.data(), lengths.data(),
                                  offsets.data(), MPI_CHAR, comm_, &request));
-    Wait(request, "allgather");
+    Wait(request, what);
     std::vector<std::string> out;
     for (int r = 0; r < size_; ++r) out.push_back(joined.substr(offsets[r], lengths[r]));
     return out;
   }
 
-  void Barrier() override {
+  void DoBarrier(const std::string& what) override {
     MPI_Request request;
     SF_MPI_CHECK(MPI_Ibarrier(comm_, &request));
-    Wait(request, "barrier");
+    Wait(request, what);
+  }
+
+  void ExchangeIdentity(const void* mine, size_t bytes, void* all,
+                        const std::string& what) override {
+    MPI_Request request;
+    SF_MPI_CHECK(MPI_Iallgather(mine, static_cast<int>(bytes), MPI_BYTE, all,
+                                static_cast<int>(bytes), MPI_BYTE, comm_, &request));
+    Wait(request, what);
   }
 
  private:
@@ -153,7 +164,7 @@ class MpiCommunicator : public Communicator {
   // communicator; at warn_seconds, the ranks whose latest notice is older
   // than N are the ones that have not reached this collective. Fast
   // collectives send nothing.
-  void Wait(MPI_Request& request, const char* what) {
+  void Wait(MPI_Request& request, const std::string& what) {
     const int64_t sequence = ++sequence_;
     const auto start = std::chrono::steady_clock::now();
     bool warned = false, announced = false;
@@ -177,7 +188,8 @@ class MpiCommunicator : public Communicator {
         int count = 0;
         for (int r = 0; r < size_; ++r) {
           if (r == rank_ || announced_[static_cast<size_t>(r)] >= sequence) continue;
-          missing += (missing.empty() ? "" : ", ") + std::to_string(world_ranks_[static_cast<size_t>(r)]);
+          missing +=
+              (missing.empty() ? "" : ", ") + std::to_string(world_ranks_[static_cast<size_t>(r)]);
           ++count;
         }
         SF_LOG(kWarning) << "rank " << WorldRank() << " has waited " << static_cast<int>(waited)
@@ -186,8 +198,7 @@ class MpiCommunicator : public Communicator {
                             "(distributed.stall_warn_seconds); "
                          << (count == 0 ? std::string("every peer reports waiting too")
                                         : std::string(count == 1 ? "rank " : "ranks ") + missing +
-                                              (count == 1 ? " has" : " have") +
-                                              " not reached it");
+                                              (count == 1 ? " has" : " have") + " not reached it");
       }
       if (waited > timeouts_.timeout_seconds) {
         MPI_Cancel(&request);
@@ -210,7 +221,8 @@ class MpiCommunicator : public Communicator {
     for (int r = 0; r < size_; ++r) {
       if (r == rank_) continue;
       MPI_Request request;
-      if (MPI_Isend(&outgoing_, 1, MPI_INT64_T, r, kWaitingTag, notices_, &request) == MPI_SUCCESS) {
+      if (MPI_Isend(&outgoing_, 1, MPI_INT64_T, r, kWaitingTag, notices_, &request) ==
+          MPI_SUCCESS) {
         MPI_Request_free(&request);
       }
     }
@@ -222,7 +234,8 @@ class MpiCommunicator : public Communicator {
     for (;;) {
       int flag = 0;
       MPI_Status status;
-      if (MPI_Iprobe(MPI_ANY_SOURCE, kWaitingTag, notices_, &flag, &status) != MPI_SUCCESS || !flag) {
+      if (MPI_Iprobe(MPI_ANY_SOURCE, kWaitingTag, notices_, &flag, &status) != MPI_SUCCESS ||
+          !flag) {
         return;
       }
       int64_t sequence = -1;
@@ -240,7 +253,8 @@ class MpiCommunicator : public Communicator {
   CollectiveTimeouts timeouts_;
   int rank_ = 0, size_ = 1;
   int64_t sequence_ = 0;
-  int64_t outgoing_ = 0;  // the buffer of the notices in flight (one value is enough: it only grows)
+  int64_t outgoing_ =
+      0;  // the buffer of the notices in flight (one value is enough: it only grows)
   std::vector<int64_t> announced_;  // newest collective each rank said it waits in
   std::vector<int> world_ranks_;
 };
@@ -299,8 +313,8 @@ class MpiWorld : public World {
 }  // namespace
 
 bool LaunchedByMpi() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
-                           "MPI_LOCALNRANKS"}) {
+  for (const char* name :
+       {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"}) {
     if (std::getenv(name) != nullptr) return true;
   }
   return false;

@@ -25,26 +25,26 @@ std::string NcclDetail(ncclComm_t comm) {
 }
 
 // Vendor return code -> exception with call, file:line, rank, host and message.
-#define SF_NCCL_CHECK(call, rank, comm)                                                      \
-  do {                                                                                       \
-    const ncclResult_t sf_nccl_result = (call);                                              \
-    if (sf_nccl_result != ncclSuccess) {                                                     \
-      throw ::stylefleet::Error("NCCL error on rank " + std::to_string(rank) + " (" +         \
-                                LocalHostName() + ") in " #call " (" __FILE__ ":" +               \
-                                std::to_string(__LINE__) + "): " +                           \
-                                ncclGetErrorString(sf_nccl_result) + NcclDetail(comm));      \
-    }                                                                                        \
+#define SF_NCCL_CHECK(call, rank, comm)                                                         \
+  do {                                                                                          \
+    const ncclResult_t sf_nccl_result = (call);                                                 \
+    if (sf_nccl_result != ncclSuccess) {                                                        \
+      throw ::stylefleet::Error("NCCL error on rank " + std::to_string(rank) + " (" +           \
+                                LocalHostName() + ") in " #call " (" __FILE__ ":" +             \
+                                std::to_string(__LINE__) +                                      \
+                                "): " + ncclGetErrorString(sf_nccl_result) + NcclDetail(comm)); \
+    }                                                                                           \
   } while (0)
 
-#define SF_CUDA_CHECK(call, rank)                                                            \
-  do {                                                                                       \
-    const cudaError_t sf_cuda_error = (call);                                                \
-    if (sf_cuda_error != cudaSuccess) {                                                      \
-      throw ::stylefleet::Error("CUDA error on rank " + std::to_string(rank) + " (" +         \
-                                LocalHostName() + ") in " #call " (" __FILE__ ":" +               \
-                                std::to_string(__LINE__) + "): " +                           \
-                                cudaGetErrorString(sf_cuda_error));                          \
-    }                                                                                        \
+#define SF_CUDA_CHECK(call, rank)                                                     \
+  do {                                                                                \
+    const cudaError_t sf_cuda_error = (call);                                         \
+    if (sf_cuda_error != cudaSuccess) {                                               \
+      throw ::stylefleet::Error("CUDA error on rank " + std::to_string(rank) + " (" + \
+                                LocalHostName() + ") in " #call " (" __FILE__ ":" +   \
+                                std::to_string(__LINE__) +                            \
+                                "): " + cudaGetErrorString(sf_cuda_error));           \
+    }                                                                                 \
   } while (0)
 
 class NcclCommunicator : public Communicator {
@@ -72,20 +72,25 @@ class NcclCommunicator : public Communicator {
   int size() const override { return bootstrap_.size(); }
   std::string backend() const override { return "nccl"; }
 
-  void AllReduceAverage(float* data, size_t count) override {
+ protected:
+  // Host operations and the identity checks run on the bootstrap communicator.
+  bool ChecksIdentity() const override { return false; }
+  void ExchangeIdentity(const void*, size_t, void*, const std::string&) override {}
+
+  void DoAllReduceAverage(float* data, size_t count, const std::string&) override {
     OrderAfterDevice();
     SF_NCCL_CHECK(ncclAllReduce(data, data, count, ncclFloat, ncclAvg, comm_, stream_), rank(),
                   comm_);
     Wait("allreduce");
   }
 
-  void Broadcast(void* data, size_t bytes, int root) override {
+  void DoBroadcast(void* data, size_t bytes, int root, const std::string& what) override {
     cudaPointerAttributes attributes{};
     const bool on_device = cudaPointerGetAttributes(&attributes, data) == cudaSuccess &&
                            attributes.type == cudaMemoryTypeDevice;
     if (!on_device) {
       cudaGetLastError();  // clear the error of a host pointer query
-      bootstrap_.Broadcast(data, bytes, root);
+      bootstrap_.Broadcast(data, bytes, root, what);
       return;
     }
     OrderAfterDevice();
@@ -93,11 +98,13 @@ class NcclCommunicator : public Communicator {
     Wait("broadcast");
   }
 
-  void AllReduceSum(double* data, size_t count) override { bootstrap_.AllReduceSum(data, count); }
-  std::vector<std::string> AllGather(const std::string& value) override {
-    return bootstrap_.AllGather(value);
+  void DoAllReduceSum(double* data, size_t count, const std::string& what) override {
+    bootstrap_.AllReduceSum(data, count, what);
   }
-  void Barrier() override { bootstrap_.Barrier(); }
+  std::vector<std::string> DoAllGather(const std::string& value, const std::string& what) override {
+    return bootstrap_.AllGather(value, what);
+  }
+  void DoBarrier(const std::string& what) override { bootstrap_.Barrier(what); }
 
  private:
   // Work queued by LibTorch on its streams (the backward pass) finishes first.
@@ -122,8 +129,7 @@ class NcclCommunicator : public Communicator {
                     LocalHostName() + ") " +
                     (async != ncclSuccess ? std::string("failed: ") + ncclGetErrorString(async)
                                           : "did not finish within " +
-                                                std::to_string(options_.timeout_seconds) +
-                                                " s") +
+                                                std::to_string(options_.timeout_seconds) + " s") +
                     "; communicator aborted");
       }
       std::this_thread::sleep_for(std::chrono::microseconds(50));

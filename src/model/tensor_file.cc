@@ -27,8 +27,9 @@ TensorDict LoadTensorDict(const std::string& path) {
     std::string reason = e.what();
     // LibTorch 1.13 unpickles an OrderedDict as None and then fails to fill it.
     if (reason.find("Expected GenericDict but got None") != std::string::npos) {
-      throw DataError(path + ": holds an OrderedDict (such as model.state_dict()), which "
-                             "LibTorch cannot read: save dict(state_dict) instead");
+      throw DataError(path +
+                      ": holds an OrderedDict (such as model.state_dict()), which "
+                      "LibTorch cannot read: save dict(state_dict) instead");
     }
     reason = reason.substr(0, reason.find('\n'));
     throw DataError(path + ": not a file written by torch.save (" + reason + ")");
@@ -44,7 +45,8 @@ TensorDict LoadTensorDict(const std::string& path) {
     if (!item.key().isString()) throw DataError(path + ": dict keys must be strings");
     const std::string& key = item.key().toStringRef();
     if (!item.value().isTensor()) {
-      throw DataError(path + ": key '" + key + "' is not a tensor (" + item.value().tagKind() + ")");
+      throw DataError(path + ": key '" + key + "' is not a tensor (" + item.value().tagKind() +
+                      ")");
     }
     dict.emplace_back(key, item.value().toTensor());
   }
@@ -65,13 +67,21 @@ void SaveTensorDict(const TensorDict& dict, const std::string& path) {
   for (const auto& [key, tensor] : dict) out.insert(key, tensor.detach().cpu().contiguous());
   const std::vector<char> bytes = torch::pickle_save(torch::IValue(out));
   const fs::path target(path);
-  const std::string temp = (target.parent_path() / ("." + target.filename().string() + ".tmp")).string();
+  const std::string temp =
+      (target.parent_path() / ("." + target.filename().string() + ".tmp")).string();
   {
     std::ofstream file(temp, std::ios::binary | std::ios::trunc);
     if (!file) throw Error(temp + ": cannot create file (" + std::strerror(errno) + ")");
     file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     file.flush();
-    if (!file) throw Error(temp + ": write failed (" + std::strerror(errno) + ")");
+    if (!file) {
+      // A full disk: the partial file would keep the space taken and the disk full.
+      const std::string reason = std::strerror(errno);
+      file.close();
+      std::error_code ignored;
+      fs::remove(temp, ignored);
+      throw Error(path + ": write failed (" + reason + "); nothing was replaced");
+    }
   }
   SyncPath(temp, O_RDONLY);
   std::error_code ec;

@@ -100,24 +100,25 @@ std::string DescribeDisagreement(const ItemsByRank& by_rank, const std::string& 
 
 }  // namespace
 
-void RunOnRoot(Communicator& group, const std::function<void()>& action) {
+void RunOnRoot(Communicator& group, const std::string& what, const std::function<void()>& action) {
   std::string outcome =
       group.rank() == 0 ? RunAndEncode(action) : EncodeError(ErrorKind::kNone, "");
   if (group.size() > 1) {
     uint64_t length = outcome.size();
-    group.Broadcast(&length, sizeof(length), 0);
+    group.Broadcast(&length, sizeof(length), 0, what + " outcome broadcast");
     outcome.resize(length);
-    group.Broadcast(outcome.data(), length, 0);
+    group.Broadcast(outcome.data(), length, 0, what + " outcome broadcast");
   }
   if (static_cast<ErrorKind>(outcome[0]) != ErrorKind::kNone) ThrowDecoded(outcome);
 }
 
-void BroadcastTensors(Communicator& group, const std::vector<torch::Tensor>& tensors) {
+void BroadcastTensors(Communicator& group, const std::vector<torch::Tensor>& tensors,
+                      const std::string& what) {
   if (group.size() == 1) return;
   torch::NoGradGuard no_grad;
   for (const auto& t : tensors) {
     SF_CHECK(t.is_contiguous(), "broadcast needs contiguous tensors");
-    group.Broadcast(t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size(), 0);
+    group.Broadcast(t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size(), 0, what);
   }
 }
 
@@ -125,12 +126,12 @@ void CheckRanksAgree(Communicator& group, const std::vector<AgreedItem>& items,
                      const std::string& advice) {
   if (group.size() == 1) return;
   const std::string mine = JoinItems(items);
-  const auto hashes = group.AllGather(std::to_string(Fnv1a(mine)));
+  const auto hashes = group.AllGather(std::to_string(Fnv1a(mine)), "agreement check");
   bool same = true;
   for (const auto& h : hashes) same = same && h == hashes[0];
   if (same) return;
   std::vector<std::string> keys;
-  const ItemsByRank by_rank = ParseItems(group.AllGather(mine), keys);
+  const ItemsByRank by_rank = ParseItems(group.AllGather(mine, "agreement check"), keys);
   std::vector<std::string> problems;
   for (const auto& key : keys) {
     const std::string values = DescribeDisagreement(by_rank, key);

@@ -15,16 +15,17 @@
 
 namespace stylefleet {
 
-/// Runs `action` on the group's root only. If it throws there, every rank of
-/// the group throws an exception of the same kind (ConfigError with its
-/// problems, DataError, or Error) and message, so that a root-only failure
-/// never leaves the other ranks waiting in the next collective, and a config
-/// error still exits 2 everywhere. One broadcast when the group has peers.
-void RunOnRoot(Communicator& group, const std::function<void()>& action);
+/// Runs `action` (named `what` in messages) on the group's root only. If it throws there, every
+/// rank of the group throws an exception of the same kind (ConfigError with its problems,
+/// DataError, or Error) and message, so that a root-only failure never leaves the other ranks
+/// waiting in the next collective, and a config error still exits 2 everywhere. One broadcast when
+/// the group has peers.
+void RunOnRoot(Communicator& group, const std::string& what, const std::function<void()>& action);
 
 /// Copies every tensor (contiguous, on the communicator's device) from the
 /// group's root to all ranks.
-void BroadcastTensors(Communicator& group, const std::vector<torch::Tensor>& tensors);
+void BroadcastTensors(Communicator& group, const std::vector<torch::Tensor>& tensors,
+                      const std::string& what);
 
 /// A named value that every rank must hold identically.
 using AgreedItem = std::pair<std::string, std::string>;

@@ -21,7 +21,8 @@ torch::Device DeviceOfLocalRank(int local_rank) {
 void CheckNoSharedGpu(World& world, const torch::Device& device) {
   const ProcessInfo& me = world.info();
   if (!device.is_cuda() || me.size == 1) return;
-  const auto placements = world.all().AllGather(me.host + " GPU " + std::to_string(device.index()));
+  const auto placements = world.all().AllGather(me.host + " GPU " + std::to_string(device.index()),
+                                                "GPU placement check");
   for (int a = 0; a < me.size; ++a) {
     for (int b = a + 1; b < me.size; ++b) {
       if (placements[static_cast<size_t>(a)] == placements[static_cast<size_t>(b)]) {

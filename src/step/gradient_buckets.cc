@@ -47,7 +47,9 @@ void GradientBuckets::AllReduceAverage(Communicator& comm) {
       offset += n;
     }
     const auto start = std::chrono::steady_clock::now();
-    comm.AllReduceAverage(bucket.flat.data_ptr<float>(), static_cast<size_t>(bucket.flat.numel()));
+    comm.AllReduceAverage(
+        bucket.flat.data_ptr<float>(), static_cast<size_t>(bucket.flat.numel()),
+        "gradient bucket " + std::to_string(&bucket - buckets_.data()) + " allreduce");
     last_seconds_ +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     offset = 0;

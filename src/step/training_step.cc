@@ -98,7 +98,7 @@ bool TrainingStep::AllReduceLossValues(std::vector<std::vector<double>>& values,
   std::vector<double> flat;
   for (const auto& v : values) flat.insert(flat.end(), v.begin(), v.end());
   flat.push_back(stop_requested ? 1.0 : 0.0);
-  control_.AllReduceSum(flat.data(), flat.size());
+  control_.AllReduceSum(flat.data(), flat.size(), "loss allreduce");
   const double ranks = control_.size();
   size_t i = 0;
   for (auto& v : values) {

@@ -1,8 +1,14 @@
 #include "train/run_outputs.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -64,13 +70,24 @@ void RunOutputs::TrimMetrics(int64_t step) const {
     }
   }
   in.close();
-  std::ofstream out(path, std::ios::trunc);
+  // Replaced whole (temporary file, then rename): a full disk must not leave
+  // an emptied file behind.
+  const fs::path temp = fs::path(style_dir_) / ".metrics.jsonl.tmp";
+  std::ofstream out(temp, std::ios::trunc);
   out << kept.str();
+  out.flush();
+  if (!out) {
+    out.close();
+    fs::remove(temp, ec);
+    throw Error(path.string() + ": cannot rewrite it (" + std::strerror(errno) + ")");
+  }
+  out.close();
+  fs::rename(temp, path, ec);
+  if (ec) throw Error(path.string() + ": cannot replace it (" + ec.message() + ")");
 }
 
-void RunOutputs::Record(const StepRecord& r) const {
-  std::ofstream out(fs::path(style_dir_) / "metrics.jsonl", std::ios::app);
-  out << RecordJson(r, style_layers_).dump() << "\n";
+void RunOutputs::Record(const StepRecord& r) {
+  AppendMetricsLine(RecordJson(r, style_layers_).dump() + "\n", r.step);
 
   std::ostringstream layer_text;
   for (size_t i = 0; i < style_layers_.size(); ++i) {
@@ -84,6 +101,36 @@ void RunOutputs::Record(const StepRecord& r) const {
        << std::setprecision(3) << r.images_per_second << " img/s | ETA "
        << FormatDuration(r.eta_seconds);
   SF_LOG(kInfo) << line.str();
+}
+
+// One write() per record with O_APPEND, so a record is never torn by a crash;
+// a short write (full disk) is cut back off and reported. A file that shrank
+// or vanished since the last record (deleted, truncated by hand) is noticed.
+void RunOutputs::AppendMetricsLine(const std::string& line, int64_t step) {
+  const std::string path = (fs::path(style_dir_) / "metrics.jsonl").string();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(path + ": cannot open for appending (" + std::strerror(errno) + ")");
+  struct stat info {};
+  ::fstat(fd, &info);
+  const int64_t before = info.st_size;
+  if (metrics_bytes_ >= 0 && before < metrics_bytes_) {
+    SF_LOG(kWarning) << "[" << style_name_ << "] " << path << " was deleted or truncated during "
+                     << "the run (" << before << " bytes, " << metrics_bytes_
+                     << " expected); records before step " << step << " are missing from it";
+  }
+  const ssize_t written = ::write(fd, line.data(), line.size());
+  const int error = errno;
+  if (written != static_cast<ssize_t>(line.size())) {
+    if (written > 0 && ::ftruncate(fd, before) != 0) {
+      SF_LOG(kError) << path << ": could not remove a partial record";
+    }
+    ::close(fd);
+    throw Error(path + ": cannot append the record of step " + std::to_string(step) + " (" +
+                (written < 0 ? std::strerror(error) : "short write: the disk may be full") +
+                "); training stops so that no step goes unrecorded");
+  }
+  ::close(fd);
+  metrics_bytes_ = before + static_cast<int64_t>(line.size());
 }
 
 void RunOutputs::PreparePreviews(const std::vector<std::string>& files, int image_size,
@@ -113,8 +160,17 @@ void RunOutputs::WritePreview(TransformerNet& net, int64_t step) const {
   char name[40];
   std::snprintf(name, sizeof(name), "step-%08lld.png", static_cast<long long>(step));
   const fs::path dir = fs::path(style_dir_) / "previews";
-  fs::create_directories(dir);
-  SaveImageFile(TensorToImage(grid), (dir / name).string());
+  // Previews are for people: a full disk or a read-only folder costs a
+  // warning, not the run (checkpoints and metrics.jsonl do stop it).
+  try {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw DataError(dir.string() + ": cannot create folder (" + ec.message() + ")");
+    SaveImageFile(TensorToImage(grid), (dir / name).string());
+  } catch (const DataError& e) {
+    SF_LOG(kWarning) << "[" << style_name_ << "] preview of step " << step
+                     << " not written: " << e.what();
+  }
 }
 
 std::string FormatDuration(double seconds) {

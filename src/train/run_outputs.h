@@ -34,21 +34,27 @@ class RunOutputs {
   /// Drops metrics.jsonl records past `step` (written after the checkpoint a
   /// resume starts from) and a torn last line.
   void TrimMetrics(int64_t step) const;
-  /// Appends `record` to metrics.jsonl and logs it as one line.
-  void Record(const StepRecord& record) const;
+  /// Appends `record` to metrics.jsonl (whole, or not at all) and logs it as
+  /// one line. Throws Error when it cannot be written (full disk, read-only
+  /// folder): the run stops rather than train unrecorded.
+  void Record(const StepRecord& record);
 
   /// Loads the first few readable content files, prepared like training
   /// images, as the inputs of every preview.
   void PreparePreviews(const std::vector<std::string>& files, int image_size,
                        const torch::Device& device);
-  /// Writes previews/step-NNNNNNNN.png: the inputs on top, `net`'s output below.
+  /// Writes previews/step-NNNNNNNN.png: the inputs on top, `net`'s output
+  /// below. A preview that cannot be written is a warning, not an error.
   void WritePreview(TransformerNet& net, int64_t step) const;
 
  private:
+  void AppendMetricsLine(const std::string& line, int64_t step);
+
   std::string style_dir_;
   std::string style_name_;
   std::vector<std::string> style_layers_;
   torch::Tensor preview_inputs_;
+  int64_t metrics_bytes_ = -1;  ///< size after our last record; -1 before the first
 };
 
 /// hh:mm:ss, or --:--:-- when unknown.

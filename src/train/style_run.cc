@@ -63,10 +63,11 @@ StyleRun::StyleRun(const StyleRunContext& context, const StyleSpec& style)
 
 bool StyleRun::Prepare() {
   const TrainingOptions& t = style_.training;
-  RunOnRoot(control_, [&] { ClaimOutputDir(style_.output_dir, job_.name, style_.name); });
+  RunOnRoot(control_, "output folder claim",
+            [&] { ClaimOutputDir(style_.output_dir, job_.name, style_.name); });
   ComputeStyleGrams();
   BuildModel();
-  RunOnRoot(control_, [&] { position_ = Resume(); });
+  RunOnRoot(control_, "checkpoint resume", [&] { position_ = Resume(); });
   BroadcastRootState();
   per_epoch_ = static_cast<int64_t>(context_.files->size()) / control_.size() / t.batch_size;
   total_steps_ = t.epochs > 0 ? t.epochs * per_epoch_ : INT64_MAX;
@@ -76,7 +77,7 @@ bool StyleRun::Prepare() {
     SF_LOG(kInfo) << "[" << style_.name << "] already trained (" << position_.step
                   << " steps); writing the final model";
   }
-  RunOnRoot(control_, [&] { WriteModel(); });
+  RunOnRoot(control_, "model write", [&] { WriteModel(); });
   return false;
 }
 
@@ -143,16 +144,16 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
                       eta,
                       timing.skipped_files,
                       control_.size()};
-    RunOnRoot(control_, [&] { outputs_.Record(record); });
+    RunOnRoot(control_, "metrics record", [&] { outputs_.Record(record); });
     window_seconds_ = 0;
     window_images_ = 0;
   }
   if (Due(position.step, t.preview_every_steps)) {
-    RunOnRoot(control_, [&] { outputs_.WritePreview(net_, position.step); });
+    RunOnRoot(control_, "preview write", [&] { outputs_.WritePreview(net_, position.step); });
   }
   CountBadStep(position.step, values.bad);
   if (!timing.stopping && (Due(position.step, job_.checkpoint.every_steps) || last)) {
-    RunOnRoot(control_, [&] { WriteCheckpoint(position); });
+    RunOnRoot(control_, "checkpoint write", [&] { WriteCheckpoint(position); });
     if (root_) {
       context_.metrics->CheckpointWritten(
           style_.name,
@@ -163,7 +164,7 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
 }
 
 void StyleRun::StopHere() {
-  RunOnRoot(control_, [&] { WriteCheckpoint(position_); });
+  RunOnRoot(control_, "checkpoint write", [&] { WriteCheckpoint(position_); });
   if (root_) {
     SF_LOG(kWarning) << "[" << style_.name << "] stop signal: checkpoint written at step "
                      << position_.step << "; run the same command to resume";
@@ -171,7 +172,7 @@ void StyleRun::StopHere() {
 }
 
 void StyleRun::Finish() {
-  RunOnRoot(control_, [&] { WriteModel(); });
+  RunOnRoot(control_, "model write", [&] { WriteModel(); });
   context_.metrics->StyleFinished(style_.name);
   if (root_) {
     SF_LOG(kInfo) << "[" << style_.name << "] done: " << steps_this_run_ << " steps in "
@@ -291,7 +292,7 @@ void StyleRun::BroadcastRootState() {
                         std::to_string(Fnv1a(shapes.str()))}},
                   "every rank must build the same model");
   int64_t numbers[4] = {position_.step, position_.epoch, position_.batch, adam_->steps()};
-  control_.Broadcast(numbers, sizeof(numbers), 0);
+  control_.Broadcast(numbers, sizeof(numbers), 0, "run position broadcast");
   position_ = RunPosition{numbers[0], numbers[1], numbers[2]};
   adam_->set_steps(numbers[3]);
   std::vector<torch::Tensor> state = net_->parameters();  // frozen ones too: same model everywhere
@@ -299,14 +300,14 @@ void StyleRun::BroadcastRootState() {
     state.push_back(adam_->exp_avg(i));
     state.push_back(adam_->exp_avg_sq(i));
   }
-  BroadcastTensors(tensors_, state);
+  BroadcastTensors(tensors_, state, "root state broadcast");
 }
 
 // Replicas must stay bitwise equal; a difference means a broken rank or network.
 void StyleRun::CheckReplicasAgree(int64_t step) {
   char text[64];
   std::snprintf(text, sizeof(text), "%.17g", ParameterChecksum(net_));
-  const auto all = control_.AllGather(text);
+  const auto all = control_.AllGather(text, "replica checksum allgather");
   for (int r = 1; r < control_.size(); ++r) {
     if (all[static_cast<size_t>(r)] != all[0]) {
       throw Error("style '" + style_.name + "': at step " + std::to_string(step) + " rank " +

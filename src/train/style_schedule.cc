@@ -13,7 +13,8 @@ StyleSchedule PlanStyles(int styles, int world, int ranks_per_style) {
   if (ranks_per_style > 0) {
     if (world % ranks_per_style != 0) {
       throw ConfigError({"distributed.ranks_per_style: " + std::to_string(ranks_per_style) +
-                         " does not divide the " + std::to_string(world) + " ranks of this launch"});
+                         " does not divide the " + std::to_string(world) +
+                         " ranks of this launch"});
     }
     plan.ranks_per_group = ranks_per_style;
     plan.groups = world / ranks_per_style;
@@ -28,7 +29,8 @@ StyleSchedule PlanStyles(int styles, int world, int ranks_per_style) {
     plan.ranks_per_group = world / plan.groups;
   }
   plan.styles_of_group.resize(static_cast<size_t>(plan.groups));
-  for (int s = 0; s < styles; ++s) plan.styles_of_group[static_cast<size_t>(s % plan.groups)].push_back(s);
+  for (int s = 0; s < styles; ++s)
+    plan.styles_of_group[static_cast<size_t>(s % plan.groups)].push_back(s);
   return plan;
 }
 
@@ -46,8 +48,8 @@ std::string DescribeSchedule(const JobConfig& job, const StyleSchedule& plan) {
     for (size_t i = 0; i < styles.size(); ++i) {
       const auto& style = job.styles[static_cast<size_t>(styles[i])];
       out << (i ? " ->" : "") << " " << style.name << " (batch " << style.training.batch_size
-          << " x " << plan.ranks_per_group << " = " << style.training.batch_size * plan.ranks_per_group
-          << ")";
+          << " x " << plan.ranks_per_group << " = "
+          << style.training.batch_size * plan.ranks_per_group << ")";
     }
     out << "\n";
   }

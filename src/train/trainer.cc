@@ -276,7 +276,7 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
     if (me.rank == 0) SF_LOG(kInfo) << "step trace written to " << path;
   }
   // Groups finish at different times; leave together.
-  world.all().Barrier();
+  world.all().Barrier("end of job barrier");
   return outcome;
 }
 

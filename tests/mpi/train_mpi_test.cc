@@ -170,6 +170,27 @@ TEST_F(MpiTrainTest, MismatchedJobsFailClearlyOnEveryRank) {
   }
 }
 
+// Under MPI too: ranks in different collectives stop at once, naming both.
+TEST_F(MpiTrainTest, RanksInDifferentCollectivesFailNamingBoth) {
+  auto group = g_world->Split(0, g_world->info().rank);
+  std::string error;
+  try {
+    if (g_world->info().rank == 0) {
+      int64_t step = 5;
+      group->Broadcast(&step, sizeof(step), 0, "checkpoint broadcast");
+    } else {
+      std::vector<float> grads(1000);
+      group->AllReduceAverage(grads.data(), grads.size(), "gradient bucket 0 allreduce");
+    }
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("rank 0 is in checkpoint broadcast #1 of 8 bytes, rank 1 in gradient "
+                       "bucket 0 allreduce #1 of 3.9 kB"),
+            std::string::npos)
+      << error;
+}
+
 }  // namespace
 }  // namespace stylefleet
 

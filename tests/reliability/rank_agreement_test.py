@@ -78,7 +78,7 @@ def write_fixture(root):
     for folder, count in (("photos", 16), ("photos32", 32)):
         os.makedirs(os.path.join(root, folder))
         for i in range(count):
-            Image.new("RGB", (72, 72), (i * 7 % 256, 90, 160)).save(os.path.join(root, folder, f"{i:03}.png"))
+            Image.frombytes("RGB", (72, 72), os.urandom(72 * 72 * 3)).save(os.path.join(root, folder, f"{i:03}.png"))
     for name in ("s0.png", "s1.png"):
         Image.new("RGB", (80, 80), (200, 40, 40) if name == "s0.png" else (40, 200, 40)).save(os.path.join(root, name))
     with open(os.path.join(root, "job.yaml"), "w") as f:

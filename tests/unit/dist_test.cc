@@ -49,6 +49,53 @@ TEST(LocalCommunicatorTest, CollectivesGiveExactResults) {
   }
 }
 
+// Ranks that reach different collectives fail at once on every rank, naming
+// both sides, before any payload moves (a schedule that branched differently
+// once meant heap corruption).
+TEST(LocalCommunicatorTest, DifferentCollectivesFailNamingBothSides) {
+  auto world = MakeLocalWorld(2);
+  std::vector<std::string> errors(2);
+  OnEveryRank(world, [&](int rank, Communicator& comm) {
+    comm.Barrier("start");  // one matching collective first: sequence numbers agree
+    try {
+      if (rank == 0) {
+        std::vector<char> bytes(1258291);
+        comm.Broadcast(bytes.data(), bytes.size(), 0, "checkpoint broadcast");
+      } else {
+        std::vector<float> grads(1 << 20);
+        comm.AllReduceAverage(grads.data(), grads.size(), "gradient bucket 0 allreduce");
+      }
+    } catch (const Error& e) {
+      errors[static_cast<size_t>(rank)] = e.what();
+    }
+  });
+  for (const auto& e : errors) {
+    EXPECT_NE(e.find("rank 0 is in checkpoint broadcast #2 of 1.2 MB, rank 1 in gradient bucket 0 "
+                     "allreduce #2 of 4.0 MB"),
+              std::string::npos)
+        << e;
+  }
+}
+
+TEST(LocalCommunicatorTest, SameCallSiteWithOtherSizesFails) {
+  auto world = MakeLocalWorld(2);
+  std::vector<std::string> errors(2);
+  OnEveryRank(world, [&](int rank, Communicator& comm) {
+    std::vector<double> values(rank == 0 ? 8 : 9);
+    try {
+      comm.AllReduceSum(values.data(), values.size(), "loss allreduce");
+    } catch (const Error& e) {
+      errors[static_cast<size_t>(rank)] = e.what();
+    }
+  });
+  for (const auto& e : errors) {
+    EXPECT_NE(e.find("rank 0 is in loss allreduce #1 of 64 bytes, rank 1 in loss allreduce #1 of "
+                     "72 bytes"),
+              std::string::npos)
+        << e;
+  }
+}
+
 TEST(LocalWorldTest, SplitFormsGroupsOrderedByKey) {
   auto worlds = MakeLocalWorlds(4);
   std::vector<std::pair<int, int>> seen(4);  // (group size, rank in group)

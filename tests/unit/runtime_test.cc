@@ -41,15 +41,17 @@ std::vector<std::string> OnEveryRank(std::vector<std::unique_ptr<Communicator>>&
 TEST(RunOnRootTest, EveryRankThrowsTheRootsErrorOfTheSameKind) {
   auto world = MakeLocalWorld(3);
   auto thrown = OnEveryRank(world, [](int, Communicator& c) {
-    RunOnRoot(c, [] { throw ConfigError({"job.yaml:3:1: first", "job.yaml:4:1: second"}); });
+    RunOnRoot(c, "test action", [] {
+      throw ConfigError({"job.yaml:3:1: first", "job.yaml:4:1: second"});
+    });
   });
   for (const auto& t : thrown) EXPECT_EQ(t, "config: job.yaml:3:1: first|job.yaml:4:1: second|");
   thrown = OnEveryRank(world, [](int, Communicator& c) {
-    RunOnRoot(c, [] { throw DataError("photo.png: truncated"); });
+    RunOnRoot(c, "test action", [] { throw DataError("photo.png: truncated"); });
   });
   for (const auto& t : thrown) EXPECT_EQ(t, "data: photo.png: truncated");
   thrown = OnEveryRank(world, [](int, Communicator& c) {
-    RunOnRoot(c, [] { throw std::runtime_error("disk full"); });
+    RunOnRoot(c, "test action", [] { throw std::runtime_error("disk full"); });
   });
   for (const auto& t : thrown) EXPECT_EQ(t, "error: disk full");
 }
@@ -58,7 +60,7 @@ TEST(RunOnRootTest, ActionRunsOnTheRootOnly) {
   auto world = MakeLocalWorld(2);
   std::vector<int> ran(2, 0);
   const auto thrown = OnEveryRank(world, [&](int rank, Communicator& c) {
-    RunOnRoot(c, [&] { ran[static_cast<size_t>(rank)] = 1; });
+    RunOnRoot(c, "test action", [&] { ran[static_cast<size_t>(rank)] = 1; });
   });
   EXPECT_EQ(ran, (std::vector<int>{1, 0}));
   EXPECT_EQ(thrown, (std::vector<std::string>{"", ""}));

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -20,6 +21,7 @@
 #include "data/image_tensor.h"
 #include "dist/world.h"
 #include "model/tensor_file.h"
+#include "test_paths.h"
 #include "test_util.h"
 #include "train/rank_agreement.h"
 
@@ -66,6 +68,16 @@ class TrainTest : public ::testing::Test {
     return out;
   }
 
+  // Every tensor of two model files, bitwise.
+  static void ExpectSameTensors(const std::string& a_path, const std::string& b_path) {
+    const TensorDict a = Params(a_path), b = Params(b_path);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].first, b[i].first);
+      EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+    }
+  }
+
   static std::vector<nlohmann::json> Metrics(const std::string& style_dir) {
     std::ifstream in(style_dir + "/metrics.jsonl");
     std::vector<nlohmann::json> records;
@@ -105,13 +117,7 @@ TEST_F(TrainTest, StoppingAndResumingGivesBitwiseTheSameModel) {
   TrainJob(Job("resumed", {"training.max_steps=2"}), Quiet());
   ASSERT_EQ(ListCheckpoints(dir_ / "resumed/style").size(), 1u);
   TrainJob(Job("resumed"), Quiet());
-  const TensorDict a = Params(dir_ / "straight/style/model.pt");
-  const TensorDict b = Params(dir_ / "resumed/style/model.pt");
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].first, b[i].first);
-    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
-  }
+  ExpectSameTensors(dir_ / "straight/style/model.pt", dir_ / "resumed/style/model.pt");
   // The resumed run's metrics continue without duplicates.
   const auto records = Metrics(dir_ / "resumed/style");
   ASSERT_EQ(records.size(), 4u);
@@ -150,13 +156,7 @@ TEST_F(TrainTest, TwoInProcessRanksEqualOneProcessWithMicroBatches) {
   const JobConfig parallel = Job(dir_ / "parallel");
   EXPECT_EQ(TrainOnLocalRanks({parallel, parallel}, Quiet()), (std::vector<std::string>{"", ""}));
   TrainJob(Job(dir_ / "single", {"training.batch_size=4", "training.micro_batches=2"}), Quiet());
-  const TensorDict a = Params(dir_ / "parallel/style/model.pt");
-  const TensorDict b = Params(dir_ / "single/style/model.pt");
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].first, b[i].first);
-    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
-  }
+  ExpectSameTensors(dir_ / "parallel/style/model.pt", dir_ / "single/style/model.pt");
   EXPECT_EQ(Metrics(dir_ / "parallel/style").size(), 4u);
 }
 
@@ -246,6 +246,28 @@ TEST_F(TrainTest, StylesTrainedTogetherMatchStylesTrainedApart) {
   EXPECT_EQ(Metrics(dir_ / "faulty/b").size(), 4u);
 }
 
+// Uniform-colour photos made 8 of 12 steps non-finite (instance norm at zero
+// variance amplifies gradients ~316x per norm until they overflow). They are
+// now skipped like undecodable files, and no step is lost.
+TEST_F(TrainTest, FlatPhotosMixedIntoBatchesNeverMakeAStepNonFinite) {
+  for (int i = 0; i < 4; ++i) {
+    RgbImage flat;
+    flat.width = 80;
+    flat.height = 72;
+    flat.pixels.assign(80 * 72 * 3, static_cast<uint8_t>(10 + 40 * i));
+    SaveImageFile(flat, dir_ / ("photos/flat" + std::to_string(i) + ".png"));
+  }
+  const TrainOutcome outcome =
+      TrainJob(Job("out", {"training.max_steps=12", "training.batch_size=4"}), Quiet());
+  EXPECT_TRUE(outcome.failed_styles.empty());
+  const auto records = Metrics(dir_ / "out/style");
+  ASSERT_EQ(records.size(), 12u);
+  for (const auto& r : records) {
+    EXPECT_TRUE(std::isfinite(r["total_loss"].get<double>())) << r.dump();
+  }
+  EXPECT_EQ(records.back()["skipped_images"].get<int64_t>(), 4);
+}
+
 TEST_F(TrainTest, AFinishedStyleIsNotTrainedAgain) {
   TrainJob(Job("out"), Quiet());
   const auto before = fs::last_write_time(CheckpointPath(dir_ / "out/style", 4));
@@ -259,8 +281,44 @@ TEST_F(TrainTest, ABrokenNewestCheckpointFallsBackToTheOneBefore) {
   testing::WriteFile(CheckpointPath(dir_ / "out/style", 3), "torn");
   TrainJob(Job("out"), Quiet());
   TrainJob(Job("straight"), Quiet());
-  EXPECT_TRUE(torch::equal(Params(dir_ / "out/style/model.pt")[0].second,
-                           Params(dir_ / "straight/style/model.pt")[0].second));
+  ExpectSameTensors(dir_ / "out/style/model.pt", dir_ / "straight/style/model.pt");
+}
+
+// A checkpoint whose tensors changed after it was written (a flipped weight,
+// -1.96e37 as once seen) or that holds NaN is never resumed: the run names the
+// file, resumes from the one before (the log line says which) and ends bitwise
+// equal to a straight run, every tensor compared.
+TEST_F(TrainTest, ADamagedOrPoisonedCheckpointIsSkippedNamingTheFile) {
+  Job("out");
+  const std::string train = std::string(STYLEFLEET_BINARY) + " train " + (dir_ / "job.yaml") +
+                            " --no-progress --threads 1 --set monitoring.listen=off"
+                            " --set monitoring.linger_seconds=0 --set checkpoint.every_steps=1";
+  ASSERT_EQ(testing::RunCommand(train + " --set training.max_steps=3").exit_code, 0);
+  const std::string style = dir_ / "out/style";
+  TensorDict flipped = LoadTensorDict(CheckpointPath(style, 3));
+  for (auto& [key, tensor] : flipped) {
+    if (key == "conv1.conv2d.weight") tensor.view(-1)[0] = -1.96e37;
+  }
+  SaveTensorDict(flipped, CheckpointPath(style, 3));  // the stored checksum no longer matches
+  TensorDict poisoned;
+  for (auto& [key, tensor] : LoadTensorDict(CheckpointPath(style, 2))) {
+    if (key == "stylefleet.checksum") continue;  // as a file without a checksum
+    if (key == "stylefleet.adam.exp_avg.in1.weight") tensor.view(-1)[3] = NAN;
+    poisoned.emplace_back(key, tensor);
+  }
+  SaveTensorDict(poisoned, CheckpointPath(style, 2));
+  const testing::CommandResult resumed = testing::RunCommand(train);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("step-00000003.pt: checksum mismatch"), std::string::npos)
+      << resumed.output;
+  EXPECT_NE(resumed.output.find("step-00000002.pt: 'stylefleet.adam.exp_avg.in1.weight' holds NaN"),
+            std::string::npos)
+      << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming from " + CheckpointPath(style, 1) + " (step 1)"),
+            std::string::npos)
+      << resumed.output;
+  TrainJob(Job("straight"), Quiet());
+  ExpectSameTensors(style + "/model.pt", dir_ / "straight/style/model.pt");
 }
 
 TEST_F(TrainTest, AnotherJobsFolderIsNeverOverwritten) {
