@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <cstdlib>
 #include <set>
 
 #include "common/error.h"
@@ -41,7 +41,8 @@ TEST(ImageTest, JpegDecodesCloseToTheOriginal) {
   ASSERT_EQ(back.width, 64);
   ASSERT_EQ(back.height, 48);
   double error = 0;
-  for (size_t i = 0; i < image.pixels.size(); ++i) error += std::abs(image.pixels[i] - back.pixels[i]);
+  for (size_t i = 0; i < image.pixels.size(); ++i)
+    error += std::abs(image.pixels[i] - back.pixels[i]);
   EXPECT_LT(error / image.pixels.size(), 12.0);
 }
 
@@ -290,7 +291,8 @@ TEST(OddImagesTest, UnusualFormatsDecodeAndBrokenFilesAreSkipped) {
   const RgbImage cmyk = LoadImageFile(dir / "ok_cmyk.jpg");
   const RgbImage rgba = LoadImageFile(dir / "ok_rgba.png");
   double difference = 0;
-  for (size_t i = 0; i < cmyk.pixels.size(); ++i) difference += std::abs(cmyk.pixels[i] - rgba.pixels[i]);
+  for (size_t i = 0; i < cmyk.pixels.size(); ++i)
+    difference += std::abs(cmyk.pixels[i] - rgba.pixels[i]);
   EXPECT_LT(difference / cmyk.pixels.size(), 10.0);
 
   LoaderOptions loader_options;
