@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include "config/job_config.h"
 #include "dist/world.h"
 #include "metrics/prometheus_metrics.h"
+#include "train/memory_budget.h"
 #include "train/style_schedule.h"
 #include "train/train.h"
 
@@ -320,6 +322,11 @@ int Run(int argc, char** argv) {
     const StyleSchedule plan = PlanStyles(static_cast<int>(job.styles.size()), check_world,
                                           job.distributed.ranks_per_style);
     std::cout << DescribeSchedule(job, plan);
+    const MemoryBudget budget = EstimateMemoryBudget(job, 1);
+    std::printf("memory: about %.1f GiB per process on CPU (%s); available here: %.1f GiB\n",
+                budget.needed_bytes / 1073741824.0, budget.largest_pass.c_str(),
+                budget.available_bytes / 1073741824.0);
+    CheckMemoryBudget(job, 1);
     return kExitOk;
   }
   if (train->parsed()) return RunTrain(train_args, train_options);

@@ -20,8 +20,8 @@
 #include "model/vgg16.h"
 #include "optim/adam.h"
 #include "runtime/rank_runtime.h"
-#include "step/flops.h"
 #include "step/forward_pass.h"
+#include "step/step_cost.h"
 #include "step/training_step.h"
 
 namespace stylefleet {

@@ -1,5 +1,6 @@
 #include "common/cpu_info.h"
 
+#include <cstdlib>
 #include <fstream>
 
 namespace stylefleet {
@@ -24,6 +25,24 @@ bool CpuHasFlag(const std::string& flag) {
 bool CpuHasBf16() {
   static const bool has = CpuHasFlag("avx512_bf16") || CpuHasFlag("amx_bf16");
   return has;
+}
+
+double AvailableMemoryBytes() {
+  double available = 0;
+  std::ifstream meminfo("/proc/meminfo");
+  for (std::string line; std::getline(meminfo, line);) {
+    if (line.rfind("MemAvailable:", 0) == 0) available = std::atof(line.c_str() + 13) * 1024.0;
+  }
+  std::ifstream cgroup("/sys/fs/cgroup/memory.max");
+  std::string limit;
+  if (cgroup >> limit && limit != "max") {
+    std::ifstream current_file("/sys/fs/cgroup/memory.current");
+    double current = 0;
+    current_file >> current;
+    const double room = std::atof(limit.c_str()) - current;
+    if (room > 0 && (available == 0 || room < available)) available = room;
+  }
+  return available;
 }
 
 }  // namespace stylefleet

@@ -16,4 +16,8 @@ bool CpuHasFlag(const std::string& flag);
 /// amx_bf16), so bf16 pays off on CPU. Read once.
 bool CpuHasBf16();
 
+/// Memory this process can still use, in bytes: /proc/meminfo's MemAvailable,
+/// lowered to the cgroup's memory.max when a container sets one; 0 when unknown.
+double AvailableMemoryBytes();
+
 }  // namespace stylefleet

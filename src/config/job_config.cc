@@ -240,6 +240,11 @@ std::function<std::string(const Target&)> Show(Member Target::*member) {
   return [member](const Target& target) { return ShowValue(target.*member); };
 }
 
+// Job and style names become folder names under the output root.
+bool ValidFolderName(const std::string& name) {
+  return name.find_first_of("/\\") == std::string::npos && name != "." && name != "..";
+}
+
 template <typename Target>
 struct Field {
   std::string key;
@@ -260,7 +265,14 @@ const FieldTable<JobConfig>& JobFields() {
        "Job name: labels logs and metrics and is stored in every output directory so that a "
        "different job never overwrites it.",
        Agreement::kEveryRank, Show(&JobConfig::name),
-       [](JobConfig& t, const Value& v) { v.ReadString(&t.name); }},
+       [](JobConfig& t, const Value& v) {
+         if (!v.ReadString(&t.name)) return;
+         if (!ValidFolderName(t.name)) {
+           v.Fail("must not contain '/' or '\\' or be '.' or '..' (it names a folder), got '" +
+                  t.name + "'");
+           t.name.clear();
+         }
+       }},
       {"output_dir", "path", "`runs/<name>`", "Folder that receives one sub-folder per style.",
        Agreement::kEveryRank, Show(&JobConfig::output_dir),
        [](JobConfig& t, const Value& v) { v.ReadString(&t.output_dir); }},
@@ -548,7 +560,7 @@ const FieldTable<StyleEntry>& StyleFields() {
        Agreement::kEveryRank, Show(&StyleEntry::name),
        [](StyleEntry& t, const Value& v) {
          if (!v.ReadString(&t.name)) return;
-         if (t.name.find_first_of("/\\") != std::string::npos || t.name == "." || t.name == "..") {
+         if (!ValidFolderName(t.name)) {
            v.Fail("must not contain '/' or '\\' or be '.' or '..' (it names a folder), got '" +
                   t.name + "'");
            t.name.clear();
@@ -691,7 +703,44 @@ std::string ResolvePath(const std::string& path, const fs::path& base) {
 
 std::string Stem(const std::string& path) { return fs::path(path).stem().string(); }
 
+// yaml-cpp recurses once per level of flow nesting and gives up past its limit
+// with "bad file": say what is wrong instead. Returns the 0-based offset where
+// the nesting first exceeds kMaxNesting, or npos.
+constexpr int kMaxNesting = 256;
+size_t ExcessiveNesting(const std::string& text) {
+  int depth = 0;
+  char quote = 0;
+  bool comment = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (comment) {
+      comment = c != '\n';
+    } else if (quote != 0) {
+      if (c == quote) quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '#') {
+      comment = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxNesting) return i;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::string::npos;
+}
+
 YAML::Node ParseYaml(const std::string& text, Problems& problems) {
+  const size_t deep = ExcessiveNesting(text);
+  if (deep != std::string::npos) {
+    const size_t line_start = text.rfind('\n', deep);
+    YAML::Mark mark;
+    mark.line = static_cast<int>(std::count(text.begin(), text.begin() + deep, '\n'));
+    mark.column = static_cast<int>(line_start == std::string::npos ? deep : deep - line_start - 1);
+    problems.At(mark, "lists and mappings are nested more than " + std::to_string(kMaxNesting) +
+                          " levels deep here; a job file never needs that (is it a job file?)");
+    return YAML::Node();
+  }
   try {
     return YAML::Load(text);
   } catch (const YAML::ParserException& e) {

@@ -14,6 +14,7 @@
 #include "dist/world.h"
 #include "runtime/rank_runtime.h"
 #include "step/training_step.h"
+#include "train/memory_budget.h"
 #include "train/rank_agreement.h"
 #include "train/style_run.h"
 #include "train/style_schedule.h"
@@ -230,6 +231,11 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
   const std::vector<std::string> files = ListImageFiles(job.data.content_dir);
   // Every rank must run the same job on the same data: compare before anything else.
   CheckRanksAgreeOnJob(world.all(), job, options.only_styles, files);
+  if (me.local_rank == 0 || me.size == 1) {
+    // CPU memory; a GPU's is checked by its allocator. Only one rank per host
+    // says it, for all of them.
+    if (!torch::cuda::is_available()) CheckMemoryBudget(job, me.local_size);
+  }
   const StyleSchedule plan =
       PlanStyles(static_cast<int>(styles.size()), me.size, job.distributed.ranks_per_style);
   const int group_index = plan.GroupOf(me.rank);

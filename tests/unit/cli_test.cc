@@ -1,9 +1,8 @@
 // The command-line tool's contract: exit codes and messages at the edge.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "test_paths.h"
 #include "test_util.h"
@@ -20,8 +19,9 @@ TEST(CliTest, InvalidJobExitsWithCode2AndPositions) {
   testing::WriteFile(dir / "job.yaml", "data:\n  content_dir: nowhere\n  image_size: 0\n");
   const testing::CommandResult r = RunTool("check " + (dir / "job.yaml"));
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find(dir / "job.yaml:3:15: data.image_size: must be between 64 and 4096, got 0"),
-            std::string::npos)
+  EXPECT_NE(
+      r.output.find(dir / "job.yaml:3:15: data.image_size: must be between 64 and 4096, got 0"),
+      std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("problems found; nothing was run"), std::string::npos);
   EXPECT_EQ(r.output.find("terminate called"), std::string::npos);
@@ -34,14 +34,39 @@ TEST(CliTest, UsageErrorsExitWithCode2) {
 }
 
 TEST(CliTest, ShippedDemoJobChecksClean) {
-  const testing::CommandResult r = RunTool("check " + std::string(STYLEFLEET_SOURCE_DIR) + "/configs/demo.yaml");
+  const testing::CommandResult r =
+      RunTool("check " + std::string(STYLEFLEET_SOURCE_DIR) + "/configs/demo.yaml");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("styles (3):"), std::string::npos);
 }
 
+// A job whose steps cannot fit the machine is refused before training (exit
+// 2, with the estimate and the limit), not after a 4 GiB allocation failure.
+TEST(CliTest, AJobThatCannotFitInMemoryIsRefusedUpFront) {
+  testing::TempDir dir;
+  testing::WriteTestImages(dir / "photos", 2, 72, 64);
+  testing::WriteFile(dir / "job.yaml",
+                     "data: {content_dir: photos, image_size: 4096}\n"
+                     "loss_network: {weights: 'random:1'}\n"
+                     "training: {batch_size: 64, max_steps: 1}\n"
+                     "monitoring: {listen: 'off'}\n"
+                     "styles:\n  - image: photos/0001.png\n");
+  for (const std::string command : {"check ", "train "}) {
+    const testing::CommandResult r = RunTool(command + (dir / "job.yaml"));
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("training needs about 7500.3 GiB of memory (style '"),
+              std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("available; lower data.image_size or training.batch_size"),
+              std::string::npos)
+        << r.output;
+  }
+}
+
 TEST(CliTest, RuntimeFailureExitsWithCode1) {
   testing::TempDir dir;
-  const testing::CommandResult r = RunTool("export --model " + (dir / "none.pt") + " --to " + (dir / "x.pt"));
+  const testing::CommandResult r =
+      RunTool("export --model " + (dir / "none.pt") + " --to " + (dir / "x.pt"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("none.pt: cannot open file"), std::string::npos) << r.output;
 }
@@ -52,8 +77,9 @@ TEST(CliTest, BenchPrintsOneJsonDocumentWithEverySection) {
   testing::TempDir dir;
   const testing::CommandResult r = RunTool(
       "bench --image-size 32 --batch 2 --warmup 0 --steps 2 --styles-at-once 2 --stylize-sizes 32 "
-      "--threads 1 --no-progress --content " + std::string(STYLEFLEET_SOURCE_DIR) +
-      "/configs/data/content --trace " + (dir / "trace.json") + " --output " + (dir / "bench.json"));
+      "--threads 1 --no-progress --content " +
+      std::string(STYLEFLEET_SOURCE_DIR) + "/configs/data/content --trace " + (dir / "trace.json") +
+      " --output " + (dir / "bench.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::ifstream in(dir / "bench.json");
   const nlohmann::json doc = nlohmann::json::parse(in);
@@ -66,7 +92,8 @@ TEST(CliTest, BenchPrintsOneJsonDocumentWithEverySection) {
     EXPECT_TRUE(run.at("phase_seconds_per_step").contains("backward"));
   }
   EXPECT_EQ(doc.at("train_synthetic")[0].at("precision"), "fp32");
-  EXPECT_EQ(doc.at("train_synthetic").size() == 2u, doc.at("machine").at("bf16_instructions").get<bool>());
+  EXPECT_EQ(doc.at("train_synthetic").size() == 2u,
+            doc.at("machine").at("bf16_instructions").get<bool>());
   const auto& together = doc.at("train_styles_at_once");
   EXPECT_EQ(together.at("styles_at_once"), 2);
   EXPECT_LT(together.at("max_loss_relative_difference_vs_separate").get<double>(), 1e-5);
@@ -81,7 +108,8 @@ TEST(CliTest, BenchPrintsOneJsonDocumentWithEverySection) {
 
   EXPECT_EQ(RunTool("bench --image-size 30 --no-progress").exit_code, 2);
   EXPECT_EQ(RunTool("bench --precision fp16").exit_code, 2);
-  const testing::CommandResult missing = RunTool("bench --content " + (dir / "nowhere") + " --no-progress");
+  const testing::CommandResult missing =
+      RunTool("bench --content " + (dir / "nowhere") + " --no-progress");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.output.find("nowhere"), std::string::npos) << missing.output;
 }

@@ -249,6 +249,26 @@ TEST_F(ConfigTest, SyntaxErrorHasPosition) {
                 "DIR/job.yaml:3:1: YAML syntax error: end of sequence flow not found"});
 }
 
+// 100000 levels of nesting once gave "YAML syntax error: bad file".
+TEST_F(ConfigTest, AbsurdNestingSaysSo) {
+  EXPECT_EQ(Problems("a: " + std::string(100000, '[') + std::string(100000, ']') + "\n"),
+            std::vector<std::string>{"DIR/job.yaml:1:260: lists and mappings are nested more "
+                                     "than 256 levels deep here; a job file never needs that (is "
+                                     "it a job file?)"});
+}
+
+// The job name names a folder under the output root, as a style name does:
+// `../../x` once wrote outside it.
+TEST_F(ConfigTest, JobNameThatIsNotAFolderNameIsRefused) {
+  const std::string rest =
+      "data:\n  content_dir: photos\nloss_network:\n  weights: random:1\n"
+      "styles:\n  - image: styles/wave.jpg\n";
+  EXPECT_EQ(Problems("job:\n  name: ../../x\n" + rest),
+            std::vector<std::string>{"DIR/job.yaml:2:9: job.name: must not contain '/' or '\\' "
+                                     "or be '.' or '..' (it names a folder), got '../../x'"});
+  EXPECT_EQ(Problems("job:\n  name: '..'\n" + rest).size(), 1u);
+}
+
 TEST_F(ConfigTest, UnknownKeySuggestsClosest) {
   EXPECT_EQ(
       Problems(Head() + "training:\n  styel_weight: 3\nstyles:\n  - image: styles/wave.jpg\n"),

@@ -6,9 +6,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "step/flops.h"
 #include "step/forward_pass.h"
 #include "step/step_clock.h"
+#include "step/step_cost.h"
 #include "test_util.h"
 
 namespace stylefleet {

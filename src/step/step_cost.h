@@ -1,5 +1,5 @@
-// What a step and a stylization cost in floating-point operations, counted
-// from the layer shapes. Torch-free.
+// What a step and a stylization cost: floating-point operations counted from
+// the layer shapes, and the peak memory of a training process. Torch-free.
 #pragma once
 
 #include <vector>
@@ -27,5 +27,16 @@ StepFlops TrainingFlopsPerImage(int image_size, const std::vector<int>& content_
 
 /// Floating-point operations of stylizing one image of side `image_size`.
 double StylizeFlopsPerImage(int image_size);
+
+/// Estimated peak resident memory of a training process on CPU, in bytes: a
+/// base (libraries, both networks, optimizer state) plus 7.5 KB per pixel of
+/// every image one forward pass holds (`images_per_pass` = batch per rank /
+/// micro_batches, times the styles trained together), which is what the
+/// transformer and the loss network keep for the backward pass. Fitted to the
+/// peak RSS of `stylefleet train` (fp32, default layers) on the 2-core CI
+/// machine on 2026-11-29: 128 px x 2 images 0.55 GB, 256 x 2 1.19 GB, 256 x 4
+/// 2.02 GB, 384 x 4 4.55 GB; the formula gives 0.56, 1.29, 2.28 and 4.73 GB, on
+/// the safe side.
+double EstimateTrainingPeakBytes(int image_size, int images_per_pass);
 
 }  // namespace stylefleet

@@ -1,4 +1,4 @@
-#include "step/flops.h"
+#include "step/step_cost.h"
 
 #include <algorithm>
 #include <cmath>
@@ -65,6 +65,12 @@ double StylizeFlopsPerImage(int image_size) {
   for (const ConvShape& c : TransformerConvs())
     total += ConvFlops(c.cin, c.cout, c.kernel, image_size * c.scale);
   return total;
+}
+
+double EstimateTrainingPeakBytes(int image_size, int images_per_pass) {
+  constexpr double kBaseBytes = 310e6;
+  constexpr double kBytesPerPixel = 7.5e3;
+  return kBaseBytes + kBytesPerPixel * images_per_pass * double(image_size) * image_size;
 }
 
 }  // namespace stylefleet

@@ -1,0 +1,59 @@
+#include "train/memory_budget.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "common/cpu_info.h"
+#include "common/error.h"
+#include "step/step_cost.h"
+
+namespace stylefleet {
+namespace {
+
+std::string Gib(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
+  return text;
+}
+
+}  // namespace
+
+MemoryBudget EstimateMemoryBudget(const JobConfig& job, int processes_on_host) {
+  MemoryBudget budget;
+  budget.available_bytes = AvailableMemoryBytes();
+  // Styles trained together hold all their generated images in one pass; a
+  // run of the job's styles at once is bounded by styles_at_once.
+  const int together =
+      std::max(1, std::min<int>(job.styles_at_once, static_cast<int>(job.styles.size())));
+  for (const StyleSpec& style : job.styles) {
+    const TrainingOptions& t = style.training;
+    const int images = t.batch_size / t.micro_batches * together;
+    const double bytes =
+        EstimateTrainingPeakBytes(job.data.image_size, images) * std::max(1, processes_on_host);
+    if (bytes > budget.needed_bytes) {
+      budget.needed_bytes = bytes;
+      budget.largest_pass =
+          "style '" + style.name + "': " + std::to_string(images) + " image(s) of " +
+          std::to_string(job.data.image_size) + " px per pass (batch_size " +
+          std::to_string(t.batch_size) + " / micro_batches " + std::to_string(t.micro_batches) +
+          (together > 1 ? " x " + std::to_string(together) + " styles at once" : std::string()) +
+          ")" +
+          (processes_on_host > 1
+               ? ", " + std::to_string(processes_on_host) + " processes on this host"
+               : std::string());
+    }
+  }
+  return budget;
+}
+
+void CheckMemoryBudget(const JobConfig& job, int processes_on_host) {
+  const MemoryBudget budget = EstimateMemoryBudget(job, processes_on_host);
+  if (budget.fits()) return;
+  throw ConfigError({job.source_file + ": training needs about " + Gib(budget.needed_bytes) +
+                     " of memory (" + budget.largest_pass + "), but this machine has " +
+                     Gib(budget.available_bytes) +
+                     " available; lower data.image_size or training.batch_size, or raise "
+                     "training.micro_batches (the same update in smaller passes)"});
+}
+
+}  // namespace stylefleet
