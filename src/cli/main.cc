@@ -216,6 +216,10 @@ int Run(int argc, char** argv) {
       ->add_option("--test-inject-nan", train_options.inject_nan,
                    "Test only: STYLE:STEP, make the loss of that step NaN on this rank")
       ->group("");  // hidden from --help
+  train
+      ->add_option("--test-perturb-replica", train_options.perturb_replica,
+                   "Test only: STYLE:STEP, move this rank's parameters after that step")
+      ->group("");
 
   StylizeOptions stylize_options;
   CLI::App* stylize = app.add_subcommand("stylize", "Apply a trained model to images");

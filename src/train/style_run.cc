@@ -115,10 +115,13 @@ StepStyle StyleRun::ForStep(int64_t step) {
   s.adam = adam_.get();
   s.buckets = buckets_.get();
   s.target = StyleLossTarget{&style_grams_, weights_};
-  const auto& inject = context_.options->inject_nan;
-  s.inject_nan = std::find(inject.begin(), inject.end(),
-                           style_.name + ":" + std::to_string(step)) != inject.end();
+  s.inject_nan = Injected(context_.options->inject_nan, step);
   return s;
+}
+
+bool StyleRun::Injected(const std::vector<std::string>& faults, int64_t step) const {
+  return std::find(faults.begin(), faults.end(), style_.name + ":" + std::to_string(step)) !=
+         faults.end();
 }
 
 void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& values,
@@ -131,7 +134,13 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
   const double eta = timing.average_seconds * double(total_steps_ - position.step);
   ReportStep(position, values, timing, eta);
   const bool last = position.step == total_steps_;
-  if (control_.size() > 1 && (Due(position.step, job_.distributed.check_every_steps))) {
+  if (Injected(context_.options->perturb_replica, position.step)) {
+    torch::NoGradGuard no_grad;
+    net_->parameters().front().add_(1e-3);
+  }
+  // Also at the last step when the periodic check is off: a model whose
+  // replicas diverged is never written as if it were fine.
+  if (control_.size() > 1 && (Due(position.step, job_.distributed.check_every_steps) || last)) {
     CheckReplicasAgree(position.step);
   }
   if (Due(position.step, t.log_every_steps)) {

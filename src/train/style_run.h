@@ -96,6 +96,7 @@ class StyleRun {
   void WriteCheckpoint(const RunPosition& position);
   void WriteModel();
   bool Due(int64_t step, int64_t every) const;
+  bool Injected(const std::vector<std::string>& faults, int64_t step) const;
 
   StyleRunContext context_;
   const JobConfig& job_;

@@ -23,6 +23,10 @@ struct TrainRunOptions {
   /// Test-only fault injection, entries "STYLE:STEP": the loss of that style's
   /// step (1-based) is made NaN on this rank (`stylefleet train --test-inject-nan`).
   std::vector<std::string> inject_nan;
+  /// Test-only fault injection, entries "STYLE:STEP": after that step's update
+  /// this rank's replica is perturbed (the first parameter moves by 1e-3), as
+  /// a broken rank or network would (`--test-perturb-replica`).
+  std::vector<std::string> perturb_replica;
   /// When set, each rank writes a Chrome-trace JSON of its step phases (data,
   /// transformer forward, loss network, loss, backward, allreduce, optimizer)
   /// here; under mpirun the rank number goes before the extension

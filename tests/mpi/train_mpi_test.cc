@@ -170,6 +170,27 @@ TEST_F(MpiTrainTest, MismatchedJobsFailClearlyOnEveryRank) {
   }
 }
 
+// A replica that drifts (a broken rank or network) is caught even with the
+// periodic check off: the last step always compares, and the run fails on
+// every rank instead of writing a model as if it were fine.
+TEST_F(MpiTrainTest, ADivergedReplicaIsCaughtAtTheLastStepEvenWithChecksOff) {
+  TrainRunOptions options = Options();
+  if (g_world->info().rank == 1) options.perturb_replica = {"s0:2"};
+  std::string error;
+  try {
+    TrainJob(Job(1, {"training.batch_size=2", "distributed.check_every_steps=0",
+                     "job.output_dir=" + (dir_ / "diverged")}),
+             options, *g_world);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("style 's0': at step 3 rank 1 of its group holds parameters with checksum"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("the replicas diverged"), std::string::npos) << error;
+  if (g_world->info().rank == 0) EXPECT_FALSE(fs::exists(dir_ / "diverged/s0/model.pt"));
+}
+
 // Under MPI too: ranks in different collectives stop at once, naming both.
 TEST_F(MpiTrainTest, RanksInDifferentCollectivesFailNamingBoth) {
   auto group = g_world->Split(0, g_world->info().rank);
