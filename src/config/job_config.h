@@ -25,8 +25,9 @@ struct DataOptions {
   /// centre-cropped. Multiple of 4 (two stride-2 downsamplings in the network), 64..4096.
   int image_size = 256;
   /// Images with more pixels than this are refused before decoding (decompression bombs).
-  /// 100 MP covers any camera; a 65535x65535 PNG header is refused.
-  int64_t max_image_pixels = 100000000;
+  /// Decoding costs about 11 bytes per pixel and each loader thread decodes at once:
+  /// 50 MP keeps that near 0.5 GB per thread and covers cameras up to 50 MP.
+  int64_t max_image_pixels = 50000000;
   /// Decode threads. 2: enough to keep up with training on CPU, where each image costs
   /// far more to train on than to decode.
   int loader_threads = 2;

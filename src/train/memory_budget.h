@@ -9,7 +9,9 @@
 namespace stylefleet {
 
 struct MemoryBudget {
-  double needed_bytes = 0;     ///< the largest pass of the job, times the processes on the host
+  /// The largest pass of the job plus each loader thread decoding the largest
+  /// image allowed, times the processes on the host.
+  double needed_bytes = 0;
   double available_bytes = 0;  ///< 0 when unknown (then nothing is refused)
   std::string largest_pass;    ///< which styles and settings need the most, in words
   bool fits() const { return available_bytes <= 0 || needed_bytes <= available_bytes; }

@@ -54,7 +54,7 @@ TEST(CliTest, AJobThatCannotFitInMemoryIsRefusedUpFront) {
   for (const std::string command : {"check ", "train "}) {
     const testing::CommandResult r = RunTool(command + (dir / "job.yaml"));
     EXPECT_EQ(r.exit_code, 2) << r.output;
-    EXPECT_NE(r.output.find("training needs about 7500.3 GiB of memory (style '"),
+    EXPECT_NE(r.output.find("training needs about 7501.3 GiB of memory (style '"),
               std::string::npos)
         << r.output;
     EXPECT_NE(r.output.find("available; lower data.image_size or training.batch_size"),
