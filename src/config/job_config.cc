@@ -255,9 +255,11 @@ const FieldTable<DataOptions>& DataFields() {
        "Unreadable files are skipped with one warning each.",
        [](DataOptions& t, const Value& v) { v.ReadString(&t.content_dir); }},
       {"image_size", "integer", "256",
-       "Training crop side in pixels: the shorter side is resized to it (antialiased), then the "
-       "centre square is cropped. Multiple of 4, 64 to 4096. Style images are prepared the same "
-       "way.",
+       "Training crop side in pixels: the shorter side is resized to it, then the centre square "
+       "is cropped. Multiple of 4, 64 to 4096. The filter is antialiased bilinear, that of PIL's "
+       "`Image.resize(size, Image.BILINEAR)` (a test holds it within 1 level per channel of "
+       "PIL); an image whose shorter side already has this size is only cropped, its pixels kept "
+       "bit for bit. Style images are prepared the same way.",
        [](DataOptions& t, const Value& v) {
          int size = 0;
          if (!v.ReadInt(&size, 64, 4096)) return;

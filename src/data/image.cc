@@ -1,7 +1,6 @@
 #include "data/image.h"
 
 #include <stb/stb_image.h>
-#include <stb/stb_image_resize.h>
 #include <stb/stb_image_write.h>
 #include <turbojpeg.h>
 
@@ -114,6 +113,88 @@ RgbImage DecodeWithStb(const std::vector<uint8_t>& bytes, const std::string& nam
   return image;
 }
 
+// The taps of one output pixel along one axis: source indices first..first+n-1.
+struct Taps {
+  int first = 0;
+  std::vector<float> weights;
+};
+
+// Antialiased bilinear, the filter of PIL's Image.BILINEAR: a triangle of
+// half-width 1 source pixel when enlarging, widened by the scale factor when
+// shrinking so that every source pixel contributes (no aliasing). Pixel
+// centres sit at i + 0.5; taps that fall outside the image are dropped and the
+// rest renormalized. At scale 1 the only tap is the pixel itself (weight 1),
+// so an axis that keeps its size is copied exactly.
+std::vector<Taps> TriangleTaps(int in_size, int out_size) {
+  const double scale = static_cast<double>(in_size) / out_size;
+  const double widen = std::max(scale, 1.0);
+  std::vector<Taps> taps(static_cast<size_t>(out_size));
+  for (int i = 0; i < out_size; ++i) {
+    const double centre = (i + 0.5) * scale;
+    const int first = std::max(0, static_cast<int>(centre - widen + 0.5));
+    const int end = std::min(in_size, static_cast<int>(centre + widen + 0.5));
+    Taps& t = taps[static_cast<size_t>(i)];
+    t.first = first;
+    double total = 0;
+    std::vector<double> w;
+    for (int j = first; j < end; ++j) {
+      w.push_back(std::max(0.0, 1.0 - std::abs((j + 0.5 - centre) / widen)));
+      total += w.back();
+    }
+    for (double v : w) t.weights.push_back(static_cast<float>(total > 0 ? v / total : 0));
+  }
+  return taps;
+}
+
+// Resizes the width x height RGB block at `src` (rows `stride` bytes apart):
+// rows first into a float buffer, then columns, rounding once at the end.
+RgbImage Resample(const uint8_t* src, int width, int height, size_t stride, int out_width,
+                  int out_height) {
+  RgbImage out;
+  out.width = out_width;
+  out.height = out_height;
+  out.pixels.resize(static_cast<size_t>(out_width) * out_height * 3);
+  if (width == out_width && height == out_height) {
+    // The identity, bit for bit (a photo already at the training size stays sharp).
+    for (int y = 0; y < height; ++y) {
+      std::copy_n(src + y * stride, static_cast<size_t>(width) * 3,
+                  out.pixels.data() + static_cast<size_t>(y) * width * 3);
+    }
+    return out;
+  }
+  const std::vector<Taps> across = TriangleTaps(width, out_width);
+  const std::vector<Taps> down = TriangleTaps(height, out_height);
+  std::vector<float> rows(static_cast<size_t>(out_width) * height * 3);
+  for (int y = 0; y < height; ++y) {
+    const uint8_t* line = src + y * stride;
+    float* dst = rows.data() + static_cast<size_t>(y) * out_width * 3;
+    for (int x = 0; x < out_width; ++x) {
+      const Taps& t = across[static_cast<size_t>(x)];
+      float acc[3] = {0, 0, 0};
+      for (size_t k = 0; k < t.weights.size(); ++k) {
+        const uint8_t* p = line + (t.first + k) * 3;
+        for (int c = 0; c < 3; ++c) acc[c] += t.weights[k] * p[c];
+      }
+      for (int c = 0; c < 3; ++c) dst[x * 3 + c] = acc[c];
+    }
+  }
+  const size_t row_floats = static_cast<size_t>(out_width) * 3;
+  std::vector<float> acc(row_floats);
+  for (int y = 0; y < out_height; ++y) {
+    const Taps& t = down[static_cast<size_t>(y)];
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (size_t k = 0; k < t.weights.size(); ++k) {
+      const float* row = rows.data() + (t.first + k) * row_floats;
+      for (size_t i = 0; i < row_floats; ++i) acc[i] += t.weights[k] * row[i];
+    }
+    uint8_t* dst = out.pixels.data() + y * row_floats;
+    for (size_t i = 0; i < row_floats; ++i) {
+      dst[i] = static_cast<uint8_t>(std::lround(std::min(255.0f, std::max(0.0f, acc[i]))));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 RgbImage DecodeImage(const std::vector<uint8_t>& bytes, const std::string& name,
@@ -142,16 +223,9 @@ RgbImage LoadImageFile(const std::string& path, const DecodeOptions& options) {
 }
 
 RgbImage Resize(const RgbImage& image, int width, int height) {
-  SF_CHECK(width > 0 && height > 0, "bad resize target");
-  RgbImage out;
-  out.width = width;
-  out.height = height;
-  out.pixels.resize(static_cast<size_t>(width) * height * 3);
-  if (!stbir_resize_uint8(image.pixels.data(), image.width, image.height, 0, out.pixels.data(),
-                          width, height, 0, 3)) {
-    throw DataError("image resize failed");
-  }
-  return out;
+  SF_CHECK(width > 0 && height > 0 && image.width > 0 && image.height > 0, "bad resize target");
+  return Resample(image.pixels.data(), image.width, image.height,
+                  static_cast<size_t>(image.width) * 3, width, height);
 }
 
 RgbImage ResizeCenterCrop(const RgbImage& image, int size) {
@@ -161,16 +235,8 @@ RgbImage ResizeCenterCrop(const RgbImage& image, int size) {
   const int side = std::min(image.width, image.height);
   const int x0 = (image.width - side) / 2;
   const int y0 = (image.height - side) / 2;
-  RgbImage out;
-  out.width = size;
-  out.height = size;
-  out.pixels.resize(static_cast<size_t>(size) * size * 3);
   const uint8_t* origin = image.pixels.data() + (static_cast<size_t>(y0) * image.width + x0) * 3;
-  if (!stbir_resize_uint8(origin, side, side, image.width * 3, out.pixels.data(), size, size, 0,
-                          3)) {
-    throw DataError("image resize failed");
-  }
-  return out;
+  return Resample(origin, side, side, static_cast<size_t>(image.width) * 3, size, size);
 }
 
 void ToPlanarFloat(const RgbImage& image, float* out) {

@@ -33,11 +33,17 @@ RgbImage DecodeImage(const std::vector<uint8_t>& bytes, const std::string& name,
 /// Reads and decodes a file. Throws DataError with the path.
 RgbImage LoadImageFile(const std::string& path, const DecodeOptions& options = {});
 
-/// Resizes the shorter side to `size` with an antialiasing filter and crops the
-/// centre square: returns a size x size image.
+/// Resizes the shorter side to `size` and crops the centre square: returns a
+/// size x size image. The filter is Resize's; a square image already `size`
+/// pixels wide comes back unchanged, bit for bit.
 RgbImage ResizeCenterCrop(const RgbImage& image, int size);
 
-/// Resizes to exactly width x height (antialiased).
+/// Resizes to exactly width x height with antialiased bilinear filtering, the
+/// filter of PIL's Image.resize(..., Image.BILINEAR): a triangle over the
+/// neighbouring pixel centres when enlarging, widened by the scale factor when
+/// shrinking. Results equal PIL's within 1 level per channel (PIL rounds to
+/// 8 bits between its two passes; this code rounds once). Resizing to the
+/// same size is the identity (an interpolating filter at scale 1).
 RgbImage Resize(const RgbImage& image, int width, int height);
 
 /// Writes planar float CHW values (0..255) of `image` to `out` (3*H*W floats).

@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdlib>
+#include <fstream>
 
 #include "model/tensor_file.h"
 #include "model/transformer_net.h"
@@ -137,6 +140,34 @@ TEST(LossCrossCheckTest, MatchesPyTorchReferenceWithin1e5) {
   }
   EXPECT_LT(Relative(terms.tv.item<double>(), get("tv_loss").item<double>()), 1e-5);
   EXPECT_LT(Relative(terms.total.item<double>(), get("total_loss").item<double>()), 1e-5);
+}
+
+// `stylefleet losses` on 256x256 PNGs at --image-size 256 must score the files'
+// own pixels: a "resize" to the same size that filters the image (stb's Mitchell
+// filter did) changes the style and TV terms by far more than 1e-5.
+TEST(LossCrossCheckTest, LossesCommandAtTheFileSizeScoresTheFilesOwnPixels) {
+  testing::TempDir dir;
+  const std::string make = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
+                           "/tests/python/reference.py file-losses " + dir.path();
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  const testing::CommandResult run = testing::RunCommand(
+      "(" + std::string(STYLEFLEET_BINARY) + " losses --loss-network " + (dir / "vgg.pt") + " --model " +
+      (dir / "transformer.pt") + " --content " + (dir / "content.png") + " --style " +
+      (dir / "style.png") + " --image-size 256 2>/dev/null)");  // the JSON alone, without log lines
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const nlohmann::json got = nlohmann::json::parse(run.output);
+  std::ifstream in(dir / "expected.json");
+  const nlohmann::json expected = nlohmann::json::parse(in);
+  for (const char* term : {"content_loss", "style_loss", "tv_loss", "total_loss"}) {
+    EXPECT_LT(Relative(got.at(term).get<double>(), expected.at(term).get<double>()), 1e-5)
+        << term << ": stylefleet " << got.at(term) << ", reference " << expected.at(term);
+  }
+  ASSERT_EQ(got.at("style_loss_by_layer").size(), 4u);
+  for (const auto& [layer, value] : expected.at("style_loss_by_layer").items()) {
+    EXPECT_LT(Relative(got.at("style_loss_by_layer").at(layer).get<double>(), value.get<double>()),
+              1e-5)
+        << layer;
+  }
 }
 
 }  // namespace
