@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -89,6 +90,86 @@ RgbImage DecodeJpeg(const std::vector<uint8_t>& bytes, const std::string& name,
     }
   }
   return image;
+}
+
+// The Orientation tag (0x0112) of IFD0 in a TIFF block (EXIF's body); 1, the
+// identity, when it is absent or the block is malformed.
+int TiffOrientation(const uint8_t* tiff, size_t size) {
+  if (size < 8) return 1;
+  const bool little = tiff[0] == 'I' && tiff[1] == 'I';
+  if (!little && !(tiff[0] == 'M' && tiff[1] == 'M')) return 1;
+  auto u16 = [&](size_t at) -> uint32_t {
+    return little ? tiff[at] | tiff[at + 1] << 8 : tiff[at] << 8 | tiff[at + 1];
+  };
+  auto u32 = [&](size_t at) -> uint32_t {
+    return little ? u16(at) | u16(at + 2) << 16 : u16(at) << 16 | u16(at + 2);
+  };
+  if (u16(2) != 42) return 1;
+  const size_t ifd = u32(4);
+  if (ifd > size - 2) return 1;
+  const uint32_t entries = u16(ifd);
+  for (uint32_t i = 0; i < entries; ++i) {
+    const size_t entry = ifd + 2 + 12 * static_cast<size_t>(i);
+    if (entry + 12 > size) break;
+    if (u16(entry) != 0x0112) continue;
+    const uint32_t type = u16(entry + 2);  // SHORT (3) as written; LONG (4) tolerated
+    const uint32_t value = type == 3 ? u16(entry + 8) : type == 4 ? u32(entry + 8) : 1;
+    return value >= 1 && value <= 8 ? static_cast<int>(value) : 1;
+  }
+  return 1;
+}
+
+// The EXIF orientation of a JPEG: walks the marker segments before the image
+// data to the APP1 "Exif" segment. Cameras store pixels as the sensor saw
+// them and record in this tag how to turn them for display.
+int JpegExifOrientation(const std::vector<uint8_t>& b) {
+  size_t pos = 2;  // after SOI
+  while (pos + 4 <= b.size() && b[pos] == 0xFF) {
+    const uint8_t marker = b[pos + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++pos;
+      continue;
+    }
+    if (marker == 0xDA || marker == 0xD9) break;  // image data or end: no EXIF before it
+    const size_t length = static_cast<size_t>(b[pos + 2]) << 8 | b[pos + 3];
+    if (length < 2 || pos + 2 + length > b.size()) break;
+    const uint8_t* body = b.data() + pos + 4;
+    if (marker == 0xE1 && length >= 2 + 6 + 8 && std::memcmp(body, "Exif\0\0", 6) == 0) {
+      return TiffOrientation(body + 6, length - 2 - 6);
+    }
+    pos += 2 + length;
+  }
+  return 1;
+}
+
+// Turns stored pixels upright for EXIF orientation 1..8 (2, 4: mirrored; 3:
+// rotated 180; 5, 7: transposed / transversed; 6: turn 90 clockwise; 8: 90
+// anticlockwise). Each output pixel (x, y) reads its stored pixel (sx, sy).
+RgbImage ApplyExifOrientation(RgbImage in, int orientation) {
+  if (orientation <= 1 || orientation > 8) return in;
+  const int w = in.width, h = in.height;
+  const bool swap = orientation >= 5;
+  RgbImage out;
+  out.width = swap ? h : w;
+  out.height = swap ? w : h;
+  out.pixels.resize(in.pixels.size());
+  for (int y = 0; y < out.height; ++y) {
+    for (int x = 0; x < out.width; ++x) {
+      int sx = x, sy = y;
+      switch (orientation) {
+        case 2: sx = w - 1 - x; break;
+        case 3: sx = w - 1 - x; sy = h - 1 - y; break;
+        case 4: sy = h - 1 - y; break;
+        case 5: sx = y; sy = x; break;
+        case 6: sx = y; sy = h - 1 - x; break;
+        case 7: sx = w - 1 - y; sy = h - 1 - x; break;
+        case 8: sx = w - 1 - y; sy = x; break;
+      }
+      std::copy_n(&in.pixels[(static_cast<size_t>(sy) * w + sx) * 3], 3,
+                  &out.pixels[(static_cast<size_t>(y) * out.width + x) * 3]);
+    }
+  }
+  return out;
 }
 
 RgbImage DecodeWithStb(const std::vector<uint8_t>& bytes, const std::string& name,
@@ -201,7 +282,8 @@ RgbImage DecodeImage(const std::vector<uint8_t>& bytes, const std::string& name,
                      const DecodeOptions& options) {
   if (bytes.empty()) throw DataError(name + ": file is empty");
   // The content decides the decoder, not the extension (a PNG named .jpg is common).
-  return IsJpeg(bytes) ? DecodeJpeg(bytes, name, options) : DecodeWithStb(bytes, name, options);
+  if (!IsJpeg(bytes)) return DecodeWithStb(bytes, name, options);
+  return ApplyExifOrientation(DecodeJpeg(bytes, name, options), JpegExifOrientation(bytes));
 }
 
 RgbImage LoadImageFile(const std::string& path, const DecodeOptions& options) {

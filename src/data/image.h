@@ -24,7 +24,9 @@ struct DecodeOptions {
 };
 
 /// Decodes a JPEG (TurboJPEG; grayscale and CMYK become RGB) or a PNG, BMP,
-/// TGA or GIF (stb_image; 16-bit and paletted PNGs become 8-bit RGB).
+/// TGA or GIF (stb_image; 16-bit and paletted PNGs become 8-bit RGB). A JPEG's
+/// EXIF orientation is applied: the image comes back as it is displayed (a
+/// phone photo stored 320x569 with Orientation 6 decodes as 569x320).
 /// Throws DataError naming `name` when the bytes are not a supported,
 /// complete image or exceed the pixel limit.
 RgbImage DecodeImage(const std::vector<uint8_t>& bytes, const std::string& name,

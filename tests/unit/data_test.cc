@@ -181,6 +181,49 @@ TEST(ImageTest, ResizeMatchesPilBilinearWithinOneLevel) {
   compare(ResizeCenterCrop(input, 32), LoadImageFile(dir / "crop.png"), "centre crop 32");
 }
 
+// JPEGs written by PIL for EXIF orientations 1..8 (plus 6 in a big-endian EXIF
+// block): each stores the upright picture turned the way a camera would, and
+// must decode upright again, as PIL's ImageOps.exif_transpose shows it.
+TEST(ImageTest, JpegExifOrientationIsApplied) {
+  TempDir dir;
+  WriteFile(dir / "make.py", R"(import struct, sys
+from PIL import Image, ImageOps
+out = sys.argv[1]
+T = Image.Transpose
+upright = Image.new('RGB', (48, 32))
+for x in range(48):  # four quadrants of distinct colours, and a gradient
+    for y in range(32):
+        q = (x >= 24) + 2 * (y >= 16)
+        upright.putpixel((x, y), [(220, 30, 30), (30, 220, 30), (30, 30, 220), (220, 220, 30)][q])
+upright.save(out + '/upright.png')
+# Stored = upright turned by the inverse of what the orientation asks for display.
+store = {1: None, 2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE,
+         6: T.ROTATE_90, 7: T.TRANSVERSE, 8: T.ROTATE_270}
+for o, op in store.items():
+    stored = upright if op is None else upright.transpose(op)
+    exif = Image.Exif()
+    exif[0x0112] = o
+    stored.save(f'{out}/o{o}.jpg', quality=95, exif=exif.tobytes())
+    shown = ImageOps.exif_transpose(Image.open(f'{out}/o{o}.jpg'))
+    assert shown.size == upright.size, (o, shown.size)  # PIL agrees the files are right
+big = b'Exif\x00\x00MM\x00*' + struct.pack('>IHHHII', 8, 1, 0x0112, 3, 1, 6 << 16) + struct.pack('>I', 0)
+upright.transpose(T.ROTATE_90).save(out + '/o6_big_endian.jpg', quality=95, exif=big)
+)");
+  ASSERT_EQ(std::system(("/usr/bin/python3 " + (dir / "make.py") + " " + dir.path()).c_str()), 0);
+  const RgbImage upright = LoadImageFile(dir / "upright.png");
+  for (const char* name : {"o1", "o2", "o3", "o4", "o5", "o6", "o7", "o8", "o6_big_endian"}) {
+    const RgbImage image = LoadImageFile(dir / (std::string(name) + ".jpg"));
+    ASSERT_EQ(image.width, 48) << name;
+    ASSERT_EQ(image.height, 32) << name;
+    double error = 0;
+    for (size_t i = 0; i < image.pixels.size(); ++i) {
+      error += std::abs(image.pixels[i] - upright.pixels[i]);
+    }
+    // JPEG noise is a few levels; a wrong turn puts other quadrants' colours (190 apart) here.
+    EXPECT_LT(error / image.pixels.size(), 6.0) << name;
+  }
+}
+
 TEST(ImageTest, PlanarFloatRoundTrip) {
   const RgbImage image = MakeTestImage(5, 3, 2);
   std::vector<float> planar(5 * 3 * 3);
