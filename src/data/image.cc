@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "common/error.h"
+#include "common/log.h"
 
 namespace stylefleet {
 namespace {
@@ -181,8 +182,11 @@ RgbImage DecodeWithStb(const std::vector<uint8_t>& bytes, const std::string& nam
     throw DataError(name + ": not a supported image (" + stbi_failure_reason() + ")");
   }
   CheckPixels(width, height, name, options.max_pixels);
+  // Grey+alpha and RGBA (stb counts a paletted PNG with transparency as RGBA).
+  const bool has_alpha = components == 2 || components == 4;
+  const int channels = has_alpha ? 4 : 3;
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
-      stbi_load_from_memory(bytes.data(), length, &width, &height, &components, 3),
+      stbi_load_from_memory(bytes.data(), length, &width, &height, &components, channels),
       stbi_image_free);
   if (!pixels) {
     throw DataError(name + ": image does not decode (" + stbi_failure_reason() + ")");
@@ -190,7 +194,17 @@ RgbImage DecodeWithStb(const std::vector<uint8_t>& bytes, const std::string& nam
   RgbImage image;
   image.width = width;
   image.height = height;
-  image.pixels.assign(pixels.get(), pixels.get() + static_cast<size_t>(width) * height * 3);
+  const size_t count = static_cast<size_t>(width) * height;
+  if (!has_alpha) {
+    image.pixels.assign(pixels.get(), pixels.get() + count * 3);
+    return image;
+  }
+  image.pixels.resize(count * 3);
+  image.alpha.resize(count);
+  for (size_t p = 0; p < count; ++p) {
+    std::copy_n(pixels.get() + p * 4, 3, image.pixels.data() + p * 3);
+    image.alpha[p] = pixels.get()[p * 4 + 3];
+  }
   return image;
 }
 
@@ -351,11 +365,26 @@ void SaveImageFile(const RgbImage& image, const std::string& path, int jpeg_qual
   std::string ext = fs::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
   const std::string temp = path + ".tmp";
+  const size_t count = static_cast<size_t>(image.width) * image.height;
+  const bool has_alpha = !image.alpha.empty();
+  SF_CHECK(image.pixels.size() == count * 3 && (!has_alpha || image.alpha.size() == count),
+           "image buffers do not match its size");
   int ok = 0;
-  if (ext == ".png") {
+  if (ext == ".png" && has_alpha) {
+    std::vector<uint8_t> rgba(count * 4);
+    for (size_t p = 0; p < count; ++p) {
+      std::copy_n(image.pixels.data() + p * 3, 3, rgba.data() + p * 4);
+      rgba[p * 4 + 3] = image.alpha[p];
+    }
+    ok = stbi_write_png(temp.c_str(), image.width, image.height, 4, rgba.data(), image.width * 4);
+  } else if (ext == ".png") {
     ok = stbi_write_png(temp.c_str(), image.width, image.height, 3, image.pixels.data(),
                         image.width * 3);
   } else if (ext == ".jpg" || ext == ".jpeg") {
+    if (has_alpha) {
+      SF_LOG(kWarning) << path << ": JPEG has no alpha channel; the transparency of the input "
+                       << "is dropped (write PNG to keep it)";
+    }
     ok = stbi_write_jpg(temp.c_str(), image.width, image.height, 3, image.pixels.data(),
                         jpeg_quality);
   } else {

@@ -8,11 +8,16 @@
 
 namespace stylefleet {
 
-/// 8-bit interleaved RGB pixels, row-major.
+/// 8-bit interleaved RGB pixels, row-major, with the transparency of images
+/// that have it. The networks see RGB only: training ignores alpha, and
+/// stylize carries the input's alpha over to its PNG output unchanged.
 struct RgbImage {
   int width = 0;
   int height = 0;
   std::vector<uint8_t> pixels;  ///< width * height * 3 bytes
+  /// width * height bytes (255 = opaque), or empty for an image without alpha.
+  /// Resize and ResizeCenterCrop drop it.
+  std::vector<uint8_t> alpha;
 };
 
 struct DecodeOptions {
@@ -55,7 +60,8 @@ void ToPlanarFloat(const RgbImage& image, float* out);
 RgbImage FromPlanarFloat(const float* planar, int width, int height);
 
 /// Writes PNG or JPEG (chosen by the extension: .png, .jpg/.jpeg) atomically.
-/// Throws DataError on failure.
+/// A PNG keeps `alpha` (RGBA); JPEG has no alpha channel, so there it is
+/// dropped with a warning naming the file. Throws DataError on failure.
 void SaveImageFile(const RgbImage& image, const std::string& path, int jpeg_quality = 92);
 
 /// True when the file name has an extension this project decodes.
