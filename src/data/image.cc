@@ -399,6 +399,14 @@ void SaveImageFile(const RgbImage& image, const std::string& path, int jpeg_qual
   if (ec) throw DataError(path + ": cannot write image (" + ec.message() + ")");
 }
 
+std::string CanonicalImageFormat(const std::string& format) {
+  std::string lower = format;
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  if (lower == "png") return "png";
+  if (lower == "jpg" || lower == "jpeg") return "jpg";
+  return "";
+}
+
 bool HasImageExtension(const std::string& path) {
   std::string ext = std::filesystem::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);

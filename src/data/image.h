@@ -64,6 +64,10 @@ RgbImage FromPlanarFloat(const float* planar, int width, int height);
 /// dropped with a warning naming the file. Throws DataError on failure.
 void SaveImageFile(const RgbImage& image, const std::string& path, int jpeg_quality = 92);
 
+/// The output format named by `format`, case-insensitive: "png", or "jpg" for
+/// jpg and jpeg; "" for anything else.
+std::string CanonicalImageFormat(const std::string& format);
+
 /// True when the file name has an extension this project decodes.
 bool HasImageExtension(const std::string& path);
 

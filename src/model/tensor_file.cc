@@ -65,16 +65,25 @@ void SaveTensorDict(const TensorDict& dict, const std::string& path) {
   for (const auto& [key, tensor] : dict) out.insert(key, tensor.detach().cpu().contiguous());
   const std::vector<char> bytes = torch::pickle_save(torch::IValue(out));
   const fs::path target(path);
+  std::error_code ec;
+  if (!target.parent_path().empty()) {
+    fs::create_directories(target.parent_path(), ec);
+    if (ec) throw Error(path + ": cannot create its folder (" + ec.message() + ")");
+  }
+  // Errors name the file asked for; the temporary beside it is an internal detail.
   const std::string temp = (target.parent_path() / ("." + target.filename().string() + ".tmp")).string();
   {
     std::ofstream file(temp, std::ios::binary | std::ios::trunc);
-    if (!file) throw Error(temp + ": cannot create file (" + std::strerror(errno) + ")");
+    if (!file) throw Error(path + ": cannot create file (" + std::strerror(errno) + ")");
     file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     file.flush();
-    if (!file) throw Error(temp + ": write failed (" + std::strerror(errno) + ")");
+    if (!file) {
+      const std::string reason = std::strerror(errno);
+      fs::remove(temp, ec);
+      throw Error(path + ": write failed (" + reason + ")");
+    }
   }
   SyncPath(temp, O_RDONLY);
-  std::error_code ec;
   fs::rename(temp, target, ec);
   if (ec) {
     fs::remove(temp, ec);

@@ -21,6 +21,7 @@ TensorDict LoadTensorDict(const std::string& path);
 
 /// Writes `dict` atomically: a temporary file in the same folder, fsync, rename,
 /// fsync of the folder. A crash leaves either the old file or the new one.
+/// Creates missing parent folders. Throws Error naming `path`.
 void SaveTensorDict(const TensorDict& dict, const std::string& path);
 
 /// Finds `key`; nullptr when absent.

@@ -100,7 +100,8 @@ std::vector<std::string> ExpandInputs(const std::vector<std::string>& inputs) {
 
 StylizeResult StylizeImages(const StylizeOptions& options) {
   if (options.threads > 0) torch::set_num_threads(options.threads);
-  if (options.format != "jpg" && options.format != "png") {
+  const std::string format = CanonicalImageFormat(options.format);
+  if (format.empty()) {
     throw ConfigError({"--format: expected jpg or png, got '" + options.format + "'"});
   }
   if (options.tile_size != 0 && (options.tile_size < 64 || options.tile_overlap < 0 ||
@@ -121,7 +122,7 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
       const auto start = std::chrono::steady_clock::now();
       const torch::Tensor out = Stylize(net, image, options.tile_size, options.tile_overlap);
       const std::string path =
-          (fs::path(options.output_dir) / (fs::path(file).stem().string() + "." + options.format))
+          (fs::path(options.output_dir) / (fs::path(file).stem().string() + "." + format))
               .string();
       RgbImage styled = TensorToImage(out);
       styled.alpha = input.alpha;  // the network styles RGB; transparency stays the input's
