@@ -289,7 +289,7 @@ const FieldTable<LossNetworkOptions>& LossNetworkFields() {
   static const FieldTable<LossNetworkOptions> table = {
       {"weights", "path or `random:SEED`", "required",
        "VGG-16 weights: a file written by `launch/convert_vgg16.py` (or any `torch.save` of a "
-       "plain dict with torchvision's `features.N.weight/bias` keys), or `random:SEED` for a "
+       "state dict with torchvision's `features.N.weight/bias` keys), or `random:SEED` for a "
        "deterministic random network (tests and demos; results are not artistic).",
        [](LossNetworkOptions& t, const Value& v) { v.ReadString(&t.weights); }},
       {"content_layers", "list of layer names", "`[conv3_3]`",
