@@ -162,6 +162,9 @@ class Unpickler {
   }
   void SetItems(const PyRef& dict, const std::vector<PyRef>& kv);
   bool Step(uint8_t op);
+  bool StepScalar(uint8_t op);
+  bool StepContainer(uint8_t op);
+  bool StepObject(uint8_t op);
   PyRef Call(const PyRef& callable, const PyRef& args);
   PyRef PersistentLoad(const PyRef& id);
   PyRef RebuildTensor(const std::vector<PyRef>& args);
@@ -188,14 +191,24 @@ void Unpickler::SetItems(const PyRef& dict, const std::vector<PyRef>& kv) {
   for (size_t i = 0; i < kv.size(); i += 2) dict->entries.emplace_back(kv[i], kv[i + 1]);
 }
 
-// One opcode; false at STOP.
+// One opcode; false at STOP. Opcodes are grouped by what they make.
 bool Unpickler::Step(uint8_t op) {
+  switch (op) {
+    case 0x80: Take(1); return true;                             // PROTO
+    case 0x95: Take(8); return true;                             // FRAME (protocol 4)
+    case '.': return false;                                      // STOP
+    case '(': marks_.push_back(stack_.size()); return true;      // MARK
+  }
+  if (StepScalar(op) || StepContainer(op) || StepObject(op)) return true;
+  char hex[8];
+  std::snprintf(hex, sizeof(hex), "0x%02x", op);
+  Fail(std::string("unsupported pickle opcode ") + hex);
+}
+
+// None, booleans, integers, floats, strings, bytes and globals.
+bool Unpickler::StepScalar(uint8_t op) {
   using K = PyObject::Kind;
   switch (op) {
-    case 0x80: Take(1); break;                                   // PROTO
-    case 0x95: Take(8); break;                                   // FRAME (protocol 4)
-    case '.': return false;                                      // STOP
-    case '(': marks_.push_back(stack_.size()); break;            // MARK
     case 'N': stack_.push_back(Make(K::kNone)); break;
     case 0x88: case 0x89: {                                      // NEWTRUE, NEWFALSE
       PyRef b = Make(K::kBool);
@@ -251,6 +264,15 @@ bool Unpickler::Step(uint8_t op) {
       stack_.push_back(g);
       break;
     }
+    default: return false;
+  }
+  return true;
+}
+
+// The memo, tuples, lists, dicts and stack manipulation.
+bool Unpickler::StepContainer(uint8_t op) {
+  using K = PyObject::Kind;
+  switch (op) {
     case 'q': memo_[static_cast<uint32_t>(Unsigned(1))] = Top(); break;  // BINPUT
     case 'r': memo_[static_cast<uint32_t>(Unsigned(4))] = Top(); break;  // LONG_BINPUT
     case 0x94: memo_[static_cast<uint32_t>(memo_.size())] = Top(); break;  // MEMOIZE
@@ -302,6 +324,14 @@ bool Unpickler::Step(uint8_t op) {
     case '0': Pop(); break;                                      // POP
     case '1': PopToMark(); break;                                // POP_MARK
     case '2': stack_.push_back(Top()); break;                    // DUP
+    default: return false;
+  }
+  return true;
+}
+
+// Calls (only the allowed globals), object state and storages.
+bool Unpickler::StepObject(uint8_t op) {
+  switch (op) {
     case 'R': case 0x81: {                                       // REDUCE, NEWOBJ
       const PyRef args = Pop(), callable = Pop();
       stack_.push_back(Call(callable, args));
@@ -309,11 +339,7 @@ bool Unpickler::Step(uint8_t op) {
     }
     case 'b': Pop(); Top(); break;  // BUILD: attribute state (a state dict's _metadata), unused
     case 'Q': stack_.push_back(PersistentLoad(Pop())); break;    // BINPERSID
-    default: {
-      char hex[8];
-      std::snprintf(hex, sizeof(hex), "0x%02x", op);
-      Fail(std::string("unsupported pickle opcode ") + hex);
-    }
+    default: return false;
   }
   return true;
 }
