@@ -14,8 +14,7 @@
          activations are far larger than torchvision's (0..1, normalized input); a scale
          of about 58 (~255 * 0.226, the input std ratio) brings them close.
 
-The file is a plain dict (not an OrderedDict, which LibTorch cannot read) of the 26
-`features.N.weight/bias` tensors plus the input convention:
+The file is a dict of the 26 `features.N.weight/bias` tensors plus the input convention:
 `stylefleet.input_scale` (1: the network expects 0..1 images), `stylefleet.mean`,
 `stylefleet.std` (ImageNet statistics).
 """

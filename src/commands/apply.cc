@@ -100,7 +100,8 @@ std::vector<std::string> ExpandInputs(const std::vector<std::string>& inputs) {
 
 StylizeResult StylizeImages(const StylizeOptions& options) {
   if (options.threads > 0) torch::set_num_threads(options.threads);
-  if (options.format != "jpg" && options.format != "png") {
+  const std::string format = CanonicalImageFormat(options.format);
+  if (format.empty()) {
     throw ConfigError({"--format: expected jpg or png, got '" + options.format + "'"});
   }
   if (options.tile_size != 0 && (options.tile_size < 64 || options.tile_overlap < 0 ||
@@ -116,13 +117,15 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
   StylizeResult result;
   for (const auto& file : ExpandInputs(options.inputs)) {
     try {
-      const torch::Tensor image = ImageToTensor(LoadImageFile(file));
+      const RgbImage input = LoadImageFile(file);
+      const torch::Tensor image = ImageToTensor(input);
       const auto start = std::chrono::steady_clock::now();
       const torch::Tensor out = Stylize(net, image, options.tile_size, options.tile_overlap);
       const std::string path =
-          (fs::path(options.output_dir) / (fs::path(file).stem().string() + "." + options.format))
-              .string();
-      SaveImageFile(TensorToImage(out), path);
+          (fs::path(options.output_dir) / (fs::path(file).stem().string() + "." + format)).string();
+      RgbImage styled = TensorToImage(out);
+      styled.alpha = input.alpha;  // the network styles RGB; transparency stays the input's
+      SaveImageFile(styled, path);
       SF_LOG(kInfo)
           << file << " -> " << path << " (" << image.size(3) << "x" << image.size(2) << ", "
           << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()

@@ -8,11 +8,16 @@
 
 namespace stylefleet {
 
-/// 8-bit interleaved RGB pixels, row-major.
+/// 8-bit interleaved RGB pixels, row-major, with the transparency of images
+/// that have it. The networks see RGB only: training ignores alpha, and
+/// stylize carries the input's alpha over to its PNG output unchanged.
 struct RgbImage {
   int width = 0;
   int height = 0;
   std::vector<uint8_t> pixels;  ///< width * height * 3 bytes
+  /// width * height bytes (255 = opaque), or empty for an image without alpha.
+  /// Resize and ResizeCenterCrop drop it.
+  std::vector<uint8_t> alpha;
 };
 
 struct DecodeOptions {
@@ -24,7 +29,9 @@ struct DecodeOptions {
 };
 
 /// Decodes a JPEG (TurboJPEG; grayscale and CMYK become RGB) or a PNG, BMP,
-/// TGA or GIF (stb_image; 16-bit and paletted PNGs become 8-bit RGB).
+/// TGA or GIF (stb_image; 16-bit and paletted PNGs become 8-bit RGB). A JPEG's
+/// EXIF orientation is applied: the image comes back as it is displayed (a
+/// phone photo stored 320x569 with Orientation 6 decodes as 569x320).
 /// Throws DataError naming `name` when the bytes are not a supported,
 /// complete image or exceed the pixel limit.
 RgbImage DecodeImage(const std::vector<uint8_t>& bytes, const std::string& name,
@@ -33,11 +40,17 @@ RgbImage DecodeImage(const std::vector<uint8_t>& bytes, const std::string& name,
 /// Reads and decodes a file. Throws DataError with the path.
 RgbImage LoadImageFile(const std::string& path, const DecodeOptions& options = {});
 
-/// Resizes the shorter side to `size` with an antialiasing filter and crops the
-/// centre square: returns a size x size image.
+/// Resizes the shorter side to `size` and crops the centre square: returns a
+/// size x size image. The filter is Resize's; a square image already `size`
+/// pixels wide comes back unchanged, bit for bit.
 RgbImage ResizeCenterCrop(const RgbImage& image, int size);
 
-/// Resizes to exactly width x height (antialiased).
+/// Resizes to exactly width x height with antialiased bilinear filtering, the
+/// filter of PIL's Image.resize(..., Image.BILINEAR): a triangle over the
+/// neighbouring pixel centres when enlarging, widened by the scale factor when
+/// shrinking. Results equal PIL's within 1 level per channel (PIL rounds to
+/// 8 bits between its two passes; this code rounds once). Resizing to the
+/// same size is the identity (an interpolating filter at scale 1).
 RgbImage Resize(const RgbImage& image, int width, int height);
 
 /// Writes planar float CHW values (0..255) of `image` to `out` (3*H*W floats).
@@ -47,8 +60,13 @@ void ToPlanarFloat(const RgbImage& image, float* out);
 RgbImage FromPlanarFloat(const float* planar, int width, int height);
 
 /// Writes PNG or JPEG (chosen by the extension: .png, .jpg/.jpeg) atomically.
-/// Throws DataError on failure.
+/// A PNG keeps `alpha` (RGBA); JPEG has no alpha channel, so there it is
+/// dropped with a warning naming the file. Throws DataError on failure.
 void SaveImageFile(const RgbImage& image, const std::string& path, int jpeg_quality = 92);
+
+/// The output format named by `format`, case-insensitive: "png", or "jpg" for
+/// jpg and jpeg; "" for anything else.
+std::string CanonicalImageFormat(const std::string& format);
 
 /// True when the file name has an extension this project decodes.
 bool HasImageExtension(const std::string& path);

@@ -1,4 +1,4 @@
-// Files holding a dict of named tensors in PyTorch's torch.save (zip) format,
+// Files holding a dict of named tensors in PyTorch's torch.save formats,
 // readable by Python's torch.load and written by it.
 #pragma once
 
@@ -12,15 +12,18 @@ namespace stylefleet {
 
 using TensorDict = std::vector<std::pair<std::string, torch::Tensor>>;
 
-/// Reads a file written by torch.save of a plain dict of tensors. Throws
-/// DataError naming the file: unreadable, not a torch.save file, not a dict
-/// (an OrderedDict such as `model.state_dict()` arrives as None here: the
-/// message says to save `dict(state_dict)`), or a value that is not a tensor
-/// (naming its key).
+/// Reads a file written by torch.save (Python, any PyTorch since 0.4, either
+/// the zip format or _use_new_zipfile_serialization=False) or by SaveTensorDict
+/// holding a dict of tensors: a plain dict or an OrderedDict such as
+/// `model.state_dict()`, in the file's key order. Needs no Python: a small
+/// unpickler that knows only dicts, tensors and their storages, and refuses
+/// any other object. Throws DataError naming the file: unreadable, damaged, not
+/// a torch.save file, not a dict, or a value that is not a tensor (naming its key).
 TensorDict LoadTensorDict(const std::string& path);
 
 /// Writes `dict` atomically: a temporary file in the same folder, fsync, rename,
 /// fsync of the folder. A crash leaves either the old file or the new one.
+/// Creates missing parent folders. Throws Error naming `path`.
 void SaveTensorDict(const TensorDict& dict, const std::string& path);
 
 /// Finds `key`; nullptr when absent.

@@ -4,6 +4,11 @@
   reference.py losses OUTDIR   writes random VGG-16 weights, a random transformer, input
                                images and the seed's loss terms computed here, for the C++
                                side to reproduce (tests/unit/loss_test.cc)
+  reference.py file-losses OUTDIR
+                               writes random VGG-16 weights, a random transformer and two
+                               256x256 PNGs (content.png, style.png), and expected.json: the
+                               seed's loss terms on the PNGs' own pixels (read with PIL, not
+                               resized), for `stylefleet losses --image-size 256` to reproduce
   reference.py export MODEL DATA
                                loads a model exported by `stylefleet export` into this
                                file's TransformerNet, runs it on DATA['input'] and checks
@@ -94,7 +99,8 @@ def gram(f):
     return m @ m.transpose(1, 2) / (h * w * c)
 
 
-def write_losses(outdir):
+def write_random_networks(outdir):
+    """Random VGG-16 weights (TF-slim input convention) and a random transformer, saved."""
     torch.manual_seed(1234)
     weights = {}
     cin = 3
@@ -105,27 +111,25 @@ def write_losses(outdir):
         cin = cout
     # A classifier key, as in a whole-model state dict: must be ignored.
     weights["classifier.0.bias"] = torch.zeros(4)
-    input_scale = torch.tensor(255.0)
-    mean = torch.tensor([123.68, 116.78, 103.94])
-    std = torch.tensor([1.0, 1.0, 1.0])
-    weights["stylefleet.input_scale"] = input_scale
-    weights["stylefleet.mean"] = mean
-    weights["stylefleet.std"] = std
+    weights["stylefleet.input_scale"] = torch.tensor(255.0)
+    weights["stylefleet.mean"] = torch.tensor([123.68, 116.78, 103.94])
+    weights["stylefleet.std"] = torch.tensor([1.0, 1.0, 1.0])
     torch.save(dict(weights), f"{outdir}/vgg.pt")
-
     net = TransformerNet()
     torch.save(dict(net.state_dict()), f"{outdir}/transformer.pt")
+    return weights, net
 
-    content = torch.rand(2, 3, 64, 64) * 255
-    style = torch.rand(1, 3, 64, 64) * 255
-    content_layers = [6]            # conv3_3
-    style_layers = [1, 3, 6, 9]     # conv1_2 conv2_2 conv3_3 conv4_3
-    w_content, w_style, w_tv = 1.0, 100.0, 3.0
+
+def seed_losses(weights, net, content, style, w_content, w_style, w_tv,
+                content_layers=(6,), style_layers=(1, 3, 6, 9)):
+    """The seed's terms; default layers conv3_3 (content), conv1_2 conv2_2 conv3_3 conv4_3."""
+    content_layers, style_layers = list(content_layers), list(style_layers)
+    norm = (weights["stylefleet.input_scale"], weights["stylefleet.mean"], weights["stylefleet.std"])
     with torch.no_grad():
         generated = net(content)
-        gen = vgg_features(weights, generated, content_layers + style_layers, input_scale, mean, std)
-        tgt = vgg_features(weights, content, content_layers, input_scale, mean, std)
-        sty = vgg_features(weights, style, style_layers, input_scale, mean, std)
+        gen = vgg_features(weights, generated, content_layers + style_layers, *norm)
+        tgt = vgg_features(weights, content, content_layers, *norm)
+        sty = vgg_features(weights, style, style_layers, *norm)
         content_loss = sum(((gen[l] - tgt[l]) ** 2).sum() / gen[l].numel() for l in content_layers)
         layer_losses = [((gram(gen[l]) - gram(sty[l])) ** 2).sum() / gen[l].numel() for l in style_layers]
         style_loss = sum(layer_losses)
@@ -133,6 +137,16 @@ def write_losses(outdir):
         dx = generated[:, :, :, :-1] - generated[:, :, :, 1:]
         tv = (dx ** 2).sum() / dx.numel() + (dy ** 2).sum() / dy.numel()
         total = w_style * style_loss + w_content * content_loss + w_tv * tv
+    return generated, content_loss, layer_losses, style_loss, tv, total
+
+
+def write_losses(outdir):
+    weights, net = write_random_networks(outdir)
+    content = torch.rand(2, 3, 64, 64) * 255
+    style = torch.rand(1, 3, 64, 64) * 255
+    w_content, w_style, w_tv = 1.0, 100.0, 3.0
+    generated, content_loss, layer_losses, style_loss, tv, total = seed_losses(
+        weights, net, content, style, w_content, w_style, w_tv)
     torch.save({
         "content": content, "style": style, "generated": generated,
         "weights": torch.tensor([w_content, w_style, w_tv], dtype=torch.float64),
@@ -142,6 +156,37 @@ def write_losses(outdir):
     }, f"{outdir}/expected.pt")
     print(f"reference losses written to {outdir}: content {content_loss:.6g} style {style_loss:.6g} "
           f"tv {tv:.6g} total {total:.6g}")
+
+
+def photo_like(size):
+    """Smooth colour fields plus fine noise: rich in the detail a blur would remove."""
+    coarse = torch.rand(1, 3, size // 16, size // 16) * 255
+    smooth = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    return (smooth + torch.randn(1, 3, size, size) * 25).clamp(0, 255).round().to(torch.uint8)[0]
+
+
+def write_file_losses(outdir, size=256):
+    import json
+    from PIL import Image
+    import numpy as np
+    weights, net = write_random_networks(outdir)
+    for name in ("content", "style"):
+        Image.fromarray(photo_like(size).permute(1, 2, 0).numpy()).save(f"{outdir}/{name}.png")
+
+    def read(name):  # the file's own pixels: PIL decode, no resizing
+        array = np.asarray(Image.open(f"{outdir}/{name}.png").convert("RGB"), dtype=np.float32)
+        return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0)
+
+    # `stylefleet losses` defaults: content 1, style 100, tv 0.
+    _, content_loss, layer_losses, style_loss, tv, total = seed_losses(
+        weights, net, read("content"), read("style"), 1.0, 100.0, 0.0)
+    names = [VGG_NAMES[l] for l in (1, 3, 6, 9)]
+    expected = {"content_loss": content_loss.item(), "style_loss": style_loss.item(),
+                "tv_loss": tv.item(), "total_loss": total.item(),
+                "style_loss_by_layer": {n: v.item() for n, v in zip(names, layer_losses)}}
+    with open(f"{outdir}/expected.json", "w") as f:
+        json.dump(expected, f, indent=2)
+    print(f"file losses written to {outdir}: {expected}")
 
 
 def check_export(model_path, data_path):
@@ -161,6 +206,8 @@ def check_export(model_path, data_path):
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "losses":
         write_losses(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "file-losses":
+        write_file_losses(sys.argv[2])
     elif len(sys.argv) == 4 and sys.argv[1] == "export":
         check_export(sys.argv[2], sys.argv[3])
     else:

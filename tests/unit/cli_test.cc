@@ -1,6 +1,7 @@
 // The command-line tool's contract: exit codes and messages at the edge.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -69,6 +70,29 @@ TEST(CliTest, RuntimeFailureExitsWithCode1) {
       RunTool("export --model " + (dir / "none.pt") + " --to " + (dir / "x.pt"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("none.pt: cannot open file"), std::string::npos) << r.output;
+}
+
+// export creates the folder it is asked to write into; stylize takes --format
+// in any case. The model comes from PyTorch (reference.py's random transformer).
+TEST(CliTest, ExportCreatesItsFolderAndFormatIgnoresCase) {
+  testing::TempDir dir;
+  const std::string make = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
+                           "/tests/python/reference.py file-losses " + dir.path() + " >/dev/null";
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  const testing::CommandResult exported =
+      RunTool("export --model " + (dir / "transformer.pt") + " --to " + (dir / "new/sub/x.pth"));
+  EXPECT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_TRUE(std::ifstream(dir / "new/sub/x.pth").good());
+  EXPECT_EQ(exported.output.find(".tmp"), std::string::npos) << exported.output;
+  const testing::CommandResult upper =
+      RunTool("stylize --model " + (dir / "new/sub/x.pth") + " " + (dir / "content.png") +
+              " --output " + (dir / "out") + " --format PNG --threads 1");
+  EXPECT_EQ(upper.exit_code, 0) << upper.output;
+  EXPECT_TRUE(std::ifstream(dir / "out/content.png").good()) << upper.output;
+  EXPECT_EQ(RunTool("stylize --model " + (dir / "new/sub/x.pth") + " " + (dir / "content.png") +
+                    " --output " + (dir / "out") + " --format gif")
+                .exit_code,
+            2);
 }
 
 // `stylefleet bench` at a toy size: one JSON document with every section,

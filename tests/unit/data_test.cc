@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <set>
 
 #include "common/error.h"
@@ -113,6 +114,116 @@ TEST(ImageTest, ResizeCenterCropTakesTheMiddleSquare) {
   EXPECT_EQ(centre[0], 0);
   EXPECT_EQ(centre[1], 255);
   EXPECT_EQ(centre[2], 0);
+}
+
+// Noise over a gradient: every pixel differs from its neighbours, so any
+// smoothing shows.
+RgbImage NoisyImage(int width, int height, unsigned seed) {
+  RgbImage image = MakeTestImage(width, height, static_cast<int>(seed));
+  std::mt19937 random(seed);
+  for (auto& v : image.pixels) v = static_cast<uint8_t>((v + random() % 96) % 256);
+  return image;
+}
+
+TEST(ImageTest, ResizeToTheSameSizeIsTheIdentity) {
+  const RgbImage square = NoisyImage(256, 256, 1);
+  auto changed = [&](const RgbImage& out) {
+    size_t n = 0;
+    for (size_t i = 0; i < out.pixels.size(); ++i) n += out.pixels[i] != square.pixels[i];
+    return n;
+  };
+  EXPECT_EQ(changed(ResizeCenterCrop(square, 256)), 0u) << "bytes changed by a same-size crop";
+  EXPECT_EQ(changed(Resize(square, 256, 256)), 0u) << "bytes changed by a same-size resize";
+  // A landscape image whose height is the target is only cropped.
+  const RgbImage wide = NoisyImage(300, 64, 2);
+  const RgbImage crop = ResizeCenterCrop(wide, 64);
+  for (int y = 0; y < 64; ++y) {
+    for (int x = 0; x < 64 * 3; ++x) {
+      ASSERT_EQ(crop.pixels[(y * 64) * 3 + x], wide.pixels[(y * 300 + 118) * 3 + x])
+          << "row " << y << " byte " << x;
+    }
+  }
+}
+
+// Downscales, upscales and mixed scales against PIL's antialiased bilinear
+// (Image.BILINEAR), the filter configs/README.md names: within 1 level.
+TEST(ImageTest, ResizeMatchesPilBilinearWithinOneLevel) {
+  TempDir dir;
+  SaveImageFile(NoisyImage(97, 61, 3), dir / "in.png");
+  const std::vector<std::pair<int, int>> sizes = {
+      {40, 25}, {13, 9}, {150, 100}, {120, 30}, {97, 200}};
+  std::string script = "from PIL import Image\nim = Image.open('" + (dir / "in.png") + "')\n";
+  for (const auto& [w, h] : sizes) {
+    const std::string name = std::to_string(w) + "x" + std::to_string(h);
+    script += "im.resize((" + std::to_string(w) + ", " + std::to_string(h) +
+              "), Image.BILINEAR).save('" + (dir / name + ".png") + "')\n";
+  }
+  // The centre crop of a 97x61 image: 61x61 from x = 18.
+  script += "im.crop((18, 0, 79, 61)).resize((32, 32), Image.BILINEAR).save('" +
+            (dir / "crop.png") + "')\n";
+  WriteFile(dir / "pil.py", script);
+  ASSERT_EQ(std::system(("/usr/bin/python3 " + (dir / "pil.py")).c_str()), 0);
+  const RgbImage input = LoadImageFile(dir / "in.png");
+  auto compare = [](const RgbImage& mine, const RgbImage& pil, const std::string& what) {
+    ASSERT_EQ(mine.width, pil.width) << what;
+    ASSERT_EQ(mine.height, pil.height) << what;
+    int worst = 0;
+    double sum = 0;
+    for (size_t i = 0; i < mine.pixels.size(); ++i) {
+      const int d = std::abs(mine.pixels[i] - pil.pixels[i]);
+      worst = std::max(worst, d);
+      sum += d;
+    }
+    EXPECT_LE(worst, 1) << what << ": mean difference " << sum / mine.pixels.size();
+  };
+  for (const auto& [w, h] : sizes) {
+    const std::string name = std::to_string(w) + "x" + std::to_string(h);
+    compare(Resize(input, w, h), LoadImageFile(dir / name + ".png"), name);
+  }
+  compare(ResizeCenterCrop(input, 32), LoadImageFile(dir / "crop.png"), "centre crop 32");
+}
+
+// JPEGs written by PIL for EXIF orientations 1..8 (plus 6 in a big-endian EXIF
+// block): each stores the upright picture turned the way a camera would, and
+// must decode upright again, as PIL's ImageOps.exif_transpose shows it.
+TEST(ImageTest, JpegExifOrientationIsApplied) {
+  TempDir dir;
+  WriteFile(dir / "make.py", R"(import struct, sys
+from PIL import Image, ImageOps
+out = sys.argv[1]
+T = Image.Transpose
+upright = Image.new('RGB', (48, 32))
+for x in range(48):  # four quadrants of distinct colours, and a gradient
+    for y in range(32):
+        q = (x >= 24) + 2 * (y >= 16)
+        upright.putpixel((x, y), [(220, 30, 30), (30, 220, 30), (30, 30, 220), (220, 220, 30)][q])
+upright.save(out + '/upright.png')
+# Stored = upright turned by the inverse of what the orientation asks for display.
+store = {1: None, 2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE,
+         6: T.ROTATE_90, 7: T.TRANSVERSE, 8: T.ROTATE_270}
+for o, op in store.items():
+    stored = upright if op is None else upright.transpose(op)
+    exif = Image.Exif()
+    exif[0x0112] = o
+    stored.save(f'{out}/o{o}.jpg', quality=95, exif=exif.tobytes())
+    shown = ImageOps.exif_transpose(Image.open(f'{out}/o{o}.jpg'))
+    assert shown.size == upright.size, (o, shown.size)  # PIL agrees the files are right
+big = b'Exif\x00\x00MM\x00*' + struct.pack('>IHHHII', 8, 1, 0x0112, 3, 1, 6 << 16) + struct.pack('>I', 0)
+upright.transpose(T.ROTATE_90).save(out + '/o6_big_endian.jpg', quality=95, exif=big)
+)");
+  ASSERT_EQ(std::system(("/usr/bin/python3 " + (dir / "make.py") + " " + dir.path()).c_str()), 0);
+  const RgbImage upright = LoadImageFile(dir / "upright.png");
+  for (const char* name : {"o1", "o2", "o3", "o4", "o5", "o6", "o7", "o8", "o6_big_endian"}) {
+    const RgbImage image = LoadImageFile(dir / (std::string(name) + ".jpg"));
+    ASSERT_EQ(image.width, 48) << name;
+    ASSERT_EQ(image.height, 32) << name;
+    double error = 0;
+    for (size_t i = 0; i < image.pixels.size(); ++i) {
+      error += std::abs(image.pixels[i] - upright.pixels[i]);
+    }
+    // JPEG noise is a few levels; a wrong turn puts other quadrants' colours (190 apart) here.
+    EXPECT_LT(error / image.pixels.size(), 6.0) << name;
+  }
 }
 
 TEST(ImageTest, PlanarFloatRoundTrip) {

@@ -1,12 +1,13 @@
 // The seed's loss formulas: hand-computed values on tiny tensors, and an
 // independent PyTorch computation (tests/python/reference.py) on random VGG
 // weights, a random transformer and random images.
-#include "loss/losses.h"
-
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
+#include "loss/losses.h"
 #include "model/tensor_file.h"
 #include "model/transformer_net.h"
 #include "model/vgg16.h"
@@ -39,7 +40,8 @@ TEST(LossFormulaTest, GramOfWideLayersMatchesThePlainProductAndItsGradient) {
     const torch::Tensor flat = f.reshape({2, channels, 30});
     const torch::Tensor expected = torch::bmm(flat, flat.transpose(1, 2)) / double(30 * channels);
     const torch::Tensor mine = Gram(f);
-    EXPECT_LT((mine - expected).abs().max().item<double>(), 1e-5 * expected.abs().max().item<double>())
+    EXPECT_LT((mine - expected).abs().max().item<double>(),
+              1e-5 * expected.abs().max().item<double>())
         << channels << " channels";
     const torch::Tensor weight = torch::randn_like(expected);
     const torch::Tensor g_expected = torch::autograd::grad({(expected * weight).sum()}, {f})[0];
@@ -51,25 +53,29 @@ TEST(LossFormulaTest, GramOfWideLayersMatchesThePlainProductAndItsGradient) {
 }
 
 TEST(LossFormulaTest, GramIsPerImage) {
-  const torch::Tensor f = torch::cat({T({1, 2, 3, 4}, {1, 2, 1, 2}), T({0, 0, 0, 2}, {1, 2, 1, 2})});
+  const torch::Tensor f =
+      torch::cat({T({1, 2, 3, 4}, {1, 2, 1, 2}), T({0, 0, 0, 2}, {1, 2, 1, 2})});
   const torch::Tensor g = Gram(f);
   EXPECT_FLOAT_EQ(g[1][1][1].item<float>(), 1.0f);  // 4 / 4
   EXPECT_FLOAT_EQ(g[1][0][0].item<float>(), 0.0f);
 }
 
 TEST(LossFormulaTest, ContentIsSumOfSquaresOverNumel) {
-  EXPECT_FLOAT_EQ(ContentLayerLoss(T({1, 2, 3, 4}, {1, 1, 2, 2}), torch::zeros({1, 1, 2, 2})).item<float>(),
-                  7.5f);  // 30 / 4
+  EXPECT_FLOAT_EQ(
+      ContentLayerLoss(T({1, 2, 3, 4}, {1, 1, 2, 2}), torch::zeros({1, 1, 2, 2})).item<float>(),
+      7.5f);  // 30 / 4
 }
 
 TEST(LossFormulaTest, StyleDividesByNumelOfActivationsNotOfGram) {
   // gram = [[1.25, 2.75], [2.75, 6.25]]; sum of squares 55.75; numel(F) = 4.
-  EXPECT_FLOAT_EQ(StyleLayerLoss(T({1, 2, 3, 4}, {1, 2, 1, 2}), torch::zeros({1, 2, 2})).item<float>(),
-                  13.9375f);
+  EXPECT_FLOAT_EQ(
+      StyleLayerLoss(T({1, 2, 3, 4}, {1, 2, 1, 2}), torch::zeros({1, 2, 2})).item<float>(),
+      13.9375f);
 }
 
 TEST(LossFormulaTest, StyleGramBroadcastsOverTheBatch) {
-  const torch::Tensor f = torch::cat({T({1, 2, 3, 4}, {1, 2, 1, 2}), T({1, 2, 3, 4}, {1, 2, 1, 2})});
+  const torch::Tensor f =
+      torch::cat({T({1, 2, 3, 4}, {1, 2, 1, 2}), T({1, 2, 3, 4}, {1, 2, 1, 2})});
   // Twice the squares over twice the elements.
   EXPECT_FLOAT_EQ(StyleLayerLoss(f, torch::zeros({1, 2, 2})).item<float>(), 13.9375f);
 }
@@ -124,9 +130,9 @@ TEST(LossCrossCheckTest, MatchesPyTorchReferenceWithin1e5) {
     grams.push_back(Gram(style.at(l)));
   }
   const torch::Tensor w = get("weights");
-  const LossTerms terms = ComputeLosses(gc, tc, gs, grams, generated,
-                                        LossWeights{w[0].item<double>(), w[1].item<double>(),
-                                                    w[2].item<double>()});
+  const LossTerms terms =
+      ComputeLosses(gc, tc, gs, grams, generated,
+                    LossWeights{w[0].item<double>(), w[1].item<double>(), w[2].item<double>()});
   EXPECT_LT(Relative(terms.content.item<double>(), get("content_loss").item<double>()), 1e-5);
   EXPECT_LT(Relative(terms.style.item<double>(), get("style_loss").item<double>()), 1e-5);
   for (size_t i = 0; i < style_layers.size(); ++i) {
@@ -137,6 +143,34 @@ TEST(LossCrossCheckTest, MatchesPyTorchReferenceWithin1e5) {
   }
   EXPECT_LT(Relative(terms.tv.item<double>(), get("tv_loss").item<double>()), 1e-5);
   EXPECT_LT(Relative(terms.total.item<double>(), get("total_loss").item<double>()), 1e-5);
+}
+
+// `stylefleet losses` on 256x256 PNGs at --image-size 256 must score the files'
+// own pixels: a "resize" to the same size that filters the image (stb's Mitchell
+// filter did) changes the style and TV terms by far more than 1e-5.
+TEST(LossCrossCheckTest, LossesCommandAtTheFileSizeScoresTheFilesOwnPixels) {
+  testing::TempDir dir;
+  const std::string make = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
+                           "/tests/python/reference.py file-losses " + dir.path();
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  const testing::CommandResult run = testing::RunCommand(
+      "(" + std::string(STYLEFLEET_BINARY) + " losses --loss-network " + (dir / "vgg.pt") +
+      " --model " + (dir / "transformer.pt") + " --content " + (dir / "content.png") + " --style " +
+      (dir / "style.png") + " --image-size 256 2>/dev/null)");  // the JSON alone, without log lines
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const nlohmann::json got = nlohmann::json::parse(run.output);
+  std::ifstream in(dir / "expected.json");
+  const nlohmann::json expected = nlohmann::json::parse(in);
+  for (const char* term : {"content_loss", "style_loss", "tv_loss", "total_loss"}) {
+    EXPECT_LT(Relative(got.at(term).get<double>(), expected.at(term).get<double>()), 1e-5)
+        << term << ": stylefleet " << got.at(term) << ", reference " << expected.at(term);
+  }
+  ASSERT_EQ(got.at("style_loss_by_layer").size(), 4u);
+  for (const auto& [layer, value] : expected.at("style_loss_by_layer").items()) {
+    EXPECT_LT(Relative(got.at("style_loss_by_layer").at(layer).get<double>(), value.get<double>()),
+              1e-5)
+        << layer;
+  }
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 
 #include "checkpoint/model_file.h"
 #include "commands/commands.h"
@@ -98,21 +100,123 @@ TEST(Vgg16Test, BadWeightsFilesNameTheProblem) {
   EXPECT_EQ(LoadError(dir / "absent.pt"), dir / "absent.pt: cannot open file");
 }
 
-TEST(Vgg16Test, OrderedDictAndNonTensorValuesAreExplained) {
+TEST(Vgg16Test, NonTensorValuesAreNamed) {
   TempDir dir;
-  const std::string script =
-      "import torch, collections\n"
-      "torch.save(collections.OrderedDict(a=torch.zeros(1), b=torch.zeros(2)), '" +
-      (dir / "ordered.pt") +
-      "')\n"
+  testing::WriteFile(
+      dir / "make.py",
+      "import torch\n"
       "torch.save({'features.0.weight': 'text', 'features.0.bias': torch.zeros(2)}, '" +
-      (dir / "string.pt") + "')\n";
-  testing::WriteFile(dir / "make.py", script);
+          (dir / "string.pt") +
+          "')\n"
+          "torch.save([torch.zeros(1)], '" +
+          (dir / "list.pt") + "')\n");
   ASSERT_EQ(std::system(("/usr/bin/python3 " + (dir / "make.py")).c_str()), 0);
-  EXPECT_NE(LoadError(dir / "ordered.pt").find("save dict(state_dict) instead"), std::string::npos)
-      << LoadError(dir / "ordered.pt");
   EXPECT_EQ(LoadError(dir / "string.pt"),
             dir / "string.pt: key 'features.0.weight' is not a tensor (String)");
+  EXPECT_EQ(LoadError(dir / "list.pt"),
+            dir / "list.pt: expected a dict of tensors (such as a state_dict), got List");
+}
+
+// What python3-torch 1.13 writes, in both containers: the zip format and
+// _use_new_zipfile_serialization=False (the legacy format of the PyTorch
+// example's downloadable models).
+const char kTorchFilesScript[] = R"(import collections, sys, torch
+sys.path.insert(0, sys.argv[2])
+from reference import TransformerNet
+out = sys.argv[1]
+torch.manual_seed(5)
+net = TransformerNet()
+state = net.state_dict()  # an OrderedDict with _metadata, as the example saves it
+# Old example models carry instance-norm running statistics PyTorch no longer has.
+state['in1.running_mean'] = torch.zeros(32)
+state['in1.running_var'] = torch.ones(32)
+x = torch.rand(1, 3, 40, 36) * 255
+with torch.no_grad():
+    y = net(x)
+torch.save({'input': x, 'output': y}, out + '/io.pt')
+mixed = collections.OrderedDict()
+mixed['f64_transposed'] = torch.arange(12, dtype=torch.float64).reshape(3, 4).t()
+mixed['i64_slice'] = torch.arange(10)[2:8:2]
+mixed['half'] = torch.tensor([0.5, -2.0], dtype=torch.float16)
+mixed['bool'] = torch.tensor([True, False, True])
+mixed['u8'] = torch.tensor([1, 255], dtype=torch.uint8)
+mixed['scalar'] = torch.tensor(7.25)
+mixed['empty'] = torch.zeros(0, 3)
+base = torch.arange(6, dtype=torch.float32)
+mixed['shared_a'], mixed['shared_b'] = base[:3], base[3:]  # one storage, two views
+for zip_format in (True, False):
+    suffix = 'zip' if zip_format else 'legacy'
+    torch.save(state, f'{out}/example_{suffix}.pth', _use_new_zipfile_serialization=zip_format)
+    torch.save(mixed, f'{out}/mixed_{suffix}.pt', _use_new_zipfile_serialization=zip_format)
+)";
+
+TEST(TorchFileTest, ReadsStateDictsOfBothContainers) {
+  TempDir dir;
+  testing::WriteFile(dir / "make.py", kTorchFilesScript);
+  const std::string make = "/usr/bin/python3 " + (dir / "make.py") + " " + dir.path() + " " +
+                           STYLEFLEET_SOURCE_DIR + "/tests/python";
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  const TensorDict io = LoadTensorDict(dir / "io.pt");
+  torch::NoGradGuard no_grad;
+  for (const char* format : {"zip", "legacy"}) {
+    SCOPED_TRACE(format);
+    // The PyTorch example's model file stylizes as in PyTorch.
+    TransformerNet net = LoadTransformer(dir / ("example_" + std::string(format) + ".pth"));
+    const torch::Tensor y = net->forward(*FindTensor(io, "input"));
+    const torch::Tensor expected = *FindTensor(io, "output");
+    EXPECT_LT((y - expected).abs().max().item<double>(),
+              1e-4 * expected.abs().max().item<double>());
+
+    const TensorDict mixed = LoadTensorDict(dir / ("mixed_" + std::string(format) + ".pt"));
+    ASSERT_EQ(mixed.size(), 9u);
+    EXPECT_EQ(mixed[0].first, "f64_transposed");  // file order kept
+    auto get = [&](const char* key) { return *FindTensor(mixed, key); };
+    EXPECT_TRUE(torch::equal(get("f64_transposed"),
+                             torch::arange(12, torch::kFloat64).reshape({3, 4}).t()));
+    EXPECT_TRUE(torch::equal(get("i64_slice"), torch::tensor({2, 4, 6}, torch::kInt64)));
+    EXPECT_TRUE(torch::equal(get("half"), torch::tensor({0.5, -2.0}).to(torch::kFloat16)));
+    EXPECT_TRUE(torch::equal(get("bool"), torch::tensor({true, false, true})));
+    EXPECT_TRUE(torch::equal(get("u8"), torch::tensor({1, 255}).to(torch::kUInt8)));
+    EXPECT_EQ(get("scalar").dim(), 0);
+    EXPECT_EQ(get("scalar").item<float>(), 7.25f);
+    EXPECT_EQ(get("empty").sizes(), torch::IntArrayRef({0, 3}));
+    EXPECT_TRUE(torch::equal(get("shared_b"), torch::tensor({3.0f, 4.0f, 5.0f})));
+  }
+}
+
+// Truncated and corrupted copies of real files are refused with the file named,
+// never a crash or a read outside the buffer.
+TEST(TorchFileTest, DamagedFilesAreRefusedNamingTheFile) {
+  TempDir dir;
+  testing::WriteFile(dir / "make.py", kTorchFilesScript);
+  const std::string make = "/usr/bin/python3 " + (dir / "make.py") + " " + dir.path() + " " +
+                           STYLEFLEET_SOURCE_DIR + "/tests/python";
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  for (const char* name : {"mixed_zip.pt", "mixed_legacy.pt"}) {
+    std::ifstream in(dir / name, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    int refused = 0;
+    for (size_t cut = 1; cut < bytes.size(); cut += 7) {
+      std::string damaged = bytes.substr(0, cut);
+      testing::WriteFile(dir / "cut.pt", damaged);
+      try {
+        LoadTensorDict(dir / "cut.pt");
+      } catch (const DataError& e) {
+        ++refused;
+        EXPECT_EQ(std::string(e.what()).rfind(dir / "cut.pt: ", 0), 0u) << e.what();
+      }
+    }
+    EXPECT_GT(refused, static_cast<int>(bytes.size() / 7) - 2) << name;
+    for (size_t at = 0; at < bytes.size(); at += 5) {  // flipped bytes: loads or DataError
+      std::string damaged = bytes;
+      damaged[at] = static_cast<char>(damaged[at] ^ 0x5A);
+      testing::WriteFile(dir / "flip.pt", damaged);
+      try {
+        LoadTensorDict(dir / "flip.pt");
+      } catch (const DataError&) {
+      }
+    }
+  }
 }
 
 // launch/convert_vgg16.py on a whole torchvision vgg16 state dict (classifier
@@ -132,12 +236,8 @@ TEST(Vgg16Test, ConverterOutputLoads) {
   EXPECT_FALSE(vgg.is_random());
   EXPECT_EQ(vgg.normalization().input_scale, 1.0);
   EXPECT_NEAR(vgg.normalization().mean[1], 0.456, 1e-6);
-  // A plain torchvision state dict (all keys, classifier too) loads as it is.
-  ASSERT_EQ(std::system(("/usr/bin/python3 -c \"import torch; torch.save(dict(torch.load('" +
-                         (dir / "tv.pth") + "')), '" + (dir / "plain.pth") + "')\"")
-                            .c_str()),
-            0);
-  const Vgg16 plain = Vgg16::Load(dir / "plain.pth");
+  // torchvision's own state dict file (an OrderedDict, classifier too) loads as it is.
+  const Vgg16 plain = Vgg16::Load(dir / "tv.pth");
   // Activation scale 2 doubles every activation (ReLU and max-pool are homogeneous).
   const torch::Tensor image = torch::rand({1, 3, 32, 32}) * 255;
   const torch::Tensor a = vgg.Forward(image, {6}).at(6), b = plain.Forward(image, {6}).at(6);

@@ -382,5 +382,42 @@ TEST_F(TrainTest, StylizeHandlesAnySizeAndTilesBlendWithoutSeams) {
   EXPECT_EQ(LoadImageFile(dir_ / "tiled/odd.png").width, 37);
 }
 
+// PNGs with transparency (RGBA, grey + alpha): the stylized PNG keeps each
+// pixel's alpha exactly (checked by PIL); JPEG output still works, without it.
+TEST_F(TrainTest, StylizeKeepsThePngAlpha) {
+  torch::manual_seed(4);
+  TransformerNet net;
+  SaveTensorDict(ModelDict(net, ModelInfo{"job", "style", 64}), dir_ / "model.pt");
+  testing::WriteFile(dir_ / "alpha.py", R"(import sys
+from PIL import Image
+folder, mode = sys.argv[1], sys.argv[2]
+if mode == 'make':
+    rgba = Image.new('RGBA', (40, 30))
+    for x in range(40):
+        for y in range(30):
+            rgba.putpixel((x, y), (x * 6, y * 8, 90, (x * 7 + y * 3) % 256))
+    rgba.save(folder + '/in/rgba.png')
+    rgba.convert('LA').save(folder + '/in/grey.png')
+else:
+    for name in ('rgba', 'grey'):
+        src = Image.open(f'{folder}/in/{name}.png').getchannel('A')
+        out = Image.open(f'{folder}/out/{name}.png')
+        assert out.mode == 'RGBA', f'{name}: output mode {out.mode}, alpha lost'
+        assert list(out.getchannel('A').getdata()) == list(src.getdata()), f'{name}: alpha differs'
+)");
+  fs::create_directories(dir_ / "in");
+  const std::string python = "/usr/bin/python3 " + (dir_ / "alpha.py") + " " + dir_.path();
+  ASSERT_EQ(std::system((python + " make").c_str()), 0);
+  StylizeOptions options;
+  options.model = dir_ / "model.pt";
+  options.inputs = {dir_ / "in"};
+  options.output_dir = dir_ / "out";
+  options.format = "png";
+  ASSERT_EQ(StylizeImages(options).written.size(), 2u);
+  EXPECT_EQ(std::system((python + " check").c_str()), 0);
+  options.format = "jpg";
+  EXPECT_EQ(StylizeImages(options).written.size(), 2u);
+}
+
 }  // namespace
 }  // namespace stylefleet
