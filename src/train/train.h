@@ -18,6 +18,10 @@ struct TrainRunOptions {
   std::vector<std::string> only_styles;
   /// Show a one-line progress display when stdout is a terminal.
   bool progress = true;
+  /// Resume a style even when settings that change what it learns (OnResume::
+  /// kMustMatch) differ from those recorded with its checkpoints; the
+  /// differences are logged. When false such a resume throws ConfigError.
+  bool allow_changed_settings = false;
   /// Where losses and training health go; nullptr reports nowhere.
   TrainingMetrics* metrics = nullptr;
   /// Test-only fault injection, entries "STYLE:STEP": the loss of that style's
