@@ -172,7 +172,7 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
   world->SetCollectiveTimeouts(job.distributed.stall_warn_seconds, job.distributed.timeout_seconds);
   return RunCollective(*world, [&] {
     // Held until training ends (or the process dies): one run per style folder.
-    const std::vector<FileLock> locks = LockStyleFolders(job, options.only_styles, me);
+    const std::vector<FileLock> locks = LockStyleFolders(job, options.only_styles, *world);
     const std::unique_ptr<TrainingMetrics> metrics = StartMetrics(job, *world);
     TrainRunOptions with_metrics = options;
     with_metrics.metrics = metrics.get();

@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "data/dataset.h"
+#include "train/rank_agreement.h"
 #include "train/run_settings.h"
 #include "train/style_schedule.h"
 
@@ -116,8 +117,9 @@ std::vector<std::string> PreflightProblems(const JobConfig& job, const Preflight
 }
 
 std::vector<FileLock> LockStyleFolders(const JobConfig& job,
-                                       const std::vector<std::string>& only_styles,
-                                       const ProcessInfo& me) {
+                                       const std::vector<std::string>& only_styles, World& world) {
+  const ProcessInfo& me = world.info();
+  CheckRanksAgreeOnJob(world.all(), job, only_styles, ListImageFiles(job.data.content_dir));
   const std::vector<const StyleSpec*> styles = SelectStyles(job, only_styles);
   const StyleSchedule plan =
       PlanStyles(static_cast<int>(styles.size()), me.size, job.distributed.ranks_per_style);

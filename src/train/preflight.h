@@ -35,12 +35,15 @@ struct PreflightOptions {
 /// when none.
 std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options);
 
-/// Claims and locks (common/file_lock.h) the output folder of every selected
-/// style whose group root this rank is, for as long as the returned locks
-/// live: a second run that would train one of them fails at once. Throws
-/// Error naming the folder and the holder's host and pid. Not collective.
+/// Collective over `world`: first the ranks check that they run the same job
+/// on the same photos (train/rank_agreement.h), so that a rank with another
+/// job never claims a folder; then each group root claims and locks
+/// (common/file_lock.h) the output folder of every selected style of its
+/// group, for as long as the returned locks live: a second run that would
+/// train one of them fails at once. Throws ConfigError when the ranks
+/// disagree, Error naming the folder and the holder's host and pid when a
+/// folder is locked.
 std::vector<FileLock> LockStyleFolders(const JobConfig& job,
-                                       const std::vector<std::string>& only_styles,
-                                       const ProcessInfo& me);
+                                       const std::vector<std::string>& only_styles, World& world);
 
 }  // namespace stylefleet

@@ -43,7 +43,9 @@ struct TrainOutcome {
 };
 
 /// Trains the styles of `job`, resuming each from its newest checkpoint; a
-/// style already finished is skipped. Collective over `world`: the styles are
+/// style already finished is skipped. Checks and locks are the caller's
+/// (train/preflight.h: PreflightProblems before, LockStyleFolders held while
+/// it runs), as `stylefleet train` does. Collective over `world`: the styles are
 /// laid onto groups of ranks (see train/style_schedule.h), each group trains
 /// its styles one after another, data-parallel. Throws Error (or DataError,
 /// ConfigError) when a style cannot be trained, on every rank of its group.
