@@ -131,7 +131,7 @@ def part_lock(work):
     while time.time() < deadline and not (os.path.isdir(checkpoints) and os.listdir(checkpoints)):
         time.sleep(0.2)
     rc, out, seconds = train(job, "--style", "candy", timeout=30)
-    check(rc == 1 and f"pid {first.pid}" in out and "in use by another run" in out
+    check(rc == 1 and seconds < 20 and f"pid {first.pid}" in out and "in use by another run" in out
           and socket.gethostname() in out,
           f"a second run exits 1 at once ({seconds:.1f} s) naming host and pid ({rc}): {out[-400:]}")
     with open(os.path.join(work, "out/wave/metrics.jsonl")) as f:
