@@ -14,6 +14,10 @@
 #   --dry-run            print the mpirun command instead of running it
 # Environment variables named in STYLEFLEET_EXPORT (space-separated) are passed to every rank,
 # as are NCCL_* and OMP_NUM_THREADS when set.
+#
+# Stopping: send SIGTERM to this script, or press Ctrl-C: every rank finishes its step, each
+# group root writes a checkpoint, and the script exits 0 (rerun the same command to resume).
+# A second signal stops the ranks at once. Signal this script, not the mpirun it starts.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 binary="$here/../build/stylefleet"
@@ -27,7 +31,7 @@ while [ $# -gt 0 ]; do
     --binary) binary="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) echo "mpirun.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +49,13 @@ if [ -n "$hostfile" ]; then
 fi
 [ -n "$np" ] || np=$((per_node * nodes))
 
-cmd=(mpirun -np "$np" --map-by "ppr:${per_node}:node")
+# Open MPI's mpirun answers SIGTERM/SIGINT by killing the ranks (SIGTERM, then SIGKILL after
+# odls_base_sigkill_timeout, 1 s by default) and exits 1 even when they stopped cleanly. So
+# mpirun runs in its own session (a terminal's Ctrl-C reaches only this script) and a stop is
+# passed on as SIGUSR1, which mpirun forwards to the ranks unchanged and stylefleet treats as a
+# stop request. The longer grace covers a SIGTERM that reaches mpirun directly (a scheduler
+# signalling every process): the ranks can still write their checkpoints, but mpirun exits 1.
+cmd=(mpirun -np "$np" --map-by "ppr:${per_node}:node" --mca odls_base_sigkill_timeout 60)
 # GPU ranks: no core binding (LibTorch sizes its own thread pool from the cores per rank);
 # CPU ranks: bind each to its share of cores so ranks do not steal each other's caches.
 if [ "$gpus" -gt 0 ]; then cmd+=(--bind-to none); else cmd+=(--bind-to socket); fi
@@ -63,6 +73,25 @@ cmd+=("$binary" "$@")
 
 if [ "$dry_run" -eq 1 ]; then
   printf '%q ' "${cmd[@]}"; echo
-else
-  exec "${cmd[@]}"
+  exit 0
 fi
+setsid "${cmd[@]}" &
+child=$!
+stops=0
+pass_stop() {
+  stops=$((stops + 1))
+  if [ "$stops" -eq 1 ]; then
+    echo "mpirun.sh: stopping: each rank finishes its step and writes a checkpoint (signal again to stop at once)" >&2
+    kill -USR1 "$child" 2>/dev/null || true
+  else
+    kill -TERM "$child" 2>/dev/null || true
+  fi
+}
+trap pass_stop TERM INT
+# `wait` returns early when a trapped signal arrives; wait again until mpirun has exited.
+while :; do
+  rc=0
+  wait "$child" || rc=$?
+  kill -0 "$child" 2>/dev/null || break
+done
+exit "$rc"

@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
     --ranks-per-node) per_node="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) echo "prometheus_targets.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done

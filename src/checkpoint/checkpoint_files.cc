@@ -49,8 +49,8 @@ void PruneCheckpoints(const std::string& style_dir, int keep) {
   }
 }
 
-void ClaimOutputDir(const std::string& style_dir, const std::string& job,
-                    const std::string& style) {
+std::string OutputDirConflict(const std::string& style_dir, const std::string& job,
+                              const std::string& style) {
   std::error_code ec;
   const fs::path marker = fs::path(style_dir) / "stylefleet.json";
   if (fs::exists(marker, ec)) {
@@ -59,24 +59,34 @@ void ClaimOutputDir(const std::string& style_dir, const std::string& job,
       std::ifstream in(marker);
       in >> owner;
     } catch (const std::exception& e) {
-      throw Error(marker.string() + ": unreadable owner file (" + e.what() +
-                  "); remove it only if this folder may be reused");
+      return marker.string() + ": unreadable owner file (" + e.what() +
+             "); remove it only if this folder may be reused";
     }
     const std::string owner_job = owner.value("job", ""), owner_style = owner.value("style", "");
     if (owner_job != job || owner_style != style) {
-      throw Error(style_dir + ": folder belongs to style '" + owner_style + "' of job '" +
-                  owner_job + "', not style '" + style + "' of job '" + job +
-                  "'; choose another job.output_dir (e.g. --set job.output_dir=DIR)");
+      return style_dir + ": folder belongs to style '" + owner_style + "' of job '" + owner_job +
+             "', not style '" + style + "' of job '" + job +
+             "'; choose another job.output_dir (e.g. --set job.output_dir=DIR)";
     }
-    fs::create_directories(fs::path(style_dir) / "checkpoints", ec);
-    return;
+    return "";
   }
   if (fs::exists(style_dir, ec) && !fs::is_empty(style_dir, ec)) {
-    throw Error(style_dir +
-                ": folder is not empty and was not written by stylefleet; choose "
-                "another job.output_dir (e.g. --set job.output_dir=DIR)");
+    return style_dir +
+           ": folder is not empty and was not written by stylefleet; choose "
+           "another job.output_dir (e.g. --set job.output_dir=DIR)";
   }
+  return "";
+}
+
+void ClaimOutputDir(const std::string& style_dir, const std::string& job,
+                    const std::string& style) {
+  const std::string conflict = OutputDirConflict(style_dir, job, style);
+  if (!conflict.empty()) throw Error(conflict);
+  std::error_code ec;
+  const fs::path marker = fs::path(style_dir) / "stylefleet.json";
+  const bool claimed = fs::exists(marker, ec);
   fs::create_directories(fs::path(style_dir) / "checkpoints", ec);
+  if (claimed) return;
   if (ec) throw Error(style_dir + ": cannot create output folder (" + ec.message() + ")");
   std::ofstream out(marker);
   out << nlohmann::json{{"job", job}, {"style", style}}.dump(2) << "\n";

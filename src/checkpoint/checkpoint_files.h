@@ -17,6 +17,12 @@ std::vector<std::string> ListCheckpoints(const std::string& style_dir);
 /// Deletes all but the newest `keep` checkpoints.
 void PruneCheckpoints(const std::string& style_dir, int keep);
 
+/// Why `style_dir` cannot be used by (job, style): it belongs to another job
+/// or style, or holds files stylefleet did not write. Empty when it can (also
+/// when it does not exist yet). Reads only; `check` and `train` share it.
+std::string OutputDirConflict(const std::string& style_dir, const std::string& job,
+                              const std::string& style);
+
 /// Claims `style_dir` for (job, style): writes a marker on first use; throws
 /// Error when the folder already belongs to another job or style, so a run never
 /// overwrites someone else's results silently.

@@ -20,6 +20,7 @@
 #include "dist/world.h"
 #include "metrics/prometheus_metrics.h"
 #include "train/memory_budget.h"
+#include "train/preflight.h"
 #include "train/style_schedule.h"
 #include "train/train.h"
 
@@ -55,6 +56,21 @@ void ReportConfigError(const ConfigError& e) {
             << " found; nothing was run\n";
 }
 
+// Writes <output_dir>/prometheus_targets.json (file-based service discovery)
+// listing `endpoints`, atomically; returns its path.
+std::string WriteTargets(const JobConfig& job, const std::vector<std::string>& endpoints) {
+  const nlohmann::json sd =
+      nlohmann::json::array({{{"targets", endpoints}, {"labels", {{"stylefleet_job", job.name}}}}});
+  std::filesystem::create_directories(job.output_dir);
+  const std::string path = job.output_dir + "/prometheus_targets.json";
+  std::ofstream out(path + ".tmp");
+  out << sd.dump(2) << "\n";
+  out.close();
+  if (!out) throw Error(path + ".tmp: cannot write");
+  std::filesystem::rename(path + ".tmp", path);
+  return path;
+}
+
 // The Prometheus exporter of this rank, and (on rank 0) a file-based service
 // discovery file listing every rank's endpoint, for monitoring/prometheus.yml.
 std::unique_ptr<TrainingMetrics> StartMetrics(const JobConfig& job, World& world) {
@@ -66,6 +82,7 @@ std::unique_ptr<TrainingMetrics> StartMetrics(const JobConfig& job, World& world
   } else {
     PrometheusOptions options;
     options.listen = m.listen == "off" ? "" : m.listen;
+    options.listen_strict = m.listen_strict;
     options.linger_seconds = m.linger_seconds;
     options.pushgateway = m.pushgateway;
     options.push_interval_seconds = m.push_interval_seconds;
@@ -74,19 +91,21 @@ std::unique_ptr<TrainingMetrics> StartMetrics(const JobConfig& job, World& world
   }
   const auto endpoints = world.all().AllGather(metrics->endpoint(), "metrics endpoint allgather");
   if (me.rank == 0 && !metrics->endpoint().empty()) {
-    nlohmann::json targets = nlohmann::json::array();
-    for (const auto& e : endpoints) targets.push_back(e);
-    const nlohmann::json sd =
-        nlohmann::json::array({{{"targets", targets}, {"labels", {{"stylefleet_job", job.name}}}}});
-    std::filesystem::create_directories(job.output_dir);
-    const std::string path = job.output_dir + "/prometheus_targets.json";
-    std::ofstream out(path + ".tmp");
-    out << sd.dump(2) << "\n";
-    out.close();
-    std::filesystem::rename(path + ".tmp", path);
+    const std::string path = WriteTargets(job, endpoints);
     SF_LOG(kInfo) << "Prometheus targets of all " << endpoints.size() << " rank(s) in " << path;
   }
   return metrics;
+}
+
+// After a normal end every rank has exported stylefleet_finished 1 and been
+// scraped (or nobody scrapes): rank 0 then empties the targets list, so that
+// Prometheus stops scraping ranks that ended on purpose and no alert takes
+// them for dead. Collective over the world.
+void WithdrawTargets(const JobConfig& job, World& world, const TrainingMetrics& metrics) {
+  world.all().Barrier();  // every rank has lingered
+  if (world.info().rank != 0 || metrics.endpoint().empty()) return;
+  const std::string path = WriteTargets(job, {});
+  SF_LOG(kInfo) << "job finished: the targets in " << path << " are withdrawn";
 }
 
 // Runs `body` on this rank. Alone, exceptions go to main()'s handler; under
@@ -124,6 +143,14 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
   std::vector<std::string> problems;
   try {
     job = args.Load();
+    // What would stop training later (an unknown --style, no photos, a folder of
+    // another job) stops it now, before a metrics port is opened or a file written.
+    PreflightOptions preflight;
+    preflight.only_styles = options.only_styles;
+    preflight.world = me.size;
+    preflight.allow_changed_settings = options.allow_changed_settings;
+    preflight.log_changes = me.rank == 0;
+    problems = PreflightProblems(job, preflight);
   } catch (const ConfigError& e) {
     problems = e.problems();
   }
@@ -146,6 +173,8 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
   }
   world->SetCollectiveTimeouts(job.distributed.stall_warn_seconds, job.distributed.timeout_seconds);
   return RunCollective(*world, [&] {
+    // Held until training ends (or the process dies): one run per style folder.
+    const std::vector<FileLock> locks = LockStyleFolders(job, options.only_styles, *world);
     const std::unique_ptr<TrainingMetrics> metrics = StartMetrics(job, *world);
     TrainRunOptions with_metrics = options;
     with_metrics.metrics = metrics.get();
@@ -156,6 +185,7 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
       return kExitOk;
     }
     metrics->Finish();
+    WithdrawTargets(job, *world, *metrics);
     if (!outcome.failed_styles.empty()) {
       std::string names;
       for (const auto& n : outcome.failed_styles) names += (names.empty() ? "" : ", ") + n;
@@ -209,6 +239,9 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(0, 1024));
   train->add_option("--style", train_options.only_styles, "Train only this style (repeatable)");
   train->add_flag("!--no-progress", train_options.progress, "No progress line on a terminal");
+  train->add_flag("--allow-changed-settings", train_options.allow_changed_settings,
+                  "Resume a style even when settings that change what it learns differ from "
+                  "those its checkpoint was trained with (the differences are logged)");
   train->add_option("--trace", train_options.trace_path,
                     "Write a Chrome-trace JSON of each step's phases here (one file per rank "
                     "under mpirun: NAME.rankN.json); open it in Perfetto");
@@ -247,15 +280,20 @@ int Run(int argc, char** argv) {
   std::string losses_job;
   CLI::App* losses =
       app.add_subcommand("losses", "Print the seed's loss terms for one image as JSON");
-  losses->add_option("--loss-network", losses_options.loss_network, "Weights file or random:SEED")
-      ->required();
+  losses->add_option("--loss-network", losses_options.loss_network,
+                     "Weights file or random:SEED (default with --job: the job's)");
   losses->add_option("--model", losses_options.model,
                      "Transformer to stylize the content with (default: score the content itself)");
   losses->add_option("--content", losses_options.content, "Content image")->required();
-  losses->add_option("--style", losses_options.style, "Style image")->required();
-  losses->add_option("--image-size", losses_options.image_size, "Crop size (default 256)")
+  losses->add_option("--style", losses_options.style,
+                     "Style image; with --job, the name of one of the job's styles (its image "
+                     "and weights; may be left out when the job has one style)");
+  losses
+      ->add_option("--image-size", losses_options.image_size,
+                   "Crop size (default: the job's data.image_size, or 256)")
       ->check(CLI::Range(16, 4096));
-  losses->add_option("--job", losses_job, "Take layers, weights and image size from this job");
+  losses->add_option("--job", losses_job,
+                     "Take layers, loss network, image size and the style's weights from this job");
 
   BenchOptions bench_options;
   std::string bench_output;
@@ -323,6 +361,11 @@ int Run(int argc, char** argv) {
   if (check->parsed()) {
     const JobConfig job = check_args.Load();
     std::cout << DescribeJob(job);
+    // What `train` would refuse fails here too (exit 2), after the job is shown.
+    PreflightOptions preflight;
+    preflight.world = check_world;
+    const std::vector<std::string> problems = PreflightProblems(job, preflight);
+    if (!problems.empty()) throw ConfigError(problems);
     const StyleSchedule plan = PlanStyles(static_cast<int>(job.styles.size()), check_world,
                                           job.distributed.ranks_per_style);
     std::cout << DescribeSchedule(job, plan);

@@ -149,28 +149,70 @@ void ExportModel(const std::string& model, const std::string& output) {
                 << " tensors, PyTorch example TransformerNet names)";
 }
 
-std::string ComputeLossesJson(const LossesOptions& options) {
-  // Without a job: the job defaults.
+namespace {
+
+// What `losses` scores with: the job's settings (and one of its styles) when
+// a job is given, else the job defaults; explicit options win over both.
+struct LossSetup {
   std::vector<std::string> content_layers = LossNetworkOptions{}.content_layers;
   std::vector<std::string> style_layers = LossNetworkOptions{}.style_layers;
-  const TrainingOptions defaults;
-  LossWeights weights{defaults.content_weight, defaults.style_weight, defaults.tv_weight};
-  int image_size = options.image_size;
-  if (options.job != nullptr) {
-    content_layers = options.job->loss_network.content_layers;
-    style_layers = options.job->loss_network.style_layers;
-    const auto& t = options.job->styles.front().training;
-    weights = {t.content_weight, t.style_weight, t.tv_weight};
-    image_size = options.job->data.image_size;
+  LossWeights weights;
+  int image_size = DataOptions{}.image_size;
+  std::string style_image;
+  std::string loss_network;
+};
+
+const StyleSpec& FindJobStyle(const JobConfig& job, const std::string& name) {
+  std::string names;
+  for (const auto& style : job.styles) {
+    if (style.name == name || (name.empty() && job.styles.size() == 1)) return style;
+    names += (names.empty() ? "" : ", ") + style.name;
   }
-  const Vgg16 vgg = Vgg16::Load(options.loss_network);
+  throw ConfigError({(name.empty() ? std::string("--style NAME is needed: the job has several")
+                                   : "--style " + name + ": the job has no such style") +
+                     "; its styles: " + names});
+}
+
+LossSetup ResolveLossSetup(const LossesOptions& options) {
+  LossSetup setup;
+  TrainingOptions training;
+  setup.style_image = options.style;
+  setup.loss_network = options.loss_network;
+  if (options.job != nullptr) {
+    const JobConfig& job = *options.job;
+    const StyleSpec& style = FindJobStyle(job, options.style);
+    setup.content_layers = job.loss_network.content_layers;
+    setup.style_layers = job.loss_network.style_layers;
+    training = style.training;
+    setup.image_size = job.data.image_size;
+    setup.style_image = style.image;
+    if (setup.loss_network.empty()) setup.loss_network = job.loss_network.weights;
+  }
+  if (setup.style_image.empty()) throw ConfigError({"losses: give --style IMAGE (or --job JOB)"});
+  if (setup.loss_network.empty()) {
+    throw ConfigError({"losses: give --loss-network FILE|random:SEED (or --job JOB)"});
+  }
+  setup.weights = {training.content_weight, training.style_weight, training.tv_weight};
+  if (options.image_size > 0) setup.image_size = options.image_size;
+  return setup;
+}
+
+}  // namespace
+
+std::string ComputeLossesJson(const LossesOptions& options) {
+  const LossSetup setup = ResolveLossSetup(options);
+  const std::vector<std::string>& content_layers = setup.content_layers;
+  const std::vector<std::string>& style_layers = setup.style_layers;
+  const LossWeights& weights = setup.weights;
+  const int image_size = setup.image_size;
+  const Vgg16 vgg = Vgg16::Load(setup.loss_network);
   const std::vector<int> content_idx = VggLayerIndices(content_layers);
   const std::vector<int> style_idx = VggLayerIndices(style_layers);
   torch::NoGradGuard no_grad;
   const torch::Tensor content =
       ImageToTensor(ResizeCenterCrop(LoadImageFile(options.content), image_size));
   const torch::Tensor style =
-      ImageToTensor(ResizeCenterCrop(LoadImageFile(options.style), image_size));
+      ImageToTensor(ResizeCenterCrop(LoadImageFile(setup.style_image), image_size));
   torch::Tensor generated = content;
   if (!options.model.empty()) {
     TransformerNet net = LoadTransformer(options.model);
@@ -200,7 +242,8 @@ std::string ComputeLossesJson(const LossesOptions& options) {
   out["total_loss"] = terms.total.item<double>();
   out["weights"] = {{"content", weights.content}, {"style", weights.style}, {"tv", weights.tv}};
   out["image_size"] = image_size;
-  out["loss_network"] = options.loss_network;
+  out["loss_network"] = setup.loss_network;
+  out["style_image"] = setup.style_image;
   out["generated_by"] = options.model.empty() ? "content image itself" : options.model;
   return out.dump(2);
 }

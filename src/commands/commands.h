@@ -37,16 +37,20 @@ StylizeResult StylizeImages(const StylizeOptions& options);
 void ExportModel(const std::string& model, const std::string& output);
 
 struct LossesOptions {
-  std::string loss_network;  ///< weights file or random:SEED
+  std::string loss_network;  ///< weights file or random:SEED; empty: the job's
   std::string model;         ///< transformer to stylize the content with; empty: the content itself
   std::string content;
+  /// Without a job: the style image. With a job: the name of one of its styles,
+  /// whose image and loss weights are used; may be empty when the job has one.
   std::string style;
-  int image_size = 256;
-  const JobConfig* job =
-      nullptr;  ///< layers and weights from here when set (first style's weights)
+  /// Crop side; 0: the job's data.image_size, or 256 without a job.
+  int image_size = 0;
+  const JobConfig* job = nullptr;  ///< layers, weights and image size from here when set
 };
 
-/// The seed's loss terms for one content image as a JSON document.
+/// The seed's loss terms for one content image as a JSON document. Throws
+/// ConfigError for a style name the job lacks (listing its styles) or a
+/// missing style or loss network.
 std::string ComputeLossesJson(const LossesOptions& options);
 
 struct BenchOptions {

@@ -1,4 +1,4 @@
-// Graceful stop on SIGTERM/SIGINT (what Slurm and Kubernetes send before
+// Graceful stop on SIGTERM/SIGINT/SIGUSR1 (what Slurm, Kubernetes and mpirun send before
 // killing a job): the handler only sets a flag; the trainer checks it after
 // each step, writes a checkpoint and returns. A second signal ends the process
 // at once (the default action), for a user who insists.
@@ -6,7 +6,7 @@
 
 namespace stylefleet {
 
-/// Installs the handlers for SIGTERM and SIGINT. Call once, from main().
+/// Installs the handlers for SIGTERM, SIGINT and SIGUSR1. Call once, from main().
 void InstallStopSignalHandlers();
 
 /// True once a stop signal arrived (or RequestStop() was called).

@@ -175,6 +175,16 @@ struct Value {
     return true;
   }
 
+  bool ReadBool(bool* out) const {
+    const std::string text = PlainScalar() ? node.Scalar() : "";
+    if (text != "true" && text != "false") {
+      Fail("expected true or false, got " + Describe());
+      return false;
+    }
+    *out = text == "true";
+    return true;
+  }
+
   bool ReadLayers(std::vector<std::string>* out) const {
     if (!node.IsSequence() || node.size() == 0) {
       Fail("expected a non-empty list of VGG-16 layer names, got " + Describe());
@@ -224,6 +234,7 @@ std::string ShowValue(const std::string& value) { return value; }
 std::string ShowValue(int value) { return std::to_string(value); }
 std::string ShowValue(int64_t value) { return std::to_string(value); }
 std::string ShowValue(uint64_t value) { return std::to_string(value); }
+std::string ShowValue(bool value) { return value ? "true" : "false"; }
 std::string ShowValue(double value) {
   char text[40];
   std::snprintf(text, sizeof(text), "%.17g", value);
@@ -254,6 +265,9 @@ struct Field {
   Agreement agreement;
   std::function<std::string(const Target&)> show;
   std::function<void(Target&, const Value&)> read;
+  /// Whether a resumed style may go on after this key changed (kPerRank keys
+  /// always may); kMustMatch unless the entry says otherwise.
+  OnResume on_resume = OnResume::kMustMatch;
 };
 
 template <typename Target>
@@ -275,7 +289,7 @@ const FieldTable<JobConfig>& JobFields() {
        }},
       {"output_dir", "path", "`runs/<name>`", "Folder that receives one sub-folder per style.",
        Agreement::kEveryRank, Show(&JobConfig::output_dir),
-       [](JobConfig& t, const Value& v) { v.ReadString(&t.output_dir); }},
+       [](JobConfig& t, const Value& v) { v.ReadString(&t.output_dir); }, OnResume::kMayChange},
       {"seed", "integer >= 0", "42",
        "Seeds the transformer init, the shuffling of the content set and everything random, "
        "so the same job gives the same batches and weights.",
@@ -293,7 +307,8 @@ const FieldTable<JobConfig>& JobFields() {
        "for 4 styles (the shared content pass is the only saved work; `stylefleet bench` "
        "measures it).",
        Agreement::kEveryRank, Show(&JobConfig::styles_at_once),
-       [](JobConfig& t, const Value& v) { v.ReadInt(&t.styles_at_once, 1, 64); }},
+       [](JobConfig& t, const Value& v) { v.ReadInt(&t.styles_at_once, 1, 64); },
+       OnResume::kMayChange},
   };
   return table;
 }
@@ -331,7 +346,8 @@ const FieldTable<DataOptions>& DataFields() {
        Agreement::kEveryRank, Show(&DataOptions::max_image_pixels),
        [](DataOptions& t, const Value& v) {
          v.ReadInt(&t.max_image_pixels, 4096, int64_t{1} << 40);
-       }},
+       },
+       OnResume::kMayChange},
       {"loader_threads", "integer", "2", "Image decoding threads, 1 to 64.", Agreement::kPerRank,
        Show(&DataOptions::loader_threads),
        [](DataOptions& t, const Value& v) { v.ReadInt(&t.loader_threads, 1, 64); }},
@@ -386,33 +402,39 @@ const FieldTable<TrainingOptions>& TrainingFields() {
        "images m, m+M, m+2M, ...) and averages their gradients. The update is that of the whole "
        "batch, with less memory per pass. Must divide batch_size.",
        Agreement::kPassShape, Show(&TrainingOptions::micro_batches),
-       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.micro_batches, 1, 1024); }},
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.micro_batches, 1, 1024); },
+       OnResume::kMayChange},
       {"epochs", "integer", "2",
        "Passes over the content set, 0 to 100000; 0 means max_steps alone ends training.",
        Agreement::kPassShape, Show(&TrainingOptions::epochs),
-       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.epochs, 0, 100000); }},
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.epochs, 0, 100000); },
+       OnResume::kMayChange},
       {"max_steps", "integer", "0",
        "Step limit, 0 for none. With epochs also set, whichever comes first ends training.",
        Agreement::kPassShape, Show(&TrainingOptions::max_steps),
-       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.max_steps, 0, int64_t{1} << 40); }},
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.max_steps, 0, int64_t{1} << 40); },
+       OnResume::kMayChange},
       {"learning_rate", "number > 0", "0.001", "Adam learning rate, up to 1.",
        Agreement::kEveryRank, Show(&TrainingOptions::learning_rate),
        [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.learning_rate, 0, 1, true); }},
       {"log_every_steps", "integer", "50",
        "A log line (and a metrics.jsonl record) every N steps, 1 to 1000000.",
        Agreement::kEveryRank, Show(&TrainingOptions::log_every_steps),
-       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.log_every_steps, 1, 1000000); }},
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.log_every_steps, 1, 1000000); },
+       OnResume::kMayChange},
       {"preview_every_steps", "integer", "500",
        "Stylize a few content images into `previews/` every N steps (and at the end); 0 "
        "disables.",
        Agreement::kEveryRank, Show(&TrainingOptions::preview_every_steps),
-       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.preview_every_steps, 0, 1000000); }},
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.preview_every_steps, 0, 1000000); },
+       OnResume::kMayChange},
       {"max_bad_steps", "integer", "10",
        "A step whose loss or gradient is NaN or infinite is skipped (no update) and counted; "
        "after this many in a row the style stops with an error, keeping its last good "
        "checkpoint, and the job's other styles carry on. 1 to 1000000.",
        Agreement::kEveryRank, Show(&TrainingOptions::max_bad_steps),
-       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.max_bad_steps, 1, 1000000); }},
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.max_bad_steps, 1, 1000000); },
+       OnResume::kMayChange},
       {"precision", "`fp32` or `bf16`", "`fp32`",
        "Arithmetic of the forward passes. `bf16` runs the convolutions of the transformer and "
        "the loss network in bfloat16 (autocast) and keeps losses, gradients, Adam and the "
@@ -439,12 +461,12 @@ const FieldTable<CheckpointOptions>& CheckpointFields() {
       {"every_steps", "integer", "1000",
        "Write a checkpoint every N steps (and at the end), as the seed does.",
        Agreement::kEveryRank, Show(&CheckpointOptions::every_steps),
-       [](CheckpointOptions& t, const Value& v) {
-         v.ReadInt(&t.every_steps, 1, int64_t{1} << 40);
-       }},
+       [](CheckpointOptions& t, const Value& v) { v.ReadInt(&t.every_steps, 1, int64_t{1} << 40); },
+       OnResume::kMayChange},
       {"keep", "integer", "3", "Checkpoints kept per style, newest first, 1 to 1000.",
        Agreement::kEveryRank, Show(&CheckpointOptions::keep),
-       [](CheckpointOptions& t, const Value& v) { v.ReadInt(&t.keep, 1, 1000); }},
+       [](CheckpointOptions& t, const Value& v) { v.ReadInt(&t.keep, 1, 1000); },
+       OnResume::kMayChange},
   };
   return table;
 }
@@ -462,38 +484,42 @@ const FieldTable<DistributedOptions>& DistributedFields() {
            return;
          }
          t.backend = backend;
-       }},
+       },
+       OnResume::kMayChange},
       {"ranks_per_style", "integer", "0 (auto)",
        "Ranks that train one style together, data-parallel (each reads its own shard; gradients "
        "averaged every step). Must divide the number of ranks. 0: the number of groups is the "
        "largest divisor of the rank count not above the style count.",
        Agreement::kEveryRank, Show(&DistributedOptions::ranks_per_style),
-       [](DistributedOptions& t, const Value& v) { v.ReadInt(&t.ranks_per_style, 0, 1 << 20); }},
+       [](DistributedOptions& t, const Value& v) { v.ReadInt(&t.ranks_per_style, 0, 1 << 20); },
+       OnResume::kMayChange},
       {"bucket_mb", "number", "25",
        "Gradients are flattened into buckets of at most this many MiB, one collective each "
        "(0.001 to 1024).",
        Agreement::kEveryRank, Show(&DistributedOptions::bucket_mb),
-       [](DistributedOptions& t, const Value& v) { v.ReadDouble(&t.bucket_mb, 0.001, 1024); }},
+       [](DistributedOptions& t, const Value& v) { v.ReadDouble(&t.bucket_mb, 0.001, 1024); },
+       OnResume::kMayChange},
       {"check_every_steps", "integer", "100",
        "Every N steps the ranks of a group compare a checksum of their parameters and stop with "
        "an error if they diverged; 0 disables.",
        Agreement::kEveryRank, Show(&DistributedOptions::check_every_steps),
        [](DistributedOptions& t, const Value& v) {
          v.ReadInt(&t.check_every_steps, 0, int64_t{1} << 40);
-       }},
+       },
+       OnResume::kMayChange},
       {"stall_warn_seconds", "number", "60",
        "A collective (gradient allreduce, broadcast, barrier) still waiting for its peers after "
        "this long logs a warning and counts in stylefleet_collective_stalls_total (1 to 86400).",
        Agreement::kEveryRank, Show(&DistributedOptions::stall_warn_seconds),
-       [](DistributedOptions& t, const Value& v) {
-         v.ReadDouble(&t.stall_warn_seconds, 1, 86400);
-       }},
+       [](DistributedOptions& t, const Value& v) { v.ReadDouble(&t.stall_warn_seconds, 1, 86400); },
+       OnResume::kMayChange},
       {"timeout_seconds", "number", "600",
        "A collective still waiting after this long ends the whole launch with an error naming the "
        "rank, instead of hanging on a dead or stalled peer (1 to 86400). Must exceed the longest "
        "step plus checkpoint write.",
        Agreement::kEveryRank, Show(&DistributedOptions::timeout_seconds),
-       [](DistributedOptions& t, const Value& v) { v.ReadDouble(&t.timeout_seconds, 1, 86400); }},
+       [](DistributedOptions& t, const Value& v) { v.ReadDouble(&t.timeout_seconds, 1, 86400); },
+       OnResume::kMayChange},
   };
   return table;
 }
@@ -524,9 +550,15 @@ const FieldTable<MonitoringOptions>& MonitoringFields() {
          }
          t.listen = listen;
        }},
+      {"listen_strict", "boolean", "false",
+       "When the listen port is taken (another job on the host): false serves on a free port "
+       "instead, with a warning, and writes the real address into the targets file (metrics "
+       "must not stop training); true fails the run with exit code 1.",
+       Agreement::kPerRank, Show(&MonitoringOptions::listen_strict),
+       [](MonitoringOptions& t, const Value& v) { v.ReadBool(&t.listen_strict); }},
       {"linger_seconds", "number", "30",
-       "After training ends, keep serving this long so Prometheus scrapes the last values "
-       "(0 to 86400).",
+       "After training ends, keep serving until Prometheus has scraped the final values once, "
+       "at most this long (0 to 86400). A run that nobody scraped does not linger at all.",
        Agreement::kPerRank, Show(&MonitoringOptions::linger_seconds),
        [](MonitoringOptions& t, const Value& v) { v.ReadDouble(&t.linger_seconds, 0, 86400); }},
       {"pushgateway", "`host:port`", "none",
@@ -576,7 +608,7 @@ const FieldTable<StyleEntry>& StyleFields() {
        [](StyleEntry& t, const Value& v) { v.ReadString(&t.image); }},
       {"output_dir", "path", "`<job output_dir>/<name>`", "Where this style's files go.",
        Agreement::kEveryRank, Show(&StyleEntry::output_dir),
-       [](StyleEntry& t, const Value& v) { v.ReadString(&t.output_dir); }},
+       [](StyleEntry& t, const Value& v) { v.ReadString(&t.output_dir); }, OnResume::kMayChange},
   };
   return table;
 }
@@ -1317,13 +1349,21 @@ const char* AgreementText(Agreement agreement) {
   return "";
 }
 
+// The "resume" column: whether a style resumes after the key changed.
+template <typename Target>
+OnResume EffectiveOnResume(const Field<Target>& f) {
+  return f.agreement == Agreement::kPerRank ? OnResume::kMayChange : f.on_resume;
+}
+
 template <typename Target>
 void AppendTable(std::ostringstream& out, const std::string& title, const FieldTable<Target>& t) {
   out << "### `" << title
-      << "`\n\n| key | type | default | ranks | meaning |\n|---|---|---|---|---|\n";
+      << "`\n\n| key | type | default | ranks | resume | meaning |\n|---|---|---|---|---|---|\n";
   for (const auto& f : t) {
     out << "| `" << f.key << "` | " << f.type << " | " << f.default_text << " | "
-        << AgreementText(f.agreement) << " | " << f.doc << " |\n";
+        << AgreementText(f.agreement) << " | "
+        << (EffectiveOnResume(f) == OnResume::kMustMatch ? "must match" : "may change") << " | "
+        << f.doc << " |\n";
   }
   out << "\n";
 }
@@ -1351,7 +1391,9 @@ namespace {
 template <typename Target>
 void AppendSettings(const std::string& prefix, const FieldTable<Target>& table,
                     const Target& target, std::vector<Setting>& out) {
-  for (const auto& f : table) out.push_back({prefix + f.key, f.show(target), f.agreement});
+  for (const auto& f : table) {
+    out.push_back({prefix + f.key, f.show(target), f.agreement, EffectiveOnResume(f)});
+  }
 }
 
 template <typename Target>
@@ -1387,6 +1429,20 @@ std::vector<Setting> ListSettings(const JobConfig& job) {
                    out);
     AppendSettings(prefix, TrainingFields(), style.training, out);
   }
+  return out;
+}
+
+std::vector<Setting> StyleRunSettings(const JobConfig& job, const StyleSpec& style) {
+  std::vector<Setting> out;
+  AppendSettings("job.", JobFields(), job, out);
+  AppendSettings("data.", DataFields(), job.data, out);
+  AppendSettings("loss_network.", LossNetworkFields(), job.loss_network, out);
+  AppendSettings("checkpoint.", CheckpointFields(), job.checkpoint, out);
+  AppendSettings("distributed.", DistributedFields(), job.distributed, out);
+  AppendSettings("monitoring.", MonitoringFields(), job.monitoring, out);
+  const std::string prefix = "styles." + style.name + ".";
+  AppendSettings(prefix, StyleFields(), StyleEntry{style.name, style.image, style.output_dir}, out);
+  AppendSettings(prefix, TrainingFields(), style.training, out);
   return out;
 }
 

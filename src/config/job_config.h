@@ -95,7 +95,11 @@ struct DistributedOptions {
 struct MonitoringOptions {
   /// host:port for /metrics, the port offset by the local rank; "off" disables.
   std::string listen = "0.0.0.0:9450";
-  /// Keep serving after training ends so the last values are scraped.
+  /// When the port is taken: false serves on a free port instead (with a
+  /// warning; the targets file names it), true fails the run.
+  bool listen_strict = false;
+  /// After training ends, keep serving until one scrape has read the final
+  /// values, at most this long; not at all when nothing scraped during the run.
   double linger_seconds = 30;
   /// host:port of a Pushgateway; empty: no push.
   std::string pushgateway;
@@ -163,18 +167,37 @@ enum class Agreement {
   kPassShape,
 };
 
+/// Whether resuming a style from a checkpoint may go on after a key changed.
+/// Keys with Agreement::kPerRank never change what is computed and may always
+/// change; for the others each table entry says.
+enum class OnResume {
+  /// The change alters what the model learns (data, losses, optimizer,
+  /// seed): a resumed run would mix two setups, so it is refused.
+  kMustMatch,
+  /// The change only moves the end, the bookkeeping or the way the same
+  /// update is computed (max_steps, logging, checkpoints, micro_batches).
+  kMayChange,
+};
+
 /// One key of a loaded job and its value, as text that round-trips (numbers at
 /// full precision, lists as `[a, b]`).
 struct Setting {
   std::string key;  ///< `section.key`, or `styles.NAME.key` for a style's keys
   std::string value;
   Agreement agreement = Agreement::kEveryRank;
+  OnResume on_resume = OnResume::kMustMatch;
 };
 
 /// Every key of `job`, from the same tables the loader reads: the job-wide
 /// sections in reference order, then each style's own keys and its training
 /// settings (job defaults with its overrides applied).
 std::vector<Setting> ListSettings(const JobConfig& job);
+
+/// The settings that shape what `style` of `job` trains, recorded with its
+/// checkpoints: every job-wide key except the `training` defaults (the style's
+/// own resolved training keys stand for them), then the style's own keys as
+/// `styles.NAME.key`. From the same tables as ListSettings.
+std::vector<Setting> StyleRunSettings(const JobConfig& job, const StyleSpec& style);
 
 /// A key of the schema, for tools and tests: `section.key` (styles' keys as
 /// `styles[].key`), its documented default text and its agreement.

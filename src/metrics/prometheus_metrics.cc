@@ -1,8 +1,9 @@
 #include "metrics/prometheus_metrics.h"
 
 #include <dlfcn.h>
-#include <pthread.h>
-
+#include <netdb.h>
+#include <poll.h>
+#include <prometheus/collectable.h>
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/family.h>
@@ -11,9 +12,15 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -74,21 +81,76 @@ std::pair<std::string, int> SplitHostPort(const std::string& address, const std:
   return {address.substr(0, colon), port};
 }
 
+// What /metrics serves: the registry, counting the scrapes that start, so that
+// Finish() knows whether anyone scrapes and when the final values were read.
+class CountingCollectable : public prometheus::Collectable {
+ public:
+  explicit CountingCollectable(std::shared_ptr<prometheus::Registry> registry)
+      : registry_(std::move(registry)) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    ++started_;
+    return registry_->Collect();
+  }
+  int64_t started() const { return started_.load(); }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  mutable std::atomic<int64_t> started_{0};
+};
+
+// Why nothing answers at host:port: prometheus-cpp's push reports a failed
+// connection only as a negative libcurl code, so connect once ourselves
+// (1 s at most) and name what the system says (e.g. "Connection refused").
+std::string ProbeConnection(const std::string& host, const std::string& port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (const int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return std::string("cannot resolve host: ") + gai_strerror(rc);
+  }
+  std::string reason = "no address to connect to";
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    int error = connect(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+    if (error == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      socklen_t length = sizeof(error);
+      const bool answered =
+          poll(&p, 1, 1000) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0;
+      if (!answered) error = ETIMEDOUT;
+    }
+    close(fd);
+    if (error == 0) {
+      freeaddrinfo(found);
+      return "the server accepts connections, but the request failed";
+    }
+    reason = std::strerror(error);
+  }
+  freeaddrinfo(found);
+  return reason;
+}
+
 class PrometheusMetrics : public TrainingMetrics {
  public:
   PrometheusMetrics(const PrometheusOptions& options, const MetricsIdentity& identity)
-      : options_(options), identity_(identity), registry_(std::make_shared<prometheus::Registry>()) {
+      : options_(options),
+        identity_(identity),
+        registry_(std::make_shared<prometheus::Registry>()) {
     const Labels job{{"job", identity.job}};
-    style_loss_ = &prometheus::BuildGauge()
-                       .Name("stylefleet_style_loss")
-                       .Help("Unweighted style loss of one VGG layer (the seed's definition), group average")
-                       .Labels(job)
-                       .Register(*registry_);
-    loss_ = &prometheus::BuildGauge()
-                 .Name("stylefleet_loss")
-                 .Help("Unweighted loss term (content, style, tv) and the weighted total, group average")
-                 .Labels(job)
-                 .Register(*registry_);
+    style_loss_ =
+        &prometheus::BuildGauge()
+             .Name("stylefleet_style_loss")
+             .Help("Unweighted style loss of one VGG layer (the seed's definition), group average")
+             .Labels(job)
+             .Register(*registry_);
+    loss_ =
+        &prometheus::BuildGauge()
+             .Name("stylefleet_loss")
+             .Help(
+                 "Unweighted loss term (content, style, tv) and the weighted total, group average")
+             .Labels(job)
+             .Register(*registry_);
     weighted_loss_ = &prometheus::BuildGauge()
                           .Name("stylefleet_weighted_loss")
                           .Help("Loss term times its weight, as it enters the total")
@@ -104,8 +166,11 @@ class PrometheusMetrics : public TrainingMetrics {
                    .Help("Training images consumed by this style's group")
                    .Labels(job)
                    .Register(*registry_);
-    epoch_ = &prometheus::BuildGauge().Name("stylefleet_epoch").Help("Fractional epoch position")
-                  .Labels(job).Register(*registry_);
+    epoch_ = &prometheus::BuildGauge()
+                  .Name("stylefleet_epoch")
+                  .Help("Fractional epoch position")
+                  .Labels(job)
+                  .Register(*registry_);
     progress_ = &prometheus::BuildGauge()
                      .Name("stylefleet_progress_ratio")
                      .Help("Steps done over steps planned, 0 to 1")
@@ -142,12 +207,13 @@ class PrometheusMetrics : public TrainingMetrics {
                     .Labels(job)
                     .Register(*registry_)
                     .Add({{"rank", std::to_string(identity.rank)}});
-    stalls_ = &prometheus::BuildCounter()
-                   .Name("stylefleet_collective_stalls_total")
-                   .Help("Collectives that waited longer than distributed.stall_warn_seconds for peers")
-                   .Labels(job)
-                   .Register(*registry_)
-                   .Add({{"rank", std::to_string(identity.rank)}});
+    stalls_ =
+        &prometheus::BuildCounter()
+             .Name("stylefleet_collective_stalls_total")
+             .Help("Collectives that waited longer than distributed.stall_warn_seconds for peers")
+             .Labels(job)
+             .Register(*registry_)
+             .Add({{"rank", std::to_string(identity.rank)}});
     checkpoints_ = &prometheus::BuildCounter()
                         .Name("stylefleet_checkpoints_total")
                         .Help("Checkpoints written")
@@ -163,32 +229,22 @@ class PrometheusMetrics : public TrainingMetrics {
                             .Help("Unix time of the newest checkpoint")
                             .Labels(job)
                             .Register(*registry_);
-    info_ = &prometheus::BuildGauge()
-                 .Name("stylefleet_info")
-                 .Help("1 for the style this process trains, with its rank, local rank, host and group")
-                 .Labels(job)
-                 .Register(*registry_);
+    info_ =
+        &prometheus::BuildGauge()
+             .Name("stylefleet_info")
+             .Help("1 for the style this process trains, with its rank, local rank, host and group")
+             .Labels(job)
+             .Register(*registry_);
 
-    if (!options_.listen.empty()) {
-      auto [host, port] = SplitHostPort(options_.listen, "monitoring.listen");
-      if (port != 0) port += identity.local_rank;
-      const std::string address = host + ":" + std::to_string(port);
-      try {
-        // Two threads serve (the cores belong to training). No keep-alive: each
-        // response closes its connection, so persistent clients cannot occupy both
-        // threads and starve Prometheus; a stuck client is cut after 10 s.
-        exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
-            "listening_ports", address, "num_threads", "2", "request_timeout_ms", "10000"});
-      } catch (const std::exception& e) {
-        throw Error("monitoring.listen: cannot serve metrics on " + address + " (" + e.what() +
-                    "); choose another port or set monitoring.listen: off");
-      }
-      exposer_->RegisterCollectable(registry_, "/metrics");
-      const auto ports = exposer_->GetListeningPorts();
-      endpoint_ = (host == "0.0.0.0" || host.empty() ? identity.host : host) + ":" +
-                  std::to_string(ports.empty() ? port : ports.front());
-      SF_LOG(kInfo) << "metrics on http://" << endpoint_ << "/metrics";
-    }
+    finished_ = &prometheus::BuildGauge()
+                     .Name("stylefleet_finished")
+                     .Help(
+                         "1 once this process ended training on purpose (alerts then ignore "
+                         "its target going away)")
+                     .Labels(job)
+                     .Register(*registry_)
+                     .Add({{"rank", std::to_string(identity.rank)}});
+    if (!options_.listen.empty()) StartExposer();
     if (!options_.pushgateway.empty()) {
       const auto [host, port] = SplitHostPort(options_.pushgateway, "monitoring.pushgateway");
       // Grouping key: job = the stylefleet job (the same value as the series' own job
@@ -201,9 +257,7 @@ class PrometheusMetrics : public TrainingMetrics {
     }
   }
 
-  ~PrometheusMetrics() override {
-    StopPusher();
-  }
+  ~PrometheusMetrics() override { StopPusher(); }
 
   void StyleStarted(const std::string& style, const std::vector<std::string>& layers, int group,
                     bool reports_losses) override {
@@ -234,7 +288,8 @@ class PrometheusMetrics : public TrainingMetrics {
     s.eta = &eta_->Add(l);
     s.learning_rate = &learning_rate_->Add(l);
     s.step_seconds = &step_seconds_->Add(
-        l, Histogram::BucketBoundaries{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120});
+        l,
+        Histogram::BucketBoundaries{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120});
     s.data_wait = &data_wait_->Add(
         l, Histogram::BucketBoundaries{0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5});
     s.allreduce = &allreduce_->Add(
@@ -293,18 +348,10 @@ class PrometheusMetrics : public TrainingMetrics {
   }
 
   void Finish() override {
+    finished_->Set(1);
     StopPusher();
     if (gateway_) Push();
-    if (exposer_ && options_.linger_seconds > 0) {
-      SF_LOG(kInfo) << "training done; serving metrics for " << options_.linger_seconds
-                    << " s more (monitoring.linger_seconds; SIGTERM or Ctrl-C ends it)";
-      const auto end = std::chrono::steady_clock::now() +
-                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                           std::chrono::duration<double>(options_.linger_seconds));
-      while (std::chrono::steady_clock::now() < end && !StopRequested()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-    }
+    if (exposer_ && options_.linger_seconds > 0) Linger();
   }
 
   std::string endpoint() const override { return endpoint_; }
@@ -325,10 +372,87 @@ class PrometheusMetrics : public TrainingMetrics {
 
   void Push() {
     const int status = gateway_->Push();
-    if (status < 200 || status >= 300) {
-      SF_LOG(kWarning) << "pushing metrics to " << options_.pushgateway << " failed (HTTP "
-                       << status << "); training goes on";
+    if (status >= 200 && status < 300) return;
+    // prometheus-cpp returns the HTTP status, or minus libcurl's code when no
+    // HTTP exchange happened (-7: could not connect).
+    const auto [host, port] = SplitHostPort(options_.pushgateway, "monitoring.pushgateway");
+    const std::string what = status > 0 ? "the Pushgateway answered HTTP " + std::to_string(status)
+                                        : ProbeConnection(host, std::to_string(port)) +
+                                              " (libcurl error " + std::to_string(-status) + ")";
+    SF_LOG(kWarning) << "pushing metrics to " << options_.pushgateway
+                     << " (monitoring.pushgateway) failed: " << what << "; training goes on";
+  }
+
+  // Serves /metrics on monitoring.listen; a taken port falls back to a free
+  // one unless listen_strict, since metrics must not stop training.
+  void StartExposer() {
+    auto [host, port] = SplitHostPort(options_.listen, "monitoring.listen");
+    if (port != 0) port += identity_.local_rank;
+    const std::string address = host + ":" + std::to_string(port);
+    std::string failure = TryServe(address);
+    if (!failure.empty() && port != 0 && !options_.listen_strict) {
+      const std::string second = TryServe(host + ":0");
+      if (second.empty()) {
+        SF_LOG(kWarning) << "monitoring.listen: cannot serve metrics on " << address << " ("
+                         << failure << "; another job on this host?); serving on " << host << ":"
+                         << exposer_->GetListeningPorts().front()
+                         << " instead (set monitoring.listen_strict: true to fail instead)";
+      }
+      failure = second.empty() ? "" : failure + "; no free port either: " + second;
     }
+    if (!failure.empty()) {
+      throw Error("monitoring.listen: cannot serve metrics on " + address + " (" + failure +
+                  "); choose another port or set monitoring.listen: off" +
+                  (options_.listen_strict ? " (monitoring.listen_strict is true)" : ""));
+    }
+    collectable_ = std::make_shared<CountingCollectable>(registry_);
+    exposer_->RegisterCollectable(collectable_, "/metrics");
+    const auto ports = exposer_->GetListeningPorts();
+    endpoint_ = (host == "0.0.0.0" || host.empty() ? identity_.host : host) + ":" +
+                std::to_string(ports.empty() ? port : ports.front());
+    SF_LOG(kInfo) << "metrics on http://" << endpoint_ << "/metrics";
+  }
+
+  // Starts the exposer on `address`; the error text when it cannot.
+  std::string TryServe(const std::string& address) {
+    try {
+      // Two threads serve (the cores belong to training). No keep-alive: each
+      // response closes its connection, so persistent clients cannot occupy both
+      // threads and starve Prometheus; a stuck client is cut after 10 s.
+      exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+          "listening_ports", address, "num_threads", "2", "request_timeout_ms", "10000"});
+      return "";
+    } catch (const std::exception& e) {
+      exposer_.reset();
+      return e.what();
+    }
+  }
+
+  // Lingers only while it is useful: when something scraped during the run,
+  // until one scrape has started after the final values were set.
+  void Linger() {
+    const int64_t seen = collectable_->started();
+    if (seen == 0) {
+      SF_LOG(kInfo) << "training done; no scrape arrived during the run, so not lingering";
+      return;
+    }
+    SF_LOG(kInfo) << "training done; serving metrics until they are scraped once more (at most "
+                  << options_.linger_seconds
+                  << " s, monitoring.linger_seconds; SIGTERM or Ctrl-C ends it)";
+    const auto start = std::chrono::steady_clock::now();
+    const auto end = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                 std::chrono::duration<double>(options_.linger_seconds));
+    while (collectable_->started() == seen && std::chrono::steady_clock::now() < end &&
+           !StopRequested()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (collectable_->started() == seen) return;
+    // That scrape has collected the values; give its response time to be sent
+    // before the process (and the server) goes away.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    SF_LOG(kInfo) << "final values scraped after "
+                  << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
+                  << " s";
   }
 
   void PushLoop() {
@@ -361,8 +485,10 @@ class PrometheusMetrics : public TrainingMetrics {
   Family<Histogram>*step_seconds_, *data_wait_, *allreduce_;
   Counter* skipped_;
   Counter* stalls_;
+  Gauge* finished_;
   Gauge* info_series_ = nullptr;
   std::map<std::string, Series> series_;
+  std::shared_ptr<CountingCollectable> collectable_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<prometheus::Gateway> gateway_;
   std::string endpoint_;

@@ -26,8 +26,8 @@ struct MetricsIdentity {
 struct StepReport {
   int64_t step = 0;
   int64_t total_steps = 0;
-  int64_t images = 0;          ///< images this step consumed across the group
-  double epoch = 0;            ///< fractional epoch position
+  int64_t images = 0;  ///< images this step consumed across the group
+  double epoch = 0;    ///< fractional epoch position
   double content = 0, style = 0, tv = 0, total = 0;
   double content_weight = 0, style_weight = 0, tv_weight = 0;
   std::vector<double> style_layers;  ///< in the order given to StyleStarted
@@ -55,7 +55,9 @@ class TrainingMetrics {
   /// Collectives that waited past the stall warning (distributed.stall_warn_seconds).
   virtual void CollectiveStalls(int64_t count) = 0;
   virtual void StyleFinished(const std::string& style) = 0;
-  /// Training is over: push a last time, keep serving for the linger time.
+  /// Training is over: mark the process finished (stylefleet_finished 1, so
+  /// that its end is not mistaken for a dead rank), push a last time, and keep
+  /// serving until a scrape has read the final values (at most the linger time).
   virtual void Finish() = 0;
   /// host:port this process serves /metrics on; empty when not serving.
   virtual std::string endpoint() const = 0;

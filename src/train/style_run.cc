@@ -12,6 +12,7 @@
 #include "data/image.h"
 #include "data/image_tensor.h"
 #include "runtime/group_ops.h"
+#include "train/run_settings.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
@@ -63,8 +64,11 @@ StyleRun::StyleRun(const StyleRunContext& context, const StyleSpec& style)
 
 bool StyleRun::Prepare() {
   const TrainingOptions& t = style_.training;
-  RunOnRoot(control_, "output folder claim",
-            [&] { ClaimOutputDir(style_.output_dir, job_.name, style_.name); });
+  RunOnRoot(control_, "output folder claim", [&] {
+    ClaimOutputDir(style_.output_dir, job_.name, style_.name);
+    // What this run trains with, for the next resume to compare (train/preflight.h).
+    RecordRunSettings(style_.output_dir, RunSettings(job_, style_, control_.size()));
+  });
   ComputeStyleGrams();
   BuildModel();
   RunOnRoot(control_, "checkpoint resume", [&] { position_ = Resume(); });

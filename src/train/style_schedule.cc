@@ -34,7 +34,26 @@ StyleSchedule PlanStyles(int styles, int world, int ranks_per_style) {
   return plan;
 }
 
+std::vector<std::vector<int>> GroupPasses(const std::vector<const StyleSpec*>& styles,
+                                          const std::vector<int>& group_styles,
+                                          int styles_at_once) {
+  std::vector<std::vector<int>> passes;
+  for (int index : group_styles) {
+    const StyleSpec& style = *styles[static_cast<size_t>(index)];
+    if (!passes.empty() && static_cast<int>(passes.back().size()) < styles_at_once &&
+        CanShareTrainingPass(styles[static_cast<size_t>(passes.back().front())]->training,
+                             style.training)) {
+      passes.back().push_back(index);
+    } else {
+      passes.push_back({index});
+    }
+  }
+  return passes;
+}
+
 std::string DescribeSchedule(const JobConfig& job, const StyleSchedule& plan) {
+  std::vector<const StyleSpec*> styles;
+  for (const auto& style : job.styles) styles.push_back(&style);
   std::ostringstream out;
   out << "schedule on " << plan.world << " rank(s): " << plan.groups << " group(s) of "
       << plan.ranks_per_group << " rank(s)\n";
@@ -43,13 +62,18 @@ std::string DescribeSchedule(const JobConfig& job, const StyleSchedule& plan) {
     out << "  group " << g << " (ranks " << first;
     if (plan.ranks_per_group > 1) out << "-" << first + plan.ranks_per_group - 1;
     out << "):";
-    const auto& styles = plan.styles_of_group[static_cast<size_t>(g)];
-    if (styles.empty()) out << " idle";
-    for (size_t i = 0; i < styles.size(); ++i) {
-      const auto& style = job.styles[static_cast<size_t>(styles[i])];
-      out << (i ? " ->" : "") << " " << style.name << " (batch " << style.training.batch_size
-          << " x " << plan.ranks_per_group << " = "
-          << style.training.batch_size * plan.ranks_per_group << ")";
+    const auto& mine = plan.styles_of_group[static_cast<size_t>(g)];
+    if (mine.empty()) out << " idle";
+    const auto passes = GroupPasses(styles, mine, job.styles_at_once);
+    for (size_t p = 0; p < passes.size(); ++p) {
+      out << (p ? " ->" : "");
+      for (size_t i = 0; i < passes[p].size(); ++i) {
+        out << (i ? " +" : "") << " " << styles[static_cast<size_t>(passes[p][i])]->name;
+      }
+      const TrainingOptions& t = styles[static_cast<size_t>(passes[p].front())]->training;
+      out << " (" << (passes[p].size() > 1 ? "together on the same batches, " : "") << "batch "
+          << t.batch_size << " x " << plan.ranks_per_group << " = "
+          << t.batch_size * plan.ranks_per_group << ")";
     }
     out << "\n";
   }

@@ -26,7 +26,15 @@ struct StyleSchedule {
 /// not divide `world`.
 StyleSchedule PlanStyles(int styles, int world, int ranks_per_style);
 
-/// The plan in words: which ranks train which style, in which order.
+/// The passes of one group: `group_styles` (indices into `styles`) in order,
+/// cut into runs of up to `styles_at_once` consecutive styles whose
+/// pass-shaping settings agree (CanShareTrainingPass); the styles of a pass
+/// train together on the same batches. What `train` does and `check` prints.
+std::vector<std::vector<int>> GroupPasses(const std::vector<const StyleSpec*>& styles,
+                                          const std::vector<int>& group_styles, int styles_at_once);
+
+/// The plan in words: which ranks train which style, in which order, and
+/// which styles train together (job.styles_at_once).
 std::string DescribeSchedule(const JobConfig& job, const StyleSchedule& schedule);
 
 }  // namespace stylefleet

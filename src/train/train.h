@@ -18,6 +18,10 @@ struct TrainRunOptions {
   std::vector<std::string> only_styles;
   /// Show a one-line progress display when stdout is a terminal.
   bool progress = true;
+  /// Resume a style even when settings that change what it learns (OnResume::
+  /// kMustMatch) differ from those recorded with its checkpoints; the
+  /// differences are logged. When false such a resume throws ConfigError.
+  bool allow_changed_settings = false;
   /// Where losses and training health go; nullptr reports nowhere.
   TrainingMetrics* metrics = nullptr;
   /// Test-only fault injection, entries "STYLE:STEP": the loss of that style's
@@ -43,7 +47,9 @@ struct TrainOutcome {
 };
 
 /// Trains the styles of `job`, resuming each from its newest checkpoint; a
-/// style already finished is skipped. Collective over `world`: the styles are
+/// style already finished is skipped. Checks and locks are the caller's
+/// (train/preflight.h: PreflightProblems before, LockStyleFolders held while
+/// it runs), as `stylefleet train` does. Collective over `world`: the styles are
 /// laid onto groups of ranks (see train/style_schedule.h), each group trains
 /// its styles one after another, data-parallel. Throws Error (or DataError,
 /// ConfigError) when a style cannot be trained, on every rank of its group.

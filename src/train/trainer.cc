@@ -15,6 +15,7 @@
 #include "runtime/rank_runtime.h"
 #include "step/training_step.h"
 #include "train/memory_budget.h"
+#include "train/preflight.h"
 #include "train/rank_agreement.h"
 #include "train/style_run.h"
 #include "train/style_schedule.h"
@@ -137,24 +138,6 @@ bool TrainPass(std::vector<StyleRun*> runs, const PassContext& c,
   return false;
 }
 
-// The styles of `job` selected by --style (all when none is named), in job order.
-std::vector<const StyleSpec*> SelectStyles(const JobConfig& job,
-                                           const std::vector<std::string>& names) {
-  for (const auto& name : names) {
-    if (std::none_of(job.styles.begin(), job.styles.end(),
-                     [&](const StyleSpec& s) { return s.name == name; })) {
-      throw ConfigError({"--style " + name + ": the job has no such style"});
-    }
-  }
-  std::vector<const StyleSpec*> styles;
-  for (const auto& style : job.styles) {
-    if (names.empty() || std::find(names.begin(), names.end(), style.name) != names.end()) {
-      styles.push_back(&style);
-    }
-  }
-  return styles;
-}
-
 // Problems that would stop a style later are found before any training starts.
 void CheckStyleImages(const JobConfig& job, const std::vector<const StyleSpec*>& styles) {
   for (const StyleSpec* style : styles) {
@@ -179,20 +162,6 @@ void AnnounceJob(const JobConfig& job, const std::vector<const StyleSpec*>& styl
   for (const StyleSpec* s : styles) view.styles.push_back(*s);
   std::istringstream lines(DescribeSchedule(view, plan));
   for (std::string line; std::getline(lines, line);) SF_LOG(kInfo) << line;
-}
-
-// Runs that can share batches: up to styles_at_once consecutive styles of the
-// group whose pass-shaping settings agree.
-std::vector<const StyleSpec*> NextPass(const JobConfig& job,
-                                       const std::vector<const StyleSpec*>& styles,
-                                       const std::vector<int>& mine, size_t& next) {
-  std::vector<const StyleSpec*> pass = {styles[static_cast<size_t>(mine[next++])]};
-  while (next < mine.size() && static_cast<int>(pass.size()) < job.styles_at_once &&
-         CanShareTrainingPass(pass.front()->training,
-                              styles[static_cast<size_t>(mine[next])]->training)) {
-    pass.push_back(styles[static_cast<size_t>(mine[next++])]);
-  }
-  return pass;
 }
 
 // Prepares the runs of one pass and trains them; runs resumed at different
@@ -262,10 +231,12 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
   StyleRunContext context{&job, &vgg, &files, &options, runtime.get(), group_index, &metrics};
   TrainOutcome outcome;
   const auto& mine = plan.styles_of_group[static_cast<size_t>(group_index)];
-  for (size_t i = 0; i < mine.size() && !outcome.stopped;) {
-    size_t number = i;
+  size_t number = 0;
+  for (const auto& indices : GroupPasses(styles, mine, job.styles_at_once)) {
+    if (outcome.stopped) break;
     std::vector<std::unique_ptr<StyleRun>> prepared;
-    for (const StyleSpec* style : NextPass(job, styles, mine, i)) {
+    for (int index : indices) {
+      const StyleSpec* style = styles[static_cast<size_t>(index)];
       if (runtime->control().rank() == 0) {
         SF_LOG(kInfo) << "style " << ++number << "/" << mine.size()
                       << (me.size > 1 ? " of group " + std::to_string(group_index) : std::string())

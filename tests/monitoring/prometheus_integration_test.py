@@ -10,7 +10,10 @@ its metrics, then checks through the HTTP APIs:
      fires none of them, so "returns nothing" is their normal answer);
   3. the pushed series reached the Pushgateway;
   4. promtool checks the shipped config and rules and a scrape of the exporter;
-  5. the exporter answers /metrics only (other paths: 404).
+  5. the exporter answers /metrics only (other paths: 404);
+  6. the finished job leaves by itself once its final values were scraped (not after the
+     whole monitoring.linger_seconds), withdraws its targets, and pages no one
+     (StylefleetRankDown never pending). Queries are evaluated at its last scrape.
 
 usage: prometheus_integration_test.py STYLEFLEET_BINARY SOURCE_DIR
 """
@@ -29,7 +32,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
-from harness import check, failures, finish  # noqa: E402
+from harness import check, failures, finish, output_within  # noqa: E402
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 LAYERS = ["conv1_2", "conv2_2", "conv3_3", "conv4_3"]
@@ -47,8 +50,11 @@ def get(url, timeout=5):
         return response.status, response.read().decode()
 
 
-def query(prom, expr):
-    url = f"http://127.0.0.1:{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+def query(prom, expr, at=None):
+    params = {"query": expr}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    url = f"http://127.0.0.1:{prom}/api/v1/query?" + urllib.parse.urlencode(params)
     try:
         _, body = get(url)
     except urllib.error.HTTPError as e:
@@ -77,11 +83,13 @@ def main():
         prom, gateway = free_port(), free_port()
         out = os.path.join(work, "out")
         job = os.path.join(work, "job.yaml")
+        # 40 steps a style: long enough to be scraped while training, since Prometheus's
+        # discovery hands new targets to the scraper only every 5 s.
         with open(job, "w") as f:
             f.write(f"""job: {{name: montest, output_dir: {out}, seed: 1}}
 data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
 loss_network: {{weights: 'random:3'}}
-training: {{batch_size: 2, epochs: 0, max_steps: 15, learning_rate: 0.01, log_every_steps: 5,
+training: {{batch_size: 2, epochs: 0, max_steps: 40, learning_rate: 0.01, log_every_steps: 5,
            preview_every_steps: 0}}
 checkpoint: {{every_steps: 5, keep: 1}}
 monitoring: {{listen: '127.0.0.1:0', linger_seconds: 600,
@@ -134,25 +142,46 @@ scrape_configs:
         except urllib.error.HTTPError as e:
             status = e.code
         check(status == 404, f"the exporter answers / with 404 (got {status})")
-        # Checks run while the finished job lingers (its series stay live); then it is stopped.
-        finished = False
-        while time.time() < deadline and train.poll() is None and not finished:
-            result = query(prom, 'count(stylefleet_progress_ratio{job="montest"} == 1)')
-            done = result.get("data", {}).get("result", [])
-            finished = bool(done) and float(done[0]["value"][1]) == len(STYLES)
+        # The job lingers only until Prometheus has scraped its final values, then leaves by
+        # itself; the checks below evaluate at that moment.
+        output = output_within(train, 300)
+        ended = time.time()
+        check(train.returncode == 0 and "final values scraped after" in output,
+              f"the job ended by itself (code {train.returncode}) once its final values were "
+              "scraped, well before linger_seconds (600)")
+        check(output.count("] done:") == len(STYLES), "training logged both styles as done")
+        # Withdrawing the targets marks the job's series stale at once, so the checks evaluate
+        # at the last scrape: the one that read stylefleet_finished 1 (raw samples of a range
+        # selector carry their scrape times).
+        result = query(prom, 'stylefleet_finished{job="montest"}[10m]', ended)
+        samples = [v for r in result.get("data", {}).get("result", []) for v in r["values"]]
+        finals = [float(t) for t, value in samples if value == "1"]
+        check(bool(finals), f"the finished flag was scraped before the job left ({len(samples)} samples)")
+        ended = max(finals) if finals else ended
+        result = query(prom, 'count(stylefleet_progress_ratio{job="montest"} == 1)', ended)
+        done = result.get("data", {}).get("result", [])
+        check(bool(done) and float(done[0]["value"][1]) == len(STYLES),
+              "both styles' progress 1 was scraped before the job left")
+        with open(os.path.join(out, "prometheus_targets.json")) as f:
+            withdrawn = json.load(f)[0]["targets"]
+        check(withdrawn == [], f"the finished job withdrew its targets: {withdrawn}")
+        paged = set()
+        for _ in range(16):  # evaluations every second; up turns 0 within a scrape
+            alerts = json.loads(get(f"http://127.0.0.1:{prom}/api/v1/alerts")[1])["data"]["alerts"]
+            paged |= {a["labels"]["alertname"] + ":" + a["state"] for a in alerts}
             time.sleep(0.5)
-        check(finished, "both styles reached progress 1 while being scraped")
-        time.sleep(3)  # a few more scrapes of the final values
+        check(not any(a.startswith("StylefleetRankDown") for a in paged),
+              f"a finished job pages no one (alerts seen after it ended: {sorted(paged) or 'none'})")
 
         # 1. Every {style, layer} series, finite; counters increased.
         for style in STYLES:
             for layer in LAYERS:
-                result = query(prom, f'stylefleet_style_loss{{job="montest",style="{style}",layer="{layer}"}}')
+                result = query(prom, f'stylefleet_style_loss{{job="montest",style="{style}",layer="{layer}"}}', ended)
                 values = [float(r["value"][1]) for r in result.get("data", {}).get("result", [])]
                 check(len(values) == 1 and math.isfinite(values[0]),
                       f"style loss of {style}/{layer} arrived and is finite: {values}")
             result = query(prom, f'max_over_time(stylefleet_steps_total{{style="{style}"}}[10m])'
-                                 f' - min_over_time(stylefleet_steps_total{{style="{style}"}}[10m])')
+                                 f' - min_over_time(stylefleet_steps_total{{style="{style}"}}[10m])', ended)
             grew = [float(r["value"][1]) for r in result.get("data", {}).get("result", [])]
             check(grew and grew[0] > 0, f"steps counter of {style} increased by {grew}")
 
@@ -165,12 +194,12 @@ scrape_configs:
                 expr = target["expr"]
                 for key, value in substitutions.items():
                     expr = expr.replace(key, value)
-                result = query(prom, expr)
+                result = query(prom, expr, ended)
                 check(result.get("status") == "success" and result["data"]["result"],
                       f"dashboard '{panel['title']}': {expr} -> {result.get('error', len(result.get('data', {}).get('result', [])))}")
         for variable in dashboard["templating"]["list"]:
             inner = re.match(r"label_values\((.*),\s*\w+\)", variable["query"]).group(1)
-            result = query(prom, inner.replace("$job", "montest"))
+            result = query(prom, inner.replace("$job", "montest"), ended)
             check(result.get("status") == "success" and result["data"]["result"],
                   f"dashboard variable {variable['name']}: {inner}")
         rules = json.loads(get(f"http://127.0.0.1:{prom}/api/v1/rules")[1])["data"]["groups"]
@@ -178,10 +207,10 @@ scrape_configs:
         check(len(rule_list) == 4, f"Prometheus loaded {len(rule_list)} alert rules")
         for rule in rule_list:
             check(rule.get("health") == "ok", f"alert {rule['name']} evaluates: {rule.get('lastError', '')}")
-            result = query(prom, rule["query"])
+            result = query(prom, rule["query"], ended)
             check(result.get("status") == "success", f"alert {rule['name']} query runs")
             for metric in sorted(set(re.findall(r"\b(stylefleet_\w+|up)\b", rule["query"]))):
-                data = query(prom, metric).get("data", {}).get("result", [])
+                data = query(prom, metric, ended).get("data", {}).get("result", [])
                 check(bool(data), f"alert {rule['name']} reads {metric}, which has data")
 
         # 3. Pushgateway.
@@ -198,10 +227,6 @@ scrape_configs:
         r = subprocess.run(["promtool", "check", "metrics"], input=scrape, capture_output=True, text=True)
         check(bool(scrape) and r.returncode == 0,
               f"promtool check metrics on a scrape: {r.stdout.strip()} {r.stderr.strip()}")
-        train.terminate()
-        output, _ = train.communicate(timeout=60)
-        check(output.count("] done:") == len(STYLES), "training logged both styles as done")
-        check(train.returncode == 0, f"SIGTERM during the linger ended the job with code 0 ({train.returncode})")
         if failures:
             print(output)
     finally:

@@ -1,0 +1,144 @@
+#include "train/preflight.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "checkpoint/checkpoint_files.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "data/dataset.h"
+#include "train/rank_agreement.h"
+#include "train/run_settings.h"
+#include "train/style_schedule.h"
+
+namespace stylefleet {
+namespace fs = std::filesystem;
+
+std::vector<const StyleSpec*> SelectStyles(const JobConfig& job,
+                                           const std::vector<std::string>& names) {
+  std::vector<std::string> problems;
+  for (const auto& name : names) {
+    if (std::none_of(job.styles.begin(), job.styles.end(),
+                     [&](const StyleSpec& s) { return s.name == name; })) {
+      std::string known;
+      for (const auto& s : job.styles) known += (known.empty() ? "" : ", ") + s.name;
+      problems.push_back("--style " + name + ": the job has no such style; its styles: " + known);
+    }
+  }
+  if (!problems.empty()) throw ConfigError(problems);
+  std::vector<const StyleSpec*> styles;
+  for (const auto& style : job.styles) {
+    if (names.empty() || std::find(names.begin(), names.end(), style.name) != names.end()) {
+      styles.push_back(&style);
+    }
+  }
+  return styles;
+}
+
+namespace {
+
+// A resumed style whose settings changed: changes that are safe are logged;
+// the others are one problem (or, when allowed, a warning).
+std::vector<std::string> SettingsProblems(const JobConfig& job, const StyleSpec& style,
+                                          int group_ranks, const PreflightOptions& options) {
+  const std::vector<std::string> checkpoints = ListCheckpoints(style.output_dir);
+  if (checkpoints.empty()) return {};
+  bool recorded = false;
+  const std::vector<SettingChange> changes =
+      CompareRunSettings(style.output_dir, RunSettings(job, style, group_ranks), &recorded);
+  std::string safe, unsafe;
+  for (const SettingChange& c : changes) {
+    (c.on_resume == OnResume::kMustMatch ? unsafe : safe) +=
+        "\n  " + c.key + ": " + c.recorded + " -> " + c.now;
+  }
+  const std::string who = "style '" + style.name + "': ";
+  if (!safe.empty() && options.log_changes) {
+    SF_LOG(kInfo) << who
+                  << "resuming with changed settings that are safe to continue with:" << safe;
+  }
+  if (unsafe.empty()) return {};
+  const std::string what = who + "settings changed since its checkpoints (newest " +
+                           checkpoints.front() +
+                           ") were trained; they change what the style "
+                           "learns, so a resume would mix two set-ups:" +
+                           unsafe;
+  if (options.allow_changed_settings) {
+    if (options.log_changes) {
+      SF_LOG(kWarning) << what << "\nresuming anyway (--allow-changed-settings)";
+    }
+    return {};
+  }
+  return {what +
+          "\nrestore them, train into another job.output_dir, or pass "
+          "--allow-changed-settings to resume anyway"};
+}
+
+}  // namespace
+
+std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options) {
+  std::vector<const StyleSpec*> styles;
+  try {
+    styles = SelectStyles(job, options.only_styles);
+  } catch (const ConfigError& e) {
+    return e.problems();
+  }
+  std::vector<std::string> problems;
+  StyleSchedule plan;
+  try {
+    plan =
+        PlanStyles(static_cast<int>(styles.size()), options.world, job.distributed.ranks_per_style);
+  } catch (const ConfigError& e) {
+    return e.problems();
+  }
+  size_t files = 0;
+  try {
+    files = ListImageFiles(job.data.content_dir).size();
+  } catch (const DataError& e) {
+    problems.push_back("data.content_dir: " + std::string(e.what()));
+  }
+  for (const StyleSpec* style : styles) {
+    const int64_t needed = int64_t{style->training.batch_size} * plan.ranks_per_group;
+    if (files > 0 && static_cast<int64_t>(files) < needed) {
+      problems.push_back(
+          "style '" + style->name + "': the content folder " + job.data.content_dir + " holds " +
+          std::to_string(files) +
+          " images; one step needs batch_size x ranks per style = " + std::to_string(needed));
+    }
+    const std::string conflict = OutputDirConflict(style->output_dir, job.name, style->name);
+    if (!conflict.empty()) {
+      problems.push_back("style '" + style->name + "': " + conflict);
+      continue;
+    }
+    for (auto& p : SettingsProblems(job, *style, plan.ranks_per_group, options)) {
+      problems.push_back(std::move(p));
+    }
+  }
+  return problems;
+}
+
+std::vector<FileLock> LockStyleFolders(const JobConfig& job,
+                                       const std::vector<std::string>& only_styles, World& world) {
+  const ProcessInfo& me = world.info();
+  CheckRanksAgreeOnJob(world.all(), job, only_styles, ListImageFiles(job.data.content_dir));
+  const std::vector<const StyleSpec*> styles = SelectStyles(job, only_styles);
+  const StyleSchedule plan =
+      PlanStyles(static_cast<int>(styles.size()), me.size, job.distributed.ranks_per_style);
+  std::vector<FileLock> locks;
+  if (plan.RankInGroup(me.rank) != 0) return locks;  // only group roots write
+  for (int index : plan.styles_of_group[static_cast<size_t>(plan.GroupOf(me.rank))]) {
+    const StyleSpec& style = *styles[static_cast<size_t>(index)];
+    ClaimOutputDir(style.output_dir, job.name, style.name);
+    const std::string path = (fs::path(style.output_dir) / "stylefleet.lock").string();
+    try {
+      locks.emplace_back(path, ThisProcessDescription());
+    } catch (const Error& e) {
+      throw Error("style '" + style.name + "': its output folder " + style.output_dir +
+                  " is in use by another run (" + e.what() +
+                  "); two runs would write the same checkpoints and metrics. Wait for that run "
+                  "to end or stop it, or train into another job.output_dir");
+    }
+  }
+  return locks;
+}
+
+}  // namespace stylefleet

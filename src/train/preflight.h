@@ -1,0 +1,49 @@
+// What `train` checks before it serves metrics or writes a file, and what
+// `check` reports with the same code: a job can pass `check` and still be
+// refused by `train` only for reasons that arise later (a broken image, a
+// folder taken in between). Torch-free: src/cli includes it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/file_lock.h"
+#include "config/job_config.h"
+#include "dist/world.h"
+
+namespace stylefleet {
+
+/// The styles of `job` named by `--style` (all when `names` is empty), in job
+/// order. Throws ConfigError for a name the job does not have, listing its styles.
+std::vector<const StyleSpec*> SelectStyles(const JobConfig& job,
+                                           const std::vector<std::string>& names);
+
+struct PreflightOptions {
+  std::vector<std::string> only_styles;  ///< the `--style` selection; empty: all
+  int world = 1;                         ///< ranks of the launch
+  /// `train --allow-changed-settings`: changed settings of a resumed style are
+  /// logged (when `log_changes`) instead of reported as problems.
+  bool allow_changed_settings = false;
+  bool log_changes = true;  ///< false on all ranks but one, so a launch logs them once
+};
+
+/// Problems that would certainly stop `train`: unknown style names, a content
+/// folder without images or with fewer than one step needs, a ranks_per_style
+/// that does not divide the world, a style output folder that belongs to
+/// another job or style, and a style whose checkpoints were trained with
+/// settings that must match (run_settings.h) but differ. Reads only. Empty
+/// when none.
+std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options);
+
+/// Collective over `world`: first the ranks check that they run the same job
+/// on the same photos (train/rank_agreement.h), so that a rank with another
+/// job never claims a folder; then each group root claims and locks
+/// (common/file_lock.h) the output folder of every selected style of its
+/// group, for as long as the returned locks live: a second run that would
+/// train one of them fails at once. Throws ConfigError when the ranks
+/// disagree, Error naming the folder and the holder's host and pid when a
+/// folder is locked.
+std::vector<FileLock> LockStyleFolders(const JobConfig& job,
+                                       const std::vector<std::string>& only_styles, World& world);
+
+}  // namespace stylefleet

@@ -1,0 +1,64 @@
+#include "train/run_settings.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+
+namespace stylefleet {
+namespace fs = std::filesystem;
+namespace {
+
+fs::path RecordPath(const std::string& style_dir) { return fs::path(style_dir) / "settings.json"; }
+
+}  // namespace
+
+std::vector<Setting> RunSettings(const JobConfig& job, const StyleSpec& style, int group_ranks) {
+  std::vector<Setting> settings = StyleRunSettings(job, style);
+  settings.push_back({"ranks training the style together", std::to_string(group_ranks),
+                      Agreement::kEveryRank, OnResume::kMustMatch});
+  return settings;
+}
+
+void RecordRunSettings(const std::string& style_dir, const std::vector<Setting>& settings) {
+  nlohmann::json record = nlohmann::json::object();
+  for (const Setting& s : settings) record[s.key] = s.value;
+  const fs::path path = RecordPath(style_dir);
+  const fs::path temporary = fs::path(style_dir) / ".settings.json.tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << record.dump(2) << "\n";
+    if (!out) throw Error(temporary.string() + ": cannot write");
+  }
+  std::error_code ec;
+  fs::rename(temporary, path, ec);
+  if (ec) throw Error(path.string() + ": cannot write (" + ec.message() + ")");
+}
+
+std::vector<SettingChange> CompareRunSettings(const std::string& style_dir,
+                                              const std::vector<Setting>& now, bool* found) {
+  const fs::path path = RecordPath(style_dir);
+  std::error_code ec;
+  *found = fs::exists(path, ec);
+  if (!*found) return {};
+  nlohmann::json record;
+  try {
+    std::ifstream in(path);
+    in >> record;
+  } catch (const std::exception& e) {
+    throw Error(path.string() + ": unreadable settings record (" + e.what() +
+                "); delete it to resume without comparing settings");
+  }
+  std::vector<SettingChange> changes;
+  for (const Setting& s : now) {
+    const auto it = record.find(s.key);
+    if (it == record.end() || !it->is_string()) continue;
+    const std::string recorded = it->get<std::string>();
+    if (recorded != s.value) changes.push_back({s.key, recorded, s.value, s.on_resume});
+  }
+  return changes;
+}
+
+}  // namespace stylefleet
