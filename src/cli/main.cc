@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/stop_signal.h"
 #include "config/job_config.h"
+#include "dist/nccl_communicator.h"
 #include "dist/world.h"
 #include "metrics/prometheus_metrics.h"
 #include "train/memory_budget.h"
@@ -150,6 +151,7 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
     preflight.world = me.size;
     preflight.allow_changed_settings = options.allow_changed_settings;
     preflight.log_changes = me.rank == 0;
+    preflight.processes_on_host = CudaDeviceCount() > 0 ? 0 : me.local_size;
     problems = PreflightProblems(job, preflight);
   } catch (const ConfigError& e) {
     problems = e.problems();
@@ -364,6 +366,7 @@ int Run(int argc, char** argv) {
     // What `train` would refuse fails here too (exit 2), after the job is shown.
     PreflightOptions preflight;
     preflight.world = check_world;
+    preflight.processes_on_host = CudaDeviceCount() > 0 ? 0 : 1;
     const std::vector<std::string> problems = PreflightProblems(job, preflight);
     if (!problems.empty()) throw ConfigError(problems);
     const StyleSchedule plan = PlanStyles(static_cast<int>(job.styles.size()), check_world,
@@ -373,7 +376,6 @@ int Run(int argc, char** argv) {
     std::printf("memory: about %.1f GiB per process on CPU (%s); available here: %.1f GiB\n",
                 budget.needed_bytes / 1073741824.0, budget.largest_pass.c_str(),
                 budget.available_bytes / 1073741824.0);
-    CheckMemoryBudget(job, 1);
     return kExitOk;
   }
   if (train->parsed()) return RunTrain(train_args, train_options);

@@ -303,9 +303,7 @@ json MeasureAllreduce(RankRuntime& runtime, size_t bytes) {
           {"busbw_gbps", algbw * 2 * (n - 1) / n}};
 }
 
-}  // namespace
-
-std::string RunBenchmark(const BenchOptions& o, World& world) {
+void ValidateBenchOptions(const BenchOptions& o) {
   if (o.image_size < 16 || o.image_size % 4 != 0) {
     throw ConfigError({"--image-size must be a multiple of 4, at least 16 (got " +
                        std::to_string(o.image_size) + ")"});
@@ -321,70 +319,71 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
     throw ConfigError({"--bucket-mb must be between 0.001 and 1024"});
   }
   for (const auto& p : o.precisions) {
-    if (p != "fp32" && p != "bf16")
+    if (p != "fp32" && p != "bf16") {
       throw ConfigError({"--precision: expected fp32 or bf16, got '" + p + "'"});
+    }
   }
-  const ProcessInfo& me = world.info();
+  for (int size : o.stylize_sizes) {
+    if (size != 0 && size < 16) {
+      throw ConfigError({"--stylize-sizes: " + std::to_string(size) + " is below 16 px"});
+    }
+  }
+}
+
+// The machine, the precision knobs and what a training image costs.
+void DescribeMachine(Setup& setup, json& doc) {
+  const BenchOptions& o = setup.options;
+  const ProcessInfo& me = setup.runtime.process();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  // All ranks train one model: one group, set up as `train` sets up a group.
-  const std::unique_ptr<RankRuntime> runtime = StartRankRuntime(
-      world, RuntimeOptions{o.threads, "auto", DistributedOptions{}.timeout_seconds, 0, me.rank});
-  const int threads = runtime->threads();
-  const torch::Device device = runtime->device();
-  const bool cuda = device.is_cuda();
-  // TF32 only when asked: fp32 figures mean fp32 arithmetic (LibTorch 2.x
-  // lets cuDNN use TF32 by default).
-  at::globalContext().setAllowTF32CuDNN(o.tf32);
-  at::globalContext().setAllowTF32CuBLAS(o.tf32);
-  if (cuda) at::globalContext().setBenchmarkCuDNN(true);
-  StepClock clock(device, !o.trace_path.empty());
-  Setup setup{o, *runtime, Vgg16::Load(o.loss_network), {}, clock};
-  setup.vgg.To(device);
-  if (o.channels_last) setup.vgg.UseChannelsLast();
-  setup.use.content_layers = VggLayerIndices(o.content_layers);
-  setup.use.style_layers = VggLayerIndices(o.style_layers);
-  const bool root = me.rank == 0;
-  auto say = [&](const std::string& text) {
-    if (o.progress && root) std::fprintf(stderr, "bench: %s\n", text.c_str());
-  };
-
-  // A bad folder fails now, not after minutes of measuring.
-  const std::vector<std::string> files =
-      o.content_dir.empty() ? std::vector<std::string>() : ListImageFiles(o.content_dir);
-
-  json doc;
+  const bool cuda = setup.device().is_cuda();
+  doc["machine"] = {
+      {"cpu", CpuInfoField("model name")},
+      {"logical_cpus", cores},
+      {"device", cuda ? "cuda:" + std::to_string(setup.device().index()) : "cpu"},
+      {"tf32", o.tf32 && cuda},
+      {"channels_last", o.channels_last},
+      {"bf16_instructions", CpuHasBf16()},
+      {"system_blas", SystemBlas()},
+      {"libtorch", TorchVersionString()},
+      {"ranks", me.size},
+      {"threads_per_rank", setup.runtime.threads()},
+      {"peak_estimate", PeakEstimate(std::min(cores, setup.runtime.threads() * me.local_size))}};
   const StepFlops flops =
       TrainingFlopsPerImage(o.image_size, setup.use.content_layers, setup.use.style_layers);
-  doc["machine"] = {{"cpu", CpuInfoField("model name")},
-                    {"logical_cpus", cores},
-                    {"device", cuda ? "cuda:" + std::to_string(device.index()) : "cpu"},
-                    {"tf32", o.tf32 && cuda},
-                    {"channels_last", o.channels_last},
-                    {"bf16_instructions", CpuHasBf16()},
-                    {"system_blas", SystemBlas()},
-                    {"libtorch", TorchVersionString()},
-                    {"ranks", me.size},
-                    {"threads_per_rank", threads},
-                    {"peak_estimate", PeakEstimate(std::min(cores, threads * me.local_size))}};
   doc["flops_per_training_image"] = {
       {"transformer_forward_gflop", flops.transformer_forward / 1e9},
       {"transformer_backward_gflop", flops.transformer_backward / 1e9},
       {"vgg_generated_forward_backward_gflop", flops.vgg_generated / 1e9},
       {"vgg_content_forward_gflop", flops.vgg_content / 1e9},
       {"total_gflop", flops.total() / 1e9}};
+  doc["step_measured"] =
+      "TrainingStep (src/step/training_step.h): the step `stylefleet train` runs, with "
+      "micro_batches " +
+      std::to_string(o.micro_batches) + " and gradient buckets of at most " +
+      std::to_string(o.bucket_mb) + " MiB, set up by the same per-rank runtime";
+}
 
+void Say(const Setup& setup, const std::string& text) {
+  if (setup.options.progress && setup.runtime.process().rank == 0) {
+    std::fprintf(stderr, "bench: %s\n", text.c_str());
+  }
+}
+
+// One style per precision on synthetic batches, and bf16 against fp32.
+std::map<std::string, json> MeasurePrecisions(Setup& setup, BatchSource& synthetic, json& doc) {
+  const BenchOptions& o = setup.options;
   doc["train_synthetic"] = json::array();
   std::map<std::string, json> by_precision;
-  SyntheticBatches synthetic(o.batch_size, o.image_size, device);
   for (const auto& name : o.precisions) {
     const Precision precision = name == "bf16" ? Precision::kBf16 : Precision::kFp32;
-    if (precision == Precision::kBf16 && device.is_cpu() && !CpuHasBf16()) {
-      say("skipping bf16: this CPU has no BF16 instructions");
+    if (precision == Precision::kBf16 && setup.device().is_cpu() && !CpuHasBf16()) {
+      Say(setup, "skipping bf16: this CPU has no BF16 instructions");
       continue;
     }
-    say("training, synthetic images, " + name + ", " + std::to_string(o.image_size) +
-        " px, batch " + std::to_string(o.batch_size) + " x " + std::to_string(me.size) +
-        " rank(s), " + std::to_string(threads) + " thread(s)");
+    Say(setup, "training, synthetic images, " + name + ", " + std::to_string(o.image_size) +
+                   " px, batch " + std::to_string(o.batch_size) + " x " +
+                   std::to_string(setup.group().size()) + " rank(s), " +
+                   std::to_string(setup.runtime.threads()) + " thread(s)");
     const Measurement m = MeasureTraining(setup, 1, precision, synthetic);
     by_precision[name] = Report(setup, m, 1, precision);
     doc["train_synthetic"].push_back(by_precision[name]);
@@ -403,65 +402,107 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
         {"max_total_loss_relative_deviation", worst},
         {"steps_compared", std::min(a.size(), b.size())}};
   }
-  if (o.styles_at_once > 1 && !by_precision.empty()) {
-    const std::string name = by_precision.count("fp32") ? "fp32" : by_precision.begin()->first;
-    const Precision precision = name == "bf16" ? Precision::kBf16 : Precision::kFp32;
-    say("training " + std::to_string(o.styles_at_once) + " styles at once, " + name);
-    const Measurement m = MeasureTraining(setup, o.styles_at_once, precision, synthetic);
-    json r = Report(setup, m, o.styles_at_once, precision);
-    // K styles one after another train at the one-style rate in total; together
-    // they train K models' images per step.
-    const double alone = by_precision[name]["images_per_second_per_style"].get<double>();
-    r["speedup_over_one_style_at_a_time"] = r["images_per_second_all_styles"].get<double>() / alone;
-    r["max_loss_relative_difference_vs_separate"] = SharedPassDeviation(setup, o.styles_at_once);
-    doc["train_styles_at_once"] = r;
+  return by_precision;
+}
+
+// K styles trained at once against one at a time.
+void MeasureStylesAtOnce(Setup& setup, BatchSource& synthetic,
+                         std::map<std::string, json>& by_precision, json& doc) {
+  const int k = setup.options.styles_at_once;
+  if (k <= 1 || by_precision.empty()) return;
+  const std::string name = by_precision.count("fp32") ? "fp32" : by_precision.begin()->first;
+  const Precision precision = name == "bf16" ? Precision::kBf16 : Precision::kFp32;
+  Say(setup, "training " + std::to_string(k) + " styles at once, " + name);
+  const Measurement m = MeasureTraining(setup, k, precision, synthetic);
+  json r = Report(setup, m, k, precision);
+  // K styles one after another train at the one-style rate in total; together
+  // they train K models' images per step.
+  const double alone = by_precision[name]["images_per_second_per_style"].get<double>();
+  r["speedup_over_one_style_at_a_time"] = r["images_per_second_all_styles"].get<double>() / alone;
+  r["max_loss_relative_difference_vs_separate"] = SharedPassDeviation(setup, k);
+  doc["train_styles_at_once"] = r;
+}
+
+// Training through the data pipeline, at the fastest precision measured.
+void MeasurePipeline(Setup& setup, const std::vector<std::string>& files, bool bf16, json& doc) {
+  const BenchOptions& o = setup.options;
+  if (o.content_dir.empty()) return;
+  LoaderOptions loader;
+  loader.image_size = o.image_size;
+  loader.batch_size = o.batch_size;
+  loader.threads = o.loader_threads;
+  loader.rank = setup.group().rank();
+  loader.world = setup.group().size();
+  const Precision precision = bf16 ? Precision::kBf16 : Precision::kFp32;
+  Say(setup, "training from " + o.content_dir + " (" + std::to_string(files.size()) + " images), " +
+                 PrecisionName(precision));
+  FolderBatches folder(files, loader, setup.device());
+  const Measurement m = MeasureTraining(setup, 1, precision, folder);
+  json r = Report(setup, m, 1, precision);
+  r["content_dir"] = o.content_dir;
+  r["loader_threads"] = o.loader_threads;
+  doc["train_pipeline"] = r;
+}
+
+// Gradient averaging at 1 MiB, the transformer's gradient size and 64 MiB.
+void MeasureAllreduces(Setup& setup, json& doc) {
+  if (setup.group().size() == 1) return;
+  Say(setup, "allreduce");
+  doc["allreduce"] = json::array();
+  size_t gradient_bytes = 0;
+  TransformerNet net;
+  for (const auto& item : TrainableParameters(net)) {
+    gradient_bytes += item.second.numel() * sizeof(float);
   }
-  if (!o.content_dir.empty()) {
-    LoaderOptions loader;
-    loader.image_size = o.image_size;
-    loader.batch_size = o.batch_size;
-    loader.threads = o.loader_threads;
-    loader.rank = me.rank;
-    loader.world = me.size;
-    // The fastest precision measured above.
-    const Precision precision = by_precision.count("bf16") ? Precision::kBf16 : Precision::kFp32;
-    say("training from " + o.content_dir + " (" + std::to_string(files.size()) + " images), " +
-        PrecisionName(precision));
-    FolderBatches folder(files, loader, device);
-    const Measurement m = MeasureTraining(setup, 1, precision, folder);
-    json r = Report(setup, m, 1, precision);
-    r["content_dir"] = o.content_dir;
-    r["loader_threads"] = o.loader_threads;
-    doc["train_pipeline"] = r;
+  for (size_t bytes : {size_t{1} << 20, gradient_bytes, size_t{64} << 20}) {
+    doc["allreduce"].push_back(MeasureAllreduce(setup.runtime, bytes));
   }
+}
+
+}  // namespace
+
+std::string RunBenchmark(const BenchOptions& o, World& world) {
+  ValidateBenchOptions(o);
+  const ProcessInfo& me = world.info();
+  // All ranks train one model: one group, set up as `train` sets up a group.
+  const std::unique_ptr<RankRuntime> runtime = StartRankRuntime(
+      world, RuntimeOptions{o.threads, "auto", DistributedOptions{}.timeout_seconds, 0, me.rank});
+  const torch::Device device = runtime->device();
+  // TF32 only when asked: fp32 figures mean fp32 arithmetic (LibTorch 2.x
+  // lets cuDNN use TF32 by default).
+  at::globalContext().setAllowTF32CuDNN(o.tf32);
+  at::globalContext().setAllowTF32CuBLAS(o.tf32);
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
+  StepClock clock(device, !o.trace_path.empty());
+  Setup setup{o, *runtime, Vgg16::Load(o.loss_network), {}, clock};
+  setup.vgg.To(device);
+  if (o.channels_last) setup.vgg.UseChannelsLast();
+  setup.use.content_layers = VggLayerIndices(o.content_layers);
+  setup.use.style_layers = VggLayerIndices(o.style_layers);
+  // A bad folder fails now, not after minutes of measuring.
+  const std::vector<std::string> files =
+      o.content_dir.empty() ? std::vector<std::string>() : ListImageFiles(o.content_dir);
+
+  json doc;
+  DescribeMachine(setup, doc);
+  SyntheticBatches synthetic(o.batch_size, o.image_size, device);
+  std::map<std::string, json> by_precision = MeasurePrecisions(setup, synthetic, doc);
+  MeasureStylesAtOnce(setup, synthetic, by_precision, doc);
+  MeasurePipeline(setup, files, by_precision.count("bf16") > 0, doc);
   doc["stylize"] = json::array();
   for (int size : o.stylize_sizes) {
     if (size == 0) continue;
-    if (size < 16)
-      throw ConfigError({"--stylize-sizes: " + std::to_string(size) + " is below 16 px"});
-    say("stylizing " + std::to_string(size) + " px");
+    Say(setup, "stylizing " + std::to_string(size) + " px");
     doc["stylize"].push_back(MeasureStylize(setup, size));
   }
-  if (me.size > 1) {
-    say("allreduce");
-    doc["allreduce"] = json::array();
-    size_t gradient_bytes = 0;
-    {
-      TransformerNet net;
-      for (const auto& item : TrainableParameters(net))
-        gradient_bytes += item.second.numel() * sizeof(float);
-    }
-    for (size_t bytes : {size_t{1} << 20, gradient_bytes, size_t{64} << 20}) {
-      doc["allreduce"].push_back(MeasureAllreduce(*runtime, bytes));
-    }
-  }
+  MeasureAllreduces(setup, doc);
   if (!o.trace_path.empty()) {
     const std::string path = RankTracePath(o.trace_path, me.rank, me.size);
     clock.WriteTrace(path, me.rank, "rank " + std::to_string(me.rank));
-    say("trace written to " + path);
+    Say(setup, "trace written to " + path);
   }
   world.all().Barrier("end of benchmark barrier");
-  return root ? doc.dump(2) : std::string();
+  return me.rank == 0 ? doc.dump(2) : std::string();
 }
 
 }  // namespace stylefleet

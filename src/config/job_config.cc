@@ -391,8 +391,11 @@ const FieldTable<TrainingOptions>& TrainingFields() {
        Show(&TrainingOptions::style_weight),
        [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.style_weight, 0, 1e12); }},
       {"tv_weight", "number >= 0", "0.0",
-       "Weight of the total-variation loss (the seed trains with 0).", Agreement::kEveryRank,
-       Show(&TrainingOptions::tv_weight),
+       "Weight of the total-variation loss (the seed trains with 0). The loss is the seed's: "
+       "l2_loss(dx) / size(dx) + l2_loss(dy) / size(dy) on the generated image (0..255), with "
+       "TensorFlow's l2_loss(d) = sum(d^2) / 2, i.e. half the mean squared neighbour difference "
+       "per direction.",
+       Agreement::kEveryRank, Show(&TrainingOptions::tv_weight),
        [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.tv_weight, 0, 1e12); }},
       {"batch_size", "integer", "4", "Images per step (per rank when distributed), 1 to 1024.",
        Agreement::kPassShape, Show(&TrainingOptions::batch_size),

@@ -199,6 +199,16 @@ RgbImage DecodeWithStb(const std::vector<uint8_t>& bytes, const std::string& nam
   if (bytes.size() > static_cast<size_t>(INT32_MAX)) throw DataError(name + ": file too large");
   const int length = static_cast<int>(bytes.size());
   int width = 0, height = 0, components = 0;
+  // stb refuses sides over 2^24 as an "unknown image type": read a PNG's
+  // declared size first, so that a decompression bomb is named as one.
+  static const uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (bytes.size() >= 24 && std::equal(kPngSignature, kPngSignature + 8, bytes.begin())) {
+    auto be32 = [&](size_t at) {
+      return (int64_t{bytes[at]} << 24) | (int64_t{bytes[at + 1]} << 16) |
+             (int64_t{bytes[at + 2]} << 8) | int64_t{bytes[at + 3]};
+    };
+    CheckPixels(be32(16), be32(20), name, options.max_pixels);
+  }
   if (!stbi_info_from_memory(bytes.data(), length, &width, &height, &components)) {
     throw DataError(name + ": not a supported image (" + stbi_failure_reason() + ")");
   }

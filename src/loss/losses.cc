@@ -33,7 +33,8 @@ class GramProduct : public torch::autograd::Function<GramProduct> {
     std::vector<torch::Tensor> grams;
     for (int64_t i = 0; i < b; ++i) {
       const torch::Tensor x = f[i];
-      grams.push_back(torch::conv2d(x.t().unsqueeze(0).unsqueeze(-1), x.reshape({c, hw, 1, 1})).reshape({c, c}));
+      grams.push_back(torch::conv2d(x.t().unsqueeze(0).unsqueeze(-1), x.reshape({c, hw, 1, 1}))
+                          .reshape({c, c}));
     }
     return torch::stack(grams);
   }
@@ -76,11 +77,14 @@ torch::Tensor StyleLayerLoss(const torch::Tensor& generated, const torch::Tensor
   return (Gram(generated) - style_gram).pow(2).sum() / double(generated.numel());
 }
 
+// The seed's total_variation_loss: tf.nn.l2_loss(dx) / tf.size(dx) + the same
+// for dy, l2_loss being half the sum of squares. Content and style multiply
+// their l2_loss by 2; the seed's TV does not, so the half stays.
 torch::Tensor TotalVariationLoss(const torch::Tensor& image) {
   const int64_t h = image.size(2), w = image.size(3);
   const torch::Tensor dy = image.slice(2, 0, h - 1) - image.slice(2, 1, h);
   const torch::Tensor dx = image.slice(3, 0, w - 1) - image.slice(3, 1, w);
-  return dx.pow(2).sum() / double(dx.numel()) + dy.pow(2).sum() / double(dy.numel());
+  return dx.pow(2).sum() / double(2 * dx.numel()) + dy.pow(2).sum() / double(2 * dy.numel());
 }
 
 LossTerms ComputeLosses(const std::vector<torch::Tensor>& generated_content,

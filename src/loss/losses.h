@@ -5,9 +5,11 @@
 //   style of a layer   = sum((gram(F_gen) - G_style)^2) / numel(F_gen)
 //                        (G_style: the style image's gram, broadcast over the batch)
 //   style              = sum over style layers
-//   tv                 = sum(dx^2) / numel(dx) + sum(dy^2) / numel(dy), on the generated image
+//   tv                 = sum(dx^2) / (2 numel(dx)) + sum(dy^2) / (2 numel(dy)), on the
+//                        generated image
 //   total              = style_weight*style + content_weight*content + tv_weight*tv
-// (the seed writes sum(x^2) as tf.nn.l2_loss(x) * 2).
+// The seed writes these with tf.nn.l2_loss(x) = sum(x^2) / 2: content and style
+// as l2_loss * 2 / size, TV as l2_loss / size (no factor 2, so its half stays).
 #pragma once
 
 #include <torch/torch.h>

@@ -53,14 +53,18 @@ MemoryBudget EstimateMemoryBudget(const JobConfig& job, int processes_on_host) {
   return budget;
 }
 
-void CheckMemoryBudget(const JobConfig& job, int processes_on_host) {
+std::string MemoryBudgetProblem(const JobConfig& job, int processes_on_host) {
   const MemoryBudget budget = EstimateMemoryBudget(job, processes_on_host);
-  if (budget.fits()) return;
-  throw ConfigError({job.source_file + ": training needs about " + Gib(budget.needed_bytes) +
-                     " of memory (" + budget.largest_pass + "), but this machine has " +
-                     Gib(budget.available_bytes) +
-                     " available; lower data.image_size or training.batch_size, or raise "
-                     "training.micro_batches (the same update in smaller passes)"});
+  if (budget.fits()) return "";
+  return job.source_file + ": training needs about " + Gib(budget.needed_bytes) + " of memory (" +
+         budget.largest_pass + "), but this machine has " + Gib(budget.available_bytes) +
+         " available; lower data.image_size or training.batch_size, or raise "
+         "training.micro_batches (the same update in smaller passes)";
+}
+
+void CheckMemoryBudget(const JobConfig& job, int processes_on_host) {
+  const std::string problem = MemoryBudgetProblem(job, processes_on_host);
+  if (!problem.empty()) throw ConfigError({problem});
 }
 
 }  // namespace stylefleet

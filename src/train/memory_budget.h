@@ -22,8 +22,11 @@ struct MemoryBudget {
 /// available now.
 MemoryBudget EstimateMemoryBudget(const JobConfig& job, int processes_on_host);
 
-/// Throws ConfigError with the estimate and the limit when the job cannot fit,
-/// so a run never dies in an allocation failure minutes in.
+/// The problem to report, with the estimate and the limit, when the job cannot
+/// fit (so a run never dies in an allocation failure minutes in); "" when it fits.
+std::string MemoryBudgetProblem(const JobConfig& job, int processes_on_host);
+
+/// Throws ConfigError with MemoryBudgetProblem when the job cannot fit.
 void CheckMemoryBudget(const JobConfig& job, int processes_on_host);
 
 }  // namespace stylefleet

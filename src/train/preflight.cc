@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "data/dataset.h"
+#include "train/memory_budget.h"
 #include "train/rank_agreement.h"
 #include "train/run_settings.h"
 #include "train/style_schedule.h"
@@ -112,6 +113,10 @@ std::vector<std::string> PreflightProblems(const JobConfig& job, const Preflight
     for (auto& p : SettingsProblems(job, *style, plan.ranks_per_group, options)) {
       problems.push_back(std::move(p));
     }
+  }
+  if (options.processes_on_host > 0) {
+    const std::string memory = MemoryBudgetProblem(job, options.processes_on_host);
+    if (!memory.empty()) problems.push_back(memory);
   }
   return problems;
 }

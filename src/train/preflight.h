@@ -25,13 +25,17 @@ struct PreflightOptions {
   /// logged (when `log_changes`) instead of reported as problems.
   bool allow_changed_settings = false;
   bool log_changes = true;  ///< false on all ranks but one, so a launch logs them once
+  /// Processes of the launch on this host, whose steps share its memory; 0
+  /// skips the memory check (tensors on GPUs).
+  int processes_on_host = 1;
 };
 
 /// Problems that would certainly stop `train`: unknown style names, a content
 /// folder without images or with fewer than one step needs, a ranks_per_style
 /// that does not divide the world, a style output folder that belongs to
-/// another job or style, and a style whose checkpoints were trained with
-/// settings that must match (run_settings.h) but differ. Reads only. Empty
+/// another job or style, a style whose checkpoints were trained with
+/// settings that must match (run_settings.h) but differ, and steps that need
+/// more memory than the host has (train/memory_budget.h). Reads only. Empty
 /// when none.
 std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options);
 

@@ -5,17 +5,29 @@
                                images and the seed's loss terms computed here, for the C++
                                side to reproduce (tests/unit/loss_test.cc)
   reference.py file-losses OUTDIR
-                               writes random VGG-16 weights, a random transformer and two
-                               256x256 PNGs (content.png, style.png), and expected.json: the
-                               seed's loss terms on the PNGs' own pixels (read with PIL, not
-                               resized), for `stylefleet losses --image-size 256` to reproduce
+                               writes random networks, two 256 px PNGs and the losses of
+                               `stylefleet losses --model` on the files' own pixels
   reference.py export MODEL DATA
                                loads a model exported by `stylefleet export` into this
                                file's TransformerNet, runs it on DATA['input'] and checks
                                that the result equals DATA['output'] (the C++ inference)
+  reference.py convention OUTDIR
+                               writes a torchvision VGG-16 features state dict (as
+                               torch.save(model.state_dict()) does, for the converter), the
+                               same weights as a plain dict, images, and the losses and their
+                               input gradients computed with torchvision's own VGG layers and
+                               input normalization (tests/unit/loss_test.cc)
+  reference.py gradients OUTDIR
+                               writes a torchvision-convention VGG-16, a random transformer,
+                               images, and autograd's gradient of the total loss with respect
+                               to every transformer parameter (tests/unit/gradient_test.cc)
+  reference.py adam IN OUT     runs torch.optim.Adam on the parameters and per-step gradients
+                               in IN and writes the parameters and moments to OUT
+                               (tests/unit/optim_test.cc)
 
 The formulas are written from the seed's definitions, independently of the C++ code.
 """
+import collections
 import sys
 
 import torch
@@ -99,6 +111,28 @@ def gram(f):
     return m @ m.transpose(1, 2) / (h * w * c)
 
 
+def l2_loss(x):
+    """tf.nn.l2_loss: half the sum of squares."""
+    return (x ** 2).sum() / 2
+
+
+def seed_losses(gen, target, style_grams, generated, content_layers, style_layers, weights):
+    """The seed's loss terms, written as its TensorFlow code writes them (size = tf.size).
+
+    Content and style multiply l2_loss by 2 (cancelling its half); total_variation_loss does
+    not: l2_loss(dx) / size(dx) + l2_loss(dy) / size(dy).
+    """
+    w_content, w_style, w_tv = weights
+    content = sum(l2_loss(gen[l] - target[l]) * 2 / gen[l].numel() for l in content_layers)
+    layers = [l2_loss(gram(gen[l]) - g) * 2 / gen[l].numel() for l, g in zip(style_layers, style_grams)]
+    style = sum(layers)
+    y = generated[:, :, :-1, :] - generated[:, :, 1:, :]
+    x = generated[:, :, :, :-1] - generated[:, :, :, 1:]
+    tv = l2_loss(x) / x.numel() + l2_loss(y) / y.numel()
+    total = w_style * style + w_content * content + w_tv * tv
+    return {"content": content, "style": style, "style_layers": layers, "tv": tv, "total": total}
+
+
 def write_random_networks(outdir):
     """Random VGG-16 weights (TF-slim input convention) and a random transformer, saved."""
     torch.manual_seed(1234)
@@ -111,42 +145,36 @@ def write_random_networks(outdir):
         cin = cout
     # A classifier key, as in a whole-model state dict: must be ignored.
     weights["classifier.0.bias"] = torch.zeros(4)
-    weights["stylefleet.input_scale"] = torch.tensor(255.0)
-    weights["stylefleet.mean"] = torch.tensor([123.68, 116.78, 103.94])
-    weights["stylefleet.std"] = torch.tensor([1.0, 1.0, 1.0])
+    input_scale = torch.tensor(255.0)
+    mean = torch.tensor([123.68, 116.78, 103.94])
+    std = torch.tensor([1.0, 1.0, 1.0])
+    weights["stylefleet.input_scale"] = input_scale
+    weights["stylefleet.mean"] = mean
+    weights["stylefleet.std"] = std
     torch.save(dict(weights), f"{outdir}/vgg.pt")
+
     net = TransformerNet()
     torch.save(dict(net.state_dict()), f"{outdir}/transformer.pt")
-    return weights, net
-
-
-def seed_losses(weights, net, content, style, w_content, w_style, w_tv,
-                content_layers=(6,), style_layers=(1, 3, 6, 9)):
-    """The seed's terms; default layers conv3_3 (content), conv1_2 conv2_2 conv3_3 conv4_3."""
-    content_layers, style_layers = list(content_layers), list(style_layers)
-    norm = (weights["stylefleet.input_scale"], weights["stylefleet.mean"], weights["stylefleet.std"])
-    with torch.no_grad():
-        generated = net(content)
-        gen = vgg_features(weights, generated, content_layers + style_layers, *norm)
-        tgt = vgg_features(weights, content, content_layers, *norm)
-        sty = vgg_features(weights, style, style_layers, *norm)
-        content_loss = sum(((gen[l] - tgt[l]) ** 2).sum() / gen[l].numel() for l in content_layers)
-        layer_losses = [((gram(gen[l]) - gram(sty[l])) ** 2).sum() / gen[l].numel() for l in style_layers]
-        style_loss = sum(layer_losses)
-        dy = generated[:, :, :-1, :] - generated[:, :, 1:, :]
-        dx = generated[:, :, :, :-1] - generated[:, :, :, 1:]
-        tv = (dx ** 2).sum() / dx.numel() + (dy ** 2).sum() / dy.numel()
-        total = w_style * style_loss + w_content * content_loss + w_tv * tv
-    return generated, content_loss, layer_losses, style_loss, tv, total
+    return weights, net, (input_scale, mean, std)
 
 
 def write_losses(outdir):
-    weights, net = write_random_networks(outdir)
+    weights, net, (input_scale, mean, std) = write_random_networks(outdir)
+
     content = torch.rand(2, 3, 64, 64) * 255
     style = torch.rand(1, 3, 64, 64) * 255
+    content_layers = [6]            # conv3_3
+    style_layers = [1, 3, 6, 9]     # conv1_2 conv2_2 conv3_3 conv4_3
     w_content, w_style, w_tv = 1.0, 100.0, 3.0
-    generated, content_loss, layer_losses, style_loss, tv, total = seed_losses(
-        weights, net, content, style, w_content, w_style, w_tv)
+    with torch.no_grad():
+        generated = net(content)
+        gen = vgg_features(weights, generated, content_layers + style_layers, input_scale, mean, std)
+        tgt = vgg_features(weights, content, content_layers, input_scale, mean, std)
+        sty = vgg_features(weights, style, style_layers, input_scale, mean, std)
+        terms = seed_losses(gen, tgt, [gram(sty[l]) for l in style_layers], generated,
+                            content_layers, style_layers, (w_content, w_style, w_tv))
+        content_loss, style_loss, tv, total = terms["content"], terms["style"], terms["tv"], terms["total"]
+        layer_losses = terms["style_layers"]
     torch.save({
         "content": content, "style": style, "generated": generated,
         "weights": torch.tensor([w_content, w_style, w_tv], dtype=torch.float64),
@@ -166,10 +194,12 @@ def photo_like(size):
 
 
 def write_file_losses(outdir, size=256):
+    """The seed's losses of `stylefleet losses --model` on two PNGs of `size` px, computed on
+    the files' own pixels (no resize): what the command must report at --image-size `size`."""
     import json
     from PIL import Image
     import numpy as np
-    weights, net = write_random_networks(outdir)
+    weights, net, norm = write_random_networks(outdir)
     for name in ("content", "style"):
         Image.fromarray(photo_like(size).permute(1, 2, 0).numpy()).save(f"{outdir}/{name}.png")
 
@@ -177,16 +207,219 @@ def write_file_losses(outdir, size=256):
         array = np.asarray(Image.open(f"{outdir}/{name}.png").convert("RGB"), dtype=np.float32)
         return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0)
 
-    # `stylefleet losses` defaults: content 1, style 100, tv 0.
-    _, content_loss, layer_losses, style_loss, tv, total = seed_losses(
-        weights, net, read("content"), read("style"), 1.0, 100.0, 0.0)
-    names = [VGG_NAMES[l] for l in (1, 3, 6, 9)]
-    expected = {"content_loss": content_loss.item(), "style_loss": style_loss.item(),
-                "tv_loss": tv.item(), "total_loss": total.item(),
-                "style_loss_by_layer": {n: v.item() for n, v in zip(names, layer_losses)}}
+    content_layers, style_layers = [6], [1, 3, 6, 9]
+    with torch.no_grad():
+        content, style = read("content"), read("style")
+        generated = net(content)
+        gen = vgg_features(weights, generated, content_layers + style_layers, *norm)
+        tgt = vgg_features(weights, content, content_layers, *norm)
+        sty = vgg_features(weights, style, style_layers, *norm)
+        # `stylefleet losses` defaults: content 1, style 100, tv 0.
+        terms = seed_losses(gen, tgt, [gram(sty[l]) for l in style_layers], generated,
+                            content_layers, style_layers, (1.0, 100.0, 0.0))
+    names = [VGG_NAMES[l] for l in style_layers]
+    expected = {"content_loss": terms["content"].item(), "style_loss": terms["style"].item(),
+                "tv_loss": terms["tv"].item(), "total_loss": terms["total"].item(),
+                "style_loss_by_layer": {n: v.item() for n, v in zip(names, terms["style_layers"])}}
     with open(f"{outdir}/expected.json", "w") as f:
         json.dump(expected, f, indent=2)
     print(f"file losses written to {outdir}: {expected}")
+
+
+# torchvision's input convention for its ImageNet weights: RGB in 0..1, then these.
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+CONTENT_LAYERS = [6]          # conv3_3
+STYLE_LAYERS = [1, 3, 6, 9]   # conv1_2 conv2_2 conv3_3 conv4_3
+
+
+def torchvision_features(seed):
+    """torchvision's own VGG-16 feature layers with random weights.
+
+    Kaiming fan_in rather than torchvision's fan_out init: with fan_out the deep layers'
+    style losses are ~1e-9 and would hide errors in them.
+    """
+    import torchvision
+    torch.manual_seed(seed)
+    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
+    for module in features:
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.normal_(module.bias, std=0.01)
+    return features
+
+
+def features_state_dict(features):
+    """The keys of torchvision.models.vgg16().state_dict() (an OrderedDict, as users have it)."""
+    return collections.OrderedDict((f"features.{k}", v.clone()) for k, v in features.state_dict().items())
+
+
+def torchvision_endpoints(features, image, layers, activation_scale=1.0):
+    """Outputs after the ReLU of each conv in `layers` for a 0..255 image, fed the way
+    torchvision's models expect it (0..1, normalized with the ImageNet mean and std)."""
+    import torchvision.transforms.functional as TF
+    x = TF.normalize(image / 255.0, IMAGENET_MEAN, IMAGENET_STD)
+    relu_to_layer = {VGG_CONV_INDEX[l] + 1: l for l in layers}
+    out = {}
+    for i in range(max(relu_to_layer) + 1):
+        x = features[i](x)
+        if i in relu_to_layer:
+            out[relu_to_layer[i]] = x * activation_scale
+    return out
+
+
+def kink_margin(features, image, deepest_layer):
+    """How far a 0..255 image's pass through `features` (to the conv layer `deepest_layer`)
+    stays from the points where its gradient jumps: the smallest |input| of a ReLU and the
+    smallest gap between the two largest values of a max-pool window, each relative to that
+    layer's largest magnitude.
+
+    A unit closer to a kink than fp32 rounding (~1e-7 relative) can fall on either side of it
+    in a float32 computation, and its gradient then takes another path: a float32 result and
+    this float64 reference differ by far more than rounding, though both are right. The
+    references pick inputs that keep a margin.
+    """
+    import torchvision.transforms.functional as TF
+    x = TF.normalize(image.detach() / 255.0, IMAGENET_MEAN, IMAGENET_STD)
+    margin = float("inf")
+    with torch.no_grad():
+        for module in features[:VGG_CONV_INDEX[deepest_layer] + 2]:
+            if isinstance(module, nn.ReLU):
+                margin = min(margin, (x.abs().min() / x.abs().max()).item())
+            elif isinstance(module, nn.MaxPool2d):
+                windows = x.unfold(2, 2, 2).unfold(3, 2, 2).flatten(-2)
+                top = windows.topk(2, dim=-1).values
+                live = top[..., 0] > 0  # windows of zeros pass no gradient
+                if live.any():
+                    margin = min(margin, ((top[..., 0] - top[..., 1])[live].min() / x.max()).item())
+            x = module(x)
+    return margin
+
+
+def endpoint_losses(features, generated, content, style, weights, activation_scale=1.0):
+    gen = torchvision_endpoints(features, generated, CONTENT_LAYERS + STYLE_LAYERS, activation_scale)
+    with torch.no_grad():
+        target = torchvision_endpoints(features, content, CONTENT_LAYERS, activation_scale)
+        sty = torchvision_endpoints(features, style, STYLE_LAYERS, activation_scale)
+    grams = [gram(sty[l]) for l in STYLE_LAYERS]
+    return seed_losses(gen, target, grams, generated, CONTENT_LAYERS, STYLE_LAYERS, weights)
+
+
+# Inputs whose float32 pass keeps this relative margin from every kink (kink_margin): ten
+# times the rounding difference between two float32 computations of the same network.
+KINK_MARGIN = 2e-6
+
+
+def draw_away_from_kinks(draw, margin_of, tries=200):
+    """The first of draw()'s results whose margin_of() is at least KINK_MARGIN."""
+    for _ in range(tries):
+        x = draw()
+        if margin_of(x) >= KINK_MARGIN:
+            return x
+    sys.exit(f"no input in {tries} draws kept a margin of {KINK_MARGIN} from the ReLU/max-pool kinks")
+
+
+def transformer_kink_margin(net, x):
+    """kink_margin's measure for the transformer's ReLUs (each follows an instance norm)."""
+    norms = [net.in1, net.in2, net.in3, net.in4, net.in5] + [
+        getattr(net, f"res{i}").in1 for i in range(1, 6)]
+    margins = []
+    hooks = [n.register_forward_hook(lambda m, i, o: margins.append((o.abs().min() / o.abs().max()).item()))
+             for n in norms]
+    with torch.no_grad():
+        y = net(x)
+    for hook in hooks:
+        hook.remove()
+    return min(margins), y
+
+
+def write_convention(outdir):
+    """Weights in torchvision's convention, as a plain dict (read with the default
+    convention) and as torchvision's OrderedDict (the converter's input), with the losses
+    and their gradients with respect to the generated image (float32, as stylefleet)."""
+    features = torchvision_features(4321)
+    state = features_state_dict(features)
+    torch.save(state, f"{outdir}/torchvision.pth")
+    torch.save(dict(state), f"{outdir}/plain.pth")
+    activation_scale = 3.0  # the converter's --activation-scale for converted.pth
+    content = torch.rand(2, 3, 16, 16) * 255
+    style = torch.rand(1, 3, 16, 16) * 255
+    generated = draw_away_from_kinks(lambda: torch.rand(2, 3, 16, 16) * 255,
+                                     lambda g: kink_margin(features, g, max(STYLE_LAYERS)))
+    weights = (1.0, 1e4, 1e-5)
+    out = {"content": content, "style": style, "generated": generated,
+           "weights": torch.tensor(weights, dtype=torch.float64),
+           "activation_scale": torch.tensor(activation_scale, dtype=torch.float64)}
+    for name, scale in (("plain", 1.0), ("converted", activation_scale)):
+        image = generated.clone().requires_grad_()
+        terms = endpoint_losses(features, image, content, style, weights, scale)
+        for term in ("content", "style", "total"):
+            out[f"{name}.{term}_grad"] = torch.autograd.grad(terms[term], image, retain_graph=True)[0]
+        for term in ("content", "style", "tv", "total"):
+            out[f"{name}.{term}"] = terms[term].detach()
+        out[f"{name}.style_layers"] = torch.stack(terms["style_layers"]).detach()
+        print(f"convention reference {name}: " + " ".join(
+            f"{t} {terms[t].item():.6g}" for t in ("content", "style", "tv", "total")))
+    torch.save(out, f"{outdir}/expected.pt")
+
+
+def write_gradients(outdir):
+    """One training step's losses and autograd's gradients of the total with respect to the
+    transformer's parameters (float32, as stylefleet trains), on a torchvision-convention
+    loss network."""
+    features = torchvision_features(99)
+    torch.save(dict(features_state_dict(features)), f"{outdir}/vgg.pt")
+    torch.manual_seed(77)
+    net = TransformerNet()
+    with torch.no_grad():
+        # A random head outputs a near-black, near-uniform image (values within +-2 of 0),
+        # which puts whole VGG channels next to a ReLU kink; a trained one spans 0..255.
+        net.deconv3.conv2d.weight.mul_(100.0)
+        net.deconv3.conv2d.bias.fill_(127.5)
+    torch.save(dict(net.state_dict()), f"{outdir}/transformer.pt")
+
+    def margin(content):
+        in_transformer, generated = transformer_kink_margin(net, content)
+        return min(in_transformer, kink_margin(features, generated, max(STYLE_LAYERS)))
+
+    content = draw_away_from_kinks(lambda: torch.rand(2, 3, 16, 16) * 255, margin)
+    style = torch.rand(1, 3, 16, 16) * 255
+    weights = (1.0, 1000.0, 1e-3)
+    terms = endpoint_losses(features, net(content), content, style, weights)
+    names = [name for name, _ in net.named_parameters()]
+    grads = torch.autograd.grad(terms["total"], [p for _, p in net.named_parameters()])
+    out = {"content_image": content, "style_image": style,
+           "weights": torch.tensor(weights, dtype=torch.float64)}
+    for term in ("content", "style", "tv", "total"):
+        out[term] = terms[term].detach()
+    for name, grad in zip(names, grads):
+        out[f"grad.{name}"] = grad
+    torch.save(out, f"{outdir}/expected.pt")
+    print("gradient reference: " + " ".join(
+        f"{t} {terms[t].item():.6g}" for t in ("content", "style", "tv", "total")))
+
+
+def run_adam(in_path, out_path):
+    """torch.optim.Adam on IN's param.I with grad.STEP.I; hyper = lr, beta1, beta2, eps,
+    steps, the step index from which lr_after applies (-1: never), lr_after."""
+    data = torch.load(in_path)
+    lr, beta1, beta2, eps, steps, change_at, lr_after = data["hyper"].tolist()
+    count = sum(1 for key in data if key.startswith("param."))
+    params = [data[f"param.{i}"].clone().requires_grad_() for i in range(count)]
+    optimizer = torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), eps=eps)
+    for step in range(int(steps)):
+        if step == int(change_at):
+            for group in optimizer.param_groups:
+                group["lr"] = lr_after
+        for i, p in enumerate(params):
+            p.grad = data[f"grad.{step}.{i}"].clone()
+        optimizer.step()
+    out = {}
+    for i, p in enumerate(params):
+        out[f"param.{i}"] = p.detach()
+        out[f"exp_avg.{i}"] = optimizer.state[p]["exp_avg"]
+        out[f"exp_avg_sq.{i}"] = optimizer.state[p]["exp_avg_sq"]
+    torch.save(out, out_path)
 
 
 def check_export(model_path, data_path):
@@ -210,5 +443,11 @@ if __name__ == "__main__":
         write_file_losses(sys.argv[2])
     elif len(sys.argv) == 4 and sys.argv[1] == "export":
         check_export(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 3 and sys.argv[1] == "convention":
+        write_convention(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "gradients":
+        write_gradients(sys.argv[2])
+    elif len(sys.argv) == 4 and sys.argv[1] == "adam":
+        run_adam(sys.argv[2], sys.argv[3])
     else:
         sys.exit(__doc__)

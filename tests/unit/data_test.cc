@@ -375,6 +375,25 @@ TEST_F(LoaderTest, BrokenFilesAreSkippedOnceCountedAndReplaced) {
 
 // Real-world odd files: the unusual but valid ones are used, the broken ones
 // (bomb, truncated, empty, corrupt, not an image) are skipped and counted once.
+// A PNG that declares 100000 x 100000 pixels is refused by the pixel limit,
+// named as such (it used to be "not a supported image (unknown image type)").
+TEST(OddImagesTest, AHugeDeclaredPngIsRefusedByThePixelLimit) {
+  TempDir dir;
+  std::string png("\x89PNG\r\n\x1a\n", 8);
+  const unsigned char ihdr[] = {0, 0,    0,    13, 'I', 'H', 'D', 'R', 0, 1, 0x86, 0xA0, 0,
+                                1, 0x86, 0xA0, 8,  2,   0,   0,   0,   0, 0, 0,    0};
+  png.append(reinterpret_cast<const char*>(ihdr), sizeof(ihdr));
+  WriteFile(dir / "huge.png", png);
+  try {
+    LoadImageFile(dir / "huge.png");
+    FAIL() << "decoded";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("image is 100000x100000, over the limit of"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(OddImagesTest, UnusualFormatsDecodeAndBrokenFilesAreSkipped) {
   TempDir dir;
   const std::string make = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +

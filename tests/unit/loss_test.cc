@@ -1,16 +1,23 @@
 // The seed's loss formulas: hand-computed values on tiny tensors, and an
 // independent PyTorch computation (tests/python/reference.py) on random VGG
-// weights, a random transformer and random images.
+// weights, a random transformer and random images, in the random network's
+// input convention and in torchvision's (values and input gradients).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "loss/losses.h"
 #include "model/tensor_file.h"
 #include "model/transformer_net.h"
 #include "model/vgg16.h"
+#include "tensor_check.h"
 #include "test_paths.h"
 #include "test_util.h"
 
@@ -80,9 +87,21 @@ TEST(LossFormulaTest, StyleGramBroadcastsOverTheBatch) {
   EXPECT_FLOAT_EQ(StyleLayerLoss(f, torch::zeros({1, 2, 2})).item<float>(), 13.9375f);
 }
 
-TEST(LossFormulaTest, TotalVariationAveragesEachDirection) {
-  // [[1, 2], [4, 8]]: dx = -1, -4 (17 / 2); dy = -3, -6 (45 / 2).
-  EXPECT_FLOAT_EQ(TotalVariationLoss(T({1, 2, 4, 8}, {1, 1, 2, 2})).item<float>(), 31.0f);
+// The seed's total_variation_loss is tf.nn.l2_loss(dx) / size(dx) +
+// tf.nn.l2_loss(dy) / size(dy), and l2_loss is half the sum of squares: unlike
+// content and style, TV does not multiply by 2 to cancel that half.
+TEST(LossFormulaTest, TotalVariationIsHalfTheMeanSquareOfEachDirection) {
+  // [[1, 2], [4, 8]]: dx = -1, -4: l2_loss 17/2, size 2; dy = -3, -6: l2_loss 45/2, size 2.
+  EXPECT_FLOAT_EQ(TotalVariationLoss(T({1, 2, 4, 8}, {1, 1, 2, 2})).item<float>(), 4.25f + 11.25f);
+}
+
+TEST(LossFormulaTest, TotalVariationSizeCountsTheBatchAndChannels) {
+  // Two images of two channels, the second constant: tf.size(dx) = 2*2*2*1 = 8.
+  // Image 0 has channels [[1, 2], [4, 8]] and [[0, 3], [0, 0]]:
+  // dx = -1, -4, -3, 0 (squares 26), dy = -3, -6, 0, 3 (54); 13/8 + 27/8.
+  const torch::Tensor image =
+      torch::cat({T({1, 2, 4, 8, 0, 3, 0, 0}, {1, 2, 2, 2}), torch::full({1, 2, 2, 2}, 5.0f)});
+  EXPECT_FLOAT_EQ(TotalVariationLoss(image).item<float>(), 5.0f);
 }
 
 TEST(LossFormulaTest, TotalIsTheWeightedSum) {
@@ -93,20 +112,50 @@ TEST(LossFormulaTest, TotalIsTheWeightedSum) {
   EXPECT_FLOAT_EQ(terms.content.item<float>(), 7.5f);
   EXPECT_FLOAT_EQ(terms.style.item<float>(), 13.9375f);
   ASSERT_EQ(terms.style_layers.size(), 1u);
-  EXPECT_FLOAT_EQ(terms.tv.item<float>(), 31.0f);
-  EXPECT_FLOAT_EQ(terms.total.item<float>(), 2 * 7.5f + 3 * 13.9375f + 4 * 31.0f);
+  EXPECT_FLOAT_EQ(terms.tv.item<float>(), 15.5f);
+  EXPECT_FLOAT_EQ(terms.total.item<float>(), 2 * 7.5f + 3 * 13.9375f + 4 * 15.5f);
 }
 
-double Relative(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-12); }
+using testing::MaxRelativeDifference;
+
+// The layers and weights tests/python/reference.py uses.
+const std::vector<int> kContentLayers = {6};         // conv3_3
+const std::vector<int> kStyleLayers = {1, 3, 6, 9};  // conv1_2 conv2_2 conv3_3 conv4_3
+
+// The seed's terms for `generated` through `vgg`, with content targets from
+// `content` and grams from `style` (both without autograd, as in training).
+LossTerms ReferenceLayoutLosses(const Vgg16& vgg, const torch::Tensor& generated,
+                                const torch::Tensor& content, const torch::Tensor& style,
+                                const torch::Tensor& weights) {
+  std::vector<int> all = kContentLayers;
+  all.insert(all.end(), kStyleLayers.begin(), kStyleLayers.end());
+  const auto gen = vgg.Forward(generated, all);
+  std::vector<torch::Tensor> gen_content, targets, gen_style, grams;
+  {
+    torch::NoGradGuard no_grad;
+    const auto content_features = vgg.Forward(content, kContentLayers);
+    const auto style_features = vgg.Forward(style, kStyleLayers);
+    for (int l : kContentLayers) targets.push_back(content_features.at(l));
+    for (int l : kStyleLayers) grams.push_back(Gram(style_features.at(l)));
+  }
+  for (int l : kContentLayers) gen_content.push_back(gen.at(l));
+  for (int l : kStyleLayers) gen_style.push_back(gen.at(l));
+  return ComputeLosses(
+      gen_content, targets, gen_style, grams, generated,
+      LossWeights{weights[0].item<double>(), weights[1].item<double>(), weights[2].item<double>()});
+}
+
+TensorDict RunReferenceInto(const std::string& command, const testing::TempDir& dir) {
+  const testing::CommandResult result = testing::RunReference(command + " " + dir.path());
+  if (result.exit_code != 0) throw std::runtime_error("reference.py failed:\n" + result.output);
+  return LoadTensorDict(dir / "expected.pt");
+}
 
 // The whole forward path (transformer, VGG with its normalization, grams,
 // losses) against PyTorch on the same weights and inputs.
 TEST(LossCrossCheckTest, MatchesPyTorchReferenceWithin1e5) {
   testing::TempDir dir;
-  const std::string command = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
-                              "/tests/python/reference.py losses " + dir.path();
-  ASSERT_EQ(std::system(command.c_str()), 0) << command;
-  const TensorDict expected = LoadTensorDict(dir / "expected.pt");
+  const TensorDict expected = RunReferenceInto("losses", dir);
   auto get = [&](const std::string& key) { return *FindTensor(expected, key); };
 
   const Vgg16 vgg = Vgg16::Load(dir / "vgg.pt");
@@ -118,31 +167,64 @@ TEST(LossCrossCheckTest, MatchesPyTorchReferenceWithin1e5) {
   const double gen_diff = (generated - get("generated")).abs().max().item<double>();
   EXPECT_LT(gen_diff, 1e-3) << "transformer output differs from PyTorch's";
 
-  const std::vector<int> content_layers = {6}, style_layers = {1, 3, 6, 9};
-  std::vector<int> all = content_layers;
-  all.insert(all.end(), style_layers.begin(), style_layers.end());
-  const auto gen = vgg.Forward(generated, all);
-  const auto target = vgg.Forward(get("content"), content_layers);
-  const auto style = vgg.Forward(get("style"), style_layers);
-  std::vector<torch::Tensor> gc{gen.at(6)}, tc{target.at(6)}, gs, grams;
-  for (int l : style_layers) {
-    gs.push_back(gen.at(l));
-    grams.push_back(Gram(style.at(l)));
-  }
-  const torch::Tensor w = get("weights");
   const LossTerms terms =
-      ComputeLosses(gc, tc, gs, grams, generated,
-                    LossWeights{w[0].item<double>(), w[1].item<double>(), w[2].item<double>()});
-  EXPECT_LT(Relative(terms.content.item<double>(), get("content_loss").item<double>()), 1e-5);
-  EXPECT_LT(Relative(terms.style.item<double>(), get("style_loss").item<double>()), 1e-5);
-  for (size_t i = 0; i < style_layers.size(); ++i) {
-    EXPECT_LT(Relative(terms.style_layers[i].item<double>(),
-                       get("style_layer_losses")[static_cast<int64_t>(i)].item<double>()),
-              1e-5)
-        << "layer " << i;
+      ReferenceLayoutLosses(vgg, generated, get("content"), get("style"), get("weights"));
+  EXPECT_LT(MaxRelativeDifference(terms.content, get("content_loss")), 1e-5);
+  EXPECT_LT(MaxRelativeDifference(terms.style, get("style_loss")), 1e-5);
+  ASSERT_EQ(terms.style_layers.size(), kStyleLayers.size());
+  EXPECT_LT(MaxRelativeDifference(torch::stack(terms.style_layers), get("style_layer_losses")),
+            1e-5);
+  EXPECT_LT(MaxRelativeDifference(terms.tv, get("tv_loss")), 1e-5);
+  EXPECT_LT(MaxRelativeDifference(terms.total, get("total_loss")), 1e-5);
+}
+
+// Loss networks in torchvision's convention (input 0..1, ImageNet mean/std):
+// a plain dict of torchvision's keys (that convention by default) and
+// launch/convert_vgg16.py's output (convention recorded in the file,
+// activations scaled), against torchvision's own layers and normalization.
+// The random network's convention (0..255, std 1) cannot tell dividing by
+// the std from multiplying; these can. Forward terms and the gradients of
+// content, style and total with respect to the generated image.
+TEST(LossCrossCheckTest, TorchvisionConventionFilesMatchTorchvisionWithin1e5) {
+  testing::TempDir dir;
+  const TensorDict expected = RunReferenceInto("convention", dir);
+  auto get = [&](const std::string& key) {
+    const torch::Tensor* t = FindTensor(expected, key);
+    if (t == nullptr) throw std::runtime_error("expected.pt lacks " + key);
+    return *t;
+  };
+  const testing::CommandResult convert =
+      testing::RunCommand("/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
+                          "/launch/convert_vgg16.py --from " + (dir / "torchvision.pth") +
+                          " --out " + (dir / "converted.pth") + " --activation-scale " +
+                          std::to_string(get("activation_scale").item<double>()));
+  ASSERT_EQ(convert.exit_code, 0) << convert.output;
+
+  for (const std::string name : {"plain", "converted"}) {
+    SCOPED_TRACE(name);
+    const Vgg16 vgg = Vgg16::Load(dir / (name + ".pth"));
+    const torch::Tensor image = get("generated").clone().requires_grad_(true);
+    const LossTerms terms =
+        ReferenceLayoutLosses(vgg, image, get("content"), get("style"), get("weights"));
+    EXPECT_LT(MaxRelativeDifference(terms.content, get(name + ".content")), 1e-5);
+    EXPECT_LT(MaxRelativeDifference(torch::stack(terms.style_layers), get(name + ".style_layers")),
+              1e-5);
+    EXPECT_LT(MaxRelativeDifference(terms.style, get(name + ".style")), 1e-5);
+    EXPECT_LT(MaxRelativeDifference(terms.tv, get(name + ".tv")), 1e-5);
+    EXPECT_LT(MaxRelativeDifference(terms.total, get(name + ".total")), 1e-5);
+    const std::vector<std::pair<std::string, torch::Tensor>> losses = {
+        {"content", terms.content}, {"style", terms.style}, {"total", terms.total}};
+    for (const auto& [term, loss] : losses) {
+      const torch::Tensor grad =
+          torch::autograd::grad({loss}, {image}, {}, /*retain_graph=*/true)[0];
+      EXPECT_LT(MaxRelativeDifference(grad, get(name + "." + term + "_grad")), 1e-5)
+          << term << " gradient";
+    }
   }
-  EXPECT_LT(Relative(terms.tv.item<double>(), get("tv_loss").item<double>()), 1e-5);
-  EXPECT_LT(Relative(terms.total.item<double>(), get("total_loss").item<double>()), 1e-5);
+}
+
+double RelativeDifference(double a, double b) {
+  return std::abs(a - b) / std::max(std::abs(b), 1e-30);
 }
 
 // `stylefleet losses` on 256x256 PNGs at --image-size 256 must score the files'
@@ -162,12 +244,13 @@ TEST(LossCrossCheckTest, LossesCommandAtTheFileSizeScoresTheFilesOwnPixels) {
   std::ifstream in(dir / "expected.json");
   const nlohmann::json expected = nlohmann::json::parse(in);
   for (const char* term : {"content_loss", "style_loss", "tv_loss", "total_loss"}) {
-    EXPECT_LT(Relative(got.at(term).get<double>(), expected.at(term).get<double>()), 1e-5)
+    EXPECT_LT(RelativeDifference(got.at(term).get<double>(), expected.at(term).get<double>()), 1e-5)
         << term << ": stylefleet " << got.at(term) << ", reference " << expected.at(term);
   }
   ASSERT_EQ(got.at("style_loss_by_layer").size(), 4u);
   for (const auto& [layer, value] : expected.at("style_loss_by_layer").items()) {
-    EXPECT_LT(Relative(got.at("style_loss_by_layer").at(layer).get<double>(), value.get<double>()),
+    EXPECT_LT(RelativeDifference(got.at("style_loss_by_layer").at(layer).get<double>(),
+                                 value.get<double>()),
               1e-5)
         << layer;
   }

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "test_paths.h"
+
 namespace stylefleet::testing {
 namespace fs = std::filesystem;
 
@@ -55,6 +57,11 @@ CommandResult RunCommand(const std::string& command) {
   while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+CommandResult RunReference(const std::string& arguments) {
+  return RunCommand("/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
+                    "/tests/python/reference.py " + arguments);
 }
 
 void WriteTestImages(const std::string& dir, int count, int width, int height) {

@@ -37,6 +37,10 @@ struct CommandResult {
 /// Runs `command` through the shell, capturing stdout and stderr.
 CommandResult RunCommand(const std::string& command);
 
+/// Runs the independent PyTorch reference, `/usr/bin/python3 tests/python/reference.py
+/// ARGUMENTS` (Debian's python3-torch: the python3 first on PATH may lack torch).
+CommandResult RunReference(const std::string& arguments);
+
 /// Writes `count` generated photos of `width` x `height` into `dir` as 0000.jpg, 0001.png, ...
 /// (alternating JPEG and PNG).
 void WriteTestImages(const std::string& dir, int count, int width, int height);
