@@ -5,14 +5,17 @@ Under `mpirun -np 2`, one style trained by both ranks: once a checkpoint exists,
 frozen (SIGSTOP) for 6 s: rank 0 must warn after distributed.stall_warn_seconds (3 s) and
 carry on when rank 1 continues. Then rank 1 is killed with SIGKILL. The launch must exit non-zero within distributed.timeout_seconds (20 s
 here), the newest checkpoint must load (the rerun resumes from it), and the rerun finishes.
-Last, preemption under mpirun: SIGTERM to every rank (what Slurm sends) mid-training makes
+Then preemption under mpirun: SIGTERM to every rank (what Slurm sends) mid-training makes
 both ranks finish the step, write one checkpoint and exit 0; the same command resumes from it.
+Last, a rank frozen past distributed.timeout_seconds (6 s): the launch ends non-zero and the
+message names the rank that gave up, its host and the timeout.
 
 usage: dead_rank_test.py STYLEFLEET_BINARY SOURCE_DIR
 """
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -102,7 +105,31 @@ styles:
         resume_log = resume.stdout + resume.stderr
         check(resume.returncode == 0 and f"(step {stopped_at})" in resume_log,
               f"the same command resumed from step {stopped_at} ({resume.returncode})")
+        # A rank stalled past distributed.timeout_seconds: its peer gives up and the whole
+        # launch ends non-zero, naming the rank that gave up and its host.
+        shutil.rmtree(os.path.join(work, "out"))
+        short = launch[:-2] + ["--threads", "1", "--set", "distributed.timeout_seconds=6",
+                               "--set", "distributed.stall_warn_seconds=2"]
+        p, ranks = start_until_checkpoint(short, checkpoints)
+        check(len(ranks) == 2, f"two ranks running for the timeout: {ranks}")
+        os.kill(ranks[-1], signal.SIGSTOP)
+        stopped = time.time()
+        timeout_out = output_within(p, 60)
+        took = time.time() - stopped
+        for sig in (signal.SIGCONT, signal.SIGKILL):
+            try:
+                os.kill(ranks[-1], sig)
+            except ProcessLookupError:
+                pass
+        host = socket.gethostname()
+        check(p.returncode != 0 and took < 30,
+              f"timeout: the launch ended non-zero ({p.returncode}) {took:.1f} s after the stall (timeout 6 s)")
+        check("did not complete within 6 s (distributed.timeout_seconds)" in timeout_out
+              and f" on {host}: " in timeout_out,
+              "timeout: the message names the rank, its host and the timeout: " +
+              next((l for l in timeout_out.splitlines() if "did not complete" in l), "(no such line)"))
         if failures:
+            print(timeout_out[-3000:])
             print(out[-3000:])
             print(log[-3000:])
             print(term_out[-3000:])
