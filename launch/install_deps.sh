@@ -10,7 +10,8 @@ packages=(
   libtorch-dev            # LibTorch 1.13 (CPU)
   libopenblas0-pthread    # optimized system BLAS that Debian's LibTorch calls through libblas.so.3
   libyaml-cpp-dev         # job files
-  prometheus-cpp-dev      # metrics exporter
+  prometheus-cpp-dev      # metrics registry and Pushgateway client
+  libcivetweb-dev         # the metrics HTTP server
   libopenmpi-dev openmpi-bin   # multi-process launch and CPU collectives
   libturbojpeg0-dev       # fast JPEG decode with DCT scaling
   libstb-dev              # PNG/BMP/TGA decode and antialiased resize

@@ -1,11 +1,11 @@
 #include "metrics/prometheus_metrics.h"
 
+#include <CivetServer.h>
 #include <dlfcn.h>
 #include <netdb.h>
 #include <poll.h>
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gateway.h>
 #include <prometheus/gauge.h>
@@ -29,10 +29,10 @@
 #include "common/log.h"
 #include "common/stop_signal.h"
 
-// Debian's civetweb (under prometheus-cpp's exposer) creates its threads with
+// Debian's civetweb (the metrics HTTP server) creates its threads with
 // 100 KiB stacks. glibc carves every loaded library's static TLS out of each
 // new thread's stack, and LibTorch's libraries need more than that, so
-// pthread_create fails (EINVAL, before any syscall) and the exposer reports
+// pthread_create fails (EINVAL, before any syscall) and the server reports
 // "null context when constructing CivetServer". Defined here, in the
 // executable, this wrapper is what civetweb's call resolves to: it raises
 // stack requests below 1 MiB to 1 MiB and leaves larger ones alone.
@@ -81,21 +81,48 @@ std::pair<std::string, int> SplitHostPort(const std::string& address, const std:
   return {address.substr(0, colon), port};
 }
 
-// What /metrics serves: the registry, counting the scrapes that start, so that
+// The HTTP side of the exporter: serves the registry's text format at exactly
+// /metrics (a query string is ignored) and 404 everywhere else. Its own civetweb
+// handler rather than prometheus-cpp's Exposer, because civetweb matches handler
+// paths as case-insensitive prefixes, so the Exposer answered /METRICS,
+// /metrics.php and /metrics/foo too. Counts the scrapes that start, so that
 // Finish() knows whether anyone scrapes and when the final values were read.
-class CountingCollectable : public prometheus::Collectable {
+class MetricsHandler : public CivetHandler {
  public:
-  explicit CountingCollectable(std::shared_ptr<prometheus::Registry> registry)
+  explicit MetricsHandler(std::shared_ptr<prometheus::Registry> registry)
       : registry_(std::move(registry)) {}
-  std::vector<prometheus::MetricFamily> Collect() const override {
-    ++started_;
-    return registry_->Collect();
-  }
+
+  bool handleGet(CivetServer*, mg_connection* conn) override { return Answer(conn, true); }
+  bool handleHead(CivetServer*, mg_connection* conn) override { return Answer(conn, false); }
+
   int64_t started() const { return started_.load(); }
 
  private:
+  bool Answer(mg_connection* conn, bool with_body) {
+    const mg_request_info* request = mg_get_request_info(conn);
+    const char* path = request != nullptr ? request->local_uri_raw : nullptr;
+    if (path == nullptr || std::strcmp(path, "/metrics") != 0) {
+      Send(conn, "404 Not Found", "text/plain; charset=utf-8",
+           "not found: metrics are served at /metrics\n", with_body);
+      return true;
+    }
+    ++started_;
+    Send(conn, "200 OK", "text/plain; version=0.0.4; charset=utf-8",
+         prometheus::TextSerializer().Serialize(registry_->Collect()), with_body);
+    return true;
+  }
+
+  static void Send(mg_connection* conn, const char* status, const char* type,
+                   const std::string& body, bool with_body) {
+    const std::string head = std::string("HTTP/1.1 ") + status + "\r\nContent-Type: " + type +
+                             "\r\nContent-Length: " + std::to_string(body.size()) +
+                             "\r\nConnection: close\r\n\r\n";
+    mg_write(conn, head.data(), head.size());
+    if (with_body) mg_write(conn, body.data(), body.size());
+  }
+
   std::shared_ptr<prometheus::Registry> registry_;
-  mutable std::atomic<int64_t> started_{0};
+  std::atomic<int64_t> started_{0};
 };
 
 // Why nothing answers at host:port: prometheus-cpp's push reports a failed
@@ -244,7 +271,7 @@ class PrometheusMetrics : public TrainingMetrics {
                      .Labels(job)
                      .Register(*registry_)
                      .Add({{"rank", std::to_string(identity.rank)}});
-    if (!options_.listen.empty()) StartExposer();
+    if (!options_.listen.empty()) StartServer();
     if (!options_.pushgateway.empty()) {
       const auto [host, port] = SplitHostPort(options_.pushgateway, "monitoring.pushgateway");
       // Grouping key: job = the stylefleet job (the same value as the series' own job
@@ -351,7 +378,7 @@ class PrometheusMetrics : public TrainingMetrics {
     finished_->Set(1);
     StopPusher();
     if (gateway_) Push();
-    if (exposer_ && options_.linger_seconds > 0) Linger();
+    if (server_ && options_.linger_seconds > 0) Linger();
   }
 
   std::string endpoint() const override { return endpoint_; }
@@ -385,17 +412,18 @@ class PrometheusMetrics : public TrainingMetrics {
 
   // Serves /metrics on monitoring.listen; a taken port falls back to a free
   // one unless listen_strict, since metrics must not stop training.
-  void StartExposer() {
+  void StartServer() {
     auto [host, port] = SplitHostPort(options_.listen, "monitoring.listen");
     if (port != 0) port += identity_.local_rank;
     const std::string address = host + ":" + std::to_string(port);
+    handler_ = std::make_unique<MetricsHandler>(registry_);
     std::string failure = TryServe(address);
     if (!failure.empty() && port != 0 && !options_.listen_strict) {
       const std::string second = TryServe(host + ":0");
       if (second.empty()) {
         SF_LOG(kWarning) << "monitoring.listen: cannot serve metrics on " << address << " ("
                          << failure << "; another job on this host?); serving on " << host << ":"
-                         << exposer_->GetListeningPorts().front()
+                         << server_->getListeningPorts().front()
                          << " instead (set monitoring.listen_strict: true to fail instead)";
       }
       failure = second.empty() ? "" : failure + "; no free port either: " + second;
@@ -405,25 +433,25 @@ class PrometheusMetrics : public TrainingMetrics {
                   "); choose another port or set monitoring.listen: off" +
                   (options_.listen_strict ? " (monitoring.listen_strict is true)" : ""));
     }
-    collectable_ = std::make_shared<CountingCollectable>(registry_);
-    exposer_->RegisterCollectable(collectable_, "/metrics");
-    const auto ports = exposer_->GetListeningPorts();
+    const auto ports = server_->getListeningPorts();
     endpoint_ = (host == "0.0.0.0" || host.empty() ? identity_.host : host) + ":" +
                 std::to_string(ports.empty() ? port : ports.front());
     SF_LOG(kInfo) << "metrics on http://" << endpoint_ << "/metrics";
   }
 
-  // Starts the exposer on `address`; the error text when it cannot.
+  // Starts the server on `address`; the error text when it cannot.
   std::string TryServe(const std::string& address) {
     try {
       // Two threads serve (the cores belong to training). No keep-alive: each
       // response closes its connection, so persistent clients cannot occupy both
       // threads and starve Prometheus; a stuck client is cut after 10 s.
-      exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+      server_ = std::make_unique<CivetServer>(std::vector<std::string>{
           "listening_ports", address, "num_threads", "2", "request_timeout_ms", "10000"});
+      // "/" as a civetweb pattern matches every path; the handler decides.
+      server_->addHandler("/", handler_.get());
       return "";
     } catch (const std::exception& e) {
-      exposer_.reset();
+      server_.reset();
       return e.what();
     }
   }
@@ -431,7 +459,7 @@ class PrometheusMetrics : public TrainingMetrics {
   // Lingers only while it is useful: when something scraped during the run,
   // until one scrape has started after the final values were set.
   void Linger() {
-    const int64_t seen = collectable_->started();
+    const int64_t seen = handler_->started();
     if (seen == 0) {
       SF_LOG(kInfo) << "training done; no scrape arrived during the run, so not lingering";
       return;
@@ -442,11 +470,11 @@ class PrometheusMetrics : public TrainingMetrics {
     const auto start = std::chrono::steady_clock::now();
     const auto end = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                  std::chrono::duration<double>(options_.linger_seconds));
-    while (collectable_->started() == seen && std::chrono::steady_clock::now() < end &&
+    while (handler_->started() == seen && std::chrono::steady_clock::now() < end &&
            !StopRequested()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    if (collectable_->started() == seen) return;
+    if (handler_->started() == seen) return;
     // That scrape has collected the values; give its response time to be sent
     // before the process (and the server) goes away.
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -488,8 +516,9 @@ class PrometheusMetrics : public TrainingMetrics {
   Gauge* finished_;
   Gauge* info_series_ = nullptr;
   std::map<std::string, Series> series_;
-  std::shared_ptr<CountingCollectable> collectable_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  // Declared before the server, so the server (and its threads) go first.
+  std::unique_ptr<MetricsHandler> handler_;
+  std::unique_ptr<CivetServer> server_;
   std::unique_ptr<prometheus::Gateway> gateway_;
   std::string endpoint_;
   std::thread pusher_;
