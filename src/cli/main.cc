@@ -20,6 +20,7 @@
 #include "dist/nccl_communicator.h"
 #include "dist/world.h"
 #include "metrics/prometheus_metrics.h"
+#include "report/job_report.h"
 #include "train/memory_budget.h"
 #include "train/preflight.h"
 #include "train/style_schedule.h"
@@ -346,6 +347,22 @@ int Run(int argc, char** argv) {
   bench->add_flag("--tf32", bench_options.tf32,
                   "GPU: allow TF32 in fp32 convolutions and matrix products (default: true fp32)");
 
+  ReportOptions report_options;
+  CLI::App* report = app.add_subcommand(
+      "report",
+      "Write one self-contained HTML page of a job's runs: loss curves, previews, throughput "
+      "(works while the job trains)");
+  report
+      ->add_option("job_dir", report_options.job_dir,
+                   "A job file, its output folder (job.output_dir), or one style's folder")
+      ->required();
+  report->add_option("--output", report_options.output,
+                     "HTML file to write (default: JOB_DIR/report.html)");
+  report
+      ->add_option("--previews", report_options.max_previews_per_run,
+                   "Previews shown per run, evenly spaced, always with the latest (default 12)")
+      ->check(CLI::Range(0, 10000));
+
   CLI::App* reference =
       app.add_subcommand("config-reference", "Print the Markdown reference of every job key");
   bool list_rank_invariant = false;
@@ -402,6 +419,16 @@ int Run(int argc, char** argv) {
     return kExitOk;
   }
   if (bench->parsed()) return RunBench(bench_options, bench_output);
+  if (report->parsed()) {
+    // A job file stands for its output folder.
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(report_options.job_dir, ec)) {
+      report_options.job_dir = LoadJob(report_options.job_dir).output_dir;
+    }
+    const std::string written = WriteJobReport(report_options);
+    std::cout << "wrote " << written << "\n";
+    return kExitOk;
+  }
   if (reference->parsed()) {
     if (!list_rank_invariant) {
       std::cout << ConfigReference();

@@ -1,0 +1,283 @@
+#include "report/job_report.h"
+
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "common/error.h"
+#include "report/svg_chart.h"
+
+namespace stylefleet {
+namespace fs = std::filesystem;
+namespace {
+
+// Larger previews are left out (named instead), so that one huge file cannot
+// make the page unusable.
+constexpr uintmax_t kMaxEmbeddedImageBytes = 8u << 20;
+
+std::string Base64(const std::string& bytes) {
+  static const char* const kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = (uint32_t(uint8_t(bytes[i])) << 16) |
+                       (uint32_t(uint8_t(bytes[i + 1])) << 8) | uint32_t(uint8_t(bytes[i + 2]));
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i < bytes.size()) {
+    uint32_t v = uint32_t(uint8_t(bytes[i])) << 16;
+    if (i + 1 < bytes.size()) v |= uint32_t(uint8_t(bytes[i + 1])) << 8;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < bytes.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// An <img> with the PNG inline, or a note naming the file when it cannot be.
+std::string InlinePng(const std::string& path, const std::string& alt) {
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(path, ec);
+  if (ec) return "<p class=\"note\">cannot read " + EscapeXml(path) + "</p>";
+  if (size > kMaxEmbeddedImageBytes) {
+    return "<p class=\"note\">" + EscapeXml(path) + " left out (" + std::to_string(size >> 20) +
+           " MiB)</p>";
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (!in && !in.eof()) return "<p class=\"note\">cannot read " + EscapeXml(path) + "</p>";
+  return "<img alt=\"" + EscapeXml(alt) + "\" src=\"data:image/png;base64," + Base64(bytes.str()) +
+         "\">";
+}
+
+std::string Number(double value) {
+  if (!std::isfinite(value)) return "n/a";
+  char text[32];
+  std::snprintf(text, sizeof(text), std::fabs(value) >= 1e5 ? "%.3e" : "%.4g", value);
+  return text;
+}
+
+std::string Duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "n/a";
+  char text[32];
+  const long s = std::lround(seconds);
+  if (s >= 3600) {
+    std::snprintf(text, sizeof(text), "%ldh %02ldm", s / 3600, s / 60 % 60);
+  } else {
+    std::snprintf(text, sizeof(text), "%ldm %02lds", s / 60, s % 60);
+  }
+  return text;
+}
+
+std::string Timestamp(double epoch_seconds) {
+  if (!std::isfinite(epoch_seconds) || epoch_seconds <= 0) return "n/a";
+  const std::time_t t = static_cast<std::time_t>(epoch_seconds);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char text[40];
+  std::strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S UTC", &utc);
+  return text;
+}
+
+ChartSeries Series(const std::string& name, const std::vector<HistoryRecord>& records,
+                   const std::function<double(const HistoryRecord&)>& value) {
+  ChartSeries series{name, {}};
+  for (const auto& r : records) series.points.emplace_back(double(r.step), value(r));
+  return series;
+}
+
+std::string Status(const RunHistory& run) {
+  if (run.records.empty()) return "no step logged yet";
+  const HistoryRecord& last = run.records.back();
+  std::string status = "step " + std::to_string(last.step);
+  if (last.total_steps > 0) status += " of " + std::to_string(last.total_steps);
+  if (run.finished) return status + ", finished";
+  return status + ", ETA " + Duration(last.eta_seconds) + " at " + Timestamp(last.time);
+}
+
+// The previews to show: all when few, else evenly spaced with the first and latest.
+std::vector<PreviewImage> PickPreviews(const std::vector<PreviewImage>& all, int limit) {
+  if (limit <= 0) return {};
+  if (all.size() <= static_cast<size_t>(limit)) return all;
+  std::vector<PreviewImage> picked;
+  for (int i = 0; i < limit; ++i) {
+    const size_t index = limit == 1 ? all.size() - 1
+                                    : static_cast<size_t>(std::llround(
+                                          double(i) * double(all.size() - 1) / double(limit - 1)));
+    if (picked.empty() || picked.back().step != all[index].step) picked.push_back(all[index]);
+  }
+  return picked;
+}
+
+std::string Anchor(const std::string& name) {
+  std::string id = "run-";
+  for (char c : name) id += std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
+  return id;
+}
+
+void WriteContactSheet(std::ostream& html, const std::vector<RunHistory>& runs) {
+  html << "<h2>All runs</h2><p class=\"note\">Each run's latest preview (the validation photos "
+          "on top, the run's stylization below) with its latest losses.</p><div class=\"sheet\">";
+  for (const auto& run : runs) {
+    html << "<figure class=\"cell\"><a href=\"#" << Anchor(run.name) << "\">";
+    if (!run.previews.empty()) {
+      html << InlinePng(run.previews.back().path,
+                        run.name + " at step " + std::to_string(run.previews.back().step));
+    } else {
+      html << "<p class=\"note\">no preview yet</p>";
+    }
+    html << "</a><figcaption><b>" << EscapeXml(run.name) << "</b><br>" << EscapeXml(Status(run));
+    if (!run.records.empty()) {
+      const HistoryRecord& last = run.records.back();
+      html << "<br>total " << Number(last.total) << " · content " << Number(last.content)
+           << " · style " << Number(last.style) << " · TV " << Number(last.tv);
+    }
+    html << "</figcaption></figure>";
+  }
+  html << "</div>";
+}
+
+void WriteRun(std::ostream& html, const RunHistory& run, const ReportOptions& options) {
+  html << "<section id=\"" << Anchor(run.name) << "\"><h2>" << EscapeXml(run.name) << "</h2><p>"
+       << EscapeXml(Status(run)) << " · folder <code>" << EscapeXml(run.dir) << "</code>";
+  for (const auto& [key, value] : run.identity) {
+    if (key != "job" && key != "style") {
+      html << " · " << EscapeXml(key) << " " << EscapeXml(value);
+    }
+  }
+  html << "</p>";
+  if (!run.unreadable.empty()) {
+    html << "<p class=\"note\">skipped " << run.unreadable.size()
+         << " line(s) of metrics.jsonl that are not whole records (a record being written, or a "
+            "damaged file): "
+         << EscapeXml(run.unreadable.front()) << (run.unreadable.size() > 1 ? ", ..." : "")
+         << "</p>";
+  }
+  const auto& r = run.records;
+  html << "<div class=\"charts\">";
+  html << LineChartSvg(
+      {"total loss", "step", {Series("total", r, [](const HistoryRecord& x) { return x.total; })}});
+  html << LineChartSvg({"content loss", "step", {Series("content", r, [](const HistoryRecord& x) {
+                          return x.content;
+                        })}});
+  html << LineChartSvg(
+      {"style loss", "step", {Series("style", r, [](const HistoryRecord& x) { return x.style; })}});
+  html << LineChartSvg({"total variation loss",
+                        "step",
+                        {Series("TV", r, [](const HistoryRecord& x) { return x.tv; })}});
+  ChartSpec layers{"style loss by layer", "step", {}};
+  for (const auto& layer : run.style_layers) {
+    layers.series.push_back(Series(layer, r, [&layer](const HistoryRecord& x) {
+      const auto it = x.style_by_layer.find(layer);
+      return it == x.style_by_layer.end() ? std::nan("") : it->second;
+    }));
+  }
+  html << LineChartSvg(layers);
+  ChartSpec speed{
+      "throughput (images/s)",
+      "step",
+      {Series("images/s", r, [](const HistoryRecord& x) { return x.images_per_second; })}};
+  speed.log_y_when_useful = false;
+  html << LineChartSvg(speed);
+  ChartSpec eta{
+      "ETA (s)", "step", {Series("ETA", r, [](const HistoryRecord& x) { return x.eta_seconds; })}};
+  eta.log_y_when_useful = false;
+  html << LineChartSvg(eta);
+  html << "</div>";
+  const auto previews = PickPreviews(run.previews, options.max_previews_per_run);
+  if (!previews.empty()) {
+    html << "<h3>Previews</h3>";
+    if (previews.size() < run.previews.size()) {
+      html << "<p class=\"note\">" << previews.size() << " of " << run.previews.size()
+           << " previews, evenly spaced</p>";
+    }
+    html << "<div class=\"strip\">";
+    for (const auto& preview : previews) {
+      html << "<figure>"
+           << InlinePng(preview.path, run.name + " at step " + std::to_string(preview.step))
+           << "<figcaption>step " << preview.step << "</figcaption></figure>";
+    }
+    html << "</div>";
+  }
+  html << "</section>";
+}
+
+constexpr const char* kStyleSheet =
+    "body{font:14px/1.4 sans-serif;margin:24px;color:#222;background:#fff}"
+    "h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc}"
+    "h3{font-size:15px}code{font-size:12px}.note{color:#666;font-size:12px}"
+    ".charts{display:flex;flex-wrap:wrap;gap:8px}"
+    ".chart{background:#fafafa}.chart .title{font-size:13px;font-weight:bold}"
+    ".chart .tick,.chart .legend{font-size:10px;fill:#444}.chart .empty{fill:#888}"
+    ".chart .frame{fill:none;stroke:#bbb}.chart .grid{stroke:#e4e4e4}"
+    ".sheet{display:flex;flex-wrap:wrap;gap:12px}.cell{margin:0;max-width:420px}"
+    ".cell img{max-width:420px;image-rendering:pixelated}"
+    ".strip{display:flex;flex-wrap:wrap;gap:8px}.strip figure{margin:0}"
+    ".strip img{max-width:300px;image-rendering:pixelated}"
+    "figcaption{font-size:12px}";
+
+}  // namespace
+
+std::string JobReportHtml(const std::vector<RunHistory>& runs, const std::string& title,
+                          const ReportOptions& options) {
+  std::ostringstream html;
+  html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
+       << EscapeXml(title) << "</title><style>" << kStyleSheet << "</style></head><body><h1>"
+       << EscapeXml(title) << "</h1><p class=\"note\">Written "
+       << Timestamp(
+              std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                  .count())
+       << " from <code>" << EscapeXml(options.job_dir) << "</code>: " << runs.size()
+       << " run(s). Runs still training show their state at that moment; run "
+          "<code>stylefleet report</code> again to refresh.</p>";
+  WriteContactSheet(html, runs);
+  for (const auto& run : runs) WriteRun(html, run, options);
+  html << "</body></html>\n";
+  return html.str();
+}
+
+std::string WriteJobReport(const ReportOptions& options) {
+  const std::vector<RunHistory> runs = ReadJobHistory(options.job_dir);
+  const fs::path output =
+      options.output.empty() ? fs::path(options.job_dir) / "report.html" : fs::path(options.output);
+  std::string job = fs::path(options.job_dir).lexically_normal().filename().string();
+  if (job.empty()) {
+    job = fs::path(options.job_dir).lexically_normal().parent_path().filename().string();
+  }
+  const std::string html = JobReportHtml(runs, "stylefleet report: " + job, options);
+  std::error_code ec;
+  if (output.has_parent_path()) fs::create_directories(output.parent_path(), ec);
+  const fs::path temp = output.string() + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << html;
+    out.flush();
+    if (!out) {
+      out.close();
+      fs::remove(temp, ec);
+      throw Error(output.string() + ": cannot write the report (disk full or no permission?)");
+    }
+  }
+  fs::rename(temp, output, ec);
+  if (ec) {
+    fs::remove(temp, ec);
+    throw Error(output.string() + ": cannot write the report (" + ec.message() + ")");
+  }
+  return output.string();
+}
+
+}  // namespace stylefleet

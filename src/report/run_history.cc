@@ -1,0 +1,159 @@
+#include "report/run_history.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+
+namespace stylefleet {
+namespace fs = std::filesystem;
+namespace {
+
+double Number(const nlohmann::json& record, const char* key) {
+  const auto it = record.find(key);
+  if (it == record.end() || !it->is_number()) return std::numeric_limits<double>::quiet_NaN();
+  return it->get<double>();
+}
+
+// previews/step-00000040.png -> 40; -1 for any other name.
+int64_t PreviewStep(const std::string& file_name) {
+  const std::string prefix = "step-", suffix = ".png";
+  if (file_name.size() <= prefix.size() + suffix.size() || file_name.rfind(prefix, 0) != 0 ||
+      file_name.compare(file_name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return -1;
+  }
+  const std::string digits =
+      file_name.substr(prefix.size(), file_name.size() - prefix.size() - suffix.size());
+  if (digits.empty() || digits.size() > 12 ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
+    return -1;
+  }
+  return std::stoll(digits);
+}
+
+bool IsRunFolder(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / "metrics.jsonl", ec) || fs::is_directory(dir / "previews", ec);
+}
+
+void ReadRecords(const fs::path& file, RunHistory& run) {
+  std::ifstream in(file);
+  if (!in) return;
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (line.empty()) continue;
+    nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!record.is_object() || !record.contains("step") || !record["step"].is_number_integer()) {
+      run.unreadable.push_back(file.string() + ":" + std::to_string(number));
+      continue;
+    }
+    HistoryRecord r;
+    r.step = record["step"].get<int64_t>();
+    const double total_steps = Number(record, "total_steps");
+    r.total_steps = std::isfinite(total_steps) ? static_cast<int64_t>(total_steps) : 0;
+    r.time = Number(record, "time");
+    r.content = Number(record, "content_loss");
+    r.style = Number(record, "style_loss");
+    r.tv = Number(record, "tv_loss");
+    r.total = Number(record, "total_loss");
+    r.images_per_second = Number(record, "images_per_second");
+    r.eta_seconds = Number(record, "eta_seconds");
+    const auto layers = record.find("style_loss_by_layer");
+    if (layers != record.end() && layers->is_object()) {
+      for (const auto& [layer, value] : layers->items()) {
+        r.style_by_layer[layer] =
+            value.is_number() ? value.get<double>() : std::numeric_limits<double>::quiet_NaN();
+        if (std::find(run.style_layers.begin(), run.style_layers.end(), layer) ==
+            run.style_layers.end()) {
+          run.style_layers.push_back(layer);
+        }
+      }
+    }
+    run.records.push_back(std::move(r));
+  }
+}
+
+}  // namespace
+
+RunHistory ReadRunHistory(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw DataError(dir + ": not a folder");
+  RunHistory run;
+  run.dir = dir;
+  run.name = fs::path(dir).lexically_normal().filename().string();
+  if (run.name.empty()) {
+    run.name = fs::path(dir).lexically_normal().parent_path().filename().string();
+  }
+  ReadRecords(fs::path(dir) / "metrics.jsonl", run);
+  const fs::path previews = fs::path(dir) / "previews";
+  if (fs::is_directory(previews, ec)) {
+    for (const auto& entry : fs::directory_iterator(previews, ec)) {
+      const int64_t step = PreviewStep(entry.path().filename().string());
+      if (step >= 0 && entry.is_regular_file(ec)) run.previews.push_back({step, entry.path()});
+    }
+    std::sort(run.previews.begin(), run.previews.end(),
+              [](const PreviewImage& a, const PreviewImage& b) { return a.step < b.step; });
+  }
+  run.finished = fs::is_regular_file(fs::path(dir) / "model.pt", ec);
+  std::ifstream identity(fs::path(dir) / "stylefleet.json");
+  if (identity) {
+    const nlohmann::json doc = nlohmann::json::parse(identity, nullptr, false);
+    if (doc.is_object()) {
+      for (const auto& [key, value] : doc.items()) {
+        run.identity[key] = value.is_string() ? value.get<std::string>() : value.dump();
+      }
+    }
+  }
+  return run;
+}
+
+namespace {
+
+// Run folders below `dir`, named by their path relative to the job folder
+// (sweep runs sit one level deeper: style/swept=value). Does not descend into
+// run folders, nor deeper than three levels.
+void CollectRuns(const fs::path& dir, const std::string& relative, int depth,
+                 std::vector<std::pair<std::string, fs::path>>& found) {
+  std::error_code ec;
+  std::vector<fs::path> folders;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.is_directory(ec) && !entry.is_symlink(ec)) folders.push_back(entry.path());
+  }
+  std::sort(folders.begin(), folders.end());
+  for (const auto& folder : folders) {
+    const std::string name =
+        relative.empty() ? folder.filename().string() : relative + "/" + folder.filename().string();
+    if (IsRunFolder(folder)) {
+      found.emplace_back(name, folder);
+    } else if (depth < 3) {
+      CollectRuns(folder, name, depth + 1, found);
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<RunHistory> ReadJobHistory(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw DataError(dir + ": not a folder");
+  if (IsRunFolder(dir)) return {ReadRunHistory(dir)};
+  std::vector<std::pair<std::string, fs::path>> found;
+  CollectRuns(dir, "", 1, found);
+  if (found.empty()) {
+    throw DataError(dir +
+                    ": no training runs here (expected a job's output folder, whose style "
+                    "folders hold metrics.jsonl, or one such style folder)");
+  }
+  std::vector<RunHistory> runs;
+  for (const auto& [name, folder] : found) {
+    runs.push_back(ReadRunHistory(folder.string()));
+    runs.back().name = name;
+  }
+  return runs;
+}
+
+}  // namespace stylefleet

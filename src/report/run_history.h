@@ -1,0 +1,55 @@
+// What a training run left on disk, read back for reports: the metrics.jsonl
+// records and the preview images of one style (or sweep run) folder. Reads
+// folders of runs that are still training: a record being written at the
+// moment (a torn last line) is skipped, not an error.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace stylefleet {
+
+/// One metrics.jsonl record. Values the run could not compute (NaN, written as
+/// null) are NaN here.
+struct HistoryRecord {
+  int64_t step = 0;
+  int64_t total_steps = 0;
+  double time = 0;  ///< seconds since the Unix epoch
+  double content = 0, style = 0, tv = 0, total = 0;
+  std::map<std::string, double> style_by_layer;
+  double images_per_second = 0;
+  double eta_seconds = 0;
+};
+
+struct PreviewImage {
+  int64_t step = 0;
+  std::string path;
+};
+
+struct RunHistory {
+  /// The folder's path below the job folder ("candy", or "candy/style_weight=50"
+  /// for a sweep run); its own name when read alone.
+  std::string name;
+  std::string dir;
+  std::vector<HistoryRecord> records;     ///< in file order
+  std::vector<PreviewImage> previews;     ///< by step
+  std::vector<std::string> style_layers;  ///< in the order the records list them
+  /// Lines of metrics.jsonl that were not a whole record (with their line numbers).
+  std::vector<std::string> unreadable;
+  bool finished = false;  ///< the run wrote its final model.pt
+  /// Keys and values of the run's stylefleet.json (the job, style, sweep values).
+  std::map<std::string, std::string> identity;
+};
+
+/// Reads one run folder (one that holds a metrics.jsonl or previews/). Throws
+/// DataError when `dir` cannot be read.
+RunHistory ReadRunHistory(const std::string& dir);
+
+/// The runs under a job's output folder (folders up to three levels down that
+/// hold a metrics.jsonl or previews/, sorted by path), or `dir` itself when it
+/// is one run. Throws DataError naming `dir` when it holds no run.
+std::vector<RunHistory> ReadJobHistory(const std::string& dir);
+
+}  // namespace stylefleet

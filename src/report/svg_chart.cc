@@ -1,0 +1,184 @@
+#include "report/svg_chart.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <sstream>
+
+namespace stylefleet {
+namespace {
+
+// Colours that stay apart for the common colour-vision deficiencies.
+constexpr const char* kPalette[] = {"#0072b2", "#d55e00", "#009e73", "#cc79a7",
+                                    "#e69f00", "#56b4e9", "#000000", "#f0e442"};
+
+std::string Format(double value) {
+  char text[32];
+  const double magnitude = std::fabs(value);
+  if (value == 0) return "0";
+  if (magnitude >= 1e6 || magnitude < 1e-3) {
+    std::snprintf(text, sizeof(text), "%.1e", value);
+  } else {
+    std::snprintf(text, sizeof(text), "%.6g", value);
+  }
+  return text;
+}
+
+// About `count` round tick values covering [low, high].
+std::vector<double> LinearTicks(double low, double high, int count) {
+  const double span = high - low;
+  const double raw = span / count;
+  const double power = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = power;
+  for (double factor : {1.0, 2.0, 5.0, 10.0}) {
+    step = factor * power;
+    if (step >= raw) break;
+  }
+  std::vector<double> ticks;
+  for (double t = std::ceil(low / step) * step; t <= high + step * 1e-9; t += step) {
+    ticks.push_back(std::fabs(t) < step * 1e-9 ? 0.0 : t);
+  }
+  return ticks;
+}
+
+}  // namespace
+
+std::string EscapeXml(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string LineChartSvg(const ChartSpec& spec) {
+  const double left = 62, right = 12, top = 24, bottom = 34;
+  const double plot_w = spec.width - left - right, plot_h = spec.height - top - bottom;
+  double x_min = std::numeric_limits<double>::infinity(), x_max = -x_min;
+  double y_min = x_min, y_max = -x_min;
+  for (const auto& series : spec.series) {
+    for (const auto& [x, y] : series.points) {
+      if (!std::isfinite(x) || !std::isfinite(y)) continue;
+      x_min = std::min(x_min, x);
+      x_max = std::max(x_max, x);
+      y_min = std::min(y_min, y);
+      y_max = std::max(y_max, y);
+    }
+  }
+  const bool has_data = std::isfinite(x_min);
+  const bool log_y = has_data && spec.log_y_when_useful && y_min > 0 && y_max / y_min > 20;
+  std::ostringstream svg;
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"" << spec.width
+      << "\" height=\"" << spec.height << "\" viewBox=\"0 0 " << spec.width << " " << spec.height
+      << "\" role=\"img\" aria-label=\"" << EscapeXml(spec.title) << "\">";
+  svg << "<text x=\"" << left << "\" y=\"15\" class=\"title\">" << EscapeXml(spec.title)
+      << (log_y ? " (log scale)" : "") << "</text>";
+  if (!has_data) {
+    svg << "<text x=\"" << spec.width / 2 << "\" y=\"" << spec.height / 2
+        << "\" text-anchor=\"middle\" class=\"empty\">no data yet</text></svg>";
+    return svg.str();
+  }
+  if (x_max == x_min) {
+    x_min -= 1;
+    x_max += 1;
+  }
+  auto transform = [&](double y) { return log_y ? std::log10(y) : y; };
+  double lo = transform(y_min), hi = transform(y_max);
+  if (hi == lo) {
+    const double pad = lo == 0 ? 1 : std::fabs(lo) * 0.1;
+    lo -= pad;
+    hi += pad;
+  } else if (!log_y) {
+    const double pad = (hi - lo) * 0.05;
+    lo -= pad;
+    hi += pad;
+  }
+  auto px = [&](double x) { return left + (x - x_min) / (x_max - x_min) * plot_w; };
+  auto py = [&](double y) { return top + (hi - transform(y)) / (hi - lo) * plot_h; };
+  svg << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << plot_w << "\" height=\""
+      << plot_h << "\" class=\"frame\"/>";
+  // y ticks: powers of ten on a log axis, round numbers otherwise.
+  std::vector<double> y_ticks;
+  if (log_y) {
+    // 1, 2 and 5 times each power of ten when the axis spans few decades.
+    const bool fine = hi - lo < 3;
+    for (double e = std::floor(lo); e <= std::ceil(hi); e += 1) {
+      for (double m : {1.0, 2.0, 5.0}) {
+        if (m != 1.0 && !fine) continue;
+        const double v = m * std::pow(10, e);
+        if (std::log10(v) >= lo - 1e-9 && std::log10(v) <= hi + 1e-9) y_ticks.push_back(v);
+      }
+    }
+  } else {
+    y_ticks = LinearTicks(lo, hi, 4);
+  }
+  for (double t : y_ticks) {
+    const double y = py(t);
+    if (y < top - 0.5 || y > top + plot_h + 0.5) continue;
+    svg << "<line x1=\"" << left << "\" x2=\"" << left + plot_w << "\" y1=\"" << y << "\" y2=\""
+        << y << "\" class=\"grid\"/><text x=\"" << left - 4 << "\" y=\"" << y + 4
+        << "\" text-anchor=\"end\" class=\"tick\">" << Format(t) << "</text>";
+  }
+  for (double t : LinearTicks(x_min, x_max, 4)) {
+    const double x = px(t);
+    svg << "<text x=\"" << x << "\" y=\"" << top + plot_h + 14
+        << "\" text-anchor=\"middle\" class=\"tick\">" << Format(t) << "</text>";
+  }
+  svg << "<text x=\"" << left + plot_w / 2 << "\" y=\"" << spec.height - 4
+      << "\" text-anchor=\"middle\" class=\"tick\">" << EscapeXml(spec.x_label) << "</text>";
+  for (size_t s = 0; s < spec.series.size(); ++s) {
+    const auto& series = spec.series[s];
+    const char* colour = kPalette[s % (sizeof(kPalette) / sizeof(kPalette[0]))];
+    std::vector<std::vector<std::pair<double, double>>> runs(1);
+    for (const auto& [x, y] : series.points) {
+      if (!std::isfinite(x) || !std::isfinite(y) || (log_y && y <= 0)) {
+        if (!runs.back().empty()) runs.emplace_back();
+        continue;
+      }
+      runs.back().emplace_back(px(x), py(y));
+    }
+    svg << "<g class=\"series\"><title>" << EscapeXml(series.name) << "</title>";
+    for (const auto& run : runs) {
+      if (run.size() == 1) {
+        svg << "<circle cx=\"" << run[0].first << "\" cy=\"" << run[0].second
+            << "\" r=\"2.5\" fill=\"" << colour << "\"/>";
+      } else if (run.size() > 1) {
+        svg << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"1.6\" points=\"";
+        for (const auto& [x, y] : run) svg << x << "," << y << " ";
+        svg << "\"/>";
+      }
+    }
+    svg << "</g>";
+    if (spec.series.size() > 1) {
+      const double ly = top + 10 + 12 * static_cast<double>(s);
+      svg << "<rect x=\"" << left + plot_w - 96 << "\" y=\"" << ly - 7
+          << "\" width=\"8\" height=\"8\" fill=\"" << colour << "\"/><text x=\""
+          << left + plot_w - 84 << "\" y=\"" << ly << "\" class=\"legend\">"
+          << EscapeXml(series.name) << "</text>";
+    }
+  }
+  svg << "</svg>";
+  return svg.str();
+}
+
+}  // namespace stylefleet
