@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -93,6 +94,81 @@ TEST(CliTest, ExportCreatesItsFolderAndFormatIgnoresCase) {
                     " --output " + (dir / "out") + " --format gif")
                 .exit_code,
             2);
+}
+
+// stylize on folders (issue 13): the input tree is mirrored under --output,
+// an output folder inside the input folder is never read back, existing
+// results are kept (and counted) unless --overwrite, and two inputs that
+// would write one file stop the run (exit 2) before anything is written.
+TEST(CliTest, StylizeMirrorsTheTreeAndNeverOverwritesItsOwnOutputs) {
+  testing::TempDir dir;
+  ASSERT_EQ(testing::RunReference("file-losses " + dir.path() + " >/dev/null").exit_code, 0);
+  std::filesystem::create_directories(dir / "imgs/sub");
+  SaveImageFile(testing::MakeTestImage(24, 20, 1), dir / "imgs/a.png");
+  SaveImageFile(testing::MakeTestImage(24, 20, 2), dir / "imgs/sub/a.png");
+  const std::string stylize =
+      "stylize --threads 1 --format png --model " + (dir / "transformer.pt") + " ";
+  const auto count_files = [](const std::string& folder) {
+    int n = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(folder)) {
+      n += e.is_regular_file();
+    }
+    return n;
+  };
+  const testing::CommandResult first =
+      RunTool(stylize + (dir / "imgs") + " --output " + (dir / "imgs/styled"));
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_TRUE(std::filesystem::exists(dir / "imgs/styled/a.png"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "imgs/styled/sub/a.png"));
+  EXPECT_EQ(count_files(dir / "imgs/styled"), 2) << first.output;
+  EXPECT_NE(first.output.find("stylize: 2 written, 0 skipped, 0 failed"), std::string::npos)
+      << first.output;
+
+  // Rerun, the output folder spelled through a link: nothing is read from it
+  // or replaced. A marker stands in for one result so a rewrite would show.
+  testing::WriteFile(dir / "imgs/styled/a.png", "kept");
+  std::filesystem::create_directory_symlink(dir / "imgs/styled", dir / "link");
+  const testing::CommandResult again =
+      RunTool(stylize + (dir / "imgs") + " --output " + (dir / "link"));
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("skipped " + (dir / "imgs/sub/a.png") + ": " +
+                              (dir / "link/sub/a.png") + " exists (--overwrite replaces it)"),
+            std::string::npos)
+      << again.output;
+  EXPECT_NE(again.output.find("skipped " + (dir / "imgs/styled/sub/a.png") +
+                              ": it is inside the output folder"),
+            std::string::npos)
+      << again.output;
+  EXPECT_NE(again.output.find("stylize: 0 written, 4 skipped (2 output exists, --overwrite "
+                              "replaces, 2 inside the output folder), 0 failed"),
+            std::string::npos)
+      << again.output;
+  EXPECT_EQ(count_files(dir / "imgs/styled"), 2);
+  const auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(read(dir / "imgs/styled/a.png"), "kept");
+
+  const testing::CommandResult replaced =
+      RunTool(stylize + (dir / "imgs") + " --output " + (dir / "imgs/styled") + " --overwrite");
+  EXPECT_EQ(replaced.exit_code, 0) << replaced.output;
+  EXPECT_EQ(read(dir / "imgs/styled/a.png").substr(1, 3), "PNG") << replaced.output;
+  EXPECT_EQ(count_files(dir / "imgs/styled"), 2);
+
+  // a.jpg and a.png would both become a.png.
+  SaveImageFile(testing::MakeTestImage(24, 20, 3), dir / "imgs/a.jpg");
+  const testing::CommandResult clash =
+      RunTool(stylize + (dir / "imgs") + " --output " + (dir / "clash"));
+  EXPECT_EQ(clash.exit_code, 2) << clash.output;
+  EXPECT_NE(
+      clash.output.find("stylize: " + (dir / "clash/a.png") + " would be written from each of " +
+                        (dir / "imgs/a.jpg") + " and " + (dir / "imgs/a.png")),
+      std::string::npos)
+      << clash.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "clash"));
+  EXPECT_NE(RunTool("stylize --help").output.find("Exit codes: 0 every image written or skipped"),
+            std::string::npos);
 }
 
 // `stylefleet bench` at a toy size: one JSON document with every section,
