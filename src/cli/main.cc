@@ -400,6 +400,18 @@ int Run(int argc, char** argv) {
     preflight.processes_on_host = CudaDeviceCount() > 0 ? 0 : 1;
     const std::vector<std::string> problems = PreflightProblems(job, preflight);
     if (!problems.empty()) throw ConfigError(problems);
+    LossNetworkReport loss_network;
+    try {
+      loss_network = DescribeLossNetwork(job.loss_network.weights);
+    } catch (const DataError& e) {
+      throw ConfigError({"loss_network.weights: " + std::string(e.what())});
+    }
+    std::cout << "loss network: " << job.loss_network.weights << "\n  convention "
+              << loss_network.description << "\n";
+    if (!loss_network.warning.empty()) {
+      SF_LOG(kWarning) << (job.seed_format ? "seed-style file " + job.source_file + ": " : "")
+                       << loss_network.warning;
+    }
     const StyleSchedule plan = PlanStyles(static_cast<int>(job.styles.size()), check_world,
                                           job.distributed.ranks_per_style);
     std::cout << DescribeSchedule(job, plan);

@@ -234,9 +234,16 @@ std::string ComputeLossesJson(const LossesOptions& options) {
   out["weights"] = {{"content", weights.content}, {"style", weights.style}, {"tv", weights.tv}};
   out["image_size"] = image_size;
   out["loss_network"] = setup.loss_network;
+  out["loss_network_convention"] = {{"name", vgg.convention().name},
+                                    {"activation_scale", vgg.convention().activation_scale}};
   out["style_image"] = setup.style_image;
   out["generated_by"] = options.model.empty() ? "content image itself" : options.model;
   return out.dump(2);
+}
+
+LossNetworkReport DescribeLossNetwork(const std::string& weights) {
+  const Vgg16 vgg = Vgg16::Load(weights);
+  return {vgg.DescribeConvention(), vgg.SeedBalanceWarning()};
 }
 
 }  // namespace stylefleet

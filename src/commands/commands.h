@@ -97,6 +97,18 @@ struct LossesOptions {
 /// missing style or loss network.
 std::string ComputeLossesJson(const LossesOptions& options);
 
+/// The loss network's convention as `check` and `train` report it.
+struct LossNetworkReport {
+  std::string description;  ///< name, input convention, activation scale, recorded or inferred
+  /// Why loss weights in the seed's scale do not balance with this network;
+  /// empty when they do (seed-balanced, the seed's input convention, random).
+  std::string warning;
+};
+
+/// Loads `weights` (a file or random:SEED) and describes its convention.
+/// Throws DataError when it cannot be read.
+LossNetworkReport DescribeLossNetwork(const std::string& weights);
+
 struct BenchOptions {
   int image_size = 256;
   int batch_size = 4;  ///< per rank

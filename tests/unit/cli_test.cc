@@ -171,6 +171,60 @@ TEST(CliTest, StylizeMirrorsTheTreeAndNeverOverwritesItsOwnOutputs) {
             std::string::npos);
 }
 
+// `check` prints the loss network's convention and warns when a seed-style
+// file's weights (the seed's scale) meet a network in another convention.
+TEST(CliTest, CheckPrintsTheLossNetworkConventionAndWarnsOnAMismatch) {
+  testing::TempDir dir;
+  testing::WriteFile(dir / "make.py",
+                     "import collections, torch, torchvision\n"
+                     "f = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs['D'])\n"
+                     "torch.save(collections.OrderedDict(('features.' + k, v) for k, v in "
+                     "f.state_dict().items()), '" +
+                         (dir / "tv.pth") + "')\n");
+  ASSERT_EQ(testing::RunCommand("/usr/bin/python3 " + (dir / "make.py")).exit_code, 0);
+  const std::string source = STYLEFLEET_SOURCE_DIR;
+  const std::string convert =
+      "/usr/bin/python3 " + source + "/launch/convert_vgg16.py --from " + (dir / "tv.pth");
+  ASSERT_EQ(testing::RunCommand(convert + " --out " + (dir / "default.pth")).exit_code, 0);
+  ASSERT_EQ(testing::RunCommand(convert + " --out " + (dir / "one.pth") + " --activation-scale 1")
+                .exit_code,
+            0);
+  // A seed-style file resolves its paths against the working directory.
+  const auto check = [&](const std::string& weights) {
+    return testing::RunCommand("cd " + source + " && " + STYLEFLEET_BINARY +
+                               " check configs/seed/wave.yml --content configs/data/content "
+                               "--set loss_network.weights=" +
+                               weights);
+  };
+  const testing::CommandResult balanced = check(dir / "default.pth");
+  EXPECT_EQ(balanced.exit_code, 0) << balanced.output;
+  EXPECT_NE(balanced.output.find("loss network: " + (dir / "default.pth") +
+                                 "\n  convention seed-balanced: input 0..1 minus mean "
+                                 "0.485/0.456/0.406, divided by std 0.229/0.224/0.225; "
+                                 "activations x90 (recorded in the file)"),
+            std::string::npos)
+      << balanced.output;
+  EXPECT_EQ(balanced.output.find("WARN"), std::string::npos) << balanced.output;
+
+  const testing::CommandResult unscaled = check(dir / "one.pth");
+  EXPECT_EQ(unscaled.exit_code, 0) << unscaled.output;
+  EXPECT_NE(unscaled.output.find("convention torchvision: input 0..1"), std::string::npos)
+      << unscaled.output;
+  EXPECT_NE(unscaled.output.find("seed-style file configs/seed/wave.yml: the loss network is in "
+                                 "the 'torchvision' convention (activations x1), not "
+                                 "seed-balanced"),
+            std::string::npos)
+      << unscaled.output;
+  EXPECT_NE(unscaled.output.find("8.1e+03x weaker"), std::string::npos) << unscaled.output;
+
+  const testing::CommandResult plain = check(dir / "tv.pth");
+  EXPECT_NE(plain.output.find("records no convention"), std::string::npos) << plain.output;
+  const testing::CommandResult random = check("random:1");
+  EXPECT_NE(random.output.find("convention random: input 0..255 minus mean"), std::string::npos)
+      << random.output;
+  EXPECT_EQ(random.output.find("not seed-balanced"), std::string::npos) << random.output;
+}
+
 // `stylefleet bench` at a toy size: one JSON document with every section,
 // figures that are positive, a trace, and usage errors as exit code 2.
 TEST(CliTest, BenchPrintsOneJsonDocumentWithEverySection) {
