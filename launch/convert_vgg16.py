@@ -7,16 +7,27 @@
 --from   a torchvision VGG-16 state dict already on disk (e.g. from another machine's
          ~/.cache/torch/hub/checkpoints/); without it torchvision downloads the weights,
          which needs internet access.
---activation-scale
+--activation-scale S
          multiply every activation by S (first conv's weights and all biases scaled; exact,
-         since ReLU and max-pool are positively homogeneous). The seed's loss weights
-         (content 1, style ~100) were tuned on TF-slim's VGG, fed 0..255 images, whose
-         activations are far larger than torchvision's (0..1, normalized input); a scale
-         of about 58 (~255 * 0.226, the input std ratio) brings them close.
+         since ReLU and max-pool are positively homogeneous). Default 90: the "seed-balanced"
+         convention, in which loss weights in the seed's scale (content 1, style ~100, as in
+         stylefleet's defaults, the seed's per-style files and configs/) balance content and
+         style as they did on the seed's TF-slim VGG-16 (Caffe weights, fed 0..255 minus the
+         mean pixel). Scaling activations by S multiplies the content term by S^2 and the
+         style term by S^4, so with S = 1 (torchvision's own activations) the style term is
+         about 8100x weaker against the content than the seed's weights assume. 90 is the
+         geometric mean of two estimates of the Caffe/torchvision activation ratio: 58 (the
+         input std ratio, 255 x 0.226) and 141 (the style/content weights tuned for the two
+         networks with the same losses: 5 in Johnson's fast-neural-style on Caffe VGG-16,
+         1e5 in PyTorch's fast_neural_style example on torchvision's). No TF-slim or Caffe
+         weights were at hand to measure it; configs/README.md gives the reasoning.
+         --activation-scale 1 keeps torchvision's activations (convention "torchvision").
 
-The file is a dict of the 26 `features.N.weight/bias` tensors plus the input convention:
+The file is a dict of the 26 `features.N.weight/bias` tensors plus the conventions:
 `stylefleet.input_scale` (1: the network expects 0..1 images), `stylefleet.mean`,
-`stylefleet.std` (ImageNet statistics).
+`stylefleet.std` (ImageNet statistics), `stylefleet.activation_scale` (S) and
+`stylefleet.convention` (its name as uint8 bytes: seed-balanced, torchvision or custom).
+`stylefleet check` prints them.
 """
 import argparse
 import os
@@ -24,14 +35,25 @@ import os
 import torch
 
 CONV_INDEX = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+# Keep in step with kSeedBalancedActivationScale in src/model/vgg16.h (a test compares them).
+SEED_BALANCED_SCALE = 90.0
+
+
+def convention_name(scale):
+    if scale == SEED_BALANCED_SCALE:
+        return "seed-balanced"
+    return "torchvision" if scale == 1.0 else "custom"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
     parser.add_argument("--from", dest="source", help="torchvision vgg16 state dict file")
-    parser.add_argument("--activation-scale", type=float, default=1.0)
+    parser.add_argument("--activation-scale", type=float, default=SEED_BALANCED_SCALE,
+                        help=f"activation scale S (default {SEED_BALANCED_SCALE:g}: seed-balanced)")
     args = parser.parse_args()
+    if not args.activation_scale > 0:
+        parser.error("--activation-scale must be > 0")
     if args.source:
         state = torch.load(args.source, map_location="cpu")
     else:
@@ -47,12 +69,16 @@ def main():
             if kind == "bias" or n == 0:
                 tensor *= args.activation_scale
             out[key] = tensor
+    name = convention_name(args.activation_scale)
     out["stylefleet.input_scale"] = torch.tensor(1.0)
     out["stylefleet.mean"] = torch.tensor([0.485, 0.456, 0.406])
     out["stylefleet.std"] = torch.tensor([0.229, 0.224, 0.225])
+    out["stylefleet.activation_scale"] = torch.tensor(args.activation_scale, dtype=torch.float64)
+    out["stylefleet.convention"] = torch.tensor(list(name.encode("ascii")), dtype=torch.uint8)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     torch.save(out, args.out)
-    print(f"wrote {args.out}: {len(CONV_INDEX)} conv layers, activation scale {args.activation_scale}")
+    print(f"wrote {args.out}: {len(CONV_INDEX)} conv layers, convention {name} "
+          f"(activation scale {args.activation_scale:g})")
 
 
 if __name__ == "__main__":

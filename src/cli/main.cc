@@ -218,6 +218,28 @@ int RunBench(const BenchOptions& options, const std::string& output) {
   });
 }
 
+// "stylize: 3 written, 2 skipped (1 output exists, 1 inside the output
+// folder), 0 failed": the line a user reads after a long run.
+std::string DescribeStylizeResult(const StylizeResult& result) {
+  int exists = 0, inside = 0, repeated = 0;
+  for (const SkippedImage& skipped : result.skipped) {
+    if (skipped.reason == SkipReason::kOutputExists) ++exists;
+    if (skipped.reason == SkipReason::kInsideOutput) ++inside;
+    if (skipped.reason == SkipReason::kRepeatedInput) ++repeated;
+  }
+  std::string why;
+  const auto add = [&](int count, const std::string& what) {
+    if (count > 0) why += (why.empty() ? "" : ", ") + std::to_string(count) + " " + what;
+  };
+  add(exists, "output exists, --overwrite replaces");
+  add(inside, "inside the output folder");
+  add(repeated, "given twice");
+  return "stylize: " + std::to_string(result.written.size()) + " written, " +
+         std::to_string(result.skipped.size()) + " skipped" +
+         (why.empty() ? "" : " (" + why + ")") + ", " + std::to_string(result.failed.size()) +
+         " failed";
+}
+
 int Run(int argc, char** argv) {
   CLI::App app{"stylefleet: trains fast neural style transfer models from YAML jobs"};
   app.require_subcommand(1);
@@ -272,6 +294,15 @@ int Run(int argc, char** argv) {
                       "Tile overlap in pixels (default 64)");
   stylize->add_option("--threads", stylize_options.threads,
                       "Intra-op threads (default: all cores)");
+  stylize->add_flag("--overwrite", stylize_options.overwrite,
+                    "Replace output files that exist (default: keep them, skip their inputs)");
+  stylize->footer(
+      "A folder's tree is mirrored under --output (IN/sub/a.png -> OUT/sub/a.jpg); a file goes to "
+      "OUT/<its name>. Images inside the output folder are never read. Skipped images (output "
+      "exists, inside the output folder, given twice) are logged and counted; they do not fail "
+      "the run.\nExit codes: 0 every image written or skipped; 1 an image or the model could not "
+      "be read or written; 2 bad options, or two inputs that would write one output file (a.jpg "
+      "and a.png -> a.jpg): then nothing is written.");
 
   std::string export_model, export_to;
   CLI::App* export_cmd =
@@ -386,6 +417,18 @@ int Run(int argc, char** argv) {
     preflight.processes_on_host = CudaDeviceCount() > 0 ? 0 : 1;
     const std::vector<std::string> problems = PreflightProblems(job, preflight);
     if (!problems.empty()) throw ConfigError(problems);
+    LossNetworkReport loss_network;
+    try {
+      loss_network = DescribeLossNetwork(job.loss_network.weights);
+    } catch (const DataError& e) {
+      throw ConfigError({"loss_network.weights: " + std::string(e.what())});
+    }
+    std::cout << "loss network: " << job.loss_network.weights << "\n  convention "
+              << loss_network.description << "\n";
+    if (!loss_network.warning.empty()) {
+      SF_LOG(kWarning) << (job.seed_format ? "seed-style file " + job.source_file + ": " : "")
+                       << loss_network.warning;
+    }
     const StyleSchedule plan = PlanStyles(static_cast<int>(job.styles.size()), check_world,
                                           job.distributed.ranks_per_style);
     std::cout << DescribeSchedule(job, plan);
@@ -398,12 +441,8 @@ int Run(int argc, char** argv) {
   if (train->parsed()) return RunTrain(train_args, train_options);
   if (stylize->parsed()) {
     const StylizeResult result = StylizeImages(stylize_options);
-    if (!result.failed.empty()) {
-      std::cerr << result.failed.size() << " of " << result.failed.size() + result.written.size()
-                << " images failed\n";
-      return kExitRuntimeError;
-    }
-    return kExitOk;
+    std::cerr << DescribeStylizeResult(result) << "\n";
+    return result.failed.empty() ? kExitOk : kExitRuntimeError;
   }
   if (export_cmd->parsed()) {
     ExportModel(export_model, export_to);

@@ -82,58 +82,49 @@ torch::Tensor Stylize(TransformerNet& net, const torch::Tensor& image, int tile,
   return (sum / weight).clamp(0, 255);
 }
 
-std::vector<std::string> ExpandInputs(const std::vector<std::string>& inputs) {
-  std::vector<std::string> files;
-  for (const auto& input : inputs) {
-    std::error_code ec;
-    if (fs::is_directory(input, ec)) {
-      const auto listed = ListImageFiles(input);
-      files.insert(files.end(), listed.begin(), listed.end());
-    } else {
-      files.push_back(input);
-    }
-  }
-  return files;
-}
-
 }  // namespace
 
 StylizeResult StylizeImages(const StylizeOptions& options) {
   if (options.threads > 0) torch::set_num_threads(options.threads);
-  const std::string format = CanonicalImageFormat(options.format);
-  if (format.empty()) {
-    throw ConfigError({"--format: expected jpg or png, got '" + options.format + "'"});
-  }
   if (options.tile_size != 0 && (options.tile_size < 64 || options.tile_overlap < 0 ||
                                  options.tile_overlap * 2 >= options.tile_size)) {
     throw ConfigError({"--tile: expected 0 or at least 64, with --overlap below half of it"});
   }
+  // Planned before the model loads: a refused run stops at once, having written nothing.
+  const StylizePlan plan = PlanStylize(options);
+  StylizeResult result;
+  result.skipped = plan.skipped;
+  for (const SkippedImage& skipped : plan.skipped) SF_LOG(kWarning) << DescribeSkip(skipped);
   std::string resolved;
   TransformerNet net = LoadTransformer(options.model, &resolved);
   SF_LOG(kInfo) << "model " << resolved;
   std::error_code ec;
   fs::create_directories(options.output_dir, ec);
   if (ec) throw Error(options.output_dir + ": cannot create output folder (" + ec.message() + ")");
-  StylizeResult result;
-  for (const auto& file : ExpandInputs(options.inputs)) {
+  for (const StylizeTarget& target : plan.targets) {
     try {
-      const RgbImage input = LoadImageFile(file);
+      const RgbImage input = LoadImageFile(target.input);
       const torch::Tensor image = ImageToTensor(input);
       const auto start = std::chrono::steady_clock::now();
       const torch::Tensor out = Stylize(net, image, options.tile_size, options.tile_overlap);
-      const std::string path =
-          (fs::path(options.output_dir) / (fs::path(file).stem().string() + "." + format)).string();
       RgbImage styled = TensorToImage(out);
       styled.alpha = input.alpha;  // the network styles RGB; transparency stays the input's
-      SaveImageFile(styled, path);
+      const fs::path folder = fs::path(target.output).parent_path();  // mirrors the input tree
+      std::error_code folder_ec;
+      if (!folder.empty()) fs::create_directories(folder, folder_ec);
+      if (folder_ec) {
+        throw DataError(folder.string() + ": cannot create folder (" + folder_ec.message() + ")");
+      }
+      SaveImageFile(styled, target.output);
       SF_LOG(kInfo)
-          << file << " -> " << path << " (" << image.size(3) << "x" << image.size(2) << ", "
+          << target.input << " -> " << target.output << " (" << image.size(3) << "x"
+          << image.size(2) << ", "
           << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
           << " s)";
-      result.written.push_back(path);
+      result.written.push_back(target.output);
     } catch (const DataError& e) {
       SF_LOG(kError) << e.what();
-      result.failed.push_back(file);
+      result.failed.push_back(target.input);
     }
   }
   return result;
@@ -243,9 +234,16 @@ std::string ComputeLossesJson(const LossesOptions& options) {
   out["weights"] = {{"content", weights.content}, {"style", weights.style}, {"tv", weights.tv}};
   out["image_size"] = image_size;
   out["loss_network"] = setup.loss_network;
+  out["loss_network_convention"] = {{"name", vgg.convention().name},
+                                    {"activation_scale", vgg.convention().activation_scale}};
   out["style_image"] = setup.style_image;
   out["generated_by"] = options.model.empty() ? "content image itself" : options.model;
   return out.dump(2);
+}
+
+LossNetworkReport DescribeLossNetwork(const std::string& weights) {
+  const Vgg16 vgg = Vgg16::Load(weights);
+  return {vgg.DescribeConvention(), vgg.SeedBalanceWarning()};
 }
 
 }  // namespace stylefleet

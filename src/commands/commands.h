@@ -22,13 +22,57 @@ struct StylizeOptions {
   int tile_size = 1024;
   int tile_overlap = 64;
   int threads = 0;
+  /// Replace output files that exist; without it they are kept and their
+  /// inputs skipped, so a rerun only does what is missing.
+  bool overwrite = false;
 };
 
-/// Stylizes every input; returns the paths written. Throws on a bad model; a
-/// bad input image is reported and skipped, and counts as a failure in the result.
+/// Why an input image is left out of a stylize run. These skips are on
+/// purpose: each is logged and counted, and none fails the run.
+enum class SkipReason {
+  kInsideOutput,   ///< the image lies in the output folder (canonical paths compared)
+  kOutputExists,   ///< its output file exists and `overwrite` is off
+  kRepeatedInput,  ///< the same file (canonical path) is already an input of this run
+};
+
+struct SkippedImage {
+  std::string input;
+  std::string output;  ///< empty for kInsideOutput and kRepeatedInput
+  SkipReason reason;
+};
+
+/// One log line: the input, and why it is skipped.
+std::string DescribeSkip(const SkippedImage& skipped);
+
+/// An image and the file its stylized version is written to.
+struct StylizeTarget {
+  std::string input;
+  std::string output;
+};
+
+struct StylizePlan {
+  std::vector<StylizeTarget> targets;  ///< in input order; folders sorted by path
+  std::vector<SkippedImage> skipped;
+};
+
+/// Decides where each input goes, without reading any image. The tree under a
+/// folder input is mirrored under `output_dir` (`imgs/sub/a.png` of input
+/// `imgs` -> `OUT/sub/a.jpg`); a file input goes to `OUT/<its name>`; the
+/// extension becomes `format`'s. Nothing inside the output folder is ever an
+/// input, however it is spelled (symlinks, `..`, a nested output folder).
+/// Throws ConfigError for a bad format, or listing every output path that two
+/// different inputs would both write (`a.jpg` and `a.png` -> `a.jpg`): such a
+/// run is refused as a whole, before anything is written. Throws DataError
+/// for a folder that cannot be listed or holds no images.
+StylizePlan PlanStylize(const StylizeOptions& options);
+
+/// Stylizes every planned input (see PlanStylize). Throws on a bad model or a
+/// refused plan; a bad input image is reported and skipped, and counts as a
+/// failure in the result.
 struct StylizeResult {
   std::vector<std::string> written;
   std::vector<std::string> failed;
+  std::vector<SkippedImage> skipped;
 };
 StylizeResult StylizeImages(const StylizeOptions& options);
 
@@ -52,6 +96,18 @@ struct LossesOptions {
 /// ConfigError for a style name the job lacks (listing its styles) or a
 /// missing style or loss network.
 std::string ComputeLossesJson(const LossesOptions& options);
+
+/// The loss network's convention as `check` and `train` report it.
+struct LossNetworkReport {
+  std::string description;  ///< name, input convention, activation scale, recorded or inferred
+  /// Why loss weights in the seed's scale do not balance with this network;
+  /// empty when they do (seed-balanced, the seed's input convention, random).
+  std::string warning;
+};
+
+/// Loads `weights` (a file or random:SEED) and describes its convention.
+/// Throws DataError when it cannot be read.
+LossNetworkReport DescribeLossNetwork(const std::string& weights);
 
 struct BenchOptions {
   int image_size = 256;

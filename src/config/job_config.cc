@@ -364,7 +364,10 @@ const FieldTable<LossNetworkOptions>& LossNetworkFields() {
       {"weights", "path or `random:SEED`", "required",
        "VGG-16 weights: a file written by `launch/convert_vgg16.py` (or any `torch.save` of a "
        "state dict with torchvision's `features.N.weight/bias` keys), or `random:SEED` for a "
-       "deterministic random network (tests and demos; results are not artistic).",
+       "deterministic random network (tests and demos; results are not artistic). Loss weights "
+       "are in the seed's scale, which the converter's default output (convention "
+       "seed-balanced) matches; `check` prints the file's convention and warns when it does not "
+       "(see Loss weights and the loss network).",
        Agreement::kEveryRank, Show(&LossNetworkOptions::weights),
        [](LossNetworkOptions& t, const Value& v) { v.ReadString(&t.weights); }},
       {"content_layers", "list of layer names", "`[conv3_3]`",

@@ -1,5 +1,8 @@
 #include "model/vgg16.h"
 
+#include <iomanip>
+#include <sstream>
+
 #include "common/error.h"
 #include "common/vgg_layers.h"
 #include "model/tensor_file.h"
@@ -11,7 +14,79 @@ namespace {
 constexpr int kTorchvisionIndex[kVggConvLayerCount] = {0,  2,  5,  7,  10, 12, 14,
                                                        17, 19, 21, 24, 26, 28};
 
+bool IsTorchvisionInput(const VggNormalization& n) {
+  const VggNormalization torchvision;
+  return n.input_scale == 1.0 && n.mean == torchvision.mean && n.std == torchvision.std;
+}
+
+bool IsSeedInput(const VggNormalization& n) {
+  return n.input_scale == 255.0 && n.std == std::array<double, 3>{1.0, 1.0, 1.0};
+}
+
+// The convention of a file that records none (a plain state dict, or a file
+// of the converter before it recorded one): told by its input convention.
+std::string InferConventionName(const VggNormalization& n, double activation_scale) {
+  if (IsSeedInput(n)) return "seed-input";
+  if (IsTorchvisionInput(n) && activation_scale == 1.0) return "torchvision";
+  if (IsTorchvisionInput(n) && activation_scale == kSeedBalancedActivationScale) {
+    return "seed-balanced";
+  }
+  return "custom";
+}
+
+std::string DescribeInput(const VggNormalization& n) {
+  std::ostringstream out;
+  out << "input 0.." << n.input_scale << " minus mean " << n.mean[0] << "/" << n.mean[1] << "/"
+      << n.mean[2];
+  if (n.std != std::array<double, 3>{1.0, 1.0, 1.0}) {
+    out << ", divided by std " << n.std[0] << "/" << n.std[1] << "/" << n.std[2];
+  }
+  return out.str();
+}
+
 }  // namespace
+
+bool VggConvention::BalancesSeedWeights() const {
+  return name == "seed-balanced" || name == "seed-input" || name == "random";
+}
+
+std::string Vgg16::DescribeConvention() const {
+  std::ostringstream out;
+  out << convention_.name << ": " << DescribeInput(norm_);
+  if (is_random_) {
+    out << " as the seed's VGG (built-in random network, for tests and demos)";
+    return out.str();
+  }
+  out << "; activations x" << convention_.activation_scale
+      << (convention_.recorded ? " (recorded in the file)"
+                               : " (the file records no convention: inferred from its input)");
+  return out.str();
+}
+
+std::string Vgg16::SeedBalanceWarning() const {
+  if (convention_.BalancesSeedWeights()) return "";
+  // Content grows with the activation scale squared, style with its fourth
+  // power: their balance moves by the square of the scale ratio.
+  const double ratio = kSeedBalancedActivationScale / convention_.activation_scale;
+  const double factor = ratio * ratio;
+  std::ostringstream out;
+  out << "the loss network is in the '" << convention_.name << "' convention (activations x"
+      << convention_.activation_scale
+      << "), not seed-balanced: with loss weights in the seed's scale (stylefleet's defaults, "
+         "seed-style files, configs/) the style term is about "
+      << std::setprecision(3) << (factor >= 1 ? factor : 1 / factor) << "x "
+      << (factor >= 1 ? "weaker" : "stronger")
+      << " against the content term than with the seed's network"
+      << (factor >= 1 ? ", so a model learns to copy its input" : "")
+      << ". Convert torchvision's VGG-16 with launch/convert_vgg16.py's default (activation "
+         "scale "
+      << kSeedBalancedActivationScale << ", convention seed-balanced)";
+  if (!convention_.recorded) {
+    out << "; this file records no convention: a file converted with --activation-scale "
+           "before it was recorded needs converting again";
+  }
+  return out.str();
+}
 
 Vgg16 Vgg16::Load(const std::string& spec) {
   Vgg16 net;
@@ -35,6 +110,7 @@ Vgg16 Vgg16::Load(const std::string& spec) {
     net.norm_.input_scale = 255.0;
     net.norm_.mean = {123.68, 116.78, 103.94};
     net.norm_.std = {1.0, 1.0, 1.0};
+    net.convention_ = {"random", 1.0, true};
   } else {
     const TensorDict dict = LoadTensorDict(spec);
     auto tensor = [&](const std::string& key) -> torch::Tensor {
@@ -77,6 +153,24 @@ Vgg16 Vgg16::Load(const std::string& spec) {
     }
     for (double s : net.norm_.std) {
       if (!(s > 0)) throw DataError(spec + ": stylefleet.std values must be > 0");
+    }
+    if (const torch::Tensor* scale = FindTensor(dict, "stylefleet.activation_scale")) {
+      if (scale->numel() != 1) {
+        throw DataError(spec + ": key 'stylefleet.activation_scale' must hold 1 value");
+      }
+      net.convention_.activation_scale = scale->to(torch::kFloat64).item<double>();
+      if (!(net.convention_.activation_scale > 0)) {
+        throw DataError(spec + ": stylefleet.activation_scale must be > 0");
+      }
+    }
+    if (const torch::Tensor* name = FindTensor(dict, "stylefleet.convention")) {
+      if (name->scalar_type() != torch::kUInt8 || name->dim() != 1 || name->numel() == 0) {
+        throw DataError(spec + ": key 'stylefleet.convention' must hold a name as uint8 bytes");
+      }
+      net.convention_.name = TensorToString(*name);
+      net.convention_.recorded = true;
+    } else {
+      net.convention_.name = InferConventionName(net.norm_, net.convention_.activation_scale);
     }
   }
   net.mean_ =

@@ -18,6 +18,30 @@ struct VggNormalization {
   std::array<double, 3> std = {0.229, 0.224, 0.225};
 };
 
+/// The activation scale of launch/convert_vgg16.py's default output, the
+/// "seed-balanced" convention: torchvision's VGG-16 with every activation
+/// multiplied by this, so that loss weights in the seed's scale (content 1,
+/// style ~100) balance content and style as the seed's TF-slim/Caffe VGG-16
+/// did. Content grows with its square, style with its fourth power. Why 90:
+/// configs/README.md ("Loss weights and the loss network").
+constexpr double kSeedBalancedActivationScale = 90.0;
+
+/// What a loss network's activations mean for the loss weights: the input
+/// convention (VggNormalization) says how images are fed, this how large the
+/// activations are compared with the network it was converted from.
+struct VggConvention {
+  /// "seed-balanced" (converter default), "torchvision" (activations as
+  /// torchvision's), "custom" (another recorded scale), "seed-input" (a file
+  /// fed as the seed's VGG: 0..255 minus the mean pixel), "random" (built in).
+  std::string name;
+  double activation_scale = 1.0;  ///< as recorded; 1 when not recorded
+  /// Read from `stylefleet.convention` in the file; false: inferred from the
+  /// input convention (a plain state dict or an older converter's file).
+  bool recorded = false;
+  /// True when loss weights in the seed's scale balance as in the seed.
+  bool BalancesSeedWeights() const;
+};
+
 /// Frozen VGG-16 features. Not thread-safe (one trainer uses one instance).
 class Vgg16 {
  public:
@@ -25,12 +49,24 @@ class Vgg16 {
   /// with the seed's TF-slim input convention: 0..255 minus the mean pixel) or a file written by
   /// torch.save holding a dict with torchvision's keys `features.{0,2,5,...,28}.{weight,bias}` (a
   /// whole vgg16 state dict works: other keys are ignored) and optionally `stylefleet.input_scale`,
-  /// `stylefleet.mean`, `stylefleet.std`. Throws DataError naming the file and key on any problem.
+  /// `stylefleet.mean`, `stylefleet.std`, `stylefleet.activation_scale` and
+  /// `stylefleet.convention` (the name as uint8 bytes). Throws DataError naming the file and key
+  /// on any problem.
   static Vgg16 Load(const std::string& spec);
 
   /// True when loaded from `random:SEED`.
   bool is_random() const { return is_random_; }
   const VggNormalization& normalization() const { return norm_; }
+  const VggConvention& convention() const { return convention_; }
+
+  /// One line for `check` and the training log: the convention, its input
+  /// and activation scale, and whether the file records it.
+  std::string DescribeConvention() const;
+
+  /// Why loss weights in the seed's scale (stylefleet's defaults, seed-style
+  /// files, configs/) do not balance with this network, and what to do; empty
+  /// when they do.
+  std::string SeedBalanceWarning() const;
 
   /// Runs `image` (N x 3 x H x W, RGB 0..255) only as deep as the deepest of
   /// `layers` (indices 0..12, see common/vgg_layers.h) and returns the
@@ -54,6 +90,7 @@ class Vgg16 {
   std::vector<torch::Tensor> weights_bf16_, biases_bf16_;
   void MakeBf16Copies();
   VggNormalization norm_;
+  VggConvention convention_;
   torch::Tensor mean_, inv_std_;  // 1x3x1x1
   bool is_random_ = false;
 };

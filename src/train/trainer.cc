@@ -219,6 +219,12 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
                      << "): the machinery trains, but results are not artistic without real "
                         "VGG-16 weights (launch/convert_vgg16.py)";
   }
+  if (me.rank == 0) {
+    SF_LOG(kInfo) << "loss network " << job.loss_network.weights << ", convention "
+                  << vgg.DescribeConvention();
+    const std::string warning = vgg.SeedBalanceWarning();
+    if (!warning.empty()) SF_LOG(kWarning) << warning;
+  }
   CheckStyleImages(job, styles);
   AnnounceJob(job, styles, plan, *runtime, files.size());
 

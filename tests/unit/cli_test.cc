@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -93,6 +94,135 @@ TEST(CliTest, ExportCreatesItsFolderAndFormatIgnoresCase) {
                     " --output " + (dir / "out") + " --format gif")
                 .exit_code,
             2);
+}
+
+// stylize on folders (issue 13): the input tree is mirrored under --output,
+// an output folder inside the input folder is never read back, existing
+// results are kept (and counted) unless --overwrite, and two inputs that
+// would write one file stop the run (exit 2) before anything is written.
+TEST(CliTest, StylizeMirrorsTheTreeAndNeverOverwritesItsOwnOutputs) {
+  testing::TempDir dir;
+  ASSERT_EQ(testing::RunReference("file-losses " + dir.path() + " >/dev/null").exit_code, 0);
+  std::filesystem::create_directories(dir / "imgs/sub");
+  SaveImageFile(testing::MakeTestImage(24, 20, 1), dir / "imgs/a.png");
+  SaveImageFile(testing::MakeTestImage(24, 20, 2), dir / "imgs/sub/a.png");
+  const std::string stylize =
+      "stylize --threads 1 --format png --model " + (dir / "transformer.pt") + " ";
+  const auto count_files = [](const std::string& folder) {
+    int n = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(folder)) {
+      n += e.is_regular_file();
+    }
+    return n;
+  };
+  const testing::CommandResult first =
+      RunTool(stylize + (dir / "imgs") + " --output " + (dir / "imgs/styled"));
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_TRUE(std::filesystem::exists(dir / "imgs/styled/a.png"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "imgs/styled/sub/a.png"));
+  EXPECT_EQ(count_files(dir / "imgs/styled"), 2) << first.output;
+  EXPECT_NE(first.output.find("stylize: 2 written, 0 skipped, 0 failed"), std::string::npos)
+      << first.output;
+
+  // Rerun, the output folder spelled through a link: nothing is read from it
+  // or replaced. A marker stands in for one result so a rewrite would show.
+  testing::WriteFile(dir / "imgs/styled/a.png", "kept");
+  std::filesystem::create_directory_symlink(dir / "imgs/styled", dir / "link");
+  const testing::CommandResult again =
+      RunTool(stylize + (dir / "imgs") + " --output " + (dir / "link"));
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("skipped " + (dir / "imgs/sub/a.png") + ": " +
+                              (dir / "link/sub/a.png") + " exists (--overwrite replaces it)"),
+            std::string::npos)
+      << again.output;
+  EXPECT_NE(again.output.find("skipped " + (dir / "imgs/styled/sub/a.png") +
+                              ": it is inside the output folder"),
+            std::string::npos)
+      << again.output;
+  EXPECT_NE(again.output.find("stylize: 0 written, 4 skipped (2 output exists, --overwrite "
+                              "replaces, 2 inside the output folder), 0 failed"),
+            std::string::npos)
+      << again.output;
+  EXPECT_EQ(count_files(dir / "imgs/styled"), 2);
+  const auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(read(dir / "imgs/styled/a.png"), "kept");
+
+  const testing::CommandResult replaced =
+      RunTool(stylize + (dir / "imgs") + " --output " + (dir / "imgs/styled") + " --overwrite");
+  EXPECT_EQ(replaced.exit_code, 0) << replaced.output;
+  EXPECT_EQ(read(dir / "imgs/styled/a.png").substr(1, 3), "PNG") << replaced.output;
+  EXPECT_EQ(count_files(dir / "imgs/styled"), 2);
+
+  // a.jpg and a.png would both become a.png.
+  SaveImageFile(testing::MakeTestImage(24, 20, 3), dir / "imgs/a.jpg");
+  const testing::CommandResult clash =
+      RunTool(stylize + (dir / "imgs") + " --output " + (dir / "clash"));
+  EXPECT_EQ(clash.exit_code, 2) << clash.output;
+  EXPECT_NE(
+      clash.output.find("stylize: " + (dir / "clash/a.png") + " would be written from each of " +
+                        (dir / "imgs/a.jpg") + " and " + (dir / "imgs/a.png")),
+      std::string::npos)
+      << clash.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "clash"));
+  EXPECT_NE(RunTool("stylize --help").output.find("Exit codes: 0 every image written or skipped"),
+            std::string::npos);
+}
+
+// `check` prints the loss network's convention and warns when a seed-style
+// file's weights (the seed's scale) meet a network in another convention.
+TEST(CliTest, CheckPrintsTheLossNetworkConventionAndWarnsOnAMismatch) {
+  testing::TempDir dir;
+  testing::WriteFile(dir / "make.py",
+                     "import collections, torch, torchvision\n"
+                     "f = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs['D'])\n"
+                     "torch.save(collections.OrderedDict(('features.' + k, v) for k, v in "
+                     "f.state_dict().items()), '" +
+                         (dir / "tv.pth") + "')\n");
+  ASSERT_EQ(testing::RunCommand("/usr/bin/python3 " + (dir / "make.py")).exit_code, 0);
+  const std::string source = STYLEFLEET_SOURCE_DIR;
+  const std::string convert =
+      "/usr/bin/python3 " + source + "/launch/convert_vgg16.py --from " + (dir / "tv.pth");
+  ASSERT_EQ(testing::RunCommand(convert + " --out " + (dir / "default.pth")).exit_code, 0);
+  ASSERT_EQ(testing::RunCommand(convert + " --out " + (dir / "one.pth") + " --activation-scale 1")
+                .exit_code,
+            0);
+  // A seed-style file resolves its paths against the working directory.
+  const auto check = [&](const std::string& weights) {
+    return testing::RunCommand("cd " + source + " && " + STYLEFLEET_BINARY +
+                               " check configs/seed/wave.yml --content configs/data/content "
+                               "--set loss_network.weights=" +
+                               weights);
+  };
+  const testing::CommandResult balanced = check(dir / "default.pth");
+  EXPECT_EQ(balanced.exit_code, 0) << balanced.output;
+  EXPECT_NE(balanced.output.find("loss network: " + (dir / "default.pth") +
+                                 "\n  convention seed-balanced: input 0..1 minus mean "
+                                 "0.485/0.456/0.406, divided by std 0.229/0.224/0.225; "
+                                 "activations x90 (recorded in the file)"),
+            std::string::npos)
+      << balanced.output;
+  EXPECT_EQ(balanced.output.find("WARN"), std::string::npos) << balanced.output;
+
+  const testing::CommandResult unscaled = check(dir / "one.pth");
+  EXPECT_EQ(unscaled.exit_code, 0) << unscaled.output;
+  EXPECT_NE(unscaled.output.find("convention torchvision: input 0..1"), std::string::npos)
+      << unscaled.output;
+  EXPECT_NE(unscaled.output.find("seed-style file configs/seed/wave.yml: the loss network is in "
+                                 "the 'torchvision' convention (activations x1), not "
+                                 "seed-balanced"),
+            std::string::npos)
+      << unscaled.output;
+  EXPECT_NE(unscaled.output.find("8.1e+03x weaker"), std::string::npos) << unscaled.output;
+
+  const testing::CommandResult plain = check(dir / "tv.pth");
+  EXPECT_NE(plain.output.find("records no convention"), std::string::npos) << plain.output;
+  const testing::CommandResult random = check("random:1");
+  EXPECT_NE(random.output.find("convention random: input 0..255 minus mean"), std::string::npos)
+      << random.output;
+  EXPECT_EQ(random.output.find("not seed-balanced"), std::string::npos) << random.output;
 }
 
 // `stylefleet bench` at a toy size: one JSON document with every section,

@@ -244,6 +244,57 @@ TEST(Vgg16Test, ConverterOutputLoads) {
   EXPECT_TRUE(torch::allclose(a, 2 * b, 1e-4, 1e-5));
 }
 
+// The loader reads the convention the converter records (its default:
+// seed-balanced, at the scale vgg16.h states), infers it for files that record
+// none, and says when loss weights in the seed's scale would not balance.
+TEST(Vgg16Test, LoaderReadsTheRecordedConvention) {
+  TempDir dir;
+  testing::WriteFile(dir / "make.py",
+                     "import collections, torch, torchvision\n"
+                     "f = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs['D'])\n"
+                     "torch.save(collections.OrderedDict(('features.' + k, v) for k, v in "
+                     "f.state_dict().items()), '" +
+                         (dir / "tv.pth") + "')\n");
+  ASSERT_EQ(std::system(("/usr/bin/python3 " + (dir / "make.py")).c_str()), 0);
+  const std::string convert = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
+                              "/launch/convert_vgg16.py --from " + (dir / "tv.pth") + " --out ";
+  ASSERT_EQ(std::system((convert + (dir / "default.pth") + " >/dev/null").c_str()), 0);
+  ASSERT_EQ(std::system((convert + (dir / "one.pth") + " --activation-scale 1 >/dev/null").c_str()),
+            0);
+
+  const Vgg16 balanced = Vgg16::Load(dir / "default.pth");
+  EXPECT_EQ(balanced.convention().name, "seed-balanced");
+  EXPECT_EQ(balanced.convention().activation_scale, kSeedBalancedActivationScale);
+  EXPECT_TRUE(balanced.convention().recorded);
+  EXPECT_EQ(balanced.SeedBalanceWarning(), "");
+  EXPECT_EQ(balanced.DescribeConvention(),
+            "seed-balanced: input 0..1 minus mean 0.485/0.456/0.406, divided by std "
+            "0.229/0.224/0.225; activations x90 (recorded in the file)");
+
+  const Vgg16 unscaled = Vgg16::Load(dir / "one.pth");
+  EXPECT_EQ(unscaled.convention().name, "torchvision");
+  EXPECT_TRUE(unscaled.convention().recorded);
+  EXPECT_NE(unscaled.SeedBalanceWarning().find("the style term is about 8.1e+03x weaker"),
+            std::string::npos)
+      << unscaled.SeedBalanceWarning();
+
+  // torchvision's own file records nothing: its input convention says torchvision.
+  const Vgg16 plain = Vgg16::Load(dir / "tv.pth");
+  EXPECT_EQ(plain.convention().name, "torchvision");
+  EXPECT_FALSE(plain.convention().recorded);
+  EXPECT_NE(plain.SeedBalanceWarning().find("records no convention"), std::string::npos);
+
+  const Vgg16 random = Vgg16::Load("random:3");
+  EXPECT_EQ(random.convention().name, "random");
+  EXPECT_EQ(random.SeedBalanceWarning(), "");
+
+  TensorDict bad = VggDict();
+  bad.emplace_back("stylefleet.convention", torch::ones({2}));
+  SaveTensorDict(bad, dir / "bad.pt");
+  EXPECT_EQ(LoadError(dir / "bad.pt"),
+            dir / "bad.pt: key 'stylefleet.convention' must hold a name as uint8 bytes");
+}
+
 TEST(TransformerLoadTest, MissingAndMisshapenParametersAreNamed) {
   TransformerNet net;
   TensorDict dict;
