@@ -173,7 +173,7 @@ Measurement MeasureTraining(Setup& setup, int styles, Precision precision, Batch
     buckets.push_back(
         std::make_unique<GradientBuckets>(params, static_cast<size_t>(o.bucket_mb * 1024 * 1024)));
     step_styles.push_back({random.pointers[k], optimizers.back().get(), buckets.back().get(),
-                           random.targets[k], false});
+                           random.targets[k]});
   }
   TrainingStep step(setup.vgg, setup.runtime.control(), setup.runtime.tensors(), step_options,
                     &setup.clock);
