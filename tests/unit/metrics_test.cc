@@ -3,6 +3,7 @@
 
 #include <regex>
 
+#include "common/error.h"
 #include "metrics/prometheus_metrics.h"
 #include "metrics/training_metrics.h"
 
@@ -48,18 +49,24 @@ TEST(PrometheusMetricsTest, ExportsEveryLayerTermAndCounter) {
   m->CheckpointWritten("wave", 1700000000);
   m->ImagesSkipped(2);
   const std::string text = m->Text();
-  EXPECT_TRUE(Has(text, "stylefleet_style_loss{job=\"jobx\",layer=\"conv1_2\",style=\"wave\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "stylefleet_style_loss{job=\"jobx\",layer=\"conv1_2\",style=\"wave\"} 1"))
+      << text;
   EXPECT_TRUE(Has(text, "stylefleet_style_loss{job=\"jobx\",layer=\"conv4_3\",style=\"wave\"} 2"));
   EXPECT_TRUE(Has(text, "stylefleet_loss{job=\"jobx\",style=\"wave\",term=\"total\"} 302"));
-  EXPECT_TRUE(Has(text, "stylefleet_weighted_loss{job=\"jobx\",style=\"wave\",term=\"style\"} 300"));
+  EXPECT_TRUE(
+      Has(text, "stylefleet_weighted_loss{job=\"jobx\",style=\"wave\",term=\"style\"} 300"));
   EXPECT_TRUE(Has(text, "stylefleet_steps_total{job=\"jobx\",style=\"wave\"} 2"));
   EXPECT_TRUE(Has(text, "stylefleet_images_total{job=\"jobx\",style=\"wave\"} 8"));
   EXPECT_TRUE(Has(text, "stylefleet_progress_ratio{job=\"jobx\",style=\"wave\"} 0.2"));
   EXPECT_TRUE(Has(text, "stylefleet_checkpoints_total{job=\"jobx\",style=\"wave\"} 1"));
-  EXPECT_TRUE(Has(text, "stylefleet_last_checkpoint_timestamp_seconds{job=\"jobx\",style=\"wave\"} 1700000000"));
+  EXPECT_TRUE(
+      Has(text,
+          "stylefleet_last_checkpoint_timestamp_seconds{job=\"jobx\",style=\"wave\"} 1700000000"));
   EXPECT_TRUE(Has(text, "stylefleet_skipped_images_total{job=\"jobx\",rank=\"3\"} 2"));
   EXPECT_TRUE(Has(text, "stylefleet_step_duration_seconds_count{job=\"jobx\",style=\"wave\"} 2"));
-  EXPECT_TRUE(Has(text, "stylefleet_info{job=\"jobx\",group=\"1\",host=\"nodeA\",local_rank=\"1\",rank=\"3\",style=\"wave\"} 1"));
+  EXPECT_TRUE(Has(text,
+                  "stylefleet_info{job=\"jobx\",group=\"1\",host=\"nodeA\",local_rank=\"1\",rank="
+                  "\"3\",style=\"wave\"} 1"));
   EXPECT_NE(text.find("# TYPE stylefleet_steps_total counter"), std::string::npos);
   EXPECT_NE(text.find("# TYPE stylefleet_step_duration_seconds histogram"), std::string::npos);
 }
@@ -78,7 +85,8 @@ TEST(PrometheusMetricsTest, InfoFollowsTheCurrentStyle) {
   m->StyleStarted("a", {"conv1_2"}, 0, true);
   m->StyleStarted("b", {"conv1_2"}, 0, true);
   const std::string text = m->Text();
-  EXPECT_EQ(text.find("stylefleet_info{job=\"jobx\",group=\"0\",host=\"nodeA\",local_rank=\"1\",rank=\"3\",style=\"a\"}"),
+  EXPECT_EQ(text.find("stylefleet_info{job=\"jobx\",group=\"0\",host=\"nodeA\",local_rank=\"1\","
+                      "rank=\"3\",style=\"a\"}"),
             std::string::npos);
   EXPECT_NE(text.find("style=\"b\"} 1"), std::string::npos);
 }
@@ -86,7 +94,13 @@ TEST(PrometheusMetricsTest, InfoFollowsTheCurrentStyle) {
 TEST(PrometheusMetricsTest, BadListenAddressIsAConfigError) {
   PrometheusOptions options;
   options.listen = "localhost";
-  EXPECT_THROW(MakePrometheusMetrics(options, MetricsIdentity{}), std::exception);
+  try {
+    MakePrometheusMetrics(options, MetricsIdentity{});
+    FAIL() << "a listen address without a port was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.problems(),
+              std::vector<std::string>{"monitoring.listen: expected host:port, got 'localhost'"});
+  }
 }
 
 }  // namespace

@@ -173,7 +173,9 @@ TEST(StepTest, ANonFiniteLossOrGradientOnOneRankSkipsTheUpdateOnEveryRank) {
       EXPECT_TRUE(v.bad) << name << " rank " << r;
       // The fault is where its name says: the loss guard sees only loss faults.
       EXPECT_EQ(std::isfinite(v.total), !loss_fault) << name << " rank " << r << ": " << v.total;
-      if (name == "inf-loss") EXPECT_TRUE(std::isinf(v.total)) << v.total;
+      if (name == "inf-loss") {
+        EXPECT_TRUE(std::isinf(v.total)) << v.total;
+      }
       EXPECT_TRUE(unchanged[r]) << name << ": rank " << r << " updated after a bad step";
       EXPECT_FALSE(healthy[r].styles.at(0).bad) << name << " rank " << r;
       EXPECT_TRUE(moved[r]) << name << ": rank " << r << " did not update after a good step";
