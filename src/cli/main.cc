@@ -271,9 +271,18 @@ int Run(int argc, char** argv) {
                     "Write a Chrome-trace JSON of each step's phases here (one file per rank "
                     "under mpirun: NAME.rankN.json); open it in Perfetto");
   train
-      ->add_option("--test-inject-nan", train_options.inject_nan,
-                   "Test only: STYLE:STEP, make the loss of that step NaN on this rank")
+      ->add_option("--test-inject-fault", train_options.inject_faults,
+                   "Test only: STYLE:STEP:KIND, give that step a NaN or Inf loss or gradient on "
+                   "this rank (KIND: nan-loss, inf-loss, nan-gradient, inf-gradient)")
       ->group("");  // hidden from --help
+  train
+      ->add_option_function<std::vector<std::string>>(
+          "--test-inject-nan",
+          [&train_options](const std::vector<std::string>& entries) {
+            for (const auto& e : entries) train_options.inject_faults.push_back(e + ":nan-loss");
+          },
+          "Test only: STYLE:STEP, make the loss of that step NaN on this rank")
+      ->group("");
   train
       ->add_option("--test-perturb-replica", train_options.perturb_replica,
                    "Test only: STYLE:STEP, move this rank's parameters after that step")

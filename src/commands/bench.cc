@@ -172,8 +172,8 @@ Measurement MeasureTraining(Setup& setup, int styles, Precision precision, Batch
     optimizers.push_back(std::make_unique<Adam>(params, TrainingOptions{}.learning_rate));
     buckets.push_back(
         std::make_unique<GradientBuckets>(params, static_cast<size_t>(o.bucket_mb * 1024 * 1024)));
-    step_styles.push_back({random.pointers[k], optimizers.back().get(), buckets.back().get(),
-                           random.targets[k], false});
+    step_styles.push_back(
+        {random.pointers[k], optimizers.back().get(), buckets.back().get(), random.targets[k]});
   }
   TrainingStep step(setup.vgg, setup.runtime.control(), setup.runtime.tensors(), step_options,
                     &setup.clock);

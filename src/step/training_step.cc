@@ -26,7 +26,31 @@ StyleStepValues ToStepValues(const std::vector<double>& values) {
   return out;
 }
 
+// The loss value only: a constant added to the loss leaves its gradients as they were.
+void InjectLossFault(InjectedFault fault, torch::Tensor& total) {
+  if (fault == InjectedFault::kNanLoss) total = total + std::numeric_limits<double>::quiet_NaN();
+  if (fault == InjectedFault::kInfLoss) total = total + std::numeric_limits<double>::infinity();
+}
+
+// One element of the first gradient only.
+void InjectGradientFault(InjectedFault fault, const Adam& adam) {
+  if (fault != InjectedFault::kNanGradient && fault != InjectedFault::kInfGradient) return;
+  torch::Tensor element = adam.params().front().grad();
+  while (element.dim() > 0) element = element.select(0, 0);  // a view, written in place
+  element.fill_(fault == InjectedFault::kNanGradient ? std::numeric_limits<double>::quiet_NaN()
+                                                     : std::numeric_limits<double>::infinity());
+}
+
 }  // namespace
+
+InjectedFault InjectedFaultNamed(const std::string& name) {
+  if (name == "nan-loss") return InjectedFault::kNanLoss;
+  if (name == "inf-loss") return InjectedFault::kInfLoss;
+  if (name == "nan-gradient") return InjectedFault::kNanGradient;
+  if (name == "inf-gradient") return InjectedFault::kInfGradient;
+  throw ConfigError(
+      {"unknown injected fault '" + name + "' (nan-loss, inf-loss, nan-gradient or inf-gradient)"});
+}
 
 TrainingStep::TrainingStep(const Vgg16& vgg, Communicator& control, Communicator& tensors,
                            const StepOptions& options, StepClock* clock)
@@ -74,9 +98,7 @@ std::vector<std::vector<double>> TrainingStep::ForwardBackward(
     // One backward for all styles: each network's gradient comes from its own loss only.
     torch::Tensor total;
     for (size_t k = 0; k < styles.size(); ++k) {
-      if (styles[k].inject_nan) {
-        terms[k].total = terms[k].total * std::numeric_limits<double>::quiet_NaN();
-      }
+      InjectLossFault(styles[k].fault, terms[k].total);
       // Scaling the loss by 1/M scales every gradient exactly when M is a power of 2.
       const torch::Tensor scaled = parts == 1 ? terms[k].total : terms[k].total * (1.0 / parts);
       total = k == 0 ? scaled : total + scaled;
@@ -88,6 +110,7 @@ std::vector<std::vector<double>> TrainingStep::ForwardBackward(
       for (size_t i = 0; i < part_values.size(); ++i) values[k][i] += part_values[i] / parts;
     }
   }
+  for (const StepStyle& s : styles) InjectGradientFault(s.fault, *s.adam);
   return values;
 }
 

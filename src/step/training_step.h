@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <string>
 #include <vector>
 
 #include "dist/communicator.h"
@@ -16,14 +17,31 @@
 
 namespace stylefleet {
 
+/// Test-only faults a step can be given on one rank, to trigger the
+/// finiteness guards (`stylefleet train --test-inject-fault`). Loss faults
+/// change the loss value only (its gradients stay finite); gradient faults
+/// change one gradient element only (the loss stays finite), so each guard is
+/// the only thing that can catch its fault.
+enum class InjectedFault {
+  kNone,
+  kNanLoss,
+  kInfLoss,
+  kNanGradient,
+  kInfGradient,
+};
+
+/// "nan-loss", "inf-loss", "nan-gradient", "inf-gradient"; throws ConfigError
+/// for another name.
+InjectedFault InjectedFaultNamed(const std::string& name);
+
 /// One style's trainable state, as a step sees it. Not owned.
 struct StepStyle {
   TransformerNet* net = nullptr;
   Adam* adam = nullptr;
   GradientBuckets* buckets = nullptr;  ///< over the trainable parameters of `net`
   StyleLossTarget target;
-  /// Test-only fault injection: this rank's loss of this step becomes NaN.
-  bool inject_nan = false;
+  /// Test-only fault injection on this rank in this step.
+  InjectedFault fault = InjectedFault::kNone;
 };
 
 /// Group averages of one style's loss terms in a step.

@@ -119,8 +119,17 @@ StepStyle StyleRun::ForStep(int64_t step) {
   s.adam = adam_.get();
   s.buckets = buckets_.get();
   s.target = StyleLossTarget{&style_grams_, weights_};
-  s.inject_nan = Injected(context_.options->inject_nan, step);
+  s.fault = FaultAt(step);
   return s;
+}
+
+InjectedFault StyleRun::FaultAt(int64_t step) const {
+  const std::string here = style_.name + ":" + std::to_string(step) + ":";
+  for (const std::string& entry : context_.options->inject_faults) {
+    if (entry.compare(0, here.size(), here) == 0)
+      return InjectedFaultNamed(entry.substr(here.size()));
+  }
+  return InjectedFault::kNone;
 }
 
 bool StyleRun::Injected(const std::vector<std::string>& faults, int64_t step) const {
@@ -269,7 +278,12 @@ void StyleRun::ComputeStyleGrams() {
 // Same initial weights for the same job seed and style name, wherever it runs.
 void StyleRun::BuildModel() {
   net_ = TransformerNet();
-  InitializeTransformer(net_, job_.seed ^ Fnv1a(style_.name));
+  uint64_t seed = job_.seed ^ Fnv1a(style_.name);
+  const auto& reseeded = context_.options->reseed_initial_model;
+  if (std::find(reseeded.begin(), reseeded.end(), style_.name) != reseeded.end()) {
+    seed += 1 + static_cast<uint64_t>(control_.rank());  // test only: a rank with a wrong seed
+  }
+  InitializeTransformer(net_, seed);
   net_->to(context_.runtime->device());
   net_->train();
   const std::vector<torch::Tensor> trainable = TrainableTensors(net_);

@@ -97,6 +97,7 @@ class StyleRun {
   void WriteModel();
   bool Due(int64_t step, int64_t every) const;
   bool Injected(const std::vector<std::string>& faults, int64_t step) const;
+  InjectedFault FaultAt(int64_t step) const;
 
   StyleRunContext context_;
   const JobConfig& job_;

@@ -24,9 +24,16 @@ struct TrainRunOptions {
   bool allow_changed_settings = false;
   /// Where losses and training health go; nullptr reports nowhere.
   TrainingMetrics* metrics = nullptr;
-  /// Test-only fault injection, entries "STYLE:STEP": the loss of that style's
-  /// step (1-based) is made NaN on this rank (`stylefleet train --test-inject-nan`).
-  std::vector<std::string> inject_nan;
+  /// Test-only fault injection, entries "STYLE:STEP:KIND": that style's step
+  /// (1-based) gets fault KIND on this rank, one of nan-loss, inf-loss,
+  /// nan-gradient, inf-gradient (step/training_step.h: InjectedFault)
+  /// (`stylefleet train --test-inject-fault`; `--test-inject-nan STYLE:STEP`
+  /// is STYLE:STEP:nan-loss).
+  std::vector<std::string> inject_faults;
+  /// Test-only, entries "STYLE": this rank builds that style's initial model
+  /// from another seed, as a rank with a wrong seed would; only the root's
+  /// state broadcast makes the replicas equal again.
+  std::vector<std::string> reseed_initial_model;
   /// Test-only fault injection, entries "STYLE:STEP": after that step's update
   /// this rank's replica is perturbed (the first parameter moves by 1e-3), as
   /// a broken rank or network would (`--test-perturb-replica`).

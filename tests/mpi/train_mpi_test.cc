@@ -1,10 +1,13 @@
 // Distributed training under `mpirun -np 2` (ctest label `mpi`), MPI backend on CPU.
 // The key property: 2 ranks x batch 2 end with the same parameters as
-// 1 process x batch 4 on the same data and seed.
+// 1 process x batch 4 on the same data and seed. Also: ranks that start from
+// different initial weights end equal (the root's state broadcast), only the
+// root writes files, and each rank trains the styles the plan gives its group.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -12,6 +15,7 @@
 #include "data/image.h"
 #include "dist/world.h"
 #include "model/tensor_file.h"
+#include "recording_metrics.h"
 #include "test_util.h"
 #include "train/train.h"
 
@@ -109,6 +113,31 @@ std::vector<double> TotalLosses(const std::string& metrics) {
   return out;
 }
 
+// Bytes this process has passed to write() and similar calls so far
+// (/proc/self/io wchar): files, pipes and sockets. MPI between ranks of one
+// host goes through shared memory, which it does not count.
+int64_t BytesWrittenByThisProcess() {
+  std::ifstream in("/proc/self/io");
+  for (std::string key; in >> key;) {
+    int64_t value = 0;
+    in >> value;
+    if (key == "wchar:") return value;
+  }
+  return -1;
+}
+
+// What each rank's metrics saw, gathered on every rank: "style/group/root(1|0)/steps" per start.
+std::vector<std::string> StartsOnEachRank(const testing::RecordingMetrics& metrics) {
+  std::string mine;
+  for (const auto& start : metrics.started) {
+    const auto steps = metrics.steps.find(start.style);
+    mine += (mine.empty() ? "" : " ") + start.style + "/" + std::to_string(start.group) + "/" +
+            (start.reports_losses ? "root" : "member") + "/" +
+            std::to_string(steps == metrics.steps.end() ? 0 : steps->second.size());
+  }
+  return g_world->all().AllGather(mine);
+}
+
 // The single-process run processes its batch of 4 as 2 micro-batches (images
 // 0,2 and 1,3: what the two ranks hold), so the float sums are the same and the
 // parameters can be compared strictly. Against a plain batch-4 pass the loss
@@ -142,21 +171,94 @@ TEST_F(MpiTrainTest, TwoRanksOfBatchTwoEqualOneProcessOfBatchFour) {
   g_world->all().Barrier();
 }
 
+// Which rank trained which style: the plan (distributed.ranks_per_style 1:
+// one group per rank, group k trains styles k, k+2, ...) as each rank's own
+// metrics saw it, and metrics.jsonl records written by groups of one rank.
 TEST_F(MpiTrainTest, TwoStylesOnTwoRanksTrainOneEach) {
-  TrainJob(Job(2, {"training.batch_size=2"}), Options(), *g_world);
+  testing::RecordingMetrics metrics;
+  TrainRunOptions options = Options();
+  options.metrics = &metrics;
+  TrainJob(Job(2, {"training.batch_size=2", "distributed.ranks_per_style=1"}), options, *g_world);
+  EXPECT_EQ(StartsOnEachRank(metrics), (std::vector<std::string>{"s0/0/root/3", "s1/1/root/3"}));
   if (g_world->info().rank == 0) {
-    EXPECT_TRUE(fs::exists(dir_ / "out/s0/model.pt"));
-    EXPECT_TRUE(fs::exists(dir_ / "out/s1/model.pt"));
+    for (const std::string style : {"s0", "s1"}) {
+      EXPECT_TRUE(fs::exists(dir_ / ("out/" + style + "/model.pt"))) << style;
+      std::ifstream in(dir_ / ("out/" + style + "/metrics.jsonl"));
+      int records = 0;
+      for (std::string line; std::getline(in, line); ++records) {
+        EXPECT_EQ(nlohmann::json::parse(line)["ranks"], 1) << style << ": " << line;
+      }
+      EXPECT_EQ(records, 3) << style;
+    }
   }
 }
 
 TEST_F(MpiTrainTest, ThreeStylesOnTwoRanksAllFinish) {
-  TrainJob(Job(3, {"training.batch_size=2"}), Options(), *g_world);
+  testing::RecordingMetrics metrics;
+  TrainRunOptions options = Options();
+  options.metrics = &metrics;
+  TrainJob(Job(3, {"training.batch_size=2"}), options, *g_world);
+  EXPECT_EQ(StartsOnEachRank(metrics),
+            (std::vector<std::string>{"s0/0/root/3 s2/0/root/3", "s1/1/root/3"}));
   if (g_world->info().rank == 0) {
     for (int s = 0; s < 3; ++s) {
       EXPECT_TRUE(fs::exists(dir_ / ("out/s" + std::to_string(s) + "/model.pt"))) << s;
     }
   }
+}
+
+// Both ranks in one group (distributed.ranks_per_style 2): both train both
+// styles, only rank 0 reports their losses.
+TEST_F(MpiTrainTest, TwoStylesOnOneGroupOfTwoRanksTrainBothOnBoth) {
+  testing::RecordingMetrics metrics;
+  TrainRunOptions options = Options();
+  options.metrics = &metrics;
+  TrainJob(Job(2, {"training.batch_size=2", "distributed.ranks_per_style=2",
+                   "job.output_dir=" + (dir_ / "grouped")}),
+           options, *g_world);
+  EXPECT_EQ(StartsOnEachRank(metrics),
+            (std::vector<std::string>{"s0/0/root/3 s1/0/root/3", "s0/0/member/0 s1/0/member/0"}));
+}
+
+// Every rank starts from the root's state. Rank 1 builds its initial model
+// from another seed (a test hook); the root state broadcast makes the
+// replicas equal before the first step, so the run passes the replica check
+// of every step and ends bitwise equal to a run whose ranks agreed from the
+// start. Only the root writes: rank 1's process writes less than 1 MB in all
+// while the root writes checkpoints and a model of several MB each.
+TEST_F(MpiTrainTest, RanksStartedFromDifferentSeedsEndEqualAndOnlyTheRootWrites) {
+  const int rank = g_world->info().rank;
+  TrainJob(Job(1, {"training.batch_size=2", "job.output_dir=" + (dir_ / "agreed")}), Options(),
+           *g_world);
+  TrainRunOptions options = Options();
+  if (rank == 1) options.reseed_initial_model = {"s0"};
+  const int64_t before = BytesWrittenByThisProcess();
+  std::string error;
+  try {
+    TrainJob(Job(1, {"training.batch_size=2", "job.output_dir=" + (dir_ / "reseeded")}), options,
+             *g_world);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  const int64_t written = BytesWrittenByThisProcess() - before;
+  EXPECT_EQ(error, "");
+  // Judged on rank 0, which prints the report.
+  const auto all = g_world->all().AllGather(std::to_string(written));
+  if (rank == 0) {
+    std::printf("bytes written while training: rank 0 %s, rank 1 %s\n", all[0].c_str(),
+                all[1].c_str());
+    std::error_code no_model;
+    const int64_t model =
+        static_cast<int64_t>(fs::file_size(dir_ / "reseeded/s0/model.pt", no_model));
+    EXPECT_FALSE(no_model) << no_model.message();
+    EXPECT_GT(std::stoll(all[0]), 2 * model);  // the measure sees file writes: model, checkpoints
+    EXPECT_LT(std::stoll(all[1]), 1 << 20) << "rank 1 wrote files";
+    if (!no_model) {
+      EXPECT_EQ(MaxRelativeDifference(dir_ / "agreed/s0/model.pt", dir_ / "reseeded/s0/model.pt"),
+                0.0);
+    }
+  }
+  g_world->all().Barrier();
 }
 
 TEST_F(MpiTrainTest, MismatchedJobsFailClearlyOnEveryRank) {
@@ -188,7 +290,9 @@ TEST_F(MpiTrainTest, ADivergedReplicaIsCaughtAtTheLastStepEvenWithChecksOff) {
             std::string::npos)
       << error;
   EXPECT_NE(error.find("the replicas diverged"), std::string::npos) << error;
-  if (g_world->info().rank == 0) EXPECT_FALSE(fs::exists(dir_ / "diverged/s0/model.pt"));
+  if (g_world->info().rank == 0) {
+    EXPECT_FALSE(fs::exists(dir_ / "diverged/s0/model.pt"));
+  }
 }
 
 // Under MPI too: ranks in different collectives stop at once, naming both.

@@ -8,6 +8,7 @@
 
 #include <regex>
 
+#include "common/error.h"
 #include "metrics/prometheus_metrics.h"
 #include "metrics/training_metrics.h"
 
@@ -98,7 +99,13 @@ TEST(PrometheusMetricsTest, InfoFollowsTheCurrentStyle) {
 TEST(PrometheusMetricsTest, BadListenAddressIsAConfigError) {
   PrometheusOptions options;
   options.listen = "localhost";
-  EXPECT_THROW(MakePrometheusMetrics(options, MetricsIdentity{}), std::exception);
+  try {
+    MakePrometheusMetrics(options, MetricsIdentity{});
+    FAIL() << "a listen address without a port was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.problems(),
+              std::vector<std::string>{"monitoring.listen: expected host:port, got 'localhost'"});
+  }
 }
 
 // Sends "GET <path>" to 127.0.0.1:port; returns the status line.

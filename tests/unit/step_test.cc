@@ -1,14 +1,20 @@
 // The shared forward pass of a training step: several styles at once equal
-// each style alone; bf16 stays close to fp32; the phase clock, its trace and
-// the FLOP count.
+// each style alone; bf16 stays close to fp32; the finiteness guards of a
+// step; the phase clock, its trace and the FLOP count.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
+#include "common/error.h"
+#include "dist/world.h"
 #include "step/forward_pass.h"
 #include "step/step_clock.h"
 #include "step/step_cost.h"
+#include "step/training_step.h"
 #include "test_util.h"
 
 namespace stylefleet {
@@ -100,13 +106,98 @@ TEST(StepTest, Bf16LossesStayCloseToFp32) {
   }
 }
 
+// One rank of a two-rank group (threads, in-process communicators) with its
+// own copy of the same model.
+struct GuardedRank {
+  Fixture f{1, 32};
+  std::vector<torch::Tensor> trainable;
+  std::unique_ptr<Adam> adam;
+  std::unique_ptr<GradientBuckets> buckets;
+
+  GuardedRank() {
+    for (const auto& item : TrainableParameters(f.nets[0])) trainable.push_back(item.second);
+    adam = std::make_unique<Adam>(trainable, 0.01);
+    buckets = std::make_unique<GradientBuckets>(trainable, size_t{25} << 20);
+  }
+  std::vector<torch::Tensor> Snapshot() const {
+    std::vector<torch::Tensor> out;
+    for (const auto& t : trainable) out.push_back(t.detach().clone());
+    for (size_t i = 0; i < trainable.size(); ++i) out.push_back(adam->exp_avg(i).clone());
+    return out;
+  }
+  bool Unchanged(const std::vector<torch::Tensor>& before) const {
+    const auto now = Snapshot();
+    for (size_t i = 0; i < now.size(); ++i) {
+      if (!torch::equal(now[i], before[i])) return false;
+    }
+    return true;
+  }
+};
+
+// Each finiteness guard on its own (loss faults leave the gradients finite,
+// gradient faults leave the loss finite): a fault on rank 1 only makes the
+// step bad on both ranks, and neither weights nor optimizer state move; the
+// next, healthy step updates both.
+TEST(StepTest, ANonFiniteLossOrGradientOnOneRankSkipsTheUpdateOnEveryRank) {
+  const std::vector<std::pair<InjectedFault, std::string>> faults = {
+      {InjectedFaultNamed("nan-loss"), "nan-loss"},
+      {InjectedFaultNamed("inf-loss"), "inf-loss"},
+      {InjectedFaultNamed("nan-gradient"), "nan-gradient"},
+      {InjectedFaultNamed("inf-gradient"), "inf-gradient"}};
+  for (const auto& [fault, name] : faults) {
+    const bool loss_fault = name.find("loss") != std::string::npos;
+    std::vector<std::unique_ptr<GuardedRank>> ranks;
+    for (int r = 0; r < 2; ++r) ranks.push_back(std::make_unique<GuardedRank>());
+    auto world = MakeLocalWorlds(2);
+    std::vector<StepOutcome> faulty(2), healthy(2);
+    std::vector<bool> unchanged(2), moved(2);
+    std::vector<std::thread> threads;
+    for (int r = 0; r < 2; ++r) {
+      threads.emplace_back([&, r] {
+        GuardedRank& me = *ranks[static_cast<size_t>(r)];
+        Communicator& group = world[static_cast<size_t>(r)]->all();
+        TrainingStep step(me.f.vgg, group, group, StepOptions{1, me.f.use}, nullptr);
+        StepStyle style{&me.f.nets[0], me.adam.get(), me.buckets.get(), me.f.targets[0]};
+        const auto before = me.Snapshot();
+        style.fault = r == 1 ? fault : InjectedFault::kNone;
+        faulty[static_cast<size_t>(r)] = step.Run(me.f.content, {style}, false);
+        unchanged[static_cast<size_t>(r)] = me.Unchanged(before) && me.adam->steps() == 0;
+        style.fault = InjectedFault::kNone;
+        healthy[static_cast<size_t>(r)] = step.Run(me.f.content, {style}, false);
+        moved[static_cast<size_t>(r)] = !me.Unchanged(before) && me.adam->steps() == 1;
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (size_t r = 0; r < 2; ++r) {
+      const StyleStepValues& v = faulty[r].styles.at(0);
+      EXPECT_TRUE(v.bad) << name << " rank " << r;
+      // The fault is where its name says: the loss guard sees only loss faults.
+      EXPECT_EQ(std::isfinite(v.total), !loss_fault) << name << " rank " << r << ": " << v.total;
+      if (name == "inf-loss") {
+        EXPECT_TRUE(std::isinf(v.total)) << v.total;
+      }
+      EXPECT_TRUE(unchanged[r]) << name << ": rank " << r << " updated after a bad step";
+      EXPECT_FALSE(healthy[r].styles.at(0).bad) << name << " rank " << r;
+      EXPECT_TRUE(moved[r]) << name << ": rank " << r << " did not update after a good step";
+    }
+  }
+  EXPECT_THROW(InjectedFaultNamed("nan"), ConfigError);
+}
+
 TEST(StepTest, ClockSplitsTimeAndWritesAChromeTrace) {
   StepClock clock(torch::kCPU, true);
   clock.Begin(Phase::kData);
   clock.Begin(Phase::kBackward, "part 1");
+  // At least 1 ms in the backward phase, by the same monotonic clock: a lower
+  // bound by construction, not a speed assertion.
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(1)) {
+  }
   clock.End();
   clock.End();  // nothing running: no effect
-  EXPECT_GE(clock.seconds()[static_cast<size_t>(Phase::kBackward)], 0.0);
+  const double backward = clock.seconds()[static_cast<size_t>(Phase::kBackward)];
+  EXPECT_GE(backward, 1e-3);
+  EXPECT_EQ(clock.seconds()[static_cast<size_t>(Phase::kOptimizer)], 0.0);  // never begun
   testing::TempDir dir;
   const std::string path = dir / "trace.json";
   clock.WriteTrace(path, 3, "rank 3");
@@ -119,6 +210,7 @@ TEST(StepTest, ClockSplitsTimeAndWritesAChromeTrace) {
   EXPECT_EQ(events[2].at("ph"), "X");
   EXPECT_EQ(events[2].at("pid"), 3);
   EXPECT_EQ(events[2].at("args").at("detail"), "part 1");
+  EXPECT_NEAR(events[2].at("dur").get<double>(), backward * 1e6, 1e-3);
   EXPECT_LE(events[1].at("ts").get<double>(), events[2].at("ts").get<double>());
   EXPECT_EQ(RankTracePath("out/t.json", 1, 2), "out/t.rank1.json");
   EXPECT_EQ(RankTracePath("out/t.json", 0, 1), "out/t.json");

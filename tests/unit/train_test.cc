@@ -21,6 +21,7 @@
 #include "data/image_tensor.h"
 #include "dist/world.h"
 #include "model/tensor_file.h"
+#include "recording_metrics.h"
 #include "test_paths.h"
 #include "test_util.h"
 #include "train/rank_agreement.h"
@@ -237,13 +238,49 @@ TEST_F(TrainTest, StylesTrainedTogetherMatchStylesTrainedApart) {
   }
 
   TrainRunOptions faulty = Quiet();
-  faulty.inject_nan = {"a:1", "a:2"};
+  faulty.inject_faults = {"a:1:inf-loss", "a:2:nan-gradient"};
   testing::WriteFile(dir_ / "faulty.yaml", job_text("faulty", 2));
   const TrainOutcome outcome = TrainJob(LoadJob(dir_ / "faulty.yaml"), faulty);
   EXPECT_EQ(outcome.failed_styles, std::vector<std::string>{"a"});
   EXPECT_FALSE(fs::exists(dir_ / "faulty/a/model.pt"));
   EXPECT_TRUE(fs::exists(dir_ / "faulty/b/model.pt"));
   EXPECT_EQ(Metrics(dir_ / "faulty/b").size(), 4u);
+}
+
+// Every kind of non-finite step reaches the trainer's guard: each is skipped
+// (the weights stay finite), counted for the metrics and marked in
+// metrics.jsonl; healthy steps between them reset the count, so the style
+// trains to the end; training.max_bad_steps faults in a row stop it (the
+// job's other styles would go on), keeping its checkpoints and writing no model.
+TEST_F(TrainTest, NonFiniteStepsAreSkippedCountedAndStopAStyleWhenInARow) {
+  testing::RecordingMetrics metrics;
+  TrainRunOptions options = Quiet();
+  options.metrics = &metrics;
+  options.inject_faults = {"style:1:nan-loss", "style:3:inf-loss", "style:5:nan-gradient",
+                           "style:7:inf-gradient"};
+  const std::vector<std::string> settings = {"training.max_steps=8", "training.max_bad_steps=2",
+                                             "training.preview_every_steps=0"};
+  EXPECT_TRUE(TrainJob(Job("apart", settings), options).failed_styles.empty());
+  EXPECT_EQ(metrics.bad_steps["style"], 4);
+  const auto records = Metrics(dir_ / "apart/style");
+  ASSERT_EQ(records.size(), 8u);
+  // NaN and Inf totals are written as null; a gradient fault leaves the loss finite.
+  EXPECT_TRUE(records[0]["total_loss"].is_null()) << records[0].dump();
+  EXPECT_TRUE(records[2]["total_loss"].is_null()) << records[2].dump();
+  EXPECT_TRUE(records[4]["total_loss"].is_number()) << records[4].dump();
+  for (const auto& [name, tensor] : Params(dir_ / "apart/style/model.pt")) {
+    EXPECT_TRUE(torch::isfinite(tensor).all().item<bool>()) << name;
+  }
+
+  testing::RecordingMetrics in_a_row;
+  options.metrics = &in_a_row;
+  options.inject_faults = {"style:3:inf-gradient", "style:4:inf-loss"};
+  const TrainOutcome outcome = TrainJob(Job("in_a_row", settings), options);
+  EXPECT_EQ(outcome.failed_styles, std::vector<std::string>{"style"});
+  EXPECT_EQ(in_a_row.bad_steps["style"], 2);
+  EXPECT_EQ(in_a_row.steps["style"].back(), 4);
+  EXPECT_FALSE(fs::exists(dir_ / "in_a_row/style/model.pt"));
+  EXPECT_TRUE(fs::exists(CheckpointPath(dir_ / "in_a_row/style", 2)));
 }
 
 // Uniform-colour photos made 8 of 12 steps non-finite (instance norm at zero

@@ -1,0 +1,44 @@
+// A TrainingMetrics that remembers what the trainer reported, for tests that
+// check who reported what (which rank trained which style, bad steps).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "metrics/training_metrics.h"
+
+namespace stylefleet::testing {
+
+class RecordingMetrics : public TrainingMetrics {
+ public:
+  struct Start {
+    std::string style;
+    int group = 0;
+    bool reports_losses = false;
+  };
+
+  void StyleStarted(const std::string& style, const std::vector<std::string>&, int group,
+                    bool reports_losses) override {
+    started.push_back({style, group, reports_losses});
+  }
+  void StepDone(const std::string& style, const StepReport& report) override {
+    steps[style].push_back(report.step);
+  }
+  void ImagesSkipped(int64_t) override {}
+  void CheckpointWritten(const std::string&, double) override {}
+  void BadStep(const std::string& style) override { ++bad_steps[style]; }
+  void CollectiveStalls(int64_t count) override { stalls += count; }
+  void StyleFinished(const std::string& style) override { finished.push_back(style); }
+  void Finish() override {}
+  std::string endpoint() const override { return ""; }
+  std::string Text() const override { return ""; }
+
+  std::vector<Start> started;                         ///< in call order
+  std::map<std::string, std::vector<int64_t>> steps;  ///< StepDone's steps per style
+  std::map<std::string, int> bad_steps;
+  std::vector<std::string> finished;
+  int64_t stalls = 0;
+};
+
+}  // namespace stylefleet::testing
