@@ -65,16 +65,22 @@ class ChannelStats {
   torch::Tensor mean_, m2_;
 };
 
-// The output of `layer` on `in` (1 x C x H x W), computed in tiles of
-// `tile` x `tile` output pixels; feeds every tile to `stats` when given.
-torch::Tensor ConvInTiles(const torch::Tensor& in, ConvLayerImpl& layer, int64_t tile,
-                          ChannelStats* stats) {
+// The geometry of `layer` along rows and columns of an input of in_h x in_w.
+std::pair<Axis, Axis> LayerAxes(ConvLayerImpl& layer, int64_t in_h, int64_t in_w) {
+  const int64_t kernel = layer.conv().weight.size(2);
+  const int64_t stride = layer.conv().options.stride()->at(0);
+  return {Axis{in_h, layer.upsample(), kernel / 2, kernel, stride},
+          Axis{in_w, layer.upsample(), kernel / 2, kernel, stride}};
+}
+
+// Writes the output of `layer` on `in` (1 x C x H x W) into `out`, computed in
+// tiles of `tile` x `tile` output pixels; feeds every tile to `stats` when given.
+void ConvInTiles(const torch::Tensor& in, ConvLayerImpl& layer, int64_t tile, ChannelStats* stats,
+                 torch::Tensor& out) {
   torch::nn::Conv2dImpl& conv = layer.conv();
-  const int64_t kernel = conv.weight.size(2), stride = conv.options.stride()->at(0);
-  const Axis rows{in.size(2), layer.upsample(), kernel / 2, kernel, stride};
-  const Axis cols{in.size(3), layer.upsample(), kernel / 2, kernel, stride};
+  const auto [rows, cols] = LayerAxes(layer, in.size(2), in.size(3));
   const int64_t out_h = rows.OutSize(), out_w = cols.OutSize();
-  torch::Tensor out = torch::empty({1, conv.weight.size(0), out_h, out_w}, in.options());
+  SF_CHECK(out.size(2) == out_h && out.size(3) == out_w, "tiled output buffer of a wrong size");
   for (int64_t y = 0; y < out_h; y += tile) {
     const int64_t y_end = std::min(out_h, y + tile);
     const torch::Tensor row_index = WindowIndex(rows, y, y_end).view({-1, 1});
@@ -82,12 +88,11 @@ torch::Tensor ConvInTiles(const torch::Tensor& in, ConvLayerImpl& layer, int64_t
       const int64_t x_end = std::min(out_w, x + tile);
       const torch::Tensor window =
           in.index({Slice(), Slice(), row_index, WindowIndex(cols, x, x_end)});
-      const torch::Tensor part = torch::conv2d(window, conv.weight, conv.bias, stride);
+      const torch::Tensor part = torch::conv2d(window, conv.weight, conv.bias, rows.stride);
       if (stats != nullptr) stats->Add(part);
       out.index({Slice(), Slice(), Slice(y, y_end), Slice(x, x_end)}).copy_(part);
     }
   }
-  return out;
 }
 
 // out = instance_norm(out) with the statistics given, in place: the affine
@@ -134,22 +139,71 @@ Module& FindModule(TransformerNet& net, const std::string& name) {
   return *module;
 }
 
+// Where each step's output lives in one buffer reused by every layer: the
+// first offset that overlaps neither the step's input nor a residual block's
+// input, which are the only activations alive then. One allocation instead
+// of one per layer keeps the heap from growing with freed holes too small for
+// the next layer (malloc never returns memory here: see src/cli/main.cc).
+// Returns the offsets (in elements) and the buffer's size; the last step's
+// output is not placed (it is returned to the caller).
+std::vector<int64_t> PlanBuffer(const std::vector<Step>& steps, const std::vector<int64_t>& sizes,
+                                int64_t* buffer_size) {
+  std::vector<int64_t> offsets(steps.size(), 0);
+  *buffer_size = 0;
+  int input = -1, block_input = -1;  // step indices; -1: the image, outside the buffer
+  for (size_t i = 0; i + 1 < steps.size(); ++i) {
+    if (steps[i].starts_block) block_input = input;
+    std::vector<std::pair<int64_t, int64_t>> alive;
+    for (int step : {input, block_input}) {
+      if (step >= 0) alive.emplace_back(offsets[step], offsets[step] + sizes[step]);
+    }
+    std::vector<int64_t> candidates = {0};
+    for (const auto& [begin, end] : alive) candidates.push_back(end);
+    int64_t best = -1;
+    for (int64_t at : candidates) {
+      bool free = true;
+      for (const auto& [begin, end] : alive) free = free && (at + sizes[i] <= begin || at >= end);
+      if (free && (best < 0 || at < best)) best = at;
+    }
+    offsets[i] = best;
+    *buffer_size = std::max(*buffer_size, best + sizes[i]);
+    if (steps[i].after == After::kNormAddBlockInput) block_input = -1;
+    input = int(i);
+  }
+  return offsets;
+}
+
 torch::Tensor ForwardOne(TransformerNet& net, const std::vector<Step>& steps,
                          const torch::Tensor& image, int64_t tile) {
-  const int64_t image_h = image.size(2);
+  std::vector<ConvLayerImpl*> layers;
+  std::vector<std::vector<int64_t>> shapes;
+  std::vector<int64_t> sizes;
+  int64_t h = image.size(2), w = image.size(3);
+  for (const Step& step : steps) {
+    layers.push_back(&FindModule<ConvLayerImpl>(net, step.conv));
+    const auto [rows, cols] = LayerAxes(*layers.back(), h, w);
+    h = rows.OutSize();
+    w = cols.OutSize();
+    shapes.push_back({1, layers.back()->conv().weight.size(0), h, w});
+    sizes.push_back(shapes.back()[1] * h * w);
+  }
+  int64_t buffer_size = 0;
+  const std::vector<int64_t> offsets = PlanBuffer(steps, sizes, &buffer_size);
+  const torch::Tensor buffer = torch::empty({buffer_size}, image.options());
+
   torch::Tensor act = image.contiguous();
   torch::Tensor block_input;
-  for (const Step& step : steps) {
-    ConvLayerImpl& layer = FindModule<ConvLayerImpl>(net, step.conv);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Step& step = steps[i];
     if (step.starts_block) block_input = act;
+    torch::Tensor out = i + 1 < steps.size()
+                            ? buffer.narrow(0, offsets[i], sizes[i]).view(shapes[i])
+                            : torch::empty(shapes[i], image.options());
     // Tiles cover the same image area at every resolution.
-    const int64_t out_h = layer.upsample() * act.size(2) / layer.conv().options.stride()->at(0);
-    const int64_t scale = std::max<int64_t>(1, image_h / out_h);
+    const int64_t scale = std::max<int64_t>(1, image.size(2) / shapes[i][2]);
     const int64_t layer_tile = std::max<int64_t>(1, (tile + scale - 1) / scale);
     ChannelStats stats;
-    torch::Tensor out =
-        ConvInTiles(act, layer, layer_tile, step.after == After::kNothing ? nullptr : &stats);
-    act = torch::Tensor();  // the input is no longer needed (a block's input lives on)
+    ConvInTiles(act, *layers[i], layer_tile, step.after == After::kNothing ? nullptr : &stats, out);
     if (step.after != After::kNothing) {
       NormalizeInPlace(out, stats, FindModule<torch::nn::InstanceNorm2dImpl>(net, step.norm));
     }
