@@ -298,9 +298,11 @@ int Run(int argc, char** argv) {
   stylize->add_option("--output", stylize_options.output_dir, "Output folder")->required();
   stylize->add_option("--format", stylize_options.format, "jpg or png (default jpg)");
   stylize->add_option("--tile", stylize_options.tile_size,
-                      "Tile images larger than this many pixels per side (default 1024; 0: never)");
+                      "Images with a side over this many pixels run layer by layer in tiles of "
+                      "this size: the same result as one pass, in less memory (default 1024; "
+                      "at least 64; 0: always one pass)");
   stylize->add_option("--overlap", stylize_options.tile_overlap,
-                      "Tile overlap in pixels (default 64)");
+                      "Ignored, kept for old command lines: tiles no longer overlap or blend");
   stylize->add_option("--threads", stylize_options.threads,
                       "Intra-op threads (default: all cores)");
   stylize->add_flag("--overwrite", stylize_options.overwrite,

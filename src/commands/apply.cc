@@ -11,6 +11,7 @@
 #include "data/image.h"
 #include "data/image_tensor.h"
 #include "loss/losses.h"
+#include "model/tiled_forward.h"
 #include "model/vgg16.h"
 #include "step/forward_pass.h"
 
@@ -19,76 +20,41 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Runs the network on an image of any size: reflection-pads to a multiple of 4
-// (the network halves twice), then crops back.
-torch::Tensor RunPadded(TransformerNet& net, const torch::Tensor& image) {
+// Reflection-pads an image of any size to a multiple of 4 (the network halves
+// twice); the caller crops the result back.
+torch::Tensor PadToMultipleOf4(const torch::Tensor& image) {
   const int64_t h = image.size(2), w = image.size(3);
   const int64_t pad_h = (4 - h % 4) % 4, pad_w = (4 - w % 4) % 4;
-  torch::Tensor x = image;
-  if (pad_h || pad_w) {
-    // Reflection needs the pad smaller than the side; tiny images use replicate.
-    torch::nn::functional::PadFuncOptions pad({0, pad_w, 0, pad_h});
-    if (h > pad_h && w > pad_w) {
-      pad.mode(torch::kReflect);
-    } else {
-      pad.mode(torch::kReplicate);
-    }
-    x = torch::nn::functional::pad(x, pad);
+  if (pad_h == 0 && pad_w == 0) return image;
+  // Reflection needs the pad smaller than the side; tiny images use replicate.
+  torch::nn::functional::PadFuncOptions pad({0, pad_w, 0, pad_h});
+  if (h > pad_h && w > pad_w) {
+    pad.mode(torch::kReflect);
+  } else {
+    pad.mode(torch::kReplicate);
   }
-  return net->forward(x).slice(2, 0, h).slice(3, 0, w);
+  return torch::nn::functional::pad(image, pad);
 }
 
-// Weight of each pixel of a tile in the blend: rises linearly over `overlap`
-// pixels from each edge, so neighbouring tiles cross-fade without seams.
-torch::Tensor TileWeights(int64_t h, int64_t w, int64_t overlap) {
-  auto ramp = [&](int64_t n) {
-    torch::Tensor i = torch::arange(n, torch::kFloat32);
-    torch::Tensor d = torch::minimum(i, (n - 1) - i);
-    return ((d + 1) / float(overlap + 1)).clamp(1e-3, 1.0);
-  };
-  return torch::minimum(ramp(h).view({h, 1}), ramp(w).view({1, w})).view({1, 1, h, w});
-}
-
-std::vector<int64_t> TileStarts(int64_t length, int64_t tile, int64_t overlap) {
-  std::vector<int64_t> starts;
-  if (length <= tile) return {0};
-  const int64_t stride = tile - overlap;
-  for (int64_t s = 0;; s += stride) {
-    if (s + tile >= length) {
-      starts.push_back(length - tile);
-      break;
-    }
-    starts.push_back(s);
-  }
-  return starts;
-}
-
-torch::Tensor Stylize(TransformerNet& net, const torch::Tensor& image, int tile, int overlap) {
+// Images with a side over `tile` run layer by layer in tiles (model/tiled_forward.h):
+// the same result as one pass, in less memory.
+torch::Tensor Stylize(TransformerNet& net, const torch::Tensor& image, int tile) {
   torch::NoGradGuard no_grad;
   const int64_t h = image.size(2), w = image.size(3);
-  if (tile <= 0 || (h <= tile && w <= tile)) return RunPadded(net, image).clamp(0, 255);
-  torch::Tensor sum = torch::zeros_like(image);
-  torch::Tensor weight = torch::zeros({1, 1, h, w});
-  const int64_t th = std::min<int64_t>(tile, h), tw = std::min<int64_t>(tile, w);
-  for (int64_t y : TileStarts(h, th, overlap)) {
-    for (int64_t x : TileStarts(w, tw, overlap)) {
-      const torch::Tensor part = image.slice(2, y, y + th).slice(3, x, x + tw);
-      const torch::Tensor out = RunPadded(net, part);
-      const torch::Tensor wgt = TileWeights(th, tw, overlap);
-      sum.slice(2, y, y + th).slice(3, x, x + tw).add_(out * wgt);
-      weight.slice(2, y, y + th).slice(3, x, x + tw).add_(wgt);
-    }
-  }
-  return (sum / weight).clamp(0, 255);
+  const torch::Tensor padded = PadToMultipleOf4(image);
+  const torch::Tensor out = (tile <= 0 || (h <= tile && w <= tile))
+                                ? net->forward(padded)
+                                : ForwardInTiles(net, padded, tile);
+  return out.slice(2, 0, h).slice(3, 0, w).clamp(0, 255);
 }
 
 }  // namespace
 
 StylizeResult StylizeImages(const StylizeOptions& options) {
   if (options.threads > 0) torch::set_num_threads(options.threads);
-  if (options.tile_size != 0 && (options.tile_size < 64 || options.tile_overlap < 0 ||
-                                 options.tile_overlap * 2 >= options.tile_size)) {
-    throw ConfigError({"--tile: expected 0 or at least 64, with --overlap below half of it"});
+  if (options.tile_size != 0 && options.tile_size < 64) {
+    throw ConfigError(
+        {"--tile: expected 0 or at least 64, got " + std::to_string(options.tile_size)});
   }
   // Planned before the model loads: a refused run stops at once, having written nothing.
   const StylizePlan plan = PlanStylize(options);
@@ -106,7 +72,7 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
       const RgbImage input = LoadImageFile(target.input);
       const torch::Tensor image = ImageToTensor(input);
       const auto start = std::chrono::steady_clock::now();
-      const torch::Tensor out = Stylize(net, image, options.tile_size, options.tile_overlap);
+      const torch::Tensor out = Stylize(net, image, options.tile_size);
       RgbImage styled = TensorToImage(out);
       styled.alpha = input.alpha;  // the network styles RGB; transparency stays the input's
       const fs::path folder = fs::path(target.output).parent_path();  // mirrors the input tree

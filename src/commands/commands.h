@@ -17,9 +17,12 @@ struct StylizeOptions {
   std::vector<std::string> inputs;  ///< image files or folders of images
   std::string output_dir;
   std::string format = "jpg";  ///< jpg or png
-  /// Images with a side longer than this are stylized in overlapping tiles of
-  /// this size (bounded memory); 0 never tiles.
+  /// Images with a side longer than this run layer by layer in tiles of this
+  /// size (model/tiled_forward.h: the untiled result, less memory); 0 never
+  /// tiles; otherwise at least 64.
   int tile_size = 1024;
+  /// Ignored: tiles are exact and no longer overlap. Kept so that callers and
+  /// command lines that set it still work.
   int tile_overlap = 64;
   int threads = 0;
   /// Replace output files that exist; without it they are kept and their

@@ -23,6 +23,12 @@ class ConvLayerImpl : public torch::nn::Module {
   ConvLayerImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t upsample = 1);
   torch::Tensor forward(const torch::Tensor& x);
 
+  /// Nearest-neighbour upsampling factor applied before padding (1: none).
+  int64_t upsample() const { return upsample_; }
+  /// The convolution (its weight, bias, kernel and stride); padding is the
+  /// reflection of kernel/2 done here, not the convolution's own.
+  torch::nn::Conv2dImpl& conv() { return *conv2d_; }
+
  private:
   int64_t pad_;
   int64_t upsample_;

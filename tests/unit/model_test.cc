@@ -9,8 +9,10 @@
 #include "checkpoint/model_file.h"
 #include "commands/commands.h"
 #include "common/error.h"
+#include "data/image.h"
 #include "data/image_tensor.h"
 #include "model/tensor_file.h"
+#include "model/tiled_forward.h"
 #include "model/transformer_net.h"
 #include "model/vgg16.h"
 #include "test_paths.h"
@@ -337,6 +339,83 @@ TEST(ExportTest, PyTorchLoadsTheExportAndMatchesCppInference) {
                               "/tests/python/reference.py export " + (dir / "export.pth") + " " +
                               (dir / "data.pt");
   EXPECT_EQ(std::system(command.c_str()), 0) << command;
+}
+
+// A shipped photo (569 x 320), as 1 x 3 x H x W in 0..255.
+torch::Tensor Photo() {
+  return ImageToTensor(
+      LoadImageFile(std::string(STYLEFLEET_SOURCE_DIR) + "/configs/data/content/0008.jpg"));
+}
+
+// A random transformer whose output spreads over 0..255 like a trained one's
+// (a fresh one gives values near 0, which clamping would hide): the last conv
+// is rescaled so that `image` comes out with mean 128 and deviation 60.
+TransformerNet PhotoRangeTransformer(const torch::Tensor& image) {
+  TransformerNet net;
+  InitializeTransformer(net, 11);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor out = net->forward(image);
+  const double scale = 60 / out.std().item<double>(), mean = out.mean().item<double>();
+  auto params = net->named_parameters();
+  params["deconv3.conv2d.weight"].mul_(scale);
+  params["deconv3.conv2d.bias"].sub_(mean).mul_(scale).add_(128);
+  return net;
+}
+
+struct Difference {
+  double mean, max;
+};
+// Between two outputs as written to an image (clamped to 0..255).
+Difference PixelDifference(const torch::Tensor& a, const torch::Tensor& b) {
+  const torch::Tensor d = (a.clamp(0, 255) - b.clamp(0, 255)).abs();
+  return {d.mean().item<double>(), d.max().item<double>()};
+}
+
+// The bar: tiled output as untiled within mean 0.5 and max 3 of 255.
+// Only float summation order differs, so far less is expected; a misplaced
+// tile or per-tile statistics on a photo give tens.
+TEST(TiledForwardTest, MatchesOneForwardOnAPhotoSeveralTilesWide) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor photo = Photo().slice(2, 0, 200).slice(3, 0, 360);  // multiples of 4
+  TransformerNet net = PhotoRangeTransformer(photo);
+  const torch::Tensor whole = net->forward(photo);
+  ASSERT_GT(whole.clamp(0, 255).std().item<double>(), 40);  // a picture, not a flat image
+  // 96: 4 x 3 tiles; 66 (not a multiple of 4): 6 x 4; 64: the smallest the CLI
+  // allows; 1000: one tile, the window logic alone.
+  for (int64_t tile : {96, 66, 64, 1000}) {
+    const torch::Tensor tiled = ForwardInTiles(net, photo, tile);
+    ASSERT_EQ(tiled.sizes(), whole.sizes());
+    const Difference diff = PixelDifference(tiled, whole);
+    std::printf("tile %ld: mean %.2g max %.2g of 255\n", long(tile), diff.mean, diff.max);
+    EXPECT_LT(diff.mean, 0.5) << "tile " << tile;
+    EXPECT_LT(diff.max, 3) << "tile " << tile;
+    EXPECT_LT(diff.max, 0.1) << "tile " << tile << ": more than float rounding";
+  }
+}
+
+// Thin images (a 5-pixel strip padded to 8), tiles wider than the image in one
+// direction, and a batch of two, each image with its own statistics.
+TEST(TiledForwardTest, ThinImagesAndBatches) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor photo = Photo();
+  TransformerNet net = PhotoRangeTransformer(photo.slice(2, 0, 200).slice(3, 0, 360));
+  for (const auto& [h, w] : std::vector<std::pair<int64_t, int64_t>>{{8, 300}, {300, 8}, {8, 8}}) {
+    const torch::Tensor part = photo.slice(2, 10, 10 + h).slice(3, 20, 20 + w);
+    const Difference diff = PixelDifference(ForwardInTiles(net, part, 64), net->forward(part));
+    EXPECT_LT(diff.max, 0.1) << h << "x" << w;
+  }
+  const torch::Tensor batch = torch::cat(
+      {photo.slice(2, 0, 96).slice(3, 0, 200), photo.slice(2, 200, 296).slice(3, 0, 200)});
+  const Difference diff = PixelDifference(ForwardInTiles(net, batch, 64), net->forward(batch));
+  EXPECT_LT(diff.max, 0.1);
+}
+
+TEST(TiledForwardTest, RefusesSizesTheNetworkCannotTake) {
+  TransformerNet net;
+  torch::NoGradGuard no_grad;
+  EXPECT_THROW(ForwardInTiles(net, torch::zeros({1, 3, 30, 32}), 64), Error);  // not x4
+  EXPECT_THROW(ForwardInTiles(net, torch::zeros({1, 3, 4, 32}), 64), Error);   // under 8
+  EXPECT_THROW(ForwardInTiles(net, torch::zeros({1, 3, 32, 32}), 0), Error);
 }
 
 }  // namespace
