@@ -139,6 +139,10 @@ void CollectRuns(const fs::path& dir, const std::string& relative, int depth,
 
 std::vector<RunHistory> ReadJobHistory(const std::string& dir) {
   std::error_code ec;
+  if (!fs::exists(dir, ec)) {
+    throw DataError(dir +
+                    ": no such folder (has the job trained yet? `stylefleet train` creates it)");
+  }
   if (!fs::is_directory(dir, ec)) throw DataError(dir + ": not a folder");
   if (IsRunFolder(dir)) return {ReadRunHistory(dir)};
   std::vector<std::pair<std::string, fs::path>> found;
