@@ -16,7 +16,7 @@ runs the tests it names and prints a Markdown table:
 Exit status 0 only when every mutant selected was caught.
 
 The scratch copy (default /tmp/stylefleet-mutation, --work) holds the sources
-of HEAD (or of the working tree with --working-tree) in src/ and its own build
+of HEAD (another commit with --revision, the working tree with --working-tree) in src/ and its own build
 folder in build/; it is kept between runs, so a rerun rebuilds only what
 changed, and ccache (CCACHE_BASEDIR is the source folder) makes its first
 build mostly cache hits. Before the mutants, the unmutated copy is built and
@@ -31,7 +31,7 @@ Usage:
   tests/mutation/run.py ID [ID...]      some of them
   tests/mutation/run.py --list          ids and descriptions
 Options: --timeout S (per mutant, build and tests; default 1200), --work DIR,
---working-tree, --no-baseline, --jobs N, --lock FILE, --table FILE (also write
+--revision REV, --working-tree, --no-baseline, --jobs N, --lock FILE, --table FILE (also write
 the Markdown table there).
 """
 
@@ -132,6 +132,10 @@ def run_command(command, cwd, timeout, env=None):
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
             code = None
+        except BaseException:  # interrupted: leave no build or test running
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            raise
         out.seek(0)
         return code, out.read()
 
@@ -159,12 +163,12 @@ def sync_tree(source_files, dest):
                 os.remove(os.path.join(root, name))
 
 
-def head_files():
-    listing = subprocess.run(["git", "-C", REPO, "ls-tree", "-r", "-z", "--name-only", "HEAD"],
+def revision_files(revision):
+    listing = subprocess.run(["git", "-C", REPO, "ls-tree", "-r", "-z", "--name-only", revision],
                              check=True, capture_output=True).stdout
     files = {}
     for rel in filter(None, listing.decode().split("\0")):
-        files[rel] = subprocess.run(["git", "-C", REPO, "show", f"HEAD:{rel}"], check=True,
+        files[rel] = subprocess.run(["git", "-C", REPO, "show", f"{revision}:{rel}"], check=True,
                                     capture_output=True).stdout
     return files
 
@@ -283,8 +287,10 @@ def main():
     parser.add_argument("--timeout", type=float, default=1200,
                         help="seconds per mutant, build and tests (default 1200)")
     parser.add_argument("--work", default="/tmp/stylefleet-mutation")
+    parser.add_argument("--revision", default="HEAD",
+                        help="the commit whose sources are mutated (default HEAD)")
     parser.add_argument("--working-tree", action="store_true",
-                        help="mutate the working tree's files instead of HEAD's")
+                        help="mutate the working tree's files instead of a commit's")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--lock", default="/tmp/stylefleet-cpu.lock")
@@ -304,8 +310,11 @@ def main():
 
     started = time.time()
     checker = Checker(args)
-    sync_tree(working_tree_files() if args.working_tree else head_files(), checker.src)
-    revision = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+    # SIGTERM as Ctrl-C: the mutated file is restored on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sync_tree(working_tree_files() if args.working_tree else revision_files(args.revision),
+              checker.src)
+    revision = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", args.revision],
                               capture_output=True, text=True).stdout.strip()
     with cpu_lock(args.lock):
         checker.configure()
