@@ -7,10 +7,7 @@
 
 namespace stylefleet {
 namespace fs = std::filesystem;
-namespace {
 
-// Relative paths and sizes: a node whose copy of the folder lacks a file, or
-// holds a different one, gives another hash.
 std::string ContentListHash(const std::string& dir, const std::vector<std::string>& files) {
   uint64_t hash = Fnv1a("");
   for (const auto& file : files) {
@@ -24,8 +21,6 @@ std::string ContentListHash(const std::string& dir, const std::vector<std::strin
   std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(hash));
   return text;
 }
-
-}  // namespace
 
 void CheckRanksAgreeOnJob(Communicator& all, const JobConfig& job,
                           const std::vector<std::string>& selected_styles,

@@ -11,6 +11,11 @@
 
 namespace stylefleet {
 
+/// A hash (16 hex digits) of `files`' paths relative to `dir` and their sizes:
+/// a node whose copy of the folder lacks a file, or holds another one under
+/// the same name, gives another value.
+std::string ContentListHash(const std::string& dir, const std::vector<std::string>& files);
+
 /// Collective over `all`: compares every setting of `job` whose Agreement is
 /// not kPerRank (values at full precision), the `--style` selection in order,
 /// and the content list (count, and a hash of the relative paths and sizes).

@@ -295,6 +295,25 @@ TEST_F(MpiTrainTest, ADivergedReplicaIsCaughtAtTheLastStepEvenWithChecksOff) {
   }
 }
 
+// The periodic check: a replica that drifts after step 1 is caught at the
+// first multiple of check_every_steps (2), not only at the end (step 5).
+TEST_F(MpiTrainTest, ADivergedReplicaIsCaughtAtTheNextPeriodicCheck) {
+  TrainRunOptions options = Options();
+  if (g_world->info().rank == 1) options.perturb_replica = {"s0:1"};
+  std::string error;
+  try {
+    TrainJob(
+        Job(1, {"training.batch_size=2", "training.max_steps=5", "distributed.check_every_steps=2",
+                "job.output_dir=" + (dir_ / "diverged_early")}),
+        options, *g_world);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("style 's0': at step 2 rank 1 of its group holds parameters with checksum"),
+            std::string::npos)
+      << error;
+}
+
 // Under MPI too: ranks in different collectives stop at once, naming both.
 TEST_F(MpiTrainTest, RanksInDifferentCollectivesFailNamingBoth) {
   auto group = g_world->Split(0, g_world->info().rank);

@@ -114,6 +114,20 @@ TEST(ImageTest, ResizeCenterCropTakesTheMiddleSquare) {
   EXPECT_EQ(centre[0], 0);
   EXPECT_EQ(centre[1], 255);
   EXPECT_EQ(centre[2], 0);
+  // The same on its side (1:3, thirds from top to bottom): the middle third again.
+  RgbImage tall;
+  tall.width = 100;
+  tall.height = 300;
+  tall.pixels.resize(100 * 300 * 3);
+  for (int y = 0; y < 300; ++y)
+    for (int x = 0; x < 100; ++x) tall.pixels[(y * 100 + x) * 3 + y / 100] = 255;
+  const RgbImage tall_crop = ResizeCenterCrop(tall, 64);
+  ASSERT_EQ(tall_crop.width, 64);
+  ASSERT_EQ(tall_crop.height, 64);
+  const uint8_t* tall_centre = &tall_crop.pixels[(32 * 64 + 32) * 3];
+  EXPECT_EQ(tall_centre[0], 0);
+  EXPECT_EQ(tall_centre[1], 255);
+  EXPECT_EQ(tall_centre[2], 0);
 }
 
 // Noise over a gradient: every pixel differs from its neighbours, so any

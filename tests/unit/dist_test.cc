@@ -145,6 +145,37 @@ TEST(GradientBucketsTest, AveragesGradientsAcrossRanks) {
   EXPECT_TRUE(torch::equal(results[1], expected));
 }
 
+// Several gradients share one bucket (the trainer's usual case): each comes
+// back from its own slot of the flat buffer, averaged, in its own shape.
+TEST(GradientBucketsTest, EachGradientOfASharedBucketGetsItsOwnAverage) {
+  auto world = MakeLocalWorld(2);
+  std::vector<torch::Tensor> results(2);
+  OnEveryRank(world, [&](int rank, Communicator& comm) {
+    std::vector<torch::Tensor> params = {torch::zeros({2, 3}, torch::requires_grad()),
+                                         torch::zeros({4}, torch::requires_grad()),
+                                         torch::zeros({3, 1}, torch::requires_grad())};
+    // Element i of parameter k holds 100k + i + 10 * rank: the average is 100k + i + 5.
+    for (size_t k = 0; k < params.size(); ++k) {
+      params[k].mutable_grad() =
+          (torch::arange(params[k].numel(), torch::kFloat32) + float(100 * k + 10 * rank))
+              .view_as(params[k]);
+    }
+    GradientBuckets buckets(params, 1 << 20);
+    EXPECT_EQ(buckets.bucket_count(), 1u);
+    buckets.AllReduceAverage(comm);
+    std::vector<torch::Tensor> flat;
+    for (const auto& p : params) flat.push_back(p.grad().flatten());
+    results[static_cast<size_t>(rank)] = torch::cat(flat);
+  });
+  std::vector<torch::Tensor> expected;
+  const int64_t sizes[] = {6, 4, 3};
+  for (int64_t k = 0; k < 3; ++k) {
+    expected.push_back(torch::arange(sizes[k], torch::kFloat32) + float(100 * k + 5));
+  }
+  EXPECT_TRUE(torch::equal(results[0], torch::cat(expected))) << results[0];
+  EXPECT_TRUE(torch::equal(results[1], torch::cat(expected))) << results[1];
+}
+
 TEST(StyleScheduleTest, AutoUsesEveryRankWithoutIdleGroups) {
   StyleSchedule p = PlanStyles(2, 2, 0);
   EXPECT_EQ(p.groups, 2);

@@ -319,6 +319,51 @@ TEST(TransformerLoadTest, MissingAndMisshapenParametersAreNamed) {
   }
 }
 
+// A model file's checksum covers every byte of every tensor and every entry's
+// name: the last byte of the last parameter changed, or two same-shaped
+// parameters whose names were swapped (the bytes in the same order), are
+// refused as damage instead of being stylized with.
+TEST(ModelFileTest, ChecksumSeesEveryByteAndEveryName) {
+  TempDir dir;
+  torch::manual_seed(5);
+  TransformerNet net;
+  TensorDict good;
+  for (const auto& [key, tensor] : ModelDict(net, ModelInfo{"job", "style", 64})) {
+    good.emplace_back(key, tensor.detach().clone());
+  }
+  SaveTensorDict(good, dir / "good.pt");
+  EXPECT_NO_THROW(LoadTransformer(dir / "good.pt"));
+  auto expect_refused = [&](const TensorDict& dict, const std::string& what) {
+    SaveTensorDict(dict, dir / "bad.pt");
+    try {
+      LoadTransformer(dir / "bad.pt");
+      ADD_FAILURE() << what << ": the damaged file loaded";
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find("checksum mismatch"), std::string::npos)
+          << what << ": " << e.what();
+    }
+  };
+  TensorDict last_byte = good;
+  size_t last = 0;
+  for (size_t i = 0; i < last_byte.size(); ++i) {
+    if (last_byte[i].second.is_floating_point()) last = i;
+  }
+  torch::Tensor changed = last_byte[last].second.clone();
+  auto* bytes = static_cast<uint8_t*>(changed.data_ptr());
+  bytes[changed.numel() * changed.element_size() - 1] ^= 0x01;
+  last_byte[last].second = changed;
+  expect_refused(last_byte, "last byte of " + last_byte[last].first);
+
+  TensorDict renamed = good;
+  std::vector<size_t> norm;
+  for (size_t i = 0; i < renamed.size(); ++i) {
+    if (renamed[i].first == "in1.weight" || renamed[i].first == "in1.bias") norm.push_back(i);
+  }
+  ASSERT_EQ(norm.size(), 2u);
+  std::swap(renamed[norm[0]].first, renamed[norm[1]].first);
+  expect_refused(renamed, "in1.weight and in1.bias renamed into each other");
+}
+
 // export writes the PyTorch example's names; PyTorch loads them strictly into
 // its own TransformerNet and reproduces the C++ output.
 TEST(ExportTest, PyTorchLoadsTheExportAndMatchesCppInference) {

@@ -8,6 +8,7 @@
 // this file only needs that include re-pointed.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ struct AdamRun {
   int lr_change_step = -1;  ///< step index from which lr_after applies; -1: never
   double lr_after = 0;
   torch::ScalarType type = torch::kFloat32;
+  /// Construct Adam as the trainer does (learning rate only), so that its
+  /// default betas and eps are the ones compared with torch's.
+  bool trainer_constructor = false;
 };
 
 // Initial parameters and the gradient of each at each step. The three tensors
@@ -60,7 +64,10 @@ AdamInputs MakeInputs(const AdamRun& run) {
 TensorDict RunStylefleetAdam(const AdamRun& run, const AdamInputs& in) {
   std::vector<torch::Tensor> params;
   for (const auto& p : in.params) params.push_back(p.clone().requires_grad_(true));
-  Adam adam(params, run.learning_rate, run.beta1, run.beta2, run.eps);
+  const auto made = run.trainer_constructor ? std::make_unique<Adam>(params, run.learning_rate)
+                                            : std::make_unique<Adam>(params, run.learning_rate,
+                                                                     run.beta1, run.beta2, run.eps);
+  Adam& adam = *made;
   for (int s = 0; s < run.steps; ++s) {
     if (s == run.lr_change_step) adam.set_learning_rate(run.lr_after);
     for (size_t i = 0; i < params.size(); ++i) {
@@ -119,10 +126,12 @@ void ExpectSameState(const TensorDict& mine, const TensorDict& expected, const A
   }
 }
 
-// The trainer's settings: default betas and eps, float32 parameters.
+// The trainer's settings: default betas and eps (torch's: 0.9, 0.999, 1e-8),
+// float32 parameters.
 TEST(AdamCrossCheckTest, TrainerSettingsMatchTorchOptimAdamInFloat32) {
   testing::TempDir dir;
-  const AdamRun run;
+  AdamRun run;
+  run.trainer_constructor = true;
   const AdamInputs in = MakeInputs(run);
   ExpectSameState(RunStylefleetAdam(run, in), RunTorchAdam(run, in, dir), in, 1e-6, false);
 }

@@ -159,7 +159,18 @@ TEST_F(TrainTest, TwoInProcessRanksEqualOneProcessWithMicroBatches) {
   EXPECT_EQ(TrainOnLocalRanks({parallel, parallel}, Quiet()), (std::vector<std::string>{"", ""}));
   TrainJob(Job(dir_ / "single", {"training.batch_size=4", "training.micro_batches=2"}), Quiet());
   ExpectSameTensors(dir_ / "parallel/style/model.pt", dir_ / "single/style/model.pt");
-  EXPECT_EQ(Metrics(dir_ / "parallel/style").size(), 4u);
+  // The logged losses are the whole batch's on both: the ranks' average and the
+  // micro-batches' mean (equal up to rounding: they add in another order).
+  const auto parallel_records = Metrics(dir_ / "parallel/style");
+  const auto single_records = Metrics(dir_ / "single/style");
+  ASSERT_EQ(parallel_records.size(), 4u);
+  ASSERT_EQ(single_records.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    for (const char* key : {"content_loss", "style_loss", "tv_loss", "total_loss"}) {
+      const double x = parallel_records[i][key], y = single_records[i][key];
+      EXPECT_LT(std::abs(x - y), 1e-6 * std::abs(y)) << key << " at step " << i + 1;
+    }
+  }
 }
 
 // A rank launched with another --set stops every rank before any training
@@ -204,6 +215,18 @@ TEST_F(TrainTest, RanksThatSeeDifferentContentFilesAreStopped) {
             : "ranks disagree on the content files (relative paths and sizes, hashed)";
     for (const auto& e : errors) EXPECT_EQ(e.substr(0, expected.size()), expected) << e;
   }
+}
+
+// What the content comparison hashes: two copies of the folder hash the same;
+// a copy that holds another file of another size under the same name (a
+// partial copy on one node) does not.
+TEST_F(TrainTest, ContentHashSeesAFileOfAnotherSizeUnderTheSameName) {
+  testing::WriteTestImages(dir_ / "copy", 8, 80, 72);
+  const std::vector<std::string> files = ListImageFiles(dir_ / "photos");
+  const std::vector<std::string> copy = ListImageFiles(dir_ / "copy");
+  EXPECT_EQ(ContentListHash(dir_ / "photos", files), ContentListHash(dir_ / "copy", copy));
+  testing::WriteFile(copy.back(), "cut short");
+  EXPECT_NE(ContentListHash(dir_ / "photos", files), ContentListHash(dir_ / "copy", copy));
 }
 
 TEST_F(TrainTest, StylesTrainedTogetherMatchStylesTrainedApart) {
@@ -282,6 +305,19 @@ TEST_F(TrainTest, NonFiniteStepsAreSkippedCountedAndStopAStyleWhenInARow) {
   EXPECT_EQ(in_a_row.steps["style"].back(), 4);
   EXPECT_FALSE(fs::exists(dir_ / "in_a_row/style/model.pt"));
   EXPECT_TRUE(fs::exists(CheckpointPath(dir_ / "in_a_row/style", 2)));
+}
+
+// max_bad_steps counts bad steps in a row: two that a good step separates do
+// not stop a style whose limit is two.
+TEST_F(TrainTest, NonConsecutiveBadStepsDoNotStopAStyle) {
+  TrainRunOptions faulty = Quiet();
+  faulty.inject_faults = {"style:1:nan-loss", "style:3:nan-loss"};
+  const TrainOutcome outcome = TrainJob(Job("out", {"training.max_bad_steps=2"}), faulty);
+  EXPECT_TRUE(outcome.failed_styles.empty());
+  EXPECT_TRUE(fs::exists(dir_ / "out/style/model.pt"));
+  faulty.inject_faults = {"style:2:nan-loss", "style:3:nan-loss"};
+  EXPECT_EQ(TrainJob(Job("in_a_row", {"training.max_bad_steps=2"}), faulty).failed_styles,
+            std::vector<std::string>{"style"});
 }
 
 // Uniform-colour photos made 8 of 12 steps non-finite (instance norm at zero
