@@ -48,6 +48,23 @@ TEST(Vgg16Test, RandomIsDeterministicAndStopsAtTheDeepestLayer) {
   EXPECT_EQ(a.Forward(image, {9}).at(9).sizes(), torch::IntArrayRef({1, 512, 4, 4}));
 }
 
+// The built-in network's input convention: RGB 0..255 minus the mean pixel,
+// in RGB order. An image of exactly that pixel is all zeros after
+// normalization, so the first layer's output is its bias everywhere, borders
+// included (VGG pads with zeros); the same pixel in BGR order is not zero, and
+// the zero padding then makes the borders differ.
+TEST(Vgg16Test, RandomNetworkSubtractsTheRgbMeanPixel) {
+  const Vgg16 vgg = Vgg16::Load("random:5");
+  auto spread = [&](float r, float g, float b) {
+    const torch::Tensor image =
+        torch::tensor({r, g, b}).view({1, 3, 1, 1}).expand({1, 3, 8, 8}).contiguous();
+    const torch::Tensor f = vgg.Forward(image, {0}).at(0);
+    return (f.amax({2, 3}) - f.amin({2, 3})).max().item<float>();
+  };
+  EXPECT_EQ(spread(123.68f, 116.78f, 103.94f), 0.0f);
+  EXPECT_GT(spread(103.94f, 116.78f, 123.68f), 1e-3f);
+}
+
 // A torchvision-style weights dict with all 13 conv layers.
 TensorDict VggDict() {
   const int index[] = {0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28};
