@@ -303,8 +303,8 @@ int Run(int argc, char** argv) {
                       "at least 64; 0: always one pass)");
   stylize->add_option("--overlap", stylize_options.tile_overlap,
                       "Ignored, kept for old command lines: tiles no longer overlap or blend");
-  stylize->add_option("--threads", stylize_options.threads,
-                      "Intra-op threads (default: all cores)");
+  stylize->add_option("--threads", stylize_options.threads, "Intra-op threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
   stylize->add_flag("--overwrite", stylize_options.overwrite,
                     "Replace output files that exist (default: keep them, skip their inputs)");
   stylize->footer(

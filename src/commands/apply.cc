@@ -20,13 +20,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Reflection-pads an image of any size to a multiple of 4 (the network halves
-// twice); the caller crops the result back.
-torch::Tensor PadToMultipleOf4(const torch::Tensor& image) {
+// Pads an image of any size for the network: to a multiple of 4 (it halves
+// twice) and at least 8 per side (its quarter-resolution layers reflect-pad by
+// one pixel, which needs two there). Reflection where the pad is smaller than
+// the side, replication for tiny images; the caller crops the result back.
+torch::Tensor PadForNetwork(const torch::Tensor& image) {
   const int64_t h = image.size(2), w = image.size(3);
-  const int64_t pad_h = (4 - h % 4) % 4, pad_w = (4 - w % 4) % 4;
+  const int64_t pad_h = std::max<int64_t>(8, (h + 3) / 4 * 4) - h;
+  const int64_t pad_w = std::max<int64_t>(8, (w + 3) / 4 * 4) - w;
   if (pad_h == 0 && pad_w == 0) return image;
-  // Reflection needs the pad smaller than the side; tiny images use replicate.
   torch::nn::functional::PadFuncOptions pad({0, pad_w, 0, pad_h});
   if (h > pad_h && w > pad_w) {
     pad.mode(torch::kReflect);
@@ -41,7 +43,7 @@ torch::Tensor PadToMultipleOf4(const torch::Tensor& image) {
 torch::Tensor Stylize(TransformerNet& net, const torch::Tensor& image, int tile) {
   torch::NoGradGuard no_grad;
   const int64_t h = image.size(2), w = image.size(3);
-  const torch::Tensor padded = PadToMultipleOf4(image);
+  const torch::Tensor padded = PadForNetwork(image);
   const torch::Tensor out = (tile <= 0 || (h <= tile && w <= tile))
                                 ? net->forward(padded)
                                 : ForwardInTiles(net, padded, tile);
@@ -90,6 +92,13 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
       result.written.push_back(target.output);
     } catch (const DataError& e) {
       SF_LOG(kError) << e.what();
+      result.failed.push_back(target.input);
+    } catch (const c10::Error& e) {
+      // A LibTorch failure on one image (its first line; the rest is a
+      // backtrace) fails that image, not the run.
+      const std::string what = e.what();
+      SF_LOG(kError) << target.input << ": cannot stylize (" << what.substr(0, what.find('\n'))
+                     << ")";
       result.failed.push_back(target.input);
     }
   }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -48,8 +49,13 @@ std::string Base64(const std::string& bytes) {
 }
 
 // An <img> with the PNG inline, or a note naming the file when it cannot be.
+// Only a regular file (not a link, which could point anywhere, nor a device)
+// that starts with the PNG signature goes into a page meant to be passed on.
 std::string InlinePng(const std::string& path, const std::string& alt) {
   std::error_code ec;
+  if (!fs::is_regular_file(fs::symlink_status(path, ec))) {
+    return "<p class=\"note\">" + EscapeXml(path) + " left out (not a regular file)</p>";
+  }
   const uintmax_t size = fs::file_size(path, ec);
   if (ec) return "<p class=\"note\">cannot read " + EscapeXml(path) + "</p>";
   if (size > kMaxEmbeddedImageBytes) {
@@ -60,6 +66,10 @@ std::string InlinePng(const std::string& path, const std::string& alt) {
   std::ostringstream bytes;
   bytes << in.rdbuf();
   if (!in && !in.eof()) return "<p class=\"note\">cannot read " + EscapeXml(path) + "</p>";
+  static const std::string kPngSignature = "\x89PNG\r\n\x1a\n";
+  if (bytes.str().compare(0, kPngSignature.size(), kPngSignature) != 0) {
+    return "<p class=\"note\">" + EscapeXml(path) + " left out (not a PNG file)</p>";
+  }
   return "<img alt=\"" + EscapeXml(alt) + "\" src=\"data:image/png;base64," + Base64(bytes.str()) +
          "\">";
 }
@@ -123,17 +133,22 @@ std::vector<PreviewImage> PickPreviews(const std::vector<PreviewImage>& all, int
   return picked;
 }
 
-std::string Anchor(const std::string& name) {
-  std::string id = "run-";
-  for (char c : name) id += std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
+// A page-unique id: the run's position, then its name's ASCII letters and digits.
+std::string Anchor(size_t index, const std::string& name) {
+  std::string id = "run-" + std::to_string(index + 1) + "-";
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    id += u < 128 && std::isalnum(u) ? c : '-';
+  }
   return id;
 }
 
 void WriteContactSheet(std::ostream& html, const std::vector<RunHistory>& runs) {
   html << "<h2>All runs</h2><p class=\"note\">Each run's latest preview (the validation photos "
           "on top, the run's stylization below) with its latest losses.</p><div class=\"sheet\">";
-  for (const auto& run : runs) {
-    html << "<figure class=\"cell\"><a href=\"#" << Anchor(run.name) << "\">";
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunHistory& run = runs[i];
+    html << "<figure class=\"cell\"><a href=\"#" << Anchor(i, run.name) << "\">";
     if (!run.previews.empty()) {
       html << InlinePng(run.previews.back().path,
                         run.name + " at step " + std::to_string(run.previews.back().step));
@@ -151,9 +166,11 @@ void WriteContactSheet(std::ostream& html, const std::vector<RunHistory>& runs) 
   html << "</div>";
 }
 
-void WriteRun(std::ostream& html, const RunHistory& run, const ReportOptions& options) {
-  html << "<section id=\"" << Anchor(run.name) << "\"><h2>" << EscapeXml(run.name) << "</h2><p>"
-       << EscapeXml(Status(run)) << " · folder <code>" << EscapeXml(run.dir) << "</code>";
+void WriteRun(std::ostream& html, size_t index, const RunHistory& run,
+              const ReportOptions& options) {
+  html << "<section id=\"" << Anchor(index, run.name) << "\"><h2>" << EscapeXml(run.name)
+       << "</h2><p>" << EscapeXml(Status(run)) << " · folder <code>" << EscapeXml(run.dir)
+       << "</code>";
   for (const auto& [key, value] : run.identity) {
     if (key != "job" && key != "style") {
       html << " · " << EscapeXml(key) << " " << EscapeXml(value);
@@ -230,14 +247,34 @@ constexpr const char* kStyleSheet =
     ".strip img{max-width:300px;image-rendering:pixelated}"
     "figcaption{font-size:12px}";
 
+constexpr const char* kPageStart =
+    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>";
+
+// The page replaces only an earlier report: never a model, a job file, a link
+// or a device given to --output by mistake.
+void RefuseToReplaceOtherFiles(const fs::path& output) {
+  std::error_code ec;
+  const fs::file_status status = fs::symlink_status(output, ec);
+  if (!fs::exists(status)) return;
+  if (fs::is_regular_file(status)) {
+    std::ifstream in(output, std::ios::binary);
+    std::string head(std::strlen(kPageStart) + 64, '\0');
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<size_t>(in.gcount()));
+    if (head.rfind(std::string(kPageStart) + "stylefleet report", 0) == 0) return;
+  }
+  throw Error(output.string() +
+              " exists and is not a stylefleet report: not replacing it (choose another --output, "
+              "or remove it first)");
+}
+
 }  // namespace
 
 std::string JobReportHtml(const std::vector<RunHistory>& runs, const std::string& title,
                           const ReportOptions& options) {
   std::ostringstream html;
-  html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
-       << EscapeXml(title) << "</title><style>" << kStyleSheet << "</style></head><body><h1>"
-       << EscapeXml(title) << "</h1><p class=\"note\">Written "
+  html << kPageStart << EscapeXml(title) << "</title><style>" << kStyleSheet
+       << "</style></head><body><h1>" << EscapeXml(title) << "</h1><p class=\"note\">Written "
        << Timestamp(
               std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
                   .count())
@@ -245,7 +282,7 @@ std::string JobReportHtml(const std::vector<RunHistory>& runs, const std::string
        << " run(s). Runs still training show their state at that moment; run "
           "<code>stylefleet report</code> again to refresh.</p>";
   WriteContactSheet(html, runs);
-  for (const auto& run : runs) WriteRun(html, run, options);
+  for (size_t i = 0; i < runs.size(); ++i) WriteRun(html, i, runs[i], options);
   html << "</body></html>\n";
   return html.str();
 }
@@ -260,6 +297,7 @@ std::string WriteJobReport(const ReportOptions& options) {
   }
   const std::string html = JobReportHtml(runs, "stylefleet report: " + job, options);
   std::error_code ec;
+  RefuseToReplaceOtherFiles(output);
   if (output.has_parent_path()) fs::create_directories(output.parent_path(), ec);
   const fs::path temp = output.string() + ".tmp";
   {

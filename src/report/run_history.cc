@@ -41,6 +41,13 @@ bool IsRunFolder(const fs::path& dir) {
 }
 
 void ReadRecords(const fs::path& file, RunHistory& run) {
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return;
+  // Never open a pipe or a device (a FIFO would block the report forever).
+  if (!fs::is_regular_file(file, ec)) {
+    run.unreadable.push_back(file.string() + " (not a regular file)");
+    return;
+  }
   std::ifstream in(file);
   if (!in) return;
   std::string line;

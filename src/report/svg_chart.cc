@@ -42,12 +42,50 @@ std::vector<double> LinearTicks(double low, double high, int count) {
   return ticks;
 }
 
+// Length of the valid UTF-8 sequence at text[i], 0 when it is not one.
+size_t Utf8Length(const std::string& text, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = byte(i);
+  size_t length = 0;
+  if (lead < 0x80) return 1;
+  if (lead >= 0xc2 && lead <= 0xdf) length = 2;
+  if (lead >= 0xe0 && lead <= 0xef) length = 3;
+  if (lead >= 0xf0 && lead <= 0xf4) length = 4;
+  if (length == 0 || i + length > text.size()) return 0;
+  for (size_t k = 1; k < length; ++k) {
+    if ((byte(i + k) & 0xc0) != 0x80) return 0;
+  }
+  // Overlong three- and four-byte forms, surrogates, and code points past U+10FFFF.
+  if (lead == 0xe0 && byte(i + 1) < 0xa0) return 0;
+  if (lead == 0xed && byte(i + 1) >= 0xa0) return 0;
+  if (lead == 0xf0 && byte(i + 1) < 0x90) return 0;
+  if (lead == 0xf4 && byte(i + 1) >= 0x90) return 0;
+  return length;
+}
+
 }  // namespace
 
 std::string EscapeXml(const std::string& text) {
   std::string out;
   out.reserve(text.size());
-  for (char c : text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      // Names come from the file system: bytes that are not UTF-8 become
+      // U+FFFD, so the page stays valid in the encoding it declares.
+      const size_t length = Utf8Length(text, i);
+      if (length == 0) {
+        out += "\xef\xbf\xbd";
+      } else {
+        out.append(text, i, length);
+        i += length - 1;
+      }
+      continue;
+    }
+    if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n') {
+      out += "\xef\xbf\xbd";  // control characters are not allowed in XML
+      continue;
+    }
     switch (c) {
       case '&':
         out += "&amp;";
@@ -149,8 +187,13 @@ std::string LineChartSvg(const ChartSpec& spec) {
   for (size_t s = 0; s < spec.series.size(); ++s) {
     const auto& series = spec.series[s];
     const char* colour = kPalette[s % (sizeof(kPalette) / sizeof(kPalette[0]))];
+    // At most ~2000 points per line (every k-th and the last): a page of a
+    // long run stays small, and a line of more points than pixels looks the same.
+    const size_t stride = series.points.size() / 2000 + 1;
     std::vector<std::vector<std::pair<double, double>>> runs(1);
-    for (const auto& [x, y] : series.points) {
+    for (size_t p = 0; p < series.points.size(); ++p) {
+      if (p % stride != 0 && p + 1 != series.points.size()) continue;
+      const auto& [x, y] = series.points[p];
       if (!std::isfinite(x) || !std::isfinite(y) || (log_y && y <= 0)) {
         if (!runs.back().empty()) runs.emplace_back();
         continue;

@@ -65,8 +65,9 @@ styles:
         page.feed(text)
         tags = page.tags
         check(sum(1 for t, a in tags if t == "section") == 2, "one section per style")
-        for style in ("candy", "mosaic"):
-            check(any(t == "section" and a.get("id") == f"run-{style}" for t, a in tags), f"section run-{style}")
+        for number, style in enumerate(("candy", "mosaic"), 1):
+            check(any(t == "section" and a.get("id") == f"run-{number}-{style}" for t, a in tags),
+                  f"section run-{number}-{style}")
         check(sum(1 for t, _ in tags if t == "svg") == 14, "seven charts per run")
         check(sum(1 for t, _ in tags if t == "polyline") >= 12,
               "the loss, layer and speed charts have lines (4 logged steps)")

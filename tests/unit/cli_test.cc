@@ -33,6 +33,9 @@ TEST(CliTest, UsageErrorsExitWithCode2) {
   EXPECT_EQ(RunTool("train").exit_code, 2);
   EXPECT_EQ(RunTool("frobnicate").exit_code, 2);
   EXPECT_EQ(RunTool("--help").exit_code, 0);
+  // A thread count no machine has is refused, not spawned (as train's).
+  EXPECT_EQ(RunTool("stylize --model m.pt x.png --output o --threads 100000").exit_code, 2);
+  EXPECT_EQ(RunTool("stylize --model m.pt x.png --output o --threads -1").exit_code, 2);
 }
 
 TEST(CliTest, ShippedDemoJobChecksClean) {

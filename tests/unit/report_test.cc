@@ -1,10 +1,12 @@
 // The HTML report: run folders read back (torn and null records, previews,
 // sweep-run nesting), the SVG charts, and a page that needs no network.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 
 #include "common/error.h"
 #include "report/job_report.h"
@@ -137,8 +139,9 @@ TEST(SvgChartTest, SaysWhenThereIsNoData) {
 
 TEST_F(ReportTest, PageIsSelfContainedWithEveryRunAndItsPreviewsInline) {
   Write(root_ / "candy" / "metrics.jsonl", Record(10, 100) + Record(20, 50));
-  Write(root_ / "candy" / "previews" / "step-00000010.png", "M");
-  Write(root_ / "candy" / "previews" / "step-00000020.png", "Ma");
+  const std::string png_signature("\x89PNG\r\n\x1a\n", 8);
+  Write(root_ / "candy" / "previews" / "step-00000010.png", png_signature + "M");
+  Write(root_ / "candy" / "previews" / "step-00000020.png", png_signature + "Ma");
   Write(root_ / "candy" / "model.pt", "x");
   Write(root_ / "<script>x" / "metrics.jsonl", Record(5, 7));
   ReportOptions options;
@@ -148,12 +151,12 @@ TEST_F(ReportTest, PageIsSelfContainedWithEveryRunAndItsPreviewsInline) {
   std::ifstream in(path);
   const std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_FALSE(fs::exists(path + ".tmp"));
-  // Base64 of the preview files' bytes ("M" -> TQ==, "Ma" -> TWE=): the latest
+  // Base64 of the preview files' bytes (Python's base64.b64encode): the latest
   // in the contact sheet and in the strip, the first in the strip.
-  EXPECT_EQ(Count(html, "data:image/png;base64,TQ==\""), 1);
-  EXPECT_EQ(Count(html, "data:image/png;base64,TWE=\""), 2);
+  EXPECT_EQ(Count(html, "data:image/png;base64,iVBORw0KGgpN\""), 1);
+  EXPECT_EQ(Count(html, "data:image/png;base64,iVBORw0KGgpNYQ==\""), 2);
   EXPECT_NE(html.find("step 20 of 40, finished"), std::string::npos);
-  EXPECT_NE(html.find("id=\"run-candy\""), std::string::npos);
+  EXPECT_NE(html.find("id=\"run-2-candy\""), std::string::npos);
   // 7 charts per run.
   EXPECT_EQ(Count(html, "<svg "), 14);
   // Nothing is fetched: the only URL is the SVG namespace; a hostile folder
@@ -194,6 +197,75 @@ TEST_F(ReportTest, AnUnwritableOutputIsAnErrorAndLeavesNoTemporaryFile) {
   options.output = (root_ / "taken").string();
   EXPECT_THROW(WriteJobReport(options), Error);
   EXPECT_FALSE(fs::exists(root_ / "taken.tmp"));
+}
+
+// What an adversary or an accident puts where the report reads or writes.
+TEST_F(ReportTest, ReplacesOnlyAnEarlierReportAndEmbedsOnlyRealPngFiles) {
+  Write(root_ / "candy" / "metrics.jsonl", Record(10, 100));
+  Write(root_ / "model.pt", "weights");
+  ReportOptions options;
+  options.job_dir = root_.string();
+  options.output = (root_ / "model.pt").string();
+  EXPECT_THROW(WriteJobReport(options), Error);
+  std::ifstream kept(root_ / "model.pt");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), "weights");
+  fs::create_symlink(root_ / "model.pt", root_ / "link.html");
+  options.output = (root_ / "link.html").string();
+  EXPECT_THROW(WriteJobReport(options), Error);
+  EXPECT_TRUE(fs::is_symlink(root_ / "link.html"));
+  options.output = (root_ / "r.html").string();
+  WriteJobReport(options);
+  EXPECT_NO_THROW(WriteJobReport(options));  // its own earlier page is replaced
+
+  const std::string png("\x89PNG\r\n\x1a\nrest", 12);
+  Write(root_ / "secret.txt", "password");
+  Write(root_ / "wave" / "previews" / "step-00000001.png", png);
+  Write(root_ / "wave" / "previews" / "step-00000002.png", "not a png");
+  fs::create_symlink(root_ / "secret.txt", root_ / "wave" / "previews" / "step-00000003.png");
+  const std::string html = JobReportHtml(ReadJobHistory(root_.string()), "t", options);
+  EXPECT_EQ(Count(html, "data:image/png;base64,"), 1);  // step 1 in the strip
+  EXPECT_NE(html.find("step-00000002.png left out (not a PNG file)"), std::string::npos);
+  EXPECT_NE(html.find("step-00000003.png left out (not a regular file)"), std::string::npos);
+  EXPECT_EQ(html.find("cGFzc3dvcmQ"), std::string::npos);  // base64 of "password"
+}
+
+TEST_F(ReportTest, APipeForMetricsIsNamedNotOpened) {
+  fs::create_directories(root_ / "candy");
+  ASSERT_EQ(mkfifo((root_ / "candy" / "metrics.jsonl").c_str(), 0600), 0);
+  const RunHistory run = ReadRunHistory((root_ / "candy").string());
+  EXPECT_TRUE(run.records.empty());
+  ASSERT_EQ(run.unreadable.size(), 1u);
+  EXPECT_NE(run.unreadable[0].find("not a regular file"), std::string::npos);
+}
+
+TEST_F(ReportTest, RunIdsAreUniqueAndNamesStayValidUtf8) {
+  Write(root_ / "a b" / "metrics.jsonl", Record(1, 1));
+  Write(root_ / "a_b" / "metrics.jsonl", Record(1, 1));
+  Write(root_ / "caf\xc3\xa9" / "metrics.jsonl", Record(1, 1));
+  Write(root_ / "bad\xff" / "metrics.jsonl", Record(1, 1));
+  ReportOptions options;
+  options.job_dir = root_.string();
+  const std::string html = JobReportHtml(ReadJobHistory(root_.string()), "t", options);
+  std::regex id("id=\"(run-[^\"]*)\"");
+  std::set<std::string> ids;
+  for (std::sregex_iterator it(html.begin(), html.end(), id), end; it != end; ++it) {
+    EXPECT_TRUE(ids.insert((*it)[1]).second) << (*it)[1];
+  }
+  EXPECT_EQ(ids.size(), 4u);
+  EXPECT_NE(html.find("caf\xc3\xa9"), std::string::npos);
+  EXPECT_EQ(html.find("bad\xff"), std::string::npos);
+  EXPECT_NE(html.find("bad\xef\xbf\xbd"), std::string::npos);
+}
+
+TEST(SvgChartTest, LongRunsAreThinnedToAFewThousandPointsKeepingTheLast) {
+  ChartSpec spec;
+  ChartSeries series{"s", {}};
+  for (int i = 0; i < 500000; ++i) series.points.emplace_back(i, 1 + i % 7);
+  series.points.back().second = 3.5;
+  spec.series.push_back(series);
+  const std::string svg = LineChartSvg(spec);
+  EXPECT_LT(Count(svg, ","), 2100);
+  EXPECT_LT(svg.size(), 100000u);
 }
 
 }  // namespace

@@ -479,6 +479,35 @@ TEST_F(TrainTest, TiledStylizeWritesWhatOnePassWrites) {
   }
 }
 
+// Images of a few pixels (the network needs 8 per side after padding) are
+// stylized at their own size; none of them ends the run of the others.
+TEST_F(TrainTest, StylizeTakesImagesOfAFewPixels) {
+  torch::manual_seed(4);
+  TransformerNet net;
+  SaveTensorDict(ModelDict(net, ModelInfo{"job", "style", 64}), dir_ / "model.pt");
+  fs::create_directories(dir_ / "in");
+  const std::vector<std::pair<int, int>> sizes = {{1, 1},   {2, 2}, {4, 4}, {3, 200},
+                                                  {200, 4}, {5, 5}, {7, 9}};
+  for (const auto& [w, h] : sizes) {
+    SaveImageFile(TensorToImage(torch::rand({1, 3, h, w}) * 255),
+                  dir_ / ("in/" + std::to_string(w) + "x" + std::to_string(h) + ".png"));
+  }
+  StylizeOptions options;
+  options.model = dir_ / "model.pt";
+  options.inputs = {dir_ / "in"};
+  options.format = "png";
+  options.output_dir = dir_ / "out";
+  const StylizeResult result = StylizeImages(options);
+  EXPECT_TRUE(result.failed.empty());
+  ASSERT_EQ(result.written.size(), sizes.size());
+  for (const auto& [w, h] : sizes) {
+    const RgbImage out =
+        LoadImageFile(dir_ / ("out/" + std::to_string(w) + "x" + std::to_string(h) + ".png"));
+    EXPECT_EQ(out.width, w);
+    EXPECT_EQ(out.height, h);
+  }
+}
+
 // PNGs with transparency (RGBA, grey + alpha): the stylized PNG keeps each
 // pixel's alpha exactly (checked by PIL); JPEG output still works, without it.
 TEST_F(TrainTest, StylizeKeepsThePngAlpha) {
