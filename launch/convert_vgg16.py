@@ -30,6 +30,7 @@ The file is a dict of the 26 `features.N.weight/bias` tensors plus the conventio
 `stylefleet check` prints them.
 """
 import argparse
+import math
 import os
 
 import torch
@@ -52,8 +53,8 @@ def main():
     parser.add_argument("--activation-scale", type=float, default=SEED_BALANCED_SCALE,
                         help=f"activation scale S (default {SEED_BALANCED_SCALE:g}: seed-balanced)")
     args = parser.parse_args()
-    if not args.activation_scale > 0:
-        parser.error("--activation-scale must be > 0")
+    if not (math.isfinite(args.activation_scale) and args.activation_scale > 0):
+        parser.error("--activation-scale must be a finite number > 0")
     if args.source:
         state = torch.load(args.source, map_location="cpu")
     else:

@@ -1,5 +1,6 @@
 #include "model/vgg16.h"
 
+#include <cmath>
 #include <iomanip>
 #include <sstream>
 
@@ -47,7 +48,12 @@ std::string DescribeInput(const VggNormalization& n) {
 }  // namespace
 
 bool VggConvention::BalancesSeedWeights() const {
-  return name == "seed-balanced" || name == "seed-input" || name == "random";
+  // A file named seed-balanced must also carry the seed-balanced scale: the
+  // name alone could be copied onto any weights.
+  if (name == "seed-balanced") {
+    return std::fabs(activation_scale / kSeedBalancedActivationScale - 1) < 1e-6;
+  }
+  return name == "seed-input" || name == "random";
 }
 
 std::string Vgg16::DescribeConvention() const {
@@ -159,8 +165,9 @@ Vgg16 Vgg16::Load(const std::string& spec) {
         throw DataError(spec + ": key 'stylefleet.activation_scale' must hold 1 value");
       }
       net.convention_.activation_scale = scale->to(torch::kFloat64).item<double>();
-      if (!(net.convention_.activation_scale > 0)) {
-        throw DataError(spec + ": stylefleet.activation_scale must be > 0");
+      if (!(net.convention_.activation_scale > 0) ||
+          !std::isfinite(net.convention_.activation_scale)) {
+        throw DataError(spec + ": stylefleet.activation_scale must be a finite number > 0");
       }
     }
     if (const torch::Tensor* name = FindTensor(dict, "stylefleet.convention")) {

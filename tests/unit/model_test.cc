@@ -312,6 +312,26 @@ TEST(Vgg16Test, LoaderReadsTheRecordedConvention) {
   SaveTensorDict(bad, dir / "bad.pt");
   EXPECT_EQ(LoadError(dir / "bad.pt"),
             dir / "bad.pt: key 'stylefleet.convention' must hold a name as uint8 bytes");
+
+  // A scale that is not a finite positive number is refused; a file named
+  // seed-balanced whose scale is not the seed-balanced one is warned about.
+  TensorDict infinite = VggDict();
+  infinite.emplace_back("stylefleet.activation_scale", torch::tensor(INFINITY));
+  SaveTensorDict(infinite, dir / "inf.pt");
+  EXPECT_EQ(LoadError(dir / "inf.pt"),
+            dir / "inf.pt: stylefleet.activation_scale must be a finite number > 0");
+  TensorDict misnamed = VggDict();
+  misnamed.emplace_back("stylefleet.activation_scale", torch::tensor(1.0));
+  const std::string name = "seed-balanced";
+  misnamed.emplace_back("stylefleet.convention",
+                        torch::tensor(std::vector<uint8_t>(name.begin(), name.end())));
+  SaveTensorDict(misnamed, dir / "misnamed.pt");
+  EXPECT_NE(Vgg16::Load(dir / "misnamed.pt").SeedBalanceWarning(), "");
+  EXPECT_NE(std::system(("/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
+                         "/launch/convert_vgg16.py --from " + (dir / "tv.pth") + " --out " +
+                         (dir / "x.pth") + " --activation-scale inf 2>/dev/null")
+                            .c_str()),
+            0);
 }
 
 TEST(TransformerLoadTest, MissingAndMisshapenParametersAreNamed) {
