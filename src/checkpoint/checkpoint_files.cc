@@ -78,8 +78,9 @@ std::string OutputDirConflict(const std::string& style_dir, const std::string& j
   return "";
 }
 
-void ClaimOutputDir(const std::string& style_dir, const std::string& job,
-                    const std::string& style) {
+void ClaimOutputDir(const std::string& style_dir, const std::string& job, const std::string& style,
+                    const std::string& sweep,
+                    const std::vector<std::pair<std::string, std::string>>& swept) {
   const std::string conflict = OutputDirConflict(style_dir, job, style);
   if (!conflict.empty()) throw Error(conflict);
   std::error_code ec;
@@ -88,8 +89,14 @@ void ClaimOutputDir(const std::string& style_dir, const std::string& job,
   fs::create_directories(fs::path(style_dir) / "checkpoints", ec);
   if (claimed) return;
   if (ec) throw Error(style_dir + ": cannot create output folder (" + ec.message() + ")");
+  nlohmann::json owner{{"job", job}, {"style", style}};
+  if (!sweep.empty()) {
+    owner["sweep"] = sweep;
+    owner["swept"] = nlohmann::json::array();
+    for (const auto& [key, value] : swept) owner["swept"].push_back({key, value});
+  }
   std::ofstream out(marker);
-  out << nlohmann::json{{"job", job}, {"style", style}}.dump(2) << "\n";
+  out << owner.dump(2) << "\n";
   if (!out) throw Error(marker.string() + ": cannot write");
 }
 

@@ -23,9 +23,13 @@ void PruneCheckpoints(const std::string& style_dir, int keep);
 std::string OutputDirConflict(const std::string& style_dir, const std::string& job,
                               const std::string& style);
 
-/// Claims `style_dir` for (job, style): writes a marker on first use; throws
-/// Error when the folder already belongs to another job or style, so a run never
-/// overwrites someone else's results silently.
-void ClaimOutputDir(const std::string& style_dir, const std::string& job, const std::string& style);
+/// Claims `style_dir` for (job, style): writes a marker (stylefleet.json) on
+/// first use; throws Error when the folder already belongs to another job or
+/// style, so a run never overwrites someone else's results silently. For a run
+/// of a sweep the marker also records `sweep` (the swept style) and `swept`
+/// (each swept key and its value, in order), for reports and tools.
+void ClaimOutputDir(const std::string& style_dir, const std::string& job, const std::string& style,
+                    const std::string& sweep = "",
+                    const std::vector<std::pair<std::string, std::string>>& swept = {});
 
 }  // namespace stylefleet

@@ -44,6 +44,8 @@ class Problems {
     }
   }
   void Add(const std::string& formatted) {
+    // A job-wide sweep is checked for each style; its problems are said once.
+    if (std::find(list_.begin(), list_.end(), formatted) != list_.end()) return;
     if (list_.size() < kMaxProblems)
       list_.push_back(formatted);
     else
@@ -53,6 +55,7 @@ class Problems {
   void set_file(const std::string& file) { file_ = file; }
   bool empty() const { return list_.empty(); }
   size_t size() const { return list_.size(); }
+  const std::vector<std::string>& list() const { return list_; }
   void ThrowIfAny() {
     if (list_.empty()) return;
     if (truncated_)
@@ -298,16 +301,17 @@ const FieldTable<JobConfig>& JobFields() {
          long long seed = 0;
          if (v.ReadInt(&seed, 0, INT64_MAX)) t.seed = static_cast<uint64_t>(seed);
        }},
-      {"styles_at_once", "integer", "1",
+      {"styles_at_once", "integer", "0",
        "Styles a group of ranks trains together, 1 to 64: they share each content batch, its "
        "pass through the loss network, and one loss-network pass over all their generated "
        "images; losses equal those of separate training. Styles are taken in job order; those "
        "with different batch_size, micro_batches, epochs, max_steps or precision, or resumed at "
-       "different steps, are trained apart. Gains are largest on GPUs; on CPU up to about 1.1x "
-       "for 4 styles (the shared content pass is the only saved work; `stylefleet bench` "
-       "measures it).",
+       "different steps, are trained apart. 0: the runs of one sweep train together, up to 4 "
+       "at a time, and other styles one at a time. Gains are largest on GPUs; on CPU up to "
+       "about 1.1x for 4 styles (the shared content pass is the only saved work; `stylefleet "
+       "bench` measures it).",
        Agreement::kEveryRank, Show(&JobConfig::styles_at_once),
-       [](JobConfig& t, const Value& v) { v.ReadInt(&t.styles_at_once, 1, 64); },
+       [](JobConfig& t, const Value& v) { v.ReadInt(&t.styles_at_once, 0, 64); },
        OnResume::kMayChange},
   };
   return table;
@@ -458,6 +462,17 @@ const FieldTable<TrainingOptions>& TrainingFields() {
          }
          t.precision = precision;
        }},
+      {"style_image_size", "integer", "`data.image_size`",
+       "Side in pixels the style image is resized (shorter side) and centre-cropped to before "
+       "its Gram matrices are taken, 16 to 4096. A larger style image gives the style's "
+       "features at a finer scale relative to the photos.",
+       Agreement::kEveryRank, Show(&TrainingOptions::style_image_size),
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.style_image_size, 16, 4096); }},
+      {"style_layers", "list of layer names", "`loss_network.style_layers`",
+       "The style loss's VGG-16 layers for this style (same names as "
+       "`loss_network.style_layers`). Styles trained together may use different layers.",
+       Agreement::kEveryRank, Show(&TrainingOptions::style_layers),
+       [](TrainingOptions& t, const Value& v) { v.ReadLayers(&t.style_layers); }},
   };
   return table;
 }
@@ -714,7 +729,7 @@ void ReadMap(const YAML::Node& map, const std::string& section, const FieldTable
 const std::vector<std::string>& JobSections() {
   static const std::vector<std::string> sections = {"job",        "data",       "loss_network",
                                                     "training",   "checkpoint", "distributed",
-                                                    "monitoring", "styles"};
+                                                    "monitoring", "sweep",      "styles"};
   return sections;
 }
 
@@ -886,6 +901,17 @@ struct Override {
   YAML::Node value;
 };
 
+bool ParseOverrideValue(const std::string& text, const std::string& where, Override& o,
+                        Problems& problems) {
+  try {
+    o.value = YAML::Load(text);
+    return true;
+  } catch (const YAML::Exception& e) {
+    problems.Add(where + "value is not valid YAML: " + e.msg);
+    return false;
+  }
+}
+
 std::vector<Override> ParseOverrides(const std::vector<std::string>& texts, Problems& problems) {
   std::vector<Override> out;
   for (const auto& text : texts) {
@@ -904,15 +930,43 @@ std::vector<Override> ParseOverrides(const std::vector<std::string>& texts, Prob
       problems.Add(where + "expected section.key=value, e.g. training.batch_size=8");
       continue;
     }
-    try {
-      o.value = YAML::Load(text.substr(eq + 1));
-    } catch (const YAML::Exception& e) {
-      problems.Add(where + "value is not valid YAML: " + e.msg);
+    // A style's name may hold '.' and '=' (sweep runs): styles.NAME.key=value
+    // is split once the job's names are known (ApplyStyleOverrides).
+    if (o.path[0] != "styles" && !ParseOverrideValue(text.substr(eq + 1), where, o, problems)) {
       continue;
     }
     out.push_back(o);
   }
   return out;
+}
+
+// `styles.NAME.key=value` with NAME the longest style, run or sweep name of
+// `job` that fits; false when none does.
+bool SplitStyleOverride(const Override& o, const JobConfig& job, Override& split,
+                        Problems& problems) {
+  const std::string rest = o.text.substr(std::string("styles.").size());
+  std::string name;
+  for (const auto& style : job.styles) {
+    for (const std::string* candidate : {&style.name, &style.sweep}) {
+      if (!candidate->empty() && candidate->size() > name.size() &&
+          rest.compare(0, candidate->size() + 1, *candidate + ".") == 0) {
+        name = *candidate;
+      }
+    }
+  }
+  if (name.empty()) return false;
+  const std::string tail = rest.substr(name.size() + 1);
+  const size_t eq = tail.find('=');
+  split = o;
+  split.path = {"styles", name, eq == std::string::npos ? tail : tail.substr(0, eq)};
+  const std::string where = "command line (--set " + o.text + "): ";
+  if (eq == std::string::npos || eq == 0 || tail.substr(0, eq).find('.') != std::string::npos) {
+    problems.Add(where + "expected styles.NAME.key=value");
+    split.path.clear();
+    return true;
+  }
+  if (!ParseOverrideValue(tail.substr(eq + 1), where, split, problems)) split.path.clear();
+  return true;
 }
 
 template <typename Target>
@@ -973,33 +1027,57 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
   }
 }
 
+// `styles.NAME.key=value`: NAME is a style, a run of a sweep (names may hold
+// dots), or a swept style, which changes every run of its sweep.
 void ApplyStyleOverrides(const std::vector<Override>& overrides, JobConfig& job,
                          const fs::path& cwd, Problems& problems) {
-  for (const auto& o : overrides) {
-    if (o.path[0] != "styles") continue;
-    const std::string where = "command line (--set " + o.text + "): ";
-    if (o.path.size() != 3) {
-      problems.Add(where + "expected styles.NAME.key=value");
+  for (const auto& given : overrides) {
+    if (given.path[0] != "styles") continue;
+    const std::string where = "command line (--set " + given.text + "): ";
+    Override o;
+    if (!SplitStyleOverride(given, job, o, problems)) {
+      if (given.path.size() < 3) {
+        problems.Add(where + "expected styles.NAME.key=value");
+      } else {
+        std::string names;
+        for (const auto& s : job.styles) names += (names.empty() ? "" : ", ") + s.name;
+        problems.Add(where + "no style named '" + given.path[1] + "'; styles are " + names);
+      }
       continue;
     }
-    auto style = std::find_if(job.styles.begin(), job.styles.end(),
-                              [&](const StyleSpec& s) { return s.name == o.path[1]; });
-    if (style == job.styles.end()) {
-      std::string names;
-      for (const auto& s : job.styles) names += (names.empty() ? "" : ", ") + s.name;
-      problems.Add(where + "no style named '" + o.path[1] + "'; styles are " + names);
-      continue;
-    }
+    if (o.path.empty()) continue;  // reported
+    const std::string& name = o.path[1];
     const std::string& key = o.path[2];
-    if (key == "image" || key == "output_dir") {
-      StyleEntry entry{style->name, style->image, style->output_dir};
-      ApplyOverride(o, "styles." + style->name, StyleFields(), entry, problems);
-      style->image = ResolvePath(entry.image, cwd);
-      style->output_dir = ResolvePath(entry.output_dir, cwd);
-    } else if (key == "name") {
+    std::vector<StyleSpec*> targets;
+    for (auto& s : job.styles) {
+      if (s.name == name || s.sweep == name) targets.push_back(&s);
+    }
+    if (key == "name") {
       problems.Add(where + "a style cannot be renamed from the command line");
-    } else {
-      ApplyOverride(o, "styles." + style->name, TrainingFields(), style->training, problems);
+      continue;
+    }
+    for (StyleSpec* style : targets) {
+      const bool swept = std::any_of(style->swept.begin(), style->swept.end(),
+                                     [&](const auto& pair) { return pair.first == key; });
+      if (swept) {
+        problems.Add(where + "'" + key + "' is swept in style '" + style->sweep +
+                     "'; change its values in the job file's sweep");
+        break;
+      }
+      if (key == "image" || key == "output_dir") {
+        StyleEntry entry{style->name, style->image, style->output_dir};
+        ApplyOverride(o, "styles." + name, StyleFields(), entry, problems);
+        style->image = ResolvePath(entry.image, cwd);
+        style->output_dir = ResolvePath(entry.output_dir, cwd);
+        // A whole sweep moves: each run keeps its own folder below the new one.
+        if (key == "output_dir" && style->sweep == name && style->name != name) {
+          style->output_dir = (fs::path(style->output_dir) / style->name.substr(name.size() + 1))
+                                  .lexically_normal()
+                                  .string();
+        }
+      } else {
+        ApplyOverride(o, "styles." + name, TrainingFields(), style->training, problems);
+      }
     }
   }
 }
@@ -1022,7 +1100,7 @@ void ReadJobFile(const YAML::Node& root, JobConfig& job, Origins& origins, const
       problems.At(key_node.Mark(), "duplicate section '" + key + "'");
       continue;
     }
-    if (key == "styles") continue;  // read after the defaults are final
+    if (key == "styles" || key == "sweep") continue;  // read after the defaults are final
     const bool known =
         std::find(JobSections().begin(), JobSections().end(), key) != JobSections().end();
     if (!known) {
@@ -1077,8 +1155,254 @@ void ReadJobFile(const YAML::Node& root, JobConfig& job, Origins& origins, const
   }
 }
 
+// Training keys whose default is another section's value take it before the
+// styles copy the defaults, so that every loaded style holds concrete values.
+void ResolveTrainingDefaults(JobConfig& job) {
+  if (job.training.style_image_size == 0) job.training.style_image_size = job.data.image_size;
+  if (job.training.style_layers.empty()) job.training.style_layers = job.loss_network.style_layers;
+}
+
+// ---------------------------------------------------------------------------
+// Sweeps: a `sweep:` mapping (job-wide, or in one style) makes a style one run
+// per combination of values of training keys.
+
+constexpr int kDefaultMaxSweepRuns = 64;
+constexpr size_t kMaxSweepValues = 256;
+
+// One axis of a sweep: a grid key with its values, or the zipped keys, whose
+// i-th values go together. points[i][k] is the i-th value of keys[k].
+struct SweepAxis {
+  std::vector<std::string> keys;
+  std::vector<std::vector<YAML::Node>> points;
+  std::vector<std::string> paths;  // "sweep.grid.style_weight", per key, for messages
+};
+
+struct Sweep {
+  std::vector<SweepAxis> axes;  // empty: not swept
+  int max_runs = kDefaultMaxSweepRuns;
+  std::string where;  // "sweep" or "styles[].sweep"
+  YAML::Mark mark;
+};
+
+// Reads `key: [values]` pairs of a grid or zip mapping; false on a problem.
+bool ReadSweepLists(const YAML::Node& map, const std::string& path, Problems& problems,
+                    std::set<std::string>& swept_keys,
+                    std::vector<std::pair<std::string, YAML::Node>>& lists) {
+  if (!map.IsMap() || map.size() == 0) {
+    problems.At(map.Mark(), path + ": expected a mapping of training keys to lists of values");
+    return false;
+  }
+  bool ok = true;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    if (!it->first.IsScalar()) {
+      problems.At(it->first.Mark(), "keys must be plain names");
+      ok = false;
+      continue;
+    }
+    const std::string key = it->first.Scalar();
+    if (FindField(TrainingFields(), key) == nullptr) {
+      problems.At(it->first.Mark(), UnknownKeyMessage(path, key, KeysOf(TrainingFields())) +
+                                        " (a sweep varies training keys)");
+      ok = false;
+      continue;
+    }
+    if (!swept_keys.insert(key).second) {
+      problems.At(it->first.Mark(), path + "." + key + ": '" + key + "' is swept twice");
+      ok = false;
+      continue;
+    }
+    const YAML::Node values = it->second;
+    if (!values.IsSequence() || values.size() == 0 || values.size() > kMaxSweepValues) {
+      problems.At(values.Mark(), path + "." + key + ": expected a list of 1 to " +
+                                     std::to_string(kMaxSweepValues) + " values");
+      ok = false;
+      continue;
+    }
+    lists.emplace_back(key, values);
+  }
+  return ok;
+}
+
+Sweep ReadSweep(const YAML::Node& node, const std::string& where, Problems& problems) {
+  Sweep sweep;
+  sweep.where = where;
+  sweep.mark = node.Mark();
+  // `sweep:` left empty (or `{}`) in a style: that style is not swept.
+  if (node.IsNull() || (node.IsMap() && node.size() == 0)) return sweep;
+  if (!node.IsMap()) {
+    problems.At(node.Mark(), where + ": expected a mapping with grid, zip and max_runs");
+    return sweep;
+  }
+  std::set<std::string> swept_keys;
+  bool ok = true;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+    if (key == "grid") {
+      std::vector<std::pair<std::string, YAML::Node>> lists;
+      ok = ReadSweepLists(it->second, where + ".grid", problems, swept_keys, lists) && ok;
+      for (const auto& [name, values] : lists) {
+        SweepAxis axis;
+        axis.keys = {name};
+        axis.paths = {where + ".grid." + name};
+        for (size_t i = 0; i < values.size(); ++i) axis.points.push_back({values[i]});
+        sweep.axes.push_back(axis);
+      }
+    } else if (key == "zip") {
+      std::vector<std::pair<std::string, YAML::Node>> lists;
+      ok = ReadSweepLists(it->second, where + ".zip", problems, swept_keys, lists) && ok;
+      if (lists.empty()) continue;
+      SweepAxis axis;
+      for (const auto& [name, values] : lists) {
+        axis.keys.push_back(name);
+        axis.paths.push_back(where + ".zip." + name);
+        if (values.size() != lists.front().second.size()) {
+          problems.At(values.Mark(), where + ".zip." + name + ": has " +
+                                         std::to_string(values.size()) + " values but zip." +
+                                         lists.front().first + " has " +
+                                         std::to_string(lists.front().second.size()) +
+                                         "; zipped lists go together value by value, so they "
+                                         "must be equally long");
+          ok = false;
+        }
+      }
+      if (!ok) continue;
+      for (size_t i = 0; i < lists.front().second.size(); ++i) {
+        std::vector<YAML::Node> point;
+        for (const auto& list : lists) point.push_back(list.second[i]);
+        axis.points.push_back(point);
+      }
+      sweep.axes.push_back(axis);
+    } else if (key == "max_runs") {
+      Value{it->second, where + ".max_runs", problems, ""}.ReadInt(
+          &sweep.max_runs, 1, static_cast<long long>(kMaxStyles));
+    } else {
+      problems.At(it->first.Mark(),
+                  UnknownKeyMessage(where, key.empty() ? "?" : key, {"grid", "zip", "max_runs"}));
+      ok = false;
+    }
+  }
+  if (!ok) sweep.axes.clear();
+  return sweep;
+}
+
+// A swept value as it appears in run names and folders: the scalar as
+// written, a list's items joined by '+'. Empty when it cannot name a folder.
+std::string SweptValueText(const YAML::Node& node) {
+  std::string text;
+  if (node.IsScalar()) {
+    text = node.Scalar();
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      if (!node[i].IsScalar()) return "";
+      text += (i ? "+" : "") + node[i].Scalar();
+    }
+  }
+  const bool plain = !text.empty() && text.size() <= 64 &&
+                     text.find_first_not_of(
+                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                         "0123456789._+-") == std::string::npos &&
+                     text != "." && text != "..";
+  return plain ? text : "";
+}
+
+// Adds `style` to the job: as it is when `sweep` has no axes, else as one run
+// per combination (first axis slowest), named STYLE/KEY=VALUE,KEY=VALUE.
+void AddStyleRuns(const StyleSpec& style, const Sweep& sweep, JobConfig& job, Problems& problems) {
+  if (sweep.axes.empty()) {
+    job.styles.push_back(style);
+    return;
+  }
+  // Every value is read (and named) once, so that a bad one is reported once.
+  bool ok = true;
+  std::vector<std::vector<std::string>> texts(sweep.axes.size());
+  for (size_t a = 0; a < sweep.axes.size(); ++a) {
+    const SweepAxis& axis = sweep.axes[a];
+    for (size_t i = 0; i < axis.points.size(); ++i) {
+      std::string text;
+      for (size_t k = 0; k < axis.keys.size(); ++k) {
+        const YAML::Node& node = axis.points[i][k];
+        const std::string path = axis.paths[k] + "[" + std::to_string(i) + "]";
+        TrainingOptions scratch = style.training;
+        Problems read_problems(problems.file());
+        FindField(TrainingFields(), axis.keys[k])
+            ->read(scratch, Value{node, path, read_problems, ""});
+        if (!read_problems.empty()) {
+          for (const auto& p : read_problems.list()) problems.Add(p);
+          ok = false;
+          continue;
+        }
+        const std::string value = SweptValueText(node);
+        if (value.empty()) {
+          ok = false;
+          problems.At(node.Mark(), path +
+                                       ": this value names the run's folder; write it with "
+                                       "letters, digits, '.', '_', '+' and '-' only (at most 64)");
+        }
+        text += (k ? "," : "") + axis.keys[k] + "=" + value;
+      }
+      texts[a].push_back(text);
+    }
+  }
+  if (!ok) return;
+  size_t runs = 1;
+  std::string shape;
+  for (const SweepAxis& axis : sweep.axes) {
+    runs = std::min(runs * axis.points.size(), kMaxStyles + 1);
+    std::string keys;
+    for (const auto& key : axis.keys) keys += (keys.empty() ? "" : "+") + key;
+    shape += (shape.empty() ? "" : " x ") + std::to_string(axis.points.size()) + " " + keys;
+  }
+  if (runs > static_cast<size_t>(sweep.max_runs)) {
+    problems.At(
+        sweep.mark,
+        sweep.where + ": the sweep of style '" + style.name + "' makes " +
+            (runs > kMaxStyles ? "more than " + std::to_string(kMaxStyles) : std::to_string(runs)) +
+            " runs (" + shape + "), more than max_runs " + std::to_string(sweep.max_runs) +
+            "; sweep fewer values, or raise " + sweep.where + ".max_runs");
+    return;
+  }
+  if (job.styles.size() + runs > kMaxStyles) {
+    problems.At(sweep.mark, sweep.where + ": the job would have more than " +
+                                std::to_string(kMaxStyles) + " styles and sweep runs");
+    return;
+  }
+  std::set<std::string> settings_seen;
+  for (size_t r = 0; r < runs; ++r) {
+    StyleSpec run = style;
+    std::string suffix;
+    size_t rest = r;
+    std::vector<size_t> index(sweep.axes.size());
+    for (size_t a = sweep.axes.size(); a-- > 0;) {
+      index[a] = rest % sweep.axes[a].points.size();
+      rest /= sweep.axes[a].points.size();
+    }
+    for (size_t a = 0; a < sweep.axes.size(); ++a) {
+      const SweepAxis& axis = sweep.axes[a];
+      for (size_t k = 0; k < axis.keys.size(); ++k) {
+        const YAML::Node& node = axis.points[index[a]][k];
+        FindField(TrainingFields(), axis.keys[k])
+            ->read(run.training, Value{node, axis.paths[k], problems, ""});
+        run.swept.emplace_back(axis.keys[k], SweptValueText(node));
+      }
+      suffix += (suffix.empty() ? "" : ",") + texts[a][index[a]];
+    }
+    run.sweep = style.name;
+    run.name = style.name + "/" + suffix;
+    run.output_dir = (fs::path(style.output_dir) / suffix).lexically_normal().string();
+    std::string settings;
+    for (const auto& f : TrainingFields()) settings += f.key + "=" + f.show(run.training) + "\n";
+    if (!settings_seen.insert(settings).second) {
+      problems.At(sweep.mark, sweep.where + ": run '" + run.name +
+                                  "' trains with the same settings as an earlier run of the "
+                                  "sweep (a value listed twice, e.g. 50 and 50.0)");
+      return;
+    }
+    job.styles.push_back(run);
+  }
+}
+
 void ReadStyleMap(const YAML::Node& item, JobConfig& job, const fs::path& base,
-                  Problems& problems) {
+                  const Sweep& job_sweep, Problems& problems) {
   StyleSpec style;
   style.training = job.training;
   style.origin = problems.file() + ":" + std::to_string(item.Mark().line + 1) + ":" +
@@ -1087,6 +1411,7 @@ void ReadStyleMap(const YAML::Node& item, JobConfig& job, const fs::path& base,
   std::set<std::string> keys;
   // Style keys and training overrides share one mapping: read each with its table.
   std::vector<std::string> training_keys = KeysOf(TrainingFields());
+  training_keys.push_back("sweep");
   ReadMap(item, "styles[]", StyleFields(), entry, problems, &keys, training_keys);
   std::vector<std::string> style_keys = KeysOf(StyleFields());
   for (auto it = item.begin(); it != item.end(); ++it) {
@@ -1105,13 +1430,17 @@ void ReadStyleMap(const YAML::Node& item, JobConfig& job, const fs::path& base,
   style.output_dir = entry.output_dir.empty()
                          ? (fs::path(job.output_dir) / style.name).lexically_normal().string()
                          : ResolvePath(entry.output_dir, base);
-  job.styles.push_back(style);
+  if (keys.count("sweep")) {
+    AddStyleRuns(style, ReadSweep(item["sweep"], "styles[].sweep", problems), job, problems);
+  } else {
+    AddStyleRuns(style, job_sweep, job, problems);
+  }
 }
 
 // A style given as the path of a seed-format file: its style, weights and
 // training values become this style's; its job-level values must agree with the job.
 void ReadSeedStyle(const YAML::Node& item, JobConfig& job, const fs::path& base,
-                   Problems& problems) {
+                   const Sweep& job_sweep, Problems& problems) {
   std::string relative;
   const Value v{item, "styles[]", problems, ""};
   if (!v.ReadString(&relative)) return;
@@ -1154,7 +1483,7 @@ void ReadSeedStyle(const YAML::Node& item, JobConfig& job, const fs::path& base,
         differs("style_layers");
       style.training = seed_job.training;
       style.output_dir = (fs::path(job.output_dir) / style.name).lexically_normal().string();
-      job.styles.push_back(style);
+      AddStyleRuns(style, job_sweep, job, problems);
     }
   }
   // Problems inside the listed file are reported with that file's positions.
@@ -1165,7 +1494,8 @@ void ReadSeedStyle(const YAML::Node& item, JobConfig& job, const fs::path& base,
   }
 }
 
-void ReadStyles(const YAML::Node& list, JobConfig& job, const fs::path& base, Problems& problems) {
+void ReadStyles(const YAML::Node& list, JobConfig& job, const fs::path& base,
+                const Sweep& job_sweep, Problems& problems) {
   if (!list.IsSequence() || list.size() == 0) {
     problems.At(list.Mark(), "'styles' must be a non-empty list of styles");
     return;
@@ -1178,9 +1508,9 @@ void ReadStyles(const YAML::Node& list, JobConfig& job, const fs::path& base, Pr
   for (size_t i = 0; i < list.size(); ++i) {
     const YAML::Node item = list[i];
     if (item.IsMap()) {
-      ReadStyleMap(item, job, base, problems);
+      ReadStyleMap(item, job, base, job_sweep, problems);
     } else if (item.IsScalar()) {
-      ReadSeedStyle(item, job, base, problems);
+      ReadSeedStyle(item, job, base, job_sweep, problems);
     } else {
       problems.At(item.Mark(),
                   "each style must be a mapping (name, image, overrides) or the path of a "
@@ -1310,6 +1640,7 @@ JobConfig LoadJobFromString(const std::string& text, const std::string& path,
     job.data.content_dir = ResolvePath(
         options.content_dir.empty() ? std::string("train2014") : options.content_dir, cwd);
     ApplyJobOverrides(overrides, job, origins, cwd, problems);
+    ResolveTrainingDefaults(job);
     style.training = job.training;
     if (!style.name.empty()) job.styles.push_back(style);
   } else {
@@ -1319,7 +1650,10 @@ JobConfig LoadJobFromString(const std::string& text, const std::string& path,
       origins.content_dir = YAML::Mark::null_mark();
     }
     ApplyJobOverrides(overrides, job, origins, cwd, problems);
-    if (root["styles"].IsDefined()) ReadStyles(root["styles"], job, base, problems);
+    ResolveTrainingDefaults(job);
+    const Sweep job_sweep =
+        root["sweep"].IsDefined() ? ReadSweep(root["sweep"], "sweep", problems) : Sweep{};
+    if (root["styles"].IsDefined()) ReadStyles(root["styles"], job, base, job_sweep, problems);
   }
   ApplyStyleOverrides(overrides, job, cwd, problems);
   Validate(job, origins, options, problems);
@@ -1481,6 +1815,23 @@ std::string DescribeJob(const JobConfig& job) {
   const std::vector<Setting> settings = ListSettings(job);
   for (const auto& s : settings) {
     if (s.key.rfind("styles.", 0) != 0) out << "  " << s.key << ": " << s.value << "\n";
+  }
+  std::vector<std::string> sweeps;
+  for (const auto& style : job.styles) {
+    if (!style.sweep.empty() &&
+        std::find(sweeps.begin(), sweeps.end(), style.sweep) == sweeps.end())
+      sweeps.push_back(style.sweep);
+  }
+  for (const auto& sweep : sweeps) {
+    std::vector<std::string> runs, keys;
+    for (const auto& style : job.styles) {
+      if (style.sweep != sweep) continue;
+      runs.push_back(style.name);
+      if (keys.empty())
+        for (const auto& pair : style.swept) keys.push_back(pair.first);
+    }
+    out << "  sweep " << sweep << ": " << runs.size() << " run(s) over " << ShowValue(keys) << "\n";
+    for (const auto& run : runs) out << "    " << run << "\n";
   }
   out << "  styles (" << job.styles.size() << "):\n";
   std::vector<Setting> defaults;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace stylefleet {
@@ -67,6 +68,12 @@ struct TrainingOptions {
   /// "fp32", or "bf16": convolutions in bfloat16 (autocast), losses, gradients
   /// and optimizer in float32.
   std::string precision = "fp32";
+  /// Side in pixels the style image is resized and centre-cropped to before its
+  /// Gram matrices are taken. 0 until loaded: a loaded job holds data.image_size there.
+  int style_image_size = 0;
+  /// Canonical VGG layer names of the style loss. Empty until loaded: a loaded
+  /// job holds loss_network.style_layers there unless training or the style sets it.
+  std::vector<std::string> style_layers;
 };
 
 struct CheckpointOptions {
@@ -113,14 +120,25 @@ struct StyleSpec {
   std::string output_dir;    ///< where its checkpoints, model, metrics and previews go
   TrainingOptions training;  ///< job defaults with this style's overrides applied
   std::string origin;        ///< "file:line" where the style was defined, for messages
+  /// For one run of a sweep: the style it sweeps ("candy" for the run
+  /// "candy/style_weight=50"); empty for a style that is not swept.
+  std::string sweep;
+  /// For one run of a sweep: each swept key and its value as written in the
+  /// job file (lists joined by '+'), in the sweep's key order.
+  std::vector<std::pair<std::string, std::string>> swept;
 };
+
+/// Most runs of one sweep that train together when job.styles_at_once is 0.
+constexpr int kAutoStylesAtOnce = 4;
 
 struct JobConfig {
   std::string name;
   std::string output_dir;
   uint64_t seed = 42;
-  /// Styles a group trains together in one pass (shared content batch and loss network).
-  int styles_at_once = 1;
+  /// Styles a group trains together in one pass (shared content batch and loss
+  /// network). 0 (the default): the runs of one sweep train together, up to
+  /// kAutoStylesAtOnce at a time, and other styles one at a time.
+  int styles_at_once = 0;
   DataOptions data;
   LossNetworkOptions loss_network;
   TrainingOptions training;  ///< defaults before per-style overrides

@@ -54,7 +54,8 @@ using prometheus::Labels;
 
 class NullMetrics : public TrainingMetrics {
  public:
-  void StyleStarted(const std::string&, const std::vector<std::string>&, int, bool) override {}
+  void StyleStarted(const std::string&, const std::vector<std::string>&, int, bool,
+                    const std::vector<std::pair<std::string, std::string>>&) override {}
   void StepDone(const std::string&, const StepReport&) override {}
   void ImagesSkipped(int64_t) override {}
   void CheckpointWritten(const std::string&, double) override {}
@@ -287,7 +288,8 @@ class PrometheusMetrics : public TrainingMetrics {
   ~PrometheusMetrics() override { StopPusher(); }
 
   void StyleStarted(const std::string& style, const std::vector<std::string>& layers, int group,
-                    bool reports_losses) override {
+                    bool reports_losses,
+                    const std::vector<std::pair<std::string, std::string>>& labels) override {
     if (info_series_ != nullptr) info_->Remove(info_series_);
     info_series_ = &info_->Add({{"rank", std::to_string(identity_.rank)},
                                 {"local_rank", std::to_string(identity_.local_rank)},
@@ -297,16 +299,20 @@ class PrometheusMetrics : public TrainingMetrics {
     info_series_->Set(1);
     if (!reports_losses) return;
     Series& s = series_[style];
-    const Labels l{{"style", style}};
+    Labels l{{"style", style}};
+    for (const auto& [name, value] : labels) l.emplace(name, value);
+    const auto with = [&](const char* name, const std::string& value) {
+      Labels more = l;
+      more[name] = value;
+      return more;
+    };
     s.layers.clear();
-    for (const auto& layer : layers) {
-      s.layers.push_back(&style_loss_->Add({{"style", style}, {"layer", layer}}));
-    }
+    for (const auto& layer : layers) s.layers.push_back(&style_loss_->Add(with("layer", layer)));
     for (const char* term : {"content", "style", "tv", "total"}) {
-      s.loss[term] = &loss_->Add({{"style", style}, {"term", term}});
+      s.loss[term] = &loss_->Add(with("term", term));
     }
     for (const char* term : {"content", "style", "tv"}) {
-      s.weighted[term] = &weighted_loss_->Add({{"style", style}, {"term", term}});
+      s.weighted[term] = &weighted_loss_->Add(with("term", term));
     }
     s.steps = &steps_->Add(l);
     s.images = &images_->Add(l);

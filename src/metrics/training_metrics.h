@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace stylefleet {
@@ -43,9 +44,13 @@ class TrainingMetrics {
   virtual ~TrainingMetrics() = default;
   /// A style starts (or resumes) on this rank, in group `group`.
   /// `reports_losses`: this rank is its group's root and exports the style's
-  /// series (the others would only duplicate the group averages).
-  virtual void StyleStarted(const std::string& style, const std::vector<std::string>& layers,
-                            int group, bool reports_losses) = 0;
+  /// series (the others would only duplicate the group averages). `labels`
+  /// are added to every series of the style (a sweep run's `sweep` and its
+  /// swept keys); their names must not be the exporter's own (style, layer,
+  /// term, rank, ...).
+  virtual void StyleStarted(
+      const std::string& style, const std::vector<std::string>& layers, int group,
+      bool reports_losses, const std::vector<std::pair<std::string, std::string>>& labels = {}) = 0;
   virtual void StepDone(const std::string& style, const StepReport& report) = 0;
   /// Content files that failed to decode (each counted once).
   virtual void ImagesSkipped(int64_t count) = 0;

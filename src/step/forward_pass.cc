@@ -2,6 +2,7 @@
 
 #include <ATen/autocast_mode.h>
 
+#include <algorithm>
 #include <map>
 
 #include "common/cpu_info.h"
@@ -81,8 +82,17 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
     for (TransformerNet* net : nets)
       generated.push_back((*net)->forward(content).to(torch::kFloat32));
   }
+  // One pass over every layer some style needs; each style reads its own.
+  auto layers_of = [&](const StyleLossTarget& target) -> const std::vector<int>& {
+    return target.style_layers != nullptr ? *target.style_layers : use.style_layers;
+  };
   std::vector<int> all_layers = use.content_layers;
-  all_layers.insert(all_layers.end(), use.style_layers.begin(), use.style_layers.end());
+  for (const StyleLossTarget& target : targets) {
+    for (int layer : layers_of(target)) {
+      if (std::find(all_layers.begin(), all_layers.end(), layer) == all_layers.end())
+        all_layers.push_back(layer);
+    }
+  }
   begin(Phase::kVggForward, "generated");
   const torch::Tensor stacked = generated.size() == 1 ? generated[0] : torch::cat(generated, 0);
   const auto features = vgg.Forward(stacked, all_layers, type);
@@ -102,7 +112,7 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
     };
     std::vector<torch::Tensor> gen_content, gen_style;
     for (int layer : use.content_layers) gen_content.push_back(part(layer));
-    for (int layer : use.style_layers) gen_style.push_back(part(layer));
+    for (int layer : layers_of(targets[k])) gen_style.push_back(part(layer));
     SF_CHECK(targets[k].style_grams != nullptr, "style grams missing");
     out.push_back(ComputeLosses(gen_content, target_content, gen_style, *targets[k].style_grams,
                                 generated[k], targets[k].weights));

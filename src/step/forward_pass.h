@@ -26,12 +26,15 @@ const char* PrecisionName(Precision precision);
 struct StyleLossTarget {
   const std::vector<torch::Tensor>* style_grams = nullptr;  ///< one per style layer
   LossWeights weights;
+  /// This style's style layers (VGG indices, in the order of `style_grams`);
+  /// null: LossNetworkUse::style_layers.
+  const std::vector<int>* style_layers = nullptr;
 };
 
 /// Layers and precision common to the styles of one forward pass.
 struct LossNetworkUse {
   std::vector<int> content_layers;  ///< VGG indices (0..12)
-  std::vector<int> style_layers;
+  std::vector<int> style_layers;    ///< for targets that name none of their own
   Precision precision = Precision::kFp32;
 };
 

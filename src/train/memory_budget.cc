@@ -27,8 +27,11 @@ MemoryBudget EstimateMemoryBudget(const JobConfig& job, int processes_on_host) {
   budget.available_bytes = AvailableMemoryBytes();
   // Styles trained together hold all their generated images in one pass; a
   // run of the job's styles at once is bounded by styles_at_once.
-  const int together =
-      std::max(1, std::min<int>(job.styles_at_once, static_cast<int>(job.styles.size())));
+  const bool any_sweep = std::any_of(job.styles.begin(), job.styles.end(),
+                                     [](const StyleSpec& s) { return !s.sweep.empty(); });
+  const int at_once =
+      job.styles_at_once > 0 ? job.styles_at_once : (any_sweep ? kAutoStylesAtOnce : 1);
+  const int together = std::max(1, std::min<int>(at_once, static_cast<int>(job.styles.size())));
   for (const StyleSpec& style : job.styles) {
     const TrainingOptions& t = style.training;
     const int images = t.batch_size / t.micro_batches * together;

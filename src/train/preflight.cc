@@ -1,5 +1,7 @@
 #include "train/preflight.h"
 
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -15,21 +17,43 @@
 namespace stylefleet {
 namespace fs = std::filesystem;
 
+namespace {
+
+// `--style` names a style, a sweep run, a swept style (all its runs), or a
+// shell pattern over those names ('*' also matches '/').
+bool Selects(const std::string& pattern, const StyleSpec& style) {
+  return style.name == pattern || (!style.sweep.empty() && style.sweep == pattern) ||
+         ::fnmatch(pattern.c_str(), style.name.c_str(), 0) == 0;
+}
+
+}  // namespace
+
 std::vector<const StyleSpec*> SelectStyles(const JobConfig& job,
                                            const std::vector<std::string>& names) {
   std::vector<std::string> problems;
   for (const auto& name : names) {
     if (std::none_of(job.styles.begin(), job.styles.end(),
-                     [&](const StyleSpec& s) { return s.name == name; })) {
+                     [&](const StyleSpec& s) { return Selects(name, s); })) {
       std::string known;
-      for (const auto& s : job.styles) known += (known.empty() ? "" : ", ") + s.name;
-      problems.push_back("--style " + name + ": the job has no such style; its styles: " + known);
+      size_t listed = 0;
+      for (const auto& s : job.styles) {
+        if (++listed > 20) {
+          known += ", ... (" + std::to_string(job.styles.size()) + " in all; `check` lists them)";
+          break;
+        }
+        known += (known.empty() ? "" : ", ") + s.name;
+      }
+      problems.push_back("--style " + name +
+                         ": no style or sweep run of the job has this name or matches it; its "
+                         "styles: " +
+                         known);
     }
   }
   if (!problems.empty()) throw ConfigError(problems);
   std::vector<const StyleSpec*> styles;
   for (const auto& style : job.styles) {
-    if (names.empty() || std::find(names.begin(), names.end(), style.name) != names.end()) {
+    if (names.empty() || std::any_of(names.begin(), names.end(),
+                                     [&](const std::string& n) { return Selects(n, style); })) {
       styles.push_back(&style);
     }
   }

@@ -13,8 +13,10 @@
 
 namespace stylefleet {
 
-/// The styles of `job` named by `--style` (all when `names` is empty), in job
-/// order. Throws ConfigError for a name the job does not have, listing its styles.
+/// The styles of `job` selected by `--style` (all when `names` is empty), in
+/// job order. Each name is a style or sweep-run name, a swept style's name
+/// (all its runs), or a shell pattern such as `candy/*` or `*style_weight=50*`.
+/// Throws ConfigError for a name that selects nothing, listing the styles.
 std::vector<const StyleSpec*> SelectStyles(const JobConfig& job,
                                            const std::vector<std::string>& names);
 

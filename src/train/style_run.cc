@@ -54,9 +54,9 @@ StyleRun::StyleRun(const StyleRunContext& context, const StyleSpec& style)
       control_(context.runtime->control()),
       tensors_(context.runtime->tensors()),
       root_(control_.rank() == 0),
-      outputs_(style.output_dir, style.name, context.job->loss_network.style_layers) {
+      outputs_(style.output_dir, style.name, style.training.style_layers) {
   loss_use_.content_layers = VggLayerIndices(job_.loss_network.content_layers);
-  loss_use_.style_layers = VggLayerIndices(job_.loss_network.style_layers);
+  loss_use_.style_layers = VggLayerIndices(style.training.style_layers);
   loss_use_.precision = EffectivePrecision(style.training.precision, context.runtime->device());
   const TrainingOptions& t = style.training;
   weights_ = {t.content_weight, t.style_weight, t.tv_weight};
@@ -65,7 +65,7 @@ StyleRun::StyleRun(const StyleRunContext& context, const StyleSpec& style)
 bool StyleRun::Prepare() {
   const TrainingOptions& t = style_.training;
   RunOnRoot(control_, "output folder claim", [&] {
-    ClaimOutputDir(style_.output_dir, job_.name, style_.name);
+    ClaimOutputDir(style_.output_dir, job_.name, style_.name, style_.sweep, style_.swept);
     // What this run trains with, for the next resume to compare (train/preflight.h).
     RecordRunSettings(style_.output_dir, RunSettings(job_, style_, control_.size()));
   });
@@ -104,8 +104,15 @@ void StyleRun::Start(int styles_together) {
     SF_LOG(kInfo) << "[" << style_.name << "] " << job_.data.image_size << " px into "
                   << style_.output_dir;
   }
-  context_.metrics->StyleStarted(style_.name, job_.loss_network.style_layers, context_.group_index,
-                                 root_);
+  // A sweep's runs carry its name and their swept values as labels, so that
+  // dashboards can put the runs of one sweep side by side.
+  std::vector<std::pair<std::string, std::string>> labels;
+  if (!style_.sweep.empty()) {
+    labels.emplace_back("sweep", style_.sweep);
+    labels.insert(labels.end(), style_.swept.begin(), style_.swept.end());
+  }
+  context_.metrics->StyleStarted(style_.name, style_.training.style_layers, context_.group_index,
+                                 root_, labels);
   if (root_) {
     outputs_.TrimMetrics(position_.step);
     outputs_.PreparePreviews(*context_.files, job_.data.image_size, context_.runtime->device());
@@ -118,7 +125,7 @@ StepStyle StyleRun::ForStep(int64_t step) {
   s.net = &net_;
   s.adam = adam_.get();
   s.buckets = buckets_.get();
-  s.target = StyleLossTarget{&style_grams_, weights_};
+  s.target = StyleLossTarget{&style_grams_, weights_, &loss_use_.style_layers};
   s.fault = FaultAt(step);
   return s;
 }
@@ -267,7 +274,7 @@ void StyleRun::ComputeStyleGrams() {
   decode.max_pixels = job_.data.max_image_pixels;
   RgbImage image;
   try {
-    image = ResizeCenterCrop(LoadImageFile(style_.image, decode), job_.data.image_size);
+    image = ResizeCenterCrop(LoadImageFile(style_.image, decode), style_.training.style_image_size);
   } catch (const DataError& e) {
     throw DataError("style '" + style_.name + "': bad style image: " + e.what());
   }
@@ -278,7 +285,9 @@ void StyleRun::ComputeStyleGrams() {
 // Same initial weights for the same job seed and style name, wherever it runs.
 void StyleRun::BuildModel() {
   net_ = TransformerNet();
-  uint64_t seed = job_.seed ^ Fnv1a(style_.name);
+  // The runs of a sweep start from the same weights (seeded by the swept
+  // style's name), so that they differ only by the swept values.
+  uint64_t seed = job_.seed ^ Fnv1a(style_.sweep.empty() ? style_.name : style_.sweep);
   const auto& reseeded = context_.options->reseed_initial_model;
   if (std::find(reseeded.begin(), reseeded.end(), style_.name) != reseeded.end()) {
     seed += 1 + static_cast<uint64_t>(control_.rank());  // test only: a rank with a wrong seed

@@ -40,9 +40,15 @@ std::vector<std::vector<int>> GroupPasses(const std::vector<const StyleSpec*>& s
   std::vector<std::vector<int>> passes;
   for (int index : group_styles) {
     const StyleSpec& style = *styles[static_cast<size_t>(index)];
-    if (!passes.empty() && static_cast<int>(passes.back().size()) < styles_at_once &&
-        CanShareTrainingPass(styles[static_cast<size_t>(passes.back().front())]->training,
-                             style.training)) {
+    const StyleSpec* last =
+        passes.empty() ? nullptr : styles[static_cast<size_t>(passes.back().front())];
+    // 0: runs of one sweep together, up to kAutoStylesAtOnce; other styles alone.
+    const bool fits =
+        last != nullptr &&
+        (styles_at_once > 0 ? static_cast<int>(passes.back().size()) < styles_at_once
+                            : !style.sweep.empty() && style.sweep == last->sweep &&
+                                  static_cast<int>(passes.back().size()) < kAutoStylesAtOnce);
+    if (fits && CanShareTrainingPass(last->training, style.training)) {
       passes.back().push_back(index);
     } else {
       passes.push_back({index});

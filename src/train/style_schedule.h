@@ -29,7 +29,8 @@ StyleSchedule PlanStyles(int styles, int world, int ranks_per_style);
 /// The passes of one group: `group_styles` (indices into `styles`) in order,
 /// cut into runs of up to `styles_at_once` consecutive styles whose
 /// pass-shaping settings agree (CanShareTrainingPass); the styles of a pass
-/// train together on the same batches. What `train` does and `check` prints.
+/// train together on the same batches. `styles_at_once` 0: consecutive runs of
+/// one sweep, up to kAutoStylesAtOnce. What `train` does and `check` prints.
 std::vector<std::vector<int>> GroupPasses(const std::vector<const StyleSpec*>& styles,
                                           const std::vector<int>& group_styles, int styles_at_once);
 

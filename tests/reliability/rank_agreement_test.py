@@ -47,6 +47,8 @@ VALUES = {
     "training.preview_every_steps": ("10", "0"),
     "training.max_bad_steps": ("10", "3"),
     "training.precision": ("fp32", "bf16"),
+    "training.style_image_size": ("64", "32"),
+    "training.style_layers": ("[conv1_2]", "[conv2_2]"),
     "checkpoint.every_steps": ("5", "7"),
     "checkpoint.keep": ("3", "2"),
     "distributed.backend": ("auto", "mpi"),

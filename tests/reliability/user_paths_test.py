@@ -85,7 +85,7 @@ def part_check(work):
     port = free_port()
     job = write_job(work, monitoring=f"{{listen: '127.0.0.1:{port}'}}", styles=("wave", "candy"))
     rc, out, _ = train(job, "--style", "nosuch")
-    check(rc == 2 and "--style nosuch: the job has no such style; its styles: wave, candy" in out,
+    check(rc == 2 and "--style nosuch: no style or sweep run of the job has this name or matches it; its styles: wave, candy" in out,
           f"train --style nosuch exits 2 listing the styles ({rc}): {out[-300:]}")
     check("metrics on" not in out and not os.path.exists(os.path.join(work, "out")),
           "... before the metrics server started or any file was written")

@@ -277,10 +277,11 @@ TEST_F(ConfigTest, UnknownKeySuggestsClosest) {
 }
 
 TEST_F(ConfigTest, UnknownSectionListsValidOnes) {
-  EXPECT_EQ(Problems(Head() + "logging:\n  x: 1\nstyles:\n  - image: styles/wave.jpg\n"),
-            std::vector<std::string>{
-                "DIR/job.yaml:7:1: unknown key 'logging'; valid keys: job, "
-                "data, loss_network, training, checkpoint, distributed, monitoring, styles"});
+  EXPECT_EQ(
+      Problems(Head() + "logging:\n  x: 1\nstyles:\n  - image: styles/wave.jpg\n"),
+      std::vector<std::string>{
+          "DIR/job.yaml:7:1: unknown key 'logging'; valid keys: job, "
+          "data, loss_network, training, checkpoint, distributed, monitoring, sweep, styles"});
 }
 
 TEST_F(ConfigTest, WrongTypesAreReported) {
@@ -310,7 +311,7 @@ TEST_F(ConfigTest, OutOfRangeValuesAreReportedAllAtOnce) {
           "image, output_dir, content_weight, style_weight, tv_weight, batch_size, micro_batches, "
           "epochs, "
           "max_steps, learning_rate, log_every_steps, preview_every_steps, max_bad_steps, "
-          "precision"}));
+          "precision, style_image_size, style_layers, sweep"}));
 }
 
 TEST_F(ConfigTest, SmallImageSizeIsRejected) {
@@ -457,9 +458,15 @@ namespace {
 // default is derived from other values are listed here, so a new key with a
 // literal default cannot slip past.
 TEST_F(ConfigTest, EveryDocumentedDefaultIsTheDefaultConstructedValue) {
-  const std::set<std::string> derived = {
-      "job.name",      "job.output_dir", "data.content_dir",   "loss_network.weights",
-      "styles[].name", "styles[].image", "styles[].output_dir"};
+  const std::set<std::string> derived = {"job.name",
+                                         "job.output_dir",
+                                         "data.content_dir",
+                                         "loss_network.weights",
+                                         "styles[].name",
+                                         "styles[].image",
+                                         "styles[].output_dir",
+                                         "training.style_image_size",
+                                         "training.style_layers"};
   const JobConfig job = Load(
       "data: {content_dir: photos}\nloss_network: {weights: 'random:1'}\n"
       "styles:\n  - image: styles/wave.jpg\n");
@@ -531,6 +538,183 @@ TEST_F(ConfigTest, DescribeJobShowsEverySettingAndEachStylesOverrides) {
   }
   EXPECT_NE(text.find("  - candy\n"), std::string::npos) << text;
   EXPECT_NE(text.find("      style_weight: 50 (overrides 100)\n"), std::string::npos) << text;
+}
+
+// ---------------------------------------------------------------------------
+// Sweeps.
+
+TEST_F(ConfigTest, SweepGridMakesOneNamedRunPerCombinationInItsOwnFolder) {
+  const JobConfig job = Load(Head() +
+                             "training: {max_steps: 10, style_weight: 7}\n"
+                             "sweep:\n"
+                             "  grid:\n"
+                             "    style_weight: [50, 1e2]\n"
+                             "    style_image_size: [128, 256, 512]\n"
+                             "styles:\n"
+                             "  - image: styles/candy.png\n"
+                             "  - name: calm\n"
+                             "    image: styles/wave.jpg\n"
+                             "    sweep: {}\n");
+  ASSERT_EQ(job.styles.size(), 7u);
+  std::vector<std::string> names;
+  for (const auto& s : job.styles) names.push_back(s.name);
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"candy/style_weight=50,style_image_size=128",
+                                      "candy/style_weight=50,style_image_size=256",
+                                      "candy/style_weight=50,style_image_size=512",
+                                      "candy/style_weight=1e2,style_image_size=128",
+                                      "candy/style_weight=1e2,style_image_size=256",
+                                      "candy/style_weight=1e2,style_image_size=512", "calm"}));
+  const StyleSpec& run = job.styles[4];
+  EXPECT_EQ(run.sweep, "candy");
+  EXPECT_EQ(run.swept, (std::vector<std::pair<std::string, std::string>>{
+                           {"style_weight", "1e2"}, {"style_image_size", "256"}}));
+  EXPECT_EQ(run.training.style_weight, 100);
+  EXPECT_EQ(run.training.style_image_size, 256);
+  EXPECT_EQ(run.training.max_steps, 10);  // unswept keys keep the style's values
+  EXPECT_EQ(
+      run.output_dir,
+      (fs::path(job.output_dir) / "candy" / "style_weight=1e2,style_image_size=256").string());
+  // A style with an empty sweep opts out of the job's.
+  EXPECT_TRUE(job.styles[6].sweep.empty());
+  EXPECT_EQ(job.styles[6].training.style_weight, 7);
+  // Unswept derived keys are concrete after loading.
+  EXPECT_EQ(job.styles[6].training.style_image_size, job.data.image_size);
+  EXPECT_EQ(job.styles[6].training.style_layers, job.loss_network.style_layers);
+}
+
+TEST_F(ConfigTest, ZippedValuesGoTogetherAndAStylesOwnSweepReplacesTheJobs) {
+  const JobConfig job = Load(Head() +
+                             "sweep:\n"
+                             "  grid: {tv_weight: [0, 1]}\n"
+                             "styles:\n"
+                             "  - image: styles/candy.png\n"
+                             "    sweep:\n"
+                             "      grid: {style_layers: [[conv1_2, relu2_2], [conv3_3]]}\n"
+                             "      zip:\n"
+                             "        learning_rate: [0.001, 0.003]\n"
+                             "        max_steps: [200, 100]\n"
+                             "  - image: styles/wave.jpg\n");
+  std::vector<std::string> names;
+  for (const auto& s : job.styles) names.push_back(s.name);
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "candy/style_layers=conv1_2+relu2_2,learning_rate=0.001,max_steps=200",
+                       "candy/style_layers=conv1_2+relu2_2,learning_rate=0.003,max_steps=100",
+                       "candy/style_layers=conv3_3,learning_rate=0.001,max_steps=200",
+                       "candy/style_layers=conv3_3,learning_rate=0.003,max_steps=100",
+                       "wave/tv_weight=0", "wave/tv_weight=1"}));
+  EXPECT_EQ(job.styles[0].training.style_layers, (std::vector<std::string>{"conv1_2", "conv2_2"}));
+  EXPECT_EQ(job.styles[1].training.learning_rate, 0.003);
+  EXPECT_EQ(job.styles[1].training.max_steps, 100);
+  EXPECT_EQ(job.styles[5].training.tv_weight, 1);
+  const std::string plan = DescribeJob(job);
+  EXPECT_NE(plan.find("  sweep candy: 4 run(s) over [style_layers, learning_rate, max_steps]\n"),
+            std::string::npos)
+      << plan;
+  EXPECT_NE(plan.find("    wave/tv_weight=1\n"), std::string::npos) << plan;
+}
+
+TEST_F(ConfigTest, SweepProblemsAreReportedWithTheirPosition) {
+  const auto problems = Problems(Head() +
+                                 "sweep:\n"
+                                 "  grid:\n"
+                                 "    style_weigth: [1, 2]\n"
+                                 "    learning_rate: [0.1, 7]\n"
+                                 "    image: [a.jpg]\n"
+                                 "  zip: {tv_weight: [1, 2], max_steps: [3]}\n"
+                                 "  maxruns: 3\n"
+                                 "styles:\n"
+                                 "  - image: styles/candy.png\n"
+                                 "  - image: styles/wave.jpg\n");
+  const std::vector<std::string> expected = {
+      "DIR/job.yaml:9:5: unknown key 'style_weigth' in 'sweep.grid'; did you mean "
+      "'style_weight'? (a sweep varies training keys)",
+      "DIR/job.yaml:11:5: unknown key 'image' in 'sweep.grid'; valid keys: content_weight, "
+      "style_weight, tv_weight, batch_size, micro_batches, epochs, max_steps, learning_rate, "
+      "log_every_steps, preview_every_steps, max_bad_steps, precision, style_image_size, "
+      "style_layers (a sweep varies training keys)",
+      "DIR/job.yaml:12:39: sweep.zip.max_steps: has 1 values but zip.tv_weight has 2; zipped "
+      "lists go together value by value, so they must be equally long",
+      "DIR/job.yaml:13:3: unknown key 'maxruns' in 'sweep'; did you mean 'max_runs'?"};
+  EXPECT_EQ(problems, expected);
+}
+
+TEST_F(ConfigTest, BadSweptValuesAreReportedOnceAtTheirListItem) {
+  const auto problems = Problems(Head() +
+                                 "sweep:\n"
+                                 "  grid:\n"
+                                 "    learning_rate: [0.1, 7]\n"
+                                 "    precision: [fp32, \"b f\"]\n"
+                                 "styles:\n"
+                                 "  - image: styles/candy.png\n"
+                                 "  - image: styles/wave.jpg\n");
+  const std::vector<std::string> expected = {
+      "DIR/job.yaml:9:26: sweep.grid.learning_rate[1]: must be > 0 and <= 1, got 7",
+      "DIR/job.yaml:10:23: sweep.grid.precision[1]: expected fp32 or bf16, got 'b f'"};
+  EXPECT_EQ(problems, expected);
+  // A value that reads fine but cannot name a folder.
+  EXPECT_EQ(
+      Problems(Head() + "styles:\n  - image: styles/candy.png\n"
+                        "    sweep: {grid: {style_layers: [[conv1_2], [vgg_16/conv3/conv3_3]]}}\n"),
+      (std::vector<std::string>{
+          "DIR/job.yaml:9:46: styles[].sweep.grid.style_layers[1]: this value names the "
+          "run's folder; write it with letters, digits, '.', '_', '+' and '-' only (at most "
+          "64)"}));
+}
+
+TEST_F(ConfigTest, SweepAboveMaxRunsAndRepeatedValuesAreRefused) {
+  auto problems = Problems(Head() +
+                           "sweep:\n"
+                           "  grid: {style_weight: [1, 2, 3], tv_weight: [0, 1, 2]}\n"
+                           "  max_runs: 8\n"
+                           "styles:\n  - image: styles/candy.png\n");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0],
+            "DIR/job.yaml:8:3: sweep: the sweep of style 'candy' makes 9 runs (3 style_weight x 3 "
+            "tv_weight), more than max_runs 8; sweep fewer values, or raise sweep.max_runs");
+  problems = Problems(Head() +
+                      "sweep: {grid: {style_weight: [50, 50.0]}}\n"
+                      "styles:\n  - image: styles/candy.png\n");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("run 'candy/style_weight=50.0' trains with the same settings"),
+            std::string::npos)
+      << problems[0];
+  // The default limit is 64.
+  std::string many = "[";
+  for (int i = 1; i <= 65; ++i) many += (i > 1 ? ", " : "") + std::to_string(i);
+  problems = Problems(Head() + "sweep: {grid: {style_weight: " + many +
+                      "]}}\nstyles:\n  - image: styles/candy.png\n");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("makes 65 runs (65 style_weight), more than max_runs 64"),
+            std::string::npos)
+      << problems[0];
+}
+
+TEST_F(ConfigTest, OverridesReachSweepRunsButNotSweptKeys) {
+  const std::string text = Head() +
+                           "sweep: {grid: {style_weight: [1, 2]}}\n"
+                           "styles:\n  - image: styles/candy.png\n";
+  LoadOptions options;
+  options.overrides = {"styles.candy.max_steps=7", "styles.candy/style_weight=2.tv_weight=3",
+                       "styles.candy.output_dir=elsewhere"};
+  const JobConfig job = Load(text, options);
+  ASSERT_EQ(job.styles.size(), 2u);
+  EXPECT_EQ(job.styles[0].training.max_steps, 7);
+  EXPECT_EQ(job.styles[1].training.max_steps, 7);
+  EXPECT_EQ(job.styles[0].training.tv_weight, 0);
+  EXPECT_EQ(job.styles[1].training.tv_weight, 3);
+  EXPECT_EQ(job.styles[1].output_dir,
+            (fs::current_path() / "elsewhere" / "style_weight=2").string());
+  options.overrides = {"styles.candy.style_weight=5"};
+  try {
+    Load(text, options);
+    ADD_FAILURE() << "a swept key was overridden";
+  } catch (const ConfigError& e) {
+    ASSERT_EQ(e.problems().size(), 1u);
+    EXPECT_EQ(e.problems()[0],
+              "command line (--set styles.candy.style_weight=5): 'style_weight' is swept in style "
+              "'candy'; change its values in the job file's sweep");
+  }
 }
 
 }  // namespace

@@ -76,6 +76,29 @@ TEST(PrometheusMetricsTest, ExportsEveryLayerTermAndCounter) {
   EXPECT_NE(text.find("# TYPE stylefleet_step_duration_seconds histogram"), std::string::npos);
 }
 
+// A sweep run's series carry its sweep and swept values, so that a dashboard
+// can compare the runs of one sweep by label.
+TEST(PrometheusMetricsTest, SweepRunSeriesCarryTheSweptValues) {
+  auto m = Offline();
+  m->StyleStarted("candy/style_weight=50,tv_weight=1", {"conv1_2"}, 0, true,
+                  {{"sweep", "candy"}, {"style_weight", "50"}, {"tv_weight", "1"}});
+  m->StepDone("candy/style_weight=50,tv_weight=1", Report(1));
+  const std::string text = m->Text();
+  const std::string labels =
+      "job=\"jobx\",style=\"candy/style_weight=50,tv_weight=1\",style_weight=\"50\","
+      "sweep=\"candy\",tv_weight=\"1\"";
+  EXPECT_TRUE(Has(text,
+                  "stylefleet_loss{job=\"jobx\",style=\"candy/style_weight=50,tv_weight=1\","
+                  "style_weight=\"50\",sweep=\"candy\",term=\"total\",tv_weight=\"1\"} 302"))
+      << text;
+  EXPECT_TRUE(Has(text,
+                  "stylefleet_style_loss{job=\"jobx\",layer=\"conv1_2\",style=\"candy/"
+                  "style_weight=50,tv_weight=1\",style_weight=\"50\",sweep=\"candy\","
+                  "tv_weight=\"1\"} 1"))
+      << text;
+  EXPECT_TRUE(Has(text, "stylefleet_steps_total{" + labels + "} 1")) << text;
+}
+
 TEST(PrometheusMetricsTest, NonRootRanksExportHealthButNotLosses) {
   auto m = Offline();
   m->StyleStarted("wave", {"conv1_2"}, 0, false);

@@ -16,11 +16,14 @@ class RecordingMetrics : public TrainingMetrics {
     std::string style;
     int group = 0;
     bool reports_losses = false;
+    std::vector<std::string> layers;
+    std::vector<std::pair<std::string, std::string>> labels;
   };
 
-  void StyleStarted(const std::string& style, const std::vector<std::string>&, int group,
-                    bool reports_losses) override {
-    started.push_back({style, group, reports_losses});
+  void StyleStarted(const std::string& style, const std::vector<std::string>& layers, int group,
+                    bool reports_losses,
+                    const std::vector<std::pair<std::string, std::string>>& labels) override {
+    started.push_back({style, group, reports_losses, layers, labels});
   }
   void StepDone(const std::string& style, const StepReport& report) override {
     steps[style].push_back(report.step);

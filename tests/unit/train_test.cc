@@ -229,6 +229,76 @@ TEST_F(TrainTest, ContentHashSeesAFileOfAnotherSizeUnderTheSameName) {
   EXPECT_NE(ContentListHash(dir_ / "photos", files), ContentListHash(dir_ / "copy", copy));
 }
 
+// A sweep over the style layers and the style image size: its runs train in
+// one pass by default (styles_at_once 0), each with its own layers and Gram
+// targets, and each ends as it would trained alone; every run records its
+// swept values and reports them as metric labels.
+TEST_F(TrainTest, SweepRunsTrainTogetherAsTheyWouldApart) {
+  auto job_text = [&](const std::string& output, int at_once) {
+    return "job: {name: t, output_dir: " + output +
+           ", seed: 3, styles_at_once: " + std::to_string(at_once) +
+           "}\n"
+           "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
+           "loss_network: {weights: 'random:2'}\n"
+           "training: {batch_size: 2, epochs: 0, max_steps: 3, learning_rate: 0.01,\n"
+           "           log_every_steps: 1, preview_every_steps: 0}\n"
+           "checkpoint: {every_steps: 3, keep: 1}\n"
+           "sweep:\n"
+           "  grid:\n"
+           "    style_layers: [[conv1_2, conv2_2], [conv3_3]]\n"
+           "    style_image_size: [32, 64]\n"
+           "styles:\n"
+           "  - {name: s, image: style.png}\n";
+  };
+  testing::WriteFile(dir_ / "apart.yaml", job_text("apart", 1));
+  testing::WriteFile(dir_ / "together.yaml", job_text("together", 0));
+  EXPECT_TRUE(TrainJob(LoadJob(dir_ / "apart.yaml"), Quiet()).failed_styles.empty());
+  testing::RecordingMetrics metrics;
+  TrainRunOptions options = Quiet();
+  options.metrics = &metrics;
+  EXPECT_TRUE(TrainJob(LoadJob(dir_ / "together.yaml"), options).failed_styles.empty());
+  const std::vector<std::string> runs = {"style_layers=conv1_2+conv2_2,style_image_size=32",
+                                         "style_layers=conv1_2+conv2_2,style_image_size=64",
+                                         "style_layers=conv3_3,style_image_size=32",
+                                         "style_layers=conv3_3,style_image_size=64"};
+  std::vector<double> final_losses;
+  for (const std::string& run : runs) {
+    const auto apart = Metrics(dir_ / ("apart/s/" + run));
+    const auto together = Metrics(dir_ / ("together/s/" + run));
+    ASSERT_EQ(apart.size(), 3u) << run;
+    ASSERT_EQ(together.size(), 3u) << run;
+    for (size_t i = 0; i < 3; ++i) {
+      const double x = apart[i]["total_loss"], y = together[i]["total_loss"];
+      EXPECT_LT(std::abs(x - y), 1e-4 * std::abs(x)) << run << " step " << i + 1;
+    }
+    // The run's own style layers, nothing else.
+    const auto& layers = together.back()["style_loss_by_layer"];
+    EXPECT_EQ(layers.size(), run.find("conv3_3") != std::string::npos ? 1u : 2u) << run;
+    EXPECT_TRUE(layers.contains(run.find("conv3_3") != std::string::npos ? "conv3_3" : "conv1_2"));
+    final_losses.push_back(together.back()["style_loss"]);
+    // stylefleet.json names the sweep and the swept values in order.
+    std::ifstream marker(dir_ / ("together/s/" + run + "/stylefleet.json"));
+    const nlohmann::json owner = nlohmann::json::parse(marker);
+    EXPECT_EQ(owner["style"], "s/" + run);
+    EXPECT_EQ(owner["sweep"], "s");
+    ASSERT_EQ(owner["swept"].size(), 2u);
+    EXPECT_EQ(owner["swept"][0][0], "style_layers");
+    EXPECT_EQ(owner["swept"][1][0], "style_image_size");
+    EXPECT_EQ(owner["swept"][1][1], run.substr(run.size() - 2));
+  }
+  // The style image size reaches the Gram targets: the same layers give
+  // another style loss with a 32 px style image than with a 64 px one.
+  EXPECT_NE(final_losses[0], final_losses[1]);
+  EXPECT_NE(final_losses[2], final_losses[3]);
+  // Labels for dashboards: the sweep and each swept value.
+  ASSERT_EQ(metrics.started.size(), 4u);
+  EXPECT_EQ(metrics.started[1].style, "s/" + runs[1]);
+  EXPECT_EQ(metrics.started[1].layers, (std::vector<std::string>{"conv1_2", "conv2_2"}));
+  EXPECT_EQ(metrics.started[1].labels,
+            (std::vector<std::pair<std::string, std::string>>{
+                {"sweep", "s"}, {"style_layers", "conv1_2+conv2_2"}, {"style_image_size", "64"}}));
+}
+
 TEST_F(TrainTest, StylesTrainedTogetherMatchStylesTrainedApart) {
   SaveImageFile(testing::MakeTestImage(90, 90, 9), dir_ / "style2.png");
   auto job_text = [&](const std::string& output, int at_once) {
