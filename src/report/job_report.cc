@@ -306,13 +306,15 @@ void WriteSweepCell(std::ostream& html, const SweepSheet& sheet,
     }
   } else if (!run.previews.empty()) {
     html << InlinePng(run.previews.back().path,
-                      run.name + " at step " + std::to_string(run.previews.back().step))
-         << "<br><span class=\"note\">latest preview, step " << run.previews.back().step
-         << "</span>";
+                      run.name + " at step " + std::to_string(run.previews.back().step));
   } else {
     html << "<p class=\"note\">no image yet</p>";
   }
-  html << "</a><div class=\"label\"><b>" << EscapeXml(SweptLabel(run.swept)) << "</b></div>";
+  html << "</a>";
+  if (run.final_images.empty() && !run.previews.empty()) {
+    html << "<div class=\"note\">latest preview, step " << run.previews.back().step << "</div>";
+  }
+  html << "<div class=\"label\"><b>" << EscapeXml(SweptLabel(run.swept)) << "</b></div>";
   if (run.records.empty()) {
     html << "<div class=\"losses note\">no step logged yet</div>";
   } else {
