@@ -16,8 +16,10 @@ if [ -z "$browser" ]; then
   echo "chromium not found: apt-get install --no-install-recommends chromium" >&2
   exit 1
 fi
-html="$(mktemp --suffix=.html)"
-trap 'rm -f "$html"' EXIT
+# A fresh folder, not mktemp's empty file: report replaces only an earlier report.
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+html="$tmp/report.html"
 ./build/stylefleet report "$1" --output "$html"
 "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars \
   --window-size="${3:-1300},${4:-1800}" --screenshot="$(realpath -m "$2")" "file://$html" 2>/dev/null

@@ -11,46 +11,12 @@
 #include "data/image.h"
 #include "data/image_tensor.h"
 #include "loss/losses.h"
-#include "model/tiled_forward.h"
+#include "model/stylize.h"
 #include "model/vgg16.h"
 #include "step/forward_pass.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
-
-namespace {
-
-// Pads an image of any size for the network: to a multiple of 4 (it halves
-// twice) and at least 8 per side (its quarter-resolution layers reflect-pad by
-// one pixel, which needs two there). Reflection where the pad is smaller than
-// the side, replication for tiny images; the caller crops the result back.
-torch::Tensor PadForNetwork(const torch::Tensor& image) {
-  const int64_t h = image.size(2), w = image.size(3);
-  const int64_t pad_h = std::max<int64_t>(8, (h + 3) / 4 * 4) - h;
-  const int64_t pad_w = std::max<int64_t>(8, (w + 3) / 4 * 4) - w;
-  if (pad_h == 0 && pad_w == 0) return image;
-  torch::nn::functional::PadFuncOptions pad({0, pad_w, 0, pad_h});
-  if (h > pad_h && w > pad_w) {
-    pad.mode(torch::kReflect);
-  } else {
-    pad.mode(torch::kReplicate);
-  }
-  return torch::nn::functional::pad(image, pad);
-}
-
-// Images with a side over `tile` run layer by layer in tiles (model/tiled_forward.h):
-// the same result as one pass, in less memory.
-torch::Tensor Stylize(TransformerNet& net, const torch::Tensor& image, int tile) {
-  torch::NoGradGuard no_grad;
-  const int64_t h = image.size(2), w = image.size(3);
-  const torch::Tensor padded = PadForNetwork(image);
-  const torch::Tensor out = (tile <= 0 || (h <= tile && w <= tile))
-                                ? net->forward(padded)
-                                : ForwardInTiles(net, padded, tile);
-  return out.slice(2, 0, h).slice(3, 0, w).clamp(0, 255);
-}
-
-}  // namespace
 
 StylizeResult StylizeImages(const StylizeOptions& options) {
   if (options.threads > 0) torch::set_num_threads(options.threads);
@@ -74,7 +40,7 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
       const RgbImage input = LoadImageFile(target.input);
       const torch::Tensor image = ImageToTensor(input);
       const auto start = std::chrono::steady_clock::now();
-      const torch::Tensor out = Stylize(net, image, options.tile_size);
+      const torch::Tensor out = StylizeTensor(net, image, options.tile_size);
       RgbImage styled = TensorToImage(out);
       styled.alpha = input.alpha;  // the network styles RGB; transparency stays the input's
       const fs::path folder = fs::path(target.output).parent_path();  // mirrors the input tree

@@ -26,6 +26,8 @@ namespace {
 constexpr size_t kMaxJobFileBytes = 1 << 20;
 constexpr size_t kMaxStyles = 4096;
 constexpr size_t kMaxProblems = 100;
+// Each validation photo is stylized at every preview and at the end of every run.
+constexpr size_t kMaxValidationImages = 8;
 
 // ---------------------------------------------------------------------------
 // Problem collection: every problem is kept with its position, so that a user
@@ -186,6 +188,35 @@ struct Value {
     }
     *out = text == "true";
     return true;
+  }
+
+  // A list of at most `max` distinct non-empty strings (paths, resolved by the caller).
+  bool ReadStringList(std::vector<std::string>* out, size_t max) const {
+    if (!node.IsSequence()) {
+      Fail("expected a list of paths, got " + Describe());
+      return false;
+    }
+    if (node.size() > max) {
+      Fail("at most " + std::to_string(max) + " entries, got " + std::to_string(node.size()));
+      return false;
+    }
+    std::vector<std::string> values;
+    bool ok = true;
+    for (size_t i = 0; i < node.size(); ++i) {
+      const YAML::Node item = node[i];
+      Value element{item, path + "[" + std::to_string(i) + "]", problems, override_text};
+      std::string value;
+      if (!element.ReadString(&value)) {
+        ok = false;
+      } else if (std::find(values.begin(), values.end(), value) != values.end()) {
+        element.Fail("'" + value + "' is listed twice");
+        ok = false;
+      } else {
+        values.push_back(value);
+      }
+    }
+    if (ok) *out = values;
+    return ok;
   }
 
   bool ReadLayers(std::vector<std::string>* out) const {
@@ -359,6 +390,18 @@ const FieldTable<DataOptions>& DataFields() {
        "Batches decoded ahead of the trainer, 1 to 64; bounds the loader's memory.",
        Agreement::kPerRank, Show(&DataOptions::prefetch_batches),
        [](DataOptions& t, const Value& v) { v.ReadInt(&t.prefetch_batches, 1, 64); }},
+      {"validation_images", "list of paths", "`[]` (the first 4 content files)",
+       "Photos every run is shown on, at most 8: its previews, and at the end of the run (also "
+       "when it was already trained) its final stylizations `final/NN-<stem>.png`, each photo "
+       "resized so that its shorter side is image_size, not cropped. Empty: the first 4 content "
+       "files in the loader's sorted order. Same on all ranks so that every style and sweep run "
+       "is shown on the same photos, whichever group trains it; they change no training value, "
+       "so a resumed run may change them (an already trained run rewrites its final images).",
+       Agreement::kEveryRank, Show(&DataOptions::validation_images),
+       [](DataOptions& t, const Value& v) {
+         v.ReadStringList(&t.validation_images, kMaxValidationImages);
+       },
+       OnResume::kMayChange},
   };
   return table;
 }
@@ -812,7 +855,13 @@ YAML::Node ParseYaml(const std::string& text, Problems& problems) {
 // Where a job value came from, for cross-field messages.
 struct Origins {
   YAML::Mark content_dir, weights, output_dir;
+  std::vector<YAML::Mark> validation_images;  ///< one per entry; empty from the command line
 };
+
+// Relative validation photos are found like the other paths: against `base`.
+void ResolveValidationImages(DataOptions& data, const fs::path& base) {
+  for (std::string& path : data.validation_images) path = ResolvePath(path, base);
+}
 
 // ---------------------------------------------------------------------------
 // Seed-format files.
@@ -1007,6 +1056,10 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
         job.data.content_dir = ResolvePath(job.data.content_dir, cwd);
         origins.content_dir = YAML::Mark::null_mark();
       }
+      if (key == "validation_images") {
+        ResolveValidationImages(job.data, cwd);
+        origins.validation_images.clear();
+      }
     } else if (section == "loss_network") {
       ApplyOverride(o, section, LossNetworkFields(), job.loss_network, problems);
       if (key == "weights") {
@@ -1118,6 +1171,10 @@ void ReadJobFile(const YAML::Node& root, JobConfig& job, Origins& origins, const
       std::set<std::string> keys;
       ReadMap(value, key, DataFields(), job.data, problems, &keys);
       if (keys.count("content_dir")) origins.content_dir = value["content_dir"].Mark();
+      const YAML::Node photos = value["validation_images"];
+      if (photos && photos.IsSequence()) {
+        for (const auto& photo : photos) origins.validation_images.push_back(photo.Mark());
+      }
     } else if (key == "loss_network") {
       ReadMap(value, key, LossNetworkFields(), job.loss_network, problems);
       if (value["weights"]) origins.weights = value["weights"].Mark();
@@ -1133,6 +1190,7 @@ void ReadJobFile(const YAML::Node& root, JobConfig& job, Origins& origins, const
   }
   job.data.content_dir = ResolvePath(job.data.content_dir, base);
   job.loss_network.weights = ResolvePath(job.loss_network.weights, base);
+  ResolveValidationImages(job.data, base);
   if (job.name.empty()) job.name = Stem(problems.file());
   job.output_dir = job.output_dir.empty() ? ResolvePath("runs/" + job.name, base)
                                           : ResolvePath(job.output_dir, base);
@@ -1575,6 +1633,15 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
                                 (job.seed_format ? " (seed-style files read train2014/ under the "
                                                    "working directory; pass --content DIR)"
                                                  : ""));
+  }
+  for (size_t i = 0; i < job.data.validation_images.size(); ++i) {
+    const std::string& photo = job.data.validation_images[i];
+    if (!fs::is_regular_file(photo, ec)) {
+      at(i < origins.validation_images.size() ? origins.validation_images[i]
+                                              : YAML::Mark::null_mark(),
+         "data.validation_images[" + std::to_string(i) + "]: validation photo '" + photo +
+             "' does not exist or is not a file");
+    }
   }
   const std::string& weights = job.loss_network.weights;
   if (weights.rfind("random:", 0) == 0) {

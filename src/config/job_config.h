@@ -34,6 +34,10 @@ struct DataOptions {
   int loader_threads = 2;
   /// Batches decoded ahead of the trainer (bounded queue).
   int prefetch_batches = 4;
+  /// Photos every run is shown on: its previews and its final stylizations
+  /// (`final/NN-<stem>.png`). At most 8; empty means the first 4 content files
+  /// in the loader's sorted order. Paths are resolved like the other paths.
+  std::vector<std::string> validation_images;
 };
 
 /// The frozen VGG-16 whose activations define the losses.

@@ -1,15 +1,19 @@
 #include "report/job_report.h"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "common/error.h"
@@ -134,8 +138,9 @@ std::vector<PreviewImage> PickPreviews(const std::vector<PreviewImage>& all, int
 }
 
 // A page-unique id: the run's position, then its name's ASCII letters and digits.
-std::string Anchor(size_t index, const std::string& name) {
-  std::string id = "run-" + std::to_string(index + 1) + "-";
+// Sweeps' ids start with "sweep-" instead, so that they never meet a run's.
+std::string Anchor(size_t index, const std::string& name, const std::string& kind = "run") {
+  std::string id = kind + "-" + std::to_string(index + 1) + "-";
   for (char c : name) {
     const auto u = static_cast<unsigned char>(c);
     id += u < 128 && std::isalnum(u) ? c : '-';
@@ -166,13 +171,227 @@ void WriteContactSheet(std::ostream& html, const std::vector<RunHistory>& runs) 
   html << "</div>";
 }
 
+// ---------------------------------------------------------------------------
+// Per-sweep contact sheets.
+
+// A grid too large to show whole (many keys, few runs): only rows with a run.
+constexpr size_t kMaxSweepCells = 1024;
+
+// "style_weight=50, style_image_size=128"
+std::string SweptLabel(const std::vector<std::pair<std::string, std::string>>& swept,
+                       const std::string& separator = ", ") {
+  std::string label;
+  for (const auto& [key, value] : swept)
+    label += (label.empty() ? "" : separator) + key + "=" + value;
+  return label;
+}
+
+bool ParseNumber(const std::string& text, double* value) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  *value = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size() && std::isfinite(*value);
+}
+
+// Values in the order the job lists them (those it does not list after them),
+// or without a listing numerically when all are numbers, else as text.
+std::vector<std::string> OrderValues(const std::set<std::string>& seen,
+                                     const std::vector<std::string>* listed) {
+  std::vector<std::string> ordered;
+  if (listed != nullptr) {
+    for (const auto& value : *listed) {
+      if (std::find(ordered.begin(), ordered.end(), value) == ordered.end())
+        ordered.push_back(value);
+    }
+  }
+  std::vector<std::string> rest;
+  for (const auto& value : seen) {
+    if (std::find(ordered.begin(), ordered.end(), value) == ordered.end()) rest.push_back(value);
+  }
+  double unused = 0;
+  if (std::all_of(rest.begin(), rest.end(),
+                  [&](const std::string& v) { return ParseNumber(v, &unused); })) {
+    std::stable_sort(rest.begin(), rest.end(), [](const std::string& a, const std::string& b) {
+      double x = 0, y = 0;
+      ParseNumber(a, &x);
+      ParseNumber(b, &y);
+      return x < y;
+    });
+  }
+  ordered.insert(ordered.end(), rest.begin(), rest.end());
+  return ordered;
+}
+
+// One sweep's runs, placed by their swept values.
+struct SweepSheet {
+  std::string name;
+  std::vector<std::string> keys;                     ///< in the sweep's order
+  std::vector<std::vector<std::string>> values;      ///< per key, in display order
+  std::map<std::vector<std::string>, size_t> cells;  ///< values in key order -> run index
+  std::vector<size_t> unplaced;  ///< runs with other keys, or a second run for one cell
+};
+
+std::vector<SweepSheet> BuildSweepSheets(const std::vector<RunHistory>& runs,
+                                         const ReportOptions& options) {
+  std::map<std::string, SweepSheet> sheets;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunHistory& run = runs[i];
+    if (run.sweep.empty()) continue;
+    SweepSheet& sheet = sheets[run.sweep];
+    if (sheet.keys.empty()) {
+      sheet.name = run.sweep;
+      for (const auto& pair : run.swept) sheet.keys.push_back(pair.first);
+    }
+    std::vector<std::string> keys, values;
+    for (const auto& [key, value] : run.swept) {
+      keys.push_back(key);
+      values.push_back(value);
+    }
+    if (keys != sheet.keys || !sheet.cells.emplace(values, i).second) sheet.unplaced.push_back(i);
+  }
+  std::vector<SweepSheet> out;
+  for (auto& [name, sheet] : sheets) {
+    const auto listing = options.sweep_values.find(name);
+    for (size_t k = 0; k < sheet.keys.size(); ++k) {
+      std::set<std::string> seen;
+      for (const auto& cell : sheet.cells) seen.insert(cell.first[k]);
+      const std::vector<std::string>* listed = nullptr;
+      if (listing != options.sweep_values.end()) {
+        for (const auto& [key, values] : listing->second) {
+          if (key == sheet.keys[k]) listed = &values;
+        }
+      }
+      sheet.values.push_back(OrderValues(seen, listed));
+    }
+    out.push_back(std::move(sheet));
+  }
+  return out;
+}
+
+// Every combination of the values of keys [0, count), the first key slowest.
+std::vector<std::vector<std::string>> Combinations(const SweepSheet& sheet, size_t count) {
+  std::vector<std::vector<std::string>> rows = {{}};
+  for (size_t k = 0; k < count; ++k) {
+    std::vector<std::vector<std::string>> longer;
+    for (const auto& row : rows) {
+      for (const auto& value : sheet.values[k]) {
+        longer.push_back(row);
+        longer.back().push_back(value);
+      }
+    }
+    rows = std::move(longer);
+  }
+  return rows;
+}
+
+void WriteSweepCell(std::ostream& html, const SweepSheet& sheet,
+                    const std::vector<std::string>& values, const std::vector<RunHistory>& runs) {
+  std::vector<std::pair<std::string, std::string>> swept;
+  for (size_t k = 0; k < sheet.keys.size(); ++k) swept.emplace_back(sheet.keys[k], values[k]);
+  const auto found = sheet.cells.find(values);
+  if (found == sheet.cells.end()) {
+    const std::string name = sheet.name + "/" + SweptLabel(swept, ",");
+    html << "<td class=\"missing\" data-run=\"" << EscapeXml(name) << "\"><p class=\"note\">"
+         << "not started</p><b>" << EscapeXml(SweptLabel(swept)) << "</b><br><code>"
+         << EscapeXml(name) << "</code></td>";
+    return;
+  }
+  const size_t index = found->second;
+  const RunHistory& run = runs[index];
+  html << "<td class=\"cell\" data-run=\"" << EscapeXml(run.name) << "\"><a href=\"#"
+       << Anchor(index, run.name) << "\">";
+  if (!run.final_images.empty()) {
+    for (const auto& image : run.final_images) {
+      html << InlinePng(image, run.name + " " + fs::path(image).filename().string());
+    }
+  } else if (!run.previews.empty()) {
+    html << InlinePng(run.previews.back().path,
+                      run.name + " at step " + std::to_string(run.previews.back().step));
+  } else {
+    html << "<p class=\"note\">no image yet</p>";
+  }
+  html << "</a>";
+  if (run.final_images.empty() && !run.previews.empty()) {
+    html << "<div class=\"note\">latest preview, step " << run.previews.back().step << "</div>";
+  }
+  html << "<div class=\"label\"><b>" << EscapeXml(SweptLabel(run.swept)) << "</b></div>";
+  if (run.records.empty()) {
+    html << "<div class=\"losses note\">no step logged yet</div>";
+  } else {
+    const HistoryRecord& last = run.records.back();
+    html << "<div class=\"losses\">total " << Number(last.total) << " · content "
+         << Number(last.content) << " · style " << Number(last.style) << " · tv " << Number(last.tv)
+         << "</div>";
+  }
+  html << "</td>";
+}
+
+void WriteSweepSheet(std::ostream& html, size_t index, const SweepSheet& sheet,
+                     const std::vector<RunHistory>& runs) {
+  const size_t last = sheet.keys.size() - 1;
+  // One key: a single row of its values; more: rows by all keys but the last.
+  const size_t row_keys = sheet.keys.size() == 1 ? 0 : last;
+  std::vector<std::vector<std::string>> rows = Combinations(sheet, row_keys);
+  const std::vector<std::string>& columns = sheet.values[last];
+  bool thinned = false;
+  if (rows.size() * columns.size() > kMaxSweepCells) {
+    std::vector<std::vector<std::string>> kept;
+    for (const auto& row : rows) {
+      const bool any = std::any_of(columns.begin(), columns.end(), [&](const std::string& c) {
+        std::vector<std::string> values = row;
+        values.push_back(c);
+        return sheet.cells.count(values) > 0;
+      });
+      if (any) kept.push_back(row);
+    }
+    rows = std::move(kept);
+    thinned = true;
+  }
+  std::string row_title;
+  for (size_t k = 0; k < row_keys; ++k) row_title += (k ? ", " : "") + sheet.keys[k];
+  html << "<section id=\"" << Anchor(index, sheet.name, "sweep") << "\" class=\"sweep\"><h2>Sweep "
+       << EscapeXml(sheet.name) << "</h2><p class=\"note\">"
+       << (row_keys == 0 ? "" : "Rows: " + EscapeXml(row_title) + "; columns: ")
+       << (row_keys == 0 ? "Columns: " : "") << EscapeXml(sheet.keys[last])
+       << ". Each cell: the run's final stylizations of the validation photos (its latest preview "
+          "while it trains), its swept values and its last losses.";
+  if (thinned) html << " Combinations without any run are left out.";
+  html << "</p><table class=\"sweep\"><tr><th>" << EscapeXml(row_title) << "</th>";
+  for (const auto& column : columns) {
+    html << "<th>" << EscapeXml(sheet.keys[last] + "=" + column) << "</th>";
+  }
+  html << "</tr>";
+  for (const auto& row : rows) {
+    std::vector<std::pair<std::string, std::string>> row_swept;
+    for (size_t k = 0; k < row.size(); ++k) row_swept.emplace_back(sheet.keys[k], row[k]);
+    html << "<tr><th>" << EscapeXml(SweptLabel(row_swept)) << "</th>";
+    for (const auto& column : columns) {
+      std::vector<std::string> values = row;
+      values.push_back(column);
+      WriteSweepCell(html, sheet, values, runs);
+    }
+    html << "</tr>";
+  }
+  html << "</table>";
+  if (!sheet.unplaced.empty()) {
+    html << "<p class=\"note\">Not placed on the sheet (other swept keys, or a second run with "
+            "the same values):";
+    for (size_t i : sheet.unplaced) html << " <code>" << EscapeXml(runs[i].name) << "</code>";
+    html << "</p>";
+  }
+  html << "</section>";
+}
+
 void WriteRun(std::ostream& html, size_t index, const RunHistory& run,
               const ReportOptions& options) {
   html << "<section id=\"" << Anchor(index, run.name) << "\"><h2>" << EscapeXml(run.name)
        << "</h2><p>" << EscapeXml(Status(run)) << " · folder <code>" << EscapeXml(run.dir)
        << "</code>";
+  if (!run.sweep.empty()) {
+    html << " · sweep " << EscapeXml(run.sweep) << " (" << EscapeXml(SweptLabel(run.swept)) << ")";
+  }
   for (const auto& [key, value] : run.identity) {
-    if (key != "job" && key != "style") {
+    if (key != "job" && key != "style" && key != "sweep" && key != "swept") {
       html << " · " << EscapeXml(key) << " " << EscapeXml(value);
     }
   }
@@ -245,7 +464,11 @@ constexpr const char* kStyleSheet =
     ".cell img{max-width:420px;image-rendering:pixelated}"
     ".strip{display:flex;flex-wrap:wrap;gap:8px}.strip figure{margin:0}"
     ".strip img{max-width:300px;image-rendering:pixelated}"
-    "figcaption{font-size:12px}";
+    "figcaption{font-size:12px}"
+    "table.sweep{border-collapse:collapse}table.sweep th,table.sweep td{border:1px solid #ddd;"
+    "padding:4px;vertical-align:top;font-size:12px}table.sweep th{background:#f4f4f4}"
+    "table.sweep img{max-width:160px;margin:1px;image-rendering:pixelated}"
+    "td.missing{background:#fafafa;color:#888}";
 
 constexpr const char* kPageStart =
     "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>";
@@ -282,6 +505,8 @@ std::string JobReportHtml(const std::vector<RunHistory>& runs, const std::string
        << " run(s). Runs still training show their state at that moment; run "
           "<code>stylefleet report</code> again to refresh.</p>";
   WriteContactSheet(html, runs);
+  const std::vector<SweepSheet> sheets = BuildSweepSheets(runs, options);
+  for (size_t i = 0; i < sheets.size(); ++i) WriteSweepSheet(html, i, sheets[i], runs);
   for (size_t i = 0; i < runs.size(); ++i) WriteRun(html, i, runs[i], options);
   html << "</body></html>\n";
   return html.str();

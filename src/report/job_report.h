@@ -3,7 +3,9 @@
 // readable while the job still trains.
 #pragma once
 
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "report/run_history.h"
@@ -17,9 +19,19 @@ struct ReportOptions {
   std::string output;
   /// Previews shown per run, evenly spaced over the run, always with the latest.
   int max_previews_per_run = 12;
+  /// Per sweep name, its keys with the values the job lists for them, in the
+  /// job's order: the sweep's contact sheet follows that order and shows the
+  /// listed combinations no run has started as empty cells. A sweep not given
+  /// here is laid out from its runs alone, each key's values in numeric order
+  /// when all are numbers, else in text order.
+  std::map<std::string, std::vector<std::pair<std::string, std::vector<std::string>>>> sweep_values;
 };
 
-/// The page for `runs` (as read by ReadJobHistory). `title` heads it.
+/// The page for `runs` (as read by ReadJobHistory). `title` heads it. It
+/// shows all runs side by side, then one contact sheet per sweep (runs placed
+/// by their swept values: one key gives one row; two give rows by the first
+/// and columns by the second; more give rows by every combination of all but
+/// the last, columns by the last), then each run's curves and previews.
 std::string JobReportHtml(const std::vector<RunHistory>& runs, const std::string& title,
                           const ReportOptions& options);
 

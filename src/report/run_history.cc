@@ -1,6 +1,7 @@
 #include "report/run_history.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -84,6 +85,57 @@ void ReadRecords(const fs::path& file, RunHistory& run) {
   }
 }
 
+// final/07-beach.png, as training names them (train/run_outputs.h).
+bool IsFinalImageName(const std::string& name) {
+  return name.size() > 7 && std::isdigit(static_cast<unsigned char>(name[0])) &&
+         std::isdigit(static_cast<unsigned char>(name[1])) && name[2] == '-' &&
+         name.compare(name.size() - 4, 4, ".png") == 0;
+}
+
+// The "swept" pairs of a sweep run, or nothing when any is malformed.
+std::vector<std::pair<std::string, std::string>> SweptPairs(const nlohmann::json& swept) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  if (!swept.is_array() || swept.empty()) return {};
+  for (const auto& pair : swept) {
+    if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {
+      return {};
+    }
+    const std::string key = pair[0].get<std::string>();
+    if (key.empty()) return {};
+    for (const auto& seen : pairs) {
+      if (seen.first == key) return {};
+    }
+    pairs.emplace_back(key, pair[1].get<std::string>());
+  }
+  return pairs;
+}
+
+// stylefleet.json: who the run is. A record that is not a small regular file
+// (a FIFO would block the report) or not a JSON object is ignored.
+void ReadIdentity(const fs::path& file, RunHistory& run) {
+  constexpr uintmax_t kMaxIdentityBytes = 1 << 20;
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::symlink_status(file, ec))) return;
+  if (fs::file_size(file, ec) > kMaxIdentityBytes || ec) return;
+  std::ifstream in(file);
+  if (!in) return;
+  const nlohmann::json doc = nlohmann::json::parse(in, nullptr, false);
+  if (!doc.is_object()) return;
+  for (const auto& [key, value] : doc.items()) {
+    run.identity[key] = value.is_string()
+                            ? value.get<std::string>()
+                            : value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  const auto sweep = doc.find("sweep");
+  const auto swept = doc.find("swept");
+  if (sweep == doc.end() || !sweep->is_string() || sweep->get<std::string>().empty() ||
+      swept == doc.end()) {
+    return;
+  }
+  run.swept = SweptPairs(*swept);
+  if (!run.swept.empty()) run.sweep = sweep->get<std::string>();
+}
+
 }  // namespace
 
 RunHistory ReadRunHistory(const std::string& dir) {
@@ -106,14 +158,16 @@ RunHistory ReadRunHistory(const std::string& dir) {
               [](const PreviewImage& a, const PreviewImage& b) { return a.step < b.step; });
   }
   run.finished = fs::is_regular_file(fs::path(dir) / "model.pt", ec);
-  std::ifstream identity(fs::path(dir) / "stylefleet.json");
-  if (identity) {
-    const nlohmann::json doc = nlohmann::json::parse(identity, nullptr, false);
-    if (doc.is_object()) {
-      for (const auto& [key, value] : doc.items()) {
-        run.identity[key] = value.is_string() ? value.get<std::string>() : value.dump();
+  ReadIdentity(fs::path(dir) / "stylefleet.json", run);
+  const fs::path finals = fs::path(dir) / "final";
+  if (fs::is_directory(finals, ec)) {
+    for (const auto& entry : fs::directory_iterator(finals, ec)) {
+      if (IsFinalImageName(entry.path().filename().string()) &&
+          fs::is_regular_file(fs::symlink_status(entry.path(), ec))) {
+        run.final_images.push_back(entry.path().string());
       }
     }
+    std::sort(run.final_images.begin(), run.final_images.end());
   }
   return run;
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace stylefleet {
@@ -41,6 +42,15 @@ struct RunHistory {
   bool finished = false;  ///< the run wrote its final model.pt
   /// Keys and values of the run's stylefleet.json (the job, style, sweep values).
   std::map<std::string, std::string> identity;
+  /// The sweep the run belongs to (stylefleet.json "sweep") and its swept keys
+  /// with their value text (its "swept" pairs, in the sweep's key order). Both
+  /// empty for a run outside a sweep, and when either field is missing or
+  /// malformed (not a list of distinct [key, value] string pairs).
+  std::string sweep;
+  std::vector<std::pair<std::string, std::string>> swept;
+  /// The run's final stylizations of the validation photos (final/NN-<stem>.png,
+  /// regular files only), by name; empty until the run has ended.
+  std::vector<std::string> final_images;
 };
 
 /// Reads one run folder (one that holds a metrics.jsonl or previews/). Throws

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -13,18 +15,44 @@
 #include <fstream>
 #include <iomanip>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "common/error.h"
 #include "common/log.h"
 #include "data/image.h"
 #include "data/image_tensor.h"
+#include "model/stylize.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr int kPreviewImages = 4;
+// Validation photos when data.validation_images is empty: what previews always showed.
+constexpr size_t kDefaultValidationPhotos = 4;
+
+// Final images whose longer side is at most this many times image_size run in
+// one pass; longer ones in tiles of twice image_size (the same result), so
+// that a panorama needs no more memory than a couple of training images.
+constexpr int kFinalTileFactor = 2;
+
+// `image` resized so that its shorter side is exactly `size`, the aspect kept.
+RgbImage ResizeShorterSide(const RgbImage& image, int size) {
+  const auto scaled = [size](int side, int shorter) {
+    return static_cast<int>(std::max<int64_t>(1, std::llround(double(side) * size / shorter)));
+  };
+  if (image.width <= image.height) {
+    return Resize(image, size, scaled(image.height, image.width));
+  }
+  return Resize(image, scaled(image.width, image.height), size);
+}
+
+// final/07-beach.png: two digits, a dash, any stem, .png.
+bool IsFinalImageName(const std::string& name) {
+  return name.size() > 7 && std::isdigit(static_cast<unsigned char>(name[0])) &&
+         std::isdigit(static_cast<unsigned char>(name[1])) && name[2] == '-' &&
+         name.compare(name.size() - 4, 4, ".png") == 0;
+}
 
 nlohmann::json RecordJson(const StepRecord& r, const std::vector<std::string>& style_layers) {
   nlohmann::json record;
@@ -133,15 +161,29 @@ void RunOutputs::AppendMetricsLine(const std::string& line, int64_t step) {
   metrics_bytes_ = before + static_cast<int64_t>(line.size());
 }
 
-void RunOutputs::PreparePreviews(const std::vector<std::string>& files, int image_size,
-                                 const torch::Device& device) {
+void RunOutputs::PrepareValidation(const DataOptions& data,
+                                   const std::vector<std::string>& content_files,
+                                   const torch::Device& device) {
+  validation_photos_.clear();
   preview_inputs_ = torch::Tensor();
+  image_size_ = data.image_size;
+  max_image_pixels_ = data.max_image_pixels;
+  device_ = device;
+  const bool configured = !data.validation_images.empty();
+  const std::vector<std::string>& candidates = configured ? data.validation_images : content_files;
+  const size_t wanted = configured ? candidates.size() : kDefaultValidationPhotos;
+  DecodeOptions decode;
+  decode.max_pixels = data.max_image_pixels;
   std::vector<torch::Tensor> images;
-  for (size_t i = 0; i < files.size() && images.size() < kPreviewImages; ++i) {
+  for (size_t i = 0; i < candidates.size() && images.size() < wanted; ++i) {
     try {
-      images.push_back(ImageToTensor(ResizeCenterCrop(LoadImageFile(files[i]), image_size)));
-    } catch (const DataError&) {
-      // Broken files are reported by the loader.
+      images.push_back(
+          ImageToTensor(ResizeCenterCrop(LoadImageFile(candidates[i], decode), image_size_)));
+      validation_photos_.push_back(candidates[i]);
+    } catch (const DataError& e) {
+      if (configured) {
+        SF_LOG(kWarning) << "[" << style_name_ << "] validation photo left out: " << e.what();
+      }
     }
   }
   if (!images.empty()) preview_inputs_ = torch::cat(images).to(device);
@@ -170,6 +212,52 @@ void RunOutputs::WritePreview(TransformerNet& net, int64_t step) const {
   } catch (const DataError& e) {
     SF_LOG(kWarning) << "[" << style_name_ << "] preview of step " << step
                      << " not written: " << e.what();
+  }
+}
+
+void RunOutputs::WriteFinalImages(TransformerNet& net) const {
+  const fs::path dir = fs::path(style_dir_) / "final";
+  std::set<std::string> written;
+  // Final images are for people, as previews are: a photo that cannot be
+  // stylized or written costs a warning, never the trained run.
+  for (size_t i = 0; i < validation_photos_.size(); ++i) {
+    const std::string& photo = validation_photos_[i];
+    char prefix[8];
+    std::snprintf(prefix, sizeof(prefix), "%02d-", static_cast<int>(i + 1));
+    const std::string name = prefix + fs::path(photo).stem().string() + ".png";
+    try {
+      DecodeOptions decode;
+      decode.max_pixels = max_image_pixels_;
+      const RgbImage input = LoadImageFile(photo, decode);
+      const int shorter = std::min(input.width, input.height);
+      const double scale = double(image_size_) / shorter;
+      if (double(input.width) * scale * double(input.height) * scale > double(max_image_pixels_)) {
+        throw DataError(photo + ": resized to a shorter side of " + std::to_string(image_size_) +
+                        " px it would exceed data.max_image_pixels");
+      }
+      const torch::Tensor image = ImageToTensor(ResizeShorterSide(input, image_size_)).to(device_);
+      const torch::Tensor styled =
+          StylizeTensor(net, image, int64_t{kFinalTileFactor} * image_size_);
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      if (ec) throw DataError(dir.string() + ": cannot create folder (" + ec.message() + ")");
+      SaveImageFile(TensorToImage(styled), (dir / name).string());
+      written.insert(name);
+    } catch (const std::exception& e) {
+      // DataError from decoding or writing, c10::Error from LibTorch (out of
+      // memory on a large photo).
+      const std::string what = e.what();
+      SF_LOG(kWarning) << "[" << style_name_ << "] final image " << name
+                       << " not written: " << what.substr(0, what.find('\n'));
+    }
+  }
+  // Final images of photos no longer in the set would pass as this model's.
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string file = entry.path().filename().string();
+    if (IsFinalImageName(file) && !written.count(file) && entry.is_regular_file(ec)) {
+      fs::remove(entry.path(), ec);
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "config/job_config.h"
 #include "model/transformer_net.h"
 #include "step/training_step.h"
 
@@ -39,13 +40,21 @@ class RunOutputs {
   /// folder): the run stops rather than train unrecorded.
   void Record(const StepRecord& record);
 
-  /// Loads the first few readable content files, prepared like training
-  /// images, as the inputs of every preview.
-  void PreparePreviews(const std::vector<std::string>& files, int image_size,
-                       const torch::Device& device);
-  /// Writes previews/step-NNNNNNNN.png: the inputs on top, `net`'s output
-  /// below. A preview that cannot be written is a warning, not an error.
+  /// Chooses and loads the validation photos that previews and final images
+  /// show: data.validation_images, or when it is empty the first 4 readable
+  /// `content_files` (the loader's sorted order). A listed photo that cannot
+  /// be decoded is left out with a warning (broken content files are the
+  /// loader's to report). Previews show them prepared like training images.
+  void PrepareValidation(const DataOptions& data, const std::vector<std::string>& content_files,
+                         const torch::Device& device);
+  /// Writes previews/step-NNNNNNNN.png: the validation photos on top, `net`'s
+  /// output below. A preview that cannot be written is a warning, not an error.
   void WritePreview(TransformerNet& net, int64_t step) const;
+  /// Writes final/NN-<stem>.png, `net`'s stylization of each validation photo
+  /// (NN its position from 01) resized so that its shorter side is
+  /// data.image_size, not cropped, and removes final images of photos no
+  /// longer in the set. Never throws: what cannot be written is a warning.
+  void WriteFinalImages(TransformerNet& net) const;
 
  private:
   void AppendMetricsLine(const std::string& line, int64_t step);
@@ -53,6 +62,10 @@ class RunOutputs {
   std::string style_dir_;
   std::string style_name_;
   std::vector<std::string> style_layers_;
+  std::vector<std::string> validation_photos_;  ///< those that decoded, in order
+  int image_size_ = 0;
+  int64_t max_image_pixels_ = 0;
+  torch::Device device_{torch::kCPU};
   torch::Tensor preview_inputs_;
   int64_t metrics_bytes_ = -1;  ///< size after our last record; -1 before the first
 };

@@ -81,7 +81,12 @@ bool StyleRun::Prepare() {
     SF_LOG(kInfo) << "[" << style_.name << "] already trained (" << position_.step
                   << " steps); writing the final model";
   }
-  RunOnRoot(control_, "model write", [&] { WriteModel(); });
+  RunOnRoot(control_, "model write", [&] {
+    WriteModel();
+    // The validation set may have changed since the run trained.
+    outputs_.PrepareValidation(job_.data, *context_.files, context_.runtime->device());
+    outputs_.WriteFinalImages(net_);
+  });
   return false;
 }
 
@@ -115,7 +120,7 @@ void StyleRun::Start(int styles_together) {
                                  root_, labels);
   if (root_) {
     outputs_.TrimMetrics(position_.step);
-    outputs_.PreparePreviews(*context_.files, job_.data.image_size, context_.runtime->device());
+    outputs_.PrepareValidation(job_.data, *context_.files, context_.runtime->device());
   }
   run_start_ = Clock::now();
 }
@@ -201,7 +206,11 @@ void StyleRun::StopHere() {
 }
 
 void StyleRun::Finish() {
-  RunOnRoot(control_, "model write", [&] { WriteModel(); });
+  // One root action: WriteFinalImages never throws, so it needs no report of its own.
+  RunOnRoot(control_, "model write", [&] {
+    WriteModel();
+    outputs_.WriteFinalImages(net_);
+  });
   context_.metrics->StyleFinished(style_.name);
   if (root_) {
     SF_LOG(kInfo) << "[" << style_.name << "] done: " << steps_this_run_ << " steps in "

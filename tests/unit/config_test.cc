@@ -54,6 +54,16 @@ class ConfigTest : public ::testing::Test {
     return {};
   }
 
+  // A job head whose data section lists `photos` (YAML text) as validation images.
+  static std::string WithPhotos(const std::string& photos) {
+    return "loss_network: {weights: 'random:1'}\n"
+           "data:\n"
+           "  validation_images: " +
+           photos +
+           "\n"
+           "  content_dir: photos\n";
+  }
+
   static std::string Head() {
     return "job:\n"
            "  name: test\n"
@@ -341,6 +351,41 @@ TEST_F(ConfigTest, MissingFilesAreReported) {
                 "or is not a folder",
                 "DIR/job.yaml:4:12: loss_network.weights: weights file 'DIR/vgg.pth' does not "
                 "exist (use random:SEED for a random network)"}));
+}
+
+TEST_F(ConfigTest, ValidationImagesResolveAgainstTheJobFolderAndDefaultToNone) {
+  WriteFile(dir_ / "val/a.png", "x");
+  WriteFile(dir_ / "val/b.jpg", "x");
+  const std::string styles = "styles:\n  - image: styles/wave.jpg\n";
+  EXPECT_TRUE(Load(Head() + styles).data.validation_images.empty());
+  const JobConfig job = Load(WithPhotos("[val/b.jpg, " + (dir_ / "val/a.png") + "]") + styles);
+  EXPECT_EQ(job.data.validation_images,
+            (std::vector<std::string>{dir_ / "val/b.jpg", dir_ / "val/a.png"}));
+  // From the command line, against the working directory, as other paths.
+  LoadOptions options;
+  options.overrides = {"data.validation_images=[" + (dir_ / "val/a.png") + "]"};
+  EXPECT_EQ(Load(Head() + styles, options).data.validation_images,
+            std::vector<std::string>{dir_ / "val/a.png"});
+}
+
+TEST_F(ConfigTest, MissingTooManyOrRepeatedValidationImagesAreReported) {
+  WriteFile(dir_ / "val/a.png", "x");
+  const std::string styles = "styles:\n  - image: styles/wave.jpg\n";
+  EXPECT_EQ(
+      Problems("data:\n  content_dir: photos\n  validation_images:\n    - val/a.png\n"
+               "    - val/gone.png\nloss_network: {weights: 'random:1'}\n" +
+               styles),
+      std::vector<std::string>{"DIR/job.yaml:5:7: data.validation_images[1]: validation photo "
+                               "'DIR/val/gone.png' does not exist or is not a file"});
+  EXPECT_EQ(Problems(WithPhotos("[val/a.png, val/a.png]") + styles),
+            std::vector<std::string>{
+                "DIR/job.yaml:3:34: data.validation_images[1]: 'val/a.png' is listed twice"});
+  EXPECT_EQ(Problems(WithPhotos("[a, b, c, d, e, f, g, h, i]") + styles),
+            std::vector<std::string>{
+                "DIR/job.yaml:3:22: data.validation_images: at most 8 entries, got 9"});
+  EXPECT_EQ(Problems(WithPhotos("val/a.png") + styles),
+            std::vector<std::string>{"DIR/job.yaml:3:22: data.validation_images: expected a list "
+                                     "of paths, got 'val/a.png'"});
 }
 
 TEST_F(ConfigTest, DuplicateStyleNamesAreReported) {

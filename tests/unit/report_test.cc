@@ -40,8 +40,69 @@ class ReportTest : public ::testing::Test {
            ",\"conv2_2\":1.5},\"images_per_second\":1.25,\"eta_seconds\":30}\n";
   }
 
+  // A sweep run's folder, as training leaves it: its stylefleet.json, one
+  // metrics record, `finals` final images (01-p0.png, ...) and a preview.
+  fs::path SweepRun(const std::string& sweep,
+                    const std::vector<std::pair<std::string, std::string>>& swept, double total,
+                    int finals, bool preview = true) {
+    std::string folder, pairs;
+    for (const auto& [key, value] : swept) {
+      folder += (folder.empty() ? "" : ",") + key + "=" + value;
+      pairs += std::string(pairs.empty() ? "" : ", ") + "[\"" + key + "\", \"" + value + "\"]";
+    }
+    const fs::path dir = root_ / sweep / folder;
+    Write(dir / "stylefleet.json", "{\"job\": \"j\", \"style\": \"" + sweep + "/" + folder +
+                                       "\", \"sweep\": \"" + sweep + "\", \"swept\": [" + pairs +
+                                       "]}");
+    Write(dir / "metrics.jsonl", Record(20, total));
+    for (int i = 0; i < finals; ++i) {
+      Write(dir / "final" / ("0" + std::to_string(i + 1) + "-p" + std::to_string(i) + ".png"),
+            kPng + folder + "/final" + std::to_string(i));
+    }
+    if (preview) Write(dir / "previews" / "step-00000020.png", kPng + folder + "/preview");
+    return dir;
+  }
+
+  // The page's section of sweep number `n` (1-based), or "" when there is none.
+  std::string SweepSection(const std::string& html, int n) {
+    const size_t start = html.find("<section id=\"sweep-" + std::to_string(n) + "-");
+    if (start == std::string::npos) return "";
+    return html.substr(start, html.find("</section>", start) - start);
+  }
+
+  std::string Page(const ReportOptions& extra = {}) {
+    ReportOptions options = extra;
+    options.job_dir = root_.string();
+    return JobReportHtml(ReadJobHistory(root_.string()), "t", options);
+  }
+
+  const std::string kPng = std::string("\x89PNG\r\n\x1a\n", 8);
   fs::path root_;
 };
+
+// The data-run names of a sheet's cells, row by row (one string per <tr> after the header).
+std::vector<std::vector<std::string>> SheetRows(const std::string& section) {
+  std::vector<std::vector<std::string>> rows;
+  const std::regex cell("data-run=\"([^\"]*)\"");
+  size_t at = section.find("<tr>");
+  at = section.find("<tr>", at + 1);  // past the header row
+  while (at != std::string::npos) {
+    const size_t next = section.find("<tr>", at + 1);
+    const std::string row = section.substr(at, next == std::string::npos ? next : next - at);
+    rows.emplace_back();
+    for (std::sregex_iterator it(row.begin(), row.end(), cell), end; it != end; ++it)
+      rows.back().push_back((*it)[1]);
+    at = next;
+  }
+  return rows;
+}
+
+// The text of the cell for `run` in `section`.
+std::string Cell(const std::string& section, const std::string& run) {
+  const size_t start = section.find("data-run=\"" + run + "\"");
+  if (start == std::string::npos) return "";
+  return section.substr(start, section.find("</td>", start) - start);
+}
 
 int Count(const std::string& text, const std::string& what) {
   int n = 0;
@@ -266,6 +327,162 @@ TEST(SvgChartTest, LongRunsAreThinnedToAFewThousandPointsKeepingTheLast) {
   const std::string svg = LineChartSvg(spec);
   EXPECT_LT(Count(svg, ","), 2100);
   EXPECT_LT(svg.size(), 100000u);
+}
+
+// Two keys: rows by the first key's values, columns by the second's, values
+// in numeric order (text order would put 100 before 5); a combination no run
+// has started is an empty cell with its name; a cell shows the final images,
+// else the latest preview, with its swept values and last losses.
+TEST_F(ReportTest, TwoKeySweepIsAGridWithRowsByTheFirstKey) {
+  SweepRun("candy", {{"style_weight", "50"}, {"size", "128"}}, 12.5, 2);
+  SweepRun("candy", {{"style_weight", "5"}, {"size", "128"}}, 11, 0);
+  SweepRun("candy", {{"style_weight", "5"}, {"size", "64"}}, 10, 1);
+  SweepRun("candy", {{"style_weight", "100"}, {"size", "128"}}, 13, 0, false);
+  SweepRun("candy", {{"style_weight", "50"}, {"size", "64"}}, 14, 3);
+  Write(root_ / "mosaic" / "metrics.jsonl", Record(1, 1));  // not a sweep run
+  const std::string html = Page();
+  const std::string sheet = SweepSection(html, 1);
+  ASSERT_FALSE(sheet.empty()) << html;
+  EXPECT_TRUE(SweepSection(html, 2).empty());
+  EXPECT_NE(sheet.find("<h2>Sweep candy</h2>"), std::string::npos);
+  EXPECT_NE(sheet.find("Rows: style_weight; columns: size."), std::string::npos);
+  EXPECT_LT(sheet.find("<th>size=64</th>"), sheet.find("<th>size=128</th>"));
+  EXPECT_EQ(SheetRows(sheet),
+            (std::vector<std::vector<std::string>>{
+                {"candy/style_weight=5,size=64", "candy/style_weight=5,size=128"},
+                {"candy/style_weight=50,size=64", "candy/style_weight=50,size=128"},
+                {"candy/style_weight=100,size=64", "candy/style_weight=100,size=128"}}));
+  EXPECT_NE(sheet.find("<tr><th>style_weight=100</th>"), std::string::npos);
+  // The missing run.
+  const std::string missing = Cell(sheet, "candy/style_weight=100,size=64");
+  EXPECT_NE(missing.find("not started"), std::string::npos);
+  EXPECT_NE(missing.find("<code>candy/style_weight=100,size=64</code>"), std::string::npos);
+  EXPECT_EQ(missing.find("<img"), std::string::npos);
+  // Final images in name order, label and losses.
+  const std::string finished = Cell(sheet, "candy/style_weight=50,size=128");
+  EXPECT_EQ(Count(finished, "<img"), 2);
+  EXPECT_LT(finished.find("style_weight=50,size=128 01-p0.png"),
+            finished.find("style_weight=50,size=128 02-p1.png"));
+  EXPECT_NE(finished.find("<b>style_weight=50, size=128</b>"), std::string::npos);
+  EXPECT_NE(finished.find("total 12.5 · content 3 · style 4 · tv 0.5"), std::string::npos);
+  EXPECT_EQ(finished.find("latest preview"), std::string::npos);
+  EXPECT_EQ(Count(Cell(sheet, "candy/style_weight=50,size=64"), "<img"), 3);
+  // No final image yet: the latest preview.
+  const std::string training = Cell(sheet, "candy/style_weight=5,size=128");
+  EXPECT_EQ(Count(training, "<img"), 1);
+  EXPECT_NE(training.find("latest preview, step 20"), std::string::npos);
+  EXPECT_NE(training.find("total 11 · "), std::string::npos);
+  // Neither: said so, losses still shown.
+  const std::string bare = Cell(sheet, "candy/style_weight=100,size=128");
+  EXPECT_EQ(bare.find("<img"), std::string::npos);
+  EXPECT_NE(bare.find("no image yet"), std::string::npos);
+  EXPECT_NE(bare.find("total 13 · "), std::string::npos);
+  // The sheet comes before the runs' own sections, and its cells link to them.
+  EXPECT_LT(html.find("<section id=\"sweep-1-"), html.find("<section id=\"run-1-"));
+  EXPECT_NE(finished.find("href=\"#run-"), std::string::npos);
+}
+
+// One key: one row, values as numbers (1e-3 < 0.01 < 2).
+TEST_F(ReportTest, OneKeySweepIsOneRowInValueOrder) {
+  SweepRun("wave", {{"lr", "2"}}, 1, 1);
+  SweepRun("wave", {{"lr", "1e-3"}}, 1, 1);
+  SweepRun("wave", {{"lr", "0.01"}}, 1, 1);
+  const std::string sheet = SweepSection(Page(), 1);
+  EXPECT_NE(sheet.find("Columns: lr."), std::string::npos);
+  EXPECT_EQ(SheetRows(sheet),
+            (std::vector<std::vector<std::string>>{{"wave/lr=1e-3", "wave/lr=0.01", "wave/lr=2"}}));
+}
+
+// Three keys: rows are the combinations of the first two (the first slowest),
+// columns the third; text values stay in text order.
+TEST_F(ReportTest, ThreeKeySweepHasARowPerCombinationOfAllButTheLastKey) {
+  for (const std::string a : {"x", "w"}) {
+    for (const std::string b : {"2", "1"}) {
+      for (const std::string c : {"fp32", "bf16"}) {
+        if (a == "x" && b == "2" && c == "bf16") continue;  // not started
+        SweepRun("s", {{"a", a}, {"b", b}, {"precision", c}}, 1, 1);
+      }
+    }
+  }
+  const std::string sheet = SweepSection(Page(), 1);
+  EXPECT_NE(sheet.find("Rows: a, b; columns: precision."), std::string::npos);
+  EXPECT_NE(sheet.find("<tr><th>a, b</th><th>precision=bf16</th><th>precision=fp32</th></tr>"),
+            std::string::npos);
+  EXPECT_EQ(SheetRows(sheet), (std::vector<std::vector<std::string>>{
+                                  {"s/a=w,b=1,precision=bf16", "s/a=w,b=1,precision=fp32"},
+                                  {"s/a=w,b=2,precision=bf16", "s/a=w,b=2,precision=fp32"},
+                                  {"s/a=x,b=1,precision=bf16", "s/a=x,b=1,precision=fp32"},
+                                  {"s/a=x,b=2,precision=bf16", "s/a=x,b=2,precision=fp32"}}));
+  EXPECT_NE(sheet.find("<tr><th>a=x, b=2</th>"), std::string::npos);
+  EXPECT_NE(Cell(sheet, "s/a=x,b=2,precision=bf16").find("not started"), std::string::npos);
+}
+
+// The job's own listing orders the values and names combinations no run has
+// started, even a value no run has yet.
+TEST_F(ReportTest, TheJobsListingOrdersTheSheetAndShowsRunsNotStarted) {
+  SweepRun("candy", {{"style_weight", "5"}}, 1, 1);
+  SweepRun("candy", {{"style_weight", "500"}}, 1, 1);
+  ReportOptions options;
+  options.sweep_values["candy"] = {{"style_weight", {"500", "50", "5"}}};
+  const std::string sheet = SweepSection(Page(options), 1);
+  EXPECT_EQ(SheetRows(sheet),
+            (std::vector<std::vector<std::string>>{
+                {"candy/style_weight=500", "candy/style_weight=50", "candy/style_weight=5"}}));
+  EXPECT_NE(Cell(sheet, "candy/style_weight=50").find("not started"), std::string::npos);
+}
+
+// A stylefleet.json whose sweep fields are missing or malformed makes a run
+// outside any sweep, never an error; the run is still reported.
+TEST_F(ReportTest, MalformedSweepRecordsAreRunsOutsideASweep) {
+  const std::vector<std::string> records = {
+      "{\"job\": \"j\", \"style\": \"r\", \"sweep\": \"s\"}",
+      "{\"job\": \"j\", \"style\": \"r\", \"sweep\": \"s\", \"swept\": \"a=1\"}",
+      "{\"job\": \"j\", \"style\": \"r\", \"sweep\": \"s\", \"swept\": [[\"a\", 1]]}",
+      "{\"job\": \"j\", \"style\": \"r\", \"sweep\": \"s\", \"swept\": [[\"a\"]]}",
+      "{\"job\": \"j\", \"style\": \"r\", \"sweep\": \"s\", \"swept\": [[\"a\", \"1\"], [\"a\", "
+      "\"2\"]]}",
+      "{\"job\": \"j\", \"style\": \"r\", \"sweep\": \"s\", \"swept\": []}",
+      "{\"job\": \"j\", \"style\": \"r\", \"sweep\": 7, \"swept\": [[\"a\", \"1\"]]}",
+      "{\"job\": \"j\", \"style\": \"r\", \"sweep\": \"\", \"swept\": [[\"a\", \"1\"]]}",
+      "{\"job\": \"j\", \"style\": \"r\", \"sweep\": \"s\", \"swept\": [[\"a\", \"1\"]",
+      "[\"not\", \"an object\"]"};
+  for (size_t i = 0; i < records.size(); ++i) {
+    const fs::path dir = root_ / ("r" + std::to_string(i));
+    Write(dir / "stylefleet.json", records[i]);
+    Write(dir / "metrics.jsonl", Record(1, 1));
+    const RunHistory run = ReadRunHistory(dir.string());
+    EXPECT_TRUE(run.sweep.empty()) << records[i];
+    EXPECT_TRUE(run.swept.empty()) << records[i];
+  }
+  const std::string html = Page();
+  EXPECT_TRUE(SweepSection(html, 1).empty());
+  EXPECT_EQ(Count(html, "<section id=\"run-"), static_cast<int>(records.size()));
+  // The well-formed record next to them.
+  SweepRun("s", {{"a", "1"}}, 1, 0);
+  const RunHistory good = ReadRunHistory((root_ / "s" / "a=1").string());
+  EXPECT_EQ(good.sweep, "s");
+  EXPECT_EQ(good.swept, (std::vector<std::pair<std::string, std::string>>{{"a", "1"}}));
+}
+
+// Final images are read as training names them, regular files only.
+TEST_F(ReportTest, FinalImagesAreTheRegularFilesNamedAsTrainingNamesThem) {
+  const fs::path dir = SweepRun("s", {{"a", "1"}}, 1, 2);
+  Write(dir / "final" / "notes.png", kPng);
+  Write(dir / "final" / "03-x.jpg", "j");
+  Write(root_ / "secret.png", kPng + "secret");
+  fs::create_symlink(root_ / "secret.png", dir / "final" / "04-link.png");
+  const RunHistory run = ReadRunHistory(dir.string());
+  EXPECT_EQ(run.final_images, (std::vector<std::string>{(dir / "final" / "01-p0.png").string(),
+                                                        (dir / "final" / "02-p1.png").string()}));
+}
+
+TEST_F(ReportTest, APipeForTheRunRecordIsNotOpened) {
+  fs::create_directories(root_ / "candy");
+  Write(root_ / "candy" / "metrics.jsonl", Record(1, 1));
+  ASSERT_EQ(mkfifo((root_ / "candy" / "stylefleet.json").c_str(), 0600), 0);
+  const RunHistory run = ReadRunHistory((root_ / "candy").string());  // would block on open
+  EXPECT_TRUE(run.identity.empty());
+  EXPECT_EQ(run.records.size(), 1u);
 }
 
 }  // namespace

@@ -419,6 +419,107 @@ TEST_F(TrainTest, AFinishedStyleIsNotTrainedAgain) {
   EXPECT_EQ(fs::last_write_time(CheckpointPath(dir_ / "out/style", 4)), before);
 }
 
+// The validation photos: previews show the listed ones (cropped as training
+// images), and the end of the run writes each whole (shorter side image_size,
+// sides that are no multiple of 4) as the trained model stylizes it.
+TEST_F(TrainTest, PreviewsAndFinalImagesShowTheValidationPhotos) {
+  fs::create_directories(dir_ / "val");
+  fs::create_directories(dir_ / "in");
+  SaveImageFile(testing::MakeTestImage(100, 60, 11), dir_ / "val/wide.png");
+  SaveImageFile(testing::MakeTestImage(50, 90, 12), dir_ / "val/tall.jpg");
+  const JobConfig job = Job("out", {"data.validation_images=[" + (dir_ / "val/wide.png") + ", " +
+                                    (dir_ / "val/tall.jpg") + "]"});
+  TrainJob(job, Quiet());
+  const std::string style_dir = dir_ / "out/style";
+  const RgbImage preview = LoadImageFile(style_dir + "/previews/step-00000004.png");
+  ASSERT_EQ(preview.width, 2 * 64);
+  ASSERT_EQ(preview.height, 2 * 64);
+  for (int i = 0; i < 2; ++i) {
+    const RgbImage photo =
+        ResizeCenterCrop(LoadImageFile(i == 0 ? dir_ / "val/wide.png" : dir_ / "val/tall.jpg"), 64);
+    for (int y = 0; y < 64; ++y) {
+      for (int x = 0; x < 64; ++x) {
+        for (int c = 0; c < 3; ++c) {
+          ASSERT_EQ(preview.pixels[(size_t(y) * preview.width + i * 64 + x) * 3 + c],
+                    photo.pixels[(size_t(y) * 64 + x) * 3 + c])
+              << "photo " << i << " at " << x << "," << y;
+        }
+      }
+    }
+  }
+  std::vector<std::string> finals;
+  for (const auto& entry : fs::directory_iterator(style_dir + "/final"))
+    finals.push_back(entry.path().filename().string());
+  std::sort(finals.begin(), finals.end());
+  EXPECT_EQ(finals, (std::vector<std::string>{"01-wide.png", "02-tall.png"}));
+  const RgbImage wide = LoadImageFile(style_dir + "/final/01-wide.png");
+  EXPECT_EQ(wide.width, 107);  // 100 * 64 / 60, rounded
+  EXPECT_EQ(wide.height, 64);
+  const RgbImage tall = LoadImageFile(style_dir + "/final/02-tall.png");
+  EXPECT_EQ(tall.width, 64);
+  EXPECT_EQ(tall.height, 115);  // 90 * 64 / 50, rounded
+  // What `stylize` writes for the resized photo with the final model.
+  SaveImageFile(Resize(LoadImageFile(dir_ / "val/wide.png"), 107, 64), dir_ / "in/wide.png");
+  StylizeOptions options;
+  options.model = style_dir + "/model.pt";
+  options.inputs = {dir_ / "in/wide.png"};
+  options.format = "png";
+  options.output_dir = dir_ / "stylized";
+  ASSERT_EQ(StylizeImages(options).written.size(), 1u);
+  const RgbImage expected = LoadImageFile(dir_ / "stylized/wide.png");
+  ASSERT_EQ(expected.pixels.size(), wide.pixels.size());
+  int worst = 0;
+  for (size_t i = 0; i < wide.pixels.size(); ++i)
+    worst = std::max(worst, std::abs(int(wide.pixels[i]) - int(expected.pixels[i])));
+  EXPECT_LE(worst, 1);
+}
+
+// Without data.validation_images: the first 4 content files, as previews
+// always showed.
+TEST_F(TrainTest, FinalImagesDefaultToTheFirstFourContentFiles) {
+  TrainJob(Job("out"), Quiet());
+  const std::string final_dir = dir_ / "out/style/final";
+  const std::vector<std::string> files = ListImageFiles(dir_ / "photos");
+  ASSERT_GE(files.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    const std::string name =
+        "0" + std::to_string(i + 1) + "-" + fs::path(files[i]).stem().string() + ".png";
+    ASSERT_TRUE(fs::exists(final_dir + "/" + name)) << name;
+    const RgbImage image = LoadImageFile(final_dir + "/" + name);
+    EXPECT_EQ(image.width, 71);  // 80 x 72 photos: 80 * 64 / 72, rounded
+    EXPECT_EQ(image.height, 64);
+  }
+  EXPECT_FALSE(fs::exists(final_dir + "/05-" + fs::path(files[4]).stem().string() + ".png"));
+  EXPECT_EQ(LoadImageFile(dir_ / "out/style/previews/step-00000004.png").width, 4 * 64);
+}
+
+// A run already trained writes its final images again, with the validation
+// set of now: the photos no longer in it lose theirs.
+TEST_F(TrainTest, AnAlreadyTrainedRunRewritesItsFinalImages) {
+  TrainJob(Job("out"), Quiet());
+  const std::string final_dir = dir_ / "out/style/final";
+  fs::create_directories(dir_ / "val");
+  SaveImageFile(testing::MakeTestImage(64, 64, 13), dir_ / "val/square.png");
+  const auto before = fs::last_write_time(CheckpointPath(dir_ / "out/style", 4));
+  TrainJob(Job("out", {"data.validation_images=[" + (dir_ / "val/square.png") + "]"}), Quiet());
+  EXPECT_EQ(fs::last_write_time(CheckpointPath(dir_ / "out/style", 4)), before);  // not trained
+  std::vector<std::string> finals;
+  for (const auto& entry : fs::directory_iterator(final_dir))
+    finals.push_back(entry.path().filename().string());
+  EXPECT_EQ(finals, std::vector<std::string>{"01-square.png"});
+  EXPECT_EQ(LoadImageFile(final_dir + "/01-square.png").width, 64);
+}
+
+// Final images are for people: one that cannot be written never fails the run.
+TEST_F(TrainTest, FinalImagesThatCannotBeWrittenAreOnlyAWarning) {
+  TrainJob(Job("out", {"training.max_steps=2"}), Quiet());  // claims the folder
+  fs::remove_all(dir_ / "out/style/final");
+  testing::WriteFile(dir_ / "out/style/final", "a file where the folder goes");
+  EXPECT_NO_THROW(TrainJob(Job("out"), Quiet()));
+  EXPECT_TRUE(fs::exists(dir_ / "out/style/model.pt"));
+  EXPECT_TRUE(fs::is_regular_file(dir_ / "out/style/final"));
+}
+
 TEST_F(TrainTest, ABrokenNewestCheckpointFallsBackToTheOneBefore) {
   TrainJob(Job("out", {"training.max_steps=2"}), Quiet());
   // A torn write that somehow kept the final name: resume must skip it.
