@@ -262,7 +262,9 @@ int Run(int argc, char** argv) {
   train_args.AddTo(train);
   train->add_option("--threads", train_options.threads, "Intra-op threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
-  train->add_option("--style", train_options.only_styles, "Train only this style (repeatable)");
+  train->add_option("--style", train_options.only_styles,
+                    "Train only this style (repeatable): a style name, a sweep run name, a swept "
+                    "style (all its runs) or a shell pattern such as 'candy/*'");
   train->add_flag("!--no-progress", train_options.progress, "No progress line on a terminal");
   train->add_flag("--allow-changed-settings", train_options.allow_changed_settings,
                   "Resume a style even when settings that change what it learns differ from "
@@ -473,7 +475,19 @@ int Run(int argc, char** argv) {
     // A job file stands for its output folder.
     std::error_code ec;
     if (std::filesystem::is_regular_file(report_options.job_dir, ec)) {
-      report_options.job_dir = LoadJob(report_options.job_dir).output_dir;
+      const JobConfig job = LoadJob(report_options.job_dir);
+      report_options.job_dir = job.output_dir;
+      // The job's sweeps give each contact sheet its order and its runs not started.
+      for (const StyleSpec& style : job.styles) {
+        if (style.sweep.empty()) continue;
+        auto& keys = report_options.sweep_values[style.sweep];
+        for (size_t k = 0; k < style.swept.size(); ++k) {
+          if (keys.size() <= k) keys.emplace_back(style.swept[k].first, std::vector<std::string>{});
+          auto& values = keys[k].second;
+          if (std::find(values.begin(), values.end(), style.swept[k].second) == values.end())
+            values.push_back(style.swept[k].second);
+        }
+      }
     }
     const std::string written = WriteJobReport(report_options);
     std::cout << "wrote " << written << "\n";

@@ -1074,6 +1074,11 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
       ApplyOverride(o, section, DistributedFields(), job.distributed, problems);
     } else if (section == "monitoring") {
       ApplyOverride(o, section, MonitoringFields(), job.monitoring, problems);
+    } else if (section == "sweep") {
+      problems.Add(where +
+                   "the sweep section is set in the job file only (its lists do not fit "
+                   "a command line); edit the file, or pass --set styles.NAME.KEY=VALUE "
+                   "for one value");
     } else {
       problems.Add(where + UnknownKeyMessage("", section, JobSections()));
     }

@@ -156,7 +156,7 @@ std::vector<FileLock> LockStyleFolders(const JobConfig& job,
   if (plan.RankInGroup(me.rank) != 0) return locks;  // only group roots write
   for (int index : plan.styles_of_group[static_cast<size_t>(plan.GroupOf(me.rank))]) {
     const StyleSpec& style = *styles[static_cast<size_t>(index)];
-    ClaimOutputDir(style.output_dir, job.name, style.name);
+    ClaimOutputDir(style.output_dir, job.name, style.name, style.sweep, style.swept);
     const std::string path = (fs::path(style.output_dir) / "stylefleet.lock").string();
     try {
       locks.emplace_back(path, ThisProcessDescription());

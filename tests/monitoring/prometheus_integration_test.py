@@ -36,7 +36,8 @@ from harness import check, failures, finish, output_within  # noqa: E402
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 LAYERS = ["conv1_2", "conv2_2", "conv3_3", "conv4_3"]
-STYLES = ["candy", "mosaic"]
+# mosaic is swept (two runs that train together): the dashboard's sweep row needs its labels.
+STYLES = ["candy", "mosaic/style_weight=50", "mosaic/style_weight=200"]
 
 
 def free_port():
@@ -97,6 +98,7 @@ monitoring: {{listen: '127.0.0.1:0', linger_seconds: 600,
 styles:
   - image: {SOURCE}/configs/data/styles/candy.jpg
   - image: {SOURCE}/configs/data/styles/mosaic.jpg
+    sweep: {{grid: {{style_weight: [50, 200]}}}}
 """)
         shutil.copy(os.path.join(SOURCE, "monitoring/alerts.yml"), work)
         config = os.path.join(work, "prometheus.yml")
@@ -149,7 +151,7 @@ scrape_configs:
         check(train.returncode == 0 and "final values scraped after" in output,
               f"the job ended by itself (code {train.returncode}) once its final values were "
               "scraped, well before linger_seconds (600)")
-        check(output.count("] done:") == len(STYLES), "training logged both styles as done")
+        check(output.count("] done:") == len(STYLES), "training logged every style and sweep run as done")
         # Withdrawing the targets marks the job's series stale at once, so the checks evaluate
         # at the last scrape: the one that read stylefleet_finished 1 (raw samples of a range
         # selector carry their scrape times).
@@ -188,15 +190,21 @@ scrape_configs:
         # 2. Dashboard and alert expressions.
         with open(os.path.join(SOURCE, "monitoring/grafana/dashboards/stylefleet.json")) as f:
             dashboard = json.load(f)
-        substitutions = {"$job": "montest", "$style": ".*", "$__rate_interval": "20s"}
+        substitutions = {"$job": "montest", "$style": ".*", "$sweep": ".+", "$__rate_interval": "20s"}
         for panel in dashboard["panels"]:
-            for target in panel["targets"]:
+            for target in panel.get("targets", []):  # a row has none
                 expr = target["expr"]
                 for key, value in substitutions.items():
                     expr = expr.replace(key, value)
                 result = query(prom, expr, ended)
                 check(result.get("status") == "success" and result["data"]["result"],
                       f"dashboard '{panel['title']}': {expr} -> {result.get('error', len(result.get('data', {}).get('result', [])))}")
+        # The sweep row compares exactly the runs of the sweep, by their labels.
+        result = query(prom, 'stylefleet_loss{job="montest",sweep=~".+",term="total"}', ended)
+        runs = sorted((r["metric"].get("style"), r["metric"].get("sweep"), r["metric"].get("style_weight"))
+                      for r in result.get("data", {}).get("result", []))
+        check(runs == [("mosaic/style_weight=200", "mosaic", "200"), ("mosaic/style_weight=50", "mosaic", "50")],
+              f"sweep panels see the two mosaic runs with their swept values: {runs}")
         for variable in dashboard["templating"]["list"]:
             inner = re.match(r"label_values\((.*),\s*\w+\)", variable["query"]).group(1)
             result = query(prom, inner.replace("$job", "montest"), ended)

@@ -230,6 +230,65 @@ TEST(CliTest, CheckPrintsTheLossNetworkConventionAndWarnsOnAMismatch) {
 
 // `stylefleet bench` at a toy size: one JSON document with every section,
 // figures that are positive, a trace, and usage errors as exit code 2.
+// A sweep through the command line: check lists the runs, train claims each
+// run's folder with its swept values (the claim happens before training, so a
+// trainer-only test cannot see it), and report lays the runs out by value in
+// the job's order.
+TEST(CliTest, SweepRunsAreListedRecordedAndReportedInTheJobsOrder) {
+  testing::TempDir dir;
+  testing::WriteTestImages(dir / "photos", 2, 72, 64);
+  testing::WriteTestImages(dir / "style", 1, 48, 48);
+  const std::string style = std::filesystem::directory_iterator(dir / "style")->path().string();
+  testing::WriteFile(dir / "job.yaml",
+                     "job: {name: sw, output_dir: out}\n"
+                     "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
+                     "loss_network: {weights: 'random:1'}\n"
+                     "training: {batch_size: 1, epochs: 0, max_steps: 1, preview_every_steps: 1}\n"
+                     "monitoring: {listen: 'off'}\n"
+                     "sweep: {grid: {style_weight: [50, 5]}, max_runs: 2}\n"
+                     "styles:\n  - {name: s, image: " +
+                         style + "}\n");
+  testing::CommandResult r = RunTool("check " + (dir / "job.yaml"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("  sweep s: 2 run(s) over [style_weight]\n    s/style_weight=50\n"
+                          "    s/style_weight=5\n"),
+            std::string::npos)
+      << r.output;
+  r = RunTool("train --no-progress --threads 1 " + (dir / "job.yaml"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream marker(dir / "out/s/style_weight=5/stylefleet.json");
+  const nlohmann::json owner = nlohmann::json::parse(marker);
+  EXPECT_EQ(owner["sweep"], "s");
+  EXPECT_EQ(owner["swept"], nlohmann::json::parse(R"([["style_weight", "5"]])"));
+  r = RunTool("report " + (dir / "job.yaml"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream page(dir / "out/report.html");
+  const std::string html((std::istreambuf_iterator<char>(page)), std::istreambuf_iterator<char>());
+  // The sheet follows the job's order (50 before 5), not the numeric one.
+  const size_t sheet = html.find("class=\"sweep\"><h2>Sweep s</h2>");
+  ASSERT_NE(sheet, std::string::npos) << html.substr(0, 2000);
+  const size_t fifty = html.find("style_weight=50", sheet),
+               five = html.find("style_weight=5<", sheet);
+  EXPECT_NE(fifty, std::string::npos);
+  EXPECT_NE(five, std::string::npos);
+  EXPECT_LT(fifty, five);
+  // More runs than max_runs: exit 2 with the limit named.
+  testing::WriteFile(dir / "big.yaml",
+                     "data: {content_dir: photos}\nloss_network: {weights: 'random:1'}\n"
+                     "sweep: {grid: {style_weight: [1, 2, 3]}, max_runs: 2}\n"
+                     "styles:\n  - {name: s, image: " +
+                         style + "}\n");
+  r = RunTool("check " + (dir / "big.yaml"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("makes 3 runs (3 style_weight), more than max_runs 2"), std::string::npos)
+      << r.output;
+  // The sweep section is the job file's: --set names the place to change it.
+  r = RunTool("check " + (dir / "job.yaml") + " --set sweep.max_runs=1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("the sweep section is set in the job file"), std::string::npos)
+      << r.output;
+}
+
 TEST(CliTest, BenchPrintsOneJsonDocumentWithEverySection) {
   testing::TempDir dir;
   const testing::CommandResult r = RunTool(

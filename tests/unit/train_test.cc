@@ -299,6 +299,54 @@ TEST_F(TrainTest, SweepRunsTrainTogetherAsTheyWouldApart) {
                 {"sweep", "s"}, {"style_layers", "conv1_2+conv2_2"}, {"style_image_size", "64"}}));
 }
 
+// --style selects sweep runs by pattern; a selected run resumes bitwise like a
+// style; the runs of one sweep start from the same weights.
+TEST_F(TrainTest, SweepRunsAreSelectedByPatternAndResumeBitwise) {
+  auto job = [&](const std::string& output, int steps) {
+    testing::WriteFile(dir_ / "sweep.yaml",
+                       "job: {name: t, output_dir: " + output +
+                           ", seed: 3}\n"
+                           "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
+                           "loss_network: {weights: 'random:2'}\n"
+                           "training: {batch_size: 2, epochs: 0, max_steps: " +
+                           std::to_string(steps) +
+                           ", learning_rate: 0.01,\n"
+                           "           log_every_steps: 1, preview_every_steps: 0}\n"
+                           "checkpoint: {every_steps: 2, keep: 3}\n"
+                           "sweep: {grid: {style_weight: [10, 1000], tv_weight: [0, 5]}}\n"
+                           "styles:\n  - {name: s, image: style.png}\n");
+    return LoadJob(dir_ / "sweep.yaml");
+  };
+  TrainRunOptions options = Quiet();
+  options.only_styles = {"s/style_weight=1000,*"};
+  TrainJob(job("straight", 4), options);
+  EXPECT_FALSE(fs::exists(dir_ / "straight/s/style_weight=10,tv_weight=0"));
+  EXPECT_TRUE(fs::exists(dir_ / "straight/s/style_weight=1000,tv_weight=0/model.pt"));
+  EXPECT_TRUE(fs::exists(dir_ / "straight/s/style_weight=1000,tv_weight=5/model.pt"));
+  TrainJob(job("resumed", 2), options);
+  TrainJob(job("resumed", 4), options);
+  for (const char* run : {"style_weight=1000,tv_weight=0", "style_weight=1000,tv_weight=5"}) {
+    ExpectSameTensors(dir_ / ("straight/s/" + std::string(run) + "/model.pt"),
+                      dir_ / ("resumed/s/" + std::string(run) + "/model.pt"));
+  }
+  // Same start: the first step's content loss (before any update) is the same in every run.
+  const auto a = Metrics(dir_ / "straight/s/style_weight=1000,tv_weight=0");
+  const auto b = Metrics(dir_ / "straight/s/style_weight=1000,tv_weight=5");
+  ASSERT_FALSE(a.empty());
+  ASSERT_FALSE(b.empty());
+  EXPECT_EQ(a[0]["content_loss"], b[0]["content_loss"]);
+  // A pattern that selects nothing is an error naming it.
+  options.only_styles = {"s/style_weight=7*"};
+  try {
+    TrainJob(job("none", 4), options);
+    ADD_FAILURE() << "an empty selection trained";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(e.problems().front().find("--style s/style_weight=7*: no style or sweep run"),
+              std::string::npos)
+        << e.problems().front();
+  }
+}
+
 TEST_F(TrainTest, StylesTrainedTogetherMatchStylesTrainedApart) {
   SaveImageFile(testing::MakeTestImage(90, 90, 9), dir_ / "style2.png");
   auto job_text = [&](const std::string& output, int at_once) {
