@@ -32,6 +32,7 @@ VALUES = {
     "data.content_dir": ("photos", "photos32"),
     "data.image_size": ("64", "68"),
     "data.max_image_pixels": ("100000000", "90000000"),
+    "data.validation_images": ("[photos/000.png]", "[photos/001.png]"),
     "loss_network.weights": ("random:1", "random:2"),
     "loss_network.content_layers": ("[conv3_3]", "[conv2_2]"),
     "loss_network.style_layers": ("[conv1_2]", "[conv2_2]"),
