@@ -1632,6 +1632,21 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
       }
     }
   }
+  // A swept style's name stands for all its runs (--style, --set, labels, the
+  // report's sheet): it must name nothing else.
+  std::map<std::string, std::string> sweep_origin;
+  for (const auto& style : job.styles) {
+    if (style.sweep.empty()) continue;
+    const auto [first, fresh] = sweep_origin.emplace(style.sweep, style.origin);
+    if (by_name.count(style.sweep)) {
+      problems.Add(style.origin + ": swept style '" + style.sweep +
+                   "' has the name of another style (defined at " + by_name[style.sweep]->origin +
+                   "); rename one");
+    } else if (!fresh && first->second != style.origin) {
+      problems.Add(style.origin + ": two swept styles are named '" + style.sweep +
+                   "' (the other defined at " + first->second + "); rename one");
+    }
+  }
   if (!options.check_files) return;
   std::error_code ec;
   if (!job.data.content_dir.empty() && !fs::is_directory(job.data.content_dir, ec)) {

@@ -735,6 +735,24 @@ TEST_F(ConfigTest, SweepAboveMaxRunsAndRepeatedValuesAreRefused) {
       << problems[0];
 }
 
+// "candy" would stand for both a style and a sweep's runs (whose folders would
+// sit inside the style's): refused, as are two swept styles of one name.
+TEST_F(ConfigTest, ASweptStylesNameMustNameNothingElse) {
+  EXPECT_EQ(Problems(Head() + "styles:\n"
+                              "  - image: styles/candy.png\n"
+                              "  - image: styles/candy.png\n"
+                              "    sweep: {grid: {style_weight: [1, 2]}}\n"),
+            (std::vector<std::string>{"DIR/job.yaml:9:5: swept style 'candy' has the name of "
+                                      "another style (defined at DIR/job.yaml:8:5); rename one"}));
+  EXPECT_EQ(Problems(Head() + "styles:\n"
+                              "  - image: styles/candy.png\n"
+                              "    sweep: {grid: {style_weight: [1, 2]}}\n"
+                              "  - image: styles/candy.png\n"
+                              "    sweep: {grid: {tv_weight: [1, 2]}}\n"),
+            (std::vector<std::string>{"DIR/job.yaml:10:5: two swept styles are named 'candy' (the "
+                                      "other defined at DIR/job.yaml:8:5); rename one"}));
+}
+
 TEST_F(ConfigTest, OverridesReachSweepRunsButNotSweptKeys) {
   const std::string text = Head() +
                            "sweep: {grid: {style_weight: [1, 2]}}\n"
