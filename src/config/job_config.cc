@@ -1244,6 +1244,8 @@ struct SweepAxis {
 
 struct Sweep {
   std::vector<SweepAxis> axes;  // empty: not swept
+  // texts[a][i]: "KEY=VALUE,..." of point i of axis a, as it appears in run names.
+  std::vector<std::vector<std::string>> texts;
   int max_runs = kDefaultMaxSweepRuns;
   std::string where;  // "sweep" or "styles[].sweep"
   YAML::Mark mark;
@@ -1287,6 +1289,8 @@ bool ReadSweepLists(const YAML::Node& map, const std::string& path, Problems& pr
   }
   return ok;
 }
+
+void CheckSweepValues(Sweep& sweep, Problems& problems);
 
 Sweep ReadSweep(const YAML::Node& node, const std::string& where, Problems& problems) {
   Sweep sweep;
@@ -1347,6 +1351,7 @@ Sweep ReadSweep(const YAML::Node& node, const std::string& where, Problems& prob
     }
   }
   if (!ok) sweep.axes.clear();
+  CheckSweepValues(sweep, problems);
   return sweep;
 }
 
@@ -1370,16 +1375,14 @@ std::string SweptValueText(const YAML::Node& node) {
   return plain ? text : "";
 }
 
-// Adds `style` to the job: as it is when `sweep` has no axes, else as one run
-// per combination (first axis slowest), named STYLE/KEY=VALUE,KEY=VALUE.
-void AddStyleRuns(const StyleSpec& style, const Sweep& sweep, JobConfig& job, Problems& problems) {
-  if (sweep.axes.empty()) {
-    job.styles.push_back(style);
-    return;
-  }
+// Reads (and names) every value of `sweep` once, when the sweep is read, so
+// that a bad value is reported once and a job-wide sweep costs each style only
+// its runs. Clears the axes when a value is bad.
+void CheckSweepValues(Sweep& sweep, Problems& problems) {
   // Every value is read (and named) once, so that a bad one is reported once.
   bool ok = true;
-  std::vector<std::vector<std::string>> texts(sweep.axes.size());
+  std::vector<std::vector<std::string>>& texts = sweep.texts;
+  texts.assign(sweep.axes.size(), {});
   for (size_t a = 0; a < sweep.axes.size(); ++a) {
     const SweepAxis& axis = sweep.axes[a];
     for (size_t i = 0; i < axis.points.size(); ++i) {
@@ -1387,7 +1390,7 @@ void AddStyleRuns(const StyleSpec& style, const Sweep& sweep, JobConfig& job, Pr
       for (size_t k = 0; k < axis.keys.size(); ++k) {
         const YAML::Node& node = axis.points[i][k];
         const std::string path = axis.paths[k] + "[" + std::to_string(i) + "]";
-        TrainingOptions scratch = style.training;
+        TrainingOptions scratch;
         Problems read_problems(problems.file());
         FindField(TrainingFields(), axis.keys[k])
             ->read(scratch, Value{node, path, read_problems, ""});
@@ -1408,7 +1411,16 @@ void AddStyleRuns(const StyleSpec& style, const Sweep& sweep, JobConfig& job, Pr
       texts[a].push_back(text);
     }
   }
-  if (!ok) return;
+  if (!ok) sweep.axes.clear();
+}
+
+// Adds `style` to the job: as it is when `sweep` has no axes, else as one run
+// per combination (first axis slowest), named STYLE/KEY=VALUE,KEY=VALUE.
+void AddStyleRuns(const StyleSpec& style, const Sweep& sweep, JobConfig& job, Problems& problems) {
+  if (sweep.axes.empty()) {
+    job.styles.push_back(style);
+    return;
+  }
   size_t runs = 1;
   std::string shape;
   for (const SweepAxis& axis : sweep.axes) {
@@ -1420,7 +1432,10 @@ void AddStyleRuns(const StyleSpec& style, const Sweep& sweep, JobConfig& job, Pr
   if (runs > static_cast<size_t>(sweep.max_runs)) {
     problems.At(
         sweep.mark,
-        sweep.where + ": the sweep of style '" + style.name + "' makes " +
+        sweep.where + ": the sweep " +
+            (sweep.where == "sweep" ? std::string("of every style")
+                                    : "of style '" + style.name + "'") +
+            " makes " +
             (runs > kMaxStyles ? "more than " + std::to_string(kMaxStyles) : std::to_string(runs)) +
             " runs (" + shape + "), more than max_runs " + std::to_string(sweep.max_runs) +
             "; sweep fewer values, or raise " + sweep.where + ".max_runs");
@@ -1449,7 +1464,7 @@ void AddStyleRuns(const StyleSpec& style, const Sweep& sweep, JobConfig& job, Pr
             ->read(run.training, Value{node, axis.paths[k], problems, ""});
         run.swept.emplace_back(axis.keys[k], SweptValueText(node));
       }
-      suffix += (suffix.empty() ? "" : ",") + texts[a][index[a]];
+      suffix += (suffix.empty() ? "" : ",") + sweep.texts[a][index[a]];
     }
     run.sweep = style.name;
     run.name = style.name + "/" + suffix;

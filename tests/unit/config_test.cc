@@ -715,7 +715,7 @@ TEST_F(ConfigTest, SweepAboveMaxRunsAndRepeatedValuesAreRefused) {
                            "styles:\n  - image: styles/candy.png\n");
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0],
-            "DIR/job.yaml:8:3: sweep: the sweep of style 'candy' makes 9 runs (3 style_weight x 3 "
+            "DIR/job.yaml:8:3: sweep: the sweep of every style makes 9 runs (3 style_weight x 3 "
             "tv_weight), more than max_runs 8; sweep fewer values, or raise sweep.max_runs");
   problems = Problems(Head() +
                       "sweep: {grid: {style_weight: [50, 50.0]}}\n"
