@@ -1039,6 +1039,13 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
     const std::string& section = o.path[0];
     if (section == "styles") continue;
     const std::string where = "command line (--set " + o.text + "): ";
+    if (section == "sweep") {  // any depth: sweep.max_runs, sweep.grid.style_weight, ...
+      problems.Add(where +
+                   "the sweep section is set in the job file only (its lists do not fit "
+                   "a command line); edit the file, or pass --set styles.NAME.KEY=VALUE "
+                   "for one value");
+      continue;
+    }
     if (o.path.size() != 2) {
       problems.Add(where + "expected section.key=value");
       continue;
@@ -1074,11 +1081,6 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
       ApplyOverride(o, section, DistributedFields(), job.distributed, problems);
     } else if (section == "monitoring") {
       ApplyOverride(o, section, MonitoringFields(), job.monitoring, problems);
-    } else if (section == "sweep") {
-      problems.Add(where +
-                   "the sweep section is set in the job file only (its lists do not fit "
-                   "a command line); edit the file, or pass --set styles.NAME.KEY=VALUE "
-                   "for one value");
     } else {
       problems.Add(where + UnknownKeyMessage("", section, JobSections()));
     }
@@ -1612,10 +1614,21 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
   }
   std::map<std::string, const StyleSpec*> by_name;
   std::map<std::string, const StyleSpec*> by_dir;
+  // The names written in the job: a swept style's runs share its name (and its origin), so
+  // two entries are told apart by origin; a run name could not repeat a style name otherwise.
+  std::map<std::string, const StyleSpec*> by_written_name;
+  std::set<std::string> duplicates_reported;  // one message per entry, not per run
   for (const auto& style : job.styles) {
     if (!SameTraining(style.training, job.training))
       check_training(style.training, "style '" + style.name + "': ");
-    if (!by_name.emplace(style.name, &style).second) {
+    const std::string& written = style.sweep.empty() ? style.name : style.sweep;
+    const auto first = by_written_name.emplace(written, &style).first;
+    if (first->second->origin != style.origin) {
+      if (duplicates_reported.insert(style.origin).second) {
+        problems.Add(style.origin + ": duplicate style name '" + written + "' (first defined at " +
+                     first->second->origin + ")");
+      }
+    } else if (!by_name.emplace(style.name, &style).second) {
       problems.Add(style.origin + ": duplicate style name '" + style.name + "' (first defined at " +
                    by_name[style.name]->origin + ")");
     } else if (!by_dir.emplace(style.output_dir, &style).second) {

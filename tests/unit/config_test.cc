@@ -735,6 +735,40 @@ TEST_F(ConfigTest, SweepAboveMaxRunsAndRepeatedValuesAreRefused) {
       << problems[0];
 }
 
+TEST_F(ConfigTest, ASweptStyleNameIsUniqueLikeAnyStyleName) {
+  // Swept and plain: the plain style's folder would hold the sweep's run folders.
+  auto problems = Problems(Head() +
+                           "styles:\n"
+                           "  - image: styles/candy.png\n"
+                           "    sweep: {grid: {style_weight: [5, 6]}}\n"
+                           "  - {image: styles/wave.jpg, name: candy}\n");
+  EXPECT_EQ(problems, (std::vector<std::string>{"DIR/job.yaml:10:5: duplicate style name 'candy' "
+                                                "(first defined at DIR/job.yaml:8:5)"}));
+  // Two swept styles of one name would merge into one sweep (one message, not one per run).
+  problems = Problems(Head() +
+                      "styles:\n"
+                      "  - image: styles/candy.png\n"
+                      "    sweep: {grid: {style_weight: [5, 6]}}\n"
+                      "  - image: styles/wave.jpg\n"
+                      "    name: candy\n"
+                      "    sweep: {grid: {style_weight: [7, 8]}}\n");
+  EXPECT_EQ(problems, (std::vector<std::string>{"DIR/job.yaml:10:5: duplicate style name 'candy' "
+                                                "(first defined at DIR/job.yaml:8:5)"}));
+}
+
+TEST_F(ConfigTest, AnyOverrideOfTheSweepSectionSaysItIsTheJobFiles) {
+  LoadOptions options;
+  for (const std::string set : {"sweep.max_runs=1", "sweep.grid.style_weight=[1, 2]"}) {
+    options.overrides = {set};
+    EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/candy.png\n", options),
+              (std::vector<std::string>{
+                  "command line (--set " + set +
+                  "): the sweep section is set in the job file only (its lists do not fit a "
+                  "command line); edit the file, or pass --set styles.NAME.KEY=VALUE for one "
+                  "value"}));
+  }
+}
+
 TEST_F(ConfigTest, OverridesReachSweepRunsButNotSweptKeys) {
   const std::string text = Head() +
                            "sweep: {grid: {style_weight: [1, 2]}}\n"
