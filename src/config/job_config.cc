@@ -1654,11 +1654,21 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
   }
   for (size_t i = 0; i < job.data.validation_images.size(); ++i) {
     const std::string& photo = job.data.validation_images[i];
+    const YAML::Mark mark = i < origins.validation_images.size() ? origins.validation_images[i]
+                                                                 : YAML::Mark::null_mark();
     if (!fs::is_regular_file(photo, ec)) {
-      at(i < origins.validation_images.size() ? origins.validation_images[i]
-                                              : YAML::Mark::null_mark(),
-         "data.validation_images[" + std::to_string(i) + "]: validation photo '" + photo +
-             "' does not exist or is not a file");
+      at(mark, "data.validation_images[" + std::to_string(i) + "]: validation photo '" + photo +
+                   "' does not exist or is not a file");
+      continue;
+    }
+    // The same file spelled twice (./a.jpg and a.jpg, a link) would be shown twice.
+    for (size_t j = 0; j < i; ++j) {
+      if (fs::equivalent(photo, job.data.validation_images[j], ec)) {
+        at(mark, "data.validation_images[" + std::to_string(i) + "]: '" + photo +
+                     "' is the same photo as data.validation_images[" + std::to_string(j) + "] ('" +
+                     job.data.validation_images[j] + "')");
+        break;
+      }
     }
   }
   const std::string& weights = job.loss_network.weights;

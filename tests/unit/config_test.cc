@@ -380,6 +380,16 @@ TEST_F(ConfigTest, MissingTooManyOrRepeatedValidationImagesAreReported) {
   EXPECT_EQ(Problems(WithPhotos("[val/a.png, val/a.png]") + styles),
             std::vector<std::string>{
                 "DIR/job.yaml:3:34: data.validation_images[1]: 'val/a.png' is listed twice"});
+  // The same file spelled another way, or through a link.
+  EXPECT_EQ(Problems(WithPhotos("[val/a.png, ./val/../val/a.png]") + styles),
+            std::vector<std::string>{
+                "DIR/job.yaml:3:34: data.validation_images[1]: 'DIR/val/a.png' is the same photo "
+                "as data.validation_images[0] ('DIR/val/a.png')"});
+  fs::create_symlink(dir_ / "val/a.png", dir_ / "val/link.png");
+  EXPECT_EQ(Problems(WithPhotos("[val/a.png, val/link.png]") + styles),
+            std::vector<std::string>{
+                "DIR/job.yaml:3:34: data.validation_images[1]: 'DIR/val/link.png' is the same "
+                "photo as data.validation_images[0] ('DIR/val/a.png')"});
   EXPECT_EQ(Problems(WithPhotos("[a, b, c, d, e, f, g, h, i]") + styles),
             std::vector<std::string>{
                 "DIR/job.yaml:3:22: data.validation_images: at most 8 entries, got 9"});
