@@ -396,6 +396,10 @@ void WriteRun(std::ostream& html, size_t index, const RunHistory& run,
     }
   }
   html << "</p>";
+  if (!run.identity_problem.empty()) {
+    html << "<p class=\"note\">stylefleet.json: " << EscapeXml(run.identity_problem)
+         << "; the run is shown outside any sweep</p>";
+  }
   if (!run.unreadable.empty()) {
     html << "<p class=\"note\">skipped " << run.unreadable.size()
          << " line(s) of metrics.jsonl that are not whole records (a record being written, or a "
