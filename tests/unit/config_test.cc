@@ -779,6 +779,19 @@ TEST_F(ConfigTest, AnyOverrideOfTheSweepSectionSaysItIsTheJobFiles) {
   }
 }
 
+TEST_F(ConfigTest, AnOverrideOfAnUnknownSweepRunSaysWhichRunsThereAre) {
+  LoadOptions options;
+  // The sweep has two keys: 'candy/style_weight=5' names no run.
+  options.overrides = {"styles.candy/style_weight=5.learning_rate=0.1"};
+  EXPECT_EQ(Problems(Head() + "sweep: {grid: {style_weight: [5], tv_weight: [1]}}\n"
+                              "styles:\n  - image: styles/candy.png\n",
+                     options),
+            (std::vector<std::string>{
+                "command line (--set styles.candy/style_weight=5.learning_rate=0.1): no style or "
+                "sweep run of that name; expected styles.NAME.key=value with NAME one of "
+                "candy/style_weight=5,tv_weight=1"}));
+}
+
 TEST_F(ConfigTest, OverridesReachSweepRunsButNotSweptKeys) {
   const std::string text = Head() +
                            "sweep: {grid: {style_weight: [1, 2]}}\n"
