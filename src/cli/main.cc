@@ -479,6 +479,12 @@ int Run(int argc, char** argv) {
       report_options.job_dir = job.output_dir;
       // The job's sweeps give each contact sheet its order and its runs not started.
       for (const StyleSpec& style : job.styles) {
+        // A style with its own output_dir elsewhere is read from there.
+        const std::filesystem::path inside =
+            std::filesystem::path(style.output_dir).lexically_relative(job.output_dir);
+        if (inside.empty() || *inside.begin() == "..") {
+          report_options.outside_runs.emplace_back(style.name, style.output_dir);
+        }
         if (style.sweep.empty()) continue;
         auto& keys = report_options.sweep_values[style.sweep];
         for (size_t k = 0; k < style.swept.size(); ++k) {

@@ -1041,6 +1041,13 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
     const std::string& section = o.path[0];
     if (section == "styles") continue;
     const std::string where = "command line (--set " + o.text + "): ";
+    if (section == "sweep") {  // any depth: sweep.max_runs, sweep.grid.style_weight, ...
+      problems.Add(where +
+                   "the sweep section is set in the job file only (its lists do not fit "
+                   "a command line); edit the file, or pass --set styles.NAME.KEY=VALUE "
+                   "for one value");
+      continue;
+    }
     if (o.path.size() != 2) {
       problems.Add(where + "expected section.key=value");
       continue;
@@ -1076,11 +1083,6 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
       ApplyOverride(o, section, DistributedFields(), job.distributed, problems);
     } else if (section == "monitoring") {
       ApplyOverride(o, section, MonitoringFields(), job.monitoring, problems);
-    } else if (section == "sweep") {
-      problems.Add(where +
-                   "the sweep section is set in the job file only (its lists do not fit "
-                   "a command line); edit the file, or pass --set styles.NAME.KEY=VALUE "
-                   "for one value");
     } else {
       problems.Add(where + UnknownKeyMessage("", section, JobSections()));
     }
@@ -1096,8 +1098,17 @@ void ApplyStyleOverrides(const std::vector<Override>& overrides, JobConfig& job,
     const std::string where = "command line (--set " + given.text + "): ";
     Override o;
     if (!SplitStyleOverride(given, job, o, problems)) {
-      if (given.path.size() < 3) {
+      const bool run_name = given.text.substr(0, given.text.find('=')).find('/') !=
+                            std::string::npos;  // NAME=VALUE parts: the split is not known
+      if (given.path.size() < 3 && !run_name) {
         problems.Add(where + "expected styles.NAME.key=value");
+      } else if (given.path.size() < 3) {
+        std::string names;
+        for (const auto& s : job.styles) names += (names.empty() ? "" : ", ") + s.name;
+        problems.Add(where +
+                     "no style or sweep run of that name; expected styles.NAME.key=value with "
+                     "NAME one of " +
+                     names);
       } else {
         std::string names;
         for (const auto& s : job.styles) names += (names.empty() ? "" : ", ") + s.name;
@@ -1629,10 +1640,21 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
   }
   std::map<std::string, const StyleSpec*> by_name;
   std::map<std::string, const StyleSpec*> by_dir;
+  // The names written in the job: a swept style's runs share its name (and its origin), so
+  // two entries are told apart by origin; a run name could not repeat a style name otherwise.
+  std::map<std::string, const StyleSpec*> by_written_name;
+  std::set<std::string> duplicates_reported;  // one message per entry, not per run
   for (const auto& style : job.styles) {
     if (!SameTraining(style.training, job.training))
       check_training(style.training, "style '" + style.name + "': ");
-    if (!by_name.emplace(style.name, &style).second) {
+    const std::string& written = style.sweep.empty() ? style.name : style.sweep;
+    const auto first = by_written_name.emplace(written, &style).first;
+    if (first->second->origin != style.origin) {
+      if (duplicates_reported.insert(style.origin).second) {
+        problems.Add(style.origin + ": duplicate style name '" + written + "' (first defined at " +
+                     first->second->origin + ")");
+      }
+    } else if (!by_name.emplace(style.name, &style).second) {
       problems.Add(style.origin + ": duplicate style name '" + style.name + "' (first defined at " +
                    by_name[style.name]->origin + ")");
     } else if (!by_dir.emplace(style.output_dir, &style).second) {
@@ -1647,21 +1669,6 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
       }
     }
   }
-  // A swept style's name stands for all its runs (--style, --set, labels, the
-  // report's sheet): it must name nothing else.
-  std::map<std::string, std::string> sweep_origin;
-  for (const auto& style : job.styles) {
-    if (style.sweep.empty()) continue;
-    const auto [first, fresh] = sweep_origin.emplace(style.sweep, style.origin);
-    if (by_name.count(style.sweep)) {
-      problems.Add(style.origin + ": swept style '" + style.sweep +
-                   "' has the name of another style (defined at " + by_name[style.sweep]->origin +
-                   "); rename one");
-    } else if (!fresh && first->second != style.origin) {
-      problems.Add(style.origin + ": two swept styles are named '" + style.sweep +
-                   "' (the other defined at " + first->second + "); rename one");
-    }
-  }
   if (!options.check_files) return;
   std::error_code ec;
   if (!job.data.content_dir.empty() && !fs::is_directory(job.data.content_dir, ec)) {
@@ -1673,11 +1680,21 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
   }
   for (size_t i = 0; i < job.data.validation_images.size(); ++i) {
     const std::string& photo = job.data.validation_images[i];
+    const YAML::Mark mark = i < origins.validation_images.size() ? origins.validation_images[i]
+                                                                 : YAML::Mark::null_mark();
     if (!fs::is_regular_file(photo, ec)) {
-      at(i < origins.validation_images.size() ? origins.validation_images[i]
-                                              : YAML::Mark::null_mark(),
-         "data.validation_images[" + std::to_string(i) + "]: validation photo '" + photo +
-             "' does not exist or is not a file");
+      at(mark, "data.validation_images[" + std::to_string(i) + "]: validation photo '" + photo +
+                   "' does not exist or is not a file");
+      continue;
+    }
+    // The same file spelled twice (./a.jpg and a.jpg, a link) would be shown twice.
+    for (size_t j = 0; j < i; ++j) {
+      if (fs::equivalent(photo, job.data.validation_images[j], ec)) {
+        at(mark, "data.validation_images[" + std::to_string(i) + "]: '" + photo +
+                     "' is the same photo as data.validation_images[" + std::to_string(j) + "] ('" +
+                     job.data.validation_images[j] + "')");
+        break;
+      }
     }
   }
   const std::string& weights = job.loss_network.weights;

@@ -396,6 +396,10 @@ void WriteRun(std::ostream& html, size_t index, const RunHistory& run,
     }
   }
   html << "</p>";
+  if (!run.identity_problem.empty()) {
+    html << "<p class=\"note\">stylefleet.json: " << EscapeXml(run.identity_problem)
+         << "; the run is shown outside any sweep</p>";
+  }
   if (!run.unreadable.empty()) {
     html << "<p class=\"note\">skipped " << run.unreadable.size()
          << " line(s) of metrics.jsonl that are not whole records (a record being written, or a "
@@ -513,7 +517,20 @@ std::string JobReportHtml(const std::vector<RunHistory>& runs, const std::string
 }
 
 std::string WriteJobReport(const ReportOptions& options) {
-  const std::vector<RunHistory> runs = ReadJobHistory(options.job_dir);
+  std::error_code ec;
+  std::vector<RunHistory> outside;
+  for (const auto& [name, folder] : options.outside_runs) {
+    if (!fs::is_directory(folder, ec)) continue;  // not started yet
+    outside.push_back(ReadRunHistory(folder));
+    outside.back().name = name;
+  }
+  std::vector<RunHistory> runs;
+  try {
+    runs = ReadJobHistory(options.job_dir);
+  } catch (const DataError&) {
+    if (outside.empty()) throw;  // nothing anywhere: say why for the job's folder
+  }
+  runs.insert(runs.end(), outside.begin(), outside.end());
   const fs::path output =
       options.output.empty() ? fs::path(options.job_dir) / "report.html" : fs::path(options.output);
   std::string job = fs::path(options.job_dir).lexically_normal().filename().string();
@@ -521,7 +538,6 @@ std::string WriteJobReport(const ReportOptions& options) {
     job = fs::path(options.job_dir).lexically_normal().parent_path().filename().string();
   }
   const std::string html = JobReportHtml(runs, "stylefleet report: " + job, options);
-  std::error_code ec;
   RefuseToReplaceOtherFiles(output);
   if (output.has_parent_path()) fs::create_directories(output.parent_path(), ec);
   const fs::path temp = output.string() + ".tmp";

@@ -25,6 +25,9 @@ struct ReportOptions {
   /// here is laid out from its runs alone, each key's values in numeric order
   /// when all are numbers, else in text order.
   std::map<std::string, std::vector<std::pair<std::string, std::vector<std::string>>>> sweep_values;
+  /// Runs of the job whose folder lies outside job_dir (a style or sweep with
+  /// its own output_dir), as (run name, folder): read too when the folder exists.
+  std::vector<std::pair<std::string, std::string>> outside_runs;
 };
 
 /// The page for `runs` (as read by ReadJobHistory). `title` heads it. It

@@ -115,12 +115,26 @@ std::vector<std::pair<std::string, std::string>> SweptPairs(const nlohmann::json
 void ReadIdentity(const fs::path& file, RunHistory& run) {
   constexpr uintmax_t kMaxIdentityBytes = 1 << 20;
   std::error_code ec;
-  if (!fs::is_regular_file(fs::symlink_status(file, ec))) return;
-  if (fs::file_size(file, ec) > kMaxIdentityBytes || ec) return;
+  const fs::file_status status = fs::symlink_status(file, ec);
+  if (!fs::exists(status)) return;
+  if (!fs::is_regular_file(status)) {
+    run.identity_problem = "not a regular file";
+    return;
+  }
+  if (fs::file_size(file, ec) > kMaxIdentityBytes || ec) {
+    run.identity_problem = "larger than 1 MiB";
+    return;
+  }
   std::ifstream in(file);
-  if (!in) return;
+  if (!in) {
+    run.identity_problem = "cannot be opened";
+    return;
+  }
   const nlohmann::json doc = nlohmann::json::parse(in, nullptr, false);
-  if (!doc.is_object()) return;
+  if (!doc.is_object()) {
+    run.identity_problem = "not a JSON object (damaged?)";
+    return;
+  }
   for (const auto& [key, value] : doc.items()) {
     run.identity[key] = value.is_string()
                             ? value.get<std::string>()
@@ -128,12 +142,18 @@ void ReadIdentity(const fs::path& file, RunHistory& run) {
   }
   const auto sweep = doc.find("sweep");
   const auto swept = doc.find("swept");
+  if (sweep == doc.end() && swept == doc.end()) return;  // a style outside any sweep
   if (sweep == doc.end() || !sweep->is_string() || sweep->get<std::string>().empty() ||
       swept == doc.end()) {
+    run.identity_problem = "malformed sweep or swept";
     return;
   }
   run.swept = SweptPairs(*swept);
-  if (!run.swept.empty()) run.sweep = sweep->get<std::string>();
+  if (run.swept.empty()) {
+    run.identity_problem = "malformed sweep or swept";
+  } else {
+    run.sweep = sweep->get<std::string>();
+  }
 }
 
 }  // namespace

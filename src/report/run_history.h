@@ -40,6 +40,9 @@ struct RunHistory {
   /// Lines of metrics.jsonl that were not a whole record (with their line numbers).
   std::vector<std::string> unreadable;
   bool finished = false;  ///< the run wrote its final model.pt
+  /// Why stylefleet.json was not read as the run's record (the run is then
+  /// outside any sweep); empty when it was read, or when there is none.
+  std::string identity_problem;
   /// Keys and values of the run's stylefleet.json (the job, style, sweep values).
   std::map<std::string, std::string> identity;
   /// The sweep the run belongs to (stylefleet.json "sweep") and its swept keys

@@ -289,6 +289,32 @@ TEST(CliTest, SweepRunsAreListedRecordedAndReportedInTheJobsOrder) {
       << r.output;
 }
 
+// A style (here a sweep) with its own output_dir writes outside job.output_dir;
+// the report of the job file finds its runs there.
+TEST(CliTest, ReportOfAJobFileReadsStylesWithTheirOwnOutputDir) {
+  testing::TempDir dir;
+  testing::WriteFile(dir / "job.yaml",
+                     "job: {name: od, output_dir: out}\n"
+                     "data: {content_dir: photos}\n"
+                     "loss_network: {weights: 'random:1'}\n"
+                     "styles:\n"
+                     "  - {name: s, image: s.jpg, output_dir: elsewhere,\n"
+                     "     sweep: {grid: {style_weight: [5, 50]}}}\n");
+  testing::WriteFile(dir / "s.jpg", "not read by the report");
+  testing::WriteFile(dir / "photos/a.jpg", "not read by the report");
+  const std::string record =
+      "{\"step\":1,\"total_steps\":1,\"time\":1795952228.5,\"content_loss\":3,"
+      "\"style_loss\":4,\"tv_loss\":0.5,\"total_loss\":7.5,\"style_loss_by_layer\":{},"
+      "\"images_per_second\":1.25,\"eta_seconds\":0}\n";
+  testing::WriteFile(dir / "elsewhere/style_weight=50/metrics.jsonl", record);
+  const testing::CommandResult r = RunTool("report " + (dir / "job.yaml"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(dir / "out/report.html");
+  const std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(html.find("s/style_weight=50"), std::string::npos);
+  EXPECT_NE(html.find("step 1 of 1"), std::string::npos);
+}
+
 TEST(CliTest, BenchPrintsOneJsonDocumentWithEverySection) {
   testing::TempDir dir;
   const testing::CommandResult r = RunTool(

@@ -380,6 +380,16 @@ TEST_F(ConfigTest, MissingTooManyOrRepeatedValidationImagesAreReported) {
   EXPECT_EQ(Problems(WithPhotos("[val/a.png, val/a.png]") + styles),
             std::vector<std::string>{
                 "DIR/job.yaml:3:34: data.validation_images[1]: 'val/a.png' is listed twice"});
+  // The same file spelled another way, or through a link.
+  EXPECT_EQ(Problems(WithPhotos("[val/a.png, ./val/../val/a.png]") + styles),
+            std::vector<std::string>{
+                "DIR/job.yaml:3:34: data.validation_images[1]: 'DIR/val/a.png' is the same photo "
+                "as data.validation_images[0] ('DIR/val/a.png')"});
+  fs::create_symlink(dir_ / "val/a.png", dir_ / "val/link.png");
+  EXPECT_EQ(Problems(WithPhotos("[val/a.png, val/link.png]") + styles),
+            std::vector<std::string>{
+                "DIR/job.yaml:3:34: data.validation_images[1]: 'DIR/val/link.png' is the same "
+                "photo as data.validation_images[0] ('DIR/val/a.png')"});
   EXPECT_EQ(Problems(WithPhotos("[a, b, c, d, e, f, g, h, i]") + styles),
             std::vector<std::string>{
                 "DIR/job.yaml:3:22: data.validation_images: at most 8 entries, got 9"});
@@ -735,22 +745,51 @@ TEST_F(ConfigTest, SweepAboveMaxRunsAndRepeatedValuesAreRefused) {
       << problems[0];
 }
 
-// "candy" would stand for both a style and a sweep's runs (whose folders would
-// sit inside the style's): refused, as are two swept styles of one name.
-TEST_F(ConfigTest, ASweptStylesNameMustNameNothingElse) {
-  EXPECT_EQ(Problems(Head() + "styles:\n"
-                              "  - image: styles/candy.png\n"
-                              "  - image: styles/candy.png\n"
-                              "    sweep: {grid: {style_weight: [1, 2]}}\n"),
-            (std::vector<std::string>{"DIR/job.yaml:9:5: swept style 'candy' has the name of "
-                                      "another style (defined at DIR/job.yaml:8:5); rename one"}));
-  EXPECT_EQ(Problems(Head() + "styles:\n"
-                              "  - image: styles/candy.png\n"
-                              "    sweep: {grid: {style_weight: [1, 2]}}\n"
-                              "  - image: styles/candy.png\n"
-                              "    sweep: {grid: {tv_weight: [1, 2]}}\n"),
-            (std::vector<std::string>{"DIR/job.yaml:10:5: two swept styles are named 'candy' (the "
-                                      "other defined at DIR/job.yaml:8:5); rename one"}));
+TEST_F(ConfigTest, ASweptStyleNameIsUniqueLikeAnyStyleName) {
+  // Swept and plain: the plain style's folder would hold the sweep's run folders.
+  auto problems = Problems(Head() +
+                           "styles:\n"
+                           "  - image: styles/candy.png\n"
+                           "    sweep: {grid: {style_weight: [5, 6]}}\n"
+                           "  - {image: styles/wave.jpg, name: candy}\n");
+  EXPECT_EQ(problems, (std::vector<std::string>{"DIR/job.yaml:10:5: duplicate style name 'candy' "
+                                                "(first defined at DIR/job.yaml:8:5)"}));
+  // Two swept styles of one name would merge into one sweep (one message, not one per run).
+  problems = Problems(Head() +
+                      "styles:\n"
+                      "  - image: styles/candy.png\n"
+                      "    sweep: {grid: {style_weight: [5, 6]}}\n"
+                      "  - image: styles/wave.jpg\n"
+                      "    name: candy\n"
+                      "    sweep: {grid: {style_weight: [7, 8]}}\n");
+  EXPECT_EQ(problems, (std::vector<std::string>{"DIR/job.yaml:10:5: duplicate style name 'candy' "
+                                                "(first defined at DIR/job.yaml:8:5)"}));
+}
+
+TEST_F(ConfigTest, AnyOverrideOfTheSweepSectionSaysItIsTheJobFiles) {
+  LoadOptions options;
+  for (const std::string set : {"sweep.max_runs=1", "sweep.grid.style_weight=[1, 2]"}) {
+    options.overrides = {set};
+    EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/candy.png\n", options),
+              (std::vector<std::string>{
+                  "command line (--set " + set +
+                  "): the sweep section is set in the job file only (its lists do not fit a "
+                  "command line); edit the file, or pass --set styles.NAME.KEY=VALUE for one "
+                  "value"}));
+  }
+}
+
+TEST_F(ConfigTest, AnOverrideOfAnUnknownSweepRunSaysWhichRunsThereAre) {
+  LoadOptions options;
+  // The sweep has two keys: 'candy/style_weight=5' names no run.
+  options.overrides = {"styles.candy/style_weight=5.learning_rate=0.1"};
+  EXPECT_EQ(Problems(Head() + "sweep: {grid: {style_weight: [5], tv_weight: [1]}}\n"
+                              "styles:\n  - image: styles/candy.png\n",
+                     options),
+            (std::vector<std::string>{
+                "command line (--set styles.candy/style_weight=5.learning_rate=0.1): no style or "
+                "sweep run of that name; expected styles.NAME.key=value with NAME one of "
+                "candy/style_weight=5,tv_weight=1"}));
 }
 
 TEST_F(ConfigTest, OverridesReachSweepRunsButNotSweptKeys) {

@@ -453,15 +453,23 @@ TEST_F(ReportTest, MalformedSweepRecordsAreRunsOutsideASweep) {
     const RunHistory run = ReadRunHistory(dir.string());
     EXPECT_TRUE(run.sweep.empty()) << records[i];
     EXPECT_TRUE(run.swept.empty()) << records[i];
+    EXPECT_FALSE(run.identity_problem.empty()) << records[i];
   }
   const std::string html = Page();
   EXPECT_TRUE(SweepSection(html, 1).empty());
   EXPECT_EQ(Count(html, "<section id=\"run-"), static_cast<int>(records.size()));
+  // Each says why it is outside its sweep, rather than its sheet cell just saying "not started".
+  EXPECT_EQ(Count(html, "; the run is shown outside any sweep</p>"),
+            static_cast<int>(records.size()));
+  // A plain style's record has no sweep fields: nothing to say.
+  Write(root_ / "plain" / "stylefleet.json", "{\"job\": \"j\", \"style\": \"plain\"}");
+  EXPECT_TRUE(ReadRunHistory((root_ / "plain").string()).identity_problem.empty());
   // The well-formed record next to them.
   SweepRun("s", {{"a", "1"}}, 1, 0);
   const RunHistory good = ReadRunHistory((root_ / "s" / "a=1").string());
   EXPECT_EQ(good.sweep, "s");
   EXPECT_EQ(good.swept, (std::vector<std::pair<std::string, std::string>>{{"a", "1"}}));
+  EXPECT_TRUE(good.identity_problem.empty());
 }
 
 // Final images are read as training names them, regular files only.
