@@ -43,10 +43,20 @@ std::vector<const StyleSpec*> SelectStyles(const JobConfig& job,
         }
         known += (known.empty() ? "" : ", ") + s.name;
       }
+      std::vector<std::string> swept_styles;
+      std::string sweeps;
+      for (const auto& s : job.styles) {
+        if (s.sweep.empty() ||
+            std::find(swept_styles.begin(), swept_styles.end(), s.sweep) != swept_styles.end())
+          continue;
+        swept_styles.push_back(s.sweep);
+        sweeps += (sweeps.empty() ? "" : ", ") + s.sweep;
+      }
       problems.push_back("--style " + name +
                          ": no style or sweep run of the job has this name or matches it; its "
                          "styles: " +
-                         known);
+                         known +
+                         (sweeps.empty() ? "" : "; its swept styles (all their runs): " + sweeps));
     }
   }
   if (!problems.empty()) throw ConfigError(problems);

@@ -344,6 +344,9 @@ TEST_F(TrainTest, SweepRunsAreSelectedByPatternAndResumeBitwise) {
     EXPECT_NE(e.problems().front().find("--style s/style_weight=7*: no style or sweep run"),
               std::string::npos)
         << e.problems().front();
+    EXPECT_NE(e.problems().front().find("; its swept styles (all their runs): s"),
+              std::string::npos)
+        << e.problems().front();
   }
 }
 
