@@ -1,0 +1,540 @@
+#!/usr/bin/env python3
+"""Load stylefleet model files in PyTorch and stylize images with them.
+
+Needs only PyTorch >= 1.8 (and Pillow for the command line). Two kinds of network:
+
+* per-style: Johnson et al.'s transformer, one trained style per file;
+* conditional (Dumoulin et al. 2017, "conditional instance normalization"): one
+  transformer for N styles, where only the instance norms' scale and shift depend on the
+  style. A sample can use one style or a convex blend of them.
+
+Usage from Python::
+
+    import stylefleet_torch as sf
+    model = sf.load_model("model.pt")           # model.net, model.styles, model.metadata
+    out = sf.stylize(model, image, style="mosaic")               # image: [N x] 3 x H x W, 0..255
+    out = sf.stylize(model, image, blend={"mosaic": 0.7, "candy": 0.3})
+
+From the shell::
+
+    stylefleet_torch.py MODEL INPUT_IMAGE OUTPUT_IMAGE [--style NAME | --blend NAME=W,NAME=W]
+    stylefleet_torch.py MODEL --list
+
+The model file format
+---------------------
+A file written by `torch.save` (or LibTorch's `torch::pickle_save`) holding a dict from
+names to tensors; `torch.load` reads it.
+
+Parameters, under the PyTorch example's TransformerNet names (so a per-style file and the
+example's own `.pth` state dicts are interchangeable): `conv1.conv2d.weight`,
+`conv1.conv2d.bias`, `in1.weight`, `in1.bias`, `conv2.*`, `in2.*`, `conv3.*`, `in3.*`,
+`res1.conv1.conv2d.*`, `res1.in1.*`, `res1.conv2.conv2d.*`, `res1.in2.*` (res1..res5),
+`deconv1.*`, `in4.*`, `deconv2.*`, `in5.*`, `deconv3.conv2d.*`.
+
+* Per-style network: every instance norm's `weight` and `bias` has shape [C].
+* Conditional network: every instance norm's `weight` and `bias` (in1..in5,
+  resK.in1, resK.in2) has shape [N, C]; row s belongs to style s. The convolutions are
+  shared by all styles.
+
+Metadata: entries whose keys start with `stylefleet.`. Strings are 1-D uint8 tensors of
+UTF-8 bytes, integers int64 scalars:
+
+* `stylefleet.network`: b"conditional" for a conditional network (absent: per-style);
+* `stylefleet.styles`: a conditional network's N style names joined by "\\n", in row order;
+* `stylefleet.style`: a per-style network's style name;
+* `stylefleet.head` (b"linear"), `stylefleet.job`, `stylefleet.image_size`,
+  `stylefleet.checksum`, and in checkpoints optimizer and position state: not needed
+  to run the network.
+
+`stylefleet export --model M --to F` writes the parameters, plus `stylefleet.network` and
+`stylefleet.styles` for a conditional network. Running statistics (`*.running_mean`,
+`*.running_var`, `*.num_batches_tracked`, found in old PyTorch-example files) are ignored,
+as stylefleet ignores them: instance norm always uses the input's own statistics.
+
+The network
+-----------
+Input and output: B x 3 x H x W RGB floats in 0..255; H and W multiples of 4 for the raw
+network (`stylize` pads any size). The head is linear: the output is not clamped inside
+the network, only when it becomes an image. Instance norm normalizes each sample and
+channel over H x W (biased variance, eps 1e-5), then scales and shifts per channel. For a
+conditional network and style s the scale and shift are row s; for a blend with weights w
+(w >= 0, sum 1) they are `w @ weight` and `w @ bias`, with the same convolutions.
+"""
+import argparse
+import inspect
+import math
+import os
+import pickle
+import sys
+from typing import Dict, List, NamedTuple, Optional, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "ConditionalInstanceNorm2d", "TransformerNet", "Model", "load_model", "read_tensor_file",
+    "style_argument", "parse_blend", "pad_for_network", "stylize", "main",
+]
+
+METADATA_PREFIX = "stylefleet."
+CONDITIONAL = "conditional"
+LINEAR_HEAD = "linear"
+# Blend weights must add up to 1 within this (they come from decimal text).
+BLEND_SUM_TOLERANCE = 1e-6
+# Keys that PyTorch-example files may carry from old InstanceNorm2d versions; unused.
+_STALE_STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
+_STRING_METADATA = ("head", "job", "style", "styles", "network")
+
+
+class ConditionalInstanceNorm2d(nn.Module):
+    """Instance norm whose affine scale and shift are chosen per sample among N styles.
+
+    `weight` and `bias` are [num_styles, channels] Parameters (row s: style s), so that
+    state-dict names match the per-style network's `inK.weight` / `inK.bias`.
+    """
+
+    def __init__(self, num_styles: int, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_styles, channels))
+        self.bias = nn.Parameter(torch.zeros(num_styles, channels))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """x: B x C x H x W. style: a LongTensor [B] of row indices, or a float [B, N] of
+        blend weights (each sample's scale and shift are then its weights @ the rows)."""
+        if style.dtype == torch.long:
+            scale, shift = self.weight[style], self.bias[style]
+        else:
+            scale, shift = style @ self.weight, style @ self.bias
+        b, c, h, w = x.shape
+        # One channel per (sample, channel) pair: the per-sample scale and shift go through
+        # the same instance_norm call that nn.InstanceNorm2d makes with its own affine.
+        y = F.instance_norm(x.reshape(1, b * c, h, w), weight=scale.reshape(b * c),
+                            bias=shift.reshape(b * c), eps=self.eps)
+        return y.reshape(b, c, h, w)
+
+
+class _ConvLayer(nn.Module):
+    """Optional nearest upsampling, reflection padding of kernel // 2, convolution."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, upsample: int = 1):
+        super().__init__()
+        self.upsample = upsample
+        self.pad = kernel // 2
+        self.conv2d = nn.Conv2d(cin, cout, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.upsample > 1:
+            x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
+        return self.conv2d(F.pad(x, [self.pad] * 4, mode="reflect"))
+
+
+def _make_norm(num_styles: int, channels: int) -> nn.Module:
+    if num_styles == 0:
+        return nn.InstanceNorm2d(channels, affine=True)
+    return ConditionalInstanceNorm2d(num_styles, channels)
+
+
+def _norm(layer: nn.Module, x: torch.Tensor, style: Optional[torch.Tensor]) -> torch.Tensor:
+    return layer(x) if style is None else layer(x, style)
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, channels: int, num_styles: int):
+        super().__init__()
+        self.conv1 = _ConvLayer(channels, channels, 3, 1)
+        self.in1 = _make_norm(num_styles, channels)
+        self.conv2 = _ConvLayer(channels, channels, 3, 1)
+        self.in2 = _make_norm(num_styles, channels)
+
+    def forward(self, x: torch.Tensor, style: Optional[torch.Tensor]) -> torch.Tensor:
+        y = F.relu(_norm(self.in1, self.conv1(x), style))
+        return _norm(self.in2, self.conv2(y), style) + x
+
+
+class TransformerNet(nn.Module):
+    """Johnson et al.'s transformer with the PyTorch example's parameter names, linear head.
+
+    num_styles 0: the per-style network (nn.InstanceNorm2d with affine, loads the PyTorch
+    example's state dicts); num_styles N > 0: the conditional network for N styles.
+    """
+
+    def __init__(self, num_styles: int = 0):
+        super().__init__()
+        if num_styles < 0:
+            raise ValueError(f"num_styles must be >= 0, got {num_styles}")
+        self.num_styles = num_styles
+        n = num_styles
+        self.conv1, self.in1 = _ConvLayer(3, 32, 9, 1), _make_norm(n, 32)
+        self.conv2, self.in2 = _ConvLayer(32, 64, 3, 2), _make_norm(n, 64)
+        self.conv3, self.in3 = _ConvLayer(64, 128, 3, 2), _make_norm(n, 128)
+        self.res1, self.res2, self.res3 = (_ResidualBlock(128, n) for _ in range(3))
+        self.res4, self.res5 = (_ResidualBlock(128, n) for _ in range(2))
+        self.deconv1, self.in4 = _ConvLayer(128, 64, 3, 1, upsample=2), _make_norm(n, 64)
+        self.deconv2, self.in5 = _ConvLayer(64, 32, 3, 1, upsample=2), _make_norm(n, 32)
+        self.deconv3 = _ConvLayer(32, 3, 9, 1)
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_styles > 0
+
+    def forward(self, x: torch.Tensor, style=None) -> torch.Tensor:
+        """x: B x 3 x H x W, RGB 0..255, H and W multiples of 4; returns the same shape,
+        unclamped.
+
+        style (conditional network only; must be None for a per-style one):
+          * an int: that style's row for every sample;
+          * a LongTensor of shape [B] (or a 0-d one): each sample's own style;
+          * a float tensor of shape [N] (one blend for all samples) or [B, N] (one per
+            sample): the rows combined with these weights. Any weights are accepted here
+            (extrapolation included); `stylize` insists on w >= 0, sum 1.
+        """
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected a B x 3 x H x W input, got shape {list(x.shape)}")
+        selector = self._style_selector(style, x.shape[0], x.device)
+        y = F.relu(_norm(self.in1, self.conv1(x), selector))
+        y = F.relu(_norm(self.in2, self.conv2(y), selector))
+        y = F.relu(_norm(self.in3, self.conv3(y), selector))
+        for block in (self.res1, self.res2, self.res3, self.res4, self.res5):
+            y = block(y, selector)
+        y = F.relu(_norm(self.in4, self.deconv1(y), selector))
+        y = F.relu(_norm(self.in5, self.deconv2(y), selector))
+        return self.deconv3(y)
+
+    def _style_selector(self, style, batch: int, device) -> Optional[torch.Tensor]:
+        """`style` as a LongTensor [batch] of rows or a float [batch, N] of blend weights."""
+        if not self.conditional:
+            if style is not None:
+                raise ValueError("a per-style network takes no style argument")
+            return None
+        n = self.num_styles
+        if style is None:
+            raise ValueError(f"a conditional network of {n} styles needs a style "
+                             "(an index, per-sample indices or blend weights)")
+        if isinstance(style, bool) or not isinstance(style, (int, torch.Tensor)):
+            raise ValueError(f"style must be an int or a tensor, got {type(style).__name__}")
+        if isinstance(style, int):
+            style = torch.tensor(style, dtype=torch.long)
+        style = style.to(device)
+        if not style.is_floating_point():
+            style = style.long()
+            if style.dim() == 0:
+                style = style.expand(batch)
+            if style.shape != (batch,):
+                raise ValueError(f"per-sample style indices must have shape [{batch}], "
+                                 f"got {list(style.shape)}")
+            if batch > 0 and (style.min() < 0 or style.max() >= n):
+                raise ValueError(f"style index out of range 0..{n - 1}: {style.tolist()}")
+            return style
+        style = style.to(self.in1.weight.dtype)
+        if style.dim() == 1 and style.shape[0] == n:
+            style = style.expand(batch, n)
+        if style.shape != (batch, n):
+            raise ValueError(f"blend weights must have shape [{n}] or [{batch}, {n}], "
+                             f"got {list(style.shape)}")
+        return style
+
+
+class Model(NamedTuple):
+    """What load_model returns: the network (eval mode), its style names (a conditional
+    network's in row order; a per-style one's own name if the file has it, else []), and
+    the file's metadata (`stylefleet.` keys without the prefix: strings and integers)."""
+    net: TransformerNet
+    styles: List[str]
+    metadata: Dict[str, Union[str, int]]
+
+
+def _is_norm_parameter(key: str) -> bool:
+    """in1..in5.{weight,bias} and resK.in1/in2.{weight,bias}."""
+    parts = key.split(".")
+    return parts[-1] in ("weight", "bias") and len(parts) >= 2 and parts[-2].startswith("in")
+
+
+def _read_metadata(state: dict, path: str) -> Dict[str, Union[str, int]]:
+    metadata = {}
+    for key, value in state.items():
+        if not key.startswith(METADATA_PREFIX):
+            continue
+        name = key[len(METADATA_PREFIX):]
+        if name in _STRING_METADATA:
+            if value.dim() != 1 or value.dtype != torch.uint8:
+                raise ValueError(f"{path}: '{key}' must be a 1-D uint8 tensor (UTF-8 text), "
+                                 f"got {value.dtype} of shape {list(value.shape)}")
+            try:
+                metadata[name] = bytes(value.tolist()).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}: '{key}' is not UTF-8 text ({e})") from None
+        elif value.dim() == 0 and not value.is_floating_point() and value.dtype != torch.bool:
+            metadata[name] = int(value.item())
+    return metadata
+
+
+def _style_names(metadata: dict, state: dict, path: str) -> List[str]:
+    """A conditional file's names, checked against every instance norm's row count."""
+    if "styles" not in metadata:
+        raise ValueError(f"{path}: a conditional network file must name its styles "
+                         "('stylefleet.styles', the names joined by newlines)")
+    names = metadata["styles"].split("\n")
+    if any(not name for name in names):
+        raise ValueError(f"{path}: 'stylefleet.styles' holds an empty style name: {names}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{path}: 'stylefleet.styles' names a style twice: {repeated}")
+    for key, value in state.items():
+        if key.startswith(METADATA_PREFIX) or not _is_norm_parameter(key):
+            continue
+        if value.dim() != 2 or value.shape[0] != len(names):
+            rows = f"{value.shape[0]} rows" if value.dim() == 2 else f"shape {list(value.shape)}"
+            raise ValueError(f"{path}: '{key}' has {rows}, but 'stylefleet.styles' names "
+                             f"{len(names)} styles ({', '.join(names)}): expected "
+                             f"[{len(names)}, C]")
+    return names
+
+
+def _load_parameters(net: TransformerNet, state: dict, path: str) -> None:
+    """Strict: every parameter present with its shape, nothing else but metadata."""
+    given = {k: v for k, v in state.items()
+             if not k.startswith(METADATA_PREFIX) and not k.endswith(_STALE_STAT_SUFFIXES)}
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in given]
+    if missing:
+        raise ValueError(f"{path}: model file lacks parameter(s) {', '.join(missing)}")
+    unexpected = [k for k in given if k not in expected]
+    if unexpected:
+        raise ValueError(f"{path}: unexpected key(s) {', '.join(unexpected)} (not "
+                         "TransformerNet parameters)")
+    for key, value in given.items():
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise ValueError(f"{path}: parameter '{key}' is not a floating-point tensor")
+        if value.shape != expected[key].shape:
+            hint = ""
+            if _is_norm_parameter(key) and value.dim() != expected[key].dim():
+                hint = (" (2-D instance norm parameters belong to a conditional network, "
+                        "which needs stylefleet.network = 'conditional')"
+                        if value.dim() == 2 else "")
+            raise ValueError(f"{path}: parameter '{key}' has shape {list(value.shape)}, "
+                             f"expected {list(expected[key].shape)}{hint}")
+        if not torch.isfinite(value).all():
+            raise ValueError(f"{path}: parameter '{key}' holds NaN or infinite values")
+    net.load_state_dict({k: v.float() for k, v in given.items()}, strict=True)
+
+
+def read_tensor_file(path: str):
+    """What torch.save or LibTorch's torch::pickle_save wrote at `path`, on the CPU.
+    Raises ValueError when PyTorch cannot read it."""
+    safe_globals = getattr(torch.serialization, "safe_globals", None)
+    try:
+        if safe_globals is not None:
+            # PyTorch >= 2.5: load tensors only, no pickled code. LibTorch's pickle_save
+            # (what stylefleet writes with) tags its dict through restore_type_tag, which
+            # only returns its argument: safe to allow.
+            from torch.jit._pickle import restore_type_tag
+            with safe_globals([restore_type_tag]):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        # Older PyTorch cannot be told that: a full unpickling, as torch.load always did.
+        if "weights_only" in inspect.signature(torch.load).parameters:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu")
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+        raise ValueError(f"{path}: not a model file (PyTorch cannot read it: {e})") from None
+
+
+def load_model(path: str, device: Union[str, torch.device] = "cpu") -> Model:
+    """Loads a stylefleet model file (per-style or conditional), a stylefleet checkpoint,
+    a style output folder (its model.pt) or a PyTorch-example state dict.
+
+    Raises ValueError naming the file when it is not a dict of tensors, lacks a parameter
+    or has unexpected ones, has parameters of the wrong shape or non-finite values, has a
+    head other than linear, an unknown network kind, or (conditional) style names that
+    are missing, empty, repeated or not as many as the instance norms' rows.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.pt")
+    state = read_tensor_file(path)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a model file (expected a dict of tensors, got "
+                         f"{type(state).__name__})")
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise ValueError(f"{path}: not a model file (entry {key!r} is not a named tensor)")
+    metadata = _read_metadata(state, path)
+    head = metadata.get("head", LINEAR_HEAD)
+    if head != LINEAR_HEAD:
+        raise ValueError(f"{path}: network head '{head}' is not supported (only "
+                         f"'{LINEAR_HEAD}')")
+    network = metadata.get("network")
+    if network is None:
+        style = metadata.get("style", "")
+        names = [style] if style else []
+        net = TransformerNet()
+    elif network == CONDITIONAL:
+        names = _style_names(metadata, state, path)
+        net = TransformerNet(len(names))
+    else:
+        raise ValueError(f"{path}: unknown network kind '{network}' in 'stylefleet.network' "
+                         f"(known: '{CONDITIONAL}'; absent for a per-style network)")
+    _load_parameters(net, state, path)
+    net.to(device).eval()
+    return Model(net, names, metadata)
+
+
+def parse_blend(text: str) -> Dict[str, float]:
+    """'a=0.7,b=0.3' -> {'a': 0.7, 'b': 0.3}. Raises ValueError on malformed text."""
+    blend = {}
+    for item in text.split(","):
+        name, sep, weight = item.strip().rpartition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"blend '{text}': expected NAME=WEIGHT,NAME=WEIGHT, got '{item}'")
+        if name in blend:
+            raise ValueError(f"blend '{text}': style '{name}' appears twice")
+        try:
+            blend[name] = float(weight)
+        except ValueError:
+            raise ValueError(f"blend '{text}': weight '{weight}' of '{name}' is not a "
+                             "number") from None
+    return blend
+
+
+def _unknown_style(model: Model, name: str) -> ValueError:
+    available = ", ".join(model.styles) if model.styles else "none named in the file"
+    return ValueError(f"unknown style '{name}'; available: {available}")
+
+
+def style_argument(model: Model, style: Optional[str] = None,
+                   blend: Union[Dict[str, float], str, None] = None):
+    """The `style` argument of model.net.forward for a style name or a blend by name.
+
+    A conditional model needs exactly one of `style` and `blend`; a per-style model takes
+    neither, or `style` equal to its own name. Blend weights must be finite, >= 0 and add
+    up to 1 within 1e-6. Raises ValueError otherwise (unknown names list the available).
+    """
+    if style is not None and blend is not None:
+        raise ValueError("give either a style or a blend, not both")
+    if not model.net.conditional:
+        if blend is not None:
+            raise ValueError("a blend needs a conditional model; this one is per-style "
+                             f"({', '.join(model.styles) or 'unnamed'})")
+        if style is not None and style not in model.styles:
+            raise _unknown_style(model, style)
+        return None
+    if style is None and blend is None:
+        raise ValueError("a conditional model needs a style or a blend; available: "
+                         f"{', '.join(model.styles)}")
+    if style is not None:
+        if style not in model.styles:
+            raise _unknown_style(model, style)
+        return model.styles.index(style)
+    if isinstance(blend, str):
+        blend = parse_blend(blend)
+    if not blend:
+        raise ValueError("a blend needs at least one style")
+    weights = [0.0] * len(model.styles)
+    for name, weight in blend.items():
+        if name not in model.styles:
+            raise _unknown_style(model, name)
+        weight = float(weight)
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"blend weight of '{name}' must be >= 0, got {weight}")
+        weights[model.styles.index(name)] = weight
+    total = math.fsum(weights)
+    if abs(total - 1.0) > BLEND_SUM_TOLERANCE:
+        raise ValueError(f"blend weights must add up to 1, got {total:.9g}")
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def pad_for_network(image: torch.Tensor) -> torch.Tensor:
+    """Pads B x 3 x H x W at the bottom and right to a multiple of 4 per side and at least
+    8 (the quarter-resolution layers reflect-pad by one pixel, which needs two there):
+    reflection where each pad is smaller than its side, replication for tiny images, as
+    stylefleet's own stylize does. The caller crops the output back to H x W."""
+    h, w = image.shape[2], image.shape[3]
+    pad_h = max(8, (h + 3) // 4 * 4) - h
+    pad_w = max(8, (w + 3) // 4 * 4) - w
+    if pad_h == 0 and pad_w == 0:
+        return image
+    mode = "reflect" if h > pad_h and w > pad_w else "replicate"
+    return F.pad(image, [0, pad_w, 0, pad_h], mode=mode)
+
+
+def stylize(model: Model, image: torch.Tensor, style: Optional[str] = None,
+            blend: Union[Dict[str, float], str, None] = None) -> torch.Tensor:
+    """`model`'s stylization of `image` (3 x H x W or B x 3 x H x W, RGB 0..255, any
+    H, W >= 1): padded, run without gradients, cropped back and clamped to 0..255. Same
+    shape and device as `image`. `style` and `blend` as in style_argument."""
+    selector = style_argument(model, style, blend)
+    if image.dim() not in (3, 4) or image.shape[-3] != 3:
+        raise ValueError(f"expected a 3 x H x W or B x 3 x H x W image, got shape "
+                         f"{list(image.shape)}")
+    if image.shape[-1] < 1 or image.shape[-2] < 1:
+        raise ValueError(f"empty image of shape {list(image.shape)}")
+    batch = image if image.dim() == 4 else image.unsqueeze(0)
+    parameter = next(model.net.parameters())
+    h, w = batch.shape[2], batch.shape[3]
+    with torch.no_grad():
+        x = pad_for_network(batch.to(parameter.device, parameter.dtype))
+        out = model.net(x, selector)[:, :, :h, :w].clamp(0, 255).to(image.device)
+    return out if image.dim() == 4 else out[0]
+
+
+def _read_image(path: str) -> torch.Tensor:
+    from PIL import Image
+    with Image.open(path) as img:
+        rgb = img.convert("RGB")
+        w, h = rgb.size
+        data = bytearray(rgb.tobytes())
+    pixels = (torch.frombuffer(data, dtype=torch.uint8) if hasattr(torch, "frombuffer")
+              else torch.tensor(list(data), dtype=torch.uint8))
+    return pixels.view(h, w, 3).permute(2, 0, 1).float()
+
+
+def _write_image(image: torch.Tensor, path: str) -> None:
+    """3 x H x W in 0..255, rounded to the nearest level (as stylefleet writes)."""
+    from PIL import Image
+    pixels = image.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).contiguous()
+    h, w = pixels.shape[0], pixels.shape[1]
+    Image.frombytes("RGB", (w, h), bytes(pixels.view(-1).tolist())).save(path)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Stylize an image with a stylefleet model (per-style or conditional "
+                    "multi-style) in PyTorch. The output is clamped to 0..255.",
+        epilog="examples: %(prog)s model.pt photo.jpg out.png --style mosaic\n"
+               "          %(prog)s model.pt photo.jpg out.png --blend mosaic=0.7,candy=0.3\n"
+               "          %(prog)s model.pt --list",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="model file (or a style output folder with model.pt)")
+    parser.add_argument("input", nargs="?", help="input image (any format Pillow reads)")
+    parser.add_argument("output", nargs="?", help="output image (format from its extension)")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--style", metavar="NAME",
+                        help="the style to apply (required for a conditional model unless "
+                             "--blend is given)")
+    choice.add_argument("--blend", metavar="NAME=W,NAME=W",
+                        help="a blend of a conditional model's styles; weights >= 0, sum 1")
+    parser.add_argument("--list", action="store_true",
+                        help="print the model's style names, one a line, and exit")
+    args = parser.parse_args(argv)
+    try:
+        model = load_model(args.model)
+        if args.list:
+            for name in model.styles:
+                print(name)
+            return 0
+        if args.input is None or args.output is None:
+            parser.error("INPUT_IMAGE and OUTPUT_IMAGE are required unless --list is given")
+        # Checked before reading the image, so a wrong name fails fast.
+        style_argument(model, args.style, args.blend)
+        image = _read_image(args.input)
+        _write_image(stylize(model, image, args.style, args.blend), args.output)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+#!/usr/bin/python3
+"""Self-test of python/stylefleet_torch.py (no C++ needed): python3 stylefleet_torch_test.py
+
+The conditional network is checked against tests/python/reference.py's independent
+per-style TransformerNet: style s must equal the per-style network whose instance norms
+carry row s, a blend the one whose norms carry the blended rows. Also: model files as
+stylefleet writes them (round trip, refusals), stylize's validation and padding, the
+command line on a PNG, and conditional_export_check.py passing and failing.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "python"))
+sys.path.insert(0, HERE)
+import reference  # noqa: E402
+import stylefleet_torch as sf  # noqa: E402
+
+CLI = os.path.join(ROOT, "python", "stylefleet_torch.py")
+CHECKER = os.path.join(HERE, "conditional_export_check.py")
+STYLES = ["mosaic", "candy", "la muse"]
+
+
+def close(a, b, rel=1e-5):
+    diff = (a - b).abs().max().item()
+    scale = max(b.abs().max().item(), 1.0)
+    assert diff <= rel * scale, f"differ by {diff} (scale {scale})"
+
+
+def expect_error(fragment, call):
+    try:
+        call()
+    except ValueError as e:
+        assert fragment in str(e), f"message {str(e)!r} lacks {fragment!r}"
+        return str(e)
+    raise AssertionError(f"no ValueError (expected one saying {fragment!r})")
+
+
+def text_tensor(s):
+    return torch.tensor(list(s.encode("utf-8")), dtype=torch.uint8)
+
+
+def is_norm(key):
+    return key.split(".")[-2].startswith("in")
+
+
+def random_conditional(num_styles, seed):
+    """A conditional net with random convolutions and distinct random rows per style; the
+    last layer is scaled and shifted to a spread around mid-range, so that clamping keeps
+    most pixels and the images are not flat."""
+    torch.manual_seed(seed)
+    net = sf.TransformerNet(num_styles)
+    with torch.no_grad():
+        for key, p in net.named_parameters():
+            if is_norm(key):
+                p.copy_(torch.randn_like(p) * 0.5 + (1.0 if key.endswith("weight") else 0.0))
+        net.deconv3.conv2d.weight.mul_(100.0)
+        net.deconv3.conv2d.bias.fill_(128.0)
+    return net.eval()
+
+
+def per_style_with_rows(conditional, rows):
+    """reference.py's per-style net with `conditional`'s convolutions and norm rows given
+    by `rows(param)` (a [C] tensor from the [N, C] parameter)."""
+    net = reference.TransformerNet()
+    cond = dict(conditional.named_parameters())
+    with torch.no_grad():
+        for key, p in net.named_parameters():
+            p.copy_(rows(cond[key]) if is_norm(key) else cond[key])
+    return net.eval()
+
+
+def save_conditional(net, names, path, **extra):
+    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    state["stylefleet.head"] = text_tensor("linear")
+    state["stylefleet.network"] = text_tensor("conditional")
+    state["stylefleet.styles"] = text_tensor("\n".join(names))
+    state["stylefleet.image_size"] = torch.tensor(256)
+    state.update(extra)
+    torch.save(state, path)
+
+
+def test_conditional_semantics(tmp):
+    net = random_conditional(3, seed=1)
+    path = os.path.join(tmp, "cond.pt")
+    save_conditional(net, STYLES, path)
+    model = sf.load_model(path)
+    assert model.styles == STYLES, model.styles
+    assert model.metadata["network"] == "conditional" and model.metadata["image_size"] == 256
+    assert not model.net.training
+    torch.manual_seed(2)
+    x = torch.rand(2, 3, 32, 36) * 255
+    with torch.no_grad():
+        for s in range(3):
+            out = model.net(x, s)
+            assert torch.equal(out, net(x, s)), "loaded network differs from the saved one"
+            close(out, per_style_with_rows(net, lambda p: p[s])(x))
+            one_hot = torch.zeros(3)
+            one_hot[s] = 1.0
+            assert torch.equal(model.net(x, one_hot), out), f"one-hot blend != style {s}"
+            by_name = model.net(x, sf.style_argument(model, blend={STYLES[s]: 1.0}))
+            assert torch.equal(by_name, out), f"blend {STYLES[s]}=1 != style {STYLES[s]}"
+        w = torch.tensor([0.7, 0.0, 0.3])
+        blended = model.net(x, w)
+        close(blended, per_style_with_rows(net, lambda p: w @ p)(x))
+        assert torch.equal(blended, model.net(x, sf.style_argument(model, blend="mosaic=0.7,la muse=0.3")))
+        assert (blended - model.net(x, 0)).abs().max() > 1e-2, "a blend must change the output"
+        # Per-sample styles and blends: each sample as if run alone.
+        ids = torch.tensor([2, 0])
+        mixed = model.net(x, ids)
+        for i in range(2):
+            close(mixed[i:i + 1], model.net(x[i:i + 1], int(ids[i])))
+        rows = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.2, 0.8]])
+        mixed = model.net(x, rows)
+        for i in range(2):
+            close(mixed[i:i + 1], model.net(x[i:i + 1], rows[i]))
+    expect_error("needs a style", lambda: model.net(x))
+    expect_error("out of range", lambda: model.net(x, 3))
+    expect_error("shape [2]", lambda: model.net(x, torch.tensor([0, 1, 2])))
+    expect_error("blend weights must have shape", lambda: model.net(x, torch.ones(2)))
+    return model
+
+
+def test_one_style_equals_per_style():
+    torch.manual_seed(3)
+    per_style = reference.TransformerNet()
+    with torch.no_grad():
+        for key, p in per_style.named_parameters():
+            if is_norm(key):
+                p.add_(torch.randn_like(p) * 0.5)
+    per_style.eval()
+    cond = sf.TransformerNet(1)
+    cond.load_state_dict({k: (v.unsqueeze(0) if is_norm(k) else v)
+                          for k, v in per_style.state_dict().items()})
+    x = torch.rand(2, 3, 40, 32) * 255
+    with torch.no_grad():
+        close(cond.eval()(x, 0), per_style(x))
+
+
+def test_blend_validation(model):
+    x = torch.rand(3, 20, 20) * 255
+    expect_error("add up to 1, got 0.9", lambda: sf.stylize(model, x, blend={"mosaic": 0.6, "candy": 0.3}))
+    expect_error("add up to 1, got 1.1", lambda: sf.stylize(model, x, blend="mosaic=0.8,candy=0.3"))
+    expect_error("'candy' must be >= 0, got -0.5", lambda: sf.stylize(model, x, blend={"mosaic": 1.5, "candy": -0.5}))
+    expect_error("must be >= 0, got nan", lambda: sf.stylize(model, x, blend={"mosaic": float("nan")}))
+    msg = expect_error("unknown style 'udnie'", lambda: sf.stylize(model, x, blend={"udnie": 1.0}))
+    assert "available: mosaic, candy, la muse" in msg, msg
+    msg = expect_error("unknown style 'Mosaic'", lambda: sf.stylize(model, x, style="Mosaic"))
+    assert "available: mosaic, candy, la muse" in msg, msg
+    expect_error("either a style or a blend, not both", lambda: sf.stylize(model, x, style="mosaic", blend={"mosaic": 1.0}))
+    msg = expect_error("needs a style or a blend", lambda: sf.stylize(model, x))
+    assert "mosaic, candy, la muse" in msg, msg
+    expect_error("at least one style", lambda: sf.stylize(model, x, blend={}))
+    expect_error("appears twice", lambda: sf.parse_blend("mosaic=0.5,mosaic=0.5"))
+    expect_error("expected NAME=WEIGHT", lambda: sf.parse_blend("mosaic"))
+    expect_error("is not a number", lambda: sf.parse_blend("mosaic=half"))
+    # Within 1e-6 of 1 is accepted (decimal text rarely adds up exactly).
+    assert sf.stylize(model, x, blend={"mosaic": 0.1, "candy": 0.2, "la muse": 0.7 + 5e-7}).shape == x.shape
+
+
+def test_stylize_padding(model):
+    torch.manual_seed(4)
+    for h, w in [(30, 21), (32, 32), (5, 3), (1, 1), (9, 40)]:
+        x = torch.rand(3, h, w) * 255
+        out = sf.stylize(model, x, style="candy")
+        assert out.shape == x.shape, (out.shape, x.shape)
+        assert out.min() >= 0 and out.max() <= 255
+        # As stylefleet's PadForNetwork: bottom/right, multiple of 4 and >= 8 per side.
+        ph, pw = max(8, (h + 3) // 4 * 4) - h, max(8, (w + 3) // 4 * 4) - w
+        mode = "reflect" if h > ph and w > pw else "replicate"
+        padded = torch.nn.functional.pad(x[None], [0, pw, 0, ph], mode=mode) if ph or pw else x[None]
+        with torch.no_grad():
+            raw = model.net(padded, 1)[0, :, :h, :w]
+        assert torch.equal(out, raw.clamp(0, 255)), (h, w)
+    assert sf.pad_for_network(torch.zeros(1, 3, 5, 3)).shape == (1, 3, 8, 8)
+    assert sf.pad_for_network(torch.zeros(1, 3, 30, 21)).shape == (1, 3, 32, 24)
+    # A batch keeps its batch dimension.
+    assert sf.stylize(model, torch.rand(2, 3, 12, 12) * 255, style="mosaic").shape == (2, 3, 12, 12)
+
+
+def test_per_style_files(tmp):
+    torch.manual_seed(5)
+    ref = reference.TransformerNet()
+    with torch.no_grad():
+        for key, p in ref.named_parameters():
+            if is_norm(key):
+                p.add_(torch.randn_like(p) * 0.5)
+    ref.eval()
+    x = torch.rand(1, 3, 32, 32) * 255
+    # The PyTorch example's own file: an OrderedDict, no metadata.
+    plain = os.path.join(tmp, "example.pth")
+    torch.save(ref.state_dict(), plain)
+    model = sf.load_model(plain)
+    assert model.styles == [] and not model.net.conditional
+    with torch.no_grad():
+        assert torch.equal(model.net(x), ref(x))
+    # As stylefleet writes it, with metadata and a style name; old running stats ignored.
+    state = dict(ref.state_dict())
+    state["stylefleet.style"] = text_tensor("mosaic")
+    state["stylefleet.head"] = text_tensor("linear")
+    state["stylefleet.checksum"] = torch.tensor(12345)
+    state["stylefleet.rng"] = torch.tensor([200, 1, 255], dtype=torch.uint8)
+    state["in1.running_mean"] = torch.zeros(32)
+    named = os.path.join(tmp, "named.pt")
+    torch.save(state, named)
+    model = sf.load_model(named)
+    assert model.styles == ["mosaic"] and model.metadata["checksum"] == 12345
+    with torch.no_grad():
+        assert torch.equal(model.net(x), ref(x))
+        assert torch.equal(sf.stylize(model, x, style="mosaic"), sf.stylize(model, x))
+    expect_error("unknown style 'candy'; available: mosaic", lambda: sf.stylize(model, x, style="candy"))
+    expect_error("needs a conditional model", lambda: sf.stylize(model, x, blend={"mosaic": 1.0}))
+    expect_error("takes no style argument", lambda: model.net(x, 0))
+
+    def refused(fragment, change):
+        bad = dict(state)
+        change(bad)
+        path = os.path.join(tmp, "bad.pt")
+        torch.save(bad, path)
+        msg = expect_error(fragment, lambda: sf.load_model(path))
+        assert path in msg, msg
+
+    refused("lacks parameter(s) res3.in2.bias", lambda d: d.pop("res3.in2.bias"))
+    refused("unexpected key(s) res6.conv1.conv2d.weight", lambda d: d.update({"res6.conv1.conv2d.weight": torch.zeros(1)}))
+    refused("'conv2.conv2d.weight' has shape [64, 32, 3, 5], expected [64, 32, 3, 3]",
+            lambda d: d.update({"conv2.conv2d.weight": torch.zeros(64, 32, 3, 5)}))
+    refused("needs stylefleet.network = 'conditional'", lambda d: d.update({"in1.weight": torch.ones(2, 32)}))
+    refused("'in4.bias' holds NaN", lambda d: d["in4.bias"].__setitem__(0, float("nan")))
+    refused("head 'tanh'", lambda d: d.update({"stylefleet.head": text_tensor("tanh")}))
+    refused("unknown network kind 'hyper'", lambda d: d.update({"stylefleet.network": text_tensor("hyper")}))
+    refused("a conditional network file must name its styles", lambda d: d.update({"stylefleet.network": text_tensor("conditional")}))
+
+    net = random_conditional(3, seed=6)
+    path = os.path.join(tmp, "rows.pt")
+    save_conditional(net, ["a", "b"], path)
+    expect_error("'in1.weight' has 3 rows, but 'stylefleet.styles' names 2 styles (a, b)",
+                 lambda: sf.load_model(path))
+    save_conditional(net, ["a", "b", "a"], path)
+    expect_error("names a style twice: ['a']", lambda: sf.load_model(path))
+    save_conditional(net, ["a", "", "c"], path)
+    expect_error("empty style name", lambda: sf.load_model(path))
+    torch.save(torch.zeros(3), path)
+    expect_error("not a model file", lambda: sf.load_model(path))
+
+
+def run(*args):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli(model_path, tmp):
+    from PIL import Image
+    torch.manual_seed(7)
+    pixels = (torch.rand(22, 30, 3) * 255).to(torch.uint8)
+    src = os.path.join(tmp, "in.png")
+    Image.frombytes("RGB", (30, 22), bytes(pixels.view(-1).tolist())).save(src)
+
+    r = run(CLI, model_path, "--list")
+    assert r.returncode == 0 and r.stdout.splitlines() == STYLES, (r.returncode, r.stdout, r.stderr)
+    r = run(CLI, "--help")
+    assert r.returncode == 0 and "--blend NAME=W,NAME=W" in r.stdout and "--list" in r.stdout, r.stdout
+
+    model = sf.load_model(model_path)
+    image = pixels.permute(2, 0, 1).float()
+    for option, kwargs in [(["--style", "la muse"], {"style": "la muse"}),
+                           (["--blend", "mosaic=0.25,candy=0.75"], {"blend": {"mosaic": 0.25, "candy": 0.75}})]:
+        out = os.path.join(tmp, "out.png")
+        r = run(CLI, model_path, src, out, *option)
+        assert r.returncode == 0, r.stderr
+        with Image.open(out) as img:
+            assert img.size == (30, 22) and img.mode == "RGB", (img.size, img.mode)
+            written = torch.tensor(list(img.tobytes()), dtype=torch.uint8).view(22, 30, 3)
+        expected = sf.stylize(model, image, **kwargs).round().to(torch.uint8).permute(1, 2, 0)
+        assert torch.equal(written, expected), f"{option}: written pixels differ"
+        assert written.float().std() > 1.0, "a flat image would hide a wrong network"
+        os.remove(out)
+
+    for option, message in [(["--style", "udnie"], "unknown style 'udnie'; available: mosaic, candy, la muse"),
+                            (["--blend", "mosaic=0.5"], "add up to 1"),
+                            ([], "needs a style or a blend")]:
+        r = run(CLI, model_path, src, os.path.join(tmp, "never.png"), *option)
+        assert r.returncode == 1 and message in r.stderr, (option, r.returncode, r.stderr)
+        assert not os.path.exists(os.path.join(tmp, "never.png"))
+    r = run(CLI, model_path, src)
+    assert r.returncode == 2 and "required unless --list" in r.stderr, r.stderr
+
+
+def test_checker(model_path, tmp):
+    """conditional_export_check.py passes on outputs of an independent implementation
+    and names the case whose output is off."""
+    model = sf.load_model(model_path)
+    torch.manual_seed(8)
+    x = torch.rand(2, 3, 16, 20) * 255
+    data = {"input": x}
+    with torch.no_grad():
+        data["case.0.style"] = text_tensor("candy")
+        data["case.0.output"] = per_style_with_rows(model.net, lambda p: p[1])(x)
+        w = torch.tensor([0.7, 0.0, 0.3])
+        data["case.1.blend"] = text_tensor("mosaic=0.7,la muse=0.3")
+        data["case.1.output"] = per_style_with_rows(model.net, lambda p: w @ p)(x)
+    path = os.path.join(tmp, "data.pt")
+    torch.save(data, path)
+    r = run(CHECKER, model_path, path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "case 0 (style candy): max abs diff" in r.stdout and "case 1 (blend mosaic=0.7,la muse=0.3)" in r.stdout, r.stdout
+    assert "one-hot blend of la muse equals style la muse exactly: True" in r.stdout, r.stdout
+
+    for change, message in [(lambda d: d["case.1.output"].__setitem__((0, 0, 0, 0), d["case.1.output"][0, 0, 0, 0] + 0.01), "case 1 (blend"),
+                            (lambda d: d.update({"case.0.style": text_tensor("mosaic")}), "case 0 (style mosaic): C++ and PyTorch differ"),
+                            (lambda d: d.update({"case.2.style": text_tensor("udnie")}), "case 2: no case.2.output"),
+                            (lambda d: d.update({"case.0.blend": text_tensor("candy=1")}), "exactly one of"),
+                            (lambda d: d.update({"cases.3.output": x}), "unexpected key 'cases.3.output'")]:
+        bad = {k: v.clone() for k, v in data.items()}
+        change(bad)
+        torch.save(bad, path)
+        r = run(CHECKER, model_path, path)
+        assert r.returncode != 0 and message in r.stderr, (message, r.stdout, r.stderr)
+    torch.save({"input": x}, path)
+    r = run(CHECKER, model_path, path)
+    assert r.returncode != 0 and "nothing to check" in r.stderr, r.stderr
+
+
+def main():
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = test_conditional_semantics(tmp)
+        test_one_style_equals_per_style()
+        test_blend_validation(model)
+        test_stylize_padding(model)
+        test_per_style_files(tmp)
+        test_cli(os.path.join(tmp, "cond.pt"), tmp)
+        test_checker(os.path.join(tmp, "cond.pt"), tmp)
+    print("stylefleet_torch_test: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
