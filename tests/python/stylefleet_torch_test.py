@@ -7,6 +7,8 @@ carry row s, a blend the one whose norms carry the blended rows. Also: model fil
 stylefleet writes them (round trip, refusals), stylize's validation and padding, the
 command line on a PNG, and conditional_export_check.py passing and failing.
 """
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -159,6 +161,7 @@ def test_blend_validation(model):
     expect_error("appears twice", lambda: sf.parse_blend("mosaic=0.5,mosaic=0.5"))
     expect_error("expected NAME=WEIGHT", lambda: sf.parse_blend("mosaic"))
     expect_error("is not a number", lambda: sf.parse_blend("mosaic=half"))
+    expect_error("add up to 1, got 1.000003", lambda: sf.stylize(model, x, blend={"mosaic": 0.5, "candy": 0.500003}))
     # Within 1e-6 of 1 is accepted (decimal text rarely adds up exactly).
     assert sf.stylize(model, x, blend={"mosaic": 0.1, "candy": 0.2, "la muse": 0.7 + 5e-7}).shape == x.shape
 
@@ -322,6 +325,30 @@ def test_checker(model_path, tmp):
     torch.save({"input": x}, path)
     r = run(CHECKER, model_path, path)
     assert r.returncode != 0 and "nothing to check" in r.stderr, r.stderr
+
+    # A per-style model (from test_per_style_files): empty style or its own name.
+    named = os.path.join(tmp, "named.pt")
+    with torch.no_grad():
+        expected = sf.load_model(named).net(x)
+    torch.save({"input": x, "case.0.style": text_tensor(""), "case.0.output": expected,
+                "case.1.style": text_tensor("mosaic"), "case.1.output": expected}, path)
+    r = run(CHECKER, named, path)
+    assert r.returncode == 0 and "case 0 (style (per-style)): max abs diff 0" in r.stdout, r.stdout + r.stderr
+
+    # The one-hot check itself: a network whose blends are off by a rounding error.
+    import conditional_export_check as checker
+
+    class Inexact(sf.TransformerNet):
+        def forward(self, x, style=None):
+            out = super().forward(x, style)
+            return out + 1e-4 if torch.is_tensor(style) and style.is_floating_point() else out
+
+    inexact = Inexact(3)
+    inexact.load_state_dict(model.net.state_dict())
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert checker.one_hot_blend_failures(model, x) == []
+        failures = checker.one_hot_blend_failures(sf.Model(inexact.eval(), model.styles, {}), x)
+    assert len(failures) == 3 and "blend candy=1 differs from style candy by" in failures[1], failures
 
 
 def main():
