@@ -1,6 +1,7 @@
 #include "checkpoint/model_file.h"
 
 #include <filesystem>
+#include <sstream>
 
 #include "checkpoint/checkpoint_files.h"
 #include "common/error.h"
@@ -62,6 +63,14 @@ TensorDict ModelEntries(TransformerNet& net, const ModelInfo& info) {
   dict.emplace_back("stylefleet.job", StringToTensor(info.job));
   dict.emplace_back("stylefleet.style", StringToTensor(info.style));
   dict.emplace_back("stylefleet.image_size", Scalar(info.image_size));
+  if (net->styles() > 0) {
+    SF_CHECK(static_cast<int64_t>(info.styles.size()) == net->styles(),
+             "a conditional network's file names each of its styles");
+    std::string names;
+    for (const std::string& name : info.styles) names += (names.empty() ? "" : "\n") + name;
+    dict.emplace_back("stylefleet.network", StringToTensor("conditional"));
+    dict.emplace_back("stylefleet.styles", StringToTensor(names));
+  }
   return dict;
 }
 
@@ -123,7 +132,16 @@ RunPosition RestoreCheckpoint(const TensorDict& dict, const std::string& path, T
   return position;
 }
 
-TransformerNet LoadTransformer(const std::string& path, std::string* resolved) {
+std::vector<std::string> ModelStyleNames(const TensorDict& dict) {
+  std::vector<std::string> names;
+  const torch::Tensor* stored = FindTensor(dict, "stylefleet.styles");
+  if (stored == nullptr) return names;
+  std::istringstream lines(TensorToString(*stored));
+  for (std::string name; std::getline(lines, name, '\n');) names.push_back(name);
+  return names;
+}
+
+LoadedModel LoadModel(const std::string& path) {
   std::string file = path;
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
@@ -138,13 +156,38 @@ TransformerNet LoadTransformer(const std::string& path, std::string* resolved) {
       file = checkpoints.front();
     }
   }
-  TransformerNet net;
   const TensorDict dict = LoadTensorDict(file);
   VerifyDict(dict, file);
-  LoadTransformerParameters(net, dict, file);
-  net->eval();
-  if (resolved != nullptr) *resolved = file;
-  return net;
+  LoadedModel loaded;
+  loaded.styles = ModelStyleNames(dict);
+  loaded.file = file;
+  const torch::Tensor* rows = FindTensor(dict, "in1.weight");
+  if (!loaded.styles.empty() &&
+      (rows == nullptr || rows->dim() != 2 ||
+       rows->size(0) != static_cast<int64_t>(loaded.styles.size()))) {
+    throw DataError(file + ": lists " + std::to_string(loaded.styles.size()) +
+                    " style names but its instance norms do not hold one row per style");
+  }
+  if (loaded.styles.empty() && rows != nullptr && rows->dim() == 2) {
+    throw DataError(file + ": conditional network without 'stylefleet.styles' (its style names)");
+  }
+  loaded.net = TransformerNet(static_cast<int64_t>(loaded.styles.size()));
+  LoadTransformerParameters(loaded.net, dict, file);
+  loaded.net->eval();
+  return loaded;
+}
+
+TransformerNet LoadTransformer(const std::string& path, std::string* resolved) {
+  LoadedModel loaded = LoadModel(path);
+  if (!loaded.styles.empty()) {
+    std::string names;
+    for (const std::string& name : loaded.styles) names += (names.empty() ? "" : ", ") + name;
+    throw DataError(loaded.file + ": a conditional network of " +
+                    std::to_string(loaded.styles.size()) + " styles (" + names +
+                    "); choose one with --style NAME or mix them with --blend NAME=W,...");
+  }
+  if (resolved != nullptr) *resolved = loaded.file;
+  return loaded.net;
 }
 
 }  // namespace stylefleet

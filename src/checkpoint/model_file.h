@@ -23,12 +23,21 @@ struct RunPosition {
 /// Metadata stored with every checkpoint and model.
 struct ModelInfo {
   std::string job;
-  std::string style;
+  std::string style;  ///< a conditional network's: the name of its job's network folder
   int64_t image_size = 0;
+  /// A conditional network's style names, in row order (`stylefleet.styles`,
+  /// joined by newlines); empty for a per-style network.
+  std::vector<std::string> styles;
 };
 
+/// The style names a model or checkpoint file's dict lists (`stylefleet.styles`);
+/// empty for a per-style network.
+std::vector<std::string> ModelStyleNames(const TensorDict& dict);
+
 /// The transformer's parameters under the PyTorch example's names, plus
-/// `stylefleet.*` metadata (head, job, style, image size) and a checksum of it all.
+/// `stylefleet.*` metadata (head, job, style, image size; for a conditional
+/// network `stylefleet.network` = "conditional" and the style names) and a
+/// checksum of it all.
 TensorDict ModelDict(TransformerNet& net, const ModelInfo& info);
 
 /// ModelDict plus optimizer state (for TrainableParameters, in that order),
@@ -43,8 +52,21 @@ TensorDict CheckpointDict(TransformerNet& net, Adam& adam, const RunPosition& po
 RunPosition RestoreCheckpoint(const TensorDict& dict, const std::string& path, TransformerNet& net,
                               Adam& adam);
 
-/// Loads a transformer from a model file, a checkpoint, a style output folder
-/// (its model.pt, else its newest checkpoint) or a PyTorch-example .pth.
+/// A trained network as a file holds it.
+struct LoadedModel {
+  TransformerNet net{nullptr};  ///< in eval mode; conditional when `styles` is not empty
+  std::vector<std::string> styles;
+  std::string file;  ///< the file read
+};
+
+/// Loads a transformer, per-style or conditional, from a model file, a
+/// checkpoint, an output folder (its model.pt, else its newest checkpoint) or
+/// a PyTorch-example .pth. Throws DataError naming the file when it is
+/// unreadable or damaged, or its style names do not match its rows.
+LoadedModel LoadModel(const std::string& path);
+
+/// LoadModel for the uses that need a per-style network (`losses --model`):
+/// throws DataError for a conditional one, listing its styles.
 TransformerNet LoadTransformer(const std::string& path, std::string* resolved = nullptr);
 
 }  // namespace stylefleet

@@ -309,6 +309,11 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(0, 1024));
   stylize->add_flag("--overwrite", stylize_options.overwrite,
                     "Replace output files that exist (default: keep them, skip their inputs)");
+  stylize->add_option("--style", stylize_options.style,
+                      "A conditional model's style (`stylefleet info MODEL` lists them)");
+  stylize->add_option("--blend", stylize_options.blend,
+                      "A conditional model's blend of styles: NAME=W,NAME=W with weights from 0 "
+                      "to 1 that sum to 1 (e.g. candy=0.7,mosaic=0.3)");
   stylize->footer(
       "A folder's tree is mirrored under --output (IN/sub/a.png -> OUT/sub/a.jpg); a file goes to "
       "OUT/<its name>. Images inside the output folder are never read. Skipped images (output "
@@ -322,6 +327,11 @@ int Run(int argc, char** argv) {
       app.add_subcommand("export", "Write a model as a PyTorch state dict (PyTorch example names)");
   export_cmd->add_option("--model", export_model, "Model file or style output folder")->required();
   export_cmd->add_option("--to", export_to, "Output .pt/.pth file")->required();
+
+  std::string info_model;
+  CLI::App* info = app.add_subcommand(
+      "info", "Describe a model file: network kind, its styles, parameters and size");
+  info->add_option("model", info_model, "model.pt, a checkpoint or an output folder")->required();
 
   LossesOptions losses_options;
   std::string losses_job;
@@ -442,9 +452,15 @@ int Run(int argc, char** argv) {
       SF_LOG(kWarning) << (job.seed_format ? "seed-style file " + job.source_file + ": " : "")
                        << loss_network.warning;
     }
-    const StyleSchedule plan = PlanStyles(static_cast<int>(job.styles.size()), check_world,
-                                          job.distributed.ranks_per_style);
-    std::cout << DescribeSchedule(job, plan);
+    if (job.network == "conditional") {
+      std::cout << "network: conditional: the " << job.styles.size()
+                << " styles train one network in " << job.conditional_run.output_dir << ", on all "
+                << check_world << " rank(s)\n";
+    } else {
+      const StyleSchedule plan = PlanStyles(static_cast<int>(job.styles.size()), check_world,
+                                            job.distributed.ranks_per_style);
+      std::cout << DescribeSchedule(job, plan);
+    }
     const MemoryBudget budget = EstimateMemoryBudget(job, 1);
     std::printf("memory: about %.1f GiB per process on CPU (%s); available here: %.1f GiB\n",
                 budget.needed_bytes / 1073741824.0, budget.largest_pass.c_str(),
@@ -459,6 +475,10 @@ int Run(int argc, char** argv) {
   }
   if (export_cmd->parsed()) {
     ExportModel(export_model, export_to);
+    return kExitOk;
+  }
+  if (info->parsed()) {
+    std::cout << DescribeModel(info_model);
     return kExitOk;
   }
   if (losses->parsed()) {

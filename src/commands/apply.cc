@@ -1,5 +1,9 @@
 // Using trained models: stylize, export, and the loss report.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/model_file.h"
@@ -18,6 +22,87 @@
 namespace stylefleet {
 namespace fs = std::filesystem;
 
+namespace {
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+// `NAME=W,NAME=W` as one weight per style of `styles`.
+torch::Tensor ParseBlend(const std::string& text, const std::vector<std::string>& styles) {
+  torch::Tensor weights = torch::zeros({static_cast<int64_t>(styles.size())}, torch::kDouble);
+  std::vector<bool> given(styles.size(), false);
+  std::istringstream entries(text);
+  double sum = 0;
+  for (std::string entry; std::getline(entries, entry, ',');) {
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw ConfigError({"--blend: expected NAME=WEIGHT,NAME=WEIGHT, got '" + entry + "' in '" +
+                         text + "'"});
+    }
+    const std::string name = entry.substr(0, eq), number = entry.substr(eq + 1);
+    const auto it = std::find(styles.begin(), styles.end(), name);
+    if (it == styles.end()) {
+      throw ConfigError(
+          {"--blend: the model has no style '" + name + "'; its styles: " + JoinNames(styles)});
+    }
+    const size_t row = static_cast<size_t>(it - styles.begin());
+    if (given[row]) throw ConfigError({"--blend: style '" + name + "' is given twice"});
+    given[row] = true;
+    char* end = nullptr;
+    const double w = std::strtod(number.c_str(), &end);
+    if (number.empty() || end != number.c_str() + number.size() || !(w >= 0 && w <= 1)) {
+      throw ConfigError({"--blend: the weight of '" + name + "' must be a number from 0 to 1, got '" +
+                         number + "'"});
+    }
+    weights[static_cast<int64_t>(row)] = w;
+    sum += w;
+  }
+  if (std::abs(sum - 1.0) > 1e-6) {
+    std::ostringstream message;
+    message << "--blend: the weights sum to " << sum
+            << "; they must sum to 1 (a convex combination of the styles' rows)";
+    throw ConfigError({message.str()});
+  }
+  return weights;
+}
+
+// The network that stylizes: a per-style model as it is; a conditional one
+// as the per-style network of the chosen style or blend.
+TransformerNet StylizingNetwork(LoadedModel& model, const StylizeOptions& options) {
+  const std::vector<std::string>& styles = model.styles;
+  if (styles.empty()) {
+    if (!options.style.empty() || !options.blend.empty()) {
+      throw ConfigError({"--style/--blend: " + model.file +
+                         " is a per-style model (one style); they choose among the styles of a "
+                         "conditional model"});
+    }
+    return model.net;
+  }
+  if (options.style.empty() == options.blend.empty()) {
+    throw ConfigError({model.file + " is a conditional model of " +
+                       std::to_string(styles.size()) + " styles (" + JoinNames(styles) +
+                       "): give either --style NAME or --blend NAME=W,NAME=W"});
+  }
+  torch::Tensor weights;
+  if (!options.style.empty()) {
+    const auto it = std::find(styles.begin(), styles.end(), options.style);
+    if (it == styles.end()) {
+      throw ConfigError({"--style " + options.style + ": the model has no such style; its styles: " +
+                         JoinNames(styles)});
+    }
+    weights = torch::zeros({static_cast<int64_t>(styles.size())});
+    weights[it - styles.begin()] = 1.0;
+  } else {
+    weights = ParseBlend(options.blend, styles);
+  }
+  return BlendedTransformer(model.net, weights);
+}
+
+}  // namespace
+
 StylizeResult StylizeImages(const StylizeOptions& options) {
   if (options.threads > 0) torch::set_num_threads(options.threads);
   if (options.tile_size != 0 && options.tile_size < 64) {
@@ -29,9 +114,11 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
   StylizeResult result;
   result.skipped = plan.skipped;
   for (const SkippedImage& skipped : plan.skipped) SF_LOG(kWarning) << DescribeSkip(skipped);
-  std::string resolved;
-  TransformerNet net = LoadTransformer(options.model, &resolved);
-  SF_LOG(kInfo) << "model " << resolved;
+  LoadedModel model = LoadModel(options.model);
+  TransformerNet net = StylizingNetwork(model, options);
+  SF_LOG(kInfo) << "model " << model.file
+                << (options.style.empty() ? "" : ", style " + options.style)
+                << (options.blend.empty() ? "" : ", blend " + options.blend);
   std::error_code ec;
   fs::create_directories(options.output_dir, ec);
   if (ec) throw Error(options.output_dir + ": cannot create output folder (" + ec.message() + ")");
@@ -72,13 +159,47 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
 }
 
 void ExportModel(const std::string& model, const std::string& output) {
-  std::string resolved;
-  TransformerNet net = LoadTransformer(model, &resolved);
+  LoadedModel loaded = LoadModel(model);
   TensorDict dict;
-  for (const auto& item : net->named_parameters()) dict.emplace_back(item.key(), item.value());
+  for (const auto& item : loaded.net->named_parameters())
+    dict.emplace_back(item.key(), item.value());
+  if (!loaded.styles.empty()) {
+    dict.emplace_back("stylefleet.network", StringToTensor("conditional"));
+    std::string names;
+    for (const std::string& name : loaded.styles) names += (names.empty() ? "" : "\n") + name;
+    dict.emplace_back("stylefleet.styles", StringToTensor(names));
+  }
   SaveTensorDict(dict, output);
-  SF_LOG(kInfo) << "exported " << resolved << " -> " << output << " (" << dict.size()
-                << " tensors, PyTorch example TransformerNet names)";
+  SF_LOG(kInfo) << "exported " << loaded.file << " -> " << output << " (" << dict.size()
+                << (loaded.styles.empty()
+                        ? " tensors, PyTorch example TransformerNet names)"
+                        : " tensors, a conditional network of " +
+                              std::to_string(loaded.styles.size()) +
+                              " styles: python/stylefleet_torch.py loads it)");
+}
+
+std::string DescribeModel(const std::string& model) {
+  LoadedModel loaded = LoadModel(model);
+  int64_t shared = 0, rows = 0;
+  for (const auto& item : loaded.net->named_parameters()) {
+    const bool row = !loaded.styles.empty() && IsStyleRowParameter(item.key());
+    (row ? rows : shared) += item.value().numel();
+  }
+  std::error_code ec;
+  const auto bytes = fs::file_size(loaded.file, ec);
+  std::ostringstream out;
+  out << "file: " << loaded.file << " (" << (ec ? 0 : bytes) << " bytes)\n";
+  if (loaded.styles.empty()) {
+    out << "network: per_style (one style)\nparameters: " << shared << "\n";
+    return out.str();
+  }
+  const int64_t n = static_cast<int64_t>(loaded.styles.size());
+  out << "network: conditional, " << n << " styles\n"
+      << "parameters: " << shared + rows << " (" << shared << " shared, " << rows / n
+      << " per style: its instance-norm scale and shift rows, " << rows / n * 4
+      << " bytes in float32)\nstyles (row: name):\n";
+  for (int64_t i = 0; i < n; ++i) out << "  " << i << ": " << loaded.styles[static_cast<size_t>(i)] << "\n";
+  return out.str();
 }
 
 namespace {

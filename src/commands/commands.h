@@ -28,6 +28,13 @@ struct StylizeOptions {
   /// Replace output files that exist; without it they are kept and their
   /// inputs skipped, so a rerun only does what is missing.
   bool overwrite = false;
+  /// A conditional model's style to stylize with (one of `blend` and `style`
+  /// is required for such a model, neither is allowed for a per-style one).
+  std::string style;
+  /// A conditional model's blend: `NAME=W,NAME=W`, weights in 0..1 summing to
+  /// 1 (within 1e-6): each instance norm uses that convex combination of its
+  /// styles' rows.
+  std::string blend;
 };
 
 /// Why an input image is left out of a stylize run. These skips are on
@@ -81,7 +88,13 @@ StylizeResult StylizeImages(const StylizeOptions& options);
 
 /// Writes the transformer of `model` as a plain state dict with the PyTorch
 /// example's parameter names, loadable by `torch.load` + `load_state_dict`.
+/// A conditional network's file also holds `stylefleet.network` and
+/// `stylefleet.styles` (python/stylefleet_torch.py loads it).
 void ExportModel(const std::string& model, const std::string& output);
+
+/// What `stylefleet info MODEL` prints: the file, the network kind, its
+/// styles, parameter counts (shared and per style) and the file's size.
+std::string DescribeModel(const std::string& model);
 
 struct LossesOptions {
   std::string loss_network;  ///< weights file or random:SEED; empty: the job's

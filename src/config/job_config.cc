@@ -344,6 +344,33 @@ const FieldTable<JobConfig>& JobFields() {
        Agreement::kEveryRank, Show(&JobConfig::styles_at_once),
        [](JobConfig& t, const Value& v) { v.ReadInt(&t.styles_at_once, 0, 64); },
        OnResume::kMayChange},
+      {"network", "string", "per_style",
+       "`per_style`: each style trains its own transformer (1.7M parameters each). "
+       "`conditional`: all the job's styles train one conditional network (conditional "
+       "instance normalization, Dumoulin et al. 2017): the convolutions are shared and each "
+       "style owns one row of instance-norm scale and shift (3,200 numbers). Every batch mixes "
+       "the styles image by image in a fixed rotation from the seed; each image's style loss "
+       "uses its own style's Gram targets and weights. All ranks train the one network "
+       "data-parallel. Its model and checkpoints go to `<output_dir>/conditional`; each style's "
+       "metrics, previews and final images to its own folder. The styles must share every "
+       "training key except content_weight, style_weight, tv_weight and style_image_size, and "
+       "cannot be swept.",
+       Agreement::kEveryRank, Show(&JobConfig::network),
+       [](JobConfig& t, const Value& v) {
+         if (!v.ReadString(&t.network)) return;
+         if (t.network != "per_style" && t.network != "conditional") {
+           v.Fail("expected per_style or conditional, got '" + t.network + "'");
+           t.network = "per_style";
+         }
+       }},
+      {"base_model", "path", "empty",
+       "With `network: conditional`: a trained conditional network (model.pt, a checkpoint or "
+       "its folder) that the job's styles are added to. Its convolutions and its styles' rows "
+       "are frozen (those styles stay bit-identical); only the new styles' rows train. The "
+       "job's styles must not repeat its style names. The new model holds its styles followed "
+       "by the job's.",
+       Agreement::kEveryRank, Show(&JobConfig::base_model),
+       [](JobConfig& t, const Value& v) { v.ReadString(&t.base_model); }},
   };
   return table;
 }
@@ -1059,6 +1086,8 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
         job.output_dir = ResolvePath(job.output_dir, cwd);
         origins.output_dir = YAML::Mark::null_mark();
       }
+      if (key == "base_model" && !job.base_model.empty())
+        job.base_model = ResolvePath(job.base_model, cwd);
     } else if (section == "data") {
       ApplyOverride(o, section, DataFields(), job.data, problems);
       if (key == "content_dir") {
@@ -1212,6 +1241,7 @@ void ReadJobFile(const YAML::Node& root, JobConfig& job, Origins& origins, const
   if (job.name.empty()) job.name = Stem(problems.file());
   job.output_dir = job.output_dir.empty() ? ResolvePath("runs/" + job.name, base)
                                           : ResolvePath(job.output_dir, base);
+  if (!job.base_model.empty()) job.base_model = ResolvePath(job.base_model, base);
   if (!seen.count("data") || job.data.content_dir.empty()) {
     if (std::none_of(overrides.begin(), overrides.end(), [](const Override& o) {
           return o.path.size() == 2 && o.path[0] == "data" && o.path[1] == "content_dir";
@@ -1613,6 +1643,48 @@ void ReadStyles(const YAML::Node& list, JobConfig& job, const fs::path& base,
 // ---------------------------------------------------------------------------
 // Cross-field rules and file checks, in one place.
 
+// The styles of one conditional network train with one optimizer on one
+// batch: only their loss weights and style image size may differ.
+void ValidateConditional(const JobConfig& job, const LoadOptions& options, Problems& problems) {
+  const std::string where = problems.file() + ": ";
+  if (job.network != "conditional") {
+    if (!job.base_model.empty())
+      problems.Add(where + "job.base_model is set but job.network is not conditional");
+    return;
+  }
+  if (options.check_files && !job.base_model.empty()) {
+    std::error_code ec;
+    if (!fs::exists(job.base_model, ec)) {
+      problems.Add(where + "job.base_model: '" + job.base_model + "' does not exist");
+    }
+  }
+  const std::string network_dir = ConditionalNetworkDir(job);
+  const std::set<std::string> may_differ = {"content_weight", "style_weight", "tv_weight",
+                                            "style_image_size"};
+  for (const StyleSpec& style : job.styles) {
+    if (!style.sweep.empty()) {
+      problems.Add(style.origin + ": style '" + style.sweep +
+                   "' is swept, which a conditional network (job.network) cannot do: its "
+                   "styles share one training; list the variants as styles instead");
+      return;
+    }
+    if (style.output_dir == network_dir) {
+      problems.Add(style.origin + ": style '" + style.name + "' writes to '" + network_dir +
+                   "', the conditional network's own folder; rename the style or set its "
+                   "output_dir");
+    }
+    for (const auto& field : TrainingFields()) {
+      const std::string mine = field.show(style.training);
+      const std::string first = field.show(job.styles.front().training);
+      if (may_differ.count(field.key) || mine == first) continue;
+      problems.Add(style.origin + ": style '" + style.name + "': training." + field.key + " is " +
+                   mine + " but " + first + " for style '" + job.styles.front().name +
+                   "'; the styles of a conditional network share one optimizer and one batch, so "
+                   "only content_weight, style_weight, tv_weight and style_image_size may differ");
+    }
+  }
+}
+
 void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options,
               Problems& problems) {
   auto at = [&](const YAML::Mark& mark, const std::string& message) { problems.At(mark, message); };
@@ -1669,6 +1741,7 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
       }
     }
   }
+  ValidateConditional(job, options, problems);
   if (!options.check_files) return;
   std::error_code ec;
   if (!job.data.content_dir.empty() && !fs::is_directory(job.data.content_dir, ec)) {
@@ -1779,6 +1852,13 @@ JobConfig LoadJobFromString(const std::string& text, const std::string& path,
   ApplyStyleOverrides(overrides, job, cwd, problems);
   Validate(job, origins, options, problems);
   problems.ThrowIfAny();
+  if (job.network == "conditional" && !job.styles.empty()) {
+    StyleSpec& run = job.conditional_run;
+    run.name = kConditionalNetworkName;
+    run.output_dir = ConditionalNetworkDir(job);
+    run.training = job.styles.front().training;
+    run.origin = job.source_file;
+  }
   return job;
 }
 
@@ -1874,6 +1954,10 @@ bool SameValues(const FieldTable<Target>& table, const Target& a, const Target& 
 }
 
 }  // namespace
+
+std::string ConditionalNetworkDir(const JobConfig& job) {
+  return (fs::path(job.output_dir) / kConditionalNetworkName).lexically_normal().string();
+}
 
 std::vector<Setting> ListSettings(const JobConfig& job) {
   std::vector<Setting> out;

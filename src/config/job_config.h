@@ -143,6 +143,16 @@ struct JobConfig {
   /// network). 0 (the default): the runs of one sweep train together, up to
   /// kAutoStylesAtOnce at a time, and other styles one at a time.
   int styles_at_once = 0;
+  /// "per_style": each style trains its own transformer. "conditional": all
+  /// the job's styles train one conditional network (shared convolutions, a
+  /// row of instance-norm scale and shift per style), in
+  /// ConditionalNetworkDir(); each style's metrics, previews and final
+  /// images still go to its own folder.
+  std::string network = "per_style";
+  /// With network conditional: a trained conditional network (its model.pt or
+  /// folder) that the job's styles are added to; only their new rows train and
+  /// the network's other styles stay bit-identical. Empty: a new network.
+  std::string base_model;
   DataOptions data;
   LossNetworkOptions loss_network;
   TrainingOptions training;  ///< defaults before per-style overrides
@@ -150,10 +160,20 @@ struct JobConfig {
   DistributedOptions distributed;
   MonitoringOptions monitoring;
   std::vector<StyleSpec> styles;
+  /// With network conditional: the run that trains the network of all the
+  /// styles (named kConditionalNetworkName, in ConditionalNetworkDir(), with
+  /// the first style's training settings, no image). Filled by the loader.
+  StyleSpec conditional_run;
 
   std::string source_file;   ///< the file this job was loaded from
   bool seed_format = false;  ///< true when loaded from a seed-style per-style file
 };
+
+/// Where a conditional job's network (model, checkpoints) lives: `<output_dir>/conditional`.
+std::string ConditionalNetworkDir(const JobConfig& job);
+
+/// Name of the folder of a conditional job's network, and of its run in logs.
+constexpr const char* kConditionalNetworkName = "conditional";
 
 struct LoadOptions {
   /// `section.key=value` overrides (value is YAML), applied after the file,

@@ -98,9 +98,9 @@ void ConvInTiles(const torch::Tensor& in, ConvLayerImpl& layer, int64_t tile, Ch
 // out = instance_norm(out) with the statistics given, in place: the affine
 // form ATen's own instance norm uses (x * scale + shift).
 void NormalizeInPlace(torch::Tensor& out, const ChannelStats& stats,
-                      torch::nn::InstanceNorm2dImpl& norm) {
+                      InstanceNormLayerImpl& norm) {
   const torch::Tensor scale =
-      norm.weight.to(torch::kDouble) / (stats.Variance() + norm.options.eps()).sqrt();
+      norm.weight.to(torch::kDouble) / (stats.Variance() + InstanceNormLayerImpl::kEps).sqrt();
   const torch::Tensor shift = norm.bias.to(torch::kDouble) - stats.Mean() * scale;
   out.mul_(scale.to(out.scalar_type()).view({1, -1, 1, 1}))
       .add_(shift.to(out.scalar_type()).view({1, -1, 1, 1}));
@@ -205,7 +205,7 @@ torch::Tensor ForwardOne(TransformerNet& net, const std::vector<Step>& steps,
     ChannelStats stats;
     ConvInTiles(act, *layers[i], layer_tile, step.after == After::kNothing ? nullptr : &stats, out);
     if (step.after != After::kNothing) {
-      NormalizeInPlace(out, stats, FindModule<torch::nn::InstanceNorm2dImpl>(net, step.norm));
+      NormalizeInPlace(out, stats, FindModule<InstanceNormLayerImpl>(net, step.norm));
     }
     if (step.after == After::kNormRelu) out.relu_();
     if (step.after == After::kNormAddBlockInput) {
@@ -228,6 +228,7 @@ torch::Tensor ForwardInTiles(TransformerNet& net, const torch::Tensor& x, int64_
     throw Error(message.str());
   }
   if (tile < 1) throw Error("tiled stylize: tile must be at least 1, got " + std::to_string(tile));
+  SF_CHECK(net->styles() == 0, "tiled stylize runs a per-style network (BlendedTransformer)");
   const std::vector<Step> steps = ForwardSteps();
   std::vector<torch::Tensor> outs;
   for (int64_t n = 0; n < x.size(0); ++n) {

@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cctype>
 #include <cmath>
 #include <map>
 
@@ -30,42 +31,67 @@ torch::Tensor ConvLayerImpl::forward(const torch::Tensor& x) {
   return conv2d_(y);
 }
 
-namespace {
-nn::InstanceNorm2d MakeInstanceNorm(int64_t channels) {
-  return nn::InstanceNorm2d(nn::InstanceNorm2dOptions(channels).affine(true));
+InstanceNormLayerImpl::InstanceNormLayerImpl(int64_t channels, int64_t styles) {
+  const std::vector<int64_t> shape =
+      styles == 0 ? std::vector<int64_t>{channels} : std::vector<int64_t>{styles, channels};
+  weight = register_parameter("weight", torch::ones(shape));
+  bias = register_parameter("bias", torch::zeros(shape));
 }
-}  // namespace
 
-ResidualBlockImpl::ResidualBlockImpl(int64_t channels) {
+torch::Tensor InstanceNormLayerImpl::forward(const torch::Tensor& x, const StyleMix& mix) {
+  const bool cudnn = at::globalContext().userEnabledCuDNN();
+  if (weight.dim() == 1) {
+    SF_CHECK(!mix.defined(), "a per-style network takes no style mix");
+    return torch::instance_norm(x, weight, bias, {}, {}, /*use_input_stats=*/true, 0.1, kEps,
+                                cudnn);
+  }
+  SF_CHECK(mix.defined() && mix.size(0) == x.size(0),
+           "a conditional network needs one style (or blend) per image");
+  // What torch::instance_norm does inside (one batch norm over B*C channels of
+  // a 1 x B*C x H x W view), with each image's own rows in place of the one
+  // row repeated B times: for a batch of one style the same arithmetic.
+  const bool indices = mix.scalar_type() == torch::kLong;
+  const torch::Tensor scale = indices ? weight.index_select(0, mix) : mix.matmul(weight);
+  const torch::Tensor shift = indices ? bias.index_select(0, mix) : mix.matmul(bias);
+  const int64_t b = x.size(0), c = x.size(1);
+  const torch::Tensor flat = x.contiguous().view({1, b * c, x.size(2), x.size(3)});
+  return torch::batch_norm(flat, scale.reshape({b * c}), shift.reshape({b * c}), {}, {},
+                           /*training=*/true, 0.1, kEps, cudnn)
+      .view(x.sizes());
+}
+
+ResidualBlockImpl::ResidualBlockImpl(int64_t channels, int64_t styles) {
   conv1_ = register_module("conv1", ConvLayer(channels, channels, 3, 1));
-  in1_ = register_module("in1", MakeInstanceNorm(channels));
+  in1_ = register_module("in1", InstanceNormLayer(channels, styles));
   conv2_ = register_module("conv2", ConvLayer(channels, channels, 3, 1));
-  in2_ = register_module("in2", MakeInstanceNorm(channels));
+  in2_ = register_module("in2", InstanceNormLayer(channels, styles));
 }
 
-torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = in1_(conv1_(x)).relu_();
-  return in2_(conv2_(y)) + x;
+torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x, const StyleMix& mix) {
+  torch::Tensor y = in1_(conv1_(x), mix).relu_();
+  return in2_(conv2_(y), mix) + x;
 }
 
-TransformerNetImpl::TransformerNetImpl() {
+TransformerNetImpl::TransformerNetImpl(int64_t styles) : styles_(styles) {
+  SF_CHECK(styles >= 0, "style count must not be negative");
   conv1_ = register_module("conv1", ConvLayer(3, 32, 9, 1));
-  in1_ = register_module("in1", MakeInstanceNorm(32));
+  in1_ = register_module("in1", InstanceNormLayer(32, styles));
   conv2_ = register_module("conv2", ConvLayer(32, 64, 3, 2));
-  in2_ = register_module("in2", MakeInstanceNorm(64));
+  in2_ = register_module("in2", InstanceNormLayer(64, styles));
   conv3_ = register_module("conv3", ConvLayer(64, 128, 3, 2));
-  in3_ = register_module("in3", MakeInstanceNorm(128));
-  res1_ = register_module("res1", ResidualBlock(128));
-  res2_ = register_module("res2", ResidualBlock(128));
-  res3_ = register_module("res3", ResidualBlock(128));
-  res4_ = register_module("res4", ResidualBlock(128));
-  res5_ = register_module("res5", ResidualBlock(128));
+  in3_ = register_module("in3", InstanceNormLayer(128, styles));
+  res1_ = register_module("res1", ResidualBlock(128, styles));
+  res2_ = register_module("res2", ResidualBlock(128, styles));
+  res3_ = register_module("res3", ResidualBlock(128, styles));
+  res4_ = register_module("res4", ResidualBlock(128, styles));
+  res5_ = register_module("res5", ResidualBlock(128, styles));
   deconv1_ = register_module("deconv1", ConvLayer(128, 64, 3, 1, 2));
-  in4_ = register_module("in4", MakeInstanceNorm(64));
+  in4_ = register_module("in4", InstanceNormLayer(64, styles));
   deconv2_ = register_module("deconv2", ConvLayer(64, 32, 3, 1, 2));
-  in5_ = register_module("in5", MakeInstanceNorm(32));
+  in5_ = register_module("in5", InstanceNormLayer(32, styles));
   deconv3_ = register_module("deconv3", ConvLayer(32, 3, 9, 1));
-  // Freeze the biases an instance norm cancels (see TrainableParameters).
+  // Freeze the biases an instance norm cancels (see TrainableParameters); in a
+  // conditional network every style's row of them.
   torch::NoGradGuard no_grad;
   for (auto& item : named_parameters()) {
     const std::string& key = item.key();
@@ -82,13 +108,13 @@ TransformerNetImpl::TransformerNetImpl() {
 }
 
 // ReLUs run in place: instance norm's backward reads its input, not its output.
-torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = in1_(conv1_(x)).relu_();
-  y = in2_(conv2_(y)).relu_();
-  y = in3_(conv3_(y)).relu_();
-  y = res5_(res4_(res3_(res2_(res1_(y)))));
-  y = in4_(deconv1_(y)).relu_();
-  y = in5_(deconv2_(y)).relu_();
+torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x, const StyleMix& mix) {
+  torch::Tensor y = in1_(conv1_(x), mix).relu_();
+  y = in2_(conv2_(y), mix).relu_();
+  y = in3_(conv3_(y), mix).relu_();
+  for (ResidualBlock* block : {&res1_, &res2_, &res3_, &res4_, &res5_}) y = (*block)(y, mix);
+  y = in4_(deconv1_(y), mix).relu_();
+  y = in5_(deconv2_(y), mix).relu_();
   return deconv3_(y);
 }
 
@@ -103,9 +129,9 @@ void InitializeTransformer(TransformerNet& net, uint64_t seed) {
       conv->weight.uniform_(-bound, bound, generator);
       if (conv->bias.defined() && conv->bias.requires_grad())
         conv->bias.uniform_(-bound, bound, generator);
-    } else if (auto* norm = module->as<torch::nn::InstanceNorm2d>()) {
-      if (norm->weight.defined()) norm->weight.fill_(1.0);
-      if (norm->bias.defined()) norm->bias.zero_();
+    } else if (auto* norm = module->as<InstanceNormLayer>()) {
+      norm->weight.fill_(1.0);
+      norm->bias.zero_();
     }
   }
 }
@@ -114,6 +140,60 @@ std::vector<std::pair<std::string, torch::Tensor>> TrainableParameters(Transform
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& item : net->named_parameters()) {
     if (item.value().requires_grad()) out.emplace_back(item.key(), item.value());
+  }
+  return out;
+}
+
+bool IsStyleRowParameter(const std::string& name) {
+  // The module is the segment before the last: in1..in5, or resK.in1/in2.
+  const size_t dot = name.rfind('.');
+  if (dot == std::string::npos || dot == 0) return false;
+  const size_t before = name.rfind('.', dot - 1);
+  const size_t start = before == std::string::npos ? 0 : before + 1;
+  const std::string module = name.substr(start, dot - start);
+  return module.size() == 3 && module.compare(0, 2, "in") == 0 &&
+         std::isdigit(static_cast<unsigned char>(module[2]));
+}
+
+void FreezeSharedLayers(TransformerNet& net) {
+  for (auto& item : net->named_parameters()) {
+    if (!IsStyleRowParameter(item.key())) item.value().set_requires_grad(false);
+  }
+}
+
+TransformerNet BlendedTransformer(TransformerNet& conditional, const torch::Tensor& weights) {
+  SF_CHECK(conditional->styles() > 0 && weights.dim() == 1 &&
+               weights.size(0) == conditional->styles(),
+           "a blend needs one weight per style of a conditional network");
+  TransformerNet out;
+  torch::NoGradGuard no_grad;
+  const auto source = conditional->named_parameters();
+  const torch::Tensor w = weights.to(torch::kFloat32).to(conditional->parameters()[0].device());
+  for (auto& item : out->named_parameters()) {
+    const torch::Tensor& from = source[item.key()];
+    item.value().copy_(from.dim() == 2 && item.value().dim() == 1 ? w.matmul(from) : from);
+  }
+  out->to(conditional->parameters()[0].device());
+  out->eval();
+  return out;
+}
+
+TransformerNet ExtendedTransformer(TransformerNet& base, int64_t styles) {
+  SF_CHECK(base->styles() > 0 && styles >= base->styles(),
+           "a conditional network extends to more styles");
+  TransformerNet out(styles);
+  torch::NoGradGuard no_grad;
+  const auto source = base->named_parameters();
+  const int64_t old = base->styles();
+  for (auto& item : out->named_parameters()) {
+    const torch::Tensor& from = source[item.key()];
+    if (from.sizes() == item.value().sizes()) {
+      item.value().copy_(from);
+    } else {
+      item.value().narrow(0, 0, old).copy_(from);
+      item.value().narrow(0, old, styles - old).copy_(from.mean(0, true).expand(
+          {styles - old, from.size(1)}));
+    }
   }
   return out;
 }

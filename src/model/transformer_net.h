@@ -11,6 +11,13 @@
 // image is written. Parameter names are the PyTorch example's
 // (`conv1.conv2d.weight`, `in1.weight`, `res1.conv1.conv2d.weight`, ...), so a
 // state dict moves between stylefleet and that example unchanged.
+//
+// Conditional (Dumoulin, Shlens and Kudlur, "A Learned Representation for
+// Artistic Style", 2017): one network for N styles. The convolutions are
+// shared; every instance norm holds N rows of scale and shift (`in1.weight` is
+// N x 32 instead of 32), and each image is normalized with its style's row, or
+// with a convex combination of rows (a blend). Row s of a conditional network
+// is exactly the affine scale/shift of a per-style network.
 #pragma once
 
 #include <torch/torch.h>
@@ -36,27 +43,52 @@ class ConvLayerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ConvLayer);
 
+/// Which scale/shift rows a conditional network uses for each image of a
+/// batch: undefined for a per-style network; int64 [B] style indices; or
+/// float [B x N] blend weights (each row a convex combination).
+using StyleMix = torch::Tensor;
+
+/// Instance normalization (per image and channel, biased variance, eps 1e-5)
+/// with a learned scale `weight` and shift `bias`: shape [C] for a per-style
+/// network (the same arithmetic as torch::nn::InstanceNorm2d with affine), or
+/// [N x C] for a conditional one, whose forward takes a StyleMix.
+class InstanceNormLayerImpl : public torch::nn::Module {
+ public:
+  InstanceNormLayerImpl(int64_t channels, int64_t styles);
+  torch::Tensor forward(const torch::Tensor& x, const StyleMix& mix);
+
+  static constexpr double kEps = 1e-5;
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(InstanceNormLayer);
+
 class ResidualBlockImpl : public torch::nn::Module {
  public:
-  explicit ResidualBlockImpl(int64_t channels);
-  torch::Tensor forward(const torch::Tensor& x);
+  ResidualBlockImpl(int64_t channels, int64_t styles);
+  torch::Tensor forward(const torch::Tensor& x, const StyleMix& mix);
 
  private:
   ConvLayer conv1_{nullptr}, conv2_{nullptr};
-  torch::nn::InstanceNorm2d in1_{nullptr}, in2_{nullptr};
+  InstanceNormLayer in1_{nullptr}, in2_{nullptr};
 };
 TORCH_MODULE(ResidualBlock);
 
 class TransformerNetImpl : public torch::nn::Module {
  public:
-  TransformerNetImpl();
-  /// x: N x 3 x H x W, RGB 0..255, H and W multiples of 4. Returns the same shape.
-  torch::Tensor forward(const torch::Tensor& x);
+  /// `styles` 0: a per-style network; N >= 1: a conditional network of N styles.
+  explicit TransformerNetImpl(int64_t styles = 0);
+  /// x: B x 3 x H x W, RGB 0..255, H and W multiples of 4. Returns the same
+  /// shape. A conditional network needs `mix` (B entries); a per-style one
+  /// takes none.
+  torch::Tensor forward(const torch::Tensor& x, const StyleMix& mix = {});
+
+  /// N for a conditional network of N styles, 0 for a per-style network.
+  int64_t styles() const { return styles_; }
 
  private:
+  int64_t styles_;
   ConvLayer conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
-  torch::nn::InstanceNorm2d in1_{nullptr}, in2_{nullptr}, in3_{nullptr}, in4_{nullptr},
-      in5_{nullptr};
+  InstanceNormLayer in1_{nullptr}, in2_{nullptr}, in3_{nullptr}, in4_{nullptr}, in5_{nullptr};
   ResidualBlock res1_{nullptr}, res2_{nullptr}, res3_{nullptr}, res4_{nullptr}, res5_{nullptr};
   ConvLayer deconv1_{nullptr}, deconv2_{nullptr}, deconv3_{nullptr};
 };
@@ -79,6 +111,28 @@ std::vector<std::pair<std::string, torch::Tensor>> TrainableParameters(Transform
 /// the frozen biases stay 0. An explicit generator rather than the global one,
 /// so that ranks driven from threads of one process (tests) initialise alike.
 void InitializeTransformer(TransformerNet& net, uint64_t seed);
+
+/// True for the scale/shift rows of a conditional network's instance norms:
+/// what one style owns (its row) rather than what all styles share.
+bool IsStyleRowParameter(const std::string& name);
+
+/// Freezes everything the styles share (convolutions): afterwards only the
+/// instance norms' rows train. For adding styles to a trained conditional
+/// network, whose other styles then stay bit-identical as long as no batch
+/// holds them (their rows get zero gradients, so Adam leaves them).
+void FreezeSharedLayers(TransformerNet& net);
+
+/// A per-style network equal to `conditional` with the blend `weights` ([N],
+/// convex: checked by the caller): the shared convolutions copied, each norm's
+/// scale and shift the weighted sum of its rows. With all weight on style s
+/// it computes exactly what the conditional network does for s.
+TransformerNet BlendedTransformer(TransformerNet& conditional, const torch::Tensor& weights);
+
+/// A conditional network of `styles` whose first rows come from `base` (a
+/// conditional network with fewer styles): shared layers and rows copied; the
+/// new rows start at the mean of the base's rows (a trained average style,
+/// nearer to what the shared layers expect than scale 1 and shift 0).
+TransformerNet ExtendedTransformer(TransformerNet& base, int64_t styles);
 
 /// Name of the head, stored in model files' metadata.
 constexpr const char* kTransformerHead = "linear";

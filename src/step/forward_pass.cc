@@ -43,6 +43,55 @@ torch::ScalarType ComputeType(Precision precision) {
   return precision == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat32;
 }
 
+// Each style's terms over its own images (ConditionalBatch), and their
+// image-weighted mean. `features(layer)` gives the batch's generated
+// activations at a layer.
+template <typename Features, typename LayersOf>
+LossTerms ConditionalLosses(ConditionalBatch& batch, const Features& features,
+                            const std::vector<torch::Tensor>& content_targets,
+                            const torch::Tensor& generated, const LossNetworkUse& use,
+                            const LayersOf& layers_of) {
+  const int64_t images = generated.size(0);
+  batch.shares.assign(batch.targets.size(), StyleShare{});
+  LossTerms mean;
+  for (size_t j = 0; j < batch.targets.size(); ++j) {
+    const torch::Tensor mine =
+        (batch.rows == batch.first_row + static_cast<int64_t>(j)).nonzero().flatten();
+    StyleShare& share = batch.shares[j];
+    share.images = mine.size(0);
+    if (share.images == 0) continue;
+    // All of the batch: the tensors themselves, so that a one-style batch
+    // computes exactly what a per-style network's does.
+    auto pick = [&](const torch::Tensor& t) {
+      return share.images == images ? t : t.index_select(0, mine);
+    };
+    const StyleLossTarget& target = batch.targets[j];
+    SF_CHECK(target.style_grams != nullptr, "style grams missing");
+    std::vector<torch::Tensor> gen_content, content, gen_style;
+    for (size_t i = 0; i < use.content_layers.size(); ++i) {
+      gen_content.push_back(pick(features(use.content_layers[i])));
+      content.push_back(pick(content_targets[i]));
+    }
+    for (int layer : layers_of(target)) gen_style.push_back(pick(features(layer)));
+    share.terms = ComputeLosses(gen_content, content, gen_style, *target.style_grams,
+                                pick(generated), target.weights);
+    const double fraction = double(share.images) / double(images);
+    auto add = [&](torch::Tensor& sum, const torch::Tensor& term) {
+      const torch::Tensor weighted = share.images == images ? term : term * fraction;
+      sum = sum.defined() ? sum + weighted : weighted;
+    };
+    add(mean.content, share.terms.content);
+    add(mean.style, share.terms.style);
+    add(mean.tv, share.terms.tv);
+    add(mean.total, share.terms.total);
+    mean.style_layers.resize(share.terms.style_layers.size());
+    for (size_t i = 0; i < share.terms.style_layers.size(); ++i)
+      add(mean.style_layers[i], share.terms.style_layers[i]);
+  }
+  SF_CHECK(mean.total.defined(), "a conditional batch holds images of none of its styles");
+  return mean;
+}
+
 }  // namespace
 
 const char* PrecisionName(Precision precision) {
@@ -61,8 +110,14 @@ std::vector<torch::Tensor> StyleGrams(const Vgg16& vgg, const torch::Tensor& sty
 std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& nets,
                                           const Vgg16& vgg, const torch::Tensor& content,
                                           const std::vector<StyleLossTarget>& targets,
-                                          const LossNetworkUse& use, StepClock* clock) {
+                                          const LossNetworkUse& use, StepClock* clock,
+                                          const std::vector<ConditionalBatch*>& conditional) {
   SF_CHECK(!nets.empty() && nets.size() == targets.size(), "one loss target per network");
+  SF_CHECK(conditional.empty() || conditional.size() == nets.size(),
+           "one conditional batch entry per network");
+  auto batch_of = [&](size_t k) -> ConditionalBatch* {
+    return conditional.empty() ? nullptr : conditional[k];
+  };
   auto begin = [&](Phase phase, const char* detail) {
     if (clock != nullptr) clock->Begin(phase, detail);
   };
@@ -79,19 +134,27 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
   {
     begin(Phase::kTransformerForward, "");
     Bf16Autocast autocast(bf16, content.device());
-    for (TransformerNet* net : nets)
-      generated.push_back((*net)->forward(content).to(torch::kFloat32));
+    for (size_t k = 0; k < nets.size(); ++k) {
+      const ConditionalBatch* batch = batch_of(k);
+      generated.push_back(
+          (*nets[k])->forward(content, batch != nullptr ? batch->rows : StyleMix()).to(torch::kFloat32));
+    }
   }
   // One pass over every layer some style needs; each style reads its own.
   auto layers_of = [&](const StyleLossTarget& target) -> const std::vector<int>& {
     return target.style_layers != nullptr ? *target.style_layers : use.style_layers;
   };
   std::vector<int> all_layers = use.content_layers;
-  for (const StyleLossTarget& target : targets) {
+  auto add_layers = [&](const StyleLossTarget& target) {
     for (int layer : layers_of(target)) {
       if (std::find(all_layers.begin(), all_layers.end(), layer) == all_layers.end())
         all_layers.push_back(layer);
     }
+  };
+  for (size_t k = 0; k < nets.size(); ++k) {
+    if (batch_of(k) == nullptr) add_layers(targets[k]);
+    if (batch_of(k) != nullptr)
+      for (const StyleLossTarget& target : batch_of(k)->targets) add_layers(target);
   }
   begin(Phase::kVggForward, "generated");
   const torch::Tensor stacked = generated.size() == 1 ? generated[0] : torch::cat(generated, 0);
@@ -110,6 +173,10 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
           nets.size() == 1 ? f : f.narrow(0, static_cast<int64_t>(k) * batch, batch);
       return mine.to(torch::kFloat32);
     };
+    if (ConditionalBatch* batch = batch_of(k)) {
+      out.push_back(ConditionalLosses(*batch, part, target_content, generated[k], use, layers_of));
+      continue;
+    }
     std::vector<torch::Tensor> gen_content, gen_style;
     for (int layer : use.content_layers) gen_content.push_back(part(layer));
     for (int layer : layers_of(targets[k])) gen_style.push_back(part(layer));

@@ -31,6 +31,25 @@ struct StyleLossTarget {
   const std::vector<int>* style_layers = nullptr;
 };
 
+/// One style's share of a conditional network's batch.
+struct StyleShare {
+  int64_t images = 0;  ///< images of this style in the batch; 0: absent, `terms` undefined
+  LossTerms terms;     ///< the seed's terms over those images only
+};
+
+/// A conditional network's batch: the style of each image. Each image's
+/// style loss uses its own style's Gram targets and weights; the network's
+/// terms are the image-weighted mean of its styles' terms (each image counts
+/// once, as in a per-style batch), so a batch of one style gives exactly
+/// that style's terms.
+struct ConditionalBatch {
+  torch::Tensor rows;                    ///< int64 [B]: each image's style row
+  int64_t first_row = 0;                 ///< `targets[k]` is row first_row + k
+  std::vector<StyleLossTarget> targets;  ///< the styles that may appear
+  /// Filled by the pass: one per target.
+  std::vector<StyleShare> shares;
+};
+
 /// Layers and precision common to the styles of one forward pass.
 struct LossNetworkUse {
   std::vector<int> content_layers;  ///< VGG indices (0..12)
@@ -43,10 +62,13 @@ struct LossNetworkUse {
 /// once, without gradients and only as deep as the deepest content layer; the
 /// K generated batches go through it together (one K*B batch). Each style's
 /// terms equal those of a separate pass up to rounding. `clock` may be null.
+/// `conditional` (empty, or one entry per net): for a conditional network its
+/// batch (its entry in `targets` is then unused), null for a per-style one.
 std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& nets,
                                           const Vgg16& vgg, const torch::Tensor& content,
                                           const std::vector<StyleLossTarget>& targets,
-                                          const LossNetworkUse& use, StepClock* clock);
+                                          const LossNetworkUse& use, StepClock* clock,
+                                          const std::vector<ConditionalBatch*>& conditional = {});
 
 /// Gram matrices of a style image (1 x 3 x H x W, 0..255) at `layers`, in float32.
 std::vector<torch::Tensor> StyleGrams(const Vgg16& vgg, const torch::Tensor& style_image,

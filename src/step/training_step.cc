@@ -26,6 +26,26 @@ StyleStepValues ToStepValues(const std::vector<double>& values) {
   return out;
 }
 
+// Images, then each term times images (summed over parts and ranks).
+void AddStyleSums(const StyleShare& share, std::vector<double>& sums) {
+  if (share.images == 0) return;
+  const std::vector<double> values = TermValues(share.terms);
+  SF_CHECK(sums.size() == 1 + values.size(), "style value count");
+  sums[0] += double(share.images);
+  for (size_t i = 0; i < values.size(); ++i) sums[1 + i] += values[i] * double(share.images);
+}
+
+StyleStepValues FromStyleSums(const std::vector<double>& sums) {
+  StyleStepValues out;
+  out.images = static_cast<int64_t>(sums[0]);
+  if (out.images == 0) return out;
+  std::vector<double> mean(sums.begin() + 1, sums.end());
+  for (double& x : mean) x /= sums[0];
+  out = ToStepValues(mean);
+  out.images = static_cast<int64_t>(sums[0]);
+  return out;
+}
+
 // The loss value only: a constant added to the loss leaves its gradients as they were.
 void InjectLossFault(InjectedFault fault, torch::Tensor& total) {
   if (fault == InjectedFault::kNanLoss) total = total + std::numeric_limits<double>::quiet_NaN();
@@ -61,12 +81,14 @@ TrainingStep::TrainingStep(const Vgg16& vgg, Communicator& control, Communicator
 StepOutcome TrainingStep::Run(const torch::Tensor& content, const std::vector<StepStyle>& styles,
                               bool stop_requested) {
   SF_CHECK(!styles.empty(), "a step needs at least one style");
-  std::vector<std::vector<double>> values = ForwardBackward(content, styles);
+  std::vector<RankValues> values = ForwardBackward(content, styles);
   StepOutcome outcome;
   outcome.stop = AllReduceLossValues(values, stop_requested);
   for (size_t k = 0; k < styles.size(); ++k) {
-    outcome.styles.push_back(ToStepValues(values[k]));
+    outcome.styles.push_back(ToStepValues(values[k].mean));
     StyleStepValues& v = outcome.styles.back();
+    v.images = content.size(0) * control_.size();
+    for (const auto& sums : values[k].style_sums) v.styles.push_back(FromStyleSums(sums));
     // The averaged total is the same on every rank, so is this verdict: a NaN
     // must never reach the weights.
     v.bad =
@@ -76,7 +98,7 @@ StepOutcome TrainingStep::Run(const torch::Tensor& content, const std::vector<St
   return outcome;
 }
 
-std::vector<std::vector<double>> TrainingStep::ForwardBackward(
+std::vector<TrainingStep::RankValues> TrainingStep::ForwardBackward(
     const torch::Tensor& content, const std::vector<StepStyle>& styles) {
   std::vector<TransformerNet*> nets;
   std::vector<StyleLossTarget> targets;
@@ -86,14 +108,35 @@ std::vector<std::vector<double>> TrainingStep::ForwardBackward(
     targets.push_back(s.target);
   }
   const int parts = options_.micro_batches;
-  std::vector<std::vector<double>> values(styles.size());
+  std::vector<RankValues> values(styles.size());
+  // Each part's copy of the conditional networks' batches: their rows follow the images.
+  std::vector<ConditionalBatch> part_batches(styles.size());
+  std::vector<ConditionalBatch*> conditional;
+  for (size_t k = 0; k < styles.size(); ++k) {
+    if (styles[k].conditional == nullptr) continue;
+    conditional.resize(styles.size(), nullptr);
+    conditional[k] = &part_batches[k];
+    // Sized ahead: a style absent on this rank still takes its place in the allreduce.
+    for (const StyleLossTarget& target : styles[k].conditional->targets) {
+      const size_t layers = target.style_layers != nullptr ? target.style_layers->size()
+                                                           : options_.use.style_layers.size();
+      values[k].style_sums.emplace_back(5 + layers, 0.0);
+    }
+  }
   for (int part = 0; part < parts; ++part) {
     // Part m takes images m, m+M, ... (strided like the shards of a group, so
     // M parts in one process reproduce M ranks bit for bit).
-    const torch::Tensor images =
-        parts == 1 ? content : content.slice(0, part, content.size(0), parts).contiguous();
+    auto take = [&](const torch::Tensor& t) {
+      return parts == 1 ? t : t.slice(0, part, t.size(0), parts).contiguous();
+    };
+    const torch::Tensor images = take(content);
+    for (size_t k = 0; k < styles.size(); ++k) {
+      if (styles[k].conditional == nullptr) continue;
+      part_batches[k] = *styles[k].conditional;
+      part_batches[k].rows = take(styles[k].conditional->rows);
+    }
     std::vector<LossTerms> terms =
-        ForwardStyleLosses(nets, vgg_, images, targets, options_.use, clock_);
+        ForwardStyleLosses(nets, vgg_, images, targets, options_.use, clock_, conditional);
     if (clock_ != nullptr) clock_->Begin(Phase::kBackward);
     // One backward for all styles: each network's gradient comes from its own loss only.
     torch::Tensor total;
@@ -106,26 +149,33 @@ std::vector<std::vector<double>> TrainingStep::ForwardBackward(
     total.backward();
     for (size_t k = 0; k < styles.size(); ++k) {
       const std::vector<double> part_values = TermValues(terms[k]);
-      values[k].resize(part_values.size(), 0.0);
-      for (size_t i = 0; i < part_values.size(); ++i) values[k][i] += part_values[i] / parts;
+      values[k].mean.resize(part_values.size(), 0.0);
+      for (size_t i = 0; i < part_values.size(); ++i) values[k].mean[i] += part_values[i] / parts;
+      for (size_t j = 0; j < part_batches[k].shares.size(); ++j)
+        AddStyleSums(part_batches[k].shares[j], values[k].style_sums[j]);
     }
   }
   for (const StepStyle& s : styles) InjectGradientFault(s.fault, *s.adam);
   return values;
 }
 
-bool TrainingStep::AllReduceLossValues(std::vector<std::vector<double>>& values,
-                                       bool stop_requested) {
+bool TrainingStep::AllReduceLossValues(std::vector<RankValues>& values, bool stop_requested) {
   if (clock_ != nullptr) clock_->Begin(Phase::kAllreduce, "loss values");
   if (control_.size() == 1) return stop_requested;
   std::vector<double> flat;
-  for (const auto& v : values) flat.insert(flat.end(), v.begin(), v.end());
+  for (const RankValues& v : values) {
+    flat.insert(flat.end(), v.mean.begin(), v.mean.end());
+    for (const auto& sums : v.style_sums) flat.insert(flat.end(), sums.begin(), sums.end());
+  }
   flat.push_back(stop_requested ? 1.0 : 0.0);
   control_.AllReduceSum(flat.data(), flat.size(), "loss allreduce");
   const double ranks = control_.size();
   size_t i = 0;
-  for (auto& v : values) {
-    for (double& x : v) x = flat[i++] / ranks;
+  for (RankValues& v : values) {
+    for (double& x : v.mean) x = flat[i++] / ranks;
+    for (auto& sums : v.style_sums) {
+      for (double& x : sums) x = flat[i++];  // sums stay sums: divided by their image counts
+    }
   }
   return flat.back() > 0;
 }

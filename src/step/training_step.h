@@ -39,7 +39,11 @@ struct StepStyle {
   TransformerNet* net = nullptr;
   Adam* adam = nullptr;
   GradientBuckets* buckets = nullptr;  ///< over the trainable parameters of `net`
-  StyleLossTarget target;
+  StyleLossTarget target;  ///< a per-style network's
+  /// A conditional network's: the style row of each image of this rank's
+  /// batch and the targets of its styles (`target` unused). Null for a
+  /// per-style network.
+  const ConditionalBatch* conditional = nullptr;
   /// Test-only fault injection on this rank in this step.
   InjectedFault fault = InjectedFault::kNone;
 };
@@ -51,6 +55,12 @@ struct StyleStepValues {
   /// A NaN/Inf loss or gradient: the update was skipped. The same verdict on
   /// every rank (decided on group averages and averaged gradients).
   bool bad = false;
+  /// Images the values were taken over, in the whole group.
+  int64_t images = 0;
+  /// A conditional network's styles (one per target of its ConditionalBatch):
+  /// each averaged over its own images in the group; `images` 0 when the
+  /// step had none of that style (its values are then 0).
+  std::vector<StyleStepValues> styles;
 };
 
 struct StepOutcome {
@@ -87,12 +97,17 @@ class TrainingStep {
                   bool stop_requested);
 
  private:
-  // This rank's loss terms per style, averaged over the micro-batches:
-  // content, style, tv, total, then each style layer.
-  std::vector<std::vector<double>> ForwardBackward(const torch::Tensor& content,
-                                                   const std::vector<StepStyle>& styles);
-  // One allreduce of every style's values plus the stop flag.
-  bool AllReduceLossValues(std::vector<std::vector<double>>& values, bool stop_requested);
+  // Per network, this rank's loss terms averaged over the micro-batches
+  // (content, style, tv, total, then each style layer) and, for a
+  // conditional network, per style: images, then each term times images.
+  struct RankValues {
+    std::vector<double> mean;
+    std::vector<std::vector<double>> style_sums;
+  };
+  std::vector<RankValues> ForwardBackward(const torch::Tensor& content,
+                                          const std::vector<StepStyle>& styles);
+  // One allreduce of every network's values plus the stop flag.
+  bool AllReduceLossValues(std::vector<RankValues>& values, bool stop_requested);
   // Averages and applies one style's gradients; false when a gradient is not finite.
   bool AverageAndUpdate(const StepStyle& style, double& allreduce_seconds);
 

@@ -70,7 +70,34 @@ std::vector<const StyleSpec*> SelectStyles(const JobConfig& job,
   return styles;
 }
 
+std::vector<const StyleSpec*> SelectRuns(const JobConfig& job,
+                                         const std::vector<std::string>& names) {
+  if (job.network != "conditional") return SelectStyles(job, names);
+  if (!names.empty()) {
+    throw ConfigError({"--style: job.network is conditional: its " +
+                       std::to_string(job.styles.size()) +
+                       " styles train together in one network, so none can be trained alone; "
+                       "leave --style out"});
+  }
+  if (job.styles.empty()) return {};
+  return {&job.conditional_run};
+}
+
+int RanksPerRun(const JobConfig& job) {
+  return job.network == "conditional" ? 0 : job.distributed.ranks_per_style;
+}
+
 namespace {
+
+// The folders a run writes: its own, and a conditional network's styles'.
+std::vector<std::pair<std::string, std::string>> RunFolders(const JobConfig& job,
+                                                            const StyleSpec& run) {
+  std::vector<std::pair<std::string, std::string>> folders = {{run.output_dir, run.name}};
+  if (&run == &job.conditional_run) {
+    for (const StyleSpec& s : job.styles) folders.emplace_back(s.output_dir, s.name);
+  }
+  return folders;
+}
 
 // A resumed style whose settings changed: changes that are safe are logged;
 // the others are one problem (or, when allowed, a warning).
@@ -113,15 +140,14 @@ std::vector<std::string> SettingsProblems(const JobConfig& job, const StyleSpec&
 std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options) {
   std::vector<const StyleSpec*> styles;
   try {
-    styles = SelectStyles(job, options.only_styles);
+    styles = SelectRuns(job, options.only_styles);
   } catch (const ConfigError& e) {
     return e.problems();
   }
   std::vector<std::string> problems;
   StyleSchedule plan;
   try {
-    plan =
-        PlanStyles(static_cast<int>(styles.size()), options.world, job.distributed.ranks_per_style);
+    plan = PlanStyles(static_cast<int>(styles.size()), options.world, RanksPerRun(job));
   } catch (const ConfigError& e) {
     return e.problems();
   }
@@ -139,11 +165,13 @@ std::vector<std::string> PreflightProblems(const JobConfig& job, const Preflight
           std::to_string(files) +
           " images; one step needs batch_size x ranks per style = " + std::to_string(needed));
     }
-    const std::string conflict = OutputDirConflict(style->output_dir, job.name, style->name);
-    if (!conflict.empty()) {
-      problems.push_back("style '" + style->name + "': " + conflict);
-      continue;
+    bool conflicts = false;
+    for (const auto& [folder, name] : RunFolders(job, *style)) {
+      const std::string conflict = OutputDirConflict(folder, job.name, name);
+      if (!conflict.empty()) problems.push_back("style '" + name + "': " + conflict);
+      conflicts = conflicts || !conflict.empty();
     }
+    if (conflicts) continue;
     for (auto& p : SettingsProblems(job, *style, plan.ranks_per_group, options)) {
       problems.push_back(std::move(p));
     }
@@ -159,22 +187,25 @@ std::vector<FileLock> LockStyleFolders(const JobConfig& job,
                                        const std::vector<std::string>& only_styles, World& world) {
   const ProcessInfo& me = world.info();
   CheckRanksAgreeOnJob(world.all(), job, only_styles, ListImageFiles(job.data.content_dir));
-  const std::vector<const StyleSpec*> styles = SelectStyles(job, only_styles);
+  const std::vector<const StyleSpec*> styles = SelectRuns(job, only_styles);
   const StyleSchedule plan =
-      PlanStyles(static_cast<int>(styles.size()), me.size, job.distributed.ranks_per_style);
+      PlanStyles(static_cast<int>(styles.size()), me.size, RanksPerRun(job));
   std::vector<FileLock> locks;
   if (plan.RankInGroup(me.rank) != 0) return locks;  // only group roots write
   for (int index : plan.styles_of_group[static_cast<size_t>(plan.GroupOf(me.rank))]) {
     const StyleSpec& style = *styles[static_cast<size_t>(index)];
     ClaimOutputDir(style.output_dir, job.name, style.name, style.sweep, style.swept);
-    const std::string path = (fs::path(style.output_dir) / "stylefleet.lock").string();
-    try {
-      locks.emplace_back(path, ThisProcessDescription());
-    } catch (const Error& e) {
-      throw Error("style '" + style.name + "': its output folder " + style.output_dir +
-                  " is in use by another run (" + e.what() +
-                  "); two runs would write the same checkpoints and metrics. Wait for that run "
-                  "to end or stop it, or train into another job.output_dir");
+    for (const auto& [folder, name] : RunFolders(job, style)) {
+      if (folder != style.output_dir) ClaimOutputDir(folder, job.name, name);
+      const std::string path = (fs::path(folder) / "stylefleet.lock").string();
+      try {
+        locks.emplace_back(path, ThisProcessDescription());
+      } catch (const Error& e) {
+        throw Error("style '" + name + "': its output folder " + folder +
+                    " is in use by another run (" + e.what() +
+                    "); two runs would write the same checkpoints and metrics. Wait for that "
+                    "run to end or stop it, or train into another job.output_dir");
+      }
     }
   }
   return locks;

@@ -20,6 +20,17 @@ namespace stylefleet {
 std::vector<const StyleSpec*> SelectStyles(const JobConfig& job,
                                            const std::vector<std::string>& names);
 
+/// What `train` trains, one entry per network: the styles SelectStyles picks,
+/// or for a conditional job (job.network) its one network run
+/// (job.conditional_run), which holds all its styles: `--style` cannot pick
+/// among them (ConfigError).
+std::vector<const StyleSpec*> SelectRuns(const JobConfig& job,
+                                         const std::vector<std::string>& names);
+
+/// The ranks_per_style that lays `job`'s runs onto the ranks: the job's, or 0
+/// (all ranks in one group) for a conditional network.
+int RanksPerRun(const JobConfig& job);
+
 struct PreflightOptions {
   std::vector<std::string> only_styles;  ///< the `--style` selection; empty: all
   int world = 1;                         ///< ranks of the launch

@@ -17,6 +17,15 @@ fs::path RecordPath(const std::string& style_dir) { return fs::path(style_dir) /
 
 std::vector<Setting> RunSettings(const JobConfig& job, const StyleSpec& style, int group_ranks) {
   std::vector<Setting> settings = StyleRunSettings(job, style);
+  // A conditional network learns all the job's styles: each one's image,
+  // weights and style settings are the network's too.
+  if (&style == &job.conditional_run) {
+    for (const StyleSpec& member : job.styles) {
+      for (Setting& s : StyleRunSettings(job, member)) {
+        if (s.key.rfind("styles.", 0) == 0) settings.push_back(std::move(s));
+      }
+    }
+  }
   settings.push_back({"ranks training the style together", std::to_string(group_ranks),
                       Agreement::kEveryRank, OnResume::kMustMatch});
   return settings;

@@ -1,5 +1,8 @@
 #include "train/style_run.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -9,6 +12,7 @@
 #include "common/error.h"
 #include "common/fnv1a.h"
 #include "common/log.h"
+#include "common/vgg_layers.h"
 #include "data/image.h"
 #include "data/image_tensor.h"
 #include "runtime/group_ops.h"
@@ -60,12 +64,23 @@ StyleRun::StyleRun(const StyleRunContext& context, const StyleSpec& style)
   loss_use_.precision = EffectivePrecision(style.training.precision, context.runtime->device());
   const TrainingOptions& t = style.training;
   weights_ = {t.content_weight, t.style_weight, t.tv_weight};
+  if (&style == &job_.conditional_run) {
+    for (const StyleSpec& member : job_.styles) {
+      members_.push_back(Member{&member,
+                                RunOutputs(member.output_dir, member.name,
+                                           member.training.style_layers),
+                                {},
+                                VggLayerIndices(member.training.style_layers),
+                                {}});
+    }
+  }
 }
 
 bool StyleRun::Prepare() {
   const TrainingOptions& t = style_.training;
   RunOnRoot(control_, "output folder claim", [&] {
     ClaimOutputDir(style_.output_dir, job_.name, style_.name, style_.sweep, style_.swept);
+    for (const Member& m : members_) ClaimOutputDir(m.spec->output_dir, job_.name, m.spec->name);
     // What this run trains with, for the next resume to compare (train/preflight.h).
     RecordRunSettings(style_.output_dir, RunSettings(job_, style_, control_.size()));
   });
@@ -84,10 +99,46 @@ bool StyleRun::Prepare() {
   RunOnRoot(control_, "model write", [&] {
     WriteModel();
     // The validation set may have changed since the run trained.
-    outputs_.PrepareValidation(job_.data, *context_.files, context_.runtime->device());
-    outputs_.WriteFinalImages(net_);
+    PrepareValidation();
+    WriteFinalImages();
   });
   return false;
+}
+
+void StyleRun::PrepareValidation() {
+  const torch::Device device = context_.runtime->device();
+  if (!conditional()) outputs_.PrepareValidation(job_.data, *context_.files, device);
+  for (Member& m : members_) m.outputs.PrepareValidation(job_.data, *context_.files, device);
+}
+
+void StyleRun::WriteFinalImages() {
+  if (!conditional()) outputs_.WriteFinalImages(net_);
+  for (size_t j = 0; j < members_.size(); ++j) {
+    TransformerNet member = MemberNet(j);
+    members_[j].outputs.WriteFinalImages(member);
+  }
+}
+
+TransformerNet StyleRun::MemberNet(size_t j) {
+  torch::Tensor one_hot = torch::zeros({net_->styles()});
+  one_hot[first_row_ + static_cast<int64_t>(j)] = 1.0;
+  return BlendedTransformer(net_, one_hot);
+}
+
+StyleStepValues StyleRun::Member::WindowMean() const {
+  StyleStepValues mean;
+  const double images = window_sums[0];
+  mean.images = static_cast<int64_t>(images);
+  mean.content = window_sums[1] / images;
+  mean.style = window_sums[2] / images;
+  mean.tv = window_sums[3] / images;
+  mean.total = window_sums[4] / images;
+  for (size_t i = 5; i < window_sums.size(); ++i) mean.style_layers.push_back(window_sums[i] / images);
+  return mean;
+}
+
+ModelInfo StyleRun::Info() const {
+  return ModelInfo{job_.name, style_.name, job_.data.image_size, row_names_};
 }
 
 void StyleRun::Start(int styles_together) {
@@ -116,11 +167,18 @@ void StyleRun::Start(int styles_together) {
     labels.emplace_back("sweep", style_.sweep);
     labels.insert(labels.end(), style_.swept.begin(), style_.swept.end());
   }
-  context_.metrics->StyleStarted(style_.name, style_.training.style_layers, context_.group_index,
-                                 root_, labels);
+  if (!conditional()) {
+    context_.metrics->StyleStarted(style_.name, style_.training.style_layers,
+                                   context_.group_index, root_, labels);
+  }
+  for (const Member& m : members_) {
+    context_.metrics->StyleStarted(m.spec->name, m.spec->training.style_layers,
+                                   context_.group_index, root_, {});
+  }
   if (root_) {
     outputs_.TrimMetrics(position_.step);
-    outputs_.PrepareValidation(job_.data, *context_.files, context_.runtime->device());
+    for (const Member& m : members_) m.outputs.TrimMetrics(position_.step);
+    PrepareValidation();
   }
   run_start_ = Clock::now();
 }
@@ -132,7 +190,34 @@ StepStyle StyleRun::ForStep(int64_t step) {
   s.buckets = buckets_.get();
   s.target = StyleLossTarget{&style_grams_, weights_, &loss_use_.style_layers};
   s.fault = FaultAt(step);
+  if (conditional()) {
+    batch_.rows = StyleRowsAt(step).to(context_.runtime->device());
+    batch_.first_row = first_row_;
+    s.conditional = &batch_;
+  }
   return s;
+}
+
+torch::Tensor StyleRun::StyleRowsAt(int64_t step) const {
+  const int64_t world = control_.size(), rank = control_.rank();
+  const int64_t local = style_.training.batch_size;
+  const int64_t styles = static_cast<int64_t>(members_.size());
+  torch::Tensor rows = torch::empty({local}, torch::kLong);
+  int64_t cycle = -1;
+  torch::Tensor order;
+  for (int64_t i = 0; i < local; ++i) {
+    // Image i of this rank is image i*world + rank of the group's batch (the
+    // loader's shards), so that the rows follow the images wherever they train.
+    const int64_t position = (step - 1) * local * world + i * world + rank;
+    if (position / styles != cycle) {
+      cycle = position / styles;
+      at::Generator generator = at::detail::createCPUGenerator(
+          job_.seed ^ Fnv1a("conditional style order " + std::to_string(cycle)));
+      order = torch::randperm(styles, generator, torch::kLong);
+    }
+    rows[i] = first_row_ + order[position % styles].item<int64_t>();
+  }
+  return rows;
 }
 
 InjectedFault StyleRun::FaultAt(int64_t step) const {
@@ -158,6 +243,16 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
   window_images_ += timing.images;
   const double eta = timing.average_seconds * double(total_steps_ - position.step);
   ReportStep(position, values, timing, eta);
+  for (size_t j = 0; j < members_.size(); ++j) {
+    const StyleStepValues& v = values.styles[j];
+    if (v.images == 0) continue;
+    std::vector<double> flat = {double(v.images), v.content, v.style, v.tv, v.total};
+    flat.insert(flat.end(), v.style_layers.begin(), v.style_layers.end());
+    std::vector<double>& sums = members_[j].window_sums;
+    sums.resize(flat.size(), 0.0);
+    sums[0] += flat[0];
+    for (size_t i = 1; i < flat.size(); ++i) sums[i] += flat[i] * flat[0];
+  }
   const bool last = position.step == total_steps_;
   if (Injected(context_.options->perturb_replica, position.step)) {
     torch::NoGradGuard no_grad;
@@ -178,21 +273,38 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
                       eta,
                       timing.skipped_files,
                       control_.size()};
-    RunOnRoot(control_, "metrics record", [&] { outputs_.Record(record); });
+    RunOnRoot(control_, "metrics record", [&] {
+      if (!conditional()) outputs_.Record(record);
+      // A style's line holds the mean over its images since its last line.
+      for (Member& m : members_) {
+        if (m.window_sums.empty()) continue;
+        record.values = m.WindowMean();
+        record.values.bad = values.bad;
+        m.outputs.Record(record);
+        m.window_sums.clear();
+      }
+    });
     window_seconds_ = 0;
     window_images_ = 0;
   }
   if (Due(position.step, t.preview_every_steps)) {
-    RunOnRoot(control_, "preview write", [&] { outputs_.WritePreview(net_, position.step); });
+    RunOnRoot(control_, "preview write", [&] {
+      if (!conditional()) outputs_.WritePreview(net_, position.step);
+      for (size_t j = 0; j < members_.size(); ++j) {
+        TransformerNet member = MemberNet(j);
+        members_[j].outputs.WritePreview(member, position.step);
+      }
+    });
   }
   CountBadStep(position.step, values.bad);
   if (!timing.stopping && (Due(position.step, job_.checkpoint.every_steps) || last)) {
     RunOnRoot(control_, "checkpoint write", [&] { WriteCheckpoint(position); });
     if (root_) {
-      context_.metrics->CheckpointWritten(
-          style_.name,
+      const double now =
           std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-              .count());
+              .count();
+      if (!conditional()) context_.metrics->CheckpointWritten(style_.name, now);
+      for (const Member& m : members_) context_.metrics->CheckpointWritten(m.spec->name, now);
     }
   }
 }
@@ -209,9 +321,10 @@ void StyleRun::Finish() {
   // One root action: WriteFinalImages never throws, so it needs no report of its own.
   RunOnRoot(control_, "model write", [&] {
     WriteModel();
-    outputs_.WriteFinalImages(net_);
+    WriteFinalImages();
   });
-  context_.metrics->StyleFinished(style_.name);
+  if (!conditional()) context_.metrics->StyleFinished(style_.name);
+  for (const Member& m : members_) context_.metrics->StyleFinished(m.spec->name);
   if (root_) {
     SF_LOG(kInfo) << "[" << style_.name << "] done: " << steps_this_run_ << " steps in "
                   << FormatDuration(
@@ -228,25 +341,35 @@ bool StyleRun::Due(int64_t step, int64_t every) const {
 void StyleRun::ReportStep(const RunPosition& position, const StyleStepValues& values,
                           const StepTiming& timing, double eta) {
   if (root_) {
-    StepReport report;
-    report.step = position.step;
-    report.total_steps = total_steps_;
-    report.images = timing.images;
-    report.epoch = timing.epoch;
-    report.content = values.content;
-    report.style = values.style;
-    report.tv = values.tv;
-    report.total = values.total;
-    report.content_weight = weights_.content;
-    report.style_weight = weights_.style;
-    report.tv_weight = weights_.tv;
-    report.style_layers = values.style_layers;
-    report.learning_rate = style_.training.learning_rate;
-    report.step_seconds = timing.seconds;
-    report.data_wait_seconds = timing.data_wait;
-    report.allreduce_seconds = timing.allreduce_seconds;
-    report.eta_seconds = eta;
-    context_.metrics->StepDone(style_.name, report);
+    // Per style: a conditional network's styles report their own terms and
+    // weights, on the steps that held their images.
+    std::vector<std::pair<const StyleSpec*, const StyleStepValues*>> reported;
+    if (!conditional()) reported.emplace_back(&style_, &values);
+    for (size_t j = 0; j < members_.size(); ++j) {
+      if (values.styles[j].images > 0) reported.emplace_back(members_[j].spec, &values.styles[j]);
+    }
+    for (const auto& [spec, v] : reported) {
+      const TrainingOptions& t = spec->training;
+      StepReport report;
+      report.step = position.step;
+      report.total_steps = total_steps_;
+      report.images = conditional() ? v->images : timing.images;
+      report.epoch = timing.epoch;
+      report.content = v->content;
+      report.style = v->style;
+      report.tv = v->tv;
+      report.total = v->total;
+      report.content_weight = t.content_weight;
+      report.style_weight = t.style_weight;
+      report.tv_weight = t.tv_weight;
+      report.style_layers = v->style_layers;
+      report.learning_rate = t.learning_rate;
+      report.step_seconds = timing.seconds;
+      report.data_wait_seconds = timing.data_wait;
+      report.allreduce_seconds = timing.allreduce_seconds;
+      report.eta_seconds = eta;
+      context_.metrics->StepDone(spec->name, report);
+    }
   }
   if (timing.tty) {
     PrintProgress(style_.name, position.step, total_steps_, values.total,
@@ -266,7 +389,8 @@ void StyleRun::CountBadStep(int64_t step, bool bad) {
                      << ": NaN or infinite loss or gradient; step skipped (" << bad_in_a_row_
                      << " in a row, limit " << limit << ")";
   }
-  context_.metrics->BadStep(style_.name);
+  if (!conditional()) context_.metrics->BadStep(style_.name);
+  for (const Member& m : members_) context_.metrics->BadStep(m.spec->name);
   if (bad_in_a_row_ < limit) return;
   const auto kept = ListCheckpoints(style_.output_dir);
   throw NumericalFault(
@@ -278,17 +402,31 @@ void StyleRun::CountBadStep(int64_t step, bool bad) {
       ". Lower training.learning_rate or the loss weights.");
 }
 
-void StyleRun::ComputeStyleGrams() {
+std::vector<torch::Tensor> StyleRun::GramsOf(const StyleSpec& style,
+                                              const std::vector<int>& layers) const {
   DecodeOptions decode;
   decode.max_pixels = job_.data.max_image_pixels;
   RgbImage image;
   try {
-    image = ResizeCenterCrop(LoadImageFile(style_.image, decode), style_.training.style_image_size);
+    image = ResizeCenterCrop(LoadImageFile(style.image, decode), style.training.style_image_size);
   } catch (const DataError& e) {
-    throw DataError("style '" + style_.name + "': bad style image: " + e.what());
+    throw DataError("style '" + style.name + "': bad style image: " + e.what());
   }
-  style_grams_ = StyleGrams(*context_.vgg, ImageToTensor(image).to(context_.runtime->device()),
-                            loss_use_.style_layers, loss_use_.precision);
+  return StyleGrams(*context_.vgg, ImageToTensor(image).to(context_.runtime->device()), layers,
+                    loss_use_.precision);
+}
+
+void StyleRun::ComputeStyleGrams() {
+  if (!conditional()) style_grams_ = GramsOf(style_, loss_use_.style_layers);
+  batch_.targets.clear();
+  for (Member& m : members_) m.grams = GramsOf(*m.spec, m.style_layers);
+  for (const Member& m : members_) {
+    const TrainingOptions& t = m.spec->training;
+    batch_.targets.push_back(StyleLossTarget{
+        &m.grams, LossWeights{t.content_weight, t.style_weight, t.tv_weight}, &m.style_layers});
+  }
+  // ForStep's unused per-style target points at the first style's.
+  if (conditional()) style_grams_ = members_.front().grams;
 }
 
 // Same initial weights for the same job seed and style name, wherever it runs.
@@ -301,7 +439,11 @@ void StyleRun::BuildModel() {
   if (std::find(reseeded.begin(), reseeded.end(), style_.name) != reseeded.end()) {
     seed += 1 + static_cast<uint64_t>(control_.rank());  // test only: a rank with a wrong seed
   }
-  InitializeTransformer(net_, seed);
+  if (conditional()) {
+    BuildConditionalModel(seed);
+  } else {
+    InitializeTransformer(net_, seed);
+  }
   net_->to(context_.runtime->device());
   net_->train();
   const std::vector<torch::Tensor> trainable = TrainableTensors(net_);
@@ -310,10 +452,51 @@ void StyleRun::BuildModel() {
       trainable, static_cast<size_t>(job_.distributed.bucket_mb * 1024 * 1024));
 }
 
+void StyleRun::BuildConditionalModel(uint64_t seed) {
+  std::vector<std::string> names;
+  for (const Member& m : members_) names.push_back(m.spec->name);
+  if (job_.base_model.empty()) {
+    net_ = TransformerNet(static_cast<int64_t>(members_.size()));
+    InitializeTransformer(net_, seed);
+    first_row_ = 0;
+    row_names_ = names;
+    return;
+  }
+  LoadedModel base = LoadModel(job_.base_model);
+  if (base.styles.empty()) {
+    throw ConfigError({"job.base_model: " + base.file +
+                       " is a per-style network; styles can be added only to a conditional "
+                       "network (job.network: conditional)"});
+  }
+  for (const std::string& name : names) {
+    if (std::find(base.styles.begin(), base.styles.end(), name) != base.styles.end()) {
+      throw ConfigError({"style '" + name + "': job.base_model " + base.file +
+                         " already holds a style of this name; a style is added once (rename "
+                         "it, or leave it out to keep the trained one)"});
+    }
+  }
+  first_row_ = static_cast<int64_t>(base.styles.size());
+  net_ = ExtendedTransformer(base.net, first_row_ + static_cast<int64_t>(names.size()));
+  FreezeSharedLayers(net_);
+  row_names_ = base.styles;
+  row_names_.insert(row_names_.end(), names.begin(), names.end());
+}
+
 RunPosition StyleRun::Resume() {
   for (const auto& path : ListCheckpoints(style_.output_dir)) {
     try {
       const TensorDict dict = LoadTensorDict(path);
+      // A conditional network's rows belong to its styles in order: a job
+      // that lists other styles (or the same in another order) is another network.
+      if (ModelStyleNames(dict) != row_names_) {
+        std::string had, now;
+        for (const auto& n : ModelStyleNames(dict)) had += (had.empty() ? "" : ", ") + n;
+        for (const auto& n : row_names_) now += (now.empty() ? "" : ", ") + n;
+        throw ConfigError({path + ": this checkpoint's network holds the styles [" + had +
+                           "], the job's [" + now +
+                           "]; a trained network's styles cannot change (add styles with "
+                           "job.base_model, or train into another job.output_dir)"});
+      }
       const RunPosition position = RestoreCheckpoint(dict, path, net_, *adam_);
       SF_LOG(kInfo) << "[" << style_.name << "] resuming from " << path << " (step "
                     << position.step << ")";
@@ -365,15 +548,13 @@ void StyleRun::CheckReplicasAgree(int64_t step) {
 
 void StyleRun::WriteCheckpoint(const RunPosition& position) {
   const std::string path = CheckpointPath(style_.output_dir, position.step);
-  SaveTensorDict(CheckpointDict(net_, *adam_, position,
-                                ModelInfo{job_.name, style_.name, job_.data.image_size}),
-                 path);
+  SaveTensorDict(CheckpointDict(net_, *adam_, position, Info()), path);
   PruneCheckpoints(style_.output_dir, job_.checkpoint.keep);
   SF_LOG(kDebug) << "[" << style_.name << "] checkpoint " << path;
 }
 
 void StyleRun::WriteModel() {
-  SaveTensorDict(ModelDict(net_, ModelInfo{job_.name, style_.name, job_.data.image_size}),
+  SaveTensorDict(ModelDict(net_, Info()),
                  (fs::path(style_.output_dir) / "model.pt").string());
 }
 

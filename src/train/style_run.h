@@ -56,6 +56,12 @@ class NumericalFault : public Error {
 
 /// Every method is collective over the group (runtime->control() and
 /// runtime->tensors()); only the group root writes files. Not thread-safe.
+///
+/// A run trains one network: a style's own, or for a conditional job
+/// (job.network) the one network of all its styles, given as the job's
+/// `conditional_run`. The network's model and checkpoints go to the run's
+/// folder; a conditional network's styles each keep their metrics, previews
+/// and final images in their own folders, and their own metrics series.
 class StyleRun {
  public:
   StyleRun(const StyleRunContext& context, const StyleSpec& style);
@@ -85,8 +91,33 @@ class StyleRun {
   const LossNetworkUse& loss_use() const { return loss_use_; }
 
  private:
+  // One style of a conditional network.
+  struct Member {
+    const StyleSpec* spec = nullptr;
+    RunOutputs outputs;
+    std::vector<torch::Tensor> grams;
+    std::vector<int> style_layers;
+    // Its values since the last record, image-weighted: a step may hold
+    // none of its images (fewer images per step than styles).
+    std::vector<double> window_sums;  // images, then each value times images
+    StyleStepValues WindowMean() const;
+  };
+
+  bool conditional() const { return !members_.empty(); }
+  std::vector<torch::Tensor> GramsOf(const StyleSpec& style, const std::vector<int>& layers) const;
   void ComputeStyleGrams();
   void BuildModel();
+  void BuildConditionalModel(uint64_t seed);
+  // The style rows of this rank's images at `step` (1-based): the group's
+  // images are dealt to the styles in turns of one image per style, each turn
+  // in an order drawn from the job seed, so that every style gets the same
+  // number of images (give or take one) whatever the batch size.
+  torch::Tensor StyleRowsAt(int64_t step) const;
+  // A conditional network's member `j` as a per-style network.
+  TransformerNet MemberNet(size_t j);
+  ModelInfo Info() const;
+  void PrepareValidation();
+  void WriteFinalImages();
   RunPosition Resume();
   void BroadcastRootState();
   void CheckReplicasAgree(int64_t step);
@@ -109,6 +140,10 @@ class StyleRun {
   LossWeights weights_;
   RunOutputs outputs_;
   std::vector<torch::Tensor> style_grams_;
+  std::vector<Member> members_;        // conditional only
+  int64_t first_row_ = 0;              // row of members_[0] (after a base model's styles)
+  std::vector<std::string> row_names_;  // every style of the network, in row order
+  ConditionalBatch batch_;             // this step's, for ForStep
   TransformerNet net_{nullptr};
   std::unique_ptr<Adam> adam_;
   std::unique_ptr<GradientBuckets> buckets_;

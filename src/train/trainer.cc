@@ -139,7 +139,11 @@ bool TrainPass(std::vector<StyleRun*> runs, const PassContext& c,
 }
 
 // Problems that would stop a style later are found before any training starts.
-void CheckStyleImages(const JobConfig& job, const std::vector<const StyleSpec*>& styles) {
+void CheckStyleImages(const JobConfig& job, std::vector<const StyleSpec*> styles) {
+  if (job.network == "conditional") {
+    styles.clear();
+    for (const StyleSpec& s : job.styles) styles.push_back(&s);
+  }
   for (const StyleSpec* style : styles) {
     try {
       LoadImageFile(style->image, DecodeOptions{job.data.max_image_pixels, 0});
@@ -153,7 +157,11 @@ void AnnounceJob(const JobConfig& job, const std::vector<const StyleSpec*>& styl
                  const StyleSchedule& plan, const RankRuntime& runtime, size_t files) {
   const ProcessInfo& me = runtime.process();
   if (me.rank != 0) return;
-  SF_LOG(kInfo) << "job " << job.name << ": " << styles.size() << " style(s), " << files
+  SF_LOG(kInfo) << "job " << job.name << ": "
+                << (job.network == "conditional"
+                        ? std::to_string(job.styles.size()) + " style(s) in one conditional network"
+                        : std::to_string(styles.size()) + " style(s)")
+                << ", " << files
                 << " content images, " << me.size << " rank(s), " << runtime.threads()
                 << " thread(s) per rank, " << (runtime.device().is_cuda() ? "CUDA" : "CPU");
   if (me.size == 1) return;
@@ -196,7 +204,7 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options) {
 
 TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world) {
   const ProcessInfo& me = world.info();
-  const std::vector<const StyleSpec*> styles = SelectStyles(job, options.only_styles);
+  const std::vector<const StyleSpec*> styles = SelectRuns(job, options.only_styles);
   const std::vector<std::string> files = ListImageFiles(job.data.content_dir);
   // Every rank must run the same job on the same data: compare before anything else.
   CheckRanksAgreeOnJob(world.all(), job, options.only_styles, files);
@@ -206,7 +214,7 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
     if (!torch::cuda::is_available()) CheckMemoryBudget(job, me.local_size);
   }
   const StyleSchedule plan =
-      PlanStyles(static_cast<int>(styles.size()), me.size, job.distributed.ranks_per_style);
+      PlanStyles(static_cast<int>(styles.size()), me.size, RanksPerRun(job));
   const int group_index = plan.GroupOf(me.rank);
   RuntimeOptions runtime_options{options.threads, job.distributed.backend,
                                  job.distributed.timeout_seconds, group_index,

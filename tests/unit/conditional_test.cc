@@ -1,0 +1,288 @@
+// The conditional network (one transformer for several styles): that one
+// style of it is the per-style network, that blends and per-image styles
+// reach the right rows, its model file, `info`, stylize's --style/--blend
+// and the PyTorch module in python/.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "checkpoint/model_file.h"
+#include "commands/commands.h"
+#include "common/error.h"
+#include "common/vgg_layers.h"
+#include "data/image.h"
+#include "model/tensor_file.h"
+#include "model/transformer_net.h"
+#include "model/vgg16.h"
+#include "step/forward_pass.h"
+#include "test_paths.h"
+#include "test_util.h"
+
+namespace stylefleet {
+namespace {
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+// A conditional network of `styles` whose rows differ (a fresh one's are all
+// scale 1, shift 0, where a wrong row could not be seen).
+TransformerNet DistinctRowsNetwork(int64_t styles, uint64_t seed) {
+  TransformerNet net(styles);
+  InitializeTransformer(net, seed);
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(static_cast<int64_t>(seed));
+  for (auto& item : net->named_parameters()) {
+    if (!IsStyleRowParameter(item.key()) || !item.value().requires_grad()) continue;
+    const bool scale = item.key().size() > 7 &&
+                       item.key().compare(item.key().size() - 7, 7, ".weight") == 0;
+    item.value().copy_(scale ? 0.5 + torch::rand(item.value().sizes())
+                             : torch::randn(item.value().sizes()) * 0.3);
+  }
+  return net;
+}
+
+torch::Tensor Rows(std::vector<int64_t> rows) { return torch::tensor(rows, torch::kLong); }
+
+double MaxRelativeDifference(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item<double>();
+}
+
+// Parameters of a per-style network and the conditional network of one style
+// built from it: the same tensors, the norms' as 1 x C rows.
+TEST(ConditionalNetworkTest, OneStyleEqualsThePerStyleNetworkInOutputAndGradients) {
+  TransformerNet single;
+  InitializeTransformer(single, 5);
+  TransformerNet conditional(1);
+  {
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(1);
+    for (auto& item : single->named_parameters()) {
+      // Affine rows that are not 1 and 0, so that a dropped row would show.
+      if (IsStyleRowParameter(item.key()) && item.value().requires_grad())
+        item.value().copy_(0.5 + torch::rand(item.value().sizes()));
+    }
+    const auto source = single->named_parameters();
+    for (auto& item : conditional->named_parameters())
+      item.value().copy_(source[item.key()].reshape(item.value().sizes()));
+  }
+  const Vgg16 vgg = Vgg16::Load("random:2");
+  torch::manual_seed(2);
+  const torch::Tensor content = torch::rand({2, 3, 32, 32}) * 255;
+  const torch::Tensor style_image = torch::rand({1, 3, 32, 32}) * 255;
+  LossNetworkUse use;
+  use.content_layers = VggLayerIndices({"conv2_2"});
+  use.style_layers = VggLayerIndices({"conv1_2", "conv2_2", "conv3_3"});
+  const auto grams = StyleGrams(vgg, style_image, use.style_layers, Precision::kFp32);
+  const StyleLossTarget target{&grams, LossWeights{1.0, 50.0, 1e-3}, &use.style_layers};
+
+  const torch::Tensor out_single = single->forward(content);
+  const torch::Tensor out_conditional = conditional->forward(content, Rows({0, 0}));
+  EXPECT_LT(MaxRelativeDifference(out_conditional, out_single), 1e-6);
+
+  TransformerNet* single_net = &single;
+  TransformerNet* conditional_net = &conditional;
+  const LossTerms a = ForwardStyleLosses({single_net}, vgg, content, {target}, use, nullptr)[0];
+  ConditionalBatch batch{Rows({0, 0}), 0, {target}, {}};
+  const LossTerms b = ForwardStyleLosses({conditional_net}, vgg, content, {target}, use, nullptr,
+                                         {&batch})[0];
+  EXPECT_NEAR(b.total.item<double>(), a.total.item<double>(), 1e-6 * a.total.item<double>());
+  ASSERT_EQ(batch.shares.size(), 1u);
+  EXPECT_EQ(batch.shares[0].images, 2);
+  a.total.backward();
+  b.total.backward();
+  const auto single_params = single->named_parameters();
+  for (const auto& item : conditional->named_parameters()) {
+    const torch::Tensor& expected = single_params[item.key()].grad();
+    if (!expected.defined()) {
+      EXPECT_FALSE(item.value().grad().defined()) << item.key();
+      continue;
+    }
+    ASSERT_TRUE(item.value().grad().defined()) << item.key();
+    EXPECT_LT(MaxRelativeDifference(item.value().grad().reshape(expected.sizes()), expected), 1e-6)
+        << item.key();
+  }
+}
+
+// All weight on one style: the blended network is that style's, bit for bit,
+// whether the blend is given as a row index, as weights, or made per-style.
+TEST(ConditionalNetworkTest, ABlendWithAllWeightOnOneStyleIsThatStyle) {
+  TransformerNet net = DistinctRowsNetwork(3, 7);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor image = torch::rand({1, 3, 24, 28}) * 255;
+  for (int64_t s = 0; s < 3; ++s) {
+    torch::Tensor one_hot = torch::zeros({3});
+    one_hot[s] = 1.0;
+    const torch::Tensor by_row = net->forward(image, Rows({s}));
+    EXPECT_TRUE(torch::equal(net->forward(image, one_hot.unsqueeze(0)), by_row)) << s;
+    EXPECT_TRUE(torch::equal(BlendedTransformer(net, one_hot)->forward(image), by_row)) << s;
+  }
+  // The styles differ, and an even blend is none of them.
+  const torch::Tensor first = net->forward(image, Rows({0}));
+  const torch::Tensor second = net->forward(image, Rows({1}));
+  EXPECT_GT((first - second).abs().max().item<double>(), 1.0);
+  const torch::Tensor half = BlendedTransformer(net, torch::tensor({0.5, 0.5, 0.0}))->forward(image);
+  EXPECT_GT((half - first).abs().max().item<double>(), 0.1);
+  EXPECT_GT((half - second).abs().max().item<double>(), 0.1);
+}
+
+// Each image of a batch is normalized with its own style's rows: the batch
+// gives what each image gives alone, and the rows of a style absent from
+// the batch get exactly zero gradient (so Adam leaves them as they are).
+TEST(ConditionalNetworkTest, EachImageReachesItsOwnStyleRowsOnly) {
+  TransformerNet net = DistinctRowsNetwork(3, 9);
+  torch::manual_seed(4);
+  const torch::Tensor images = torch::rand({3, 3, 20, 20}) * 255;
+  const torch::Tensor rows = Rows({2, 0, 2});
+  const torch::Tensor together = net->forward(images, rows);
+  for (int64_t i = 0; i < 3; ++i) {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor alone =
+        net->forward(images.slice(0, i, i + 1), rows.slice(0, i, i + 1));
+    // Up to the convolutions' summation order, which depends on the batch.
+    EXPECT_LT(MaxRelativeDifference(together.slice(0, i, i + 1), alone), 1e-5) << i;
+  }
+  together.square().mean().backward();
+  int checked = 0;
+  for (const auto& item : net->named_parameters()) {
+    if (!IsStyleRowParameter(item.key()) || !item.value().requires_grad()) continue;
+    const torch::Tensor grad = item.value().grad();
+    ASSERT_TRUE(grad.defined()) << item.key();
+    EXPECT_TRUE(torch::equal(grad[1], torch::zeros_like(grad[1]))) << item.key();
+    EXPECT_GT(grad[0].abs().sum().item<double>(), 0) << item.key();
+    EXPECT_GT(grad[2].abs().sum().item<double>(), 0) << item.key();
+    ++checked;
+  }
+  // in1..in5 and res1..5.in1 scale and shift, res1..5.in2 scale (its shift is frozen).
+  EXPECT_EQ(checked, 25);
+}
+
+// A conditional model file: its styles, counts and size (`info`), and
+// `export` that PyTorch's module in python/ loads and runs like stylefleet.
+class ConditionalModelFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    net_ = DistinctRowsNetwork(3, 11);
+    SaveTensorDict(ModelDict(net_, ModelInfo{"job", kConditionalNetworkName, 64, names_}),
+                   dir_ / "model.pt");
+  }
+  TempDir dir_;
+  TransformerNet net_{nullptr};
+  std::vector<std::string> names_ = {"candy", "mosaic", "wave"};
+};
+
+TEST_F(ConditionalModelFileTest, LoadsWithItsStylesAndInfoDescribesIt) {
+  const LoadedModel loaded = LoadModel(dir_ / "model.pt");
+  EXPECT_EQ(loaded.styles, names_);
+  EXPECT_EQ(loaded.net->styles(), 3);
+  const std::string info = DescribeModel(dir_.path());
+  EXPECT_NE(info.find("network: conditional, 3 styles"), std::string::npos) << info;
+  EXPECT_NE(info.find("3200 per style"), std::string::npos) << info;
+  EXPECT_NE(info.find("2: wave"), std::string::npos) << info;
+  // The uses that need a per-style network say what to do instead.
+  try {
+    LoadTransformer(dir_ / "model.pt");
+    FAIL() << "a conditional model loaded as a per-style one";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("conditional network of 3 styles (candy, mosaic, wave)"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// Names that do not match the rows (a hand-edited file) are refused.
+TEST_F(ConditionalModelFileTest, StyleNamesThatDoNotMatchTheRowsAreRefused) {
+  TensorDict dict = LoadTensorDict(dir_ / "model.pt");
+  for (auto& [key, tensor] : dict) {
+    if (key == "stylefleet.styles") tensor = StringToTensor("candy\nmosaic");
+  }
+  dict.erase(std::remove_if(dict.begin(), dict.end(),
+                            [](const auto& e) { return e.first == "stylefleet.checksum"; }),
+             dict.end());
+  SaveTensorDict(dict, dir_ / "edited.pt");
+  try {
+    LoadModel(dir_ / "edited.pt");
+    FAIL() << "two names for three rows were accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("lists 2 style names"), std::string::npos) << e.what();
+  }
+}
+
+// --style and --blend: every mistake is refused before anything is written.
+TEST_F(ConditionalModelFileTest, StylizeRefusesBadStylesAndBlends) {
+  SaveImageFile(testing::MakeTestImage(20, 16, 1), dir_ / "photo.png");
+  auto refusal = [&](const std::string& style, const std::string& blend) -> std::string {
+    StylizeOptions options;
+    options.model = dir_ / "model.pt";
+    options.inputs = {dir_ / "photo.png"};
+    options.output_dir = dir_ / "out";
+    options.style = style;
+    options.blend = blend;
+    try {
+      StylizeImages(options);
+    } catch (const ConfigError& e) {
+      EXPECT_FALSE(fs::exists(dir_ / "out")) << style << " " << blend;
+      return e.problems().front();
+    }
+    return "";
+  };
+  EXPECT_EQ(refusal("", ""),
+            (dir_ / "model.pt") +
+                " is a conditional model of 3 styles (candy, mosaic, wave): give either --style "
+                "NAME or --blend NAME=W,NAME=W");
+  EXPECT_EQ(refusal("starry", ""),
+            "--style starry: the model has no such style; its styles: candy, mosaic, wave");
+  EXPECT_EQ(refusal("candy", "candy=1"),
+            (dir_ / "model.pt") +
+                " is a conditional model of 3 styles (candy, mosaic, wave): give either --style "
+                "NAME or --blend NAME=W,NAME=W");
+  EXPECT_EQ(refusal("", "candy=0.5,mosaic=0.4"),
+            "--blend: the weights sum to 0.9; they must sum to 1 (a convex combination of the "
+            "styles' rows)");
+  EXPECT_EQ(refusal("", "candy=1.5,mosaic=-0.5"),
+            "--blend: the weight of 'candy' must be a number from 0 to 1, got '1.5'");
+  EXPECT_EQ(refusal("", "candy=0.5,starry=0.5"),
+            "--blend: the model has no style 'starry'; its styles: candy, mosaic, wave");
+  EXPECT_EQ(refusal("", "candy=0.5,candy=0.5"), "--blend: style 'candy' is given twice");
+  EXPECT_EQ(refusal("", "candy"),
+            "--blend: expected NAME=WEIGHT,NAME=WEIGHT, got 'candy' in 'candy'");
+  EXPECT_EQ(refusal("", "candy=nan,mosaic=1"),
+            "--blend: the weight of 'candy' must be a number from 0 to 1, got 'nan'");
+  // Good ones write their image.
+  EXPECT_EQ(refusal("wave", ""), "");
+  EXPECT_TRUE(fs::exists(dir_ / "out/photo.jpg"));
+  fs::remove_all(dir_ / "out");
+  EXPECT_EQ(refusal("", "candy=0.25,wave=0.75"), "");
+  EXPECT_TRUE(fs::exists(dir_ / "out/photo.jpg"));
+}
+
+// `export` of a conditional model: python/stylefleet_torch.py loads the one
+// file (shared weights, rows, names) and stylizes with a style or a blend as
+// stylefleet does (max abs difference < 1e-3 on 0..255).
+TEST_F(ConditionalModelFileTest, PyTorchModuleMatchesStylefleetForStylesAndBlends) {
+  ExportModel(dir_ / "model.pt", dir_ / "export.pt");
+  torch::manual_seed(6);
+  const torch::Tensor input = torch::rand({2, 3, 36, 28}) * 255;
+  TensorDict data = {{"input", input}};
+  torch::NoGradGuard no_grad;
+  const LoadedModel loaded = LoadModel(dir_ / "export.pt");
+  EXPECT_EQ(loaded.styles, names_);
+  int k = 0;
+  auto add_case = [&](const std::string& kind, const std::string& text,
+                      const torch::Tensor& weights) {
+    const std::string prefix = "case." + std::to_string(k++) + ".";
+    data.emplace_back(prefix + kind, StringToTensor(text));
+    data.emplace_back(prefix + "output", BlendedTransformer(net_, weights)->forward(input));
+  };
+  add_case("style", "mosaic", torch::tensor({0.0, 1.0, 0.0}));
+  add_case("style", "wave", torch::tensor({0.0, 0.0, 1.0}));
+  add_case("blend", "candy=0.7,wave=0.3", torch::tensor({0.7, 0.0, 0.3}));
+  SaveTensorDict(data, dir_ / "data.pt");
+  const std::string command = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
+                              "/tests/python/conditional_export_check.py " +
+                              (dir_ / "export.pt") + " " + (dir_ / "data.pt");
+  const testing::CommandResult result = testing::RunCommand(command);
+  EXPECT_EQ(result.exit_code, 0) << command << "\n" << result.output;
+}
+
+}  // namespace
+}  // namespace stylefleet
