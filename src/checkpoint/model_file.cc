@@ -162,9 +162,8 @@ LoadedModel LoadModel(const std::string& path) {
   loaded.styles = ModelStyleNames(dict);
   loaded.file = file;
   const torch::Tensor* rows = FindTensor(dict, "in1.weight");
-  if (!loaded.styles.empty() &&
-      (rows == nullptr || rows->dim() != 2 ||
-       rows->size(0) != static_cast<int64_t>(loaded.styles.size()))) {
+  if (!loaded.styles.empty() && (rows == nullptr || rows->dim() != 2 ||
+                                 rows->size(0) != static_cast<int64_t>(loaded.styles.size()))) {
     throw DataError(file + ": lists " + std::to_string(loaded.styles.size()) +
                     " style names but its instance norms do not hold one row per style");
   }

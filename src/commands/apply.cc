@@ -3,8 +3,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "checkpoint/model_file.h"
 #include "commands/commands.h"
@@ -39,8 +39,8 @@ torch::Tensor ParseBlend(const std::string& text, const std::vector<std::string>
   for (std::string entry; std::getline(entries, entry, ',');) {
     const size_t eq = entry.find('=');
     if (eq == std::string::npos || eq == 0) {
-      throw ConfigError({"--blend: expected NAME=WEIGHT,NAME=WEIGHT, got '" + entry + "' in '" +
-                         text + "'"});
+      throw ConfigError(
+          {"--blend: expected NAME=WEIGHT,NAME=WEIGHT, got '" + entry + "' in '" + text + "'"});
     }
     const std::string name = entry.substr(0, eq), number = entry.substr(eq + 1);
     const auto it = std::find(styles.begin(), styles.end(), name);
@@ -54,8 +54,8 @@ torch::Tensor ParseBlend(const std::string& text, const std::vector<std::string>
     char* end = nullptr;
     const double w = std::strtod(number.c_str(), &end);
     if (number.empty() || end != number.c_str() + number.size() || !(w >= 0 && w <= 1)) {
-      throw ConfigError({"--blend: the weight of '" + name + "' must be a number from 0 to 1, got '" +
-                         number + "'"});
+      throw ConfigError({"--blend: the weight of '" + name +
+                         "' must be a number from 0 to 1, got '" + number + "'"});
     }
     weights[static_cast<int64_t>(row)] = w;
     sum += w;
@@ -82,16 +82,16 @@ TransformerNet StylizingNetwork(LoadedModel& model, const StylizeOptions& option
     return model.net;
   }
   if (options.style.empty() == options.blend.empty()) {
-    throw ConfigError({model.file + " is a conditional model of " +
-                       std::to_string(styles.size()) + " styles (" + JoinNames(styles) +
+    throw ConfigError({model.file + " is a conditional model of " + std::to_string(styles.size()) +
+                       " styles (" + JoinNames(styles) +
                        "): give either --style NAME or --blend NAME=W,NAME=W"});
   }
   torch::Tensor weights;
   if (!options.style.empty()) {
     const auto it = std::find(styles.begin(), styles.end(), options.style);
     if (it == styles.end()) {
-      throw ConfigError({"--style " + options.style + ": the model has no such style; its styles: " +
-                         JoinNames(styles)});
+      throw ConfigError({"--style " + options.style +
+                         ": the model has no such style; its styles: " + JoinNames(styles)});
     }
     weights = torch::zeros({static_cast<int64_t>(styles.size())});
     weights[it - styles.begin()] = 1.0;
@@ -171,11 +171,10 @@ void ExportModel(const std::string& model, const std::string& output) {
   }
   SaveTensorDict(dict, output);
   SF_LOG(kInfo) << "exported " << loaded.file << " -> " << output << " (" << dict.size()
-                << (loaded.styles.empty()
-                        ? " tensors, PyTorch example TransformerNet names)"
-                        : " tensors, a conditional network of " +
-                              std::to_string(loaded.styles.size()) +
-                              " styles: python/stylefleet_torch.py loads it)");
+                << (loaded.styles.empty() ? " tensors, PyTorch example TransformerNet names)"
+                                          : " tensors, a conditional network of " +
+                                                std::to_string(loaded.styles.size()) +
+                                                " styles: python/stylefleet_torch.py loads it)");
 }
 
 std::string DescribeModel(const std::string& model) {
@@ -198,7 +197,8 @@ std::string DescribeModel(const std::string& model) {
       << "parameters: " << shared + rows << " (" << shared << " shared, " << rows / n
       << " per style: its instance-norm scale and shift rows, " << rows / n * 4
       << " bytes in float32)\nstyles (row: name):\n";
-  for (int64_t i = 0; i < n; ++i) out << "  " << i << ": " << loaded.styles[static_cast<size_t>(i)] << "\n";
+  for (int64_t i = 0; i < n; ++i)
+    out << "  " << i << ": " << loaded.styles[static_cast<size_t>(i)] << "\n";
   return out.str();
 }
 

@@ -97,8 +97,7 @@ void ConvInTiles(const torch::Tensor& in, ConvLayerImpl& layer, int64_t tile, Ch
 
 // out = instance_norm(out) with the statistics given, in place: the affine
 // form ATen's own instance norm uses (x * scale + shift).
-void NormalizeInPlace(torch::Tensor& out, const ChannelStats& stats,
-                      InstanceNormLayerImpl& norm) {
+void NormalizeInPlace(torch::Tensor& out, const ChannelStats& stats, InstanceNormLayerImpl& norm) {
   const torch::Tensor scale =
       norm.weight.to(torch::kDouble) / (stats.Variance() + InstanceNormLayerImpl::kEps).sqrt();
   const torch::Tensor shift = norm.bias.to(torch::kDouble) - stats.Mean() * scale;

@@ -162,9 +162,9 @@ void FreezeSharedLayers(TransformerNet& net) {
 }
 
 TransformerNet BlendedTransformer(TransformerNet& conditional, const torch::Tensor& weights) {
-  SF_CHECK(conditional->styles() > 0 && weights.dim() == 1 &&
-               weights.size(0) == conditional->styles(),
-           "a blend needs one weight per style of a conditional network");
+  SF_CHECK(
+      conditional->styles() > 0 && weights.dim() == 1 && weights.size(0) == conditional->styles(),
+      "a blend needs one weight per style of a conditional network");
   TransformerNet out;
   torch::NoGradGuard no_grad;
   const auto source = conditional->named_parameters();
@@ -191,8 +191,9 @@ TransformerNet ExtendedTransformer(TransformerNet& base, int64_t styles) {
       item.value().copy_(from);
     } else {
       item.value().narrow(0, 0, old).copy_(from);
-      item.value().narrow(0, old, styles - old).copy_(from.mean(0, true).expand(
-          {styles - old, from.size(1)}));
+      item.value()
+          .narrow(0, old, styles - old)
+          .copy_(from.mean(0, true).expand({styles - old, from.size(1)}));
     }
   }
   return out;

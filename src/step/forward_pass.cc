@@ -136,8 +136,9 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
     Bf16Autocast autocast(bf16, content.device());
     for (size_t k = 0; k < nets.size(); ++k) {
       const ConditionalBatch* batch = batch_of(k);
-      generated.push_back(
-          (*nets[k])->forward(content, batch != nullptr ? batch->rows : StyleMix()).to(torch::kFloat32));
+      generated.push_back((*nets[k])
+                              ->forward(content, batch != nullptr ? batch->rows : StyleMix())
+                              .to(torch::kFloat32));
     }
   }
   // One pass over every layer some style needs; each style reads its own.

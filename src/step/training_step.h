@@ -39,7 +39,7 @@ struct StepStyle {
   TransformerNet* net = nullptr;
   Adam* adam = nullptr;
   GradientBuckets* buckets = nullptr;  ///< over the trainable parameters of `net`
-  StyleLossTarget target;  ///< a per-style network's
+  StyleLossTarget target;              ///< a per-style network's
   /// A conditional network's: the style row of each image of this rank's
   /// batch and the targets of its styles (`target` unused). Null for a
   /// per-style network.

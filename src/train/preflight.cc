@@ -188,8 +188,7 @@ std::vector<FileLock> LockStyleFolders(const JobConfig& job,
   const ProcessInfo& me = world.info();
   CheckRanksAgreeOnJob(world.all(), job, only_styles, ListImageFiles(job.data.content_dir));
   const std::vector<const StyleSpec*> styles = SelectRuns(job, only_styles);
-  const StyleSchedule plan =
-      PlanStyles(static_cast<int>(styles.size()), me.size, RanksPerRun(job));
+  const StyleSchedule plan = PlanStyles(static_cast<int>(styles.size()), me.size, RanksPerRun(job));
   std::vector<FileLock> locks;
   if (plan.RankInGroup(me.rank) != 0) return locks;  // only group roots write
   for (int index : plan.styles_of_group[static_cast<size_t>(plan.GroupOf(me.rank))]) {

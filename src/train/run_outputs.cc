@@ -67,6 +67,9 @@ nlohmann::json RecordJson(const StepRecord& r, const std::vector<std::string>& s
   for (size_t i = 0; i < style_layers.size(); ++i)
     layers[style_layers[i]] = r.values.style_layers[i];
   record["style_loss_by_layer"] = layers;
+  // What the losses are a mean over: the step's batch over the group, or for
+  // a conditional network's style its images since its previous record.
+  record["images"] = r.values.images;
   record["images_per_second"] = r.images_per_second;
   record["eta_seconds"] = r.eta_seconds;
   record["skipped_images"] = r.skipped_images;

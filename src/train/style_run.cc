@@ -66,12 +66,12 @@ StyleRun::StyleRun(const StyleRunContext& context, const StyleSpec& style)
   weights_ = {t.content_weight, t.style_weight, t.tv_weight};
   if (&style == &job_.conditional_run) {
     for (const StyleSpec& member : job_.styles) {
-      members_.push_back(Member{&member,
-                                RunOutputs(member.output_dir, member.name,
-                                           member.training.style_layers),
-                                {},
-                                VggLayerIndices(member.training.style_layers),
-                                {}});
+      members_.push_back(
+          Member{&member,
+                 RunOutputs(member.output_dir, member.name, member.training.style_layers),
+                 {},
+                 VggLayerIndices(member.training.style_layers),
+                 {}});
     }
   }
 }
@@ -133,7 +133,8 @@ StyleStepValues StyleRun::Member::WindowMean() const {
   mean.style = window_sums[2] / images;
   mean.tv = window_sums[3] / images;
   mean.total = window_sums[4] / images;
-  for (size_t i = 5; i < window_sums.size(); ++i) mean.style_layers.push_back(window_sums[i] / images);
+  for (size_t i = 5; i < window_sums.size(); ++i)
+    mean.style_layers.push_back(window_sums[i] / images);
   return mean;
 }
 
@@ -168,8 +169,8 @@ void StyleRun::Start(int styles_together) {
     labels.insert(labels.end(), style_.swept.begin(), style_.swept.end());
   }
   if (!conditional()) {
-    context_.metrics->StyleStarted(style_.name, style_.training.style_layers,
-                                   context_.group_index, root_, labels);
+    context_.metrics->StyleStarted(style_.name, style_.training.style_layers, context_.group_index,
+                                   root_, labels);
   }
   for (const Member& m : members_) {
     context_.metrics->StyleStarted(m.spec->name, m.spec->training.style_layers,
@@ -403,7 +404,7 @@ void StyleRun::CountBadStep(int64_t step, bool bad) {
 }
 
 std::vector<torch::Tensor> StyleRun::GramsOf(const StyleSpec& style,
-                                              const std::vector<int>& layers) const {
+                                             const std::vector<int>& layers) const {
   DecodeOptions decode;
   decode.max_pixels = job_.data.max_image_pixels;
   RgbImage image;
@@ -554,8 +555,7 @@ void StyleRun::WriteCheckpoint(const RunPosition& position) {
 }
 
 void StyleRun::WriteModel() {
-  SaveTensorDict(ModelDict(net_, Info()),
-                 (fs::path(style_.output_dir) / "model.pt").string());
+  SaveTensorDict(ModelDict(net_, Info()), (fs::path(style_.output_dir) / "model.pt").string());
 }
 
 }  // namespace stylefleet

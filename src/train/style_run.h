@@ -140,10 +140,10 @@ class StyleRun {
   LossWeights weights_;
   RunOutputs outputs_;
   std::vector<torch::Tensor> style_grams_;
-  std::vector<Member> members_;        // conditional only
-  int64_t first_row_ = 0;              // row of members_[0] (after a base model's styles)
+  std::vector<Member> members_;         // conditional only
+  int64_t first_row_ = 0;               // row of members_[0] (after a base model's styles)
   std::vector<std::string> row_names_;  // every style of the network, in row order
-  ConditionalBatch batch_;             // this step's, for ForStep
+  ConditionalBatch batch_;              // this step's, for ForStep
   TransformerNet net_{nullptr};
   std::unique_ptr<Adam> adam_;
   std::unique_ptr<GradientBuckets> buckets_;

@@ -161,9 +161,9 @@ void AnnounceJob(const JobConfig& job, const std::vector<const StyleSpec*>& styl
                 << (job.network == "conditional"
                         ? std::to_string(job.styles.size()) + " style(s) in one conditional network"
                         : std::to_string(styles.size()) + " style(s)")
-                << ", " << files
-                << " content images, " << me.size << " rank(s), " << runtime.threads()
-                << " thread(s) per rank, " << (runtime.device().is_cuda() ? "CUDA" : "CPU");
+                << ", " << files << " content images, " << me.size << " rank(s), "
+                << runtime.threads() << " thread(s) per rank, "
+                << (runtime.device().is_cuda() ? "CUDA" : "CPU");
   if (me.size == 1) return;
   JobConfig view = job;
   view.styles.clear();
@@ -213,8 +213,7 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
     // says it, for all of them.
     if (!torch::cuda::is_available()) CheckMemoryBudget(job, me.local_size);
   }
-  const StyleSchedule plan =
-      PlanStyles(static_cast<int>(styles.size()), me.size, RanksPerRun(job));
+  const StyleSchedule plan = PlanStyles(static_cast<int>(styles.size()), me.size, RanksPerRun(job));
   const int group_index = plan.GroupOf(me.rank);
   RuntimeOptions runtime_options{options.threads, job.distributed.backend,
                                  job.distributed.timeout_seconds, group_index,

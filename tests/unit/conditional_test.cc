@@ -33,8 +33,8 @@ TransformerNet DistinctRowsNetwork(int64_t styles, uint64_t seed) {
   torch::manual_seed(static_cast<int64_t>(seed));
   for (auto& item : net->named_parameters()) {
     if (!IsStyleRowParameter(item.key()) || !item.value().requires_grad()) continue;
-    const bool scale = item.key().size() > 7 &&
-                       item.key().compare(item.key().size() - 7, 7, ".weight") == 0;
+    const bool scale =
+        item.key().size() > 7 && item.key().compare(item.key().size() - 7, 7, ".weight") == 0;
     item.value().copy_(scale ? 0.5 + torch::rand(item.value().sizes())
                              : torch::randn(item.value().sizes()) * 0.3);
   }
@@ -83,8 +83,8 @@ TEST(ConditionalNetworkTest, OneStyleEqualsThePerStyleNetworkInOutputAndGradient
   TransformerNet* conditional_net = &conditional;
   const LossTerms a = ForwardStyleLosses({single_net}, vgg, content, {target}, use, nullptr)[0];
   ConditionalBatch batch{Rows({0, 0}), 0, {target}, {}};
-  const LossTerms b = ForwardStyleLosses({conditional_net}, vgg, content, {target}, use, nullptr,
-                                         {&batch})[0];
+  const LossTerms b =
+      ForwardStyleLosses({conditional_net}, vgg, content, {target}, use, nullptr, {&batch})[0];
   EXPECT_NEAR(b.total.item<double>(), a.total.item<double>(), 1e-6 * a.total.item<double>());
   ASSERT_EQ(batch.shares.size(), 1u);
   EXPECT_EQ(batch.shares[0].images, 2);
@@ -120,7 +120,8 @@ TEST(ConditionalNetworkTest, ABlendWithAllWeightOnOneStyleIsThatStyle) {
   const torch::Tensor first = net->forward(image, Rows({0}));
   const torch::Tensor second = net->forward(image, Rows({1}));
   EXPECT_GT((first - second).abs().max().item<double>(), 1.0);
-  const torch::Tensor half = BlendedTransformer(net, torch::tensor({0.5, 0.5, 0.0}))->forward(image);
+  const torch::Tensor half =
+      BlendedTransformer(net, torch::tensor({0.5, 0.5, 0.0}))->forward(image);
   EXPECT_GT((half - first).abs().max().item<double>(), 0.1);
   EXPECT_GT((half - second).abs().max().item<double>(), 0.1);
 }
@@ -136,8 +137,7 @@ TEST(ConditionalNetworkTest, EachImageReachesItsOwnStyleRowsOnly) {
   const torch::Tensor together = net->forward(images, rows);
   for (int64_t i = 0; i < 3; ++i) {
     torch::NoGradGuard no_grad;
-    const torch::Tensor alone =
-        net->forward(images.slice(0, i, i + 1), rows.slice(0, i, i + 1));
+    const torch::Tensor alone = net->forward(images.slice(0, i, i + 1), rows.slice(0, i, i + 1));
     // Up to the convolutions' summation order, which depends on the batch.
     EXPECT_LT(MaxRelativeDifference(together.slice(0, i, i + 1), alone), 1e-5) << i;
   }
@@ -278,8 +278,8 @@ TEST_F(ConditionalModelFileTest, PyTorchModuleMatchesStylefleetForStylesAndBlend
   add_case("blend", "candy=0.7,wave=0.3", torch::tensor({0.7, 0.0, 0.3}));
   SaveTensorDict(data, dir_ / "data.pt");
   const std::string command = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
-                              "/tests/python/conditional_export_check.py " +
-                              (dir_ / "export.pt") + " " + (dir_ / "data.pt");
+                              "/tests/python/conditional_export_check.py " + (dir_ / "export.pt") +
+                              " " + (dir_ / "data.pt");
   const testing::CommandResult result = testing::RunCommand(command);
   EXPECT_EQ(result.exit_code, 0) << command << "\n" << result.output;
 }

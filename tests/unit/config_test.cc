@@ -286,6 +286,54 @@ TEST_F(ConfigTest, UnknownKeySuggestsClosest) {
                                "did you mean 'style_weight'?"});
 }
 
+// job.network conditional: the styles of the network may differ only in
+// their loss weights and style image size; a swept style, a base_model
+// without a conditional network and a style in the network's folder are
+// refused; the network's run is filled in.
+TEST_F(ConfigTest, ConditionalNetworkStylesShareTheirTrainingAndLayers) {
+  const std::string head =
+      "job:\n  name: test\n  network: conditional\ndata:\n  content_dir: photos\n"
+      "loss_network:\n  weights: random:1\n";
+  const JobConfig job = Load(head +
+                             "styles:\n  - image: styles/wave.jpg\n"
+                             "  - {image: styles/candy.png, style_weight: 7, style_image_size: "
+                             "128}\n");
+  EXPECT_EQ(job.network, "conditional");
+  EXPECT_EQ(job.conditional_run.name, "conditional");
+  EXPECT_EQ(job.conditional_run.output_dir, ConditionalNetworkDir(job));
+  EXPECT_EQ(job.conditional_run.output_dir, job.output_dir + "/conditional");
+  EXPECT_EQ(
+      Problems(head +
+               "styles:\n  - image: styles/wave.jpg\n"
+               "  - {image: styles/candy.png, style_layers: [conv1_2], learning_rate: 0.1}\n"),
+      (std::vector<std::string>{
+          "DIR/job.yaml:10:5: style 'candy': training.learning_rate is 0.10000000000000001 but "
+          "0.001 for style 'wave'; the styles of a conditional network share one optimizer and "
+          "one batch, so only content_weight, style_weight, tv_weight and style_image_size may "
+          "differ",
+          "DIR/job.yaml:10:5: style 'candy': training.style_layers is [conv1_2] but [conv1_2, "
+          "conv2_2, conv3_3, conv4_3] for style 'wave'; the styles of a conditional network "
+          "share one optimizer and one batch, so only content_weight, style_weight, tv_weight "
+          "and style_image_size may differ"}));
+  EXPECT_EQ(Problems(head + "styles:\n  - {name: w, image: styles/wave.jpg, sweep: {grid: "
+                            "{style_weight: [1, 2]}}}\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:9:5: style 'w' is swept, which a conditional network (job.network) "
+                "cannot do: its styles share one training; list the variants as styles instead"}));
+  EXPECT_EQ(Problems(head + "styles:\n  - {name: conditional, image: styles/wave.jpg}\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:9:5: style 'conditional' writes to 'DIR/runs/test/conditional', the "
+                "conditional network's own folder; rename the style or set its output_dir"}));
+  EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/wave.jpg\n",
+                     LoadOptions{{"job.base_model=model.pt"}}),
+            (std::vector<std::string>{
+                "DIR/job.yaml: job.base_model is set but job.network is not conditional"}));
+  EXPECT_EQ(
+      Problems(head + "styles:\n  - image: styles/wave.jpg\n", LoadOptions{{"job.network=shared"}}),
+      (std::vector<std::string>{"command line (--set job.network=shared): job.network: "
+                                "expected per_style or conditional, got 'shared'"}));
+}
+
 TEST_F(ConfigTest, UnknownSectionListsValidOnes) {
   EXPECT_EQ(
       Problems(Head() + "logging:\n  x: 1\nstyles:\n  - image: styles/wave.jpg\n"),

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -390,6 +391,143 @@ TEST_F(TrainTest, StylesTrainedTogetherMatchStylesTrainedApart) {
   EXPECT_FALSE(fs::exists(dir_ / "faulty/a/model.pt"));
   EXPECT_TRUE(fs::exists(dir_ / "faulty/b/model.pt"));
   EXPECT_EQ(Metrics(dir_ / "faulty/b").size(), 4u);
+}
+
+// A conditional network of three styles (job.network): `styles` are the
+// style entries' names in job order (images style.png, style2.png, style3.png
+// by name), `extra` more job keys.
+JobConfig ConditionalJob(const TempDir& dir, const std::string& output,
+                         const std::vector<std::string>& styles, const std::string& extra = "",
+                         std::vector<std::string> overrides = {}) {
+  for (int i = 2; i <= 3; ++i) {
+    const std::string path = dir / ("style" + std::to_string(i) + ".png");
+    if (!fs::exists(path)) SaveImageFile(testing::MakeTestImage(90, 90, 10 + i), path);
+  }
+  std::string text = "job: {name: c, output_dir: " + output + ", seed: 3, network: conditional" +
+                     extra +
+                     "}\n"
+                     "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
+                     "loss_network: {weights: 'random:2'}\n"
+                     "training: {batch_size: 2, epochs: 0, max_steps: 4, learning_rate: 0.01,\n"
+                     "           log_every_steps: 1, preview_every_steps: 2}\n"
+                     "checkpoint: {every_steps: 2, keep: 5}\n"
+                     "styles:\n";
+  const std::map<std::string, std::string> images = {
+      {"a", "style.png"}, {"b", "style2.png"}, {"c", "style3.png"}};
+  for (const std::string& name : styles) {
+    text += "  - {name: " + name + ", image: " + images.at(name) +
+            (name == "b" ? ", style_weight: 300" : "") + "}\n";
+  }
+  testing::WriteFile(dir / (output + ".yaml"), text);
+  LoadOptions options;
+  options.overrides = std::move(overrides);
+  return LoadJob(dir / (output + ".yaml"), options);
+}
+
+// One network learns three styles from batches of two images (so a step holds
+// two of them): each style reports its own losses (metrics, metrics.jsonl,
+// previews, final images in its folder), the model lists the styles, and a
+// stopped run resumes bit for bit.
+TEST_F(TrainTest, ConditionalNetworkTrainsItsStylesAndResumesBitwise) {
+  testing::RecordingMetrics metrics;
+  TrainRunOptions options = Quiet();
+  options.metrics = &metrics;
+  TrainJob(ConditionalJob(dir_, "straight", {"a", "b", "c"}), options);
+  TrainJob(ConditionalJob(dir_, "resumed", {"a", "b", "c"}, "", {"training.max_steps=2"}), Quiet());
+  ASSERT_EQ(ListCheckpoints(dir_ / "resumed/conditional").size(), 1u);
+  TrainJob(ConditionalJob(dir_, "resumed", {"a", "b", "c"}), Quiet());
+  ExpectSameTensors(dir_ / "straight/conditional/model.pt", dir_ / "resumed/conditional/model.pt");
+  EXPECT_EQ(LoadModel(dir_ / "straight/conditional").styles,
+            (std::vector<std::string>{"a", "b", "c"}));
+  // 8 images over 4 steps: each style had images in at least two steps.
+  int64_t images = 0;
+  for (const std::string& style : {"a", "b", "c"}) {
+    const std::string folder = dir_ / ("straight/" + style);
+    const auto records = Metrics(folder);
+    EXPECT_GE(records.size(), 2u) << style;
+    for (size_t i = 1; i < records.size(); ++i)
+      EXPECT_GT(records[i]["step"], records[i - 1]["step"]) << style;
+    EXPECT_GE(metrics.steps[style].size(), 2u) << style;
+    EXPECT_TRUE(fs::exists(folder + "/previews/step-00000004.png")) << style;
+    EXPECT_TRUE(fs::exists(folder + "/final/01-0000.png")) << style;
+    for (const auto& r : records) images += r["images"].get<int64_t>();
+  }
+  EXPECT_EQ(images, 8);  // every image of the 4 steps counted once, in its style's records
+  // --style cannot pick among the styles of one network.
+  TrainRunOptions only_one = Quiet();
+  only_one.only_styles = {"a"};
+  EXPECT_THROW(TrainJob(ConditionalJob(dir_, "straight", {"a", "b", "c"}), only_one), ConfigError);
+}
+
+// The equivalence of ranks and micro-batches holds for a conditional
+// network: each image keeps its style wherever it is trained.
+TEST_F(TrainTest, ConditionalTwoInProcessRanksEqualOneProcessWithMicroBatches) {
+  const JobConfig parallel = ConditionalJob(dir_, "parallel", {"a", "b", "c"});
+  EXPECT_EQ(TrainOnLocalRanks({parallel, parallel}, Quiet()), (std::vector<std::string>{"", ""}));
+  TrainJob(ConditionalJob(dir_, "single", {"a", "b", "c"}, "",
+                          {"training.batch_size=4", "training.micro_batches=2"}),
+           Quiet());
+  ExpectSameTensors(dir_ / "parallel/conditional/model.pt", dir_ / "single/conditional/model.pt");
+  for (const std::string& style : {"a", "b", "c"}) {
+    const auto p = Metrics(dir_ / ("parallel/" + style)), q = Metrics(dir_ / ("single/" + style));
+    ASSERT_EQ(p.size(), q.size()) << style;
+    for (size_t i = 0; i < p.size(); ++i) {
+      const double x = p[i]["total_loss"], y = q[i]["total_loss"];
+      EXPECT_LT(std::abs(x - y), 1e-6 * std::abs(y)) << style << " record " << i;
+    }
+  }
+}
+
+// A style added to a trained network (job.base_model) trains only its own
+// rows: the shared convolutions and the other styles' rows stay bit-identical,
+// and so do those styles' stylizations.
+TEST_F(TrainTest, AStyleAddedToATrainedNetworkLeavesTheOthersBitIdentical) {
+  TrainJob(ConditionalJob(dir_, "base", {"a", "b"}), Quiet());
+  const std::string base_model = dir_ / "base/conditional/model.pt";
+  TrainJob(ConditionalJob(dir_, "added", {"c"}, ", base_model: " + base_model), Quiet());
+  LoadedModel base = LoadModel(base_model);
+  LoadedModel added = LoadModel(dir_ / "added/conditional");
+  EXPECT_EQ(added.styles, (std::vector<std::string>{"a", "b", "c"}));
+  const auto base_params = base.net->named_parameters();
+  bool new_rows_trained = false;
+  for (const auto& item : added.net->named_parameters()) {
+    const torch::Tensor& before = base_params[item.key()];
+    if (!IsStyleRowParameter(item.key())) {
+      EXPECT_TRUE(torch::equal(item.value(), before)) << item.key();
+      continue;
+    }
+    EXPECT_TRUE(torch::equal(item.value().narrow(0, 0, 2), before)) << item.key();
+    new_rows_trained = new_rows_trained || !torch::equal(item.value()[2], before.mean(0));
+  }
+  EXPECT_TRUE(new_rows_trained);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor photo = torch::rand({1, 3, 32, 32}) * 255;
+  for (int64_t s = 0; s < 2; ++s) {
+    torch::Tensor old_weights = torch::zeros({2}), new_weights = torch::zeros({3});
+    old_weights[s] = 1.0;
+    new_weights[s] = 1.0;
+    EXPECT_TRUE(torch::equal(BlendedTransformer(added.net, new_weights)->forward(photo),
+                             BlendedTransformer(base.net, old_weights)->forward(photo)))
+        << s;
+  }
+  // A name the base already holds is refused, as is a per-style base.
+  EXPECT_THROW(
+      TrainJob(ConditionalJob(dir_, "again", {"a"}, ", base_model: " + base_model), Quiet()),
+      ConfigError);
+}
+
+// A network's rows belong to its styles in order: resuming with the styles
+// listed in another order (or others) is refused, naming both lists.
+TEST_F(TrainTest, AConditionalNetworkWhoseStylesChangedIsNotResumed) {
+  TrainJob(ConditionalJob(dir_, "run", {"a", "b", "c"}, "", {"training.max_steps=2"}), Quiet());
+  try {
+    TrainJob(ConditionalJob(dir_, "run", {"b", "a", "c"}), Quiet());
+    FAIL() << "a reordered network resumed";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(e.problems().front().find("holds the styles [a, b, c], the job's [b, a, c]"),
+              std::string::npos)
+        << e.problems().front();
+  }
 }
 
 // Every kind of non-finite step reaches the trainer's guard: each is skipped
