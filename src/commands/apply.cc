@@ -268,7 +268,18 @@ std::string ComputeLossesJson(const LossesOptions& options) {
       ImageToTensor(ResizeCenterCrop(LoadImageFile(setup.style_image), image_size));
   torch::Tensor generated = content;
   if (!options.model.empty()) {
-    TransformerNet net = LoadTransformer(options.model);
+    LoadedModel model = LoadModel(options.model);
+    // A conditional network is scored as the job's style that --style names.
+    StylizeOptions choice;
+    if (!model.styles.empty()) {
+      if (options.job == nullptr) {
+        throw ConfigError({"losses: " + model.file + " is a conditional network of styles (" +
+                           JoinNames(model.styles) +
+                           "); give --job JOB and --style NAME to score one of them"});
+      }
+      choice.style = FindJobStyle(*options.job, options.style).name;
+    }
+    TransformerNet net = StylizingNetwork(model, choice);
     generated = net->forward(content);
   }
   const std::vector<torch::Tensor> grams = StyleGrams(vgg, style, style_idx, Precision::kFp32);

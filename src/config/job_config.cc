@@ -363,7 +363,7 @@ const FieldTable<JobConfig>& JobFields() {
            t.network = "per_style";
          }
        }},
-      {"base_model", "path", "empty",
+      {"base_model", "path", "none",
        "With `network: conditional`: a trained conditional network (model.pt, a checkpoint or "
        "its folder) that the job's styles are added to. Its convolutions and its styles' rows "
        "are frozen (those styles stay bit-identical); only the new styles' rows train. The "

@@ -29,6 +29,8 @@ VALUES = {
     "job.output_dir": ("out1", "out2"),
     "job.seed": ("1", "2"),
     "job.styles_at_once": ("1", "2"),
+    "job.network": ("per_style", "conditional"),
+    "job.base_model": ("s0.png", "s1.png"),  # existing files; checked only as models later
     "data.content_dir": ("photos", "photos32"),
     "data.image_size": ("64", "68"),
     "data.max_image_pixels": ("100000000", "90000000"),
@@ -59,6 +61,8 @@ VALUES = {
     "distributed.stall_warn_seconds": ("60", "30"),
     "distributed.timeout_seconds": ("600", "300"),
 }
+# Keys valid only with others set, on both ranks.
+ALSO_SET = {"job.base_model": ["--set", "job.network=conditional"]}
 # Style-entry keys: rank 1 reads a job file whose one style entry differs.
 STYLE_ENTRIES = {
     "styles[].name": ("name: s", "name: t", "styles.s.name"),
@@ -117,8 +121,10 @@ def main():
         for key in keys:
             if key in VALUES:
                 a, b = VALUES[key]
-                expect_disagreement(root, key, ["job.yaml", "--set", f"{key}={a}"],
-                                    ["job.yaml", "--set", f"{key}={b}"], f"ranks disagree on {key}: ")
+                also = ALSO_SET.get(key, [])
+                expect_disagreement(root, key, ["job.yaml", "--set", f"{key}={a}"] + also,
+                                    ["job.yaml", "--set", f"{key}={b}"] + also,
+                                    f"ranks disagree on {key}: ")
             elif key in STYLE_ENTRIES:
                 a, b, shown = STYLE_ENTRIES[key]
                 field = key.split(".")[1]
