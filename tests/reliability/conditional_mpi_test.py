@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""A conditional network under `mpirun -np 2` (ctest labels `reliability;mpi`).
+
+Three styles in one network (job.network: conditional), batch 2 per rank:
+  1. both ranks train the one network data-parallel (ranks_per_style 1 does not split it);
+  2. its model equals, tensor for tensor, one process training batch 4 in 2 micro-batches
+     (each image keeps its style wherever it trains);
+  3. each style has its own metrics.jsonl, and `info` lists the three styles.
+
+usage: conditional_mpi_test.py STYLEFLEET_BINARY SOURCE_DIR
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import check, finish  # noqa: E402
+
+BINARY, SOURCE = sys.argv[1], sys.argv[2]
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2"]
+STYLES = ["candy", "mosaic", "wave"]
+
+
+def write_job(work, output, batch, micro_batches):
+    job = os.path.join(work, f"{output}.yaml")
+    styles = "".join(f"  - {{name: {s}, image: {SOURCE}/configs/data/styles/{s}.jpg}}\n" for s in STYLES)
+    with open(job, "w") as f:
+        f.write(f"""job: {{name: cmpi, output_dir: {os.path.join(work, output)}, seed: 2, network: conditional}}
+data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
+loss_network: {{weights: 'random:4'}}
+training: {{batch_size: {batch}, micro_batches: {micro_batches}, epochs: 0, max_steps: 3,
+           log_every_steps: 1, preview_every_steps: 0}}
+checkpoint: {{every_steps: 3, keep: 1}}
+distributed: {{ranks_per_style: 1}}
+monitoring: {{listen: 'off'}}
+styles:
+{styles}""")
+    return job
+
+
+def run(args, timeout=300):
+    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="stylefleet_conditional_mpi_")
+    try:
+        job = write_job(work, "ranks", 2, 1)
+        rc, log = run(MPIRUN + [BINARY, "train", job, "--no-progress", "--threads", "1"])
+        check(rc == 0, f"mpirun train of a conditional job exits 0 ({rc}): {log[-800:]}")
+        check("data-parallel over 2 ranks" in log, "both ranks train the one network")
+        rc, log1 = run([BINARY, "train", write_job(work, "single", 4, 2), "--no-progress",
+                        "--threads", "1"])
+        check(rc == 0, f"one process with 2 micro-batches exits 0 ({rc}): {log1[-800:]}")
+        code = ("import sys, torch\n"
+                "a, b = torch.load(sys.argv[1]), torch.load(sys.argv[2])\n"
+                "keys = [k for k in a if not k.startswith('stylefleet.')]\n"
+                "bad = [k for k in keys if not torch.equal(a[k], b[k])]\n"
+                "print(len(keys), 'tensors;', 'differ:', bad)\n"
+                "sys.exit(1 if bad or len(keys) < 60 else 0)\n")
+        p = subprocess.run(["/usr/bin/python3", "-c", code,
+                            os.path.join(work, "ranks", "conditional", "model.pt"),
+                            os.path.join(work, "single", "conditional", "model.pt")],
+                           capture_output=True, text=True)
+        check(p.returncode == 0, f"2 ranks = 1 process with 2 micro-batches, bit for bit: {p.stdout}{p.stderr}")
+        for style in STYLES:
+            path = os.path.join(work, "ranks", style, "metrics.jsonl")
+            check(os.path.isfile(path) and os.path.getsize(path) > 0, f"{style} has its own metrics.jsonl")
+        rc, info = run([BINARY, "info", os.path.join(work, "ranks", "conditional")])
+        check(rc == 0 and "network: conditional, 3 styles" in info and "2: wave" in info,
+              f"info lists the styles: {info}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return finish("conditional_mpi_test")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
