@@ -19,6 +19,13 @@ def finish(name):
     return 0 if not failures else 1
 
 
+def run(args, timeout=300):
+    """Runs a command; returns (exit code, stdout and stderr together)."""
+    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout
+
+
 def output_within(process, seconds):
     """The output of `process` once it ends; killed if it runs past `seconds`."""
     try:

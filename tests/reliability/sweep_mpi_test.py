@@ -14,12 +14,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, finish  # noqa: E402
+from harness import check, finish, run  # noqa: E402
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2"]
@@ -41,12 +40,6 @@ styles:
   - {{name: s, image: {SOURCE}/configs/data/styles/candy.jpg}}
 """)
     return job
-
-
-def run(args, timeout=300):
-    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=timeout)
-    return p.returncode, p.stdout
 
 
 def main():
