@@ -192,16 +192,17 @@ void RunOutputs::PrepareValidation(const DataOptions& data,
   if (!images.empty()) preview_inputs_ = torch::cat(images).to(device);
 }
 
-void RunOutputs::WritePreview(TransformerNet& net, int64_t step) const {
+void RunOutputs::WritePreview(const std::vector<TransformerNet*>& nets, int64_t step) const {
   if (!preview_inputs_.defined()) return;
-  torch::Tensor output;
+  std::vector<torch::Tensor> rows = {torch::cat(preview_inputs_.unbind(0), 2)};
   {
     torch::NoGradGuard no_grad;
-    output = net->forward(preview_inputs_).clamp(0, 255);
+    for (TransformerNet* net : nets) {
+      const torch::Tensor output = (*net)->forward(preview_inputs_).clamp(0, 255);
+      rows.push_back(torch::cat(output.unbind(0), 2));
+    }
   }
-  const torch::Tensor top = torch::cat(preview_inputs_.unbind(0), 2);
-  const torch::Tensor bottom = torch::cat(output.unbind(0), 2);
-  const torch::Tensor grid = torch::cat({top, bottom}, 1);
+  const torch::Tensor grid = torch::cat(rows, 1);
   char name[40];
   std::snprintf(name, sizeof(name), "step-%08lld.png", static_cast<long long>(step));
   const fs::path dir = fs::path(style_dir_) / "previews";

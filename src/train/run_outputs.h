@@ -49,7 +49,10 @@ class RunOutputs {
                          const torch::Device& device);
   /// Writes previews/step-NNNNNNNN.png: the validation photos on top, `net`'s
   /// output below. A preview that cannot be written is a warning, not an error.
-  void WritePreview(TransformerNet& net, int64_t step) const;
+  void WritePreview(TransformerNet& net, int64_t step) const { WritePreview({&net}, step); }
+  /// The same with one row per network of `nets` (a conditional network's
+  /// styles, in its order) below the photos.
+  void WritePreview(const std::vector<TransformerNet*>& nets, int64_t step) const;
   /// Writes final/NN-<stem>.png, `net`'s stylization of each validation photo
   /// (NN its position from 01) resized so that its shorter side is
   /// data.image_size, not cropped, and removes final images of photos no

@@ -107,7 +107,7 @@ bool StyleRun::Prepare() {
 
 void StyleRun::PrepareValidation() {
   const torch::Device device = context_.runtime->device();
-  if (!conditional()) outputs_.PrepareValidation(job_.data, *context_.files, device);
+  outputs_.PrepareValidation(job_.data, *context_.files, device);
   for (Member& m : members_) m.outputs.PrepareValidation(job_.data, *context_.files, device);
 }
 
@@ -291,10 +291,15 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
   if (Due(position.step, t.preview_every_steps)) {
     RunOnRoot(control_, "preview write", [&] {
       if (!conditional()) outputs_.WritePreview(net_, position.step);
+      // Each style's own preview, and the network's: one row per style.
+      std::vector<TransformerNet> styles;
+      std::vector<TransformerNet*> rows;
       for (size_t j = 0; j < members_.size(); ++j) {
-        TransformerNet member = MemberNet(j);
-        members_[j].outputs.WritePreview(member, position.step);
+        styles.push_back(MemberNet(j));
+        members_[j].outputs.WritePreview(styles.back(), position.step);
       }
+      for (TransformerNet& net : styles) rows.push_back(&net);
+      if (conditional()) outputs_.WritePreview(rows, position.step);
     });
   }
   CountBadStep(position.step, values.bad);

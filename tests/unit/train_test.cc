@@ -453,6 +453,9 @@ TEST_F(TrainTest, ConditionalNetworkTrainsItsStylesAndResumesBitwise) {
     for (const auto& r : records) images += r["images"].get<int64_t>();
   }
   EXPECT_EQ(images, 8);  // every image of the 4 steps counted once, in its style's records
+  // The network's preview: the photos, then one row per style.
+  const RgbImage preview = LoadImageFile(dir_ / "straight/conditional/previews/step-00000004.png");
+  EXPECT_EQ(preview.height, 64 * 4);
   // --style cannot pick among the styles of one network.
   TrainRunOptions only_one = Quiet();
   only_one.only_styles = {"a"};
