@@ -71,15 +71,18 @@ def folder_bytes(path):
 
 
 def score(stylefleet, job, style, model, photos_dir):
-    totals = []
+    """Mean (total, content, style) loss over the held-out photos."""
+    sums = [0.0, 0.0, 0.0]
     for photo in SCORED:
         out = subprocess.run([stylefleet, "losses", "--job", job, "--style", style, "--model", model,
                               "--content", os.path.join(photos_dir, photo)],
                              capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"losses failed for {style}: {out.stderr}")
-        totals.append(json.loads(out.stdout)["total_loss"])
-    return sum(totals) / len(totals)
+        terms = json.loads(out.stdout)
+        for i, key in enumerate(("total_loss", "content_loss", "style_loss")):
+            sums[i] += terms[key] / len(SCORED)
+    return sums
 
 
 def info_line(stylefleet, model, prefix):
@@ -157,14 +160,15 @@ def main():
     print(f"\nper-style model: {info_line(args.stylefleet, os.path.join(work, 'setup0', 'mosaic'), 'parameters')}")
     print(f"conditional model: {info_line(args.stylefleet, base, 'parameters')}")
     print(f"a ninth style added (job.base_model, {n // 2} steps of batch 2, {added_seconds:.1f} s): "
-          f"the model file grew by {added_bytes:,} bytes; its total loss {added_loss:.4g}")
-    print("\nTotal loss per style after training (mean of `stylefleet losses` on "
-          f"{', '.join(SCORED)}, not trained on):\n")
+          f"the model file grew by {added_bytes:,} bytes; its total loss {added_loss[0]:.4g}")
+    print("\nLoss per style after training, total = content + style_weight x style (mean of "
+          f"`stylefleet losses` on {', '.join(SCORED)}, not trained on):\n")
     labels = [r[0] for r in rows]
-    print("| style | " + " | ".join(labels) + " |")
+    print("| style | " + " | ".join(f"{l}: total / content / style" for l in labels) + " |")
     print("|---|" + "---:|" * len(labels))
     for style, _, _ in STYLES:
-        print(f"| {style} | " + " | ".join(f"{losses[l][style]:.4g}" for l in labels) + " |")
+        print(f"| {style} | " + " | ".join(
+            "{:.4g} / {:.4g} / {:.4g}".format(*losses[l][style]) for l in labels) + " |")
     if not args.keep:
         subprocess.call(["rm", "-rf", work])
 
