@@ -157,6 +157,9 @@ void WriteContactSheet(std::ostream& html, const std::vector<RunHistory>& runs) 
     if (!run.previews.empty()) {
       html << InlinePng(run.previews.back().path,
                         run.name + " at step " + std::to_string(run.previews.back().step));
+    } else if (!run.final_images.empty()) {
+      // Previews may be off; a finished run still shows what it does.
+      html << InlinePng(run.final_images.front(), run.name + ", final image");
     } else {
       html << "<p class=\"note\">no preview yet</p>";
     }

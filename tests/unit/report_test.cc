@@ -484,6 +484,21 @@ TEST_F(ReportTest, FinalImagesAreTheRegularFilesNamedAsTrainingNamesThem) {
                                                         (dir / "final" / "02-p1.png").string()}));
 }
 
+// With previews off (training.preview_every_steps 0) a finished run still has
+// its final images: the overview shows the first of them, not "no preview yet".
+TEST_F(ReportTest, TheOverviewShowsAFinalImageOfARunWithoutPreviews) {
+  Write(root_ / "wave" / "metrics.jsonl", Record(20, 5));
+  Write(root_ / "wave" / "model.pt", "x");
+  Write(root_ / "wave" / "final" / "01-p0.png", kPng + "F");
+  Write(root_ / "candy" / "metrics.jsonl", Record(10, 5));  // neither: still says so
+  const std::string html = Page();
+  const size_t start = html.find("<h2>All runs</h2>");
+  ASSERT_NE(start, std::string::npos);
+  const std::string overview = html.substr(start, html.find("</div>", start) - start);
+  EXPECT_EQ(Count(overview, "data:image/png;base64,iVBORw0KGgpG\""), 1) << overview;
+  EXPECT_EQ(Count(overview, "no preview yet"), 1) << overview;
+}
+
 TEST_F(ReportTest, APipeForTheRunRecordIsNotOpened) {
   fs::create_directories(root_ / "candy");
   Write(root_ / "candy" / "metrics.jsonl", Record(1, 1));
