@@ -253,6 +253,11 @@ TEST_F(ConditionalModelFileTest, StylizeRefusesBadStylesAndBlends) {
   fs::remove_all(dir_ / "out");
   EXPECT_EQ(refusal("", "candy=0.25,wave=0.75"), "");
   EXPECT_TRUE(fs::exists(dir_ / "out/photo.jpg"));
+  // Spaces around names and weights are ignored, as by the PyTorch module.
+  fs::remove_all(dir_ / "out");
+  EXPECT_EQ(refusal("", " =1"), "--blend: expected NAME=WEIGHT,NAME=WEIGHT, got ' =1' in ' =1'");
+  EXPECT_EQ(refusal("", "candy = 0.25, wave=0.75 "), "");
+  EXPECT_TRUE(fs::exists(dir_ / "out/photo.jpg"));
 }
 
 // `export` of a conditional model: python/stylefleet_torch.py loads the one
