@@ -340,6 +340,18 @@ def read_tensor_file(path: str):
         raise ValueError(f"{path}: not a model file (PyTorch cannot read it: {e})") from None
 
 
+def _network_hint(folder: str) -> str:
+    # A conditional job's style folders hold metrics and previews, no model: the
+    # network is their sibling `conditional` (the job's default layout).
+    folder = os.path.normpath(folder)
+    network = os.path.join(os.path.dirname(folder), "conditional")
+    if os.path.basename(folder) == "conditional" or not os.path.isfile(
+            os.path.join(network, "model.pt")):
+        return ""
+    return (f"; if it is a style of the conditional network in {network}, give that "
+            f"folder and the style: {network} --style {os.path.basename(folder)}")
+
+
 def load_model(path: str, device: Union[str, torch.device] = "cpu") -> Model:
     """Loads a stylefleet model file (per-style or conditional), a stylefleet checkpoint,
     a style output folder (its model.pt) or a PyTorch-example state dict.
@@ -351,7 +363,9 @@ def load_model(path: str, device: Union[str, torch.device] = "cpu") -> Model:
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        path = os.path.join(path, "model.pt")
+        folder, path = path, os.path.join(path, "model.pt")
+        if not os.path.isfile(path):
+            raise ValueError(f"{folder}: folder holds no model.pt{_network_hint(folder)}")
     state = read_tensor_file(path)
     if not isinstance(state, dict):
         raise ValueError(f"{path}: not a model file (expected a dict of tensors, got "

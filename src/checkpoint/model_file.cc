@@ -1,5 +1,6 @@
 #include "checkpoint/model_file.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -141,6 +142,26 @@ std::vector<std::string> ModelStyleNames(const TensorDict& dict) {
   return names;
 }
 
+namespace {
+// The style folders of a conditional job hold metrics and previews but no
+// model: the network is their sibling `conditional` (the job's default
+// layout), where a user who points at a style's folder should look instead.
+std::string ConditionalNetworkHint(const std::string& style_folder) {
+  fs::path folder = fs::path(style_folder).lexically_normal();
+  if (folder.filename().empty()) folder = folder.parent_path();
+  const fs::path network = folder.parent_path() / "conditional";
+  std::error_code ec;
+  if (folder.filename() == "conditional" || (!fs::is_regular_file(network / "model.pt", ec) &&
+                                             ListCheckpoints(network.string()).empty())) {
+    return "";
+  }
+  return "; if it is a style of the conditional network in " + network.string() +
+         ", give that folder and the style: --model " + network.string() + " --style " +
+         folder.filename().string() + " (`stylefleet info " + network.string() +
+         "` lists its styles)";
+}
+}  // namespace
+
 LoadedModel LoadModel(const std::string& path) {
   std::string file = path;
   std::error_code ec;
@@ -151,7 +172,8 @@ LoadedModel LoadModel(const std::string& path) {
     } else {
       const auto checkpoints = ListCheckpoints(path);
       if (checkpoints.empty()) {
-        throw DataError(path + ": folder holds neither model.pt nor checkpoints/step-*.pt");
+        throw DataError(path + ": folder holds neither model.pt nor checkpoints/step-*.pt" +
+                        ConditionalNetworkHint(path));
       }
       file = checkpoints.front();
     }
@@ -166,6 +188,17 @@ LoadedModel LoadModel(const std::string& path) {
                                  rows->size(0) != static_cast<int64_t>(loaded.styles.size()))) {
     throw DataError(file + ": lists " + std::to_string(loaded.styles.size()) +
                     " style names but its instance norms do not hold one row per style");
+  }
+  // --style and --blend choose rows by name: an empty or repeated name
+  // (a hand-edited file) would leave a row that no name reaches.
+  for (size_t i = 0; i < loaded.styles.size(); ++i) {
+    const auto first = std::find(loaded.styles.begin(), loaded.styles.end(), loaded.styles[i]);
+    if (loaded.styles[i].empty() || first != loaded.styles.begin() + static_cast<long>(i)) {
+      throw DataError(file + ": 'stylefleet.styles' names row " + std::to_string(i) + " '" +
+                      loaded.styles[i] + "', " +
+                      (loaded.styles[i].empty() ? "an empty name" : "a name given twice") +
+                      "; each row needs its own name");
+    }
   }
   if (loaded.styles.empty() && rows != nullptr && rows->dim() == 2) {
     throw DataError(file + ": conditional network without 'stylefleet.styles' (its style names)");

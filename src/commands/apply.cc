@@ -30,7 +30,14 @@ std::string JoinNames(const std::vector<std::string>& names) {
   return out;
 }
 
-// `NAME=W,NAME=W` as one weight per style of `styles`.
+std::string TrimSpaces(const std::string& text) {
+  const size_t first = text.find_first_not_of(' ');
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(' ') - first + 1);
+}
+
+// `NAME=W,NAME=W` as one weight per style of `styles`; spaces around names
+// and weights are ignored (`a=0.5, b=0.5`), as by python/stylefleet_torch.py.
 torch::Tensor ParseBlend(const std::string& text, const std::vector<std::string>& styles) {
   torch::Tensor weights = torch::zeros({static_cast<int64_t>(styles.size())}, torch::kDouble);
   std::vector<bool> given(styles.size(), false);
@@ -38,11 +45,12 @@ torch::Tensor ParseBlend(const std::string& text, const std::vector<std::string>
   double sum = 0;
   for (std::string entry; std::getline(entries, entry, ',');) {
     const size_t eq = entry.find('=');
-    if (eq == std::string::npos || eq == 0) {
+    const std::string name = TrimSpaces(entry.substr(0, eq));
+    if (eq == std::string::npos || name.empty()) {
       throw ConfigError(
           {"--blend: expected NAME=WEIGHT,NAME=WEIGHT, got '" + entry + "' in '" + text + "'"});
     }
-    const std::string name = entry.substr(0, eq), number = entry.substr(eq + 1);
+    const std::string number = TrimSpaces(entry.substr(eq + 1));
     const auto it = std::find(styles.begin(), styles.end(), name);
     if (it == styles.end()) {
       throw ConfigError(

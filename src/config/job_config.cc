@@ -1643,6 +1643,16 @@ void ReadStyles(const YAML::Node& list, JobConfig& job, const fs::path& base,
 // ---------------------------------------------------------------------------
 // Cross-field rules and file checks, in one place.
 
+// Whether `name` can be written in a blend (`NAME=W,NAME=W`, names trimmed of
+// spaces) and in the model file's newline-separated list of names.
+bool BlendableStyleName(const std::string& name) {
+  if (!name.empty() && (name.front() == ' ' || name.back() == ' ')) return false;
+  return std::none_of(name.begin(), name.end(), [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return c == ',' || c == '=' || byte < 0x20 || byte == 0x7f;
+  });
+}
+
 // The styles of one conditional network train with one optimizer on one
 // batch: only their loss weights and style image size may differ.
 void ValidateConditional(const JobConfig& job, const LoadOptions& options, Problems& problems) {
@@ -1667,6 +1677,13 @@ void ValidateConditional(const JobConfig& job, const LoadOptions& options, Probl
                    "' is swept, which a conditional network (job.network) cannot do: its "
                    "styles share one training; list the variants as styles instead");
       return;
+    }
+    if (!BlendableStyleName(style.name)) {
+      problems.Add(style.origin + ": style '" + style.name +
+                   "': a conditional network's style names must not contain ',', '=' or "
+                   "control characters (such as a newline) nor begin or end with a space: "
+                   "--blend NAME=W,NAME=W and the model file's newline-separated list of names "
+                   "could not tell them apart; rename the style");
     }
     if (style.output_dir == network_dir) {
       problems.Add(style.origin + ": style '" + style.name + "' writes to '" + network_dir +

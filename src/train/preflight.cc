@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "checkpoint/checkpoint_files.h"
+#include "checkpoint/model_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "data/dataset.h"
@@ -137,6 +138,33 @@ std::vector<std::string> SettingsProblems(const JobConfig& job, const StyleSpec&
 
 }  // namespace
 
+// What BuildConditionalModel would refuse about job.base_model, found before
+// training (and by `check`): a file that does not load, a per-style network,
+// a style the base already holds.
+std::vector<std::string> BaseModelProblems(const JobConfig& job) {
+  if (job.network != "conditional" || job.base_model.empty()) return {};
+  LoadedModel base;
+  try {
+    base = LoadModel(job.base_model);
+  } catch (const std::exception& e) {
+    return {"job.base_model: " + std::string(e.what())};
+  }
+  if (base.styles.empty()) {
+    return {"job.base_model: " + base.file +
+            " is a per-style network; styles can be added only to a conditional network "
+            "(job.network: conditional)"};
+  }
+  std::vector<std::string> problems;
+  for (const StyleSpec& style : job.styles) {
+    if (std::find(base.styles.begin(), base.styles.end(), style.name) != base.styles.end()) {
+      problems.push_back("style '" + style.name + "': job.base_model " + base.file +
+                         " already holds a style of this name; a style is added once (rename "
+                         "it, or leave it out to keep the trained one)");
+    }
+  }
+  return problems;
+}
+
 std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options) {
   std::vector<const StyleSpec*> styles;
   try {
@@ -176,6 +204,7 @@ std::vector<std::string> PreflightProblems(const JobConfig& job, const Preflight
       problems.push_back(std::move(p));
     }
   }
+  for (auto& p : BaseModelProblems(job)) problems.push_back(std::move(p));
   if (options.processes_on_host > 0) {
     const std::string memory = MemoryBudgetProblem(job, options.processes_on_host);
     if (!memory.empty()) problems.push_back(memory);

@@ -46,10 +46,11 @@ struct PreflightOptions {
 /// Problems that would certainly stop `train`: unknown style names, a content
 /// folder without images or with fewer than one step needs, a ranks_per_style
 /// that does not divide the world, a style output folder that belongs to
-/// another job or style, a style whose checkpoints were trained with
-/// settings that must match (run_settings.h) but differ, and steps that need
-/// more memory than the host has (train/memory_budget.h). Reads only. Empty
-/// when none.
+/// another job or style, a conditional job's base_model that does not load,
+/// is a per-style network or already holds one of the job's styles, a style
+/// whose checkpoints were trained with settings that must match
+/// (run_settings.h) but differ, and steps that need more memory than the host
+/// has (train/memory_budget.h). Reads only. Empty when none.
 std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options);
 
 /// Collective over `world`: first the ranks check that they run the same job

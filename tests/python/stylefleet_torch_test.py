@@ -351,6 +351,21 @@ def test_checker(model_path, tmp):
     assert len(failures) == 3 and "blend candy=1 differs from style candy by" in failures[1], failures
 
 
+def test_style_folder_without_model(model_path, tmp):
+    # A conditional job's style folder: no model, the network is its sibling.
+    job = os.path.join(tmp, "job")
+    os.makedirs(os.path.join(job, "mosaic", "previews"))
+    expect_error(f"{job}/mosaic: folder holds no model.pt",
+                 lambda: sf.load_model(os.path.join(job, "mosaic")))
+    os.makedirs(os.path.join(job, "conditional"))
+    torch.save(torch.load(model_path), os.path.join(job, "conditional", "model.pt"))
+    network = os.path.join(job, "conditional")
+    expect_error(f"folder holds no model.pt; if it is a style of the conditional "
+                 f"network in {network}, give that folder and the style: {network} --style mosaic",
+                 lambda: sf.load_model(os.path.join(job, "mosaic") + "/"))
+    assert sf.load_model(network).styles == STYLES
+
+
 def main():
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -361,6 +376,7 @@ def main():
         test_per_style_files(tmp)
         test_cli(os.path.join(tmp, "cond.pt"), tmp)
         test_checker(os.path.join(tmp, "cond.pt"), tmp)
+        test_style_folder_without_model(os.path.join(tmp, "cond.pt"), tmp)
     print("stylefleet_torch_test: all checks passed")
 
 

@@ -189,6 +189,36 @@ TEST_F(ConditionalModelFileTest, LoadsWithItsStylesAndInfoDescribesIt) {
   }
 }
 
+// A conditional job's style folder has no model; pointing `info` or
+// `stylize --model` at it says where the network is and how to pick the style.
+TEST_F(ConditionalModelFileTest, AStyleFolderWithoutAModelPointsToItsNetwork) {
+  fs::create_directories(dir_ / "job/conditional");
+  fs::create_directories(dir_ / "job/mosaic/previews");
+  fs::copy_file(dir_ / "model.pt", dir_ / "job/conditional/model.pt");
+  for (const std::string& folder : {dir_ / "job/mosaic", dir_ / "job/mosaic/"}) {
+    try {
+      LoadModel(folder);
+      FAIL() << "a folder without a model loaded";
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find(
+                    "folder holds neither model.pt nor checkpoints/step-*.pt; if it is a style of "
+                    "the conditional network in " +
+                    (dir_ / "job/conditional") + ", give that folder and the style: --model " +
+                    (dir_ / "job/conditional") + " --style mosaic"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  // Without a network beside it, the message stays as it was.
+  fs::remove_all(dir_ / "job/conditional");
+  try {
+    LoadModel(dir_ / "job/mosaic");
+    FAIL() << "a folder without a model loaded";
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()).find("conditional"), std::string::npos) << e.what();
+  }
+}
+
 // Names that do not match the rows (a hand-edited file) are refused.
 TEST_F(ConditionalModelFileTest, StyleNamesThatDoNotMatchTheRowsAreRefused) {
   TensorDict dict = LoadTensorDict(dir_ / "model.pt");
@@ -204,6 +234,29 @@ TEST_F(ConditionalModelFileTest, StyleNamesThatDoNotMatchTheRowsAreRefused) {
     FAIL() << "two names for three rows were accepted";
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("lists 2 style names"), std::string::npos) << e.what();
+  }
+}
+
+// An empty or repeated name (a hand-edited file) would leave a row that
+// --style and --blend cannot reach: refused, as by the PyTorch module.
+TEST_F(ConditionalModelFileTest, EmptyOrRepeatedStyleNamesAreRefused) {
+  TensorDict dict = LoadTensorDict(dir_ / "model.pt");
+  dict.erase(std::remove_if(dict.begin(), dict.end(),
+                            [](const auto& e) { return e.first == "stylefleet.checksum"; }),
+             dict.end());
+  for (const auto& [names, problem] : std::vector<std::pair<std::string, std::string>>{
+           {"candy\nmosaic\ncandy", "names row 2 'candy', a name given twice"},
+           {"candy\n\nwave", "names row 1 '', an empty name"}}) {
+    for (auto& [key, tensor] : dict) {
+      if (key == "stylefleet.styles") tensor = StringToTensor(names);
+    }
+    SaveTensorDict(dict, dir_ / "edited.pt");
+    try {
+      LoadModel(dir_ / "edited.pt");
+      FAIL() << names << " was accepted";
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find(problem), std::string::npos) << e.what();
+    }
   }
 }
 
@@ -252,6 +305,11 @@ TEST_F(ConditionalModelFileTest, StylizeRefusesBadStylesAndBlends) {
   EXPECT_TRUE(fs::exists(dir_ / "out/photo.jpg"));
   fs::remove_all(dir_ / "out");
   EXPECT_EQ(refusal("", "candy=0.25,wave=0.75"), "");
+  EXPECT_TRUE(fs::exists(dir_ / "out/photo.jpg"));
+  // Spaces around names and weights are ignored, as by the PyTorch module.
+  fs::remove_all(dir_ / "out");
+  EXPECT_EQ(refusal("", " =1"), "--blend: expected NAME=WEIGHT,NAME=WEIGHT, got ' =1' in ' =1'");
+  EXPECT_EQ(refusal("", "candy = 0.25, wave=0.75 "), "");
   EXPECT_TRUE(fs::exists(dir_ / "out/photo.jpg"));
 }
 

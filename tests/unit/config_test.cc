@@ -334,6 +334,32 @@ TEST_F(ConfigTest, ConditionalNetworkStylesShareTheirTrainingAndLayers) {
                                 "expected per_style or conditional, got 'shared'"}));
 }
 
+// A conditional network's style names go into --blend (NAME=W,NAME=W) and
+// the model file's newline-separated list: names those would split are
+// refused before training, not found unloadable after it.
+TEST_F(ConfigTest, ConditionalStyleNamesMustSurviveBlendsAndTheModelFile) {
+  const std::string head =
+      "job:\n  name: test\n  network: conditional\ndata:\n  content_dir: photos\n"
+      "loss_network:\n  weights: random:1\nstyles:\n  - image: styles/wave.jpg\n";
+  for (const std::string name : {"\"a,b\"", "\"a=b\"", "\"a\\nb\"", "\"a\\tb\"", "\" ab\""}) {
+    const std::vector<std::string> problems =
+        Problems(head + "  - {name: " + name + ", image: styles/candy.png}\n");
+    ASSERT_EQ(problems.size(), 1u) << name;
+    EXPECT_NE(problems.front().find("DIR/job.yaml:10:5: style '"), std::string::npos)
+        << problems.front();
+    EXPECT_NE(problems.front().find("': a conditional network's style names must not contain "
+                                    "',', '=' or control characters"),
+              std::string::npos)
+        << problems.front();
+  }
+  // Unicode and inner spaces are fine; per-style networks keep their old rule.
+  EXPECT_EQ(Load(head + "  - {name: \"café au lait\", image: styles/candy.png}\n").styles[1].name,
+            "café au lait");
+  EXPECT_EQ(
+      Load(Head() + "styles:\n  - {name: \"a,b=c\", image: styles/wave.jpg}\n").styles.front().name,
+      "a,b=c");
+}
+
 TEST_F(ConfigTest, UnknownSectionListsValidOnes) {
   EXPECT_EQ(
       Problems(Head() + "logging:\n  x: 1\nstyles:\n  - image: styles/wave.jpg\n"),

@@ -26,6 +26,7 @@
 #include "recording_metrics.h"
 #include "test_paths.h"
 #include "test_util.h"
+#include "train/preflight.h"
 #include "train/rank_agreement.h"
 
 namespace stylefleet {
@@ -517,6 +518,21 @@ TEST_F(TrainTest, AStyleAddedToATrainedNetworkLeavesTheOthersBitIdentical) {
   EXPECT_THROW(
       TrainJob(ConditionalJob(dir_, "again", {"a"}, ", base_model: " + base_model), Quiet()),
       ConfigError);
+  // ... and found by the preflight (`check` too), not only once training starts.
+  auto preflight = [&](const std::string& base) {
+    const std::vector<std::string> problems = PreflightProblems(
+        ConditionalJob(dir_, "again", {"a"}, ", base_model: " + base), PreflightOptions{});
+    return problems.empty() ? std::string() : problems.front();
+  };
+  EXPECT_NE(
+      preflight(base_model)
+          .find("style 'a': job.base_model " + base_model + " already holds a style of this name"),
+      std::string::npos)
+      << preflight(base_model);
+  EXPECT_NE(preflight(dir_ / "base/a")
+                .find("job.base_model: " + (dir_ / "base/a") + ": folder holds neither model.pt"),
+            std::string::npos)
+      << preflight(dir_ / "base/a");
 }
 
 // A network's rows belong to its styles in order: resuming with the styles
