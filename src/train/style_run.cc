@@ -160,6 +160,15 @@ void StyleRun::Start(int styles_together) {
     }
     SF_LOG(kInfo) << "[" << style_.name << "] " << job_.data.image_size << " px into "
                   << style_.output_dir;
+    // Styles are dealt one image each in turn: a short run leaves some without any.
+    const int64_t images = (total_steps_ - position_.step) * t.batch_size * control_.size();
+    const int64_t styles = static_cast<int64_t>(members_.size());
+    if (conditional() && images < styles) {
+      SF_LOG(kWarning) << "[" << style_.name << "] " << images << " image(s) left for " << styles
+                       << " styles: " << styles - images
+                       << " of them get no image and keep their rows as they are; raise "
+                          "training.max_steps or batch_size";
+    }
   }
   // A sweep's runs carry its name and their swept values as labels, so that
   // dashboards can put the runs of one sweep side by side.
