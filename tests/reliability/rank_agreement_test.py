@@ -12,6 +12,7 @@ the binary lists without a pair of values here fails the test: new keys get cove
 usage: rank_agreement_test.py STYLEFLEET_BINARY
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,7 @@ VALUES = {
     "job.seed": ("1", "2"),
     "job.styles_at_once": ("1", "2"),
     "job.network": ("per_style", "conditional"),
-    "job.base_model": ("s0.png", "s1.png"),  # existing files; checked only as models later
+    "job.base_model": ("m1/model.pt", "m2/model.pt"),  # one conditional model, two paths
     "data.content_dir": ("photos", "photos32"),
     "data.image_size": ("64", "68"),
     "data.max_image_pixels": ("100000000", "90000000"),
@@ -90,6 +91,15 @@ def write_fixture(root):
         Image.new("RGB", (80, 80), (200, 40, 40) if name == "s0.png" else (40, 200, 40)).save(os.path.join(root, name))
     with open(os.path.join(root, "job.yaml"), "w") as f:
         f.write(job_text(STYLE_DEFAULTS.values()))
+    # A trained conditional network (one style, 'base', one step) for job.base_model.
+    with open(os.path.join(root, "base.yaml"), "w") as f:
+        f.write("job: {name: base, output_dir: base_out, network: conditional}\n" +
+                job_text(["name: base", "image: s1.png"]))
+    subprocess.run([BINARY, "train", "base.yaml", "--no-progress", "--threads", "1",
+                    "--set", "training.max_steps=1"], cwd=root, check=True, capture_output=True)
+    for copy in ("m1", "m2"):
+        os.makedirs(os.path.join(root, copy))
+        shutil.copy(os.path.join(root, "base_out", "conditional", "model.pt"), os.path.join(root, copy))
 
 
 def launch(root, args0, args1):
