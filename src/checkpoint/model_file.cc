@@ -67,10 +67,7 @@ TensorDict ModelEntries(TransformerNet& net, const ModelInfo& info) {
   if (net->styles() > 0) {
     SF_CHECK(static_cast<int64_t>(info.styles.size()) == net->styles(),
              "a conditional network's file names each of its styles");
-    std::string names;
-    for (const std::string& name : info.styles) names += (names.empty() ? "" : "\n") + name;
-    dict.emplace_back("stylefleet.network", StringToTensor("conditional"));
-    dict.emplace_back("stylefleet.styles", StringToTensor(names));
+    AppendConditionalEntries(info.styles, dict);
   }
   return dict;
 }
@@ -131,6 +128,13 @@ RunPosition RestoreCheckpoint(const TensorDict& dict, const std::string& path, T
   position.epoch = ReadInt(dict, "stylefleet.epoch", path);
   position.batch = ReadInt(dict, "stylefleet.batch", path);
   return position;
+}
+
+void AppendConditionalEntries(const std::vector<std::string>& styles, TensorDict& dict) {
+  std::string names;
+  for (const std::string& name : styles) names += (names.empty() ? "" : "\n") + name;
+  dict.emplace_back("stylefleet.network", StringToTensor("conditional"));
+  dict.emplace_back("stylefleet.styles", StringToTensor(names));
 }
 
 std::vector<std::string> ModelStyleNames(const TensorDict& dict) {

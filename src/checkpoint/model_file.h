@@ -30,6 +30,10 @@ struct ModelInfo {
   std::vector<std::string> styles;
 };
 
+/// Appends what marks a conditional network's file: `stylefleet.network`
+/// ("conditional") and `stylefleet.styles` (`styles` joined by newlines).
+void AppendConditionalEntries(const std::vector<std::string>& styles, TensorDict& dict);
+
 /// The style names a model or checkpoint file's dict lists (`stylefleet.styles`);
 /// empty for a per-style network.
 std::vector<std::string> ModelStyleNames(const TensorDict& dict);

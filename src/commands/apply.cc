@@ -171,12 +171,7 @@ void ExportModel(const std::string& model, const std::string& output) {
   TensorDict dict;
   for (const auto& item : loaded.net->named_parameters())
     dict.emplace_back(item.key(), item.value());
-  if (!loaded.styles.empty()) {
-    dict.emplace_back("stylefleet.network", StringToTensor("conditional"));
-    std::string names;
-    for (const std::string& name : loaded.styles) names += (names.empty() ? "" : "\n") + name;
-    dict.emplace_back("stylefleet.styles", StringToTensor(names));
-  }
+  if (!loaded.styles.empty()) AppendConditionalEntries(loaded.styles, dict);
   SaveTensorDict(dict, output);
   SF_LOG(kInfo) << "exported " << loaded.file << " -> " << output << " (" << dict.size()
                 << (loaded.styles.empty() ? " tensors, PyTorch example TransformerNet names)"

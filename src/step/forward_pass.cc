@@ -43,14 +43,38 @@ torch::ScalarType ComputeType(Precision precision) {
   return precision == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat32;
 }
 
+// A target's style layers: its own, or those the pass names for all.
+const std::vector<int>& LayersOf(const StyleLossTarget& target, const LossNetworkUse& use) {
+  return target.style_layers != nullptr ? *target.style_layers : use.style_layers;
+}
+
+// One loss-network pass serves every style: the content layers, then each
+// style layer some target (or some style of a conditional batch) needs.
+std::vector<int> PassLayers(const LossNetworkUse& use, const std::vector<StyleLossTarget>& targets,
+                            const std::vector<ConditionalBatch*>& conditional) {
+  std::vector<int> layers = use.content_layers;
+  auto add = [&](const StyleLossTarget& target) {
+    for (int layer : LayersOf(target, use)) {
+      if (std::find(layers.begin(), layers.end(), layer) == layers.end()) layers.push_back(layer);
+    }
+  };
+  for (size_t k = 0; k < targets.size(); ++k) {
+    if (conditional.empty() || conditional[k] == nullptr) {
+      add(targets[k]);
+    } else {
+      for (const StyleLossTarget& target : conditional[k]->targets) add(target);
+    }
+  }
+  return layers;
+}
+
 // Each style's terms over its own images (ConditionalBatch), and their
 // image-weighted mean. `features(layer)` gives the batch's generated
 // activations at a layer.
-template <typename Features, typename LayersOf>
+template <typename Features>
 LossTerms ConditionalLosses(ConditionalBatch& batch, const Features& features,
                             const std::vector<torch::Tensor>& content_targets,
-                            const torch::Tensor& generated, const LossNetworkUse& use,
-                            const LayersOf& layers_of) {
+                            const torch::Tensor& generated, const LossNetworkUse& use) {
   const int64_t images = generated.size(0);
   batch.shares.assign(batch.targets.size(), StyleShare{});
   LossTerms mean;
@@ -72,7 +96,7 @@ LossTerms ConditionalLosses(ConditionalBatch& batch, const Features& features,
       gen_content.push_back(pick(features(use.content_layers[i])));
       content.push_back(pick(content_targets[i]));
     }
-    for (int layer : layers_of(target)) gen_style.push_back(pick(features(layer)));
+    for (int layer : LayersOf(target, use)) gen_style.push_back(pick(features(layer)));
     share.terms = ComputeLosses(gen_content, content, gen_style, *target.style_grams,
                                 pick(generated), target.weights);
     const double fraction = double(share.images) / double(images);
@@ -142,21 +166,7 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
     }
   }
   // One pass over every layer some style needs; each style reads its own.
-  auto layers_of = [&](const StyleLossTarget& target) -> const std::vector<int>& {
-    return target.style_layers != nullptr ? *target.style_layers : use.style_layers;
-  };
-  std::vector<int> all_layers = use.content_layers;
-  auto add_layers = [&](const StyleLossTarget& target) {
-    for (int layer : layers_of(target)) {
-      if (std::find(all_layers.begin(), all_layers.end(), layer) == all_layers.end())
-        all_layers.push_back(layer);
-    }
-  };
-  for (size_t k = 0; k < nets.size(); ++k) {
-    if (batch_of(k) == nullptr) add_layers(targets[k]);
-    if (batch_of(k) != nullptr)
-      for (const StyleLossTarget& target : batch_of(k)->targets) add_layers(target);
-  }
+  const std::vector<int> all_layers = PassLayers(use, targets, conditional);
   begin(Phase::kVggForward, "generated");
   const torch::Tensor stacked = generated.size() == 1 ? generated[0] : torch::cat(generated, 0);
   const auto features = vgg.Forward(stacked, all_layers, type);
@@ -175,12 +185,12 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
       return mine.to(torch::kFloat32);
     };
     if (ConditionalBatch* batch = batch_of(k)) {
-      out.push_back(ConditionalLosses(*batch, part, target_content, generated[k], use, layers_of));
+      out.push_back(ConditionalLosses(*batch, part, target_content, generated[k], use));
       continue;
     }
     std::vector<torch::Tensor> gen_content, gen_style;
     for (int layer : use.content_layers) gen_content.push_back(part(layer));
-    for (int layer : layers_of(targets[k])) gen_style.push_back(part(layer));
+    for (int layer : LayersOf(targets[k], use)) gen_style.push_back(part(layer));
     SF_CHECK(targets[k].style_grams != nullptr, "style grams missing");
     out.push_back(ComputeLosses(gen_content, target_content, gen_style, *targets[k].style_grams,
                                 generated[k], targets[k].weights));

@@ -26,24 +26,12 @@ StyleStepValues ToStepValues(const std::vector<double>& values) {
   return out;
 }
 
-// Images, then each term times images (summed over parts and ranks).
+// A share's terms as weighted values, summed over parts and ranks.
 void AddStyleSums(const StyleShare& share, std::vector<double>& sums) {
   if (share.images == 0) return;
-  const std::vector<double> values = TermValues(share.terms);
-  SF_CHECK(sums.size() == 1 + values.size(), "style value count");
-  sums[0] += double(share.images);
-  for (size_t i = 0; i < values.size(); ++i) sums[1 + i] += values[i] * double(share.images);
-}
-
-StyleStepValues FromStyleSums(const std::vector<double>& sums) {
-  StyleStepValues out;
-  out.images = static_cast<int64_t>(sums[0]);
-  if (out.images == 0) return out;
-  std::vector<double> mean(sums.begin() + 1, sums.end());
-  for (double& x : mean) x /= sums[0];
-  out = ToStepValues(mean);
-  out.images = static_cast<int64_t>(sums[0]);
-  return out;
+  StyleStepValues values = ToStepValues(TermValues(share.terms));
+  values.images = share.images;
+  AddWeightedValues(values, sums);
 }
 
 // The loss value only: a constant added to the loss leaves its gradients as they were.
@@ -62,6 +50,27 @@ void InjectGradientFault(InjectedFault fault, const Adam& adam) {
 }
 
 }  // namespace
+
+void AddWeightedValues(const StyleStepValues& values, std::vector<double>& sums) {
+  if (values.images == 0) return;
+  std::vector<double> flat = {values.content, values.style, values.tv, values.total};
+  flat.insert(flat.end(), values.style_layers.begin(), values.style_layers.end());
+  if (sums.empty()) sums.assign(1 + flat.size(), 0.0);
+  SF_CHECK(sums.size() == 1 + flat.size(), "style value count");
+  const double images = double(values.images);
+  sums[0] += images;
+  for (size_t i = 0; i < flat.size(); ++i) sums[1 + i] += flat[i] * images;
+}
+
+StyleStepValues WeightedMean(const std::vector<double>& sums) {
+  StyleStepValues out;
+  if (sums.empty() || sums[0] == 0) return out;
+  std::vector<double> mean(sums.begin() + 1, sums.end());
+  for (double& x : mean) x /= sums[0];
+  out = ToStepValues(mean);
+  out.images = static_cast<int64_t>(sums[0]);
+  return out;
+}
 
 InjectedFault InjectedFaultNamed(const std::string& name) {
   if (name == "nan-loss") return InjectedFault::kNanLoss;
@@ -88,7 +97,7 @@ StepOutcome TrainingStep::Run(const torch::Tensor& content, const std::vector<St
     outcome.styles.push_back(ToStepValues(values[k].mean));
     StyleStepValues& v = outcome.styles.back();
     v.images = content.size(0) * control_.size();
-    for (const auto& sums : values[k].style_sums) v.styles.push_back(FromStyleSums(sums));
+    for (const auto& sums : values[k].style_sums) v.styles.push_back(WeightedMean(sums));
     // The averaged total is the same on every rank, so is this verdict: a NaN
     // must never reach the weights.
     v.bad =

@@ -63,6 +63,14 @@ struct StyleStepValues {
   std::vector<StyleStepValues> styles;
 };
 
+/// Image-weighted sums of a style's values, for means over images (group
+/// allreduces, windows of steps): images, then content, style, tv, total and
+/// each style layer, each times images. AddWeightedValues sizes empty `sums`
+/// and adds nothing for values over no images; WeightedMean divides back
+/// (values 0 when the sums hold no image).
+void AddWeightedValues(const StyleStepValues& values, std::vector<double>& sums);
+StyleStepValues WeightedMean(const std::vector<double>& sums);
+
 struct StepOutcome {
   std::vector<StyleStepValues> styles;  ///< in the order of the styles passed in
   /// A stop signal reached some rank of the group: every rank sees it.

@@ -138,32 +138,40 @@ std::vector<std::string> SettingsProblems(const JobConfig& job, const StyleSpec&
 
 }  // namespace
 
-// What BuildConditionalModel would refuse about job.base_model, found before
-// training (and by `check`): a file that does not load, a per-style network,
-// a style the base already holds.
-std::vector<std::string> BaseModelProblems(const JobConfig& job) {
-  if (job.network != "conditional" || job.base_model.empty()) return {};
-  LoadedModel base;
-  try {
-    base = LoadModel(job.base_model);
-  } catch (const std::exception& e) {
-    return {"job.base_model: " + std::string(e.what())};
-  }
-  if (base.styles.empty()) {
-    return {"job.base_model: " + base.file +
+std::vector<std::string> BaseModelStyleProblems(const JobConfig& job, const std::string& base_file,
+                                                const std::vector<std::string>& base_styles) {
+  if (base_styles.empty()) {
+    return {"job.base_model: " + base_file +
             " is a per-style network; styles can be added only to a conditional network "
             "(job.network: conditional)"};
   }
   std::vector<std::string> problems;
   for (const StyleSpec& style : job.styles) {
-    if (std::find(base.styles.begin(), base.styles.end(), style.name) != base.styles.end()) {
-      problems.push_back("style '" + style.name + "': job.base_model " + base.file +
+    if (std::find(base_styles.begin(), base_styles.end(), style.name) != base_styles.end()) {
+      problems.push_back("style '" + style.name + "': job.base_model " + base_file +
                          " already holds a style of this name; a style is added once (rename "
                          "it, or leave it out to keep the trained one)");
     }
   }
   return problems;
 }
+
+namespace {
+
+// What the run that builds the network would refuse about job.base_model,
+// found before training (and by `check`): a file that does not load, or
+// styles that cannot be added to it.
+std::vector<std::string> BaseModelProblems(const JobConfig& job) {
+  if (job.network != "conditional" || job.base_model.empty()) return {};
+  try {
+    const LoadedModel base = LoadModel(job.base_model);
+    return BaseModelStyleProblems(job, base.file, base.styles);
+  } catch (const std::exception& e) {
+    return {"job.base_model: " + std::string(e.what())};
+  }
+}
+
+}  // namespace
 
 std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options) {
   std::vector<const StyleSpec*> styles;

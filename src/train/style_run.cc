@@ -16,6 +16,7 @@
 #include "data/image.h"
 #include "data/image_tensor.h"
 #include "runtime/group_ops.h"
+#include "train/preflight.h"
 #include "train/run_settings.h"
 
 namespace stylefleet {
@@ -125,17 +126,17 @@ TransformerNet StyleRun::MemberNet(size_t j) {
   return BlendedTransformer(net_, one_hot);
 }
 
-StyleStepValues StyleRun::Member::WindowMean() const {
-  StyleStepValues mean;
-  const double images = window_sums[0];
-  mean.images = static_cast<int64_t>(images);
-  mean.content = window_sums[1] / images;
-  mean.style = window_sums[2] / images;
-  mean.tv = window_sums[3] / images;
-  mean.total = window_sums[4] / images;
-  for (size_t i = 5; i < window_sums.size(); ++i)
-    mean.style_layers.push_back(window_sums[i] / images);
-  return mean;
+void StyleRun::WritePreviews(int64_t step) {
+  if (!conditional()) outputs_.WritePreview(net_, step);
+  // Each style's own preview, and the network's: one row per style.
+  std::vector<TransformerNet> styles;
+  std::vector<TransformerNet*> rows;
+  for (size_t j = 0; j < members_.size(); ++j) {
+    styles.push_back(MemberNet(j));
+    members_[j].outputs.WritePreview(styles.back(), step);
+  }
+  for (TransformerNet& net : styles) rows.push_back(&net);
+  if (conditional()) outputs_.WritePreview(rows, step);
 }
 
 ModelInfo StyleRun::Info() const {
@@ -254,14 +255,7 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
   const double eta = timing.average_seconds * double(total_steps_ - position.step);
   ReportStep(position, values, timing, eta);
   for (size_t j = 0; j < members_.size(); ++j) {
-    const StyleStepValues& v = values.styles[j];
-    if (v.images == 0) continue;
-    std::vector<double> flat = {double(v.images), v.content, v.style, v.tv, v.total};
-    flat.insert(flat.end(), v.style_layers.begin(), v.style_layers.end());
-    std::vector<double>& sums = members_[j].window_sums;
-    sums.resize(flat.size(), 0.0);
-    sums[0] += flat[0];
-    for (size_t i = 1; i < flat.size(); ++i) sums[i] += flat[i] * flat[0];
+    AddWeightedValues(values.styles[j], members_[j].window_sums);
   }
   const bool last = position.step == total_steps_;
   if (Injected(context_.options->perturb_replica, position.step)) {
@@ -288,7 +282,7 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
       // A style's line holds the mean over its images since its last line.
       for (Member& m : members_) {
         if (m.window_sums.empty()) continue;
-        record.values = m.WindowMean();
+        record.values = WeightedMean(m.window_sums);
         record.values.bad = values.bad;
         m.outputs.Record(record);
         m.window_sums.clear();
@@ -298,18 +292,7 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
     window_images_ = 0;
   }
   if (Due(position.step, t.preview_every_steps)) {
-    RunOnRoot(control_, "preview write", [&] {
-      if (!conditional()) outputs_.WritePreview(net_, position.step);
-      // Each style's own preview, and the network's: one row per style.
-      std::vector<TransformerNet> styles;
-      std::vector<TransformerNet*> rows;
-      for (size_t j = 0; j < members_.size(); ++j) {
-        styles.push_back(MemberNet(j));
-        members_[j].outputs.WritePreview(styles.back(), position.step);
-      }
-      for (TransformerNet& net : styles) rows.push_back(&net);
-      if (conditional()) outputs_.WritePreview(rows, position.step);
-    });
+    RunOnRoot(control_, "preview write", [&] { WritePreviews(position.step); });
   }
   CountBadStep(position.step, values.bad);
   if (!timing.stopping && (Due(position.step, job_.checkpoint.every_steps) || last)) {
@@ -478,18 +461,8 @@ void StyleRun::BuildConditionalModel(uint64_t seed) {
     return;
   }
   LoadedModel base = LoadModel(job_.base_model);
-  if (base.styles.empty()) {
-    throw ConfigError({"job.base_model: " + base.file +
-                       " is a per-style network; styles can be added only to a conditional "
-                       "network (job.network: conditional)"});
-  }
-  for (const std::string& name : names) {
-    if (std::find(base.styles.begin(), base.styles.end(), name) != base.styles.end()) {
-      throw ConfigError({"style '" + name + "': job.base_model " + base.file +
-                         " already holds a style of this name; a style is added once (rename "
-                         "it, or leave it out to keep the trained one)"});
-    }
-  }
+  const std::vector<std::string> problems = BaseModelStyleProblems(job_, base.file, base.styles);
+  if (!problems.empty()) throw ConfigError(problems);
   first_row_ = static_cast<int64_t>(base.styles.size());
   net_ = ExtendedTransformer(base.net, first_row_ + static_cast<int64_t>(names.size()));
   FreezeSharedLayers(net_);

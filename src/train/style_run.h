@@ -99,8 +99,7 @@ class StyleRun {
     std::vector<int> style_layers;
     // Its values since the last record, image-weighted: a step may hold
     // none of its images (fewer images per step than styles).
-    std::vector<double> window_sums;  // images, then each value times images
-    StyleStepValues WindowMean() const;
+    std::vector<double> window_sums;  // AddWeightedValues (step/training_step.h)
   };
 
   bool conditional() const { return !members_.empty(); }
@@ -118,6 +117,9 @@ class StyleRun {
   ModelInfo Info() const;
   void PrepareValidation();
   void WriteFinalImages();
+  // Root only: the run's previews (a conditional network's: each style's, and
+  // one with a row per style).
+  void WritePreviews(int64_t step);
   RunPosition Resume();
   void BroadcastRootState();
   void CheckReplicasAgree(int64_t step);
