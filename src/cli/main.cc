@@ -110,6 +110,14 @@ void WithdrawTargets(const JobConfig& job, World& world, const TrainingMetrics& 
   SF_LOG(kInfo) << "job finished: the targets in " << path << " are withdrawn";
 }
 
+// The exporter's web server takes up to about half a second to stop (its
+// threads poll with a timeout), and the process ends right after training:
+// the metrics are kept, reachable, until exit instead of being stopped.
+void KeepUntilExit(std::unique_ptr<TrainingMetrics> metrics) {
+  static auto* const kept = new std::vector<std::unique_ptr<TrainingMetrics>>();
+  kept->push_back(std::move(metrics));
+}
+
 // Runs `body` on this rank. Alone, exceptions go to main()'s handler; under
 // mpirun a failure on any rank is reported with its rank and host and aborts
 // the whole launch (exit 2 for a config error, 1 otherwise), so no peer waits
@@ -178,7 +186,7 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
   return RunCollective(*world, [&] {
     // Held until training ends (or the process dies): one run per style folder.
     const std::vector<FileLock> locks = LockStyleFolders(job, options.only_styles, *world);
-    const std::unique_ptr<TrainingMetrics> metrics = StartMetrics(job, *world);
+    std::unique_ptr<TrainingMetrics> metrics = StartMetrics(job, *world);
     TrainRunOptions with_metrics = options;
     with_metrics.metrics = metrics.get();
     const TrainOutcome outcome = TrainJob(job, with_metrics, *world);
@@ -189,6 +197,7 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
     }
     metrics->Finish();
     WithdrawTargets(job, *world, *metrics);
+    KeepUntilExit(std::move(metrics));
     if (!outcome.failed_styles.empty()) {
       std::string names;
       for (const auto& n : outcome.failed_styles) names += (names.empty() ? "" : ", ") + n;

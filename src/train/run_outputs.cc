@@ -192,17 +192,23 @@ void RunOutputs::PrepareValidation(const DataOptions& data,
   if (!images.empty()) preview_inputs_ = torch::cat(images).to(device);
 }
 
-void RunOutputs::WritePreview(const std::vector<TransformerNet*>& nets, int64_t step) const {
-  if (!preview_inputs_.defined()) return;
+torch::Tensor RunOutputs::PreviewGrid(const std::vector<TransformerNet*>& nets) const {
+  if (!preview_inputs_.defined()) return {};
   std::vector<torch::Tensor> rows = {torch::cat(preview_inputs_.unbind(0), 2)};
-  {
-    torch::NoGradGuard no_grad;
-    for (TransformerNet* net : nets) {
-      const torch::Tensor output = (*net)->forward(preview_inputs_).clamp(0, 255);
-      rows.push_back(torch::cat(output.unbind(0), 2));
-    }
+  torch::NoGradGuard no_grad;
+  for (TransformerNet* net : nets) {
+    const torch::Tensor output = (*net)->forward(preview_inputs_).clamp(0, 255);
+    rows.push_back(torch::cat(output.unbind(0), 2));
   }
-  const torch::Tensor grid = torch::cat(rows, 1);
+  return torch::cat(rows, 1);
+}
+
+void RunOutputs::WritePreview(const std::vector<TransformerNet*>& nets, int64_t step) const {
+  WritePreviewGrid(PreviewGrid(nets), step);
+}
+
+void RunOutputs::WritePreviewGrid(const torch::Tensor& grid, int64_t step) const {
+  if (!grid.defined()) return;
   char name[40];
   std::snprintf(name, sizeof(name), "step-%08lld.png", static_cast<long long>(step));
   const fs::path dir = fs::path(style_dir_) / "previews";

@@ -53,6 +53,11 @@ class RunOutputs {
   /// The same with one row per network of `nets` (a conditional network's
   /// styles, in its order) below the photos.
   void WritePreview(const std::vector<TransformerNet*>& nets, int64_t step) const;
+  /// WritePreview in two halves, so that the image can be encoded and written
+  /// on another thread: the grid (photos on top, a row per network below;
+  /// undefined when there are no validation photos), and its file.
+  torch::Tensor PreviewGrid(const std::vector<TransformerNet*>& nets) const;
+  void WritePreviewGrid(const torch::Tensor& grid, int64_t step) const;
   /// Writes final/NN-<stem>.png, `net`'s stylization of each validation photo
   /// (NN its position from 01) resized so that its shorter side is
   /// data.image_size, not cropped, and removes final images of photos no

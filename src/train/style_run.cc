@@ -60,6 +60,7 @@ StyleRun::StyleRun(const StyleRunContext& context, const StyleSpec& style)
       tensors_(context.runtime->tensors()),
       root_(control_.rank() == 0),
       outputs_(style.output_dir, style.name, style.training.style_layers) {
+  if (root_) writer_ = std::make_unique<BackgroundWriter>();
   loss_use_.content_layers = VggLayerIndices(job_.loss_network.content_layers);
   loss_use_.style_layers = VggLayerIndices(style.training.style_layers);
   loss_use_.precision = EffectivePrecision(style.training.precision, context.runtime->device());
@@ -126,17 +127,36 @@ TransformerNet StyleRun::MemberNet(size_t j) {
   return BlendedTransformer(net_, one_hot);
 }
 
-void StyleRun::WritePreviews(int64_t step) {
-  if (!conditional()) outputs_.WritePreview(net_, step);
+void StyleRun::SubmitPreviews(int64_t step) {
+  // The networks run here, with all of the rank's threads (compute is what
+  // a preview costs on a CPU); encoding and writing go to the background.
+  std::vector<std::pair<const RunOutputs*, torch::Tensor>> grids;
+  if (!conditional()) grids.emplace_back(&outputs_, outputs_.PreviewGrid({&net_}));
   // Each style's own preview, and the network's: one row per style.
   std::vector<TransformerNet> styles;
   std::vector<TransformerNet*> rows;
   for (size_t j = 0; j < members_.size(); ++j) {
     styles.push_back(MemberNet(j));
-    members_[j].outputs.WritePreview(styles.back(), step);
+    grids.emplace_back(&members_[j].outputs, members_[j].outputs.PreviewGrid({&styles.back()}));
   }
-  for (TransformerNet& net : styles) rows.push_back(&net);
-  if (conditional()) outputs_.WritePreview(rows, step);
+  for (TransformerNet& one : styles) rows.push_back(&one);
+  if (conditional()) grids.emplace_back(&outputs_, outputs_.PreviewGrid(rows));
+  writer_->Submit([grids = std::move(grids), step] {
+    for (const auto& [outputs, grid] : grids) outputs->WritePreviewGrid(grid, step);
+  });
+}
+
+void StyleRun::SubmitCheckpoint(const RunPosition& position) {
+  // The dict names the live parameters and optimizer state: the next step
+  // would change them while the writer reads.
+  auto dict = std::make_shared<TensorDict>(CheckpointDict(net_, *adam_, position, Info()));
+  for (auto& entry : *dict) entry.second = entry.second.detach().clone();
+  const std::string path = CheckpointPath(style_.output_dir, position.step);
+  writer_->Submit([this, dict, path] {
+    SaveTensorDict(*dict, path);
+    PruneCheckpoints(style_.output_dir, job_.checkpoint.keep);
+    SF_LOG(kDebug) << "[" << style_.name << "] checkpoint " << path;
+  });
 }
 
 ModelInfo StyleRun::Info() const {
@@ -278,6 +298,8 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
                       timing.skipped_files,
                       control_.size()};
     RunOnRoot(control_, "metrics record", [&] {
+      // A failed background write (a full disk) stops the run here at the latest.
+      writer_->ThrowIfFailed();
       if (!conditional()) outputs_.Record(record);
       // A style's line holds the mean over its images since its last line.
       for (Member& m : members_) {
@@ -292,12 +314,14 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
     window_images_ = 0;
   }
   if (Due(position.step, t.preview_every_steps)) {
-    RunOnRoot(control_, "preview write", [&] { WritePreviews(position.step); });
+    RunOnRoot(control_, "preview write", [&] { SubmitPreviews(position.step); });
   }
   CountBadStep(position.step, values.bad);
   if (!timing.stopping && (Due(position.step, job_.checkpoint.every_steps) || last)) {
-    RunOnRoot(control_, "checkpoint write", [&] { WriteCheckpoint(position); });
+    RunOnRoot(control_, "checkpoint write", [&] { SubmitCheckpoint(position); });
     if (root_) {
+      // Taken now, written in the background: a failure to write it stops
+      // the run at the next record or write.
       const double now =
           std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
               .count();
@@ -308,7 +332,10 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
 }
 
 void StyleRun::StopHere() {
-  RunOnRoot(control_, "checkpoint write", [&] { WriteCheckpoint(position_); });
+  RunOnRoot(control_, "checkpoint write", [&] {
+    writer_->Drain();
+    WriteCheckpoint(position_);
+  });
   if (root_) {
     SF_LOG(kWarning) << "[" << style_.name << "] stop signal: checkpoint written at step "
                      << position_.step << "; run the same command to resume";
@@ -316,10 +343,14 @@ void StyleRun::StopHere() {
 }
 
 void StyleRun::Finish() {
-  // One root action: WriteFinalImages never throws, so it needs no report of its own.
+  // One root action: WriteFinalImages never throws, so it needs no report of
+  // its own. It runs while the last checkpoint and previews are written in
+  // the background; the model is written once they are, so that a run whose
+  // last checkpoint failed has no model either (as before).
   RunOnRoot(control_, "model write", [&] {
-    WriteModel();
     WriteFinalImages();
+    writer_->Drain();
+    WriteModel();
   });
   if (!conditional()) context_.metrics->StyleFinished(style_.name);
   for (const Member& m : members_) context_.metrics->StyleFinished(m.spec->name);

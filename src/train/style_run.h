@@ -18,6 +18,7 @@
 #include "optim/adam.h"
 #include "runtime/rank_runtime.h"
 #include "step/training_step.h"
+#include "train/background_writer.h"
 #include "train/run_outputs.h"
 #include "train/train.h"
 
@@ -118,8 +119,10 @@ class StyleRun {
   void PrepareValidation();
   void WriteFinalImages();
   // Root only: the run's previews (a conditional network's: each style's, and
-  // one with a row per style).
-  void WritePreviews(int64_t step);
+  // one with a row per style), computed here and written in the background.
+  void SubmitPreviews(int64_t step);
+  // Root only: a snapshot of the network and optimizer, written in the background.
+  void SubmitCheckpoint(const RunPosition& position);
   RunPosition Resume();
   void BroadcastRootState();
   void CheckReplicasAgree(int64_t step);
@@ -157,6 +160,9 @@ class StyleRun {
   double window_seconds_ = 0;
   int64_t window_images_ = 0;
   std::chrono::steady_clock::time_point run_start_;
+  // Root only; declared last, so that it drains before the state its tasks
+  // name (outputs_, the style) is destroyed.
+  std::unique_ptr<BackgroundWriter> writer_;
 };
 
 /// bf16 where it pays: always on GPUs, on CPUs with BF16 dot-product
