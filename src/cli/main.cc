@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "commands/commands.h"
+#include "common/cpu_info.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/stop_signal.h"
@@ -546,12 +547,18 @@ int Run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace stylefleet;
+  ChooseOpenBlasCore(argv);  // may execute the program again, once
   // Training allocates and frees the same large activation buffers every step.
   // glibc's defaults hand them back to the kernel (mmap/trim) and fault them in
   // again, which cost the PyTorch reference most of its time here: keep them.
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, INT32_MAX);
   InstallStopSignalHandlers();
+  const std::string blas_change = OpenBlasCoreChange();
+  const char* mpi_rank = std::getenv("OMPI_COMM_WORLD_RANK");
+  if (!blas_change.empty() && (mpi_rank == nullptr || std::string(mpi_rank) == "0")) {
+    SF_LOG(kInfo) << blas_change;
+  }
   try {
     return Run(argc, argv);
   } catch (const ConfigError& e) {

@@ -342,6 +342,56 @@ TEST(CliTest, ReportOfAJobFileReadsStylesWithTheirOwnOutputDir) {
   EXPECT_NE(html.find("step 1 of 1"), std::string::npos);
 }
 
+// Debian's OpenBLAS 0.3.21 takes recent Xeons for "Prescott" (SSE3 kernels).
+// STYLEFLEET_OPENBLAS_DETECTED plays that detection here: stylefleet then
+// runs itself again with better kernels (OPENBLAS_CORETYPE), says so, and
+// computes the same losses as with the Prescott kernels.
+TEST(CliTest, AnOpenBlasThatMistakesTheCpuGetsBetterKernelsAndTheSameLosses) {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  const std::string info((std::istreambuf_iterator<char>(cpuinfo)), {});
+  if (info.find(" avx2") == std::string::npos) GTEST_SKIP() << "no better kernels than SSE3 here";
+  const testing::CommandResult probe =
+      testing::RunCommand("OPENBLAS_VERBOSE=2 " + std::string(STYLEFLEET_BINARY) + " --help");
+  if (probe.output.find("Core:") == std::string::npos)
+    GTEST_SKIP() << "the system BLAS is not OpenBLAS";
+  testing::TempDir dir;
+  SaveImageFile(testing::MakeTestImage(80, 72, 3), dir / "photo.png");
+  SaveImageFile(testing::MakeTestImage(64, 64, 4), dir / "style.png");
+  const std::string losses = std::string(STYLEFLEET_BINARY) + " losses --loss-network random:5 " +
+                             "--image-size 64 --content " + (dir / "photo.png") + " --style " +
+                             (dir / "style.png");
+  // The user's own choice is left alone.
+  const testing::CommandResult forced =
+      testing::RunCommand("OPENBLAS_CORETYPE=Prescott OPENBLAS_VERBOSE=2 " + losses);
+  ASSERT_EQ(forced.exit_code, 0) << forced.output;
+  EXPECT_NE(forced.output.find("Core: Prescott"), std::string::npos) << forced.output;
+  EXPECT_EQ(forced.output.find("OpenBLAS took this CPU"), std::string::npos) << forced.output;
+  const testing::CommandResult chosen = testing::RunCommand(
+      "unset OPENBLAS_CORETYPE; STYLEFLEET_OPENBLAS_DETECTED=Prescott " + losses);
+  ASSERT_EQ(chosen.exit_code, 0) << chosen.output;
+  const bool avx512 = info.find(" avx512bw") != std::string::npos;
+  const std::string expected = avx512 && info.find(" avx512_bf16") != std::string::npos
+                                   ? "Cooperlake"
+                               : avx512 ? "SkylakeX"
+                                        : "Haswell";
+  EXPECT_NE(chosen.output.find("OpenBLAS took this CPU for Prescott; its " + expected +
+                               " kernels are used (OPENBLAS_CORETYPE)"),
+            std::string::npos)
+      << chosen.output;
+  const auto json_of = [](const std::string& output) {
+    return nlohmann::json::parse(output.substr(output.find('{')));
+  };
+  const nlohmann::json a = json_of(forced.output), b = json_of(chosen.output);
+  for (const char* term : {"style_loss", "tv_loss", "total_loss"}) {
+    const double x = a[term].get<double>(), y = b[term].get<double>();
+    EXPECT_NEAR(x, y, 1e-5 * std::max(1.0, std::abs(x))) << term;
+  }
+  for (const auto& [layer, value] : a["style_loss_by_layer"].items()) {
+    const double x = value.get<double>(), y = b["style_loss_by_layer"][layer].get<double>();
+    EXPECT_NEAR(x, y, 1e-5 * std::max(1.0, std::abs(x))) << layer;
+  }
+}
+
 TEST(CliTest, BenchPrintsOneJsonDocumentWithEverySection) {
   testing::TempDir dir;
   const testing::CommandResult r = RunTool(
