@@ -547,7 +547,10 @@ int Run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace stylefleet;
-  ChooseOpenBlasCore(argv);  // may execute the program again, once
+  // Training computes Grams through BLAS; the exec costs about half a second
+  // of start-up, which only long commands win back.
+  const std::string command = argc > 1 ? argv[1] : "";
+  if (command == "train" || command == "bench") ChooseOpenBlasCore(argv);  // may exec, once
   // Training allocates and frees the same large activation buffers every step.
   // glibc's defaults hand them back to the kernel (mmap/trim) and fault them in
   // again, which cost the PyTorch reference most of its time here: keep them.
