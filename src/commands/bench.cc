@@ -386,7 +386,8 @@ void MeasureMachine(Setup& setup, json& doc) {
 }
 
 // A training rate as a fraction of the convolution rate of its precision:
-// fp32 against the fp32 convolution, bf16 against the faster bf16 layout.
+// fp32 against the fp32 convolution, bf16 against the faster bf16 layout. Per
+// rank: rank 0 measured the convolution with one rank's threads.
 void AddConvFraction(const json& doc, json& run) {
   if (!doc.contains("machine_throughput")) return;
   const json& conv = doc["machine_throughput"]["conv3x3"];
@@ -400,8 +401,9 @@ void AddConvFraction(const json& doc, json& run) {
     }
   }
   run["conv3x3_compared_with"] = compared;
-  run["fraction_of_conv3x3_gflops"] =
-      run["achieved_gflops"].get<double>() / conv[compared]["gflops"].get<double>();
+  run["fraction_of_conv3x3_gflops"] = run["achieved_gflops"].get<double>() /
+                                      run["ranks"].get<int>() /
+                                      conv[compared]["gflops"].get<double>();
 }
 
 // One style per precision on synthetic batches, and bf16 against fp32.

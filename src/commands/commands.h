@@ -164,12 +164,14 @@ struct BenchOptions {
 
 /// Measures training, stylizing, (with more than one rank) allreduce speed
 /// and (with `machine_throughput`) the machine's kernel throughput
-/// (commands/machine_throughput.h; each train_synthetic entry then also holds
-/// `fraction_of_conv3x3_gflops` and `conv3x3_compared_with`), and returns one
-/// JSON document (on rank 0; other ranks get ""). Collective over `world`:
-/// all ranks train one model data-parallel, with the training step and
-/// per-rank setup that `train` uses (step/training_step.h,
-/// runtime/rank_runtime.h), so the figures are those of training.
+/// (commands/machine_throughput.h, measured on rank 0; each train_synthetic
+/// entry then also holds `fraction_of_conv3x3_gflops`, its achieved GFLOP/s
+/// per rank over the convolution rate of `conv3x3_compared_with`: fp32, or the
+/// faster bf16 layout), and returns one JSON document (on rank 0; other ranks
+/// get ""). Collective over `world`: all ranks train one model data-parallel,
+/// with the training step and per-rank setup that `train` uses
+/// (step/training_step.h, runtime/rank_runtime.h), so the figures are those
+/// of training.
 std::string RunBenchmark(const BenchOptions& options, World& world);
 
 }  // namespace stylefleet

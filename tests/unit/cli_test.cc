@@ -424,7 +424,7 @@ TEST(CliTest, BenchPrintsOneJsonDocumentWithEverySection) {
     EXPECT_TRUE(std::isfinite(fraction) && fraction > 0) << fraction;
     const std::string compared = run.at("conv3x3_compared_with").get<std::string>();
     EXPECT_NEAR(fraction,
-                run.at("achieved_gflops").get<double>() /
+                run.at("achieved_gflops").get<double>() / run.at("ranks").get<int>() /
                     machine.at("conv3x3").at(compared).at("gflops").get<double>(),
                 1e-9 * fraction);
   }
