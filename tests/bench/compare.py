@@ -75,9 +75,10 @@ def print_machine(machine, throughput, docs):
 
 
 def print_phases(variants, docs):
-    """Where a stylefleet step's time goes. The bench reports each phase's mean
-    over a run's timed steps, so the step is the mean too; each is the median of
-    the rounds' values."""
+    """Where a stylefleet step's time goes, in the round whose step is the
+    median (one run's phases add up to its step; medians of each would not).
+    The bench reports each phase's mean over a run's timed steps, so the step
+    is the mean too."""
     names = [n for n, _ in variants if n in ("stylefleet fp32", "stylefleet bf16")]
     if not names:
         return
@@ -86,13 +87,16 @@ def print_phases(variants, docs):
              "optimizer"]
     reported = docs[names[0]][0]["train_synthetic"][0]["phase_seconds_per_step"]
     phases = [p for p in order if p in reported] + sorted(p for p in reported if p not in order)
-    step = {n: statistics.median(statistics.mean(d["train_synthetic"][0]["step_seconds"])
-                                 for d in docs[n]) for n in names}
-    split = {n: {p: statistics.median(d["train_synthetic"][0]["phase_seconds_per_step"][p]
-                                      for d in docs[n]) for p in phases} for n in names}
+    def mean_step(doc):
+        return statistics.mean(doc["train_synthetic"][0]["step_seconds"])
+
+    median_run = {n: sorted(docs[n], key=mean_step)[(len(docs[n]) - 1) // 2] for n in names}
+    step = {n: mean_step(median_run[n]) for n in names}
+    split = {n: {p: median_run[n]["train_synthetic"][0]["phase_seconds_per_step"][p]
+                 for p in phases} for n in names}
     print()
-    print("Per-phase split of a stylefleet step (seconds, mean over a run's timed steps, median "
-          "over the rounds; % of the step):")
+    print("Per-phase split of a stylefleet step (seconds, mean over the timed steps of the round "
+          "with the median step; % of that step):")
     print()
     print("| phase | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
