@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "commands/commands.h"
+#include "commands/machine_throughput.h"
 #include "common/cpu_info.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -344,6 +345,8 @@ void DescribeMachine(Setup& setup, json& doc) {
       {"channels_last", o.channels_last},
       {"bf16_instructions", CpuHasBf16()},
       {"system_blas", SystemBlas()},
+      {"openblas_core", OpenBlasCoreName()},
+      {"onednn_isa", OneDnnIsa()},
       {"libtorch", TorchVersionString()},
       {"ranks", me.size},
       {"threads_per_rank", setup.runtime.threads()},
@@ -369,6 +372,40 @@ void Say(const Setup& setup, const std::string& text) {
   }
 }
 
+// Rank 0 measures the machine's kernels while the other ranks wait, so that
+// they do not share its cores. Collective over the group.
+void MeasureMachine(Setup& setup, json& doc) {
+  if (!setup.options.machine_throughput) return;
+  if (setup.group().rank() == 0) {
+    Say(setup, "machine throughput: 3x3 convolution and 2048^3 matrix product");
+    MachineThroughputOptions options;
+    options.bf16 = !setup.device().is_cpu() || CpuHasBf16();
+    doc["machine_throughput"] = MeasureMachineThroughput(setup.device(), options);
+  }
+  setup.group().Barrier("machine throughput barrier");
+}
+
+// A training rate as a fraction of the convolution rate of its precision:
+// fp32 against the fp32 convolution, bf16 against the faster bf16 layout. Per
+// rank: rank 0 measured the convolution with one rank's threads.
+void AddConvFraction(const json& doc, json& run) {
+  if (!doc.contains("machine_throughput")) return;
+  const json& conv = doc["machine_throughput"]["conv3x3"];
+  std::string compared = "fp32";
+  if (run["precision"] == "bf16") {
+    if (!conv.contains("bf16")) return;
+    compared = "bf16";
+    if (conv.contains("bf16_channels_last") &&
+        conv["bf16_channels_last"]["gflops"].get<double>() > conv["bf16"]["gflops"].get<double>()) {
+      compared = "bf16_channels_last";
+    }
+  }
+  run["conv3x3_compared_with"] = compared;
+  run["fraction_of_conv3x3_gflops"] = run["achieved_gflops"].get<double>() /
+                                      run["ranks"].get<int>() /
+                                      conv[compared]["gflops"].get<double>();
+}
+
 // One style per precision on synthetic batches, and bf16 against fp32.
 std::map<std::string, json> MeasurePrecisions(Setup& setup, BatchSource& synthetic, json& doc) {
   const BenchOptions& o = setup.options;
@@ -386,6 +423,7 @@ std::map<std::string, json> MeasurePrecisions(Setup& setup, BatchSource& synthet
                    std::to_string(setup.runtime.threads()) + " thread(s)");
     const Measurement m = MeasureTraining(setup, 1, precision, synthetic);
     by_precision[name] = Report(setup, m, 1, precision);
+    AddConvFraction(doc, by_precision[name]);
     doc["train_synthetic"].push_back(by_precision[name]);
   }
   if (by_precision.count("fp32") && by_precision.count("bf16")) {
@@ -485,6 +523,7 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
 
   json doc;
   DescribeMachine(setup, doc);
+  MeasureMachine(setup, doc);
   SyntheticBatches synthetic(o.batch_size, o.image_size, device);
   std::map<std::string, json> by_precision = MeasurePrecisions(setup, synthetic, doc);
   MeasureStylesAtOnce(setup, synthetic, by_precision, doc);

@@ -156,13 +156,22 @@ struct BenchOptions {
   bool channels_last = false;
   /// GPU only: allow TF32 in fp32 convolutions and matrix products (off: true fp32).
   bool tf32 = false;
+  /// Also measure what the machine's arithmetic does through LibTorch (a 3x3
+  /// convolution and a matrix product, fp32 and bf16; a few seconds, on rank
+  /// 0 only) and state each training precision's rate as a fraction of it.
+  bool machine_throughput = true;
 };
 
-/// Measures training, stylizing and (with more than one rank) allreduce speed
-/// and returns one JSON document (on rank 0; other ranks get ""). Collective
-/// over `world`: all ranks train one model data-parallel, with the training
-/// step and per-rank setup that `train` uses (step/training_step.h,
-/// runtime/rank_runtime.h), so the figures are those of training.
+/// Measures training, stylizing, (with more than one rank) allreduce speed
+/// and (with `machine_throughput`) the machine's kernel throughput
+/// (commands/machine_throughput.h, measured on rank 0; each train_synthetic
+/// entry then also holds `fraction_of_conv3x3_gflops`, its achieved GFLOP/s
+/// per rank over the convolution rate of `conv3x3_compared_with`: fp32, or the
+/// faster bf16 layout), and returns one JSON document (on rank 0; other ranks
+/// get ""). Collective over `world`: all ranks train one model data-parallel,
+/// with the training step and per-rank setup that `train` uses
+/// (step/training_step.h, runtime/rank_runtime.h), so the figures are those
+/// of training.
 std::string RunBenchmark(const BenchOptions& options, World& world);
 
 }  // namespace stylefleet

@@ -6,8 +6,11 @@ noisy shared machine: a slow spell hits both sides of a pair.
 
   /usr/bin/python3 tests/bench/compare.py --stylefleet build/stylefleet --rounds 3
 
-Prints a Markdown table (for the README) and writes every raw result as JSON
-with --json.
+Prints a Markdown table (for the README): images/s, ratio to the reference and
+achieved GFLOP/s per variant; below it the machine's measured kernel rates
+(from the first stylefleet run; the others pass --no-machine) and the
+per-phase split of stylefleet's fp32 and bf16 steps. Writes every raw result
+as JSON with --json.
 """
 import argparse
 import datetime
@@ -31,6 +34,81 @@ def run_json(cmd, env=None):
     return json.loads(proc.stdout)
 
 
+def median_of(docs, key):
+    return statistics.median(d["train_synthetic"][0][key] for d in docs)
+
+
+def achieved_gflops(name, docs, gflop_per_image):
+    if name.startswith("stylefleet"):
+        return median_of(docs, "achieved_gflops")
+    return statistics.median(d["images_per_second"] for d in docs) * gflop_per_image
+
+
+def print_machine(machine, throughput, docs):
+    """The machine's kernel rates as the first stylefleet run measured them."""
+    if throughput is None:
+        return
+    conv, mm = throughput["conv3x3"], throughput["matmul"]
+
+    def rate(kernel, variant):
+        return "%.0f" % kernel[variant]["gflops"] if variant in kernel else "not measured"
+
+    print()
+    print("Machine, measured through stylefleet's LibTorch with %d thread(s), GFLOP/s (median "
+          "of %d runs): 3x3 convolution %s on %s: fp32 %s, bf16 %s, bf16 channels-last %s; "
+          "%dx%dx%d matrix product: fp32 %s, bf16 %s. OpenBLAS core: %s; oneDNN ISA: %s."
+          % (throughput["threads"], throughput["timed_runs"],
+             "x".join(map(str, conv["weight_oihw"])), "x".join(map(str, conv["input_nchw"])),
+             rate(conv, "fp32"), rate(conv, "bf16"), rate(conv, "bf16_channels_last"),
+             *mm["m_n_k"], rate(mm, "fp32"), rate(mm, "bf16"),
+             (machine or {}).get("openblas_core", "?"), (machine or {}).get("onednn_isa", "?")))
+    # As the bench's fraction_of_conv3x3_gflops, from the median over the rounds.
+    for name, layouts in (("stylefleet fp32", ["fp32"]),
+                          ("stylefleet bf16", ["bf16", "bf16_channels_last"])):
+        measured = [v for v in layouts if v in conv]
+        if not docs.get(name) or not measured:
+            continue
+        best = max(measured, key=lambda v: conv[v]["gflops"])
+        achieved = median_of(docs[name], "achieved_gflops")
+        print("%s: %.1f GFLOP/s (median) = %.0f%% of the %s convolution rate."
+              % (name, achieved, 100 * achieved / conv[best]["gflops"], best.replace("_", " ")))
+
+
+def print_phases(variants, docs):
+    """Where a stylefleet step's time goes, in the round whose step is the
+    median (one run's phases add up to its step; medians of each would not).
+    The bench reports each phase's mean over a run's timed steps, so the step
+    is the mean too."""
+    names = [n for n, _ in variants if n in ("stylefleet fp32", "stylefleet bf16")]
+    if not names:
+        return
+    # In a step's order; the JSON's keys come sorted by name.
+    order = ["data", "transformer_forward", "vgg_forward", "loss", "backward", "allreduce",
+             "optimizer"]
+    reported = docs[names[0]][0]["train_synthetic"][0]["phase_seconds_per_step"]
+    phases = [p for p in order if p in reported] + sorted(p for p in reported if p not in order)
+    def mean_step(doc):
+        return statistics.mean(doc["train_synthetic"][0]["step_seconds"])
+
+    median_run = {n: sorted(docs[n], key=mean_step)[(len(docs[n]) - 1) // 2] for n in names}
+    step = {n: mean_step(median_run[n]) for n in names}
+    split = {n: {p: median_run[n]["train_synthetic"][0]["phase_seconds_per_step"][p]
+                 for p in phases} for n in names}
+    print()
+    print("Per-phase split of a stylefleet step (seconds, mean over the timed steps of the round "
+          "with the median step; % of that step):")
+    print()
+    print("| phase | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for p in phases:
+        print("| %s | " % p + " | ".join("%.3f s (%.0f%%)" % (split[n][p], 100 * split[n][p] / step[n])
+                                         for n in names) + " |")
+    print("| outside the phases | " + " | ".join(
+        "%.3f s (%.0f%%)" % (step[n] - sum(split[n].values()),
+                             100 * (step[n] - sum(split[n].values())) / step[n]) for n in names) + " |")
+    print("| step | " + " | ".join("%.3f s" % step[n] for n in names) + " |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--stylefleet", default="build/stylefleet")
@@ -49,9 +127,14 @@ def main():
     common = ["--image-size", str(args.image_size), "--batch", str(args.batch),
               "--steps", str(args.steps), "--warmup", str(args.warmup)]
 
+    machine_measured = [False]  # the first stylefleet run measures the machine, no other
+
     def sf(precision, threads=args.threads, mpi=False):
         cmd = [args.stylefleet, "bench", "--precision", precision, "--styles-at-once", "1",
                "--stylize-sizes", "0", "--threads", str(threads), "--no-progress"] + common
+        if machine_measured[0]:
+            cmd.append("--no-machine")
+        machine_measured[0] = True
         if mpi:
             cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "core",
                    "-np", "2"] + cmd
@@ -84,15 +167,20 @@ def main():
                      ("stylefleet fp32, mpirun -np 2 x 1 thread", lambda: sf("fp32", threads=1, mpi=True))]
 
     rates = {name: [] for name, _ in variants}
+    docs = {name: [] for name, _ in variants}
     raw = []
     machine = None
+    throughput = None
     for r in range(args.rounds):
         for name, fn in variants:
             rate, doc = fn()
             rates[name].append(rate)
+            docs[name].append(doc)
             raw.append({"round": r + 1, "variant": name, "images_per_second": rate, "result": doc})
             if machine is None and "machine" in doc:
                 machine = doc["machine"]
+            if throughput is None and "machine_throughput" in doc:
+                throughput = doc["machine_throughput"]
             print("round %d/%d  %-42s %.3f images/s" % (r + 1, args.rounds, name, rate),
                   file=sys.stderr, flush=True)
 
@@ -103,14 +191,25 @@ def main():
                                           machine["cpu"] if machine else platform.processor(),
                                           args.rounds, "system BLAS " + (machine or {}).get("system_blas", "?")))
     print()
-    print("| variant | median images/s | per round | ratio to reference fp32 (median of per-round ratios) |")
-    print("|---|---|---|---|")
+    # What one training image costs, as the bench counts it (the reference
+    # trains the same model with the same losses).
+    gflop_per_image = docs["stylefleet fp32"][0]["train_synthetic"][0]["gflop_per_image"]
+    print("| variant | images/s (median) | per round | ratio to reference fp32 "
+          "(median of per-round ratios) | achieved GFLOP/s (median) |")
+    print("|---|---|---|---|---|")
     for name, _ in variants:
         values = rates[name]
         ratios = [v / b for v, b in zip(values, base)]
-        print("| %s | %.3f | %s | %.2fx |" % (name, statistics.median(values),
-                                            " ".join("%.3f" % v for v in values),
-                                            statistics.median(ratios)))
+        print("| %s | %.3f | %s | %.2fx | %.1f |" % (name, statistics.median(values),
+                                                   " ".join("%.3f" % v for v in values),
+                                                   statistics.median(ratios),
+                                                   achieved_gflops(name, docs[name], gflop_per_image)))
+    print()
+    print("Achieved GFLOP/s: stylefleet's from its bench JSON (`achieved_gflops`); the "
+          "reference's computed here as its images/s x the %.2f GFLOP per training image "
+          "that the bench reports for the same model, size and losses." % gflop_per_image)
+    print_machine(machine, throughput, docs)
+    print_phases(variants, docs)
     if args.mpi:
         one = rates["stylefleet fp32, 1 process x 1 thread"]
         two = rates["stylefleet fp32, mpirun -np 2 x 1 thread"]

@@ -1,6 +1,7 @@
 // The command-line tool's contract: exit codes and messages at the edge.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -441,6 +442,59 @@ TEST(CliTest, BenchPrintsOneJsonDocumentWithEverySection) {
   EXPECT_FALSE(doc.contains("allreduce"));  // one process
   std::ifstream trace_in(dir / "trace.json");
   EXPECT_GT(nlohmann::json::parse(trace_in).at("traceEvents").size(), 10u);
+
+  // The machine measurement is on by default: every kernel rate and every
+  // training precision's fraction of its convolution rate is there, positive.
+  const bool bf16 = doc.at("machine").at("bf16_instructions").get<bool>();
+  EXPECT_FALSE(doc.at("machine").at("openblas_core").get<std::string>().empty());
+  EXPECT_FALSE(doc.at("machine").at("onednn_isa").get<std::string>().empty());
+  ASSERT_TRUE(doc.contains("machine_throughput")) << doc.dump(1);
+  const auto& machine = doc.at("machine_throughput");
+  EXPECT_EQ(machine.at("threads"), 1);
+  const auto expect_rates = [&](const std::string& kernel, std::vector<std::string> variants,
+                                double gflop) {
+    const auto& k = machine.at(kernel);
+    EXPECT_NEAR(k.at("gflop").get<double>(), gflop, 1e-9 * gflop) << kernel;
+    for (const auto& variant : variants) {
+      SCOPED_TRACE(kernel + " " + variant);
+      const auto& v = k.at(variant);
+      EXPECT_EQ(v.at("seconds").size(), machine.at("timed_runs").get<size_t>());
+      const double rate = v.at("gflops").get<double>();
+      EXPECT_TRUE(std::isfinite(rate) && rate > 0) << rate;
+      EXPECT_NEAR(rate * v.at("seconds_median").get<double>(), gflop, 1e-9 * gflop);
+    }
+  };
+  const double conv_gflop = 2.0 * 4 * 256 * 64 * 64 * 256 * 3 * 3 / 1e9;
+  const double matmul_gflop = 2.0 * 2048 * 2048 * 2048 / 1e9;
+  if (bf16) {
+    expect_rates("conv3x3", {"fp32", "bf16", "bf16_channels_last"}, conv_gflop);
+    expect_rates("matmul", {"fp32", "bf16"}, matmul_gflop);
+  } else {
+    expect_rates("conv3x3", {"fp32"}, conv_gflop);
+    expect_rates("matmul", {"fp32"}, matmul_gflop);
+  }
+  for (const auto& run : doc.at("train_synthetic")) {
+    const double fraction = run.at("fraction_of_conv3x3_gflops").get<double>();
+    EXPECT_TRUE(std::isfinite(fraction) && fraction > 0) << fraction;
+    const std::string compared = run.at("conv3x3_compared_with").get<std::string>();
+    EXPECT_NEAR(fraction,
+                run.at("achieved_gflops").get<double>() / run.at("ranks").get<int>() /
+                    machine.at("conv3x3").at(compared).at("gflops").get<double>(),
+                1e-9 * fraction);
+  }
+  EXPECT_EQ(doc.at("train_synthetic")[0].at("conv3x3_compared_with"), "fp32");
+
+  // --no-machine leaves the measurement and the fractions out.
+  const testing::CommandResult quick = RunTool(
+      "bench --image-size 16 --batch 1 --warmup 0 --steps 1 --styles-at-once 1 --stylize-sizes 0 "
+      "--precision fp32 --threads 1 --no-progress --no-machine --output " +
+      (dir / "quick.json"));
+  ASSERT_EQ(quick.exit_code, 0) << quick.output;
+  std::ifstream quick_in(dir / "quick.json");
+  const nlohmann::json quick_doc = nlohmann::json::parse(quick_in);
+  EXPECT_FALSE(quick_doc.contains("machine_throughput"));
+  EXPECT_FALSE(quick_doc.at("train_synthetic")[0].contains("fraction_of_conv3x3_gflops"));
+  EXPECT_TRUE(quick_doc.at("machine").contains("openblas_core"));  // cheap: always there
 
   EXPECT_EQ(RunTool("bench --image-size 30 --no-progress").exit_code, 2);
   EXPECT_EQ(RunTool("bench --precision fp16").exit_code, 2);
