@@ -97,13 +97,6 @@ json MeasureMachineThroughput(const torch::Device& device,
   return result;
 }
 
-std::string OpenBlasCoreName() {
-  using CoreName = char* (*)();
-  const auto core_name = reinterpret_cast<CoreName>(LoadedSymbol("openblas_get_corename"));
-  const char* name = core_name ? core_name() : nullptr;
-  return name && *name ? name : "unknown";
-}
-
 std::string OneDnnIsa() {
   // dnnl_cpu_isa_t is a C enum: an int through the C ABI.
   using EffectiveIsa = int (*)();

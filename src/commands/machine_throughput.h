@@ -36,11 +36,6 @@ struct MachineThroughputOptions {
 nlohmann::json MeasureMachineThroughput(const torch::Device& device,
                                         const MachineThroughputOptions& options);
 
-/// The kernel set OpenBLAS chose for this CPU (`openblas_get_corename`, e.g.
-/// "Cooperlake"), when the process runs on OpenBLAS; "unknown" with another
-/// BLAS. Looked up at run time, so nothing depends on OpenBLAS being there.
-std::string OpenBlasCoreName();
-
 /// The most capable instruction set oneDNN may use on this CPU
 /// (`dnnl_get_effective_cpu_isa`, named by `dnnl_cpu_isa2str`, e.g.
 /// "avx512_core_bf16"), when LibTorch's oneDNN exports them (Debian's shared
