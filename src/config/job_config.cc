@@ -518,12 +518,12 @@ const FieldTable<TrainingOptions>& TrainingFields() {
       {"precision", "`fp32` or `bf16`", "`fp32`",
        "Arithmetic of the forward passes. `bf16` runs the convolutions of the transformer and "
        "the loss network in bfloat16 (autocast) and keeps losses, gradients, Adam and the "
-       "weights in float32. On a 2-core CPU with BF16 instructions (avx512_bf16, amx_bf16) "
-       "it trained 1.6-1.7x faster than fp32 at 256 px, batch 4, with total losses within 0.4% "
-       "(README, Performance), but slower than fp32 at 128 px, batch 2 (about 1.0 against "
-       "1.3-1.5 images/s in a demo trial): measure with `stylefleet bench`; on GPUs it always "
-       "applies. On a CPU without them training runs in fp32 and "
-       "says so.",
+       "weights in float32. On a 2-core CPU with AMX (amx_bf16) it trained 1.6-1.7x faster "
+       "than fp32 at 256 px, batch 4, with total losses within 0.4% (README, Performance), but "
+       "slower than fp32 at 128 px, batch 2 (about 1.0 against 1.3-1.5 images/s in a demo "
+       "trial); on one with avx512_bf16 but no AMX it trained at about 0.55x fp32 (256 px, "
+       "batch 4), and training warns. Measure with `stylefleet bench`; on GPUs it always "
+       "applies. On a CPU without BF16 instructions training runs in fp32 and says so.",
        Agreement::kPassShape, Show(&TrainingOptions::precision),
        [](TrainingOptions& t, const Value& v) {
          std::string precision;

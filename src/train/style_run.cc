@@ -42,8 +42,17 @@ std::vector<torch::Tensor> TrainableTensors(TransformerNet& net) {
 
 Precision EffectivePrecision(const std::string& configured, const torch::Device& device) {
   if (configured != "bf16") return Precision::kFp32;
-  if (!device.is_cpu() || CpuHasBf16()) return Precision::kBf16;
+  if (!device.is_cpu()) return Precision::kBf16;
   static bool warned = false;
+  if (CpuHasBf16()) {
+    if (!CpuHasFlag("amx_bf16") && !warned) {
+      SF_LOG(kWarning) << "training.precision bf16: this CPU has BF16 dot products (avx512_bf16) "
+                          "but no AMX; there bf16 convolutions ran slower than fp32 (0.55x on an "
+                          "Intel Xeon, README Performance): `stylefleet bench` measures both";
+      warned = true;
+    }
+    return Precision::kBf16;
+  }
   if (!warned) {
     SF_LOG(kWarning) << "training.precision bf16: this CPU has no BF16 instructions (avx512_bf16 "
                         "or amx_bf16), where bf16 would be slower than fp32; training in fp32";

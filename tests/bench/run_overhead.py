@@ -108,6 +108,8 @@ def main():
     p.add_argument("--photos", type=int, default=24)
     p.add_argument("--precision", default="fp32", help="the bench's; the job trains in its default")
     p.add_argument("--port", type=int, default=9461, help="the run's metrics port")
+    p.add_argument("--bench", help="the binary whose bench gives the step time (default: --stylefleet; "
+                   "for a release without `bench --no-machine`)")
     args = p.parse_args()
     binary = os.path.abspath(args.stylefleet)
     work = tempfile.mkdtemp(prefix="stylefleet-overhead-")
@@ -119,7 +121,7 @@ def main():
         runs, benches = [], []
         for r in range(args.rounds):
             runs.append(train_once(binary, work, args, r))
-            benches.append(bench_once(binary, args))
+            benches.append(bench_once(os.path.abspath(args.bench or binary), args))
             print("round %d/%d: whole run %.2f s, bench step %.3f s" %
                   (r + 1, args.rounds, runs[-1]["whole_seconds"], benches[-1]), file=sys.stderr)
     finally:
