@@ -10,6 +10,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "common/cpu_info.h"
 #include "test_paths.h"
 
 namespace stylefleet::testing {
@@ -49,8 +50,18 @@ RgbImage MakeTestImage(int width, int height, int seed) {
   return image;
 }
 
+// Child processes compute with this process's BLAS kernels: `train` and
+// `bench` would otherwise choose better ones where OpenBLAS mistakes the CPU
+// (ChooseOpenBlasCore), and results that tests compare bit for bit with
+// in-process training would differ in the last bits.
+std::string SameBlasKernels() {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return "";
+  const std::string core = OpenBlasCoreName();
+  return core.empty() ? "" : "export OPENBLAS_CORETYPE=" + core + "; ";
+}
+
 CommandResult RunCommand(const std::string& command) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  FILE* pipe = popen((SameBlasKernels() + command + " 2>&1").c_str(), "r");
   if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
   std::string output;
   std::array<char, 4096> buffer;

@@ -34,7 +34,9 @@ struct CommandResult {
   std::string output;
 };
 
-/// Runs `command` through the shell, capturing stdout and stderr.
+/// Runs `command` through the shell, capturing stdout and stderr. It runs
+/// with this process's OpenBLAS kernels (OPENBLAS_CORETYPE), unless the
+/// command sets or unsets them itself.
 CommandResult RunCommand(const std::string& command);
 
 /// Runs the independent PyTorch reference, `/usr/bin/python3 tests/python/reference.py
