@@ -165,6 +165,11 @@ void StyleRun::SubmitCheckpoint(const RunPosition& position) {
     SaveTensorDict(*dict, path);
     PruneCheckpoints(style_.output_dir, job_.checkpoint.keep);
     SF_LOG(kDebug) << "[" << style_.name << "] checkpoint " << path;
+    // Published by the training thread (ReportWrittenCheckpoints): the
+    // metrics' series are not this thread's to touch.
+    last_checkpoint_unix_ =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    ++checkpoints_written_;
   });
 }
 
@@ -327,16 +332,19 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
   }
   CountBadStep(position.step, values.bad);
   if (!timing.stopping && (Due(position.step, job_.checkpoint.every_steps) || last)) {
+    // Taken now, written in the background: a failure to write it stops the
+    // run at the next record or write; the metrics count it once it is written.
     RunOnRoot(control_, "checkpoint write", [&] { SubmitCheckpoint(position); });
-    if (root_) {
-      // Taken now, written in the background: a failure to write it stops
-      // the run at the next record or write.
-      const double now =
-          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-              .count();
-      if (!conditional()) context_.metrics->CheckpointWritten(style_.name, now);
-      for (const Member& m : members_) context_.metrics->CheckpointWritten(m.spec->name, now);
-    }
+  }
+  if (root_) ReportWrittenCheckpoints();
+}
+
+void StyleRun::ReportWrittenCheckpoints() {
+  const int64_t written = checkpoints_written_.load();
+  const double when = last_checkpoint_unix_.load();
+  for (; checkpoints_reported_ < written; ++checkpoints_reported_) {
+    if (!conditional()) context_.metrics->CheckpointWritten(style_.name, when);
+    for (const Member& m : members_) context_.metrics->CheckpointWritten(m.spec->name, when);
   }
 }
 
@@ -353,13 +361,13 @@ void StyleRun::StopHere() {
 
 void StyleRun::Finish() {
   // One root action: WriteFinalImages never throws, so it needs no report of
-  // its own. It runs while the last checkpoint and previews are written in
-  // the background; the model is written once they are, so that a run whose
-  // last checkpoint failed has no model either (as before).
+  // its own. The background writes end first: a run whose last checkpoint
+  // failed gets neither a model nor final images of a network not saved.
   RunOnRoot(control_, "model write", [&] {
-    WriteFinalImages();
     writer_->Drain();
+    ReportWrittenCheckpoints();
     WriteModel();
+    WriteFinalImages();
   });
   if (!conditional()) context_.metrics->StyleFinished(style_.name);
   for (const Member& m : members_) context_.metrics->StyleFinished(m.spec->name);

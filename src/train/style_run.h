@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -123,6 +124,8 @@ class StyleRun {
   void SubmitPreviews(int64_t step);
   // Root only: a snapshot of the network and optimizer, written in the background.
   void SubmitCheckpoint(const RunPosition& position);
+  // Root only: counts the checkpoints written since the last call in the metrics.
+  void ReportWrittenCheckpoints();
   RunPosition Resume();
   void BroadcastRootState();
   void CheckReplicasAgree(int64_t step);
@@ -160,6 +163,10 @@ class StyleRun {
   double window_seconds_ = 0;
   int64_t window_images_ = 0;
   std::chrono::steady_clock::time_point run_start_;
+  // Set by the background writer's checkpoint tasks.
+  std::atomic<int64_t> checkpoints_written_{0};
+  std::atomic<double> last_checkpoint_unix_{0};
+  int64_t checkpoints_reported_ = 0;
   // Root only; declared last, so that it drains before the state its tasks
   // name (outputs_, the style) is destroyed.
   std::unique_ptr<BackgroundWriter> writer_;

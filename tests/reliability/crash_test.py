@@ -72,9 +72,12 @@ def main():
         # 1. SIGKILL trials.
         job = write_job(work, "killed", steps)
         kills, resumed_steps, bad_reads = 0, [], 0
-        for attempt in range(40):
+        # Start-up takes about 1-1.5 s (about 0.5 s of it the exec that picks
+        # OpenBLAS kernels, where OpenBLAS mistakes the CPU): the kills leave each
+        # attempt a little training, and a loaded CI machine needs many attempts.
+        for attempt in range(100):
             p = subprocess.Popen(command(job), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            time.sleep(rng.uniform(1.0, 3.0))
+            time.sleep(rng.uniform(1.5, 3.5))
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL)
                 kills += 1

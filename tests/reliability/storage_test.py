@@ -85,6 +85,7 @@ def full_and_read_only(root):
               "full disk: the message says what could not be written\n" + out[-600:])
         check(not leftovers(mnt), f"full disk: no temporary or empty files left ({leftovers(mnt)})")
         check(whole_records(os.path.join(style, "metrics.jsonl")), "full disk: every metrics.jsonl line is whole")
+        check(not os.path.exists(os.path.join(style, "model.pt")), "full disk: no model of a run that failed")
         subprocess.run(["mount", "-o", "remount,ro", mnt], check=True)
         code, out = run(job)
         check(code == 1 and "Read-only file system" in out,

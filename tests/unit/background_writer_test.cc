@@ -49,20 +49,29 @@ TEST(BackgroundWriterTest, AFailureReachesTheCallerAsThrownAndStopsLaterTasks) {
   EXPECT_TRUE(after.load());
 }
 
+// A Submit waiting for room when the running task fails throws that failure
+// rather than queueing (or waiting for ever).
 TEST(BackgroundWriterTest, SubmitThrowsAnEarlierFailureInsteadOfQueueing) {
-  BackgroundWriter writer(2);
-  writer.Submit([] { throw Error("checkpoint write failed"); });
-  // Wait for the failure without Drain (which would throw it).
-  for (int i = 0; i < 2000; ++i) {
-    try {
-      writer.ThrowIfFailed();
-    } catch (const Error& e) {
-      EXPECT_STREQ(e.what(), "checkpoint write failed");
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> queued_ran{false};
+  BackgroundWriter writer(1);
+  writer.Submit([released] {
+    released.wait();
+    throw Error("checkpoint write failed");
+  });
+  std::future<void> second = std::async(std::launch::async, [&writer, &queued_ran] {
+    writer.Submit([&queued_ran] { queued_ran = true; });
+  });
+  release.set_value();
+  try {
+    second.get();
+    FAIL() << "Submit queued after a failure";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "checkpoint write failed");
   }
-  FAIL() << "the failure never surfaced";
+  writer.Drain();
+  EXPECT_FALSE(queued_ran.load());
 }
 
 TEST(BackgroundWriterTest, SubmitWaitsWhileTooManyTasksArePending) {

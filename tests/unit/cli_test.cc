@@ -1,12 +1,14 @@
 // The command-line tool's contract: exit codes and messages at the edge.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/cpu_info.h"
 #include "test_paths.h"
 #include "test_util.h"
 
@@ -370,6 +372,32 @@ TEST(CliTest, ReportOfAJobFileReadsStylesWithTheirOwnOutputDir) {
   const std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(html.find("s/style_weight=50"), std::string::npos);
   EXPECT_NE(html.find("step 1 of 1"), std::string::npos);
+}
+
+// Which kernels replace a generic fallback, by the CPU's flags; a core
+// OpenBLAS detected itself is kept.
+TEST(CliTest, BetterOpenBlasCoreFollowsTheCpuFlags) {
+  const auto cpu = [](std::vector<std::string> flags) {
+    return [flags](const std::string& flag) {
+      return std::find(flags.begin(), flags.end(), flag) != flags.end();
+    };
+  };
+  const std::vector<std::string> avx512 = {"avx2",     "fma",      "avx512f", "avx512dq",
+                                           "avx512bw", "avx512vl", "avx512cd"};
+  std::vector<std::string> bf16 = avx512;
+  bf16.push_back("avx512_bf16");
+  for (const char* fallback : {"Prescott", "Core2", "Nehalem"}) {
+    EXPECT_EQ(BetterOpenBlasCore(fallback, cpu(bf16)), "Cooperlake") << fallback;
+    EXPECT_EQ(BetterOpenBlasCore(fallback, cpu(avx512)), "SkylakeX") << fallback;
+    EXPECT_EQ(BetterOpenBlasCore(fallback, cpu({"avx2", "fma"})), "Haswell") << fallback;
+    EXPECT_EQ(BetterOpenBlasCore(fallback, cpu({"avx2"})), "") << fallback;  // no FMA
+    EXPECT_EQ(BetterOpenBlasCore(fallback, cpu({"sse4_2"})), "") << fallback;
+  }
+  // AVX-512 without all of its parts SkylakeX kernels use is AVX2 for OpenBLAS.
+  EXPECT_EQ(BetterOpenBlasCore("Prescott", cpu({"avx2", "fma", "avx512f"})), "Haswell");
+  for (const char* detected : {"Cooperlake", "SkylakeX", "Haswell", "Zen", ""}) {
+    EXPECT_EQ(BetterOpenBlasCore(detected, cpu(bf16)), "") << detected;
+  }
 }
 
 // Debian's OpenBLAS 0.3.21 takes recent Xeons for "Prescott" (SSE3 kernels).

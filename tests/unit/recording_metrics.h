@@ -29,7 +29,7 @@ class RecordingMetrics : public TrainingMetrics {
     steps[style].push_back(report.step);
   }
   void ImagesSkipped(int64_t) override {}
-  void CheckpointWritten(const std::string&, double) override {}
+  void CheckpointWritten(const std::string& style, double) override { ++checkpoints[style]; }
   void BadStep(const std::string& style) override { ++bad_steps[style]; }
   void CollectiveStalls(int64_t count) override { stalls += count; }
   void StyleFinished(const std::string& style) override { finished.push_back(style); }
@@ -40,6 +40,7 @@ class RecordingMetrics : public TrainingMetrics {
   std::vector<Start> started;                         ///< in call order
   std::map<std::string, std::vector<int64_t>> steps;  ///< StepDone's steps per style
   std::map<std::string, int> bad_steps;
+  std::map<std::string, int> checkpoints;  ///< CheckpointWritten calls per style
   std::vector<std::string> finished;
   int64_t stalls = 0;
 };
