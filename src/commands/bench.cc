@@ -337,6 +337,7 @@ void DescribeMachine(Setup& setup, json& doc) {
   const ProcessInfo& me = setup.runtime.process();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const bool cuda = setup.device().is_cuda();
+  const std::string blas_core = OpenBlasCoreName();
   doc["machine"] = {
       {"cpu", CpuInfoField("model name")},
       {"logical_cpus", cores},
@@ -345,7 +346,7 @@ void DescribeMachine(Setup& setup, json& doc) {
       {"channels_last", o.channels_last},
       {"bf16_instructions", CpuHasBf16()},
       {"system_blas", SystemBlas()},
-      {"openblas_core", OpenBlasCoreName().empty() ? "unknown" : OpenBlasCoreName()},
+      {"openblas_core", blas_core.empty() ? "unknown" : blas_core},
       {"openblas_core_change", OpenBlasCoreChange()},
       {"onednn_isa", OneDnnIsa()},
       {"libtorch", TorchVersionString()},

@@ -203,10 +203,6 @@ torch::Tensor RunOutputs::PreviewGrid(const std::vector<TransformerNet*>& nets) 
   return torch::cat(rows, 1);
 }
 
-void RunOutputs::WritePreview(const std::vector<TransformerNet*>& nets, int64_t step) const {
-  WritePreviewGrid(PreviewGrid(nets), step);
-}
-
 void RunOutputs::WritePreviewGrid(const torch::Tensor& grid, int64_t step) const {
   if (!grid.defined()) return;
   char name[40];

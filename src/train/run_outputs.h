@@ -47,15 +47,12 @@ class RunOutputs {
   /// loader's to report). Previews show them prepared like training images.
   void PrepareValidation(const DataOptions& data, const std::vector<std::string>& content_files,
                          const torch::Device& device);
-  /// Writes previews/step-NNNNNNNN.png: the validation photos on top, `net`'s
-  /// output below. A preview that cannot be written is a warning, not an error.
-  void WritePreview(TransformerNet& net, int64_t step) const { WritePreview({&net}, step); }
-  /// The same with one row per network of `nets` (a conditional network's
-  /// styles, in its order) below the photos.
-  void WritePreview(const std::vector<TransformerNet*>& nets, int64_t step) const;
-  /// WritePreview in two halves, so that the image can be encoded and written
-  /// on another thread: the grid (photos on top, a row per network below;
-  /// undefined when there are no validation photos), and its file.
+  /// A preview in two halves, so that the image can be encoded and written
+  /// on another thread: the grid (the validation photos on top, one row per
+  /// network of `nets` below, e.g. a conditional network's styles in its
+  /// order; undefined when there are no validation photos), and its file
+  /// previews/step-NNNNNNNN.png. A preview that cannot be written is a
+  /// warning, not an error.
   torch::Tensor PreviewGrid(const std::vector<TransformerNet*>& nets) const;
   void WritePreviewGrid(const torch::Tensor& grid, int64_t step) const;
   /// Writes final/NN-<stem>.png, `net`'s stylization of each validation photo

@@ -160,11 +160,8 @@ void StyleRun::SubmitCheckpoint(const RunPosition& position) {
   // would change them while the writer reads.
   auto dict = std::make_shared<TensorDict>(CheckpointDict(net_, *adam_, position, Info()));
   for (auto& entry : *dict) entry.second = entry.second.detach().clone();
-  const std::string path = CheckpointPath(style_.output_dir, position.step);
-  writer_->Submit([this, dict, path] {
-    SaveTensorDict(*dict, path);
-    PruneCheckpoints(style_.output_dir, job_.checkpoint.keep);
-    SF_LOG(kDebug) << "[" << style_.name << "] checkpoint " << path;
+  writer_->Submit([this, dict, step = position.step] {
+    WriteCheckpoint(*dict, step);
     // Published by the training thread (ReportWrittenCheckpoints): the
     // metrics' series are not this thread's to touch.
     last_checkpoint_unix_ =
@@ -351,7 +348,7 @@ void StyleRun::ReportWrittenCheckpoints() {
 void StyleRun::StopHere() {
   RunOnRoot(control_, "checkpoint write", [&] {
     writer_->Drain();
-    WriteCheckpoint(position_);
+    WriteCheckpoint(CheckpointDict(net_, *adam_, position_, Info()), position_.step);
   });
   if (root_) {
     SF_LOG(kWarning) << "[" << style_.name << "] stop signal: checkpoint written at step "
@@ -582,9 +579,9 @@ void StyleRun::CheckReplicasAgree(int64_t step) {
   }
 }
 
-void StyleRun::WriteCheckpoint(const RunPosition& position) {
-  const std::string path = CheckpointPath(style_.output_dir, position.step);
-  SaveTensorDict(CheckpointDict(net_, *adam_, position, Info()), path);
+void StyleRun::WriteCheckpoint(const TensorDict& dict, int64_t step) {
+  const std::string path = CheckpointPath(style_.output_dir, step);
+  SaveTensorDict(dict, path);
   PruneCheckpoints(style_.output_dir, job_.checkpoint.keep);
   SF_LOG(kDebug) << "[" << style_.name << "] checkpoint " << path;
 }

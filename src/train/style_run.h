@@ -132,7 +132,9 @@ class StyleRun {
   void ReportStep(const RunPosition& position, const StyleStepValues& values,
                   const StepTiming& timing, double eta);
   void CountBadStep(int64_t step, bool bad);
-  void WriteCheckpoint(const RunPosition& position);
+  // Writes `dict` as the checkpoint of `step` and prunes the old ones; on the
+  // background writer's thread or, for a stop signal, on the training thread.
+  void WriteCheckpoint(const TensorDict& dict, int64_t step);
   void WriteModel();
   bool Due(int64_t step, int64_t every) const;
   bool Injected(const std::vector<std::string>& faults, int64_t step) const;
