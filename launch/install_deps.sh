@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ccache pkg-config git
   # libraries the code links
   libtorch-dev            # LibTorch 1.13 (CPU)
+  libdnnl-dev             # oneDNN headers: the Winograd convolution (src/model/winograd_conv.cc)
   libopenblas0-pthread    # optimized system BLAS that Debian's LibTorch calls through libblas.so.3
   libyaml-cpp-dev         # job files
   prometheus-cpp-dev      # metrics registry and Pushgateway client

@@ -408,6 +408,11 @@ int Run(int argc, char** argv) {
   bench->add_flag("!--no-progress", bench_options.progress, "No progress lines on stderr");
   bench->add_flag("--channels-last", bench_options.channels_last,
                   "Weights and images in channels-last (NHWC) layout");
+  bench
+      ->add_option("--convolution", bench_options.convolution,
+                   "fp32 3x3 convolutions on CPU: winograd (oneDNN's, where the CPU has it) or "
+                   "direct (LibTorch's), as training.convolution (default winograd)")
+      ->check(CLI::IsMember({"winograd", "direct"}));
   bench->add_flag("--tf32", bench_options.tf32,
                   "GPU: allow TF32 in fp32 convolutions and matrix products (default: true fp32)");
   bench->add_flag("!--no-machine", bench_options.machine_throughput,

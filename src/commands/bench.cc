@@ -19,6 +19,7 @@
 #include "data/dataset.h"
 #include "dist/world.h"
 #include "model/vgg16.h"
+#include "model/winograd_conv.h"
 #include "optim/adam.h"
 #include "runtime/rank_runtime.h"
 #include "step/forward_pass.h"
@@ -344,6 +345,8 @@ void DescribeMachine(Setup& setup, json& doc) {
       {"device", cuda ? "cuda:" + std::to_string(setup.device().index()) : "cpu"},
       {"tf32", o.tf32 && cuda},
       {"channels_last", o.channels_last},
+      {"convolution", o.convolution},
+      {"winograd_available", WinogradAvailable()},
       {"bf16_instructions", CpuHasBf16()},
       {"system_blas", SystemBlas()},
       {"openblas_core", blas_core.empty() ? "unknown" : blas_core},
@@ -513,6 +516,7 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
   at::globalContext().setAllowTF32CuDNN(o.tf32);
   at::globalContext().setAllowTF32CuBLAS(o.tf32);
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
+  SetWinogradEnabled(o.convolution == "winograd");
   StepClock clock(device, !o.trace_path.empty());
   Setup setup{o, *runtime, Vgg16::Load(o.loss_network), {}, clock};
   setup.vgg.To(device);

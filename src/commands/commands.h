@@ -156,6 +156,9 @@ struct BenchOptions {
   bool channels_last = false;
   /// GPU only: allow TF32 in fp32 convolutions and matrix products (off: true fp32).
   bool tf32 = false;
+  /// fp32 3x3 convolutions on CPU: "winograd" (oneDNN's, where it applies) or
+  /// "direct" (LibTorch's), as the job key training.convolution.
+  std::string convolution = "winograd";
   /// Also measure what the machine's arithmetic does through LibTorch (a 3x3
   /// convolution and a matrix product, fp32 and bf16; a few seconds, on rank
   /// 0 only) and state each training precision's rate as a fraction of it.

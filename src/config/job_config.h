@@ -153,6 +153,9 @@ struct JobConfig {
   /// folder) that the job's styles are added to; only their new rows train and
   /// the network's other styles stay bit-identical. Empty: a new network.
   std::string base_model;
+  /// float32 3x3 convolutions on CPU: "winograd" (oneDNN's Winograd where it
+  /// applies) or "direct" (LibTorch's everywhere). Process-wide.
+  std::string convolution = "winograd";
   DataOptions data;
   LossNetworkOptions loss_network;
   TrainingOptions training;  ///< defaults before per-style overrides

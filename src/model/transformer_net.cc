@@ -7,6 +7,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "model/winograd_conv.h"
 
 namespace stylefleet {
 namespace nn = torch::nn;
@@ -28,6 +29,11 @@ torch::Tensor ConvLayerImpl::forward(const torch::Tensor& x) {
                            .mode(torch::kNearest));
   }
   y = F::pad(y, F::PadFuncOptions({pad_, pad_, pad_, pad_}).mode(torch::kReflect));
+  const auto& options = conv2d_->options;
+  if ((*options.kernel_size())[0] == 3 && (*options.kernel_size())[1] == 3 &&
+      (*options.stride())[0] == 1 && (*options.stride())[1] == 1) {
+    return Conv3x3(y, conv2d_->weight, conv2d_->bias, 0);
+  }
   return conv2d_(y);
 }
 

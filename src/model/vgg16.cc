@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/vgg_layers.h"
 #include "model/tensor_file.h"
+#include "model/winograd_conv.h"
 
 namespace stylefleet {
 namespace {
@@ -228,7 +229,9 @@ std::map<int, torch::Tensor> Vgg16::Forward(const torch::Tensor& image,
   torch::Tensor x = (image.to(torch::kFloat32) * (norm_.input_scale / 255.0) - mean_) * inv_std_;
   if (bf16) x = x.to(torch::kBFloat16);
   for (int l = 0; l <= deepest; ++l) {
-    x = torch::conv2d(x, weights[l], biases[l], 1, 1).relu_();  // conv backward needs no output
+    // Conv3x3: Winograd in float32 on CPU, LibTorch's convolution otherwise. The
+    // convolution's backward needs no output, so the ReLU can be in place.
+    x = Conv3x3(x, weights[l], biases[l], 1).relu_();
     if (std::find(layers.begin(), layers.end(), l) != layers.end()) out[l] = x;
     if (VggPoolAfter(l) && l < deepest) x = torch::max_pool2d(x, 2, 2);
   }

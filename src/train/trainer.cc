@@ -12,6 +12,7 @@
 #include "data/dataset.h"
 #include "data/image.h"
 #include "dist/world.h"
+#include "model/winograd_conv.h"
 #include "runtime/rank_runtime.h"
 #include "step/training_step.h"
 #include "train/memory_budget.h"
@@ -219,6 +220,14 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
                                  job.distributed.timeout_seconds, group_index,
                                  plan.RankInGroup(me.rank)};
   const std::unique_ptr<RankRuntime> runtime = StartRankRuntime(world, runtime_options);
+  SetWinogradEnabled(job.convolution == "winograd");
+  if (me.rank == 0 && runtime->device().is_cpu()) {
+    SF_LOG(kInfo) << "convolutions: "
+                  << (job.convolution == "direct" ? "LibTorch's (job.convolution: direct)"
+                      : WinogradAvailable()
+                          ? "oneDNN's Winograd for fp32 3x3 layers, LibTorch's for the rest"
+                          : "LibTorch's (this CPU or build has no oneDNN Winograd kernel)");
+  }
   Vgg16 vgg = Vgg16::Load(job.loss_network.weights);
   vgg.To(runtime->device());
   if (vgg.is_random() && me.rank == 0) {

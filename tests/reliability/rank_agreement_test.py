@@ -32,6 +32,7 @@ VALUES = {
     "job.styles_at_once": ("1", "2"),
     "job.network": ("per_style", "conditional"),
     "job.base_model": ("m1/model.pt", "m2/model.pt"),  # one conditional model, two paths
+    "job.convolution": ("winograd", "direct"),
     "data.content_dir": ("photos", "photos32"),
     "data.image_size": ("64", "68"),
     "data.max_image_pixels": ("100000000", "90000000"),

@@ -334,6 +334,15 @@ TEST_F(ConfigTest, ConditionalNetworkStylesShareTheirTrainingAndLayers) {
                                 "expected per_style or conditional, got 'shared'"}));
 }
 
+TEST_F(ConfigTest, ConvolutionIsWinogradOrDirect) {
+  const std::string styles = "styles:\n  - image: styles/wave.jpg\n";
+  EXPECT_EQ(Load(Head() + styles).convolution, "winograd");
+  EXPECT_EQ(Load(Head() + styles, LoadOptions{{"job.convolution=direct"}}).convolution, "direct");
+  EXPECT_EQ(Problems(Head() + styles, LoadOptions{{"job.convolution=fft"}}),
+            (std::vector<std::string>{"command line (--set job.convolution=fft): "
+                                      "job.convolution: expected winograd or direct, got 'fft'"}));
+}
+
 // A conditional network's style names go into --blend (NAME=W,NAME=W) and
 // the model file's newline-separated list: names those would split are
 // refused before training, not found unloadable after it.

@@ -1,0 +1,378 @@
+#include "model/winograd_conv.h"
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
+
+#ifdef STYLEFLEET_HAVE_ONEDNN
+#include <dnnl.hpp>
+#endif
+
+namespace stylefleet {
+namespace {
+
+std::atomic<bool> g_enabled{true};
+
+}  // namespace
+
+void SetWinogradEnabled(bool enabled) { g_enabled = enabled; }
+bool WinogradEnabled() { return g_enabled; }
+
+#ifndef STYLEFLEET_HAVE_ONEDNN
+
+torch::Tensor Conv3x3(const torch::Tensor& x, const torch::Tensor& weight,
+                      const torch::Tensor& bias, int64_t padding) {
+  return torch::conv2d(x, weight, bias, 1, padding);
+}
+bool WinogradApplies(const torch::Tensor&, const torch::Tensor&, int64_t) { return false; }
+bool WinogradAvailable() { return false; }
+
+#else
+
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+
+const dnnl::engine& CpuEngine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// One convolution shape: batch, channels in/out, input height/width, padding, bias.
+using ShapeKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+
+// The primitives of one shape. The backward ones are made on first use: the
+// frozen loss network never needs weight gradients, and inference no backward.
+struct Primitives {
+  bool supported = false;
+  memory::dims src, weights, bias, dst;
+  dnnl::convolution_forward::primitive_desc forward_pd;
+  dnnl::convolution_forward forward;
+  std::unique_ptr<dnnl::convolution_backward_data::primitive_desc> backward_data_pd;
+  dnnl::convolution_backward_data backward_data;
+  std::unique_ptr<dnnl::convolution_backward_weights::primitive_desc> backward_weights_pd;
+  dnnl::convolution_backward_weights backward_weights;
+};
+
+std::mutex g_cache_mutex;
+std::map<ShapeKey, std::shared_ptr<Primitives> > g_cache;
+// Shapes vary only with image sizes (training, previews, stylized images);
+// past this many the cache starts again rather than grow without bound.
+constexpr size_t kMaxCachedShapes = 256;
+
+memory::desc AnyDesc(const memory::dims& dims) {
+  return memory::desc(dims, memory::data_type::f32, Tag::any);
+}
+
+dnnl::convolution_forward::desc ForwardDesc(const Primitives& p, bool with_bias, int64_t pad) {
+  const memory::dims ones = {1, 1}, pads = {pad, pad};
+  if (with_bias) {
+    return {dnnl::prop_kind::forward_training,
+            dnnl::algorithm::convolution_winograd,
+            AnyDesc(p.src),
+            AnyDesc(p.weights),
+            memory::desc(p.bias, memory::data_type::f32, Tag::x),
+            AnyDesc(p.dst),
+            ones,
+            pads,
+            pads};
+  }
+  return {dnnl::prop_kind::forward_training,
+          dnnl::algorithm::convolution_winograd,
+          AnyDesc(p.src),
+          AnyDesc(p.weights),
+          AnyDesc(p.dst),
+          ones,
+          pads,
+          pads};
+}
+
+// Every call brings its own scratchpad: oneDNN's library-managed one is a
+// buffer shared by all primitives, which threads running at once (styles
+// trained side by side, in-process ranks) would overwrite.
+dnnl::primitive_attr UserScratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+// Adds a scratchpad for `pd` to `args`, in a buffer that `keep` holds.
+void AddScratchpad(const memory::desc& desc, std::unordered_map<int, memory>& args,
+                   torch::Tensor& keep) {
+  if (desc.get_size() == 0) return;
+  keep = torch::empty({static_cast<int64_t>(desc.get_size())}, torch::kUInt8);
+  args[DNNL_ARG_SCRATCHPAD] = memory(desc, CpuEngine(), keep.data_ptr());
+}
+
+ShapeKey KeyOf(const torch::Tensor& x, const torch::Tensor& weight, bool with_bias,
+               int64_t padding) {
+  return {x.size(0), x.size(1), weight.size(0), x.size(2), x.size(3), padding, with_bias};
+}
+
+// The primitives for this shape, made (or found unsupported) once.
+std::shared_ptr<Primitives> PrimitivesFor(const ShapeKey& key) {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  auto found = g_cache.find(key);
+  if (found != g_cache.end()) return found->second;
+  if (g_cache.size() >= kMaxCachedShapes) g_cache.clear();
+  auto p = std::make_shared<Primitives>();
+  const auto [n, ic, oc, h, w, pad, with_bias] = key;
+  p->src = {n, ic, h, w};
+  p->weights = {oc, ic, 3, 3};
+  p->bias = {oc};
+  p->dst = {n, oc, h + 2 * pad - 2, w + 2 * pad - 2};
+  try {
+    p->forward_pd = dnnl::convolution_forward::primitive_desc(ForwardDesc(*p, with_bias, pad),
+                                                              UserScratchpad(), CpuEngine());
+    p->forward = dnnl::convolution_forward(p->forward_pd);
+    p->supported = true;
+  } catch (const dnnl::error&) {
+    // No Winograd kernel for this shape or CPU: LibTorch's convolution runs.
+    p->supported = false;
+  }
+  g_cache.emplace(key, p);
+  return p;
+}
+
+const dnnl::convolution_backward_data& BackwardDataOf(Primitives& p, int64_t pad) {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  if (!p.backward_data_pd) {
+    const memory::dims ones = {1, 1}, pads = {pad, pad};
+    dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_winograd,
+                                               AnyDesc(p.src), AnyDesc(p.weights), AnyDesc(p.dst),
+                                               ones, pads, pads);
+    p.backward_data_pd = std::make_unique<dnnl::convolution_backward_data::primitive_desc>(
+        desc, UserScratchpad(), CpuEngine(), p.forward_pd);
+    p.backward_data = dnnl::convolution_backward_data(*p.backward_data_pd);
+  }
+  return p.backward_data;
+}
+
+const dnnl::convolution_backward_weights& BackwardWeightsOf(Primitives& p, bool with_bias,
+                                                            int64_t pad) {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  if (!p.backward_weights_pd) {
+    const memory::dims ones = {1, 1}, pads = {pad, pad};
+    const auto alg = dnnl::algorithm::convolution_winograd;
+    auto desc =
+        with_bias ? dnnl::convolution_backward_weights::desc(
+                        alg, AnyDesc(p.src), AnyDesc(p.weights),
+                        memory::desc(p.bias, memory::data_type::f32, Tag::x), AnyDesc(p.dst), ones,
+                        pads, pads)
+                  : dnnl::convolution_backward_weights::desc(
+                        alg, AnyDesc(p.src), AnyDesc(p.weights), AnyDesc(p.dst), ones, pads, pads);
+    p.backward_weights_pd = std::make_unique<dnnl::convolution_backward_weights::primitive_desc>(
+        desc, UserScratchpad(), CpuEngine(), p.forward_pd);
+    p.backward_weights = dnnl::convolution_backward_weights(*p.backward_weights_pd);
+  }
+  return p.backward_weights;
+}
+
+// A plain (NCHW/OIHW/X) view of a contiguous float tensor, without a copy.
+memory PlainMemory(const torch::Tensor& t, const memory::dims& dims, Tag tag) {
+  return memory({dims, memory::data_type::f32, tag}, CpuEngine(), t.data_ptr());
+}
+
+// `plain` in the layout `desc` wants: itself when it already has it, else a
+// reordered copy in a buffer that `keep` holds.
+memory InLayout(memory plain, const memory::desc& desc, dnnl::stream& stream, torch::Tensor& keep) {
+  if (plain.get_desc() == desc) return plain;
+  keep = torch::empty({static_cast<int64_t>(desc.get_size())}, torch::kUInt8);
+  memory blocked(desc, CpuEngine(), keep.data_ptr());
+  dnnl::reorder(plain, blocked).execute(stream, plain, blocked);
+  return blocked;
+}
+
+// A buffer in the layout `desc` for a primitive to write into: `plain` itself
+// when it has that layout (then nothing needs copying back).
+memory OutputIn(const memory& plain, const memory::desc& desc, torch::Tensor& keep) {
+  if (plain.get_desc() == desc) return plain;
+  keep = torch::empty({static_cast<int64_t>(desc.get_size())}, torch::kUInt8);
+  return memory(desc, CpuEngine(), keep.data_ptr());
+}
+
+void CopyBack(memory& from, memory& plain, dnnl::stream& stream) {
+  if (from.get_data_handle() == plain.get_data_handle()) return;
+  dnnl::reorder(from, plain).execute(stream, from, plain);
+}
+
+torch::Tensor RunForward(Primitives& p, const torch::Tensor& x, const torch::Tensor& weight,
+                         const torch::Tensor& bias) {
+  dnnl::stream stream(CpuEngine());
+  const torch::Tensor xc = x.contiguous(), wc = weight.contiguous();
+  torch::Tensor out = torch::empty(p.dst, x.options());
+  torch::Tensor src_keep, weights_keep, dst_keep;
+  memory plain_dst = PlainMemory(out, p.dst, Tag::nchw);
+  memory src =
+      InLayout(PlainMemory(xc, p.src, Tag::nchw), p.forward_pd.src_desc(), stream, src_keep);
+  memory weights = InLayout(PlainMemory(wc, p.weights, Tag::oihw), p.forward_pd.weights_desc(),
+                            stream, weights_keep);
+  memory dst = OutputIn(plain_dst, p.forward_pd.dst_desc(), dst_keep);
+  std::unordered_map<int, memory> args = {
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+  torch::Tensor bc;
+  if (bias.defined()) {
+    bc = bias.contiguous();
+    args[DNNL_ARG_BIAS] = PlainMemory(bc, p.bias, Tag::x);
+  }
+  torch::Tensor scratchpad_keep;
+  AddScratchpad(p.forward_pd.scratchpad_desc(), args, scratchpad_keep);
+  p.forward.execute(stream, args);
+  CopyBack(dst, plain_dst, stream);
+  stream.wait();
+  return out;
+}
+
+torch::Tensor RunBackwardData(Primitives& p, const torch::Tensor& grad, const torch::Tensor& weight,
+                              int64_t pad) {
+  const auto& primitive = BackwardDataOf(p, pad);
+  const auto& pd = *p.backward_data_pd;
+  dnnl::stream stream(CpuEngine());
+  const torch::Tensor gc = grad.contiguous(), wc = weight.contiguous();
+  torch::Tensor grad_x = torch::empty(p.src, grad.options());
+  torch::Tensor diff_dst_keep, weights_keep, diff_src_keep;
+  memory plain_diff_src = PlainMemory(grad_x, p.src, Tag::nchw);
+  memory diff_dst =
+      InLayout(PlainMemory(gc, p.dst, Tag::nchw), pd.diff_dst_desc(), stream, diff_dst_keep);
+  memory weights =
+      InLayout(PlainMemory(wc, p.weights, Tag::oihw), pd.weights_desc(), stream, weights_keep);
+  memory diff_src = OutputIn(plain_diff_src, pd.diff_src_desc(), diff_src_keep);
+  std::unordered_map<int, memory> args = {
+      {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diff_src}};
+  torch::Tensor scratchpad_keep;
+  AddScratchpad(pd.scratchpad_desc(), args, scratchpad_keep);
+  primitive.execute(stream, args);
+  CopyBack(diff_src, plain_diff_src, stream);
+  stream.wait();
+  return grad_x;
+}
+
+// The gradients of the weights and (when `with_bias`) the bias.
+std::pair<torch::Tensor, torch::Tensor> RunBackwardWeights(Primitives& p, const torch::Tensor& x,
+                                                           const torch::Tensor& grad,
+                                                           bool with_bias, int64_t pad) {
+  const auto& primitive = BackwardWeightsOf(p, with_bias, pad);
+  const auto& pd = *p.backward_weights_pd;
+  dnnl::stream stream(CpuEngine());
+  const torch::Tensor xc = x.contiguous(), gc = grad.contiguous();
+  torch::Tensor grad_w = torch::empty(p.weights, grad.options());
+  torch::Tensor grad_b = with_bias ? torch::empty(p.bias, grad.options()) : torch::Tensor();
+  torch::Tensor src_keep, diff_dst_keep, diff_weights_keep, diff_bias_keep;
+  memory plain_diff_weights = PlainMemory(grad_w, p.weights, Tag::oihw);
+  memory src = InLayout(PlainMemory(xc, p.src, Tag::nchw), pd.src_desc(), stream, src_keep);
+  memory diff_dst =
+      InLayout(PlainMemory(gc, p.dst, Tag::nchw), pd.diff_dst_desc(), stream, diff_dst_keep);
+  memory diff_weights = OutputIn(plain_diff_weights, pd.diff_weights_desc(), diff_weights_keep);
+  std::unordered_map<int, memory> args = {
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
+  memory plain_diff_bias, diff_bias;
+  if (with_bias) {
+    plain_diff_bias = PlainMemory(grad_b, p.bias, Tag::x);
+    diff_bias = OutputIn(plain_diff_bias, pd.diff_bias_desc(), diff_bias_keep);
+    args[DNNL_ARG_DIFF_BIAS] = diff_bias;
+  }
+  torch::Tensor scratchpad_keep;
+  AddScratchpad(pd.scratchpad_desc(), args, scratchpad_keep);
+  primitive.execute(stream, args);
+  CopyBack(diff_weights, plain_diff_weights, stream);
+  if (with_bias) CopyBack(diff_bias, plain_diff_bias, stream);
+  stream.wait();
+  return {grad_w, grad_b};
+}
+
+// Autograd around the primitives. The input is saved only when the weights
+// need a gradient: the frozen loss network keeps no extra activations.
+class WinogradConvFunction : public torch::autograd::Function<WinogradConvFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight,
+                               const c10::optional<torch::Tensor>& optional_bias, int64_t padding) {
+    // An undefined bias travels as nullopt: autograd takes no undefined inputs.
+    const torch::Tensor bias = optional_bias.value_or(torch::Tensor());
+    const bool keep_input = weight.requires_grad() || (bias.defined() && bias.requires_grad());
+    ctx->save_for_backward({keep_input ? x : torch::Tensor(), weight});
+    ctx->saved_data["padding"] = padding;
+    ctx->saved_data["with_bias"] = bias.defined();
+    ctx->saved_data["x_sizes"] = x.sizes().vec();
+    auto p = PrimitivesFor(KeyOf(x, weight, bias.defined(), padding));
+    return RunForward(*p, x, weight, bias);
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& x = saved[0];
+    const torch::Tensor& weight = saved[1];
+    const int64_t padding = ctx->saved_data["padding"].toInt();
+    const bool with_bias = ctx->saved_data["with_bias"].toBool();
+    const auto x_sizes = ctx->saved_data["x_sizes"].toIntVector();
+    const ShapeKey key = {x_sizes[0], x_sizes[1], weight.size(0), x_sizes[2],
+                          x_sizes[3], padding,    with_bias};
+    auto p = PrimitivesFor(key);
+    const torch::Tensor& grad = grads[0];
+    torch::Tensor grad_x, grad_w, grad_b;
+    if (ctx->needs_input_grad(0)) grad_x = RunBackwardData(*p, grad, weight, padding);
+    if (ctx->needs_input_grad(1) || (with_bias && ctx->needs_input_grad(2))) {
+      std::tie(grad_w, grad_b) = RunBackwardWeights(*p, x, grad, with_bias, padding);
+      if (!ctx->needs_input_grad(1)) grad_w = torch::Tensor();
+      if (!with_bias || !ctx->needs_input_grad(2)) grad_b = torch::Tensor();
+    }
+    return {grad_x, grad_w, grad_b, torch::Tensor()};
+  }
+};
+
+// The checks before asking oneDNN: CPU float32, NCHW-contiguous input, a 3x3
+// kernel with matching channels, at least 16 of them, a padding that leaves
+// an output.
+bool Eligible(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+              int64_t padding) {
+  auto cpu_float = [](const torch::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 &&
+           t.layout() == torch::kStrided;
+  };
+  // Fewer than 16 channels (VGG's image layer: 3) fill oneDNN's 16-wide
+  // blocks with zeros: Winograd ran 0.65x the direct kernel there.
+  return x.dim() == 4 && weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3 &&
+         weight.size(1) == x.size(1) && x.size(1) >= 16 && weight.size(0) >= 16 && cpu_float(x) &&
+         cpu_float(weight) &&
+         (!bias.defined() ||
+          (cpu_float(bias) && bias.dim() == 1 && bias.size(0) == weight.size(0))) &&
+         x.is_contiguous() && x.numel() > 0 && padding >= 0 && padding <= 2 &&
+         x.size(2) + 2 * padding >= 3 && x.size(3) + 2 * padding >= 3;
+}
+
+bool TakesWinograd(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                   int64_t padding) {
+  return g_enabled && Eligible(x, weight, bias, padding) &&
+         PrimitivesFor(KeyOf(x, weight, bias.defined(), padding))->supported;
+}
+
+}  // namespace
+
+bool WinogradApplies(const torch::Tensor& x, const torch::Tensor& weight, int64_t padding) {
+  return TakesWinograd(x, weight, torch::Tensor(), padding);
+}
+
+torch::Tensor Conv3x3(const torch::Tensor& x, const torch::Tensor& weight,
+                      const torch::Tensor& bias, int64_t padding) {
+  if (!TakesWinograd(x, weight, bias, padding)) return torch::conv2d(x, weight, bias, 1, padding);
+  c10::optional<torch::Tensor> optional_bias;
+  if (bias.defined()) optional_bias = bias;
+  return WinogradConvFunction::apply(x, weight, optional_bias, padding);
+}
+
+bool WinogradAvailable() {
+  static const bool available = [] {
+    const ShapeKey probe = {1, 16, 16, 8, 8, 1, false};
+    return PrimitivesFor(probe)->supported;
+  }();
+  return available;
+}
+
+#endif  // STYLEFLEET_HAVE_ONEDNN
+
+}  // namespace stylefleet
