@@ -195,6 +195,7 @@ Vgg16 Vgg16::Load(const std::string& spec) {
 }
 
 void Vgg16::UseChannelsLast() {
+  channels_last_ = true;
   for (auto* set : {&weights_, &weights_bf16_}) {
     for (auto& w : *set) w = w.contiguous(at::MemoryFormat::ChannelsLast);
   }
@@ -228,11 +229,26 @@ std::map<int, torch::Tensor> Vgg16::Forward(const torch::Tensor& image,
   const int deepest = *std::max_element(layers.begin(), layers.end());
   torch::Tensor x = (image.to(torch::kFloat32) * (norm_.input_scale / 255.0) - mean_) * inv_std_;
   if (bf16) x = x.to(torch::kBFloat16);
-  for (int l = 0; l <= deepest; ++l) {
-    // Conv3x3: Winograd in float32 on CPU, LibTorch's convolution otherwise. The
-    // convolution's backward needs no output, so the ReLU can be in place.
+  auto wanted = [&](int l) { return std::find(layers.begin(), layers.end(), l) != layers.end(); };
+  // A convolution's backward needs no output, so each ReLU can be in place.
+  x = torch::conv2d(x, weights[0], biases[0], 1, 1).relu_();  // 3 channels: LibTorch's
+  if (wanted(0)) out[0] = x;
+  if (deepest == 0) return out;
+  if (VggPoolAfter(0)) x = torch::max_pool2d(x, 2, 2);
+  if (!channels_last_ && BlockedWinogradApplies(x)) {
+    // float32 on CPU: the rest of the chain in oneDNN's blocked layout with
+    // Winograd convolutions; only the requested layers come back to NCHW.
+    torch::Tensor blocked = ToBlocked(x);
+    for (int l = 1; l <= deepest; ++l) {
+      blocked = Conv3x3Blocked(blocked, weights[l], biases[l], 1).relu_();
+      if (wanted(l)) out[l] = FromBlocked(blocked);
+      if (VggPoolAfter(l) && l < deepest) blocked = MaxPool2x2Blocked(blocked);
+    }
+    return out;
+  }
+  for (int l = 1; l <= deepest; ++l) {
     x = Conv3x3(x, weights[l], biases[l], 1).relu_();
-    if (std::find(layers.begin(), layers.end(), l) != layers.end()) out[l] = x;
+    if (wanted(l)) out[l] = x;
     if (VggPoolAfter(l) && l < deepest) x = torch::max_pool2d(x, 2, 2);
   }
   return out;

@@ -93,6 +93,7 @@ class Vgg16 {
   VggConvention convention_;
   torch::Tensor mean_, inv_std_;  // 1x3x1x1
   bool is_random_ = false;
+  bool channels_last_ = false;  // UseChannelsLast: LibTorch's kernels in that layout
 };
 
 /// Indices (0..12) of VGG-16 layer names; throws ConfigError naming an unknown one.

@@ -11,6 +11,8 @@
 #include <dnnl.hpp>
 #endif
 
+#include "common/error.h"
+
 namespace stylefleet {
 namespace {
 
@@ -21,13 +23,43 @@ std::atomic<bool> g_enabled{true};
 void SetWinogradEnabled(bool enabled) { g_enabled = enabled; }
 bool WinogradEnabled() { return g_enabled; }
 
+torch::Tensor ToBlocked(const torch::Tensor& nchw) {
+  SF_CHECK(nchw.dim() == 4 && nchw.size(1) % kWinogradBlock == 0,
+           "ToBlocked takes NCHW with channels a multiple of 16");
+  const int64_t n = nchw.size(0), c = nchw.size(1), h = nchw.size(2), w = nchw.size(3);
+  return nchw.reshape({n, c / kWinogradBlock, kWinogradBlock, h, w})
+      .permute({0, 1, 3, 4, 2})
+      .contiguous();
+}
+
+torch::Tensor FromBlocked(const torch::Tensor& blocked) {
+  SF_CHECK(blocked.dim() == 5 && blocked.size(4) == kWinogradBlock,
+           "FromBlocked takes [N, C/16, H, W, 16]");
+  const int64_t n = blocked.size(0), cb = blocked.size(1), h = blocked.size(2), w = blocked.size(3);
+  return blocked.permute({0, 1, 4, 2, 3}).reshape({n, cb * kWinogradBlock, h, w});
+}
+
+torch::Tensor MaxPool2x2Blocked(const torch::Tensor& blocked) {
+  const int64_t n = blocked.size(0), cb = blocked.size(1), h = blocked.size(2), w = blocked.size(3);
+  // [N*C/16, H, W, 16] seen as a channels-last [N*C/16, 16, H, W]: LibTorch's
+  // pooling keeps that layout, so the result is blocked again without a copy.
+  const torch::Tensor pooled = torch::max_pool2d(
+      blocked.reshape({n * cb, h, w, kWinogradBlock}).permute({0, 3, 1, 2}), 2, 2);
+  return pooled.permute({0, 2, 3, 1}).reshape({n, cb, h / 2, w / 2, kWinogradBlock});
+}
+
 #ifndef STYLEFLEET_HAVE_ONEDNN
 
 torch::Tensor Conv3x3(const torch::Tensor& x, const torch::Tensor& weight,
                       const torch::Tensor& bias, int64_t padding) {
   return torch::conv2d(x, weight, bias, 1, padding);
 }
+torch::Tensor Conv3x3Blocked(const torch::Tensor& x, const torch::Tensor& weight,
+                             const torch::Tensor& bias, int64_t padding) {
+  return ToBlocked(torch::conv2d(FromBlocked(x), weight, bias, 1, padding));
+}
 bool WinogradApplies(const torch::Tensor&, const torch::Tensor&, int64_t) { return false; }
+bool BlockedWinogradApplies(const torch::Tensor&) { return false; }
 bool WinogradAvailable() { return false; }
 
 #else
@@ -42,14 +74,19 @@ const dnnl::engine& CpuEngine() {
   return engine;
 }
 
-// One convolution shape: batch, channels in/out, input height/width, padding, bias.
-using ShapeKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+// One convolution: batch, channels in/out, input height/width, padding, bias,
+// and whether the activations are in oneDNN's blocked layout (Conv3x3Blocked).
+using ShapeKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool>;
 
 // The primitives of one shape. The backward ones are made on first use: the
 // frozen loss network never needs weight gradients, and inference no backward.
 struct Primitives {
   bool supported = false;
-  memory::dims src, weights, bias, dst;
+  memory::dims src, weights, bias, dst;  // logical NCHW/OIHW dimensions
+  // The activations' layout in tensors: NCHW, or nChw16c for Conv3x3Blocked,
+  // and the tensor sizes that hold them.
+  Tag activation_tag = Tag::nchw;
+  std::vector<int64_t> src_sizes, dst_sizes;
   dnnl::convolution_forward::primitive_desc forward_pd;
   dnnl::convolution_forward forward;
   std::unique_ptr<dnnl::convolution_backward_data::primitive_desc> backward_data_pd;
@@ -68,24 +105,36 @@ memory::desc AnyDesc(const memory::dims& dims) {
   return memory::desc(dims, memory::data_type::f32, Tag::any);
 }
 
+// Activations: oneDNN's choice (reordered from and to NCHW), or nChw16c as
+// the blocked tensors already are.
+memory::desc ActivationDesc(const Primitives& p, const memory::dims& dims) {
+  return p.activation_tag == Tag::nchw ? AnyDesc(dims)
+                                       : memory::desc(dims, memory::data_type::f32, Tag::nChw16c);
+}
+
+std::vector<int64_t> TensorSizes(const memory::dims& nchw, bool blocked) {
+  if (!blocked) return nchw;
+  return {nchw[0], nchw[1] / kWinogradBlock, nchw[2], nchw[3], kWinogradBlock};
+}
+
 dnnl::convolution_forward::desc ForwardDesc(const Primitives& p, bool with_bias, int64_t pad) {
   const memory::dims ones = {1, 1}, pads = {pad, pad};
   if (with_bias) {
     return {dnnl::prop_kind::forward_training,
             dnnl::algorithm::convolution_winograd,
-            AnyDesc(p.src),
+            ActivationDesc(p, p.src),
             AnyDesc(p.weights),
             memory::desc(p.bias, memory::data_type::f32, Tag::x),
-            AnyDesc(p.dst),
+            ActivationDesc(p, p.dst),
             ones,
             pads,
             pads};
   }
   return {dnnl::prop_kind::forward_training,
           dnnl::algorithm::convolution_winograd,
-          AnyDesc(p.src),
+          ActivationDesc(p, p.src),
           AnyDesc(p.weights),
-          AnyDesc(p.dst),
+          ActivationDesc(p, p.dst),
           ones,
           pads,
           pads};
@@ -108,9 +157,11 @@ void AddScratchpad(const memory::desc& desc, std::unordered_map<int, memory>& ar
   args[DNNL_ARG_SCRATCHPAD] = memory(desc, CpuEngine(), keep.data_ptr());
 }
 
-ShapeKey KeyOf(const torch::Tensor& x, const torch::Tensor& weight, bool with_bias,
-               int64_t padding) {
-  return {x.size(0), x.size(1), weight.size(0), x.size(2), x.size(3), padding, with_bias};
+// `x` is NCHW, or [N, C/16, H, W, 16] when `blocked`.
+ShapeKey KeyOf(const torch::Tensor& x, const torch::Tensor& weight, bool with_bias, int64_t padding,
+               bool blocked) {
+  return {x.size(0), weight.size(1), weight.size(0), x.size(2),
+          x.size(3), padding,        with_bias,      blocked};
 }
 
 // The primitives for this shape, made (or found unsupported) once.
@@ -120,11 +171,14 @@ std::shared_ptr<Primitives> PrimitivesFor(const ShapeKey& key) {
   if (found != g_cache.end()) return found->second;
   if (g_cache.size() >= kMaxCachedShapes) g_cache.clear();
   auto p = std::make_shared<Primitives>();
-  const auto [n, ic, oc, h, w, pad, with_bias] = key;
+  const auto [n, ic, oc, h, w, pad, with_bias, blocked] = key;
   p->src = {n, ic, h, w};
   p->weights = {oc, ic, 3, 3};
   p->bias = {oc};
   p->dst = {n, oc, h + 2 * pad - 2, w + 2 * pad - 2};
+  p->activation_tag = blocked ? Tag::nChw16c : Tag::nchw;
+  p->src_sizes = TensorSizes(p->src, blocked);
+  p->dst_sizes = TensorSizes(p->dst, blocked);
   try {
     p->forward_pd = dnnl::convolution_forward::primitive_desc(ForwardDesc(*p, with_bias, pad),
                                                               UserScratchpad(), CpuEngine());
@@ -143,8 +197,8 @@ const dnnl::convolution_backward_data& BackwardDataOf(Primitives& p, int64_t pad
   if (!p.backward_data_pd) {
     const memory::dims ones = {1, 1}, pads = {pad, pad};
     dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_winograd,
-                                               AnyDesc(p.src), AnyDesc(p.weights), AnyDesc(p.dst),
-                                               ones, pads, pads);
+                                               ActivationDesc(p, p.src), AnyDesc(p.weights),
+                                               ActivationDesc(p, p.dst), ones, pads, pads);
     p.backward_data_pd = std::make_unique<dnnl::convolution_backward_data::primitive_desc>(
         desc, UserScratchpad(), CpuEngine(), p.forward_pd);
     p.backward_data = dnnl::convolution_backward_data(*p.backward_data_pd);
@@ -158,13 +212,13 @@ const dnnl::convolution_backward_weights& BackwardWeightsOf(Primitives& p, bool 
   if (!p.backward_weights_pd) {
     const memory::dims ones = {1, 1}, pads = {pad, pad};
     const auto alg = dnnl::algorithm::convolution_winograd;
-    auto desc =
-        with_bias ? dnnl::convolution_backward_weights::desc(
-                        alg, AnyDesc(p.src), AnyDesc(p.weights),
-                        memory::desc(p.bias, memory::data_type::f32, Tag::x), AnyDesc(p.dst), ones,
-                        pads, pads)
-                  : dnnl::convolution_backward_weights::desc(
-                        alg, AnyDesc(p.src), AnyDesc(p.weights), AnyDesc(p.dst), ones, pads, pads);
+    auto desc = with_bias ? dnnl::convolution_backward_weights::desc(
+                                alg, ActivationDesc(p, p.src), AnyDesc(p.weights),
+                                memory::desc(p.bias, memory::data_type::f32, Tag::x),
+                                ActivationDesc(p, p.dst), ones, pads, pads)
+                          : dnnl::convolution_backward_weights::desc(
+                                alg, ActivationDesc(p, p.src), AnyDesc(p.weights),
+                                ActivationDesc(p, p.dst), ones, pads, pads);
     p.backward_weights_pd = std::make_unique<dnnl::convolution_backward_weights::primitive_desc>(
         desc, UserScratchpad(), CpuEngine(), p.forward_pd);
     p.backward_weights = dnnl::convolution_backward_weights(*p.backward_weights_pd);
@@ -204,11 +258,11 @@ torch::Tensor RunForward(Primitives& p, const torch::Tensor& x, const torch::Ten
                          const torch::Tensor& bias) {
   dnnl::stream stream(CpuEngine());
   const torch::Tensor xc = x.contiguous(), wc = weight.contiguous();
-  torch::Tensor out = torch::empty(p.dst, x.options());
+  torch::Tensor out = torch::empty(p.dst_sizes, x.options());
   torch::Tensor src_keep, weights_keep, dst_keep;
-  memory plain_dst = PlainMemory(out, p.dst, Tag::nchw);
+  memory plain_dst = PlainMemory(out, p.dst, p.activation_tag);
   memory src =
-      InLayout(PlainMemory(xc, p.src, Tag::nchw), p.forward_pd.src_desc(), stream, src_keep);
+      InLayout(PlainMemory(xc, p.src, p.activation_tag), p.forward_pd.src_desc(), stream, src_keep);
   memory weights = InLayout(PlainMemory(wc, p.weights, Tag::oihw), p.forward_pd.weights_desc(),
                             stream, weights_keep);
   memory dst = OutputIn(plain_dst, p.forward_pd.dst_desc(), dst_keep);
@@ -233,11 +287,11 @@ torch::Tensor RunBackwardData(Primitives& p, const torch::Tensor& grad, const to
   const auto& pd = *p.backward_data_pd;
   dnnl::stream stream(CpuEngine());
   const torch::Tensor gc = grad.contiguous(), wc = weight.contiguous();
-  torch::Tensor grad_x = torch::empty(p.src, grad.options());
+  torch::Tensor grad_x = torch::empty(p.src_sizes, grad.options());
   torch::Tensor diff_dst_keep, weights_keep, diff_src_keep;
-  memory plain_diff_src = PlainMemory(grad_x, p.src, Tag::nchw);
+  memory plain_diff_src = PlainMemory(grad_x, p.src, p.activation_tag);
   memory diff_dst =
-      InLayout(PlainMemory(gc, p.dst, Tag::nchw), pd.diff_dst_desc(), stream, diff_dst_keep);
+      InLayout(PlainMemory(gc, p.dst, p.activation_tag), pd.diff_dst_desc(), stream, diff_dst_keep);
   memory weights =
       InLayout(PlainMemory(wc, p.weights, Tag::oihw), pd.weights_desc(), stream, weights_keep);
   memory diff_src = OutputIn(plain_diff_src, pd.diff_src_desc(), diff_src_keep);
@@ -263,9 +317,9 @@ std::pair<torch::Tensor, torch::Tensor> RunBackwardWeights(Primitives& p, const 
   torch::Tensor grad_b = with_bias ? torch::empty(p.bias, grad.options()) : torch::Tensor();
   torch::Tensor src_keep, diff_dst_keep, diff_weights_keep, diff_bias_keep;
   memory plain_diff_weights = PlainMemory(grad_w, p.weights, Tag::oihw);
-  memory src = InLayout(PlainMemory(xc, p.src, Tag::nchw), pd.src_desc(), stream, src_keep);
+  memory src = InLayout(PlainMemory(xc, p.src, p.activation_tag), pd.src_desc(), stream, src_keep);
   memory diff_dst =
-      InLayout(PlainMemory(gc, p.dst, Tag::nchw), pd.diff_dst_desc(), stream, diff_dst_keep);
+      InLayout(PlainMemory(gc, p.dst, p.activation_tag), pd.diff_dst_desc(), stream, diff_dst_keep);
   memory diff_weights = OutputIn(plain_diff_weights, pd.diff_weights_desc(), diff_weights_keep);
   std::unordered_map<int, memory> args = {
       {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
@@ -290,15 +344,17 @@ class WinogradConvFunction : public torch::autograd::Function<WinogradConvFuncti
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight,
-                               const c10::optional<torch::Tensor>& optional_bias, int64_t padding) {
+                               const c10::optional<torch::Tensor>& optional_bias, int64_t padding,
+                               bool blocked) {
     // An undefined bias travels as nullopt: autograd takes no undefined inputs.
     const torch::Tensor bias = optional_bias.value_or(torch::Tensor());
     const bool keep_input = weight.requires_grad() || (bias.defined() && bias.requires_grad());
     ctx->save_for_backward({keep_input ? x : torch::Tensor(), weight});
     ctx->saved_data["padding"] = padding;
     ctx->saved_data["with_bias"] = bias.defined();
+    ctx->saved_data["blocked"] = blocked;
     ctx->saved_data["x_sizes"] = x.sizes().vec();
-    auto p = PrimitivesFor(KeyOf(x, weight, bias.defined(), padding));
+    auto p = PrimitivesFor(KeyOf(x, weight, bias.defined(), padding, blocked));
     return RunForward(*p, x, weight, bias);
   }
 
@@ -309,9 +365,10 @@ class WinogradConvFunction : public torch::autograd::Function<WinogradConvFuncti
     const torch::Tensor& weight = saved[1];
     const int64_t padding = ctx->saved_data["padding"].toInt();
     const bool with_bias = ctx->saved_data["with_bias"].toBool();
+    const bool blocked = ctx->saved_data["blocked"].toBool();
     const auto x_sizes = ctx->saved_data["x_sizes"].toIntVector();
-    const ShapeKey key = {x_sizes[0], x_sizes[1], weight.size(0), x_sizes[2],
-                          x_sizes[3], padding,    with_bias};
+    const ShapeKey key = {x_sizes[0], weight.size(1), weight.size(0), x_sizes[2],
+                          x_sizes[3], padding,        with_bias,      blocked};
     auto p = PrimitivesFor(key);
     const torch::Tensor& grad = grads[0];
     torch::Tensor grad_x, grad_w, grad_b;
@@ -321,7 +378,7 @@ class WinogradConvFunction : public torch::autograd::Function<WinogradConvFuncti
       if (!ctx->needs_input_grad(1)) grad_w = torch::Tensor();
       if (!with_bias || !ctx->needs_input_grad(2)) grad_b = torch::Tensor();
     }
-    return {grad_x, grad_w, grad_b, torch::Tensor()};
+    return {grad_x, grad_w, grad_b, torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -348,7 +405,13 @@ bool Eligible(const torch::Tensor& x, const torch::Tensor& weight, const torch::
 bool TakesWinograd(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                    int64_t padding) {
   return g_enabled && Eligible(x, weight, bias, padding) &&
-         PrimitivesFor(KeyOf(x, weight, bias.defined(), padding))->supported;
+         PrimitivesFor(KeyOf(x, weight, bias.defined(), padding, false))->supported;
+}
+
+c10::optional<torch::Tensor> OptionalBias(const torch::Tensor& bias) {
+  c10::optional<torch::Tensor> optional_bias;
+  if (bias.defined()) optional_bias = bias;
+  return optional_bias;
 }
 
 }  // namespace
@@ -360,14 +423,34 @@ bool WinogradApplies(const torch::Tensor& x, const torch::Tensor& weight, int64_
 torch::Tensor Conv3x3(const torch::Tensor& x, const torch::Tensor& weight,
                       const torch::Tensor& bias, int64_t padding) {
   if (!TakesWinograd(x, weight, bias, padding)) return torch::conv2d(x, weight, bias, 1, padding);
-  c10::optional<torch::Tensor> optional_bias;
-  if (bias.defined()) optional_bias = bias;
-  return WinogradConvFunction::apply(x, weight, optional_bias, padding);
+  return WinogradConvFunction::apply(x, weight, OptionalBias(bias), padding, false);
+}
+
+bool BlockedWinogradApplies(const torch::Tensor& x) {
+  return g_enabled && WinogradAvailable() && x.dim() == 4 && x.device().is_cpu() &&
+         x.scalar_type() == torch::kFloat32 && x.is_contiguous() &&
+         x.size(1) % kWinogradBlock == 0 && x.numel() > 0;
+}
+
+torch::Tensor Conv3x3Blocked(const torch::Tensor& x, const torch::Tensor& weight,
+                             const torch::Tensor& bias, int64_t padding) {
+  SF_CHECK(x.dim() == 5 && x.size(4) == kWinogradBlock && weight.dim() == 4 &&
+               weight.size(1) == x.size(1) * kWinogradBlock && weight.size(0) % kWinogradBlock == 0,
+           "Conv3x3Blocked takes [N, C/16, H, W, 16] and weights of C in, a multiple of 16 out");
+  const bool eligible = weight.device().is_cpu() && weight.scalar_type() == torch::kFloat32 &&
+                        x.scalar_type() == torch::kFloat32 && x.device().is_cpu() && padding >= 0 &&
+                        padding <= 2 && x.size(2) + 2 * padding >= 3 &&
+                        x.size(3) + 2 * padding >= 3 && x.numel() > 0;
+  if (!g_enabled || !eligible ||
+      !PrimitivesFor(KeyOf(x, weight, bias.defined(), padding, true))->supported) {
+    return ToBlocked(torch::conv2d(FromBlocked(x), weight, bias, 1, padding));
+  }
+  return WinogradConvFunction::apply(x.contiguous(), weight, OptionalBias(bias), padding, true);
 }
 
 bool WinogradAvailable() {
   static const bool available = [] {
-    const ShapeKey probe = {1, 16, 16, 8, 8, 1, false};
+    const ShapeKey probe = {1, 16, 16, 8, 8, 1, false, false};
     return PrimitivesFor(probe)->supported;
   }();
   return available;

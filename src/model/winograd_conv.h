@@ -22,6 +22,32 @@ namespace stylefleet {
 torch::Tensor Conv3x3(const torch::Tensor& x, const torch::Tensor& weight,
                       const torch::Tensor& bias, int64_t padding);
 
+/// oneDNN's blocked activation layout (nChw16c) held in plain tensors: an
+/// NCHW activation whose channels are cut into blocks of 16, stored as
+/// [N, C/16, H, W, 16], contiguous. A chain of Conv3x3Blocked, in-place ReLU
+/// and MaxPool2x2Blocked stays in it and saves the two layout copies per layer
+/// that Conv3x3 makes (the loss network's chain).
+constexpr int64_t kWinogradBlock = 16;
+
+/// True when a chain starting at `x` (NCHW) may run blocked: Winograd enabled
+/// and available, `x` a contiguous CPU float32 tensor whose channels are a
+/// multiple of 16.
+bool BlockedWinogradApplies(const torch::Tensor& x);
+
+/// NCHW -> blocked and back (differentiable copies).
+torch::Tensor ToBlocked(const torch::Tensor& nchw);
+torch::Tensor FromBlocked(const torch::Tensor& blocked);
+
+/// Conv3x3 of a blocked `x` to a blocked output (weights and bias as for
+/// Conv3x3; channels in and out multiples of 16). Where oneDNN has no Winograd
+/// kernel for the shape it converts, runs LibTorch's and converts back.
+torch::Tensor Conv3x3Blocked(const torch::Tensor& x, const torch::Tensor& weight,
+                             const torch::Tensor& bias, int64_t padding);
+
+/// 2x2 max-pool with stride 2 of a blocked tensor (differentiable; odd sides
+/// drop their last row or column, as max_pool2d).
+torch::Tensor MaxPool2x2Blocked(const torch::Tensor& blocked);
+
 /// Whether Conv3x3 would take the Winograd path for these arguments (it asks
 /// oneDNN for the primitive, and remembers the answer per shape).
 bool WinogradApplies(const torch::Tensor& x, const torch::Tensor& weight, int64_t padding);

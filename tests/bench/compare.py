@@ -80,7 +80,8 @@ def print_phases(variants, docs):
     median (one run's phases add up to its step; medians of each would not).
     The bench reports each phase's mean over a run's timed steps, so the step
     is the mean too."""
-    names = [n for n, _ in variants if n in ("stylefleet fp32", "stylefleet bf16")]
+    names = [n for n, _ in variants
+             if n in ("stylefleet fp32", "stylefleet fp32, direct convolutions", "stylefleet bf16")]
     if not names:
         return
     # In a step's order; the JSON's keys come sorted by name.
@@ -130,9 +131,10 @@ def main():
 
     machine_measured = [False]  # the first stylefleet run measures the machine, no other
 
-    def sf(precision, threads=args.threads, mpi=False):
+    def sf(precision, threads=args.threads, mpi=False, extra=()):
         cmd = [args.stylefleet, "bench", "--precision", precision, "--styles-at-once", "1",
                "--stylize-sizes", "0", "--threads", str(threads), "--no-progress"] + common
+        cmd += list(extra)
         if machine_measured[0]:
             cmd.append("--no-machine")
         machine_measured[0] = True
@@ -169,6 +171,10 @@ def main():
         ("reference fp32", lambda: ref(False, False)),
         ("reference fp32, tuned (malloc, OpenBLAS core)", lambda: ref(False, True)),
         ("stylefleet fp32", lambda: sf("fp32")),
+        # LibTorch's convolutions only (job.convolution: direct): what the
+        # Winograd path adds.
+        ("stylefleet fp32, direct convolutions",
+         lambda: sf("fp32", extra=["--convolution", "direct"])),
     ]
     if not args.no_bf16:
         variants += [("reference bf16 autocast, tuned", lambda: ref(True, True)),

@@ -350,6 +350,59 @@ TEST(CliTest, Bf16OnACpuWithoutAmxWarnsThatItMayBeSlower) {
       << r.output;
 }
 
+// job.convolution: the log says which convolutions run, and a CPU that
+// oneDNN may not use AVX-512 on (ONEDNN_MAX_CPU_ISA, as an AVX2-only CPU)
+// trains with LibTorch's and says so; the losses agree either way.
+TEST(CliTest, TrainingSaysWhichConvolutionsRunAndTheLossesAgree) {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  const std::string info((std::istreambuf_iterator<char>(cpuinfo)), {});
+  testing::TempDir dir;
+  testing::WriteTestImages(dir / "photos", 2, 72, 64);
+  testing::WriteTestImages(dir / "style", 1, 48, 48);
+  const std::string style = std::filesystem::directory_iterator(dir / "style")->path().string();
+  testing::WriteFile(dir / "job.yaml",
+                     "job: {name: c, output_dir: out}\n"
+                     "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
+                     "loss_network: {weights: 'random:1'}\n"
+                     "training: {batch_size: 2, epochs: 0, max_steps: 2, log_every_steps: 1,\n"
+                     "           preview_every_steps: 0}\n"
+                     "monitoring: {listen: 'off'}\n"
+                     "styles:\n  - {name: s, image: " +
+                         style + "}\n");
+  struct Variant {
+    std::string prefix, options, expected;
+  };
+  const bool avx512 = info.find(" avx512f") != std::string::npos;
+  const std::vector<Variant> variants = {
+      {"", "",
+       avx512 ? "convolutions: oneDNN's Winograd for fp32 3x3 layers"
+              : "convolutions: LibTorch's (this CPU or build has no oneDNN Winograd"},
+      {"", "--set job.convolution=direct ", "convolutions: LibTorch's (job.convolution: direct)"},
+      {"ONEDNN_MAX_CPU_ISA=AVX2 ", "",
+       "convolutions: LibTorch's (this CPU or build has no oneDNN Winograd kernel)"}};
+  std::vector<std::string> losses;
+  for (const Variant& v : variants) {
+    SCOPED_TRACE(v.prefix + v.options);
+    std::filesystem::remove_all(dir / "out");
+    const testing::CommandResult r =
+        testing::RunCommand("cd " + dir.path() + " && " + v.prefix + STYLEFLEET_BINARY +
+                            " train --no-progress --threads 1 " + v.options + "job.yaml");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find(v.expected), std::string::npos) << r.output;
+    std::ifstream records(dir / "out/s/metrics.jsonl");
+    std::string line, last;
+    while (std::getline(records, line)) last = line;
+    ASSERT_FALSE(last.empty());
+    losses.push_back(last);
+  }
+  auto total = [](const std::string& record) {
+    return nlohmann::json::parse(record)["total_loss"].get<double>();
+  };
+  for (size_t i = 1; i < losses.size(); ++i) {
+    EXPECT_NEAR(total(losses[i]), total(losses[0]), 1e-4 * std::abs(total(losses[0]))) << i;
+  }
+}
+
 TEST(CliTest, ReportOfAJobFileReadsStylesWithTheirOwnOutputDir) {
   testing::TempDir dir;
   testing::WriteFile(dir / "job.yaml",

@@ -7,6 +7,7 @@
 
 #include <thread>
 
+#include "model/vgg16.h"
 #include "tensor_check.h"
 
 namespace stylefleet {
@@ -29,13 +30,22 @@ struct Gradients {
   torch::Tensor out, x, weight, bias;
 };
 
+enum class Path { kLibTorch, kWinograd, kBlocked };
+
 // The output and the gradients of sum(out * probe) for x, weight and bias.
 Gradients RunConv(const torch::Tensor& x0, const torch::Tensor& w0, const torch::Tensor& b0,
-                  const torch::Tensor& probe, int64_t padding, bool winograd) {
+                  const torch::Tensor& probe, int64_t padding, Path path) {
   torch::Tensor x = x0.detach().clone().requires_grad_(true);
   torch::Tensor w = w0.detach().clone().requires_grad_(true);
   torch::Tensor b = b0.defined() ? b0.detach().clone().requires_grad_(true) : torch::Tensor();
-  torch::Tensor out = winograd ? Conv3x3(x, w, b, padding) : torch::conv2d(x, w, b, 1, padding);
+  torch::Tensor out;
+  if (path == Path::kWinograd) {
+    out = Conv3x3(x, w, b, padding);
+  } else if (path == Path::kBlocked) {
+    out = FromBlocked(Conv3x3Blocked(ToBlocked(x), w, b, padding));
+  } else {
+    out = torch::conv2d(x, w, b, 1, padding);
+  }
   (out * probe.to(out.scalar_type())).sum().backward();
   return {out.detach(), x.grad(), w.grad(), b.defined() ? b.grad() : torch::Tensor()};
 }
@@ -45,7 +55,8 @@ TEST(WinogradConvTest, ValuesAndGradientsMatchLibTorch) {
   // VGG's shapes (padding 1, bias), the transformer's (reflection-padded
   // input, padding 0, odd sizes), and channel counts that change.
   for (const Case& c : {Case{2, 64, 64, 20, 20, 1, true}, Case{2, 32, 32, 17, 13, 0, true},
-                        Case{1, 128, 256, 9, 11, 1, false}, Case{3, 16, 48, 6, 7, 1, true}}) {
+                        Case{1, 128, 256, 9, 11, 1, false}, Case{3, 16, 48, 6, 7, 1, true},
+                        Case{2, 24, 40, 8, 8, 1, true}}) {
     SCOPED_TRACE(::testing::Message()
                  << "batch " << c.batch << ", " << c.in << "->" << c.out << " channels, "
                  << c.height << "x" << c.width << ", padding " << c.padding);
@@ -57,34 +68,97 @@ TEST(WinogradConvTest, ValuesAndGradientsMatchLibTorch) {
     const torch::Tensor probe = torch::randn({c.batch, c.out, oh, ow});
     ASSERT_TRUE(WinogradApplies(x, w, c.padding));
 
-    const Gradients wino = RunConv(x, w, b, probe, c.padding, true);
     // The truth in float64; LibTorch's float32 direct convolution shows how
     // far float32 rounding alone goes.
-    const Gradients exact = RunConv(x.to(torch::kFloat64), w.to(torch::kFloat64),
-                                    c.bias ? b.to(torch::kFloat64) : b, probe, c.padding, false);
-    const Gradients direct = RunConv(x, w, b, probe, c.padding, false);
-    ASSERT_EQ(wino.out.sizes(), direct.out.sizes());
-    ASSERT_EQ(wino.out.scalar_type(), torch::kFloat32);
-    const std::vector<std::pair<const char*, std::array<torch::Tensor, 3>>> pairs = {
-        {"output", {wino.out, exact.out, direct.out}},
-        {"input gradient", {wino.x, exact.x, direct.x}},
-        {"weight gradient", {wino.weight, exact.weight, direct.weight}},
-        {"bias gradient", {wino.bias, exact.bias, direct.bias}}};
-    for (const auto& [what, t] : pairs) {
-      if (!t[1].defined()) {
-        EXPECT_FALSE(t[0].defined()) << what;
+    const Gradients exact =
+        RunConv(x.to(torch::kFloat64), w.to(torch::kFloat64), c.bias ? b.to(torch::kFloat64) : b,
+                probe, c.padding, Path::kLibTorch);
+    const Gradients direct = RunConv(x, w, b, probe, c.padding, Path::kLibTorch);
+    for (const Path path : {Path::kWinograd, Path::kBlocked}) {
+      // The blocked layout needs channels in whole blocks of 16.
+      if (path == Path::kBlocked && (c.in % kWinogradBlock != 0 || c.out % kWinogradBlock != 0)) {
         continue;
       }
-      ASSERT_TRUE(t[0].defined()) << what;
-      // Winograd's transforms add rounding: a few times float32's direct
-      // error, far below anything training could notice.
-      const double error = MaxRelativeDifference(t[0], t[1]);
-      EXPECT_LT(error, 2e-5) << what << " (direct float32: " << MaxRelativeDifference(t[2], t[1])
-                             << ")";
+      SCOPED_TRACE(path == Path::kBlocked ? "blocked layout" : "NCHW");
+      const Gradients wino = RunConv(x, w, b, probe, c.padding, path);
+      ASSERT_EQ(wino.out.sizes(), direct.out.sizes());
+      ASSERT_EQ(wino.out.scalar_type(), torch::kFloat32);
+      const std::vector<std::pair<const char*, std::array<torch::Tensor, 3>>> pairs = {
+          {"output", {wino.out, exact.out, direct.out}},
+          {"input gradient", {wino.x, exact.x, direct.x}},
+          {"weight gradient", {wino.weight, exact.weight, direct.weight}},
+          {"bias gradient", {wino.bias, exact.bias, direct.bias}}};
+      for (const auto& [what, t] : pairs) {
+        if (!t[1].defined()) {
+          EXPECT_FALSE(t[0].defined()) << what;
+          continue;
+        }
+        ASSERT_TRUE(t[0].defined()) << what;
+        // Winograd's transforms add rounding: a few times float32's direct
+        // error, far below anything training could notice.
+        const double error = MaxRelativeDifference(t[0], t[1]);
+        EXPECT_LT(error, 2e-5) << what << " (direct float32: " << MaxRelativeDifference(t[2], t[1])
+                               << ")";
+      }
+      // The Winograd path really ran: its rounding differs from LibTorch's.
+      EXPECT_FALSE(torch::equal(wino.out, direct.out));
     }
-    // The Winograd path really ran: its rounding differs from LibTorch's.
-    EXPECT_FALSE(torch::equal(wino.out, direct.out));
   }
+}
+
+TEST(WinogradConvTest, BlockedLayoutRoundTripsAndPoolsAsLibTorch) {
+  torch::manual_seed(2);
+  for (const auto& sizes : {std::vector<int64_t>{2, 32, 9, 7}, std::vector<int64_t>{1, 16, 4, 4}}) {
+    const torch::Tensor x = torch::randn(sizes);
+    const torch::Tensor blocked = ToBlocked(x);
+    ASSERT_EQ(blocked.sizes(),
+              torch::IntArrayRef({sizes[0], sizes[1] / 16, sizes[2], sizes[3], 16}));
+    EXPECT_TRUE(blocked.is_contiguous());
+    // Channel c of pixel (h, w) sits at [n][c / 16][h][w][c % 16].
+    EXPECT_EQ(blocked[0][sizes[1] / 16 - 1][2][3][5].item<float>(),
+              x[0][sizes[1] - 11][2][3].item<float>());
+    EXPECT_TRUE(torch::equal(FromBlocked(blocked), x));
+
+    torch::Tensor a = x.clone().requires_grad_(true), b = x.clone().requires_grad_(true);
+    const torch::Tensor pooled = FromBlocked(MaxPool2x2Blocked(ToBlocked(a)));
+    const torch::Tensor expected = torch::max_pool2d(b, 2, 2);
+    EXPECT_TRUE(torch::equal(pooled, expected));  // odd sides drop their last row/column
+    const torch::Tensor probe = torch::randn(expected.sizes());
+    (pooled * probe).sum().backward();
+    (expected * probe).sum().backward();
+    EXPECT_TRUE(torch::equal(a.grad(), b.grad()));
+  }
+}
+
+// The loss network as training uses it: every layer's activation and the
+// image's gradient through all of them, Winograd in the blocked chain against
+// LibTorch's convolutions.
+TEST(WinogradConvTest, LossNetworkMatchesLibTorchInActivationsAndImageGradient) {
+  if (!WinogradAvailable()) GTEST_SKIP() << "no Winograd kernel on this CPU or build";
+  const Vgg16 vgg = Vgg16::Load("random:3");
+  torch::manual_seed(4);
+  const torch::Tensor image = torch::rand({2, 3, 36, 44}) * 255;
+  std::vector<int> layers(13);
+  for (int l = 0; l < 13; ++l) layers[l] = l;
+  auto run = [&](bool winograd) {
+    const WinogradSwitch setting(winograd);
+    torch::Tensor x = image.clone().requires_grad_(true);
+    const auto features = vgg.Forward(x, layers);
+    torch::Tensor total = torch::zeros({}, torch::kFloat64);
+    for (const auto& [l, f] : features) total = total + (f.to(torch::kFloat64) * (l + 1)).sum();
+    total.backward();
+    return std::make_pair(features, x.grad());
+  };
+  const auto [winograd, winograd_grad] = run(true);
+  const auto [direct, direct_grad] = run(false);
+  ASSERT_EQ(winograd.size(), 13u);
+  for (int l = 0; l < 13; ++l) {
+    ASSERT_EQ(winograd.at(l).sizes(), direct.at(l).sizes()) << l;
+    EXPECT_TRUE(winograd.at(l).is_contiguous()) << l;
+    EXPECT_LT(MaxRelativeDifference(winograd.at(l), direct.at(l)), 5e-5) << "layer " << l;
+  }
+  EXPECT_LT(MaxRelativeDifference(winograd_grad, direct_grad), 5e-5);
+  EXPECT_FALSE(torch::equal(winograd.at(12), direct.at(12)));  // Winograd ran
 }
 
 TEST(WinogradConvTest, FrozenWeightsGetNoGradientAndTheInputStillDoes) {
