@@ -321,6 +321,12 @@ int Run(int argc, char** argv) {
                     "Replace output files that exist (default: keep them, skip their inputs)");
   stylize->add_option("--style", stylize_options.style,
                       "A conditional model's style (`stylefleet info MODEL` lists them)");
+  stylize
+      ->add_option("--convolution", stylize_options.convolution,
+                   "3x3 convolutions: winograd (oneDNN's, where the CPU has it) or direct "
+                   "(LibTorch's, as PyTorch computes them), as the job key job.convolution "
+                   "(default winograd)")
+      ->check(CLI::IsMember({"winograd", "direct"}));
   stylize->add_option("--blend", stylize_options.blend,
                       "A conditional model's blend of styles: NAME=W,NAME=W with weights from 0 "
                       "to 1 that sum to 1 (e.g. candy=0.7,mosaic=0.3)");
@@ -411,7 +417,7 @@ int Run(int argc, char** argv) {
   bench
       ->add_option("--convolution", bench_options.convolution,
                    "fp32 3x3 convolutions on CPU: winograd (oneDNN's, where the CPU has it) or "
-                   "direct (LibTorch's), as training.convolution (default winograd)")
+                   "direct (LibTorch's), as the job key job.convolution (default winograd)")
       ->check(CLI::IsMember({"winograd", "direct"}));
   bench->add_flag("--tf32", bench_options.tf32,
                   "GPU: allow TF32 in fp32 convolutions and matrix products (default: true fp32)");

@@ -17,6 +17,7 @@
 #include "loss/losses.h"
 #include "model/stylize.h"
 #include "model/vgg16.h"
+#include "model/winograd_conv.h"
 #include "step/forward_pass.h"
 
 namespace stylefleet {
@@ -122,6 +123,7 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
   StylizeResult result;
   result.skipped = plan.skipped;
   for (const SkippedImage& skipped : plan.skipped) SF_LOG(kWarning) << DescribeSkip(skipped);
+  const ScopedWinograd convolutions(options.convolution == "winograd");
   LoadedModel model = LoadModel(options.model);
   TransformerNet net = StylizingNetwork(model, options);
   SF_LOG(kInfo) << "model " << model.file

@@ -516,7 +516,7 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
   at::globalContext().setAllowTF32CuDNN(o.tf32);
   at::globalContext().setAllowTF32CuBLAS(o.tf32);
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
-  SetWinogradEnabled(o.convolution == "winograd");
+  const ScopedWinograd convolutions(o.convolution == "winograd");
   StepClock clock(device, !o.trace_path.empty());
   Setup setup{o, *runtime, Vgg16::Load(o.loss_network), {}, clock};
   setup.vgg.To(device);

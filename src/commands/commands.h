@@ -35,6 +35,9 @@ struct StylizeOptions {
   /// 1 (within 1e-6): each instance norm uses that convex combination of its
   /// styles' rows.
   std::string blend;
+  /// The 3x3 convolutions: "winograd" (oneDNN's, where it applies) or
+  /// "direct" (LibTorch's), as the job key job.convolution.
+  std::string convolution = "winograd";
 };
 
 /// Why an input image is left out of a stylize run. These skips are on
@@ -157,7 +160,7 @@ struct BenchOptions {
   /// GPU only: allow TF32 in fp32 convolutions and matrix products (off: true fp32).
   bool tf32 = false;
   /// fp32 3x3 convolutions on CPU: "winograd" (oneDNN's, where it applies) or
-  /// "direct" (LibTorch's), as the job key training.convolution.
+  /// "direct" (LibTorch's), as the job key job.convolution.
   std::string convolution = "winograd";
   /// Also measure what the machine's arithmetic does through LibTorch (a 3x3
   /// convolution and a matrix product, fp32 and bf16; a few seconds, on rank

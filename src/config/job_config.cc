@@ -335,7 +335,9 @@ const FieldTable<JobConfig>& JobFields() {
       {"styles_at_once", "integer", "0",
        "Styles a group of ranks trains together, 1 to 64: they share each content batch, its "
        "pass through the loss network, and one loss-network pass over all their generated "
-       "images; losses equal those of separate training. Styles are taken in job order; those "
+       "images; losses equal those of separate training (up to float rounding, since "
+       "Winograd's blocking may depend on the batch; `bench` reports the difference). Styles "
+       "are taken in job order; those "
        "with different batch_size, micro_batches, epochs, max_steps or precision, or resumed at "
        "different steps, are trained apart. 0: the runs of one sweep train together, up to 4 "
        "at a time, and other styles one at a time. Gains are largest on GPUs; on CPU up to "
@@ -375,11 +377,11 @@ const FieldTable<JobConfig>& JobFields() {
        "How float32 3x3 convolutions run on CPU (the transformer's stride-1 layers and the loss "
        "network's). `winograd`: oneDNN's Winograd F(4x4,3x3) algorithm, about a quarter of the "
        "multiplications, where the CPU has it (AVX-512) and a layer has at least 16 channels; "
-       "elsewhere LibTorch's. On a 2-core Xeon at 256 px, batch 4 it trained 1.6x faster than "
-       "`direct`, with losses within 1e-5 (README, Performance). `direct`: LibTorch's "
-       "convolutions everywhere, as PyTorch computes them (results differ from `winograd` in "
-       "the last digits). bf16 and GPU training always use LibTorch's. `stylefleet bench "
-       "--convolution` measures both.",
+       "elsewhere LibTorch's. On a 2-core Xeon at 256 px, batch 4 fp32 training ran 1.7x "
+       "faster than with `direct`, with losses equal to about 1e-5 and 5-30% more peak memory "
+       "(README, Performance). `direct`: LibTorch's convolutions everywhere, as PyTorch computes "
+       "them. bf16 and GPU training always use LibTorch's. `stylefleet bench --convolution` "
+       "measures both; `stylefleet stylize --convolution` chooses for stylizing.",
        Agreement::kEveryRank, Show(&JobConfig::convolution),
        [](JobConfig& t, const Value& v) {
          if (!v.ReadString(&t.convolution)) return;

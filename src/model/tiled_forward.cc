@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "model/winograd_conv.h"
 
 namespace stylefleet {
 namespace {
@@ -88,7 +89,11 @@ void ConvInTiles(const torch::Tensor& in, ConvLayerImpl& layer, int64_t tile, Ch
       const int64_t x_end = std::min(out_w, x + tile);
       const torch::Tensor window =
           in.index({Slice(), Slice(), row_index, WindowIndex(cols, x, x_end)});
-      const torch::Tensor part = torch::conv2d(window, conv.weight, conv.bias, rows.stride);
+      // 3x3 stride-1 layers as the whole-image forward runs them (Winograd).
+      const torch::Tensor part =
+          rows.stride == 1 && conv.weight.size(2) == 3 && conv.weight.size(3) == 3
+              ? Conv3x3(window, conv.weight, conv.bias, 0)
+              : torch::conv2d(window, conv.weight, conv.bias, rows.stride);
       if (stats != nullptr) stats->Add(part);
       out.index({Slice(), Slice(), Slice(y, y_end), Slice(x, x_end)}).copy_(part);
     }

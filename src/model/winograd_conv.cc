@@ -1,9 +1,12 @@
 #include "model/winograd_conv.h"
 
-#include <atomic>
+#include <ATen/autocast_mode.h>
+
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <tuple>
 #include <unordered_map>
 
@@ -16,12 +19,16 @@
 namespace stylefleet {
 namespace {
 
-std::atomic<bool> g_enabled{true};
+// Per thread: in-process ranks are threads, each running its job.
+thread_local bool g_enabled = true;
 
 }  // namespace
 
 void SetWinogradEnabled(bool enabled) { g_enabled = enabled; }
 bool WinogradEnabled() { return g_enabled; }
+
+ScopedWinograd::ScopedWinograd(bool enabled) : previous_(g_enabled) { g_enabled = enabled; }
+ScopedWinograd::~ScopedWinograd() { g_enabled = previous_; }
 
 torch::Tensor ToBlocked(const torch::Tensor& nchw) {
   SF_CHECK(nchw.dim() == 4 && nchw.size(1) % kWinogradBlock == 0,
@@ -75,8 +82,10 @@ const dnnl::engine& CpuEngine() {
 }
 
 // One convolution: batch, channels in/out, input height/width, padding, bias,
-// and whether the activations are in oneDNN's blocked layout (Conv3x3Blocked).
-using ShapeKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool>;
+// whether the activations are in oneDNN's blocked layout (Conv3x3Blocked),
+// and the calling thread's OpenMP team size: a primitive keeps the team size
+// it was made with, and its blocking (so its rounding) depends on it.
+using ShapeKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, int>;
 
 // The primitives of one shape. The backward ones are made on first use: the
 // frozen loss network never needs weight gradients, and inference no backward.
@@ -160,8 +169,8 @@ void AddScratchpad(const memory::desc& desc, std::unordered_map<int, memory>& ar
 // `x` is NCHW, or [N, C/16, H, W, 16] when `blocked`.
 ShapeKey KeyOf(const torch::Tensor& x, const torch::Tensor& weight, bool with_bias, int64_t padding,
                bool blocked) {
-  return {x.size(0), weight.size(1), weight.size(0), x.size(2),
-          x.size(3), padding,        with_bias,      blocked};
+  return {x.size(0), weight.size(1), weight.size(0),       x.size(2), x.size(3), padding,
+          with_bias, blocked,        at::get_num_threads()};
 }
 
 // The primitives for this shape, made (or found unsupported) once.
@@ -171,7 +180,8 @@ std::shared_ptr<Primitives> PrimitivesFor(const ShapeKey& key) {
   if (found != g_cache.end()) return found->second;
   if (g_cache.size() >= kMaxCachedShapes) g_cache.clear();
   auto p = std::make_shared<Primitives>();
-  const auto [n, ic, oc, h, w, pad, with_bias, blocked] = key;
+  const auto [n, ic, oc, h, w, pad, with_bias, blocked, threads] = key;
+  (void)threads;
   p->src = {n, ic, h, w};
   p->weights = {oc, ic, 3, 3};
   p->bias = {oc};
@@ -199,9 +209,11 @@ const dnnl::convolution_backward_data& BackwardDataOf(Primitives& p, int64_t pad
     dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_winograd,
                                                ActivationDesc(p, p.src), AnyDesc(p.weights),
                                                ActivationDesc(p, p.dst), ones, pads, pads);
-    p.backward_data_pd = std::make_unique<dnnl::convolution_backward_data::primitive_desc>(
+    // Both or neither: a primitive that failed to build is made again next time.
+    auto pd = std::make_unique<dnnl::convolution_backward_data::primitive_desc>(
         desc, UserScratchpad(), CpuEngine(), p.forward_pd);
-    p.backward_data = dnnl::convolution_backward_data(*p.backward_data_pd);
+    p.backward_data = dnnl::convolution_backward_data(*pd);
+    p.backward_data_pd = std::move(pd);
   }
   return p.backward_data;
 }
@@ -219,9 +231,10 @@ const dnnl::convolution_backward_weights& BackwardWeightsOf(Primitives& p, bool 
                           : dnnl::convolution_backward_weights::desc(
                                 alg, ActivationDesc(p, p.src), AnyDesc(p.weights),
                                 ActivationDesc(p, p.dst), ones, pads, pads);
-    p.backward_weights_pd = std::make_unique<dnnl::convolution_backward_weights::primitive_desc>(
+    auto pd = std::make_unique<dnnl::convolution_backward_weights::primitive_desc>(
         desc, UserScratchpad(), CpuEngine(), p.forward_pd);
-    p.backward_weights = dnnl::convolution_backward_weights(*p.backward_weights_pd);
+    p.backward_weights = dnnl::convolution_backward_weights(*pd);
+    p.backward_weights_pd = std::move(pd);
   }
   return p.backward_weights;
 }
@@ -338,6 +351,17 @@ std::pair<torch::Tensor, torch::Tensor> RunBackwardWeights(Primitives& p, const 
   return {grad_w, grad_b};
 }
 
+// A oneDNN failure (out of memory, a kernel it could not build) as an Error
+// that says which convolution and how to do without.
+[[noreturn]] void ThrowWithContext(const dnnl::error& e, const char* pass, const Primitives& p) {
+  std::ostringstream message;
+  message << "oneDNN's Winograd convolution failed in its " << pass << " (batch " << p.src[0]
+          << ", " << p.src[1] << " to " << p.dst[1] << " channels, " << p.src[2] << "x" << p.src[3]
+          << " pixels): " << e.what()
+          << "; `job.convolution: direct` trains with LibTorch's convolutions instead";
+  throw Error(message.str());
+}
+
 // Autograd around the primitives. The input is saved only when the weights
 // need a gradient: the frozen loss network keeps no extra activations.
 class WinogradConvFunction : public torch::autograd::Function<WinogradConvFunction> {
@@ -355,7 +379,11 @@ class WinogradConvFunction : public torch::autograd::Function<WinogradConvFuncti
     ctx->saved_data["blocked"] = blocked;
     ctx->saved_data["x_sizes"] = x.sizes().vec();
     auto p = PrimitivesFor(KeyOf(x, weight, bias.defined(), padding, blocked));
-    return RunForward(*p, x, weight, bias);
+    try {
+      return RunForward(*p, x, weight, bias);
+    } catch (const dnnl::error& e) {
+      ThrowWithContext(e, "forward pass", *p);
+    }
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
@@ -367,14 +395,23 @@ class WinogradConvFunction : public torch::autograd::Function<WinogradConvFuncti
     const bool with_bias = ctx->saved_data["with_bias"].toBool();
     const bool blocked = ctx->saved_data["blocked"].toBool();
     const auto x_sizes = ctx->saved_data["x_sizes"].toIntVector();
-    const ShapeKey key = {x_sizes[0], weight.size(1), weight.size(0), x_sizes[2],
-                          x_sizes[3], padding,        with_bias,      blocked};
+    const ShapeKey key = {x_sizes[0], weight.size(1), weight.size(0),
+                          x_sizes[2], x_sizes[3],     padding,
+                          with_bias,  blocked,        at::get_num_threads()};
     auto p = PrimitivesFor(key);
     const torch::Tensor& grad = grads[0];
     torch::Tensor grad_x, grad_w, grad_b;
-    if (ctx->needs_input_grad(0)) grad_x = RunBackwardData(*p, grad, weight, padding);
+    try {
+      if (ctx->needs_input_grad(0)) grad_x = RunBackwardData(*p, grad, weight, padding);
+    } catch (const dnnl::error& e) {
+      ThrowWithContext(e, "input gradient", *p);
+    }
     if (ctx->needs_input_grad(1) || (with_bias && ctx->needs_input_grad(2))) {
-      std::tie(grad_w, grad_b) = RunBackwardWeights(*p, x, grad, with_bias, padding);
+      try {
+        std::tie(grad_w, grad_b) = RunBackwardWeights(*p, x, grad, with_bias, padding);
+      } catch (const dnnl::error& e) {
+        ThrowWithContext(e, "weight gradient", *p);
+      }
       if (!ctx->needs_input_grad(1)) grad_w = torch::Tensor();
       if (!with_bias || !ctx->needs_input_grad(2)) grad_b = torch::Tensor();
     }
@@ -382,24 +419,43 @@ class WinogradConvFunction : public torch::autograd::Function<WinogradConvFuncti
   }
 };
 
-// The checks before asking oneDNN: CPU float32, NCHW-contiguous input, a 3x3
-// kernel with matching channels, at least 16 of them, a padding that leaves
-// an output.
-bool Eligible(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-              int64_t padding) {
-  auto cpu_float = [](const torch::Tensor& t) {
-    return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 &&
-           t.layout() == torch::kStrided;
-  };
+// A float32 CPU tensor in LibTorch's strided layout.
+bool CpuFloat(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.layout() == torch::kStrided;
+}
+
+// The checks before asking oneDNN, shared by both layouts: not under
+// autocast (bf16 training: the convolutions stay LibTorch's, in bf16), a 3x3
+// float32 kernel, at least 16 channels in and out, a padding oneDNN's Winograd
+// may take that leaves an output, and sizes within 32-bit offsets.
+bool Eligible(int64_t n, int64_t h, int64_t w, const torch::Tensor& weight,
+              const torch::Tensor& bias, int64_t padding) {
+  if (at::autocast::is_cpu_enabled() || !CpuFloat(weight) || weight.dim() != 4 ||
+      weight.size(2) != 3 || weight.size(3) != 3) {
+    return false;
+  }
+  if (bias.defined() && !(CpuFloat(bias) && bias.dim() == 1 && bias.size(0) == weight.size(0))) {
+    return false;
+  }
+  const int64_t oc = weight.size(0), ic = weight.size(1);
+  const int64_t oh = h + 2 * padding - 2, ow = w + 2 * padding - 2;
   // Fewer than 16 channels (VGG's image layer: 3) fill oneDNN's 16-wide
   // blocks with zeros: Winograd ran 0.65x the direct kernel there.
-  return x.dim() == 4 && weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3 &&
-         weight.size(1) == x.size(1) && x.size(1) >= 16 && weight.size(0) >= 16 && cpu_float(x) &&
-         cpu_float(weight) &&
-         (!bias.defined() ||
-          (cpu_float(bias) && bias.dim() == 1 && bias.size(0) == weight.size(0))) &&
-         x.is_contiguous() && x.numel() > 0 && padding >= 0 && padding <= 2 &&
-         x.size(2) + 2 * padding >= 3 && x.size(3) + 2 * padding >= 3;
+  if (ic < 16 || oc < 16 || padding < 0 || padding > 2 || n < 1 || oh < 1 || ow < 1) return false;
+  // oneDNN's Winograd kernels index their transformed tiles (6x6 values per
+  // 4x4 output tile and channel) with 32-bit integers: beyond that (training
+  // at 4096 px, say) LibTorch's convolution runs.
+  const int64_t tiles = n * ((oh + 3) / 4) * ((ow + 3) / 4);
+  const int64_t limit = int64_t(1) << 31;
+  return tiles * 36 * std::max(ic, oc) < limit && n * std::max(ic, oc) * (h + 2) * (w + 2) < limit;
+}
+
+// The NCHW path: also a contiguous float32 CPU input whose channels match.
+bool Eligible(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+              int64_t padding) {
+  return x.dim() == 4 && CpuFloat(x) && x.is_contiguous() && weight.dim() == 4 &&
+         weight.size(1) == x.size(1) &&
+         Eligible(x.size(0), x.size(2), x.size(3), weight, bias, padding);
 }
 
 bool TakesWinograd(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
@@ -435,12 +491,13 @@ bool BlockedWinogradApplies(const torch::Tensor& x) {
 torch::Tensor Conv3x3Blocked(const torch::Tensor& x, const torch::Tensor& weight,
                              const torch::Tensor& bias, int64_t padding) {
   SF_CHECK(x.dim() == 5 && x.size(4) == kWinogradBlock && weight.dim() == 4 &&
-               weight.size(1) == x.size(1) * kWinogradBlock && weight.size(0) % kWinogradBlock == 0,
-           "Conv3x3Blocked takes [N, C/16, H, W, 16] and weights of C in, a multiple of 16 out");
-  const bool eligible = weight.device().is_cpu() && weight.scalar_type() == torch::kFloat32 &&
-                        x.scalar_type() == torch::kFloat32 && x.device().is_cpu() && padding >= 0 &&
-                        padding <= 2 && x.size(2) + 2 * padding >= 3 &&
-                        x.size(3) + 2 * padding >= 3 && x.numel() > 0;
+               weight.size(1) == x.size(1) * kWinogradBlock &&
+               weight.size(0) % kWinogradBlock == 0 && weight.size(2) == 3 && weight.size(3) == 3 &&
+               (!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0))),
+           "Conv3x3Blocked takes [N, C/16, H, W, 16], 3x3 weights of C in and a multiple of 16 "
+           "out, and a bias of one value per output channel");
+  const bool eligible =
+      CpuFloat(x) && Eligible(x.size(0), x.size(2), x.size(3), weight, bias, padding);
   if (!g_enabled || !eligible ||
       !PrimitivesFor(KeyOf(x, weight, bias.defined(), padding, true))->supported) {
     return ToBlocked(torch::conv2d(FromBlocked(x), weight, bias, 1, padding));
@@ -450,7 +507,7 @@ torch::Tensor Conv3x3Blocked(const torch::Tensor& x, const torch::Tensor& weight
 
 bool WinogradAvailable() {
   static const bool available = [] {
-    const ShapeKey probe = {1, 16, 16, 8, 8, 1, false, false};
+    const ShapeKey probe = {1, 16, 16, 8, 8, 1, false, false, at::get_num_threads()};
     return PrimitivesFor(probe)->supported;
   }();
   return available;

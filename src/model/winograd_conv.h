@@ -2,12 +2,13 @@
 //
 // On CPUs with AVX-512, oneDNN 2.6 (the library LibTorch 1.13 itself calls)
 // has a Winograd convolution that needs about a quarter of the direct
-// algorithm's multiplications; LibTorch never asks for it. For VGG's and the
-// transformer's 3x3 layers it runs 1.6-2.5x faster than the direct kernel
-// (README, Performance). This is the one place that calls oneDNN directly;
-// everything else goes through LibTorch, and so does every convolution this
-// path does not take (GPU tensors, bfloat16, other shapes, a CPU or build
-// without the kernel).
+// algorithm's multiplications; LibTorch never asks for it. On VGG's and the
+// transformer's 3x3 layers (forward and backward) it ran 1.4-2.4x faster than
+// the direct kernel, and fp32 training 1.7x (README, Performance). This is the
+// one place that calls oneDNN directly; everything else goes through
+// LibTorch, and so does every convolution this path does not take (GPU
+// tensors, bfloat16 and autocast, other shapes, a CPU or build without the
+// kernel).
 #pragma once
 
 #include <torch/torch.h>
@@ -52,14 +53,26 @@ torch::Tensor MaxPool2x2Blocked(const torch::Tensor& blocked);
 /// oneDNN for the primitive, and remembers the answer per shape).
 bool WinogradApplies(const torch::Tensor& x, const torch::Tensor& weight, int64_t padding);
 
-/// Process-wide switch, on by default: off makes Conv3x3 torch::conv2d
-/// everywhere (the job key `training.convolution: direct`, and tests that
-/// compare with LibTorch bit for bit).
+/// Switch of the calling thread, on by default: off makes Conv3x3 and
+/// Conv3x3Blocked LibTorch's convolutions (`job.convolution: direct`). Each
+/// thread that trains sets its job's; a backward pass follows its forward.
 void SetWinogradEnabled(bool enabled);
 bool WinogradEnabled();
 
+/// Sets the calling thread's switch for its lifetime, then restores it.
+class ScopedWinograd {
+ public:
+  explicit ScopedWinograd(bool enabled);
+  ~ScopedWinograd();
+  ScopedWinograd(const ScopedWinograd&) = delete;
+  ScopedWinograd& operator=(const ScopedWinograd&) = delete;
+
+ private:
+  bool previous_;
+};
+
 /// True when this build calls oneDNN and the CPU has the Winograd kernel
-/// (AVX-512): the answer `bench` and `check` print.
+/// (AVX-512): what `train` logs and `bench` records.
 bool WinogradAvailable();
 
 }  // namespace stylefleet

@@ -68,7 +68,7 @@ double StylizeFlopsPerImage(int image_size) {
 }
 
 double EstimateTrainingPeakBytes(int image_size, int images_per_pass) {
-  constexpr double kBaseBytes = 310e6;
+  constexpr double kBaseBytes = 400e6;
   constexpr double kBytesPerPixel = 7.5e3;
   return kBaseBytes + kBytesPerPixel * images_per_pass * double(image_size) * image_size;
 }

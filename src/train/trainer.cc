@@ -220,7 +220,8 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
                                  job.distributed.timeout_seconds, group_index,
                                  plan.RankInGroup(me.rank)};
   const std::unique_ptr<RankRuntime> runtime = StartRankRuntime(world, runtime_options);
-  SetWinogradEnabled(job.convolution == "winograd");
+  // The job's convolutions on this thread, for this run.
+  const ScopedWinograd convolutions(job.convolution == "winograd");
   if (me.rank == 0 && runtime->device().is_cpu()) {
     SF_LOG(kInfo) << "convolutions: "
                   << (job.convolution == "direct" ? "LibTorch's (job.convolution: direct)"

@@ -2,11 +2,13 @@
 // values and in every gradient, and the fallbacks to LibTorch.
 #include "model/winograd_conv.h"
 
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <thread>
 
+#include "model/transformer_net.h"
 #include "model/vgg16.h"
 #include "tensor_check.h"
 
@@ -18,12 +20,6 @@ using testing::MaxRelativeDifference;
 struct Case {
   int64_t batch, in, out, height, width, padding;
   bool bias;
-};
-
-// Re-enables Winograd when a test that switched it off ends, even by failing.
-struct WinogradSwitch {
-  explicit WinogradSwitch(bool enabled) { SetWinogradEnabled(enabled); }
-  ~WinogradSwitch() { SetWinogradEnabled(true); }
 };
 
 struct Gradients {
@@ -141,7 +137,7 @@ TEST(WinogradConvTest, LossNetworkMatchesLibTorchInActivationsAndImageGradient) 
   std::vector<int> layers(13);
   for (int l = 0; l < 13; ++l) layers[l] = l;
   auto run = [&](bool winograd) {
-    const WinogradSwitch setting(winograd);
+    const ScopedWinograd setting(winograd);
     torch::Tensor x = image.clone().requires_grad_(true);
     const auto features = vgg.Forward(x, layers);
     torch::Tensor total = torch::zeros({}, torch::kFloat64);
@@ -193,7 +189,7 @@ TEST(WinogradConvTest, OtherTensorsAndTheSwitchFallBackToLibTorchBitForBit) {
   // The image layer: 3 input channels, where Winograd is slower.
   EXPECT_TRUE(same_as_libtorch(torch::randn({2, 3, 10, 10}), torch::randn({32, 3, 3, 3}), b, 1));
   {
-    const WinogradSwitch off(false);
+    const ScopedWinograd off(false);
     EXPECT_FALSE(WinogradEnabled());
     EXPECT_TRUE(same_as_libtorch(x, w, b, 1));
   }
@@ -204,20 +200,103 @@ TEST(WinogradConvTest, OtherTensorsAndTheSwitchFallBackToLibTorchBitForBit) {
 TEST(WinogradConvTest, ThreadsSharingTheCacheGetTheirOwnResults) {
   if (!WinogradAvailable()) GTEST_SKIP() << "no Winograd kernel on this CPU or build";
   torch::manual_seed(11);
-  std::vector<torch::Tensor> xs, ws, serial(4), threaded(4);
+  std::vector<torch::Tensor> xs, ws;
   for (int i = 0; i < 4; ++i) {
     xs.push_back(torch::randn({1 + i % 2, 16 * (1 + i), 6 + i, 7}));
     ws.push_back(torch::randn({16, 16 * (1 + i), 3, 3}));
   }
-  for (int i = 0; i < 4; ++i) serial[i] = Conv3x3(xs[i], ws[i], torch::Tensor(), 1);
+  // Forward, input and weight gradients: the backward primitives are made
+  // on first use, possibly by several threads at once.
+  auto run = [&](int i) {
+    torch::Tensor x = xs[i].clone().requires_grad_(true);
+    torch::Tensor w = ws[i].clone().requires_grad_(true);
+    const torch::Tensor out = Conv3x3(x, w, torch::Tensor(), 1);
+    out.square().sum().backward();
+    return std::vector<torch::Tensor>{out.detach(), x.grad(), w.grad()};
+  };
+  std::vector<std::vector<torch::Tensor>> serial(4), threaded(4);
   std::vector<std::thread> threads;
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&, i] {
-      for (int r = 0; r < 5; ++r) threaded[i] = Conv3x3(xs[i], ws[i], torch::Tensor(), 1);
+      for (int r = 0; r < 5; ++r) threaded[i] = run(i);
     });
   }
   for (auto& t : threads) t.join();
-  for (int i = 0; i < 4; ++i) EXPECT_TRUE(torch::equal(serial[i], threaded[i])) << i;
+  for (int i = 0; i < 4; ++i) serial[i] = run(i);
+  for (int i = 0; i < 4; ++i) {
+    for (int k = 0; k < 3; ++k) EXPECT_TRUE(torch::equal(serial[i][k], threaded[i][k])) << i << k;
+  }
+}
+
+// bf16 training runs the transformer under autocast, whose convolutions must
+// stay LibTorch's bf16 ones, though padding and weights arrive in float32.
+TEST(WinogradConvTest, AutocastKeepsLibTorchsConvolution) {
+  torch::manual_seed(8);
+  const torch::Tensor x = torch::randn({1, 32, 10, 10});
+  const torch::Tensor w = torch::randn({32, 32, 3, 3}) * 0.1, b = torch::randn({32});
+  at::autocast::set_cpu_enabled(true);
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  const torch::Tensor ours = Conv3x3(x, w, b, 1);
+  const torch::Tensor blocked = FromBlocked(Conv3x3Blocked(ToBlocked(x), w, b, 1));
+  const torch::Tensor libtorch = torch::conv2d(x, w, b, 1, 1);
+  const bool applies = WinogradApplies(x, w, 1);
+  at::autocast::clear_cache();
+  at::autocast::set_cpu_enabled(false);
+  EXPECT_FALSE(applies);
+  EXPECT_EQ(ours.scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(ours, libtorch));
+  EXPECT_EQ(blocked.scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(blocked, libtorch));
+}
+
+// Only the weights learn (an input that is data): their gradients match,
+// the input gets none; and paddings 0 and 2 give LibTorch's values whichever
+// path oneDNN allows.
+TEST(WinogradConvTest, WeightOnlyGradientsAndOtherPaddings) {
+  torch::manual_seed(9);
+  const torch::Tensor x = torch::randn({2, 16, 11, 9});
+  const torch::Tensor w0 = torch::randn({32, 16, 3, 3}) * 0.2, b0 = torch::randn({32});
+  for (const int64_t padding : {0, 1, 2}) {
+    SCOPED_TRACE(padding);
+    torch::Tensor w = w0.clone().requires_grad_(true), b = b0.clone().requires_grad_(true);
+    const torch::Tensor out = Conv3x3(x, w, b, padding);
+    out.square().sum().backward();
+    torch::Tensor w64 = w0.to(torch::kFloat64).requires_grad_(true);
+    torch::Tensor b64 = b0.to(torch::kFloat64).requires_grad_(true);
+    const torch::Tensor exact = torch::conv2d(x.to(torch::kFloat64), w64, b64, 1, padding);
+    exact.square().sum().backward();
+    EXPECT_FALSE(x.grad().defined());
+    EXPECT_LT(MaxRelativeDifference(out, exact), 2e-5);
+    EXPECT_LT(MaxRelativeDifference(w.grad(), w64.grad()), 2e-5);
+    EXPECT_LT(MaxRelativeDifference(b.grad(), b64.grad()), 2e-5);
+  }
+}
+
+// The transformer trains through Winograd: its output and every parameter's
+// gradient match LibTorch's convolutions.
+TEST(WinogradConvTest, TransformerGradientsMatchLibTorch) {
+  if (!WinogradAvailable()) GTEST_SKIP() << "no Winograd kernel on this CPU or build";
+  torch::manual_seed(10);
+  TransformerNet net;
+  const torch::Tensor image = torch::rand({2, 3, 32, 40}) * 255;
+  auto run = [&](bool winograd) {
+    const ScopedWinograd setting(winograd);
+    net->zero_grad();
+    const torch::Tensor out = net->forward(image);
+    out.square().mean().backward();
+    std::vector<torch::Tensor> result = {out.detach().clone()};
+    for (const auto& p : net->parameters()) {
+      if (p.grad().defined()) result.push_back(p.grad().clone());
+    }
+    return result;
+  };
+  const auto winograd = run(true), direct = run(false);
+  ASSERT_EQ(winograd.size(), direct.size());
+  ASSERT_GT(winograd.size(), 20u);
+  for (size_t i = 0; i < winograd.size(); ++i) {
+    EXPECT_LT(MaxRelativeDifference(winograd[i], direct[i]), 1e-4) << i;
+  }
+  EXPECT_FALSE(torch::equal(winograd[0], direct[0]));  // Winograd ran
 }
 
 }  // namespace
