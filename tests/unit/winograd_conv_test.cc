@@ -52,7 +52,8 @@ TEST(WinogradConvTest, ValuesAndGradientsMatchLibTorch) {
   // input, padding 0, odd sizes), and channel counts that change.
   for (const Case& c : {Case{2, 64, 64, 20, 20, 1, true}, Case{2, 32, 32, 17, 13, 0, true},
                         Case{1, 128, 256, 9, 11, 1, false}, Case{3, 16, 48, 6, 7, 1, true},
-                        Case{2, 24, 40, 8, 8, 1, true}}) {
+                        Case{2, 24, 40, 8, 8, 1, true},
+                        Case{6, 16, 32, 9, 8, 1, true}}) {  // 6 images: parts of 4 and 2
     SCOPED_TRACE(::testing::Message()
                  << "batch " << c.batch << ", " << c.in << "->" << c.out << " channels, "
                  << c.height << "x" << c.width << ", padding " << c.padding);
