@@ -124,6 +124,7 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
   result.skipped = plan.skipped;
   for (const SkippedImage& skipped : plan.skipped) SF_LOG(kWarning) << DescribeSkip(skipped);
   const ScopedWinograd convolutions(options.convolution == "winograd");
+  SF_LOG(kInfo) << DescribeConvolutions(options.convolution);
   LoadedModel model = LoadModel(options.model);
   TransformerNet net = StylizingNetwork(model, options);
   SF_LOG(kInfo) << "model " << model.file

@@ -345,7 +345,10 @@ void DescribeMachine(Setup& setup, json& doc) {
       {"device", cuda ? "cuda:" + std::to_string(setup.device().index()) : "cpu"},
       {"tf32", o.tf32 && cuda},
       {"channels_last", o.channels_last},
-      {"convolution", o.convolution},
+      // What ran (fp32 on CPU), not only what was asked: "direct" where the
+      // CPU or build has no Winograd kernel.
+      {"convolution", ConvolutionsUsed(o.convolution)},
+      {"convolution_requested", o.convolution},
       {"winograd_available", WinogradAvailable()},
       {"bf16_instructions", CpuHasBf16()},
       {"system_blas", SystemBlas()},

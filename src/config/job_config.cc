@@ -380,8 +380,9 @@ const FieldTable<JobConfig>& JobFields() {
        "elsewhere LibTorch's. On a 2-core Xeon at 256 px, batch 4 fp32 training ran 1.7x "
        "faster than with `direct`, with losses equal to about 1e-5 and 5-30% more peak memory "
        "(README, Performance). `direct`: LibTorch's convolutions everywhere, as PyTorch computes "
-       "them. bf16 and GPU training always use LibTorch's. `stylefleet bench --convolution` "
-       "measures both; `stylefleet stylize --convolution` chooses for stylizing.",
+       "them. bf16 steps and GPU training always use LibTorch's. `stylefleet bench "
+       "--convolution` measures either (two runs compare them); `stylefleet stylize "
+       "--convolution` chooses for stylizing. `train` and `stylize` log which runs.",
        Agreement::kEveryRank, Show(&JobConfig::convolution),
        [](JobConfig& t, const Value& v) {
          if (!v.ReadString(&t.convolution)) return;

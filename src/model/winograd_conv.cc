@@ -27,6 +27,18 @@ thread_local bool g_enabled = true;
 void SetWinogradEnabled(bool enabled) { g_enabled = enabled; }
 bool WinogradEnabled() { return g_enabled; }
 
+std::string ConvolutionsUsed(const std::string& setting) {
+  return setting == "winograd" && WinogradAvailable() ? "winograd" : "direct";
+}
+
+std::string DescribeConvolutions(const std::string& setting) {
+  if (setting == "direct") return "convolutions: LibTorch's (convolution: direct)";
+  if (!WinogradAvailable()) {
+    return "convolutions: LibTorch's (this CPU or build has no oneDNN Winograd kernel)";
+  }
+  return "convolutions: oneDNN's Winograd for fp32 3x3 layers, LibTorch's for the rest";
+}
+
 ScopedWinograd::ScopedWinograd(bool enabled) : previous_(g_enabled) { g_enabled = enabled; }
 ScopedWinograd::~ScopedWinograd() { g_enabled = previous_; }
 

@@ -13,6 +13,8 @@
 
 #include <torch/torch.h>
 
+#include <string>
+
 namespace stylefleet {
 
 /// conv2d(x, weight, bias, stride 1, padding) for a 3x3 `weight`: oneDNN's
@@ -74,5 +76,12 @@ class ScopedWinograd {
 /// True when this build calls oneDNN and the CPU has the Winograd kernel
 /// (AVX-512): what `train` logs and `bench` records.
 bool WinogradAvailable();
+
+/// "winograd" when `setting` ("winograd" or "direct", job.convolution) and
+/// this CPU and build make fp32 3x3 CPU convolutions Winograd, else "direct".
+std::string ConvolutionsUsed(const std::string& setting);
+
+/// One line for logs: which convolutions run with `setting`, and why.
+std::string DescribeConvolutions(const std::string& setting);
 
 }  // namespace stylefleet

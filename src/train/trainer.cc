@@ -223,11 +223,7 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
   // The job's convolutions on this thread, for this run.
   const ScopedWinograd convolutions(job.convolution == "winograd");
   if (me.rank == 0 && runtime->device().is_cpu()) {
-    SF_LOG(kInfo) << "convolutions: "
-                  << (job.convolution == "direct" ? "LibTorch's (job.convolution: direct)"
-                      : WinogradAvailable()
-                          ? "oneDNN's Winograd for fp32 3x3 layers, LibTorch's for the rest"
-                          : "LibTorch's (this CPU or build has no oneDNN Winograd kernel)");
+    SF_LOG(kInfo) << DescribeConvolutions(job.convolution);
   }
   Vgg16 vgg = Vgg16::Load(job.loss_network.weights);
   vgg.To(runtime->device());

@@ -383,7 +383,7 @@ TEST(CliTest, TrainingSaysWhichConvolutionsRunAndTheLossesAgree) {
   const std::string none = "convolutions: LibTorch's (this CPU or build has no oneDNN Winograd";
   const std::vector<Variant> variants = {
       {"", "", winograd ? "convolutions: oneDNN's Winograd for fp32 3x3 layers" : none},
-      {"", "--set job.convolution=direct ", "convolutions: LibTorch's (job.convolution: direct)"},
+      {"", "--set job.convolution=direct ", "convolutions: LibTorch's (convolution: direct)"},
       {"ONEDNN_MAX_CPU_ISA=AVX2 ", "", none}};
   std::vector<double> totals;
   for (const Variant& v : variants) {
@@ -404,6 +404,27 @@ TEST(CliTest, TrainingSaysWhichConvolutionsRunAndTheLossesAgree) {
     EXPECT_NEAR(totals[i], totals[0], 1e-4 * std::abs(totals[0])) << i;
   }
   if (winograd) EXPECT_NE(totals[0], totals[1]);  // Winograd ran: other rounding
+
+  // stylize says it too, and the bench records what ran, not what was asked.
+  for (const Variant& v : variants) {
+    SCOPED_TRACE("stylize " + v.prefix + v.options);
+    const std::string option = v.options.empty() ? "" : "--convolution direct ";
+    const testing::CommandResult r = testing::RunCommand(
+        "cd " + dir.path() + " && " + v.prefix + STYLEFLEET_BINARY +
+        " stylize --model out/s/model.pt photos --output styled --overwrite " + option);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find(v.expected), std::string::npos) << r.output;
+  }
+  const testing::CommandResult avx2 = testing::RunCommand(
+      "ONEDNN_MAX_CPU_ISA=AVX2 " + std::string(STYLEFLEET_BINARY) +
+      " bench --image-size 32 --batch 1 --warmup 0 --steps 1 --styles-at-once 1 "
+      "--stylize-sizes 0 --precision fp32 --threads 1 --no-progress --no-machine");
+  ASSERT_EQ(avx2.exit_code, 0) << avx2.output;
+  const nlohmann::json avx2_machine =
+      nlohmann::json::parse(avx2.output.substr(avx2.output.find('{')))["machine"];
+  EXPECT_EQ(avx2_machine["convolution"], "direct");
+  EXPECT_EQ(avx2_machine["convolution_requested"], "winograd");
+  EXPECT_EQ(machine["convolution"], winograd ? "winograd" : "direct");
 }
 
 TEST(CliTest, ReportOfAJobFileReadsStylesWithTheirOwnOutputDir) {
