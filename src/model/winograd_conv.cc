@@ -174,9 +174,9 @@ dnnl::convolution_forward::desc ForwardDesc(const Primitives& p, bool with_bias,
           pads};
 }
 
-// Every call brings its own scratchpad: oneDNN's library-managed one is a
-// buffer shared by all primitives, which threads running at once (styles
-// trained side by side, in-process ranks) would overwrite.
+// Every call brings its own scratchpad: with oneDNN's library-managed one,
+// threads running cached primitives at once (in-process ranks are threads)
+// crashed in winograd_conv_test.
 dnnl::primitive_attr UserScratchpad() {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
