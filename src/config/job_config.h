@@ -154,7 +154,8 @@ struct JobConfig {
   /// the network's other styles stay bit-identical. Empty: a new network.
   std::string base_model;
   /// float32 3x3 convolutions on CPU: "winograd" (oneDNN's Winograd where it
-  /// applies) or "direct" (LibTorch's everywhere). Process-wide.
+  /// applies) or "direct" (LibTorch's everywhere), for each thread that
+  /// trains the job (ScopedWinograd).
   std::string convolution = "winograd";
   DataOptions data;
   LossNetworkOptions loss_network;

@@ -4,7 +4,6 @@
 #include <vector>
 
 #include "common/error.h"
-#include "model/winograd_conv.h"
 
 namespace stylefleet {
 namespace {
@@ -78,7 +77,6 @@ std::pair<Axis, Axis> LayerAxes(ConvLayerImpl& layer, int64_t in_h, int64_t in_w
 // tiles of `tile` x `tile` output pixels; feeds every tile to `stats` when given.
 void ConvInTiles(const torch::Tensor& in, ConvLayerImpl& layer, int64_t tile, ChannelStats* stats,
                  torch::Tensor& out) {
-  torch::nn::Conv2dImpl& conv = layer.conv();
   const auto [rows, cols] = LayerAxes(layer, in.size(2), in.size(3));
   const int64_t out_h = rows.OutSize(), out_w = cols.OutSize();
   SF_CHECK(out.size(2) == out_h && out.size(3) == out_w, "tiled output buffer of a wrong size");
@@ -89,11 +87,8 @@ void ConvInTiles(const torch::Tensor& in, ConvLayerImpl& layer, int64_t tile, Ch
       const int64_t x_end = std::min(out_w, x + tile);
       const torch::Tensor window =
           in.index({Slice(), Slice(), row_index, WindowIndex(cols, x, x_end)});
-      // 3x3 stride-1 layers as the whole-image forward runs them (Winograd).
-      const torch::Tensor part =
-          rows.stride == 1 && conv.weight.size(2) == 3 && conv.weight.size(3) == 3
-              ? Conv3x3(window, conv.weight, conv.bias, 0)
-              : torch::conv2d(window, conv.weight, conv.bias, rows.stride);
+      // The same convolution as the whole-image forward (Winograd for 3x3).
+      const torch::Tensor part = layer.Convolve(window);
       if (stats != nullptr) stats->Add(part);
       out.index({Slice(), Slice(), Slice(y, y_end), Slice(x, x_end)}).copy_(part);
     }

@@ -29,12 +29,16 @@ torch::Tensor ConvLayerImpl::forward(const torch::Tensor& x) {
                            .mode(torch::kNearest));
   }
   y = F::pad(y, F::PadFuncOptions({pad_, pad_, pad_, pad_}).mode(torch::kReflect));
+  return Convolve(y);
+}
+
+torch::Tensor ConvLayerImpl::Convolve(const torch::Tensor& padded) {
   const auto& options = conv2d_->options;
   if ((*options.kernel_size())[0] == 3 && (*options.kernel_size())[1] == 3 &&
       (*options.stride())[0] == 1 && (*options.stride())[1] == 1) {
-    return Conv3x3(y, conv2d_->weight, conv2d_->bias, 0);
+    return Conv3x3(padded, conv2d_->weight, conv2d_->bias, 0);
   }
-  return conv2d_(y);
+  return conv2d_(padded);
 }
 
 InstanceNormLayerImpl::InstanceNormLayerImpl(int64_t channels, int64_t styles) {

@@ -35,6 +35,9 @@ class ConvLayerImpl : public torch::nn::Module {
   /// The convolution (its weight, bias, kernel and stride); padding is the
   /// reflection of kernel/2 done here, not the convolution's own.
   torch::nn::Conv2dImpl& conv() { return *conv2d_; }
+  /// The convolution alone, on an input already upsampled and padded (a
+  /// whole image or a tile's window): 3x3 stride-1 layers by Conv3x3.
+  torch::Tensor Convolve(const torch::Tensor& padded);
 
  private:
   int64_t pad_;
