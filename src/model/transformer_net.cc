@@ -7,6 +7,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "model/transformer_kernels.h"
 #include "model/winograd_conv.h"
 
 namespace stylefleet {
@@ -21,15 +22,7 @@ ConvLayerImpl::ConvLayerImpl(int64_t in, int64_t out, int64_t kernel, int64_t st
 }
 
 torch::Tensor ConvLayerImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = x;
-  if (upsample_ > 1) {
-    y = F::interpolate(y,
-                       F::InterpolateFuncOptions()
-                           .scale_factor(std::vector<double>{double(upsample_), double(upsample_)})
-                           .mode(torch::kNearest));
-  }
-  y = F::pad(y, F::PadFuncOptions({pad_, pad_, pad_, pad_}).mode(torch::kReflect));
-  return Convolve(y);
+  return Convolve(UpsampleReflectionPad(x, upsample_, pad_));
 }
 
 torch::Tensor ConvLayerImpl::Convolve(const torch::Tensor& padded) {
@@ -37,6 +30,10 @@ torch::Tensor ConvLayerImpl::Convolve(const torch::Tensor& padded) {
   if ((*options.kernel_size())[0] == 3 && (*options.kernel_size())[1] == 3 &&
       (*options.stride())[0] == 1 && (*options.stride())[1] == 1) {
     return Conv3x3(padded, conv2d_->weight, conv2d_->bias, 0);
+  }
+  if ((*options.stride())[0] == 1 && (*options.stride())[1] == 1 &&
+      NarrowOutputConvApplies(padded, conv2d_->weight)) {
+    return NarrowOutputConv(padded, conv2d_->weight, conv2d_->bias);
   }
   return conv2d_(padded);
 }
@@ -48,26 +45,33 @@ InstanceNormLayerImpl::InstanceNormLayerImpl(int64_t channels, int64_t styles) {
   bias = register_parameter("bias", torch::zeros(shape));
 }
 
-torch::Tensor InstanceNormLayerImpl::forward(const torch::Tensor& x, const StyleMix& mix) {
-  const bool cudnn = at::globalContext().userEnabledCuDNN();
+// What torch::instance_norm does inside (one batch norm over B*C channels of a
+// 1 x B*C x H x W view; bit for bit the same), written out so that the ReLU
+// runs in place on the batch norm's own output rather than on a view of it:
+// autograd meets an in-place op on a view with a copy of the whole gradient
+// and a fill (CopySlices), which took half the time of the norm and ReLU's
+// backward. A conditional network gives each image its own rows in place of
+// the one row repeated B times: for a batch of one style the same arithmetic.
+torch::Tensor InstanceNormLayerImpl::forward(const torch::Tensor& x, const StyleMix& mix,
+                                             bool then_relu) {
+  const int64_t b = x.size(0), c = x.size(1);
+  torch::Tensor scale, shift;
   if (weight.dim() == 1) {
     SF_CHECK(!mix.defined(), "a per-style network takes no style mix");
-    return torch::instance_norm(x, weight, bias, {}, {}, /*use_input_stats=*/true, 0.1, kEps,
-                                cudnn);
+    scale = weight.repeat({b});
+    shift = bias.repeat({b});
+  } else {
+    SF_CHECK(mix.defined() && mix.size(0) == x.size(0),
+             "a conditional network needs one style (or blend) per image");
+    const bool indices = mix.scalar_type() == torch::kLong;
+    scale = (indices ? weight.index_select(0, mix) : mix.matmul(weight)).reshape({b * c});
+    shift = (indices ? bias.index_select(0, mix) : mix.matmul(bias)).reshape({b * c});
   }
-  SF_CHECK(mix.defined() && mix.size(0) == x.size(0),
-           "a conditional network needs one style (or blend) per image");
-  // What torch::instance_norm does inside (one batch norm over B*C channels of
-  // a 1 x B*C x H x W view), with each image's own rows in place of the one
-  // row repeated B times: for a batch of one style the same arithmetic.
-  const bool indices = mix.scalar_type() == torch::kLong;
-  const torch::Tensor scale = indices ? weight.index_select(0, mix) : mix.matmul(weight);
-  const torch::Tensor shift = indices ? bias.index_select(0, mix) : mix.matmul(bias);
-  const int64_t b = x.size(0), c = x.size(1);
   const torch::Tensor flat = x.contiguous().view({1, b * c, x.size(2), x.size(3)});
-  return torch::batch_norm(flat, scale.reshape({b * c}), shift.reshape({b * c}), {}, {},
-                           /*training=*/true, 0.1, kEps, cudnn)
-      .view(x.sizes());
+  torch::Tensor out = torch::batch_norm(flat, scale, shift, {}, {}, /*training=*/true, 0.1, kEps,
+                                        at::globalContext().userEnabledCuDNN());
+  if (then_relu) out.relu_();
+  return out.view(x.sizes());
 }
 
 ResidualBlockImpl::ResidualBlockImpl(int64_t channels, int64_t styles) {
@@ -78,7 +82,7 @@ ResidualBlockImpl::ResidualBlockImpl(int64_t channels, int64_t styles) {
 }
 
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x, const StyleMix& mix) {
-  torch::Tensor y = in1_(conv1_(x), mix).relu_();
+  torch::Tensor y = in1_(conv1_(x), mix, /*then_relu=*/true);
   return in2_(conv2_(y), mix) + x;
 }
 
@@ -119,12 +123,12 @@ TransformerNetImpl::TransformerNetImpl(int64_t styles) : styles_(styles) {
 
 // ReLUs run in place: instance norm's backward reads its input, not its output.
 torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x, const StyleMix& mix) {
-  torch::Tensor y = in1_(conv1_(x), mix).relu_();
-  y = in2_(conv2_(y), mix).relu_();
-  y = in3_(conv3_(y), mix).relu_();
+  torch::Tensor y = in1_(conv1_(x), mix, true);
+  y = in2_(conv2_(y), mix, true);
+  y = in3_(conv3_(y), mix, true);
   for (ResidualBlock* block : {&res1_, &res2_, &res3_, &res4_, &res5_}) y = (*block)(y, mix);
-  y = in4_(deconv1_(y), mix).relu_();
-  y = in5_(deconv2_(y), mix).relu_();
+  y = in4_(deconv1_(y), mix, true);
+  y = in5_(deconv2_(y), mix, true);
   return deconv3_(y);
 }
 

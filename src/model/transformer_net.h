@@ -58,7 +58,8 @@ using StyleMix = torch::Tensor;
 class InstanceNormLayerImpl : public torch::nn::Module {
  public:
   InstanceNormLayerImpl(int64_t channels, int64_t styles);
-  torch::Tensor forward(const torch::Tensor& x, const StyleMix& mix);
+  /// The normalized x, followed by a ReLU when `then_relu`.
+  torch::Tensor forward(const torch::Tensor& x, const StyleMix& mix, bool then_relu = false);
 
   static constexpr double kEps = 1e-5;
   torch::Tensor weight, bias;
