@@ -4,7 +4,6 @@
 #include <vector>
 
 #include "common/error.h"
-#include "model/transformer_kernels.h"
 
 namespace stylefleet {
 namespace {
@@ -30,7 +29,10 @@ torch::Tensor WindowIndex(const Axis& axis, int64_t first, int64_t end) {
   SF_CHECK(axis.pad < size, "reflection padding wider than the layer input");
   std::vector<int64_t> index;
   for (int64_t j = first * axis.stride; j < (end - 1) * axis.stride + axis.kernel; ++j) {
-    index.push_back(UpsampledReflectedSource(j, axis.in_size, axis.upsample, axis.pad));
+    int64_t at = j - axis.pad;
+    if (at < 0) at = -at;
+    if (at >= size) at = 2 * (size - 1) - at;
+    index.push_back(at / axis.upsample);
   }
   return torch::tensor(index, torch::kLong);
 }

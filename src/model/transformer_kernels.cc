@@ -8,7 +8,6 @@
 #include "common/error.h"
 
 namespace stylefleet {
-namespace F = torch::nn::functional;
 
 namespace {
 
@@ -19,88 +18,6 @@ bool PlainCpuFloat(const torch::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kFloat32 &&
          t.is_contiguous() && !at::autocast::is_cpu_enabled();
 }
-
-std::vector<int64_t> SourceIndex(int64_t size, int64_t upsample, int64_t pad) {
-  std::vector<int64_t> index(size * upsample + 2 * pad);
-  for (int64_t j = 0; j < int64_t(index.size()); ++j) {
-    index[j] = UpsampledReflectedSource(j, size, upsample, pad);
-  }
-  return index;
-}
-
-// Each output plane is gathered from its input plane through two index
-// tables (rows, columns); the backward pass scatter-adds through the same
-// tables, one plane per task, so no two tasks write the same element.
-class UpsampleReflectionPadFunction
-    : public torch::autograd::Function<UpsampleReflectionPadFunction> {
- public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, int64_t upsample,
-                               int64_t pad) {
-    const int64_t planes = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
-    const std::vector<int64_t> rows = SourceIndex(h, upsample, pad);
-    const std::vector<int64_t> cols = SourceIndex(w, upsample, pad);
-    const int64_t out_h = int64_t(rows.size()), out_w = int64_t(cols.size());
-    torch::Tensor out = torch::empty({x.size(0), x.size(1), out_h, out_w}, x.options());
-    const float* in = x.data_ptr<float>();
-    float* dst = out.data_ptr<float>();
-    at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const float* plane = in + p * h * w;
-        float* target = dst + p * out_h * out_w;
-        for (int64_t r = 0; r < out_h; ++r) {
-          const float* source_row = plane + rows[r] * w;
-          float* row = target + r * out_w;
-          if (upsample == 1) {
-            // The interior is a plain copy; only the 2 * pad edge columns reflect.
-            std::copy(source_row, source_row + w, row + pad);
-            for (int64_t c = 0; c < pad; ++c) row[c] = source_row[cols[c]];
-            for (int64_t c = pad + w; c < out_w; ++c) row[c] = source_row[cols[c]];
-          } else {
-            for (int64_t c = 0; c < out_w; ++c) row[c] = source_row[cols[c]];
-          }
-        }
-      }
-    });
-    ctx->saved_data["upsample"] = upsample;
-    ctx->saved_data["pad"] = pad;
-    ctx->saved_data["x_sizes"] = x.sizes().vec();
-    return out;
-  }
-
-  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
-    const int64_t upsample = ctx->saved_data["upsample"].toInt();
-    const int64_t pad = ctx->saved_data["pad"].toInt();
-    const auto x_sizes = ctx->saved_data["x_sizes"].toIntVector();
-    const torch::Tensor grad = grads[0].contiguous();
-    const int64_t planes = x_sizes[0] * x_sizes[1], h = x_sizes[2], w = x_sizes[3];
-    const std::vector<int64_t> rows = SourceIndex(h, upsample, pad);
-    const std::vector<int64_t> cols = SourceIndex(w, upsample, pad);
-    const int64_t out_h = int64_t(rows.size()), out_w = int64_t(cols.size());
-    SF_CHECK(grad.size(2) == out_h && grad.size(3) == out_w,
-             "UpsampleReflectionPad: gradient of an unexpected shape");
-    torch::Tensor grad_x = torch::zeros(x_sizes, grad.options());
-    const float* from = grad.data_ptr<float>();
-    float* to = grad_x.data_ptr<float>();
-    at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const float* source = from + p * out_h * out_w;
-        float* plane = to + p * h * w;
-        for (int64_t r = 0; r < out_h; ++r) {
-          const float* row = source + r * out_w;
-          float* target_row = plane + rows[r] * w;
-          if (upsample == 1) {
-            for (int64_t c = 0; c < w; ++c) target_row[c] += row[c + pad];
-            for (int64_t c = 0; c < pad; ++c) target_row[cols[c]] += row[c];
-            for (int64_t c = pad + w; c < out_w; ++c) target_row[cols[c]] += row[c];
-          } else {
-            for (int64_t c = 0; c < out_w; ++c) target_row[cols[c]] += row[c];
-          }
-        }
-      }
-    });
-    return {grad_x, torch::Tensor(), torch::Tensor()};
-  }
-};
 
 // [O, I, KH, KW] -> [O * KH, I, 1, KW]: output channel o * KH + j holds
 // kernel row j of output channel o.
@@ -182,33 +99,27 @@ class NarrowOutputConvFunction : public torch::autograd::Function<NarrowOutputCo
 
 }  // namespace
 
-torch::Tensor UpsampleReflectionPad(const torch::Tensor& x, int64_t upsample, int64_t pad) {
-  SF_CHECK(upsample >= 1 && pad >= 0, "UpsampleReflectionPad: upsample >= 1 and pad >= 0");
-  if (upsample == 1 && pad == 0) return x;
-  const bool own =
-      PlainCpuFloat(x) && x.dim() == 4 && pad < x.size(2) * upsample && pad < x.size(3) * upsample;
-  if (own) return UpsampleReflectionPadFunction::apply(x, upsample, pad);
-  torch::Tensor y = x;
-  if (upsample > 1) {
-    y = F::interpolate(y, F::InterpolateFuncOptions()
-                              .scale_factor(std::vector<double>{double(upsample), double(upsample)})
-                              .mode(torch::kNearest));
-  }
-  if (pad == 0) return y;
-  return F::pad(y, F::PadFuncOptions({pad, pad, pad, pad}).mode(torch::kReflect));
-}
-
 bool NarrowOutputConvApplies(const torch::Tensor& x, const torch::Tensor& weight) {
-  return PlainCpuFloat(x) && x.dim() == 4 && weight.defined() && weight.device().is_cpu() &&
-         weight.scalar_type() == torch::kFloat32 && weight.dim() == 4 && weight.size(0) < 16 &&
-         weight.size(2) > 1 && weight.size(1) == x.size(1) && weight.size(2) <= x.size(2) &&
-         weight.size(3) <= x.size(3);
+  const bool shapes = PlainCpuFloat(x) && x.dim() == 4 && weight.defined() &&
+                      weight.device().is_cpu() && weight.scalar_type() == torch::kFloat32 &&
+                      weight.dim() == 4 && weight.size(0) < 16 && weight.size(2) > 1 &&
+                      weight.size(1) == x.size(1) && weight.size(2) <= x.size(2) &&
+                      weight.size(3) <= x.size(3);
+  if (!shapes) return false;
+  // The row-split output is kernel-height times the output, held for a moment
+  // with oneDNN's blocked copy of it: about 1.1 GB together for a 3000x1687
+  // image in one pass. Training batches (29 MB at 256 px, batch 4) and
+  // stylize's tiles stay below the bound.
+  const double row_split_bytes = double(x.size(0)) * weight.size(0) * weight.size(2) * x.size(2) *
+                                 (x.size(3) - weight.size(3) + 1) * sizeof(float);
+  return row_split_bytes <= kNarrowOutputConvMaxBytes;
 }
 
 torch::Tensor NarrowOutputConv(const torch::Tensor& x, const torch::Tensor& weight,
                                const torch::Tensor& bias) {
   if (!NarrowOutputConvApplies(x, weight) ||
-      (bias.defined() && bias.scalar_type() != torch::kFloat32)) {
+      (bias.defined() && (bias.scalar_type() != torch::kFloat32 || bias.dim() != 1 ||
+                          bias.size(0) != weight.size(0)))) {
     return torch::conv2d(x, weight, bias);
   }
   c10::optional<torch::Tensor> optional_bias;

@@ -1,7 +1,7 @@
-// model/transformer_kernels: the transformer's own padding and narrow
-// convolution against LibTorch's ops (values and every gradient, float64 as
-// the truth), their fallbacks, and the whole transformer against the same
-// network written with LibTorch's ops only.
+// model/transformer_kernels: the transformer's own narrow convolution against
+// LibTorch's (values and every gradient, float64 as the truth), its
+// fallbacks, the whole transformer against the same network written with
+// LibTorch's ops only, and its norm + ReLU against LibTorch's pair.
 #include "model/transformer_kernels.h"
 
 #include <ATen/autocast_mode.h>
@@ -26,59 +26,6 @@ torch::Tensor LibTorchUpsamplePad(const torch::Tensor& x, int64_t upsample, int6
                               .mode(torch::kNearest));
   }
   return F::pad(y, F::PadFuncOptions({pad, pad, pad, pad}).mode(torch::kReflect));
-}
-
-struct PadCase {
-  std::vector<int64_t> sizes;
-  int64_t upsample, pad;
-};
-
-TEST(TransformerKernelsTest, UpsampleReflectionPadEqualsLibTorch) {
-  // The transformer's layers (pad 1 and 4, upsampling by 2), odd sides, and
-  // the widest padding reflection allows (one less than the side).
-  for (const PadCase& c :
-       {PadCase{{2, 3, 12, 10}, 1, 4}, PadCase{{1, 5, 7, 9}, 1, 1}, PadCase{{2, 4, 5, 6}, 2, 1},
-        PadCase{{1, 2, 3, 4}, 2, 5}, PadCase{{1, 1, 5, 6}, 1, 4}, PadCase{{3, 2, 4, 4}, 3, 0}}) {
-    SCOPED_TRACE(::testing::Message() << "upsample " << c.upsample << ", pad " << c.pad << ", "
-                                      << c.sizes[2] << "x" << c.sizes[3]);
-    torch::manual_seed(3);
-    const torch::Tensor x0 = torch::randn(c.sizes);
-    torch::Tensor x = x0.clone().requires_grad_(true);
-    torch::Tensor ref = x0.to(torch::kFloat64).requires_grad_(true);
-    const torch::Tensor out = UpsampleReflectionPad(x, c.upsample, c.pad);
-    const torch::Tensor expected = LibTorchUpsamplePad(ref, c.upsample, c.pad);
-    ASSERT_EQ(out.sizes(), expected.sizes());
-    // A copy: bit for bit.
-    EXPECT_TRUE(torch::equal(out, expected.to(torch::kFloat32)));
-    // The gradient sums up to upsample^2 x 4 (corners) entries per input.
-    const torch::Tensor probe = torch::randn(out.sizes(), torch::kFloat64);
-    (out * probe.to(torch::kFloat32)).sum().backward();
-    (expected * probe).sum().backward();
-    EXPECT_LT(MaxRelativeDifference(x.grad(), ref.grad()), 1e-6);
-  }
-}
-
-TEST(TransformerKernelsTest, UpsampleReflectionPadFallsBackToLibTorch) {
-  torch::manual_seed(4);
-  const torch::Tensor x = torch::randn({2, 3, 6, 5});
-  // Not its own: float64, channels-last, autocast. LibTorch's values.
-  for (const torch::Tensor& other :
-       {x.to(torch::kFloat64), x.contiguous(torch::MemoryFormat::ChannelsLast)}) {
-    EXPECT_TRUE(torch::equal(UpsampleReflectionPad(other, 2, 1), LibTorchUpsamplePad(other, 2, 1)));
-  }
-  {
-    // LibTorch's reflection pad runs in float32 under CPU autocast: so does this.
-    at::autocast::set_cpu_enabled(true);
-    const torch::Tensor bf = x.to(torch::kBFloat16);
-    const torch::Tensor ours = UpsampleReflectionPad(bf, 1, 2),
-                        theirs = LibTorchUpsamplePad(bf, 1, 2);
-    at::autocast::set_cpu_enabled(false);
-    EXPECT_EQ(ours.scalar_type(), theirs.scalar_type());
-    EXPECT_TRUE(torch::equal(ours, theirs));
-  }
-  // Padding as wide as the side: LibTorch's own error, not a wrong image.
-  EXPECT_THROW(UpsampleReflectionPad(x, 1, 5), c10::Error);
-  EXPECT_TRUE(torch::equal(UpsampleReflectionPad(x, 1, 0), x));
 }
 
 struct ConvCase {
@@ -153,6 +100,14 @@ TEST(TransformerKernelsTest, NarrowOutputConvFallsBackToLibTorch) {
   EXPECT_FALSE(NarrowOutputConvApplies(x, torch::randn({3, 16, 1, 3})));
   EXPECT_FALSE(NarrowOutputConvApplies(x.to(torch::kFloat64), w.to(torch::kFloat64)));
   EXPECT_FALSE(NarrowOutputConvApplies(x.contiguous(torch::MemoryFormat::ChannelsLast), w));
+  // A row-split output over the bound (here 272 MB): LibTorch's convolution.
+  // The input is allocated and never touched.
+  const torch::Tensor tall = torch::empty({1, 1, 8300, 4097});
+  const torch::Tensor two_by_two = torch::randn({1, 1, 2, 2});
+  EXPECT_FALSE(NarrowOutputConvApplies(tall, two_by_two));
+  EXPECT_TRUE(NarrowOutputConvApplies(tall.narrow(2, 0, 4096).contiguous(), two_by_two));
+  // A bias of another size than the output channels: LibTorch's error, not a read past its end.
+  EXPECT_THROW(NarrowOutputConv(x, w, torch::randn({2})), c10::Error);
   const torch::Tensor wide = torch::randn({16, 16, 3, 3});
   EXPECT_TRUE(torch::equal(NarrowOutputConv(x, wide, {}), torch::conv2d(x, wide)));
   at::autocast::set_cpu_enabled(true);
