@@ -207,6 +207,13 @@ TEST(TransformerKernelsTest, InstanceNormWithReluEqualsInstanceNormThenRelu) {
   EXPECT_TRUE(torch::equal(ours_grads[0], y.grad()));
   EXPECT_TRUE(torch::equal(ours_grads[1], layer->weight.grad()));
   EXPECT_TRUE(torch::equal(ours_grads[2], layer->bias.grad()));
+  // Outside autograd (stylize) the layer takes torch::instance_norm itself:
+  // the same values.
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(layer->forward(x0, {}, /*then_relu=*/true), ours));
+  EXPECT_TRUE(torch::equal(layer->forward(x0, {}, /*then_relu=*/false),
+                           torch::instance_norm(x0, layer->weight, layer->bias, {}, {}, true, 0.1,
+                                                InstanceNormLayerImpl::kEps, false)));
 }
 
 }  // namespace
