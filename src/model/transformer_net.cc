@@ -35,15 +35,13 @@ torch::Tensor ConvLayerImpl::forward(const torch::Tensor& x) {
 
 torch::Tensor ConvLayerImpl::Convolve(const torch::Tensor& padded) {
   const auto& options = conv2d_->options;
-  if ((*options.kernel_size())[0] == 3 && (*options.kernel_size())[1] == 3 &&
-      (*options.stride())[0] == 1 && (*options.stride())[1] == 1) {
+  if ((*options.stride())[0] != 1 || (*options.stride())[1] != 1) return conv2d_(padded);
+  if ((*options.kernel_size())[0] == 3 && (*options.kernel_size())[1] == 3) {
     return Conv3x3(padded, conv2d_->weight, conv2d_->bias, 0);
   }
-  if ((*options.stride())[0] == 1 && (*options.stride())[1] == 1 &&
-      NarrowOutputConvApplies(padded, conv2d_->weight)) {
-    return NarrowOutputConv(padded, conv2d_->weight, conv2d_->bias);
-  }
-  return conv2d_(padded);
+  // Falls back to torch::conv2d (stride 1, no padding: what conv2d_ does for
+  // these layers) where its kernel does not apply.
+  return NarrowOutputConv(padded, conv2d_->weight, conv2d_->bias);
 }
 
 InstanceNormLayerImpl::InstanceNormLayerImpl(int64_t channels, int64_t styles) {
@@ -139,12 +137,12 @@ TransformerNetImpl::TransformerNetImpl(int64_t styles) : styles_(styles) {
 
 // ReLUs run in place: instance norm's backward reads its input, not its output.
 torch::Tensor TransformerNetImpl::forward(const torch::Tensor& x, const StyleMix& mix) {
-  torch::Tensor y = in1_(conv1_(x), mix, true);
-  y = in2_(conv2_(y), mix, true);
-  y = in3_(conv3_(y), mix, true);
+  torch::Tensor y = in1_(conv1_(x), mix, /*then_relu=*/true);
+  y = in2_(conv2_(y), mix, /*then_relu=*/true);
+  y = in3_(conv3_(y), mix, /*then_relu=*/true);
   for (ResidualBlock* block : {&res1_, &res2_, &res3_, &res4_, &res5_}) y = (*block)(y, mix);
-  y = in4_(deconv1_(y), mix, true);
-  y = in5_(deconv2_(y), mix, true);
+  y = in4_(deconv1_(y), mix, /*then_relu=*/true);
+  y = in5_(deconv2_(y), mix, /*then_relu=*/true);
   return deconv3_(y);
 }
 
