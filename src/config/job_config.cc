@@ -79,12 +79,17 @@ struct Value {
   Problems& problems;
   // Command-line overrides have no position in a file.
   std::string override_text;
+  // Where the value's key is: a blank value (`key:` and nothing after it) has
+  // no position of its own, and yaml-cpp marks it at the next token, which may
+  // be lines further down.
+  YAML::Mark key_mark = YAML::Mark::null_mark();
 
   void Fail(const std::string& message) const {
     if (!override_text.empty()) {
       problems.Add("command line (--set " + override_text + "): " + path + ": " + message);
     } else {
-      problems.At(node.Mark(), path + ": " + message);
+      const bool blank = node.IsNull() && !key_mark.is_null();
+      problems.At(blank ? key_mark : node.Mark(), path + ": " + message);
     }
   }
 
@@ -113,6 +118,21 @@ struct Value {
       return false;
     }
     *out = node.Scalar();
+    return true;
+  }
+
+  // One of `choices`; otherwise the message lists them.
+  bool ReadChoice(std::string* out, const std::vector<std::string>& choices) const {
+    const std::string text = node.IsScalar() ? node.Scalar() : "";
+    if (std::find(choices.begin(), choices.end(), text) == choices.end()) {
+      std::string expected;
+      for (size_t i = 0; i < choices.size(); ++i) {
+        expected += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + choices[i];
+      }
+      Fail("expected " + expected + ", got " + (node.IsScalar() ? "'" + text + "'" : Describe()));
+      return false;
+    }
+    *out = text;
     return true;
   }
 
@@ -359,11 +379,7 @@ const FieldTable<JobConfig>& JobFields() {
        "cannot be swept.",
        Agreement::kEveryRank, Show(&JobConfig::network),
        [](JobConfig& t, const Value& v) {
-         if (!v.ReadString(&t.network)) return;
-         if (t.network != "per_style" && t.network != "conditional") {
-           v.Fail("expected per_style or conditional, got '" + t.network + "'");
-           t.network = "per_style";
-         }
+         v.ReadChoice(&t.network, {"per_style", "conditional"});
        }},
       {"base_model", "path", "none",
        "With `network: conditional`: a trained conditional network (model.pt, a checkpoint or "
@@ -385,11 +401,7 @@ const FieldTable<JobConfig>& JobFields() {
        "--convolution` chooses for stylizing. `train` and `stylize` log which runs.",
        Agreement::kEveryRank, Show(&JobConfig::convolution),
        [](JobConfig& t, const Value& v) {
-         if (!v.ReadString(&t.convolution)) return;
-         if (t.convolution != "winograd" && t.convolution != "direct") {
-           v.Fail("expected winograd or direct, got '" + t.convolution + "'");
-           t.convolution = "winograd";
-         }
+         v.ReadChoice(&t.convolution, {"winograd", "direct"});
        },
        OnResume::kMayChange},
   };
@@ -547,13 +559,7 @@ const FieldTable<TrainingOptions>& TrainingFields() {
        "applies. On a CPU without BF16 instructions training runs in fp32 and says so.",
        Agreement::kPassShape, Show(&TrainingOptions::precision),
        [](TrainingOptions& t, const Value& v) {
-         std::string precision;
-         if (!v.ReadString(&precision)) return;
-         if (precision != "fp32" && precision != "bf16") {
-           v.Fail("expected fp32 or bf16, got '" + precision + "'");
-           return;
-         }
-         t.precision = precision;
+         v.ReadChoice(&t.precision, {"fp32", "bf16"});
        }},
       {"style_image_size", "integer", "`data.image_size`",
        "Side in pixels the style image is resized (shorter side) and centre-cropped to before "
@@ -591,13 +597,7 @@ const FieldTable<DistributedOptions>& DistributedFields() {
        "Gradient transport: NCCL when tensors live on CUDA GPUs, MPI (CPU tensors) otherwise.",
        Agreement::kEveryRank, Show(&DistributedOptions::backend),
        [](DistributedOptions& t, const Value& v) {
-         std::string backend;
-         if (!v.ReadString(&backend)) return;
-         if (backend != "auto" && backend != "mpi" && backend != "nccl") {
-           v.Fail("expected auto, mpi or nccl, got '" + backend + "'");
-           return;
-         }
-         t.backend = backend;
+         v.ReadChoice(&t.backend, {"auto", "mpi", "nccl"});
        },
        OnResume::kMayChange},
       {"ranks_per_style", "integer", "0 (auto)",
@@ -814,7 +814,7 @@ void ReadMap(const YAML::Node& map, const std::string& section, const FieldTable
       problems.At(key_node.Mark(), UnknownKeyMessage(section, key, valid));
       continue;
     }
-    field->read(target, Value{value_node, path, problems, ""});
+    field->read(target, Value{value_node, path, problems, "", key_node.Mark()});
   }
   if (seen_keys != nullptr) seen_keys->insert(seen.begin(), seen.end());
 }
@@ -1404,7 +1404,7 @@ Sweep ReadSweep(const YAML::Node& node, const std::string& where, Problems& prob
       }
       sweep.axes.push_back(axis);
     } else if (key == "max_runs") {
-      Value{it->second, where + ".max_runs", problems, ""}.ReadInt(
+      Value{it->second, where + ".max_runs", problems, "", it->first.Mark()}.ReadInt(
           &sweep.max_runs, 1, static_cast<long long>(kMaxStyles));
     } else {
       problems.At(it->first.Mark(),
@@ -1560,7 +1560,8 @@ void ReadStyleMap(const YAML::Node& item, JobConfig& job, const fs::path& base,
     if (!it->first.IsScalar()) continue;
     const Field<TrainingOptions>* field = FindField(TrainingFields(), it->first.Scalar());
     if (field != nullptr) {
-      field->read(style.training, Value{it->second, "styles[]." + field->key, problems, ""});
+      field->read(style.training,
+                  Value{it->second, "styles[]." + field->key, problems, "", it->first.Mark()});
     }
   }
   if (!keys.count("image")) {

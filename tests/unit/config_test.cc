@@ -343,6 +343,33 @@ TEST_F(ConfigTest, ConvolutionIsWinogradOrDirect) {
                                       "job.convolution: expected winograd or direct, got 'fft'"}));
 }
 
+// A value that is not one of the allowed words names them, whatever it is.
+TEST_F(ConfigTest, ChoiceKeysListTheirValuesForAnyWrongValue) {
+  const std::string styles = "styles:\n  - image: styles/wave.jpg\n";
+  EXPECT_EQ(Problems("job:\n  name: test\n  convolution: []\n" + Head().substr(18) + styles),
+            (std::vector<std::string>{
+                "DIR/job.yaml:3:16: job.convolution: expected winograd or direct, got a list"}));
+  EXPECT_EQ(Problems(Head() + "training:\n  precision: {a: 1}\n" + styles),
+            (std::vector<std::string>{
+                "DIR/job.yaml:8:14: training.precision: expected fp32 or bf16, got a mapping"}));
+}
+
+// yaml-cpp places a blank value at the next token, here two lines down; the
+// message points at the key instead.
+TEST_F(ConfigTest, ABlankValueIsReportedAtItsKey) {
+  EXPECT_EQ(Problems("job:\n  name: test\n  convolution:\n\n" + Head().substr(18) +
+                     "styles:\n  - image: styles/wave.jpg\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:3:3: job.convolution: expected winograd or direct, got nothing"}));
+  EXPECT_EQ(
+      Problems(Head() + "training:\n  batch_size:\n\n\nstyles:\n  - image: styles/wave.jpg\n"),
+      (std::vector<std::string>{
+          "DIR/job.yaml:8:3: training.batch_size: expected an integer, got nothing"}));
+  EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/wave.jpg\n    style_weight:\n\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:9:5: styles[].style_weight: expected a number, got nothing"}));
+}
+
 // A conditional network's style names go into --blend (NAME=W,NAME=W) and
 // the model file's newline-separated list: names those would split are
 // refused before training, not found unloadable after it.
