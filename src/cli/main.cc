@@ -270,7 +270,10 @@ int Run(int argc, char** argv) {
   CLI::App* train =
       app.add_subcommand("train", "Train every style of a job (resumes from checkpoints)");
   train_args.AddTo(train);
-  train->add_option("--threads", train_options.threads, "Intra-op threads (default: all cores)")
+  train
+      ->add_option("--threads", train_options.threads,
+                   "Intra-op threads per rank (default: OMP_NUM_THREADS when set, else cores / "
+                   "ranks on the host)")
       ->check(CLI::Range(0, 1024));
   train->add_option("--style", train_options.only_styles,
                     "Train only this style (repeatable): a style name, a sweep run name, a swept "
@@ -315,7 +318,9 @@ int Run(int argc, char** argv) {
                       "at least 64; 0: always one pass)");
   stylize->add_option("--overlap", stylize_options.tile_overlap,
                       "Ignored, kept for old command lines: tiles no longer overlap or blend");
-  stylize->add_option("--threads", stylize_options.threads, "Intra-op threads (default: all cores)")
+  stylize
+      ->add_option("--threads", stylize_options.threads,
+                   "Intra-op threads (default: OMP_NUM_THREADS when set, else all cores)")
       ->check(CLI::Range(0, 1024));
   stylize->add_flag("--overwrite", stylize_options.overwrite,
                     "Replace output files that exist (default: keep them, skip their inputs)");
@@ -378,7 +383,8 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   bench
       ->add_option("--threads", bench_options.threads,
-                   "Intra-op threads per rank (default: cores / ranks on the host)")
+                   "Intra-op threads per rank (default: OMP_NUM_THREADS when set, else cores / "
+                   "ranks on the host)")
       ->check(CLI::Range(0, 1024));
   bench->add_option("--warmup", bench_options.warmup_steps, "Untimed steps first (default 1)")
       ->check(CLI::Range(0, 1000));

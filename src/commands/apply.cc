@@ -18,6 +18,7 @@
 #include "model/stylize.h"
 #include "model/vgg16.h"
 #include "model/winograd_conv.h"
+#include "runtime/rank_runtime.h"
 #include "step/forward_pass.h"
 
 namespace stylefleet {
@@ -113,7 +114,7 @@ TransformerNet StylizingNetwork(LoadedModel& model, const StylizeOptions& option
 }  // namespace
 
 StylizeResult StylizeImages(const StylizeOptions& options) {
-  if (options.threads > 0) torch::set_num_threads(options.threads);
+  UseIntraOpThreads(options.threads, /*ranks_on_host=*/1);
   if (options.tile_size != 0 && options.tile_size < 64) {
     throw ConfigError(
         {"--tile: expected 0 or at least 64, got " + std::to_string(options.tile_size)});

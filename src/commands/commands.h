@@ -24,6 +24,7 @@ struct StylizeOptions {
   /// Ignored: tiles are exact and no longer overlap. Kept so that callers and
   /// command lines that set it still work.
   int tile_overlap = 64;
+  /// Intra-op threads; 0: OMP_NUM_THREADS when set, else every core.
   int threads = 0;
   /// Replace output files that exist; without it they are kept and their
   /// inputs skipped, so a rerun only does what is missing.

@@ -1,9 +1,13 @@
 #include "runtime/rank_runtime.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "dist/nccl_communicator.h"
 
 namespace stylefleet {
@@ -62,9 +66,32 @@ RankRuntime::RankRuntime(ProcessInfo process, int threads, torch::Device device,
       control_(std::move(control)),
       nccl_(std::move(nccl)) {}
 
+int ThreadsFromOmpEnvironment() {
+  const char* text = std::getenv("OMP_NUM_THREADS");
+  if (text == nullptr || *text == '\0') return 0;
+  // A list sets nested levels; the first entry is the outer one.
+  const std::string first(text, std::strcspn(text, ","));
+  errno = 0;
+  char* end = nullptr;
+  const long value = std::strtol(first.c_str(), &end, 10);
+  const bool whole =
+      end != first.c_str() &&
+      first.find_first_not_of(" \t", static_cast<size_t>(end - first.c_str())) == std::string::npos;
+  if (!whole || errno == ERANGE || value < 1 || value > kMaxIntraOpThreads) {
+    LogLine(LogLevel::kWarning, "OMP_NUM_THREADS='" + std::string(text) +
+                                    "' is not a thread count from 1 to " +
+                                    std::to_string(kMaxIntraOpThreads) + "; ignored");
+    return 0;
+  }
+  return static_cast<int>(value);
+}
+
 int UseIntraOpThreads(int requested, int ranks_on_host) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int threads = requested > 0 ? requested : std::max(1, cores / std::max(1, ranks_on_host));
+  const int from_environment = requested > 0 ? 0 : ThreadsFromOmpEnvironment();
+  const int threads = requested > 0          ? requested
+                      : from_environment > 0 ? from_environment
+                                             : std::max(1, cores / std::max(1, ranks_on_host));
   torch::set_num_threads(threads);
   return threads;
 }

@@ -59,8 +59,14 @@ class RankRuntime {
 std::unique_ptr<RankRuntime> StartRankRuntime(World& world, const RuntimeOptions& options);
 
 /// Sets and returns LibTorch's intra-op threads: `requested` when > 0, else
-/// the host's cores shared among its `ranks_on_host` ranks (LibTorch's own
-/// OpenMP default can be 1 even with more cores).
+/// OMP_NUM_THREADS when set (as launch/slurm.sbatch sets it from Slurm's
+/// cpus-per-task), else the host's cores shared among its `ranks_on_host`
+/// ranks (LibTorch's own OpenMP default can be 1 even with more cores).
 int UseIntraOpThreads(int requested, int ranks_on_host);
+
+/// The first entry of OMP_NUM_THREADS as a thread count; 0 when unset, and
+/// when not a whole number from 1 to kMaxIntraOpThreads (then with a warning).
+int ThreadsFromOmpEnvironment();
+constexpr int kMaxIntraOpThreads = 1024;
 
 }  // namespace stylefleet

@@ -2,6 +2,7 @@
 // in-process backend.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <thread>
 
 #include "common/error.h"
@@ -132,6 +133,30 @@ TEST(RankRuntimeTest, NcclOnACpuIsAConfigError) {
   } catch (const ConfigError& e) {
     EXPECT_NE(e.problems().front().find("nccl needs CUDA GPUs"), std::string::npos);
   }
+}
+
+// Launchers set OMP_NUM_THREADS (launch/slurm.sbatch from Slurm's
+// cpus-per-task); --threads wins over it, a bad value is ignored.
+TEST(UseIntraOpThreadsTest, OmpNumThreadsSetsTheDefault) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int before = at::get_num_threads();
+  setenv("OMP_NUM_THREADS", "3", 1);
+  EXPECT_EQ(UseIntraOpThreads(0, 1), 3);
+  EXPECT_EQ(at::get_num_threads(), 3);
+  EXPECT_EQ(UseIntraOpThreads(0, 4), 3);
+  EXPECT_EQ(UseIntraOpThreads(2, 1), 2);
+  EXPECT_EQ(at::get_num_threads(), 2);
+  setenv("OMP_NUM_THREADS", "5,1", 1);
+  EXPECT_EQ(UseIntraOpThreads(0, 1), 5);
+  for (const char* bad : {"abc", "0", "-2", "3x", "99999999999999999999", "2000"}) {
+    setenv("OMP_NUM_THREADS", bad, 1);
+    EXPECT_EQ(ThreadsFromOmpEnvironment(), 0) << bad;
+    EXPECT_EQ(UseIntraOpThreads(0, 1), cores) << bad;
+  }
+  unsetenv("OMP_NUM_THREADS");
+  EXPECT_EQ(UseIntraOpThreads(0, 1), cores);
+  EXPECT_EQ(UseIntraOpThreads(0, 2 * cores), 1);
+  at::set_num_threads(before);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "model/tensor_file.h"
 #include "model/transformer_net.h"
 #include "recording_metrics.h"
+#include "runtime/rank_runtime.h"
 #include "test_paths.h"
 #include "test_util.h"
 #include "train/preflight.h"
@@ -673,7 +674,12 @@ TEST_F(TrainTest, PreviewsAndFinalImagesShowTheValidationPhotos) {
   options.inputs = {dir_ / "in/wide.png"};
   options.format = "png";
   options.output_dir = dir_ / "stylized";
+  at::set_num_threads(1);  // LibTorch's own default here; training above set more
   ASSERT_EQ(StylizeImages(options).written.size(), 1u);
+  // No --threads: OMP_NUM_THREADS when set, else every core, as `stylize --help` says.
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int from_environment = ThreadsFromOmpEnvironment();
+  EXPECT_EQ(at::get_num_threads(), from_environment > 0 ? from_environment : cores);
   const RgbImage expected = LoadImageFile(dir_ / "stylized/wide.png");
   ASSERT_EQ(expected.pixels.size(), wide.pixels.size());
   int worst = 0;
