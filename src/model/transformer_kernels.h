@@ -1,17 +1,27 @@
 // CPU kernels for the transformer's layers where LibTorch 1.13's own are
-// slow: the last 9x9 convolution, down to 3 channels.
+// slow: reflection padding, and the last 9x9 convolution, down to 3 channels.
 //
-// Measured at 256 px, batch 4, 2 threads (README, Performance): oneDNN's
-// direct convolution blocks output channels by 16, so with 3 the layer ran at
-// about 60 GFLOP/s, 216 ms of oneDNN time per step forward and backward (54 ms
-// as done here). It gives LibTorch's values up to float rounding of sums;
-// where it does not apply (GPU, other dtypes, autocast, non-contiguous
-// tensors, a bias of another size) LibTorch's convolution runs.
+// Measured at 256 px, batch 4, 2 threads (README, Performance): the step's
+// 16 reflection pads took about 95 ms forward and 120 ms backward in
+// LibTorch, 55 and 60 ms here. oneDNN's direct convolution blocks output
+// channels by 16, so with 3 the last layer ran at about 60 GFLOP/s, 216 ms of
+// oneDNN time per step forward and backward (54 ms as done here). The pad
+// gives LibTorch's values exactly, the convolution up to float rounding of
+// sums; where they do not apply (GPU, other dtypes, autocast, non-contiguous
+// tensors, a bias of another size) LibTorch's ops run.
 #pragma once
 
 #include <torch/torch.h>
 
 namespace stylefleet {
+
+/// F::pad(x, {pad, pad, pad, pad}, reflect) of an NCHW tensor, the same values
+/// (a copy): a padded row is its reflected input row, copied whole. Its
+/// backward pass folds each padded row's gradient back onto the input row it
+/// came from. Differentiable (first derivatives). LibTorch's pad (and its
+/// error for a pad not smaller than a side) where x is not a contiguous CPU
+/// float32 NCHW tensor outside autocast or a side is not larger than `pad`.
+torch::Tensor ReflectionPad(const torch::Tensor& x, int64_t pad);
 
 /// Whether NarrowOutputConv computes conv2d(x, weight, bias) itself: a CPU
 /// float32 contiguous x outside autocast, a float32 weight with fewer than 16

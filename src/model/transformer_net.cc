@@ -29,8 +29,7 @@ torch::Tensor ConvLayerImpl::forward(const torch::Tensor& x) {
                            .scale_factor(std::vector<double>{double(upsample_), double(upsample_)})
                            .mode(torch::kNearest));
   }
-  y = F::pad(y, F::PadFuncOptions({pad_, pad_, pad_, pad_}).mode(torch::kReflect));
-  return Convolve(y);
+  return Convolve(ReflectionPad(y, pad_));
 }
 
 torch::Tensor ConvLayerImpl::Convolve(const torch::Tensor& padded) {

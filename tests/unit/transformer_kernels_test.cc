@@ -1,6 +1,6 @@
-// model/transformer_kernels: the transformer's own narrow convolution against
-// LibTorch's (values and every gradient, float64 as the truth), its
-// fallbacks, the whole transformer against the same network written with
+// model/transformer_kernels: the transformer's own reflection pad and narrow
+// convolution against LibTorch's (values and every gradient, float64 as the
+// truth), their fallbacks, the whole transformer against the same network written with
 // LibTorch's ops only, and its norm + ReLU against LibTorch's pair.
 #include "model/transformer_kernels.h"
 
@@ -117,6 +117,44 @@ TEST(TransformerKernelsTest, NarrowOutputConvFallsBackToLibTorch) {
   at::autocast::clear_cache();
   EXPECT_EQ(ours.scalar_type(), torch::kBFloat16);
   EXPECT_TRUE(torch::equal(ours, theirs));
+}
+
+// Values bit for bit (a copy); the input gradient against LibTorch's in
+// float64, for sides down to pad + 1, where rows reflect from both ends.
+TEST(TransformerKernelsTest, ReflectionPadMatchesLibTorch) {
+  torch::manual_seed(8);
+  struct Case {
+    int64_t batch, channels, height, width, pad;
+  };
+  for (const Case& c : {Case{2, 3, 7, 9, 1}, Case{1, 5, 2, 2, 1}, Case{2, 4, 11, 10, 4},
+                        Case{1, 2, 5, 6, 4}, Case{3, 17, 16, 13, 2}}) {
+    SCOPED_TRACE(c.height * 1000 + c.width * 10 + c.pad);
+    const torch::Tensor x0 = torch::randn({c.batch, c.channels, c.height, c.width});
+    const torch::Tensor probe = torch::randn(
+        {c.batch, c.channels, c.height + 2 * c.pad, c.width + 2 * c.pad}, torch::kFloat64);
+    torch::Tensor x = x0.clone().requires_grad_(true);
+    const torch::Tensor ours = ReflectionPad(x, c.pad);
+    (ours * probe.to(torch::kFloat32)).sum().backward();
+    torch::Tensor x64 = x0.to(torch::kFloat64).requires_grad_(true);
+    const torch::Tensor theirs = LibTorchUpsamplePad(x64, 1, c.pad);
+    (theirs * probe).sum().backward();
+    EXPECT_TRUE(torch::equal(ours.detach(), LibTorchUpsamplePad(x0, 1, c.pad)));
+    EXPECT_LT(MaxRelativeDifference(x.grad(), x64.grad()), 1e-6);
+  }
+}
+
+TEST(TransformerKernelsTest, ReflectionPadFallsBackToLibTorch) {
+  torch::manual_seed(9);
+  const torch::Tensor x = torch::randn({2, 3, 6, 5});
+  EXPECT_TRUE(ReflectionPad(x, 0).is_same(x));
+  // float64 and channels-last: LibTorch's own, the same values.
+  const torch::Tensor x64 = x.to(torch::kFloat64);
+  EXPECT_TRUE(torch::equal(ReflectionPad(x64, 2), LibTorchUpsamplePad(x64, 1, 2)));
+  const torch::Tensor last = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  EXPECT_TRUE(torch::equal(ReflectionPad(last, 1), LibTorchUpsamplePad(x, 1, 1)));
+  // A pad not smaller than a side: LibTorch's error.
+  EXPECT_THROW(ReflectionPad(x, 5), c10::Error);
+  EXPECT_THROW(ReflectionPad(torch::randn({1, 1, 6, 3}), 3), c10::Error);
 }
 
 // The transformer written with LibTorch's ops only, in float64, from `net`'s
