@@ -164,8 +164,14 @@ TEST_F(MpiTrainTest, TwoRanksOfBatchTwoEqualOneProcessOfBatchFour) {
     const auto plain = TotalLosses(dir_ / "plain/s0/metrics.jsonl");
     ASSERT_EQ(parallel.size(), 3u);
     ASSERT_EQ(plain.size(), 3u);
+    // Steps 1 and 2 agree within 1e-4; by step 3 the rounding that Adam
+    // amplifies (above) moved the totals apart by under 1e-4 with LibTorch's
+    // reflection pad and by 2.2e-4 with the transformer's own (2026-11-30),
+    // whose input gradient adds the same terms in another order. Errors of the
+    // data-parallel step are caught by the strict comparison above.
     for (size_t i = 0; i < 3; ++i) {
-      EXPECT_NEAR(parallel[i], plain[i], 1e-4 * std::abs(plain[i])) << "step " << i + 1;
+      EXPECT_NEAR(parallel[i], plain[i], (i < 2 ? 1e-4 : 5e-4) * std::abs(plain[i]))
+          << "step " << i + 1;
     }
   }
   g_world->all().Barrier();
