@@ -95,8 +95,10 @@ void ClaimOutputDir(const std::string& style_dir, const std::string& job, const 
     owner["swept"] = nlohmann::json::array();
     for (const auto& [key, value] : swept) owner["swept"].push_back({key, value});
   }
+  // Serialised before the file is opened: a failure leaves no empty owner file.
+  const std::string text = owner.dump(2) + "\n";
   std::ofstream out(marker);
-  out << owner.dump(2) << "\n";
+  out << text;
   if (!out) throw Error(marker.string() + ": cannot write");
 }
 

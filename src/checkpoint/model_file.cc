@@ -137,6 +137,16 @@ void AppendConditionalEntries(const std::vector<std::string>& styles, TensorDict
   dict.emplace_back("stylefleet.styles", StringToTensor(names));
 }
 
+ModelOwner ReadModelOwner(const TensorDict& dict) {
+  ModelOwner owner;
+  if (const torch::Tensor* job = FindTensor(dict, "stylefleet.job"))
+    owner.job = TensorToString(*job);
+  if (const torch::Tensor* style = FindTensor(dict, "stylefleet.style")) {
+    owner.style = TensorToString(*style);
+  }
+  return owner;
+}
+
 std::vector<std::string> ModelStyleNames(const TensorDict& dict) {
   std::vector<std::string> names;
   const torch::Tensor* stored = FindTensor(dict, "stylefleet.styles");

@@ -38,6 +38,13 @@ void AppendConditionalEntries(const std::vector<std::string>& styles, TensorDict
 /// empty for a per-style network.
 std::vector<std::string> ModelStyleNames(const TensorDict& dict);
 
+/// The job and style a model or checkpoint file was written for
+/// (`stylefleet.job`, `stylefleet.style`); empty strings where it has none.
+struct ModelOwner {
+  std::string job, style;
+};
+ModelOwner ReadModelOwner(const TensorDict& dict);
+
 /// The transformer's parameters under the PyTorch example's names, plus
 /// `stylefleet.*` metadata (head, job, style, image size; for a conditional
 /// network `stylefleet.network` = "conditional" and the style names) and a

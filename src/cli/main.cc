@@ -3,7 +3,9 @@
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -17,6 +19,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/stop_signal.h"
+#include "common/writable_file.h"
 #include "config/job_config.h"
 #include "dist/nccl_communicator.h"
 #include "dist/world.h"
@@ -163,6 +166,8 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
     preflight.log_changes = me.rank == 0;
     preflight.processes_on_host = CudaDeviceCount() > 0 ? 0 : me.local_size;
     problems = PreflightProblems(job, preflight);
+    // Each rank writes PATH or a file beside it (step/step_clock.h).
+    if (!options.trace_path.empty()) CheckWritableFile(options.trace_path, "--trace");
   } catch (const ConfigError& e) {
     problems = e.problems();
   }
@@ -216,13 +221,15 @@ int RunBench(const BenchOptions& options, const std::string& output) {
   const std::unique_ptr<World> world = LaunchedByMpi() ? MakeMpiWorld() : MakeSoloWorld();
   if (world->info().size > 1) SetLogPrefix("[rank " + std::to_string(world->info().rank) + "] ");
   return RunCollective(*world, [&] {
+    // A bad --output fails now, not after minutes of measuring.
+    if (!output.empty() && world->info().rank == 0) CheckWritableFile(output, "--output");
     const std::string json = RunBenchmark(options, *world);
     if (world->info().rank != 0) return kExitOk;
     std::cout << json << "\n";
     if (!output.empty()) {
       std::ofstream out(output, std::ios::trunc);
       out << json << "\n";
-      if (!out) throw Error("cannot write " + output);
+      if (!out) throw Error("cannot write " + output + " (" + std::strerror(errno) + ")");
     }
     return kExitOk;
   });
@@ -319,6 +326,11 @@ int Run(int argc, char** argv) {
   stylize->add_option("--overlap", stylize_options.tile_overlap,
                       "Ignored, kept for old command lines: tiles no longer overlap or blend");
   stylize
+      ->add_option("--max-image-pixels", stylize_options.max_image_pixels,
+                   "Refuse inputs whose header declares more pixels, before decoding (default "
+                   "100000000; decoding takes 3 bytes a pixel, stylizing more)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  stylize
       ->add_option("--threads", stylize_options.threads,
                    "Intra-op threads (default: OMP_NUM_THREADS when set, else all cores)")
       ->check(CLI::Range(0, 1024));
@@ -348,6 +360,9 @@ int Run(int argc, char** argv) {
       app.add_subcommand("export", "Write a model as a PyTorch state dict (PyTorch example names)");
   export_cmd->add_option("--model", export_model, "Model file or style output folder")->required();
   export_cmd->add_option("--to", export_to, "Output .pt/.pth file")->required();
+  bool export_overwrite = false;
+  export_cmd->add_flag("--overwrite", export_overwrite,
+                       "Replace --to if it exists (without it an existing file is kept: exit 2)");
 
   std::string info_model;
   CLI::App* info = app.add_subcommand(
@@ -504,7 +519,7 @@ int Run(int argc, char** argv) {
     return result.failed.empty() ? kExitOk : kExitRuntimeError;
   }
   if (export_cmd->parsed()) {
-    ExportModel(export_model, export_to);
+    ExportModel(export_model, export_to, export_overwrite);
     return kExitOk;
   }
   if (info->parsed()) {

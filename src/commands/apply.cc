@@ -136,7 +136,8 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
   if (ec) throw Error(options.output_dir + ": cannot create output folder (" + ec.message() + ")");
   for (const StylizeTarget& target : plan.targets) {
     try {
-      const RgbImage input = LoadImageFile(target.input);
+      const RgbImage input = LoadImageFile(
+          target.input, DecodeOptions{options.max_image_pixels, 0, "stylize --max-image-pixels"});
       const torch::Tensor image = ImageToTensor(input);
       const auto start = std::chrono::steady_clock::now();
       const torch::Tensor out = StylizeTensor(net, image, options.tile_size);
@@ -170,8 +171,18 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
   return result;
 }
 
-void ExportModel(const std::string& model, const std::string& output) {
+void ExportModel(const std::string& model, const std::string& output, bool overwrite) {
+  std::error_code ec;
+  if (fs::is_directory(output, ec)) {
+    throw ConfigError({"--to " + output + ": is a folder; give the file to write"});
+  }
+  if (fs::exists(output, ec) && !overwrite) {
+    throw ConfigError({"--to " + output + ": file exists; --overwrite replaces it"});
+  }
   LoadedModel loaded = LoadModel(model);
+  if (fs::exists(output, ec) && fs::equivalent(output, loaded.file, ec)) {
+    throw ConfigError({"--to " + output + ": is the model being exported; write elsewhere"});
+  }
   TensorDict dict;
   for (const auto& item : loaded.net->named_parameters())
     dict.emplace_back(item.key(), item.value());

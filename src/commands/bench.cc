@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/torch_compat.h"
+#include "common/writable_file.h"
 #include "config/job_config.h"
 #include "data/batch_loader.h"
 #include "data/dataset.h"
@@ -520,6 +521,9 @@ std::string RunBenchmark(const BenchOptions& o, World& world) {
   at::globalContext().setAllowTF32CuBLAS(o.tf32);
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   const ScopedWinograd convolutions(o.convolution == "winograd");
+  if (!o.trace_path.empty()) {
+    CheckWritableFile(RankTracePath(o.trace_path, me.rank, me.size), "--trace");
+  }
   StepClock clock(device, !o.trace_path.empty());
   Setup setup{o, *runtime, Vgg16::Load(o.loss_network), {}, clock};
   setup.vgg.To(device);

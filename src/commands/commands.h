@@ -26,6 +26,8 @@ struct StylizeOptions {
   int tile_overlap = 64;
   /// Intra-op threads; 0: OMP_NUM_THREADS when set, else every core.
   int threads = 0;
+  /// Inputs whose header declares more pixels are refused before decoding.
+  int64_t max_image_pixels = 100000000;
   /// Replace output files that exist; without it they are kept and their
   /// inputs skipped, so a rerun only does what is missing.
   bool overwrite = false;
@@ -93,8 +95,10 @@ StylizeResult StylizeImages(const StylizeOptions& options);
 /// Writes the transformer of `model` as a plain state dict with the PyTorch
 /// example's parameter names, loadable by `torch.load` + `load_state_dict`.
 /// A conditional network's file also holds `stylefleet.network` and
-/// `stylefleet.styles` (python/stylefleet_torch.py loads it).
-void ExportModel(const std::string& model, const std::string& output);
+/// `stylefleet.styles` (python/stylefleet_torch.py loads it). ConfigError when
+/// `output` is a folder, the model file itself, or (without `overwrite`) a
+/// file that exists.
+void ExportModel(const std::string& model, const std::string& output, bool overwrite);
 
 /// What `stylefleet info MODEL` prints: the file, the network kind, its
 /// styles, parameter counts (shared and per style) and the file's size.

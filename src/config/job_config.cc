@@ -16,6 +16,7 @@
 
 #include "common/error.h"
 #include "common/fnv1a.h"
+#include "common/utf8.h"
 #include "common/vgg_layers.h"
 
 namespace stylefleet {
@@ -306,9 +307,24 @@ std::function<std::string(const Target&)> Show(Member Target::*member) {
 }
 
 // Job and style names become folder names under the output root.
+// A name becomes a folder, a log-line label and a JSON string: UTF-8 text
+// without control characters (a newline would forge log lines).
+bool IsPlainText(const std::string& name) {
+  if (!IsUtf8(name)) return false;
+  for (const char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
 bool ValidFolderName(const std::string& name) {
+  if (!IsPlainText(name)) return false;
   return name.find_first_of("/\\") == std::string::npos && name != "." && name != "..";
 }
+
+const char kFolderNameRule[] =
+    "must be UTF-8 text without '/', '\\' or control characters, and not '.' or '..' (it "
+    "names a folder)";
 
 template <typename Target>
 struct Field {
@@ -336,8 +352,7 @@ const FieldTable<JobConfig>& JobFields() {
        [](JobConfig& t, const Value& v) {
          if (!v.ReadString(&t.name)) return;
          if (!ValidFolderName(t.name)) {
-           v.Fail("must not contain '/' or '\\' or be '.' or '..' (it names a folder), got '" +
-                  t.name + "'");
+           v.Fail(std::string(kFolderNameRule) + ", got '" + EscapeForMessage(t.name) + "'");
            t.name.clear();
          }
        }},
@@ -712,8 +727,7 @@ const FieldTable<StyleEntry>& StyleFields() {
        [](StyleEntry& t, const Value& v) {
          if (!v.ReadString(&t.name)) return;
          if (!ValidFolderName(t.name)) {
-           v.Fail("must not contain '/' or '\\' or be '.' or '..' (it names a folder), got '" +
-                  t.name + "'");
+           v.Fail(std::string(kFolderNameRule) + ", got '" + EscapeForMessage(t.name) + "'");
            t.name.clear();
          }
        }},
@@ -1724,6 +1738,47 @@ void ValidateConditional(const JobConfig& job, const LoadOptions& options, Probl
   }
 }
 
+// Names and paths are recorded in JSON files (owner, settings, metrics), which
+// hold UTF-8 only: a folder name in Latin-1 would fail the first write, after
+// training had started. Names that come from a file name (the job file's, a
+// style image's) are checked here; names written in the job at their key.
+void ValidateRecordedText(const JobConfig& job, const Origins& origins, Problems& problems) {
+  const std::string not_utf8 =
+      "is not UTF-8 text; stylefleet records names and paths in JSON files, which hold UTF-8 "
+      "only: rename it";
+  auto check_path = [&](const YAML::Mark& mark, const std::string& what, const std::string& path) {
+    if (!IsUtf8(path)) problems.At(mark, what + " '" + EscapeForMessage(path) + "' " + not_utf8);
+  };
+  if (!job.name.empty() && !ValidFolderName(job.name)) {
+    problems.Add(problems.file() + ": job name '" + EscapeForMessage(job.name) + "' (from the " +
+                 "file name; set job.name) " + kFolderNameRule);
+  }
+  check_path(origins.content_dir, "data.content_dir:", job.data.content_dir);
+  check_path(origins.weights, "loss_network.weights:", job.loss_network.weights);
+  check_path(YAML::Mark::null_mark(), "job.base_model:", job.base_model);
+  for (size_t i = 0; i < job.data.validation_images.size(); ++i) {
+    check_path(i < origins.validation_images.size() ? origins.validation_images[i]
+                                                    : YAML::Mark::null_mark(),
+               "data.validation_images[" + std::to_string(i) + "]:", job.data.validation_images[i]);
+  }
+  // A swept run's name holds a '/' (its folder is inside its style's): only
+  // the text is checked here.
+  for (const StyleSpec& style : job.styles) {
+    if (!IsPlainText(style.name)) {
+      problems.Add(style.origin + ": style name '" + EscapeForMessage(style.name) +
+                   "' must be UTF-8 text without control characters (it names a folder)");
+    }
+    if (!IsUtf8(style.image)) {
+      problems.Add(style.origin + ": style image '" + EscapeForMessage(style.image) + "' " +
+                   not_utf8);
+    }
+    if (!IsUtf8(style.output_dir)) {
+      problems.Add(style.origin + ": output folder '" + EscapeForMessage(style.output_dir) + "' " +
+                   not_utf8);
+    }
+  }
+}
+
 void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options,
               Problems& problems) {
   auto at = [&](const YAML::Mark& mark, const std::string& message) { problems.At(mark, message); };
@@ -1780,6 +1835,7 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
       }
     }
   }
+  ValidateRecordedText(job, origins, problems);
   ValidateConditional(job, options, problems);
   if (!options.check_files) return;
   std::error_code ec;
@@ -1789,6 +1845,23 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
                                 (job.seed_format ? " (seed-style files read train2014/ under the "
                                                    "working directory; pass --content DIR)"
                                                  : ""));
+  }
+  // The content folder is read with its sub-folders: outputs inside it (previews,
+  // final images) would join the training photos of the next run.
+  if (!job.data.content_dir.empty() && fs::is_directory(job.data.content_dir, ec)) {
+    const fs::path content = fs::weakly_canonical(job.data.content_dir, ec);
+    for (const StyleSpec& style : job.styles) {
+      const fs::path out = fs::weakly_canonical(style.output_dir, ec);
+      const auto [end, unused] =
+          std::mismatch(content.begin(), content.end(), out.begin(), out.end());
+      if (end == content.end()) {
+        problems.Add(style.origin + ": style '" + style.name + "' writes to '" + style.output_dir +
+                     "', inside data.content_dir '" + job.data.content_dir +
+                     "', whose sub-folders are read too: its previews and final images would "
+                     "become training photos; choose a job.output_dir outside it");
+        break;
+      }
+    }
   }
   for (size_t i = 0; i < job.data.validation_images.size(); ++i) {
     const std::string& photo = job.data.validation_images[i];

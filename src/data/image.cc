@@ -23,15 +23,17 @@ bool IsJpeg(const std::vector<uint8_t>& b) {
   return b.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;
 }
 
-void CheckPixels(int64_t width, int64_t height, const std::string& name, int64_t max_pixels) {
+void CheckPixels(int64_t width, int64_t height, const std::string& name,
+                 const DecodeOptions& options) {
+  const int64_t max_pixels = options.max_pixels;
   if (width <= 0 || height <= 0) {
     throw DataError(name + ": image has no pixels (" + std::to_string(width) + "x" +
                     std::to_string(height) + ")");
   }
   if (width * height > max_pixels) {
     throw DataError(name + ": image is " + std::to_string(width) + "x" + std::to_string(height) +
-                    ", over the limit of " + std::to_string(max_pixels) +
-                    " pixels (data.max_image_pixels)");
+                    ", over the limit of " + std::to_string(max_pixels) + " pixels (" +
+                    options.limit_setting + ")");
   }
 }
 
@@ -50,7 +52,7 @@ RgbImage DecodeJpeg(const std::vector<uint8_t>& bytes, const std::string& name,
       0) {
     throw DataError(name + ": not a readable JPEG (" + tjGetErrorStr2(handle.get()) + ")");
   }
-  CheckPixels(width, height, name, options.max_pixels);
+  CheckPixels(width, height, name, options);
 
   // Largest DCT downscale that keeps the shorter side >= min_short_side.
   int scaled_w = width, scaled_h = height;
@@ -207,12 +209,12 @@ RgbImage DecodeWithStb(const std::vector<uint8_t>& bytes, const std::string& nam
       return (int64_t{bytes[at]} << 24) | (int64_t{bytes[at + 1]} << 16) |
              (int64_t{bytes[at + 2]} << 8) | int64_t{bytes[at + 3]};
     };
-    CheckPixels(be32(16), be32(20), name, options.max_pixels);
+    CheckPixels(be32(16), be32(20), name, options);
   }
   if (!stbi_info_from_memory(bytes.data(), length, &width, &height, &components)) {
     throw DataError(name + ": not a supported image (" + stbi_failure_reason() + ")");
   }
-  CheckPixels(width, height, name, options.max_pixels);
+  CheckPixels(width, height, name, options);
   // Grey+alpha and RGBA (stb counts a paletted PNG with transparency as RGBA).
   const bool has_alpha = components == 2 || components == 4;
   const int channels = has_alpha ? 4 : 3;

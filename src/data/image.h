@@ -26,6 +26,8 @@ struct DecodeOptions {
   /// When > 0, JPEGs are decoded with the largest DCT downscale (1/2, 1/4, 1/8)
   /// that keeps the shorter side at least this long: up to 8x less work.
   int min_short_side = 0;
+  /// What the refusal names as the setting that raises the limit.
+  std::string limit_setting = "data.max_image_pixels";
 };
 
 /// Decodes a JPEG (TurboJPEG; grayscale and CMYK become RGB) or a PNG, BMP,

@@ -734,8 +734,9 @@ void SaveTensorDict(const TensorDict& dict, const std::string& path) {
   SyncPath(temp, O_RDONLY);
   fs::rename(temp, target, ec);
   if (ec) {
+    const std::string reason = ec.message();  // before remove() reuses ec
     fs::remove(temp, ec);
-    throw Error(path + ": cannot move new file into place (" + ec.message() + ")");
+    throw Error(path + ": cannot move new file into place (" + reason + ")");
   }
   SyncPath(target.parent_path().empty() ? "." : target.parent_path().string(),
            O_RDONLY | O_DIRECTORY);

@@ -6,6 +6,8 @@
 #include <limits>
 #include <sstream>
 
+#include "common/utf8.h"
+
 namespace stylefleet {
 namespace {
 
@@ -40,27 +42,6 @@ std::vector<double> LinearTicks(double low, double high, int count) {
     ticks.push_back(std::fabs(t) < step * 1e-9 ? 0.0 : t);
   }
   return ticks;
-}
-
-// Length of the valid UTF-8 sequence at text[i], 0 when it is not one.
-size_t Utf8Length(const std::string& text, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char lead = byte(i);
-  size_t length = 0;
-  if (lead < 0x80) return 1;
-  if (lead >= 0xc2 && lead <= 0xdf) length = 2;
-  if (lead >= 0xe0 && lead <= 0xef) length = 3;
-  if (lead >= 0xf0 && lead <= 0xf4) length = 4;
-  if (length == 0 || i + length > text.size()) return 0;
-  for (size_t k = 1; k < length; ++k) {
-    if ((byte(i + k) & 0xc0) != 0x80) return 0;
-  }
-  // Overlong three- and four-byte forms, surrogates, and code points past U+10FFFF.
-  if (lead == 0xe0 && byte(i + 1) < 0xa0) return 0;
-  if (lead == 0xed && byte(i + 1) >= 0xa0) return 0;
-  if (lead == 0xf0 && byte(i + 1) < 0x90) return 0;
-  if (lead == 0xf4 && byte(i + 1) >= 0x90) return 0;
-  return length;
 }
 
 }  // namespace

@@ -98,6 +98,34 @@ std::string DescribeDisagreement(const ItemsByRank& by_rank, const std::string& 
   return text;
 }
 
+// The same items in another order (styles listed in another order): "ranks
+// disagree on the order of their settings: the 3rd is 'styles.candy.image' on
+// rank 0, 'styles.wave.image' on rank 1".
+std::string DescribeOrderDisagreement(const std::vector<std::string>& all) {
+  std::vector<std::vector<std::string>> keys(all.size());
+  for (size_t r = 0; r < all.size(); ++r) {
+    std::istringstream lines(all[r]);
+    for (std::string line; std::getline(lines, line);)
+      keys[r].push_back(line.substr(0, line.find('\t')));
+  }
+  for (size_t i = 0;; ++i) {
+    std::string text;
+    bool differ = false;
+    for (size_t r = 0; r < keys.size(); ++r) {
+      const std::string key = i < keys[r].size() ? "'" + keys[r][i] + "'" : "nothing";
+      differ = differ || key != (i < keys[0].size() ? "'" + keys[0][i] + "'" : "nothing");
+      text += (r == 0 ? "" : ", ") + key + " on rank " + std::to_string(r);
+    }
+    if (differ) {
+      return "ranks disagree on the order of their settings: item " + std::to_string(i + 1) +
+             " is " + text;
+    }
+    bool past_all = true;
+    for (const auto& k : keys) past_all = past_all && i >= k.size();
+    if (past_all) return "ranks disagree on the order of their settings";
+  }
+}
+
 }  // namespace
 
 void RunOnRoot(Communicator& group, const std::string& what, const std::function<void()>& action) {
@@ -131,7 +159,8 @@ void CheckRanksAgree(Communicator& group, const std::vector<AgreedItem>& items,
   for (const auto& h : hashes) same = same && h == hashes[0];
   if (same) return;
   std::vector<std::string> keys;
-  const ItemsByRank by_rank = ParseItems(group.AllGather(mine, "agreement check"), keys);
+  const std::vector<std::string> all = group.AllGather(mine, "agreement check");
+  const ItemsByRank by_rank = ParseItems(all, keys);
   std::vector<std::string> problems;
   for (const auto& key : keys) {
     const std::string values = DescribeDisagreement(by_rank, key);
@@ -142,7 +171,7 @@ void CheckRanksAgree(Communicator& group, const std::vector<AgreedItem>& items,
     }
     problems.push_back("ranks disagree on " + key + ": " + values);
   }
-  if (problems.empty()) problems.push_back("ranks disagree on the order of their settings");
+  if (problems.empty()) problems.push_back(DescribeOrderDisagreement(all));
   problems.push_back(advice);
   throw ConfigError(problems);
 }

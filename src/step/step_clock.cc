@@ -1,5 +1,7 @@
 #include "step/step_clock.h"
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -73,7 +75,7 @@ void StepClock::WriteTrace(const std::string& path, int process,
   }
   std::ofstream out(path, std::ios::trunc);
   out << nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() << "\n";
-  if (!out) throw Error("cannot write the trace file " + path);
+  if (!out) throw Error("cannot write the trace file " + path + " (" + std::strerror(errno) + ")");
 }
 
 std::string RankTracePath(const std::string& path, int rank, int world_size) {

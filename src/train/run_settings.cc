@@ -36,9 +36,10 @@ void RecordRunSettings(const std::string& style_dir, const std::vector<Setting>&
   for (const Setting& s : settings) record[s.key] = s.value;
   const fs::path path = RecordPath(style_dir);
   const fs::path temporary = fs::path(style_dir) / ".settings.json.tmp";
+  const std::string text = record.dump(2) + "\n";  // before the file exists
   {
     std::ofstream out(temporary, std::ios::trunc);
-    out << record.dump(2) << "\n";
+    out << text;
     if (!out) throw Error(temporary.string() + ": cannot write");
   }
   std::error_code ec;

@@ -515,6 +515,27 @@ void StyleRun::BuildConditionalModel(uint64_t seed) {
   row_names_.insert(row_names_.end(), names.begin(), names.end());
 }
 
+// A checkpoint copied in from another style's folder (or renamed) would
+// resume this style from another training; it passed its checksum, so it is
+// a file a user put there: stop and say so rather than skip it silently.
+void StyleRun::CheckCheckpointBelongsHere(const TensorDict& dict, const std::string& path,
+                                          const RunPosition& position) const {
+  const ModelOwner owner = ReadModelOwner(dict);
+  const ModelInfo info = Info();
+  if ((!owner.job.empty() && owner.job != info.job) ||
+      (!owner.style.empty() && owner.style != info.style)) {
+    throw ConfigError({path + ": checkpoint of style '" + owner.style + "' of job '" + owner.job +
+                       "', found in the folder of style '" + info.style + "' of job '" + info.job +
+                       "'; move it out of " + style_.output_dir + "/checkpoints"});
+  }
+  if (fs::path(path).filename() !=
+      fs::path(CheckpointPath(style_.output_dir, position.step)).filename()) {
+    throw ConfigError(
+        {path + ": the file is named for another step than the " + std::to_string(position.step) +
+         " it holds (renamed or copied?); move it out of " + style_.output_dir + "/checkpoints"});
+  }
+}
+
 RunPosition StyleRun::Resume() {
   for (const auto& path : ListCheckpoints(style_.output_dir)) {
     try {
@@ -531,6 +552,7 @@ RunPosition StyleRun::Resume() {
                            "job.base_model, or train into another job.output_dir)"});
       }
       const RunPosition position = RestoreCheckpoint(dict, path, net_, *adam_);
+      CheckCheckpointBelongsHere(dict, path, position);
       SF_LOG(kInfo) << "[" << style_.name << "] resuming from " << path << " (step "
                     << position.step << ")";
       return position;

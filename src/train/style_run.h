@@ -127,6 +127,8 @@ class StyleRun {
   // Root only: counts the checkpoints written since the last call in the metrics.
   void ReportWrittenCheckpoints();
   RunPosition Resume();
+  void CheckCheckpointBelongsHere(const TensorDict& dict, const std::string& path,
+                                  const RunPosition& position) const;
   void BroadcastRootState();
   void CheckReplicasAgree(int64_t step);
   void ReportStep(const RunPosition& position, const StyleStepValues& values,

@@ -100,7 +100,7 @@ std::vector<BadConfig> Cases() {
       {"duplicate style", kHead + "styles:\n  - image: s.png\n  - name: s\n    image: s.png\n",
        "duplicate style name 's' (first defined at DIR/job.yaml:6:5)"},
       {"style name with slash", kHead + "styles:\n  - name: a/b\n    image: s.png\n",
-       "styles[].name: must not contain '/'"},
+       "styles[].name: must be UTF-8 text without '/'"},
       {"no styles", kHead, "missing required section 'styles'"},
       {"empty styles", kHead + "styles: []\n", "'styles' must be a non-empty list of styles"},
       {"style without image", kHead + "styles:\n  - name: x\n",

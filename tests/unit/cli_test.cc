@@ -79,6 +79,54 @@ TEST(CliTest, RuntimeFailureExitsWithCode1) {
   EXPECT_NE(r.output.find("none.pt: cannot open file"), std::string::npos) << r.output;
 }
 
+// Files written at the end of long work are checked before it starts: a bad
+// --trace or --output stops at once (exit 2), with nothing trained or measured.
+TEST(CliTest, OutputFilesThatCannotBeWrittenStopBeforeTheWork) {
+  testing::TempDir dir;
+  testing::WriteTestImages(dir / "photos", 2, 72, 64);
+  testing::WriteFile(dir / "job.yaml",
+                     "data: {content_dir: photos, image_size: 64}\n"
+                     "loss_network: {weights: 'random:1'}\n"
+                     "training: {batch_size: 1, max_steps: 1}\n"
+                     "monitoring: {listen: 'off'}\n"
+                     "styles:\n  - image: photos/0001.png\n");
+  const testing::CommandResult r =
+      RunTool("train " + (dir / "job.yaml") + " --trace " + (dir / "none/t.json"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--trace " + (dir / "none/t.json") + ": its folder " + (dir / "none") +
+                          " does not exist"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "runs")) << r.output;
+  const testing::CommandResult b = RunTool(
+      "bench --image-size 16 --batch 1 --steps 1 --warmup 0 --precision fp32 "
+      "--styles-at-once 1 --stylize-sizes 0 --no-machine --output " +
+      (dir / "photos"));
+  EXPECT_EQ(b.exit_code, 2) << b.output;
+  EXPECT_NE(b.output.find("--output " + (dir / "photos") + ": is a folder, not a file"),
+            std::string::npos)
+      << b.output;
+  EXPECT_EQ(b.output.find("\"train_synthetic\""), std::string::npos) << b.output;
+}
+
+// export keeps what exists: a file only with --overwrite, a folder never.
+TEST(CliTest, ExportKeepsAnExistingFileUnlessTold) {
+  testing::TempDir dir;
+  testing::WriteFile(dir / "notes.txt", "mine");
+  testing::CommandResult r =
+      RunTool("export --model " + (dir / "none.pt") + " --to " + (dir / "notes.txt"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(dir / "notes.txt: file exists; --overwrite replaces it"),
+            std::string::npos)
+      << r.output;
+  std::ifstream kept(dir / "notes.txt");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), "mine");
+  std::filesystem::create_directories(dir / "folder/x");
+  r = RunTool("export --model " + (dir / "none.pt") + " --to " + (dir / "folder") + " --overwrite");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(dir / "folder: is a folder"), std::string::npos) << r.output;
+}
+
 // export creates the folder it is asked to write into; stylize takes --format
 // in any case. The model comes from PyTorch (reference.py's random transformer).
 TEST(CliTest, ExportCreatesItsFolderAndFormatIgnoresCase) {

@@ -317,7 +317,7 @@ TEST_F(ConditionalModelFileTest, StylizeRefusesBadStylesAndBlends) {
 // file (shared weights, rows, names) and stylizes with a style or a blend as
 // stylefleet does (max abs difference < 1e-3 on 0..255).
 TEST_F(ConditionalModelFileTest, PyTorchModuleMatchesStylefleetForStylesAndBlends) {
-  ExportModel(dir_ / "model.pt", dir_ / "export.pt");
+  ExportModel(dir_ / "model.pt", dir_ / "export.pt", /*overwrite=*/false);
   torch::manual_seed(6);
   const torch::Tensor input = torch::rand({2, 3, 36, 28}) * 255;
   TensorDict data = {{"input", input}};

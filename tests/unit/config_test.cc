@@ -274,8 +274,9 @@ TEST_F(ConfigTest, JobNameThatIsNotAFolderNameIsRefused) {
       "data:\n  content_dir: photos\nloss_network:\n  weights: random:1\n"
       "styles:\n  - image: styles/wave.jpg\n";
   EXPECT_EQ(Problems("job:\n  name: ../../x\n" + rest),
-            std::vector<std::string>{"DIR/job.yaml:2:9: job.name: must not contain '/' or '\\' "
-                                     "or be '.' or '..' (it names a folder), got '../../x'"});
+            std::vector<std::string>{"DIR/job.yaml:2:9: job.name: must be UTF-8 text without '/', "
+                                     "'\\' or control characters, and not '.' or '..' (it names "
+                                     "a folder), got '../../x'"});
   EXPECT_EQ(Problems("job:\n  name: '..'\n" + rest).size(), 1u);
 }
 
@@ -343,6 +344,66 @@ TEST_F(ConfigTest, ConvolutionIsWinogradOrDirect) {
                                       "job.convolution: expected winograd or direct, got 'fft'"}));
 }
 
+// Names and paths go into JSON records, log lines and folder names: bytes
+// that are not UTF-8 and control characters are refused when the job is
+// read, not by the first write after training started.
+TEST_F(ConfigTest, NamesAndPathsMustBeUtf8TextWithoutControlCharacters) {
+  const std::string styles = "styles:\n  - image: styles/wave.jpg\n";
+  EXPECT_EQ(Problems("job:\n  name: m\xff\xfeine\n" + Head().substr(18) + styles),
+            (std::vector<std::string>{
+                "DIR/job.yaml:2:9: job.name: must be UTF-8 text without '/', '\\' or control "
+                "characters, and not '.' or '..' (it names a folder), got 'm\\xff\\xfeine'"}));
+  EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/wave.jpg\n    name: \"x\\ny\"\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:9:11: styles[].name: must be UTF-8 text without '/', '\\' or control "
+                "characters, and not '.' or '..' (it names a folder), got 'x\\x0ay'"}));
+  // A style image whose file name is not UTF-8 (its default name comes from it).
+  WriteFile(dir_ / "styles/w\xe9ve.jpg", "x");
+  EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/w\xe9ve.jpg\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:8:5: style name 'w\\xe9ve' must be UTF-8 text without control "
+                "characters (it names a folder)",
+                "DIR/job.yaml:8:5: style image 'DIR/styles/w\\xe9ve.jpg' is not UTF-8 text; "
+                "stylefleet records names and paths in JSON files, which hold UTF-8 only: rename "
+                "it",
+                "DIR/job.yaml:8:5: output folder 'DIR/runs/test/w\\xe9ve' is not UTF-8 text; "
+                "stylefleet records names and paths in JSON files, which hold UTF-8 only: rename "
+                "it"}));
+  // A job file in a Latin-1 folder: every path resolved against it.
+  const fs::path latin1 = dir_ / "caf\xe9";
+  fs::create_directories(latin1 / "photos");
+  fs::copy(dir_ / "styles", latin1 / "styles");
+  WriteFile(latin1 / "job.yaml", Head() + styles);
+  try {
+    LoadJob(latin1 / "job.yaml", {});
+    ADD_FAILURE() << "a job in a Latin-1 folder loaded";
+  } catch (const ConfigError& e) {
+    ASSERT_EQ(e.problems().size(), 3u);
+    EXPECT_NE(e.problems()[0].find(":4:16: data.content_dir: '"), std::string::npos);
+    EXPECT_NE(e.problems()[0].find("caf\\xe9/photos' is not UTF-8 text"), std::string::npos);
+    EXPECT_NE(e.problems()[1].find("style image"), std::string::npos);
+    EXPECT_NE(e.problems()[2].find("output folder"), std::string::npos);
+  }
+}
+
+// The content folder is read with its sub-folders: an output folder inside it
+// would feed the run's previews and final images back as training photos.
+TEST_F(ConfigTest, OutputsInsideTheContentFolderAreRefused) {
+  const std::string rest = Head().substr(18) + "styles:\n  - image: styles/wave.jpg\n";
+  EXPECT_EQ(Problems("job:\n  name: test\n  output_dir: photos/runs\n" + rest),
+            (std::vector<std::string>{
+                "DIR/job.yaml:9:5: style 'wave' writes to 'DIR/photos/runs/wave', inside "
+                "data.content_dir 'DIR/photos', whose sub-folders are read too: its previews and "
+                "final images would become training photos; choose a job.output_dir outside it"}));
+  EXPECT_EQ(Problems("job:\n  name: test\n  output_dir: .\n" + rest,
+                     LoadOptions{{"data.content_dir=" + dir_.path()}})
+                .size(),
+            1u);
+  // A sibling whose name begins with the content folder's is outside it.
+  fs::create_directories(dir_ / "photos2");
+  EXPECT_EQ(Load("job:\n  name: test\n  output_dir: photos2\n" + rest).styles.size(), 1u);
+}
+
 // A value that is not one of the allowed words names them, whatever it is.
 TEST_F(ConfigTest, ChoiceKeysListTheirValuesForAnyWrongValue) {
   const std::string styles = "styles:\n  - image: styles/wave.jpg\n";
@@ -377,7 +438,7 @@ TEST_F(ConfigTest, ConditionalStyleNamesMustSurviveBlendsAndTheModelFile) {
   const std::string head =
       "job:\n  name: test\n  network: conditional\ndata:\n  content_dir: photos\n"
       "loss_network:\n  weights: random:1\nstyles:\n  - image: styles/wave.jpg\n";
-  for (const std::string name : {"\"a,b\"", "\"a=b\"", "\"a\\nb\"", "\"a\\tb\"", "\" ab\""}) {
+  for (const std::string name : {"\"a,b\"", "\"a=b\"", "\" ab\""}) {
     const std::vector<std::string> problems =
         Problems(head + "  - {name: " + name + ", image: styles/candy.png}\n");
     ASSERT_EQ(problems.size(), 1u) << name;
@@ -385,6 +446,16 @@ TEST_F(ConfigTest, ConditionalStyleNamesMustSurviveBlendsAndTheModelFile) {
         << problems.front();
     EXPECT_NE(problems.front().find("': a conditional network's style names must not contain "
                                     "',', '=' or control characters"),
+              std::string::npos)
+        << problems.front();
+  }
+  // Control characters are refused in any style's name, at its key.
+  for (const std::string name : {"\"a\\nb\"", "\"a\\tb\""}) {
+    const std::vector<std::string> problems =
+        Problems(head + "  - {name: " + name + ", image: styles/candy.png}\n");
+    ASSERT_EQ(problems.size(), 1u) << name;
+    EXPECT_NE(problems.front().find("DIR/job.yaml:10:12: styles[].name: must be UTF-8 text without "
+                                    "'/', '\\' or control characters"),
               std::string::npos)
         << problems.front();
   }

@@ -92,10 +92,19 @@ TEST(ImageTest, PixelLimitRefusesBeforeDecoding) {
     LoadImageFile(dir / "a.png", options);
     FAIL();
   } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("200x100, over the limit of 19999 pixels"),
+    EXPECT_NE(std::string(e.what()).find("200x100, over the limit of 19999 pixels "
+                                         "(data.max_image_pixels)"),
               std::string::npos)
         << e.what();
   }
+  // stylize names its own option.
+  options.limit_setting = "stylize --max-image-pixels";
+  EXPECT_THROW(
+      try { LoadImageFile(dir / "a.png", options); } catch (const DataError& e) {
+        EXPECT_NE(std::string(e.what()).find("(stylize --max-image-pixels)"), std::string::npos);
+        throw;
+      },
+      DataError);
 }
 
 TEST(ImageTest, ResizeCenterCropTakesTheMiddleSquare) {

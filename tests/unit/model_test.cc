@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -205,6 +206,22 @@ TEST(TorchFileTest, ReadsStateDictsOfBothContainers) {
 
 // Truncated and corrupted copies of real files are refused with the file named,
 // never a crash or a read outside the buffer.
+// A write that cannot replace its target says why (the reason was once lost
+// to the clean-up of the temporary: "(Success)"), and leaves no temporary.
+TEST(TorchFileTest, AFailedReplaceSaysWhy) {
+  TempDir dir;
+  testing::WriteFile(dir / "model.pt/inside", "x");
+  try {
+    SaveTensorDict({{"w", torch::ones({2})}}, dir / "model.pt");
+    FAIL() << "a folder was replaced";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("model.pt: cannot move new file into place ("), std::string::npos);
+    EXPECT_EQ(message.find("Success"), std::string::npos) << message;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / ".model.pt.tmp"));
+}
+
 TEST(TorchFileTest, DamagedFilesAreRefusedNamingTheFile) {
   TempDir dir;
   testing::WriteFile(dir / "make.py", kTorchFilesScript);
@@ -408,7 +425,7 @@ TEST(ExportTest, PyTorchLoadsTheExportAndMatchesCppInference) {
   torch::manual_seed(3);
   TransformerNet net;
   SaveTensorDict(ModelDict(net, ModelInfo{"job", "style", 64}), dir / "model.pt");
-  ExportModel(dir / "model.pt", dir / "export.pth");
+  ExportModel(dir / "model.pt", dir / "export.pth", /*overwrite=*/false);
   const torch::Tensor input = torch::rand({1, 3, 48, 40}) * 255;
   torch::Tensor output;
   {

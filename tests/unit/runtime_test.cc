@@ -95,6 +95,23 @@ TEST(CheckRanksAgreeTest, NamesAnItemOnlySomeRanksHave) {
   }
 }
 
+// Styles listed in another order: the same items, so the message says where
+// the order first differs.
+TEST(CheckRanksAgreeTest, NamesWhereTheOrderDiffers) {
+  auto world = MakeLocalWorld(2);
+  const auto thrown = OnEveryRank(world, [](int rank, Communicator& c) {
+    std::vector<AgreedItem> items = {
+        {"job.name", "j"}, {"styles.a.name", "a"}, {"styles.b.name", "b"}};
+    if (rank == 1) std::swap(items[1], items[2]);
+    CheckRanksAgree(c, items, "advice");
+  });
+  for (const auto& t : thrown) {
+    EXPECT_EQ(t,
+              "config: ranks disagree on the order of their settings: item 2 is "
+              "'styles.a.name' on rank 0, 'styles.b.name' on rank 1|advice|");
+  }
+}
+
 TEST(CheckRanksAgreeTest, AgreeingRanksPass) {
   auto world = MakeLocalWorld(2);
   const auto thrown = OnEveryRank(world, [](int, Communicator& c) {

@@ -743,6 +743,45 @@ TEST_F(TrainTest, ABrokenNewestCheckpointFallsBackToTheOneBefore) {
   ExpectSameTensors(dir_ / "out/style/model.pt", dir_ / "straight/style/model.pt");
 }
 
+// A checkpoint copied in from another job's or style's folder, or renamed to
+// another step, passes its checksum: resuming from it would silently continue
+// another training. The run stops naming the file.
+TEST_F(TrainTest, ACheckpointOfAnotherStyleOrStepIsNotResumed) {
+  TrainJob(Job("out", {"training.max_steps=2"}), Quiet());
+  TrainJob(Job("other", {"training.max_steps=2", "job.name=u"}), Quiet());
+  const std::string own = CheckpointPath(dir_ / "out/style", 2);
+  const std::string saved = dir_ / "own.pt";
+  fs::copy_file(own, saved);
+  fs::copy_file(CheckpointPath(dir_ / "other/style", 2), own, fs::copy_options::overwrite_existing);
+  try {
+    TrainJob(Job("out"), Quiet());
+    ADD_FAILURE() << "resumed from another job's checkpoint";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.problems().front(),
+              own +
+                  ": checkpoint of style 'style' of job 'u', found in the folder of style "
+                  "'style' of job 't'; move it out of " +
+                  (dir_ / "out/style") + "/checkpoints");
+  }
+  fs::copy_file(saved, own, fs::copy_options::overwrite_existing);
+  const std::string renamed = CheckpointPath(dir_ / "out/style", 3);
+  fs::copy_file(saved, renamed);
+  try {
+    TrainJob(Job("out"), Quiet());
+    ADD_FAILURE() << "resumed from a renamed checkpoint";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(e.problems().front().find(renamed + ": the file is named for another step than "
+                                                  "the 2 it holds"),
+              std::string::npos)
+        << e.problems().front();
+  }
+  // Moved out, the run resumes from its own and ends as a straight run does.
+  fs::remove(renamed);
+  TrainJob(Job("out"), Quiet());
+  TrainJob(Job("straight"), Quiet());
+  ExpectSameTensors(dir_ / "out/style/model.pt", dir_ / "straight/style/model.pt");
+}
+
 // A checkpoint whose tensors changed after it was written (a flipped weight,
 // -1.96e37 as once seen) or that holds NaN is never resumed: the run names the
 // file, resumes from the one before (the log line says which) and ends bitwise
@@ -930,6 +969,12 @@ TEST_F(TrainTest, StylizeTakesImagesOfAFewPixels) {
     EXPECT_EQ(out.width, w);
     EXPECT_EQ(out.height, h);
   }
+  // --max-image-pixels: larger inputs fail (the message names the option: data_test).
+  options.max_image_pixels = 35;
+  options.output_dir = dir_ / "limited";
+  const StylizeResult limited = StylizeImages(options);
+  EXPECT_EQ(limited.written.size(), 4u);  // 1x1, 2x2, 4x4 and 5x5 px
+  EXPECT_EQ(limited.failed.size(), 3u);   // 3x200, 200x4 and 7x9 px
 }
 
 // PNGs with transparency (RGBA, grey + alpha): the stylized PNG keeps each
