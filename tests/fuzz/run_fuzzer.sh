@@ -9,7 +9,7 @@ out=build/fuzz
 mkdir -p "$out/corpus" "$out/findings"
 clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -Isrc tests/fuzz/job_config_fuzzer.cc src/config/job_config.cc src/common/error.cc \
-  src/common/vgg_layers.cc -lyaml-cpp -o "$out/job_config_fuzzer"
+  src/common/vgg_layers.cc src/common/utf8.cc -lyaml-cpp -o "$out/job_config_fuzzer"
 find configs tests/fuzz/regressions -type f \( -name '*.yaml' -o -name '*.yml' \) | while read -r f; do cp "$f" "$out/corpus/$(echo "$f" | tr / _)"; done
 # -timeout: one input may take 10 s at most (a hang is a finding); -rss_limit_mb bounds memory.
 "$out/job_config_fuzzer" "$out/corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
