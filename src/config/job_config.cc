@@ -38,13 +38,12 @@ class Problems {
  public:
   explicit Problems(std::string file) : file_(std::move(file)) {}
 
-  void At(const YAML::Mark& mark, const std::string& message) {
-    if (mark.is_null()) {
-      Add(file_ + ": " + message);
-    } else {
-      Add(file_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1) +
-          ": " + message);
-    }
+  void At(const YAML::Mark& mark, const std::string& message) { Add(Where(mark) + message); }
+  // "file:line:column: ", or "file: " for a null mark.
+  std::string Where(const YAML::Mark& mark) const {
+    if (mark.is_null()) return file_ + ": ";
+    return file_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1) +
+           ": ";
   }
   void Add(const std::string& formatted) {
     // A job-wide sweep is checked for each style; its problems are said once.
@@ -56,6 +55,12 @@ class Problems {
   }
   const std::string& file() const { return file_; }
   void set_file(const std::string& file) { file_ = file; }
+  // A value that could not be read keeps its default, so rules across keys
+  // that involve it would report the default, not what was written.
+  void MarkUnread(const std::string& path) { unread_.insert(path.substr(path.rfind('.') + 1)); }
+  bool AnyUnread(std::initializer_list<const char*> keys) const {
+    return std::any_of(keys.begin(), keys.end(), [&](const char* k) { return unread_.count(k); });
+  }
   bool empty() const { return list_.empty(); }
   size_t size() const { return list_.size(); }
   const std::vector<std::string>& list() const { return list_; }
@@ -71,6 +76,7 @@ class Problems {
   std::string file_;
   std::vector<std::string> list_;
   bool truncated_ = false;
+  std::set<std::string> unread_;  // last components of the paths of values not read
 };
 
 // A value being read: the node, the dotted key path for messages, and the sink.
@@ -86,6 +92,7 @@ struct Value {
   YAML::Mark key_mark = YAML::Mark::null_mark();
 
   void Fail(const std::string& message) const {
+    problems.MarkUnread(path);
     if (!override_text.empty()) {
       problems.Add("command line (--set " + override_text + "): " + path + ": " + message);
     } else {
@@ -907,7 +914,17 @@ YAML::Node ParseYaml(const std::string& text, Problems& problems) {
     return YAML::Node();
   }
   try {
-    return YAML::Load(text);
+    std::vector<YAML::Node> documents = YAML::LoadAll(text);
+    // A second document would otherwise be dropped without a word (a job
+    // pasted after another, say); an empty one after '---' changes nothing.
+    for (size_t i = 1; i < documents.size(); ++i) {
+      if (documents[i].IsNull()) continue;
+      problems.At(documents[i].Mark(),
+                  "a second YAML document starts here (after '---'); a job file holds one job: "
+                  "split it into two files, or remove the '---' line");
+      return YAML::Node();
+    }
+    return documents.empty() ? YAML::Node() : documents.front();
   } catch (const YAML::ParserException& e) {
     problems.At(e.mark, "YAML syntax error: " + e.msg);
   } catch (const YAML::Exception& e) {
@@ -1746,19 +1763,21 @@ void ValidateRecordedText(const JobConfig& job, const Origins& origins, Problems
   const std::string not_utf8 =
       "is not UTF-8 text; stylefleet records names and paths in JSON files, which hold UTF-8 "
       "only: rename it";
-  auto check_path = [&](const YAML::Mark& mark, const std::string& what, const std::string& path) {
-    if (!IsUtf8(path)) problems.At(mark, what + " '" + EscapeForMessage(path) + "' " + not_utf8);
+  // `where`: "file:line:column: " of the value, or of its style.
+  auto check_path = [&](const std::string& where, const std::string& what,
+                        const std::string& path) {
+    if (!IsUtf8(path)) problems.Add(where + what + " '" + EscapeForMessage(path) + "' " + not_utf8);
   };
   if (!job.name.empty() && !ValidFolderName(job.name)) {
     problems.Add(problems.file() + ": job name '" + EscapeForMessage(job.name) + "' (from the " +
                  "file name; set job.name) " + kFolderNameRule);
   }
-  check_path(origins.content_dir, "data.content_dir:", job.data.content_dir);
-  check_path(origins.weights, "loss_network.weights:", job.loss_network.weights);
-  check_path(YAML::Mark::null_mark(), "job.base_model:", job.base_model);
+  check_path(problems.Where(origins.content_dir), "data.content_dir:", job.data.content_dir);
+  check_path(problems.Where(origins.weights), "loss_network.weights:", job.loss_network.weights);
+  check_path(problems.Where(YAML::Mark::null_mark()), "job.base_model:", job.base_model);
   for (size_t i = 0; i < job.data.validation_images.size(); ++i) {
-    check_path(i < origins.validation_images.size() ? origins.validation_images[i]
-                                                    : YAML::Mark::null_mark(),
+    check_path(problems.Where(i < origins.validation_images.size() ? origins.validation_images[i]
+                                                                   : YAML::Mark::null_mark()),
                "data.validation_images[" + std::to_string(i) + "]:", job.data.validation_images[i]);
   }
   // A swept run's name holds a '/' (its folder is inside its style's): only
@@ -1768,14 +1787,8 @@ void ValidateRecordedText(const JobConfig& job, const Origins& origins, Problems
       problems.Add(style.origin + ": style name '" + EscapeForMessage(style.name) +
                    "' must be UTF-8 text without control characters (it names a folder)");
     }
-    if (!IsUtf8(style.image)) {
-      problems.Add(style.origin + ": style image '" + EscapeForMessage(style.image) + "' " +
-                   not_utf8);
-    }
-    if (!IsUtf8(style.output_dir)) {
-      problems.Add(style.origin + ": output folder '" + EscapeForMessage(style.output_dir) + "' " +
-                   not_utf8);
-    }
+    check_path(style.origin + ": ", "style image", style.image);
+    check_path(style.origin + ": ", "output folder", style.output_dir);
   }
 }
 
@@ -1783,21 +1796,30 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
               Problems& problems) {
   auto at = [&](const YAML::Mark& mark, const std::string& message) { problems.At(mark, message); };
   auto check_training = [&](const TrainingOptions& t, const std::string& who) {
-    if (t.epochs == 0 && t.max_steps == 0) {
+    if (t.epochs == 0 && t.max_steps == 0 && !problems.AnyUnread({"epochs", "max_steps"})) {
       problems.Add(problems.file() + ": " + who +
                    "epochs and max_steps are both 0; set at least one to end training");
     }
-    if (t.batch_size % t.micro_batches != 0) {
+    if (t.batch_size % t.micro_batches != 0 &&
+        !problems.AnyUnread({"batch_size", "micro_batches"})) {
       problems.Add(problems.file() + ": " + who + "micro_batches (" +
                    std::to_string(t.micro_batches) + ") must divide batch_size (" +
                    std::to_string(t.batch_size) + ")");
     }
-    if (t.content_weight == 0 && t.style_weight == 0) {
+    if (t.content_weight == 0 && t.style_weight == 0 &&
+        !problems.AnyUnread({"content_weight", "style_weight"})) {
       problems.Add(problems.file() + ": " + who +
                    "content_weight and style_weight are both 0; nothing would be learned");
     }
   };
-  check_training(job.training, "training: ");
+  // The job's training section is each style's default: it is checked as
+  // itself when a style trains with it unchanged (a job whose styles all set
+  // max_steps may leave it at 0).
+  if (std::any_of(job.styles.begin(), job.styles.end(), [&](const StyleSpec& style) {
+        return SameTraining(style.training, job.training);
+      })) {
+    check_training(job.training, "training: ");
+  }
   if (job.distributed.stall_warn_seconds > job.distributed.timeout_seconds) {
     problems.Add(problems.file() + ": distributed: stall_warn_seconds (" +
                  std::to_string(job.distributed.stall_warn_seconds) +
@@ -1852,9 +1874,8 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
     const fs::path content = fs::weakly_canonical(job.data.content_dir, ec);
     for (const StyleSpec& style : job.styles) {
       const fs::path out = fs::weakly_canonical(style.output_dir, ec);
-      const auto [end, unused] =
-          std::mismatch(content.begin(), content.end(), out.begin(), out.end());
-      if (end == content.end()) {
+      if (std::mismatch(content.begin(), content.end(), out.begin(), out.end()).first ==
+          content.end()) {
         problems.Add(style.origin + ": style '" + style.name + "' writes to '" + style.output_dir +
                      "', inside data.content_dir '" + job.data.content_dir +
                      "', whose sub-folders are read too: its previews and final images would "

@@ -259,6 +259,16 @@ TEST_F(ConfigTest, SyntaxErrorHasPosition) {
                 "DIR/job.yaml:3:1: YAML syntax error: end of sequence flow not found"});
 }
 
+// A second document was dropped without a word; an empty one is harmless.
+TEST_F(ConfigTest, ASecondYamlDocumentIsRefused) {
+  const std::string job = Head() + "styles:\n  - image: styles/wave.jpg\n";
+  EXPECT_EQ(Problems(job + "---\n" + job),
+            std::vector<std::string>{"DIR/job.yaml:10:1: a second YAML document starts here "
+                                     "(after '---'); a job file holds one job: split it into two "
+                                     "files, or remove the '---' line"});
+  EXPECT_EQ(Load("---\n" + job + "---\n").styles.size(), 1u);
+}
+
 // 100000 levels of nesting once gave "YAML syntax error: bad file".
 TEST_F(ConfigTest, AbsurdNestingSaysSo) {
   EXPECT_EQ(Problems("a: " + std::string(100000, '[') + std::string(100000, ']') + "\n"),
@@ -612,6 +622,22 @@ TEST_F(ConfigTest, CrossFieldRulesAreChecked) {
   EXPECT_EQ(Problems(Head() + "training:\n  epochs: 0\nstyles:\n  - image: styles/wave.jpg\n"),
             std::vector<std::string>{"DIR/job.yaml: training: epochs and max_steps are both 0; "
                                      "set at least one to end training"});
+  // A job whose styles all end by their own max_steps needs none of its own.
+  EXPECT_EQ(Load(Head() + "training:\n  epochs: 0\nstyles:\n  - image: styles/wave.jpg\n"
+                          "    max_steps: 5\n")
+                .styles.front()
+                .training.max_steps,
+            5);
+  // A value that could not be read is reported once, without the rules it
+  // would break only by keeping its default (found in a trial).
+  EXPECT_EQ(Problems(Head() + "training:\n  epochs: 0\nstyles:\n  - image: styles/wave.jpg\n"
+                              "    max_steps: abc\n"),
+            std::vector<std::string>{
+                "DIR/job.yaml:11:16: styles[].max_steps: expected an integer, got 'abc'"});
+  EXPECT_EQ(Problems(Head() + "training:\n  epochs: 0\n  max_steps: -5\nstyles:\n"
+                              "  - image: styles/wave.jpg\n"),
+            std::vector<std::string>{"DIR/job.yaml:9:14: training.max_steps: must be between 0 "
+                                     "and 1099511627776, got -5"});
   EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/wave.jpg\n    micro_batches: 3\n"),
             std::vector<std::string>{"DIR/job.yaml: style 'wave': micro_batches (3) must divide "
                                      "batch_size (4)"});
