@@ -56,10 +56,12 @@ struct JobArgs {
   }
 };
 
-void ReportConfigError(const ConfigError& e) {
-  for (const auto& problem : e.problems()) std::cerr << problem << "\n";
-  std::cerr << e.problems().size() << (e.problems().size() == 1 ? " problem" : " problems")
-            << " found; nothing was run\n";
+void ReportConfigError(const ConfigError& e, const std::string& then = "") {
+  std::string text;
+  for (const auto& problem : e.problems()) text += problem + "\n";
+  text += std::to_string(e.problems().size()) +
+          (e.problems().size() == 1 ? " problem" : " problems") + " found; nothing was run\n";
+  WriteToStderr(text + then);
 }
 
 // Writes <output_dir>/prometheus_targets.json (file-based service discovery)
@@ -133,14 +135,13 @@ int RunCollective(World& world, Body body) {
     return body();
   } catch (const ConfigError& e) {
     if (me.size == 1) throw;
-    ReportConfigError(e);
-    std::cerr << "rank " << me.rank << " on " << me.host << ": aborting all " << me.size
-              << " ranks\n";
+    ReportConfigError(e, "rank " + std::to_string(me.rank) + " on " + me.host + ": aborting all " +
+                             std::to_string(me.size) + " ranks\n");
     world.Abort(kExitConfigError);
   } catch (const std::exception& e) {
     if (me.size == 1) throw;
-    std::cerr << "error: rank " << me.rank << " on " << me.host << ": " << e.what()
-              << "\naborting all " << me.size << " ranks\n";
+    WriteToStderr("error: rank " + std::to_string(me.rank) + " on " + me.host + ": " + e.what() +
+                  "\naborting all " + std::to_string(me.size) + " ranks\n");
     world.Abort(kExitRuntimeError);
   }
   return kExitRuntimeError;  // not reached: Abort does not return
@@ -279,9 +280,9 @@ int Run(int argc, char** argv) {
   train_args.AddTo(train);
   train
       ->add_option("--threads", train_options.threads,
-                   "Intra-op threads per rank (default: OMP_NUM_THREADS when set, else cores / "
-                   "ranks on the host)")
-      ->check(CLI::Range(0, 1024));
+                   "Intra-op threads per rank, 1 to 1024; 0 or left out: OMP_NUM_THREADS when "
+                   "set, else cores / ranks on the host")
+      ->check(CLI::Range(0, kMaxIntraOpThreads));
   train->add_option("--style", train_options.only_styles,
                     "Train only this style (repeatable): a style name, a sweep run name, a swept "
                     "style (all its runs) or a shell pattern such as 'candy/*'");
@@ -332,8 +333,9 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   stylize
       ->add_option("--threads", stylize_options.threads,
-                   "Intra-op threads (default: OMP_NUM_THREADS when set, else all cores)")
-      ->check(CLI::Range(0, 1024));
+                   "Intra-op threads, 1 to 1024; 0 or left out: OMP_NUM_THREADS when set, else "
+                   "all cores")
+      ->check(CLI::Range(0, kMaxIntraOpThreads));
   stylize->add_flag("--overwrite", stylize_options.overwrite,
                     "Replace output files that exist (default: keep them, skip their inputs)");
   stylize->add_option("--style", stylize_options.style,
@@ -398,9 +400,9 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   bench
       ->add_option("--threads", bench_options.threads,
-                   "Intra-op threads per rank (default: OMP_NUM_THREADS when set, else cores / "
-                   "ranks on the host)")
-      ->check(CLI::Range(0, 1024));
+                   "Intra-op threads per rank, 1 to 1024; 0 or left out: OMP_NUM_THREADS when "
+                   "set, else cores / ranks on the host")
+      ->check(CLI::Range(0, kMaxIntraOpThreads));
   bench->add_option("--warmup", bench_options.warmup_steps, "Untimed steps first (default 1)")
       ->check(CLI::Range(0, 1000));
   bench->add_option("--steps", bench_options.steps, "Timed steps per measurement (default 3)")
@@ -515,7 +517,7 @@ int Run(int argc, char** argv) {
   if (train->parsed()) return RunTrain(train_args, train_options);
   if (stylize->parsed()) {
     const StylizeResult result = StylizeImages(stylize_options);
-    std::cerr << DescribeStylizeResult(result) << "\n";
+    WriteToStderr(DescribeStylizeResult(result) + "\n");
     return result.failed.empty() ? kExitOk : kExitRuntimeError;
   }
   if (export_cmd->parsed()) {
@@ -602,11 +604,8 @@ int main(int argc, char** argv) {
   } catch (const ConfigError& e) {
     ReportConfigError(e);
     return kExitConfigError;
-  } catch (const DataError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return kExitRuntimeError;
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    WriteToStderr(std::string("error: ") + e.what() + "\n");
     return kExitRuntimeError;
   }
 }

@@ -10,6 +10,11 @@ namespace stylefleet {
 /// "cpu MHz", "flags", ...); empty when absent or unreadable.
 std::string CpuInfoField(const std::string& name);
 
+/// The most intra-op threads a process is given (`--threads`, OMP_NUM_THREADS):
+/// more than any machine here has, and few enough that a typo is refused
+/// rather than spawned.
+constexpr int kMaxIntraOpThreads = 1024;
+
 /// True when the CPU lists `flag` (e.g. "avx512f", "avx512_bf16") in its flags.
 bool CpuHasFlag(const std::string& flag);
 

@@ -1,6 +1,9 @@
 #include "common/log.h"
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -14,10 +17,14 @@ std::string g_prefix;
 
 const char* LevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "DEBUG";
-    case LogLevel::kInfo: return "INFO ";
-    case LogLevel::kWarning: return "WARN ";
-    case LogLevel::kError: return "ERROR";
+    case LogLevel::kDebug:
+      return "DEBUG";
+    case LogLevel::kInfo:
+      return "INFO ";
+    case LogLevel::kWarning:
+      return "WARN ";
+    case LogLevel::kError:
+      return "ERROR";
   }
   return "?";
 }
@@ -37,9 +44,23 @@ void LogLine(LogLevel level, const std::string& message) {
   localtime_r(&now, &tm_now);
   char stamp[16];
   std::strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm_now);
+  std::string line;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    line = std::string(stamp) + " " + LevelName(level) + " " + g_prefix + message + "\n";
+  }
+  WriteToStderr(line);
+}
+
+void WriteToStderr(const std::string& text) {
   std::lock_guard<std::mutex> lock(g_mutex);
-  std::fprintf(stderr, "%s %s %s%s\n", stamp, LevelName(level), g_prefix.c_str(), message.c_str());
-  std::fflush(stderr);
+  std::fflush(stderr);  // what stdio still holds goes first
+  for (size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(STDERR_FILENO, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // nowhere left to say it
+    done += static_cast<size_t>(n);
+  }
 }
 
 }  // namespace stylefleet

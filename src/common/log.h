@@ -18,8 +18,13 @@ LogLevel GetLogLevel();
 /// Prefix added to every line (e.g. "[rank 1] "); empty by default.
 void SetLogPrefix(const std::string& prefix);
 
-/// Writes one line `HH:MM:SS level prefix message` to stderr.
+/// Writes one line `HH:MM:SS level prefix message` to stderr (as WriteToStderr).
 void LogLine(LogLevel level, const std::string& message);
+
+/// Writes `text` to stderr with one write() where the system takes it whole:
+/// processes that share the stream (ranks under mpirun) cannot split each
+/// other's lines, as a message written piece by piece can be.
+void WriteToStderr(const std::string& text);
 
 namespace internal {
 class LogStream {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "common/cpu_info.h"
 #include "dist/world.h"
 
 namespace stylefleet {
@@ -67,6 +68,5 @@ int UseIntraOpThreads(int requested, int ranks_on_host);
 /// The first entry of OMP_NUM_THREADS as a thread count; 0 when unset, and
 /// when not a whole number from 1 to kMaxIntraOpThreads (then with a warning).
 int ThreadsFromOmpEnvironment();
-constexpr int kMaxIntraOpThreads = 1024;
 
 }  // namespace stylefleet

@@ -1,5 +1,9 @@
 // The command-line tool's contract: exit codes and messages at the edge.
 #include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +15,8 @@
 #include "common/cpu_info.h"
 #include "test_paths.h"
 #include "test_util.h"
+
+extern char** environ;
 
 namespace stylefleet {
 namespace {
@@ -30,6 +36,55 @@ TEST(CliTest, InvalidJobExitsWithCode2AndPositions) {
       << r.output;
   EXPECT_NE(r.output.find("problems found; nothing was run"), std::string::npos);
   EXPECT_EQ(r.output.find("terminate called"), std::string::npos);
+}
+
+// Runs the tool with stderr on a datagram socket, where each write() arrives
+// as one message: returns the messages, in order.
+std::vector<std::string> StderrWrites(const std::vector<std::string>& args) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_DGRAM, 0, pair) != 0) return {"socketpair failed"};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pair[1], STDERR_FILENO);
+  posix_spawn_file_actions_addclose(&actions, pair[0]);
+  std::vector<std::string> argv_text = {STYLEFLEET_BINARY};
+  argv_text.insert(argv_text.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_text) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pair[1]);
+  std::vector<std::string> writes;
+  if (spawned == 0) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    std::vector<char> buffer(1 << 20);
+    for (ssize_t n; (n = ::recv(pair[0], buffer.data(), buffer.size(), MSG_DONTWAIT)) >= 0;) {
+      writes.emplace_back(buffer.data(), static_cast<size_t>(n));
+    }
+  }
+  ::close(pair[0]);
+  return writes;
+}
+
+// Under mpirun the ranks share one stream: a message written in pieces
+// ("error: ", the reason, "\n") could be split by another rank's line (seen
+// in a trial). Every report is one write.
+TEST(CliTest, ErrorReportsAreWrittenWhole) {
+  testing::TempDir dir;
+  testing::WriteFile(dir / "job.yaml", "data:\n  content_dir: nowhere\n  image_size: 0\n");
+  const std::vector<std::string> config = StderrWrites({"check", dir / "job.yaml"});
+  ASSERT_EQ(config.size(), 1u) << ::testing::PrintToString(config);
+  EXPECT_NE(config[0].find("data.image_size: must be between 64 and 4096, got 0\n"),
+            std::string::npos);
+  EXPECT_NE(config[0].find(" problems found; nothing was run\n"), std::string::npos);
+  const std::vector<std::string> runtime =
+      StderrWrites({"export", "--model", dir / "none.pt", "--to", dir / "x.pt"});
+  ASSERT_EQ(runtime.size(), 1u) << ::testing::PrintToString(runtime);
+  EXPECT_EQ(runtime[0].rfind("error: ", 0), 0u) << runtime[0];
+  EXPECT_EQ(runtime[0].back(), '\n');
 }
 
 TEST(CliTest, UsageErrorsExitWithCode2) {
@@ -110,6 +165,30 @@ TEST(CliTest, OutputFilesThatCannotBeWrittenStopBeforeTheWork) {
 }
 
 // export keeps what exists: a file only with --overwrite, a folder never.
+// A style image that does not decode is found by `check` and stops `train`
+// before it writes anything, with the line that names the style.
+TEST(CliTest, AStyleImageThatDoesNotDecodeIsRefusedUpFront) {
+  testing::TempDir dir;
+  testing::WriteTestImages(dir / "photos", 2, 72, 64);
+  testing::WriteFile(dir / "notes.jpg", "not an image\n");
+  testing::WriteFile(dir / "job.yaml",
+                     "data: {content_dir: photos, image_size: 64}\n"
+                     "loss_network: {weights: 'random:1'}\n"
+                     "training: {batch_size: 1, max_steps: 1}\n"
+                     "monitoring: {listen: 'off'}\n"
+                     "styles:\n  - image: photos/0001.png\n  - image: notes.jpg\n");
+  for (const std::string command : {"check ", "train "}) {
+    const testing::CommandResult r = RunTool(command + (dir / "job.yaml"));
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find(dir / "job.yaml:7:"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("style 'notes': bad style image: " + (dir / "notes.jpg") +
+                            ": not a supported image"),
+              std::string::npos)
+        << r.output;
+    EXPECT_FALSE(std::filesystem::exists(dir / "runs")) << r.output;
+  }
+}
+
 TEST(CliTest, ExportKeepsAnExistingFileUnlessTold) {
   testing::TempDir dir;
   testing::WriteFile(dir / "notes.txt", "mine");
