@@ -4,10 +4,11 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace stylefleet {
 
-inline uint64_t Fnv1a(const std::string& text, uint64_t hash = 1469598103934665603ULL) {
+inline uint64_t Fnv1a(std::string_view text, uint64_t hash = 1469598103934665603ULL) {
   for (unsigned char c : text) {
     hash ^= c;
     hash *= 1099511628211ULL;

@@ -178,7 +178,9 @@ Batch BatchLoader::Next() {
     }
     if (last_good_.empty()) {
       throw DataError("no file of the content set (" + std::to_string(files_.size()) +
-                      " files) could be decoded");
+                      " files) can be trained on: each one failed to decode, is smaller than "
+                      "the training size, or is one uniform colour (the warnings above name "
+                      "them and say which)");
     }
   }
   for (int j = 0; j < batch.count; ++j) {

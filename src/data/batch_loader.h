@@ -58,7 +58,7 @@ class BatchLoader {
   BatchLoader& operator=(const BatchLoader&) = delete;
 
   /// The next batch; epochs follow one another without end. Throws DataError
-  /// when no image of a whole batch nor any earlier one could be decoded.
+  /// when no image of a whole batch nor any earlier one could be used.
   Batch Next();
 
   /// Full batches per epoch on this rank.
@@ -93,8 +93,8 @@ class BatchLoader {
   std::condition_variable worker_cv_;
   std::condition_variable consumer_cv_;
   std::vector<Slot> slots_;
-  int64_t next_claim_ = 0;     // next item a worker may decode
-  int64_t next_consume_ = 0;   // first item of the next batch
+  int64_t next_claim_ = 0;    // next item a worker may decode
+  int64_t next_consume_ = 0;  // first item of the next batch
   bool stop_ = false;
   std::map<int64_t, std::vector<int64_t>> shards_;  // epoch -> shard (kept for two epochs)
   std::set<int64_t> bad_files_;

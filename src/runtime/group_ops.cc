@@ -57,9 +57,14 @@ std::string JoinItems(const std::vector<AgreedItem>& items) {
   return text;
 }
 
-using ItemsByRank = std::vector<std::map<std::string, std::string>>;
+// One rank's items: values by name, and the names in the rank's order.
+struct RankItems {
+  std::map<std::string, std::string> values;
+  std::vector<std::string> order;
+};
+using ItemsByRank = std::vector<RankItems>;
 
-// Each rank's items by name, and the names in first-seen order.
+// Each rank's items, and in `keys` the names of all in first-seen order.
 ItemsByRank ParseItems(const std::vector<std::string>& all, std::vector<std::string>& keys) {
   ItemsByRank by_rank(all.size());
   std::set<std::string> seen;
@@ -69,7 +74,8 @@ ItemsByRank ParseItems(const std::vector<std::string>& all, std::vector<std::str
       const size_t tab = line.find('\t');
       const std::string key = line.substr(0, tab);
       if (seen.insert(key).second) keys.push_back(key);
-      by_rank[r][key] = tab == std::string::npos ? "" : line.substr(tab + 1);
+      by_rank[r].values[key] = tab == std::string::npos ? "" : line.substr(tab + 1);
+      by_rank[r].order.push_back(key);
     }
   }
   return by_rank;
@@ -80,8 +86,8 @@ ItemsByRank ParseItems(const std::vector<std::string>& all, std::vector<std::str
 std::string DescribeDisagreement(const ItemsByRank& by_rank, const std::string& key) {
   std::vector<std::pair<std::string, std::vector<int>>> holders;
   for (size_t r = 0; r < by_rank.size(); ++r) {
-    const auto it = by_rank[r].find(key);
-    const std::string value = it == by_rank[r].end() ? "nothing" : "'" + it->second + "'";
+    const auto it = by_rank[r].values.find(key);
+    const std::string value = it == by_rank[r].values.end() ? "nothing" : "'" + it->second + "'";
     auto same = std::find_if(holders.begin(), holders.end(),
                              [&](const auto& h) { return h.first == value; });
     if (same == holders.end()) same = holders.insert(holders.end(), {value, {}});
@@ -99,31 +105,28 @@ std::string DescribeDisagreement(const ItemsByRank& by_rank, const std::string& 
 }
 
 // The same items in another order (styles listed in another order): "ranks
-// disagree on the order of their settings: the 3rd is 'styles.candy.image' on
+// disagree on the order of their settings: item 3 is 'styles.candy.image' on
 // rank 0, 'styles.wave.image' on rank 1".
-std::string DescribeOrderDisagreement(const std::vector<std::string>& all) {
-  std::vector<std::vector<std::string>> keys(all.size());
-  for (size_t r = 0; r < all.size(); ++r) {
-    std::istringstream lines(all[r]);
-    for (std::string line; std::getline(lines, line);)
-      keys[r].push_back(line.substr(0, line.find('\t')));
-  }
-  for (size_t i = 0;; ++i) {
+std::string DescribeOrderDisagreement(const ItemsByRank& by_rank) {
+  const auto name = [](const std::vector<std::string>& order, size_t i) {
+    return i < order.size() ? "'" + order[i] + "'" : std::string("nothing");
+  };
+  size_t longest = 0;
+  for (const RankItems& rank : by_rank) longest = std::max(longest, rank.order.size());
+  for (size_t i = 0; i < longest; ++i) {
     std::string text;
     bool differ = false;
-    for (size_t r = 0; r < keys.size(); ++r) {
-      const std::string key = i < keys[r].size() ? "'" + keys[r][i] + "'" : "nothing";
-      differ = differ || key != (i < keys[0].size() ? "'" + keys[0][i] + "'" : "nothing");
+    for (size_t r = 0; r < by_rank.size(); ++r) {
+      const std::string key = name(by_rank[r].order, i);
+      differ = differ || key != name(by_rank[0].order, i);
       text += (r == 0 ? "" : ", ") + key + " on rank " + std::to_string(r);
     }
     if (differ) {
       return "ranks disagree on the order of their settings: item " + std::to_string(i + 1) +
              " is " + text;
     }
-    bool past_all = true;
-    for (const auto& k : keys) past_all = past_all && i >= k.size();
-    if (past_all) return "ranks disagree on the order of their settings";
   }
+  return "ranks disagree on the order of their settings";
 }
 
 }  // namespace
@@ -171,7 +174,7 @@ void CheckRanksAgree(Communicator& group, const std::vector<AgreedItem>& items,
     }
     problems.push_back("ranks disagree on " + key + ": " + values);
   }
-  if (problems.empty()) problems.push_back(DescribeOrderDisagreement(all));
+  if (problems.empty()) problems.push_back(DescribeOrderDisagreement(by_rank));
   problems.push_back(advice);
   throw ConfigError(problems);
 }

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "data/dataset.h"
+#include "data/image.h"
 #include "train/memory_budget.h"
 #include "train/rank_agreement.h"
 #include "train/run_settings.h"
@@ -173,6 +174,15 @@ std::vector<std::string> BaseModelProblems(const JobConfig& job) {
 
 }  // namespace
 
+std::string StyleImageProblem(const JobConfig& job, const StyleSpec& style) {
+  try {
+    LoadImageFile(style.image, DecodeOptions{job.data.max_image_pixels, 0});
+    return {};
+  } catch (const DataError& e) {
+    return style.origin + ": style '" + style.name + "': bad style image: " + e.what();
+  }
+}
+
 std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options) {
   std::vector<const StyleSpec*> styles;
   try {
@@ -212,6 +222,14 @@ std::vector<std::string> PreflightProblems(const JobConfig& job, const Preflight
       problems.push_back(std::move(p));
     }
   }
+  // A conditional network's run stands for all the job's styles and their images.
+  const bool conditional = job.network == "conditional";
+  for (const StyleSpec& style : job.styles) {
+    const bool selected =
+        conditional || std::find(styles.begin(), styles.end(), &style) != styles.end();
+    const std::string problem = selected ? StyleImageProblem(job, style) : std::string();
+    if (!problem.empty()) problems.push_back(problem);
+  }
   for (auto& p : BaseModelProblems(job)) problems.push_back(std::move(p));
   if (options.processes_on_host > 0) {
     const std::string memory = MemoryBudgetProblem(job, options.processes_on_host);
@@ -223,7 +241,7 @@ std::vector<std::string> PreflightProblems(const JobConfig& job, const Preflight
 std::vector<FileLock> LockStyleFolders(const JobConfig& job,
                                        const std::vector<std::string>& only_styles, World& world) {
   const ProcessInfo& me = world.info();
-  CheckRanksAgreeOnJob(world.all(), job, only_styles, ListImageFiles(job.data.content_dir));
+  CheckRanksAgreeOnJob(world.all(), job, only_styles, ReadJobInputs(job));
   const std::vector<const StyleSpec*> styles = SelectRuns(job, only_styles);
   const StyleSchedule plan = PlanStyles(static_cast<int>(styles.size()), me.size, RanksPerRun(job));
   std::vector<FileLock> locks;

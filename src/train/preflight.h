@@ -50,8 +50,14 @@ struct PreflightOptions {
   int processes_on_host = 1;
 };
 
+/// Why the style image of `style` cannot be trained on (it does not decode, or
+/// is larger than job.data.max_image_pixels), naming where the style is
+/// defined and the file; empty when it decodes. Decodes the whole file.
+std::string StyleImageProblem(const JobConfig& job, const StyleSpec& style);
+
 /// Problems that would certainly stop `train`: unknown style names, a content
-/// folder without images or with fewer than one step needs, a ranks_per_style
+/// folder without images or with fewer than one step needs, a style image
+/// that does not decode (StyleImageProblem), a ranks_per_style
 /// that does not divide the world, a style output folder that belongs to
 /// another job or style, a conditional job's base_model that does not load,
 /// is a per-style network or already holds one of the job's styles, a style

@@ -537,7 +537,9 @@ void StyleRun::CheckCheckpointBelongsHere(const TensorDict& dict, const std::str
 }
 
 RunPosition StyleRun::Resume() {
-  for (const auto& path : ListCheckpoints(style_.output_dir)) {
+  const std::vector<std::string> checkpoints = ListCheckpoints(style_.output_dir);
+  std::string newest_problem;
+  for (const auto& path : checkpoints) {
     try {
       const TensorDict dict = LoadTensorDict(path);
       // A conditional network's rows belong to its styles in order: a job
@@ -558,7 +560,18 @@ RunPosition StyleRun::Resume() {
       return position;
     } catch (const DataError& e) {
       SF_LOG(kWarning) << "[" << style_.name << "] ignoring unreadable checkpoint: " << e.what();
+      if (newest_problem.empty()) newest_problem = e.what();
     }
+  }
+  // Training from step 0 would replace what the damaged files held (and a
+  // finished style's model.pt) without a word beyond the warnings above.
+  if (!checkpoints.empty()) {
+    throw Error("style '" + style_.name + "': none of its " + std::to_string(checkpoints.size()) +
+                " checkpoint(s) can be read (the newest: " + newest_problem +
+                "); nothing was trained or overwritten. Restore them from a copy, or move them "
+                "out of " +
+                (fs::path(style_.output_dir) / "checkpoints").string() +
+                " to train this style from step 0");
   }
   return RunPosition{};
 }

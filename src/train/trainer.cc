@@ -139,18 +139,15 @@ bool TrainPass(std::vector<StyleRun*> runs, const PassContext& c,
   return false;
 }
 
-// Problems that would stop a style later are found before any training starts.
+// The preflight decoded the style images too; a file can change in between.
 void CheckStyleImages(const JobConfig& job, std::vector<const StyleSpec*> styles) {
   if (job.network == "conditional") {
     styles.clear();
     for (const StyleSpec& s : job.styles) styles.push_back(&s);
   }
   for (const StyleSpec* style : styles) {
-    try {
-      LoadImageFile(style->image, DecodeOptions{job.data.max_image_pixels, 0});
-    } catch (const DataError& e) {
-      throw DataError("style '" + style->name + "': bad style image: " + e.what());
-    }
+    const std::string problem = StyleImageProblem(job, *style);
+    if (!problem.empty()) throw DataError(problem);
   }
 }
 
@@ -206,9 +203,10 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options) {
 TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world) {
   const ProcessInfo& me = world.info();
   const std::vector<const StyleSpec*> styles = SelectRuns(job, options.only_styles);
-  const std::vector<std::string> files = ListImageFiles(job.data.content_dir);
+  const JobInputs inputs = ReadJobInputs(job);
+  const std::vector<std::string>& files = inputs.content_files;
   // Every rank must run the same job on the same data: compare before anything else.
-  CheckRanksAgreeOnJob(world.all(), job, options.only_styles, files);
+  CheckRanksAgreeOnJob(world.all(), job, options.only_styles, inputs);
   if (me.local_rank == 0 || me.size == 1) {
     // CPU memory; a GPU's is checked by its allocator. Only one rank per host
     // says it, for all of them.

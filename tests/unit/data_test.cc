@@ -478,6 +478,23 @@ TEST_F(LoaderTest, SetWithNoDecodableImageIsAnError) {
   options.batch_size = 2;
   BatchLoader loader(ListImageFiles(bad.path()), options);
   EXPECT_THROW(loader.Next(), DataError);
+  // Files that decode but are one colour are not called undecodable (a trial
+  // was told "could be decoded" of photos that had decoded).
+  TempDir flat;
+  RgbImage grey = testing::MakeTestImage(40, 40, 1);
+  std::fill(grey.pixels.begin(), grey.pixels.end(), 128);
+  for (int i = 0; i < 2; ++i) SaveImageFile(grey, flat / ("g" + std::to_string(i) + ".png"));
+  BatchLoader flat_loader(ListImageFiles(flat.path()), options);
+  try {
+    flat_loader.Next();
+    ADD_FAILURE() << "trained on one-colour images";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("(2 files) can be trained on: each one failed to decode, "
+                                         "is smaller than the training size, or is one uniform "
+                                         "colour"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

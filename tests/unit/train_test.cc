@@ -204,7 +204,8 @@ TEST_F(TrainTest, RanksThatSeeDifferentContentFilesAreStopped) {
     for (int r = 0; r < 2; ++r) {
       ranks.emplace_back([&, r] {
         try {
-          CheckRanksAgreeOnJob(*world[static_cast<size_t>(r)], job, {}, r == 0 ? files : second);
+          CheckRanksAgreeOnJob(*world[static_cast<size_t>(r)], job, {},
+                               JobInputs{r == 0 ? files : second, {}});
         } catch (const ConfigError& e) {
           errors[static_cast<size_t>(r)] = e.problems().front();
         }
@@ -218,6 +219,56 @@ TEST_F(TrainTest, RanksThatSeeDifferentContentFilesAreStopped) {
             : "ranks disagree on the content files (relative paths and sizes, hashed)";
     for (const auto& e : errors) EXPECT_EQ(e.substr(0, expected.size()), expected) << e;
   }
+}
+
+// A node whose copy of the style image differs (another picture under the
+// same name) trains another style: stopped, naming the file (found in a
+// trial: only the path was compared).
+TEST_F(TrainTest, RanksThatReadDifferentStyleImagesAreStopped) {
+  const JobConfig job = Job(dir_ / "o");
+  const JobInputs first = ReadJobInputs(job);
+  ASSERT_EQ(first.file_hashes.size(), 1u);  // random loss network: no weights file
+  SaveImageFile(testing::MakeTestImage(90, 90, 6), dir_ / "style.png");
+  const JobInputs second = ReadJobInputs(job);
+  auto world = MakeLocalWorld(2);
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.emplace_back([&, r] {
+      try {
+        CheckRanksAgreeOnJob(*world[static_cast<size_t>(r)], job, {}, r == 0 ? first : second);
+      } catch (const ConfigError& e) {
+        errors[static_cast<size_t>(r)] = e.problems().front();
+      }
+    });
+  }
+  for (auto& t : ranks) t.join();
+  const std::string expected = "ranks disagree on the style image " + (dir_ / "style.png") +
+                               " (size and bytes, hashed): rank 0 has '" +
+                               first.file_hashes[0].second + "'; rank 1 has '" +
+                               second.file_hashes[0].second + "'";
+  for (const auto& e : errors) EXPECT_EQ(e.substr(0, expected.size()), expected) << e;
+}
+
+// A file's hash: copies agree; whole, any changed byte shows; sampled (for
+// files of hundreds of MB), a change of size or in a sampled block shows.
+TEST_F(TrainTest, FileContentHashSeesChangedBytes) {
+  std::string bytes(3 << 20, 'a');
+  testing::WriteFile(dir_ / "a.bin", bytes);
+  testing::WriteFile(dir_ / "b.bin", bytes);
+  for (bool sampled : {false, true}) {
+    EXPECT_EQ(FileContentHash(dir_ / "a.bin", sampled), FileContentHash(dir_ / "b.bin", sampled));
+  }
+  bytes[bytes.size() - 1] = 'b';  // in the last block, which the sample holds
+  testing::WriteFile(dir_ / "b.bin", bytes);
+  EXPECT_NE(FileContentHash(dir_ / "a.bin", true), FileContentHash(dir_ / "b.bin", true));
+  bytes[bytes.size() - 1] = 'a';
+  bytes[100000] = 'b';  // between sampled blocks
+  testing::WriteFile(dir_ / "b.bin", bytes);
+  EXPECT_NE(FileContentHash(dir_ / "a.bin", false), FileContentHash(dir_ / "b.bin", false));
+  testing::WriteFile(dir_ / "b.bin", bytes + "x");
+  EXPECT_NE(FileContentHash(dir_ / "a.bin", true), FileContentHash(dir_ / "b.bin", true));
+  EXPECT_EQ(FileContentHash(dir_ / "none.bin", false), "missing");
 }
 
 // What the content comparison hashes: two copies of the folder hash the same;
@@ -817,6 +868,31 @@ TEST_F(TrainTest, ADamagedOrPoisonedCheckpointIsSkippedNamingTheFile) {
       << resumed.output;
   TrainJob(Job("straight"), Quiet());
   ExpectSameTensors(style + "/model.pt", dir_ / "straight/style/model.pt");
+}
+
+// When no checkpoint of a style can be read, training from step 0 would
+// replace the finished model without a word: the run stops, naming the
+// folder, and leaves the model as it was (found in a trial: it retrained).
+TEST_F(TrainTest, AStyleWhoseCheckpointsAreAllDamagedIsNotRetrained) {
+  TrainJob(Job("out", {"training.max_steps=2", "checkpoint.every_steps=1"}), Quiet());
+  const std::string style = dir_ / "out/style";
+  const auto model_time = fs::last_write_time(style + "/model.pt");
+  for (int step : {1, 2}) testing::WriteFile(CheckpointPath(style, step), "damaged");
+  try {
+    TrainJob(Job("out", {"training.max_steps=3"}), Quiet());
+    ADD_FAILURE() << "trained from step 0 over damaged checkpoints";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("style 'style': none of its 2 checkpoint(s) can be read "
+                                         "(the newest: " +
+                                         CheckpointPath(style, 2)),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("move them out of " + style + "/checkpoints"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(fs::last_write_time(style + "/model.pt"), model_time);
+  EXPECT_EQ(fs::file_size(CheckpointPath(style, 2)), 7u);  // still "damaged"
 }
 
 // Checkpoints are written in the background. When the last one fails, the run
