@@ -1,13 +1,34 @@
 #include "data/dataset.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
 #include "common/error.h"
+#include "common/fnv1a.h"
 #include "data/image.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
+
+std::string ContentListHash(const std::string& dir, const std::vector<std::string>& files) {
+  uint64_t hash = Fnv1a("");
+  for (const auto& file : files) {
+    std::error_code ec;
+    const auto size = fs::file_size(file, ec);
+    hash = Fnv1a(fs::path(file).lexically_relative(dir).string() + "\t" +
+                     (ec ? std::string("?") : std::to_string(size)) + "\n",
+                 hash);
+  }
+  char text[20];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(hash));
+  return text;
+}
+
+std::string DescribeContentList(const std::string& dir, const std::vector<std::string>& files) {
+  return std::to_string(files.size()) + " files, paths and sizes hash " +
+         ContentListHash(dir, files);
+}
 
 std::vector<std::string> ListImageFiles(const std::string& dir) {
   std::error_code ec;

@@ -12,6 +12,15 @@ namespace stylefleet {
 /// folder is missing, unreadable or holds no image files.
 std::vector<std::string> ListImageFiles(const std::string& dir);
 
+/// A hash (16 hex digits) of `files`' paths relative to `dir` and their sizes:
+/// a node whose copy of the folder lacks a file, or holds another one under
+/// the same name, gives another value.
+std::string ContentListHash(const std::string& dir, const std::vector<std::string>& files);
+
+/// "24 files, paths and sizes hash 0123456789abcdef": what a run trained on,
+/// for its settings record (train/run_settings.h).
+std::string DescribeContentList(const std::string& dir, const std::vector<std::string>& files);
+
 /// The shuffled order of one epoch: a permutation of [0, count) determined by
 /// (seed, epoch) alone, identical on every platform (own Fisher-Yates with
 /// splitmix64, since std::shuffle's output is implementation-defined).

@@ -104,12 +104,13 @@ std::vector<std::pair<std::string, std::string>> RunFolders(const JobConfig& job
 // A resumed style whose settings changed: changes that are safe are logged;
 // the others are one problem (or, when allowed, a warning).
 std::vector<std::string> SettingsProblems(const JobConfig& job, const StyleSpec& style,
-                                          int group_ranks, const PreflightOptions& options) {
+                                          int group_ranks, const std::string& content_list,
+                                          const PreflightOptions& options) {
   const std::vector<std::string> checkpoints = ListCheckpoints(style.output_dir);
   if (checkpoints.empty()) return {};
   bool recorded = false;
-  const std::vector<SettingChange> changes =
-      CompareRunSettings(style.output_dir, RunSettings(job, style, group_ranks), &recorded);
+  const std::vector<SettingChange> changes = CompareRunSettings(
+      style.output_dir, RunSettings(job, style, group_ranks, content_list), &recorded);
   std::string safe, unsafe;
   for (const SettingChange& c : changes) {
     (c.on_resume == OnResume::kMustMatch ? unsafe : safe) +=
@@ -198,8 +199,11 @@ std::vector<std::string> PreflightProblems(const JobConfig& job, const Preflight
     return e.problems();
   }
   size_t files = 0;
+  std::string content_list;
   try {
-    files = ListImageFiles(job.data.content_dir).size();
+    const std::vector<std::string> listed = ListImageFiles(job.data.content_dir);
+    files = listed.size();
+    content_list = DescribeContentList(job.data.content_dir, listed);
   } catch (const DataError& e) {
     problems.push_back("data.content_dir: " + std::string(e.what()));
   }
@@ -218,7 +222,7 @@ std::vector<std::string> PreflightProblems(const JobConfig& job, const Preflight
       conflicts = conflicts || !conflict.empty();
     }
     if (conflicts) continue;
-    for (auto& p : SettingsProblems(job, *style, plan.ranks_per_group, options)) {
+    for (auto& p : SettingsProblems(job, *style, plan.ranks_per_group, content_list, options)) {
       problems.push_back(std::move(p));
     }
   }

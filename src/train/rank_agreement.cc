@@ -19,18 +19,6 @@ std::string Hex(uint64_t hash) {
 }
 }  // namespace
 
-std::string ContentListHash(const std::string& dir, const std::vector<std::string>& files) {
-  uint64_t hash = Fnv1a("");
-  for (const auto& file : files) {
-    std::error_code ec;
-    const auto size = fs::file_size(file, ec);
-    hash = Fnv1a(fs::path(file).lexically_relative(dir).string() + "\t" +
-                     (ec ? std::string("?") : std::to_string(size)) + "\n",
-                 hash);
-  }
-  return Hex(hash);
-}
-
 std::string FileContentHash(const std::string& path, bool sampled) {
   std::error_code ec;
   const auto size = fs::file_size(path, ec);

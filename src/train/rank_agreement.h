@@ -11,11 +11,6 @@
 
 namespace stylefleet {
 
-/// A hash (16 hex digits) of `files`' paths relative to `dir` and their sizes:
-/// a node whose copy of the folder lacks a file, or holds another one under
-/// the same name, gives another value.
-std::string ContentListHash(const std::string& dir, const std::vector<std::string>& files);
-
 /// A hash (16 hex digits) of the size and bytes of the file at `path`: all
 /// of them, or when `sampled` 16 spread blocks of 64 KiB (a 528 MB VGG-16 file
 /// would take seconds to read whole). "missing" when it cannot be read.

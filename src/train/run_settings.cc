@@ -15,7 +15,8 @@ fs::path RecordPath(const std::string& style_dir) { return fs::path(style_dir) /
 
 }  // namespace
 
-std::vector<Setting> RunSettings(const JobConfig& job, const StyleSpec& style, int group_ranks) {
+std::vector<Setting> RunSettings(const JobConfig& job, const StyleSpec& style, int group_ranks,
+                                 const std::string& content_list) {
   std::vector<Setting> settings = StyleRunSettings(job, style);
   // A conditional network learns all the job's styles: each one's image,
   // weights and style settings are the network's too.
@@ -28,6 +29,10 @@ std::vector<Setting> RunSettings(const JobConfig& job, const StyleSpec& style, i
   }
   settings.push_back({"ranks training the style together", std::to_string(group_ranks),
                       Agreement::kEveryRank, OnResume::kMustMatch});
+  if (!content_list.empty()) {
+    settings.push_back(
+        {"data.content_dir holds", content_list, Agreement::kEveryRank, OnResume::kMayChange});
+  }
   return settings;
 }
 

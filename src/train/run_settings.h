@@ -13,8 +13,11 @@ namespace stylefleet {
 
 /// What `style` of `job` trains with on groups of `group_ranks` ranks: the
 /// config's StyleRunSettings plus the group size, which sets the effective
-/// batch (batch_size x ranks) and so must match too.
-std::vector<Setting> RunSettings(const JobConfig& job, const StyleSpec& style, int group_ranks);
+/// batch (batch_size x ranks) and so must match too, and `content_list`
+/// (DescribeContentList of the content files; left out when empty): photos
+/// added or removed change the epochs' order, safe to continue with but said.
+std::vector<Setting> RunSettings(const JobConfig& job, const StyleSpec& style, int group_ranks,
+                                 const std::string& content_list);
 
 /// Writes `settings` to <style_dir>/settings.json (replacing it atomically).
 /// Throws Error when it cannot.

@@ -93,7 +93,8 @@ bool StyleRun::Prepare() {
     ClaimOutputDir(style_.output_dir, job_.name, style_.name, style_.sweep, style_.swept);
     for (const Member& m : members_) ClaimOutputDir(m.spec->output_dir, job_.name, m.spec->name);
     // What this run trains with, for the next resume to compare (train/preflight.h).
-    RecordRunSettings(style_.output_dir, RunSettings(job_, style_, control_.size()));
+    RecordRunSettings(style_.output_dir,
+                      RunSettings(job_, style_, control_.size(), context_.content_list));
   });
   ComputeStyleGrams();
   BuildModel();

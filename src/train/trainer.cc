@@ -245,7 +245,9 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
   // Under mpirun the ranks' output is interleaved (and usually a file): no progress line.
   PassContext pass{&job,   &files,  options.progress && me.size == 1, runtime.get(), &vgg,
                    &clock, &metrics};
-  StyleRunContext context{&job, &vgg, &files, &options, runtime.get(), group_index, &metrics};
+  StyleRunContext context{
+      &job,          &vgg,        &files,   &options,
+      runtime.get(), group_index, &metrics, DescribeContentList(job.data.content_dir, files)};
   TrainOutcome outcome;
   const auto& mine = plan.styles_of_group[static_cast<size_t>(group_index)];
   size_t number = 0;

@@ -870,6 +870,28 @@ TEST_F(TrainTest, ADamagedOrPoisonedCheckpointIsSkippedNamingTheFile) {
   ExpectSameTensors(style + "/model.pt", dir_ / "straight/style/model.pt");
 }
 
+// Photos added to the content folder between runs change each epoch's order:
+// safe to continue with, but said (a trial's resume did not notice).
+TEST_F(TrainTest, AResumeSaysThatTheContentFolderChanged) {
+  Job("out");
+  const std::string train = std::string(STYLEFLEET_BINARY) + " train " + (dir_ / "job.yaml") +
+                            " --no-progress --threads 1 --set monitoring.listen=off"
+                            " --set monitoring.linger_seconds=0";
+  ASSERT_EQ(testing::RunCommand(train + " --set training.max_steps=2").exit_code, 0);
+  const std::string before = DescribeContentList(dir_ / "photos", ListImageFiles(dir_ / "photos"));
+  SaveImageFile(testing::MakeTestImage(80, 72, 9), dir_ / "photos/extra.png");
+  const std::string after = DescribeContentList(dir_ / "photos", ListImageFiles(dir_ / "photos"));
+  EXPECT_EQ(before.substr(0, 8), "8 files,");
+  const testing::CommandResult resumed = testing::RunCommand(train);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming with changed settings that are safe to continue with:"),
+            std::string::npos)
+      << resumed.output;
+  EXPECT_NE(resumed.output.find("\n  data.content_dir holds: " + before + " -> " + after + "\n"),
+            std::string::npos)
+      << resumed.output;
+}
+
 // When no checkpoint of a style can be read, training from step 0 would
 // replace the finished model without a word: the run stops, naming the
 // folder, and leaves the model as it was (found in a trial: it retrained).
