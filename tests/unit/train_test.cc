@@ -189,6 +189,26 @@ TEST_F(TrainTest, InProcessRanksThatDisagreeOnAKeyStopNamingIt) {
   EXPECT_FALSE(fs::exists(dir_ / "o/style"));
 }
 
+// The first problem each of two in-process ranks reports when rank 0 reads
+// `first` and rank 1 `second` of `job` ("" for a rank that agrees).
+std::vector<std::string> AgreementErrors(const JobConfig& job, const JobInputs& first,
+                                         const JobInputs& second) {
+  auto world = MakeLocalWorld(2);
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.emplace_back([&, r] {
+      try {
+        CheckRanksAgreeOnJob(*world[static_cast<size_t>(r)], job, {}, r == 0 ? first : second);
+      } catch (const ConfigError& e) {
+        errors[static_cast<size_t>(r)] = e.problems().front();
+      }
+    });
+  }
+  for (auto& t : ranks) t.join();
+  return errors;
+}
+
 // Ranks that see different content folders under the same path (a node's
 // copy lacks a file, or holds another) are stopped, naming the folder.
 TEST_F(TrainTest, RanksThatSeeDifferentContentFilesAreStopped) {
@@ -198,20 +218,8 @@ TEST_F(TrainTest, RanksThatSeeDifferentContentFilesAreStopped) {
   std::vector<std::string> other = files;
   other.back() = dir_ / "style.png";  // same count, another file
   for (const auto& second : {fewer, other}) {
-    auto world = MakeLocalWorld(2);
-    std::vector<std::string> errors(2);
-    std::vector<std::thread> ranks;
-    for (int r = 0; r < 2; ++r) {
-      ranks.emplace_back([&, r] {
-        try {
-          CheckRanksAgreeOnJob(*world[static_cast<size_t>(r)], job, {},
-                               JobInputs{r == 0 ? files : second, {}});
-        } catch (const ConfigError& e) {
-          errors[static_cast<size_t>(r)] = e.problems().front();
-        }
-      });
-    }
-    for (auto& t : ranks) t.join();
+    const std::vector<std::string> errors =
+        AgreementErrors(job, JobInputs{files, {}}, JobInputs{second, {}});
     const std::string expected =
         second.size() < files.size()
             ? "ranks disagree on the number of content files in " + job.data.content_dir +
@@ -230,19 +238,7 @@ TEST_F(TrainTest, RanksThatReadDifferentStyleImagesAreStopped) {
   ASSERT_EQ(first.file_hashes.size(), 1u);  // random loss network: no weights file
   SaveImageFile(testing::MakeTestImage(90, 90, 6), dir_ / "style.png");
   const JobInputs second = ReadJobInputs(job);
-  auto world = MakeLocalWorld(2);
-  std::vector<std::string> errors(2);
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 2; ++r) {
-    ranks.emplace_back([&, r] {
-      try {
-        CheckRanksAgreeOnJob(*world[static_cast<size_t>(r)], job, {}, r == 0 ? first : second);
-      } catch (const ConfigError& e) {
-        errors[static_cast<size_t>(r)] = e.problems().front();
-      }
-    });
-  }
-  for (auto& t : ranks) t.join();
+  const std::vector<std::string> errors = AgreementErrors(job, first, second);
   const std::string expected = "ranks disagree on the style image " + (dir_ / "style.png") +
                                " (size and bytes, hashed): rank 0 has '" +
                                first.file_hashes[0].second + "'; rank 1 has '" +
