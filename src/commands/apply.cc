@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/vgg_layers.h"
+#include "common/writable_file.h"
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/image_tensor.h"
@@ -178,6 +179,11 @@ void ExportModel(const std::string& model, const std::string& output, bool overw
   }
   if (fs::exists(output, ec) && !overwrite) {
     throw ConfigError({"--to " + output + ": file exists; --overwrite replaces it"});
+  }
+  try {
+    FileToReplace(output);  // a device or FIFO is never replaced by the model file
+  } catch (const Error& e) {
+    throw ConfigError({"--to " + std::string(e.what())});
   }
   LoadedModel loaded = LoadModel(model);
   if (fs::exists(output, ec) && fs::equivalent(output, loaded.file, ec)) {

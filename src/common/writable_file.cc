@@ -28,4 +28,40 @@ void CheckWritableFile(const std::string& path, const std::string& option) {
   }
 }
 
+std::string FileToReplace(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::string target = path;
+  if (fs::is_symlink(fs::symlink_status(path, ec))) {
+    target = fs::weakly_canonical(path, ec).string();
+    if (ec) throw Error(path + ": cannot follow the symbolic link (" + ec.message() + ")");
+  }
+  const fs::file_status status = fs::status(target, ec);
+  const char* kind = nullptr;
+  switch (status.type()) {
+    case fs::file_type::not_found:
+    case fs::file_type::regular:
+      return target;
+    case fs::file_type::directory:
+      kind = "a folder";
+      break;
+    case fs::file_type::character:
+    case fs::file_type::block:
+      kind = "a device";
+      break;
+    case fs::file_type::fifo:
+      kind = "a FIFO";
+      break;
+    case fs::file_type::socket:
+      kind = "a socket";
+      break;
+    default:
+      kind = "not a file";
+      break;
+  }
+  if (ec) throw Error(path + ": cannot tell what is there (" + ec.message() + ")");
+  throw Error(path + (target == path ? "" : " (a link to " + target + ")") + ": is " + kind +
+              ", not a regular file; nothing was written");
+}
+
 }  // namespace stylefleet

@@ -11,4 +11,11 @@ namespace stylefleet {
 /// or a file that cannot be written. Creates nothing.
 void CheckWritableFile(const std::string& path, const std::string& option);
 
+/// The file a write-then-rename of `path` replaces: `path`, or the file a
+/// symbolic link there points to (renaming over the link would replace the
+/// link, not the file). Throws Error ("PATH: is a device, not a regular
+/// file; nothing was written") when what is there is not a regular file: a
+/// rename over /dev/null or a FIFO would replace it with a plain file.
+std::string FileToReplace(const std::string& path);
+
 }  // namespace stylefleet

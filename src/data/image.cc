@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/writable_file.h"
 
 namespace stylefleet {
 namespace {
@@ -460,7 +461,13 @@ void SaveImageFile(const RgbImage& image, const std::string& path, int jpeg_qual
     throw DataError(path + ": output images must end in .png, .jpg or .jpeg");
   }
   if (!ok || bytes.empty()) throw DataError(path + ": cannot encode image");
-  WriteFileAtomically(bytes, path + ".tmp", path);
+  std::string target;
+  try {
+    target = FileToReplace(path);
+  } catch (const Error& e) {
+    throw DataError(e.what());
+  }
+  WriteFileAtomically(bytes, target + ".tmp", target);
 }
 
 std::string CanonicalImageFormat(const std::string& format) {

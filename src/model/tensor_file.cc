@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "common/writable_file.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
@@ -709,7 +710,7 @@ void SaveTensorDict(const TensorDict& dict, const std::string& path) {
   c10::Dict<std::string, torch::Tensor> out;
   for (const auto& [key, tensor] : dict) out.insert(key, tensor.detach().cpu().contiguous());
   const std::vector<char> bytes = torch::pickle_save(torch::IValue(out));
-  const fs::path target(path);
+  const fs::path target(FileToReplace(path));
   std::error_code ec;
   if (!target.parent_path().empty()) {
     fs::create_directories(target.parent_path(), ec);

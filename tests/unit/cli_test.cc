@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -204,6 +205,15 @@ TEST(CliTest, ExportKeepsAnExistingFileUnlessTold) {
   r = RunTool("export --model " + (dir / "none.pt") + " --to " + (dir / "folder") + " --overwrite");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find(dir / "folder: is a folder"), std::string::npos) << r.output;
+  // Not even --overwrite replaces a FIFO or device with the model file (a
+  // trial's export --to /dev/full --overwrite did, as root).
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  r = RunTool("export --model " + (dir / "none.pt") + " --to " + (dir / "fifo") + " --overwrite");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--to " + (dir / "fifo") + ": is a FIFO, not a regular file"),
+            std::string::npos)
+      << r.output;
+  EXPECT_TRUE(std::filesystem::is_fifo(dir / "fifo"));
 }
 
 // export creates the folder it is asked to write into; stylize takes --format

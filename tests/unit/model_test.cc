@@ -1,6 +1,7 @@
 // The networks: shapes, parameter names, weights-file errors, and the export
 // round trip through PyTorch.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -206,20 +207,38 @@ TEST(TorchFileTest, ReadsStateDictsOfBothContainers) {
 
 // Truncated and corrupted copies of real files are refused with the file named,
 // never a crash or a read outside the buffer.
-// A write that cannot replace its target says why (the reason was once lost
-// to the clean-up of the temporary: "(Success)"), and leaves no temporary.
-TEST(TorchFileTest, AFailedReplaceSaysWhy) {
+// A write never replaces what is not a regular file: a folder, a FIFO (and
+// a device: an `export --overwrite` run as root once turned /dev/full into a
+// model file), and says why (the reason was once lost to the clean-up of the
+// temporary: "(Success)"), leaving no temporary. Through a symbolic link it
+// replaces the file the link points to and keeps the link.
+TEST(TorchFileTest, OnlyRegularFilesAreReplaced) {
   TempDir dir;
   testing::WriteFile(dir / "model.pt/inside", "x");
-  try {
-    SaveTensorDict({{"w", torch::ones({2})}}, dir / "model.pt");
-    FAIL() << "a folder was replaced";
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    EXPECT_NE(message.find("model.pt: cannot move new file into place ("), std::string::npos);
-    EXPECT_EQ(message.find("Success"), std::string::npos) << message;
+  ASSERT_EQ(::mkfifo((dir / "fifo.pt").c_str(), 0600), 0);
+  for (const auto& [name, kind] :
+       {std::pair<std::string, std::string>{"model.pt", "a folder"}, {"fifo.pt", "a FIFO"}}) {
+    try {
+      SaveTensorDict({{"w", torch::ones({2})}}, dir / name);
+      ADD_FAILURE() << kind << " was replaced";
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find(name + ": is " + kind + ", not a regular file; nothing was written"),
+                std::string::npos)
+          << message;
+      EXPECT_EQ(message.find("Success"), std::string::npos) << message;
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir / ("." + name + ".tmp")));
   }
-  EXPECT_FALSE(std::filesystem::exists(dir / ".model.pt.tmp"));
+  EXPECT_TRUE(std::filesystem::is_fifo(dir / "fifo.pt"));
+  ASSERT_EQ(::mkfifo((dir / "fifo.png").c_str(), 0600), 0);
+  EXPECT_THROW(SaveImageFile(testing::MakeTestImage(8, 8, 1), dir / "fifo.png"), DataError);
+  EXPECT_TRUE(std::filesystem::is_fifo(dir / "fifo.png"));
+  testing::WriteFile(dir / "real/target.pt", "old");
+  std::filesystem::create_symlink(dir / "real/target.pt", dir / "link.pt");
+  SaveTensorDict({{"w", torch::ones({2})}}, dir / "link.pt");
+  EXPECT_TRUE(std::filesystem::is_symlink(dir / "link.pt"));
+  EXPECT_EQ(LoadTensorDict(dir / "real/target.pt").size(), 1u);
 }
 
 TEST(TorchFileTest, DamagedFilesAreRefusedNamingTheFile) {
