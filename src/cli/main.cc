@@ -385,7 +385,8 @@ int Run(int argc, char** argv) {
                      "and weights; may be left out when the job has one style)");
   losses
       ->add_option("--image-size", losses_options.image_size,
-                   "Crop size (default: the job's data.image_size, or 256)")
+                   "Content crop size (default: the job's data.image_size, or 256); the style "
+                   "image is cropped to the job style's training.style_image_size, or to this")
       ->check(CLI::Range(16, 4096));
   losses->add_option("--job", losses_job,
                      "Take layers, loss network, image size and the style's weights from this job");

@@ -235,6 +235,7 @@ struct LossSetup {
   std::vector<std::string> style_layers = LossNetworkOptions{}.style_layers;
   LossWeights weights;
   int image_size = DataOptions{}.image_size;
+  int style_image_size = 0;  ///< 0: image_size
   std::string style_image;
   std::string loss_network;
 };
@@ -258,10 +259,12 @@ LossSetup ResolveLossSetup(const LossesOptions& options) {
   if (options.job != nullptr) {
     const JobConfig& job = *options.job;
     const StyleSpec& style = FindJobStyle(job, options.style);
+    // The style's own layers and style image size, as its training uses them.
     setup.content_layers = job.loss_network.content_layers;
-    setup.style_layers = job.loss_network.style_layers;
+    setup.style_layers = style.training.style_layers;
     training = style.training;
     setup.image_size = job.data.image_size;
+    setup.style_image_size = style.training.style_image_size;
     setup.style_image = style.image;
     if (setup.loss_network.empty()) setup.loss_network = job.loss_network.weights;
   }
@@ -271,6 +274,7 @@ LossSetup ResolveLossSetup(const LossesOptions& options) {
   }
   setup.weights = {training.content_weight, training.style_weight, training.tv_weight};
   if (options.image_size > 0) setup.image_size = options.image_size;
+  if (setup.style_image_size == 0) setup.style_image_size = setup.image_size;
   return setup;
 }
 
@@ -289,7 +293,7 @@ std::string ComputeLossesJson(const LossesOptions& options) {
   const torch::Tensor content =
       ImageToTensor(ResizeCenterCrop(LoadImageFile(options.content), image_size));
   const torch::Tensor style =
-      ImageToTensor(ResizeCenterCrop(LoadImageFile(setup.style_image), image_size));
+      ImageToTensor(ResizeCenterCrop(LoadImageFile(setup.style_image), setup.style_image_size));
   torch::Tensor generated = content;
   if (!options.model.empty()) {
     LoadedModel model = LoadModel(options.model);
@@ -330,6 +334,7 @@ std::string ComputeLossesJson(const LossesOptions& options) {
   out["total_loss"] = terms.total.item<double>();
   out["weights"] = {{"content", weights.content}, {"style", weights.style}, {"tv", weights.tv}};
   out["image_size"] = image_size;
+  out["style_image_size"] = setup.style_image_size;
   out["loss_network"] = setup.loss_network;
   out["loss_network_convention"] = {{"name", vgg.convention().name},
                                     {"activation_scale", vgg.convention().activation_scale}};

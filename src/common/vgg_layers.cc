@@ -4,10 +4,10 @@ namespace stylefleet {
 
 const std::array<std::string, kVggConvLayerCount>& VggLayerNames() {
   static const std::array<std::string, kVggConvLayerCount> names = {
-      "conv1_1", "conv1_2",                         //
-      "conv2_1", "conv2_2",                         //
-      "conv3_1", "conv3_2", "conv3_3",              //
-      "conv4_1", "conv4_2", "conv4_3",              //
+      "conv1_1", "conv1_2",             //
+      "conv2_1", "conv2_2",             //
+      "conv3_1", "conv3_2", "conv3_3",  //
+      "conv4_1", "conv4_2", "conv4_3",  //
       "conv5_1", "conv5_2", "conv5_3"};
   return names;
 }
@@ -40,6 +40,16 @@ std::string VggLayerNameList() {
     out += name;
   }
   return out;
+}
+
+std::optional<uint64_t> RandomNetworkSeed(const std::string& spec) {
+  if (spec.rfind("random:", 0) != 0) return std::nullopt;
+  const std::string digits = spec.substr(7);
+  if (digits.empty() || digits.size() > 18 ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  return std::stoull(digits);
 }
 
 }  // namespace stylefleet

@@ -32,6 +32,11 @@ constexpr int64_t VggLayerChannels(int layer) {
 constexpr int64_t VggLayerInChannels(int layer) {
   return layer == 0 ? 3 : VggLayerChannels(layer - 1);
 }
+/// The seed of a `random:SEED` loss-network spec (SEED: 1 to 18 decimal
+/// digits); nullopt for any other text, `random:`, `random:-1` and
+/// `random:1x` included. Shared by the job reader and the CLI's options.
+std::optional<uint64_t> RandomNetworkSeed(const std::string& spec);
+
 /// True when a 2x2 max-pool follows layer `layer` (the end of each block).
 constexpr bool VggPoolAfter(int layer) {
   return layer == 1 || layer == 3 || layer == 6 || layer == 9;

@@ -1905,9 +1905,7 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
   }
   const std::string& weights = job.loss_network.weights;
   if (weights.rfind("random:", 0) == 0) {
-    const std::string digits = weights.substr(7);
-    if (digits.empty() || digits.size() > 18 ||
-        digits.find_first_not_of("0123456789") != std::string::npos) {
+    if (!RandomNetworkSeed(weights)) {
       at(origins.weights,
          "loss_network.weights: expected random:SEED with SEED a non-negative "
          "integer, got '" +

@@ -98,8 +98,14 @@ std::string Vgg16::SeedBalanceWarning() const {
 Vgg16 Vgg16::Load(const std::string& spec) {
   Vgg16 net;
   if (spec.rfind("random:", 0) == 0) {
+    const std::optional<uint64_t> parsed = RandomNetworkSeed(spec);
+    if (!parsed) {
+      throw ConfigError({"loss network '" + spec +
+                         "': expected random:SEED with SEED a non-negative integer of at most "
+                         "18 digits"});
+    }
     net.is_random_ = true;
-    const uint64_t seed = std::stoull(spec.substr(7));
+    const uint64_t seed = *parsed;
     auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
     for (int l = 0; l < kVggConvLayerCount; ++l) {
       const int64_t fan_in = VggLayerInChannels(l) * 9;

@@ -118,6 +118,20 @@ def part_losses(work):
     doc = json.loads(out[out.index("{"):]) if rc == 0 else {}
     check(rc == 0 and doc.get("weights", {}).get("style") == 100 and doc.get("image_size") == 64,
           f"losses --job --style wave: the job's image size and wave's weights ({rc})")
+    # A style's own layers and style image size are the ones its training uses
+    # (the job's were used once).
+    with open(job) as f:
+        text = f.read().replace("    style_weight: 7.5\n",
+                                "    style_weight: 7.5\n    style_layers: [conv3_3]\n"
+                                "    style_image_size: 32\n")
+    with open(job, "w") as f:
+        f.write(text)
+    rc, out, _ = run(["losses", "--job", job, "--content", content, "--style", "candy"])
+    doc = json.loads(out[out.index("{"):]) if rc == 0 else {}
+    check(rc == 0 and list(doc.get("style_loss_by_layer", {})) == ["conv3_3"]
+          and doc.get("style_image_size") == 32 and doc.get("image_size") == 64,
+          f"losses --job --style candy uses candy's style_layers and style_image_size ({rc}): "
+          f"{doc.get('style_loss_by_layer')} {doc.get('style_image_size')}")
     rc, out, _ = run(["losses", "--job", job, "--content", content, "--style", "nosuch"])
     check(rc == 2 and "its styles: wave, candy" in out, f"losses --style nosuch exits 2 ({rc}): {out[-200:]}")
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/cpu_info.h"
+#include "data/image.h"
 #include "test_paths.h"
 #include "test_util.h"
 
@@ -125,6 +126,29 @@ TEST(CliTest, AJobThatCannotFitInMemoryIsRefusedUpFront) {
               std::string::npos)
         << r.output;
   }
+}
+
+// A random loss network's seed on the command line is read as strictly as in
+// a job file (it gave "error: stoull", exit 1, and took random:1x as 1).
+TEST(CliTest, ARandomLossNetworkSeedIsAWholeNumber) {
+  testing::TempDir dir;
+  SaveImageFile(testing::MakeTestImage(40, 40, 1), dir / "a.png");
+  for (const std::string spec :
+       {"random:abc", "random:", "random:-1", "random:1x", "random:99999999999999999999999"}) {
+    const testing::CommandResult r =
+        RunTool("losses --loss-network " + spec + " --content " + (dir / "a.png") + " --style " +
+                (dir / "a.png") + " --image-size 32");
+    EXPECT_EQ(r.exit_code, 2) << spec << ": " << r.output;
+    EXPECT_NE(r.output.find("loss network '" + spec +
+                            "': expected random:SEED with SEED a "
+                            "non-negative integer"),
+              std::string::npos)
+        << r.output;
+  }
+  const testing::CommandResult b = RunTool(
+      "bench --image-size 16 --batch 1 --steps 1 --warmup 0 --precision fp32 --styles-at-once 1 "
+      "--stylize-sizes 0 --no-machine --loss-network random:x");
+  EXPECT_EQ(b.exit_code, 2) << b.output;
 }
 
 TEST(CliTest, RuntimeFailureExitsWithCode1) {
