@@ -84,7 +84,8 @@ TensorDict ModelDict(TransformerNet& net, const ModelInfo& info) {
 }
 
 TensorDict CheckpointDict(TransformerNet& net, Adam& adam, const RunPosition& position,
-                          const ModelInfo& info) {
+                          const ModelInfo& info,
+                          const std::vector<std::vector<double>>& log_windows) {
   TensorDict dict = ModelEntries(net, info);
   size_t i = 0;
   for (const auto& [name, param] : TrainableParameters(net)) {
@@ -97,7 +98,23 @@ TensorDict CheckpointDict(TransformerNet& net, Adam& adam, const RunPosition& po
   dict.emplace_back("stylefleet.epoch", Scalar(position.epoch));
   dict.emplace_back("stylefleet.batch", Scalar(position.batch));
   dict.emplace_back("stylefleet.rng", at::detail::getDefaultCPUGenerator().get_state());
+  for (size_t j = 0; j < log_windows.size(); ++j) {
+    const std::vector<double>& sums = log_windows[j];
+    dict.emplace_back("stylefleet.log_window." + std::to_string(j),
+                      torch::tensor(sums, torch::kFloat64));
+  }
   return WithChecksum(std::move(dict));
+}
+
+std::vector<std::vector<double>> ReadLogWindows(const TensorDict& dict, size_t count) {
+  std::vector<std::vector<double>> windows(count);
+  for (size_t j = 0; j < count; ++j) {
+    const torch::Tensor* t = FindTensor(dict, "stylefleet.log_window." + std::to_string(j));
+    if (t == nullptr || t->dim() != 1) continue;
+    const torch::Tensor values = t->to(torch::kFloat64).contiguous();
+    windows[j].assign(values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
+  }
+  return windows;
 }
 
 RunPosition RestoreCheckpoint(const TensorDict& dict, const std::string& path, TransformerNet& net,

@@ -52,9 +52,16 @@ ModelOwner ReadModelOwner(const TensorDict& dict);
 TensorDict ModelDict(TransformerNet& net, const ModelInfo& info);
 
 /// ModelDict plus optimizer state (for TrainableParameters, in that order),
-/// position and RNG state.
+/// position and RNG state, and `log_windows`: for a conditional network, each
+/// style's sums of loss values since its last metrics line, so that the first
+/// line after a resume covers the same steps as it would have without the stop.
 TensorDict CheckpointDict(TransformerNet& net, Adam& adam, const RunPosition& position,
-                          const ModelInfo& info);
+                          const ModelInfo& info,
+                          const std::vector<std::vector<double>>& log_windows = {});
+
+/// The first `count` log windows CheckpointDict stored in `dict`; an empty one
+/// where the file holds none (written before they were kept, or empty).
+std::vector<std::vector<double>> ReadLogWindows(const TensorDict& dict, size_t count);
 
 /// Restores what CheckpointDict wrote. Throws DataError naming `path` and the
 /// key, and when the file is damaged (its `stylefleet.checksum`, an FNV-1a of

@@ -159,7 +159,10 @@ void StyleRun::SubmitPreviews(int64_t step) {
 void StyleRun::SubmitCheckpoint(const RunPosition& position) {
   // The dict names the live parameters and optimizer state: the next step
   // would change them while the writer reads.
-  auto dict = std::make_shared<TensorDict>(CheckpointDict(net_, *adam_, position, Info()));
+  std::vector<std::vector<double>> log_windows;
+  for (const Member& m : members_) log_windows.push_back(m.window_sums);
+  auto dict =
+      std::make_shared<TensorDict>(CheckpointDict(net_, *adam_, position, Info(), log_windows));
   for (auto& entry : *dict) entry.second = entry.second.detach().clone();
   writer_->Submit([this, dict, step = position.step] {
     WriteCheckpoint(*dict, step);
@@ -556,6 +559,8 @@ RunPosition StyleRun::Resume() {
       }
       const RunPosition position = RestoreCheckpoint(dict, path, net_, *adam_);
       CheckCheckpointBelongsHere(dict, path, position);
+      const auto windows = ReadLogWindows(dict, members_.size());
+      for (size_t j = 0; j < members_.size(); ++j) members_[j].window_sums = windows[j];
       SF_LOG(kInfo) << "[" << style_.name << "] resuming from " << path << " (step "
                     << position.step << ")";
       return position;

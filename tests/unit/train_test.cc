@@ -511,6 +511,30 @@ TEST_F(TrainTest, ConditionalNetworkTrainsItsStylesAndResumesBitwise) {
   EXPECT_THROW(TrainJob(ConditionalJob(dir_, "straight", {"a", "b", "c"}), only_one), ConfigError);
 }
 
+// A conditional network's metrics line is the mean over its style's images
+// since the previous line: a run stopped after a checkpoint between two lines
+// resumes with the sums of the steps before it (a trial's resumed lines
+// covered only the steps since the resume).
+TEST_F(TrainTest, ConditionalMetricsLinesAreTheSameAfterAResume) {
+  const std::vector<std::string> every_3 = {"training.log_every_steps=3"};
+  TrainJob(ConditionalJob(dir_, "straight", {"a", "b", "c"}, "", every_3), Quiet());
+  // As if killed after the checkpoint of step 2: the resume trains steps 3-4
+  // again and rewrites their lines.
+  TrainJob(ConditionalJob(dir_, "resumed", {"a", "b", "c"}, "", every_3), Quiet());
+  fs::remove(CheckpointPath(dir_ / "resumed/conditional", 4));
+  TrainJob(ConditionalJob(dir_, "resumed", {"a", "b", "c"}, "", every_3), Quiet());
+  for (const std::string style : {"a", "b", "c"}) {
+    const auto straight = Metrics(dir_ / ("straight/" + style));
+    const auto resumed = Metrics(dir_ / ("resumed/" + style));
+    ASSERT_EQ(straight.size(), resumed.size()) << style;
+    for (size_t i = 0; i < straight.size(); ++i) {
+      for (const char* key : {"step", "images", "total_loss", "style_loss", "content_loss"}) {
+        EXPECT_EQ(straight[i][key], resumed[i][key]) << style << " line " << i << " " << key;
+      }
+    }
+  }
+}
+
 // The equivalence of ranks and micro-batches holds for a conditional
 // network: each image keeps its style wherever it is trained.
 TEST_F(TrainTest, ConditionalTwoInProcessRanksEqualOneProcessWithMicroBatches) {
