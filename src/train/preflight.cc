@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "data/dataset.h"
 #include "data/image.h"
+#include "model/tensor_file.h"
 #include "train/memory_budget.h"
 #include "train/rank_agreement.h"
 #include "train/run_settings.h"
@@ -175,6 +176,51 @@ std::vector<std::string> BaseModelProblems(const JobConfig& job) {
 
 }  // namespace
 
+std::string NetworkStylesProblem(const std::string& checkpoint,
+                                 const std::vector<std::string>& held,
+                                 const std::vector<std::string>& rows) {
+  if (held == rows) return {};
+  std::string had, now;
+  for (const auto& n : held) had += (had.empty() ? "" : ", ") + n;
+  for (const auto& n : rows) now += (now.empty() ? "" : ", ") + n;
+  return checkpoint + ": this checkpoint's network holds the styles [" + had + "], the job's [" +
+         now +
+         "]; a trained network's styles cannot change (add styles with job.base_model, or train "
+         "into another job.output_dir)";
+}
+
+namespace {
+
+// What the resume of a conditional network would refuse: its newest readable
+// checkpoint holds other styles than the job lists (added, removed, reordered).
+std::vector<std::string> ConditionalCheckpointProblems(const JobConfig& job) {
+  if (job.network != "conditional" || job.styles.empty()) return {};
+  const std::vector<std::string> checkpoints = ListCheckpoints(job.conditional_run.output_dir);
+  if (checkpoints.empty()) return {};
+  std::vector<std::string> rows;
+  if (!job.base_model.empty()) {
+    try {
+      rows = LoadModel(job.base_model).styles;
+    } catch (const std::exception&) {
+      return {};  // BaseModelProblems reports it
+    }
+  }
+  for (const StyleSpec& style : job.styles) rows.push_back(style.name);
+  for (const std::string& path : checkpoints) {
+    try {
+      const std::string problem =
+          NetworkStylesProblem(path, ModelStyleNames(LoadTensorDict(path)), rows);
+      if (problem.empty()) return {};
+      return {problem};
+    } catch (const DataError&) {
+      // Unreadable: the resume skips it too, and says so.
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 std::string StyleImageProblem(const JobConfig& job, const StyleSpec& style) {
   try {
     LoadImageFile(style.image, DecodeOptions{job.data.max_image_pixels, 0});
@@ -235,6 +281,7 @@ std::vector<std::string> PreflightProblems(const JobConfig& job, const Preflight
     if (!problem.empty()) problems.push_back(problem);
   }
   for (auto& p : BaseModelProblems(job)) problems.push_back(std::move(p));
+  for (auto& p : ConditionalCheckpointProblems(job)) problems.push_back(std::move(p));
   if (options.processes_on_host > 0) {
     const std::string memory = MemoryBudgetProblem(job, options.processes_on_host);
     if (!memory.empty()) problems.push_back(memory);

@@ -55,12 +55,20 @@ struct PreflightOptions {
 /// defined and the file; empty when it decodes. Decodes the whole file.
 std::string StyleImageProblem(const JobConfig& job, const StyleSpec& style);
 
+/// Why a checkpoint (`checkpoint`) of a network whose rows hold `held` styles
+/// cannot resume a run whose rows are `rows` (a conditional network's styles
+/// in order, after job.base_model's); empty when they are the same.
+std::string NetworkStylesProblem(const std::string& checkpoint,
+                                 const std::vector<std::string>& held,
+                                 const std::vector<std::string>& rows);
+
 /// Problems that would certainly stop `train`: unknown style names, a content
 /// folder without images or with fewer than one step needs, a style image
 /// that does not decode (StyleImageProblem), a ranks_per_style
 /// that does not divide the world, a style output folder that belongs to
 /// another job or style, a conditional job's base_model that does not load,
-/// is a per-style network or already holds one of the job's styles, a style
+/// is a per-style network or already holds one of the job's styles, a
+/// conditional network whose checkpoints hold other styles (NetworkStylesProblem), a style
 /// whose checkpoints were trained with settings that must match
 /// (run_settings.h) but differ, and steps that need more memory than the host
 /// has (train/memory_budget.h). Reads only. Empty when none.

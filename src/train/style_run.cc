@@ -548,15 +548,8 @@ RunPosition StyleRun::Resume() {
       const TensorDict dict = LoadTensorDict(path);
       // A conditional network's rows belong to its styles in order: a job
       // that lists other styles (or the same in another order) is another network.
-      if (ModelStyleNames(dict) != row_names_) {
-        std::string had, now;
-        for (const auto& n : ModelStyleNames(dict)) had += (had.empty() ? "" : ", ") + n;
-        for (const auto& n : row_names_) now += (now.empty() ? "" : ", ") + n;
-        throw ConfigError({path + ": this checkpoint's network holds the styles [" + had +
-                           "], the job's [" + now +
-                           "]; a trained network's styles cannot change (add styles with "
-                           "job.base_model, or train into another job.output_dir)"});
-      }
+      const std::string changed = NetworkStylesProblem(path, ModelStyleNames(dict), row_names_);
+      if (!changed.empty()) throw ConfigError({changed});
       const RunPosition position = RestoreCheckpoint(dict, path, net_, *adam_);
       CheckCheckpointBelongsHere(dict, path, position);
       const auto windows = ReadLogWindows(dict, members_.size());

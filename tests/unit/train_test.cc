@@ -611,6 +611,18 @@ TEST_F(TrainTest, AStyleAddedToATrainedNetworkLeavesTheOthersBitIdentical) {
 // listed in another order (or others) is refused, naming both lists.
 TEST_F(TrainTest, AConditionalNetworkWhoseStylesChangedIsNotResumed) {
   TrainJob(ConditionalJob(dir_, "run", {"a", "b", "c"}, "", {"training.max_steps=2"}), Quiet());
+  // `check` (the preflight) says so, before train claims a folder for a style
+  // added to the list (a trial's check passed such a job, train refused it).
+  const std::vector<std::string> problems =
+      PreflightProblems(ConditionalJob(dir_, "run", {"a", "b"}), PreflightOptions{});
+  ASSERT_EQ(problems.size(), 1u) << ::testing::PrintToString(problems);
+  EXPECT_NE(problems[0].find(CheckpointPath(dir_ / "run/conditional", 2) +
+                             ": this checkpoint's network holds the styles [a, b, c], the job's "
+                             "[a, b]"),
+            std::string::npos)
+      << problems[0];
+  EXPECT_TRUE(
+      PreflightProblems(ConditionalJob(dir_, "run", {"a", "b", "c"}), PreflightOptions{}).empty());
   try {
     TrainJob(ConditionalJob(dir_, "run", {"b", "a", "c"}), Quiet());
     FAIL() << "a reordered network resumed";
