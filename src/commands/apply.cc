@@ -92,7 +92,10 @@ TransformerNet StylizingNetwork(LoadedModel& model, const StylizeOptions& option
     }
     return model.net;
   }
-  if (options.style.empty() == options.blend.empty()) {
+  if (!options.style.empty() && !options.blend.empty()) {
+    throw ConfigError({"--style and --blend: give one of them, not both"});
+  }
+  if (options.style.empty() && options.blend.empty()) {
     throw ConfigError({model.file + " is a conditional model of " + std::to_string(styles.size()) +
                        " styles (" + JoinNames(styles) +
                        "): give either --style NAME or --blend NAME=W,NAME=W"});

@@ -249,7 +249,8 @@ struct Value {
 
   bool ReadLayers(std::vector<std::string>* out) const {
     if (!node.IsSequence() || node.size() == 0) {
-      Fail("expected a non-empty list of VGG-16 layer names, got " + Describe());
+      Fail("expected a non-empty list of VGG-16 layer names, got " +
+           (node.IsSequence() ? std::string("an empty list") : Describe()));
       return false;
     }
     std::vector<std::string> layers;

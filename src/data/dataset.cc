@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "common/error.h"
 #include "common/fnv1a.h"
@@ -32,20 +33,28 @@ std::string DescribeContentList(const std::string& dir, const std::vector<std::s
 
 std::vector<std::string> ListImageFiles(const std::string& dir) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    throw DataError(dir + ": content folder does not exist or is not a folder");
-  }
+  if (!fs::is_directory(dir, ec)) throw DataError(dir + ": does not exist or is not a folder");
   std::vector<std::string> files;
-  fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
-  if (ec) throw DataError(dir + ": cannot list content folder (" + ec.message() + ")");
+  // Linked folders are followed (a folder of links to data sets is common);
+  // each real folder is read once, so a link to an ancestor cannot loop.
+  std::set<fs::path> visited = {fs::canonical(dir, ec)};
+  fs::recursive_directory_iterator it(dir,
+                                      fs::directory_options::skip_permission_denied |
+                                          fs::directory_options::follow_directory_symlink,
+                                      ec);
+  if (ec) throw DataError(dir + ": cannot list the folder (" + ec.message() + ")");
   for (const fs::recursive_directory_iterator end; it != end; it.increment(ec)) {
-    if (ec) throw DataError(dir + ": cannot list content folder (" + ec.message() + ")");
-    if (it->is_regular_file(ec) && HasImageExtension(it->path().string())) {
+    if (ec) throw DataError(dir + ": cannot list the folder (" + ec.message() + ")");
+    if (it->is_directory(ec)) {
+      if (!visited.insert(fs::canonical(it->path(), ec)).second) it.disable_recursion_pending();
+    } else if (it->is_regular_file(ec) && HasImageExtension(it->path().string())) {
       files.push_back(it->path().string());
     }
   }
   if (files.empty()) {
-    throw DataError(dir + ": content folder holds no .jpg, .jpeg, .png, .bmp, .tga or .gif files");
+    throw DataError(dir +
+                    ": holds no .jpg, .jpeg, .png, .bmp, .tga or .gif files (sub-folders and "
+                    "linked folders included)");
   }
   std::sort(files.begin(), files.end());
   return files;

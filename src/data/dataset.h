@@ -8,8 +8,9 @@
 namespace stylefleet {
 
 /// All image files (by extension) under `dir`, recursively, sorted by path so
-/// that every rank and every run sees the same list. Throws DataError when the
-/// folder is missing, unreadable or holds no image files.
+/// that every rank and every run sees the same list. Symbolic links to folders
+/// are followed, each real folder once. Throws DataError when the folder is
+/// missing, unreadable or holds no image files.
 std::vector<std::string> ListImageFiles(const std::string& dir);
 
 /// A hash (16 hex digits) of `files`' paths relative to `dir` and their sizes:

@@ -80,7 +80,8 @@ std::vector<BadConfig> Cases() {
       {"wrong slim scope", kHead + "  content_layers: [vgg_16/conv2/conv3_3]\n" + kStyles,
        "unknown layer 'vgg_16/conv2/conv3_3'"},
       {"empty layer list", kHead + "  style_layers: []\n" + kStyles,
-       "loss_network.style_layers: expected a non-empty list of VGG-16 layer names, got a list"},
+       "loss_network.style_layers: expected a non-empty list of VGG-16 layer names, got an empty "
+       "list"},
       {"duplicate layer", kHead + "  style_layers: [conv1_2, relu1_2]\n" + kStyles,
        "layer 'relu1_2' is listed twice"},
       {"bad random seed",

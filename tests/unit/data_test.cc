@@ -270,6 +270,20 @@ TEST(DatasetTest, ListsImagesRecursivelyAndSorted) {
   EXPECT_EQ(files[2], dir / "b/0001.png");
 }
 
+// A folder of links to photo folders is read through them (a trial's content
+// folder of one link held "no images"); a link back to an ancestor neither
+// loops nor lists a photo twice.
+TEST(DatasetTest, LinkedFoldersAreFollowedOnce) {
+  TempDir elsewhere, dir;
+  WriteTestImages(elsewhere / "coco", 2, 8, 8);
+  fs::create_directory_symlink(elsewhere / "coco", dir / "coco");
+  fs::create_directory_symlink(dir.path(), dir / "loop");
+  const auto files = ListImageFiles(dir.path());
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0], dir / "coco/0000.jpg");
+  EXPECT_EQ(files[1], dir / "coco/0001.png");
+}
+
 TEST(DatasetTest, EmptyOrMissingFolderIsAnError) {
   TempDir dir;
   EXPECT_THROW(ListImageFiles(dir.path()), DataError);
