@@ -545,6 +545,7 @@ int Run(int argc, char** argv) {
     if (std::filesystem::is_regular_file(report_options.job_dir, ec)) {
       const JobConfig job = LoadJob(report_options.job_dir);
       report_options.job_dir = job.output_dir;
+      report_options.job_name = job.name;
       // The job's sweeps give each contact sheet its order and its runs not started.
       for (const StyleSpec& style : job.styles) {
         // A style with its own output_dir elsewhere is read from there.

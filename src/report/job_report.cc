@@ -536,7 +536,9 @@ std::string WriteJobReport(const ReportOptions& options) {
   runs.insert(runs.end(), outside.begin(), outside.end());
   const fs::path output =
       options.output.empty() ? fs::path(options.job_dir) / "report.html" : fs::path(options.output);
-  std::string job = fs::path(options.job_dir).lexically_normal().filename().string();
+  std::string job = options.job_name.empty()
+                        ? fs::path(options.job_dir).lexically_normal().filename().string()
+                        : options.job_name;
   if (job.empty()) {
     job = fs::path(options.job_dir).lexically_normal().parent_path().filename().string();
   }

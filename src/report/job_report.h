@@ -17,6 +17,8 @@ struct ReportOptions {
   std::string job_dir;
   /// Where to write the page; empty: JOB_DIR/report.html.
   std::string output;
+  /// The job's name, for the page's title; empty: job_dir's folder name.
+  std::string job_name;
   /// Previews shown per run, evenly spaced over the run, always with the latest.
   int max_previews_per_run = 12;
   /// Per sweep name, its keys with the values the job lists for them, in the

@@ -59,8 +59,16 @@ void ReadRecords(const fs::path& file, RunHistory& run) {
       run.unreadable.push_back(file.string() + ":" + std::to_string(number));
       continue;
     }
+    // Training writes steps from 1 up, one line per step at most (a resume
+    // rewrites the lines after its checkpoint): any other step is not its line.
+    const int64_t step = record["step"].get<int64_t>();
+    if (step < 1 || (!run.records.empty() && step <= run.records.back().step)) {
+      run.unreadable.push_back(file.string() + ":" + std::to_string(number) + " (step " +
+                               std::to_string(step) + " out of order)");
+      continue;
+    }
     HistoryRecord r;
-    r.step = record["step"].get<int64_t>();
+    r.step = step;
     const double total_steps = Number(record, "total_steps");
     r.total_steps = std::isfinite(total_steps) ? static_cast<int64_t>(total_steps) : 0;
     r.time = Number(record, "time");

@@ -610,6 +610,9 @@ TEST(CliTest, ReportOfAJobFileReadsStylesWithTheirOwnOutputDir) {
   const std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(html.find("s/style_weight=50"), std::string::npos);
   EXPECT_NE(html.find("step 1 of 1"), std::string::npos);
+  // The job's name heads the page, not its output folder's ("out").
+  EXPECT_NE(html.find("<title>stylefleet report: od</title>"), std::string::npos)
+      << html.substr(0, 400);
 }
 
 // Which kernels replace a generic fallback, by the CPU's flags; a core

@@ -132,6 +132,14 @@ TEST_F(ReportTest, ReadsRecordsSkippingATornLineAndKeepingNullsAsGaps) {
   EXPECT_EQ(run.previews[1].step, 20);
   EXPECT_EQ(run.previews[2].step, 100);
   EXPECT_FALSE(run.finished);
+  // A step below 1 or not after the line before is not a line training
+  // wrote: it is noted, not shown as the run's state (a trial's -5 was).
+  Write(root_ / "wave" / "metrics.jsonl", Record(10, 100) + Record(-5, 1) + Record(10, 7));
+  const RunHistory wave = ReadRunHistory((root_ / "wave").string());
+  ASSERT_EQ(wave.records.size(), 1u);
+  EXPECT_DOUBLE_EQ(wave.records[0].total, 100);
+  ASSERT_EQ(wave.unreadable.size(), 2u);
+  EXPECT_NE(wave.unreadable[0].find("metrics.jsonl:2 (step -5 out of order)"), std::string::npos);
 }
 
 TEST_F(ReportTest, FindsStyleAndSweepRunsBelowTheJobFolder) {
