@@ -26,6 +26,9 @@ namespace {
 // Larger previews are left out (named instead), so that one huge file cannot
 // make the page unusable.
 constexpr uintmax_t kMaxEmbeddedImageBytes = 8u << 20;
+// A small PNG can declare a huge image (a "PNG bomb"): every browser that
+// opens the page would decode it. Previews are a few training crops.
+constexpr uint64_t kMaxEmbeddedImagePixels = uint64_t{64} << 20;
 
 std::string Base64(const std::string& bytes) {
   static const char* const kAlphabet =
@@ -71,8 +74,22 @@ std::string InlinePng(const std::string& path, const std::string& alt) {
   bytes << in.rdbuf();
   if (!in && !in.eof()) return "<p class=\"note\">cannot read " + EscapeXml(path) + "</p>";
   static const std::string kPngSignature = "\x89PNG\r\n\x1a\n";
-  if (bytes.str().compare(0, kPngSignature.size(), kPngSignature) != 0) {
+  const std::string& png = bytes.str();
+  if (png.compare(0, kPngSignature.size(), kPngSignature) != 0) {
     return "<p class=\"note\">" + EscapeXml(path) + " left out (not a PNG file)</p>";
+  }
+  // The IHDR chunk (length 13) after the signature gives width and height.
+  const auto big_endian = [&](size_t at) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < 4; ++i) v = (v << 8) | uint8_t(png[at + i]);
+    return v;
+  };
+  const bool has_header =
+      png.size() >= 24 && png.compare(8, 8, std::string("\0\0\0\x0dIHDR", 8)) == 0;
+  const uint64_t width = has_header ? big_endian(16) : 0, height = has_header ? big_endian(20) : 0;
+  if (width * height > kMaxEmbeddedImagePixels) {
+    return "<p class=\"note\">" + EscapeXml(path) + " left out (" + std::to_string(width) + "x" +
+           std::to_string(height) + " pixels)</p>";
   }
   return "<img alt=\"" + EscapeXml(alt) + "\" src=\"data:image/png;base64," + Base64(bytes.str()) +
          "\">";
@@ -400,8 +417,8 @@ void WriteRun(std::ostream& html, size_t index, const RunHistory& run,
   }
   html << "</p>";
   if (!run.identity_problem.empty()) {
-    html << "<p class=\"note\">stylefleet.json: " << EscapeXml(run.identity_problem)
-         << "; the run is shown outside any sweep</p>";
+    html << "<p class=\"note\">" << EscapeXml((fs::path(run.dir) / "stylefleet.json").string())
+         << ": " << EscapeXml(run.identity_problem) << "; the run is shown outside any sweep</p>";
   }
   if (!run.unreadable.empty()) {
     html << "<p class=\"note\">skipped " << run.unreadable.size()

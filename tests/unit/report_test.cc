@@ -296,6 +296,14 @@ TEST_F(ReportTest, ReplacesOnlyAnEarlierReportAndEmbedsOnlyRealPngFiles) {
   EXPECT_NE(html.find("step-00000002.png left out (not a PNG file)"), std::string::npos);
   EXPECT_NE(html.find("step-00000003.png left out (not a regular file)"), std::string::npos);
   EXPECT_EQ(html.find("cGFzc3dvcmQ"), std::string::npos);  // base64 of "password"
+  // A small file that declares 20000 x 20000 pixels (a trial's "PNG bomb")
+  // would make every browser decode 1.6 GB: named, not embedded.
+  const std::string bomb = std::string("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16) +
+                           std::string("\0\0\x4e\x20\0\0\x4e\x20\x08\x02\0\0\0", 13);
+  Write(root_ / "wave" / "previews" / "step-00000004.png", bomb);
+  const std::string bombed = JobReportHtml(ReadJobHistory(root_.string()), "t", options);
+  EXPECT_NE(bombed.find("step-00000004.png left out (20000x20000 pixels)"), std::string::npos);
+  EXPECT_EQ(Count(bombed, "data:image/png;base64,"), 1);  // still only step 1
 }
 
 TEST_F(ReportTest, APipeForMetricsIsNamedNotOpened) {
@@ -469,6 +477,8 @@ TEST_F(ReportTest, MalformedSweepRecordsAreRunsOutsideASweep) {
   // Each says why it is outside its sweep, rather than its sheet cell just saying "not started".
   EXPECT_EQ(Count(html, "; the run is shown outside any sweep</p>"),
             static_cast<int>(records.size()));
+  // The note names the file (a trial had to guess which one).
+  EXPECT_EQ(Count(html, "/stylefleet.json: "), static_cast<int>(records.size()));
   // A plain style's record has no sweep fields: nothing to say.
   Write(root_ / "plain" / "stylefleet.json", "{\"job\": \"j\", \"style\": \"plain\"}");
   EXPECT_TRUE(ReadRunHistory((root_ / "plain").string()).identity_problem.empty());
