@@ -937,8 +937,17 @@ YAML::Node ParseYaml(const std::string& text, Problems& problems) {
 // Where a job value came from, for cross-field messages.
 struct Origins {
   YAML::Mark content_dir, weights, output_dir;
+  /// Where data.content_dir came from when not from the file: "command line
+  /// (--content)" or "command line (--set data.content_dir=...)".
+  std::string content_dir_given;
   std::vector<YAML::Mark> validation_images;  ///< one per entry; empty from the command line
 };
+
+// "file:line:column: " of data.content_dir, or the command-line option that set it.
+std::string ContentDirWhere(const Origins& origins, const Problems& problems) {
+  return origins.content_dir_given.empty() ? problems.Where(origins.content_dir)
+                                           : origins.content_dir_given + ": ";
+}
 
 // Relative validation photos are found like the other paths: against `base`.
 void ResolveValidationImages(DataOptions& data, const fs::path& base) {
@@ -1146,6 +1155,7 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
       if (key == "content_dir") {
         job.data.content_dir = ResolvePath(job.data.content_dir, cwd);
         origins.content_dir = YAML::Mark::null_mark();
+        origins.content_dir_given = "command line (--set " + o.text + ")";
       }
       if (key == "validation_images") {
         ResolveValidationImages(job.data, cwd);
@@ -1773,7 +1783,7 @@ void ValidateRecordedText(const JobConfig& job, const Origins& origins, Problems
     problems.Add(problems.file() + ": job name '" + EscapeForMessage(job.name) + "' (from the " +
                  "file name; set job.name) " + kFolderNameRule);
   }
-  check_path(problems.Where(origins.content_dir), "data.content_dir:", job.data.content_dir);
+  check_path(ContentDirWhere(origins, problems), "data.content_dir:", job.data.content_dir);
   check_path(problems.Where(origins.weights), "loss_network.weights:", job.loss_network.weights);
   check_path(problems.Where(YAML::Mark::null_mark()), "job.base_model:", job.base_model);
   for (size_t i = 0; i < job.data.validation_images.size(); ++i) {
@@ -1863,11 +1873,11 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
   if (!options.check_files) return;
   std::error_code ec;
   if (!job.data.content_dir.empty() && !fs::is_directory(job.data.content_dir, ec)) {
-    at(origins.content_dir, "data.content_dir: content folder '" + job.data.content_dir +
-                                "' does not exist or is not a folder" +
-                                (job.seed_format ? " (seed-style files read train2014/ under the "
-                                                   "working directory; pass --content DIR)"
-                                                 : ""));
+    problems.Add(ContentDirWhere(origins, problems) + "data.content_dir: content folder '" +
+                 job.data.content_dir + "' does not exist or is not a folder" +
+                 (job.seed_format ? " (seed-style files read train2014/ under the working "
+                                    "directory; pass --content DIR)"
+                                  : ""));
   }
   // The content folder is read with its sub-folders: outputs inside it (previews,
   // final images) would join the training photos of the next run.
@@ -1965,6 +1975,7 @@ JobConfig LoadJobFromString(const std::string& text, const std::string& path,
     job.name = style.name.empty() ? Stem(path) : style.name;
     job.data.content_dir = ResolvePath(
         options.content_dir.empty() ? std::string("train2014") : options.content_dir, cwd);
+    if (!options.content_dir.empty()) origins.content_dir_given = "command line (--content)";
     ApplyJobOverrides(overrides, job, origins, cwd, problems);
     ResolveTrainingDefaults(job);
     style.training = job.training;
@@ -1974,6 +1985,7 @@ JobConfig LoadJobFromString(const std::string& text, const std::string& path,
     if (!options.content_dir.empty()) {
       job.data.content_dir = ResolvePath(options.content_dir, cwd);
       origins.content_dir = YAML::Mark::null_mark();
+      origins.content_dir_given = "command line (--content)";
     }
     ApplyJobOverrides(overrides, job, origins, cwd, problems);
     ResolveTrainingDefaults(job);

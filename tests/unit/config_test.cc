@@ -544,6 +544,23 @@ TEST_F(ConfigTest, MissingFilesAreReported) {
                 "exist (use random:SEED for a random network)"}));
 }
 
+// A content folder given on the command line is reported as the command
+// line's, not at the job file (a trial was sent to a file that did not name it).
+TEST_F(ConfigTest, AContentFolderFromTheCommandLineIsReportedAsSuch) {
+  const std::string job = Head() + "styles:\n  - image: styles/wave.jpg\n";
+  LoadOptions content;
+  content.content_dir = dir_ / "gone";
+  EXPECT_EQ(Problems(job, content),
+            std::vector<std::string>{"command line (--content): data.content_dir: content folder "
+                                     "'DIR/gone' does not exist or is not a folder"});
+  LoadOptions set;
+  set.overrides = {"data.content_dir=" + (dir_ / "gone")};
+  EXPECT_EQ(Problems(job, set),
+            std::vector<std::string>{"command line (--set data.content_dir=DIR/gone): "
+                                     "data.content_dir: content folder 'DIR/gone' does not exist "
+                                     "or is not a folder"});
+}
+
 TEST_F(ConfigTest, ValidationImagesResolveAgainstTheJobFolderAndDefaultToNone) {
   WriteFile(dir_ / "val/a.png", "x");
   WriteFile(dir_ / "val/b.jpg", "x");
