@@ -1,5 +1,6 @@
 #include "config/job_config.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -903,6 +904,49 @@ size_t ExcessiveNesting(const std::string& text) {
   return std::string::npos;
 }
 
+// Where the first thing of a document after the first is (null when none
+// holds anything). Read as parser events, never as nodes, and at most
+// kMaxDocuments of them: yaml-cpp 0.7's LoadAll never returns on some inputs
+// (", x" yields empty documents without end; found by the fuzzer).
+YAML::Mark SecondDocumentContent(const std::string& text) {
+  class FirstContent : public YAML::EventHandler {
+   public:
+    int documents = 0;
+    YAML::Mark found = YAML::Mark::null_mark();
+
+   private:
+    void Content(const YAML::Mark& mark) {
+      if (documents > 1 && found.is_null()) found = mark;
+    }
+    void OnDocumentStart(const YAML::Mark&) override { ++documents; }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Content(mark); }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  const std::string&) override {
+      Content(mark);
+    }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {
+      Content(mark);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {
+      Content(mark);
+    }
+    void OnMapEnd() override {}
+  };
+  constexpr int kMaxDocuments = 64;
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  FirstContent handler;
+  for (int i = 0; i < kMaxDocuments && handler.found.is_null(); ++i) {
+    if (!parser.HandleNextDocument(handler)) break;
+  }
+  return handler.found;
+}
+
 YAML::Node ParseYaml(const std::string& text, Problems& problems) {
   const size_t deep = ExcessiveNesting(text);
   if (deep != std::string::npos) {
@@ -915,17 +959,17 @@ YAML::Node ParseYaml(const std::string& text, Problems& problems) {
     return YAML::Node();
   }
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(text);
+    YAML::Node document = YAML::Load(text);
     // A second document would otherwise be dropped without a word (a job
     // pasted after another, say); an empty one after '---' changes nothing.
-    for (size_t i = 1; i < documents.size(); ++i) {
-      if (documents[i].IsNull()) continue;
-      problems.At(documents[i].Mark(),
+    const YAML::Mark second = SecondDocumentContent(text);
+    if (!second.is_null()) {
+      problems.At(second,
                   "a second YAML document starts here (after '---'); a job file holds one job: "
                   "split it into two files, or remove the '---' line");
       return YAML::Node();
     }
-    return documents.empty() ? YAML::Node() : documents.front();
+    return document;
   } catch (const YAML::ParserException& e) {
     problems.At(e.mark, "YAML syntax error: " + e.msg);
   } catch (const YAML::Exception& e) {
