@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "checkpoint/checkpoint_files.h"
 #include "checkpoint/model_file.h"
@@ -221,13 +222,26 @@ std::vector<std::string> ConditionalCheckpointProblems(const JobConfig& job) {
 
 }  // namespace
 
-std::string StyleImageProblem(const JobConfig& job, const StyleSpec& style) {
-  try {
-    LoadImageFile(style.image, DecodeOptions{job.data.max_image_pixels, 0});
-    return {};
-  } catch (const DataError& e) {
-    return style.origin + ": style '" + style.name + "': bad style image: " + e.what();
+std::vector<std::string> StyleImageProblems(const JobConfig& job,
+                                            const std::vector<const StyleSpec*>& runs) {
+  const bool conditional = job.network == "conditional";
+  std::map<std::string, std::string> why;  // per image file: why it does not decode, or ""
+  std::vector<std::string> problems;
+  for (const StyleSpec& style : job.styles) {
+    if (!conditional && std::find(runs.begin(), runs.end(), &style) == runs.end()) continue;
+    const auto [known, first] = why.try_emplace(style.image);
+    if (first) {
+      try {
+        LoadImageFile(style.image, DecodeOptions{job.data.max_image_pixels, 0});
+      } catch (const DataError& e) {
+        known->second = e.what();
+      }
+    }
+    if (known->second.empty()) continue;
+    problems.push_back(style.origin + ": style '" + style.name +
+                       "': bad style image: " + known->second);
   }
+  return problems;
 }
 
 std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options) {
@@ -272,14 +286,7 @@ std::vector<std::string> PreflightProblems(const JobConfig& job, const Preflight
       problems.push_back(std::move(p));
     }
   }
-  // A conditional network's run stands for all the job's styles and their images.
-  const bool conditional = job.network == "conditional";
-  for (const StyleSpec& style : job.styles) {
-    const bool selected =
-        conditional || std::find(styles.begin(), styles.end(), &style) != styles.end();
-    const std::string problem = selected ? StyleImageProblem(job, style) : std::string();
-    if (!problem.empty()) problems.push_back(problem);
-  }
+  for (auto& p : StyleImageProblems(job, styles)) problems.push_back(std::move(p));
   for (auto& p : BaseModelProblems(job)) problems.push_back(std::move(p));
   for (auto& p : ConditionalCheckpointProblems(job)) problems.push_back(std::move(p));
   if (options.processes_on_host > 0) {

@@ -50,10 +50,13 @@ struct PreflightOptions {
   int processes_on_host = 1;
 };
 
-/// Why the style image of `style` cannot be trained on (it does not decode, or
-/// is larger than job.data.max_image_pixels), naming where the style is
-/// defined and the file; empty when it decodes. Decodes the whole file.
-std::string StyleImageProblem(const JobConfig& job, const StyleSpec& style);
+/// For each style of `job` that `runs` train (a conditional network's run
+/// trains them all), in job order: why its image cannot be trained on (it
+/// does not decode, or is larger than job.data.max_image_pixels), naming where
+/// the style is defined and the file. Each file is decoded once, however many
+/// styles (a sweep's runs) share it. Empty when every image decodes.
+std::vector<std::string> StyleImageProblems(const JobConfig& job,
+                                            const std::vector<const StyleSpec*>& runs);
 
 /// Why a checkpoint (`checkpoint`) of a network whose rows hold `held` styles
 /// cannot resume a run whose rows are `rows` (a conditional network's styles
@@ -64,7 +67,7 @@ std::string NetworkStylesProblem(const std::string& checkpoint,
 
 /// Problems that would certainly stop `train`: unknown style names, a content
 /// folder without images or with fewer than one step needs, a style image
-/// that does not decode (StyleImageProblem), a ranks_per_style
+/// that does not decode (StyleImageProblems), a ranks_per_style
 /// that does not divide the world, a style output folder that belongs to
 /// another job or style, a conditional job's base_model that does not load,
 /// is a per-style network or already holds one of the job's styles, a

@@ -139,18 +139,6 @@ bool TrainPass(std::vector<StyleRun*> runs, const PassContext& c,
   return false;
 }
 
-// The preflight decoded the style images too; a file can change in between.
-void CheckStyleImages(const JobConfig& job, std::vector<const StyleSpec*> styles) {
-  if (job.network == "conditional") {
-    styles.clear();
-    for (const StyleSpec& s : job.styles) styles.push_back(&s);
-  }
-  for (const StyleSpec* style : styles) {
-    const std::string problem = StyleImageProblem(job, *style);
-    if (!problem.empty()) throw DataError(problem);
-  }
-}
-
 void AnnounceJob(const JobConfig& job, const std::vector<const StyleSpec*>& styles,
                  const StyleSchedule& plan, const RankRuntime& runtime, size_t files) {
   const ProcessInfo& me = runtime.process();
@@ -236,7 +224,9 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
     const std::string warning = vgg.SeedBalanceWarning();
     if (!warning.empty()) SF_LOG(kWarning) << warning;
   }
-  CheckStyleImages(job, styles);
+  // The preflight decoded the style images too; a file can change in between.
+  const std::vector<std::string> bad_images = StyleImageProblems(job, styles);
+  if (!bad_images.empty()) throw DataError(bad_images.front());
   AnnounceJob(job, styles, plan, *runtime, files.size());
 
   const auto null_metrics = MakeNullMetrics();
