@@ -359,6 +359,7 @@ void DescribeMachine(Setup& setup, json& doc) {
       {"libtorch", TorchVersionString()},
       {"ranks", me.size},
       {"threads_per_rank", setup.runtime.threads()},
+      {"blas_threads", setup.runtime.blas_threads()},
       {"peak_estimate", PeakEstimate(std::min(cores, setup.runtime.threads() * me.local_size))}};
   const StepFlops flops =
       TrainingFlopsPerImage(o.image_size, setup.use.content_layers, setup.use.style_layers);
@@ -426,10 +427,13 @@ std::map<std::string, json> MeasurePrecisions(Setup& setup, BatchSource& synthet
       Say(setup, "skipping bf16: this CPU has no BF16 instructions");
       continue;
     }
-    Say(setup, "training, synthetic images, " + name + ", " + std::to_string(o.image_size) +
-                   " px, batch " + std::to_string(o.batch_size) + " x " +
-                   std::to_string(setup.group().size()) + " rank(s), " +
-                   std::to_string(setup.runtime.threads()) + " thread(s)");
+    Say(setup,
+        "training, synthetic images, " + name + ", " + std::to_string(o.image_size) +
+            " px, batch " + std::to_string(o.batch_size) + " x " +
+            std::to_string(setup.group().size()) + " rank(s), " +
+            std::to_string(setup.runtime.threads()) + " thread(s)" +
+            (setup.runtime.blas_threads().empty() ? ""
+                                                  : " (" + setup.runtime.blas_threads() + ")"));
     const Measurement m = MeasureTraining(setup, 1, precision, synthetic);
     by_precision[name] = Report(setup, m, 1, precision);
     AddConvFraction(doc, by_precision[name]);

@@ -379,9 +379,11 @@ const FieldTable<JobConfig>& JobFields() {
       {"styles_at_once", "integer", "0",
        "Styles a group of ranks trains together, 1 to 64: they share each content batch, its "
        "pass through the loss network, and one loss-network pass over all their generated "
-       "images; losses equal those of separate training (up to float rounding, since "
-       "Winograd's blocking may depend on the batch; `bench` reports the difference). Styles "
-       "are taken in job order; those "
+       "images. With `convolution: direct` their losses equal those of separate training bit "
+       "for bit; with `winograd` oneDNN may choose its blocking by batch (it does on AMD Zen "
+       "5), so the first step agrees to float rounding and Adam can grow that to percent-level "
+       "differences within a few steps (README, Exactness). Styles are taken in job order; "
+       "those "
        "with different batch_size, micro_batches, epochs, max_steps or precision, or resumed at "
        "different steps, are trained apart. 0: the runs of one sweep train together, up to 4 "
        "at a time, and other styles one at a time. Gains are largest on GPUs; on CPU up to "
@@ -417,10 +419,12 @@ const FieldTable<JobConfig>& JobFields() {
        "How float32 3x3 convolutions run on CPU (the transformer's stride-1 layers and the loss "
        "network's). `winograd`: oneDNN's Winograd F(4x4,3x3) algorithm, about a quarter of the "
        "multiplications, where the CPU has it (AVX-512) and a layer has at least 16 channels; "
-       "elsewhere LibTorch's. On a 2-core Xeon at 256 px, batch 4 fp32 training ran 1.7x "
-       "faster than with `direct`, with losses equal to about 1e-5 and 5-30% more peak memory "
-       "(README, Performance). `direct`: LibTorch's convolutions everywhere, as PyTorch computes "
-       "them. bf16 steps and GPU training always use LibTorch's. `stylefleet bench "
+       "elsewhere LibTorch's. It trains faster than `direct` and takes more peak memory (README, "
+       "Performance); its blocking may depend on the batch, so results agree with another "
+       "batch composition only to rounding (README, Exactness). `direct`: LibTorch's "
+       "convolutions everywhere, as PyTorch computes them; each image's result does not depend "
+       "on the rest of its batch. bf16 steps and GPU training always use LibTorch's. `stylefleet "
+       "bench "
        "--convolution` measures either (two runs compare them); `stylefleet stylize "
        "--convolution` chooses for stylizing. `train` and `stylize` log which runs.",
        Agreement::kEveryRank, Show(&JobConfig::convolution),
@@ -537,7 +541,8 @@ const FieldTable<TrainingOptions>& TrainingFields() {
       {"micro_batches", "integer", "1",
        "Gradient accumulation: each step runs its batch in this many parts (part m takes "
        "images m, m+M, m+2M, ...) and averages their gradients. The update is that of the whole "
-       "batch, with less memory per pass. Must divide batch_size.",
+       "batch, with less memory per pass; N ranks of batch b and one process of batch N*b in N "
+       "micro-batches end bit for bit equal (same threads per rank). Must divide batch_size.",
        Agreement::kPassShape, Show(&TrainingOptions::micro_batches),
        [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.micro_batches, 1, 1024); },
        OnResume::kMayChange},

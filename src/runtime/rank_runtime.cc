@@ -6,6 +6,7 @@
 #include <cstring>
 #include <thread>
 
+#include "common/blas_threads.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "dist/nccl_communicator.h"
@@ -58,10 +59,10 @@ std::string ChooseBackend(const std::string& configured, const torch::Device& de
 
 }  // namespace
 
-RankRuntime::RankRuntime(ProcessInfo process, int threads, torch::Device device,
+RankRuntime::RankRuntime(ProcessInfo process, ThreadBudget threads, torch::Device device,
                          std::unique_ptr<Communicator> control, std::unique_ptr<Communicator> nccl)
     : process_(std::move(process)),
-      threads_(threads),
+      threads_(std::move(threads)),
       device_(device),
       control_(std::move(control)),
       nccl_(std::move(nccl)) {}
@@ -86,19 +87,19 @@ int ThreadsFromOmpEnvironment() {
   return static_cast<int>(value);
 }
 
-int UseIntraOpThreads(int requested, int ranks_on_host) {
+ThreadBudget UseIntraOpThreads(int requested, int ranks_on_host) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int from_environment = requested > 0 ? 0 : ThreadsFromOmpEnvironment();
   const int threads = requested > 0          ? requested
                       : from_environment > 0 ? from_environment
                                              : std::max(1, cores / std::max(1, ranks_on_host));
   torch::set_num_threads(threads);
-  return threads;
+  return ThreadBudget{threads, SetBlasThreads(threads)};
 }
 
 std::unique_ptr<RankRuntime> StartRankRuntime(World& world, const RuntimeOptions& options) {
   const ProcessInfo& me = world.info();
-  const int threads = UseIntraOpThreads(options.threads, me.local_size);
+  ThreadBudget threads = UseIntraOpThreads(options.threads, me.local_size);
   const torch::Device device = DeviceOfLocalRank(me.local_rank);
   CheckNoSharedGpu(world, device);
   const std::string backend = ChooseBackend(options.backend, device, me.size);
@@ -109,7 +110,8 @@ std::unique_ptr<RankRuntime> StartRankRuntime(World& world, const RuntimeOptions
     nccl_options.timeout_seconds = options.timeout_seconds;
     nccl = MakeNcclCommunicator(*control, device.index(), nccl_options);
   }
-  return std::make_unique<RankRuntime>(me, threads, device, std::move(control), std::move(nccl));
+  return std::make_unique<RankRuntime>(me, std::move(threads), device, std::move(control),
+                                       std::move(nccl));
 }
 
 }  // namespace stylefleet

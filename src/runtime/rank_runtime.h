@@ -27,14 +27,25 @@ struct RuntimeOptions {
   int rank_in_group = 0;
 };
 
+/// The threads a rank computes with.
+struct ThreadBudget {
+  /// LibTorch's intra-op threads (OpenMP, which oneDNN shares).
+  int threads = 1;
+  /// What the BLAS library's own pool was set to ("OpenBLAS: 2 threads"),
+  /// or "" when the loaded BLAS has no pool (SetBlasThreads).
+  std::string blas;
+};
+
 /// The runtime of one rank. Not thread-safe; lives for the whole command.
 class RankRuntime {
  public:
-  RankRuntime(ProcessInfo process, int threads, torch::Device device,
+  RankRuntime(ProcessInfo process, ThreadBudget threads, torch::Device device,
               std::unique_ptr<Communicator> control, std::unique_ptr<Communicator> nccl);
 
   const ProcessInfo& process() const { return process_; }
-  int threads() const { return threads_; }
+  int threads() const { return threads_.threads; }
+  /// The BLAS pool's setting, for the log ("" when it has none).
+  const std::string& blas_threads() const { return threads_.blas; }
   const torch::Device& device() const { return device_; }
   /// Host-memory collectives of the group: loss values, flags, agreement
   /// checks, broadcasts of host data.
@@ -45,7 +56,7 @@ class RankRuntime {
 
  private:
   ProcessInfo process_;
-  int threads_;
+  ThreadBudget threads_;
   torch::Device device_;
   std::unique_ptr<Communicator> control_;
   std::unique_ptr<Communicator> nccl_;
@@ -59,11 +70,14 @@ class RankRuntime {
 /// (see src/cli), so no peer waits.
 std::unique_ptr<RankRuntime> StartRankRuntime(World& world, const RuntimeOptions& options);
 
-/// Sets and returns LibTorch's intra-op threads: `requested` when > 0, else
-/// OMP_NUM_THREADS when set (as launch/slurm.sbatch sets it from Slurm's
-/// cpus-per-task), else the host's cores shared among its `ranks_on_host`
-/// ranks (LibTorch's own OpenMP default can be 1 even with more cores).
-int UseIntraOpThreads(int requested, int ranks_on_host);
+/// Sets every thread pool of this process to one count and returns it:
+/// `requested` when > 0, else OMP_NUM_THREADS when set (as
+/// launch/slurm.sbatch sets it from Slurm's cpus-per-task), else the host's
+/// cores shared among its `ranks_on_host` ranks (LibTorch's own OpenMP
+/// default can be 1 even with more cores). LibTorch's intra-op pool and the
+/// BLAS library's pool both get it, so a rank's results and load do not
+/// depend on whether the launcher bound it to cores.
+ThreadBudget UseIntraOpThreads(int requested, int ranks_on_host);
 
 /// The first entry of OMP_NUM_THREADS as a thread count; 0 when unset, and
 /// when not a whole number from 1 to kMaxIntraOpThreads (then with a warning).

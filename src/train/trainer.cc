@@ -148,8 +148,9 @@ void AnnounceJob(const JobConfig& job, const std::vector<const StyleSpec*>& styl
                         ? std::to_string(job.styles.size()) + " style(s) in one conditional network"
                         : std::to_string(styles.size()) + " style(s)")
                 << ", " << files << " content images, " << me.size << " rank(s), "
-                << runtime.threads() << " thread(s) per rank, "
-                << (runtime.device().is_cuda() ? "CUDA" : "CPU");
+                << runtime.threads() << " thread(s) per rank"
+                << (runtime.blas_threads().empty() ? "" : " (" + runtime.blas_threads() + ")")
+                << ", " << (runtime.device().is_cuda() ? "CUDA" : "CPU");
   if (me.size == 1) return;
   JobConfig view = job;
   view.styles.clear();

@@ -1,5 +1,6 @@
 // Group operations and the per-rank runtime, with ranks as threads over the
 // in-process backend.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -158,22 +159,45 @@ TEST(UseIntraOpThreadsTest, OmpNumThreadsSetsTheDefault) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int before = at::get_num_threads();
   setenv("OMP_NUM_THREADS", "3", 1);
-  EXPECT_EQ(UseIntraOpThreads(0, 1), 3);
+  EXPECT_EQ(UseIntraOpThreads(0, 1).threads, 3);
   EXPECT_EQ(at::get_num_threads(), 3);
-  EXPECT_EQ(UseIntraOpThreads(0, 4), 3);
-  EXPECT_EQ(UseIntraOpThreads(2, 1), 2);
+  EXPECT_EQ(UseIntraOpThreads(0, 4).threads, 3);
+  EXPECT_EQ(UseIntraOpThreads(2, 1).threads, 2);
   EXPECT_EQ(at::get_num_threads(), 2);
   setenv("OMP_NUM_THREADS", "5,1", 1);
-  EXPECT_EQ(UseIntraOpThreads(0, 1), 5);
+  EXPECT_EQ(UseIntraOpThreads(0, 1).threads, 5);
   for (const char* bad : {"abc", "0", "-2", "3x", "99999999999999999999", "2000"}) {
     setenv("OMP_NUM_THREADS", bad, 1);
     EXPECT_EQ(ThreadsFromOmpEnvironment(), 0) << bad;
-    EXPECT_EQ(UseIntraOpThreads(0, 1), cores) << bad;
+    EXPECT_EQ(UseIntraOpThreads(0, 1).threads, cores) << bad;
   }
   unsetenv("OMP_NUM_THREADS");
-  EXPECT_EQ(UseIntraOpThreads(0, 1), cores);
-  EXPECT_EQ(UseIntraOpThreads(0, 2 * cores), 1);
+  EXPECT_EQ(UseIntraOpThreads(0, 1).threads, cores);
+  EXPECT_EQ(UseIntraOpThreads(0, 2 * cores).threads, 1);
   at::set_num_threads(before);
+}
+
+// The BLAS library keeps its own pool, sized by the CPUs the process may use
+// (2 here, whatever LibTorch's count): the rank's budget sets it too, read
+// back through the library's own API, not through the project's.
+TEST(UseIntraOpThreadsTest, TheBlasPoolGetsTheRanksThreads) {
+  using GetThreads = int (*)();
+  const auto openblas_threads =
+      reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (openblas_threads == nullptr) GTEST_SKIP() << "the system BLAS is not OpenBLAS";
+  const int before = at::get_num_threads();
+  for (const int threads : {1, 3, 2}) {
+    const ThreadBudget budget = UseIntraOpThreads(threads, 1);
+    EXPECT_EQ(budget.threads, threads);
+    EXPECT_EQ(openblas_threads(), threads);
+    EXPECT_EQ(budget.blas,
+              "OpenBLAS: " + std::to_string(threads) + (threads == 1 ? " thread" : " threads"));
+  }
+  setenv("OMP_NUM_THREADS", "3", 1);
+  UseIntraOpThreads(0, 1);
+  EXPECT_EQ(openblas_threads(), 3) << "OMP_NUM_THREADS sizes the BLAS pool too";
+  unsetenv("OMP_NUM_THREADS");
+  UseIntraOpThreads(before, 1);
 }
 
 }  // namespace
