@@ -10,6 +10,7 @@
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "common/vgg_layers.h"
 #include "common/writable_file.h"
 #include "data/dataset.h"
@@ -214,7 +215,9 @@ std::string DescribeModel(const std::string& model) {
   std::error_code ec;
   const auto bytes = fs::file_size(loaded.file, ec);
   std::ostringstream out;
-  out << "file: " << loaded.file << " (" << (ec ? 0 : bytes) << " bytes)\n";
+  // Names and paths go to a terminal: a control character in them is shown,
+  // never sent (an escape sequence would rewrite the screen or its title).
+  out << "file: " << EscapeForMessage(loaded.file) << " (" << (ec ? 0 : bytes) << " bytes)\n";
   if (loaded.styles.empty()) {
     out << "network: per_style (one style)\nparameters: " << shared << "\n";
     return out.str();
@@ -225,7 +228,7 @@ std::string DescribeModel(const std::string& model) {
       << " per style: its instance-norm scale and shift rows, " << rows / n * 4
       << " bytes in float32)\nstyles (row: name):\n";
   for (int64_t i = 0; i < n; ++i)
-    out << "  " << i << ": " << loaded.styles[static_cast<size_t>(i)] << "\n";
+    out << "  " << i << ": " << EscapeForMessage(loaded.styles[static_cast<size_t>(i)]) << "\n";
   return out.str();
 }
 

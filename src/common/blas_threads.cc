@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <cstdint>
+#include <mutex>
 
 namespace stylefleet {
 namespace {
@@ -39,6 +40,10 @@ const BlasThreadApi* LoadedApi() {
 std::string SetBlasThreads(int threads) {
   const BlasThreadApi* api = LoadedApi();
   if (api == nullptr || threads < 1) return "";
+  // No BLAS documents its setter as thread-safe, and tests run several
+  // in-process ranks, each setting its budget from its own thread.
+  static std::mutex setting;
+  const std::lock_guard<std::mutex> lock(setting);
   void* set = dlsym(RTLD_DEFAULT, api->set_name);
   if (api->takes_int64) {
     reinterpret_cast<void (*)(int64_t)>(set)(threads);

@@ -20,8 +20,8 @@ namespace stylefleet {
 /// OpenBLAS (openblas_set_num_threads), BLIS (bli_thread_set_num_threads) or
 /// Intel MKL (MKL_Set_Num_Threads). Returns what was set, for the log
 /// ("OpenBLAS: 2 threads"); "" when no such library is loaded (the reference
-/// BLAS has no threads, so nothing needs setting). Not thread-safe: call it
-/// before training starts.
+/// BLAS has no threads, so nothing needs setting). Thread-safe, but the pool
+/// is the process's: call it before training starts.
 std::string SetBlasThreads(int threads);
 
 /// The threads the loaded BLAS says its pool has (openblas_get_num_threads,

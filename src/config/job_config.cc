@@ -1661,6 +1661,15 @@ void ReadStyleMap(const YAML::Node& item, JobConfig& job, const fs::path& base,
   }
   style.image = ResolvePath(entry.image, base);
   style.name = entry.name.empty() ? Stem(entry.image) : entry.name;
+  // A name from the image's file name follows the rules of a written one:
+  // `...png` gave '..', whose outputs landed beside the job's output folder
+  // (issue 32). Text that is not plain is said by ValidateRecordedText.
+  if (entry.name.empty() && IsPlainText(style.name) && !ValidFolderName(style.name)) {
+    problems.At(item.Mark(), "style name '" + style.name + "' (from the image file '" +
+                                 EscapeForMessage(entry.image) + "') " + kFolderNameRule +
+                                 "; set the style's name: key");
+    return;
+  }
   style.output_dir = entry.output_dir.empty()
                          ? (fs::path(job.output_dir) / style.name).lexically_normal().string()
                          : ResolvePath(entry.output_dir, base);

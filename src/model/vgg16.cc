@@ -95,6 +95,11 @@ std::string Vgg16::SeedBalanceWarning() const {
   return out.str();
 }
 
+namespace {
+// True when `value` stays finite as the float32 the network computes with.
+bool FiniteAsFloat(double value) { return std::isfinite(static_cast<float>(value)); }
+}  // namespace
+
 Vgg16 Vgg16::Load(const std::string& spec) {
   Vgg16 net;
   if (spec.rfind("random:", 0) == 0) {
@@ -149,13 +154,25 @@ Vgg16 Vgg16::Load(const std::string& spec) {
           << VggLayerChannels(l) << "]";
         throw DataError(m.str());
       }
+      // Checked as the float32 the network computes in: a float64 1e300 is
+      // finite in the file and infinite here, and a NaN weight turns every
+      // loss into NaN, every step skipped, and nothing learned.
+      for (const auto& [key, t] :
+           {std::pair<std::string, const torch::Tensor&>{prefix + ".weight", w},
+            {prefix + ".bias", b}}) {
+        if (!torch::isfinite(t).all().item<bool>()) {
+          throw DataError(spec + ": key '" + key +
+                          "' holds NaN or infinite values (as float32): not a usable loss "
+                          "network");
+        }
+      }
       net.weights_.push_back(w);
       net.biases_.push_back(b);
     }
     if (FindTensor(dict, "stylefleet.input_scale") != nullptr) {
       net.norm_.input_scale = tensor("stylefleet.input_scale").item<double>();
-      if (!(net.norm_.input_scale > 0))
-        throw DataError(spec + ": stylefleet.input_scale must be > 0");
+      if (!(net.norm_.input_scale > 0) || !FiniteAsFloat(net.norm_.input_scale))
+        throw DataError(spec + ": stylefleet.input_scale must be a finite number > 0");
     }
     for (const char* key : {"stylefleet.mean", "stylefleet.std"}) {
       if (FindTensor(dict, key) == nullptr) continue;
@@ -163,9 +180,19 @@ Vgg16 Vgg16::Load(const std::string& spec) {
       if (t.numel() != 3) throw DataError(spec + ": key '" + key + "' must hold 3 values");
       auto& target = std::string(key) == "stylefleet.mean" ? net.norm_.mean : net.norm_.std;
       for (int c = 0; c < 3; ++c) target[c] = t[c].item<double>();
+      for (double v : target) {
+        if (!FiniteAsFloat(v)) {
+          throw DataError(spec + ": key '" + key + "' holds NaN or infinite values (as float32)");
+        }
+      }
     }
     for (double s : net.norm_.std) {
-      if (!(s > 0)) throw DataError(spec + ": stylefleet.std values must be > 0");
+      // 1/std is what the network multiplies by.
+      if (!(s > 0) || !FiniteAsFloat(1.0 / s)) {
+        throw DataError(spec +
+                        ": stylefleet.std values must be > 0 and not so small that 1/std "
+                        "overflows float32");
+      }
     }
     if (const torch::Tensor* scale = FindTensor(dict, "stylefleet.activation_scale")) {
       if (scale->numel() != 1) {
@@ -173,7 +200,7 @@ Vgg16 Vgg16::Load(const std::string& spec) {
       }
       net.convention_.activation_scale = scale->to(torch::kFloat64).item<double>();
       if (!(net.convention_.activation_scale > 0) ||
-          !std::isfinite(net.convention_.activation_scale)) {
+          !FiniteAsFloat(net.convention_.activation_scale)) {
         throw DataError(spec + ": stylefleet.activation_scale must be a finite number > 0");
       }
     }

@@ -7,12 +7,45 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "common/error.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
 namespace {
+
+// Training writes records a few levels deep (stylefleet.json's "swept" pairs
+// are the deepest, at three). Anything much deeper is a damaged or hostile
+// file, and is not parsed: a deep tree crashed the report, as printing a value
+// recurses once per level (issue 32).
+constexpr int kMaxJsonDepth = 64;
+
+// Whether `text` nests arrays and objects deeper than kMaxJsonDepth, counting
+// brackets outside strings (nothing is allocated, whatever the depth).
+bool NestsTooDeep(const std::string& text) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, a quote included
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+std::string TooDeep() { return "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels"; }
 
 double Number(const nlohmann::json& record, const char* key) {
   const auto it = record.find(key);
@@ -54,6 +87,11 @@ void ReadRecords(const fs::path& file, RunHistory& run) {
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.empty()) continue;
+    if (NestsTooDeep(line)) {
+      run.unreadable.push_back(file.string() + ":" + std::to_string(number) + " (" + TooDeep() +
+                               ")");
+      continue;
+    }
     nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!record.is_object() || !record.contains("step") || !record["step"].is_number_integer()) {
       run.unreadable.push_back(file.string() + ":" + std::to_string(number));
@@ -138,7 +176,13 @@ void ReadIdentity(const fs::path& file, RunHistory& run) {
     run.identity_problem = "cannot be opened";
     return;
   }
-  const nlohmann::json doc = nlohmann::json::parse(in, nullptr, false);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (NestsTooDeep(text.str())) {
+    run.identity_problem = TooDeep() + " (damaged?)";
+    return;
+  }
+  const nlohmann::json doc = nlohmann::json::parse(text.str(), nullptr, false);
   if (!doc.is_object()) {
     run.identity_problem = "not a JSON object (damaged?)";
     return;

@@ -27,24 +27,37 @@ std::string Format(double value) {
   return text;
 }
 
-// About `count` round tick values covering [low, high].
+}  // namespace
+
 std::vector<double> LinearTicks(double low, double high, int count) {
-  const double span = high - low;
-  const double raw = span / count;
+  if (!std::isfinite(low) || !std::isfinite(high) || low > high || count < 1) return {};
+  if (low == high) return {low};
+  // Divided before subtracting: high - low overflows for bounds near ±max.
+  const double raw = high / count - low / count;
   const double power = std::pow(10.0, std::floor(std::log10(raw)));
   double step = power;
   for (double factor : {1.0, 2.0, 5.0, 10.0}) {
     step = factor * power;
     if (step >= raw) break;
   }
+  // A span of subnormals has no round step (its power of ten underflows).
+  if (!(step > 0) || !std::isfinite(step)) return {low, high};
+  // Each tick is its index times the step, never a running sum: where the
+  // step is below the values' ulp, adding it leaves the sum where it was, and
+  // a loop until the sum passes `high` never ended (issue 32). The indices are
+  // about `count` apart whatever the values, so the loop is short.
+  const double first = std::ceil(low / step), last = std::floor(high / step + 1e-9);
   std::vector<double> ticks;
-  for (double t = std::ceil(low / step) * step; t <= high + step * 1e-9; t += step) {
-    ticks.push_back(std::fabs(t) < step * 1e-9 ? 0.0 : t);
+  for (double i = 0; first + i <= last && i <= count + 1; ++i) {
+    double t = (first + i) * step;
+    if (std::fabs(t) < step * 1e-9) t = 0.0;
+    // Rounding may put a tick a hair outside the range or onto the last one.
+    t = std::clamp(t, low, high);
+    if (ticks.empty() || t > ticks.back()) ticks.push_back(t);
   }
+  if (ticks.empty()) return {low, high};
   return ticks;
 }
-
-}  // namespace
 
 std::string EscapeXml(const std::string& text) {
   std::string out;

@@ -30,6 +30,13 @@ struct ChartSpec {
 /// Text is XML-escaped.
 std::string LineChartSvg(const ChartSpec& spec);
 
+/// About `count` round tick values (1, 2 or 5 times a power of ten apart)
+/// covering [low, high], in increasing order. At most a few more than `count`
+/// for any input: none when a bound is not finite or low > high, `low` alone
+/// when low == high, and the bounds themselves when no round step fits between
+/// them.
+std::vector<double> LinearTicks(double low, double high, int count);
+
 /// `text` with &, <, >, " and ' escaped for HTML/XML text and attributes.
 std::string EscapeXml(const std::string& text);
 

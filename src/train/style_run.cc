@@ -431,6 +431,10 @@ void StyleRun::CountBadStep(int64_t step, bool bad) {
   }
   const int limit = style_.training.max_bad_steps;
   ++bad_in_a_row_;
+  // A run that started from scratch and reached its last step without one
+  // good step learned nothing: its "model" would be the initial weights.
+  const bool learned_nothing =
+      step == total_steps_ && bad_in_a_row_ == steps_this_run_ && step == steps_this_run_;
   if (root_) {
     SF_LOG(kWarning) << "[" << style_.name << "] step " << step
                      << ": NaN or infinite loss or gradient; step skipped (" << bad_in_a_row_
@@ -438,6 +442,12 @@ void StyleRun::CountBadStep(int64_t step, bool bad) {
   }
   if (!conditional()) context_.metrics->BadStep(style_.name);
   for (const Member& m : members_) context_.metrics->BadStep(m.spec->name);
+  if (learned_nothing) {
+    throw NumericalFault("style '" + style_.name + "': none of its " + std::to_string(step) +
+                         " steps had a finite loss and gradient, so it learned nothing; no model "
+                         "was written. Check the loss network file (`stylefleet check`), then "
+                         "lower training.learning_rate or the loss weights.");
+  }
   if (bad_in_a_row_ < limit) return;
   const auto kept = ListCheckpoints(style_.output_dir);
   throw NumericalFault(

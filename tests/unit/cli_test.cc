@@ -802,5 +802,35 @@ TEST(CliTest, BenchPrintsOneJsonDocumentWithEverySection) {
   EXPECT_NE(missing.output.find("nowhere"), std::string::npos) << missing.output;
 }
 
+// `info` prints names from the model file and its path to a terminal: an
+// escape sequence in a style name ("\x1b]0;title\x07", "\x1b[2J") must show
+// as text, not act (issue 32).
+TEST(CliTest, InfoShowsControlCharactersInNamesAsEscapes) {
+  testing::TempDir dir;
+  const std::string folder = dir / "m\x1b[2Jx";
+  std::filesystem::create_directories(folder);
+  // A conditional network whose style names hold escape sequences, written
+  // by PyTorch (stylefleet refuses such names in a job).
+  testing::WriteFile(dir / "make.py",
+                     "import sys, torch\n"
+                     "sys.path.insert(0, sys.argv[2])\n"
+                     "from stylefleet_torch import TransformerNet\n"
+                     "state = dict(TransformerNet(num_styles=2).state_dict())\n"
+                     "text = lambda s: torch.tensor(list(s.encode()), dtype=torch.uint8)\n"
+                     "state['stylefleet.network'] = text('conditional')\n"
+                     "state['stylefleet.styles'] = text('red\\x1b[31m\\nt\\x1b]0;x\\x07\\x7f')\n"
+                     "torch.save(state, sys.argv[1])\n");
+  const testing::CommandResult made =
+      testing::RunCommand("/usr/bin/python3 " + (dir / "make.py") + " '" + folder + "/model.pt' " +
+                          STYLEFLEET_SOURCE_DIR + "/python");
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const testing::CommandResult r = RunTool("info '" + folder + "'");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find_first_of("\x1b\x07\x7f"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("0: red\\x1b[31m\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1: t\\x1b]0;x\\x07\\x7f\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("m\\x1b[2Jx/model.pt"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace stylefleet

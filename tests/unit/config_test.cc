@@ -399,6 +399,29 @@ TEST_F(ConfigTest, NamesAndPathsMustBeUtf8TextWithoutControlCharacters) {
   }
 }
 
+// A style's default name is its image's file name without the extension:
+// `...png` gave '..' and `..png` '.', whose outputs landed in the parent of the
+// job's output folder or in it (issue 32). They follow the rules of a written
+// name, and the problem asks for one.
+TEST_F(ConfigTest, ANameFromAnImageFileFollowsTheRulesOfAWrittenName) {
+  for (const std::string file : {"...png", "..png", "a\\b.png"}) {
+    WriteFile(dir_ / ("styles/" + file), "x");
+    const std::string stem = file.substr(0, file.size() - 4);
+    EXPECT_EQ(
+        Problems(Head() + "styles:\n  - image: styles/wave.jpg\n  - image: 'styles/" + file +
+                 "'\n"),
+        (std::vector<std::string>{
+            "DIR/job.yaml:9:5: style name '" + stem + "' (from the image file 'styles/" + file +
+            "') must be UTF-8 text without '/', '\\' or control characters, and not '.' "
+            "or '..' (it names a folder); set the style's name: key"}));
+    // An explicit name makes the job load, its outputs in their own folder.
+    const JobConfig job = Load(Head() + "styles:\n  - image: 'styles/" + file + "'\n    name: x\n");
+    ASSERT_EQ(job.styles.size(), 1u);
+    EXPECT_EQ(job.styles[0].name, "x");
+    EXPECT_EQ(job.styles[0].output_dir, dir_ / "runs/test/x");
+  }
+}
+
 // The content folder is read with its sub-folders: an output folder inside it
 // would feed the run's previews and final images back as training photos.
 TEST_F(ConfigTest, OutputsInsideTheContentFolderAreRefused) {

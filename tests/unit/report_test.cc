@@ -1,10 +1,16 @@
 // The HTML report: run folders read back (torn and null records, previews,
 // sweep-run nesting), the SVG charts, and a page that needs no network.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <regex>
 #include <set>
 
@@ -204,6 +210,87 @@ TEST(SvgChartTest, SaysWhenThereIsNoData) {
   const std::string svg = LineChartSvg(spec);
   EXPECT_NE(svg.find("no data yet"), std::string::npos);
   EXPECT_EQ(svg.find("<polyline"), std::string::npos);
+}
+
+// Runs `work` in a forked child that is killed after `seconds` and fails an
+// allocation past 4 GiB of address space: a loop that never ends (issue 32)
+// fails the test instead of hanging it or filling the machine's memory.
+// Whether the child exited with status 0.
+bool FinishesInTime(const std::function<bool()>& work, unsigned seconds = 10) {
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::alarm(seconds);
+    const rlimit memory{4ull << 30, 4ull << 30};
+    ::setrlimit(RLIMIT_AS, &memory);
+    bool ok = false;
+    try {
+      ok = work();
+    } catch (...) {
+    }
+    ::_exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  if (child < 0 || ::waitpid(child, &status, 0) != child) return false;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Series spanning one ulp of their values made the tick loop add a step too
+// small to change its value, forever (issue 32).
+TEST(SvgChartTest, TicksEndAndAreFewWhenValuesSpanOneUlp) {
+  const double two_60 = std::ldexp(1.0, 60);
+  const std::vector<std::vector<std::pair<double, double>>> cases = {
+      {{0, 1.0}, {1, 1.0000000000000002}},
+      {{0, 1e17}, {1, 1e17 + 16}},
+      {{two_60, 1}, {two_60 + 256, 2}},
+      {{two_60, 1e17}, {two_60 + 256, 1e17 + 16}},
+      {{-1e308, -1e308}, {1e308, 1e308}},
+      {{0, std::numeric_limits<double>::denorm_min()}, {1, 0}}};
+  for (const auto& points : cases) {
+    EXPECT_TRUE(FinishesInTime([&] {
+      ChartSpec spec;
+      spec.log_y_when_useful = false;
+      spec.series.push_back({"s", points});
+      // Tick labels and the x axis label: a handful each way.
+      return Count(LineChartSvg(spec), "class=\"tick\"") <= 16;
+    })) << points[0].first
+        << "," << points[0].second << " " << points[1].first << "," << points[1].second;
+  }
+}
+
+TEST(SvgChartTest, LinearTicksAreFewForAnyInput) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double max = std::numeric_limits<double>::max();
+  const double two_60 = std::ldexp(1.0, 60);
+  const std::vector<std::pair<double, double>> ranges = {
+      {1.0, 1.0000000000000002},
+      {1e17, 1e17 + 16},
+      {two_60, two_60 + 256},
+      {-max, max},
+      {0, std::numeric_limits<double>::denorm_min()},
+      {-inf, inf},
+      {0, inf},
+      {nan, 1},
+      {0, nan},
+      {2, 1},
+      {3, 3},
+      {-max, -max}};
+  for (const auto& [low, high] : ranges) {
+    EXPECT_TRUE(FinishesInTime([&] {
+      const std::vector<double> ticks = LinearTicks(low, high, 4);
+      if (ticks.size() > 8) return false;
+      for (size_t i = 0; i < ticks.size(); ++i) {
+        // Finite, inside the range, strictly increasing.
+        if (!std::isfinite(ticks[i]) || ticks[i] < low || ticks[i] > high) return false;
+        if (i > 0 && !(ticks[i - 1] < ticks[i])) return false;
+      }
+      return true;
+    })) << low
+        << " " << high;
+  }
+  // Ordinary ranges keep their round ticks.
+  EXPECT_EQ(LinearTicks(0, 10, 4), (std::vector<double>{0, 5, 10}));
+  EXPECT_EQ(LinearTicks(-0.3, 0.3, 4), (std::vector<double>{-0.2, 0, 0.2}));
 }
 
 TEST_F(ReportTest, PageIsSelfContainedWithEveryRunAndItsPreviewsInline) {
@@ -524,6 +611,36 @@ TEST_F(ReportTest, APipeForTheRunRecordIsNotOpened) {
   const RunHistory run = ReadRunHistory((root_ / "candy").string());  // would block on open
   EXPECT_TRUE(run.identity.empty());
   EXPECT_EQ(run.records.size(), 1u);
+}
+
+// JSON nested deeper than any record of training is a damaged file, said with
+// its name: 400,000 nested lists in stylefleet.json crashed the report, whose
+// JSON dump recurses once per level (issue 32).
+TEST_F(ReportTest, DeeplyNestedJsonIsADamagedFileNotADeepTree) {
+  auto nested = [](size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  Write(root_ / "candy" / "metrics.jsonl",
+        Record(1, 1) + "{\"step\":2,\"total_loss\":" + nested(1000) + "}\n" + Record(3, 1));
+  Write(root_ / "candy" / "stylefleet.json", "{\"job\": \"j\", \"x\": " + nested(1000) +
+                                                 ", \"note\": \"" + std::string(500, '[') + "\"}");
+  RunHistory run = ReadRunHistory((root_ / "candy").string());
+  ASSERT_NE(run.identity_problem.find("nested"), std::string::npos) << run.identity_problem;
+  EXPECT_TRUE(run.identity.empty());
+  ASSERT_EQ(run.records.size(), 2u);
+  ASSERT_EQ(run.unreadable.size(), 1u);
+  EXPECT_NE(run.unreadable[0].find("metrics.jsonl:2 (nested"), std::string::npos)
+      << run.unreadable[0];
+  // Brackets inside strings are text, not nesting: such a record is read.
+  Write(root_ / "wave" / "metrics.jsonl", Record(1, 1));
+  Write(root_ / "wave" / "stylefleet.json",
+        "{\"job\": \"j\", \"note\": \"" + std::string(5000, '[') + "\\\"]\"}");
+  run = ReadRunHistory((root_ / "wave").string());
+  EXPECT_EQ(run.identity_problem, "");
+  EXPECT_EQ(run.identity["note"], std::string(5000, '[') + "\"]");
+  // The nesting of the issue: the page says which file is damaged.
+  Write(root_ / "candy" / "stylefleet.json", "{\"x\": " + nested(400000) + "}");
+  const std::string html = Page();
+  EXPECT_NE(html.find(EscapeXml((root_ / "candy" / "stylefleet.json").string()) + ": nested"),
+            std::string::npos);
 }
 
 }  // namespace

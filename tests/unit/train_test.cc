@@ -23,12 +23,14 @@
 #include "dist/world.h"
 #include "model/tensor_file.h"
 #include "model/transformer_net.h"
+#include "model/vgg16.h"
 #include "recording_metrics.h"
 #include "runtime/rank_runtime.h"
 #include "test_paths.h"
 #include "test_util.h"
 #include "train/preflight.h"
 #include "train/rank_agreement.h"
+#include "vgg_test_dict.h"
 
 namespace stylefleet {
 namespace {
@@ -689,6 +691,65 @@ TEST_F(TrainTest, NonFiniteStepsAreSkippedCountedAndStopAStyleWhenInARow) {
   EXPECT_EQ(in_a_row.steps["style"].back(), 4);
   EXPECT_FALSE(fs::exists(dir_ / "in_a_row/style/model.pt"));
   EXPECT_TRUE(fs::exists(CheckpointPath(dir_ / "in_a_row/style", 2)));
+}
+
+// A run that reaches its last step without one good step learned nothing: it
+// fails and writes no model, even when max_steps is below max_bad_steps (it
+// wrote the initial weights as model.pt, exit 0). One good step is enough.
+TEST_F(TrainTest, ARunWithoutOneGoodStepWritesNoModel) {
+  TrainRunOptions faulty = Quiet();
+  faulty.inject_faults = {"style:1:nan-loss", "style:2:inf-gradient"};
+  const std::vector<std::string> settings = {"training.max_steps=2", "training.max_bad_steps=5"};
+  EXPECT_EQ(TrainJob(Job("none", settings), faulty).failed_styles,
+            std::vector<std::string>{"style"});
+  EXPECT_FALSE(fs::exists(dir_ / "none/style/model.pt"));
+  faulty.inject_faults = {"style:1:nan-loss"};
+  EXPECT_TRUE(TrainJob(Job("one", settings), faulty).failed_styles.empty());
+  EXPECT_TRUE(fs::exists(dir_ / "one/style/model.pt"));
+}
+
+// A loss-network file is checked like a model: a NaN or infinite weight (also
+// one that only overflows as float32), a NaN mean or a std whose inverse
+// overflows is refused when loaded, naming the file and the key, so `check`
+// and `losses` refuse it too; each of these used to pass and train NaN steps.
+TEST_F(TrainTest, ALossNetworkWithNonFiniteValuesIsRefused) {
+  const TensorDict good = testing::VggTestDict();
+  auto refusal = [&](const std::string& name, const std::string& key, const torch::Tensor& value) {
+    TensorDict dict = good;
+    bool replaced = false;
+    for (auto& [k, v] : dict) {
+      if (k == key) v = value, replaced = true;
+    }
+    if (!replaced) dict.emplace_back(key, value);
+    SaveTensorDict(dict, dir_ / name);
+    try {
+      Vgg16::Load(dir_ / name);
+      return std::string("loaded");
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+  };
+  torch::Tensor nan_weight = FindTensor(good, "features.2.weight")->clone();
+  nan_weight[0][0][1][1] = NAN;
+  EXPECT_EQ(refusal("nan.pt", "features.2.weight", nan_weight),
+            dir_ /
+                "nan.pt: key 'features.2.weight' holds NaN or infinite values (as float32): "
+                "not a usable loss network");
+  torch::Tensor huge_bias = FindTensor(good, "features.28.bias")->to(torch::kFloat64);
+  huge_bias[3] = 1e300;  // finite in the file, infinite as float32
+  EXPECT_NE(refusal("huge.pt", "features.28.bias", huge_bias).find("'features.28.bias' holds NaN"),
+            std::string::npos);
+  EXPECT_NE(refusal("mean.pt", "stylefleet.mean", torch::tensor({0.4, std::nan(""), 0.4}))
+                .find("key 'stylefleet.mean' holds NaN or infinite values"),
+            std::string::npos);
+  EXPECT_NE(refusal("std.pt", "stylefleet.std", torch::tensor({1e-300, 1.0, 1.0}, torch::kFloat64))
+                .find("stylefleet.std values must be > 0 and not so small"),
+            std::string::npos);
+  EXPECT_NE(refusal("scale.pt", "stylefleet.activation_scale",
+                    torch::tensor(1e300, torch::TensorOptions(torch::kFloat64)))
+                .find("stylefleet.activation_scale must be a finite number > 0"),
+            std::string::npos);
+  EXPECT_EQ(refusal("good.pt", "stylefleet.mean", torch::tensor({0.4, 0.4, 0.4})), "loaded");
 }
 
 // max_bad_steps counts bad steps in a row: two that a good step separates do
