@@ -40,7 +40,9 @@ TensorDict WithChecksum(TensorDict dict) {
 
 // A damaged or poisoned file must never be trained on or stylized with: its
 // checksum must match (files written before checksums existed have none), and
-// every floating-point tensor must be finite.
+// every floating-point tensor must be finite, as the float32 it is used as:
+// the network and its optimizer state are float32, and a float64 1e300 is
+// finite until converted. Only the log windows stay float64.
 void VerifyDict(const TensorDict& dict, const std::string& path) {
   if (const torch::Tensor* stored = FindTensor(dict, kChecksumKey)) {
     if (stored->numel() != 1 ||
@@ -51,8 +53,15 @@ void VerifyDict(const TensorDict& dict, const std::string& path) {
     }
   }
   for (const auto& [key, tensor] : dict) {
-    if (tensor.is_floating_point() && !torch::isfinite(tensor).all().item<bool>()) {
+    if (!tensor.is_floating_point()) continue;
+    if (!torch::isfinite(tensor).all().item<bool>()) {
       throw DataError(path + ": '" + key + "' holds NaN or infinite values");
+    }
+    const bool narrowed =
+        tensor.scalar_type() == torch::kFloat64 && key.rfind("stylefleet.log_window.", 0) != 0;
+    if (narrowed && !torch::isfinite(tensor.to(torch::kFloat32)).all().item<bool>()) {
+      throw DataError(path + ": '" + key +
+                      "' holds values beyond float32's range (they would become infinite)");
     }
   }
 }

@@ -1,17 +1,19 @@
 #include "model/tensor_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "common/error.h"
 #include "common/writable_file.h"
@@ -54,7 +56,13 @@ struct PyObject {
     kStorage,
     kTensor
   };
+  PyObject() = default;
+  PyObject(const PyObject&) = delete;
+  PyObject& operator=(const PyObject&) = delete;
+  ~PyObject();
+
   Kind kind = Kind::kNone;
+  int depth = 0;  // containers: 1 + the deepest item's depth when it was added
   int64_t integer = 0;
   double number = 0;
   std::string text;                              // string, bytes, or "module.name" of a global
@@ -62,6 +70,30 @@ struct PyObject {
   std::vector<std::pair<PyRef, PyRef>> entries;  // dict, in insertion order
   torch::Tensor tensor;                          // storage (1-D, whole) or tensor
 };
+
+// A pickle can nest containers 100,000 deep, or chain lists into each other
+// through the memo after they were built (which no depth count at
+// construction sees): the default destructor would recurse once per level
+// and overflow the stack. Items whose last reference is here are emptied into
+// a work list instead, so that destruction needs a constant stack depth.
+PyObject::~PyObject() {
+  std::vector<PyRef> pending;
+  const auto take_items = [&pending](PyObject& o) {
+    for (PyRef& item : o.items) pending.push_back(std::move(item));
+    for (auto& [key, value] : o.entries) {
+      pending.push_back(std::move(key));
+      pending.push_back(std::move(value));
+    }
+    o.items.clear();
+    o.entries.clear();
+  };
+  take_items(*this);
+  while (!pending.empty()) {
+    PyRef next = std::move(pending.back());
+    pending.pop_back();
+    if (next && next.use_count() == 1) take_items(*next);
+  }  // `next` dies here holding no items: its destructor does not recurse
+}
 
 // The names LibTorch's IValue::tagKind() gives, so messages read the same.
 std::string KindName(const PyObject& o) {
@@ -111,6 +143,11 @@ std::optional<torch::ScalarType> StorageDtype(const std::string& global) {
   if (it == types.end()) return std::nullopt;
   return it->second;
 }
+
+// How deeply containers may nest, and marks stack up. torch.save's state dicts
+// nest a few levels (a dict, its _metadata, a tensor's arguments); Python's
+// own pickler stops near 1000, the default recursion limit.
+constexpr int kMaxDepth = 1000;
 
 // Finds storage bytes by key: a zip record, or (legacy) a tensor filled later.
 using StorageLoader =
@@ -182,8 +219,16 @@ class Unpickler {
   }
   PyRef Tuple(std::vector<PyRef> items) {
     PyRef o = Make(PyObject::Kind::kTuple);
+    for (const PyRef& item : items) Nest(*o, *item);
     o->items = std::move(items);
     return o;
+  }
+  // Records that `item` goes into `container`, refusing nesting past kMaxDepth.
+  void Nest(PyObject& container, const PyObject& item) {
+    if (item.depth >= kMaxDepth) {
+      Fail("containers nested more than " + std::to_string(kMaxDepth) + " deep");
+    }
+    container.depth = std::max(container.depth, item.depth + 1);
   }
   void SetItems(const PyRef& dict, const std::vector<PyRef>& kv);
   bool Step(uint8_t op);
@@ -213,7 +258,11 @@ PyRef Unpickler::Load() {
 
 void Unpickler::SetItems(const PyRef& dict, const std::vector<PyRef>& kv) {
   if (dict->kind != PyObject::Kind::kDict || kv.size() % 2 != 0) Fail("SETITEMS on a non-dict");
-  for (size_t i = 0; i < kv.size(); i += 2) dict->entries.emplace_back(kv[i], kv[i + 1]);
+  for (size_t i = 0; i < kv.size(); i += 2) {
+    Nest(*dict, *kv[i]);
+    Nest(*dict, *kv[i + 1]);
+    dict->entries.emplace_back(kv[i], kv[i + 1]);
+  }
 }
 
 // One opcode; false at STOP. Opcodes are grouped by what they make.
@@ -228,6 +277,9 @@ bool Unpickler::Step(uint8_t op) {
     case '.':
       return false;  // STOP
     case '(':
+      if (marks_.size() >= kMaxDepth) {
+        Fail("marks nested more than " + std::to_string(kMaxDepth) + " deep");
+      }
       marks_.push_back(stack_.size());
       return true;  // MARK
   }
@@ -357,6 +409,7 @@ bool Unpickler::StepContainer(uint8_t op) {
     case 'l': {  // LIST
       PyRef list = Make(K::kList);
       list->items = PopToMark();
+      for (const PyRef& item : list->items) Nest(*list, *item);
       stack_.push_back(list);
       break;
     }
@@ -365,6 +418,7 @@ bool Unpickler::StepContainer(uint8_t op) {
       std::vector<PyRef> items = op == 'a' ? std::vector<PyRef>{Pop()} : PopToMark();
       const PyRef list = Top();
       if (list->kind != K::kList) Fail("APPEND to a non-list");
+      for (const PyRef& item : items) Nest(*list, *item);
       list->items.insert(list->items.end(), items.begin(), items.end());
       break;
     }
@@ -467,6 +521,12 @@ PyRef Unpickler::RebuildTensor(const std::vector<PyRef>& args) {
       args[2]->items.size() != args[3]->items.size()) {
     Fail("malformed tensor");
   }
+  // Beyond what any model holds; kernels slow down or refuse past a few dozen.
+  constexpr size_t kMaxDims = 64;
+  if (args[2]->items.size() > kMaxDims) {
+    Fail("tensor of " + std::to_string(args[2]->items.size()) + " dimensions (at most " +
+         std::to_string(kMaxDims) + " are read)");
+  }
   const torch::Tensor& storage = args[0]->tensor;
   const int64_t offset = args[1]->integer;
   std::vector<int64_t> size, stride;
@@ -483,12 +543,26 @@ PyRef Unpickler::RebuildTensor(const std::vector<PyRef>& args) {
   }
   // The highest element touched, offset + sum((size - 1) * stride), must lie in
   // the storage; summed with division so that no product can overflow.
+  if (offset < 0) Fail("tensor reaches past its storage");
   int64_t room = storage.numel() - 1 - offset;
-  if (offset < 0 || (!empty && room < 0)) Fail("tensor reaches past its storage");
+  if (!empty && room < 0) Fail("tensor reaches past its storage");
   for (size_t i = 0; i < size.size() && !empty; ++i) {
     if (stride[i] == 0 || size[i] <= 1) continue;
     if (size[i] - 1 > room / stride[i]) Fail("tensor reaches past its storage");
     room -= (size[i] - 1) * stride[i];
+  }
+  // A view costs nothing, but whatever copies it (contiguous(), the checksum,
+  // the finiteness check) materialises every element: size [2^30] with stride
+  // 0 on one stored float would take 4 GiB. A view may hold no more elements
+  // than its storage, so the file's own size bounds what reading it costs;
+  // torch.save writes overlapping views (expand()) only when asked to.
+  int64_t numel = 1;
+  for (size_t i = 0; i < size.size() && !empty; ++i) {
+    if (size[i] > storage.numel() / numel) {
+      Fail("tensor of more elements than its storage holds (" + std::to_string(storage.numel()) +
+           ")");
+    }
+    numel *= size[i];
   }
   PyRef t = Make(K::kTensor);
   t->tensor = storage.as_strided(size, stride, offset);
@@ -502,6 +576,11 @@ struct ZipEntry {
   uint64_t size = 0;
   uint16_t method = 0;
 };
+
+// Whether `n` bytes from `at` lie inside a buffer of `size` bytes. Offsets and
+// lengths come from the file and may be anything up to 2^64 - 1: `at + n` and
+// `size - n` could wrap, `size - at` cannot once `at <= size`.
+bool Fits(size_t size, uint64_t at, uint64_t n) { return at <= size && n <= size - at; }
 
 uint64_t ReadLe(const std::vector<char>& b, size_t at, size_t n) {
   uint64_t v = 0;
@@ -525,17 +604,16 @@ std::map<std::string, ZipEntry> ReadZipDirectory(const std::vector<char>& b,
   if ((count == 0xFFFF || at == 0xFFFFFFFF) && eocd >= 20 &&
       ReadLe(b, eocd - 20, 4) == 0x07064b50) {
     const uint64_t z = ReadLe(b, eocd - 12, 8);  // ZIP64 end record
-    if (z > b.size() - 56) throw fail("bad ZIP64 record");
+    if (!Fits(b.size(), z, 56)) throw fail("bad ZIP64 record");
     count = ReadLe(b, z + 32, 8);
     at = ReadLe(b, z + 48, 8);
   }
   std::map<std::string, ZipEntry> entries;
   for (uint64_t i = 0; i < count; ++i) {
-    if (at > b.size() || b.size() - at < 46 || ReadLe(b, at, 4) != 0x02014b50)
-      throw fail("bad entry");
+    if (!Fits(b.size(), at, 46) || ReadLe(b, at, 4) != 0x02014b50) throw fail("bad entry");
     const size_t name_len = ReadLe(b, at + 28, 2), extra_len = ReadLe(b, at + 30, 2);
     const size_t comment_len = ReadLe(b, at + 32, 2);
-    if (b.size() - at - 46 < name_len + extra_len) throw fail("bad entry");
+    if (!Fits(b.size(), at + 46, name_len + extra_len)) throw fail("bad entry");
     ZipEntry e;
     e.method = static_cast<uint16_t>(ReadLe(b, at + 10, 2));
     e.size = ReadLe(b, at + 24, 4);
@@ -565,11 +643,11 @@ std::pair<size_t, size_t> ZipData(const std::vector<char>& b, const ZipEntry& e,
                                   const std::string& name, const std::string& path) {
   if (e.method != 0)
     throw DataError(path + ": zip entry " + name + " is compressed (torch.save stores)");
-  if (e.offset > b.size() || b.size() - e.offset < 30 || ReadLe(b, e.offset, 4) != 0x04034b50) {
+  if (!Fits(b.size(), e.offset, 30) || ReadLe(b, e.offset, 4) != 0x04034b50) {
     throw DataError(path + ": damaged zip container (entry " + name + ")");
   }
   const uint64_t start = e.offset + 30 + ReadLe(b, e.offset + 26, 2) + ReadLe(b, e.offset + 28, 2);
-  if (start > b.size() || b.size() - start < e.size) {
+  if (!Fits(b.size(), start, e.size)) {
     throw DataError(path + ": damaged zip container (entry " + name + " runs past the end)");
   }
   return {static_cast<size_t>(start), static_cast<size_t>(e.size)};
@@ -603,12 +681,27 @@ PyRef LoadZipPickle(const std::vector<char>& bytes, const std::string& path) {
   const auto [start, length] = ZipData(bytes, *pickle, prefix + "data.pkl", path);
   const std::vector<char> pkl(bytes.begin() + static_cast<std::ptrdiff_t>(start),
                               bytes.begin() + static_cast<std::ptrdiff_t>(start + length));
+  // A storage several tensors view is read once and shared, as torch.load
+  // does: a pickle naming one record a million times must not make a million
+  // copies. Records may overlap in a crafted zip, so the storages' total is
+  // bounded by the file too.
+  std::map<std::string, torch::Tensor> loaded;
+  uint64_t total = 0;
   StorageLoader storages = [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
+    const auto found = loaded.find(key);
+    if (found != loaded.end()) return found->second;
     const std::string name = prefix + "data/" + key;
     const auto it = entries.find(name);
     if (it == entries.end()) throw DataError(path + ": storage record " + name + " is missing");
     const auto [at, size] = ZipData(bytes, it->second, name, path);
-    return StorageFromBytes(bytes.data() + at, size, dtype, numel, name, path);
+    const size_t element = c10::elementSize(dtype);
+    if (static_cast<uint64_t>(numel) <= size / element &&
+        static_cast<uint64_t>(numel) > (bytes.size() - total) / element) {
+      throw DataError(path + ": storages add up to more bytes than the file holds (at " + name +
+                      ")");
+    }
+    total += static_cast<uint64_t>(numel) * element;
+    return loaded[key] = StorageFromBytes(bytes.data() + at, size, dtype, numel, name, path);
   };
   return Unpickler(pkl, 0, path, storages).Load();
 }
@@ -634,13 +727,19 @@ PyRef LoadLegacyPickle(const std::vector<char>& bytes, const std::string& path) 
     pos = header.position();
   }
   // Storages are created empty while the object is read and filled afterwards.
+  // Their bytes all follow in the file, so together they cannot be larger than it.
   std::map<std::string, torch::Tensor> storages;
+  uint64_t total = 0;
   StorageLoader create = [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
     auto it = storages.find(key);
     if (it != storages.end()) return it->second;
-    if (static_cast<uint64_t>(numel) > bytes.size() / c10::elementSize(dtype)) {
-      throw DataError(path + ": storage " + key + " is larger than the file");
+    const size_t element = c10::elementSize(dtype);
+    if (static_cast<uint64_t>(numel) > (bytes.size() - total) / element) {
+      throw DataError(path + ": storage " + key +
+                      (total == 0 ? " is larger than the file"
+                                  : " and the storages before it add up to more than the file"));
     }
+    total += static_cast<uint64_t>(numel) * element;
     return storages[key] = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
   };
   Unpickler object(bytes, pos, path, create);
@@ -649,9 +748,13 @@ PyRef LoadLegacyPickle(const std::vector<char>& bytes, const std::string& path) 
   const PyRef keys = keys_reader.Load();
   pos = keys_reader.position();
   if (keys->kind != PyObject::Kind::kList) throw DataError(path + ": storage key list missing");
+  std::set<std::string> filled;
   for (const PyRef& key : keys->items) {
     const auto it = storages.find(key->text);
     if (it == storages.end()) throw DataError(path + ": unknown storage " + key->text);
+    if (!filled.insert(key->text).second) {
+      throw DataError(path + ": storage " + key->text + " is listed twice");
+    }
     torch::Tensor& t = it->second;
     const size_t element = t.element_size();
     if (bytes.size() - pos < 8) throw DataError(path + ": file ends before storage " + key->text);
@@ -663,16 +766,73 @@ PyRef LoadLegacyPickle(const std::vector<char>& bytes, const std::string& path) 
     if (numel > 0) std::memcpy(t.data_ptr(), bytes.data() + pos, numel * element);
     pos += numel * element;
   }
+  // A storage the object uses but the list leaves out was never filled: its
+  // tensors would hold whatever the allocator's memory held.
+  for (const auto& [key, storage] : storages) {
+    if (filled.count(key) == 0) {
+      throw DataError(path + ": storage " + key +
+                      " has no bytes in the file (not in its key list)");
+    }
+  }
   return result;
+}
+
+// What a path names when it is not a regular file, for messages.
+std::string FileKind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a folder";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "a special file";
+}
+
+// The whole of a regular file. Anything else is refused before a byte is
+// read: /dev/zero never ends (the read ran until bad_alloc), and a FIFO with
+// no writer blocked forever. O_NONBLOCK keeps the open itself from waiting
+// for a FIFO's writer; the check is on the opened file, so a path swapped
+// between a check and the open cannot slip through.
+std::vector<char> ReadRegularFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) throw DataError(path + ": cannot open file");
+    throw DataError(path + ": cannot open file (" + std::strerror(errno) + ")");
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    throw DataError(path + ": cannot open file (" + std::strerror(errno) + ")");
+  }
+  if (!S_ISREG(info.st_mode)) {
+    std::error_code ec;
+    std::string shown = path;
+    if (fs::is_symlink(fs::symlink_status(path, ec))) {
+      const fs::path target = fs::canonical(path, ec);
+      if (!ec) shown += " (a link to " + target.string() + ")";
+    }
+    throw DataError(shown + ": is " + FileKind(info.st_mode) + ", not a regular file");
+  }
+  std::vector<char> bytes;
+  bytes.reserve(static_cast<size_t>(std::max<off_t>(info.st_size, 0)));
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw DataError(path + ": cannot read file (" + std::strerror(errno) + ")");
+    }
+    bytes.insert(bytes.end(), buffer, buffer + n);
+  }
+  return bytes;
 }
 
 }  // namespace
 
 TensorDict LoadTensorDict(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(path + ": cannot open file");
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
-                                std::istreambuf_iterator<char>());
+  const std::vector<char> bytes = ReadRegularFile(path);
   if (bytes.empty()) throw DataError(path + ": file is empty");
   PyRef value;
   if (bytes.size() >= 4 && ReadLe(bytes, 0, 4) == 0x04034b50) {

@@ -1,11 +1,16 @@
 // The networks: shapes, parameter names, weights-file errors, and the export
 // round trip through PyTorch.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
 
 #include "checkpoint/model_file.h"
@@ -23,6 +28,7 @@
 namespace stylefleet {
 namespace {
 using testing::TempDir;
+using namespace std::string_literals;
 
 TEST(TransformerNetTest, KeepsShapeAndUsesThePyTorchExampleNames) {
   torch::manual_seed(0);
@@ -274,6 +280,313 @@ TEST(TorchFileTest, DamagedFilesAreRefusedNamingTheFile) {
   }
 }
 
+// ---- Hostile files, built byte by byte ----------------------------------------
+// Shapes no real writer produces (issue 32), so the tests make them here.
+
+std::string Le(uint64_t value, int bytes) {
+  std::string out;
+  for (int i = 0; i < bytes; ++i) out += static_cast<char>((value >> (8 * i)) & 0xFF);
+  return out;
+}
+
+std::string Repeat(const std::string& part, size_t times) {
+  std::string out;
+  out.reserve(part.size() * times);
+  for (size_t i = 0; i < times; ++i) out += part;
+  return out;
+}
+
+std::string PickleText(const std::string& text) { return "X" + Le(text.size(), 4) + text; }
+std::string PickleInt(int64_t value) {
+  return "\x8a\x08" + Le(static_cast<uint64_t>(value), 8);  // LONG1, any int64
+}
+
+// torch._utils._rebuild_tensor_v2 on FloatStorage `key` of `numel` elements.
+std::string PickleTensor(const std::string& key, int64_t numel, const std::vector<int64_t>& size,
+                         const std::vector<int64_t>& stride) {
+  std::string p = "ctorch._utils\n_rebuild_tensor_v2\n(";
+  p += "(" + PickleText("storage") + "ctorch\nFloatStorage\n" + PickleText(key) +
+       PickleText("cpu") + PickleInt(numel) + "tQ";
+  p += PickleInt(0) + "(";
+  for (int64_t n : size) p += PickleInt(n);
+  p += "t(";
+  for (int64_t s : stride) p += PickleInt(s);
+  return p + "t\x89tR";
+}
+
+// A whole pickle of {name: tensor pickle}.
+std::string PickleDict(const std::string& name, const std::string& value) {
+  return "\x80\x02}(" + PickleText(name) + value + "u.";
+}
+
+// An uncompressed zip of `records`, as torch.save lays them out.
+std::string StoredZip(const std::vector<std::pair<std::string, std::string>>& records) {
+  std::string out, directory;
+  for (const auto& [name, data] : records) {
+    const uint64_t offset = out.size();
+    const std::string sizes = Le(data.size(), 4) + Le(data.size(), 4);
+    out += Le(0x04034b50, 4) + Le(20, 2) + Le(0, 2) + Le(0, 2) + Le(0, 4) + Le(0, 4) + sizes +
+           Le(name.size(), 2) + Le(0, 2) + name + data;
+    directory += Le(0x02014b50, 4) + Le(20, 2) + Le(20, 2) + Le(0, 2) + Le(0, 2) + Le(0, 4) +
+                 Le(0, 4) + sizes + Le(name.size(), 2) + Le(0, 2) + Le(0, 2) + Le(0, 2) + Le(0, 2) +
+                 Le(0, 4) + Le(offset, 4) + name;
+  }
+  return out + directory + Le(0x06054b50, 4) + Le(0, 2) + Le(0, 2) + Le(records.size(), 2) +
+         Le(records.size(), 2) + Le(directory.size(), 4) + Le(out.size(), 4) + Le(0, 2);
+}
+
+std::string FloatBytes(float value) {
+  std::string out(4, '\0');
+  std::memcpy(out.data(), &value, 4);
+  return out;
+}
+
+// A zip torch.save file whose data.pkl is `pickle` and whose storage "0" holds `storage`.
+std::string ZipTorchFile(const std::string& pickle, const std::string& storage = FloatBytes(1.5f)) {
+  return StoredZip({{"archive/data.pkl", pickle}, {"archive/data/0", storage}});
+}
+
+// What LoadTensorDict says about `bytes` written to `path`: "loaded N" or the error.
+std::string LoadBytesError(const std::string& path, const std::string& bytes) {
+  testing::WriteFile(path, bytes);
+  try {
+    return "loaded " + std::to_string(LoadTensorDict(path).size());
+  } catch (const DataError& e) {
+    return e.what();
+  }
+}
+
+bool StartsWith(const std::string& text, const std::string& prefix) {
+  return text.rfind(prefix, 0) == 0;
+}
+
+TEST(TorchFileTest, HandBuiltFilesLoad) {  // the builders below are right
+  TempDir dir;
+  testing::WriteFile(dir / "ok.pt", ZipTorchFile(PickleDict("w", PickleTensor("0", 1, {1}, {1}))));
+  const TensorDict dict = LoadTensorDict(dir / "ok.pt");
+  ASSERT_EQ(dict.size(), 1u);
+  EXPECT_TRUE(torch::equal(dict[0].second, torch::tensor({1.5f})));
+}
+
+// Containers in containers 100,000 deep: a tuple in a tuple (TUPLE1 after
+// TUPLE1), lists by MARK and LIST, or lists wrapped through the memo. Their
+// destruction recursed once per level into a SIGSEGV; now the file is refused
+// naming it.
+TEST(TorchFileTest, DeepTuplesAreRefusedNotACrash) {
+  TempDir dir;
+  const std::string path = dir / "deep.pt";
+  const std::string tuples = "\x80\x02N" + std::string(100000, '\x85') + ".";
+  const std::string error = LoadBytesError(path, ZipTorchFile(tuples));
+  EXPECT_TRUE(StartsWith(error, path + ": ")) << error;
+  EXPECT_NE(error.find("containers nested more than 1000 deep"), std::string::npos) << error;
+}
+
+TEST(TorchFileTest, DeepListsAreRefusedNotACrash) {
+  TempDir dir;
+  const std::string path = dir / "deep.pt";
+  const std::string marks = "\x80\x02" + std::string(100000, '(') + std::string(100000, 'l') + ".";
+  std::string error = LoadBytesError(path, ZipTorchFile(marks));
+  EXPECT_TRUE(StartsWith(error, path + ": ")) << error;
+  EXPECT_NE(error.find("marks nested more than 1000 deep"), std::string::npos) << error;
+
+  // Each step wraps the top in a new list: BINPUT 0, POP, EMPTY_LIST, BINGET 0, APPEND.
+  const std::string wrap = {'q', '\0', '0', ']', 'h', '\0', 'a'};
+  error = LoadBytesError(path, ZipTorchFile("\x80\x02N" + Repeat(wrap, 100000) + "."));
+  EXPECT_NE(error.find("containers nested more than 1000 deep"), std::string::npos) << error;
+}
+
+// Lists joined into a chain after they were built (the tail stays in memo 0
+// and each new list is appended to it) nest 200,000 deep while each was added
+// at depth 1, which no depth count sees: destroying them must not recurse.
+TEST(TorchFileTest, ChainedListsAreFreedWithoutRecursion) {
+  TempDir dir;
+  const std::string path = dir / "chain.pt";
+  // BINGET 0, EMPTY_LIST, BINPUT 0, APPEND, POP.
+  const std::string link = {'h', '\0', ']', 'q', '\0', 'a', '0'};
+  const std::string chain = "\x80\x02]q"s + '\0' + Repeat(link, 200000) + ".";
+  EXPECT_EQ(LoadBytesError(path, ZipTorchFile(chain)),
+            path + ": expected a dict of tensors (such as a state_dict), got List");
+}
+
+// Zip offsets and lengths come from the file: a 46-byte file whose ZIP64
+// locator points 16 TiB out once made `size - 56` wrap and the reader read
+// there; offsets near 2^64 must not wrap past the checks either.
+TEST(TorchFileTest, ZipOffsetsOutsideTheFileAreRefused) {
+  TempDir dir;
+  const std::string path = dir / "zip.pt";
+  const std::string local = Le(0x04034b50, 4);
+  const auto locator = [](uint64_t at) {
+    return Le(0x07064b50, 4) + Le(0, 4) + Le(at, 8) + Le(1, 4);
+  };
+  const std::string end = Le(0x06054b50, 4) + Le(0, 2) + Le(0, 2) + Le(0xFFFF, 2) + Le(0xFFFF, 2) +
+                          Le(0, 4) + Le(0xFFFFFFFF, 4) + Le(0, 2);
+  const std::string tiny = local + locator(0x100000000000) + end;
+  ASSERT_EQ(tiny.size(), 46u);
+  std::string error = LoadBytesError(path, tiny);
+  EXPECT_EQ(error, path + ": damaged zip container (bad ZIP64 record)");
+
+  for (const uint64_t at : {~uint64_t{0} - 15, ~uint64_t{0} - 55, uint64_t{1} << 63}) {
+    error = LoadBytesError(path, local + std::string(100, '\0') + locator(at) + end);
+    EXPECT_EQ(error, path + ": damaged zip container (bad ZIP64 record)") << at;
+  }
+  // A ZIP64 end record whose central directory lies near 2^64.
+  const std::string record = Le(0x06064b50, 4) + Le(44, 8) + Le(45, 2) + Le(45, 2) + Le(0, 4) +
+                             Le(0, 4) + Le(1, 8) + Le(1, 8) + Le(46, 8) + Le(~uint64_t{0} - 20, 8);
+  error = LoadBytesError(path, local + record + locator(4) + end);
+  EXPECT_EQ(error, path + ": damaged zip container (bad entry)");
+
+  // An entry whose local header lies near 2^64 (its ZIP64 extra field says so).
+  const std::string name = "archive/data.pkl";
+  const std::string extra = Le(1, 2) + Le(8, 2) + Le(~uint64_t{0} - 10, 8);
+  const std::string entry = Le(0x02014b50, 4) + Le(45, 2) + Le(45, 2) + Le(0, 2) + Le(0, 2) +
+                            Le(0, 4) + Le(0, 4) + Le(4, 4) + Le(4, 4) + Le(name.size(), 2) +
+                            Le(extra.size(), 2) + Le(0, 2) + Le(0, 2) + Le(0, 2) + Le(0, 4) +
+                            Le(0xFFFFFFFF, 4) + name + extra;
+  const std::string entry_end = Le(0x06054b50, 4) + Le(0, 2) + Le(0, 2) + Le(1, 2) + Le(1, 2) +
+                                Le(entry.size(), 4) + Le(4, 4) + Le(0, 2);
+  error = LoadBytesError(path, local + entry + entry_end);
+  EXPECT_EQ(error, path + ": damaged zip container (entry archive/data.pkl)");
+}
+
+// The legacy container: five pickles, then each storage's element count and bytes.
+std::string LegacyTorchFile(const std::string& object, const std::string& keys,
+                            const std::string& storages) {
+  const std::string magic = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.";
+  return magic + "\x80\x02M\xe9\x03." + "\x80\x02}." + object + keys + storages;
+}
+
+// A storage the object uses but the key list leaves out was never filled: its
+// weights were uninitialised heap memory, and loaded.
+TEST(TorchFileTest, LegacyStoragesWithoutBytesAreRefused) {
+  TempDir dir;
+  const std::string path = dir / "legacy.pt";
+  const std::string object = PickleDict("w", PickleTensor("0", 1, {1}, {1}));
+  const std::string one_key = "\x80\x02(" + PickleText("0") + "l.";
+  const std::string bytes = Le(1, 8) + FloatBytes(1.5f);
+  testing::WriteFile(path, LegacyTorchFile(object, one_key, bytes));
+  const TensorDict dict = LoadTensorDict(path);
+  ASSERT_EQ(dict.size(), 1u);
+  EXPECT_TRUE(torch::equal(dict[0].second, torch::tensor({1.5f})));
+
+  EXPECT_EQ(LoadBytesError(path, LegacyTorchFile(object, "\x80\x02].", "")),
+            path + ": storage 0 has no bytes in the file (not in its key list)");
+  const std::string twice = "\x80\x02(" + PickleText("0") + PickleText("0") + "l.";
+  EXPECT_EQ(LoadBytesError(path, LegacyTorchFile(object, twice, bytes + bytes)),
+            path + ": storage 0 is listed twice");
+}
+
+// A view of more elements than its storage holds made whoever copied it
+// materialise them all: 2^30 floats from one stored float. Dimensions are
+// bounded too.
+TEST(TorchFileTest, ViewsLargerThanTheirStorageAreRefused) {
+  TempDir dir;
+  const std::string path = dir / "view.pt";
+  std::string error =
+      LoadBytesError(path, ZipTorchFile(PickleDict("w", PickleTensor("0", 1, {1 << 30}, {0}))));
+  EXPECT_TRUE(StartsWith(error, path + ": ")) << error;
+  EXPECT_NE(error.find("tensor of more elements than its storage holds (1)"), std::string::npos)
+      << error;
+  error = LoadBytesError(
+      path, ZipTorchFile(PickleDict("w", PickleTensor("0", 1, {int64_t{1} << 62, 4}, {0, 0}))));
+  EXPECT_NE(error.find("more elements than its storage holds"), std::string::npos) << error;
+  error = LoadBytesError(
+      path, ZipTorchFile(PickleDict("w", PickleTensor("0", 1, std::vector<int64_t>(100, 1),
+                                                      std::vector<int64_t>(100, 1)))));
+  EXPECT_NE(error.find("tensor of 100 dimensions (at most 64 are read)"), std::string::npos)
+      << error;
+  // An empty view of a huge shape holds nothing and stays readable.
+  EXPECT_EQ(LoadBytesError(path, ZipTorchFile(PickleDict(
+                                     "w", PickleTensor("0", 1, {int64_t{1} << 62, 0}, {1, 1})))),
+            "loaded 1");
+}
+
+// A storage is read once however many tensors view it (a pickle naming one
+// record a million times made a million copies), and all storages together
+// hold no more than the file does.
+TEST(TorchFileTest, StoragesAreReadOnceAndBoundedByTheFile) {
+  TempDir dir;
+  const std::string path = dir / "shared.pt";
+  std::string pickle = "\x80\x02}(";
+  for (int i = 0; i < 1000; ++i) {
+    pickle += PickleText("w" + std::to_string(i)) + PickleTensor("0", 1, {1}, {1});
+  }
+  testing::WriteFile(path, ZipTorchFile(pickle + "u."));
+  const TensorDict dict = LoadTensorDict(path);
+  ASSERT_EQ(dict.size(), 1000u);
+  EXPECT_EQ(dict[0].second.data_ptr(), dict[999].second.data_ptr());
+  EXPECT_EQ(dict[999].second.item<float>(), 1.5f);
+
+  // Three legacy storages, each half the file's size.
+  const auto legacy = [](int64_t numel) {
+    std::string object = "\x80\x02}(";
+    for (const char* key : {"0", "1", "2"}) {
+      object += PickleText(key) + PickleTensor(key, numel, {1}, {1});
+    }
+    return LegacyTorchFile(object + "u.", "\x80\x02].", "");
+  };
+  const int64_t half = static_cast<int64_t>(legacy(1).size()) / 8 + 1;
+  EXPECT_EQ(LoadBytesError(path, legacy(half)),
+            path + ": storage 1 and the storages before it add up to more than the file");
+}
+
+// Only a regular file is read, after following links: /dev/zero was read
+// until bad_alloc.
+TEST(TorchFileTest, NonRegularFilesAreRefusedBeforeReading) {
+  TempDir dir;
+  try {
+    LoadTensorDict("/dev/zero");
+    ADD_FAILURE() << "/dev/zero loaded";
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()), "/dev/zero: is a device, not a regular file");
+  }
+  std::filesystem::create_directories(dir / "folder.pt");
+  EXPECT_EQ(LoadBytesError(dir / "plain.pt", "x"),
+            dir / "plain.pt: not a file written by torch.save (neither a zip nor a pickle)");
+  try {
+    LoadTensorDict(dir / "folder.pt");
+    ADD_FAILURE() << "a folder loaded";
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()), dir / "folder.pt: is a folder, not a regular file");
+  }
+}
+
+// A checkpoint that is a link to /dev/zero stopped a resume, or `stylize` of
+// its folder, with bad_alloc; the message says where the link leads.
+TEST(TorchFileTest, CheckpointLinkedToADeviceIsRefused) {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "out/checkpoints");
+  std::filesystem::create_symlink("/dev/zero", dir / "out/checkpoints/step-00000001.pt");
+  try {
+    LoadModel(dir / "out");
+    ADD_FAILURE() << "the checkpoint linked to /dev/zero loaded";
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()), (dir / "out/checkpoints/step-00000001.pt") +
+                                         " (a link to /dev/zero): is a device, not a regular file");
+  }
+}
+
+// A FIFO as the model path blocked forever. If the open blocks here, opening
+// the FIFO's writer side ends the wait, so that a failure cannot hang the run.
+TEST(TorchFileTest, FifosAreRefusedWithoutBlocking) {
+  TempDir dir;
+  const std::string fifo = dir / "fifo.pt";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto load = std::async(std::launch::async, [&fifo]() -> std::string {
+    try {
+      LoadTensorDict(fifo);
+      return "loaded";
+    } catch (const DataError& e) {
+      return e.what();
+    }
+  });
+  if (load.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    ADD_FAILURE() << "reading a FIFO blocked";
+    const int writer = ::open(fifo.c_str(), O_WRONLY);
+    if (writer >= 0) ::close(writer);
+  }
+  EXPECT_EQ(load.get(), fifo + ": is a FIFO, not a regular file");
+}
+
 // launch/convert_vgg16.py on a whole torchvision vgg16 state dict (classifier
 // included) writes a file the loader accepts, with torchvision's convention.
 TEST(Vgg16Test, ConverterOutputLoads) {
@@ -435,6 +748,30 @@ TEST(ModelFileTest, ChecksumSeesEveryByteAndEveryName) {
   ASSERT_EQ(norm.size(), 2u);
   std::swap(renamed[norm[0]].first, renamed[norm[1]].first);
   expect_refused(renamed, "in1.weight and in1.bias renamed into each other");
+}
+
+// A float64 weight of 1e300 is finite, but infinite as the float32 the
+// network holds: it is refused instead of loaded as Inf.
+TEST(ModelFileTest, WeightsBeyondFloat32RangeAreRefused) {
+  TempDir dir;
+  TransformerNet net;
+  TensorDict dict;
+  for (const auto& p : net->named_parameters()) {
+    dict.emplace_back(p.key(), p.value().detach().to(torch::kFloat64));
+  }
+  dict[0].second.view(-1).narrow(0, 0, 1).fill_(1e300);
+  SaveTensorDict(dict, dir / "huge.pt");
+  try {
+    LoadTransformer(dir / "huge.pt");
+    ADD_FAILURE() << "a weight of 1e300 loaded";
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              (dir / "huge.pt") + ": '" + dict[0].first +
+                  "' holds values beyond float32's range (they would become infinite)");
+  }
+  dict[0].second.view(-1).narrow(0, 0, 1).fill_(0.5);  // float64 within range loads
+  SaveTensorDict(dict, dir / "fine.pt");
+  EXPECT_NO_THROW(LoadTransformer(dir / "fine.pt"));
 }
 
 // export writes the PyTorch example's names; PyTorch loads them strictly into
