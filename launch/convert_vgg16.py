@@ -4,9 +4,12 @@
   /usr/bin/python3 launch/convert_vgg16.py --out models/vgg16.pth [--from vgg16-397923af.pth]
                                            [--activation-scale S]
 
---from   a torchvision VGG-16 state dict already on disk (e.g. from another machine's
-         ~/.cache/torch/hub/checkpoints/); without it torchvision downloads the weights,
-         which needs internet access.
+--from   a torchvision VGG-16 state dict already on disk: vgg16-397923af.pth, the file
+         torchvision downloads from https://download.pytorch.org/models/vgg16-397923af.pth
+         (e.g. copied from another machine's ~/.cache/torch/hub/checkpoints/). Without it
+         the converter uses that cache ($TORCH_HOME/hub/checkpoints/), or downloads the file
+         there, which needs internet access. Offline, `loss_network.weights: random:SEED`
+         trains without any weights file (for tests and demos, not for real styles).
 --activation-scale S
          multiply every activation by S (first conv's weights and all biases scaled; exact,
          since ReLU and max-pool are positively homogeneous). Default 90: the "seed-balanced"
@@ -30,14 +33,21 @@ The file is a dict of the 26 `features.N.weight/bias` tensors plus the conventio
 `stylefleet check` prints them.
 """
 import argparse
+import http.client
 import math
 import os
+import socket
+import urllib.error
 
 import torch
 
 CONV_INDEX = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 # Keep in step with kSeedBalancedActivationScale in src/model/vgg16.h (a test compares them).
 SEED_BALANCED_SCALE = 90.0
+TORCHVISION_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+TORCHVISION_FILE = os.path.basename(TORCHVISION_URL)
+# A download that gets no answer for this long counts as no network, rather than hanging.
+DOWNLOAD_TIMEOUT_SECONDS = 60
 
 
 def convention_name(scale):
@@ -46,20 +56,50 @@ def convention_name(scale):
     return "torchvision" if scale == 1.0 else "custom"
 
 
+def load_source(path):
+    """The state dict in a file given with --from; a plain message when it cannot be read."""
+    try:
+        state = torch.load(path, map_location="cpu")
+    except FileNotFoundError:
+        raise SystemExit(f"convert_vgg16.py: --from {path}: no such file")
+    except Exception as e:  # pickle, zip and tensor errors alike: the file is not a state dict
+        raise SystemExit(f"convert_vgg16.py: --from {path}: not a readable torch file ({e})")
+    if not isinstance(state, dict):
+        raise SystemExit(f"convert_vgg16.py: --from {path}: holds a {type(state).__name__}, "
+                         f"not a state dict such as torchvision's {TORCHVISION_FILE}")
+    return state
+
+
+def download_torchvision():
+    """torchvision's ImageNet weights from its cache, or downloaded into it. Without a network
+    the reason and the offline ways out, in two lines, instead of urllib's traceback."""
+    import torchvision
+    weights = torchvision.models.VGG16_Weights.IMAGENET1K_V1
+    cache = os.path.join(torch.hub.get_dir(), "checkpoints")
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)
+    try:
+        return weights.get_state_dict(progress=True)
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise SystemExit(
+            f"convert_vgg16.py: cannot download {weights.url} ({reason}); it is not in {cache}.\n"
+            f"Offline: copy {TORCHVISION_FILE} from a machine with internet access (that URL, or "
+            f"its ~/.cache/torch/hub/checkpoints/) and pass --from {TORCHVISION_FILE}; "
+            f"for tests and demos, loss_network.weights: random:SEED needs no weights.")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--from", dest="source", help="torchvision vgg16 state dict file")
+    parser.add_argument("--from", dest="source",
+                        help=f"torchvision VGG-16 state dict file ({TORCHVISION_FILE}); "
+                             f"default: torchvision's cache or a download")
     parser.add_argument("--activation-scale", type=float, default=SEED_BALANCED_SCALE,
                         help=f"activation scale S (default {SEED_BALANCED_SCALE:g}: seed-balanced)")
     args = parser.parse_args()
     if not (math.isfinite(args.activation_scale) and args.activation_scale > 0):
         parser.error("--activation-scale must be a finite number > 0")
-    if args.source:
-        state = torch.load(args.source, map_location="cpu")
-    else:
-        import torchvision
-        state = torchvision.models.vgg16(weights=torchvision.models.VGG16_Weights.IMAGENET1K_V1).state_dict()
+    state = load_source(args.source) if args.source else download_torchvision()
     out = {}
     for n, idx in enumerate(CONV_INDEX):
         for kind in ("weight", "bias"):

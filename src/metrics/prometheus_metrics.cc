@@ -13,6 +13,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -82,11 +83,26 @@ std::pair<std::string, int> SplitHostPort(const std::string& address, const std:
   return {address.substr(0, colon), port};
 }
 
+// Threads serving /metrics, and how long one request may take to arrive in
+// full (or its answer to be sent) before civetweb drops the connection.
+constexpr int kServerThreads = 32;
+constexpr int kRequestTimeoutMs = 2000;
+
+// civetweb's init_thread callback: its threads run at the lowest CPU priority
+// (nice 19; Linux applies it to the calling thread only), so that however
+// many scrapes run at once, they take only the CPU time training leaves, and
+// a flood of requests slows scrapes rather than training.
+void* LowerServerThreadPriority(const mg_context*, int) {
+  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
+  return nullptr;
+}
+
 // The HTTP side of the exporter: serves the registry's text format at exactly
-// /metrics (a query string is ignored) and 404 everywhere else. Its own civetweb
-// handler rather than prometheus-cpp's Exposer, because civetweb matches handler
-// paths as case-insensitive prefixes, so the Exposer answered /METRICS,
-// /metrics.php and /metrics/foo too. Counts the scrapes that start, so that
+// /metrics as sent (a query string is ignored; the server leaves %XX encoded)
+// and 404 everywhere else. Its own civetweb handler rather than
+// prometheus-cpp's Exposer, because civetweb matches handler paths as
+// case-insensitive prefixes, so the Exposer answered /METRICS, /metrics.php
+// and /metrics/foo too. Counts the scrapes that start, so that
 // Finish() knows whether anyone scrapes and when the final values were read.
 class MetricsHandler : public CivetHandler {
  public:
@@ -448,11 +464,24 @@ class PrometheusMetrics : public TrainingMetrics {
   // Starts the server on `address`; the error text when it cannot.
   std::string TryServe(const std::string& address) {
     try {
-      // Two threads serve (the cores belong to training). No keep-alive: each
-      // response closes its connection, so persistent clients cannot occupy both
-      // threads and starve Prometheus; a stuck client is cut after 10 s.
-      server_ = std::make_unique<CivetServer>(std::vector<std::string>{
-          "listening_ports", address, "num_threads", "2", "request_timeout_ms", "10000"});
+      // civetweb gives each connection a thread of its own until it is closed,
+      // so a client that connects and sends nothing (or its request a byte at a
+      // time) holds a thread until the request timeout; with two threads, two
+      // such clients held off every scrape for 10 s. Hence enough threads that a
+      // few slow clients leave most free (an idle one sleeps in poll: no CPU,
+      // about 100 KiB of TLS each; busy ones yield to training, see
+      // LowerServerThreadPriority), and a timeout that bounds a whole request,
+      // far above what a scraper needs to send a few hundred bytes. No
+      // keep-alive: each response closes its connection. Paths stay as sent
+      // (decode_url no), so that /metrics%00 or /%6detrics is not /metrics.
+      CivetCallbacks callbacks{};
+      callbacks.init_thread = LowerServerThreadPriority;
+      server_ = std::make_unique<CivetServer>(
+          std::vector<std::string>{"listening_ports", address, "num_threads",
+                                   std::to_string(kServerThreads), "request_timeout_ms",
+                                   std::to_string(kRequestTimeoutMs), "enable_keep_alive", "no",
+                                   "decode_url", "no"},
+          &callbacks);
       // "/" as a civetweb pattern matches every path; the handler decides.
       server_->addHandler("/", handler_.get());
       return "";

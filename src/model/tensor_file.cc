@@ -126,11 +126,31 @@ std::string KindName(const PyObject& o) {
   return "?";
 }
 
-PyRef Make(PyObject::Kind kind) {
-  auto o = std::make_shared<PyObject>();
-  o->kind = kind;
-  return o;
-}
+// Owns every object the unpicklers of one file make. A pickle can make a
+// container hold itself (a list appended to itself through the memo), and
+// reference counting never frees such a cycle: when the arena goes, it
+// empties every container first, which frees them all. At most one object per
+// opcode, so the arena is bounded by the file's size.
+class PickleArena {
+ public:
+  PickleArena() = default;
+  PickleArena(const PickleArena&) = delete;
+  PickleArena& operator=(const PickleArena&) = delete;
+  ~PickleArena() {
+    for (const PyRef& o : objects_) {
+      o->items.clear();
+      o->entries.clear();
+    }
+  }
+  PyRef Make(PyObject::Kind kind) {
+    objects_.push_back(std::make_shared<PyObject>());
+    objects_.back()->kind = kind;
+    return objects_.back();
+  }
+
+ private:
+  std::vector<PyRef> objects_;
+};
 
 std::optional<torch::ScalarType> StorageDtype(const std::string& global) {
   static const std::map<std::string, torch::ScalarType> types = {
@@ -156,8 +176,8 @@ using StorageLoader =
 class Unpickler {
  public:
   Unpickler(const std::vector<char>& bytes, size_t pos, const std::string& path,
-            StorageLoader storages)
-      : bytes_(bytes), pos_(pos), path_(path), storages_(std::move(storages)) {}
+            StorageLoader storages, PickleArena& arena)
+      : bytes_(bytes), pos_(pos), path_(path), storages_(std::move(storages)), arena_(arena) {}
 
   // Runs to STOP and returns the object; position() is then just past it.
   PyRef Load();
@@ -208,17 +228,17 @@ class Unpickler {
     return stack_.back();
   }
   PyRef Text(std::string text) {
-    PyRef o = Make(PyObject::Kind::kString);
+    PyRef o = arena_.Make(PyObject::Kind::kString);
     o->text = std::move(text);
     return o;
   }
   PyRef Int(int64_t v) {
-    PyRef o = Make(PyObject::Kind::kInt);
+    PyRef o = arena_.Make(PyObject::Kind::kInt);
     o->integer = v;
     return o;
   }
   PyRef Tuple(std::vector<PyRef> items) {
-    PyRef o = Make(PyObject::Kind::kTuple);
+    PyRef o = arena_.Make(PyObject::Kind::kTuple);
     for (const PyRef& item : items) Nest(*o, *item);
     o->items = std::move(items);
     return o;
@@ -243,6 +263,7 @@ class Unpickler {
   size_t pos_;
   const std::string& path_;
   StorageLoader storages_;
+  PickleArena& arena_;  // owns every object this unpickler makes
   std::vector<PyRef> stack_;
   std::vector<size_t> marks_;
   std::map<uint32_t, PyRef> memo_;
@@ -294,11 +315,11 @@ bool Unpickler::StepScalar(uint8_t op) {
   using K = PyObject::Kind;
   switch (op) {
     case 'N':
-      stack_.push_back(Make(K::kNone));
+      stack_.push_back(arena_.Make(K::kNone));
       break;
     case 0x88:
     case 0x89: {  // NEWTRUE, NEWFALSE
-      PyRef b = Make(K::kBool);
+      PyRef b = arena_.Make(K::kBool);
       b->integer = op == 0x88;
       stack_.push_back(b);
       break;
@@ -315,7 +336,7 @@ bool Unpickler::StepScalar(uint8_t op) {
     case 0x8a: {  // LONG1
       const size_t n = *Take(1);
       if (n > 8) {  // only the legacy magic number is this long
-        PyRef big = Make(K::kBigInt);
+        PyRef big = arena_.Make(K::kBigInt);
         const uint8_t* p = Take(n);
         big->text.assign(reinterpret_cast<const char*>(p), n);
         stack_.push_back(big);
@@ -330,7 +351,7 @@ bool Unpickler::StepScalar(uint8_t op) {
       const uint8_t* p = Take(8);
       uint64_t bits = 0;
       for (int i = 0; i < 8; ++i) bits = bits << 8 | p[i];
-      PyRef f = Make(K::kFloat);
+      PyRef f = arena_.Make(K::kFloat);
       std::memcpy(&f->number, &bits, 8);
       stack_.push_back(f);
       break;
@@ -350,7 +371,7 @@ bool Unpickler::StepScalar(uint8_t op) {
       break;
     }
     case 'c': {  // GLOBAL module\nname\n
-      PyRef g = Make(K::kGlobal);
+      PyRef g = arena_.Make(K::kGlobal);
       g->text = Line();
       g->text += "." + Line();
       stack_.push_back(g);
@@ -358,7 +379,7 @@ bool Unpickler::StepScalar(uint8_t op) {
     }
     case 0x93: {  // STACK_GLOBAL
       const PyRef name = Pop(), module = Pop();
-      PyRef g = Make(K::kGlobal);
+      PyRef g = arena_.Make(K::kGlobal);
       g->text = module->text + "." + name->text;
       stack_.push_back(g);
       break;
@@ -404,10 +425,10 @@ bool Unpickler::StepContainer(uint8_t op) {
       break;
     }
     case ']':
-      stack_.push_back(Make(K::kList));
+      stack_.push_back(arena_.Make(K::kList));
       break;     // EMPTY_LIST
     case 'l': {  // LIST
-      PyRef list = Make(K::kList);
+      PyRef list = arena_.Make(K::kList);
       list->items = PopToMark();
       for (const PyRef& item : list->items) Nest(*list, *item);
       stack_.push_back(list);
@@ -423,10 +444,10 @@ bool Unpickler::StepContainer(uint8_t op) {
       break;
     }
     case '}':
-      stack_.push_back(Make(K::kDict));
+      stack_.push_back(arena_.Make(K::kDict));
       break;     // EMPTY_DICT
     case 'd': {  // DICT
-      PyRef dict = Make(K::kDict);
+      PyRef dict = arena_.Make(K::kDict);
       SetItems(dict, PopToMark());
       stack_.push_back(dict);
       break;
@@ -484,7 +505,8 @@ PyRef Unpickler::Call(const PyRef& callable, const PyRef& args) {
     Fail("REDUCE of a " + KindName(*callable));
   }
   const std::string& name = callable->text;
-  if (name == "collections.OrderedDict" && args->items.empty()) return Make(PyObject::Kind::kDict);
+  if (name == "collections.OrderedDict" && args->items.empty())
+    return arena_.Make(PyObject::Kind::kDict);
   if (name == "torch._utils._rebuild_tensor_v2" || name == "torch._utils._rebuild_tensor") {
     return RebuildTensor(args->items);
   }
@@ -507,7 +529,7 @@ PyRef Unpickler::PersistentLoad(const PyRef& id) {
   const auto dtype = StorageDtype(f[1]->text);
   if (!dtype) Fail("unsupported storage type " + f[1]->text);
   if (f[4]->integer < 0) Fail("negative storage size");
-  PyRef storage = Make(K::kStorage);
+  PyRef storage = arena_.Make(K::kStorage);
   storage->tensor = storages_(f[2]->text, *dtype, f[4]->integer);
   return storage;
 }
@@ -564,7 +586,7 @@ PyRef Unpickler::RebuildTensor(const std::vector<PyRef>& args) {
     }
     numel *= size[i];
   }
-  PyRef t = Make(K::kTensor);
+  PyRef t = arena_.Make(K::kTensor);
   t->tensor = storage.as_strided(size, stride, offset);
   return t;
 }
@@ -665,7 +687,7 @@ torch::Tensor StorageFromBytes(const char* data, size_t size, torch::ScalarType 
   return t;
 }
 
-PyRef LoadZipPickle(const std::vector<char>& bytes, const std::string& path) {
+PyRef LoadZipPickle(const std::vector<char>& bytes, const std::string& path, PickleArena& arena) {
   const auto entries = ReadZipDirectory(bytes, path);
   std::string prefix;
   const ZipEntry* pickle = nullptr;
@@ -703,16 +725,17 @@ PyRef LoadZipPickle(const std::vector<char>& bytes, const std::string& path) {
     total += static_cast<uint64_t>(numel) * element;
     return loaded[key] = StorageFromBytes(bytes.data() + at, size, dtype, numel, name, path);
   };
-  return Unpickler(pkl, 0, path, storages).Load();
+  return Unpickler(pkl, 0, path, storages, arena).Load();
 }
 
-PyRef LoadLegacyPickle(const std::vector<char>& bytes, const std::string& path) {
+PyRef LoadLegacyPickle(const std::vector<char>& bytes, const std::string& path,
+                       PickleArena& arena) {
   size_t pos = 0;
   const StorageLoader none = [&](const std::string&, torch::ScalarType, int64_t) -> torch::Tensor {
     throw DataError(path + ": storage outside the object pickle");
   };
   for (int i = 0; i < 3; ++i) {  // magic number, protocol version, system info
-    Unpickler header(bytes, pos, path, none);
+    Unpickler header(bytes, pos, path, none, arena);
     const PyRef value = header.Load();
     if (i == 0 && value->kind != PyObject::Kind::kBigInt) {
       throw DataError(path + ": not a file written by torch.save (no magic number)");
@@ -742,9 +765,9 @@ PyRef LoadLegacyPickle(const std::vector<char>& bytes, const std::string& path) 
     total += static_cast<uint64_t>(numel) * element;
     return storages[key] = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
   };
-  Unpickler object(bytes, pos, path, create);
+  Unpickler object(bytes, pos, path, create, arena);
   const PyRef result = object.Load();
-  Unpickler keys_reader(bytes, object.position(), path, none);
+  Unpickler keys_reader(bytes, object.position(), path, none, arena);
   const PyRef keys = keys_reader.Load();
   pos = keys_reader.position();
   if (keys->kind != PyObject::Kind::kList) throw DataError(path + ": storage key list missing");
@@ -832,13 +855,17 @@ std::vector<char> ReadRegularFile(const std::string& path) {
 }  // namespace
 
 TensorDict LoadTensorDict(const std::string& path) {
-  const std::vector<char> bytes = ReadRegularFile(path);
+  return ParseTensorDict(ReadRegularFile(path), path);
+}
+
+TensorDict ParseTensorDict(const std::vector<char>& bytes, const std::string& path) {
   if (bytes.empty()) throw DataError(path + ": file is empty");
+  PickleArena arena;  // declared first: it outlives every reference below
   PyRef value;
   if (bytes.size() >= 4 && ReadLe(bytes, 0, 4) == 0x04034b50) {
-    value = LoadZipPickle(bytes, path);
+    value = LoadZipPickle(bytes, path, arena);
   } else if (static_cast<uint8_t>(bytes[0]) == 0x80) {
-    value = LoadLegacyPickle(bytes, path);
+    value = LoadLegacyPickle(bytes, path, arena);
   } else {
     throw DataError(path + ": not a file written by torch.save (neither a zip nor a pickle)");
   }

@@ -21,6 +21,11 @@ using TensorDict = std::vector<std::pair<std::string, torch::Tensor>>;
 /// a torch.save file, not a dict, or a value that is not a tensor (naming its key).
 TensorDict LoadTensorDict(const std::string& path);
 
+/// LoadTensorDict of a file's `bytes` already read; `path` names it in errors.
+/// What a file may make it allocate is bounded by the file's size. Throws
+/// DataError only (the reader's fuzz target, tests/fuzz, holds it to that).
+TensorDict ParseTensorDict(const std::vector<char>& bytes, const std::string& path);
+
 /// Writes `dict` atomically: a temporary file in the same folder, fsync, rename,
 /// fsync of the folder. A crash leaves either the old file or the new one.
 /// Creates missing parent folders. Throws Error naming `path`.

@@ -1,17 +1,38 @@
 #!/usr/bin/env bash
-# Builds the job-file fuzzer with clang (libFuzzer + AddressSanitizer + UBSan) and runs it for a
-# bounded time from a seed corpus of the shipped configs.
-#   tests/fuzz/run_fuzzer.sh [SECONDS]   (default 60; FUZZ_SECONDS overrides too)
+# Builds the fuzzers with clang (libFuzzer + AddressSanitizer + UBSan) and runs each for a bounded
+# time:
+#   - job_config_fuzzer: job files, from a seed corpus of the shipped configs;
+#   - tensor_file_fuzzer: model, checkpoint and loss-network files (torch.save zip and legacy
+#     formats), from small real files PyTorch writes (tests/fuzz/make_tensor_corpus.py) and the
+#     hostile files of earlier findings (tests/fuzz/regressions/tensor_file/).
+#   tests/fuzz/run_fuzzer.sh [SECONDS]   (each fuzzer; default 60; FUZZ_SECONDS overrides too)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-${FUZZ_SECONDS:-60}}"
 out=build/fuzz
-mkdir -p "$out/corpus" "$out/findings"
-clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -Isrc tests/fuzz/job_config_fuzzer.cc src/config/job_config.cc src/common/error.cc \
+sanitize=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc)
+
+# One fuzzer for `seconds`: NAME CORPUS_DIR MAX_LEN. -timeout: one input may take 10 s at most (a
+# hang is a finding); -rss_limit_mb bounds memory (so does the reader, by the input's size).
+run_fuzzer() {
+  local name=$1 corpus=$2 max_len=$3
+  mkdir -p "$out/findings-$name"
+  "$out/$name" "$corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    -max_len="$max_len" -artifact_prefix="$out/findings-$name/" -print_final_stats=1 2>&1 |
+    tee "$out/$name.log" | tail -n 25
+  echo "fuzz: $name: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out/$name.log" | grep -o '[0-9]*$') executions in ${seconds} s, no crash, hang or leak"
+}
+
+mkdir -p "$out/corpus"
+clang++ "${sanitize[@]}" tests/fuzz/job_config_fuzzer.cc src/config/job_config.cc src/common/error.cc \
   src/common/vgg_layers.cc src/common/utf8.cc -lyaml-cpp -o "$out/job_config_fuzzer"
 find configs tests/fuzz/regressions -type f \( -name '*.yaml' -o -name '*.yml' \) | while read -r f; do cp "$f" "$out/corpus/$(echo "$f" | tr / _)"; done
-# -timeout: one input may take 10 s at most (a hang is a finding); -rss_limit_mb bounds memory.
-"$out/job_config_fuzzer" "$out/corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-  -max_len=65536 -artifact_prefix="$out/findings/" -print_final_stats=1 2>&1 | tee "$out/fuzz.log" | tail -n 25
-echo "fuzz: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out/fuzz.log" | grep -o '[0-9]*$') executions in ${seconds} s, no crash, hang or leak"
+run_fuzzer job_config_fuzzer "$out/corpus" 65536
+
+rm -rf "$out/tensor_corpus"
+/usr/bin/python3 tests/fuzz/make_tensor_corpus.py "$out/tensor_corpus"
+cp tests/fuzz/regressions/tensor_file/* "$out/tensor_corpus/"
+clang++ "${sanitize[@]}" -isystem /usr/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1 \
+  tests/fuzz/tensor_file_fuzzer.cc src/model/tensor_file.cc src/common/error.cc \
+  src/common/writable_file.cc -ltorch -ltorch_cpu -lc10 -o "$out/tensor_file_fuzzer"
+run_fuzzer tensor_file_fuzzer "$out/tensor_corpus" 262144

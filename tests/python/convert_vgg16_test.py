@@ -8,10 +8,16 @@ records the seed-balanced convention and its activation scale S, and every one o
 13 ReLU outputs is exactly S times torchvision's for the same image; --activation-scale 1
 records "torchvision" and leaves them as they are. The default S is read from the
 converter's --help and must be the one the docs and the C++ loader state.
+
+Without a network (downloads are sent to a closed local port, so this never downloads):
+the file torchvision downloads, given with --from or found in torchvision's cache,
+converts; when it is in neither, the converter says in two lines what to do offline
+(the file, where to get it, --from, random:SEED) instead of urllib's traceback.
 """
 import collections
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -89,6 +95,73 @@ def documented_default():
     return scale
 
 
+def offline_env(torch_home, port):
+    """An environment in which torchvision's cache is torch_home and every download is
+    refused at once (a proxy on a local port nothing listens on), network or not."""
+    env = dict(os.environ, TORCH_HOME=torch_home)
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy",
+                 "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        env.pop(name, None)
+    env["https_proxy"] = env["http_proxy"] = f"http://127.0.0.1:{port}"
+    return env
+
+
+def run_converter(env, *args):
+    return subprocess.run([sys.executable, CONVERTER, *args], capture_output=True, text=True,
+                          env=env, timeout=240)
+
+
+def check_offline(work):
+    """The torchvision file itself (all of vgg16's keys, classifier too) via --from and via
+    torchvision's cache; and the plain offline message when there is neither."""
+    # Bound but not listening: connections to it are refused immediately.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    try:
+        port = closed.getsockname()[1]
+        torch.manual_seed(3)
+        reference = torchvision.models.vgg16(weights=None).state_dict()
+        downloaded = os.path.join(work, "vgg16-397923af.pth")
+        torch.save(reference, downloaded)
+        empty_home = os.path.join(work, "empty_torch_home")
+        os.makedirs(empty_home)
+        env = offline_env(empty_home, port)
+
+        out = os.path.join(work, "from.pth")
+        r = run_converter(env, "--from", downloaded, "--out", out)
+        assert r.returncode == 0, r.stderr
+        converted = torch.load(out)
+        assert torch.equal(converted["features.28.bias"], 90.0 * reference["features.28.bias"])
+        assert torch.equal(converted["features.2.weight"], reference["features.2.weight"])
+        assert not any(k.startswith("classifier.") for k in converted)
+
+        out = os.path.join(work, "offline.pth")
+        r = run_converter(env, "--out", out)
+        assert r.returncode != 0, "converted without weights or network"
+        assert "Traceback" not in r.stderr, r.stderr
+        message = [line for line in r.stderr.splitlines() if not line.startswith("Downloading")]
+        assert len(message) <= 2, r.stderr
+        for needed in ("https://download.pytorch.org/models/vgg16-397923af.pth",
+                       "--from vgg16-397923af.pth", "loss_network.weights: random:SEED"):
+            assert needed in r.stderr, f"offline message lacks '{needed}': {r.stderr}"
+        assert not os.path.exists(out)
+
+        r = run_converter(env, "--from", os.path.join(work, "absent.pth"), "--out", out)
+        assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+        assert "absent.pth: no such file" in r.stderr, r.stderr
+
+        cached_home = os.path.join(work, "cached_torch_home")
+        os.makedirs(os.path.join(cached_home, "hub", "checkpoints"))
+        os.symlink(downloaded, os.path.join(cached_home, "hub", "checkpoints",
+                                            "vgg16-397923af.pth"))
+        r = run_converter(offline_env(cached_home, port), "--out", out)
+        assert r.returncode == 0, r.stderr
+        assert torch.equal(torch.load(out)["features.0.bias"], 90.0 * reference["features.0.bias"])
+    finally:
+        closed.close()
+    print("offline: --from and the cache convert; without either a plain two-line message")
+
+
 def main():
     default_scale = documented_default()
     features = random_features(11)
@@ -105,6 +178,7 @@ def main():
                    features, image, "torchvision", 1.0)
         check_file(convert(source, os.path.join(work, "other.pth"), "--activation-scale", "7"),
                    features, image, "custom", 7.0)
+        check_offline(work)
     print("convert_vgg16: ok")
 
 
