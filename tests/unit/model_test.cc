@@ -422,8 +422,7 @@ TEST(TorchFileTest, ContainersThatHoldThemselvesAreRefusedAndFreed) {
   // EMPTY_DICT, BINPUT 0, BINUNICODE 'k', BINGET 0, SETITEM, STOP.
   const std::string dict =
       "\x80\x02}q"s + '\0' + "X\x01"s + '\0' + '\0' + '\0' + "kh"s + '\0' + "s.";
-  EXPECT_EQ(LoadBytesError(path, ZipTorchFile(dict)),
-            path + ": key 'k' is not a tensor (Dict)");
+  EXPECT_EQ(LoadBytesError(path, ZipTorchFile(dict)), path + ": key 'k' is not a tensor (Dict)");
 }
 
 // Zip offsets and lengths come from the file: a 46-byte file whose ZIP64
