@@ -131,13 +131,26 @@ ChartSeries Series(const std::string& name, const std::vector<HistoryRecord>& re
   return series;
 }
 
+// The last record's step with the run's state (RunState: what the folder
+// records, as the last record may be from before a resume with a new target).
 std::string Status(const RunHistory& run) {
-  if (run.records.empty()) return "no step logged yet";
-  const HistoryRecord& last = run.records.back();
-  std::string status = "step " + std::to_string(last.step);
-  if (last.total_steps > 0) status += " of " + std::to_string(last.total_steps);
-  if (run.finished) return status + ", finished";
-  return status + ", ETA " + Duration(last.eta_seconds) + " at " + Timestamp(last.time);
+  std::string status = "no step logged yet";
+  if (!run.records.empty()) {
+    const HistoryRecord& last = run.records.back();
+    status = "step " + std::to_string(last.step);
+    if (last.total_steps > 0) status += " of " + std::to_string(last.total_steps);
+  }
+  switch (run.state) {
+    case RunState::kTraining:
+      if (run.records.empty()) return status + ", training";
+      return status + ", training, ETA " + Duration(run.records.back().eta_seconds) + " at " +
+             Timestamp(run.records.back().time);
+    case RunState::kFinished:
+      return status + ", finished";
+    case RunState::kStopped:
+      break;
+  }
+  return status + ", stopped, not finished (the same train command resumes it)";
 }
 
 // The previews to show: all when few, else evenly spaced with the first and latest.
@@ -194,7 +207,7 @@ void WriteContactSheet(std::ostream& html, const std::vector<RunHistory>& runs) 
 // ---------------------------------------------------------------------------
 // Per-sweep contact sheets.
 
-// A grid too large to show whole (many keys, few runs): only rows with a run.
+// A grid too large to show whole (many keys, few runs): a list of the runs.
 constexpr size_t kMaxSweepCells = 1024;
 
 // "style_weight=50, style_image_size=128"
@@ -289,6 +302,7 @@ std::vector<SweepSheet> BuildSweepSheets(const std::vector<RunHistory>& runs,
 }
 
 // Every combination of the values of keys [0, count), the first key slowest.
+// Only for grids of at most kMaxSweepCells (GridCells says).
 std::vector<std::vector<std::string>> Combinations(const SweepSheet& sheet, size_t count) {
   std::vector<std::vector<std::string>> rows = {{}};
   for (size_t k = 0; k < count; ++k) {
@@ -302,6 +316,38 @@ std::vector<std::vector<std::string>> Combinations(const SweepSheet& sheet, size
     rows = std::move(longer);
   }
   return rows;
+}
+
+// The cells of the sheet's full grid (every combination of every key's
+// values), or kMaxSweepCells + 1 when more: counted, never built, as zipped
+// keys make a grid of values^keys cells for only `values` runs (issue 32).
+size_t GridCells(const SweepSheet& sheet) {
+  size_t cells = 1;
+  for (const auto& values : sheet.values) {
+    if (values.empty()) return 0;
+    if (cells > kMaxSweepCells / values.size()) return kMaxSweepCells + 1;
+    cells *= values.size();
+  }
+  return cells;
+}
+
+// The sheet's runs' values, in display order: each key's values in the
+// sheet's order, the first key slowest.
+std::vector<std::vector<std::string>> RunsInOrder(const SweepSheet& sheet) {
+  std::vector<std::map<std::string, size_t>> position(sheet.values.size());
+  for (size_t k = 0; k < sheet.values.size(); ++k) {
+    for (size_t i = 0; i < sheet.values[k].size(); ++i) position[k][sheet.values[k][i]] = i;
+  }
+  std::vector<std::pair<std::vector<size_t>, std::vector<std::string>>> keyed;
+  for (const auto& cell : sheet.cells) {
+    std::vector<size_t> order;
+    for (size_t k = 0; k < cell.first.size(); ++k) order.push_back(position[k].at(cell.first[k]));
+    keyed.emplace_back(std::move(order), cell.first);
+  }
+  std::sort(keyed.begin(), keyed.end());
+  std::vector<std::vector<std::string>> out;
+  for (auto& entry : keyed) out.push_back(std::move(entry.second));
+  return out;
 }
 
 void WriteSweepCell(std::ostream& html, const SweepSheet& sheet,
@@ -351,46 +397,50 @@ void WriteSweepSheet(std::ostream& html, size_t index, const SweepSheet& sheet,
   const size_t last = sheet.keys.size() - 1;
   // One key: a single row of its values; more: rows by all keys but the last.
   const size_t row_keys = sheet.keys.size() == 1 ? 0 : last;
-  std::vector<std::vector<std::string>> rows = Combinations(sheet, row_keys);
-  const std::vector<std::string>& columns = sheet.values[last];
-  bool thinned = false;
-  if (rows.size() * columns.size() > kMaxSweepCells) {
-    std::vector<std::vector<std::string>> kept;
-    for (const auto& row : rows) {
-      const bool any = std::any_of(columns.begin(), columns.end(), [&](const std::string& c) {
-        std::vector<std::string> values = row;
-        values.push_back(c);
-        return sheet.cells.count(values) > 0;
-      });
-      if (any) kept.push_back(row);
-    }
-    rows = std::move(kept);
-    thinned = true;
-  }
   std::string row_title;
   for (size_t k = 0; k < row_keys; ++k) row_title += (k ? ", " : "") + sheet.keys[k];
   html << "<section id=\"" << Anchor(index, sheet.name, "sweep") << "\" class=\"sweep\"><h2>Sweep "
-       << EscapeXml(sheet.name) << "</h2><p class=\"note\">"
-       << (row_keys == 0 ? "" : "Rows: " + EscapeXml(row_title) + "; columns: ")
-       << (row_keys == 0 ? "Columns: " : "") << EscapeXml(sheet.keys[last])
-       << ". Each cell: the run's final stylizations of the validation photos (its latest preview "
-          "while it trains), its swept values and its last losses.";
-  if (thinned) html << " Combinations without any run are left out.";
-  html << "</p><table class=\"sweep\"><tr><th>" << EscapeXml(row_title) << "</th>";
-  for (const auto& column : columns) {
-    html << "<th>" << EscapeXml(sheet.keys[last] + "=" + column) << "</th>";
-  }
-  html << "</tr>";
-  for (const auto& row : rows) {
-    std::vector<std::pair<std::string, std::string>> row_swept;
-    for (size_t k = 0; k < row.size(); ++k) row_swept.emplace_back(sheet.keys[k], row[k]);
-    html << "<tr><th>" << EscapeXml(SweptLabel(row_swept)) << "</th>";
-    for (const auto& column : columns) {
-      std::vector<std::string> values = row;
-      values.push_back(column);
+       << EscapeXml(sheet.name) << "</h2><p class=\"note\">";
+  if (GridCells(sheet) > kMaxSweepCells) {
+    // Too many combinations to show (zipped keys, or a sparse sweep): a list
+    // of the runs that exist, one row each, whatever the number of keys.
+    std::string keys;
+    for (const auto& key : sheet.keys) keys += (keys.empty() ? "" : ", ") + key;
+    html << "One row per run, by " << EscapeXml(keys)
+         << ": the combinations of the swept values are too many for a grid. Each cell: the "
+            "run's final stylizations of the validation photos (its latest preview while it "
+            "trains), its swept values and its last losses.</p><table class=\"sweep\"><tr><th>"
+            "swept values</th><th>run</th></tr>";
+    for (const auto& values : RunsInOrder(sheet)) {
+      std::vector<std::pair<std::string, std::string>> swept;
+      for (size_t k = 0; k < sheet.keys.size(); ++k) swept.emplace_back(sheet.keys[k], values[k]);
+      html << "<tr><th>" << EscapeXml(SweptLabel(swept)) << "</th>";
       WriteSweepCell(html, sheet, values, runs);
+      html << "</tr>";
+    }
+  } else {
+    const std::vector<std::vector<std::string>> rows = Combinations(sheet, row_keys);
+    const std::vector<std::string>& columns = sheet.values[last];
+    html << (row_keys == 0 ? "" : "Rows: " + EscapeXml(row_title) + "; columns: ")
+         << (row_keys == 0 ? "Columns: " : "") << EscapeXml(sheet.keys[last])
+         << ". Each cell: the run's final stylizations of the validation photos (its latest "
+            "preview while it trains), its swept values and its last losses.";
+    html << "</p><table class=\"sweep\"><tr><th>" << EscapeXml(row_title) << "</th>";
+    for (const auto& column : columns) {
+      html << "<th>" << EscapeXml(sheet.keys[last] + "=" + column) << "</th>";
     }
     html << "</tr>";
+    for (const auto& row : rows) {
+      std::vector<std::pair<std::string, std::string>> row_swept;
+      for (size_t k = 0; k < row.size(); ++k) row_swept.emplace_back(sheet.keys[k], row[k]);
+      html << "<tr><th>" << EscapeXml(SweptLabel(row_swept)) << "</th>";
+      for (const auto& column : columns) {
+        std::vector<std::string> values = row;
+        values.push_back(column);
+        WriteSweepCell(html, sheet, values, runs);
+      }
+      html << "</tr>";
+    }
   }
   html << "</table>";
   if (!sheet.unplaced.empty()) {
@@ -458,6 +508,11 @@ void WriteRun(std::ostream& html, size_t index, const RunHistory& run,
   eta.log_y_when_useful = false;
   html << LineChartSvg(eta);
   html << "</div>";
+  if (run.style_layers_left_out > 0) {
+    html << "<p class=\"note\">style loss by layer: the first " << run.style_layers.size()
+         << " layers only; " << run.style_layers_left_out
+         << " other layer name(s) in metrics.jsonl left out</p>";
+  }
   const auto previews = PickPreviews(run.previews, options.max_previews_per_run);
   if (!previews.empty()) {
     html << "<h3>Previews</h3>";

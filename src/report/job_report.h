@@ -36,7 +36,9 @@ struct ReportOptions {
 /// shows all runs side by side, then one contact sheet per sweep (runs placed
 /// by their swept values: one key gives one row; two give rows by the first
 /// and columns by the second; more give rows by every combination of all but
-/// the last, columns by the last), then each run's curves and previews.
+/// the last, columns by the last; a grid of more than 1024 cells, as zipped
+/// keys make, is instead a list of the runs, one row each), then each run's
+/// curves and previews.
 std::string JobReportHtml(const std::vector<RunHistory>& runs, const std::string& title,
                           const ReportOptions& options);
 

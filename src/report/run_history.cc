@@ -1,12 +1,22 @@
 #include "report/run_history.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <sstream>
 
 #include "common/error.h"
@@ -85,6 +95,7 @@ void ReadRecords(const fs::path& file, RunHistory& run) {
   std::ifstream in(file);
   if (!in) return;
   std::string line;
+  std::set<std::string> left_out;  // layer names past kMaxStyleLayers, counted once each
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.empty()) continue;
     if (NestsTooDeep(line)) {
@@ -119,16 +130,21 @@ void ReadRecords(const fs::path& file, RunHistory& run) {
     const auto layers = record.find("style_loss_by_layer");
     if (layers != record.end() && layers->is_object()) {
       for (const auto& [layer, value] : layers->items()) {
-        r.style_by_layer[layer] =
-            value.is_number() ? value.get<double>() : std::numeric_limits<double>::quiet_NaN();
         if (std::find(run.style_layers.begin(), run.style_layers.end(), layer) ==
             run.style_layers.end()) {
+          if (run.style_layers.size() >= kMaxStyleLayers) {
+            left_out.insert(layer);
+            continue;
+          }
           run.style_layers.push_back(layer);
         }
+        r.style_by_layer[layer] =
+            value.is_number() ? value.get<double>() : std::numeric_limits<double>::quiet_NaN();
       }
     }
     run.records.push_back(std::move(r));
   }
+  run.style_layers_left_out = left_out.size();
 }
 
 // final/07-beach.png, as training names them (train/run_outputs.h).
@@ -208,6 +224,68 @@ void ReadIdentity(const fs::path& file, RunHistory& run) {
   }
 }
 
+// Whether another process holds `file`, the folder lock that `train` takes
+// (flock, common/file_lock.h) for as long as it trains on the folder and that
+// the kernel drops when it exits, however it exits. Read from /proc/locks
+// (device and inode of each FLOCK), never by taking a lock: a probe lock, even
+// shared and dropped at once, would make a `train` starting in that instant
+// find the folder in use.
+bool LockHeld(const fs::path& file) {
+  struct stat st {};
+  if (::lstat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  std::ifstream locks("/proc/locks");
+  // "1: FLOCK  ADVISORY  WRITE 1234 fd:01:123456 0 EOF" (device in hex)
+  for (std::string line; std::getline(locks, line);) {
+    std::istringstream fields(line);
+    std::string id, kind, advisory, mode, pid, where;
+    if (!(fields >> id >> kind) || kind != "FLOCK") continue;
+    if (!(fields >> advisory >> mode >> pid >> where)) continue;
+    unsigned dev_major = 0, dev_minor = 0;
+    unsigned long long inode = 0;
+    if (std::sscanf(where.c_str(), "%x:%x:%llu", &dev_major, &dev_minor, &inode) != 3) continue;
+    if (inode == static_cast<unsigned long long>(st.st_ino) && dev_major == major(st.st_dev) &&
+        dev_minor == minor(st.st_dev)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// When the regular file `file` was last written; nothing when there is none.
+std::optional<fs::file_time_type> WriteTime(const fs::path& file) {
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::symlink_status(file, ec))) return std::nullopt;
+  const fs::file_time_type time = fs::last_write_time(file, ec);
+  if (ec) return std::nullopt;
+  return time;
+}
+
+// See RunState. Times compare with "not earlier", not "later": files written
+// in one go can share a timestamp (file systems keep them coarsely).
+RunState ReadState(const fs::path& dir, const RunHistory& run) {
+  if (LockHeld(dir / "stylefleet.lock")) return RunState::kTraining;
+  const auto model = WriteTime(dir / "model.pt");
+  if (!model) return RunState::kStopped;
+  // Each start rewrites settings.json (its target included) before training;
+  // a model.pt older than it is from an earlier target.
+  const auto settings = WriteTime(dir / "settings.json");
+  if (settings && *settings > *model) return RunState::kStopped;
+  // A checkpoint after the model: training went on past the model's step.
+  // Checkpoints are step-NNNNNNNN.pt; the writer's temporaries start with '.'.
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir / "checkpoints", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("step-", 0) != 0) continue;
+    const auto checkpoint = WriteTime(entry.path());
+    if (checkpoint && *checkpoint > *model) return RunState::kStopped;
+  }
+  if (!settings && !run.records.empty()) {
+    const HistoryRecord& last = run.records.back();
+    if (last.total_steps > 0 && last.step < last.total_steps) return RunState::kStopped;
+  }
+  return RunState::kFinished;
+}
+
 }  // namespace
 
 RunHistory ReadRunHistory(const std::string& dir) {
@@ -229,7 +307,6 @@ RunHistory ReadRunHistory(const std::string& dir) {
     std::sort(run.previews.begin(), run.previews.end(),
               [](const PreviewImage& a, const PreviewImage& b) { return a.step < b.step; });
   }
-  run.finished = fs::is_regular_file(fs::path(dir) / "model.pt", ec);
   ReadIdentity(fs::path(dir) / "stylefleet.json", run);
   const fs::path finals = fs::path(dir) / "final";
   if (fs::is_directory(finals, ec)) {
@@ -241,6 +318,7 @@ RunHistory ReadRunHistory(const std::string& dir) {
     }
     std::sort(run.final_images.begin(), run.final_images.end());
   }
+  run.state = ReadState(dir, run);
   return run;
 }
 

@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -15,6 +17,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/file_lock.h"
 #include "report/job_report.h"
 #include "report/run_history.h"
 #include "report/svg_chart.h"
@@ -137,7 +140,7 @@ TEST_F(ReportTest, ReadsRecordsSkippingATornLineAndKeepingNullsAsGaps) {
   EXPECT_EQ(run.previews[0].step, 3);
   EXPECT_EQ(run.previews[1].step, 20);
   EXPECT_EQ(run.previews[2].step, 100);
-  EXPECT_FALSE(run.finished);
+  EXPECT_EQ(run.state, RunState::kStopped);  // no model.pt
   // A step below 1 or not after the line before is not a line training
   // wrote: it is noted, not shown as the run's state (a trial's -5 was).
   Write(root_ / "wave" / "metrics.jsonl", Record(10, 100) + Record(-5, 1) + Record(10, 7));
@@ -294,7 +297,7 @@ TEST(SvgChartTest, LinearTicksAreFewForAnyInput) {
 }
 
 TEST_F(ReportTest, PageIsSelfContainedWithEveryRunAndItsPreviewsInline) {
-  Write(root_ / "candy" / "metrics.jsonl", Record(10, 100) + Record(20, 50));
+  Write(root_ / "candy" / "metrics.jsonl", Record(10, 100) + Record(40, 50));
   const std::string png_signature("\x89PNG\r\n\x1a\n", 8);
   Write(root_ / "candy" / "previews" / "step-00000010.png", png_signature + "M");
   Write(root_ / "candy" / "previews" / "step-00000020.png", png_signature + "Ma");
@@ -311,7 +314,7 @@ TEST_F(ReportTest, PageIsSelfContainedWithEveryRunAndItsPreviewsInline) {
   // in the contact sheet and in the strip, the first in the strip.
   EXPECT_EQ(Count(html, "data:image/png;base64,iVBORw0KGgpN\""), 1);
   EXPECT_EQ(Count(html, "data:image/png;base64,iVBORw0KGgpNYQ==\""), 2);
-  EXPECT_NE(html.find("step 20 of 40, finished"), std::string::npos);
+  EXPECT_NE(html.find("step 40 of 40, finished"), std::string::npos);
   EXPECT_NE(html.find("id=\"run-2-candy\""), std::string::npos);
   // 7 charts per run.
   EXPECT_EQ(Count(html, "<svg "), 14);
@@ -641,6 +644,123 @@ TEST_F(ReportTest, DeeplyNestedJsonIsADamagedFileNotADeepTree) {
   const std::string html = Page();
   EXPECT_NE(html.find(EscapeXml((root_ / "candy" / "stylefleet.json").string()) + ": nested"),
             std::string::npos);
+}
+
+// A sweep of zipped keys has as many runs as values, but a grid of
+// values^keys cells: the issue's 5 keys x 64 values built 64^4 rows (85 s,
+// 4 GB). Such a sheet lists the runs that exist, one row each, in value order.
+TEST_F(ReportTest, ASweepTooLargeForAGridHasOneRowPerRun) {
+  const auto zipped = [&](int values) {
+    for (int v = values; v >= 1; --v) {
+      std::vector<std::pair<std::string, std::string>> swept;
+      for (const std::string key : {"a", "b", "c", "d", "e"}) {
+        swept.emplace_back(key, std::to_string(v));
+      }
+      SweepRun("z", swept, 1, 1, false);
+    }
+  };
+  zipped(6);  // 6^5 cells, past the grid's limit
+  const std::string sheet = SweepSection(Page(), 1);
+  std::vector<std::vector<std::string>> expected;
+  for (int v = 1; v <= 6; ++v) {
+    const std::string n = std::to_string(v);
+    expected.push_back({"z/a=" + n + ",b=" + n + ",c=" + n + ",d=" + n + ",e=" + n});
+  }
+  EXPECT_EQ(SheetRows(sheet), expected) << sheet;
+  EXPECT_EQ(sheet.find("not started"), std::string::npos);
+  EXPECT_NE(sheet.find("<tr><th>a=2, b=2, c=2, d=2, e=2</th>"), std::string::npos);
+  EXPECT_EQ(Count(Cell(sheet, "z/a=3,b=3,c=3,d=3,e=3"), "<img"), 1);
+  // The issue's sweep, in a child with a time and memory limit.
+  fs::remove_all(root_ / "z");
+  zipped(64);
+  EXPECT_TRUE(FinishesInTime([&] { return SheetRows(SweepSection(Page(), 1)).size() == 64; }, 30));
+}
+
+// A record with thousands of layer names (the issue's had 200,000: a 43 MB
+// page in 22 s) is charted by its first layers, and the page says how many
+// others it left out.
+TEST_F(ReportTest, StyleLayersAreCappedAndThePageCountsTheOthers) {
+  std::string layers;
+  for (int i = 0; i < 5000; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof(name), "L%05d", i);
+    layers += std::string(i ? "," : "") + "\"" + name + "\":1";
+  }
+  Write(root_ / "candy" / "metrics.jsonl",
+        "{\"step\":1,\"total_steps\":2,\"style_loss_by_layer\":{" + layers +
+            "}}\n{\"step\":2,\"total_steps\":2,\"style_loss_by_layer\":{\"L00000\":2,"
+            "\"zz\":3}}\n");
+  const RunHistory run = ReadRunHistory((root_ / "candy").string());
+  ASSERT_EQ(run.style_layers.size(), kMaxStyleLayers);
+  EXPECT_EQ(run.style_layers.front(), "L00000");
+  EXPECT_EQ(run.style_layers.back(), "L00015");
+  EXPECT_EQ(run.style_layers_left_out, 5000u - kMaxStyleLayers + 1);  // with "zz"
+  ASSERT_EQ(run.records.size(), 2u);
+  EXPECT_EQ(run.records[0].style_by_layer.size(), kMaxStyleLayers);
+  EXPECT_EQ(run.records[1].style_by_layer, (std::map<std::string, double>{{"L00000", 2}}));
+  const std::string html = Page();
+  EXPECT_LT(html.size(), 100000u);
+  EXPECT_NE(html.find("style loss by layer: the first 16 layers only; 4985 other layer name(s) "
+                      "in metrics.jsonl left out"),
+            std::string::npos);
+  EXPECT_EQ(html.find("L00016"), std::string::npos);
+}
+
+// The state comes from what the folder records, not from the last metrics
+// line: a run resumed with a larger max_steps still says "step 40 of 40"
+// until it logs again, and was reported finished while it trained (issue 32).
+TEST_F(ReportTest, TheRunStateComesFromTheFolderNotTheLastRecord) {
+  const fs::path dir = root_ / "candy";
+  Write(dir / "metrics.jsonl", Record(40, 5));  // step 40 of 40
+  Write(dir / "settings.json", "{}");
+  Write(dir / "checkpoints" / "step-00000040.pt", "c");
+  Write(dir / "model.pt", "m");
+  Write(dir / "stylefleet.lock", "host h, pid 1");  // left by the run, not held
+  // Explicit times: files written at once may share one.
+  const auto t0 = fs::last_write_time(dir / "model.pt");
+  const auto at = [&](const fs::path& file, int seconds) {
+    fs::last_write_time(file, t0 + std::chrono::seconds(seconds));
+  };
+  at(dir / "settings.json", -3);
+  at(dir / "checkpoints" / "step-00000040.pt", -1);
+  const auto state = [&] { return ReadRunHistory(dir.string()).state; };
+  EXPECT_EQ(state(), RunState::kFinished);
+  EXPECT_NE(Page().find("step 40 of 40, finished"), std::string::npos);
+  {
+    // Resumed: `train` holds the folder's lock while it trains.
+    FileLock lock((dir / "stylefleet.lock").string(), "test");
+    EXPECT_EQ(state(), RunState::kTraining);
+    const std::string html = Page();
+    EXPECT_NE(html.find("step 40 of 40, training, ETA 0m 30s"), std::string::npos);
+    EXPECT_EQ(html.find("40 of 40, finished"), std::string::npos);
+  }
+  // Stopped after the new start recorded its settings (and target)...
+  at(dir / "settings.json", 1);
+  EXPECT_EQ(state(), RunState::kStopped);
+  EXPECT_NE(Page().find("step 40 of 40, stopped, not finished"), std::string::npos);
+  // ... or after a checkpoint past the model.
+  at(dir / "settings.json", -3);
+  Write(dir / "checkpoints" / "step-00000045.pt", "c");
+  at(dir / "checkpoints" / "step-00000045.pt", 2);
+  EXPECT_EQ(state(), RunState::kStopped);
+  // The new target reached: a model.pt after both.
+  at(dir / "model.pt", 3);
+  EXPECT_EQ(state(), RunState::kFinished);
+  // A writer's temporary is no checkpoint.
+  Write(dir / "checkpoints" / ".step-00000050.pt.tmp", "t");
+  at(dir / "checkpoints" / ".step-00000050.pt.tmp", 9);
+  EXPECT_EQ(state(), RunState::kFinished);
+  // Without settings.json (an older version's folder) the last record must
+  // also have reached its total.
+  fs::remove(dir / "settings.json");
+  EXPECT_EQ(state(), RunState::kFinished);
+  Write(dir / "metrics.jsonl", Record(20, 5));
+  at(dir / "model.pt", 3);
+  EXPECT_EQ(state(), RunState::kStopped);
+  // No model.pt: never finished.
+  Write(dir / "metrics.jsonl", Record(40, 5));
+  fs::remove(dir / "model.pt");
+  EXPECT_EQ(state(), RunState::kStopped);
 }
 
 }  // namespace
