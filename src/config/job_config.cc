@@ -541,8 +541,9 @@ const FieldTable<TrainingOptions>& TrainingFields() {
       {"micro_batches", "integer", "1",
        "Gradient accumulation: each step runs its batch in this many parts (part m takes "
        "images m, m+M, m+2M, ...) and averages their gradients. The update is that of the whole "
-       "batch, with less memory per pass; N ranks of batch b and one process of batch N*b in N "
-       "micro-batches end bit for bit equal (same threads per rank). Must divide batch_size.",
+       "batch, with less memory per pass; 2 ranks of batch b and one process of batch 2b in 2 "
+       "micro-batches end bit for bit equal (same threads per rank; with more ranks MPI may add "
+       "their gradients in another order: equal to rounding). Must divide batch_size.",
        Agreement::kPassShape, Show(&TrainingOptions::micro_batches),
        [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.micro_batches, 1, 1024); },
        OnResume::kMayChange},
