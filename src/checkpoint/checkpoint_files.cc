@@ -86,7 +86,9 @@ void ClaimOutputDir(const std::string& style_dir, const std::string& job, const 
   std::error_code ec;
   const fs::path marker = fs::path(style_dir) / "stylefleet.json";
   const bool claimed = fs::exists(marker, ec);
-  fs::create_directories(fs::path(style_dir) / "checkpoints", ec);
+  // checkpoints/ is made by the first checkpoint's write: a conditional
+  // network's style folders hold none, and an empty one looked like a lost run.
+  fs::create_directories(style_dir, ec);
   if (claimed) return;
   if (ec) throw Error(style_dir + ": cannot create output folder (" + ec.message() + ")");
   nlohmann::json owner{{"job", job}, {"style", style}};

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <sstream>
 
 #include "checkpoint/checkpoint_files.h"
@@ -84,7 +85,64 @@ TensorDict ModelEntries(TransformerNet& net, const ModelInfo& info) {
 int64_t ReadInt(const TensorDict& dict, const std::string& key, const std::string& path) {
   const torch::Tensor* t = FindTensor(dict, key);
   if (t == nullptr || t->numel() != 1) throw DataError(path + ": checkpoint lacks '" + key + "'");
+  // A float would be truncated without a word: CheckpointDict writes int64.
+  if (t->scalar_type() != torch::kInt64) {
+    throw DataError(path + ": '" + key + "' is " + std::string(c10::toString(t->scalar_type())) +
+                    ", expected Long (int64)");
+  }
   return t->item<int64_t>();
+}
+
+// `value` of `key` must lie in [low, high]; `why` says where the bound comes from.
+void CheckRange(int64_t value, int64_t low, int64_t high, const std::string& key,
+                const std::string& why, const std::string& path) {
+  if (value < low || value > high) {
+    throw DataError(path + ": '" + key + "' is " + std::to_string(value) + ", outside [" +
+                    std::to_string(low) + ", " + std::to_string(high) + "] (" + why + ")");
+  }
+}
+
+// The optimizer state stored for `param`, checked before anything is restored:
+// a wrong shape or dtype would be broadcast or converted without a word, and a
+// negative second moment makes the next step's square root NaN.
+const torch::Tensor& AdamState(const TensorDict& dict, const std::string& key,
+                               const torch::Tensor& param, const std::string& path) {
+  const torch::Tensor* t = FindTensor(dict, key);
+  if (t == nullptr) throw DataError(path + ": checkpoint lacks optimizer state '" + key + "'");
+  if (t->sizes() != param.sizes() || t->scalar_type() != param.scalar_type()) {
+    std::ostringstream message;
+    message << path << ": optimizer state '" << key << "' is " << t->scalar_type() << " "
+            << t->sizes() << ", its parameter " << param.scalar_type() << " " << param.sizes();
+    throw DataError(message.str());
+  }
+  if (key.rfind("stylefleet.adam.exp_avg_sq.", 0) == 0 && (*t < 0).any().item<bool>()) {
+    throw DataError(path + ": optimizer state '" + key +
+                    "' holds negative values (a mean of squares cannot)");
+  }
+  return *t;
+}
+
+// The RNG state must fit the CPU generator. It is tried on a scratch generator
+// first: LibTorch's own check throws a c10::Error with a backtrace, and a
+// rejected file must leave the default generator as it was.
+void CheckRngState(const torch::Tensor& rng, const std::string& path) {
+  const torch::Tensor current = at::detail::getDefaultCPUGenerator().get_state();
+  if (rng.scalar_type() != current.scalar_type() || rng.dim() != 1 ||
+      rng.numel() != current.numel()) {
+    std::ostringstream message;
+    message << path << ": 'stylefleet.rng' is " << rng.scalar_type() << " " << rng.sizes()
+            << ", expected the CPU generator's state, " << current.scalar_type() << " "
+            << current.sizes();
+    throw DataError(message.str());
+  }
+  try {
+    at::Generator scratch = at::detail::createCPUGenerator();
+    scratch.set_state(rng);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw DataError(path + ": 'stylefleet.rng' is not a valid generator state (" +
+                    what.substr(0, what.find('\n')) + ")");
+  }
 }
 }  // namespace
 
@@ -129,31 +187,52 @@ std::vector<std::vector<double>> ReadLogWindows(const TensorDict& dict, size_t c
 RunPosition RestoreCheckpoint(const TensorDict& dict, const std::string& path, TransformerNet& net,
                               Adam& adam) {
   VerifyDict(dict, path);
-  LoadTransformerParameters(net, dict, path);
-  torch::NoGradGuard no_grad;
-  size_t i = 0;
-  for (const auto& [name, param] : TrainableParameters(net)) {
-    for (const char* kind : {"exp_avg.", "exp_avg_sq."}) {
-      const std::string key = std::string("stylefleet.adam.") + kind + name;
-      const torch::Tensor* t = FindTensor(dict, key);
-      if (t == nullptr || t->sizes() != param.sizes()) {
-        throw DataError(path + ": checkpoint lacks optimizer state '" + key + "'");
-      }
-      (std::string(kind) == "exp_avg." ? adam.exp_avg(i) : adam.exp_avg_sq(i)).copy_(*t);
-    }
-    ++i;
-  }
-  adam.set_steps(ReadInt(dict, "stylefleet.adam.steps", path));
-  if (const torch::Tensor* rng = FindTensor(dict, "stylefleet.rng")) {
-    at::Generator generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(*rng);
-  }
+  // Everything is checked before anything is restored, so that a rejected
+  // file leaves the network, optimizer and generator for the next one to fill.
   RunPosition position;
   position.step = ReadInt(dict, "stylefleet.step", path);
   position.epoch = ReadInt(dict, "stylefleet.epoch", path);
   position.batch = ReadInt(dict, "stylefleet.batch", path);
+  const int64_t adam_steps = ReadInt(dict, "stylefleet.adam.steps", path);
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  CheckRange(position.step, 0, max, "stylefleet.step", "steps done", path);
+  // Each step moves the position by one batch at most (a content set that
+  // shrank folds batches into epochs), so neither passes the step count; a
+  // negative batch would index before the data set.
+  CheckRange(position.epoch, 0, position.step, "stylefleet.epoch", "at most one per step", path);
+  CheckRange(position.batch, 0, position.step, "stylefleet.batch", "at most one per step", path);
+  // Adam's bias correction divides by 1 - beta^steps: zero after a negative count.
+  CheckRange(adam_steps, 0, max, "stylefleet.adam.steps", "updates done", path);
+  std::vector<const torch::Tensor*> states;
+  for (const auto& [name, param] : TrainableParameters(net)) {
+    for (const char* kind : {"exp_avg.", "exp_avg_sq."}) {
+      states.push_back(
+          &AdamState(dict, std::string("stylefleet.adam.") + kind + name, param, path));
+    }
+  }
+  const torch::Tensor* rng = FindTensor(dict, "stylefleet.rng");
+  if (rng != nullptr) CheckRngState(*rng, path);
+
+  LoadTransformerParameters(net, dict, path);
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < states.size() / 2; ++i) {
+    adam.exp_avg(i).copy_(*states[2 * i]);
+    adam.exp_avg_sq(i).copy_(*states[2 * i + 1]);
+  }
+  adam.set_steps(adam_steps);
+  if (rng != nullptr) {
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(*rng);
+  }
   return position;
+}
+
+TensorDict RecomputeChecksum(TensorDict dict) {
+  dict.erase(std::remove_if(dict.begin(), dict.end(),
+                            [](const auto& entry) { return entry.first == kChecksumKey; }),
+             dict.end());
+  return WithChecksum(std::move(dict));
 }
 
 void AppendConditionalEntries(const std::vector<std::string>& styles, TensorDict& dict) {

@@ -65,10 +65,17 @@ std::vector<std::vector<double>> ReadLogWindows(const TensorDict& dict, size_t c
 
 /// Restores what CheckpointDict wrote. Throws DataError naming `path` and the
 /// key, and when the file is damaged (its `stylefleet.checksum`, an FNV-1a of
-/// every entry, does not match) or holds NaN/Inf values: the caller then falls
-/// back to an older checkpoint.
+/// every entry, does not match), holds NaN/Inf values, or a value out of range
+/// (a negative or impossible position, optimizer state whose shape or dtype is
+/// not its parameter's, an RNG state the CPU generator rejects): the caller
+/// then falls back to an older checkpoint. A file it rejects leaves `net`,
+/// `adam` and the generator as they were.
 RunPosition RestoreCheckpoint(const TensorDict& dict, const std::string& path, TransformerNet& net,
                               Adam& adam);
+
+/// `dict` with its `stylefleet.checksum` computed over its entries as they are
+/// now: for tests and tools that change a file's entries on purpose.
+TensorDict RecomputeChecksum(TensorDict dict);
 
 /// A trained network as a file holds it.
 struct LoadedModel {

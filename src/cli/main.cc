@@ -501,8 +501,8 @@ int Run(int argc, char** argv) {
                        << loss_network.warning;
     }
     if (job.network == "conditional") {
-      std::cout << "network: conditional: the " << job.styles.size()
-                << " styles train one network in " << job.conditional_run.output_dir << ", on all "
+      std::cout << "network: conditional: " << DescribeNetworkStyles(job)
+                << " train one network in " << job.conditional_run.output_dir << ", on all "
                 << check_world << " rank(s)\n";
     } else {
       const StyleSchedule plan = PlanStyles(static_cast<int>(job.styles.size()), check_world,

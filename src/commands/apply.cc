@@ -219,7 +219,18 @@ std::string DescribeModel(const std::string& model) {
   // never sent (an escape sequence would rewrite the screen or its title).
   out << "file: " << EscapeForMessage(loaded.file) << " (" << (ec ? 0 : bytes) << " bytes)\n";
   if (loaded.styles.empty()) {
-    out << "network: per_style (one style)\nparameters: " << shared << "\n";
+    out << "network: per_style (one style)\n";
+    // LoadedModel keeps only the network: the style's name and step are read
+    // from the file's metadata (a PyTorch-example .pth or an export has none).
+    const TensorDict dict = LoadTensorDict(loaded.file);
+    const ModelOwner owner = ReadModelOwner(dict);
+    if (!owner.style.empty()) out << "style: " << EscapeForMessage(owner.style) << "\n";
+    if (!owner.job.empty()) out << "job: " << EscapeForMessage(owner.job) << "\n";
+    const torch::Tensor* step = FindTensor(dict, "stylefleet.step");
+    if (step != nullptr && step->numel() == 1 && !step->is_floating_point()) {
+      out << "step: " << step->item<int64_t>() << "\n";
+    }
+    out << "parameters: " << shared << "\n";
     return out.str();
   }
   const int64_t n = static_cast<int64_t>(loaded.styles.size());
@@ -230,6 +241,26 @@ std::string DescribeModel(const std::string& model) {
   for (int64_t i = 0; i < n; ++i)
     out << "  " << i << ": " << EscapeForMessage(loaded.styles[static_cast<size_t>(i)]) << "\n";
   return out.str();
+}
+
+// "the 3 styles", or with job.base_model "the base network's 3 styles (a, b,
+// c) and 1 new style (d)": what a conditional job's network holds, since the
+// base network's styles are part of it.
+std::string DescribeNetworkStyles(const JobConfig& job) {
+  const auto count = [](size_t n, const std::string& what) {
+    return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+  };
+  const auto names = [](const std::vector<std::string>& list) {
+    std::string text;
+    for (const std::string& name : list) text += (text.empty() ? "" : ", ") + name;
+    return EscapeForMessage(text);  // a base file's names go to a terminal
+  };
+  if (job.base_model.empty()) return "the " + count(job.styles.size(), "style");
+  std::vector<std::string> added;
+  for (const StyleSpec& style : job.styles) added.push_back(style.name);
+  const std::vector<std::string> base = LoadModel(job.base_model).styles;
+  return "the base network's " + count(base.size(), "style") + " (" + names(base) + ") and " +
+         count(added.size(), "new style") + " (" + names(added) + ")";
 }
 
 namespace {

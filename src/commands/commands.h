@@ -104,6 +104,11 @@ void ExportModel(const std::string& model, const std::string& output, bool overw
 /// styles, parameter counts (shared and per style) and the file's size.
 std::string DescribeModel(const std::string& model);
 
+/// What a conditional job's network holds, for `check`: "the 3 styles", or
+/// with job.base_model "the base network's 3 styles (a, b, c) and 1 new style
+/// (d)". Throws DataError when the base network does not load.
+std::string DescribeNetworkStyles(const JobConfig& job);
+
 struct LossesOptions {
   std::string loss_network;  ///< weights file or random:SEED; empty: the job's
   std::string model;         ///< transformer to stylize the content with; empty: the content itself

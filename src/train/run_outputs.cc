@@ -221,9 +221,21 @@ void RunOutputs::WritePreviewGrid(const torch::Tensor& grid, int64_t step) const
   }
 }
 
+// Below this spread (standard deviation of a channel on 0..255) an image is
+// "nearly uniform": a photo's is tens; 4 levels is a faint texture at most.
+constexpr double kFlatSpread = 4.0;
+
 void RunOutputs::WriteFinalImages(TransformerNet& net) const {
   const fs::path dir = fs::path(style_dir_) / "final";
   std::set<std::string> written;
+  // The largest spread (standard deviation of a channel, 0..255) of the
+  // photos and of their stylizations: a model that learned little writes
+  // near-uniform images of photos that are not (issue 32: an old seed file's
+  // 16 steps at learning rate 0.001 wrote dark squares, exit 0, no word).
+  double photo_spread = 0, styled_spread = 0;
+  const auto spread = [](const torch::Tensor& image) {
+    return image.clamp(0, 255).reshape({3, -1}).std(1).max().item<double>();
+  };
   // Final images are for people, as previews are: a photo that cannot be
   // stylized or written costs a warning, never the trained run.
   for (size_t i = 0; i < validation_photos_.size(); ++i) {
@@ -249,6 +261,8 @@ void RunOutputs::WriteFinalImages(TransformerNet& net) const {
       if (ec) throw DataError(dir.string() + ": cannot create folder (" + ec.message() + ")");
       SaveImageFile(TensorToImage(styled), (dir / name).string());
       written.insert(name);
+      photo_spread = std::max(photo_spread, spread(image));
+      styled_spread = std::max(styled_spread, spread(styled));
     } catch (const std::exception& e) {
       // DataError from decoding or writing, c10::Error from LibTorch (out of
       // memory on a large photo).
@@ -256,6 +270,18 @@ void RunOutputs::WriteFinalImages(TransformerNet& net) const {
       SF_LOG(kWarning) << "[" << style_name_ << "] final image " << name
                        << " not written: " << what.substr(0, what.find('\n'));
     }
+  }
+  if (!written.empty() && photo_spread >= kFlatSpread * 4 && styled_spread < kFlatSpread) {
+    char spreads[96];
+    std::snprintf(spreads, sizeof(spreads), "spread %.2g of 255, against %.0f in the photos",
+                  styled_spread, photo_spread);
+    SF_LOG(kWarning) << "[" << style_name_
+                     << "] the model's output is still nearly uniform over the validation photos ("
+                     << spreads
+                     << "): it has learned little. Train longer (training.max_steps or epochs), "
+                        "raise training.learning_rate (0.001, as in the seed's files, is slow for "
+                        "a short run), or check the loss weights and the loss network "
+                        "(`stylefleet losses`)";
   }
   // Final images of photos no longer in the set would pass as this model's.
   std::error_code ec;

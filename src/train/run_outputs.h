@@ -59,6 +59,8 @@ class RunOutputs {
   /// (NN its position from 01) resized so that its shorter side is
   /// data.image_size, not cropped, and removes final images of photos no
   /// longer in the set. Never throws: what cannot be written is a warning.
+  /// Warns, with what to change, when the stylizations are nearly uniform
+  /// although the photos are not (a model that learned little).
   void WriteFinalImages(TransformerNet& net) const;
 
  private:

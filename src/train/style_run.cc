@@ -25,6 +25,24 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// The first line of `text`: a warning is one line per checkpoint.
+std::string OneLine(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+// Member `j`'s log window as a checkpoint holds it: empty, or the image count
+// and one sum per value AddWeightedValues adds (4 totals and `style_layers`),
+// whose size check would otherwise stop the run at its first step.
+void CheckLogWindow(const std::vector<double>& sums, size_t j, size_t style_layers,
+                    const std::string& path) {
+  if (sums.empty()) return;
+  const size_t expected = 5 + style_layers;
+  if (sums.size() != expected || sums[0] < 0) {
+    throw DataError(path + ": 'stylefleet.log_window." + std::to_string(j) + "' holds " +
+                    std::to_string(sums.size()) + " values" +
+                    (sums.size() == expected ? " and a negative image count"
+                                             : ", expected " + std::to_string(expected)));
+  }
+}
+
 double ParameterChecksum(TransformerNet& net) {
   torch::NoGradGuard no_grad;
   double sum = 0;
@@ -554,6 +572,7 @@ RunPosition StyleRun::Resume() {
   const std::vector<std::string> checkpoints = ListCheckpoints(style_.output_dir);
   std::string newest_problem;
   for (const auto& path : checkpoints) {
+    std::string problem;
     try {
       const TensorDict dict = LoadTensorDict(path);
       // A conditional network's rows belong to its styles in order: a job
@@ -563,14 +582,22 @@ RunPosition StyleRun::Resume() {
       const RunPosition position = RestoreCheckpoint(dict, path, net_, *adam_);
       CheckCheckpointBelongsHere(dict, path, position);
       const auto windows = ReadLogWindows(dict, members_.size());
+      for (size_t j = 0; j < members_.size(); ++j) {
+        CheckLogWindow(windows[j], j, members_[j].spec->training.style_layers.size(), path);
+      }
       for (size_t j = 0; j < members_.size(); ++j) members_[j].window_sums = windows[j];
       SF_LOG(kInfo) << "[" << style_.name << "] resuming from " << path << " (step "
                     << position.step << ")";
       return position;
     } catch (const DataError& e) {
-      SF_LOG(kWarning) << "[" << style_.name << "] ignoring unreadable checkpoint: " << e.what();
-      if (newest_problem.empty()) newest_problem = e.what();
+      problem = OneLine(e.what());
+    } catch (const c10::Error& e) {
+      // LibTorch's own checks: its message's first line says why; the rest
+      // (a C++ backtrace) means nothing to a user.
+      problem = path + ": " + OneLine(e.what_without_backtrace());
     }
+    SF_LOG(kWarning) << "[" << style_.name << "] ignoring unreadable checkpoint: " << problem;
+    if (newest_problem.empty()) newest_problem = problem;
   }
   // Training from step 0 would replace what the damaged files held (and a
   // finished style's model.pt) without a word beyond the warnings above.

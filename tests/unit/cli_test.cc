@@ -482,6 +482,43 @@ TEST(CliTest, AConditionalRunTooShortForItsStylesSaysSo) {
       << r.output;
 }
 
+// `check` of a job that adds a style to a trained conditional network
+// (job.base_model) counts and names the base's styles too: it said "the 1
+// styles train one network" (issue 32).
+TEST(CliTest, CheckCountsTheBaseNetworksStyles) {
+  testing::TempDir dir;
+  testing::WriteTestImages(dir / "photos", 2, 72, 64);
+  testing::WriteTestImages(dir / "style", 1, 48, 48);
+  const std::string style = std::filesystem::directory_iterator(dir / "style")->path().string();
+  testing::WriteFile(dir / "make.py",
+                     "import sys, torch\n"
+                     "sys.path.insert(0, sys.argv[2])\n"
+                     "from stylefleet_torch import TransformerNet\n"
+                     "state = dict(TransformerNet(num_styles=3).state_dict())\n"
+                     "text = lambda s: torch.tensor(list(s.encode()), dtype=torch.uint8)\n"
+                     "state['stylefleet.network'] = text('conditional')\n"
+                     "state['stylefleet.styles'] = text('a\\nb\\nc')\n"
+                     "torch.save(state, sys.argv[1])\n");
+  const testing::CommandResult made =
+      testing::RunCommand("/usr/bin/python3 " + (dir / "make.py") + " " + (dir / "base.pt") + " " +
+                          STYLEFLEET_SOURCE_DIR + "/python");
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  testing::WriteFile(dir / "job.yaml",
+                     "job: {name: c, output_dir: out, network: conditional, base_model: base.pt}\n"
+                     "data: {content_dir: photos, image_size: 64}\n"
+                     "loss_network: {weights: 'random:1'}\n"
+                     "training: {batch_size: 1, max_steps: 1}\n"
+                     "monitoring: {listen: 'off'}\n"
+                     "styles:\n  - {name: d, image: " +
+                         style + "}\n");
+  const testing::CommandResult r = RunTool("check " + (dir / "job.yaml"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("network: conditional: the base network's 3 styles (a, b, c) and 1 new "
+                          "style (d) train one network in "),
+            std::string::npos)
+      << r.output;
+}
+
 // On an Intel Xeon with avx512_bf16 but no AMX, bf16 trained at 0.55x fp32
 // (tests/bench/compare.py, 2026-11-29) while the docs promised 1.6x: a job
 // asking for bf16 there is warned. Which branch runs depends on this CPU.
@@ -830,6 +867,38 @@ TEST(CliTest, InfoShowsControlCharactersInNamesAsEscapes) {
   EXPECT_NE(r.output.find("0: red\\x1b[31m\n"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("1: t\\x1b]0;x\\x07\\x7f\n"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("m\\x1b[2Jx/model.pt"), std::string::npos) << r.output;
+}
+
+// `info` of a per-style model names its style (and job), and a checkpoint's
+// step: it showed neither, only a conditional network's styles (issue 32).
+TEST(CliTest, InfoShowsAPerStyleModelsStyleAndStep) {
+  testing::TempDir dir;
+  // As stylefleet writes them (a model.pt records no step, a checkpoint
+  // does), made by PyTorch: this test links no LibTorch.
+  testing::WriteFile(dir / "make.py",
+                     "import sys, torch\n"
+                     "sys.path.insert(0, sys.argv[2])\n"
+                     "from stylefleet_torch import TransformerNet\n"
+                     "state = dict(TransformerNet().state_dict())\n"
+                     "text = lambda s: torch.tensor(list(s.encode()), dtype=torch.uint8)\n"
+                     "state['stylefleet.style'] = text('mosaic')\n"
+                     "state['stylefleet.job'] = text('myjob')\n"
+                     "torch.save(state, sys.argv[1] + '/model.pt')\n"
+                     "state['stylefleet.step'] = torch.tensor(300)\n"
+                     "torch.save(state, sys.argv[1] + '/step-00000300.pt')\n");
+  const testing::CommandResult made =
+      testing::RunCommand("/usr/bin/python3 " + (dir / "make.py") + " " + dir.path() + " " +
+                          STYLEFLEET_SOURCE_DIR + "/python");
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  testing::CommandResult r = RunTool("info " + (dir / "model.pt"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("network: per_style (one style)\nstyle: mosaic\njob: myjob\n"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("step:"), std::string::npos) << r.output;
+  r = RunTool("info " + (dir / "step-00000300.pt"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("style: mosaic\njob: myjob\nstep: 300\n"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -708,6 +709,31 @@ TEST_F(TrainTest, ARunWithoutOneGoodStepWritesNoModel) {
   EXPECT_TRUE(fs::exists(dir_ / "one/style/model.pt"));
 }
 
+// A run whose model still writes nearly uniform images of photos that are
+// not says so at the end, with what to change (an old seed file's short run
+// at learning rate 0.001 wrote dark squares without a word); a run that
+// learned something does not.
+TEST_F(TrainTest, AModelThatLearnedLittleIsReported) {
+  Job("out");
+  const std::string train = std::string(STYLEFLEET_BINARY) + " train " + (dir_ / "job.yaml") +
+                            " --no-progress --threads 1 --set monitoring.listen=off"
+                            " --set training.max_steps=2 --set training.preview_every_steps=0";
+  const testing::CommandResult flat =
+      testing::RunCommand(train + " --set training.learning_rate=1e-9");
+  ASSERT_EQ(flat.exit_code, 0) << flat.output;
+  EXPECT_NE(flat.output.find("the model's output is still nearly uniform over the validation "
+                             "photos"),
+            std::string::npos)
+      << flat.output;
+  EXPECT_NE(flat.output.find("raise training.learning_rate"), std::string::npos);
+  const testing::CommandResult learned =
+      testing::RunCommand(train +
+                          " --set job.output_dir=learned --set training.max_steps=12 "
+                          "--set training.learning_rate=0.05");
+  ASSERT_EQ(learned.exit_code, 0) << learned.output;
+  EXPECT_EQ(learned.output.find("nearly uniform"), std::string::npos) << learned.output;
+}
+
 // A loss-network file is checked like a model: a NaN or infinite weight (also
 // one that only overflows as float32), a NaN mean or a std whose inverse
 // overflows is refused when loaded, naming the file and the key, so `check`
@@ -985,6 +1011,143 @@ TEST_F(TrainTest, ADamagedOrPoisonedCheckpointIsSkippedNamingTheFile) {
   ExpectSameTensors(style + "/model.pt", dir_ / "straight/style/model.pt");
 }
 
+// A checkpoint edited with its checksum recomputed (an adversarial trial's
+// files) passes the checksum: every value it holds is checked before use. One
+// that is out of range is skipped with a one-line warning naming the file, and
+// the run resumes from the one before, as it does for a damaged file; no
+// LibTorch backtrace reaches the user. Runs the binary: the trial's
+// stylefleet.batch = -5 ended in std::bad_alloc and SIGABRT.
+class CheckpointRangeTest : public TrainTest {
+ protected:
+  // Trains 3 steps with a checkpoint at each, keeping a copy of the newest.
+  void SetUp() override {
+    TrainTest::SetUp();
+    Job("out");
+    ASSERT_EQ(testing::RunCommand(Train(3)).exit_code, 0);
+    fs::copy_file(Newest(), dir_ / "newest.pt");
+  }
+
+  std::string Train(int max_steps) const {
+    return std::string(STYLEFLEET_BINARY) + " train " + (dir_ / "job.yaml") +
+           " --no-progress --threads 1 --set monitoring.listen=off"
+           " --set monitoring.linger_seconds=0 --set checkpoint.every_steps=1"
+           " --set training.max_steps=" +
+           std::to_string(max_steps);
+  }
+
+  std::string Newest() const { return CheckpointPath(dir_ / "out/style", 3); }
+
+  // Rewrites the newest checkpoint as `edit` changes it, checksum recomputed,
+  // resumes to train on to step 4 (a resume that only writes the model never
+  // reads its batches), and expects the run to fall back to step 2 warning `why`.
+  void ExpectFallBack(const std::function<void(TensorDict&)>& edit, const std::string& why) {
+    SCOPED_TRACE(why);
+    TensorDict dict = LoadTensorDict(dir_ / "newest.pt");
+    edit(dict);
+    SaveTensorDict(RecomputeChecksum(std::move(dict)), Newest());
+    const testing::CommandResult resumed = testing::RunCommand(Train(4));
+    ASSERT_EQ(resumed.exit_code, 0) << why << "\n" << resumed.output;
+    EXPECT_NE(resumed.output.find("ignoring unreadable checkpoint: " + Newest() + ": " + why),
+              std::string::npos)
+        << resumed.output;
+    EXPECT_NE(
+        resumed.output.find("resuming from " + CheckpointPath(dir_ / "out/style", 2) + " (step 2)"),
+        std::string::npos)
+        << resumed.output;
+    EXPECT_EQ(resumed.output.find("Exception raised from"), std::string::npos) << resumed.output;
+    fs::remove(CheckpointPath(dir_ / "out/style", 4));  // the next edit is the newest again
+  }
+
+  static void Set(TensorDict& dict, const std::string& key, const torch::Tensor& value) {
+    for (auto& [name, tensor] : dict) {
+      if (name == key) tensor = value;
+    }
+  }
+};
+
+TEST_F(CheckpointRangeTest, AnImpossiblePositionFallsBackToTheCheckpointBefore) {
+  const auto int64 = [](int64_t v) { return torch::tensor(v, torch::kInt64); };
+  ExpectFallBack([&](TensorDict& d) { Set(d, "stylefleet.batch", int64(-5)); },
+                 "'stylefleet.batch' is -5, outside [0, 3]");
+  ExpectFallBack([&](TensorDict& d) { Set(d, "stylefleet.batch", int64(4)); },
+                 "'stylefleet.batch' is 4, outside [0, 3]");
+  ExpectFallBack([&](TensorDict& d) { Set(d, "stylefleet.epoch", int64(-1)); },
+                 "'stylefleet.epoch' is -1, outside [0, 3]");
+  ExpectFallBack([&](TensorDict& d) { Set(d, "stylefleet.adam.steps", int64(-1)); },
+                 "'stylefleet.adam.steps' is -1, outside [0, ");
+  ExpectFallBack(
+      [&](TensorDict& d) { Set(d, "stylefleet.batch", torch::tensor(2.5, torch::kFloat64)); },
+      "'stylefleet.batch' is Double, expected Long (int64)");
+  // The last run resumed from step 2 and trained on: it ends as a straight run does.
+  TrainJob(Job("straight", {"training.max_steps=4"}), Quiet());
+  ExpectSameTensors(dir_ / "out/style/model.pt", dir_ / "straight/style/model.pt");
+}
+
+TEST_F(CheckpointRangeTest, ABadRngStateFallsBackWithoutABacktrace) {
+  ExpectFallBack(
+      [&](TensorDict& d) {
+        for (auto& [key, t] : d) {
+          if (key == "stylefleet.rng") t = t.slice(0, 0, 100).clone();
+        }
+      },
+      "'stylefleet.rng' is Byte [100], expected the CPU generator's state");
+  ExpectFallBack(
+      [&](TensorDict& d) {
+        for (auto& [key, t] : d) {
+          if (key == "stylefleet.rng") t = t.to(torch::kInt64);
+        }
+      },
+      "'stylefleet.rng' is Long [");
+  // The right size and dtype, but no mt19937 state (LibTorch's own check).
+  ExpectFallBack(
+      [&](TensorDict& d) {
+        for (auto& [key, t] : d) {
+          if (key == "stylefleet.rng") t = torch::full_like(t, 255);
+        }
+      },
+      "'stylefleet.rng' is not a valid generator state (");
+}
+
+TEST_F(CheckpointRangeTest, OptimizerStateThatDoesNotFitItsParameterFallsBack) {
+  ExpectFallBack(
+      [&](TensorDict& d) {
+        for (auto& [key, t] : d) {
+          if (key == "stylefleet.adam.exp_avg.in1.weight") t = t.to(torch::kFloat64);
+        }
+      },
+      "optimizer state 'stylefleet.adam.exp_avg.in1.weight' is Double [32], its parameter "
+      "Float [32]");
+  ExpectFallBack(
+      [&](TensorDict& d) {
+        for (auto& [key, t] : d) {
+          if (key == "stylefleet.adam.exp_avg_sq.in1.weight") t.view(-1)[5] = -1e-3;
+        }
+      },
+      "optimizer state 'stylefleet.adam.exp_avg_sq.in1.weight' holds negative values");
+}
+
+// A conditional network's checkpoint holds each style's log window: one of
+// the wrong length (an edited file, checksum recomputed) would stop the run at
+// its first step after the resume; it is skipped like any unusable file.
+TEST_F(TrainTest, AConditionalCheckpointWithABadLogWindowFallsBack) {
+  const std::vector<std::string> every_3 = {"training.log_every_steps=3"};
+  TrainJob(ConditionalJob(dir_, "out", {"a", "b"}, "", every_3), Quiet());
+  const std::string newest = CheckpointPath(dir_ / "out/conditional", 4);
+  TensorDict dict = LoadTensorDict(newest);
+  int edited = 0;
+  for (auto& [key, tensor] : dict) {
+    if (key.rfind("stylefleet.log_window.", 0) != 0) continue;
+    tensor = torch::tensor({2.0, 1.0, 1.0}, torch::kFloat64);  // an image count and 2 sums
+    ++edited;
+  }
+  ASSERT_EQ(edited, 2);
+  SaveTensorDict(RecomputeChecksum(std::move(dict)), newest);
+  std::vector<std::string> longer = every_3;
+  longer.push_back("training.max_steps=6");
+  EXPECT_NO_THROW(TrainJob(ConditionalJob(dir_, "out", {"a", "b"}, "", longer), Quiet()));
+  EXPECT_TRUE(fs::exists(CheckpointPath(dir_ / "out/conditional", 6)));
+}
+
 // Photos added to the content folder between runs change each epoch's order:
 // safe to continue with, but said (a trial's resume did not notice).
 TEST_F(TrainTest, AResumeSaysThatTheContentFolderChanged) {
@@ -1225,6 +1388,18 @@ else:
   EXPECT_EQ(std::system((python + " check").c_str()), 0);
   options.format = "jpg";
   EXPECT_EQ(StylizeImages(options).written.size(), 2u);
+}
+
+// Only the network's folder holds a conditional job's checkpoints: each of
+// its styles' folders got an empty checkpoints/ as well (issue 32), made by
+// ClaimOutputDir for every folder it claimed.
+TEST_F(TrainTest, ConditionalStyleFoldersHoldNoCheckpointsFolder) {
+  TrainJob(ConditionalJob(dir_, "net", {"a", "b"}, "", {"training.max_steps=2"}), Quiet());
+  EXPECT_FALSE(ListCheckpoints(dir_ / "net/conditional").empty());
+  for (const std::string style : {"a", "b"}) {
+    EXPECT_TRUE(fs::exists(dir_ / ("net/" + style + "/metrics.jsonl"))) << style;
+    EXPECT_FALSE(fs::exists(dir_ / ("net/" + style + "/checkpoints"))) << style;
+  }
 }
 
 }  // namespace
