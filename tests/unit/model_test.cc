@@ -24,6 +24,7 @@
 #include "model/vgg16.h"
 #include "test_paths.h"
 #include "test_util.h"
+#include "vgg_test_dict.h"
 
 namespace stylefleet {
 namespace {
@@ -73,22 +74,6 @@ TEST(Vgg16Test, RandomNetworkSubtractsTheRgbMeanPixel) {
   EXPECT_GT(spread(103.94f, 116.78f, 123.68f), 1e-3f);
 }
 
-// A torchvision-style weights dict with all 13 conv layers.
-TensorDict VggDict() {
-  const int index[] = {0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28};
-  const int64_t channels[] = {64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512};
-  TensorDict dict;
-  int64_t in = 3;
-  for (int l = 0; l < 13; ++l) {
-    dict.emplace_back("features." + std::to_string(index[l]) + ".weight",
-                      torch::randn({channels[l], in, 3, 3}) * 0.05);
-    dict.emplace_back("features." + std::to_string(index[l]) + ".bias",
-                      torch::zeros({channels[l]}));
-    in = channels[l];
-  }
-  return dict;
-}
-
 std::string LoadError(const std::string& path) {
   try {
     Vgg16::Load(path);
@@ -100,7 +85,7 @@ std::string LoadError(const std::string& path) {
 
 TEST(Vgg16Test, PlainTorchvisionDictMeansTorchvisionNormalization) {
   TempDir dir;
-  SaveTensorDict(VggDict(), dir / "vgg.pt");
+  SaveTensorDict(testing::VggTestDict(), dir / "vgg.pt");
   const Vgg16 vgg = Vgg16::Load(dir / "vgg.pt");
   EXPECT_EQ(vgg.normalization().input_scale, 1.0);
   EXPECT_DOUBLE_EQ(vgg.normalization().mean[0], 0.485);
@@ -109,12 +94,12 @@ TEST(Vgg16Test, PlainTorchvisionDictMeansTorchvisionNormalization) {
 
 TEST(Vgg16Test, BadWeightsFilesNameTheProblem) {
   TempDir dir;
-  TensorDict missing = VggDict();
+  TensorDict missing = testing::VggTestDict();
   missing.erase(missing.begin() + 5);  // features.10.bias... index 5 is features.5.bias
   SaveTensorDict(missing, dir / "missing.pt");
   EXPECT_EQ(LoadError(dir / "missing.pt"), dir / "missing.pt: missing key 'features.5.bias'");
 
-  TensorDict shape = VggDict();
+  TensorDict shape = testing::VggTestDict();
   shape[2].second = torch::zeros({64, 3, 3, 3});
   SaveTensorDict(shape, dir / "shape.pt");
   EXPECT_EQ(
@@ -673,7 +658,7 @@ TEST(Vgg16Test, LoaderReadsTheRecordedConvention) {
   EXPECT_EQ(random.convention().name, "random");
   EXPECT_EQ(random.SeedBalanceWarning(), "");
 
-  TensorDict bad = VggDict();
+  TensorDict bad = testing::VggTestDict();
   bad.emplace_back("stylefleet.convention", torch::ones({2}));
   SaveTensorDict(bad, dir / "bad.pt");
   EXPECT_EQ(LoadError(dir / "bad.pt"),
@@ -681,12 +666,12 @@ TEST(Vgg16Test, LoaderReadsTheRecordedConvention) {
 
   // A scale that is not a finite positive number is refused; a file named
   // seed-balanced whose scale is not the seed-balanced one is warned about.
-  TensorDict infinite = VggDict();
+  TensorDict infinite = testing::VggTestDict();
   infinite.emplace_back("stylefleet.activation_scale", torch::tensor(INFINITY));
   SaveTensorDict(infinite, dir / "inf.pt");
   EXPECT_EQ(LoadError(dir / "inf.pt"),
             dir / "inf.pt: stylefleet.activation_scale must be a finite number > 0");
-  TensorDict misnamed = VggDict();
+  TensorDict misnamed = testing::VggTestDict();
   misnamed.emplace_back("stylefleet.activation_scale", torch::tensor(1.0));
   const std::string name = "seed-balanced";
   misnamed.emplace_back("stylefleet.convention",
