@@ -561,7 +561,10 @@ const FieldTable<TrainingOptions>& TrainingFields() {
        Agreement::kEveryRank, Show(&TrainingOptions::learning_rate),
        [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.learning_rate, 0, 1, true); }},
       {"log_every_steps", "integer", "50",
-       "A log line (and a metrics.jsonl record) every N steps, 1 to 1000000.",
+       "A log line (and a metrics.jsonl record) every N steps, 1 to 1000000. Its losses are "
+       "the mean over the images of the steps since the previous record (steps skipped for "
+       "NaN/Inf left out; `images` says how many); `step_losses` holds the logged step's "
+       "own values, and Prometheus every step's.",
        Agreement::kEveryRank, Show(&TrainingOptions::log_every_steps),
        [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.log_every_steps, 1, 1000000); },
        OnResume::kMayChange},

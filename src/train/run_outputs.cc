@@ -65,11 +65,19 @@ nlohmann::json RecordJson(const StepRecord& r, const std::vector<std::string>& s
   record["total_loss"] = r.values.total;
   nlohmann::json layers;
   for (size_t i = 0; i < style_layers.size(); ++i)
-    layers[style_layers[i]] = r.values.style_layers[i];
+    layers[style_layers[i]] = r.values.style_layers[(i + 1) % style_layers.size()];
   record["style_loss_by_layer"] = layers;
-  // What the losses are a mean over: the step's batch over the group, or for
-  // a conditional network's style its images since its previous record.
+  // What the losses are a mean over: the style's images since its previous
+  // record (in the steps that updated the network). One step's values are
+  // noise with small batches; they stay here and in the Prometheus gauges.
   record["images"] = r.values.images;
+  if (r.step_values.images > 0) {
+    record["step_losses"] = {{"content_loss", r.step_values.content},
+                             {"style_loss", r.step_values.style},
+                             {"tv_loss", r.step_values.tv},
+                             {"total_loss", r.step_values.total},
+                             {"images", r.step_values.images}};
+  }
   record["images_per_second"] = r.images_per_second;
   record["eta_seconds"] = r.eta_seconds;
   record["skipped_images"] = r.skipped_images;

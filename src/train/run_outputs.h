@@ -19,7 +19,12 @@ struct StepRecord {
   int64_t step = 0;
   int64_t total_steps = 0;
   int64_t epoch = 0;
-  StyleStepValues values;  ///< group averages
+  /// Group averages over the logging window: the images of the steps since
+  /// the style's last record that updated the network.
+  StyleStepValues values;
+  /// The recorded step's own group averages (`images` 0: the step held none
+  /// of the style's images).
+  StyleStepValues step_values;
   double images_per_second = 0;
   double eta_seconds = 0;
   int64_t skipped_images = 0;

@@ -177,10 +177,8 @@ void StyleRun::SubmitPreviews(int64_t step) {
 void StyleRun::SubmitCheckpoint(const RunPosition& position) {
   // The dict names the live parameters and optimizer state: the next step
   // would change them while the writer reads.
-  std::vector<std::vector<double>> log_windows;
-  for (const Member& m : members_) log_windows.push_back(m.window_sums);
   auto dict =
-      std::make_shared<TensorDict>(CheckpointDict(net_, *adam_, position, Info(), log_windows));
+      std::make_shared<TensorDict>(CheckpointDict(net_, *adam_, position, Info(), LogWindows()));
   for (auto& entry : *dict) entry.second = entry.second.detach().clone();
   writer_->Submit([this, dict, step = position.step] {
     WriteCheckpoint(*dict, step);
@@ -190,6 +188,13 @@ void StyleRun::SubmitCheckpoint(const RunPosition& position) {
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     ++checkpoints_written_;
   });
+}
+
+std::vector<std::vector<double>> StyleRun::LogWindows() const {
+  if (!conditional()) return {window_sums_};
+  std::vector<std::vector<double>> windows;
+  for (const Member& m : members_) windows.push_back(m.window_sums);
+  return windows;
 }
 
 ModelInfo StyleRun::Info() const {
@@ -307,8 +312,13 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
   window_images_ += timing.images;
   const double eta = timing.average_seconds * double(total_steps_ - position.step);
   ReportStep(position, values, timing, eta);
-  for (size_t j = 0; j < members_.size(); ++j) {
-    AddWeightedValues(values.styles[j], members_[j].window_sums);
+  // A skipped step's values (NaN or infinite) would make its whole window's
+  // mean so: the records average the steps that updated the network.
+  if (!values.bad) {
+    if (!conditional()) AddWeightedValues(values, window_sums_);
+    for (size_t j = 0; j < members_.size(); ++j) {
+      AddWeightedValues(values.styles[j], members_[j].window_sums);
+    }
   }
   const bool last = position.step == total_steps_;
   if (Injected(context_.options->perturb_replica, position.step)) {
@@ -322,21 +332,32 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
   }
   if (Due(position.step, t.log_every_steps)) {
     if (timing.tty) std::printf("\n");
-    StepRecord record{position.step,
-                      total_steps_,
-                      position.epoch,
-                      values,
-                      window_images_ / std::max(window_seconds_, 1e-9),
-                      eta,
-                      timing.skipped_files,
-                      control_.size()};
+    StepRecord record;
+    record.step = position.step;
+    record.total_steps = total_steps_;
+    record.epoch = position.epoch;
+    record.values = values;
+    record.images_per_second = window_images_ / std::max(window_seconds_, 1e-9);
+    record.eta_seconds = eta;
+    record.skipped_images = timing.skipped_files;
+    record.ranks = control_.size();
     RunOnRoot(control_, "metrics record", [&] {
       // A failed background write (a full disk) stops the run here at the latest.
       writer_->ThrowIfFailed();
-      if (!conditional()) outputs_.Record(record);
-      // A style's line holds the mean over its images since its last line.
-      for (Member& m : members_) {
+      // A style's line holds the mean over its images since its last line
+      // and this step's own values; a per-style network whose window holds
+      // no good step records this step's (non-finite) values.
+      if (!conditional()) {
+        record.step_values = values;
+        if (!window_sums_.empty()) record.values = WeightedMean(window_sums_);
+        record.values.bad = values.bad;
+        outputs_.Record(record);
+        window_sums_.clear();
+      }
+      for (size_t j = 0; j < members_.size(); ++j) {
+        Member& m = members_[j];
         if (m.window_sums.empty()) continue;
+        record.step_values = values.styles[j];
         record.values = WeightedMean(m.window_sums);
         record.values.bad = values.bad;
         m.outputs.Record(record);
@@ -370,7 +391,7 @@ void StyleRun::ReportWrittenCheckpoints() {
 void StyleRun::StopHere() {
   RunOnRoot(control_, "checkpoint write", [&] {
     writer_->Drain();
-    WriteCheckpoint(CheckpointDict(net_, *adam_, position_, Info()), position_.step);
+    WriteCheckpoint(CheckpointDict(net_, *adam_, position_, Info(), LogWindows()), position_.step);
   });
   if (root_) {
     SF_LOG(kWarning) << "[" << style_.name << "] stop signal: checkpoint written at step "
@@ -581,7 +602,13 @@ RunPosition StyleRun::Resume() {
       if (!changed.empty()) throw ConfigError({changed});
       const RunPosition position = RestoreCheckpoint(dict, path, net_, *adam_);
       CheckCheckpointBelongsHere(dict, path, position);
-      const auto windows = ReadLogWindows(dict, members_.size());
+      // A checkpoint written before windows were kept holds none: the first
+      // record after the resume is then a mean over fewer steps.
+      const auto windows = ReadLogWindows(dict, conditional() ? members_.size() : 1);
+      if (!conditional()) {
+        CheckLogWindow(windows[0], 0, style_.training.style_layers.size(), path);
+        window_sums_ = windows[0];
+      }
       for (size_t j = 0; j < members_.size(); ++j) {
         CheckLogWindow(windows[j], j, members_[j].spec->training.style_layers.size(), path);
       }

@@ -120,6 +120,9 @@ class StyleRun {
   // A conditional network's member `j` as a per-style network.
   TransformerNet MemberNet(size_t j);
   ModelInfo Info() const;
+  // The logging windows a checkpoint keeps, so that a resumed run's records
+  // equal an uninterrupted run's: a per-style network's own, or each member's.
+  std::vector<std::vector<double>> LogWindows() const;
   void PrepareValidation();
   void WriteFinalImages();
   // Root only: the run's previews (a conditional network's: each style's, and
@@ -169,6 +172,9 @@ class StyleRun {
   int64_t steps_this_run_ = 0;
   double window_seconds_ = 0;
   int64_t window_images_ = 0;
+  // A per-style network's values since its last record, image-weighted (a
+  // conditional network's styles keep theirs in their Member).
+  std::vector<double> window_sums_;
   std::chrono::steady_clock::time_point run_start_;
   // Set by the background writer's checkpoint tasks.
   std::atomic<int64_t> checkpoints_written_{0};

@@ -132,6 +132,49 @@ TEST_F(TrainTest, StoppingAndResumingGivesBitwiseTheSameModel) {
   for (size_t i = 0; i < records.size(); ++i) EXPECT_EQ(records[i]["step"], i + 1);
 }
 
+// A record's losses are the mean over the images since the previous record
+// (one step of a small batch is noise), the logged step's own values beside
+// them; a checkpoint inside a window keeps it, so a resume records the same.
+TEST_F(TrainTest, RecordsHoldTheMeanOfTheirWindowAcrossAResume) {
+  const std::vector<std::string> six = {"training.max_steps=6", "checkpoint.every_steps=2"};
+  std::vector<std::string> windows = six;
+  windows.push_back("training.log_every_steps=3");
+  TrainJob(Job("every", six), Quiet());
+  TrainJob(Job("windows", windows), Quiet());
+  const auto every = Metrics(dir_ / "every/style");
+  const auto records = Metrics(dir_ / "windows/style");
+  ASSERT_EQ(every.size(), 6u);
+  ASSERT_EQ(records.size(), 2u);
+  for (size_t r = 0; r < 2; ++r) {
+    const nlohmann::json& record = records[r];
+    EXPECT_EQ(record["step"], 3 * (r + 1));
+    EXPECT_EQ(record["images"], 6) << "3 steps of 2 images";
+    for (const char* key : {"content_loss", "style_loss", "tv_loss", "total_loss"}) {
+      double mean = 0;
+      for (size_t s = 3 * r; s < 3 * r + 3; ++s) mean += every[s][key].get<double>() / 3;
+      EXPECT_NEAR(record[key].get<double>(), mean, 1e-12 * std::abs(mean)) << key << " " << r;
+      EXPECT_EQ(record["step_losses"][key], every[3 * r + 2][key]) << key << " " << r;
+    }
+    for (const auto& [layer, value] : record["style_loss_by_layer"].items()) {
+      double mean = 0;
+      for (size_t s = 3 * r; s < 3 * r + 3; ++s)
+        mean += every[s]["style_loss_by_layer"][layer].get<double>() / 3;
+      EXPECT_NEAR(value.get<double>(), mean, 1e-12 * std::abs(mean)) << layer << " " << r;
+    }
+  }
+  // Resumed from the checkpoint of step 4, inside the window of steps 4-6.
+  const std::string style_dir = dir_ / "windows/style";
+  const auto before = Metrics(style_dir);
+  fs::remove(CheckpointPath(style_dir, 6));
+  fs::remove(fs::path(style_dir) / "model.pt");
+  TrainJob(Job("windows", windows), Quiet());
+  const auto after = Metrics(style_dir);
+  ASSERT_EQ(after.size(), 2u);
+  for (const char* key : {"content_loss", "style_loss", "tv_loss", "total_loss", "images"}) {
+    EXPECT_EQ(after[1][key], before[1][key]) << key;
+  }
+}
+
 // job.styles_at_once: styles sharing each batch and loss-network pass train as
 // they would apart; a style with other batch settings trains on its own; a
 // style stopped by numerical faults leaves the pass and the others finish.
@@ -727,8 +770,8 @@ TEST_F(TrainTest, AModelThatLearnedLittleIsReported) {
       << flat.output;
   EXPECT_NE(flat.output.find("raise training.learning_rate"), std::string::npos);
   const testing::CommandResult learned =
-      testing::RunCommand(train +
-                          " --set job.output_dir=learned --set training.max_steps=12 "
+      testing::RunCommand(train + " --set job.output_dir=" + (dir_ / "learned") +
+                          " --set training.max_steps=12 "
                           "--set training.learning_rate=0.05");
   ASSERT_EQ(learned.exit_code, 0) << learned.output;
   EXPECT_EQ(learned.output.find("nearly uniform"), std::string::npos) << learned.output;
