@@ -176,7 +176,8 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
   return result;
 }
 
-void ExportModel(const std::string& model, const std::string& output, bool overwrite) {
+void ExportModel(const std::string& model, const std::string& output, bool overwrite,
+                 bool keep_names) {
   std::error_code ec;
   if (fs::is_directory(output, ec)) {
     throw ConfigError({"--to " + output + ": is a folder; give the file to write"});
@@ -197,12 +198,35 @@ void ExportModel(const std::string& model, const std::string& output, bool overw
   for (const auto& item : loaded.net->named_parameters())
     dict.emplace_back(item.key(), item.value());
   if (!loaded.styles.empty()) AppendConditionalEntries(loaded.styles, dict);
+  // A per-style network's name lives in `stylefleet.*` entries, which the
+  // PyTorch example's strict load_state_dict refuses: kept only when asked.
+  std::string name_note;
+  if (loaded.styles.empty()) {
+    const TensorDict source = LoadTensorDict(loaded.file);
+    const ModelOwner owner = ReadModelOwner(source);
+    const torch::Tensor* step = FindTensor(source, "stylefleet.step");
+    if (keep_names) {
+      if (!owner.style.empty()) dict.emplace_back("stylefleet.style", StringToTensor(owner.style));
+      if (!owner.job.empty()) dict.emplace_back("stylefleet.job", StringToTensor(owner.job));
+      if (step != nullptr && step->numel() == 1 && step->scalar_type() == torch::kInt64) {
+        dict.emplace_back("stylefleet.step", step->reshape({}).clone());
+      }
+      name_note = owner.style.empty() ? "; the model names no style to keep"
+                                      : "; style '" + EscapeForMessage(owner.style) +
+                                            "' kept: python/stylefleet_torch.py reads it, the "
+                                            "PyTorch example's strict load refuses it";
+    } else if (!owner.style.empty()) {
+      name_note = "; style '" + EscapeForMessage(owner.style) +
+                  "' left out (the PyTorch example refuses other keys): --keep-names keeps it";
+    }
+  }
   SaveTensorDict(dict, output);
   SF_LOG(kInfo) << "exported " << loaded.file << " -> " << output << " (" << dict.size()
-                << (loaded.styles.empty() ? " tensors, PyTorch example TransformerNet names)"
-                                          : " tensors, a conditional network of " +
-                                                std::to_string(loaded.styles.size()) +
-                                                " styles: python/stylefleet_torch.py loads it)");
+                << (loaded.styles.empty()
+                        ? " tensors, PyTorch example TransformerNet names" + name_note + ")"
+                        : " tensors, a conditional network of " +
+                              std::to_string(loaded.styles.size()) +
+                              " styles: python/stylefleet_torch.py loads it)");
 }
 
 std::string DescribeModel(const std::string& model) {

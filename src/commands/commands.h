@@ -95,10 +95,13 @@ StylizeResult StylizeImages(const StylizeOptions& options);
 /// Writes the transformer of `model` as a plain state dict with the PyTorch
 /// example's parameter names, loadable by `torch.load` + `load_state_dict`.
 /// A conditional network's file also holds `stylefleet.network` and
-/// `stylefleet.styles` (python/stylefleet_torch.py loads it). ConfigError when
-/// `output` is a folder, the model file itself, or (without `overwrite`) a
-/// file that exists.
-void ExportModel(const std::string& model, const std::string& output, bool overwrite);
+/// `stylefleet.styles` (python/stylefleet_torch.py loads it). A per-style
+/// network's name, job and step are kept only with `keep_names` (as
+/// `stylefleet.*` entries, which the PyTorch example's strict
+/// `load_state_dict` refuses). ConfigError when `output` is a folder, the
+/// model file itself, or (without `overwrite`) a file that exists.
+void ExportModel(const std::string& model, const std::string& output, bool overwrite,
+                 bool keep_names = false);
 
 /// What `stylefleet info MODEL` prints: the file, the network kind, its
 /// styles, parameter counts (shared and per style) and the file's size.

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <future>
 #include <iterator>
+#include <sstream>
 
 #include "checkpoint/model_file.h"
 #include "commands/commands.h"
@@ -796,6 +797,45 @@ TEST(ExportTest, PyTorchLoadsTheExportAndMatchesCppInference) {
                               "/tests/python/reference.py export " + (dir / "export.pth") + " " +
                               (dir / "data.pt");
   EXPECT_EQ(std::system(command.c_str()), 0) << command;
+}
+
+// A per-style export names nothing by default (the PyTorch example's strict
+// load refuses other keys); --keep-names keeps the style, job and step, which
+// `info`, stylize and python/stylefleet_torch.py --list read back.
+TEST(ExportTest, KeepNamesKeepsAPerStyleModelsStyleJobAndStep) {
+  TempDir dir;
+  torch::manual_seed(3);
+  TransformerNet net;
+  TensorDict model = ModelDict(net, ModelInfo{"night job", "candy", 64});
+  model.emplace_back("stylefleet.step", torch::tensor(int64_t{1200}));
+  SaveTensorDict(RecomputeChecksum(model), dir / "model.pt");
+  ExportModel(dir / "model.pt", dir / "plain.pth", /*overwrite=*/false);
+  for (const auto& [key, value] : LoadTensorDict(dir / "plain.pth")) {
+    EXPECT_NE(key.rfind("stylefleet.", 0), 0u) << key;
+  }
+  ExportModel(dir / "model.pt", dir / "named.pth", /*overwrite=*/false, /*keep_names=*/true);
+  const TensorDict named = LoadTensorDict(dir / "named.pth");
+  ASSERT_NE(FindTensor(named, "stylefleet.style"), nullptr);
+  EXPECT_EQ(TensorToString(*FindTensor(named, "stylefleet.style")), "candy");
+  EXPECT_EQ(TensorToString(*FindTensor(named, "stylefleet.job")), "night job");
+  EXPECT_EQ(FindTensor(named, "stylefleet.step")->item<int64_t>(), 1200);
+  const std::string info = DescribeModel(dir / "named.pth");
+  EXPECT_NE(info.find("style: candy\n"), std::string::npos) << info;
+  EXPECT_NE(info.find("job: night job\n"), std::string::npos) << info;
+  EXPECT_NE(info.find("step: 1200\n"), std::string::npos) << info;
+  // The same weights either way.
+  const torch::Tensor input = torch::rand({1, 3, 16, 16}) * 255;
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(LoadTransformer(dir / "named.pth")->forward(input),
+                           LoadTransformer(dir / "plain.pth")->forward(input)));
+  const std::string list = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
+                           "/python/stylefleet_torch.py " + (dir / "named.pth") + " --list > " +
+                           (dir / "list.txt");
+  ASSERT_EQ(std::system(list.c_str()), 0) << list;
+  std::ifstream listed(dir / "list.txt");
+  std::stringstream text;
+  text << listed.rdbuf();
+  EXPECT_EQ(text.str(), "candy\n");
 }
 
 // A shipped photo (569 x 320), as 1 x 3 x H x W in 0..255.
