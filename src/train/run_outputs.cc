@@ -65,7 +65,7 @@ nlohmann::json RecordJson(const StepRecord& r, const std::vector<std::string>& s
   record["total_loss"] = r.values.total;
   nlohmann::json layers;
   for (size_t i = 0; i < style_layers.size(); ++i)
-    layers[style_layers[i]] = r.values.style_layers[(i + 1) % style_layers.size()];
+    layers[style_layers[i]] = r.values.style_layers[i];
   record["style_loss_by_layer"] = layers;
   // What the losses are a mean over: the style's images since its previous
   // record (in the steps that updated the network). One step's values are
