@@ -65,7 +65,8 @@ def query(prom, expr, at=None):
     return json.loads(body)
 
 
-def wait_for(url, seconds=30):
+def wait_for(url, seconds=120):
+    """Whether `url` answers before `seconds` pass: a hang guard, generous for a loaded machine."""
     deadline = time.time() + seconds
     while time.time() < deadline:
         try:

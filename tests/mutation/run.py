@@ -15,13 +15,17 @@ runs the tests it names and prints a Markdown table:
 
 Exit status 0 only when every mutant selected was caught.
 
-The scratch copy (default /tmp/stylefleet-mutation, --work) holds the sources
-of HEAD (another commit with --revision, the working tree with --working-tree) in src/ and its own build
-folder in build/; it is kept between runs, so a rerun rebuilds only what
-changed, and ccache (CCACHE_BASEDIR is the source folder) makes its first
-build mostly cache hits. Before the mutants, the unmutated copy is built and
-every test command is run once: a failing baseline stops the check (a mutant
-"caught" by a test that fails anyway proves nothing).
+The scratch copy (default /tmp/stylefleet-mutation, --work) holds every file
+of HEAD (another commit with --revision, the working tree's tracked and
+untracked-but-not-ignored files with --working-tree) in src/, with its file
+modes (launch/mpirun.sh stays executable), and its own build folder in build/;
+it is kept between runs, so a rerun rebuilds only what changed, and ccache
+(CCACHE_BASEDIR is the source folder) makes its first build mostly cache hits.
+Before the mutants, the unmutated copy is built and every test command is run
+once, all of them even when one fails: the baseline then names the failing
+tests of each failing command with the last lines of its output, and stops the
+check before any mutant (a mutant "caught" by a test that fails anyway proves
+nothing); --no-baseline skips it.
 
 The CPU lock (/tmp/stylefleet-cpu.lock, flock) is held for each mutant's
 build and tests, not for the whole run, so other work interleaves.
@@ -32,7 +36,7 @@ Usage:
   tests/mutation/run.py --list          ids and descriptions
 Options: --timeout S (per mutant, build and tests; default 1200), --work DIR,
 --revision REV, --working-tree, --no-baseline, --jobs N, --lock FILE, --table FILE (also write
-the Markdown table there).
+the Markdown table there), --mutants FILE (another list in the same format).
 """
 
 import argparse
@@ -52,6 +56,7 @@ from contextlib import contextmanager
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 FIELDS = ("file", "build", "run", "about")
+BASELINE_TAIL_LINES = 30  # of each failing baseline command's output
 
 
 class Mutant:
@@ -141,21 +146,24 @@ def run_command(command, cwd, timeout, env=None):
 
 
 def sync_tree(source_files, dest):
-    """Makes `dest` hold exactly `source_files` ({relative path: bytes}),
+    """Makes `dest` hold exactly `source_files` ({relative path: (bytes, mode)}),
     rewriting only files whose content differs (unchanged files keep their
-    mtime, so the build stays incremental)."""
+    mtime, so the build stays incremental) and giving each file its mode: tests
+    run scripts of the tree (launch/mpirun.sh) that must stay executable."""
     os.makedirs(dest, exist_ok=True)
-    for rel, data in source_files.items():
+    for rel, (data, mode) in source_files.items():
         path = os.path.join(dest, rel)
         try:
             with open(path, "rb") as f:
-                if f.read() == data:
-                    continue
+                same = f.read() == data
         except OSError:
-            pass
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
+            same = False
+        if not same:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+        if os.stat(path).st_mode & 0o7777 != mode:
+            os.chmod(path, mode)
     for root, dirs, files in os.walk(dest):
         for name in files:
             rel = os.path.relpath(os.path.join(root, name), dest)
@@ -164,12 +172,19 @@ def sync_tree(source_files, dest):
 
 
 def revision_files(revision):
-    listing = subprocess.run(["git", "-C", REPO, "ls-tree", "-r", "-z", "--name-only", revision],
+    """{path: (bytes, mode)} of every file of `revision`; git records only whether a
+    file is executable (mode 100755), which becomes 0o755, the rest 0o644."""
+    listing = subprocess.run(["git", "-C", REPO, "ls-tree", "-r", "-z", revision],
                              check=True, capture_output=True).stdout
     files = {}
-    for rel in filter(None, listing.decode().split("\0")):
-        files[rel] = subprocess.run(["git", "-C", REPO, "show", f"{revision}:{rel}"], check=True,
-                                    capture_output=True).stdout
+    for entry in filter(None, listing.decode().split("\0")):
+        info, rel = entry.split("\t", 1)
+        git_mode, kind, _ = info.split()
+        if kind != "blob":  # a submodule: the tests read none
+            continue
+        data = subprocess.run(["git", "-C", REPO, "show", f"{revision}:{rel}"], check=True,
+                              capture_output=True).stdout
+        files[rel] = (data, 0o755 if git_mode == "100755" else 0o644)
     return files
 
 
@@ -182,7 +197,7 @@ def working_tree_files():
         path = os.path.join(REPO, rel)
         if os.path.isfile(path) and not os.path.islink(path):
             with open(path, "rb") as f:
-                files[rel] = f.read()
+                files[rel] = (f.read(), os.stat(path).st_mode & 0o7777)
     return files
 
 
@@ -224,13 +239,23 @@ class Checker:
             code, out = self.build_targets(targets, 3 * self.args.timeout)
             if code != 0:
                 sys.exit("the unmutated copy does not build:\n" + out[-4000:])
+            failed = []
             for command in commands:
                 start = time.time()
                 code, out = self.run_tests(command, self.args.timeout)
-                print(f"  {time.time() - start:6.1f} s  {command}", flush=True)
+                status = "ok" if code == 0 else "timeout" if code is None else f"exit {code}"
+                print(f"  {time.time() - start:6.1f} s  {status:8}  {command}", flush=True)
                 if code != 0:
-                    sys.exit(f"baseline fails ({'timeout' if code is None else 'exit ' + str(code)}):"
-                             f" {command}\n{out[-4000:]}")
+                    failed.append((command, status, out))
+        # Every command ran: the report names each failing test with the end of its output.
+        if failed:
+            print(f"\nbaseline fails: {len(failed)} of {len(commands)} test command(s) fail on "
+                  "the unmutated copy", flush=True)
+            for command, status, out in failed:
+                names = failures(out)
+                print(f"\n--- {command} ({status}); failing: {', '.join(names) or 'no test named'}")
+                print("\n".join(out.rstrip().splitlines()[-BASELINE_TAIL_LINES:]), flush=True)
+            sys.exit(f"baseline fails ({len(failed)} command(s)): fix them or pass --no-baseline")
 
     def check(self, m):
         path = os.path.join(self.src, m.file)

@@ -1,14 +1,18 @@
 #!/usr/bin/python3
 """Stalled and dead ranks (ctest label `reliability`).
 
-Under `mpirun -np 2`, one style trained by both ranks: once a checkpoint exists, rank 1 is
-frozen (SIGSTOP) for 6 s: rank 0 must warn after distributed.stall_warn_seconds (3 s) and
-carry on when rank 1 continues. Then rank 1 is killed with SIGKILL. The launch must exit non-zero within distributed.timeout_seconds (20 s
-here), the newest checkpoint must load (the rerun resumes from it), and the rerun finishes.
+Under `mpirun -np 2`, one style trained by both ranks: once a checkpoint exists, one rank is
+frozen (SIGSTOP) until its peer warns (after distributed.stall_warn_seconds, 3 s), naming it;
+the launch carries on (a step is logged) once the frozen rank continues. Then that rank is
+killed with SIGKILL. The launch must end by itself, non-zero, through the death and not the
+peer's collective timeout (distributed.timeout_seconds is 600 s here, past the test's hang
+guard), the newest checkpoint must load (the rerun resumes from it), and the rerun finishes.
 Then preemption under mpirun: SIGTERM to every rank (what Slurm sends) mid-training makes
-both ranks finish the step, write one checkpoint and exit 0; the same command resumes from it.
-Last, a rank frozen past distributed.timeout_seconds (6 s): the launch ends non-zero and the
-message names the rank that gave up, its host and the timeout.
+both ranks finish the step, write one checkpoint and exit 0 long before the end; the same
+command resumes from it. Last, a rank frozen past distributed.timeout_seconds (6 s): the
+launch ends by itself, non-zero, and the message names the rank that gave up, its host and
+the timeout. The test acts at logged points, and its deadlines only turn a hang into a
+failure: nothing depends on how fast or loaded the machine is.
 
 usage: dead_rank_test.py STYLEFLEET_BINARY SOURCE_DIR
 """
@@ -21,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from harness import check, failures, finish, output_within
+from harness import LineReader, check, failures, finish
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 
@@ -32,13 +36,15 @@ def children(pid):
 
 
 def start_until_checkpoint(launch, checkpoints):
-    """Starts the launch; returns it and its rank pids once a checkpoint exists."""
+    """Starts the launch; returns it, a reader of its output and its rank pids once a
+    checkpoint exists (a deadline of 300 s only guards against a hang)."""
     p = subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (os.path.isdir(checkpoints) and any(
+    reader = LineReader(p)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and p.poll() is None and not (os.path.isdir(checkpoints) and any(
             n.startswith("step-") for n in os.listdir(checkpoints))):
         time.sleep(0.2)
-    return p, [pid for pid, args in children(p.pid) if "stylefleet" in args]
+    return p, reader, [pid for pid, args in children(p.pid) if "stylefleet" in args]
 
 
 def main():
@@ -51,7 +57,7 @@ data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threa
 loss_network: {{weights: 'random:1'}}
 training: {{batch_size: 2, epochs: 0, max_steps: 400, log_every_steps: 1, preview_every_steps: 0}}
 checkpoint: {{every_steps: 2, keep: 2}}
-distributed: {{stall_warn_seconds: 3, timeout_seconds: 20}}
+distributed: {{stall_warn_seconds: 3, timeout_seconds: 600}}
 monitoring: {{listen: 'off'}}
 styles:
   - image: {SOURCE}/configs/data/styles/wave.jpg
@@ -59,26 +65,27 @@ styles:
         launch = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
                   BINARY, "train", job, "--threads", "1"]
         checkpoints = os.path.join(work, "out/wave/checkpoints")
-        p, ranks = start_until_checkpoint(launch, checkpoints)
+        p, reader, ranks = start_until_checkpoint(launch, checkpoints)
         check(len(ranks) == 2, f"two ranks running: {ranks}")
         with open(f"/proc/{ranks[-1]}/environ", "rb") as f:
             env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
         frozen = int(env.get(b"OMPI_COMM_WORLD_RANK", b"-1"))
-        # A stall: one rank frozen for 6 s (warning after 3 s, timeout 20 s), then resumed.
+        # A stall: one rank frozen until its peer has warned (after 3 s), then resumed.
         os.kill(ranks[-1], signal.SIGSTOP)
-        time.sleep(6)
+        warned = reader.wait_for(r"stalled or dead", seconds=120)
         os.kill(ranks[-1], signal.SIGCONT)
-        time.sleep(2)
-        killed = time.time()
+        carried_on = warned and reader.wait_for(r"\] step \d+/", seconds=120)
         os.kill(ranks[-1], signal.SIGKILL)
-        out = output_within(p, 60)
-        took = time.time() - killed
+        out = reader.output(seconds=300)
         check("a peer is slow, stalled or dead" in out, "the stall was reported by the other rank")
         check(f"rank {frozen} has not reached it" in out,
               f"the warning names the frozen rank {frozen}: " +
               next((l for l in out.splitlines() if "stalled or dead" in l), "(no warning line)"))
-        check(p.returncode != 0, f"the launch exited non-zero ({p.returncode})")
-        check(took < 20, f"the launch ended {took:.1f} s after the kill (timeout 20 s)")
+        check(bool(carried_on), "training carried on (a step logged) once the frozen rank continued")
+        check(reader.ended and p.returncode != 0,
+              f"the launch ended by itself after the kill, non-zero ({p.returncode})")
+        check("did not complete within" not in out,
+              "the death ended the launch, not the peer's collective timeout (600 s)")
         rerun = subprocess.run(launch[:-2] + ["--threads", "1", "--set", "training.max_steps=12"],
                                capture_output=True, text=True, timeout=600)
         log = rerun.stdout + rerun.stderr
@@ -88,18 +95,16 @@ styles:
 
         # Preemption: SIGTERM to both ranks once training is under way again.
         shutil.rmtree(os.path.join(work, "out"))
-        p, ranks = start_until_checkpoint(launch, checkpoints)
+        p, reader, ranks = start_until_checkpoint(launch, checkpoints)
         check(len(ranks) == 2, f"two ranks running for the preemption: {ranks}")
-        sent = time.time()
         for pid in ranks:
             os.kill(pid, signal.SIGTERM)
-        term_out = output_within(p, 60)
-        took = time.time() - sent
-        check(p.returncode == 0, f"SIGTERM under mpirun: the launch exited 0 ({p.returncode})")
-        check(took < 30, f"SIGTERM under mpirun: ended {took:.1f} s after the signal")
+        term_out = reader.output(seconds=300)
+        check(reader.ended and p.returncode == 0, f"SIGTERM under mpirun: the launch exited 0 ({p.returncode})")
         check("stop signal: checkpoint written at step" in term_out,
               "SIGTERM under mpirun: a checkpoint was written at the stop")
         stopped_at = max(int(n[5:13]) for n in os.listdir(checkpoints) if n.startswith("step-"))
+        check(stopped_at < 400, f"SIGTERM under mpirun: stopped at step {stopped_at}, not at the end (400)")
         resume = subprocess.run(launch[:-2] + ["--threads", "1", "--set", f"training.max_steps={stopped_at + 2}"],
                                 capture_output=True, text=True, timeout=600)
         resume_log = resume.stdout + resume.stderr
@@ -110,20 +115,18 @@ styles:
         shutil.rmtree(os.path.join(work, "out"))
         short = launch[:-2] + ["--threads", "1", "--set", "distributed.timeout_seconds=6",
                                "--set", "distributed.stall_warn_seconds=2"]
-        p, ranks = start_until_checkpoint(short, checkpoints)
+        p, reader, ranks = start_until_checkpoint(short, checkpoints)
         check(len(ranks) == 2, f"two ranks running for the timeout: {ranks}")
         os.kill(ranks[-1], signal.SIGSTOP)
-        stopped = time.time()
-        timeout_out = output_within(p, 60)
-        took = time.time() - stopped
+        timeout_out = reader.output(seconds=300)
         for sig in (signal.SIGCONT, signal.SIGKILL):
             try:
                 os.kill(ranks[-1], sig)
             except ProcessLookupError:
                 pass
         host = socket.gethostname()
-        check(p.returncode != 0 and took < 30,
-              f"timeout: the launch ended non-zero ({p.returncode}) {took:.1f} s after the stall (timeout 6 s)")
+        check(reader.ended and p.returncode != 0,
+              f"timeout: the launch ended by itself, non-zero ({p.returncode}), after the stall (timeout 6 s)")
         check("did not complete within 6 s (distributed.timeout_seconds)" in timeout_out
               and f" on {host}: " in timeout_out,
               "timeout: the message names the rank, its host and the timeout: " +

@@ -4,9 +4,11 @@
 A job under `mpirun -np 2` serves /metrics on loopback (rank r on port P + r). Test-only
 faults make four steps non-finite, one of each kind (NaN loss, Inf loss, NaN gradient,
 Inf gradient), none in a row: each rank's stylefleet_bad_steps_total must read exactly 4 and
-training goes on. Then rank 1 is frozen (SIGSTOP) for 4 s, past
-distributed.stall_warn_seconds (1 s): rank 0's stylefleet_collective_stalls_total must go
-from 0 to at least 1. Everything is read over HTTP from the running job; SIGTERM then ends it.
+training goes on. Then rank 1 is frozen (SIGSTOP) until rank 0 has logged its stall warning
+(after distributed.stall_warn_seconds, 1 s), then continued: rank 0's
+stylefleet_collective_stalls_total must go up from its value before the freeze (a loaded
+machine may have counted a slow step already, so the known start is the value read, not 0). Everything is read over HTTP from the
+running job; SIGTERM then ends it. Deadlines only turn a hang into a failure.
 
 usage: guard_metrics_test.py STYLEFLEET_BINARY SOURCE_DIR
 """
@@ -21,7 +23,7 @@ import tempfile
 import time
 import urllib.request
 
-from harness import check, failures, finish, output_within
+from harness import LineReader, check, failures, finish
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 FAULTS = ["wave:3:nan-loss", "wave:5:inf-loss", "wave:7:nan-gradient", "wave:9:inf-gradient"]
@@ -111,6 +113,7 @@ styles:
         launch = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
                   BINARY, "train", job, "--threads", "1", "--test-inject-fault", *FAULTS]
         p = subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        reader = LineReader(p)
 
         def steps(series):
             return value(series, "stylefleet_steps_total", style="wave") or 0
@@ -125,22 +128,28 @@ styles:
         check(p.poll() is None, "four faults, never two in a row (max_bad_steps 2): training goes on")
 
         before = value(scrape(port), "stylefleet_collective_stalls_total", rank="0")
-        check(before == 0, f"rank 0: no collective stall before the freeze (got {before})")
+        check(before is not None, f"rank 0 exports stylefleet_collective_stalls_total (before the freeze: {before})")
+        before = before or 0
         pids = rank_pids(p.pid)
         check(sorted(pids) == [0, 1], f"two ranks running: {pids}")
+        after = None
         if 1 in pids:
+            # Frozen until rank 0 warns (a known point, not a sleep); the stall is counted
+            # once the collective completes, after the rank continues.
+            reader.discard()
             os.kill(pids[1], signal.SIGSTOP)
-            time.sleep(4)
+            warned = reader.wait_for(r"rank 1 has not reached it", seconds=120)
             os.kill(pids[1], signal.SIGCONT)
-        after = value(wait_until(port, lambda s: (value(s, "stylefleet_collective_stalls_total",
-                                                         rank="0") or 0) >= 1, 60, p),
-                      "stylefleet_collective_stalls_total", rank="0")
-        check(after is not None and after >= 1,
-              f"rank 0: stylefleet_collective_stalls_total counted the 4 s freeze (got {after})")
+            check(warned is not None, "rank 0 warned about the frozen rank 1")
+            after = value(wait_until(port, lambda s: (value(s, "stylefleet_collective_stalls_total",
+                                                             rank="0") or 0) > before, 120, p),
+                          "stylefleet_collective_stalls_total", rank="0")
+        check(after is not None and after > before,
+              f"rank 0: stylefleet_collective_stalls_total counted the freeze ({before} -> {after})")
 
         for pid in rank_pids(p.pid).values():
             os.kill(pid, signal.SIGTERM)
-        out = output_within(p, 120)
+        out = reader.output(seconds=120)
         check(p.returncode == 0, f"SIGTERM ended the job cleanly (exit {p.returncode})")
         check(out.count("NaN or infinite loss or gradient; step skipped (1 in a row") == 4,
               "the log names each of the four skipped steps once")

@@ -1,6 +1,10 @@
 """Shared bits of the fault-injection and integration scripts: checks that report and count."""
+import queue
+import re
 import subprocess
 import sys
+import threading
+import time
 
 failures = []
 
@@ -34,3 +38,76 @@ def output_within(process, seconds):
         process.kill()
         out, _ = process.communicate()
     return out
+
+
+def ended_within(process, seconds):
+    """(output, True) once `process` ends by itself; (output, False) when it ran past
+    `seconds` and was killed. `seconds` only turns a hang into a failure: give it room."""
+    try:
+        out, _ = process.communicate(timeout=seconds)
+        return out, True
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+        return out, False
+
+
+class LineReader:
+    """Reads a running process's output (text, stdout=PIPE) on a thread, so that a test can
+    wait for a known point of the run (a logged step, a warning) before it acts, instead of
+    sleeping and hoping the run got there. Deadlines only turn a hang into a failure."""
+
+    def __init__(self, process):
+        self.process = process
+        self.lines = []
+        self.ended = None  # set by output()
+        self._queue = queue.Queue()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.append(line)
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern, seconds=300):
+        """The match of regex `pattern` in the next line that has one, reading on from
+        where the last wait stopped; None when the output ends or `seconds` pass first."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                line = self._queue.get(timeout=max(deadline - time.monotonic(), 0))
+            except queue.Empty:
+                return None
+            if line is None:
+                self._queue.put(None)  # later waits see the end too
+                return None
+            match = re.search(pattern, line)
+            if match:
+                return match
+
+    def discard(self):
+        """Forgets the lines read so far (they stay in `lines`): the next wait looks only
+        at what comes after this moment, e.g. after a fault the test has just injected."""
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if line is None:
+                self._queue.put(None)
+                return
+
+    def output(self, seconds=300):
+        """Everything the process wrote, once it has ended; killed after `seconds` (a hang).
+        Afterwards `ended` tells whether it ended by itself."""
+        try:
+            self.process.wait(timeout=seconds)
+            self.ended = True
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            self.ended = False
+        self._thread.join()
+        return "".join(self.lines)

@@ -6,10 +6,13 @@ usage: user_paths_test.py STYLEFLEET_BINARY SOURCE_DIR PART
             `train --style nosuch` stops before serving metrics or writing a file, and `check`
             prints styles trained together as one pass
   losses    `losses --job` honours --style NAME and --image-size
-  lock      a second run on the same style folders fails at once naming the holder; SIGKILL frees it
+  lock      a second run on the same style folders fails naming the holder (while the holder
+            still trains: it never waits for it); SIGKILL frees it
   settings  resuming with changed settings: refused with a diff (exit 2) unless safe or allowed
   port      a taken metrics port falls back to a free one (targets file), or fails when strict
   linger    no linger without scrapes; with a scraper, it ends at the first scrape after the end
+Nothing checks a speed: linger_seconds (600) lies past the hang guards (300 s), so a run that
+lingered or waited for a lock fails by its guard, however fast or loaded the machine is.
   push      a failed push says what failed (connection refused to host:port)
 """
 import json
@@ -141,13 +144,15 @@ def part_lock(work):
     first = subprocess.Popen([BINARY, "train", job, "--no-progress", "--threads", "1"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     checkpoints = os.path.join(work, "out/wave/checkpoints")
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while time.time() < deadline and not (os.path.isdir(checkpoints) and os.listdir(checkpoints)):
         time.sleep(0.2)
-    rc, out, seconds = train(job, "--style", "candy", timeout=30)
-    check(rc == 1 and seconds < 20 and f"pid {first.pid}" in out and "in use by another run" in out
+    # The holder trains 100000 steps: a second run that waited for the lock would run into
+    # its hang guard (rc None), so ending with exit 1 while the holder runs is "at once".
+    rc, out, seconds = train(job, "--style", "candy", timeout=300)
+    check(rc == 1 and first.poll() is None and f"pid {first.pid}" in out and "in use by another run" in out
           and socket.gethostname() in out,
-          f"a second run exits 1 at once ({seconds:.1f} s) naming host and pid ({rc}): {out[-400:]}")
+          f"a second run exits 1 while the holder trains ({seconds:.1f} s), naming host and pid ({rc}): {out[-400:]}")
     with open(os.path.join(work, "out/wave/metrics.jsonl")) as f:
         steps = [json.loads(line)["step"] for line in f if line.strip()]
     check(len(steps) == len(set(steps)), "metrics.jsonl has each step once")
@@ -210,14 +215,15 @@ def part_port(work):
 
 
 def part_linger(work):
-    job = write_job(work, steps=2, monitoring=f"{{listen: '127.0.0.1:{free_port()}'}}")
+    # linger_seconds 600, past train()'s hang guard (300 s): a run that lingered fails (rc None).
+    job = write_job(work, steps=2, monitoring=f"{{listen: '127.0.0.1:{free_port()}', linger_seconds: 600}}")
     rc, out, seconds = train(job)
-    check(rc == 0 and "not lingering" in out and seconds < 25,
-          f"2-step job, linger_seconds 30, nothing scraping: exit {rc} after {seconds:.1f} s")
+    check(rc == 0 and "not lingering" in out,
+          f"2-step job, linger_seconds 600, nothing scraping: exit {rc} after {seconds:.1f} s")
     print(f"figure: 2-step job wall time without a scraper: {seconds:.1f} s", flush=True)
     shutil.rmtree(os.path.join(work, "out"), ignore_errors=True)
     port = free_port()
-    job = write_job(work, steps=20, monitoring=f"{{listen: '127.0.0.1:{port}', linger_seconds: 120}}")
+    job = write_job(work, steps=20, monitoring=f"{{listen: '127.0.0.1:{port}', linger_seconds: 600}}")
     p = subprocess.Popen([BINARY, "train", job, "--no-progress", "--threads", "1"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     finals, stop = [], threading.Event()
@@ -233,14 +239,14 @@ def part_linger(work):
 
     scraper = threading.Thread(target=scrape)
     scraper.start()
-    out = output_within(p, 300)
+    out = output_within(p, 300)  # a run that lingered its 600 s is killed here and fails
     stop.set()
     scraper.join()
     check(p.returncode == 0 and "final values scraped after" in out,
           f"with a scraper the job lingers until the next scrape ({p.returncode}): {out[-300:]}")
     lingered = [float(line.split("final values scraped after ")[1].split()[0])
                 for line in out.splitlines() if "final values scraped after" in line]
-    check(bool(lingered) and lingered[0] < 10, f"... {lingered} s, not linger_seconds (120)")
+    check(bool(lingered), f"... after {lingered} s, not linger_seconds (600)")
     check(bool(finals) and 'stylefleet_finished{job="users",rank="0"} 1' in finals[-1]
           and 'stylefleet_progress_ratio{job="users",style="wave"} 1' in finals[-1],
           "... and that last scrape read the final values and the finished flag")
