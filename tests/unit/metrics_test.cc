@@ -85,6 +85,25 @@ TEST(PrometheusMetricsTest, ExportsEveryLayerTermAndCounter) {
   EXPECT_NE(text.find("# TYPE stylefleet_step_duration_seconds histogram"), std::string::npos);
 }
 
+// Each layer's series holds its own layer's loss: four layers, not in name
+// order, with four different values.
+TEST(PrometheusMetricsTest, EachLayerSeriesHoldsThatLayersLoss) {
+  auto m = Offline();
+  const std::vector<std::string> layers = {"conv3_3", "conv1_2", "conv4_3", "conv2_2"};
+  const std::vector<std::string> values = {"3.5", "1.25", "4.75", "2.5"};
+  m->StyleStarted("wave", layers, 1, true);
+  StepReport r = Report(1);
+  r.style_layers = {3.5, 1.25, 4.75, 2.5};
+  m->StepDone("wave", r);
+  const std::string text = m->Text();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    EXPECT_TRUE(Has(text, "stylefleet_style_loss{job=\"jobx\",layer=\"" + layers[i] +
+                              "\",style=\"wave\"} " + values[i]))
+        << layers[i] << "\n"
+        << text;
+  }
+}
+
 // A sweep run's series carry its sweep and swept values, so that a dashboard
 // can compare the runs of one sweep by label.
 TEST(PrometheusMetricsTest, SweepRunSeriesCarryTheSweptValues) {

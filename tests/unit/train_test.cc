@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "checkpoint/checkpoint_files.h"
@@ -31,6 +32,7 @@
 #include "test_util.h"
 #include "train/preflight.h"
 #include "train/rank_agreement.h"
+#include "train/run_settings.h"
 #include "vgg_test_dict.h"
 
 namespace stylefleet {
@@ -1211,6 +1213,171 @@ TEST_F(TrainTest, AResumeSaysThatTheContentFolderChanged) {
   EXPECT_NE(resumed.output.find("\n  data.content_dir holds: " + before + " -> " + after + "\n"),
             std::string::npos)
       << resumed.output;
+}
+
+// Each layer's value in metrics.jsonl is that layer's own style loss: at step 1
+// (the initial network, the same batch) a run over four layers records for
+// each what a run over that layer alone records. The four values differ, so a
+// record that gave a layer its neighbour's loss fails.
+TEST_F(TrainTest, EachRecordedLayerLossIsThatLayersOwn) {
+  auto first_record = [&](const std::string& output, const std::string& layers) {
+    TrainJob(Job(output, {"training.max_steps=1", "job.convolution=direct",
+                          "training.preview_every_steps=0", "loss_network.style_layers=" + layers}),
+             Quiet());
+    return Metrics(dir_ / (output + "/style")).front()["style_loss_by_layer"];
+  };
+  const nlohmann::json all = first_record("all", "[conv1_2, conv2_2, conv3_3, conv4_3]");
+  ASSERT_EQ(all.size(), 4u) << all;
+  std::set<double> distinct;
+  for (const std::string layer : {"conv1_2", "conv2_2", "conv3_3", "conv4_3"}) {
+    const nlohmann::json alone = first_record("only_" + layer, "[" + layer + "]");
+    ASSERT_EQ(alone.size(), 1u) << alone;
+    const double own = alone.at(layer).get<double>();
+    EXPECT_NEAR(all.at(layer).get<double>(), own, 1e-9 * std::abs(own)) << layer;
+    distinct.insert(own);
+  }
+  EXPECT_EQ(distinct.size(), 4u) << all;
+}
+
+// Every key a style's settings.json records (RunSettings, from the config
+// tables) is changed once against a trained style: a key that changes what the
+// style learns must be refused before training, naming the key; a safe one
+// must resume and train one more step. The expected outcome is written here,
+// not read from the tables: a flipped table entry (learning_rate marked safe)
+// then fails this test, not only the README's generated column. A key the
+// tables gain without an entry here fails too.
+TEST_F(TrainTest, EveryRecordedSettingIsRefusedOrResumedAsItsKindRequires) {
+  struct Change {
+    std::string value;  // for `--set KEY=VALUE`
+    bool refused;
+  };
+  const std::string photo = dir_ / "photos/0001.png";
+  const std::map<std::string, Change> changes = {
+      {"job.name", {"u", true}},
+      {"job.output_dir", {dir_ / "moved", false}},
+      {"job.seed", {"4", true}},
+      {"job.styles_at_once", {"1", false}},
+      {"job.convolution", {"direct", false}},
+      {"data.content_dir", {dir_ / "photos2", true}},
+      {"data.image_size", {"68", true}},
+      {"data.max_image_pixels", {"40000000", false}},
+      {"data.loader_threads", {"2", false}},
+      {"data.prefetch_batches", {"2", false}},
+      {"data.validation_images", {"[" + photo + "]", false}},
+      {"loss_network.weights", {"random:3", true}},
+      {"loss_network.content_layers", {"[conv2_2]", true}},
+      {"loss_network.style_layers", {"[conv1_2]", true}},
+      {"checkpoint.every_steps", {"1", false}},
+      {"checkpoint.keep", {"2", false}},
+      {"distributed.backend", {"mpi", false}},
+      {"distributed.ranks_per_style", {"1", false}},
+      {"distributed.bucket_mb", {"1", false}},
+      {"distributed.check_every_steps", {"1", false}},
+      {"distributed.stall_warn_seconds", {"30", false}},
+      {"distributed.timeout_seconds", {"300", false}},
+      {"monitoring.listen", {"off", false}},
+      {"monitoring.listen_strict", {"true", false}},
+      {"monitoring.linger_seconds", {"0", false}},
+      {"monitoring.pushgateway", {"127.0.0.1:9091", false}},
+      {"monitoring.push_interval_seconds", {"5", false}},
+      {"styles.style.image", {dir_ / "style2.png", true}},
+      {"styles.style.output_dir", {dir_ / "elsewhere", false}},
+      {"styles.style.content_weight", {"2", true}},
+      {"styles.style.style_weight", {"50", true}},
+      {"styles.style.tv_weight", {"1", true}},
+      {"styles.style.batch_size", {"1", true}},
+      {"styles.style.micro_batches", {"2", false}},
+      {"styles.style.epochs", {"1", false}},
+      {"styles.style.max_steps", {"2", false}},
+      {"styles.style.learning_rate", {"0.02", true}},
+      {"styles.style.log_every_steps", {"2", false}},
+      {"styles.style.preview_every_steps", {"0", false}},
+      {"styles.style.max_bad_steps", {"3", false}},
+      {"styles.style.precision", {"bf16", true}},
+      {"styles.style.style_image_size", {"32", true}},
+      {"styles.style.style_layers", {"[conv1_2]", true}},
+      // Not set with --set: two ranks train the style (PreflightOptions::world),
+      // and a photo is added to the content folder.
+      {"ranks training the style together", {"", true}},
+      {"data.content_dir holds", {"", false}},
+  };
+  // Keys no change of which resumes this folder, so there is nothing to refuse.
+  const std::map<std::string, std::string> not_resumable = {
+      {"job.network", "conditional: one network for all styles, in <output_dir>/conditional"},
+      {"job.base_model", "valid only with network: conditional"},
+      {"styles.style.name", "another name is another style, in another folder"},
+  };
+  const std::vector<std::string> one_step = {"training.max_steps=1"};
+  SaveImageFile(testing::MakeTestImage(90, 90, 6), dir_ / "style2.png");
+  fs::copy(dir_ / "photos", dir_ / "photos2");
+  TrainJob(Job("out", one_step), Quiet());
+  const std::string trained = dir_ / "out/style", pristine = dir_ / "pristine";
+  fs::copy(trained, pristine, fs::copy_options::recursive);
+  const JobConfig job = Job("out", one_step);
+  const std::vector<Setting> recorded = RunSettings(
+      job, job.styles[0], 1, DescribeContentList(dir_ / "photos", ListImageFiles(dir_ / "photos")));
+  ASSERT_GT(recorded.size(), 40u);
+  size_t refusals = 0, resumes = 0;
+  for (const Setting& setting : recorded) {
+    SCOPED_TRACE(setting.key);
+    if (not_resumable.count(setting.key) > 0) continue;
+    const auto change = changes.find(setting.key);
+    if (change == changes.end()) {
+      ADD_FAILURE() << "the run records " << setting.key
+                    << ": give it a changed value and whether a resume is refused";
+      continue;
+    }
+    std::vector<std::string> overrides = one_step;
+    PreflightOptions preflight;
+    const std::string extra_photo = dir_ / "photos/extra.png";
+    if (setting.key == "ranks training the style together") {
+      preflight.world = 2;
+    } else if (setting.key == "data.content_dir holds") {
+      SaveImageFile(testing::MakeTestImage(80, 72, 9), extra_photo);
+    } else {
+      overrides.push_back(setting.key + "=" + change->second.value);
+    }
+    const JobConfig changed = Job("out", overrides);
+    const std::vector<std::string> problems = PreflightProblems(changed, preflight);
+    if (change->second.refused) {
+      ++refusals;
+      // job.name is refused by the folder's owner file, before settings are compared.
+      const std::string named =
+          setting.key == "job.name"
+              ? "belongs to style 'style' of job 't', not style 'style' of job 'u'"
+              : "settings changed since its checkpoints (newest " + CheckpointPath(trained, 1) +
+                    ") were trained; they change what the style learns";
+      const std::string line = "\n  " + setting.key + ": " + setting.value + " -> ";
+      EXPECT_EQ(problems.size(), 1u) << "a resume after the change was not refused";
+      if (problems.size() == 1) {
+        EXPECT_NE(problems[0].find(named), std::string::npos) << problems[0];
+        if (setting.key != "job.name") {
+          EXPECT_NE(problems[0].find(line), std::string::npos) << problems[0];
+        }
+      }
+    } else {
+      ++resumes;
+      EXPECT_TRUE(problems.empty()) << "a safe change was refused: " << problems.front();
+      // The resume itself: one more step from a copy of the trained folder,
+      // wherever the changed job keeps it.
+      const std::string folder = changed.styles[0].output_dir;
+      fs::remove_all(folder);
+      fs::create_directories(fs::path(folder).parent_path());
+      fs::copy(pristine, folder, fs::copy_options::recursive);
+      if (setting.key != "styles.style.max_steps") overrides.push_back("styles.style.max_steps=2");
+      EXPECT_NO_THROW(TrainJob(Job("out", overrides), Quiet()));
+      const std::vector<std::string> checkpoints = ListCheckpoints(folder);
+      EXPECT_TRUE(!checkpoints.empty() && checkpoints.front() == CheckpointPath(folder, 2))
+          << "no checkpoint of step 2";
+      const auto records = Metrics(folder);
+      EXPECT_TRUE(!records.empty() && records.front()["step"] == 1) << "not resumed";
+      fs::remove_all(folder);
+      if (!fs::exists(trained)) fs::copy(pristine, trained, fs::copy_options::recursive);
+    }
+    fs::remove(extra_photo);
+  }
+  EXPECT_GE(refusals, 15u);
+  EXPECT_GE(resumes, 25u);
 }
 
 // When no checkpoint of a style can be read, training from step 0 would
