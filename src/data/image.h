@@ -34,6 +34,10 @@ struct DecodeOptions {
 /// TGA or GIF (stb_image; 16-bit and paletted PNGs become 8-bit RGB). A JPEG's
 /// EXIF orientation is applied: the image comes back as it is displayed (a
 /// phone photo stored 320x569 with Orientation 6 decodes as 569x320).
+/// Transparency (RGBA, grey + alpha, a palette with tRNS) comes back in
+/// `alpha`, and each pixel's RGB is the colour the file stores, whatever its
+/// alpha (0 included): never composited over black or white nor premultiplied,
+/// so stylize's PNG output puts the same alpha over the network's colours.
 /// Throws DataError naming `name` when the bytes are not a supported,
 /// complete image or exceed the pixel limit.
 RgbImage DecodeImage(const std::vector<uint8_t>& bytes, const std::string& name,

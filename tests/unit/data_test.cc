@@ -34,6 +34,81 @@ TEST(ImageTest, PngRoundTripIsExact) {
   EXPECT_EQ(back.pixels, image.pixels);
 }
 
+// An RGBA PNG of 8-bit pixels encoded here (zlib stored blocks, no
+// compression), so that the decoder is checked on bytes no project code wrote.
+std::string RgbaPng(int width, int height, const std::vector<uint8_t>& rgba) {
+  auto be32 = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  auto chunk = [&](const std::string& type, const std::string& data) {
+    uint32_t crc = 0xffffffffu;
+    for (const unsigned char byte : type + data) {
+      crc ^= byte;
+      for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+    }
+    return be32(static_cast<uint32_t>(data.size())) + type + data + be32(~crc);
+  };
+  std::string rows;  // each row: filter 0 (none), then its pixels
+  for (int y = 0; y < height; ++y) {
+    rows += '\0';
+    rows.append(reinterpret_cast<const char*>(rgba.data()) + size_t{4} * width * y, 4 * width);
+  }
+  EXPECT_LT(rows.size(), 65536u) << "one stored block";
+  uint32_t a = 1, b = 0;  // Adler-32
+  for (const unsigned char byte : rows) {
+    a = (a + byte) % 65521;
+    b = (b + a) % 65521;
+  }
+  const uint16_t n = static_cast<uint16_t>(rows.size());
+  const std::string zlib = std::string("\x78\x01\x01", 3) + static_cast<char>(n & 0xff) +
+                           static_cast<char>(n >> 8) + static_cast<char>(~n & 0xff) +
+                           static_cast<char>((~n >> 8) & 0xff) + rows + be32((b << 16) | a);
+  const std::string header = be32(width) + be32(height) + std::string("\x08\x06\0\0\0", 5);
+  return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", header) + chunk("IDAT", zlib) +
+         chunk("IEND", "");
+}
+
+// A translucent pixel decodes to the colour stored in the file, whatever its
+// alpha (0 included), with the alpha beside it: not composited over black or
+// white, not premultiplied (the rule in image.h). The PNG writer keeps both too.
+TEST(ImageTest, TranslucentPngPixelsKeepTheirStoredColourAndAlpha) {
+  TempDir dir;
+  const std::vector<uint8_t> alphas = {0, 1, 64, 128, 200, 254, 255};
+  const int width = static_cast<int>(alphas.size()), height = 2;
+  std::vector<uint8_t> rgba;
+  RgbImage expected;
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      // Colours away from 0 and 255, different in every pixel and channel, so
+      // that mixing with black or white changes each of them.
+      const uint8_t rgb[3] = {static_cast<uint8_t>(200 - 20 * x - 3 * y),
+                              static_cast<uint8_t>(30 + 25 * x + 7 * y),
+                              static_cast<uint8_t>(90 + 11 * x - 40 * y)};
+      const uint8_t alpha = alphas[y == 0 ? x : width - 1 - x];
+      rgba.insert(rgba.end(), {rgb[0], rgb[1], rgb[2], alpha});
+      expected.pixels.insert(expected.pixels.end(), rgb, rgb + 3);
+      expected.alpha.push_back(alpha);
+    }
+  }
+  WriteFile(dir / "translucent.png", RgbaPng(width, height, rgba));
+  const RgbImage image = LoadImageFile(dir / "translucent.png");
+  ASSERT_EQ(image.width, width);
+  ASSERT_EQ(image.height, height);
+  ASSERT_EQ(image.pixels.size(), expected.pixels.size());
+  ASSERT_EQ(image.alpha, expected.alpha);
+  for (size_t p = 0; p < expected.alpha.size(); ++p) {
+    for (size_t c = 0; c < 3; ++c) {
+      EXPECT_EQ(int{image.pixels[3 * p + c]}, int{expected.pixels[3 * p + c]})
+          << "pixel " << p << " (alpha " << int{expected.alpha[p]} << ") channel " << c;
+    }
+  }
+  SaveImageFile(image, dir / "again.png");
+  const RgbImage again = LoadImageFile(dir / "again.png");
+  EXPECT_EQ(again.pixels, expected.pixels);
+  EXPECT_EQ(again.alpha, expected.alpha);
+}
+
 TEST(ImageTest, JpegDecodesCloseToTheOriginal) {
   TempDir dir;
   const RgbImage image = MakeTestImage(64, 48, 1);

@@ -1,12 +1,20 @@
 // Where `stylize` writes: folder trees mirrored, the output folder never read
 // (however it is spelled), one input per output file, existing files kept.
 // PlanStylize reads no image, so these cases need neither a model nor pixels.
+// Then what it writes with a conditional model's --blend, through the binary.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
+#include "checkpoint/model_file.h"
 #include "commands/commands.h"
 #include "common/error.h"
+#include "config/job_config.h"
+#include "data/image.h"
+#include "model/tensor_file.h"
+#include "model/transformer_net.h"
+#include "test_paths.h"
 #include "test_util.h"
 
 namespace stylefleet {
@@ -123,6 +131,117 @@ TEST_F(StylizePlanTest, BadFormatIsAConfigError) {
   options.output_dir = dir_ / "out";
   options.format = "gif";
   EXPECT_THROW(PlanStylize(options), ConfigError);
+}
+
+// `stylize --blend` through the binary (option parsing, names to rows) against
+// per-style networks whose norm rows the test mixes itself, not with
+// BlendedTransformer. Every row value is a multiple of 1/64 and every weight
+// a multiple of 1/8, so each mix is exact in float whatever the order of the
+// sums: the blended network must be bit-identical to the expected one and its
+// PNG equal to the pixel. An uneven blend given in either order must put each
+// weight on its named style (a mutation audit found that weights applied to
+// the styles in the wrong order passed every test).
+class StylizeBlendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::NoGradGuard no_grad;
+    conditional_ = TransformerNet(static_cast<int64_t>(styles_.size()));
+    InitializeTransformer(conditional_, 3);
+    torch::manual_seed(3);
+    for (auto& item : conditional_->named_parameters()) {
+      // The frozen shifts (res*.in2.bias) stay 0, as training leaves them.
+      if (!IsStyleRowParameter(item.key()) || !item.value().requires_grad()) continue;
+      const bool scale = item.key().compare(item.key().size() - 7, 7, ".weight") == 0;
+      const auto sizes = item.value().sizes();
+      item.value().copy_(scale ? torch::randint(32, 96, sizes) / 64.0
+                               : torch::randint(-24, 25, sizes) / 64.0);
+    }
+    SaveTensorDict(ModelDict(conditional_, ModelInfo{"job", kConditionalNetworkName, 64, styles_}),
+                   dir_ / "conditional.pt");
+    SaveImageFile(testing::MakeTestImage(24, 24, 5), dir_ / "photo.png");
+  }
+
+  // The per-style network whose every norm row is sum_s weights[s] * row s.
+  TransformerNet Mixed(const std::vector<double>& weights) {
+    torch::NoGradGuard no_grad;
+    TransformerNet out;
+    const auto source = conditional_->named_parameters();
+    for (auto& item : out->named_parameters()) {
+      const torch::Tensor& from = source[item.key()];
+      if (from.dim() == item.value().dim()) {
+        item.value().copy_(from);  // shared by the styles
+        continue;
+      }
+      torch::Tensor row = torch::zeros_like(item.value());
+      for (size_t s = 0; s < weights.size(); ++s) row += weights[s] * from[s];
+      item.value().copy_(row);
+    }
+    return out;
+  }
+
+  // The image `stylize --model MODEL [EXTRA]` writes for photo.png.
+  RgbImage Stylize(const std::string& model, const std::string& extra) {
+    const std::string out = dir_ / ("out" + std::to_string(runs_++));
+    const testing::CommandResult r = testing::RunCommand(
+        std::string(STYLEFLEET_BINARY) + " stylize --threads 1 --format png --model " + model +
+        " " + (dir_ / "photo.png") + " --output " + out + " " + extra);
+    EXPECT_EQ(r.exit_code, 0) << extra << "\n" << r.output;
+    return LoadImageFile(out + "/photo.png");
+  }
+
+  // What the per-style network mixed with `weights` writes.
+  RgbImage Expected(const std::vector<double>& weights) {
+    TransformerNet net = Mixed(weights);
+    const std::string path = dir_ / ("expected" + std::to_string(runs_) + ".pt");
+    SaveTensorDict(ModelDict(net, ModelInfo{"job", "mixed", 64, {}}), path);
+    return Stylize(path, "");
+  }
+
+  // How many pixels differ in any channel (every one when the sizes differ).
+  static int DifferentPixels(const RgbImage& a, const RgbImage& b) {
+    if (a.pixels.size() != b.pixels.size()) {
+      return static_cast<int>(std::max(a.pixels.size(), b.pixels.size()) / 3);
+    }
+    int count = 0;
+    for (size_t i = 0; i < a.pixels.size(); i += 3) {
+      count += !std::equal(a.pixels.begin() + i, a.pixels.begin() + i + 3, b.pixels.begin() + i);
+    }
+    return count;
+  }
+
+  testing::TempDir dir_;
+  std::vector<std::string> styles_ = {"candy", "mosaic", "wave"};
+  TransformerNet conditional_{nullptr};
+  int runs_ = 0;
+};
+
+TEST_F(StylizeBlendTest, EachWeightGoesToItsNamedStyleInAnyOrder) {
+  // Every style's rows differ from every other's, so a weight on the wrong row shows.
+  for (const auto& item : conditional_->named_parameters()) {
+    if (!IsStyleRowParameter(item.key()) || !item.value().requires_grad()) continue;
+    for (int64_t s = 0; s < 3; ++s) {
+      EXPECT_FALSE(torch::equal(item.value()[s], item.value()[(s + 1) % 3])) << item.key();
+    }
+  }
+  // wave (row 2) first on the command line, candy (row 0) second.
+  const RgbImage quarter_wave = Expected({0.75, 0.0, 0.25});
+  const RgbImage three_quarters_wave = Expected({0.25, 0.0, 0.75});
+  ASSERT_EQ(quarter_wave.pixels.size(), 24u * 24 * 3);
+  // The two uneven blends look different (else the comparisons below prove nothing).
+  EXPECT_GT(DifferentPixels(quarter_wave, three_quarters_wave), 24 * 24 / 4);
+  for (const std::string blend : {"wave=0.25,candy=0.75", "candy=0.75,wave=0.25"}) {
+    const RgbImage styled = Stylize(dir_ / "conditional.pt", "--blend " + blend);
+    EXPECT_EQ(DifferentPixels(styled, quarter_wave), 0) << blend;
+  }
+  const RgbImage swapped = Stylize(dir_ / "conditional.pt", "--blend candy=0.25,wave=0.75");
+  EXPECT_EQ(DifferentPixels(swapped, three_quarters_wave), 0);
+
+  // Three styles, three different weights, given out of row order.
+  const RgbImage three = Expected({0.125, 0.625, 0.25});
+  const RgbImage styled =
+      Stylize(dir_ / "conditional.pt", "--blend wave=0.25,candy=0.125,mosaic=0.625");
+  EXPECT_GT(DifferentPixels(three, quarter_wave), 24 * 24 / 4);
+  EXPECT_EQ(DifferentPixels(styled, three), 0);
 }
 
 }  // namespace
