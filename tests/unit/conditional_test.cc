@@ -15,6 +15,7 @@
 #include "model/tensor_file.h"
 #include "model/transformer_net.h"
 #include "model/vgg16.h"
+#include "model/winograd_conv.h"
 #include "step/forward_pass.h"
 #include "test_paths.h"
 #include "test_util.h"
@@ -154,6 +155,152 @@ TEST(ConditionalNetworkTest, EachImageReachesItsOwnStyleRowsOnly) {
   }
   // in1..in5 and res1..5.in1 scale and shift, res1..5.in2 scale (its shift is frozen).
   EXPECT_EQ(checked, 25);
+}
+
+// A per-style network holding row `row` of `conditional` as its norms'
+// scale and shift, and the same shared convolutions: what style `row` of
+// the conditional network is on its own.
+TransformerNet PerStyleCopy(TransformerNet& conditional, int64_t row) {
+  TransformerNet single;
+  torch::NoGradGuard no_grad;
+  const auto source = conditional->named_parameters();
+  for (auto& item : single->named_parameters()) {
+    const torch::Tensor& from = source[item.key()];
+    item.value().copy_(IsStyleRowParameter(item.key()) ? from[row] : from);
+  }
+  return single;
+}
+
+// Sets LibTorch's thread count for a scope and restores it after.
+class ThreadsForScope {
+ public:
+  explicit ThreadsForScope(int threads) : before_(at::get_num_threads()) {
+    at::set_num_threads(threads);
+  }
+  ~ThreadsForScope() { at::set_num_threads(before_); }
+
+ private:
+  int before_;
+};
+
+// A conditional batch of three styles that differ in all a conditional job
+// lets them differ in (ValidateConditional in config/job_config.cc:
+// content_weight, style_weight, tv_weight and style_image_size; the style
+// layers are the job's, but each target names its own list): each style's
+// terms are what a per-style network holding that style's rows computes on
+// that style's images alone, and the gradients are those per-style gradients
+// combined as the conditional loss combines the styles. ConditionalLosses
+// (step/forward_pass.cc) takes the image-weighted mean: with n_j of the B
+// images in style j and total_j that style's terms over its own images,
+// total = sum_j (n_j / B) * total_j. So a shared parameter's gradient is
+// sum_j (n_j / B) * grad_j and style j's row gets (n_j / B) * grad_j (no
+// other image reaches it). The styles are rows 1..3 of a 4-row network
+// (first_row 1, as after adding styles to a base model) and row 0 is absent,
+// so that an image reaching the wrong row shows. The weights make each of
+// content, style and tv a sizeable part of every total (this random loss
+// network's style and content terms are ~1e4, tv ~0.1), so that a wrong
+// weight changes the total. One thread and LibTorch's direct convolutions:
+// with Winograd's, whose rounding depends on the batch, the gradients of a
+// batch split otherwise moved by 1e-3 relative and more.
+TEST(ConditionalNetworkTest, EachStyleOfABatchHasThePerStyleNetworksTermsAndGradients) {
+  ThreadsForScope one_thread(1);
+  ScopedWinograd direct(false);
+  TransformerNet net = DistinctRowsNetwork(4, 13);
+  const Vgg16 vgg = Vgg16::Load("random:2");
+  torch::manual_seed(8);
+  const torch::Tensor content = torch::rand({6, 3, 32, 32}) * 255;
+  const torch::Tensor rows = Rows({3, 1, 2, 3, 1, 3});  // 2, 1 and 3 images of rows 1, 2, 3
+  constexpr int64_t kFirstRow = 1;
+  LossNetworkUse use;
+  use.content_layers = VggLayerIndices({"conv2_2"});
+  use.style_layers = VggLayerIndices({"conv1_2", "conv2_2", "conv3_3"});
+  // Per style: its own style image at its own style_image_size, its Gram
+  // targets, weights {content, style, tv} and style layer list.
+  const int64_t image_sizes[3] = {32, 24, 40};
+  const LossWeights weights[3] = {{1.0, 0.5, 1e5}, {0.5, 2.0, 3e5}, {2.0, 0.2, 2e4}};
+  std::vector<std::vector<int>> layers(3, use.style_layers);
+  std::vector<std::vector<torch::Tensor>> grams(3);
+  std::vector<StyleLossTarget> targets;
+  for (int j = 0; j < 3; ++j) {
+    const torch::Tensor style_image = torch::rand({1, 3, image_sizes[j], image_sizes[j]}) * 255;
+    grams[j] = StyleGrams(vgg, style_image, layers[j], Precision::kFp32);
+    targets.push_back(StyleLossTarget{&grams[j], weights[j], &layers[j]});
+  }
+
+  TransformerNet* conditional_net = &net;
+  ConditionalBatch batch{rows, kFirstRow, targets, {}};
+  // The conditional network's own entry in `targets` is unused (its batch's are).
+  const LossTerms mean =
+      ForwardStyleLosses({conditional_net}, vgg, content, {targets[0]}, use, nullptr, {&batch})[0];
+  ASSERT_EQ(batch.shares.size(), 3u);
+  mean.total.backward();
+
+  // Terms to 1e-6; gradients to 5e-5: the per-style networks run their
+  // convolutions over 2, 1 and 3 images rather than 6, which changes the
+  // kernels' summation order, and the gradients of convolutions followed by an
+  // instance norm are small differences of large sums (a few 1e-6 seen).
+  auto expect_close = [](const torch::Tensor& actual, const torch::Tensor& expected,
+                         double tolerance, const std::string& what) {
+    ASSERT_TRUE(actual.defined()) << what;
+    EXPECT_LE(MaxRelativeDifference(actual, expected), tolerance) << what;
+  };
+  constexpr double kTerms = 1e-6, kGradients = 5e-5;
+  std::vector<TransformerNet> singles;
+  std::vector<double> fractions;  // n_j / B
+  torch::Tensor expected_total;
+  for (int64_t j = 0; j < 3; ++j) {
+    const std::string style = "style " + std::to_string(j) + " ";
+    const torch::Tensor mine = (rows == kFirstRow + j).nonzero().flatten();
+    singles.push_back(PerStyleCopy(net, kFirstRow + j));
+    TransformerNet* single_net = &singles.back();
+    const LossTerms alone = ForwardStyleLosses({single_net}, vgg, content.index_select(0, mine),
+                                               {targets[j]}, use, nullptr)[0];
+    alone.total.backward();
+    const StyleShare& share = batch.shares[j];
+    ASSERT_EQ(share.images, mine.size(0)) << style;
+    expect_close(share.terms.content, alone.content, kTerms, style + "content");
+    expect_close(share.terms.style, alone.style, kTerms, style + "style");
+    ASSERT_EQ(share.terms.style_layers.size(), alone.style_layers.size()) << style;
+    for (size_t i = 0; i < alone.style_layers.size(); ++i) {
+      expect_close(share.terms.style_layers[i], alone.style_layers[i], kTerms,
+                   style + "style layer " + std::to_string(i));
+    }
+    expect_close(share.terms.tv, alone.tv, kTerms, style + "tv");
+    expect_close(share.terms.total, alone.total, kTerms, style + "total");
+    fractions.push_back(double(mine.size(0)) / double(rows.size(0)));
+    const torch::Tensor part = alone.total.detach() * fractions.back();
+    expected_total = j == 0 ? part : expected_total + part;
+  }
+  expect_close(mean.total, expected_total, kTerms, "the batch's total");
+
+  std::vector<torch::OrderedDict<std::string, torch::Tensor>> single_params;
+  for (TransformerNet& single : singles) single_params.push_back(single->named_parameters());
+  int rows_checked = 0, shared_checked = 0;
+  for (const auto& item : net->named_parameters()) {
+    if (!item.value().requires_grad()) continue;
+    const torch::Tensor grad = item.value().grad();
+    ASSERT_TRUE(grad.defined()) << item.key();
+    if (IsStyleRowParameter(item.key())) {
+      EXPECT_TRUE(torch::equal(grad[0], torch::zeros_like(grad[0]))) << item.key();
+      for (int64_t j = 0; j < 3; ++j) {
+        expect_close(grad[kFirstRow + j], single_params[j][item.key()].grad() * fractions[j],
+                     kGradients, item.key() + " row of style " + std::to_string(j));
+      }
+      ++rows_checked;
+    } else {
+      torch::Tensor expected;
+      for (int64_t j = 0; j < 3; ++j) {
+        const torch::Tensor part = single_params[j][item.key()].grad() * fractions[j];
+        expected = j == 0 ? part : expected + part;
+      }
+      expect_close(grad, expected, kGradients, item.key());
+      ++shared_checked;
+    }
+  }
+  // in1..in5 and res1..5.in1 scale and shift, res1..5.in2 scale (its shift is frozen).
+  EXPECT_EQ(rows_checked, 25);
+  // conv1..3, res1..5's two convolutions, deconv1..3 and deconv3's bias.
+  EXPECT_EQ(shared_checked, 17);
 }
 
 // A conditional model file: its styles, counts and size (`info`), and
