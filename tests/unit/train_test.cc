@@ -605,6 +605,61 @@ TEST_F(TrainTest, ConditionalMetricsLinesAreTheSameAfterAResume) {
   }
 }
 
+// A conditional job maps each style to its own Gram targets (from its own
+// image at its own style_image_size) and its own weights. Three copies of one
+// square photo make every image the same, and the network's rows start equal,
+// so at step 1 each style of a 3-style job (one image each) must record what
+// a 1-style job of that style alone records; a style given another style's
+// targets or weights does not.
+TEST_F(TrainTest, EachConditionalStyleTrainsOnItsOwnTargetsAndWeights) {
+  const RgbImage photo = testing::MakeTestImage(64, 64, 7);
+  fs::create_directories(dir_ / "same");
+  for (int i = 0; i < 3; ++i) SaveImageFile(photo, dir_ / ("same/" + std::to_string(i) + ".png"));
+  for (int i = 2; i <= 3; ++i) {
+    SaveImageFile(testing::MakeTestImage(90, 90, 10 + i),
+                  dir_ / ("style" + std::to_string(i) + ".png"));
+  }
+  const std::map<std::string, std::string> entries = {
+      {"a", "{name: a, image: style.png, style_weight: 40, tv_weight: 2000}"},
+      {"b",
+       "{name: b, image: style2.png, style_weight: 300, tv_weight: 100, style_image_size: 48}"},
+      {"c",
+       "{name: c, image: style3.png, style_weight: 5, tv_weight: 30000, style_image_size: 80}"}};
+  auto job = [&](const std::string& output, const std::vector<std::string>& styles, int batch) {
+    std::string text = "job: {name: c, output_dir: " + output +
+                       ", seed: 3, network: conditional, convolution: direct}\n"
+                       "data: {content_dir: same, image_size: 64, loader_threads: 1}\n"
+                       "loss_network: {weights: 'random:2'}\n"
+                       "training: {batch_size: " +
+                       std::to_string(batch) +
+                       ", epochs: 0, max_steps: 1, learning_rate: 0.01,\n"
+                       "           log_every_steps: 1, preview_every_steps: 0}\n"
+                       "styles:\n";
+    for (const std::string& name : styles) text += "  - " + entries.at(name) + "\n";
+    testing::WriteFile(dir_ / (output + ".yaml"), text);
+    return LoadJob(dir_ / (output + ".yaml"), LoadOptions{});
+  };
+  TrainJob(job("together", {"a", "b", "c"}, 3), Quiet());
+  std::map<std::string, double> totals;
+  for (const std::string& style : {"a", "b", "c"}) {
+    TrainJob(job("alone_" + style, {style}, 1), Quiet());
+    const auto together = Metrics(dir_ / ("together/" + style));
+    const auto alone = Metrics(dir_ / ("alone_" + style + "/" + style));
+    ASSERT_EQ(together.size(), 1u) << style;
+    ASSERT_EQ(alone.size(), 1u) << style;
+    EXPECT_EQ(together[0]["images"], 1) << style;
+    for (const char* key : {"content_loss", "style_loss", "tv_loss", "total_loss"}) {
+      const double x = together[0][key], y = alone[0][key];
+      EXPECT_NEAR(x, y, 1e-5 * std::abs(y)) << style << " " << key;
+    }
+    totals[style] = alone[0]["total_loss"];
+  }
+  // The styles' values differ, so a style given another's would be seen.
+  EXPECT_NE(totals["a"], totals["b"]);
+  EXPECT_NE(totals["b"], totals["c"]);
+  EXPECT_NE(totals["a"], totals["c"]);
+}
+
 // The equivalence of ranks and micro-batches holds for a conditional
 // network: each image keeps its style wherever it is trained.
 TEST_F(TrainTest, ConditionalTwoInProcessRanksEqualOneProcessWithMicroBatches) {
