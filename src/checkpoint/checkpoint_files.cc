@@ -78,6 +78,18 @@ std::string OutputDirConflict(const std::string& style_dir, const std::string& j
   return "";
 }
 
+std::string PerStyleRunConflict(const std::string& style_dir) {
+  std::error_code ec;
+  const bool model = fs::exists(fs::path(style_dir) / "model.pt", ec);
+  const size_t checkpoints = ListCheckpoints(style_dir).size();
+  if (!model && checkpoints == 0) return "";
+  return style_dir + ": holds a per-style network's " +
+         (model ? std::string("model.pt") : std::to_string(checkpoints) + " checkpoint(s)") +
+         " (this job trained with job.network: per_style); the conditional network's metrics, "
+         "previews and final images of this style would replace that run's. Train the "
+         "conditional network into another job.output_dir, or move the folder away";
+}
+
 void ClaimOutputDir(const std::string& style_dir, const std::string& job, const std::string& style,
                     const std::string& sweep,
                     const std::vector<std::pair<std::string, std::string>>& swept) {

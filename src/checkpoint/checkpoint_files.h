@@ -23,6 +23,12 @@ void PruneCheckpoints(const std::string& style_dir, int keep);
 std::string OutputDirConflict(const std::string& style_dir, const std::string& job,
                               const std::string& style);
 
+/// Why a conditional network's style may not write into `style_dir`: the
+/// folder holds a per-style network's model.pt or checkpoints (the same job
+/// trained with `job.network: per_style`), whose metrics, previews and final
+/// images the conditional network's would replace. Empty when it may. Reads only.
+std::string PerStyleRunConflict(const std::string& style_dir);
+
 /// Claims `style_dir` for (job, style): writes a marker (stylefleet.json) on
 /// first use; throws Error when the folder already belongs to another job or
 /// style, so a run never overwrites someone else's results silently. For a run

@@ -108,6 +108,11 @@ StyleRun::StyleRun(const StyleRunContext& context, const StyleSpec& style)
 bool StyleRun::Prepare() {
   const TrainingOptions& t = style_.training;
   RunOnRoot(control_, "output folder claim", [&] {
+    // Checked before any folder is claimed: a refused run leaves nothing behind.
+    for (const Member& m : members_) {
+      const std::string conflict = PerStyleRunConflict(m.spec->output_dir);
+      if (!conflict.empty()) throw Error("style '" + m.spec->name + "': " + conflict);
+    }
     ClaimOutputDir(style_.output_dir, job_.name, style_.name, style_.sweep, style_.swept);
     for (const Member& m : members_) ClaimOutputDir(m.spec->output_dir, job_.name, m.spec->name);
     // What this run trains with, for the next resume to compare (train/preflight.h).

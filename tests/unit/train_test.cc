@@ -660,6 +660,32 @@ TEST_F(TrainTest, EachConditionalStyleTrainsOnItsOwnTargetsAndWeights) {
   EXPECT_NE(totals["a"], totals["c"]);
 }
 
+// The same job switched from per-style to conditional networks writes each
+// style's metrics, previews and final images into the per-style run's folder:
+// refused before training (check and train), that run's records kept.
+TEST_F(TrainTest, AConditionalNetworkNeverWritesOverAPerStyleRunsFolder) {
+  TrainJob(Job("out", {"training.max_steps=1"}), Quiet());
+  const std::string style_dir = dir_ / "out/style";
+  const auto before = Metrics(style_dir);
+  ASSERT_EQ(before.size(), 1u);
+  const JobConfig conditional = Job("out", {"training.max_steps=1", "job.network=conditional"});
+  PreflightOptions options;
+  const std::vector<std::string> problems = PreflightProblems(conditional, options);
+  ASSERT_EQ(problems.size(), 1u) << (problems.empty() ? "" : problems.front());
+  EXPECT_NE(problems[0].find(style_dir + ": holds a per-style network's model.pt"),
+            std::string::npos)
+      << problems[0];
+  try {
+    TrainJob(conditional, Quiet());
+    ADD_FAILURE() << "a conditional network trained into a per-style run's folder";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("holds a per-style network's model.pt"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(Metrics(style_dir), before);
+  EXPECT_FALSE(fs::exists(dir_ / "out/conditional"));
+}
+
 // The equivalence of ranks and micro-batches holds for a conditional
 // network: each image keeps its style wherever it is trained.
 TEST_F(TrainTest, ConditionalTwoInProcessRanksEqualOneProcessWithMicroBatches) {
