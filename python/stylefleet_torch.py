@@ -47,7 +47,8 @@ UTF-8 bytes, integers int64 scalars:
   to run the network.
 
 `stylefleet export --model M --to F` writes the parameters, plus `stylefleet.network` and
-`stylefleet.styles` for a conditional network. Running statistics (`*.running_mean`,
+`stylefleet.styles` for a conditional network; `--keep-names` adds a per-style network's
+`stylefleet.style`, `stylefleet.job` and (from a checkpoint) `stylefleet.step`. Running statistics (`*.running_mean`,
 `*.running_var`, `*.num_batches_tracked`, found in old PyTorch-example files) are ignored,
 as stylefleet ignores them: instance norm always uses the input's own statistics.
 

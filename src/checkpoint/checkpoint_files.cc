@@ -82,17 +82,50 @@ std::string PerStyleRunConflict(const std::string& style_dir) {
   std::error_code ec;
   const bool model = fs::exists(fs::path(style_dir) / "model.pt", ec);
   const size_t checkpoints = ListCheckpoints(style_dir).size();
-  if (!model && checkpoints == 0) return "";
-  return style_dir + ": holds a per-style network's " +
-         (model ? std::string("model.pt") : std::to_string(checkpoints) + " checkpoint(s)") +
+  // A run's settings.json is written into the network's own folder only (a
+  // per-style run's, or <output_dir>/conditional), before its first step.
+  const bool settings = fs::exists(fs::path(style_dir) / "settings.json", ec);
+  if (!model && checkpoints == 0 && !settings) return "";
+  const std::string what = model         ? std::string("model.pt")
+                           : checkpoints ? std::to_string(checkpoints) + " checkpoint(s)"
+                                         : std::string("settings.json");
+  return style_dir + ": holds a per-style network's " + what +
          " (this job trained with job.network: per_style); the conditional network's metrics, "
          "previews and final images of this style would replace that run's. Train the "
          "conditional network into another job.output_dir, or move the folder away";
 }
 
+std::string ConditionalStyleDirConflict(const std::string& style_dir) {
+  std::error_code ec;
+  const fs::path marker = fs::path(style_dir) / "stylefleet.json";
+  if (!fs::exists(marker, ec)) return "";
+  nlohmann::json owner;
+  try {
+    std::ifstream in(marker);
+    in >> owner;
+  } catch (const std::exception&) {
+    return "";  // OutputDirConflict names an unreadable owner file
+  }
+  if (!owner.is_object() || owner.value("network", "") != "conditional") return "";
+  return style_dir +
+         ": holds the records of a conditional network's style (this job trained with "
+         "job.network: conditional); a per-style run would replace its metrics, previews and "
+         "final images. Train into another job.output_dir, or move the folder away";
+}
+
+void ClaimConditionalStyleDir(const std::string& style_dir, const std::string& job,
+                              const std::string& style) {
+  const std::string conflict = PerStyleRunConflict(style_dir);
+  if (!conflict.empty()) throw Error(conflict);
+  std::error_code ec;
+  const bool claimed = fs::exists(fs::path(style_dir) / "stylefleet.json", ec);
+  ClaimOutputDir(style_dir, job, style, "", {}, /*conditional_style=*/!claimed);
+}
+
 void ClaimOutputDir(const std::string& style_dir, const std::string& job, const std::string& style,
                     const std::string& sweep,
-                    const std::vector<std::pair<std::string, std::string>>& swept) {
+                    const std::vector<std::pair<std::string, std::string>>& swept,
+                    bool conditional_style) {
   const std::string conflict = OutputDirConflict(style_dir, job, style);
   if (!conflict.empty()) throw Error(conflict);
   std::error_code ec;
@@ -104,6 +137,7 @@ void ClaimOutputDir(const std::string& style_dir, const std::string& job, const 
   if (claimed) return;
   if (ec) throw Error(style_dir + ": cannot create output folder (" + ec.message() + ")");
   nlohmann::json owner{{"job", job}, {"style", style}};
+  if (conditional_style) owner["network"] = "conditional";
   if (!sweep.empty()) {
     owner["sweep"] = sweep;
     owner["swept"] = nlohmann::json::array();

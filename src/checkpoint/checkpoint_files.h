@@ -24,10 +24,22 @@ std::string OutputDirConflict(const std::string& style_dir, const std::string& j
                               const std::string& style);
 
 /// Why a conditional network's style may not write into `style_dir`: the
-/// folder holds a per-style network's model.pt or checkpoints (the same job
-/// trained with `job.network: per_style`), whose metrics, previews and final
-/// images the conditional network's would replace. Empty when it may. Reads only.
+/// folder holds a per-style network's model.pt, checkpoints or settings.json
+/// (the same job trained with `job.network: per_style`), whose metrics,
+/// previews and final images the conditional network's would replace. Empty
+/// when it may. Reads only.
 std::string PerStyleRunConflict(const std::string& style_dir);
+
+/// The reverse: why a per-style run may not write into `style_dir`: its owner
+/// file says a conditional network's style claimed it. Empty when it may
+/// (also for folders claimed before the owner file recorded this). Reads only.
+std::string ConditionalStyleDirConflict(const std::string& style_dir);
+
+/// ClaimOutputDir for a conditional network's style: refuses a per-style
+/// run's folder (PerStyleRunConflict) and records in a new owner file that
+/// the folder belongs to a conditional network's style. Throws Error.
+void ClaimConditionalStyleDir(const std::string& style_dir, const std::string& job,
+                              const std::string& style);
 
 /// Claims `style_dir` for (job, style): writes a marker (stylefleet.json) on
 /// first use; throws Error when the folder already belongs to another job or
@@ -36,6 +48,7 @@ std::string PerStyleRunConflict(const std::string& style_dir);
 /// (each swept key and its value, in order), for reports and tools.
 void ClaimOutputDir(const std::string& style_dir, const std::string& job, const std::string& style,
                     const std::string& sweep = "",
-                    const std::vector<std::pair<std::string, std::string>>& swept = {});
+                    const std::vector<std::pair<std::string, std::string>>& swept = {},
+                    bool conditional_style = false);
 
 }  // namespace stylefleet

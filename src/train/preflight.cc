@@ -278,8 +278,12 @@ std::vector<std::string> PreflightProblems(const JobConfig& job, const Preflight
     bool conflicts = false;
     for (const auto& [folder, name] : RunFolders(job, *style)) {
       std::string conflict = OutputDirConflict(folder, job.name, name);
-      // A conditional network's own styles write beside its folder.
+      // A conditional network's own styles write beside its folder; neither
+      // kind of network may write over the other's records.
       if (conflict.empty() && folder != style->output_dir) conflict = PerStyleRunConflict(folder);
+      if (conflict.empty() && style != &job.conditional_run) {
+        conflict = ConditionalStyleDirConflict(folder);
+      }
       if (!conflict.empty()) problems.push_back("style '" + name + "': " + conflict);
       conflicts = conflicts || !conflict.empty();
     }
@@ -308,14 +312,16 @@ std::vector<FileLock> LockStyleFolders(const JobConfig& job,
   if (plan.RankInGroup(me.rank) != 0) return locks;  // only group roots write
   for (int index : plan.styles_of_group[static_cast<size_t>(plan.GroupOf(me.rank))]) {
     const StyleSpec& style = *styles[static_cast<size_t>(index)];
-    for (const auto& [folder, name] : RunFolders(job, style)) {
-      const std::string conflict =
-          folder == style.output_dir ? "" : PerStyleRunConflict(folder);  // nothing claimed yet
+    for (const auto& [folder, name] : RunFolders(job, style)) {  // nothing claimed yet
+      const std::string conflict = folder != style.output_dir ? PerStyleRunConflict(folder)
+                                   : &style != &job.conditional_run
+                                       ? ConditionalStyleDirConflict(folder)
+                                       : "";
       if (!conflict.empty()) throw Error("style '" + name + "': " + conflict);
     }
     ClaimOutputDir(style.output_dir, job.name, style.name, style.sweep, style.swept);
     for (const auto& [folder, name] : RunFolders(job, style)) {
-      if (folder != style.output_dir) ClaimOutputDir(folder, job.name, name);
+      if (folder != style.output_dir) ClaimConditionalStyleDir(folder, job.name, name);
       const std::string path = (fs::path(folder) / "stylefleet.lock").string();
       try {
         locks.emplace_back(path, ThisProcessDescription());

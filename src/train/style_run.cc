@@ -29,18 +29,21 @@ namespace {
 std::string OneLine(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 // Member `j`'s log window as a checkpoint holds it: empty, or the image count
-// and one sum per value AddWeightedValues adds (4 totals and `style_layers`),
-// whose size check would otherwise stop the run at its first step.
-void CheckLogWindow(const std::vector<double>& sums, size_t j, size_t style_layers,
-                    const std::string& path) {
-  if (sums.empty()) return;
+// and one sum per value AddWeightedValues adds (4 totals and `style_layers`).
+// A window of another size (style layers changed, resumed with
+// --allow-changed-settings) is only logging: dropped with a warning, the
+// checkpoint still used. A negative image count is damage: DataError.
+std::vector<double> UsableLogWindow(const std::vector<double>& sums, size_t j, size_t style_layers,
+                                    const std::string& path) {
+  if (sums.empty()) return sums;
+  const std::string key = "'stylefleet.log_window." + std::to_string(j) + "'";
+  if (sums[0] < 0) throw DataError(path + ": " + key + " holds a negative image count");
   const size_t expected = 5 + style_layers;
-  if (sums.size() != expected || sums[0] < 0) {
-    throw DataError(path + ": 'stylefleet.log_window." + std::to_string(j) + "' holds " +
-                    std::to_string(sums.size()) + " values" +
-                    (sums.size() == expected ? " and a negative image count"
-                                             : ", expected " + std::to_string(expected)));
-  }
+  if (sums.size() == expected) return sums;
+  SF_LOG(kWarning) << path << ": " << key << " holds " << sums.size() << " values, expected "
+                   << expected << " (the style layers changed?): the first record after the "
+                   << "resume averages only the steps since";
+  return {};
 }
 
 double ParameterChecksum(TransformerNet& net) {
@@ -113,8 +116,14 @@ bool StyleRun::Prepare() {
       const std::string conflict = PerStyleRunConflict(m.spec->output_dir);
       if (!conflict.empty()) throw Error("style '" + m.spec->name + "': " + conflict);
     }
+    if (!conditional()) {
+      const std::string conflict = ConditionalStyleDirConflict(style_.output_dir);
+      if (!conflict.empty()) throw Error("style '" + style_.name + "': " + conflict);
+    }
     ClaimOutputDir(style_.output_dir, job_.name, style_.name, style_.sweep, style_.swept);
-    for (const Member& m : members_) ClaimOutputDir(m.spec->output_dir, job_.name, m.spec->name);
+    for (const Member& m : members_) {
+      ClaimConditionalStyleDir(m.spec->output_dir, job_.name, m.spec->name);
+    }
     // What this run trains with, for the next resume to compare (train/preflight.h).
     RecordRunSettings(style_.output_dir,
                       RunSettings(job_, style_, control_.size(), context_.content_list));
@@ -354,7 +363,11 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
       // no good step records this step's (non-finite) values.
       if (!conditional()) {
         record.step_values = values;
-        if (!window_sums_.empty()) record.values = WeightedMean(window_sums_);
+        if (!window_sums_.empty()) {
+          record.values = WeightedMean(window_sums_);
+        } else {
+          record.values.images = 0;  // every step since the last record was skipped
+        }
         record.values.bad = values.bad;
         outputs_.Record(record);
         window_sums_.clear();
@@ -610,14 +623,13 @@ RunPosition StyleRun::Resume() {
       // A checkpoint written before windows were kept holds none: the first
       // record after the resume is then a mean over fewer steps.
       const auto windows = ReadLogWindows(dict, conditional() ? members_.size() : 1);
-      if (!conditional()) {
-        CheckLogWindow(windows[0], 0, style_.training.style_layers.size(), path);
-        window_sums_ = windows[0];
+      std::vector<std::vector<double>> usable(windows.size());
+      for (size_t j = 0; j < windows.size(); ++j) {
+        const StyleSpec& spec = conditional() ? *members_[j].spec : style_;
+        usable[j] = UsableLogWindow(windows[j], j, spec.training.style_layers.size(), path);
       }
-      for (size_t j = 0; j < members_.size(); ++j) {
-        CheckLogWindow(windows[j], j, members_[j].spec->training.style_layers.size(), path);
-      }
-      for (size_t j = 0; j < members_.size(); ++j) members_[j].window_sums = windows[j];
+      if (!conditional()) window_sums_ = usable[0];
+      for (size_t j = 0; j < members_.size(); ++j) members_[j].window_sums = usable[j];
       SF_LOG(kInfo) << "[" << style_.name << "] resuming from " << path << " (step "
                     << position.step << ")";
       return position;

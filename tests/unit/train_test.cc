@@ -177,6 +177,54 @@ TEST_F(TrainTest, RecordsHoldTheMeanOfTheirWindowAcrossAResume) {
   }
 }
 
+// A step skipped for a non-finite loss is left out of its record's mean
+// (its NaN would make the whole window's mean NaN); a window of skipped steps
+// only records their values with no images.
+TEST_F(TrainTest, RecordsLeaveSkippedStepsOutOfTheirMean) {
+  TrainRunOptions faulty = Quiet();
+  faulty.inject_faults = {"style:2:nan-loss", "style:4:nan-loss", "style:5:nan-loss"};
+  const std::vector<std::string> five = {"training.max_steps=5"};
+  std::vector<std::string> windows = five;
+  windows.push_back("training.log_every_steps=3");
+  TrainJob(Job("every", five), faulty);
+  TrainJob(Job("windows", windows), faulty);
+  const auto every = Metrics(dir_ / "every/style");
+  const auto records = Metrics(dir_ / "windows/style");
+  ASSERT_EQ(every.size(), 5u);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0]["images"], 4) << "steps 1 and 3 of 2 images; step 2 skipped";
+  for (const char* key : {"content_loss", "style_loss", "tv_loss", "total_loss"}) {
+    const double mean = (every[0][key].get<double>() + every[2][key].get<double>()) / 2;
+    EXPECT_NEAR(records[0][key].get<double>(), mean, 1e-12 * std::abs(mean)) << key;
+  }
+  EXPECT_EQ(records[1]["images"], 0) << "steps 4 and 5 both skipped";
+  EXPECT_TRUE(records[1]["total_loss"].is_null()) << records[1];
+}
+
+// A resume allowed past changed style layers (--allow-changed-settings)
+// restores the network from its checkpoint; the logging window, sized for
+// the old layers, is only logging and is dropped (it used to make every
+// checkpoint "unreadable", so nothing resumed).
+TEST_F(TrainTest, AResumeWithOtherStyleLayersKeepsTheCheckpointAndDropsTheWindow) {
+  const std::vector<std::string> first = {"training.max_steps=4", "checkpoint.every_steps=3",
+                                          "training.log_every_steps=2"};
+  TrainJob(Job("out", first), Quiet());
+  // Back to the checkpoint of step 3, whose window holds step 3 (4 layers).
+  fs::remove(CheckpointPath(dir_ / "out/style", 4));
+  fs::remove(dir_ / "out/style/model.pt");
+  std::vector<std::string> changed = first;
+  changed.push_back("training.style_layers=[conv1_2, conv2_2]");
+  TrainRunOptions allowed = Quiet();
+  allowed.allow_changed_settings = true;
+  TrainJob(Job("out", changed), allowed);
+  EXPECT_TRUE(fs::exists(CheckpointPath(dir_ / "out/style", 4)));
+  const auto records = Metrics(dir_ / "out/style");
+  ASSERT_EQ(records.size(), 2u);  // step 2 of the first run, step 4 of the resumed one
+  EXPECT_EQ(records[1]["step"], 4);
+  EXPECT_EQ(records[1]["images"], 2) << "step 4 alone: the old window was dropped";
+  EXPECT_EQ(records[1]["style_loss_by_layer"].size(), 2u);
+}
+
 // job.styles_at_once: styles sharing each batch and loss-network pass train as
 // they would apart; a style with other batch settings trains on its own; a
 // style stopped by numerical faults leaves the pass and the others finish.
@@ -684,6 +732,25 @@ TEST_F(TrainTest, AConditionalNetworkNeverWritesOverAPerStyleRunsFolder) {
   }
   EXPECT_EQ(Metrics(style_dir), before);
   EXPECT_FALSE(fs::exists(dir_ / "out/conditional"));
+  // A per-style run stopped before its first checkpoint left settings.json.
+  fs::remove(fs::path(style_dir) / "model.pt");
+  fs::remove_all(fs::path(style_dir) / "checkpoints");
+  const std::vector<std::string> early = PreflightProblems(conditional, options);
+  ASSERT_EQ(early.size(), 1u);
+  EXPECT_NE(early[0].find("holds a per-style network's settings.json"), std::string::npos)
+      << early[0];
+  // The reverse: a conditional network's style folder is not a per-style run's.
+  TrainJob(Job("rev", {"training.max_steps=1", "job.network=conditional"}), Quiet());
+  const auto conditional_records = Metrics(dir_ / "rev/style");
+  ASSERT_EQ(conditional_records.size(), 1u);
+  const JobConfig per_style = Job("rev", {"training.max_steps=1"});
+  const std::vector<std::string> reverse = PreflightProblems(per_style, options);
+  ASSERT_EQ(reverse.size(), 1u) << (reverse.empty() ? "" : reverse.front());
+  EXPECT_NE(reverse[0].find("holds the records of a conditional network's style"),
+            std::string::npos)
+      << reverse[0];
+  EXPECT_THROW(TrainJob(per_style, Quiet()), std::exception);
+  EXPECT_EQ(Metrics(dir_ / "rev/style"), conditional_records);
 }
 
 // The equivalence of ranks and micro-batches holds for a conditional
