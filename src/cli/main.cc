@@ -366,11 +366,12 @@ int Run(int argc, char** argv) {
   export_cmd->add_flag("--overwrite", export_overwrite,
                        "Replace --to if it exists (without it an existing file is kept: exit 2)");
   bool export_keep_names = false;
-  export_cmd->add_flag("--keep-names", export_keep_names,
-                       "Keep a per-style model's style, job and (from a checkpoint) step as stylefleet.* entries "
-                       "(python/stylefleet_torch.py --list and `info` show them; the PyTorch "
-                       "example's strict load_state_dict refuses them). A conditional network "
-                       "always keeps its style names");
+  export_cmd->add_flag(
+      "--keep-names", export_keep_names,
+      "Keep a per-style model's style, job and (from a checkpoint) step as stylefleet.* entries "
+      "(python/stylefleet_torch.py --list and `info` show them; the PyTorch "
+      "example's strict load_state_dict refuses them). A conditional network "
+      "always keeps its style names");
 
   std::string info_model;
   CLI::App* info = app.add_subcommand(
