@@ -307,6 +307,7 @@ std::vector<FileLock> LockStyleFolders(const JobConfig& job,
   const ProcessInfo& me = world.info();
   CheckRanksAgreeOnJob(world.all(), job, only_styles, ReadJobInputs(job));
   const std::vector<const StyleSpec*> styles = SelectRuns(job, only_styles);
+  CheckRanksShareOutputFolders(world.all(), me.host, job, styles);
   const StyleSchedule plan = PlanStyles(static_cast<int>(styles.size()), me.size, RanksPerRun(job));
   std::vector<FileLock> locks;
   if (plan.RankInGroup(me.rank) != 0) return locks;  // only group roots write

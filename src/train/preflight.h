@@ -78,13 +78,12 @@ std::string NetworkStylesProblem(const std::string& checkpoint,
 std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options);
 
 /// Collective over `world`: first the ranks check that they run the same job
-/// on the same photos (train/rank_agreement.h), so that a rank with another
-/// job never claims a folder; then each group root claims and locks
-/// (common/file_lock.h) the output folder of every selected style of its
-/// group, for as long as the returned locks live: a second run that would
-/// train one of them fails at once. Throws ConfigError when the ranks
-/// disagree, Error naming the folder and the holder's host and pid when a
-/// folder is locked.
+/// on the same photos and see the same output folders (train/rank_agreement.h),
+/// so that a rank with another job or another folder never claims one; then each group root claims
+/// and locks (common/file_lock.h) the output folder of every selected style of its group, for as
+/// long as the returned locks live: a second run that would train one of them fails at once. Throws
+/// ConfigError when the ranks disagree, Error naming the folder and the holder's host and pid when
+/// a folder is locked.
 std::vector<FileLock> LockStyleFolders(const JobConfig& job,
                                        const std::vector<std::string>& only_styles, World& world);
 
