@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/writable_file.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
@@ -143,11 +144,7 @@ void ClaimOutputDir(const std::string& style_dir, const std::string& job, const 
     owner["swept"] = nlohmann::json::array();
     for (const auto& [key, value] : swept) owner["swept"].push_back({key, value});
   }
-  // Serialised before the file is opened: a failure leaves no empty owner file.
-  const std::string text = owner.dump(2) + "\n";
-  std::ofstream out(marker);
-  out << text;
-  if (!out) throw Error(marker.string() + ": cannot write");
+  ReplaceFileDurably(marker.string(), owner.dump(2) + "\n");
 }
 
 }  // namespace stylefleet

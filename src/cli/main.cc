@@ -69,13 +69,8 @@ void ReportConfigError(const ConfigError& e, const std::string& then = "") {
 std::string WriteTargets(const JobConfig& job, const std::vector<std::string>& endpoints) {
   const nlohmann::json sd =
       nlohmann::json::array({{{"targets", endpoints}, {"labels", {{"stylefleet_job", job.name}}}}});
-  std::filesystem::create_directories(job.output_dir);
   const std::string path = job.output_dir + "/prometheus_targets.json";
-  std::ofstream out(path + ".tmp");
-  out << sd.dump(2) << "\n";
-  out.close();
-  if (!out) throw Error(path + ".tmp: cannot write");
-  std::filesystem::rename(path + ".tmp", path);
+  ReplaceFileDurably(path, sd.dump(2) + "\n");
   return path;
 }
 
@@ -228,6 +223,7 @@ int RunBench(const BenchOptions& options, const std::string& output) {
     if (world->info().rank != 0) return kExitOk;
     std::cout << json << "\n";
     if (!output.empty()) {
+      // Streamed, not replaced (ReplaceFileDurably): --output may name /dev/stdout or a pipe.
       std::ofstream out(output, std::ios::trunc);
       out << json << "\n";
       if (!out) throw Error("cannot write " + output + " (" + std::strerror(errno) + ")");

@@ -1,5 +1,6 @@
 #include "common/writable_file.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -62,6 +63,65 @@ std::string FileToReplace(const std::string& path) {
   if (ec) throw Error(path + ": cannot tell what is there (" + ec.message() + ")");
   throw Error(path + (target == path ? "" : " (a link to " + target + ")") + ": is " + kind +
               ", not a regular file; nothing was written");
+}
+
+namespace {
+// Opens `path` read-only and flushes it (a file's bytes, or a folder's entries) to disk.
+int SyncToDisk(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return errno;
+  const int result = ::fsync(fd) == 0 ? 0 : errno;
+  ::close(fd);
+  // Some file systems cannot flush a folder (EINVAL); the rename itself is still atomic.
+  return result == EINVAL ? 0 : result;
+}
+
+// Writes all of `bytes` to a new file `path` and flushes it; 0 or the errno of the step that
+// failed. `*opened`: whether `path` was opened (so is ours to remove).
+int WriteNewFile(const std::string& path, std::string_view bytes, bool* opened) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  *opened = fd >= 0;
+  if (fd < 0) return errno;
+  int error = 0;
+  for (size_t done = 0; done < bytes.size() && error == 0;) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n > 0) done += static_cast<size_t>(n);
+    if (n < 0 && errno != EINTR) error = errno;
+    if (n == 0) error = EIO;
+  }
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  if (::close(fd) != 0 && error == 0) error = errno;  // NFS reports some write errors here
+  return error;
+}
+}  // namespace
+
+void ReplaceFileDurably(const std::string& path, std::string_view bytes) {
+  namespace fs = std::filesystem;
+  const fs::path target(FileToReplace(path));
+  const fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const auto fail = [&](const std::string& step, const std::string& reason) {
+    throw Error(path + ": " + step + " (" + reason + "); nothing was replaced");
+  };
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec) fail("cannot create its folder " + folder.string(), ec.message());
+  // Errors name the file asked for; the temporary beside it is an internal detail.
+  const std::string temp = (folder / ("." + target.filename().string() + ".tmp")).string();
+  bool opened = false;
+  int error = WriteNewFile(temp, bytes, &opened);
+  if (error == 0) {
+    fs::rename(temp, target, ec);
+    if (ec) error = ec.value();
+  }
+  if (error != 0) {
+    if (opened) fs::remove(temp, ec);  // a partial file would keep a full disk full
+    fail("cannot write", std::strerror(error));
+  }
+  error = SyncToDisk(folder.string(), O_RDONLY | O_DIRECTORY);
+  if (error != 0) {
+    throw Error(path + ": written, but its folder could not be flushed to disk (" +
+                std::string(std::strerror(error)) + ")");
+  }
 }
 
 }  // namespace stylefleet

@@ -402,31 +402,6 @@ void AppendToString(void* context, void* data, int size) {
                                              static_cast<size_t>(size));
 }
 
-// Writes `bytes` to `temp`, checking every step (stb's own file writers ignore
-// write errors: a full disk left a 0-byte image and no message), then moves it
-// to `path`. On failure nothing is left behind and DataError says why.
-void WriteFileAtomically(const std::string& bytes, const std::string& temp,
-                         const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
-      const std::string reason = std::strerror(errno);
-      out.close();
-      fs::remove(temp, ec);
-      throw DataError(path + ": cannot write image (" + reason + ")");
-    }
-  }
-  fs::rename(temp, path, ec);
-  if (ec) {
-    fs::remove(temp, ec);
-    throw DataError(path + ": cannot write image (" + ec.message() + ")");
-  }
-}
-
 }  // namespace
 
 void SaveImageFile(const RgbImage& image, const std::string& path, int jpeg_quality) {
@@ -461,13 +436,13 @@ void SaveImageFile(const RgbImage& image, const std::string& path, int jpeg_qual
     throw DataError(path + ": output images must end in .png, .jpg or .jpeg");
   }
   if (!ok || bytes.empty()) throw DataError(path + ": cannot encode image");
-  std::string target;
+  // Encoded in memory, then written with every step checked (stb's own file writers ignore
+  // write errors: a full disk left a 0-byte image and no message).
   try {
-    target = FileToReplace(path);
+    ReplaceFileDurably(path, bytes);
   } catch (const Error& e) {
-    throw DataError(e.what());
+    throw DataError(e.what());  // an image that cannot be written is a data problem
   }
-  WriteFileAtomically(bytes, target + ".tmp", target);
 }
 
 std::string CanonicalImageFormat(const std::string& format) {

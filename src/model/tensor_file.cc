@@ -884,50 +884,11 @@ TensorDict ParseTensorDict(const std::vector<char>& bytes, const std::string& pa
   return dict;
 }
 
-namespace {
-void SyncPath(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-}  // namespace
-
 void SaveTensorDict(const TensorDict& dict, const std::string& path) {
   c10::Dict<std::string, torch::Tensor> out;
   for (const auto& [key, tensor] : dict) out.insert(key, tensor.detach().cpu().contiguous());
   const std::vector<char> bytes = torch::pickle_save(torch::IValue(out));
-  const fs::path target(FileToReplace(path));
-  std::error_code ec;
-  if (!target.parent_path().empty()) {
-    fs::create_directories(target.parent_path(), ec);
-    if (ec) throw Error(path + ": cannot create its folder (" + ec.message() + ")");
-  }
-  // Errors name the file asked for; the temporary beside it is an internal detail.
-  const std::string temp =
-      (target.parent_path() / ("." + target.filename().string() + ".tmp")).string();
-  {
-    std::ofstream file(temp, std::ios::binary | std::ios::trunc);
-    if (!file) throw Error(path + ": cannot create file (" + std::strerror(errno) + ")");
-    file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    file.flush();
-    if (!file) {
-      // A full disk: the partial file would keep the space taken and the disk full.
-      const std::string reason = std::strerror(errno);
-      file.close();
-      fs::remove(temp, ec);
-      throw Error(path + ": write failed (" + reason + "); nothing was replaced");
-    }
-  }
-  SyncPath(temp, O_RDONLY);
-  fs::rename(temp, target, ec);
-  if (ec) {
-    const std::string reason = ec.message();  // before remove() reuses ec
-    fs::remove(temp, ec);
-    throw Error(path + ": cannot move new file into place (" + reason + ")");
-  }
-  SyncPath(target.parent_path().empty() ? "." : target.parent_path().string(),
-           O_RDONLY | O_DIRECTORY);
+  ReplaceFileDurably(path, std::string_view(bytes.data(), bytes.size()));
 }
 
 const torch::Tensor* FindTensor(const TensorDict& dict, const std::string& key) {

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/writable_file.h"
 #include "report/svg_chart.h"
 
 namespace stylefleet {
@@ -616,23 +617,7 @@ std::string WriteJobReport(const ReportOptions& options) {
   }
   const std::string html = JobReportHtml(runs, "stylefleet report: " + job, options);
   RefuseToReplaceOtherFiles(output);
-  if (output.has_parent_path()) fs::create_directories(output.parent_path(), ec);
-  const fs::path temp = output.string() + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << html;
-    out.flush();
-    if (!out) {
-      out.close();
-      fs::remove(temp, ec);
-      throw Error(output.string() + ": cannot write the report (disk full or no permission?)");
-    }
-  }
-  fs::rename(temp, output, ec);
-  if (ec) {
-    fs::remove(temp, ec);
-    throw Error(output.string() + ": cannot write the report (" + ec.message() + ")");
-  }
+  ReplaceFileDurably(output.string(), html);
   return output.string();
 }
 

@@ -20,6 +20,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/writable_file.h"
 #include "data/image.h"
 #include "data/image_tensor.h"
 #include "model/stylize.h"
@@ -111,18 +112,7 @@ void RunOutputs::TrimMetrics(int64_t step) const {
   in.close();
   // Replaced whole (temporary file, then rename): a full disk must not leave
   // an emptied file behind.
-  const fs::path temp = fs::path(style_dir_) / ".metrics.jsonl.tmp";
-  std::ofstream out(temp, std::ios::trunc);
-  out << kept.str();
-  out.flush();
-  if (!out) {
-    out.close();
-    fs::remove(temp, ec);
-    throw Error(path.string() + ": cannot rewrite it (" + std::strerror(errno) + ")");
-  }
-  out.close();
-  fs::rename(temp, path, ec);
-  if (ec) throw Error(path.string() + ": cannot replace it (" + ec.message() + ")");
+  ReplaceFileDurably(path.string(), kept.str());
 }
 
 void RunOutputs::Record(const StepRecord& r) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/writable_file.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
@@ -40,16 +41,7 @@ void RecordRunSettings(const std::string& style_dir, const std::vector<Setting>&
   nlohmann::json record = nlohmann::json::object();
   for (const Setting& s : settings) record[s.key] = s.value;
   const fs::path path = RecordPath(style_dir);
-  const fs::path temporary = fs::path(style_dir) / ".settings.json.tmp";
-  const std::string text = record.dump(2) + "\n";  // before the file exists
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << text;
-    if (!out) throw Error(temporary.string() + ": cannot write");
-  }
-  std::error_code ec;
-  fs::rename(temporary, path, ec);
-  if (ec) throw Error(path.string() + ": cannot write (" + ec.message() + ")");
+  ReplaceFileDurably(path.string(), record.dump(2) + "\n");
 }
 
 std::vector<SettingChange> CompareRunSettings(const std::string& style_dir,
