@@ -71,7 +71,12 @@ std::string OutputDirConflict(const std::string& style_dir, const std::string& j
     }
     return "";
   }
-  if (fs::exists(style_dir, ec) && !fs::is_empty(style_dir, ec)) {
+  bool empty = true;
+  for (fs::directory_iterator it(style_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    // A launch's shared-folder check file (train/rank_agreement.h) left by a killed rank.
+    empty = empty && it->path().filename().string().rfind(".stylefleet-shared-check-", 0) == 0;
+  }
+  if (!empty) {
     return style_dir +
            ": folder is not empty and was not written by stylefleet; choose "
            "another job.output_dir (e.g. --set job.output_dir=DIR)";

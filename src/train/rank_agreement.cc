@@ -1,5 +1,6 @@
 #include "train/rank_agreement.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "common/error.h"
 #include "common/fnv1a.h"
@@ -40,84 +42,106 @@ std::string CheckFileText(const std::string& nonce, int rank, const std::string&
          host + "\n";
 }
 
-// "" when `path` holds exactly `text`.
+// "" when `path` holds exactly `text`. A file missing at first is looked for again for a few
+// seconds: an NFS client may cache a folder's listing from before the file was written.
 std::string ReadProblem(const std::string& path, const std::string& text) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "missing";
-  std::ostringstream read;
-  read << in.rdbuf();
-  return read.str() == text ? "" : "different content";
+  for (int attempt = 0;; ++attempt) {
+    std::ifstream in(path, std::ios::binary);
+    if (in) {
+      std::ostringstream read;
+      read << in.rdbuf();
+      return read.str() == text ? "" : "different content";
+    }
+    if (attempt == 4) return "missing";
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
 }
 
-// The output folders of a run: job.output_dir and each style's folder not inside another.
-std::vector<std::string> OutputFolders(const JobConfig& job,
-                                       const std::vector<const StyleSpec*>& styles) {
-  std::vector<std::string> all{fs::path(job.output_dir).lexically_normal().string()};
-  for (const StyleSpec* style : styles) {
-    all.push_back(fs::path(style->output_dir).lexically_normal().string());
-  }
-  std::vector<std::string> outermost;
-  for (const std::string& folder : all) {
-    bool inside = false;
-    for (const std::string& other : all) {
-      const std::string rel = fs::path(folder).lexically_relative(other).string();
-      inside = inside || (other != folder && !rel.empty() && rel.rfind("..", 0) != 0);
-    }
-    if (!inside && std::find(outermost.begin(), outermost.end(), folder) == outermost.end()) {
-      outermost.push_back(folder);
-    }
-  }
-  return outermost;
+// `folder` without a trailing separator, so that "/a/out/" and "/a/out" are one folder.
+fs::path Normal(const std::string& folder) {
+  fs::path path = fs::path(folder).lexically_normal();
+  return path.has_filename() || !path.has_parent_path() ? path : path.parent_path();
 }
+
+bool Inside(const fs::path& folder, const fs::path& outer) {
+  const std::string rel = folder.lexically_relative(outer).string();
+  return !rel.empty() && rel.rfind("..", 0) != 0;  // "." when they are one folder
+}
+
+// This rank's check file: written on construction (problem() says why not), removed when it
+// goes out of scope, also when a collective in between throws.
+class CheckFile {
+ public:
+  CheckFile(fs::path path, const std::string& text) : path_(std::move(path)) {
+    const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      problem_ = std::strerror(errno);
+      return;
+    }
+    created_ = true;
+    const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    const int write_errno = errno;
+    if (::close(fd) != 0 && written) problem_ = std::strerror(errno);
+    if (!written) problem_ = std::strerror(write_errno != 0 ? write_errno : EIO);
+  }
+  ~CheckFile() {
+    std::error_code ignored;
+    if (created_) fs::remove(path_, ignored);
+  }
+  CheckFile(const CheckFile&) = delete;
+  CheckFile& operator=(const CheckFile&) = delete;
+  const std::string& problem() const { return problem_; }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+  bool created_ = false;
+  std::string problem_;
+};
 
 // What is wrong with one folder ("" when every rank shares it). Collective.
 std::string SharedFolderProblem(Communicator& all, const std::string& host,
                                 const std::string& nonce, const std::string& folder) {
   const int me = all.rank();
-  const fs::path mine = NearestExistingFolder(folder) /
-                        (".stylefleet-shared-check-" + nonce + "-" + std::to_string(me));
-  std::string write_problem;
+  std::string verdicts_text;
   {
-    errno = 0;
-    std::ofstream out(mine, std::ios::binary | std::ios::trunc);
-    out << CheckFileText(nonce, me, host);
-    out.close();
-    if (!out) write_problem = std::strerror(errno != 0 ? errno : EIO);
-  }
-  // Each rank learns every rank's host and where it wrote ("" when it could not).
-  const std::vector<std::string> hosts = all.AllGather(host, "shared folder check hosts");
-  const std::vector<std::string> placed =
-      all.AllGather(write_problem.empty() ? mine.string() : "", "shared folder check files");
-  const auto who = [&](int rank) {
-    return "rank " + std::to_string(rank) + " (host " + hosts[static_cast<size_t>(rank)] + ")";
-  };
-  std::string verdict;
-  if (!write_problem.empty()) {
-    verdict = who(me) + " cannot write in " + mine.parent_path().string() + ": " + write_problem;
-  } else if (me != 0 && !placed[0].empty() &&
-             !ReadProblem(placed[0], CheckFileText(nonce, 0, hosts[0])).empty()) {
-    verdict = who(me) + " does not see the file " + who(0) + " wrote at " + placed[0];
-  } else if (me == 0) {
-    std::string unseen;
-    for (int r = 1; r < all.size(); ++r) {
-      const std::string& path = placed[static_cast<size_t>(r)];
-      if (path.empty() ||
-          ReadProblem(path, CheckFileText(nonce, r, hosts[static_cast<size_t>(r)])).empty())
-        continue;
-      unseen += (unseen.empty() ? "" : ", ") + who(r);
+    const CheckFile mine(NearestExistingFolder(folder) /
+                             (".stylefleet-shared-check-" + nonce + "-" + std::to_string(me)),
+                         CheckFileText(nonce, me, host));
+    // Each rank learns every rank's host and where it wrote ("" when it could not).
+    const std::vector<std::string> hosts = all.AllGather(host, "shared folder check hosts");
+    const std::vector<std::string> placed = all.AllGather(
+        mine.problem().empty() ? mine.path().string() : "", "shared folder check files");
+    const auto who = [&](int rank) {
+      return "rank " + std::to_string(rank) + " (host " + hosts[static_cast<size_t>(rank)] + ")";
+    };
+    std::string verdict;
+    if (!mine.problem().empty()) {
+      verdict = who(me) + " cannot write in " + mine.path().parent_path().string() + ": " +
+                mine.problem();
+    } else if (me != 0 && !placed[0].empty() &&
+               !ReadProblem(placed[0], CheckFileText(nonce, 0, hosts[0])).empty()) {
+      verdict = who(me) + " does not see the file " + who(0) + " wrote at " + placed[0];
+    } else if (me == 0) {
+      std::string unseen;
+      for (int r = 1; r < all.size(); ++r) {
+        const std::string& path = placed[static_cast<size_t>(r)];
+        const std::string text = CheckFileText(nonce, r, hosts[static_cast<size_t>(r)]);
+        if (!path.empty() && !ReadProblem(path, text).empty()) {
+          unseen += (unseen.empty() ? "" : ", ") + who(r);
+        }
+      }
+      if (!unseen.empty()) verdict = who(0) + " does not see the files written by " + unseen;
     }
-    if (!unseen.empty()) verdict = who(0) + " does not see the files written by " + unseen;
+    // Gathered after every read: no rank removes its file before the others looked.
+    for (const std::string& v : all.AllGather(verdict, "shared folder check verdicts")) {
+      if (!v.empty()) verdicts_text += (verdicts_text.empty() ? "" : "; ") + v;
+    }
   }
-  // Gathered after every read: no rank removes its file before the others looked.
-  const std::vector<std::string> verdicts = all.AllGather(verdict, "shared folder check verdicts");
-  std::error_code ignored;
-  if (write_problem.empty()) fs::remove(mine, ignored);
-  std::string found;
-  for (const std::string& v : verdicts) {
-    if (!v.empty()) found += (found.empty() ? "" : "; ") + v;
-  }
-  if (found.empty()) return "";
-  return "output folder " + folder + " is not one writable folder on every rank: " + found +
+  // Every file is gone before any group root claims a folder (an unclaimed one must be empty).
+  all.Barrier("shared folder check cleanup");
+  if (verdicts_text.empty()) return "";
+  return "output folder " + folder + " is not one writable folder on every rank: " + verdicts_text +
          ". Every rank must see the output folder at the same path on a shared file system "
          "(group roots on every host write checkpoints and models there) and be able to write it";
 }
@@ -201,13 +225,37 @@ void CheckRanksAgreeOnJob(Communicator& all, const JobConfig& job,
                   "system, or identical copies)");
 }
 
+std::vector<std::string> SharedOutputFolders(const JobConfig& job,
+                                             const std::vector<const StyleSpec*>& styles) {
+  const fs::path job_dir = Normal(job.output_dir);
+  std::vector<fs::path> all;
+  for (const StyleSpec* style : styles) {
+    all.push_back(Normal(style->output_dir));
+    if (style != &job.conditional_run) continue;
+    for (const StyleSpec& member : job.styles) all.push_back(Normal(member.output_dir));
+  }
+  for (fs::path& folder : all) {
+    if (Inside(folder, job_dir)) folder = job_dir;
+  }
+  std::vector<std::string> outermost;
+  for (const fs::path& folder : all) {
+    bool inside = false;
+    for (const fs::path& other : all) inside = inside || (other != folder && Inside(folder, other));
+    if (!inside &&
+        std::find(outermost.begin(), outermost.end(), folder.string()) == outermost.end()) {
+      outermost.push_back(folder.string());
+    }
+  }
+  return outermost;
+}
+
 void CheckRanksShareOutputFolders(Communicator& all, const std::string& host, const JobConfig& job,
                                   const std::vector<const StyleSpec*>& styles) {
   if (all.size() == 1) return;
   const std::string nonce =
       all.AllGather(all.rank() == 0 ? MakeNonce() : "", "shared folder check nonce")[0];
   std::vector<std::string> problems;
-  const std::vector<std::string> folders = OutputFolders(job, styles);
+  const std::vector<std::string> folders = SharedOutputFolders(job, styles);
   for (const std::string& folder : folders) {
     const std::string problem = SharedFolderProblem(all, host, nonce, folder);
     if (!problem.empty()) problems.push_back(problem);
@@ -216,7 +264,8 @@ void CheckRanksShareOutputFolders(Communicator& all, const std::string& host, co
   if (all.rank() == 0) {
     for (const std::string& folder : folders) {
       SF_LOG(kInfo) << "output folder " << folder << " is shared by the " << all.size()
-                    << " ranks (each wrote a file there that the others read)";
+                    << " ranks (rank 0 read a file written there by each rank, and each rank "
+                       "read rank 0's)";
     }
   }
 }

@@ -35,8 +35,14 @@ JobInputs ReadJobInputs(const JobConfig& job);
 void CheckRanksAgreeOnJob(Communicator& all, const JobConfig& job,
                           const std::vector<std::string>& selected_styles, const JobInputs& inputs);
 
-/// Collective over `all`: proves that every rank sees each output folder of `styles` (and
-/// job.output_dir) as one folder it can write, as group roots on other hosts will. Each rank
+/// The folders the runs of `styles` write, as CheckRanksShareOutputFolders checks them: each
+/// run's folder (a conditional network's also each of its styles'), one inside job.output_dir
+/// counted as job.output_dir; each once, none inside another, no trailing separator.
+std::vector<std::string> SharedOutputFolders(const JobConfig& job,
+                                             const std::vector<const StyleSpec*>& styles);
+
+/// Collective over `all`: proves that every rank sees each of SharedOutputFolders(job, styles)
+/// as one folder it can write, as group roots on other hosts will. Each rank
 /// writes a small file named after a nonce of rank 0 in the folder, or in its nearest existing
 /// parent (nothing is created); every rank reads rank 0's file and rank 0 reads every rank's;
 /// each removes its own. Throws ConfigError on every rank naming each rank and host (`host` is

@@ -2,12 +2,16 @@
 // schedule, without mpirun (ranks are threads).
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <thread>
 
+#include "checkpoint/checkpoint_files.h"
 #include "common/error.h"
 #include "dist/communicator.h"
 #include "dist/world.h"
 #include "step/gradient_buckets.h"
+#include "test_util.h"
+#include "train/rank_agreement.h"
 #include "train/style_schedule.h"
 
 namespace stylefleet {
@@ -204,6 +208,66 @@ TEST(StyleScheduleTest, ExplicitGroupSizeMustDivideTheWorld) {
     EXPECT_EQ(e.problems().at(0),
               "distributed.ranks_per_style: 3 does not divide the 4 ranks of this launch");
   }
+}
+
+// The folders the shared-storage check covers: a conditional network's styles too, a folder
+// inside job.output_dir as job.output_dir, "/a/out/" and "/a/out" as one.
+TEST(SharedOutputFoldersTest, EachFolderARunWritesIsCheckedOnce) {
+  JobConfig job;
+  job.output_dir = "/a/out/";
+  job.styles.resize(3);
+  job.styles[0].output_dir = "/a/out/s0";
+  job.styles[1].output_dir = "/b/elsewhere/";
+  job.styles[2].output_dir = "/a/out";
+  job.conditional_run.output_dir = "/a/out/conditional";
+  using Folders = std::vector<std::string>;
+  EXPECT_EQ(SharedOutputFolders(job, {&job.styles[0]}), (Folders{"/a/out"}));
+  EXPECT_EQ(SharedOutputFolders(job, {&job.styles[1]}), (Folders{"/b/elsewhere"}));
+  EXPECT_EQ(SharedOutputFolders(job, {&job.styles[0], &job.styles[1], &job.styles[2]}),
+            (Folders{"/a/out", "/b/elsewhere"}));
+  EXPECT_EQ(SharedOutputFolders(job, {&job.conditional_run}), (Folders{"/a/out", "/b/elsewhere"}));
+  job.output_dir = "/c/unused";  // a folder no selected run writes is not asked of every rank
+  EXPECT_EQ(SharedOutputFolders(job, {&job.styles[0]}), (Folders{"/a/out/s0"}));
+}
+
+// Ranks on one file system pass the check, and every check file is gone before any rank goes
+// on to claim a folder (an unclaimed folder must be empty: a file left by a slower rank made a
+// group root refuse it), also in a folder that does not exist yet (nothing is created).
+TEST(SharedOutputFoldersTest, RanksOnOneFileSystemPassAndLeaveNothingBehind) {
+  const testing::TempDir dir;
+  std::filesystem::create_directories(dir / "elsewhere");
+  JobConfig job;
+  job.output_dir = dir / "out";
+  job.styles.resize(2);
+  job.styles[0].output_dir = dir / "out/s0";
+  job.styles[1].output_dir = dir / "elsewhere";
+  const std::vector<const StyleSpec*> styles{&job.styles[0], &job.styles[1]};
+  auto world = MakeLocalWorld(3);
+  std::vector<std::string> left(3), thrown(3);
+  OnEveryRank(world, [&](int rank, Communicator& comm) {
+    try {
+      CheckRanksShareOutputFolders(comm, "host" + std::to_string(rank), job, styles);
+    } catch (const std::exception& e) {
+      thrown[static_cast<size_t>(rank)] = e.what();
+    }
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir.path())) {
+      left[static_cast<size_t>(rank)] += entry.path().string() + " ";
+    }
+  });
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_EQ(thrown[static_cast<size_t>(r)], "") << "rank " << r;
+    EXPECT_EQ(left[static_cast<size_t>(r)], dir / "elsewhere" + " ") << "rank " << r;
+  }
+}
+
+// A check file left by a rank killed during the check does not make a folder look foreign.
+TEST(SharedOutputFoldersTest, ALeftoverCheckFileDoesNotMakeAFolderForeign) {
+  const testing::TempDir dir;
+  testing::WriteFile(dir / "s/.stylefleet-shared-check-0123456789abcdef-1",
+                     "left by a killed rank");
+  EXPECT_EQ(OutputDirConflict(dir / "s", "job", "s"), "");
+  testing::WriteFile(dir / "s/photo.png", "not ours");
+  EXPECT_NE(OutputDirConflict(dir / "s", "job", "s"), "");
 }
 
 }  // namespace
