@@ -30,6 +30,17 @@ def run(args, timeout=300):
     return p.returncode, p.stdout
 
 
+def run_guarded(cmd, cwd, guard_seconds):
+    """Runs `cmd` in `cwd`; returns (exit code, or None when killed after `guard_seconds`,
+    seconds taken, stdout and stderr together). The guard only turns a hang into a failure."""
+    start = time.time()
+    try:
+        p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=guard_seconds)
+        return p.returncode, time.time() - start, p.stdout + p.stderr
+    except subprocess.TimeoutExpired as e:
+        return None, time.time() - start, (e.stdout or b"").decode() + (e.stderr or b"").decode()
+
+
 def output_within(process, seconds):
     """The output of `process` once it ends; killed if it runs past `seconds`."""
     try:

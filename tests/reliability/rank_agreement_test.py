@@ -18,9 +18,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
-from harness import check, finish
+from harness import check, finish, run_guarded
 
 BINARY = sys.argv[1]
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
@@ -111,12 +110,7 @@ def launch(root, args0, args1):
     """Runs the MPMD launch; returns (exit code, seconds, output)."""
     cmd = MPIRUN + ["-np", "1", BINARY, "train"] + args0 + ["--no-progress", ":",
                     "-np", "1", BINARY, "train"] + args1 + ["--no-progress"]
-    start = time.time()
-    try:
-        p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=HANG_GUARD_SECONDS)
-        return p.returncode, time.time() - start, p.stdout + p.stderr
-    except subprocess.TimeoutExpired as e:
-        return None, time.time() - start, (e.stdout or b"").decode() + (e.stderr or b"").decode()
+    return run_guarded(cmd, root, HANG_GUARD_SECONDS)
 
 
 def expect_disagreement(root, what, args0, args1, needle):

@@ -25,9 +25,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
-from harness import check, finish
+from harness import check, finish, run_guarded
 
 BINARY = os.path.abspath(sys.argv[1])
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
@@ -60,12 +59,7 @@ def launch(root, rank1_setup):
     script = f"hostname {OTHER_HOST} && {rank1_setup} && exec {shlex.join(train)}"
     cmd = MPIRUN + ["-np", "1"] + train + [":", "-np", "1", "unshare", "--uts", "--mount",
                                           "--propagation", "private", "sh", "-c", script]
-    start = time.time()
-    try:
-        p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=HANG_GUARD_SECONDS)
-        return p.returncode, time.time() - start, p.stdout + p.stderr
-    except subprocess.TimeoutExpired as e:
-        return None, time.time() - start, (e.stdout or b"").decode() + (e.stderr or b"").decode()
+    return run_guarded(cmd, root, HANG_GUARD_SECONDS)
 
 
 def files_under(folder):
