@@ -15,6 +15,9 @@
 # Environment variables named in STYLEFLEET_EXPORT (space-separated) are passed to every rank,
 # as are NCCL_* and OMP_NUM_THREADS when set.
 #
+# When a launch over a hostfile fails, every host is asked (through plm_rsh_agent, ssh by
+# default) whether it still answers, and the ones that do not are named: a lost node.
+#
 # Stopping: send SIGTERM to this script, or press Ctrl-C: every rank finishes its step, each
 # group root writes a checkpoint, and the script exits 0 (rerun the same command to resume).
 # A second signal stops the ranks at once. Signal this script, not the mpirun it starts.
@@ -94,4 +97,18 @@ while :; do
   wait "$child" || rc=$?
   kill -0 "$child" 2>/dev/null || break
 done
+# A launch over several hosts that failed: say which hosts no longer answer (a lost node),
+# asking each the way mpirun starts its daemons there (plm_rsh_agent, ssh by default).
+if [ "$rc" -ne 0 ] && [ -n "$hostfile" ] && [ "$stops" -eq 0 ]; then
+  agent="${OMPI_MCA_plm_rsh_agent:-ssh}"
+  probe=($agent)
+  [ "$(basename "${probe[0]}")" = ssh ] && probe+=(-o BatchMode=yes -o ConnectTimeout=10)
+  lost=()
+  for host in $(sed -e 's/#.*//' "$hostfile" | awk 'NF {print $1}'); do
+    if ! timeout 20 "${probe[@]}" "$host" true </dev/null >/dev/null 2>&1; then lost+=("$host"); fi
+  done
+  if [ "${#lost[@]}" -gt 0 ]; then
+    echo "mpirun.sh: the launch ended (exit $rc) and host(s) ${lost[*]} do not answer ($agent HOST true failed): a lost node ends the whole launch; rerun on the hosts that answer to resume from the newest checkpoints" >&2
+  fi
+fi
 exit "$rc"

@@ -264,9 +264,21 @@ int Run(int argc, char** argv) {
   int check_world = 1;
   CLI::App* check = app.add_subcommand("check", "Validate a job and print the resolved plan");
   check_args.AddTo(check);
+  CLI::Option* check_world_option =
+      check
+          ->add_option("--world", check_world,
+                       "Also print which ranks train which style, in which order, on this many "
+                       "ranks (default: 1, or every slot of --hostfile)")
+          ->check(CLI::Range(1, 1 << 20));
+  std::string check_hostfile;
+  int check_ranks_per_host = 0;
+  check->add_option("--hostfile", check_hostfile,
+                    "Open MPI hostfile of the launch ('NAME slots=N' per line): also print which "
+                    "host runs which rank, as mpirun lays ranks onto the slots in order");
   check
-      ->add_option("--world", check_world,
-                   "Also print which ranks train which style, in which order, on this many ranks")
+      ->add_option("--ranks-per-host", check_ranks_per_host,
+                   "Ranks started on each host of --hostfile, instead of its slots= (as "
+                   "launch/mpirun.sh --ranks-per-node)")
       ->check(CLI::Range(1, 1 << 20));
 
   JobArgs train_args;
@@ -484,6 +496,15 @@ int Run(int argc, char** argv) {
 
   if (check->parsed()) {
     const JobConfig job = check_args.Load();
+    if (check_ranks_per_host > 0 && check_hostfile.empty()) {
+      throw ConfigError({"--ranks-per-host needs --hostfile"});
+    }
+    std::vector<std::string> rank_hosts;
+    if (!check_hostfile.empty()) {
+      rank_hosts = RankHostsFromHostfile(
+          check_hostfile, check_world_option->count() > 0 ? check_world : 0, check_ranks_per_host);
+      check_world = static_cast<int>(rank_hosts.size());
+    }
     std::cout << DescribeJob(job);
     // What `train` would refuse fails here too (exit 2), after the job is shown.
     PreflightOptions preflight;
@@ -507,10 +528,11 @@ int Run(int argc, char** argv) {
       std::cout << "network: conditional: " << DescribeNetworkStyles(job)
                 << " train one network in " << job.conditional_run.output_dir << ", on all "
                 << check_world << " rank(s)\n";
+      if (!rank_hosts.empty()) std::cout << DescribeRankHosts(rank_hosts);
     } else {
       const StyleSchedule plan = PlanStyles(static_cast<int>(job.styles.size()), check_world,
                                             job.distributed.ranks_per_style);
-      std::cout << DescribeSchedule(job, plan);
+      std::cout << DescribeSchedule(job, plan, rank_hosts);
     }
     const MemoryBudget budget = EstimateMemoryBudget(job, 1);
     std::printf("memory: about %.1f GiB per process on CPU (%s); available here: %.1f GiB\n",

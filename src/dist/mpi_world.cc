@@ -7,6 +7,8 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -53,14 +55,19 @@ struct CollectiveTimeouts {
   double timeout_seconds = 600;
 };
 
+// How long World::Abort waits for MPI_Abort before the process ends by itself.
+constexpr int kAbortGraceSeconds = 5;
+
 // Tag of the "waiting at collective N" notices of the stall detector.
 constexpr int kWaitingTag = 7301;
 
 class MpiCommunicator : public Communicator {
  public:
-  // Collective over `comm` (it duplicates it).
-  MpiCommunicator(MPI_Comm comm, const CollectiveTimeouts& timeouts)
-      : comm_(comm), timeouts_(timeouts) {
+  // Collective over `comm` (it duplicates it). `world_hosts`: the host of each
+  // world rank, for naming the ranks a collective waits for.
+  MpiCommunicator(MPI_Comm comm, const CollectiveTimeouts& timeouts,
+                  std::shared_ptr<const std::vector<std::string>> world_hosts)
+      : comm_(comm), timeouts_(timeouts), world_hosts_(std::move(world_hosts)) {
     SF_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
     SF_MPI_CHECK(MPI_Comm_size(comm_, &size_));
     // A separate channel for stall notices, so they never match collective traffic.
@@ -184,32 +191,44 @@ class MpiCommunicator : public Communicator {
       if (!warned && waited > timeouts_.warn_seconds) {
         warned = true;
         g_stall_warnings.fetch_add(1);
-        std::string missing;
-        int count = 0;
-        for (int r = 0; r < size_; ++r) {
-          if (r == rank_ || announced_[static_cast<size_t>(r)] >= sequence) continue;
-          missing +=
-              (missing.empty() ? "" : ", ") + std::to_string(world_ranks_[static_cast<size_t>(r)]);
-          ++count;
-        }
         SF_LOG(kWarning) << "rank " << WorldRank() << " has waited " << static_cast<int>(waited)
                          << " s in a " << what << " of " << size_
                          << " ranks: a peer is slow, stalled or dead "
                             "(distributed.stall_warn_seconds); "
-                         << (count == 0 ? std::string("every peer reports waiting too")
-                                        : std::string(count == 1 ? "rank " : "ranks ") + missing +
-                                              (count == 1 ? " has" : " have") + " not reached it");
+                         << Missing(sequence);
       }
       if (waited > timeouts_.timeout_seconds) {
         MPI_Cancel(&request);
         throw Error("rank " + std::to_string(WorldRank()) + ": " + what + " of " +
                     std::to_string(size_) + " ranks did not complete within " +
                     std::to_string(static_cast<int>(timeouts_.timeout_seconds)) +
-                    " s (distributed.timeout_seconds): a peer rank is stalled or dead");
+                    " s (distributed.timeout_seconds): a peer rank is stalled or dead, or its "
+                    "host is lost; " +
+                    Missing(sequence));
       }
       // Spin briefly (most collectives complete within microseconds), then yield the core.
       if (polls > 1000) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
+  }
+
+  // "rank 3 (host b) has not reached it": the peers that have not said they
+  // wait in collective `sequence`, with their hosts.
+  std::string Missing(int64_t sequence) const {
+    std::string missing;
+    int count = 0;
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_ || announced_[static_cast<size_t>(r)] >= sequence) continue;
+      const int world_rank = world_ranks_[static_cast<size_t>(r)];
+      missing += (missing.empty() ? "" : ", ") + std::to_string(world_rank);
+      if (world_hosts_ && world_rank >= 0 &&
+          static_cast<size_t>(world_rank) < world_hosts_->size()) {
+        missing += " (host " + (*world_hosts_)[static_cast<size_t>(world_rank)] + ")";
+      }
+      ++count;
+    }
+    if (count == 0) return "every peer reports waiting too";
+    return std::string(count == 1 ? "rank " : "ranks ") + missing +
+           (count == 1 ? " has" : " have") + " not reached it";
   }
 
   // Tells every peer that this rank waits in collective `sequence`. Small
@@ -257,6 +276,7 @@ class MpiCommunicator : public Communicator {
       0;  // the buffer of the notices in flight (one value is enough: it only grows)
   std::vector<int64_t> announced_;  // newest collective each rank said it waits in
   std::vector<int> world_ranks_;
+  std::shared_ptr<const std::vector<std::string>> world_hosts_;
 };
 
 class MpiWorld : public World {
@@ -266,9 +286,8 @@ class MpiWorld : public World {
     SF_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided));
     // Errors come back as codes (turned into exceptions) instead of aborting inside MPI.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    all_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, timeouts_);
-    info_.rank = all_->rank();
-    info_.size = all_->size();
+    SF_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &info_.rank));
+    SF_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &info_.size));
     MPI_Comm node;
     SF_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, info_.rank,
                                      MPI_INFO_NULL, &node));
@@ -279,6 +298,18 @@ class MpiWorld : public World {
     int length = 0;
     MPI_Get_processor_name(host, &length);
     info_.host.assign(host, static_cast<size_t>(length));
+    // Every rank's host, once (blocking: every rank is here, right after MPI_Init).
+    std::vector<char> hosts(static_cast<size_t>(info_.size) * MPI_MAX_PROCESSOR_NAME, '\0');
+    std::memset(host + length, 0, static_cast<size_t>(MPI_MAX_PROCESSOR_NAME - length));
+    SF_MPI_CHECK(MPI_Allgather(host, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, hosts.data(),
+                               MPI_MAX_PROCESSOR_NAME, MPI_CHAR, MPI_COMM_WORLD));
+    auto names = std::make_shared<std::vector<std::string>>();
+    for (int r = 0; r < info_.size; ++r) {
+      const char* name = hosts.data() + static_cast<size_t>(r) * MPI_MAX_PROCESSOR_NAME;
+      names->emplace_back(name, strnlen(name, MPI_MAX_PROCESSOR_NAME));
+    }
+    world_hosts_ = std::move(names);
+    all_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, timeouts_, world_hosts_);
   }
   ~MpiWorld() override {
     all_.reset();
@@ -292,14 +323,22 @@ class MpiWorld : public World {
     MPI_Comm group;
     SF_MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, color, key, &group));
     MPI_Comm_set_errhandler(group, MPI_ERRORS_RETURN);
-    return std::make_unique<MpiCommunicator>(group, timeouts_);
+    return std::make_unique<MpiCommunicator>(group, timeouts_, world_hosts_);
   }
   void SetCollectiveTimeouts(double warn_seconds, double timeout_seconds) override {
     timeouts_ = CollectiveTimeouts{warn_seconds, timeout_seconds};
     MPI_Comm world_copy = MPI_COMM_WORLD;
-    all_ = std::make_unique<MpiCommunicator>(world_copy, timeouts_);
+    all_ = std::make_unique<MpiCommunicator>(world_copy, timeouts_, world_hosts_);
   }
   [[noreturn]] void Abort(int exit_code) override {
+    // MPI_Abort asks mpirun to end every rank. When a host is lost it blocks
+    // while mpirun tries to reach that host's daemon (about 2 minutes seen with
+    // the link down, two_hosts_test): this process ends after a grace period
+    // either way, so that a dead host does not hold the survivors' memory.
+    std::thread([exit_code] {
+      std::this_thread::sleep_for(std::chrono::seconds(kAbortGraceSeconds));
+      std::_Exit(exit_code);
+    }).detach();
     MPI_Abort(MPI_COMM_WORLD, exit_code);
     std::_Exit(exit_code);
   }
@@ -307,6 +346,7 @@ class MpiWorld : public World {
  private:
   ProcessInfo info_;
   CollectiveTimeouts timeouts_;
+  std::shared_ptr<const std::vector<std::string>> world_hosts_;
   std::unique_ptr<MpiCommunicator> all_;
 };
 

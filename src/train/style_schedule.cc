@@ -1,5 +1,8 @@
 #include "train/style_schedule.h"
 
+#include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "common/error.h"
@@ -57,16 +60,126 @@ std::vector<std::vector<int>> GroupPasses(const std::vector<const StyleSpec*>& s
   return passes;
 }
 
-std::string DescribeSchedule(const JobConfig& job, const StyleSchedule& plan) {
+std::string DescribeRanks(const std::vector<int>& ranks) {
+  std::string out;
+  for (size_t i = 0; i < ranks.size();) {
+    size_t last = i;
+    while (last + 1 < ranks.size() && ranks[last + 1] == ranks[last] + 1) ++last;
+    out += (out.empty() ? "" : ", ") + std::to_string(ranks[i]);
+    if (last > i) out += "-" + std::to_string(ranks[last]);
+    i = last + 1;
+  }
+  return out;
+}
+
+namespace {
+
+// Hosts in order of their first rank in [first, end), for a group's line.
+std::string HostsOf(const std::vector<std::string>& rank_hosts, int first, int end) {
+  std::string out;
+  std::set<std::string> seen;
+  for (int r = first; r < end; ++r) {
+    const std::string& host = rank_hosts[static_cast<size_t>(r)];
+    if (seen.insert(host).second) out += (out.empty() ? "" : ", ") + host;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string DescribeRankHosts(const std::vector<std::string>& rank_hosts) {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<int>> ranks_of;
+  for (size_t r = 0; r < rank_hosts.size(); ++r) {
+    auto& ranks = ranks_of[rank_hosts[r]];
+    if (ranks.empty()) order.push_back(rank_hosts[r]);
+    ranks.push_back(static_cast<int>(r));
+  }
+  std::string out = "  " + std::to_string(order.size()) + " host(s):";
+  for (size_t h = 0; h < order.size(); ++h) {
+    out += (h ? ", " : " ") + order[h] + " (rank" + (ranks_of[order[h]].size() > 1 ? "s " : " ") +
+           DescribeRanks(ranks_of[order[h]]) + ")";
+  }
+  return out + "\n";
+}
+
+std::vector<std::string> RankHostsFromHostfile(const std::string& path, int world,
+                                               int ranks_per_host) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError({"hostfile " + path + ": cannot be read"});
+  std::vector<std::pair<std::string, int>> hosts;  // name, slots
+  std::set<std::string> names;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    const std::string where = "hostfile " + path + ":" + std::to_string(number) + ": ";
+    line = line.substr(0, line.find('#'));
+    std::istringstream words(line);
+    std::string name, word;
+    if (!(words >> name)) continue;
+    int slots = 0;
+    while (words >> word) {
+      const size_t eq = word.find('=');
+      const std::string key = word.substr(0, eq);
+      if (eq == std::string::npos || (key != "slots" && key != "max_slots")) {
+        throw ConfigError({where + "'" + word + "' is not slots=N or max_slots=N"});
+      }
+      int value = 0;
+      try {
+        size_t used = 0;
+        value = std::stoi(word.substr(eq + 1), &used);
+        if (used != word.size() - eq - 1 || value < 1) value = 0;
+      } catch (const std::exception&) {
+        value = 0;
+      }
+      if (value == 0) throw ConfigError({where + "'" + word + "': N must be a whole number >= 1"});
+      if (key == "slots") slots = value;
+    }
+    if (!names.insert(name).second) {
+      throw ConfigError({where + "host " + name + " is listed twice"});
+    }
+    if (ranks_per_host > 0) slots = ranks_per_host;
+    if (slots == 0) {
+      throw ConfigError({where + "host " + name +
+                         " has no slots=N: mpirun would start as many ranks there as it has "
+                         "cores, which only that host knows; add slots=N or give the ranks per "
+                         "host"});
+    }
+    hosts.emplace_back(name, slots);
+  }
+  if (hosts.empty()) throw ConfigError({"hostfile " + path + ": names no host"});
+  int total = 0;
+  for (const auto& host : hosts) total += host.second;
+  if (world == 0) world = total;
+  if (world > total) {
+    throw ConfigError({"hostfile " + path + ": " + std::to_string(world) +
+                       " ranks do not fit its " + std::to_string(total) + " slot(s) on " +
+                       std::to_string(hosts.size()) + " host(s)"});
+  }
+  std::vector<std::string> rank_hosts;
+  for (const auto& host : hosts) {
+    for (int s = 0; s < host.second && static_cast<int>(rank_hosts.size()) < world; ++s) {
+      rank_hosts.push_back(host.first);
+    }
+  }
+  return rank_hosts;
+}
+
+std::string DescribeSchedule(const JobConfig& job, const StyleSchedule& plan,
+                             const std::vector<std::string>& rank_hosts) {
+  SF_CHECK(rank_hosts.empty() || static_cast<int>(rank_hosts.size()) == plan.world,
+           "one host per rank");
   std::vector<const StyleSpec*> styles;
   for (const auto& style : job.styles) styles.push_back(&style);
   std::ostringstream out;
   out << "schedule on " << plan.world << " rank(s): " << plan.groups << " group(s) of "
       << plan.ranks_per_group << " rank(s)\n";
+  if (!rank_hosts.empty()) out << DescribeRankHosts(rank_hosts);
   for (int g = 0; g < plan.groups; ++g) {
     const int first = g * plan.ranks_per_group;
     out << "  group " << g << " (ranks " << first;
     if (plan.ranks_per_group > 1) out << "-" << first + plan.ranks_per_group - 1;
+    if (!rank_hosts.empty())
+      out << " on " << HostsOf(rank_hosts, first, first + plan.ranks_per_group);
     out << "):";
     const auto& mine = plan.styles_of_group[static_cast<size_t>(g)];
     if (mine.empty()) out << " idle";

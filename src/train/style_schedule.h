@@ -35,7 +35,29 @@ std::vector<std::vector<int>> GroupPasses(const std::vector<const StyleSpec*>& s
                                           const std::vector<int>& group_styles, int styles_at_once);
 
 /// The plan in words: which ranks train which style, in which order, and
-/// which styles train together (job.styles_at_once).
-std::string DescribeSchedule(const JobConfig& job, const StyleSchedule& schedule);
+/// which styles train together (job.styles_at_once). With `rank_hosts` (the
+/// host of each rank, schedule.world of them) it also says which host runs
+/// which ranks, and each group's hosts.
+std::string DescribeSchedule(const JobConfig& job, const StyleSchedule& schedule,
+                             const std::vector<std::string>& rank_hosts = {});
+
+/// The host of each rank when Open MPI's mpirun starts `world` ranks from the
+/// hostfile at `path` ("NAME [slots=N] [max_slots=M]" per line, '#' comments):
+/// ranks fill each host's slots in file order (mpirun's default mapping, and
+/// launch/mpirun.sh's with --ranks-per-node K). `ranks_per_host` > 0 stands for
+/// every line's slots; `world` 0 means as many ranks as slots. Throws
+/// ConfigError naming the file and line for an unreadable file, an unknown
+/// word, a host listed twice, a line without slots= when `ranks_per_host` is 0
+/// (mpirun would count that host's cores, which only that host knows), or more
+/// ranks than slots.
+std::vector<std::string> RankHostsFromHostfile(const std::string& path, int world,
+                                               int ranks_per_host);
+
+/// "  2 host(s): a (ranks 0-1), b (ranks 2-3)\n": which host runs which ranks,
+/// from the host of each rank.
+std::string DescribeRankHosts(const std::vector<std::string>& rank_hosts);
+
+/// "0-3, 6, 8-9": rank numbers (ascending) with consecutive runs joined.
+std::string DescribeRanks(const std::vector<int>& ranks);
 
 }  // namespace stylefleet

@@ -139,9 +139,13 @@ bool TrainPass(std::vector<StyleRun*> runs, const PassContext& c,
   return false;
 }
 
+// Collective (the host names are gathered); rank 0 logs.
 void AnnounceJob(const JobConfig& job, const std::vector<const StyleSpec*>& styles,
-                 const StyleSchedule& plan, const RankRuntime& runtime, size_t files) {
+                 const StyleSchedule& plan, const RankRuntime& runtime, World& world,
+                 size_t files) {
   const ProcessInfo& me = runtime.process();
+  const std::vector<std::string> rank_hosts =
+      me.size > 1 ? world.all().AllGather(me.host, "host names") : std::vector<std::string>{};
   if (me.rank != 0) return;
   SF_LOG(kInfo) << "job " << job.name << ": "
                 << (job.network == "conditional"
@@ -155,7 +159,7 @@ void AnnounceJob(const JobConfig& job, const std::vector<const StyleSpec*>& styl
   JobConfig view = job;
   view.styles.clear();
   for (const StyleSpec* s : styles) view.styles.push_back(*s);
-  std::istringstream lines(DescribeSchedule(view, plan));
+  std::istringstream lines(DescribeSchedule(view, plan, rank_hosts));
   for (std::string line; std::getline(lines, line);) SF_LOG(kInfo) << line;
 }
 
@@ -228,7 +232,7 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
   // The preflight decoded the style images too; a file can change in between.
   const std::vector<std::string> bad_images = StyleImageProblems(job, styles);
   if (!bad_images.empty()) throw DataError(bad_images.front());
-  AnnounceJob(job, styles, plan, *runtime, files.size());
+  AnnounceJob(job, styles, plan, *runtime, world, files.size());
 
   const auto null_metrics = MakeNullMetrics();
   TrainingMetrics& metrics = options.metrics != nullptr ? *options.metrics : *null_metrics;

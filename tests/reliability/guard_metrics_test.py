@@ -138,7 +138,7 @@ styles:
             # once the collective completes, after the rank continues.
             reader.discard()
             os.kill(pids[1], signal.SIGSTOP)
-            warned = reader.wait_for(r"rank 1 has not reached it", seconds=120)
+            warned = reader.wait_for(r"rank 1 \(host [^)]+\) has not reached it", seconds=120)
             os.kill(pids[1], signal.SIGCONT)
             check(warned is not None, "rank 0 warned about the frozen rank 1")
             after = value(wait_until(port, lambda s: (value(s, "stylefleet_collective_stalls_total",

@@ -210,6 +210,71 @@ TEST(StyleScheduleTest, ExplicitGroupSizeMustDivideTheWorld) {
   }
 }
 
+// `check --hostfile`: ranks fill each host's slots in file order, as mpirun lays them out, and
+// the schedule says which host runs which rank and each group's hosts.
+TEST(StyleScheduleTest, HostfileSlotsPlaceRanksAndTheScheduleNamesTheHosts) {
+  const testing::TempDir dir;
+  const std::string hostfile = dir / "hosts";
+  testing::WriteFile(hostfile,
+                     "# two nodes\nnode-a slots=2 max_slots=4\n\nnode-b slots=2  # gpu\n");
+  using Hosts = std::vector<std::string>;
+  EXPECT_EQ(RankHostsFromHostfile(hostfile, 0, 0), (Hosts{"node-a", "node-a", "node-b", "node-b"}));
+  EXPECT_EQ(RankHostsFromHostfile(hostfile, 3, 0), (Hosts{"node-a", "node-a", "node-b"}));
+  EXPECT_EQ(RankHostsFromHostfile(hostfile, 0, 1), (Hosts{"node-a", "node-b"}));
+  JobConfig job;
+  job.styles.resize(2);
+  job.styles[0].name = "wave";
+  job.styles[1].name = "candy";
+  const Hosts hosts = RankHostsFromHostfile(hostfile, 0, 0);
+  EXPECT_EQ(DescribeSchedule(job, PlanStyles(2, 4, 2), hosts),
+            "schedule on 4 rank(s): 2 group(s) of 2 rank(s)\n"
+            "  2 host(s): node-a (ranks 0-1), node-b (ranks 2-3)\n"
+            "  group 0 (ranks 0-1 on node-a): wave (batch 4 x 2 = 8)\n"
+            "  group 1 (ranks 2-3 on node-b): candy (batch 4 x 2 = 8)\n");
+  EXPECT_EQ(DescribeSchedule(job, PlanStyles(2, 4, 4), hosts),
+            "schedule on 4 rank(s): 1 group(s) of 4 rank(s)\n"
+            "  2 host(s): node-a (ranks 0-1), node-b (ranks 2-3)\n"
+            "  group 0 (ranks 0-3 on node-a, node-b): wave (batch 4 x 4 = 16) -> candy (batch 4 x "
+            "4 = 16)\n");
+  EXPECT_EQ(DescribeRankHosts({"b", "a", "b", "a", "a"}),
+            "  2 host(s): b (ranks 0, 2), a (ranks 1, 3-4)\n");
+  EXPECT_EQ(DescribeRanks({0, 1, 2, 5, 7, 8}), "0-2, 5, 7-8");
+}
+
+TEST(StyleScheduleTest, HostfileProblemsNameTheFileAndLine) {
+  const testing::TempDir dir;
+  const std::string hostfile = dir / "hosts";
+  const auto problem = [&](const std::string& text, int world, int per_host) {
+    testing::WriteFile(hostfile, text);
+    try {
+      RankHostsFromHostfile(hostfile, world, per_host);
+    } catch (const ConfigError& e) {
+      return e.problems().at(0);
+    }
+    return std::string("accepted");
+  };
+  const std::string at = "hostfile " + hostfile;
+  EXPECT_EQ(problem("a slots=2\nb\n", 0, 0),
+            at + ":2: host b has no slots=N: mpirun would start as many ranks there as it has "
+                 "cores, which only that host knows; add slots=N or give the ranks per host");
+  EXPECT_EQ(problem("a slots=2\nb\n", 0, 3), "accepted");
+  EXPECT_EQ(problem("a slots=two\n", 0, 0), at + ":1: 'slots=two': N must be a whole number >= 1");
+  EXPECT_EQ(problem("a slots=0\n", 0, 0), at + ":1: 'slots=0': N must be a whole number >= 1");
+  EXPECT_EQ(problem("a slots=2x\n", 0, 0), at + ":1: 'slots=2x': N must be a whole number >= 1");
+  EXPECT_EQ(problem("a cpus=2\n", 0, 0), at + ":1: 'cpus=2' is not slots=N or max_slots=N");
+  EXPECT_EQ(problem("a slots=1\na slots=1\n", 0, 0), at + ":2: host a is listed twice");
+  EXPECT_EQ(problem("a slots=1\nb slots=2\n", 4, 0),
+            at + ": 4 ranks do not fit its 3 slot(s) on 2 host(s)");
+  EXPECT_EQ(problem("# nothing\n\n", 0, 0), at + ": names no host");
+  EXPECT_EQ(problem("", 0, 0), at + ": names no host");
+  try {
+    RankHostsFromHostfile(dir / "missing", 0, 0);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.problems().at(0), "hostfile " + (dir / "missing") + ": cannot be read");
+  }
+}
+
 // The folders the shared-storage check covers: a conditional network's styles too, a folder
 // inside job.output_dir as job.output_dir, "/a/out/" and "/a/out" as one.
 TEST(SharedOutputFoldersTest, EachFolderARunWritesIsCheckedOnce) {
