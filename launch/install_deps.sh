@@ -23,6 +23,8 @@ packages=(
   clang libclang-rt-14-dev   # libFuzzer and sanitizers for the job-file fuzzer
   clang-format               # the format check of changed C++ files (launch/check_format.sh)
   wrk curl                   # load test of the metrics endpoint
+  iproute2 util-linux         # hosts built from namespaces (tests/cluster/virtual_hosts.py)
+  slurmctld slurmd slurm-client munge   # a real single-node Slurm (tests/cluster/slurm_test.py)
   # cross-checks against PyTorch in tests
   python3-torch python3-torchvision python3-numpy python3-pil
 )
