@@ -15,8 +15,8 @@
 # Environment variables named in STYLEFLEET_EXPORT (space-separated) are passed to every rank,
 # as are NCCL_* and OMP_NUM_THREADS when set.
 #
-# When a launch over a hostfile fails, every host is asked (through plm_rsh_agent, ssh by
-# default) whether it still answers, and the ones that do not are named: a lost node.
+# When a launch over a hostfile fails (not a refused job, exit 2), every other host is asked
+# through plm_rsh_agent (ssh by default) whether it still answers; those that do not are named.
 #
 # Stopping: send SIGTERM to this script, or press Ctrl-C: every rank finishes its step, each
 # group root writes a checkpoint, and the script exits 0 (rerun the same command to resume).
@@ -97,18 +97,39 @@ while :; do
   wait "$child" || rc=$?
   kill -0 "$child" 2>/dev/null || break
 done
-# A launch over several hosts that failed: say which hosts no longer answer (a lost node),
-# asking each the way mpirun starts its daemons there (plm_rsh_agent, ssh by default).
-if [ "$rc" -ne 0 ] && [ -n "$hostfile" ] && [ "$stops" -eq 0 ]; then
+# A launch over several hosts that failed: say which hosts can no longer be reached (a lost
+# node), asking each the way mpirun starts its daemons there (plm_rsh_agent, ssh by default).
+# Not after a refused job (exit 2) or a stop, not under a resource manager (mpirun starts its
+# daemons through it, not ssh), not for this machine, and only when some host did answer
+# (when none does, the probe itself is the likely fault).
+under_rm="${SLURM_JOB_ID:-}${PBS_JOBID:-}${PE_HOSTFILE:-}${LSB_JOBID:-}"
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ] && [ -n "$hostfile" ] && [ "$stops" -eq 0 ] && [ -z "$under_rm" ]; then
+  trap - TERM INT
   agent="${OMPI_MCA_plm_rsh_agent:-ssh}"
-  probe=($agent)
+  agent="${agent%%:*}"   # Open MPI's form "ssh : rsh": the first one
+  read -r -a probe <<< "$agent" || true
+  [ "${#probe[@]}" -gt 0 ] || probe=(ssh)
   [ "$(basename "${probe[0]}")" = ssh ] && probe+=(-o BatchMode=yes -o ConnectTimeout=10)
-  lost=()
-  for host in $(sed -e 's/#.*//' "$hostfile" | awk 'NF {print $1}'); do
-    if ! timeout 20 "${probe[@]}" "$host" true </dev/null >/dev/null 2>&1; then lost+=("$host"); fi
+  me="$(hostname)"
+  probes="$(mktemp -d)"
+  for host in $(sed -e 's/#.*//' "$hostfile" | awk 'NF {print $1}' | sort -u); do
+    case "$host" in
+      localhost|127.*|"$me"|"${me%%.*}") touch "$probes/answered-$host" ;;
+      *) ( if timeout 20 "${probe[@]}" "$host" true </dev/null >/dev/null 2>&1; then
+             touch "$probes/answered-$host"; else touch "$probes/lost-$host"; fi ) & ;;
+    esac
   done
-  if [ "${#lost[@]}" -gt 0 ]; then
-    echo "mpirun.sh: the launch ended (exit $rc) and host(s) ${lost[*]} do not answer ($agent HOST true failed): a lost node ends the whole launch; rerun on the hosts that answer to resume from the newest checkpoints" >&2
+  wait
+  lost="" answered=0
+  for found in "$probes"/*; do
+    case "${found##*/}" in
+      lost-*) lost+="${found##*/lost-} " ;;
+      answered-*) answered=$((answered + 1)) ;;
+    esac
+  done
+  rm -rf "$probes"
+  if [ -n "$lost" ] && [ "$answered" -gt 0 ]; then
+    echo "mpirun.sh: the launch ended (exit $rc) and host(s) ${lost% } could not be reached with ${probe[0]}: a lost node ends the whole launch; rerun on the hosts that answer to resume from the newest checkpoints" >&2
   fi
 fi
 exit "$rc"

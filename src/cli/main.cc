@@ -274,7 +274,8 @@ int Run(int argc, char** argv) {
   int check_ranks_per_host = 0;
   check->add_option("--hostfile", check_hostfile,
                     "Open MPI hostfile of the launch ('NAME slots=N' per line): also print which "
-                    "host runs which rank, as mpirun lays ranks onto the slots in order");
+                    "host runs which rank, as plain mpirun lays ranks onto the slots in order "
+                    "(for launch/mpirun.sh, add --ranks-per-host with its --ranks-per-node)");
   check
       ->add_option("--ranks-per-host", check_ranks_per_host,
                    "Ranks started on each host of --hostfile, instead of its slots= (as "

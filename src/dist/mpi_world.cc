@@ -298,17 +298,10 @@ class MpiWorld : public World {
     int length = 0;
     MPI_Get_processor_name(host, &length);
     info_.host.assign(host, static_cast<size_t>(length));
-    // Every rank's host, once (blocking: every rank is here, right after MPI_Init).
-    std::vector<char> hosts(static_cast<size_t>(info_.size) * MPI_MAX_PROCESSOR_NAME, '\0');
-    std::memset(host + length, 0, static_cast<size_t>(MPI_MAX_PROCESSOR_NAME - length));
-    SF_MPI_CHECK(MPI_Allgather(host, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, hosts.data(),
-                               MPI_MAX_PROCESSOR_NAME, MPI_CHAR, MPI_COMM_WORLD));
-    auto names = std::make_shared<std::vector<std::string>>();
-    for (int r = 0; r < info_.size; ++r) {
-      const char* name = hosts.data() + static_cast<size_t>(r) * MPI_MAX_PROCESSOR_NAME;
-      names->emplace_back(name, strnlen(name, MPI_MAX_PROCESSOR_NAME));
-    }
-    world_hosts_ = std::move(names);
+    // Every rank's host, once, for naming the ranks a collective waits for.
+    all_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, timeouts_, nullptr);
+    world_hosts_ =
+        std::make_shared<const std::vector<std::string>>(all_->AllGather(info_.host, "host names"));
     all_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, timeouts_, world_hosts_);
   }
   ~MpiWorld() override {
@@ -335,10 +328,14 @@ class MpiWorld : public World {
     // while mpirun tries to reach that host's daemon (about 2 minutes seen with
     // the link down, two_hosts_test): this process ends after a grace period
     // either way, so that a dead host does not hold the survivors' memory.
-    std::thread([exit_code] {
-      std::this_thread::sleep_for(std::chrono::seconds(kAbortGraceSeconds));
-      std::_Exit(exit_code);
-    }).detach();
+    try {
+      std::thread([exit_code] {
+        std::this_thread::sleep_for(std::chrono::seconds(kAbortGraceSeconds));
+        std::_Exit(exit_code);
+      }).detach();
+    } catch (...) {
+      // No thread to be had (the error being reported may be that): abort without the grace.
+    }
     MPI_Abort(MPI_COMM_WORLD, exit_code);
     std::_Exit(exit_code);
   }

@@ -1,5 +1,9 @@
 #include "train/style_schedule.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <map>
 #include <set>
@@ -103,62 +107,116 @@ std::string DescribeRankHosts(const std::vector<std::string>& rank_hosts) {
   return out + "\n";
 }
 
+namespace {
+
+constexpr int64_t kMostRanks = 1 << 20;
+
+// A hostfile name as Open MPI names the node (and MPI_Get_processor_name says
+// it): the domain dropped from a DNS name, localhost as this machine.
+std::string NodeName(const std::string& name) {
+  if (name == "localhost" || name == "127.0.0.1") {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') return NodeName(host);
+    return name;
+  }
+  const bool address = name.find_first_not_of("0123456789.") == std::string::npos ||
+                       name.find(':') != std::string::npos;
+  return address ? name : name.substr(0, name.find('.'));
+}
+
+// -1 unless `text` is a whole number 0..kMostRanks.
+int64_t Count(const std::string& text) {
+  if (text.empty() || text.size() > 9 ||
+      text.find_first_not_of("0123456789") != std::string::npos) {
+    return -1;
+  }
+  const int64_t value = std::stoll(text);
+  return value <= kMostRanks ? value : -1;
+}
+
+}  // namespace
+
 std::vector<std::string> RankHostsFromHostfile(const std::string& path, int world,
                                                int ranks_per_host) {
   std::ifstream in(path);
   if (!in) throw ConfigError({"hostfile " + path + ": cannot be read"});
-  std::vector<std::pair<std::string, int>> hosts;  // name, slots
-  std::set<std::string> names;
+  // Open MPI's hostfile words (its lexer): the slot count and its synonyms; the
+  // maximum and the per-node hints, which do not change where ranks go.
+  const std::set<std::string> slot_words = {"slots", "cpu", "count"};
+  const std::set<std::string> count_words = {"max_slots", "max-slots", "slots-max",
+                                             "slots_max", "max_cpu",   "count_max"};
+  const std::set<std::string> hint_words = {"username", "boards", "sockets", "cores", "cpu_set"};
+  std::vector<std::string> order;
+  std::map<std::string, int64_t> slots_of;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     const std::string where = "hostfile " + path + ":" + std::to_string(number) + ": ";
     line = line.substr(0, line.find('#'));
+    // "slots = 4" is "slots=4".
+    for (size_t eq = line.find('='); eq != std::string::npos; eq = line.find('=', eq + 1)) {
+      while (eq > 0 && (line[eq - 1] == ' ' || line[eq - 1] == '\t')) line.erase(--eq, 1);
+      while (eq + 1 < line.size() && (line[eq + 1] == ' ' || line[eq + 1] == '\t')) {
+        line.erase(eq + 1, 1);
+      }
+    }
     std::istringstream words(line);
     std::string name, word;
     if (!(words >> name)) continue;
-    int slots = 0;
+    if (name[0] == '^' || name[0] == '/' || name.find('=') != std::string::npos) {
+      throw ConfigError({where + "'" + name +
+                         "' is not a host name (exclusions and other syntax are not read here)"});
+    }
+    int64_t slots = -1;
     while (words >> word) {
       const size_t eq = word.find('=');
       const std::string key = word.substr(0, eq);
-      if (eq == std::string::npos || (key != "slots" && key != "max_slots")) {
-        throw ConfigError({where + "'" + word + "' is not slots=N or max_slots=N"});
+      const std::string value = eq == std::string::npos ? "" : word.substr(eq + 1);
+      if (eq == std::string::npos ||
+          (!slot_words.count(key) && !count_words.count(key) && !hint_words.count(key))) {
+        throw ConfigError({where + "'" + word +
+                           "' is not slots=N (or another word of Open MPI's "
+                           "hostfiles: max_slots=N, username=...)"});
       }
-      int value = 0;
-      try {
-        size_t used = 0;
-        value = std::stoi(word.substr(eq + 1), &used);
-        if (used != word.size() - eq - 1 || value < 1) value = 0;
-      } catch (const std::exception&) {
-        value = 0;
+      if (hint_words.count(key)) continue;
+      const int64_t n = Count(value);
+      if (n < 0) {
+        throw ConfigError({where + "'" + word + "': N must be a whole number from 0 to " +
+                           std::to_string(kMostRanks)});
       }
-      if (value == 0) throw ConfigError({where + "'" + word + "': N must be a whole number >= 1"});
-      if (key == "slots") slots = value;
-    }
-    if (!names.insert(name).second) {
-      throw ConfigError({where + "host " + name + " is listed twice"});
+      if (slot_words.count(key)) slots = n;
     }
     if (ranks_per_host > 0) slots = ranks_per_host;
-    if (slots == 0) {
+    if (slots < 0) {
       throw ConfigError({where + "host " + name +
                          " has no slots=N: mpirun would start as many ranks there as it has "
                          "cores, which only that host knows; add slots=N or give the ranks per "
                          "host"});
     }
-    hosts.emplace_back(name, slots);
+    const std::string node = NodeName(name);
+    if (!slots_of.count(node)) {
+      order.push_back(node);
+      slots_of[node] = 0;
+    }
+    // A host listed again adds its slots (as mpirun does), unless every host gets K.
+    slots_of[node] = ranks_per_host > 0 ? slots : std::min(slots_of[node] + slots, kMostRanks);
   }
-  if (hosts.empty()) throw ConfigError({"hostfile " + path + ": names no host"});
-  int total = 0;
-  for (const auto& host : hosts) total += host.second;
-  if (world == 0) world = total;
-  if (world > total) {
-    throw ConfigError({"hostfile " + path + ": " + std::to_string(world) +
-                       " ranks do not fit its " + std::to_string(total) + " slot(s) on " +
-                       std::to_string(hosts.size()) + " host(s)"});
+  if (order.empty()) throw ConfigError({"hostfile " + path + ": names no host"});
+  int64_t total = 0;
+  for (const auto& host : order) total = std::min(total + slots_of[host], kMostRanks + 1);
+  if (total == 0) throw ConfigError({"hostfile " + path + ": every host has slots=0"});
+  const int64_t wanted = world > 0 ? world : total;
+  if (wanted > kMostRanks || wanted > total) {
+    throw ConfigError(
+        {"hostfile " + path + ": " + std::to_string(wanted) + " ranks do not fit its " +
+         (total > kMostRanks ? "more than " + std::to_string(kMostRanks) : std::to_string(total)) +
+         " slot(s) on " + std::to_string(order.size()) + " host(s)" +
+         (wanted > kMostRanks ? " (at most " + std::to_string(kMostRanks) + " ranks)" : "")});
   }
   std::vector<std::string> rank_hosts;
-  for (const auto& host : hosts) {
-    for (int s = 0; s < host.second && static_cast<int>(rank_hosts.size()) < world; ++s) {
-      rank_hosts.push_back(host.first);
+  for (const auto& host : order) {
+    for (int64_t s = 0; s < slots_of[host] && static_cast<int64_t>(rank_hosts.size()) < wanted;
+         ++s) {
+      rank_hosts.push_back(host);
     }
   }
   return rank_hosts;

@@ -42,14 +42,16 @@ std::string DescribeSchedule(const JobConfig& job, const StyleSchedule& schedule
                              const std::vector<std::string>& rank_hosts = {});
 
 /// The host of each rank when Open MPI's mpirun starts `world` ranks from the
-/// hostfile at `path` ("NAME [slots=N] [max_slots=M]" per line, '#' comments):
-/// ranks fill each host's slots in file order (mpirun's default mapping, and
-/// launch/mpirun.sh's with --ranks-per-node K). `ranks_per_host` > 0 stands for
-/// every line's slots; `world` 0 means as many ranks as slots. Throws
-/// ConfigError naming the file and line for an unreadable file, an unknown
-/// word, a host listed twice, a line without slots= when `ranks_per_host` is 0
-/// (mpirun would count that host's cores, which only that host knows), or more
-/// ranks than slots.
+/// hostfile at `path` ("NAME [slots=N] [max_slots=M] ..." per line, '#'
+/// comments; a host listed again adds its slots): ranks fill each host's slots
+/// in file order, as plain mpirun does by default. `ranks_per_host` > 0 stands
+/// for every host's slots (launch/mpirun.sh --ranks-per-node K lays ranks out
+/// so). `world` 0 means as many ranks as slots. Hosts are named as Open MPI
+/// names the node: without the domain, localhost as this machine. Throws
+/// ConfigError naming the file and line for an unreadable file, a word that is
+/// not Open MPI's, an exclusion (^host), a line without slots= when
+/// `ranks_per_host` is 0 (mpirun would count that host's cores, which only that
+/// host knows), or more ranks than slots (at most 2^20).
 std::vector<std::string> RankHostsFromHostfile(const std::string& path, int world,
                                                int ranks_per_host);
 

@@ -35,7 +35,7 @@ import virtual_hosts  # noqa: E402
 
 BINARY, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 HOSTS = ["sf-node-a", "sf-node-b"]
-GUARD_SECONDS = 300  # turns a hang into a failure; far above a run's few seconds
+GUARD_SECONDS = 240  # turns a hang into a failure; far above a run's few seconds
 LAYERS = ["conv1_2", "conv2_2", "conv3_3", "conv4_3"]
 PROMETHEUS_PORT = 19090
 METRICS_PORT = 19450
@@ -53,14 +53,24 @@ distributed: {{ranks_per_style: {ranks_per_style}, timeout_seconds: 120}}
 """ + "".join(f"  - {{name: {s}, image: {SOURCE}/configs/data/styles/{s}.jpg}}\n" for s in styles))
 
 
+def on_hosts(hosts, argv, folder):
+    """run_guarded on the hosts; after a hang every process on them is killed, so that
+    nothing of it runs on into the next part."""
+    code, seconds, out = run_guarded(argv, folder, GUARD_SECONDS)
+    if code is None:
+        hosts.kill_everything()
+    return code, seconds, out
+
+
 def train_args(folder):
     return [BINARY, "train", os.path.join(folder, "job.yaml"), "--no-progress", "--threads", "1"]
 
 
-def one_host(folder, np):
-    """The reference: the same job under plain mpirun on this host."""
+def one_host(hosts, folder, np):
+    """The reference: the same job under plain mpirun on host A alone (the same fresh
+    environment as the launches across hosts: OpenBLAS's kernels, for one, follow it)."""
     cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", str(np)]
-    code, seconds, out = run_guarded(cmd + train_args(folder), folder, GUARD_SECONDS)
+    code, seconds, out = on_hosts(hosts, hosts.command(HOSTS[0], cmd + train_args(folder), folder), folder)
     check(code == 0, f"one host, {np} ranks: exit {code} after {seconds:.1f} s" +
           ("" if code == 0 else "\n" + out[-3000:]))
 
@@ -77,9 +87,9 @@ def spanning_group(hosts, work):
     for f in (folder, reference):
         os.makedirs(f)
         write_job(f, ["wave"], 2, 3)
-    code, seconds, out = run_guarded(hosts.mpirun(1, train_args(folder), folder), folder, GUARD_SECONDS)
+    code, seconds, out = on_hosts(hosts, hosts.mpirun(1, train_args(folder), folder), folder)
     check(code == 0, f"2 hosts x 1 rank: exit {code} after {seconds:.1f} s" + ("" if code == 0 else "\n" + out[-3000:]))
-    one_host(reference, 2)
+    one_host(hosts, reference, 2)
     same_models(folder, reference, ["wave"], "2 hosts x 1 rank")
     placed = f"2 host(s): {HOSTS[0]} (rank 0), {HOSTS[1]} (rank 1)"
     spans = f"group 0 (ranks 0-1 on {HOSTS[0]}, {HOSTS[1]}): wave"
@@ -118,7 +128,7 @@ scrape_configs:
         "prometheus", f"--config.file={work}/prometheus.yml", f"--storage.tsdb.path={work}/tsdb",
         f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}"]), stdout=log, stderr=log)
     try:
-        code, seconds, out = run_guarded(hosts.mpirun(2, train_args(folder), folder), folder, GUARD_SECONDS)
+        code, seconds, out = on_hosts(hosts, hosts.mpirun(2, train_args(folder), folder), folder)
         check(code == 0, f"2 hosts x 2 ranks: exit {code} after {seconds:.1f} s" + ("" if code == 0 else "\n" + out[-3000:]))
         check("final values scraped after" in out, "every rank's final values were scraped over the link")
         groups = [f"group 0 (ranks 0-1 on {HOSTS[0]}): wave", f"group 1 (ranks 2-3 on {HOSTS[1]}): candy"]
@@ -141,7 +151,7 @@ scrape_configs:
         prometheus.kill()
         prometheus.wait()
         log.close()
-    one_host(reference, 4)
+    one_host(hosts, reference, 4)
     same_models(folder, reference, ["wave", "candy"], "2 hosts x 2 ranks")
 
 
@@ -155,8 +165,8 @@ def host_dies(hosts, work):
               "--ranks-per-node", "1", "--iface", "eth0", "--binary", BINARY, "--"] + train_args(folder)[1:] + [
                   "--set", f"distributed.timeout_seconds={DEATH_TIMEOUT}",
                   "--set", "distributed.stall_warn_seconds=5"]
-    env = dict(os.environ, OMPI_MCA_plm_rsh_agent=hosts.agent)
-    p = subprocess.Popen(hosts.command(HOSTS[0], launch, folder), cwd=folder, env=env,
+    p = subprocess.Popen(hosts.command(HOSTS[0], launch, folder, env={"OMPI_MCA_plm_rsh_agent": hosts.agent}),
+                         cwd=folder,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     reader = LineReader(p)
     stepped = reader.wait_for(r"\] step [3-9]/|\] step \d\d+/", seconds=GUARD_SECONDS)
@@ -170,6 +180,8 @@ def host_dies(hosts, work):
         time.sleep(0.2)
     survivors_took = time.monotonic() - killed
     out = reader.output(seconds=GUARD_SECONDS)
+    if not reader.ended:
+        hosts.kill_everything()
     took = time.monotonic() - killed
     check(len(survivors) == 1 and survivors_took < DEATH_TIMEOUT + 15,
           f"the surviving rank {survivors} ended {survivors_took:.1f} s after host B died "
@@ -181,7 +193,7 @@ def host_dies(hosts, work):
     check(any(f"rank 1 (host {HOSTS[1]}) has not reached it" in line for line in gave_up),
           "the surviving rank gave up at its collective timeout, naming the lost rank and host: " +
           (gave_up[0] if gave_up else "(no such line)\n" + after[-3000:]))
-    named = [line for line in after.splitlines() if f"host(s) {HOSTS[1]} do not answer" in line]
+    named = [line for line in after.splitlines() if f"host(s) {HOSTS[1]} could not be reached" in line]
     check(bool(named), f"launch/mpirun.sh names the lost host {HOSTS[1]}, and only it: " +
           (named[0] if named else "\n" + after[-2000:]))
     checkpoints = os.path.join(folder, "out", "wave", "checkpoints")
@@ -203,7 +215,7 @@ def main():
         return 77
     work = tempfile.mkdtemp(prefix="stylefleet_twohosts_")
     try:
-        with virtual_hosts.VirtualHosts(HOSTS) as hosts:
+        with virtual_hosts.VirtualHosts(HOSTS, also_remove=[work]) as hosts:
             for name, part in (("span", spanning_group), ("within", groups_within_hosts), ("dies", host_dies)):
                 if name in parts:
                     part(hosts, work)

@@ -8,10 +8,15 @@ through an rsh agent (`plm_rsh_agent`) that enters a host instead of ssh-ing int
 mpirun itself runs on the first host, so every rank sees real TCP between hosts and a real
 per-host placement (local ranks, shared memory only within a host).
 
-Clean-up is total: on leaving the `with` block, on SIGTERM/SIGINT and at interpreter exit,
-every process in a host's network namespace is killed and every namespace (with its veth
-links) deleted. Namespaces left by a run that was killed outright (SIGKILL) are found by
-their name, which holds the creating process's pid, and removed by the next run.
+Clean-up is total: on leaving the `with` block, on SIGTERM/SIGINT/SIGHUP and at interpreter
+exit, every process in a host's network namespace is killed and every namespace (with its
+veth links) deleted. A test killed outright (ctest's timeout sends SIGKILL) is cleaned up by
+a watchdog process in its own session, which waits for the end of a pipe only the test holds
+and then does the same (and removes the folders it was given). Namespaces named after a
+process that is gone are removed too, by the next run.
+
+Like ssh, the agent gives a command on a host a fresh environment (PATH and HOME only):
+what a launch needs on other hosts must travel the way it would on a cluster (mpirun -x).
 
 Needs root; `available()` says why not where namespaces are not permitted.
 """
@@ -21,11 +26,13 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
 PREFIX = "sfh"  # namespace names: sfh<pid>-<host>; the bridge's: sfh<pid>-switch
-SUBNET = "10.77.0"  # /24, private to these namespaces (the machine's own routes never see it)
+SUBNET = "10.77.0"
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # as ssh gives root  # /24, private to these namespaces (the machine's own routes never see it)
 
 
 def _ip(*args, check=True):
@@ -57,12 +64,39 @@ def _kill_namespace(ns):
     _ip("netns", "del", ns, check=False)
 
 
+def _remove_tag(tag, folders):
+    """Kills every process in the namespaces named `tag`-..., deletes them and the folders."""
+    for ns in _namespaces():
+        if ns.startswith(tag + "-"):
+            _kill_namespace(ns)
+    for folder in folders:
+        subprocess.run(["rm", "-rf", "--one-file-system", folder])
+
+
+def _watch(tag, folders):
+    """The watchdog: once the test's pipe ends, cleans up; the folders only when the test
+    did not say goodbye first (a byte before the end: it cleaned up itself)."""
+    said_goodbye = False
+    try:
+        while True:
+            data = os.read(0, 4096)
+            if not data:
+                break
+            said_goodbye = True
+    except OSError:
+        pass
+    _remove_tag(tag, [] if said_goodbye else folders)
+
+
 def remove_stale():
     """Deletes namespaces of earlier runs whose creating process is gone."""
     for ns in _namespaces():
         match = re.fullmatch(PREFIX + r"(\d+)-.+", ns)
         if match and not os.path.exists(f"/proc/{match.group(1)}"):
             _kill_namespace(ns)
+
+
+NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 
 
 def available():
@@ -85,9 +119,17 @@ class VirtualHosts:
     then `h.mpirun([...])` starts a launch across them, `h.command(host, [...])` a command on one,
     `h.kill_host(host)` makes a host die (link down, every process killed, unreachable)."""
 
-    def __init__(self, names, setup=None):
+    def __init__(self, names, setup=None, also_remove=()):
+        """`setup`: shell lines run on a host before each command (as root, in its mount
+        namespace); `also_remove`: folders the watchdog removes if the test is killed."""
         self.names = list(names)
+        bad = [n for n in self.names if not NAME.fullmatch(n)]
+        if bad or len(set(self.names)) != len(self.names) or len(self.names) > 250:
+            raise ValueError(f"host names must be distinct, at most 250, lowercase letters, "
+                             f"digits and '-': {bad or self.names}")
         self.setup = dict(setup or {})
+        self.also_remove = list(also_remove)
+        self._watchdog = None
         self.address = {name: f"{SUBNET}.{i + 1}" for i, name in enumerate(self.names)}
         self.tag = f"{PREFIX}{os.getpid()}"
         self.dir = None
@@ -98,8 +140,10 @@ class VirtualHosts:
 
     def __enter__(self):
         remove_stale()
+        # A namespace with this process's tag is from a dead process that had the same pid.
+        _remove_tag(self.tag, [])
         atexit.register(self.close)
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             self._old_handlers[sig] = signal.signal(sig, self._on_signal)
         try:
             self._build()
@@ -117,6 +161,10 @@ class VirtualHosts:
 
     def _build(self):
         self.dir = tempfile.mkdtemp(prefix="stylefleet_hosts_")
+        self._watchdog = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--watchdog", self.tag, self.dir,
+             *self.also_remove], stdin=subprocess.PIPE, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         switch = self.namespace("switch")
         _ip("netns", "add", switch)
         _ip("-n", switch, "link", "add", "br0", "type", "bridge")
@@ -146,11 +194,11 @@ class VirtualHosts:
                  "case $host in"]
         for host in self.names:
             setup = self.setup.get(host, "true")
-            inner = (f"hostname {shlex.quote(host)} && mount --bind {shlex.quote(self.dir)}/hosts "
-                     f"/etc/hosts && {setup} && exec sh -c \"$0\"")
-            lines.append(f"  {shlex.quote(host)}) exec ip netns exec {self.namespace(host)} "
-                         f"unshare --uts --mount --propagation private sh -c {shlex.quote(inner)} "
-                         "\"$*\" ;;")
+            inner = (f"hostname {host} && mount --bind {shlex.quote(self.dir)}/hosts /etc/hosts "
+                     f"&& {{ {setup}\n}} && exec sh -c \"$0\"")
+            lines.append(f"  {host}) exec env -i PATH={HOST_PATH} HOME=/root ip netns exec "
+                         f"{shlex.quote(self.namespace(host))} unshare --uts --mount "
+                         f"--propagation private sh -c {shlex.quote(inner)} \"$*\" ;;")
         lines += ["  *) echo \"virtual hosts: no host named '$host'\" >&2; exit 255 ;;", "esac"]
         self.agent = os.path.join(self.dir, "agent")
         with open(self.agent, "w") as f:
@@ -165,9 +213,11 @@ class VirtualHosts:
                 f.write(f"{host} slots={slots}\n")
         return path
 
-    def command(self, host, args, cwd=None):
-        """argv that runs `args` on `host` (in `cwd`, default the caller's)."""
-        line = shlex.join(args)
+    def command(self, host, args, cwd=None, env=None):
+        """argv that runs `args` on `host` (in `cwd`, default /root; with the variables `env`
+        added to the host's fresh environment)."""
+        line = "exec " + ("env " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()) + " "
+                          if env else "") + shlex.join(args)
         if cwd is not None:
             line = f"cd {shlex.quote(cwd)} && {line}"
         return [self.agent, host, line]
@@ -197,6 +247,11 @@ class VirtualHosts:
                 pass
         return found
 
+    def kill_everything(self):
+        """Every process on every host killed (after a test's guard ran out: a hung launch)."""
+        for host in self.names:
+            _kill_processes(self.namespace(host))
+
     def kill_host(self, host):
         """`host` dies: its link is cut, every process on it is killed at once (SIGKILL), and
         the agent no longer reaches it."""
@@ -212,6 +267,11 @@ class VirtualHosts:
                 _kill_namespace(ns)
         if self.dir and os.path.isdir(self.dir):
             subprocess.run(["rm", "-rf", self.dir])
+        if self._watchdog is not None:
+            self._watchdog.stdin.write(b"bye")  # it finds nothing left and ends
+            self._watchdog.stdin.close()
+            self._watchdog.wait()
+            self._watchdog = None
         for sig, handler in self._old_handlers.items():
             signal.signal(sig, handler)
         self._old_handlers = {}
@@ -220,3 +280,7 @@ class VirtualHosts:
 def leftovers():
     """Namespaces this process made that still exist (a clean-up check for tests)."""
     return [ns for ns in _namespaces() if ns.startswith(f"{PREFIX}{os.getpid()}-")]
+
+
+if __name__ == "__main__" and len(sys.argv) >= 3 and sys.argv[1] == "--watchdog":
+    _watch(sys.argv[2], sys.argv[3:])

@@ -120,5 +120,6 @@ class LineReader:
             self.process.kill()
             self.process.wait()
             self.ended = False
-        self._thread.join()
+        # A killed launcher's children may hold the pipe open: do not wait for them forever.
+        self._thread.join(timeout=30)
         return "".join(self.lines)

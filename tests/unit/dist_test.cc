@@ -236,6 +236,12 @@ TEST(StyleScheduleTest, HostfileSlotsPlaceRanksAndTheScheduleNamesTheHosts) {
             "  2 host(s): node-a (ranks 0-1), node-b (ranks 2-3)\n"
             "  group 0 (ranks 0-3 on node-a, node-b): wave (batch 4 x 4 = 16) -> candy (batch 4 x "
             "4 = 16)\n");
+  // A host listed again adds its slots; domains are dropped as Open MPI names nodes.
+  testing::WriteFile(hostfile,
+                     "node-a.cluster.example slots=1\n10.0.0.7 slots=1\nnode-a slots=1\n");
+  EXPECT_EQ(RankHostsFromHostfile(hostfile, 0, 0), (Hosts{"node-a", "node-a", "10.0.0.7"}));
+  EXPECT_EQ(RankHostsFromHostfile(hostfile, 0, 2),
+            (Hosts{"node-a", "node-a", "10.0.0.7", "10.0.0.7"}));
   EXPECT_EQ(DescribeRankHosts({"b", "a", "b", "a", "a"}),
             "  2 host(s): b (ranks 0, 2), a (ranks 1, 3-4)\n");
   EXPECT_EQ(DescribeRanks({0, 1, 2, 5, 7, 8}), "0-2, 5, 7-8");
@@ -258,11 +264,25 @@ TEST(StyleScheduleTest, HostfileProblemsNameTheFileAndLine) {
             at + ":2: host b has no slots=N: mpirun would start as many ranks there as it has "
                  "cores, which only that host knows; add slots=N or give the ranks per host");
   EXPECT_EQ(problem("a slots=2\nb\n", 0, 3), "accepted");
-  EXPECT_EQ(problem("a slots=two\n", 0, 0), at + ":1: 'slots=two': N must be a whole number >= 1");
-  EXPECT_EQ(problem("a slots=0\n", 0, 0), at + ":1: 'slots=0': N must be a whole number >= 1");
-  EXPECT_EQ(problem("a slots=2x\n", 0, 0), at + ":1: 'slots=2x': N must be a whole number >= 1");
-  EXPECT_EQ(problem("a cpus=2\n", 0, 0), at + ":1: 'cpus=2' is not slots=N or max_slots=N");
-  EXPECT_EQ(problem("a slots=1\na slots=1\n", 0, 0), at + ":2: host a is listed twice");
+  EXPECT_EQ(problem("a slots = 2 max-slots=4 username=me\nb cpu=1\n", 3, 0), "accepted");
+  EXPECT_EQ(problem("a slots=0\nb slots=1\n", 1, 0), "accepted");
+  EXPECT_EQ(problem("a slots=0\n", 0, 0), at + ": every host has slots=0");
+  EXPECT_EQ(problem("a slots=1\n^b\n", 0, 0),
+            at + ":2: '^b' is not a host name (exclusions and other syntax are not read here)");
+  EXPECT_EQ(problem("a slots=1048576\nb slots=1048576\n", 0, 0),
+            at + ": 1048577 ranks do not fit its more than 1048576 slot(s) on 2 host(s) (at most "
+                 "1048576 ranks)");
+  EXPECT_EQ(problem("a slots=99999999999\n", 0, 0),
+            at + ":1: 'slots=99999999999': N must be a whole number from 0 to 1048576");
+  EXPECT_EQ(problem("a slots=two\n", 0, 0),
+            at + ":1: 'slots=two': N must be a whole number from 0 to 1048576");
+  EXPECT_EQ(problem("a slots=-1\n", 0, 0),
+            at + ":1: 'slots=-1': N must be a whole number from 0 to 1048576");
+  EXPECT_EQ(problem("a slots=2x\n", 0, 0),
+            at + ":1: 'slots=2x': N must be a whole number from 0 to 1048576");
+  EXPECT_EQ(problem("a cpus=2\n", 0, 0),
+            at + ":1: 'cpus=2' is not slots=N (or another word of Open MPI's hostfiles: "
+                 "max_slots=N, username=...)");
   EXPECT_EQ(problem("a slots=1\nb slots=2\n", 4, 0),
             at + ": 4 ranks do not fit its 3 slot(s) on 2 host(s)");
   EXPECT_EQ(problem("# nothing\n\n", 0, 0), at + ": names no host");
