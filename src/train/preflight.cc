@@ -306,6 +306,7 @@ std::vector<FileLock> LockStyleFolders(const JobConfig& job,
                                        const std::vector<std::string>& only_styles, World& world) {
   const ProcessInfo& me = world.info();
   CheckRanksAgreeOnJob(world.all(), job, only_styles, ReadJobInputs(job));
+  CheckRanksHaveDistinctHosts(world.all(), me.host, me.local_rank);
   const std::vector<const StyleSpec*> styles = SelectRuns(job, only_styles);
   CheckRanksShareOutputFolders(world.all(), me.host, job, styles);
   const StyleSchedule plan = PlanStyles(static_cast<int>(styles.size()), me.size, RanksPerRun(job));

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -197,6 +198,26 @@ JobInputs ReadJobInputs(const JobConfig& job) {
         FileContentHash(job.base_model, true));
   }
   return inputs;
+}
+
+void CheckRanksHaveDistinctHosts(Communicator& all, const std::string& host, int local_rank) {
+  if (all.size() == 1) return;
+  const std::vector<std::string> places =
+      all.AllGather(std::to_string(local_rank) + " " + host, "host name check");
+  std::map<std::string, int> first_rank;
+  std::vector<std::string> problems;
+  for (int rank = 0; rank < static_cast<int>(places.size()); ++rank) {
+    const std::string& place = places[static_cast<size_t>(rank)];
+    const auto [seen, fresh] = first_rank.emplace(place, rank);
+    if (fresh) continue;
+    const size_t space = place.find(' ');
+    problems.push_back("ranks " + std::to_string(seen->second) + " and " + std::to_string(rank) +
+                       " both run as local rank " + place.substr(0, space) + " on a host named '" +
+                       place.substr(space + 1) +
+                       "': two machines share a host name; give each its own (logs, metrics "
+                       "endpoints and the shared-folder check tell hosts apart by name)");
+  }
+  if (!problems.empty()) throw ConfigError(problems);
 }
 
 void CheckRanksAgreeOnJob(Communicator& all, const JobConfig& job,

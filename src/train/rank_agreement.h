@@ -35,6 +35,13 @@ JobInputs ReadJobInputs(const JobConfig& job);
 void CheckRanksAgreeOnJob(Communicator& all, const JobConfig& job,
                           const std::vector<std::string>& selected_styles, const JobInputs& inputs);
 
+/// Collective over `all`: every rank's host name and local rank (`host`,
+/// `local_rank`: this rank's) together name one process. Two ranks with the same
+/// pair run on two machines that share a host name, which the logs, the metrics
+/// endpoints (host:port) and the shared-folder check would confuse: throws
+/// ConfigError on every rank naming them. A world of one returns at once.
+void CheckRanksHaveDistinctHosts(Communicator& all, const std::string& host, int local_rank);
+
 /// The folders the runs of `styles` write, as CheckRanksShareOutputFolders checks them: each
 /// run's folder (a conditional network's also each of its styles'), one inside job.output_dir
 /// counted as job.output_dir; each once, none inside another, no trailing separator.

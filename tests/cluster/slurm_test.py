@@ -10,7 +10,9 @@ generated slurm.conf) runs the shipped batch script, which starts the ranks with
 2. `scancel --signal=TERM` mid-training: every rank finishes its step, the group root writes a
    checkpoint, and the job ends COMPLETED with exit 0 long before its last step.
 3. A new `sbatch` of the same job resumes from that checkpoint and finishes.
-4. A time limit with `--signal=TERM@50` (1 minute): the job stops itself with a checkpoint
+4. An allocation with fewer tasks than the job's groups need: FAILED at once, naming the
+   numbers, nothing written.
+5. A time limit with `--signal=TERM@50` (1 minute): the job stops itself with a checkpoint
    before Slurm's limit, COMPLETED and not TIMEOUT.
 Skipped (exit 77) where the test cluster cannot run (not root, packages missing).
 
@@ -54,9 +56,11 @@ def sbatch(slurm, folder, log_name, *options, extra=()):
            os.path.join(folder, "job.yaml"), "--no-progress", *extra]
     env = dict(slurm.env, STYLEFLEET_BINARY=BINARY)
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=GUARD_SECONDS)
-    check(p.returncode == 0, f"sbatch {' '.join(options) or '(no options)'} accepted the job" +
-          ("" if p.returncode == 0 else ": " + p.stderr.strip()))
-    return p.stdout.strip().split(";")[0] if p.returncode == 0 else None
+    # With --wait, sbatch exits with the job's code: the job id on stdout says it was accepted.
+    job = p.stdout.strip().split(";")[0]
+    check(job.isdigit(), f"sbatch {' '.join(options) or '(no options)'} accepted the job" +
+          ("" if job.isdigit() else ": " + p.stderr.strip()))
+    return job if job.isdigit() else None
 
 
 def read(path):
@@ -94,6 +98,21 @@ def trains_like_mpirun(slurm, work):
     mine, theirs = (os.path.join(f, "out", "wave", "model.pt") for f in (folder, reference))
     check(os.path.exists(mine) and os.path.exists(theirs) and read_bytes(mine) == read_bytes(theirs),
           "srun --mpi=pmix trains the model of mpirun -np 2 bit for bit")
+
+
+def too_few_tasks(slurm, work):
+    """An allocation of 2 tasks for a job whose styles want 4 ranks each: refused at once by
+    every rank, naming the numbers; the job FAILED and nothing was written."""
+    folder = os.path.join(work, "few")
+    os.makedirs(folder)
+    write_job(folder, 3)
+    job = sbatch(slurm, folder, "job.log", "--wait", extra=("--set", "distributed.ranks_per_style=4"))
+    text = read(os.path.join(folder, "job.log"))
+    expected = "distributed.ranks_per_style: 4 does not divide the 2 ranks of this launch"
+    check(job is not None and slurm.job_field(job, "JobState") == "FAILED" and expected in text,
+          f"2 tasks for ranks_per_style 4: {slurm.job_field(job, 'JobState') if job else None}, "
+          f"'{expected}'" + ("" if expected in text else "\n" + text[-2000:]))
+    check(not os.path.exists(os.path.join(folder, "out")), "nothing was written")
 
 
 def read_bytes(path):
@@ -147,6 +166,7 @@ def main():
     try:
         with slurm_cluster.SlurmCluster(cpus=2) as slurm:
             trains_like_mpirun(slurm, work)
+            too_few_tasks(slurm, work)
             stop_resume_and_time_limit(slurm, work)
         left = subprocess.run(["pgrep", "-f", f"{work}/"], capture_output=True, text=True).stdout.split()
         check(not left, f"no process of the test is left: {left}")

@@ -12,13 +12,16 @@ with the same launch on one host (plain `mpirun`, same ranks, one thread per ran
    host, the targets file lists all four endpoints, and a real Prometheus on host A scrapes
    every rank over the link: each style's per-layer style losses come from its group root's
    host.
-3. A host dies mid-training under launch/mpirun.sh (host B's link cut and every process on it
+3. Bad hosts: a hostfile naming a host that does not answer, and two machines with one host
+   name (ranks 0 and 1 both local rank 0 of "sf-node-a"): each ends within seconds, exit
+   non-zero (2 for the names), naming the host, and nothing is written.
+4. A host dies mid-training under launch/mpirun.sh (host B's link cut and every process on it
    killed at once): the launch ends by itself well within distributed.timeout_seconds, the
    script names the lost host (Open MPI's own message says only that daemons failed to
    start), and the newest checkpoint on the shared folder resumes on one host and finishes.
 Skipped (exit 77) where namespaces are not permitted (not root).
 
-usage: two_hosts_test.py STYLEFLEET_BINARY SOURCE_DIR [span|within|dies ...]
+usage: two_hosts_test.py STYLEFLEET_BINARY SOURCE_DIR [span|within|bad|dies ...]
 """
 import json
 import os
@@ -207,8 +210,38 @@ def host_dies(hosts, work):
           f"finishes (exit {code})" + ("" if code == 0 else "\n" + log[-2000:]))
 
 
+def bad_hosts(hosts, work):
+    """A hostfile naming a host that does not exist, and two machines with one host name:
+    each ends within seconds with an error naming the host, and nothing is written."""
+    folder = os.path.join(work, "bad")
+    os.makedirs(folder)
+    write_job(folder, ["wave"], 0, 3, "monitoring: {listen: 'off', linger_seconds: 0}\n")
+    hostfile = os.path.join(work, "hosts-with-a-ghost")
+    with open(hostfile, "w") as f:
+        f.write("".join(f"{h} slots=1\n" for h in HOSTS) + "sf-node-ghost slots=1\n")
+    launch = [os.path.join(SOURCE, "launch", "mpirun.sh"), "--hostfile", hostfile, "--ranks-per-node",
+              "1", "--iface", "eth0", "--binary", BINARY, "--"] + train_args(folder)[1:]
+    code, seconds, out = on_hosts(hosts, hosts.command(HOSTS[0], launch, folder, env={
+        "OMPI_MCA_plm_rsh_agent": hosts.agent}), folder)
+    check(code not in (0, None) and "host(s) sf-node-ghost could not be reached" in out,
+          f"a hostfile naming a host that does not answer: exit {code} after {seconds:.1f} s, "
+          "the host named" + ("" if "sf-node-ghost could" in out else "\n" + out[-2000:]))
+    check(not os.path.exists(os.path.join(folder, "out")), "nothing was written")
+
+    hosts.set_hostname(HOSTS[1], HOSTS[0])
+    try:
+        code, seconds, out = on_hosts(hosts, hosts.mpirun(1, train_args(folder), folder), folder)
+    finally:
+        hosts.set_hostname(HOSTS[1])
+    expected = f"ranks 0 and 1 both run as local rank 0 on a host named '{HOSTS[0]}'"
+    check(code == 2 and expected in out,
+          f"two machines named {HOSTS[0]}: exit {code} after {seconds:.1f} s, '{expected}'" +
+          ("" if expected in out else "\n" + out[-2000:]))
+    check(not os.path.exists(os.path.join(folder, "out")), "nothing was written")
+
+
 def main():
-    parts = sys.argv[3:] or ["span", "within", "dies"]  # a subset, for debugging
+    parts = sys.argv[3:] or ["span", "within", "bad", "dies"]  # a subset, for debugging
     why = virtual_hosts.available()
     if why:
         print(f"skipped: {why}")
@@ -216,7 +249,8 @@ def main():
     work = tempfile.mkdtemp(prefix="stylefleet_twohosts_")
     try:
         with virtual_hosts.VirtualHosts(HOSTS, also_remove=[work]) as hosts:
-            for name, part in (("span", spanning_group), ("within", groups_within_hosts), ("dies", host_dies)):
+            for name, part in (("span", spanning_group), ("within", groups_within_hosts),
+                               ("bad", bad_hosts), ("dies", host_dies)):
                 if name in parts:
                     part(hosts, work)
         check(not virtual_hosts.leftovers(), f"no namespace is left: {virtual_hosts.leftovers()}")

@@ -129,6 +129,7 @@ class VirtualHosts:
                              f"digits and '-': {bad or self.names}")
         self.setup = dict(setup or {})
         self.also_remove = list(also_remove)
+        self.hostnames = {}  # set_hostname
         self._watchdog = None
         self.address = {name: f"{SUBNET}.{i + 1}" for i, name in enumerate(self.names)}
         self.tag = f"{PREFIX}{os.getpid()}"
@@ -185,25 +186,38 @@ class VirtualHosts:
             f.write("127.0.0.1 localhost\n")
             for host in self.names:
                 f.write(f"{self.address[host]} {host}\n")
+        self._write_agent()
+
+    def _write_agent(self):
         # The agent: `agent HOST COMMAND...` runs COMMAND (a shell command line, as ssh would)
-        # on HOST. A bash array keeps the host names and setup lines quoted.
-        # A host that died answers nothing, as ssh to it would fail.
+        # on HOST. A host that died answers nothing, as ssh to it would fail.
         lines = ["#!/bin/bash", "host=$1; shift",
                  f"if [ -e {shlex.quote(self.dir)}/down-\"$host\" ]; then",
                  "  echo \"ssh: connect to host $host port 22: No route to host\" >&2; exit 255", "fi",
                  "case $host in"]
         for host in self.names:
             setup = self.setup.get(host, "true")
-            inner = (f"hostname {host} && mount --bind {shlex.quote(self.dir)}/hosts /etc/hosts "
+            inner = (f"hostname {self.hostnames.get(host, host)} && mount --bind {shlex.quote(self.dir)}/hosts /etc/hosts "
                      f"&& {{ {setup}\n}} && exec sh -c \"$0\"")
             lines.append(f"  {host}) exec env -i PATH={HOST_PATH} HOME=/root ip netns exec "
                          f"{shlex.quote(self.namespace(host))} unshare --uts --mount "
                          f"--propagation private sh -c {shlex.quote(inner)} \"$*\" ;;")
         lines += ["  *) echo \"virtual hosts: no host named '$host'\" >&2; exit 255 ;;", "esac"]
         self.agent = os.path.join(self.dir, "agent")
-        with open(self.agent, "w") as f:
+        with open(self.agent + ".new", "w") as f:
             f.write("\n".join(lines) + "\n")
-        os.chmod(self.agent, 0o755)
+        os.chmod(self.agent + ".new", 0o755)
+        os.replace(self.agent + ".new", self.agent)
+
+    def set_hostname(self, host, name=None):
+        """Commands started on `host` from now on see the host name `name` (None: its own),
+        as a machine misconfigured with another's name would."""
+        if name is not None and not NAME.fullmatch(name):
+            raise ValueError(f"not a host name: {name!r}")
+        self.hostnames.pop(host, None)
+        if name is not None:
+            self.hostnames[host] = name
+        self._write_agent()
 
     def hostfile(self, slots):
         """A hostfile with `slots` slots on every host; returns its path."""

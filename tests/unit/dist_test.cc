@@ -345,6 +345,31 @@ TEST(SharedOutputFoldersTest, RanksOnOneFileSystemPassAndLeaveNothingBehind) {
   }
 }
 
+// Two machines with one host name: the pair (host, local rank) repeats, and every rank refuses.
+TEST(DistinctHostsTest, TwoMachinesWithOneHostNameAreRefused) {
+  auto world = MakeLocalWorld(4);
+  std::vector<std::string> thrown(4);
+  const auto run = [&](const std::vector<std::string>& hosts, const std::vector<int>& locals) {
+    OnEveryRank(world, [&](int rank, Communicator& comm) {
+      thrown[static_cast<size_t>(rank)].clear();
+      try {
+        CheckRanksHaveDistinctHosts(comm, hosts[static_cast<size_t>(rank)],
+                                    locals[static_cast<size_t>(rank)]);
+      } catch (const ConfigError& e) {
+        thrown[static_cast<size_t>(rank)] = e.problems().at(0);
+      }
+    });
+  };
+  run({"a", "a", "b", "b"}, {0, 1, 0, 1});
+  EXPECT_EQ(thrown, std::vector<std::string>(4, ""));
+  run({"a", "a", "a", "a"}, {0, 1, 0, 1});
+  const std::string expected =
+      "ranks 0 and 2 both run as local rank 0 on a host named 'a': two machines share a host "
+      "name; give each its own (logs, metrics endpoints and the shared-folder check tell hosts "
+      "apart by name)";
+  EXPECT_EQ(thrown, std::vector<std::string>(4, expected));
+}
+
 // A check file left by a rank killed during the check does not make a folder look foreign.
 TEST(SharedOutputFoldersTest, ALeftoverCheckFileDoesNotMakeAFolderForeign) {
   const testing::TempDir dir;
