@@ -27,6 +27,10 @@ binary="$here/../build/stylefleet"
 np="" hostfile="" per_node="" iface="" dry_run=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --np|--hostfile|--ranks-per-node|--iface|--binary)
+      [ $# -ge 2 ] || { echo "mpirun.sh: $1 needs a value (see --help)" >&2; exit 2; } ;;
+  esac
+  case "$1" in
     --np) np="$2"; shift 2 ;;
     --hostfile) hostfile="$2"; shift 2 ;;
     --ranks-per-node) per_node="$2"; shift 2 ;;
@@ -40,6 +44,21 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || { echo "mpirun.sh: give the stylefleet command after --, e.g. -- train job.yaml" >&2; exit 2; }
 
+for value in "$np" "$per_node"; do
+  [[ -z "$value" || "$value" =~ ^[1-9][0-9]{0,6}$ ]] ||
+    { echo "mpirun.sh: --np and --ranks-per-node take a whole number from 1, not '$value'" >&2; exit 2; }
+done
+for name in ${STYLEFLEET_EXPORT:-}; do
+  [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] ||
+    { echo "mpirun.sh: STYLEFLEET_EXPORT names '$name', which is not a variable name" >&2; exit 2; }
+done
+# The hosts of the hostfile, once each: the first word of each line, without comments ('#',
+# '//'), Windows line ends, exclusions ('^host') or a user ('user@host').
+hostfile_hosts() {
+  sed -e 's/\r$//' -e 's/#.*//' -e 's|//.*||' "$hostfile" |
+    awk 'NF && $1 !~ /^\^/ { sub(/^[^@]*@/, "", $1); if (!seen[$1]++) print $1 }'
+}
+
 gpus=0
 if command -v nvidia-smi >/dev/null 2>&1; then gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true); fi
 if [ -z "$per_node" ]; then
@@ -47,8 +66,9 @@ if [ -z "$per_node" ]; then
 fi
 nodes=1
 if [ -n "$hostfile" ]; then
-  [ -r "$hostfile" ] || { echo "mpirun.sh: cannot read hostfile '$hostfile'" >&2; exit 2; }
-  nodes=$(grep -cvE '^\s*(#|$)' "$hostfile")
+  [ -f "$hostfile" ] && [ -r "$hostfile" ] || { echo "mpirun.sh: cannot read hostfile '$hostfile'" >&2; exit 2; }
+  nodes=$(hostfile_hosts | wc -l)
+  [ "$nodes" -gt 0 ] || { echo "mpirun.sh: hostfile '$hostfile' names no host" >&2; exit 2; }
 fi
 [ -n "$np" ] || np=$((per_node * nodes))
 
@@ -59,9 +79,10 @@ fi
 # stop request. The longer grace covers a SIGTERM that reaches mpirun directly (a scheduler
 # signalling every process): the ranks can still write their checkpoints, but mpirun exits 1.
 cmd=(mpirun -np "$np" --map-by "ppr:${per_node}:node" --mca odls_base_sigkill_timeout 60)
-# GPU ranks: no core binding (LibTorch sizes its own thread pool from the cores per rank);
-# CPU ranks: bind each to its share of cores so ranks do not steal each other's caches.
-if [ "$gpus" -gt 0 ]; then cmd+=(--bind-to none); else cmd+=(--bind-to socket); fi
+# GPU ranks, and one CPU rank per node (it uses every core of every socket): no binding
+# (LibTorch sizes its own thread pool from the cores per rank); several CPU ranks per node:
+# each bound to a socket so ranks do not steal each other's caches.
+if [ "$gpus" -gt 0 ] || [ "$per_node" -eq 1 ]; then cmd+=(--bind-to none); else cmd+=(--bind-to socket); fi
 [ -n "$hostfile" ] && cmd+=(--hostfile "$hostfile")
 [ "$(id -u)" -eq 0 ] && cmd+=(--allow-run-as-root)
 [ "$np" -gt "$(( $(nproc) * nodes ))" ] && cmd+=(--oversubscribe)
@@ -69,7 +90,7 @@ if [ -n "$iface" ]; then
   export NCCL_SOCKET_IFNAME="$iface"
   cmd+=(--mca btl_tcp_if_include "$iface" --mca oob_tcp_if_include "$iface")
 fi
-for name in $(env | sed -n 's/^\(NCCL_[A-Z_]*\)=.*/\1/p') OMP_NUM_THREADS ${STYLEFLEET_EXPORT:-}; do
+for name in $(env | sed -n 's/^\(NCCL_[A-Z0-9_]*\)=.*/\1/p') OMP_NUM_THREADS ${STYLEFLEET_EXPORT:-}; do
   [ -n "${!name:-}" ] && cmd+=(-x "$name")
 done
 cmd+=("$binary" "$@")
@@ -100,8 +121,8 @@ done
 # A launch over several hosts that failed: say which hosts can no longer be reached (a lost
 # node), asking each the way mpirun starts its daemons there (plm_rsh_agent, ssh by default).
 # Not after a refused job (exit 2) or a stop, not under a resource manager (mpirun starts its
-# daemons through it, not ssh), not for this machine, and only when some host did answer
-# (when none does, the probe itself is the likely fault).
+# daemons through it, not ssh), not for this machine, and only when another host did answer
+# (when none does, the probe itself is the likely fault: other ssh options, say).
 under_rm="${SLURM_JOB_ID:-}${PBS_JOBID:-}${PE_HOSTFILE:-}${LSB_JOBID:-}"
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ] && [ -n "$hostfile" ] && [ "$stops" -eq 0 ] && [ -z "$under_rm" ]; then
   trap - TERM INT
@@ -112,9 +133,9 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ] && [ -n "$hostfile" ] && [ "$stops" -eq 0 
   [ "$(basename "${probe[0]}")" = ssh ] && probe+=(-o BatchMode=yes -o ConnectTimeout=10)
   me="$(hostname)"
   probes="$(mktemp -d)"
-  for host in $(sed -e 's/#.*//' "$hostfile" | awk 'NF {print $1}' | sort -u); do
+  for host in $(hostfile_hosts); do
     case "$host" in
-      localhost|127.*|"$me"|"${me%%.*}") touch "$probes/answered-$host" ;;
+      localhost|127.*|"$me"|"${me%%.*}") ;;  # this machine: mpirun does not ask it
       *) ( if timeout 20 "${probe[@]}" "$host" true </dev/null >/dev/null 2>&1; then
              touch "$probes/answered-$host"; else touch "$probes/lost-$host"; fi ) & ;;
     esac

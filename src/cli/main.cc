@@ -501,6 +501,9 @@ int Run(int argc, char** argv) {
       throw ConfigError({"--ranks-per-host needs --hostfile"});
     }
     std::vector<std::string> rank_hosts;
+    if (check->get_option("--hostfile")->count() > 0 && check_hostfile.empty()) {
+      throw ConfigError({"--hostfile: empty path"});
+    }
     if (!check_hostfile.empty()) {
       rank_hosts = RankHostsFromHostfile(
           check_hostfile, check_world_option->count() > 0 ? check_world : 0, check_ranks_per_host);
@@ -614,14 +617,18 @@ int main(int argc, char** argv) {
   using namespace stylefleet;
   // Training computes Grams through BLAS; the exec costs about half a second
   // of start-up, which only long commands win back.
-  const std::string command = argc > 1 ? argv[1] : "";
+  std::string command;  // the subcommand: the first word that is not an option (-v train ...)
+  for (int i = 1; i < argc && command.empty(); ++i) {
+    if (argv[i][0] != '-') command = argv[i];
+  }
   if (command == "train" || command == "bench") ChooseOpenBlasCore(argv);  // may exec, once
   // Training allocates and frees the same large activation buffers every step.
   // glibc's defaults hand them back to the kernel (mmap/trim) and fault them in
   // again, which cost the PyTorch reference most of its time here: keep them.
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, INT32_MAX);
-  InstallStopSignalHandlers();
+  // Only training stops at a step boundary; every other command ends at the first signal.
+  if (command == "train") InstallStopSignalHandlers();
   const std::string blas_change = OpenBlasCoreChange();
   const char* mpi_rank = std::getenv("OMPI_COMM_WORLD_RANK");
   if (!blas_change.empty() && (mpi_rank == nullptr || std::string(mpi_rank) == "0")) {

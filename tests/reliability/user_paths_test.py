@@ -3,8 +3,8 @@
 
 usage: user_paths_test.py STYLEFLEET_BINARY SOURCE_DIR PART
   check     `check` refuses what `train` would (empty content folder, a folder of another job),
-            `train --style nosuch` stops before serving metrics or writing a file, and `check`
-            prints styles trained together as one pass
+            `train --style nosuch` stops before serving metrics or writing a file, `check`
+            prints styles trained together as one pass, and ends at the first SIGTERM
   losses    `losses --job` honours --style NAME and --image-size
   lock      a second run on the same style folders fails naming the holder (while the holder
             still trains: it never waits for it); SIGKILL frees it
@@ -100,6 +100,20 @@ def part_check(work):
     rc, out, _ = run(["check", job])
     check(rc == 0 and "wave + candy (together on the same batches, batch 1 x 1 = 1) -> mosaic" in out,
           f"check prints a styles_at_once pass as trained together ({rc}): {out[-400:]}")
+    # Only `train` stops at a step boundary: `check` stuck reading a FIFO as its hostfile ends
+    # at the first SIGTERM (it used to need a second one).
+    fifo = os.path.join(work, "hosts.fifo")
+    os.mkfifo(fifo)
+    p = subprocess.Popen([BINARY, "check", job, "--hostfile", fifo], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    check(p.returncode == -signal.SIGTERM, f"check ends at the first SIGTERM (exit {p.returncode})")
 
 
 def part_losses(work):

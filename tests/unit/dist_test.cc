@@ -1,6 +1,7 @@
 // Collectives of the in-process backend, gradient buckets and the style
 // schedule, without mpirun (ranks are threads).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <thread>
@@ -236,12 +237,18 @@ TEST(StyleScheduleTest, HostfileSlotsPlaceRanksAndTheScheduleNamesTheHosts) {
             "  2 host(s): node-a (ranks 0-1), node-b (ranks 2-3)\n"
             "  group 0 (ranks 0-3 on node-a, node-b): wave (batch 4 x 4 = 16) -> candy (batch 4 x "
             "4 = 16)\n");
-  // A host listed again adds its slots; domains are dropped as Open MPI names nodes.
+  // One line a slot; domains and users are dropped as Open MPI names nodes; max_slots alone
+  // gives the slots.
   testing::WriteFile(hostfile,
-                     "node-a.cluster.example slots=1\n10.0.0.7 slots=1\nnode-a slots=1\n");
-  EXPECT_EQ(RankHostsFromHostfile(hostfile, 0, 0), (Hosts{"node-a", "node-a", "10.0.0.7"}));
-  EXPECT_EQ(RankHostsFromHostfile(hostfile, 0, 2),
-            (Hosts{"node-a", "node-a", "10.0.0.7", "10.0.0.7"}));
+                     "node-a.cluster.example\n10.0.0.7 slots=1\nme@node-a\nc max_slots=1\n");
+  EXPECT_EQ(RankHostsFromHostfile(hostfile, 0, 0), (Hosts{"node-a", "node-a", "10.0.0.7", "c"}));
+  EXPECT_EQ(RankHostsFromHostfile(hostfile, 0, 1), (Hosts{"node-a", "10.0.0.7", "c"}));
+  // mpirun's own machine comes first when the hostfile lists it.
+  char here[256] = {};
+  ASSERT_EQ(gethostname(here, sizeof(here) - 1), 0);
+  const std::string me = std::string(here).substr(0, std::string(here).find('.'));
+  testing::WriteFile(hostfile, "other slots=1\n" + me + " slots=2\n");
+  EXPECT_EQ(RankHostsFromHostfile(hostfile, 0, 0), (Hosts{me, me, "other"}));
   EXPECT_EQ(DescribeRankHosts({"b", "a", "b", "a", "a"}),
             "  2 host(s): b (ranks 0, 2), a (ranks 1, 3-4)\n");
   EXPECT_EQ(DescribeRanks({0, 1, 2, 5, 7, 8}), "0-2, 5, 7-8");
@@ -263,8 +270,31 @@ TEST(StyleScheduleTest, HostfileProblemsNameTheFileAndLine) {
   EXPECT_EQ(problem("a slots=2\nb\n", 0, 0),
             at + ":2: host b has no slots=N: mpirun would start as many ranks there as it has "
                  "cores, which only that host knows; add slots=N or give the ranks per host");
-  EXPECT_EQ(problem("a slots=2\nb\n", 0, 3), "accepted");
+  EXPECT_EQ(problem("a slots=3\nb\n", 0, 3), "accepted");
   EXPECT_EQ(problem("a slots = 2 max-slots=4 username=me\nb cpu=1\n", 3, 0), "accepted");
+  EXPECT_EQ(problem("a slots=1\na slots=1\n", 0, 0),
+            at + ":2: host a was given slots on line 1 already (mpirun refuses more than one slot "
+                 "count)");
+  EXPECT_EQ(problem("a slots=1\na\n", 0, 0),
+            at + ":2: host a is listed both with slots= and without (one line a slot, or one "
+                 "slots=N line)");
+  EXPECT_EQ(problem("a\nb slots=1\n", 0, 0),
+            at + ":1: host a has no slots=N: mpirun would start as many ranks there as it has "
+                 "cores, which only that host knows; add slots=N or give the ranks per host");
+  EXPECT_EQ(problem("a slots=2 slots=3\n", 0, 0), at + ":1: gives slots twice");
+  EXPECT_EQ(problem("a slots=4 max_slots=2\n", 0, 0),
+            at + ":1: max_slots 2 is below slots 4 (mpirun refuses it)");
+  EXPECT_EQ(problem("a slots=2\nb slots=2\n", 0, 3),
+            at + ": host a has slots=2, fewer than the 3 ranks per host: mpirun refuses that "
+                 "without --oversubscribe");
+  EXPECT_EQ(problem("a slots=2\r\n", 0, 0),
+            at + ":1: ends with a carriage return (a Windows line end), which mpirun cannot "
+                 "read: convert the file (dos2unix)");
+  EXPECT_EQ(problem("\xef\xbb\xbfa slots=2\n", 0, 0),
+            at + ":1: holds a byte that is not printable ASCII (a host name, 'slots=N' and '#' "
+                 "comments only)");
+  EXPECT_EQ(problem("a slots=1 // old\nb slots=1\n", 0, 0), "accepted");
+  EXPECT_EQ(problem(std::string(70000, 'a') + "\n", 0, 0), at + ":1: longer than 65536 bytes");
   EXPECT_EQ(problem("a slots=0\nb slots=1\n", 1, 0), "accepted");
   EXPECT_EQ(problem("a slots=0\n", 0, 0), at + ": every host has slots=0");
   EXPECT_EQ(problem("a slots=1\n^b\n", 0, 0),
@@ -287,6 +317,12 @@ TEST(StyleScheduleTest, HostfileProblemsNameTheFileAndLine) {
             at + ": 4 ranks do not fit its 3 slot(s) on 2 host(s)");
   EXPECT_EQ(problem("# nothing\n\n", 0, 0), at + ": names no host");
   EXPECT_EQ(problem("", 0, 0), at + ": names no host");
+  try {
+    RankHostsFromHostfile(dir.path(), 0, 0);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.problems().at(0), "hostfile " + dir.path() + ": is a folder");
+  }
   try {
     RankHostsFromHostfile(dir / "missing", 0, 0);
     FAIL();
