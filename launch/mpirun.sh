@@ -121,8 +121,8 @@ done
 # A launch over several hosts that failed: say which hosts can no longer be reached (a lost
 # node), asking each the way mpirun starts its daemons there (plm_rsh_agent, ssh by default).
 # Not after a refused job (exit 2) or a stop, not under a resource manager (mpirun starts its
-# daemons through it, not ssh), not for this machine, and only when another host did answer
-# (when none does, the probe itself is the likely fault: other ssh options, say).
+# daemons through it, not ssh), not for this machine; when no other host answers either, the
+# message says that the probe itself may be at fault (mpirun may use other ssh options).
 under_rm="${SLURM_JOB_ID:-}${PBS_JOBID:-}${PE_HOSTFILE:-}${LSB_JOBID:-}"
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ] && [ -n "$hostfile" ] && [ "$stops" -eq 0 ] && [ -z "$under_rm" ]; then
   trap - TERM INT
@@ -149,8 +149,10 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ] && [ -n "$hostfile" ] && [ "$stops" -eq 0 
     esac
   done
   rm -rf "$probes"
-  if [ -n "$lost" ] && [ "$answered" -gt 0 ]; then
-    echo "mpirun.sh: the launch ended (exit $rc) and host(s) ${lost% } could not be reached with ${probe[0]}: a lost node ends the whole launch; rerun on the hosts that answer to resume from the newest checkpoints" >&2
+  if [ -n "$lost" ]; then
+    doubt=""
+    [ "$answered" -gt 0 ] || doubt=" (no other host was reached either: if mpirun reaches them with other options, this says nothing)"
+    echo "mpirun.sh: the launch ended (exit $rc) and host(s) ${lost% } could not be reached with ${probe[0]}${doubt}: a lost node ends the whole launch; rerun on the hosts that answer to resume from the newest checkpoints" >&2
   fi
 fi
 exit "$rc"

@@ -143,12 +143,16 @@ PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP OverSubscr
                 return word.split("=", 1)[1]
         return None
 
+    # States a job ends in (others, such as SIGNALING while a --signal is delivered, pass).
+    FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
+                    "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
+
     def wait_job(self, job_id, seconds):
-        """Waits until the job is no longer pending or running; returns its state (or None)."""
+        """Waits until the job has ended; returns its final state (None after `seconds`)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             state = self.job_field(job_id, "JobState")
-            if state not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", None):
+            if state in self.FINAL_STATES:
                 return state
             time.sleep(0.3)
         return None
