@@ -91,6 +91,9 @@ class MpiCommunicator : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string backend() const override { return "mpi"; }
+  void set_world_hosts(std::shared_ptr<const std::vector<std::string>> world_hosts) {
+    world_hosts_ = std::move(world_hosts);
+  }
 
  protected:
   void DoAllReduceAverage(float* data, size_t count, const std::string& what) override {
@@ -302,7 +305,7 @@ class MpiWorld : public World {
     all_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, timeouts_, nullptr);
     world_hosts_ =
         std::make_shared<const std::vector<std::string>>(all_->AllGather(info_.host, "host names"));
-    all_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, timeouts_, world_hosts_);
+    all_->set_world_hosts(world_hosts_);
   }
   ~MpiWorld() override {
     all_.reset();

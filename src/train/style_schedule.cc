@@ -156,17 +156,120 @@ struct HostLines {
 
 }  // namespace
 
+namespace {
+
+// One line of a hostfile, without its comment: the node it names ("" for a
+// blank line) and its slots (-1: none given). `where` starts each message.
+std::pair<std::string, int64_t> ReadHostfileLine(std::string line, const std::string& where) {
+  // Open MPI 4.1's hostfile words (its lexer): the slot count and its synonyms, the maximum
+  // and its synonyms, and words that do not change where ranks go.
+  static const std::set<std::string> slot_words = {"slots", "cpu", "count"};
+  static const std::set<std::string> max_words = {"max_slots", "max-slots", "slots-max",
+                                                  "slots_max", "max_cpu",   "cpu-max",
+                                                  "max-count", "count_max"};
+  static const std::set<std::string> other_words = {"username", "user-name", "port"};
+  line = line.substr(0, std::min(line.find('#'), line.find("//")));
+  if (!line.empty() && line.back() == '\r') {
+    throw ConfigError({where + "ends with a carriage return (a Windows line end), which "
+                               "mpirun cannot read: convert the file (dos2unix)"});
+  }
+  for (const char c : line) {
+    if (static_cast<unsigned char>(c) < 0x20 ? c != '\t' : static_cast<unsigned char>(c) >= 0x7f) {
+      throw ConfigError({where + "holds a byte that is not printable ASCII (a host name, "
+                                 "'slots=N' and '#' comments only)"});
+    }
+  }
+  // "slots = 4" is "slots=4".
+  for (size_t eq = line.find('='); eq != std::string::npos; eq = line.find('=', eq + 1)) {
+    while (eq > 0 && (line[eq - 1] == ' ' || line[eq - 1] == '\t')) line.erase(--eq, 1);
+    while (eq + 1 < line.size() && (line[eq + 1] == ' ' || line[eq + 1] == '\t')) {
+      line.erase(eq + 1, 1);
+    }
+  }
+  std::istringstream words(line);
+  std::string name, word;
+  if (!(words >> name)) return {"", -1};
+  if (name[0] == '^' || name[0] == '/' || name.find('=') != std::string::npos) {
+    throw ConfigError({where + Quoted(name) +
+                       " is not a host name (exclusions and other syntax are not read here)"});
+  }
+  int64_t slots = -1, most = -1;
+  while (words >> word) {
+    const size_t eq = word.find('=');
+    const std::string key = word.substr(0, eq);
+    if (eq == std::string::npos ||
+        (!slot_words.count(key) && !max_words.count(key) && !other_words.count(key))) {
+      throw ConfigError({where + Quoted(word) +
+                         " is not slots=N (or another word of Open MPI's "
+                         "hostfiles: max_slots=N, username=...)"});
+    }
+    if (other_words.count(key)) continue;
+    const int64_t n = Count(word.substr(eq + 1));
+    if (n < 0) {
+      throw ConfigError({where + Quoted(word) + ": N must be a whole number from 0 to " +
+                         std::to_string(kMostRanks)});
+    }
+    int64_t& target = slot_words.count(key) ? slots : most;
+    if (target >= 0) throw ConfigError({where + "gives " + key + " twice"});
+    target = n;
+  }
+  if (slots >= 0 && most >= 0 && most < slots) {
+    throw ConfigError({where + "max_slots " + std::to_string(most) + " is below slots " +
+                       std::to_string(slots) + " (mpirun refuses it)"});
+  }
+  // user@host; "slots defaults to max_slots".
+  return {NodeName(name.substr(name.find('@') + 1)), slots >= 0 ? slots : most};
+}
+
+// Adds one line's slots (-1: a line without) to `host`, as mpirun would take them.
+void AddHostLine(HostLines& host, const std::string& node, int64_t slots, int number,
+                 const std::string& where) {
+  if (host.first_line == 0) host.first_line = number;
+  if (slots < 0) {
+    ++host.bare_lines;
+  } else if (host.slots >= 0) {
+    throw ConfigError({where + "host " + node + " was given slots on line " +
+                       std::to_string(host.slots_line) +
+                       " already (mpirun refuses more than one slot count)"});
+  } else {
+    host.slots = slots;
+    host.slots_line = number;
+  }
+  if (host.slots >= 0 && host.bare_lines > 0) {
+    throw ConfigError({where + "host " + node +
+                       " is listed both with slots= and without (one line a slot, or one "
+                       "slots=N line)"});
+  }
+}
+
+// The ranks mpirun starts on `node`: its slots, one line a slot, or `ranks_per_host`.
+int64_t RanksOnHost(const HostLines& host, const std::string& node, int ranks_per_host,
+                    const std::string& path) {
+  if (ranks_per_host > 0) {
+    if (host.slots >= 0 && host.slots < ranks_per_host) {
+      throw ConfigError({"hostfile " + path + ": host " + node +
+                         " has slots=" + std::to_string(host.slots) + ", fewer than the " +
+                         std::to_string(ranks_per_host) +
+                         " ranks per host: mpirun refuses that without --oversubscribe"});
+    }
+    return ranks_per_host;
+  }
+  if (host.slots >= 0) return host.slots;
+  if (host.bare_lines > 1) return host.bare_lines;
+  // A single bare line: as many slots as the host has cores, which is unknown here.
+  throw ConfigError({"hostfile " + path + ":" + std::to_string(host.first_line) + ": host " + node +
+                     " has no slots=N: mpirun would start as many ranks there as it has "
+                     "cores, which only that host knows; add slots=N or give the ranks per "
+                     "host"});
+}
+
+}  // namespace
+
 std::vector<std::string> RankHostsFromHostfile(const std::string& path, int world,
                                                int ranks_per_host) {
   if (fs::is_directory(path)) throw ConfigError({"hostfile " + path + ": is a folder"});
   std::ifstream in(path);
   if (!in) throw ConfigError({"hostfile " + path + ": cannot be read"});
-  // Open MPI 4.1's hostfile words (its lexer): the slot count and its synonyms, the maximum
-  // and its synonyms, and words that do not change where ranks go.
-  const std::set<std::string> slot_words = {"slots", "cpu", "count"};
-  const std::set<std::string> max_words = {"max_slots", "max-slots", "slots-max", "slots_max",
-                                           "max_cpu",   "cpu-max",   "max-count", "count_max"};
-  const std::set<std::string> other_words = {"username", "user-name", "port"};
   constexpr size_t kLongestLine = 65536;
   std::vector<std::string> order;
   std::map<std::string, HostLines> hosts;
@@ -176,79 +279,10 @@ std::vector<std::string> RankHostsFromHostfile(const std::string& path, int worl
     if (line.size() > kLongestLine) {
       throw ConfigError({where + "longer than " + std::to_string(kLongestLine) + " bytes"});
     }
-    line = line.substr(0, std::min(line.find('#'), line.find("//")));
-    if (!line.empty() && line.back() == '\r') {
-      throw ConfigError({where + "ends with a carriage return (a Windows line end), which "
-                                 "mpirun cannot read: convert the file (dos2unix)"});
-    }
-    for (const char c : line) {
-      if (static_cast<unsigned char>(c) < 0x20 ? c != '\t'
-                                               : static_cast<unsigned char>(c) >= 0x7f) {
-        throw ConfigError({where + "holds a byte that is not printable ASCII (a host name, "
-                                   "'slots=N' and '#' comments only)"});
-      }
-    }
-    // "slots = 4" is "slots=4".
-    for (size_t eq = line.find('='); eq != std::string::npos; eq = line.find('=', eq + 1)) {
-      while (eq > 0 && (line[eq - 1] == ' ' || line[eq - 1] == '\t')) line.erase(--eq, 1);
-      while (eq + 1 < line.size() && (line[eq + 1] == ' ' || line[eq + 1] == '\t')) {
-        line.erase(eq + 1, 1);
-      }
-    }
-    std::istringstream words(line);
-    std::string name, word;
-    if (!(words >> name)) continue;
-    if (name[0] == '^' || name[0] == '/' || name.find('=') != std::string::npos) {
-      throw ConfigError({where + Quoted(name) +
-                         " is not a host name (exclusions and other syntax are not read here)"});
-    }
-    name = name.substr(name.find('@') + 1);  // user@host
-    int64_t slots = -1, most = -1;
-    while (words >> word) {
-      const size_t eq = word.find('=');
-      const std::string key = word.substr(0, eq);
-      const std::string value = eq == std::string::npos ? "" : word.substr(eq + 1);
-      if (eq == std::string::npos ||
-          (!slot_words.count(key) && !max_words.count(key) && !other_words.count(key))) {
-        throw ConfigError({where + Quoted(word) +
-                           " is not slots=N (or another word of Open MPI's "
-                           "hostfiles: max_slots=N, username=...)"});
-      }
-      if (other_words.count(key)) continue;
-      const int64_t n = Count(value);
-      if (n < 0) {
-        throw ConfigError({where + Quoted(word) + ": N must be a whole number from 0 to " +
-                           std::to_string(kMostRanks)});
-      }
-      int64_t& target = slot_words.count(key) ? slots : most;
-      if (target >= 0) throw ConfigError({where + "gives " + key + " twice"});
-      target = n;
-    }
-    if (slots >= 0 && most >= 0 && most < slots) {
-      throw ConfigError({where + "max_slots " + std::to_string(most) + " is below slots " +
-                         std::to_string(slots) + " (mpirun refuses it)"});
-    }
-    if (slots < 0) slots = most;  // "slots defaults to max_slots"
-    const std::string node = NodeName(name);
-    auto [entry, fresh] = hosts.try_emplace(node);
-    if (fresh) order.push_back(node);
-    HostLines& host = entry->second;
-    if (fresh) host.first_line = number;
-    if (slots < 0) {
-      ++host.bare_lines;
-    } else if (host.slots >= 0) {
-      throw ConfigError({where + "host " + node + " was given slots on line " +
-                         std::to_string(host.slots_line) +
-                         " already (mpirun refuses more than one slot count)"});
-    } else {
-      host.slots = slots;
-      host.slots_line = number;
-    }
-    if (host.slots >= 0 && host.bare_lines > 0) {
-      throw ConfigError({where + "host " + node +
-                         " is listed both with slots= and without (one line a slot, or one "
-                         "slots=N line)"});
-    }
+    const auto [node, slots] = ReadHostfileLine(line, where);
+    if (node.empty()) continue;
+    if (!hosts.count(node)) order.push_back(node);
+    AddHostLine(hosts[node], node, slots, number, where);
   }
   if (order.empty()) throw ConfigError({"hostfile " + path + ": names no host"});
   // mpirun's own machine comes first when the hostfile lists it.
@@ -258,27 +292,8 @@ std::vector<std::string> RankHostsFromHostfile(const std::string& path, int worl
   std::map<std::string, int64_t> slots_of;
   int64_t total = 0;
   for (const auto& node : order) {
-    const HostLines& host = hosts[node];
-    // One line a slot; a single bare line: as many slots as the host has cores (unknown here).
-    int64_t slots = host.slots >= 0 ? host.slots : host.bare_lines > 1 ? host.bare_lines : -1;
-    if (ranks_per_host > 0) {
-      if (host.slots >= 0 && host.slots < ranks_per_host) {
-        throw ConfigError({"hostfile " + path + ": host " + node +
-                           " has slots=" + std::to_string(host.slots) + ", fewer than the " +
-                           std::to_string(ranks_per_host) +
-                           " ranks per host: mpirun refuses that without --oversubscribe"});
-      }
-      slots = ranks_per_host;
-    }
-    if (slots < 0) {
-      throw ConfigError({"hostfile " + path + ":" + std::to_string(host.first_line) + ": host " +
-                         node +
-                         " has no slots=N: mpirun would start as many ranks there as it has "
-                         "cores, which only that host knows; add slots=N or give the ranks per "
-                         "host"});
-    }
-    slots_of[node] = slots;
-    total = std::min(total + slots, kMostRanks + 1);
+    slots_of[node] = RanksOnHost(hosts[node], node, ranks_per_host, path);
+    total = std::min(total + slots_of[node], kMostRanks + 1);
   }
   if (total == 0) throw ConfigError({"hostfile " + path + ": every host has slots=0"});
   const int64_t wanted = world > 0 ? world : total;
