@@ -290,7 +290,9 @@ TEST(StyleScheduleTest, HostfileProblemsNameTheFileAndLine) {
   EXPECT_EQ(problem("a slots=2\r\n", 0, 0),
             at + ":1: ends with a carriage return (a Windows line end), which mpirun cannot "
                  "read: convert the file (dos2unix)");
-  EXPECT_EQ(problem("\xef\xbb\xbfa slots=2\n", 0, 0),
+  EXPECT_EQ(problem("\xef\xbb\xbf"
+                    "a slots=2\n",
+                    0, 0),
             at + ":1: holds a byte that is not printable ASCII (a host name, 'slots=N' and '#' "
                  "comments only)");
   EXPECT_EQ(problem("a slots=1 // old\nb slots=1\n", 0, 0), "accepted");
