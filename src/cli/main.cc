@@ -161,6 +161,13 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
     preflight.allow_changed_settings = options.allow_changed_settings;
     preflight.log_changes = me.rank == 0;
     preflight.processes_on_host = CudaDeviceCount() > 0 ? 0 : me.local_size;
+    // A resume on another number of ranks keeps its images per step; the
+    // preflight checks the job this gives (and says when it cannot).
+    std::vector<std::string> elastic;
+    job = WithElasticBatches(job, preflight, &elastic, nullptr);
+    if (me.rank == 0) {
+      for (const std::string& note : elastic) SF_LOG(kInfo) << note;
+    }
     problems = PreflightProblems(job, preflight);
     // Each rank writes PATH or a file beside it (step/step_clock.h).
     if (!options.trace_path.empty()) CheckWritableFile(options.trace_path, "--trace");
@@ -516,6 +523,9 @@ int Run(int argc, char** argv) {
     preflight.processes_on_host = CudaDeviceCount() > 0 ? 0 : 1;
     const std::vector<std::string> problems = PreflightProblems(job, preflight);
     if (!problems.empty()) throw ConfigError(problems);
+    std::vector<std::string> elastic;
+    WithElasticBatches(job, preflight, &elastic, nullptr);
+    for (const std::string& note : elastic) std::cout << "resume: " << note << "\n";
     LossNetworkReport loss_network;
     try {
       loss_network = DescribeLossNetwork(job.loss_network.weights);

@@ -535,9 +535,14 @@ const FieldTable<TrainingOptions>& TrainingFields() {
        "per direction.",
        Agreement::kEveryRank, Show(&TrainingOptions::tv_weight),
        [](TrainingOptions& t, const Value& v) { v.ReadDouble(&t.tv_weight, 0, 1e12); }},
-      {"batch_size", "integer", "4", "Images per step (per rank when distributed), 1 to 1024.",
+      {"batch_size", "integer", "4",
+       "Images per step (per rank when distributed), 1 to 1024. A resume keeps the images per "
+       "step (batch_size x ranks per style) its checkpoints were trained with: on another number "
+       "of ranks it sets batch_size and micro_batches itself (elastic resume, README \"On a "
+       "cluster\"); a changed batch_size on the same ranks is refused.",
        Agreement::kPassShape, Show(&TrainingOptions::batch_size),
-       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.batch_size, 1, 1024); }},
+       [](TrainingOptions& t, const Value& v) { v.ReadInt(&t.batch_size, 1, 1024); },
+       OnResume::kMayChange},
       {"micro_batches", "integer", "1",
        "Gradient accumulation: each step runs its batch in this many parts (part m takes "
        "images m, m+M, m+2M, ...) and averages their gradients. The update is that of the whole "

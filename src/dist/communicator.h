@@ -36,7 +36,11 @@ class Communicator {
   virtual std::string backend() const = 0;
 
   /// In place: data[i] = mean over ranks of data[i]. Host memory, or device
-  /// memory for NCCL.
+  /// memory for NCCL. Every rank gets the same bits. With the MPI and the
+  /// in-process backends and a power-of-two number of ranks, the sum is
+  /// added in one fixed tree (rank r with r + N/2 first, then r + N/4, ...,
+  /// as GradientTree adds micro-batches), whatever algorithm MPI would pick;
+  /// NCCL adds in its own order.
   void AllReduceAverage(float* data, size_t count, const std::string& what = "allreduce");
   /// In place: data[i] = sum over ranks (host memory, any backend).
   void AllReduceSum(double* data, size_t count, const std::string& what = "value allreduce");

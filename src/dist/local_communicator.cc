@@ -123,11 +123,26 @@ class LocalCommunicator : public Communicator {
   template <typename T>
   void Reduce(T* data, size_t count, bool average) {
     Publish(data);
-    // Every rank sums in rank order, so all ranks get bitwise the same result.
+    // Every rank sums in the same order, so all ranks get bitwise the same
+    // result: for a power-of-two size the tree the MPI backend uses (rank r
+    // with r + N/2 first, then r + N/4, ...), otherwise rank order.
+    const size_t n = static_cast<size_t>(size());
+    std::vector<const T*> all(n);
+    for (size_t r = 0; r < n; ++r) all[r] = static_cast<const T*>(shared_->slots[r]);
     std::vector<T> sum(count, T(0));
-    for (int r = 0; r < size(); ++r) {
-      const T* other = static_cast<const T*>(shared_->slots[static_cast<size_t>(r)]);
-      for (size_t i = 0; i < count; ++i) sum[i] += other[i];
+    if ((n & (n - 1)) == 0) {
+      std::vector<T> partial(n);
+      for (size_t i = 0; i < count; ++i) {
+        for (size_t r = 0; r < n; ++r) partial[r] = all[r][i];
+        for (size_t d = n / 2; d >= 1; d /= 2) {
+          for (size_t r = 0; r < d; ++r) partial[r] = partial[r] + partial[r + d];
+        }
+        sum[i] = partial[0];
+      }
+    } else {
+      for (size_t r = 0; r < n; ++r) {
+        for (size_t i = 0; i < count; ++i) sum[i] += all[r][i];
+      }
     }
     shared_->Wait();  // all have read before anyone overwrites its buffer
     for (size_t i = 0; i < count; ++i) data[i] = average ? sum[i] / T(size()) : sum[i];

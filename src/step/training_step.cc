@@ -49,7 +49,60 @@ void InjectGradientFault(InjectedFault fault, const Adam& adam) {
                                                      : std::numeric_limits<double>::infinity());
 }
 
+// `index` (0..count-1, count a power of two) with its bits in reverse order:
+// 1 of 4 -> 2. Parts run in this order so that GradientTree's neighbours are
+// parts m and m + count/2, the units that ranks r and r + N/2 hold.
+int BitReversed(int index, int count) {
+  int reversed = 0;
+  for (int bit = 1; bit < count; bit <<= 1) {
+    reversed <<= 1;
+    if ((index & bit) != 0) reversed |= 1;
+  }
+  return reversed;
+}
+
+// The parameters' gradients of one part, handed over; each .grad() is left at
+// zero for the next part's backward (a missing gradient is zeros).
+std::vector<torch::Tensor> TakeGradients(const Adam& adam) {
+  std::vector<torch::Tensor> taken;
+  for (const torch::Tensor& p : adam.params()) {
+    torch::Tensor& grad = p.mutable_grad();
+    taken.push_back(grad.defined() ? grad : torch::zeros_like(p));
+    grad = torch::zeros_like(p);
+  }
+  return taken;
+}
+
+void PutGradients(std::vector<torch::Tensor> grads, const Adam& adam) {
+  for (size_t i = 0; i < grads.size(); ++i) {
+    adam.params()[i].mutable_grad() = std::move(grads[i]);
+  }
+}
+
 }  // namespace
+
+void GradientTree::Add(std::vector<torch::Tensor> part) {
+  torch::NoGradGuard no_grad;
+  size_t level = 0;
+  for (; level < levels_.size() && !levels_[level].empty(); ++level) {
+    // a + b == b + a in IEEE arithmetic, so neither side's order matters here.
+    for (size_t i = 0; i < part.size(); ++i) part[i] = levels_[level][i] + part[i];
+    levels_[level].clear();
+  }
+  if (level == levels_.size()) levels_.emplace_back();
+  levels_[level] = std::move(part);
+}
+
+std::vector<torch::Tensor> GradientTree::Total() {
+  std::vector<torch::Tensor> total;
+  for (auto& level : levels_) {
+    if (level.empty()) continue;
+    SF_CHECK(total.empty(), "a gradient tree needs a power-of-two number of parts");
+    total = std::move(level);
+  }
+  levels_.clear();
+  return total;
+}
 
 void AddWeightedValues(const StyleStepValues& values, std::vector<double>& sums) {
   if (values.images == 0) return;
@@ -132,7 +185,17 @@ std::vector<TrainingStep::RankValues> TrainingStep::ForwardBackward(
       values[k].style_sums.emplace_back(5 + layers, 0.0);
     }
   }
-  for (int part = 0; part < parts; ++part) {
+  // With a power-of-two count the parts' gradients are added in the fixed tree
+  // GradientTree describes, so that any split of the same units over ranks and
+  // parts gives the same bits (elastic resume); other counts accumulate in
+  // autograd, part after part.
+  const bool tree = parts > 1 && (parts & (parts - 1)) == 0;
+  std::vector<GradientTree> trees(tree ? styles.size() : 0);
+  // Each part's values, added in part order after the loop whatever order the parts ran in.
+  std::vector<std::vector<std::vector<double>>> part_values(static_cast<size_t>(parts));
+  std::vector<std::vector<std::vector<StyleShare>>> part_shares(static_cast<size_t>(parts));
+  for (int turn = 0; turn < parts; ++turn) {
+    const int part = tree ? BitReversed(turn, parts) : turn;
     // Part m takes images m, m+M, ... (strided like the shards of a group, so
     // M parts in one process reproduce M ranks bit for bit).
     auto take = [&](const torch::Tensor& t) {
@@ -157,11 +220,19 @@ std::vector<TrainingStep::RankValues> TrainingStep::ForwardBackward(
     }
     total.backward();
     for (size_t k = 0; k < styles.size(); ++k) {
-      const std::vector<double> part_values = TermValues(terms[k]);
-      values[k].mean.resize(part_values.size(), 0.0);
-      for (size_t i = 0; i < part_values.size(); ++i) values[k].mean[i] += part_values[i] / parts;
-      for (size_t j = 0; j < part_batches[k].shares.size(); ++j)
-        AddStyleSums(part_batches[k].shares[j], values[k].style_sums[j]);
+      part_values[static_cast<size_t>(part)].push_back(TermValues(terms[k]));
+      part_shares[static_cast<size_t>(part)].push_back(part_batches[k].shares);
+      if (tree) trees[k].Add(TakeGradients(*styles[k].adam));
+    }
+  }
+  for (size_t k = 0; k < trees.size(); ++k) PutGradients(trees[k].Total(), *styles[k].adam);
+  for (size_t part = 0; part < part_values.size(); ++part) {
+    for (size_t k = 0; k < styles.size(); ++k) {
+      const std::vector<double>& own = part_values[part][k];
+      values[k].mean.resize(own.size(), 0.0);
+      for (size_t i = 0; i < own.size(); ++i) values[k].mean[i] += own[i] / parts;
+      const std::vector<StyleShare>& shares = part_shares[part][k];
+      for (size_t j = 0; j < shares.size(); ++j) AddStyleSums(shares[j], values[k].style_sums[j]);
     }
   }
   for (const StepStyle& s : styles) InjectGradientFault(s.fault, *s.adam);

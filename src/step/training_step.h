@@ -86,6 +86,25 @@ struct StepOptions {
   LossNetworkUse use;
 };
 
+/// Sums the gradients of a power-of-two number of parts in one fixed tree: the
+/// parts handed in as p0, p1, p2, p3 give (p0 + p1) + (p2 + p3). Fed in
+/// bit-reversed part order (0, 2, 1, 3), this is the tree in which the
+/// communicators add a power-of-two number of ranks (rank r with r + N/2
+/// first), so N ranks of k parts each sum their N*k units in the same order
+/// for every such split: 4 ranks, 2 ranks of 2 parts and 1 process of 4 parts
+/// give the same bits (elastic resume, README "On a cluster").
+class GradientTree {
+ public:
+  /// One part's gradients, one tensor per parameter, in parameter order.
+  void Add(std::vector<torch::Tensor> part);
+  /// The sum of everything added, and empty again. Throws when the number of
+  /// parts added was not a power of two.
+  std::vector<torch::Tensor> Total();
+
+ private:
+  std::vector<std::vector<torch::Tensor>> levels_;  // [l]: the sum of 2^l parts, or empty
+};
+
 /// Runs steps for a group of ranks. `control` carries host-memory values (the
 /// loss terms and the stop flag), `tensors` the gradients (device memory on
 /// NCCL); on CPU they are the same communicator. Not thread-safe.

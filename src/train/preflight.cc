@@ -244,14 +244,46 @@ std::vector<std::string> StyleImageProblems(const JobConfig& job,
   return problems;
 }
 
-std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options) {
+JobConfig WithElasticBatches(const JobConfig& job, const PreflightOptions& options,
+                             std::vector<std::string>* notes, std::vector<std::string>* problems) {
+  JobConfig out = job;
+  StyleSchedule plan;
+  std::vector<const StyleSpec*> runs;
+  try {
+    runs = SelectRuns(out, options.only_styles);
+    plan = PlanStyles(static_cast<int>(runs.size()), options.world, RanksPerRun(out));
+  } catch (const ConfigError&) {
+    return out;  // PreflightProblems says why
+  }
+  for (const StyleSpec* run : runs) {
+    if (ListCheckpoints(run->output_dir).empty()) continue;  // it starts afresh
+    const ElasticBatch batch = KeepImagesPerStep(*run, plan.ranks_per_group);
+    if (!batch.problem.empty()) {
+      if (!options.allow_changed_settings && problems != nullptr)
+        problems->push_back(batch.problem);
+      continue;
+    }
+    if (!batch.changed) continue;
+    // `runs` points into `out`: the run's own options change.
+    StyleSpec& spec = const_cast<StyleSpec&>(*run);
+    spec.training.batch_size = batch.batch_size;
+    spec.training.micro_batches = batch.micro_batches;
+    if (notes != nullptr) notes->push_back(batch.note);
+  }
+  return out;
+}
+
+std::vector<std::string> PreflightProblems(const JobConfig& configured,
+                                           const PreflightOptions& options) {
+  std::vector<std::string> problems;
+  const JobConfig job = WithElasticBatches(configured, options, nullptr, &problems);
+  if (!problems.empty()) return problems;
   std::vector<const StyleSpec*> styles;
   try {
     styles = SelectRuns(job, options.only_styles);
   } catch (const ConfigError& e) {
     return e.problems();
   }
-  std::vector<std::string> problems;
   StyleSchedule plan;
   try {
     plan = PlanStyles(static_cast<int>(styles.size()), options.world, RanksPerRun(job));

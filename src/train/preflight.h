@@ -65,7 +65,18 @@ std::string NetworkStylesProblem(const std::string& checkpoint,
                                  const std::vector<std::string>& held,
                                  const std::vector<std::string>& rows);
 
-/// Problems that would certainly stop `train`: unknown style names, a content
+/// Elastic resume: `job` with the batch of each selected run that resumes
+/// (it has checkpoints) on another number of ranks per style set as
+/// KeepImagesPerStep (run_settings.h) says, so that the images per step stay
+/// those its checkpoints were trained with. What changed goes to `notes`; a
+/// run whose images per step `options.world` ranks cannot keep goes to
+/// `problems` (unless options.allow_changed_settings: it then resumes as
+/// configured, and the settings check warns). Either may be null. Reads only.
+JobConfig WithElasticBatches(const JobConfig& job, const PreflightOptions& options,
+                             std::vector<std::string>* notes, std::vector<std::string>* problems);
+
+/// Problems that would certainly stop `train` (checked on the job
+/// WithElasticBatches gives): unknown style names, a content
 /// folder without images or with fewer than one step needs, a style image
 /// that does not decode (StyleImageProblems), a ranks_per_style
 /// that does not divide the world, a style output folder that belongs to

@@ -38,5 +38,12 @@ expect "NCCL variables with digits are passed on" 0 "-x NCCL_P2P_DISABLE" -- \
   env NCCL_P2P_DISABLE=1 "$script" --dry-run -- train j
 expect "STYLEFLEET_EXPORT with a bad name" 2 "'A-B', which is not a variable name" -- \
   env STYLEFLEET_EXPORT=A-B "$script" --dry-run -- train j
+expect "--restarts without a hostfile" 2 "give --hostfile" -- "$script" --dry-run --restarts 1 -- train j
+expect "--restarts with --np" 2 "leave --np out" -- \
+  "$script" --dry-run --hostfile "$work/hosts" --np 2 --restarts 1 -- train j
+expect "--restarts -1" 2 "--restarts takes a whole number from 0, not '-1'" -- \
+  "$script" --dry-run --hostfile "$work/hosts" --restarts -1 -- train j
+expect "--restarts with a hostfile" 0 "mpirun -np 2 --map-by ppr:1:node" -- \
+  "$script" --dry-run --hostfile "$work/hosts" --restarts 2 -- train job.yaml
 [ "$failures" -eq 0 ] && echo "mpirun_sh_test passed" || echo "mpirun_sh_test failed: $failures failure(s)"
 [ "$failures" -eq 0 ]

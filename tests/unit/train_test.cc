@@ -1433,7 +1433,8 @@ TEST_F(TrainTest, EveryRecordedSettingIsRefusedOrResumedAsItsKindRequires) {
       {"styles.style.content_weight", {"2", true}},
       {"styles.style.style_weight", {"50", true}},
       {"styles.style.tv_weight", {"1", true}},
-      {"styles.style.batch_size", {"1", true}},
+      // With 2 ranks (below): the same 2 images per step, so it resumes.
+      {"styles.style.batch_size", {"1", false}},
       {"styles.style.micro_batches", {"2", false}},
       {"styles.style.epochs", {"1", false}},
       {"styles.style.max_steps", {"2", false}},
@@ -1444,9 +1445,12 @@ TEST_F(TrainTest, EveryRecordedSettingIsRefusedOrResumedAsItsKindRequires) {
       {"styles.style.precision", {"bf16", true}},
       {"styles.style.style_image_size", {"32", true}},
       {"styles.style.style_layers", {"[conv1_2]", true}},
-      // Not set with --set: two ranks train the style (PreflightOptions::world),
-      // and a photo is added to the content folder.
-      {"ranks training the style together", {"", true}},
+      // Not set with --set: two ranks train the style (PreflightOptions::world:
+      // an elastic resume, batch 1 on each), a batch of 1 on one rank (1 image
+      // per step where the checkpoints had 2), and a photo is added to the
+      // content folder.
+      {"ranks training the style together", {"", false}},
+      {"images per step (batch_size x ranks)", {"", true}},
       {"data.content_dir holds", {"", false}},
   };
   // Keys no change of which resumes this folder, so there is nothing to refuse.
@@ -1480,6 +1484,11 @@ TEST_F(TrainTest, EveryRecordedSettingIsRefusedOrResumedAsItsKindRequires) {
     const std::string extra_photo = dir_ / "photos/extra.png";
     if (setting.key == "ranks training the style together") {
       preflight.world = 2;
+    } else if (setting.key == "styles.style.batch_size") {
+      preflight.world = 2;
+      overrides.push_back(setting.key + "=" + change->second.value);
+    } else if (setting.key == kImagesPerStepKey) {
+      overrides.push_back("styles.style.batch_size=1");
     } else if (setting.key == "data.content_dir holds") {
       SaveImageFile(testing::MakeTestImage(80, 72, 9), extra_photo);
     } else {
@@ -1506,6 +1515,8 @@ TEST_F(TrainTest, EveryRecordedSettingIsRefusedOrResumedAsItsKindRequires) {
     } else {
       ++resumes;
       EXPECT_TRUE(problems.empty()) << "a safe change was refused: " << problems.front();
+      // Two ranks resume in elastic_resume_test (mpirun); this process is one.
+      if (preflight.world != 1) continue;
       // The resume itself: one more step from a copy of the trained folder,
       // wherever the changed job keeps it.
       const std::string folder = changed.styles[0].output_dir;
