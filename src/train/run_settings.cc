@@ -120,15 +120,15 @@ ElasticBatch KeepImagesPerStep(const StyleSpec& style, int group_ranks) {
   const bool exact = micro > 0 && batch % micro == 0 && batch / micro == kept_pass &&
                      PowerOfTwo(ranks) && PowerOfTwo(micro) && PowerOfTwo(group_ranks) &&
                      PowerOfTwo(out.micro_batches);
-  out.note = "style '" + style.name + "': " + was + "; on " + std::to_string(group_ranks) +
-             " rank(s) each takes batch_size " + std::to_string(out.batch_size) + " in " +
-             std::to_string(out.micro_batches) + " micro-batch(es) of " +
-             std::to_string(kept_pass) + ", the same " + std::to_string(images) +
-             " images per step (elastic resume; " +
-             (exact ? "bit for bit the update the checkpoints' set-up computes"
-                    : "the same update to rounding: bit for bit needs power-of-two rank and "
-                      "micro-batch counts and micro-batches of the recorded size") +
-             ")";
+  out.note =
+      "style '" + style.name + "': " + was + "; on " + std::to_string(group_ranks) +
+      " rank(s) each takes batch_size " + std::to_string(out.batch_size) + " in " +
+      std::to_string(out.micro_batches) + " micro-batch(es) of " + std::to_string(kept_pass) +
+      ", the same " + std::to_string(images) + " images per step (elastic resume; " +
+      (exact ? "with the MPI backend, bit for bit the update the checkpoints' set-up computes"
+             : "the same update to rounding: bit for bit needs power-of-two rank and "
+               "micro-batch counts and micro-batches of the recorded size") +
+      ")";
   return out;
 }
 

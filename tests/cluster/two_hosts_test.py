@@ -224,7 +224,7 @@ def host_dies(hosts, work):
     check(restarted in after, f"launch/mpirun.sh --restarts relaunched on host A alone: '{restarted}'")
     relaunch = after[after.find(restarted):]
     elastic = ("on 1 rank(s) each takes batch_size 4 in 2 micro-batch(es) of 2, the same 4 images "
-               "per step (elastic resume; bit for bit")
+               "per step (elastic resume; with the MPI backend, bit for bit")
     check("resuming from" in relaunch and "ignoring unreadable" not in relaunch and elastic in relaunch,
           "the relaunch resumed from the newest checkpoint (intact) on one rank with the same 4 "
           "images per step" + ("" if elastic in relaunch else "\n" + relaunch[-3000:]))

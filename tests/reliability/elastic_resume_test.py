@@ -2,14 +2,14 @@
 """Elastic resume (ctest labels `reliability;mpi`; issue 33 item 4).
 
 A style checkpointed on N ranks resumes on M ranks with the same images per step: each rank
-takes batch_size b*N/M in micro-batches of the recorded size. One style, batch 1 per rank:
+takes batch_size b*N/M in micro-batches of the recorded size. One style, batch 2 per rank:
 
   1. the reference: `mpirun -np 4` trains 8 steps;
-  2. the same job trained 2 steps on 4 ranks, 2 more on 2 ranks (batch 2 in 2 micro-batches),
-     2 more in one process (batch 4 in 4 micro-batches), the last 2 on 2 ranks again: its model
+  2. the same job trained 2 steps on 4 ranks, 2 more on 2 ranks (batch 4 in 2 micro-batches of 2),
+     2 more in one process (batch 8 in 4 micro-batches of 2), the last 2 on 2 ranks again: its model
      equals the reference bit for bit (same threads per rank), and each launch logs the batch it
      took; settings.json records the last set-up, with the same images per step;
-  3. 3 ranks cannot keep 4 images per step: refused with exit 2 before training, naming the
+  3. 3 ranks cannot keep 8 images per step: refused with exit 2 before training, naming the
      numbers, and the folder is left as it was.
 
 Before the fixed-order sums (GradientTree, the MPI backend's tree allreduce) step 2's model
@@ -38,7 +38,7 @@ def write_job(work, output, max_steps):
         f.write(f"""job: {{name: elastic, output_dir: {os.path.join(work, output)}, seed: 5}}
 data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
 loss_network: {{weights: 'random:4'}}
-training: {{batch_size: 1, epochs: 0, max_steps: {max_steps}, log_every_steps: 1,
+training: {{batch_size: 2, epochs: 0, max_steps: {max_steps}, log_every_steps: 1,
            preview_every_steps: 0}}
 checkpoint: {{every_steps: 2, keep: 2}}
 monitoring: {{listen: 'off'}}
@@ -93,27 +93,28 @@ def main():
         style_dir = os.path.join(work, "elastic", "candy")
         before = folder_digest(style_dir)
         rc, log = train(write_job(work, "elastic", 4), 3)
-        expect(rc == 2, f"3 ranks cannot keep 4 images per step: exit 2 ({rc})", log)
-        expect("4 images per step (batch_size 1 x 4 rank(s))" in log and
-               "3 rank(s) per style cannot keep that (4 is not a multiple of 3)" in log,
+        expect(rc == 2, f"3 ranks cannot keep 8 images per step: exit 2 ({rc})", log)
+        expect("8 images per step (batch_size 2 x 4 rank(s))" in log and
+               "3 rank(s) per style cannot keep that (8 is not a multiple of 3)" in log,
                "the refusal names the numbers", log)
         check(folder_digest(style_dir) == before, "the refused launch left the folder as it was")
 
-        for ranks, max_steps, batch, micro in [(2, 4, 2, 2), (1, 6, 4, 4), (2, 8, 2, 2)]:
+        for ranks, max_steps, batch, micro in [(2, 4, 4, 2), (1, 6, 8, 4), (2, 8, 4, 2)]:
             rc, log = train(write_job(work, "elastic", max_steps), ranks)
             expect(rc == 0, f"steps to {max_steps} on {ranks} rank(s) exit 0 ({rc})", log)
             said = (f"on {ranks} rank(s) each takes batch_size {batch} in {micro} micro-batch(es) "
-                    f"of 1, the same 4 images per step (elastic resume; bit for bit")
+                    f"of 2, the same 8 images per step (elastic resume; with the MPI backend, bit for bit")
             expect(said in log, f"the launch on {ranks} rank(s) says what it took", log)
             expect(f"(step {max_steps - 2})" in log and f"training steps {max_steps - 1}.." in log,
                    f"it resumed from step {max_steps - 2}", log)
         with open(os.path.join(style_dir, "settings.json")) as f:
             settings = json.load(f)
         check(settings.get("ranks training the style together") == "2" and
-              settings.get("styles.candy.batch_size") == "2" and
+              settings.get("styles.candy.batch_size") == "4" and
               settings.get("styles.candy.micro_batches") == "2" and
-              settings.get("images per step (batch_size x ranks)") == "4",
-              f"settings.json records the last set-up: {settings}")
+              settings.get("images per step (batch_size x ranks)") == "8",
+              "settings.json records the last set-up (2 ranks, batch 4 in 2, 8 images per step)"
+              + ("" if settings.get("images per step (batch_size x ranks)") == "8" else f": {settings}"))
         same, said = same_model(os.path.join(work, "reference", "candy", "model.pt"),
                                 os.path.join(style_dir, "model.pt"))
         check(same, f"4 -> 2 -> 1 -> 2 ranks equals 4 ranks throughout, bit for bit: {said}")
