@@ -1,6 +1,13 @@
-"""A real single-node Slurm cluster for tests (issue 33): Debian's munged, slurmctld and slurmd,
-started from a generated slurm.conf in a temporary folder, on free ports, and stopped
-afterwards. Clients (sbatch, srun, scancel, scontrol) reach it through SLURM_CONF in `env`.
+"""A real Slurm cluster for tests (issue 33): Debian's munged, slurmctld and slurmd, started
+from a generated slurm.conf in a temporary folder, on free ports, and stopped afterwards.
+Clients (sbatch, srun, scancel, scontrol) reach it through SLURM_CONF in `env`.
+
+One node on this machine by default. Given VirtualHosts (tests/cluster/virtual_hosts.py,
+created with `setup=host_setup()` for each host), one node per host: slurmctld runs on the
+first, a slurmd on each, and clients must run on a host (`client(argv)`). munged runs on this
+machine; its socket file is reached from every host. Each host gets a private /tmp (Slurm's
+PMIx plugin makes per-step folders there under the same names on every node), so the folder,
+and whatever the nodes must share, lives under /var/tmp.
 
 Clean-up is total: on leaving the `with` block (and at interpreter exit) every job is
 cancelled, the daemons are stopped (SIGTERM, then SIGKILL), any slurmstepd they started is
@@ -29,6 +36,23 @@ def available():
     return None
 
 
+def host_setup():
+    """Setup lines for a VirtualHosts host that runs a slurmd: `ip netns exec` mounts a fresh
+    /sys without the cgroup file systems slurmd needs, so they are mounted again as this
+    machine has them (cgroup v1 hierarchies or v2), and /tmp becomes node-local."""
+    lines = []
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            _, path, fstype, options = line.split()[:4]
+            if not path.startswith("/sys/fs/cgroup"):
+                continue
+            if fstype == "tmpfs":
+                lines.append(f"mount -t tmpfs -o {options} tmpfs {path}")
+            elif fstype in ("cgroup", "cgroup2"):
+                lines.append(f"mkdir -p {path} && mount -t {fstype} -o {options} {fstype} {path}")
+    return " && ".join(lines + ["mount -t tmpfs tmpfs /tmp"])
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -43,8 +67,11 @@ def _pids_named(name):
 class SlurmCluster:
     """`with SlurmCluster(cpus=2) as slurm:` then `subprocess.run([...], env=slurm.env)`."""
 
-    def __init__(self, cpus=2):
+    def __init__(self, cpus=2, hosts=None):
+        """`cpus` per node; `hosts`: a VirtualHosts whose hosts become the nodes."""
         self.cpus = cpus
+        self.hosts = hosts
+        self.nodes = list(hosts.names) if hosts is not None else [NODE]
         self.dir = None
         self.daemons = []
         self.env = None
@@ -63,9 +90,10 @@ class SlurmCluster:
         self.close()
 
     def _start(self):
-        self.dir = tempfile.mkdtemp(prefix="stylefleet_slurm_")
+        self.dir = tempfile.mkdtemp(prefix="stylefleet_slurm_",
+                                    dir="/var/tmp" if self.hosts is not None else None)
         d = self.dir
-        for sub in ("state", "spool", "munge"):
+        for sub in ["state", "munge"] + [f"spool-{n}" for n in self.nodes]:
             os.makedirs(os.path.join(d, sub))
         os.chmod(os.path.join(d, "munge"), 0o700)
         key = os.path.join(d, "munge", "munge.key")
@@ -73,10 +101,16 @@ class SlurmCluster:
             f.write(os.urandom(1024))
         os.chmod(key, 0o600)
         self.socket = os.path.join(d, "munge", "munge.socket")
-        controller = socket.gethostname()
+        if self.hosts is None:
+            controller, addresses = f"{socket.gethostname()}(127.0.0.1)", {NODE: "127.0.0.1"}
+        else:
+            addresses = dict(self.hosts.address)
+            controller = f"{self.nodes[0]}({addresses[self.nodes[0]]})"
+        node_lines = "".join(f"NodeName={n} NodeAddr={addresses[n]} CPUs={self.cpus} RealMemory=2000 "
+                             "State=UNKNOWN\n" for n in self.nodes)
         with open(os.path.join(d, "slurm.conf"), "w") as f:
             f.write(f"""ClusterName=stylefleet-test
-SlurmctldHost={controller}(127.0.0.1)
+SlurmctldHost={controller}
 SlurmctldPort={_free_port()}
 SlurmdPort={_free_port()}
 AuthType=auth/munge
@@ -85,11 +119,11 @@ CredType=cred/munge
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation={d}/state
-SlurmdSpoolDir={d}/spool
+SlurmdSpoolDir={d}/spool-%n
 SlurmctldPidFile={d}/slurmctld.pid
-SlurmdPidFile={d}/slurmd.pid
+SlurmdPidFile={d}/slurmd-%n.pid
 SlurmctldLogFile={d}/slurmctld.log
-SlurmdLogFile={d}/slurmd.log
+SlurmdLogFile={d}/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -101,8 +135,7 @@ MinJobAge=600
 JobCompType=jobcomp/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
-NodeName={NODE} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory=2000 State=UNKNOWN
-PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
+{node_lines}PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 """)
         self.env = dict(os.environ, SLURM_CONF=os.path.join(d, "slurm.conf"))
         self._stepd_before = _pids_named("slurmstepd")
@@ -113,12 +146,27 @@ PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP OverSubscr
              f"--seed-file={d}/munge/seed"], stdout=log, stderr=log))
         self._wait(lambda: os.path.exists(self.socket), "munged's socket")
         conf = self.env["SLURM_CONF"]
-        self.daemons.append(subprocess.Popen(["slurmctld", "-D", "-f", conf], env=self.env,
-                                             stdout=log, stderr=log))
-        self.daemons.append(subprocess.Popen(["slurmd", "-D", "-f", conf, "-N", NODE],
+        self.daemons.append(subprocess.Popen(self._on(self.nodes[0], ["slurmctld", "-D", "-f", conf]),
                                              env=self.env, stdout=log, stderr=log))
-        self._wait(lambda: "idle" in self.scontrol("show", "node", NODE).lower(),
-                   f"node {NODE} idle")
+        for node in self.nodes:
+            self.daemons.append(subprocess.Popen(self._on(node, ["slurmd", "-D", "-f", conf, "-N", node]),
+                                                 env=self.env, stdout=log, stderr=log))
+        for node in self.nodes:
+            self._wait(lambda: "idle" in self.scontrol("show", "node", node).lower(),
+                       f"node {node} idle")
+
+    def _on(self, node, argv, cwd=None, env=None):
+        """argv run on `node`'s host (as it is without VirtualHosts)."""
+        if self.hosts is None:
+            return argv
+        return self.hosts.command(node, argv, cwd, dict(env or {}, SLURM_CONF=self.env["SLURM_CONF"]))
+
+    def client(self, argv, cwd=None, env=None):
+        """argv of a Slurm client command (sbatch, scancel, ...) run where it reaches the
+        controller, with `env` added; run it with `env=self.env`."""
+        if self.hosts is None:
+            return ["env", *(f"{k}={v}" for k, v in (env or {}).items()), *argv] if env else argv
+        return self._on(self.nodes[0], argv, cwd, env)
 
     def _wait(self, ready, what, seconds=60):
         deadline = time.monotonic() + seconds
@@ -133,7 +181,7 @@ PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP OverSubscr
         raise RuntimeError(f"{what}: not ready within {seconds} s; see {self.dir}/*.log")
 
     def scontrol(self, *args):
-        return subprocess.run(["scontrol", *args], env=self.env, capture_output=True,
+        return subprocess.run(self.client(["scontrol", *args]), env=self.env, capture_output=True,
                               text=True).stdout
 
     def job_field(self, job_id, field):
@@ -160,7 +208,8 @@ PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP OverSubscr
     def close(self):
         """Cancels every job, stops the daemons and removes the folder; safe to call twice."""
         if self.env is not None and self.daemons and self.daemons[-1].poll() is None:
-            subprocess.run(["scancel", "--full", "--user", "root"], env=self.env, capture_output=True)
+            subprocess.run(self.client(["scancel", "--full", "--user", "root"]), env=self.env,
+                           capture_output=True)
         for p in reversed(self.daemons):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
