@@ -503,7 +503,7 @@ int Run(int argc, char** argv) {
   if (verbose) SetLogLevel(LogLevel::kDebug);
 
   if (check->parsed()) {
-    const JobConfig job = check_args.Load();
+    JobConfig job = check_args.Load();
     if (check_ranks_per_host > 0 && check_hostfile.empty()) {
       throw ConfigError({"--ranks-per-host needs --hostfile"});
     }
@@ -523,8 +523,9 @@ int Run(int argc, char** argv) {
     preflight.processes_on_host = CudaDeviceCount() > 0 ? 0 : 1;
     const std::vector<std::string> problems = PreflightProblems(job, preflight);
     if (!problems.empty()) throw ConfigError(problems);
+    // The schedule below shows the batch a resume on this many ranks takes.
     std::vector<std::string> elastic;
-    WithElasticBatches(job, preflight, &elastic, nullptr);
+    job = WithElasticBatches(job, preflight, &elastic, nullptr);
     for (const std::string& note : elastic) std::cout << "resume: " << note << "\n";
     LossNetworkReport loss_network;
     try {
