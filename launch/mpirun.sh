@@ -14,6 +14,8 @@
 #   --restarts K         after a launch that lost hosts, relaunch up to K times on the hostfile's
 #                        hosts that still answer (needs --hostfile, not --np); the styles resume
 #                        from their newest checkpoints on fewer ranks (elastic resume, README)
+#   --kill-grace S       seconds mpirun gives the ranks between SIGTERM and SIGKILL when it
+#                        ends a launch itself (default 10; see below)
 #   --dry-run            print the mpirun command instead of running it
 # Environment variables named in STYLEFLEET_EXPORT (space-separated) are passed to every rank,
 # as are NCCL_* and OMP_NUM_THREADS when set.
@@ -28,10 +30,10 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 binary="$here/../build/stylefleet"
-np="" hostfile="" per_node="" iface="" dry_run=0 restarts=0
+np="" hostfile="" per_node="" iface="" dry_run=0 restarts=0 kill_grace=10
 while [ $# -gt 0 ]; do
   case "$1" in
-    --np|--hostfile|--ranks-per-node|--iface|--binary|--restarts)
+    --np|--hostfile|--ranks-per-node|--iface|--binary|--restarts|--kill-grace)
       [ $# -ge 2 ] || { echo "mpirun.sh: $1 needs a value (see --help)" >&2; exit 2; } ;;
   esac
   case "$1" in
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
     --iface) iface="$2"; shift 2 ;;
     --binary) binary="$2"; shift 2 ;;
     --restarts) restarts="$2"; shift 2 ;;
+    --kill-grace) kill_grace="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --) shift; break ;;
     -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
@@ -54,6 +57,8 @@ for value in "$np" "$per_node"; do
   [[ -z "$value" || "$value" =~ ^[1-9][0-9]{0,6}$ ]] ||
     { echo "mpirun.sh: --np and --ranks-per-node take a whole number from 1, not '$value'" >&2; exit 2; }
 done
+[[ "$kill_grace" =~ ^[1-9][0-9]{0,3}$ ]] ||
+  { echo "mpirun.sh: --kill-grace takes whole seconds from 1, not '$kill_grace'" >&2; exit 2; }
 [[ "$restarts" =~ ^[0-9]{1,4}$ ]] ||
   { echo "mpirun.sh: --restarts takes a whole number from 0, not '$restarts'" >&2; exit 2; }
 if [ "$restarts" -gt 0 ]; then
@@ -92,9 +97,11 @@ np_given="$np"
 # passed on as SIGUSR1, which mpirun forwards to the ranks unchanged and stylefleet treats as a
 # stop request. The longer grace covers a SIGTERM that reaches mpirun directly (a scheduler
 # signalling every process): the ranks can still write their checkpoints, but mpirun exits 1.
+# mpirun waits out the grace whenever it ends a launch itself, even when every rank has
+# already exited (a refused job, exit 2, took 2 minutes to return with 60 s), so it is short.
 build_command() {
   np="${np_given:-$((per_node * nodes))}"
-  cmd=(mpirun -np "$np" --map-by "ppr:${per_node}:node" --mca odls_base_sigkill_timeout 60)
+  cmd=(mpirun -np "$np" --map-by "ppr:${per_node}:node" --mca odls_base_sigkill_timeout "$kill_grace")
   # GPU ranks, and one CPU rank per node (it uses every core of every socket): no binding
   # (LibTorch sizes its own thread pool from the cores per rank); several CPU ranks per node:
   # each bound to a socket so ranks do not steal each other's caches.

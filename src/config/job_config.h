@@ -55,6 +55,10 @@ struct TrainingOptions {
   double style_weight = 100.0;
   double tv_weight = 0.0;
   int batch_size = 4;
+  /// The job file's batch_size where an elastic resume set batch_size to
+  /// another (train/run_settings.h KeepImagesPerStep); 0: batch_size is the
+  /// job file's. Not a key: recorded in settings.json, not read from YAML.
+  int configured_batch_size = 0;
   /// Gradient accumulation: a step runs its batch in this many parts (part m
   /// takes images m, m+M, ...) and sums their gradients. Must divide batch_size.
   int micro_batches = 1;

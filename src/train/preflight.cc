@@ -266,6 +266,9 @@ JobConfig WithElasticBatches(const JobConfig& job, const PreflightOptions& optio
     if (!batch.changed) continue;
     // `runs` points into `out`: the run's own options change.
     StyleSpec& spec = const_cast<StyleSpec&>(*run);
+    if (spec.training.configured_batch_size == 0) {
+      spec.training.configured_batch_size = spec.training.batch_size;
+    }
     spec.training.batch_size = batch.batch_size;
     spec.training.micro_batches = batch.micro_batches;
     if (notes != nullptr) notes->push_back(batch.note);

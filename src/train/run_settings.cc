@@ -33,6 +33,12 @@ std::vector<Setting> RunSettings(const JobConfig& job, const StyleSpec& style, i
   // KeepImagesPerStep); the images of a step may not.
   settings.push_back({"ranks training the style together", std::to_string(group_ranks),
                       Agreement::kEveryRank, OnResume::kMayChange});
+  // What the job file says, apart from what a resume took (KeepImagesPerStep).
+  const TrainingOptions& t = style.training;
+  settings.push_back(
+      {"styles." + style.name + ".batch_size in the job file",
+       std::to_string(t.configured_batch_size > 0 ? t.configured_batch_size : t.batch_size),
+       Agreement::kEveryRank, OnResume::kMayChange});
   settings.push_back({kImagesPerStepKey,
                       std::to_string(int64_t{style.training.batch_size} * group_ranks),
                       Agreement::kEveryRank, OnResume::kMustMatch});
@@ -52,36 +58,65 @@ void RecordRunSettings(const std::string& style_dir, const std::vector<Setting>&
 
 namespace {
 
-// The record's string values; empty when there is none or it is unreadable
-// (CompareRunSettings reports that).
-std::map<std::string, std::string> ReadRecord(const std::string& style_dir) {
+// The record's values, or a problem: a record that does not parse, is not an
+// object, or holds a value that is not a string (settings.json is written
+// with strings only) is unreadable. No record: empty.
+std::map<std::string, std::string> ReadRecord(const fs::path& path, std::string* problem) {
   std::map<std::string, std::string> values;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return values;
+  nlohmann::json record;
   try {
-    std::ifstream in(RecordPath(style_dir));
-    if (!in) return values;
-    nlohmann::json record;
+    std::ifstream in(path);
     in >> record;
-    if (!record.is_object()) return values;
-    for (const auto& [key, value] : record.items()) {
-      if (value.is_string()) values[key] = value.get<std::string>();
+  } catch (const std::exception& e) {
+    *problem = path.string() + ": unreadable settings record (" + e.what() + ")";
+    return {};
+  }
+  if (!record.is_object()) {
+    *problem = path.string() + ": unreadable settings record (not a JSON object)";
+    return {};
+  }
+  for (const auto& [key, value] : record.items()) {
+    if (!value.is_string()) {
+      *problem = path.string() + ": unreadable settings record ('" + key + "' is " +
+                 value.dump().substr(0, 40) + ", not a string)";
+      return {};
     }
-  } catch (const std::exception&) {
-    values.clear();
+    values[key] = value.get<std::string>();
   }
   return values;
 }
 
-// A positive count from the record, or 0.
-int64_t RecordedCount(const std::map<std::string, std::string>& record, const std::string& key) {
+const char* const kHowToGoOn = "; delete it to resume without comparing settings, or restore it";
+
+// A count from the record: 0 when the key is absent (an older record), -1
+// when its value is not a whole number from 1 (`problem` says so).
+int64_t RecordedCount(const std::map<std::string, std::string>& record, const std::string& key,
+                      const fs::path& path, std::string* problem) {
   const auto it = record.find(key);
-  if (it == record.end() || it->second.empty() || it->second.size() > 9 ||
-      it->second.find_first_not_of("0123456789") != std::string::npos) {
-    return 0;
+  if (it == record.end()) return 0;
+  const std::string& v = it->second;
+  if (v.empty() || v.size() > 9 || v[0] == '0' ||
+      v.find_first_not_of("0123456789") != std::string::npos) {
+    if (problem->empty()) {
+      *problem = path.string() + ": '" + key + "' is '" + v.substr(0, 40) +
+                 "', not a whole number from 1" + kHowToGoOn;
+    }
+    return -1;
   }
-  return std::stoll(it->second);
+  return std::stoll(v);
 }
 
 bool PowerOfTwo(int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
+
+std::string JobFileBatchKey(const StyleSpec& style) {
+  return "styles." + style.name + ".batch_size in the job file";
+}
+
+int JobFileBatch(const TrainingOptions& t) {
+  return t.configured_batch_size > 0 ? t.configured_batch_size : t.batch_size;
+}
 
 }  // namespace
 
@@ -89,16 +124,42 @@ ElasticBatch KeepImagesPerStep(const StyleSpec& style, int group_ranks) {
   ElasticBatch out;
   out.batch_size = style.training.batch_size;
   out.micro_batches = style.training.micro_batches;
-  const std::map<std::string, std::string> record = ReadRecord(style.output_dir);
-  const int64_t ranks = RecordedCount(record, "ranks training the style together");
-  const int64_t batch = RecordedCount(record, "styles." + style.name + ".batch_size");
-  const int64_t micro = RecordedCount(record, "styles." + style.name + ".micro_batches");
-  if (ranks == 0 || batch == 0 || ranks == group_ranks) return out;
+  const fs::path path = RecordPath(style.output_dir);
+  std::string problem;
+  const std::map<std::string, std::string> record = ReadRecord(path, &problem);
+  const int64_t ranks = RecordedCount(record, "ranks training the style together", path, &problem);
+  const int64_t batch =
+      RecordedCount(record, "styles." + style.name + ".batch_size", path, &problem);
+  const int64_t micro =
+      RecordedCount(record, "styles." + style.name + ".micro_batches", path, &problem);
+  int64_t written = RecordedCount(record, JobFileBatchKey(style), path, &problem);
+  const int64_t recorded_images = RecordedCount(record, kImagesPerStepKey, path, &problem);
+  if (problem.empty() && recorded_images > 0 && ranks > 0 && batch > 0 &&
+      recorded_images != batch * ranks) {
+    problem = path.string() + ": '" + std::string(kImagesPerStepKey) + "' is " +
+              std::to_string(recorded_images) + " but batch_size x ranks is " +
+              std::to_string(batch) + " x " + std::to_string(ranks) + kHowToGoOn;
+  }
+  if (!problem.empty()) {
+    out.problem = "style '" + style.name + "': " + problem;
+    return out;
+  }
+  if (ranks == 0 || batch == 0) return out;  // a record without them: nothing to keep
+  if (written == 0) written = batch;         // a record from before elastic resume
   const int64_t images = batch * ranks;
+  // On the same ranks, the batch an earlier elastic resume chose goes on as
+  // long as the job file is the same; a changed job file is compared (and
+  // refused when it changes the images per step).
+  const bool same_job_file = written == JobFileBatch(style.training);
+  if (ranks == group_ranks &&
+      (!same_job_file || images == int64_t{style.training.batch_size} * group_ranks)) {
+    return out;
+  }
   const std::string was = "its checkpoints were trained with " + std::to_string(images) +
                           " images per step (batch_size " + std::to_string(batch) + " x " +
                           std::to_string(ranks) + " rank(s))";
   if (images % group_ranks != 0 || images / group_ranks > kMaxBatchSize) {
+    const int64_t fewest = (images + kMaxBatchSize - 1) / kMaxBatchSize;
     out.problem = "style '" + style.name + "': " + was + "; " + std::to_string(group_ranks) +
                   " rank(s) per style cannot keep that (" + std::to_string(images) +
                   (images % group_ranks != 0
@@ -106,6 +167,7 @@ ElasticBatch KeepImagesPerStep(const StyleSpec& style, int group_ranks) {
                        : " / " + std::to_string(group_ranks) + " is above batch_size's limit of " +
                              std::to_string(kMaxBatchSize)) +
                   "): launch a number of ranks per style that divides " + std::to_string(images) +
+                  (fewest > 1 ? " and is at least " + std::to_string(fewest) : std::string()) +
                   ", or train into another job.output_dir";
     return out;
   }
@@ -125,7 +187,8 @@ ElasticBatch KeepImagesPerStep(const StyleSpec& style, int group_ranks) {
       " rank(s) each takes batch_size " + std::to_string(out.batch_size) + " in " +
       std::to_string(out.micro_batches) + " micro-batch(es) of " + std::to_string(kept_pass) +
       ", the same " + std::to_string(images) + " images per step (elastic resume; " +
-      (exact ? "with the MPI backend, bit for bit the update the checkpoints' set-up computes"
+      (exact ? "with the MPI backend, bit for bit the update the checkpoints' set-up computes, "
+               "as long as it trains with the same styles at once"
              : "the same update to rounding: bit for bit needs power-of-two rank and "
                "micro-batch counts and micro-batches of the recorded size") +
       ")";
@@ -138,20 +201,16 @@ std::vector<SettingChange> CompareRunSettings(const std::string& style_dir,
   std::error_code ec;
   *found = fs::exists(path, ec);
   if (!*found) return {};
-  nlohmann::json record;
-  try {
-    std::ifstream in(path);
-    in >> record;
-  } catch (const std::exception& e) {
-    throw Error(path.string() + ": unreadable settings record (" + e.what() +
-                "); delete it to resume without comparing settings");
+  std::string problem;
+  const std::map<std::string, std::string> record = ReadRecord(path, &problem);
+  if (!problem.empty()) {
+    throw Error(problem + "; delete it to resume without comparing settings");
   }
   std::vector<SettingChange> changes;
   for (const Setting& s : now) {
     const auto it = record.find(s.key);
-    if (it == record.end() || !it->is_string()) continue;
-    const std::string recorded = it->get<std::string>();
-    if (recorded != s.value) changes.push_back({s.key, recorded, s.value, s.on_resume});
+    if (it == record.end()) continue;
+    if (it->second != s.value) changes.push_back({s.key, it->second, s.value, s.on_resume});
   }
   return changes;
 }

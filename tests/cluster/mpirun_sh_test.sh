@@ -24,9 +24,9 @@ expect() {  # expect WHAT EXIT_CODE TEXT -- command...
 # exclusion, a '//' comment, a host listed again.
 printf 'node-a slots=2 # first\r\n^node-c\nme@node-b slots=2\n// old\n\nnode-a\n' > "$work/hosts"
 expect "two hosts counted once each, one rank each, unbound" 0 \
-  "mpirun -np 2 --map-by ppr:1:node --mca odls_base_sigkill_timeout 60 --bind-to none" -- \
+  "mpirun -np 2 --map-by ppr:1:node --mca odls_base_sigkill_timeout 10 --bind-to none" -- \
   "$script" --dry-run --hostfile "$work/hosts" -- train job.yaml
-expect "two ranks per host are bound to sockets" 0 "-np 4 --map-by ppr:2:node --mca odls_base_sigkill_timeout 60 --bind-to socket" -- \
+expect "two ranks per host are bound to sockets" 0 "-np 4 --map-by ppr:2:node --mca odls_base_sigkill_timeout 10 --bind-to socket" -- \
   "$script" --dry-run --hostfile "$work/hosts" --ranks-per-node 2 -- train job.yaml
 printf '# nothing\n\n' > "$work/empty"
 expect "a hostfile without hosts" 2 "names no host" -- "$script" --dry-run --hostfile "$work/empty" -- train j
@@ -45,5 +45,9 @@ expect "--restarts -1" 2 "--restarts takes a whole number from 0, not '-1'" -- \
   "$script" --dry-run --hostfile "$work/hosts" --restarts -1 -- train j
 expect "--restarts with a hostfile" 0 "mpirun -np 2 --map-by ppr:1:node" -- \
   "$script" --dry-run --hostfile "$work/hosts" --restarts 2 -- train job.yaml
+expect "--kill-grace 30" 0 "--mca odls_base_sigkill_timeout 30" -- \
+  "$script" --dry-run --kill-grace 30 -- train j
+expect "--kill-grace 0" 2 "--kill-grace takes whole seconds from 1, not '0'" -- \
+  "$script" --dry-run --kill-grace 0 -- train j
 [ "$failures" -eq 0 ] && echo "mpirun_sh_test passed" || echo "mpirun_sh_test failed: $failures failure(s)"
 [ "$failures" -eq 0 ]

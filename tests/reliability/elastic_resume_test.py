@@ -4,13 +4,17 @@
 A style checkpointed on N ranks resumes on M ranks with the same images per step: each rank
 takes batch_size b*N/M in micro-batches of the recorded size. One style, batch 2 per rank:
 
-  1. the reference: `mpirun -np 4` trains 8 steps;
+  1. the reference: `mpirun -np 4` trains 10 steps;
   2. the same job trained 2 steps on 4 ranks, 2 more on 2 ranks (batch 4 in 2 micro-batches of 2),
-     2 more in one process (batch 8 in 4 micro-batches of 2), the last 2 on 2 ranks again: its model
-     equals the reference bit for bit (same threads per rank), and each launch logs the batch it
-     took; settings.json records the last set-up, with the same images per step;
+     2 more by the same command again (an elastic run goes on as it began: the first version
+     refused it as a changed batch_size), 2 more in one process (batch 8 in 4 micro-batches of 2),
+     the last 2 on 2 ranks again: its model equals the reference bit for bit (same threads per
+     rank), and each launch logs the batch it took; settings.json records the last set-up, with
+     the same images per step and the job file's batch_size;
   3. 3 ranks cannot keep 8 images per step: refused with exit 2 before training, naming the
-     numbers, and the folder is left as it was.
+     numbers, and the folder is left as it was;
+  4. a settings.json that is not a JSON object, or whose rank count is not a number, is named by
+     `check` (it was ignored, and the resume took the job file's batch).
 
 Before the fixed-order sums (GradientTree, the MPI backend's tree allreduce) step 2's model
 differed from the reference; before elastic resume step 2 was refused as a changed setting.
@@ -85,7 +89,7 @@ def same_model(a, b):
 def main():
     work = tempfile.mkdtemp(prefix="stylefleet_elastic_")
     try:
-        rc, log = train(write_job(work, "reference", 8), 4)
+        rc, log = train(write_job(work, "reference", 10), 4)
         expect(rc == 0, f"the reference on 4 ranks exits 0 ({rc})", log)
 
         rc, log = train(write_job(work, "elastic", 2), 4)
@@ -99,7 +103,7 @@ def main():
                "the refusal names the numbers", log)
         check(folder_digest(style_dir) == before, "the refused launch left the folder as it was")
 
-        for ranks, max_steps, batch, micro in [(2, 4, 4, 2), (1, 6, 8, 4), (2, 8, 4, 2)]:
+        for ranks, max_steps, batch, micro in [(2, 4, 4, 2), (2, 6, 4, 2), (1, 8, 8, 4), (2, 10, 4, 2)]:
             rc, log = train(write_job(work, "elastic", max_steps), ranks)
             expect(rc == 0, f"steps to {max_steps} on {ranks} rank(s) exit 0 ({rc})", log)
             said = (f"on {ranks} rank(s) each takes batch_size {batch} in {micro} micro-batch(es) "
@@ -112,12 +116,29 @@ def main():
         check(settings.get("ranks training the style together") == "2" and
               settings.get("styles.candy.batch_size") == "4" and
               settings.get("styles.candy.micro_batches") == "2" and
+              settings.get("styles.candy.batch_size in the job file") == "2" and
               settings.get("images per step (batch_size x ranks)") == "8",
               "settings.json records the last set-up (2 ranks, batch 4 in 2, 8 images per step)"
               + ("" if settings.get("images per step (batch_size x ranks)") == "8" else f": {settings}"))
         same, said = same_model(os.path.join(work, "reference", "candy", "model.pt"),
                                 os.path.join(style_dir, "model.pt"))
-        check(same, f"4 -> 2 -> 1 -> 2 ranks equals 4 ranks throughout, bit for bit: {said}")
+        check(same, f"4 -> 2 -> 2 -> 1 -> 2 ranks equals 4 ranks throughout, bit for bit: {said}")
+
+        job = write_job(work, "elastic", 12)
+        settings_path = os.path.join(style_dir, "settings.json")
+        with open(settings_path) as f:
+            kept = f.read()
+        for broken, named in [("[1, 2, 3]", "unreadable settings record (not a JSON object)"),
+                              (kept.replace('"ranks training the style together": "2"',
+                                            '"ranks training the style together": "abc"'),
+                               "'ranks training the style together' is 'abc', not a whole number")]:
+            with open(settings_path, "w") as f:
+                f.write(broken)
+            p = subprocess.run([BINARY, "check", job, "--world", "2"], capture_output=True, text=True)
+            expect(p.returncode != 0 and named in p.stdout + p.stderr,
+                   f"a broken settings.json is named by check: '{named}'", p.stdout + p.stderr)
+        with open(settings_path, "w") as f:
+            f.write(kept)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return finish("elastic_resume_test")

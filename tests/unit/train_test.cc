@@ -1435,6 +1435,7 @@ TEST_F(TrainTest, EveryRecordedSettingIsRefusedOrResumedAsItsKindRequires) {
       {"styles.style.tv_weight", {"1", true}},
       // With 2 ranks (below): the same 2 images per step, so it resumes.
       {"styles.style.batch_size", {"1", false}},
+      {"styles.style.batch_size in the job file", {"1", false}},
       {"styles.style.micro_batches", {"2", false}},
       {"styles.style.epochs", {"1", false}},
       {"styles.style.max_steps", {"2", false}},
@@ -1484,9 +1485,10 @@ TEST_F(TrainTest, EveryRecordedSettingIsRefusedOrResumedAsItsKindRequires) {
     const std::string extra_photo = dir_ / "photos/extra.png";
     if (setting.key == "ranks training the style together") {
       preflight.world = 2;
-    } else if (setting.key == "styles.style.batch_size") {
+    } else if (setting.key == "styles.style.batch_size" ||
+               setting.key == "styles.style.batch_size in the job file") {
       preflight.world = 2;
-      overrides.push_back(setting.key + "=" + change->second.value);
+      overrides.push_back("styles.style.batch_size=" + change->second.value);
     } else if (setting.key == kImagesPerStepKey) {
       overrides.push_back("styles.style.batch_size=1");
     } else if (setting.key == "data.content_dir holds") {
