@@ -5,9 +5,9 @@ Clients (sbatch, srun, scancel, scontrol) reach it through SLURM_CONF in `env`.
 One node on this machine by default. Given VirtualHosts (tests/cluster/virtual_hosts.py,
 created with `setup=host_setup()` for each host), one node per host: slurmctld runs on the
 first, a slurmd on each, and clients must run on a host (`client(argv)`). munged runs on this
-machine; its socket file is reached from every host. Each host gets a private /tmp (Slurm's
-PMIx plugin makes per-step folders there under the same names on every node), so the folder,
-and whatever the nodes must share, lives under /var/tmp.
+machine; its socket file is reached from every host. Slurm's PMIx plugin makes per-step
+folders under the same names on every node, so each host gets a private NODE_SCRATCH for them
+(mpi.conf PMIxCliTmpDirBase); /tmp stays shared.
 
 Clean-up is total: on leaving the `with` block (and at interpreter exit) every job is
 cancelled, the daemons are stopped (SIGTERM, then SIGKILL), any slurmstepd they started is
@@ -24,6 +24,7 @@ import tempfile
 import time
 
 NODE = "sf-slurm-node"
+NODE_SCRATCH = "/mnt"  # node-local on namespace hosts (host_setup)
 
 
 def available():
@@ -50,7 +51,9 @@ def host_setup():
                 lines.append(f"mount -t tmpfs -o {options} tmpfs {path}")
             elif fstype in ("cgroup", "cgroup2"):
                 lines.append(f"mkdir -p {path} && mount -t {fstype} -o {options} {fstype} {path}")
-    return " && ".join(lines + ["mount -t tmpfs tmpfs /tmp"])
+    # Node-local scratch for the PMIx plugin's per-step folders (mpi.conf PMIxCliTmpDirBase):
+    # /mnt, not /tmp, which holds the sources and binary when the repository is cloned there.
+    return " && ".join(lines + [f"mount -t tmpfs tmpfs {NODE_SCRATCH}"])
 
 
 def _free_port():
@@ -90,8 +93,7 @@ class SlurmCluster:
         self.close()
 
     def _start(self):
-        self.dir = tempfile.mkdtemp(prefix="stylefleet_slurm_",
-                                    dir="/var/tmp" if self.hosts is not None else None)
+        self.dir = tempfile.mkdtemp(prefix="stylefleet_slurm_")
         d = self.dir
         for sub in ["state", "munge"] + [f"spool-{n}" for n in self.nodes]:
             os.makedirs(os.path.join(d, sub))
@@ -137,6 +139,9 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 {node_lines}PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 """)
+        if self.hosts is not None:
+            with open(os.path.join(d, "mpi.conf"), "w") as f:
+                f.write(f"PMIxCliTmpDirBase={NODE_SCRATCH}\n")
         self.env = dict(os.environ, SLURM_CONF=os.path.join(d, "slurm.conf"))
         self._stepd_before = _pids_named("slurmstepd")
         log = open(os.path.join(d, "daemons.log"), "w")

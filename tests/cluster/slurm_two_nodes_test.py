@@ -87,8 +87,7 @@ def main():
     if why:
         print(f"skipped: {why}")
         return 77
-    # Under /var/tmp: each node has a private /tmp (slurm_cluster.host_setup).
-    work = tempfile.mkdtemp(prefix="stylefleet_slurmnodes_", dir="/var/tmp")
+    work = tempfile.mkdtemp(prefix="stylefleet_slurmnodes_")
     try:
         setup = slurm_cluster.host_setup()
         with virtual_hosts.VirtualHosts(HOSTS, setup={h: setup for h in HOSTS},
