@@ -163,12 +163,12 @@ int RunTrain(const JobArgs& args, const TrainRunOptions& options) {
     preflight.processes_on_host = CudaDeviceCount() > 0 ? 0 : me.local_size;
     // A resume on another number of ranks keeps its images per step; the
     // preflight checks the job this gives (and says when it cannot).
-    std::vector<std::string> elastic;
-    job = WithElasticBatches(job, preflight, &elastic, nullptr);
+    Preflight checked(job, preflight);
+    job = std::move(checked.job);
     if (me.rank == 0) {
-      for (const std::string& note : elastic) SF_LOG(kInfo) << note;
+      for (const std::string& note : checked.notes) SF_LOG(kInfo) << note;
     }
-    problems = PreflightProblems(job, preflight);
+    problems = std::move(checked.problems);
     // Each rank writes PATH or a file beside it (step/step_clock.h).
     if (!options.trace_path.empty()) CheckWritableFile(options.trace_path, "--trace");
   } catch (const ConfigError& e) {
@@ -521,12 +521,11 @@ int Run(int argc, char** argv) {
     PreflightOptions preflight;
     preflight.world = check_world;
     preflight.processes_on_host = CudaDeviceCount() > 0 ? 0 : 1;
-    const std::vector<std::string> problems = PreflightProblems(job, preflight);
-    if (!problems.empty()) throw ConfigError(problems);
+    Preflight checked(job, preflight);
+    if (!checked.problems.empty()) throw ConfigError(checked.problems);
     // The schedule below shows the batch a resume on this many ranks takes.
-    std::vector<std::string> elastic;
-    job = WithElasticBatches(job, preflight, &elastic, nullptr);
-    for (const std::string& note : elastic) std::cout << "resume: " << note << "\n";
+    job = std::move(checked.job);
+    for (const std::string& note : checked.notes) std::cout << "resume: " << note << "\n";
     LossNetworkReport loss_network;
     try {
       loss_network = DescribeLossNetwork(job.loss_network.weights);

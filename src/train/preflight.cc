@@ -244,6 +244,16 @@ std::vector<std::string> StyleImageProblems(const JobConfig& job,
   return problems;
 }
 
+namespace {
+
+// The spec in `job` that `run` (a pointer SelectRuns gave into `job`) is, as
+// a spec that may be changed.
+StyleSpec& SpecOf(JobConfig& job, const StyleSpec* run) {
+  if (run == &job.conditional_run) return job.conditional_run;
+  return job.styles[static_cast<size_t>(run - job.styles.data())];
+}
+
+// Elastic resume: see Preflight in preflight.h.
 JobConfig WithElasticBatches(const JobConfig& job, const PreflightOptions& options,
                              std::vector<std::string>* notes, std::vector<std::string>* problems) {
   JobConfig out = job;
@@ -253,33 +263,44 @@ JobConfig WithElasticBatches(const JobConfig& job, const PreflightOptions& optio
     runs = SelectRuns(out, options.only_styles);
     plan = PlanStyles(static_cast<int>(runs.size()), options.world, RanksPerRun(out));
   } catch (const ConfigError&) {
-    return out;  // PreflightProblems says why
+    return out;  // the checks that follow say why
   }
   for (const StyleSpec* run : runs) {
     if (ListCheckpoints(run->output_dir).empty()) continue;  // it starts afresh
     const ElasticBatch batch = KeepImagesPerStep(*run, plan.ranks_per_group);
     if (!batch.problem.empty()) {
-      if (!options.allow_changed_settings && problems != nullptr)
-        problems->push_back(batch.problem);
+      if (!options.allow_changed_settings) problems->push_back(batch.problem);
       continue;
     }
     if (!batch.changed) continue;
-    // `runs` points into `out`: the run's own options change.
-    StyleSpec& spec = const_cast<StyleSpec&>(*run);
+    StyleSpec& spec = SpecOf(out, run);
     if (spec.training.configured_batch_size == 0) {
       spec.training.configured_batch_size = spec.training.batch_size;
     }
     spec.training.batch_size = batch.batch_size;
     spec.training.micro_batches = batch.micro_batches;
-    if (notes != nullptr) notes->push_back(batch.note);
+    notes->push_back(batch.note);
   }
   return out;
 }
 
-std::vector<std::string> PreflightProblems(const JobConfig& configured,
-                                           const PreflightOptions& options) {
+std::vector<std::string> ProblemsOf(const JobConfig& job, const PreflightOptions& options);
+
+}  // namespace
+
+Preflight::Preflight(const JobConfig& configured, const PreflightOptions& options) {
+  job = WithElasticBatches(configured, options, &notes, &problems);
+  if (problems.empty()) problems = ProblemsOf(job, options);
+}
+
+std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options) {
+  return Preflight(job, options).problems;
+}
+
+namespace {
+
+std::vector<std::string> ProblemsOf(const JobConfig& job, const PreflightOptions& options) {
   std::vector<std::string> problems;
-  const JobConfig job = WithElasticBatches(configured, options, nullptr, &problems);
   if (!problems.empty()) return problems;
   std::vector<const StyleSpec*> styles;
   try {
@@ -336,6 +357,8 @@ std::vector<std::string> PreflightProblems(const JobConfig& configured,
   }
   return problems;
 }
+
+}  // namespace
 
 std::vector<FileLock> LockStyleFolders(const JobConfig& job,
                                        const std::vector<std::string>& only_styles, World& world) {

@@ -65,18 +65,24 @@ std::string NetworkStylesProblem(const std::string& checkpoint,
                                  const std::vector<std::string>& held,
                                  const std::vector<std::string>& rows);
 
-/// Elastic resume: `job` with the batch of each selected run that resumes
-/// (it has checkpoints) on another number of ranks per style set as
-/// KeepImagesPerStep (run_settings.h) says, so that the images per step stay
-/// those its checkpoints were trained with. What changed goes to `notes`; a
-/// run whose images per step `options.world` ranks cannot keep goes to
-/// `problems` (unless options.allow_changed_settings: it then resumes as
-/// configured, and the settings check warns). Either may be null. Reads only.
-JobConfig WithElasticBatches(const JobConfig& job, const PreflightOptions& options,
-                             std::vector<std::string>* notes, std::vector<std::string>* problems);
+/// What `train` would meet, worked out before anything is written.
+/// Elastic resume first: each selected run that resumes (it has checkpoints)
+/// on another number of ranks per style takes the batch KeepImagesPerStep
+/// (run_settings.h) gives, so that its images per step stay those its
+/// checkpoints were trained with; `job` is the job with those batches and
+/// `notes` says what changed. A run whose images per step `options.world`
+/// ranks cannot keep is a problem (unless options.allow_changed_settings: it
+/// then resumes as configured, and the settings check warns). Then
+/// PreflightProblems' checks, on `job`. Reads only.
+struct Preflight {
+  Preflight(const JobConfig& job, const PreflightOptions& options);
+  JobConfig job;
+  std::vector<std::string> notes;
+  std::vector<std::string> problems;  ///< empty when none
+};
 
-/// Problems that would certainly stop `train` (checked on the job
-/// WithElasticBatches gives): unknown style names, a content
+/// Problems that would certainly stop `train` (Preflight's, on the job with
+/// elastic batches): an images per step the ranks cannot keep, unknown style names, a content
 /// folder without images or with fewer than one step needs, a style image
 /// that does not decode (StyleImageProblems), a ranks_per_style
 /// that does not divide the world, a style output folder that belongs to

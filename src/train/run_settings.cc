@@ -118,39 +118,57 @@ int JobFileBatch(const TrainingOptions& t) {
   return t.configured_batch_size > 0 ? t.configured_batch_size : t.batch_size;
 }
 
+// What a run's settings.json says about its batch: 0 for a count an older
+// record lacks; `problem` names the first unreadable or inconsistent value.
+struct RecordedBatch {
+  int64_t ranks = 0;           // ranks training the style together
+  int64_t batch = 0;           // batch_size per rank
+  int64_t micro = 0;           // micro_batches
+  int64_t job_file_batch = 0;  // batch_size in the job file (before a resume changed it)
+  std::string problem;
+};
+
+RecordedBatch ReadRecordedBatch(const StyleSpec& style) {
+  RecordedBatch out;
+  const fs::path path = RecordPath(style.output_dir);
+  std::string problem;
+  const std::map<std::string, std::string> record = ReadRecord(path, &problem);
+  out.ranks = RecordedCount(record, "ranks training the style together", path, &problem);
+  out.batch = RecordedCount(record, "styles." + style.name + ".batch_size", path, &problem);
+  out.micro = RecordedCount(record, "styles." + style.name + ".micro_batches", path, &problem);
+  out.job_file_batch = RecordedCount(record, JobFileBatchKey(style), path, &problem);
+  const int64_t images = RecordedCount(record, kImagesPerStepKey, path, &problem);
+  if (problem.empty() && images > 0 && out.ranks > 0 && out.batch > 0 &&
+      images != out.batch * out.ranks) {
+    problem = path.string() + ": '" + std::string(kImagesPerStepKey) + "' is " +
+              std::to_string(images) + " but batch_size x ranks is " + std::to_string(out.batch) +
+              " x " + std::to_string(out.ranks) + kHowToGoOn;
+  }
+  if (!problem.empty()) out.problem = "style '" + style.name + "': " + problem;
+  if (out.job_file_batch == 0) out.job_file_batch = out.batch;  // from before elastic resume
+  return out;
+}
+
 }  // namespace
 
 ElasticBatch KeepImagesPerStep(const StyleSpec& style, int group_ranks) {
   ElasticBatch out;
   out.batch_size = style.training.batch_size;
   out.micro_batches = style.training.micro_batches;
-  const fs::path path = RecordPath(style.output_dir);
-  std::string problem;
-  const std::map<std::string, std::string> record = ReadRecord(path, &problem);
-  const int64_t ranks = RecordedCount(record, "ranks training the style together", path, &problem);
-  const int64_t batch =
-      RecordedCount(record, "styles." + style.name + ".batch_size", path, &problem);
-  const int64_t micro =
-      RecordedCount(record, "styles." + style.name + ".micro_batches", path, &problem);
-  int64_t written = RecordedCount(record, JobFileBatchKey(style), path, &problem);
-  const int64_t recorded_images = RecordedCount(record, kImagesPerStepKey, path, &problem);
-  if (problem.empty() && recorded_images > 0 && ranks > 0 && batch > 0 &&
-      recorded_images != batch * ranks) {
-    problem = path.string() + ": '" + std::string(kImagesPerStepKey) + "' is " +
-              std::to_string(recorded_images) + " but batch_size x ranks is " +
-              std::to_string(batch) + " x " + std::to_string(ranks) + kHowToGoOn;
-  }
-  if (!problem.empty()) {
-    out.problem = "style '" + style.name + "': " + problem;
+  const RecordedBatch recorded = ReadRecordedBatch(style);
+  if (!recorded.problem.empty()) {
+    out.problem = recorded.problem;
     return out;
   }
+  const int64_t ranks = recorded.ranks;
+  const int64_t batch = recorded.batch;
+  const int64_t micro = recorded.micro;
   if (ranks == 0 || batch == 0) return out;  // a record without them: nothing to keep
-  if (written == 0) written = batch;         // a record from before elastic resume
   const int64_t images = batch * ranks;
   // On the same ranks, the batch an earlier elastic resume chose goes on as
   // long as the job file is the same; a changed job file is compared (and
   // refused when it changes the images per step).
-  const bool same_job_file = written == JobFileBatch(style.training);
+  const bool same_job_file = recorded.job_file_batch == JobFileBatch(style.training);
   if (ranks == group_ranks &&
       (!same_job_file || images == int64_t{style.training.batch_size} * group_ranks)) {
     return out;

@@ -36,7 +36,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
-from harness import LineReader, check, finish, run_guarded  # noqa: E402
+from harness import LineReader, check, finish, run_guarded, same_tensors  # noqa: E402
 import virtual_hosts  # noqa: E402
 
 BINARY, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
@@ -162,18 +162,6 @@ scrape_configs:
     same_models(folder, reference, ["wave", "candy"], "2 hosts x 2 ranks")
 
 
-def same_tensors(mine, theirs):
-    """Whether two model files hold the same tensors, bit for bit (their records may differ)."""
-    code = ("import sys, torch\n"
-            "a, b = torch.load(sys.argv[1]), torch.load(sys.argv[2])\n"
-            "keys = [k for k in a if not k.startswith('stylefleet.')]\n"
-            "bad = [k for k in keys if k not in b or not torch.equal(a[k], b[k])]\n"
-            "print(len(keys), 'tensors; differ:', bad[:5], len(bad))\n"
-            "sys.exit(1 if bad or len(keys) < 20 else 0)\n")
-    p = subprocess.run(["/usr/bin/python3", "-c", code, mine, theirs], capture_output=True, text=True)
-    return p.returncode == 0, (p.stdout + p.stderr).strip()
-
-
 def host_dies(hosts, work):
     folder, reference = os.path.join(work, "dies"), os.path.join(work, "dies-ref")
     for f in (folder, reference):
@@ -230,7 +218,7 @@ def host_dies(hosts, work):
           "images per step" + ("" if elastic in relaunch else "\n" + relaunch[-3000:]))
     one_host(hosts, reference, 2)
     same, said = same_tensors(os.path.join(folder, "out", "wave", "model.pt"),
-                              os.path.join(reference, "out", "wave", "model.pt"))
+                              os.path.join(reference, "out", "wave", "model.pt"), 20)
     check(same, f"the model after the lost host and the elastic relaunch equals an uninterrupted "
                 f"2-rank run's, bit for bit: {said}")
 

@@ -45,7 +45,6 @@ import fcntl
 import os
 import platform
 import re
-import shutil
 import signal
 import subprocess
 import sys

@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from harness import LineReader, check, failures, finish
+from harness import LineReader, check, finish
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 

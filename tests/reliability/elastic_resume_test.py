@@ -30,7 +30,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, finish, run  # noqa: E402
+from harness import check, finish, run, same_tensors  # noqa: E402
 
 BINARY, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
@@ -75,17 +75,6 @@ def folder_digest(folder):
     return digest.hexdigest()
 
 
-def same_model(a, b):
-    code = ("import sys, torch\n"
-            "a, b = torch.load(sys.argv[1]), torch.load(sys.argv[2])\n"
-            "keys = [k for k in a if not k.startswith('stylefleet.')]\n"
-            "bad = [k for k in keys if k not in b or not torch.equal(a[k], b[k])]\n"
-            "print(len(keys), 'tensors; differ:', bad[:5], len(bad))\n"
-            "sys.exit(1 if bad or len(keys) < 20 else 0)\n")
-    p = subprocess.run(["/usr/bin/python3", "-c", code, a, b], capture_output=True, text=True)
-    return p.returncode == 0, p.stdout + p.stderr
-
-
 def main():
     work = tempfile.mkdtemp(prefix="stylefleet_elastic_")
     try:
@@ -120,8 +109,8 @@ def main():
               settings.get("images per step (batch_size x ranks)") == "8",
               "settings.json records the last set-up (2 ranks, batch 4 in 2, 8 images per step)"
               + ("" if settings.get("images per step (batch_size x ranks)") == "8" else f": {settings}"))
-        same, said = same_model(os.path.join(work, "reference", "candy", "model.pt"),
-                                os.path.join(style_dir, "model.pt"))
+        same, said = same_tensors(os.path.join(work, "reference", "candy", "model.pt"),
+                                os.path.join(style_dir, "model.pt"), 20)
         check(same, f"4 -> 2 -> 2 -> 1 -> 2 ranks equals 4 ranks throughout, bit for bit: {said}")
 
         job = write_job(work, "elastic", 12)

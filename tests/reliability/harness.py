@@ -2,7 +2,6 @@
 import queue
 import re
 import subprocess
-import sys
 import threading
 import time
 
@@ -39,6 +38,21 @@ def run_guarded(cmd, cwd, guard_seconds):
         return p.returncode, time.time() - start, p.stdout + p.stderr
     except subprocess.TimeoutExpired as e:
         return None, time.time() - start, (e.stdout or b"").decode() + (e.stderr or b"").decode()
+
+
+def same_tensors(a, b, at_least):
+    """(True, summary) when model files `a` and `b` hold the same tensors bit for bit (their
+    stylefleet.* records may differ) and at least `at_least` of them, so that a file that lost
+    its weights cannot pass. Read by Debian's PyTorch in a process of its own."""
+    code = ("import sys, torch\n"
+            "a, b = torch.load(sys.argv[1]), torch.load(sys.argv[2])\n"
+            "keys = [k for k in a if not k.startswith('stylefleet.')]\n"
+            "bad = [k for k in keys if k not in b or not torch.equal(a[k], b[k])]\n"
+            "print(len(keys), 'tensors; differ:', len(bad), bad[:5])\n"
+            "sys.exit(1 if bad or len(keys) < int(sys.argv[3]) else 0)\n")
+    p = subprocess.run(["/usr/bin/python3", "-c", code, a, b, str(at_least)],
+                       capture_output=True, text=True)
+    return p.returncode == 0, (p.stdout + p.stderr).strip()
 
 
 def output_within(process, seconds):

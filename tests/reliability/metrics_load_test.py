@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import check, failures, finish
+from harness import check, finish
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 

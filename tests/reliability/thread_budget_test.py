@@ -22,7 +22,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, finish, run  # noqa: E402
+from harness import check, finish, run, same_tensors  # noqa: E402
 
 BINARY, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 STYLES = ["candy", "mosaic", "wave"]
@@ -41,17 +41,6 @@ monitoring: {{listen: 'off'}}
 styles:
 {styles}""")
     return job
-
-
-def differing_tensors(a, b):
-    code = ("import sys, torch\n"
-            "a, b = torch.load(sys.argv[1]), torch.load(sys.argv[2])\n"
-            "keys = [k for k in a if not k.startswith('stylefleet.')]\n"
-            "bad = [k for k in keys if k not in b or not torch.equal(a[k], b[k])]\n"
-            "print(len(keys), 'tensors; differ:', len(bad), bad[:5])\n"
-            "sys.exit(1 if bad or len(keys) < 60 else 0)\n")
-    p = subprocess.run(["/usr/bin/python3", "-c", code, a, b], capture_output=True, text=True)
-    return p.returncode, (p.stdout + p.stderr).strip()
 
 
 def main():
@@ -74,8 +63,8 @@ def main():
                     want = f"(OpenBLAS: {threads} thread{'s' if threads != '1' else ''})"
                     check(want in log, f"{name}: the log says the BLAS pool was set: {want}")
                 models.append(os.path.join(work, name, "conditional", "model.pt"))
-            rc, said = differing_tensors(*models)
-            check(rc == 0, f"--threads {threads}: unbound ({cpus} CPUs) = bound to one core, bit for "
+            same, said = same_tensors(*models, 60)
+            check(same, f"--threads {threads}: unbound ({cpus} CPUs) = bound to one core, bit for "
                            f"bit: {said}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

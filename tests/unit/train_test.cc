@@ -608,7 +608,7 @@ TEST_F(TrainTest, ConditionalNetworkTrainsItsStylesAndResumesBitwise) {
             (std::vector<std::string>{"a", "b", "c"}));
   // 8 images over 4 steps: each style had images in at least two steps.
   int64_t images = 0;
-  for (const std::string& style : {"a", "b", "c"}) {
+  for (const std::string style : {"a", "b", "c"}) {
     const std::string folder = dir_ / ("straight/" + style);
     const auto records = Metrics(folder);
     EXPECT_GE(records.size(), 2u) << style;
@@ -689,7 +689,7 @@ TEST_F(TrainTest, EachConditionalStyleTrainsOnItsOwnTargetsAndWeights) {
   };
   TrainJob(job("together", {"a", "b", "c"}, 3), Quiet());
   std::map<std::string, double> totals;
-  for (const std::string& style : {"a", "b", "c"}) {
+  for (const std::string style : {"a", "b", "c"}) {
     TrainJob(job("alone_" + style, {style}, 1), Quiet());
     const auto together = Metrics(dir_ / ("together/" + style));
     const auto alone = Metrics(dir_ / ("alone_" + style + "/" + style));
@@ -762,7 +762,7 @@ TEST_F(TrainTest, ConditionalTwoInProcessRanksEqualOneProcessWithMicroBatches) {
                           {"training.batch_size=4", "training.micro_batches=2"}),
            Quiet());
   ExpectSameTensors(dir_ / "parallel/conditional/model.pt", dir_ / "single/conditional/model.pt");
-  for (const std::string& style : {"a", "b", "c"}) {
+  for (const std::string style : {"a", "b", "c"}) {
     const auto p = Metrics(dir_ / ("parallel/" + style)), q = Metrics(dir_ / ("single/" + style));
     ASSERT_EQ(p.size(), q.size()) << style;
     for (size_t i = 0; i < p.size(); ++i) {
@@ -1650,7 +1650,7 @@ TEST_F(TrainTest, TiledStylizeWritesWhatOnePassWrites) {
     params["deconv3.conv2d.weight"].mul_(scale);
     params["deconv3.conv2d.bias"].sub_(mean).mul_(scale).add_(128);
   }
-  SaveTensorDict(ModelDict(net, ModelInfo{"job", "style", 64}), dir_ / "model.pt");
+  SaveTensorDict(ModelDict(net, ModelInfo{"job", "style", 64, {}}), dir_ / "model.pt");
   fs::create_directories(dir_ / "in");
   const std::vector<std::pair<int, int>> sizes = {{300, 200}, {301, 201}, {302, 202},
                                                   {303, 203}, {300, 5},   {50, 40}};
@@ -1694,7 +1694,7 @@ TEST_F(TrainTest, TiledStylizeWritesWhatOnePassWrites) {
 TEST_F(TrainTest, StylizeTakesImagesOfAFewPixels) {
   torch::manual_seed(4);
   TransformerNet net;
-  SaveTensorDict(ModelDict(net, ModelInfo{"job", "style", 64}), dir_ / "model.pt");
+  SaveTensorDict(ModelDict(net, ModelInfo{"job", "style", 64, {}}), dir_ / "model.pt");
   fs::create_directories(dir_ / "in");
   const std::vector<std::pair<int, int>> sizes = {{1, 1},   {2, 2}, {4, 4}, {3, 200},
                                                   {200, 4}, {5, 5}, {7, 9}};
@@ -1729,7 +1729,7 @@ TEST_F(TrainTest, StylizeTakesImagesOfAFewPixels) {
 TEST_F(TrainTest, StylizeKeepsThePngAlpha) {
   torch::manual_seed(4);
   TransformerNet net;
-  SaveTensorDict(ModelDict(net, ModelInfo{"job", "style", 64}), dir_ / "model.pt");
+  SaveTensorDict(ModelDict(net, ModelInfo{"job", "style", 64, {}}), dir_ / "model.pt");
   testing::WriteFile(dir_ / "alpha.py", R"(import sys
 from PIL import Image
 folder, mode = sys.argv[1], sys.argv[2]
