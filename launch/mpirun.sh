@@ -71,11 +71,17 @@ for name in ${STYLEFLEET_EXPORT:-}; do
   [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] ||
     { echo "mpirun.sh: STYLEFLEET_EXPORT names '$name', which is not a variable name" >&2; exit 2; }
 done
-# The hosts of the hostfile, once each: the first word of each line, without comments ('#',
-# '//'), Windows line ends, exclusions ('^host') or a user ('user@host').
+# Each line of the hostfile as "HOST<tab>LINE": HOST is the first word of the line without
+# comments ('#', '//'), a Windows line end or a user ('user@host'); empty on a line that names
+# none. The one reading of the hostfile's lines, for hostfile_hosts and drop_lost_hosts.
+hostfile_lines() {
+  sed -e 's/\r$//' "$hostfile" |
+    awk '{ line = $0; sub(/#.*/, "", line); sub(/\/\/.*/, "", line); split(line, w, " ");
+           host = w[1]; sub(/^[^@]*@/, "", host); print host "\t" $0 }'
+}
+# The hosts of the hostfile, once each, without exclusions ('^host').
 hostfile_hosts() {
-  sed -e 's/\r$//' -e 's/#.*//' -e 's|//.*||' "$hostfile" |
-    awk 'NF && $1 !~ /^\^/ { sub(/^[^@]*@/, "", $1); if (!seen[$1]++) print $1 }'
+  hostfile_lines | awk -F'\t' '$1 != "" && $1 !~ /^\^/ && !seen[$1]++ { print $1 }'
 }
 
 gpus=0
@@ -186,10 +192,8 @@ find_lost_hosts() {
 # and `nodes`.
 drop_lost_hosts() {
   local kept="$work/hostfile.$attempt"
-  sed -e 's/\r$//' "$hostfile" |
-    awk -v lost=" $lost " '{ line = $0; sub(/#.*/, "", line); sub(/\/\/.*/, "", line); split(line, w, " ");
-                            host = w[1]; sub(/^[^@]*@/, "", host);
-                            if (host == "" || index(lost, " " host " ") == 0) print $0 }' > "$kept"
+  hostfile_lines | awk -F'\t' -v lost=" $lost " \
+    'index(lost, " " $1 " ") == 0 || $1 == "" { print substr($0, index($0, "\t") + 1) }' > "$kept"
   hostfile="$kept"
   nodes=$(hostfile_hosts | wc -l)
 }
