@@ -11,7 +11,8 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="$f
 cmake --build build-asan -j "$jobs"
 # Left out here (they run in the plain build): tests that train whole jobs several times only to
 # compare their numbers or outcomes (together vs apart, ranks vs micro-batches, resumed vs straight, the loss
-# falling, a warning's wording), and CLI tests that train or benchmark only to read the output.
+# falling, a warning's wording, a checkpoint's identity), the step test that compares three
+# splits of one step bit for bit, and CLI tests that train or benchmark only to read the output.
 # Under the sanitizers each costs 5 to 7 times its plain time (this stage took 24 of a 48-minute
 # CI), and the code they drive runs here in the shorter tests: resume, damaged checkpoints,
 # conditional networks, sweeps, faults and hostile files. The Python tests (label unit, no C++)
@@ -33,6 +34,8 @@ export GTEST_FILTER="-TrainTest.StylesTrainedTogetherMatchStylesTrainedApart\
 :TrainTest.AResumeSaysThatTheContentFolderChanged\
 :TrainTest.ConditionalNetworkTrainsItsStylesAndResumesBitwise\
 :TrainTest.StoppingAndResumingGivesBitwiseTheSameModel\
+:TrainTest.ACheckpointOfAnotherStyleOrStepIsNotResumed\
+:StepTest.AnySplitOfFourUnitsOverRanksAndMicroBatchesGivesTheSameBits\
 :CliTest.TrainingSaysWhichConvolutionsRunAndTheLossesAgree\
 :CliTest.AnOpenBlasThatMistakesTheCpuGetsBetterKernelsAndTheSameLosses\
 :CliTest.BenchPrintsOneJsonDocumentWithEverySection\

@@ -27,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
-from harness import check, finish, run_guarded  # noqa: E402
+from harness import check, check_no_process_left, finish, run_guarded  # noqa: E402
 import slurm_cluster  # noqa: E402
 
 BINARY, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
@@ -168,8 +168,7 @@ def main():
             trains_like_mpirun(slurm, work)
             too_few_tasks(slurm, work)
             stop_resume_and_time_limit(slurm, work)
-        left = subprocess.run(["pgrep", "-f", f"{work}/"], capture_output=True, text=True).stdout.split()
-        check(not left, f"no process of the test is left: {left}")
+        check_no_process_left(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return finish("slurm_test")

@@ -20,7 +20,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
-from harness import check, finish, run_guarded  # noqa: E402
+from harness import check, check_no_process_left, finish, run_guarded  # noqa: E402
 import slurm_cluster  # noqa: E402
 import virtual_hosts  # noqa: E402
 
@@ -95,8 +95,7 @@ def main():
             with slurm_cluster.SlurmCluster(cpus=1, hosts=hosts) as slurm:
                 trains_across_nodes(hosts, slurm, work)
         check(not virtual_hosts.leftovers(), f"no namespace is left: {virtual_hosts.leftovers()}")
-        left = subprocess.run(["pgrep", "-f", f"{work}/"], capture_output=True, text=True).stdout.split()
-        check(not left, f"no process of the test is left: {left}")
+        check_no_process_left(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return finish("slurm_two_nodes_test")

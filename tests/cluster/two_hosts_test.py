@@ -36,7 +36,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
-from harness import LineReader, check, finish, run_guarded, same_tensors  # noqa: E402
+from harness import LineReader, check, check_no_process_left, finish, run_guarded, same_tensors  # noqa: E402
 import virtual_hosts  # noqa: E402
 
 BINARY, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
@@ -267,8 +267,7 @@ def main():
                 if name in parts:
                     part(hosts, work)
         check(not virtual_hosts.leftovers(), f"no namespace is left: {virtual_hosts.leftovers()}")
-        left = subprocess.run(["pgrep", "-f", f"{work}/"], capture_output=True, text=True).stdout.split()
-        check(not left, f"no process of the test is left: {left}")
+        check_no_process_left(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return finish("two_hosts_test")

@@ -40,6 +40,12 @@ def run_guarded(cmd, cwd, guard_seconds):
         return None, time.time() - start, (e.stdout or b"").decode() + (e.stderr or b"").decode()
 
 
+def check_no_process_left(folder):
+    """Checks that no process whose command line names `folder` (a test's work folder) runs."""
+    left = subprocess.run(["pgrep", "-f", f"{folder}/"], capture_output=True, text=True).stdout.split()
+    return check(not left, f"no process of the test is left: {left}")
+
+
 def same_tensors(a, b, at_least):
     """(True, summary) when model files `a` and `b` hold the same tensors bit for bit (their
     stylefleet.* records may differ) and at least `at_least` of them, so that a file that lost
