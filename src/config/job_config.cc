@@ -419,8 +419,8 @@ const FieldTable<JobConfig>& JobFields() {
        "How float32 3x3 convolutions run on CPU (the transformer's stride-1 layers and the loss "
        "network's). `winograd`: oneDNN's Winograd F(4x4,3x3) algorithm, about a quarter of the "
        "multiplications, where the CPU has it (AVX-512) and a layer has at least 16 channels; "
-       "elsewhere LibTorch's. It trains faster than `direct` and takes more peak memory (README, "
-       "Performance); its blocking may depend on the batch, so results agree with another "
+       "elsewhere LibTorch's. It trains faster than `direct` and takes more peak memory "
+       "(docs/performance.md); its blocking may depend on the batch, so results agree with another "
        "batch composition only to rounding (README, Exactness). `direct`: LibTorch's "
        "convolutions everywhere, as PyTorch computes them; each image's result does not depend "
        "on the rest of its batch. bf16 steps and GPU training always use LibTorch's. `stylefleet "
@@ -462,8 +462,8 @@ const FieldTable<DataOptions>& DataFields() {
        }},
       {"max_image_pixels", "integer", "50000000",
        "Images whose header declares more pixels are skipped before decoding, with a warning "
-       "(decompression bombs). Decoding costs about 11 bytes per pixel (measured peaks: 0.78 GB "
-       "for a 49 MP PNG, 1.29 GB for a 100 MP one) and each of `loader_threads` decodes at once, "
+       "(decompression bombs). Decoding costs about 11 bytes per pixel (the measured peaks are in "
+       "docs/testing.md) and each of `loader_threads` decodes at once, "
        "so 50 MP keeps decoding near 0.5 GB per thread and covers cameras up to 50 MP; raise it "
        "for larger photos. `check` and `train` count it in their memory estimate.",
        Agreement::kEveryRank, Show(&DataOptions::max_image_pixels),
@@ -589,11 +589,10 @@ const FieldTable<TrainingOptions>& TrainingFields() {
       {"precision", "`fp32` or `bf16`", "`fp32`",
        "Arithmetic of the forward passes. `bf16` runs the convolutions of the transformer and "
        "the loss network in bfloat16 (autocast) and keeps losses, gradients, Adam and the "
-       "weights in float32. On a 2-core CPU with AMX (amx_bf16) it trained 1.6-1.7x faster "
-       "than fp32 at 256 px, batch 4, with total losses within 0.4% (README, Performance), but "
-       "slower than fp32 at 128 px, batch 2 (about 1.0 against 1.3-1.5 images/s in a demo "
-       "trial); on one with avx512_bf16 but no AMX it trained at about 0.55x fp32 (256 px, "
-       "batch 4), and training warns. Measure with `stylefleet bench`; on GPUs it always "
+       "weights in float32. On a CPU with AMX (amx_bf16) it trained faster than fp32 at 256 px, "
+       "batch 4, with total losses within half a percent, but slower with small images; on "
+       "one with avx512_bf16 but no AMX it trained slower than fp32, and training warns "
+       "(figures: docs/performance.md). Measure with `stylefleet bench`; on GPUs it always "
        "applies. On a CPU without BF16 instructions training runs in fp32 and says so.",
        Agreement::kPassShape, Show(&TrainingOptions::precision),
        [](TrainingOptions& t, const Value& v) {

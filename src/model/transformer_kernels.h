@@ -1,11 +1,12 @@
 // CPU kernels for the transformer's layers where LibTorch 1.13's own are
 // slow: reflection padding, and the last 9x9 convolution, down to 3 channels.
 //
-// Measured at 256 px, batch 4, 2 threads (README, Performance): the step's
-// 16 reflection pads took about 95 ms forward and 120 ms backward in
-// LibTorch, 55 and 60 ms here. oneDNN's direct convolution blocks output
-// channels by 16, so with 3 the last layer ran at about 60 GFLOP/s, 216 ms of
-// oneDNN time per step forward and backward (54 ms as done here). The pad
+// LibTorch pads element by element; here a padded row is its reflected input
+// row, copied whole. oneDNN's direct convolution blocks output channels by
+// 16, so with 3 the last layer leaves most of each vector unused; here it
+// runs as a convolution with one output channel per (channel, kernel row),
+// whose row-shifted outputs are summed. The measured costs before and
+// after, with their commands: docs/performance.md (2026-11-30). The pad
 // gives LibTorch's values exactly, the convolution up to float rounding of
 // sums; where they do not apply (GPU, other dtypes, autocast, non-contiguous
 // tensors, a bias of another size) LibTorch's ops run.

@@ -94,9 +94,9 @@ const dnnl::engine& CpuEngine() {
 }
 
 // Batches run in parts of at most this many images, each by its own
-// primitive: per image, oneDNN's Winograd ran 15% slower on 16 images than on
-// 4 (its working set outgrows the caches; 256 px, 2026-11-30), which made 4
-// styles trained at once slower than one at a time.
+// primitive: per image, oneDNN's Winograd ran slower on 16 images than on 4
+// at 256 px (its working set outgrows the caches), which made 4 styles
+// trained at once slower than one at a time (docs/performance.md).
 constexpr int64_t kImagesPerCall = 4;
 
 template <typename Body>

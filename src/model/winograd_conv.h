@@ -3,8 +3,9 @@
 // On CPUs with AVX-512, oneDNN 2.6 (the library LibTorch 1.13 itself calls)
 // has a Winograd convolution that needs about a quarter of the direct
 // algorithm's multiplications; LibTorch never asks for it. On VGG's and the
-// transformer's 3x3 layers (forward and backward) it ran 1.4-2.4x faster than
-// the direct kernel, and fp32 training 1.7x (README, Performance). This is the
+// transformer's 3x3 layers (forward and backward) it ran faster than the
+// direct kernel, and so does fp32 training (figures: docs/performance.md,
+// "Winograd convolutions"). This is the
 // one place that calls oneDNN directly; everything else goes through
 // LibTorch, and so does every convolution this path does not take (GPU
 // tensors, bfloat16 and autocast, other shapes, a CPU or build without the

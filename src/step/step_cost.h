@@ -32,14 +32,11 @@ double StylizeFlopsPerImage(int image_size);
 /// base (libraries, both networks, optimizer state) plus 7.5 KB per pixel of
 /// every image one forward pass holds (`images_per_pass` = batch per rank /
 /// micro_batches, times the styles trained together), which is what the
-/// transformer and the loss network keep for the backward pass. Fitted to the
-/// peak RSS of `stylefleet train` (fp32, default layers) on the 2-core CI
-/// machine on 2026-11-29: 128 px x 2 images 0.55 GB, 256 x 2 1.19 GB, 256 x 4
-/// 2.02 GB, 384 x 4 4.55 GB; the formula gives 0.56, 1.29, 2.28 and 4.73 GB, on
-/// the safe side. Winograd convolutions (job.convolution) hold layout copies
-/// and transformed tiles: `bench` at 256 px, batch 2 and 8 peaked at 1.33 and
-/// 4.08 GB with them, 1.23 and 3.71 GB without (2026-11-30), hence the base of
-/// 0.4 GB (formula: 1.38 and 4.33 GB).
+/// transformer and the loss network keep for the backward pass. Fitted, on the
+/// safe side, to the peak RSS of `stylefleet train` and `bench` at 128 to 384
+/// px with Winograd convolutions (they hold layout copies and transformed
+/// tiles) and without; the measurements are in docs/testing.md ("Memory is
+/// checked before it is spent").
 double EstimateTrainingPeakBytes(int image_size, int images_per_pass);
 
 }  // namespace stylefleet

@@ -16,8 +16,8 @@ std::string Gib(double bytes) {
   return text;
 }
 
-// Peak memory of decoding one image, per pixel: a 49 MP PNG took 0.78 GB and a
-// 100 MP one 1.29 GB of process memory (`stylefleet losses`, 2026-11-29).
+// Peak memory of decoding one image, per pixel: fitted to the peaks of decoding
+// 49 and 100 MP PNGs (docs/testing.md, "Memory is checked before it is spent").
 constexpr double kDecodeBytesPerPixel = 11;
 
 }  // namespace

@@ -68,8 +68,8 @@ Precision EffectivePrecision(const std::string& configured, const torch::Device&
   if (CpuHasBf16()) {
     if (!CpuHasFlag("amx_bf16") && !warned) {
       SF_LOG(kWarning) << "training.precision bf16: this CPU has BF16 dot products (avx512_bf16) "
-                          "but no AMX; there bf16 convolutions ran slower than fp32 (0.55x on an "
-                          "Intel Xeon, README Performance): `stylefleet bench` measures both";
+                          "but no AMX; there bf16 convolutions ran slower than fp32 "
+                          "(docs/performance.md): `stylefleet bench` measures both";
       warned = true;
     }
     return Precision::kBf16;
