@@ -91,7 +91,7 @@ class MpiTrainTest : public ::testing::Test {
   SharedDir dir_;
 };
 
-double MaxRelativeDifference(const std::string& a_path, const std::string& b_path) {
+double ModelFilesMaxRelativeDifference(const std::string& a_path, const std::string& b_path) {
   const TensorDict a = LoadTensorDict(a_path), b = LoadTensorDict(b_path);
   double worst = 0;
   for (const auto& [key, tensor] : a) {
@@ -152,7 +152,7 @@ TEST_F(MpiTrainTest, TwoRanksOfBatchTwoEqualOneProcessOfBatchFour) {
                      "job.output_dir=" + (dir_ / "single")}),
              Options());
     const double difference =
-        MaxRelativeDifference(dir_ / "parallel/s0/model.pt", dir_ / "single/s0/model.pt");
+        ModelFilesMaxRelativeDifference(dir_ / "parallel/s0/model.pt", dir_ / "single/s0/model.pt");
     EXPECT_LT(difference, 1e-5);
     std::printf(
         "2 ranks x batch 2 vs 1 process x batch 4 (2 micro-batches): largest relative "
@@ -263,7 +263,8 @@ TEST_F(MpiTrainTest, RanksStartedFromDifferentSeedsEndEqualAndOnlyTheRootWrites)
     EXPECT_GT(std::stoll(all[0]), 2 * model);  // the measure sees file writes: model, checkpoints
     EXPECT_LT(std::stoll(all[1]), 1 << 20) << "rank 1 wrote files";
     if (!no_model) {
-      EXPECT_EQ(MaxRelativeDifference(dir_ / "agreed/s0/model.pt", dir_ / "reseeded/s0/model.pt"),
+      EXPECT_EQ(ModelFilesMaxRelativeDifference(dir_ / "agreed/s0/model.pt",
+                                                dir_ / "reseeded/s0/model.pt"),
                 0.0);
     }
   }

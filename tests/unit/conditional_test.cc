@@ -17,12 +17,14 @@
 #include "model/vgg16.h"
 #include "model/winograd_conv.h"
 #include "step/forward_pass.h"
+#include "tensor_check.h"
 #include "test_paths.h"
 #include "test_util.h"
 
 namespace stylefleet {
 namespace {
 namespace fs = std::filesystem;
+using testing::MaxRelativeDifference;
 using testing::TempDir;
 
 // A conditional network of `styles` whose rows differ (a fresh one's are all
@@ -43,10 +45,6 @@ TransformerNet DistinctRowsNetwork(int64_t styles, uint64_t seed) {
 }
 
 torch::Tensor Rows(std::vector<int64_t> rows) { return torch::tensor(rows, torch::kLong); }
-
-double MaxRelativeDifference(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item<double>();
-}
 
 // Parameters of a per-style network and the conditional network of one style
 // built from it: the same tensors, the norms' as 1 x C rows.

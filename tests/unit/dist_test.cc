@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "dist/communicator.h"
 #include "dist/world.h"
+#include "rank_threads.h"
 #include "step/gradient_buckets.h"
 #include "test_util.h"
 #include "train/rank_agreement.h"
@@ -18,22 +19,14 @@
 namespace stylefleet {
 namespace {
 
-// Runs body(rank, communicator) on one thread per rank.
-template <typename F>
-void OnEveryRank(std::vector<std::unique_ptr<Communicator>>& world, F body) {
-  std::vector<std::thread> threads;
-  for (size_t r = 0; r < world.size(); ++r) {
-    threads.emplace_back([&, r] { body(static_cast<int>(r), *world[r]); });
-  }
-  for (auto& t : threads) t.join();
-}
+using testing::RunOnEveryRank;
 
 TEST(LocalCommunicatorTest, CollectivesGiveExactResults) {
   auto world = MakeLocalWorld(3);
   std::vector<std::vector<float>> averaged(3);
   std::vector<std::vector<std::string>> gathered(3);
   std::vector<int> broadcast(3);
-  OnEveryRank(world, [&](int rank, Communicator& comm) {
+  RunOnEveryRank(world, [&](int rank, Communicator& comm) {
     // Values whose mean is exact in float: rank r holds r*3 + i.
     std::vector<float> data = {float(rank * 3), float(rank * 3 + 1), float(rank * 3 + 2)};
     comm.AllReduceAverage(data.data(), data.size());
@@ -60,7 +53,7 @@ TEST(LocalCommunicatorTest, CollectivesGiveExactResults) {
 TEST(LocalCommunicatorTest, DifferentCollectivesFailNamingBothSides) {
   auto world = MakeLocalWorld(2);
   std::vector<std::string> errors(2);
-  OnEveryRank(world, [&](int rank, Communicator& comm) {
+  RunOnEveryRank(world, [&](int rank, Communicator& comm) {
     comm.Barrier("start");  // one matching collective first: sequence numbers agree
     try {
       if (rank == 0) {
@@ -85,7 +78,7 @@ TEST(LocalCommunicatorTest, DifferentCollectivesFailNamingBothSides) {
 TEST(LocalCommunicatorTest, SameCallSiteWithOtherSizesFails) {
   auto world = MakeLocalWorld(2);
   std::vector<std::string> errors(2);
-  OnEveryRank(world, [&](int rank, Communicator& comm) {
+  RunOnEveryRank(world, [&](int rank, Communicator& comm) {
     std::vector<double> values(rank == 0 ? 8 : 9);
     try {
       comm.AllReduceSum(values.data(), values.size(), "loss allreduce");
@@ -136,7 +129,7 @@ TEST(GradientBucketsTest, BucketsRespectTheCapInReverseOrder) {
 TEST(GradientBucketsTest, AveragesGradientsAcrossRanks) {
   auto world = MakeLocalWorld(2);
   std::vector<torch::Tensor> results(2);
-  OnEveryRank(world, [&](int rank, Communicator& comm) {
+  RunOnEveryRank(world, [&](int rank, Communicator& comm) {
     std::vector<torch::Tensor> params = {torch::zeros({2, 3}, torch::requires_grad()),
                                          torch::zeros({5}, torch::requires_grad())};
     params[0].mutable_grad() = torch::full({2, 3}, float(rank * 2));  // 0 and 2: mean 1
@@ -155,7 +148,7 @@ TEST(GradientBucketsTest, AveragesGradientsAcrossRanks) {
 TEST(GradientBucketsTest, EachGradientOfASharedBucketGetsItsOwnAverage) {
   auto world = MakeLocalWorld(2);
   std::vector<torch::Tensor> results(2);
-  OnEveryRank(world, [&](int rank, Communicator& comm) {
+  RunOnEveryRank(world, [&](int rank, Communicator& comm) {
     std::vector<torch::Tensor> params = {torch::zeros({2, 3}, torch::requires_grad()),
                                          torch::zeros({4}, torch::requires_grad()),
                                          torch::zeros({3, 1}, torch::requires_grad())};
@@ -367,7 +360,7 @@ TEST(SharedOutputFoldersTest, RanksOnOneFileSystemPassAndLeaveNothingBehind) {
   const std::vector<const StyleSpec*> styles{&job.styles[0], &job.styles[1]};
   auto world = MakeLocalWorld(3);
   std::vector<std::string> left(3), thrown(3);
-  OnEveryRank(world, [&](int rank, Communicator& comm) {
+  RunOnEveryRank(world, [&](int rank, Communicator& comm) {
     try {
       CheckRanksShareOutputFolders(comm, "host" + std::to_string(rank), job, styles);
     } catch (const std::exception& e) {
@@ -388,7 +381,7 @@ TEST(DistinctHostsTest, TwoMachinesWithOneHostNameAreRefused) {
   auto world = MakeLocalWorld(4);
   std::vector<std::string> thrown(4);
   const auto run = [&](const std::vector<std::string>& hosts, const std::vector<int>& locals) {
-    OnEveryRank(world, [&](int rank, Communicator& comm) {
+    RunOnEveryRank(world, [&](int rank, Communicator& comm) {
       thrown[static_cast<size_t>(rank)].clear();
       try {
         CheckRanksHaveDistinctHosts(comm, hosts[static_cast<size_t>(rank)],

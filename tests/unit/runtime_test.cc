@@ -9,36 +9,14 @@
 #include "common/error.h"
 #include "dist/communicator.h"
 #include "dist/world.h"
+#include "rank_threads.h"
 #include "runtime/group_ops.h"
 #include "runtime/rank_runtime.h"
 
 namespace stylefleet {
 namespace {
 
-// Runs body(rank, communicator) on one thread per rank; returns what each
-// rank's body threw, as "KIND: message" ("" when it returned).
-template <typename F>
-std::vector<std::string> OnEveryRank(std::vector<std::unique_ptr<Communicator>>& world, F body) {
-  std::vector<std::string> thrown(world.size());
-  std::vector<std::thread> threads;
-  for (size_t r = 0; r < world.size(); ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        body(static_cast<int>(r), *world[r]);
-      } catch (const ConfigError& e) {
-        std::string all;
-        for (const auto& p : e.problems()) all += p + "|";
-        thrown[r] = "config: " + all;
-      } catch (const DataError& e) {
-        thrown[r] = std::string("data: ") + e.what();
-      } catch (const Error& e) {
-        thrown[r] = std::string("error: ") + e.what();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return thrown;
-}
+using testing::OnEveryRank;
 
 TEST(RunOnRootTest, EveryRankThrowsTheRootsErrorOfTheSameKind) {
   auto world = MakeLocalWorld(3);
