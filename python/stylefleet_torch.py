@@ -494,6 +494,25 @@ def stylize(model: Model, image: torch.Tensor, style: Optional[str] = None,
     return out if image.dim() == 4 else out[0]
 
 
+def luma(image: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma (0.299 R + 0.587 G + 0.114 B) of ... x 3 x H x W RGB, as ... x H x W."""
+    return 0.299 * image[..., 0, :, :] + 0.587 * image[..., 1, :, :] + 0.114 * image[..., 2, :, :]
+
+
+def preserve_colour(stylized: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """The stylized image's luminance with the photo's colours (luminance-only transfer), as
+    `stylefleet stylize --preserve-colour` writes it: both images rounded to 0..255 levels,
+    then photo + (Y(stylized) - Y(photo)) in every channel (which keeps the photo's YCbCr
+    chroma, and its YIQ chroma), rounded and clamped to 0..255. Same shape as `photo`."""
+    if stylized.shape != photo.shape:
+        raise ValueError(f"the stylized image has shape {list(stylized.shape)}, the photo "
+                         f"{list(photo.shape)}")
+    styled = stylized.clamp(0, 255).round().double()
+    original = photo.clamp(0, 255).round().double()
+    change = (luma(styled) - luma(original)).unsqueeze(-3)
+    return (original + change).round().clamp(0, 255).to(photo.dtype)
+
+
 def _read_image(path: str) -> torch.Tensor:
     from PIL import Image
     with Image.open(path) as img:
@@ -530,6 +549,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "--blend is given)")
     choice.add_argument("--blend", metavar="NAME=W,NAME=W",
                         help="a blend of a conditional model's styles; weights >= 0, sum 1")
+    parser.add_argument("--preserve-colour", "--preserve-color", action="store_true",
+                        help="keep the photo's colours: only the stylized luminance is taken")
     parser.add_argument("--list", action="store_true",
                         help="print the model's style names, one a line, and exit")
     args = parser.parse_args(argv)
@@ -544,7 +565,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         # Checked before reading the image, so a wrong name fails fast.
         style_argument(model, args.style, args.blend)
         image = _read_image(args.input)
-        _write_image(stylize(model, image, args.style, args.blend), args.output)
+        out = stylize(model, image, args.style, args.blend)
+        if args.preserve_colour:
+            out = preserve_colour(out, image)
+        _write_image(out, args.output)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

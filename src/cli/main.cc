@@ -362,6 +362,9 @@ int Run(int argc, char** argv) {
                    "(LibTorch's, as PyTorch computes them), as the job key job.convolution "
                    "(default winograd)")
       ->check(CLI::IsMember({"winograd", "direct"}));
+  stylize->add_flag("--preserve-colour,--preserve-color", stylize_options.preserve_colour,
+                    "Keep each photo's colours: take only the stylized luminance (YCbCr, BT.601) "
+                    "and the photo's chroma; a channel that would leave 0..255 is clamped");
   stylize->add_option("--blend", stylize_options.blend,
                       "A conditional model's blend of styles: NAME=W,NAME=W with weights from 0 "
                       "to 1 that sum to 1 (e.g. candy=0.7,mosaic=0.3)");

@@ -135,7 +135,8 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
   TransformerNet net = StylizingNetwork(model, options);
   SF_LOG(kInfo) << "model " << model.file
                 << (options.style.empty() ? "" : ", style " + options.style)
-                << (options.blend.empty() ? "" : ", blend " + options.blend);
+                << (options.blend.empty() ? "" : ", blend " + options.blend)
+                << (options.preserve_colour ? ", the photos' colours kept (luminance only)" : "");
   std::error_code ec;
   fs::create_directories(options.output_dir, ec);
   if (ec) throw Error(options.output_dir + ": cannot create output folder (" + ec.message() + ")");
@@ -147,6 +148,7 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
       const auto start = std::chrono::steady_clock::now();
       const torch::Tensor out = StylizeTensor(net, image, options.tile_size);
       RgbImage styled = TensorToImage(out);
+      if (options.preserve_colour) styled = WithChromaOf(styled, input);
       styled.alpha = input.alpha;  // the network styles RGB; transparency stays the input's
       const fs::path folder = fs::path(target.output).parent_path();  // mirrors the input tree
       std::error_code folder_ec;

@@ -41,6 +41,9 @@ struct StylizeOptions {
   /// The 3x3 convolutions: "winograd" (oneDNN's, where it applies) or
   /// "direct" (LibTorch's), as the job key job.convolution.
   std::string convolution = "winograd";
+  /// Keep each photo's colours: the output takes only the stylized image's
+  /// luminance (WithChromaOf, data/image.h). For every network kind.
+  bool preserve_colour = false;
 };
 
 /// Why an input image is left out of a stylize run. These skips are on

@@ -445,6 +445,28 @@ void SaveImageFile(const RgbImage& image, const std::string& path, int jpeg_qual
   }
 }
 
+double Luma(uint8_t r, uint8_t g, uint8_t b) { return 0.299 * r + 0.587 * g + 0.114 * b; }
+
+RgbImage WithChromaOf(const RgbImage& styled, const RgbImage& photo) {
+  if (styled.width != photo.width || styled.height != photo.height ||
+      styled.pixels.size() != photo.pixels.size()) {
+    throw DataError("colour preservation: the stylized image is " + std::to_string(styled.width) +
+                    "x" + std::to_string(styled.height) + ", the photo " +
+                    std::to_string(photo.width) + "x" + std::to_string(photo.height));
+  }
+  RgbImage out = styled;
+  const uint8_t* s = styled.pixels.data();
+  const uint8_t* p = photo.pixels.data();
+  for (size_t i = 0; i < out.pixels.size(); i += 3) {
+    const double change = Luma(s[i], s[i + 1], s[i + 2]) - Luma(p[i], p[i + 1], p[i + 2]);
+    for (size_t c = 0; c < 3; ++c) {
+      const double v = std::round(p[i + c] + change);
+      out.pixels[i + c] = static_cast<uint8_t>(std::clamp(v, 0.0, 255.0));
+    }
+  }
+  return out;
+}
+
 std::string CanonicalImageFormat(const std::string& format) {
   std::string lower = format;
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);

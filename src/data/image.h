@@ -65,6 +65,18 @@ void ToPlanarFloat(const RgbImage& image, float* out);
 /// Builds an image from planar float CHW values, clamped to 0..255 and rounded.
 RgbImage FromPlanarFloat(const float* planar, int width, int height);
 
+/// BT.601 luma (Y = 0.299 R + 0.587 G + 0.114 B) of one pixel, 0..255.
+double Luma(uint8_t r, uint8_t g, uint8_t b);
+
+/// Colour preservation (Gatys et al. 2016, "Preserving color in neural
+/// artistic style transfer", luminance-only transfer): `styled`'s luma with
+/// `photo`'s chroma, in YCbCr (BT.601, full range, as JPEG). Keeping Cb and Cr
+/// while Y changes by d adds d to each of R, G and B (the same holds in YIQ),
+/// so each pixel is photo + (Y(styled) - Y(photo)), rounded; a channel that
+/// would leave 0..255 is clamped, and only there does the chroma differ from
+/// the photo's. Keeps `styled`'s alpha. Throws DataError when the sizes differ.
+RgbImage WithChromaOf(const RgbImage& styled, const RgbImage& photo);
+
 /// Writes PNG or JPEG (chosen by the extension: .png, .jpg/.jpeg) atomically.
 /// A PNG keeps `alpha` (RGBA); JPEG has no alpha channel, so there it is
 /// dropped with a warning naming the file. Throws DataError on failure.

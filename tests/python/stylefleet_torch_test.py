@@ -186,6 +186,33 @@ def test_stylize_padding(model):
     assert sf.stylize(model, torch.rand(2, 3, 12, 12) * 255, style="mosaic").shape == (2, 3, 12, 12)
 
 
+def test_preserve_colour(model):
+    """The photo's YCbCr chroma is kept (to rounding) wherever no channel was clamped, the
+    luma is the stylized image's, and the plain stylization's chroma differs (so the check
+    means something); a hand example pins the rule, clamping included."""
+    def cb(x):
+        return -0.168736 * x[0] - 0.331264 * x[1] + 0.5 * x[2]
+
+    def cr(x):
+        return 0.5 * x[0] - 0.418688 * x[1] - 0.081312 * x[2]
+
+    torch.manual_seed(6)
+    photo = (torch.rand(3, 20, 16) * 255).round()
+    plain = sf.stylize(model, photo, style="mosaic").round()
+    kept = sf.preserve_colour(plain, photo)
+    unclamped = (kept.amin(0) > 0) & (kept.amax(0) < 255)
+    assert unclamped.sum() > 20 * 16 // 2, unclamped.sum()
+    assert (cb(kept) - cb(photo))[unclamped].abs().max() <= 0.5 + 1e-9
+    assert (cr(kept) - cr(photo))[unclamped].abs().max() <= 0.5 + 1e-9
+    assert (sf.luma(kept) - sf.luma(plain))[unclamped].abs().max() <= 0.5 + 1e-9
+    assert ((cb(plain) - cb(photo)).abs() + (cr(plain) - cr(photo)).abs()).mean() > 10
+    # stylefleet's WithChromaOf test: luma 124.2 -> 0 and 18.15 -> 250.
+    photo2 = torch.tensor([[200.0, 10.0], [100.0, 20.0], [50.0, 30.0]]).view(3, 1, 2)
+    styled2 = torch.tensor([[0.0, 250.0], [0.0, 250.0], [0.0, 250.0]]).view(3, 1, 2)
+    assert sf.preserve_colour(styled2, photo2).view(3, 2).t().tolist() == [[76, 0, 0], [242, 252, 255]]
+    expect_error("shape", lambda: sf.preserve_colour(styled2, torch.zeros(3, 2, 2)))
+
+
 def test_per_style_files(tmp):
     torch.manual_seed(5)
     ref = reference.TransformerNet()
@@ -281,6 +308,14 @@ def test_cli(model_path, tmp):
         assert torch.equal(written, expected), f"{option}: written pixels differ"
         assert written.float().std() > 1.0, "a flat image would hide a wrong network"
         os.remove(out)
+    out = os.path.join(tmp, "kept.png")
+    r = run(CLI, model_path, src, out, "--style", "candy", "--preserve-colour")
+    assert r.returncode == 0, r.stderr
+    with Image.open(out) as img:
+        written = torch.tensor(list(img.tobytes()), dtype=torch.uint8).view(22, 30, 3)
+    expected = sf.preserve_colour(sf.stylize(model, image, style="candy"), image)
+    assert torch.equal(written, expected.to(torch.uint8).permute(1, 2, 0)), "--preserve-colour differs"
+    os.remove(out)
 
     for option, message in [(["--style", "udnie"], "unknown style 'udnie'; available: mosaic, candy, la muse"),
                             (["--blend", "mosaic=0.5"], "add up to 1"),
@@ -373,6 +408,7 @@ def main():
         test_one_style_equals_per_style()
         test_blend_validation(model)
         test_stylize_padding(model)
+        test_preserve_colour(model)
         test_per_style_files(tmp)
         test_cli(os.path.join(tmp, "cond.pt"), tmp)
         test_checker(os.path.join(tmp, "cond.pt"), tmp)

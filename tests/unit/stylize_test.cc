@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <utility>
+#include <vector>
 
 #include "checkpoint/model_file.h"
 #include "commands/commands.h"
@@ -242,6 +245,70 @@ TEST_F(StylizeBlendTest, EachWeightGoesToItsNamedStyleInAnyOrder) {
       Stylize(dir_ / "conditional.pt", "--blend wave=0.25,candy=0.125,mosaic=0.625");
   EXPECT_GT(DifferentPixels(three, quarter_wave), 24 * 24 / 4);
   EXPECT_EQ(DifferentPixels(styled, three), 0);
+}
+
+// Colour preservation for both network kinds, through the real CLI: where no
+// channel was clamped, the written image has the photo's chroma and the plain
+// stylized image's luma (to rounding), and the plain image's chroma is far
+// from the photo's (else the comparison would prove nothing).
+TEST_F(StylizeBlendTest, PreserveColourKeepsThePhotosChromaForEveryNetworkKind) {
+  // Mid-range photo colours and a last layer scaled down around grey, so that
+  // most pixels are not clamped (the fixture's photo and network saturate).
+  RgbImage photo{24, 24, std::vector<uint8_t>(24 * 24 * 3), {}};
+  uint32_t state = 12345;
+  for (uint8_t& v : photo.pixels) {
+    state = state * 1664525u + 1013904223u;
+    v = static_cast<uint8_t>(60 + (state >> 24) % 136);
+  }
+  SaveImageFile(photo, dir_ / "photo.png");
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : conditional_->named_parameters()) {
+      if (item.key() == "deconv3.conv2d.weight") item.value().mul_(0.05);
+      if (item.key() == "deconv3.conv2d.bias") item.value().fill_(128);
+    }
+  }
+  SaveTensorDict(ModelDict(conditional_, ModelInfo{"job", kConditionalNetworkName, 64, styles_}),
+                 dir_ / "conditional.pt");
+  const auto cb = [](const uint8_t* p) { return -0.168736 * p[0] - 0.331264 * p[1] + 0.5 * p[2]; };
+  const auto cr = [](const uint8_t* p) { return 0.5 * p[0] - 0.418688 * p[1] - 0.081312 * p[2]; };
+  const auto luma = [](const uint8_t* p) { return Luma(p[0], p[1], p[2]); };
+  TransformerNet per_style = Mixed({0.0, 0.0, 1.0});
+  SaveTensorDict(ModelDict(per_style, ModelInfo{"job", "wave", 64, {}}), dir_ / "wave.pt");
+  for (const auto& [model, extra] : std::vector<std::pair<std::string, std::string>>{
+           {dir_ / "conditional.pt", "--style mosaic"}, {dir_ / "wave.pt", ""}}) {
+    const RgbImage plain = Stylize(model, extra);
+    const RgbImage kept = Stylize(model, extra + " --preserve-colour");
+    ASSERT_EQ(kept.pixels.size(), photo.pixels.size()) << model;
+    ASSERT_EQ(plain.pixels.size(), photo.pixels.size()) << model;
+    int unclamped = 0;
+    double plain_chroma_change = 0;
+    for (size_t i = 0; i < photo.pixels.size(); i += 3) {
+      const uint8_t* k = &kept.pixels[i];
+      const uint8_t* p = &photo.pixels[i];
+      const uint8_t* s = &plain.pixels[i];
+      plain_chroma_change += std::abs(cb(s) - cb(p)) + std::abs(cr(s) - cr(p));
+      if (std::min({k[0], k[1], k[2]}) == 0 || std::max({k[0], k[1], k[2]}) == 255) continue;
+      ++unclamped;
+      // Rounding each channel moves Cb, Cr and Y by at most 0.5.
+      EXPECT_LE(std::abs(cb(k) - cb(p)), 0.5 + 1e-9) << model << " pixel " << i / 3;
+      EXPECT_LE(std::abs(cr(k) - cr(p)), 0.5 + 1e-9) << model << " pixel " << i / 3;
+      EXPECT_LE(std::abs(luma(k) - luma(s)), 0.5 + 1e-9) << model << " pixel " << i / 3;
+    }
+    EXPECT_GT(unclamped, 24 * 24 / 2) << model;
+    EXPECT_GT(plain_chroma_change / (24 * 24), 10.0) << model << ": the styles keep the colours";
+  }
+}
+
+TEST(WithChromaOfTest, AddsTheLumaChangeToEveryChannelAndClampsOnlyThere) {
+  RgbImage photo{2, 1, {200, 100, 50, 10, 20, 30}, {}};
+  RgbImage styled{2, 1, {0, 0, 0, 250, 250, 250}, {7, 9}};
+  const RgbImage out = WithChromaOf(styled, photo);
+  // Pixel 0: luma 124.2 -> 0: every channel goes down by 124.2 (G and B clamped at 0).
+  // Pixel 1: luma 18.15 -> 250: up by 231.85 (B clamped at 255).
+  EXPECT_EQ(out.pixels, (std::vector<uint8_t>{76, 0, 0, 242, 252, 255}));
+  EXPECT_EQ(out.alpha, styled.alpha);
+  EXPECT_THROW(WithChromaOf(styled, RgbImage{1, 1, {1, 2, 3}, {}}), DataError);
 }
 
 }  // namespace
