@@ -500,23 +500,35 @@ def luma(image: torch.Tensor) -> torch.Tensor:
 
 
 def preserve_colour(stylized: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
-    """The stylized image's luminance with the photo's colours (luminance-only transfer), as
-    `stylefleet stylize --preserve-colour` writes it: both images rounded to 0..255 levels,
-    then photo + (Y(stylized) - Y(photo)) in every channel (which keeps the photo's YCbCr
-    chroma, and its YIQ chroma), rounded and clamped to 0..255. Same shape as `photo`."""
+    """The stylized image's luminance with the photo's colours (luminance-only transfer), the
+    pixels `stylefleet stylize --preserve-colour` writes: both images rounded to 0..255
+    levels, then photo + d in every channel, d = Y(stylized) - Y(photo) rounded to a whole
+    level (half away from zero; the lumas in integer thousandths), which keeps the photo's
+    YCbCr (and YIQ) chroma exactly except where a channel is clamped to 0..255. Same shape
+    and dtype as `photo`."""
     if stylized.shape != photo.shape:
         raise ValueError(f"the stylized image has shape {list(stylized.shape)}, the photo "
                          f"{list(photo.shape)}")
-    styled = stylized.clamp(0, 255).round().double()
-    original = photo.clamp(0, 255).round().double()
-    change = (luma(styled) - luma(original)).unsqueeze(-3)
-    return (original + change).round().clamp(0, 255).to(photo.dtype)
+
+    def luma_milli(x):
+        return 299 * x[..., 0, :, :] + 587 * x[..., 1, :, :] + 114 * x[..., 2, :, :]
+
+    styled = stylized.clamp(0, 255).round().to(torch.int64)
+    original = photo.clamp(0, 255).round().to(torch.int64)
+    milli = luma_milli(styled) - luma_milli(original)
+    change = torch.sign(milli) * ((milli.abs() + 500) // 1000)
+    return (original + change.unsqueeze(-3)).clamp(0, 255).to(photo.dtype)
 
 
 def _read_image(path: str) -> torch.Tensor:
-    from PIL import Image
+    """RGB 0..255 as stylefleet decodes it: turned upright by the EXIF orientation, and a
+    16-bit image's high byte (PIL's own conversion of 16-bit grey clips it to white)."""
+    from PIL import Image, ImageOps
     with Image.open(path) as img:
-        rgb = img.convert("RGB")
+        upright = ImageOps.exif_transpose(img)
+        if upright.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+            upright = upright.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+        rgb = upright.convert("RGB")
         w, h = rgb.size
         data = bytearray(rgb.tobytes())
     pixels = (torch.frombuffer(data, dtype=torch.uint8) if hasattr(torch, "frombuffer")

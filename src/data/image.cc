@@ -454,14 +454,19 @@ RgbImage WithChromaOf(const RgbImage& styled, const RgbImage& photo) {
                     "x" + std::to_string(styled.height) + ", the photo " +
                     std::to_string(photo.width) + "x" + std::to_string(photo.height));
   }
+  // Lumas in thousandths of a level, exact in integers: the change is rounded
+  // once (half away from zero), so R, G and B move by the same whole number of
+  // levels and the chroma stays exactly the photo's (two channels rounded
+  // apart would each move it by up to half a level).
+  const auto luma_milli = [](const uint8_t* x) { return 299 * x[0] + 587 * x[1] + 114 * x[2]; };
   RgbImage out = styled;
   const uint8_t* s = styled.pixels.data();
   const uint8_t* p = photo.pixels.data();
   for (size_t i = 0; i < out.pixels.size(); i += 3) {
-    const double change = Luma(s[i], s[i + 1], s[i + 2]) - Luma(p[i], p[i + 1], p[i + 2]);
+    const int milli = luma_milli(s + i) - luma_milli(p + i);
+    const int change = (milli >= 0 ? milli + 500 : milli - 500) / 1000;  // C++ truncates to 0
     for (size_t c = 0; c < 3; ++c) {
-      const double v = std::round(p[i + c] + change);
-      out.pixels[i + c] = static_cast<uint8_t>(std::clamp(v, 0.0, 255.0));
+      out.pixels[i + c] = static_cast<uint8_t>(std::clamp(p[i + c] + change, 0, 255));
     }
   }
   return out;

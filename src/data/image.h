@@ -72,9 +72,10 @@ double Luma(uint8_t r, uint8_t g, uint8_t b);
 /// artistic style transfer", luminance-only transfer): `styled`'s luma with
 /// `photo`'s chroma, in YCbCr (BT.601, full range, as JPEG). Keeping Cb and Cr
 /// while Y changes by d adds d to each of R, G and B (the same holds in YIQ),
-/// so each pixel is photo + (Y(styled) - Y(photo)), rounded; a channel that
-/// would leave 0..255 is clamped, and only there does the chroma differ from
-/// the photo's. Keeps `styled`'s alpha. Throws DataError when the sizes differ.
+/// so each pixel is photo + d with d = Y(styled) - Y(photo) rounded to a whole
+/// level (half away from zero), the same d in every channel: the chroma is
+/// exactly the photo's, except where a channel would leave 0..255 and is
+/// clamped. Keeps `styled`'s alpha. Throws DataError when the sizes differ.
 RgbImage WithChromaOf(const RgbImage& styled, const RgbImage& photo);
 
 /// Writes PNG or JPEG (chosen by the extension: .png, .jpg/.jpeg) atomically.

@@ -290,9 +290,10 @@ TEST_F(StylizeBlendTest, PreserveColourKeepsThePhotosChromaForEveryNetworkKind) 
       plain_chroma_change += std::abs(cb(s) - cb(p)) + std::abs(cr(s) - cr(p));
       if (std::min({k[0], k[1], k[2]}) == 0 || std::max({k[0], k[1], k[2]}) == 255) continue;
       ++unclamped;
-      // Rounding each channel moves Cb, Cr and Y by at most 0.5.
-      EXPECT_LE(std::abs(cb(k) - cb(p)), 0.5 + 1e-9) << model << " pixel " << i / 3;
-      EXPECT_LE(std::abs(cr(k) - cr(p)), 0.5 + 1e-9) << model << " pixel " << i / 3;
+      // The same whole change in every channel: the photo's chroma exactly, the
+      // plain image's luma to half a level.
+      EXPECT_LE(std::abs(cb(k) - cb(p)), 1e-9) << model << " pixel " << i / 3;
+      EXPECT_LE(std::abs(cr(k) - cr(p)), 1e-9) << model << " pixel " << i / 3;
       EXPECT_LE(std::abs(luma(k) - luma(s)), 0.5 + 1e-9) << model << " pixel " << i / 3;
     }
     EXPECT_GT(unclamped, 24 * 24 / 2) << model;
@@ -304,9 +305,15 @@ TEST(WithChromaOfTest, AddsTheLumaChangeToEveryChannelAndClampsOnlyThere) {
   RgbImage photo{2, 1, {200, 100, 50, 10, 20, 30}, {}};
   RgbImage styled{2, 1, {0, 0, 0, 250, 250, 250}, {7, 9}};
   const RgbImage out = WithChromaOf(styled, photo);
-  // Pixel 0: luma 124.2 -> 0: every channel goes down by 124.2 (G and B clamped at 0).
-  // Pixel 1: luma 18.15 -> 250: up by 231.85 (B clamped at 255).
+  // Pixel 0: luma 124.2 -> 0: every channel goes down by 124 (G and B clamped at 0).
+  // Pixel 1: luma 18.15 -> 250: up by 232 (B clamped at 255).
   EXPECT_EQ(out.pixels, (std::vector<uint8_t>{76, 0, 0, 242, 252, 255}));
+  // A change of exactly -22.5 levels (found by a trial: channels rounded apart
+  // gave -22, -23, -22) moves every channel by -23, half away from zero; one
+  // of +41.5 by +42.
+  const RgbImage half = WithChromaOf(RgbImage{2, 1, {140, 120, 112, 174, 181, 73}, {}},
+                                     RgbImage{2, 1, {215, 111, 159, 122, 123, 144}, {}});
+  EXPECT_EQ(half.pixels, (std::vector<uint8_t>{192, 88, 136, 164, 165, 186}));
   EXPECT_EQ(out.alpha, styled.alpha);
   EXPECT_THROW(WithChromaOf(styled, RgbImage{1, 1, {1, 2, 3}, {}}), DataError);
 }
