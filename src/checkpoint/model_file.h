@@ -27,7 +27,7 @@ struct ModelInfo {
   int64_t image_size = 0;
   /// A conditional network's style names, in row order (`stylefleet.styles`,
   /// joined by newlines); empty for a per-style network.
-  std::vector<std::string> styles;
+  std::vector<std::string> styles{};  // {}: lets {job, style, size} leave it empty
 };
 
 /// Appends what marks a conditional network's file: `stylefleet.network`

@@ -189,7 +189,7 @@ struct LoadOptions {
   std::vector<std::string> overrides;
   /// Content folder for seed-style files, which have no key for it (the seed
   /// always reads train2014/ under the working directory). Empty: that default.
-  std::string content_dir;
+  std::string content_dir{};  // {}: lets LoadOptions{{overrides}} leave it empty
   /// Skip checks that touch the file system (for fuzzing the parser alone).
   bool check_files = true;
 };

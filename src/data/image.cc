@@ -445,8 +445,6 @@ void SaveImageFile(const RgbImage& image, const std::string& path, int jpeg_qual
   }
 }
 
-double Luma(uint8_t r, uint8_t g, uint8_t b) { return 0.299 * r + 0.587 * g + 0.114 * b; }
-
 RgbImage WithChromaOf(const RgbImage& styled, const RgbImage& photo) {
   if (styled.width != photo.width || styled.height != photo.height ||
       styled.pixels.size() != photo.pixels.size()) {

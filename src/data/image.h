@@ -65,9 +65,6 @@ void ToPlanarFloat(const RgbImage& image, float* out);
 /// Builds an image from planar float CHW values, clamped to 0..255 and rounded.
 RgbImage FromPlanarFloat(const float* planar, int width, int height);
 
-/// BT.601 luma (Y = 0.299 R + 0.587 G + 0.114 B) of one pixel, 0..255.
-double Luma(uint8_t r, uint8_t g, uint8_t b);
-
 /// Colour preservation (Gatys et al. 2016, "Preserving color in neural
 /// artistic style transfer", luminance-only transfer): `styled`'s luma with
 /// `photo`'s chroma, in YCbCr (BT.601, full range, as JPEG). Keeping Cb and Cr

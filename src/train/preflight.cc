@@ -301,7 +301,6 @@ namespace {
 
 std::vector<std::string> ProblemsOf(const JobConfig& job, const PreflightOptions& options) {
   std::vector<std::string> problems;
-  if (!problems.empty()) return problems;
   std::vector<const StyleSpec*> styles;
   try {
     styles = SelectRuns(job, options.only_styles);

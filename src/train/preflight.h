@@ -65,15 +65,24 @@ std::string NetworkStylesProblem(const std::string& checkpoint,
                                  const std::vector<std::string>& held,
                                  const std::vector<std::string>& rows);
 
-/// What `train` would meet, worked out before anything is written.
+/// What `train` would meet, worked out before anything is written. Reads only.
 /// Elastic resume first: each selected run that resumes (it has checkpoints)
 /// on another number of ranks per style takes the batch KeepImagesPerStep
 /// (run_settings.h) gives, so that its images per step stay those its
 /// checkpoints were trained with; `job` is the job with those batches and
 /// `notes` says what changed. A run whose images per step `options.world`
 /// ranks cannot keep is a problem (unless options.allow_changed_settings: it
-/// then resumes as configured, and the settings check warns). Then
-/// PreflightProblems' checks, on `job`. Reads only.
+/// then resumes as configured, and the settings check warns). Then, on `job`,
+/// the problems that would certainly stop `train`: unknown style names, a
+/// content folder without images or with fewer than one step needs, a style
+/// image that does not decode (StyleImageProblems), a ranks_per_style that
+/// does not divide the world, a style output folder that belongs to another
+/// job or style, a conditional job's base_model that does not load, is a
+/// per-style network or already holds one of the job's styles, a conditional
+/// network whose checkpoints hold other styles (NetworkStylesProblem), a style
+/// whose checkpoints were trained with settings that must match
+/// (run_settings.h) but differ, and steps that need more memory than the host
+/// has (train/memory_budget.h).
 struct Preflight {
   Preflight(const JobConfig& job, const PreflightOptions& options);
   JobConfig job;
@@ -81,17 +90,7 @@ struct Preflight {
   std::vector<std::string> problems;  ///< empty when none
 };
 
-/// Problems that would certainly stop `train` (Preflight's, on the job with
-/// elastic batches): an images per step the ranks cannot keep, unknown style names, a content
-/// folder without images or with fewer than one step needs, a style image
-/// that does not decode (StyleImageProblems), a ranks_per_style
-/// that does not divide the world, a style output folder that belongs to
-/// another job or style, a conditional job's base_model that does not load,
-/// is a per-style network or already holds one of the job's styles, a
-/// conditional network whose checkpoints hold other styles (NetworkStylesProblem), a style
-/// whose checkpoints were trained with settings that must match
-/// (run_settings.h) but differ, and steps that need more memory than the host
-/// has (train/memory_budget.h). Reads only. Empty when none.
+/// Preflight(job, options).problems: for callers that need only the problems.
 std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options);
 
 /// Collective over `world`: first the ranks check that they run the same job

@@ -601,7 +601,9 @@ TEST(CliTest, TrainingSaysWhichConvolutionsRunAndTheLossesAgree) {
   for (size_t i = 1; i < totals.size(); ++i) {
     EXPECT_NEAR(totals[i], totals[0], 1e-4 * std::abs(totals[0])) << i;
   }
-  if (winograd) EXPECT_NE(totals[0], totals[1]);  // Winograd ran: other rounding
+  if (winograd) {
+    EXPECT_NE(totals[0], totals[1]);  // Winograd ran: other rounding
+  }
 
   // stylize says it too, and the bench records what ran, not what was asked.
   for (const Variant& v : variants) {

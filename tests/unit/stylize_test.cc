@@ -272,7 +272,7 @@ TEST_F(StylizeBlendTest, PreserveColourKeepsThePhotosChromaForEveryNetworkKind) 
                  dir_ / "conditional.pt");
   const auto cb = [](const uint8_t* p) { return -0.168736 * p[0] - 0.331264 * p[1] + 0.5 * p[2]; };
   const auto cr = [](const uint8_t* p) { return 0.5 * p[0] - 0.418688 * p[1] - 0.081312 * p[2]; };
-  const auto luma = [](const uint8_t* p) { return Luma(p[0], p[1], p[2]); };
+  const auto luma = [](const uint8_t* p) { return 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]; };
   TransformerNet per_style = Mixed({0.0, 0.0, 1.0});
   SaveTensorDict(ModelDict(per_style, ModelInfo{"job", "wave", 64, {}}), dir_ / "wave.pt");
   for (const auto& [model, extra] : std::vector<std::pair<std::string, std::string>>{
