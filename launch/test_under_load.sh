@@ -3,7 +3,7 @@
 # spin for the whole run, so that a test which depends on how fast or how idle the machine is
 # fails here rather than on a busy CI machine. Prints the suite's wall time and the hog's size;
 # exits with ctest's status (130, 143 or 129 when stopped by SIGINT, SIGTERM or SIGHUP, which
-# are passed on to ctest). The plain run is launch/test.sh (or ctest alone).
+# are passed on to ctest and every test it started). The plain run is launch/test.sh (or ctest alone).
 #   launch/test_under_load.sh [--hog N] [--build DIR] [-- CTEST_ARGS...]
 #     --hog N      spinning processes beside the suite, 0 to 4 per CPU (default: one per CPU)
 #     --build DIR  the build folder, relative to the current folder (default: the repository's build/)
@@ -36,11 +36,12 @@ stop_hog() {
   spinners=()
 }
 # A signal stops the suite too: ctest runs in the background (bash runs a trap only once its
-# foreground child has ended), gets the signal, and is waited for.
+# foreground child has ended) in a process group of its own, which gets the signal (ctest alone
+# would end and leave its tests running), and is waited for.
 on_signal() {
   stop_hog
   if [ -n "$tester" ]; then
-    kill -s "$1" "$tester" 2>/dev/null || true
+    kill -s "$1" -- "-$tester" 2>/dev/null || kill -s "$1" "$tester" 2>/dev/null || true
     wait "$tester" 2>/dev/null || true
   fi
   exit "$2"
@@ -58,8 +59,10 @@ done
 echo "test_under_load: $hog spinning process(es) beside the suite (pids ${spinners[*]:-none})"
 start=$(date +%s)
 rc=0
-# A background job of a non-interactive shell ignores SIGINT; ctest gets it back.
-(trap - INT; exec ctest --test-dir "$build" -j 2 --output-on-failure --no-tests=error "$@") &
+# A background job of a non-interactive shell ignores SIGINT; ctest gets it back. The subshell
+# is no process group leader (a script has no job control), so setsid makes its own pid the
+# group's id without forking, and $tester names the group.
+(trap - INT; exec setsid ctest --test-dir "$build" -j 2 --output-on-failure --no-tests=error "$@") &
 tester=$!
 wait "$tester" || rc=$?
 tester=""

@@ -110,7 +110,7 @@ def main():
               "settings.json records the last set-up (2 ranks, batch 4 in 2, 8 images per step)"
               + ("" if settings.get("images per step (batch_size x ranks)") == "8" else f": {settings}"))
         same, said = same_tensors(os.path.join(work, "reference", "candy", "model.pt"),
-                                os.path.join(style_dir, "model.pt"), 20)
+                                os.path.join(style_dir, "model.pt"), 60)
         check(same, f"4 -> 2 -> 2 -> 1 -> 2 ranks equals 4 ranks throughout, bit for bit: {said}")
 
         job = write_job(work, "elastic", 12)

@@ -47,14 +47,16 @@ def check_no_process_left(folder):
 
 
 def same_tensors(a, b, at_least):
-    """(True, summary) when model files `a` and `b` hold the same tensors bit for bit (their
-    stylefleet.* records may differ) and at least `at_least` of them, so that a file that lost
-    its weights cannot pass. Read by Debian's PyTorch in a process of its own."""
+    """(True, summary) when model files `a` and `b` hold the same tensors under the same names,
+    bit for bit (their stylefleet.* records may differ), and at least `at_least` of them, so
+    that a file that lost its weights cannot pass. Read by Debian's PyTorch in a process of its
+    own."""
     code = ("import sys, torch\n"
             "a, b = torch.load(sys.argv[1]), torch.load(sys.argv[2])\n"
-            "keys = [k for k in a if not k.startswith('stylefleet.')]\n"
-            "bad = [k for k in keys if k not in b or not torch.equal(a[k], b[k])]\n"
-            "print(len(keys), 'tensors; differ:', len(bad), bad[:5])\n"
+            "def tensors(d): return {k for k in d if not k.startswith('stylefleet.')}\n"
+            "keys = sorted(tensors(a) | tensors(b))\n"
+            "bad = [k for k in keys if k not in a or k not in b or not torch.equal(a[k], b[k])]\n"
+            "print(len(keys), 'tensors; differ or held by one file only:', len(bad), bad[:5])\n"
             "sys.exit(1 if bad or len(keys) < int(sys.argv[3]) else 0)\n")
     p = subprocess.run(["/usr/bin/python3", "-c", code, a, b, str(at_least)],
                        capture_output=True, text=True)

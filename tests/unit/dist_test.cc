@@ -47,6 +47,22 @@ TEST(LocalCommunicatorTest, CollectivesGiveExactResults) {
   }
 }
 
+// A rank whose body throws ends the test program with its message instead of
+// leaving the other ranks waiting in a collective it never reaches (the test
+// then hung until ctest's timeout).
+TEST(RankThreadsDeathTest, ARankThatThrowsBeforeACollectiveEndsTheProgram) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto world = MakeLocalWorld(2);
+        RunOnEveryRank(world, [&](int rank, Communicator& comm) {
+          if (rank == 1) throw DataError("rank 1 found no photos");
+          comm.Barrier("never met");
+        });
+      },
+      "rank 1 threw, ending the test program: rank 1 found no photos");
+}
+
 // Ranks that reach different collectives fail at once on every rank, naming
 // both sides, before any payload moves (a schedule that branched differently
 // once meant heap corruption).
