@@ -72,12 +72,14 @@ for name in ${STYLEFLEET_EXPORT:-}; do
     { echo "mpirun.sh: STYLEFLEET_EXPORT names '$name', which is not a variable name" >&2; exit 2; }
 done
 # Each line of the hostfile as "HOST<tab>LINE": HOST is the first word of the line without
-# comments ('#', '//'), a Windows line end or a user ('user@host'); empty on a line that names
-# none. The one reading of the hostfile's lines, for hostfile_hosts and drop_lost_hosts.
+# comments ('#', '//'), a Windows line end or a user ('user@host'), and keeps an exclusion's
+# '^' ('^user@host' gives '^host'); empty on a line that names none. The one reading of the
+# hostfile's lines, for hostfile_hosts and drop_lost_hosts.
 hostfile_lines() {
   sed -e 's/\r$//' "$hostfile" |
     awk '{ line = $0; sub(/#.*/, "", line); sub(/\/\/.*/, "", line); split(line, w, " ");
-           host = w[1]; sub(/^[^@]*@/, "", host); print host "\t" $0 }'
+           host = w[1]; excluded = sub(/^\^/, "", host); sub(/^[^@]*@/, "", host);
+           if (excluded) host = "^" host; print host "\t" $0 }'
 }
 # The hosts of the hostfile, once each, without exclusions ('^host').
 hostfile_hosts() {

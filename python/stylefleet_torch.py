@@ -75,7 +75,8 @@ import torch.nn.functional as F
 
 __all__ = [
     "ConditionalInstanceNorm2d", "TransformerNet", "Model", "load_model", "read_tensor_file",
-    "style_argument", "parse_blend", "pad_for_network", "stylize", "main",
+    "style_argument", "parse_blend", "pad_for_network", "stylize", "luma", "preserve_colour",
+    "to_levels", "main",
 ]
 
 METADATA_PREFIX = "stylefleet."
@@ -494,6 +495,13 @@ def stylize(model: Model, image: torch.Tensor, style: Optional[str] = None,
     return out if image.dim() == 4 else out[0]
 
 
+def to_levels(image: torch.Tensor) -> torch.Tensor:
+    """Whole 0..255 levels as stylefleet writes an image (int64, same shape): clamped, then
+    rounded half up, as C++'s lround on values from 0 (torch.round takes halves to even: 2.5
+    gave 2 where stylefleet writes 3). In float64, where adding 0.5 to a float32 is exact."""
+    return (image.clamp(0, 255).double() + 0.5).floor().to(torch.int64)
+
+
 def luma(image: torch.Tensor) -> torch.Tensor:
     """BT.601 luma (0.299 R + 0.587 G + 0.114 B) of ... x 3 x H x W RGB, as ... x H x W."""
     return 0.299 * image[..., 0, :, :] + 0.587 * image[..., 1, :, :] + 0.114 * image[..., 2, :, :]
@@ -513,19 +521,21 @@ def preserve_colour(stylized: torch.Tensor, photo: torch.Tensor) -> torch.Tensor
     def luma_milli(x):
         return 299 * x[..., 0, :, :] + 587 * x[..., 1, :, :] + 114 * x[..., 2, :, :]
 
-    styled = stylized.clamp(0, 255).round().to(torch.int64)
-    original = photo.clamp(0, 255).round().to(torch.int64)
+    styled = to_levels(stylized)
+    original = to_levels(photo)
     milli = luma_milli(styled) - luma_milli(original)
     change = torch.sign(milli) * ((milli.abs() + 500) // 1000)
     return (original + change.unsqueeze(-3)).clamp(0, 255).to(photo.dtype)
 
 
 def _read_image(path: str) -> torch.Tensor:
-    """RGB 0..255 as stylefleet decodes it: turned upright by the EXIF orientation, and a
-    16-bit image's high byte (PIL's own conversion of 16-bit grey clips it to white)."""
+    """RGB 0..255 as stylefleet decodes it: a JPEG turned upright by its EXIF orientation
+    (stylefleet reads the orientation of JPEGs only; Pillow would also turn a PNG or WebP
+    carrying an EXIF block), and a 16-bit image's high byte (PIL's own conversion of 16-bit
+    grey clips it to white)."""
     from PIL import Image, ImageOps
     with Image.open(path) as img:
-        upright = ImageOps.exif_transpose(img)
+        upright = ImageOps.exif_transpose(img) if img.format == "JPEG" else img
         if upright.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
             upright = upright.convert("I").point(lambda v: v * (1 / 256)).convert("L")
         rgb = upright.convert("RGB")
@@ -537,9 +547,9 @@ def _read_image(path: str) -> torch.Tensor:
 
 
 def _write_image(image: torch.Tensor, path: str) -> None:
-    """3 x H x W in 0..255, rounded to the nearest level (as stylefleet writes)."""
+    """3 x H x W in 0..255, as stylefleet writes it (to_levels)."""
     from PIL import Image
-    pixels = image.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).contiguous()
+    pixels = to_levels(image).to(torch.uint8).permute(1, 2, 0).contiguous()
     h, w = pixels.shape[0], pixels.shape[1]
     Image.frombytes("RGB", (w, h), bytes(pixels.view(-1).tolist())).save(path)
 

@@ -592,8 +592,9 @@ const FieldTable<TrainingOptions>& TrainingFields() {
        "weights in float32. On a CPU with AMX (amx_bf16) it trained faster than fp32 at 256 px, "
        "batch 4, with total losses within half a percent, but slower with small images; on "
        "one with avx512_bf16 but no AMX it trained slower than fp32, and training warns "
-       "(figures: docs/performance.md). Measure with `stylefleet bench`; on GPUs it always "
-       "applies. On a CPU without BF16 instructions training runs in fp32 and says so.",
+       "(figures: docs/performance.md, \"Earlier figures\" with AMX, \"2026-11-29 (night)\" "
+       "without). Measure with `stylefleet bench`; on GPUs it always applies. On a CPU "
+       "without BF16 instructions training runs in fp32 and says so.",
        Agreement::kPassShape, Show(&TrainingOptions::precision),
        [](TrainingOptions& t, const Value& v) {
          v.ReadChoice(&t.precision, {"fp32", "bf16"});

@@ -28,6 +28,10 @@ expect "two hosts counted once each, one rank each, unbound" 0 \
   "$script" --dry-run --hostfile "$work/hosts" -- train job.yaml
 expect "two ranks per host are bound to sockets" 0 "-np 4 --map-by ppr:2:node --mca odls_base_sigkill_timeout 10 --bind-to socket" -- \
   "$script" --dry-run --hostfile "$work/hosts" --ranks-per-node 2 -- train job.yaml
+# An exclusion with a user excludes its host (it once counted as a host of its own).
+printf 'node-a\n^ops@node-d\n' > "$work/excluded_user"
+expect "an excluded user@host is no host" 0 "mpirun -np 1 --map-by ppr:1:node" -- \
+  "$script" --dry-run --hostfile "$work/excluded_user" -- train job.yaml
 printf '# nothing\n\n' > "$work/empty"
 expect "a hostfile without hosts" 2 "names no host" -- "$script" --dry-run --hostfile "$work/empty" -- train j
 expect "a folder as hostfile" 2 "cannot read hostfile" -- "$script" --dry-run --hostfile "$work" -- train j

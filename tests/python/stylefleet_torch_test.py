@@ -200,7 +200,7 @@ def test_preserve_colour(model):
 
     torch.manual_seed(6)
     photo = (torch.rand(3, 20, 16) * 255).round()
-    plain = sf.stylize(model, photo, style="mosaic").round()
+    plain = sf.to_levels(sf.stylize(model, photo, style="mosaic")).float()
     kept = sf.preserve_colour(plain, photo)
     unclamped = (kept.amin(0) > 0) & (kept.amax(0) < 255)
     assert unclamped.sum() > 20 * 16 // 2, unclamped.sum()
@@ -217,6 +217,23 @@ def test_preserve_colour(model):
     photo3 = torch.tensor([[215.0, 122.0], [111.0, 123.0], [159.0, 144.0]]).view(3, 1, 2)
     styled3 = torch.tensor([[140.0, 174.0], [120.0, 181.0], [112.0, 73.0]]).view(3, 1, 2)
     assert sf.preserve_colour(styled3, photo3).view(3, 2).t().tolist() == [[192, 88, 136], [164, 165, 186]]
+
+
+def test_levels_and_reading(tmp):
+    """Images are written and read as stylefleet does: halves round up (C++ lround; torch's
+    round took 2.5 to 2), and only a JPEG's EXIF orientation turns it (a PNG carrying an EXIF
+    block was turned by Pillow where stylefleet keeps it as stored)."""
+    from PIL import Image
+    values = torch.tensor([0.5, 1.5, 2.5, 254.5, -3.0, 300.0, 0.49999997, 127.5])
+    assert sf.to_levels(values).tolist() == [1, 2, 3, 255, 0, 255, 0, 128], sf.to_levels(values)
+    stored = Image.frombytes("RGB", (4, 2), bytes(range(24)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turned 90 degrees clockwise to be upright
+    for extension, shape in (("jpg", [3, 4, 2]), ("png", [3, 2, 4])):
+        path = os.path.join(tmp, "turned." + extension)
+        stored.save(path, exif=exif)
+        assert list(sf._read_image(path).shape) == shape, (extension, sf._read_image(path).shape)
+        os.remove(path)
 
 
 def test_per_style_files(tmp):
@@ -310,7 +327,7 @@ def test_cli(model_path, tmp):
         with Image.open(out) as img:
             assert img.size == (30, 22) and img.mode == "RGB", (img.size, img.mode)
             written = torch.tensor(list(img.tobytes()), dtype=torch.uint8).view(22, 30, 3)
-        expected = sf.stylize(model, image, **kwargs).round().to(torch.uint8).permute(1, 2, 0)
+        expected = sf.to_levels(sf.stylize(model, image, **kwargs)).to(torch.uint8).permute(1, 2, 0)
         assert torch.equal(written, expected), f"{option}: written pixels differ"
         assert written.float().std() > 1.0, "a flat image would hide a wrong network"
         os.remove(out)
@@ -415,6 +432,7 @@ def main():
         test_blend_validation(model)
         test_stylize_padding(model)
         test_preserve_colour(model)
+        test_levels_and_reading(tmp)
         test_per_style_files(tmp)
         test_cli(os.path.join(tmp, "cond.pt"), tmp)
         test_checker(os.path.join(tmp, "cond.pt"), tmp)
