@@ -21,6 +21,7 @@
 #include "common/stop_signal.h"
 #include "common/writable_file.h"
 #include "config/job_config.h"
+#include "config/job_settings.h"
 #include "dist/nccl_communicator.h"
 #include "dist/world.h"
 #include "metrics/prometheus_metrics.h"

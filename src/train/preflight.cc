@@ -10,6 +10,7 @@
 #include "checkpoint/model_file.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "config/job_settings.h"
 #include "data/dataset.h"
 #include "data/image.h"
 #include "model/tensor_file.h"

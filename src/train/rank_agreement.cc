@@ -18,6 +18,7 @@
 #include "common/error.h"
 #include "common/fnv1a.h"
 #include "common/log.h"
+#include "config/job_settings.h"
 #include "data/dataset.h"
 #include "runtime/group_ops.h"
 

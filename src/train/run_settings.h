@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/job_config.h"
+#include "config/job_settings.h"
 
 namespace stylefleet {
 

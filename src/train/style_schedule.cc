@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "config/job_settings.h"
 
 namespace stylefleet {
 

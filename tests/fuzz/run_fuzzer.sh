@@ -24,7 +24,7 @@ run_fuzzer() {
 }
 
 mkdir -p "$out/corpus"
-clang++ "${sanitize[@]}" tests/fuzz/job_config_fuzzer.cc src/config/job_config.cc src/common/error.cc \
+clang++ "${sanitize[@]}" tests/fuzz/job_config_fuzzer.cc src/config/*.cc src/common/error.cc \
   src/common/vgg_layers.cc src/common/utf8.cc -lyaml-cpp -o "$out/job_config_fuzzer"
 find configs tests/fuzz/regressions -type f \( -name '*.yaml' -o -name '*.yml' \) | while read -r f; do cp "$f" "$out/corpus/$(echo "$f" | tr / _)"; done
 run_fuzzer job_config_fuzzer "$out/corpus" 65536

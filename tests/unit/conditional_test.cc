@@ -182,7 +182,7 @@ class ThreadsForScope {
 };
 
 // A conditional batch of three styles that differ in all a conditional job
-// lets them differ in (ValidateConditional in config/job_config.cc:
+// lets them differ in (ValidateConditional in config/validate.cc:
 // content_weight, style_weight, tv_weight and style_image_size; the style
 // layers are the job's, but each target names its own list): each style's
 // terms are what a per-style network holding that style's rows computes on

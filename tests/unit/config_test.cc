@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "config/job_config.h"
+#include "config/job_settings.h"
 #include "test_paths.h"
 #include "test_util.h"
 

@@ -19,6 +19,7 @@
 #include "commands/commands.h"
 #include "common/error.h"
 #include "config/job_config.h"
+#include "config/job_settings.h"
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/image_tensor.h"
