@@ -112,6 +112,8 @@ void ResolveTrainingDefaults(JobConfig& job) {
   if (job.training.style_layers.empty()) job.training.style_layers = job.loss_network.style_layers;
 }
 
+namespace {
+
 void ReadStyleMap(const YAML::Node& item, JobConfig& job, const fs::path& base,
                   const Sweep& job_sweep, Problems& problems) {
   StyleSpec style;
@@ -214,6 +216,8 @@ void ReadSeedStyle(const YAML::Node& item, JobConfig& job, const fs::path& base,
     for (const auto& p : e.problems()) problems.Add(p);
   }
 }
+
+}  // namespace
 
 void ReadStyles(const YAML::Node& list, JobConfig& job, const fs::path& base,
                 const Sweep& job_sweep, Problems& problems) {

@@ -385,6 +385,8 @@ const FieldTable<DistributedOptions>& DistributedFields() {
   return table;
 }
 
+namespace {
+
 bool ValidHostPort(const std::string& text) {
   const auto colon = text.rfind(':');
   if (colon == std::string::npos || colon + 1 >= text.size()) return false;
@@ -392,6 +394,8 @@ bool ValidHostPort(const std::string& text) {
   return port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos &&
          std::stoi(port) <= 65535;
 }
+
+}  // namespace
 
 const FieldTable<MonitoringOptions>& MonitoringFields() {
   static const FieldTable<MonitoringOptions> table = {
@@ -466,6 +470,8 @@ const FieldTable<StyleEntry>& StyleFields() {
   return table;
 }
 
+namespace {
+
 size_t EditDistance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -480,6 +486,8 @@ size_t EditDistance(const std::string& a, const std::string& b) {
   }
   return row[b.size()];
 }
+
+}  // namespace
 
 std::string UnknownKeyMessage(const std::string& section, const std::string& key,
                               const std::vector<std::string>& valid) {

@@ -24,6 +24,8 @@
 namespace stylefleet::job_loader {
 namespace fs = std::filesystem;
 
+namespace {
+
 bool ParseOverrideValue(const std::string& text, const std::string& where, Override& o,
                         Problems& problems) {
   try {
@@ -34,6 +36,8 @@ bool ParseOverrideValue(const std::string& text, const std::string& where, Overr
     return false;
   }
 }
+
+}  // namespace
 
 std::vector<Override> ParseOverrides(const std::vector<std::string>& texts, Problems& problems) {
   std::vector<Override> out;
@@ -62,6 +66,8 @@ std::vector<Override> ParseOverrides(const std::vector<std::string>& texts, Prob
   }
   return out;
 }
+
+namespace {
 
 // `styles.NAME.key=value` with NAME the longest style, run or sweep name of
 // `job` that fits; false when none does.
@@ -105,6 +111,8 @@ bool ApplyOverride(const Override& o, const std::string& section, const FieldTab
   field->read(target, Value{o.value, section + "." + key, problems, o.text});
   return true;
 }
+
+}  // namespace
 
 // Job-level overrides (every section but styles).
 void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, Origins& origins,

@@ -23,6 +23,8 @@
 namespace stylefleet::job_loader {
 namespace fs = std::filesystem;
 
+namespace {
+
 // Reads `key: [values]` pairs of a grid or zip mapping; false on a problem.
 bool ReadSweepLists(const YAML::Node& map, const std::string& path, Problems& problems,
                     std::set<std::string>& swept_keys,
@@ -63,6 +65,8 @@ bool ReadSweepLists(const YAML::Node& map, const std::string& path, Problems& pr
 }
 
 void CheckSweepValues(Sweep& sweep, Problems& problems);
+
+}  // namespace
 
 Sweep ReadSweep(const YAML::Node& node, const std::string& where, Problems& problems) {
   Sweep sweep;
@@ -127,6 +131,8 @@ Sweep ReadSweep(const YAML::Node& node, const std::string& where, Problems& prob
   return sweep;
 }
 
+namespace {
+
 // A swept value as it appears in run names and folders: the scalar as
 // written, a list's items joined by '+'. Empty when it cannot name a folder.
 std::string SweptValueText(const YAML::Node& node) {
@@ -185,6 +191,8 @@ void CheckSweepValues(Sweep& sweep, Problems& problems) {
   }
   if (!ok) sweep.axes.clear();
 }
+
+}  // namespace
 
 // Adds `style` to the job: as it is when `sweep` has no axes, else as one run
 // per combination (first axis slowest), named STYLE/KEY=VALUE,KEY=VALUE.

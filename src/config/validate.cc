@@ -27,6 +27,8 @@ namespace fs = std::filesystem;
 // ---------------------------------------------------------------------------
 // Cross-field rules and file checks, in one place.
 
+namespace {
+
 // Whether `name` can be written in a blend (`NAME=W,NAME=W`, names trimmed of
 // spaces) and in the model file's newline-separated list of names.
 bool BlendableStyleName(const std::string& name) {
@@ -122,6 +124,8 @@ void ValidateRecordedText(const JobConfig& job, const Origins& origins, Problems
     check_path(style.origin + ": ", "output folder", style.output_dir);
   }
 }
+
+}  // namespace
 
 void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options,
               Problems& problems) {

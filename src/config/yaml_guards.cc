@@ -23,6 +23,8 @@
 namespace stylefleet::job_loader {
 namespace fs = std::filesystem;
 
+namespace {
+
 // yaml-cpp recurses once per level of flow nesting and gives up past its limit
 // with "bad file": say what is wrong instead. Returns the 0-based offset where
 // the nesting first exceeds kMaxNesting, or npos.
@@ -92,6 +94,8 @@ YAML::Mark SecondDocumentContent(const std::string& text) {
   }
   return handler.found;
 }
+
+}  // namespace
 
 YAML::Node ParseYaml(const std::string& text, Problems& problems) {
   const size_t deep = ExcessiveNesting(text);
