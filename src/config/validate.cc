@@ -125,11 +125,9 @@ void ValidateRecordedText(const JobConfig& job, const Origins& origins, Problems
   }
 }
 
-}  // namespace
-
-void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options,
-              Problems& problems) {
-  auto at = [&](const YAML::Mark& mark, const std::string& message) { problems.At(mark, message); };
+// Rules of the training settings, job-wide and per style, and of the
+// distributed timeouts.
+void ValidateTraining(const JobConfig& job, Problems& problems) {
   auto check_training = [&](const TrainingOptions& t, const std::string& who) {
     if (t.epochs == 0 && t.max_steps == 0 && !problems.AnyUnread({"epochs", "max_steps"})) {
       problems.Add(problems.file() + ": " + who +
@@ -161,6 +159,15 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
                  ") exceeds timeout_seconds (" + std::to_string(job.distributed.timeout_seconds) +
                  ")");
   }
+  for (const auto& style : job.styles) {
+    if (!SameTraining(style.training, job.training))
+      check_training(style.training, "style '" + style.name + "': ");
+  }
+}
+
+// Each style name once in the job, and each output folder written by one
+// style only.
+void ValidateStyleNames(const JobConfig& job, Problems& problems) {
   std::map<std::string, const StyleSpec*> by_name;
   std::map<std::string, const StyleSpec*> by_dir;
   // The names written in the job: a swept style's runs share its name (and its origin), so
@@ -168,8 +175,6 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
   std::map<std::string, const StyleSpec*> by_written_name;
   std::set<std::string> duplicates_reported;  // one message per entry, not per run
   for (const auto& style : job.styles) {
-    if (!SameTraining(style.training, job.training))
-      check_training(style.training, "style '" + style.name + "': ");
     const std::string& written = style.sweep.empty() ? style.name : style.sweep;
     const auto first = by_written_name.emplace(written, &style).first;
     if (first->second->origin != style.origin) {
@@ -184,18 +189,22 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
       problems.Add(style.origin + ": style '" + style.name + "' writes to the same folder '" +
                    style.output_dir + "' as style '" + by_dir[style.output_dir]->name + "'");
     }
-    if (options.check_files && !style.image.empty()) {
-      std::error_code ec;
-      if (!fs::is_regular_file(style.image, ec)) {
-        problems.Add(style.origin + ": style '" + style.name + "': style image '" + style.image +
-                     "' does not exist or is not a file");
-      }
+  }
+}
+
+// The only rules that look at the disk: the files and folders the job names
+// exist (style images, content folder, validation photos, loss-network
+// weights), no output folder lies inside the content folder, and no photo is
+// listed twice under two spellings.
+void ValidateFiles(const JobConfig& job, const Origins& origins, Problems& problems) {
+  auto at = [&](const YAML::Mark& mark, const std::string& message) { problems.At(mark, message); };
+  std::error_code ec;
+  for (const auto& style : job.styles) {
+    if (!style.image.empty() && !fs::is_regular_file(style.image, ec)) {
+      problems.Add(style.origin + ": style '" + style.name + "': style image '" + style.image +
+                   "' does not exist or is not a file");
     }
   }
-  ValidateRecordedText(job, origins, problems);
-  ValidateConditional(job, options, problems);
-  if (!options.check_files) return;
-  std::error_code ec;
   if (!job.data.content_dir.empty() && !fs::is_directory(job.data.content_dir, ec)) {
     problems.Add(ContentDirWhere(origins, problems) + "data.content_dir: content folder '" +
                  job.data.content_dir + "' does not exist or is not a folder" +
@@ -259,6 +268,17 @@ void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options
                               "' does not exist (use random:SEED for a random network)");
     }
   }
+}
+
+}  // namespace
+
+void Validate(const JobConfig& job, const Origins& origins, const LoadOptions& options,
+              Problems& problems) {
+  ValidateTraining(job, problems);
+  ValidateStyleNames(job, problems);
+  ValidateRecordedText(job, origins, problems);
+  ValidateConditional(job, options, problems);
+  if (options.check_files) ValidateFiles(job, origins, problems);
 }
 
 }  // namespace stylefleet::job_loader

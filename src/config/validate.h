@@ -8,9 +8,10 @@
 
 namespace stylefleet::job_loader {
 
-// Adds every broken rule of `job` to `problems`; fills in what the rules
-// derive (output folders, resolved names).
-void Validate(JobConfig& job, const Origins& origins, const LoadOptions& options,
+// Adds every broken rule of `job` to `problems`: training settings, style
+// names and folders, text recorded in JSON, a conditional network's rules, and
+// (when options.check_files) the files and folders on disk.
+void Validate(const JobConfig& job, const Origins& origins, const LoadOptions& options,
               Problems& problems);
 
 }  // namespace stylefleet::job_loader
