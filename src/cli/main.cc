@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "comm/nccl_communicator.h"
+#include "comm/world.h"
 #include "commands/commands.h"
 #include "common/cpu_info.h"
 #include "common/error.h"
@@ -22,8 +24,6 @@
 #include "common/writable_file.h"
 #include "config/job_config.h"
 #include "config/job_settings.h"
-#include "dist/nccl_communicator.h"
-#include "dist/world.h"
 #include "metrics/prometheus_metrics.h"
 #include "report/job_report.h"
 #include "train/memory_budget.h"

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "comm/world.h"
 #include "commands/commands.h"
 #include "commands/machine_throughput.h"
 #include "common/cpu_info.h"
@@ -18,7 +19,6 @@
 #include "config/job_config.h"
 #include "data/batch_loader.h"
 #include "data/dataset.h"
-#include "dist/world.h"
 #include "model/vgg16.h"
 #include "model/winograd_conv.h"
 #include "optim/adam.h"

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "comm/world.h"
 #include "config/job_config.h"
-#include "dist/world.h"
 
 namespace stylefleet {
 

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
 namespace stylefleet {
 

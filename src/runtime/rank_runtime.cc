@@ -6,10 +6,10 @@
 #include <cstring>
 #include <thread>
 
+#include "comm/nccl_communicator.h"
 #include "common/blas_threads.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "dist/nccl_communicator.h"
 
 namespace stylefleet {
 namespace {

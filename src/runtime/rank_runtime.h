@@ -8,8 +8,8 @@
 #include <memory>
 #include <string>
 
+#include "comm/world.h"
 #include "common/cpu_info.h"
-#include "dist/world.h"
 
 namespace stylefleet {
 

@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
 namespace stylefleet {
 

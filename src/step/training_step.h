@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "model/transformer_net.h"
 #include "model/vgg16.h"
 #include "optim/adam.h"

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "comm/world.h"
 #include "common/file_lock.h"
 #include "config/job_config.h"
-#include "dist/world.h"
 
 namespace stylefleet {
 

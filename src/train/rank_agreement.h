@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "config/job_config.h"
-#include "dist/communicator.h"
 
 namespace stylefleet {
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "comm/world.h"
 #include "config/job_config.h"
-#include "dist/world.h"
 #include "metrics/training_metrics.h"
 
 namespace stylefleet {

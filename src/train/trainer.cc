@@ -5,13 +5,13 @@
 #include <chrono>
 #include <sstream>
 
+#include "comm/world.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/stop_signal.h"
 #include "data/batch_loader.h"
 #include "data/dataset.h"
 #include "data/image.h"
-#include "dist/world.h"
 #include "model/winograd_conv.h"
 #include "runtime/rank_runtime.h"
 #include "step/training_step.h"

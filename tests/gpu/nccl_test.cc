@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "dist/nccl_communicator.h"
+#include "comm/nccl_communicator.h"
 
 namespace stylefleet {
 namespace {

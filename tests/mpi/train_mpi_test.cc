@@ -10,10 +10,10 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "comm/world.h"
 #include "common/error.h"
 #include "config/job_config.h"
 #include "data/image.h"
-#include "dist/world.h"
 #include "model/tensor_file.h"
 #include "recording_metrics.h"
 #include "test_util.h"

@@ -12,8 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "common/error.h"
-#include "dist/communicator.h"
 
 namespace stylefleet::testing {
 

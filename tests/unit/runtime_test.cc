@@ -6,9 +6,9 @@
 #include <cstdlib>
 #include <thread>
 
+#include "comm/communicator.h"
+#include "comm/world.h"
 #include "common/error.h"
-#include "dist/communicator.h"
-#include "dist/world.h"
 #include "rank_threads.h"
 #include "runtime/group_ops.h"
 #include "runtime/rank_runtime.h"

@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "comm/world.h"
 #include "common/error.h"
-#include "dist/world.h"
 #include "step/forward_pass.h"
 #include "step/step_clock.h"
 #include "step/step_cost.h"

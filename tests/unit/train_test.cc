@@ -16,6 +16,7 @@
 
 #include "checkpoint/checkpoint_files.h"
 #include "checkpoint/model_file.h"
+#include "comm/world.h"
 #include "commands/commands.h"
 #include "common/error.h"
 #include "config/job_config.h"
@@ -23,7 +24,6 @@
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/image_tensor.h"
-#include "dist/world.h"
 #include "model/tensor_file.h"
 #include "model/transformer_net.h"
 #include "model/vgg16.h"

@@ -9,9 +9,9 @@
 #include <map>
 #include <mutex>
 
+#include "comm/communicator.h"
+#include "comm/world.h"
 #include "common/error.h"
-#include "dist/communicator.h"
-#include "dist/world.h"
 
 namespace stylefleet {
 namespace {

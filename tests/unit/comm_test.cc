@@ -7,9 +7,9 @@
 #include <thread>
 
 #include "checkpoint/checkpoint_files.h"
+#include "comm/communicator.h"
+#include "comm/world.h"
 #include "common/error.h"
-#include "dist/communicator.h"
-#include "dist/world.h"
 #include "rank_threads.h"
 #include "step/gradient_buckets.h"
 #include "test_util.h"

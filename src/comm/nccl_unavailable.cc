@@ -1,6 +1,6 @@
 // Builds without CUDA/NCCL: the NCCL backend's functions say so.
+#include "comm/nccl_communicator.h"
 #include "common/error.h"
-#include "dist/nccl_communicator.h"
 
 namespace stylefleet {
 

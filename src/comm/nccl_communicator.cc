@@ -1,5 +1,5 @@
 // The NCCL backend. The only file with nccl.h and the CUDA runtime.
-#include "dist/nccl_communicator.h"
+#include "comm/nccl_communicator.h"
 
 #include <cuda_runtime.h>
 #include <unistd.h>
@@ -7,9 +7,9 @@
 #include <chrono>
 #include <thread>
 
+#include "comm/nccl_compat.h"
+#include "comm/world.h"
 #include "common/error.h"
-#include "dist/nccl_compat.h"
-#include "dist/world.h"
 
 namespace stylefleet {
 namespace {

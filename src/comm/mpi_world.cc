@@ -12,9 +12,9 @@
 #include <thread>
 #include <vector>
 
+#include "comm/world.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "dist/world.h"
 
 namespace stylefleet {
 namespace {
