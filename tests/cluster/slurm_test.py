@@ -28,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
 from harness import check, check_no_process_left, finish, run_guarded  # noqa: E402
+from harness import write_job as write_job_file  # noqa: E402
 import slurm_cluster  # noqa: E402
 
 BINARY, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
@@ -36,17 +37,17 @@ GUARD_SECONDS = 300  # turns a hang into a failure
 
 
 def write_job(folder, steps):
-    with open(os.path.join(folder, "job.yaml"), "w") as f:
-        f.write(f"""job: {{name: slurmed, output_dir: {folder}/out, seed: 4}}
-data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
-loss_network: {{weights: 'random:2'}}
-training: {{batch_size: 2, epochs: 0, max_steps: {steps}, log_every_steps: 1, preview_every_steps: 0}}
-checkpoint: {{every_steps: 50, keep: 2}}
-distributed: {{ranks_per_style: 2}}
-monitoring: {{listen: 'off', linger_seconds: 0}}
-styles:
-  - {{name: wave, image: {SOURCE}/configs/data/styles/wave.jpg}}
-""")
+    write_job_file(
+        os.path.join(folder, "job.yaml"),
+        job={"name": "slurmed", "output_dir": f"{folder}/out", "seed": 4},
+        data={"content_dir": f"{SOURCE}/configs/data/content", "image_size": 64, "loader_threads": 1},
+        loss_network={"weights": "random:2"},
+        training={"batch_size": 2, "epochs": 0, "max_steps": steps, "log_every_steps": 1,
+                  "preview_every_steps": 0},
+        checkpoint={"every_steps": 50, "keep": 2},
+        distributed={"ranks_per_style": 2},
+        monitoring={"listen": "off", "linger_seconds": 0},
+        styles=[{"name": "wave", "image": f"{SOURCE}/configs/data/styles/wave.jpg"}])
 
 
 def sbatch(slurm, folder, log_name, *options, extra=()):

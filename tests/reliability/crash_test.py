@@ -29,24 +29,20 @@ import time
 import torch
 
 from harness import LineReader, check, finish
+from harness import write_job as write_job_file
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 
 
 def write_job(work, name, steps, styles=("candy",), every=1):
-    path = os.path.join(work, name + ".yaml")
-    style_lines = "".join(f"  - image: {SOURCE}/configs/data/styles/{s}.jpg\n" for s in styles)
-    with open(path, "w") as f:
-        f.write(f"""job: {{name: {name}, output_dir: {work}/{name}, seed: 5}}
-data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
-loss_network: {{weights: 'random:1'}}
-training: {{batch_size: 2, epochs: 0, max_steps: {steps}, learning_rate: 0.01,
-           log_every_steps: 1, preview_every_steps: 0, max_bad_steps: 2}}
-checkpoint: {{every_steps: {every}, keep: 2}}
-monitoring: {{listen: 'off'}}
-styles:
-{style_lines}""")
-    return path
+    return write_job_file(
+        os.path.join(work, name + ".yaml"),
+        job={"name": name, "output_dir": f"{work}/{name}", "seed": 5},
+        data={"content_dir": f"{SOURCE}/configs/data/content", "image_size": 64, "loader_threads": 1},
+        training={"batch_size": 2, "epochs": 0, "max_steps": steps, "learning_rate": 0.01,
+                  "log_every_steps": 1, "preview_every_steps": 0, "max_bad_steps": 2},
+        checkpoint={"every_steps": every, "keep": 2},
+        styles=[{"image": f"{SOURCE}/configs/data/styles/{s}.jpg"} for s in styles])
 
 
 def command(job, *extra):

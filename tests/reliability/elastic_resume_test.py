@@ -31,25 +31,23 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import check, finish, run, same_tensors  # noqa: E402
+from harness import write_job as write_job_file  # noqa: E402
 
 BINARY, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
 
 
 def write_job(work, output, max_steps):
-    job = os.path.join(work, f"{output}-{max_steps}.yaml")
-    with open(job, "w") as f:
-        f.write(f"""job: {{name: elastic, output_dir: {os.path.join(work, output)}, seed: 5}}
-data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
-loss_network: {{weights: 'random:4'}}
-training: {{batch_size: 2, epochs: 0, max_steps: {max_steps}, log_every_steps: 1,
-           preview_every_steps: 0}}
-checkpoint: {{every_steps: 2, keep: 2}}
-monitoring: {{listen: 'off'}}
-styles:
-  - {{name: candy, image: {SOURCE}/configs/data/styles/candy.jpg, style_image_size: 64}}
-""")
-    return job
+    return write_job_file(
+        os.path.join(work, f"{output}-{max_steps}.yaml"),
+        job={"name": "elastic", "output_dir": os.path.join(work, output), "seed": 5},
+        data={"content_dir": f"{SOURCE}/configs/data/content", "image_size": 64, "loader_threads": 1},
+        loss_network={"weights": "random:4"},
+        training={"batch_size": 2, "epochs": 0, "max_steps": max_steps, "log_every_steps": 1,
+                  "preview_every_steps": 0},
+        checkpoint={"every_steps": 2, "keep": 2},
+        styles=[{"name": "candy", "image": f"{SOURCE}/configs/data/styles/candy.jpg",
+                 "style_image_size": 64}])
 
 
 def expect(condition, what, log):

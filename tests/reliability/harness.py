@@ -1,4 +1,5 @@
 """Shared bits of the fault-injection and integration scripts: checks that report and count."""
+import json
 import queue
 import re
 import subprocess
@@ -6,6 +7,32 @@ import threading
 import time
 
 failures = []
+
+
+def job_text(job, data, training, styles, loss_network=None, checkpoint=None, distributed=None,
+             monitoring=None, sweep=None):
+    """The text of a job file, the one way the Python tests write one. Each section is a
+    dict written as a flow mapping in JSON (which YAML reads as written: numbers and true/false
+    plain, strings quoted), left out when None; loss_network defaults to a random network
+    ({"weights": "random:1"}), monitoring to {"listen": "off"}; `styles` is a list of style
+    dicts ({"name": ..., "image": ...} and any training keys)."""
+    sections = [("job", job), ("data", data),
+                ("loss_network", {"weights": "random:1"} if loss_network is None else loss_network),
+                ("training", training), ("checkpoint", checkpoint), ("distributed", distributed),
+                ("monitoring", {"listen": "off"} if monitoring is None else monitoring),
+                ("sweep", sweep)]
+    lines = [f"{key}: {json.dumps(value, ensure_ascii=False)}"
+             for key, value in sections if value is not None]
+    lines.append("styles:")
+    lines += [f"  - {json.dumps(style, ensure_ascii=False)}" for style in styles]
+    return "\n".join(lines) + "\n"
+
+
+def write_job(path, **sections):
+    """Writes job_text(**sections) to `path`; returns `path`."""
+    with open(path, "w") as f:
+        f.write(job_text(**sections))
+    return path
 
 
 def check(condition, message):

@@ -19,6 +19,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import check, finish, run  # noqa: E402
+from harness import write_job as write_job_file  # noqa: E402
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2"]
@@ -26,20 +27,17 @@ RUNS = ["s/style_weight=10", "s/style_weight=1000"]
 
 
 def write_job(work, output, ranks_per_style):
-    job = os.path.join(work, f"job{ranks_per_style}.yaml")
-    with open(job, "w") as f:
-        f.write(f"""job: {{name: swmpi, output_dir: {output}, seed: 2}}
-data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
-loss_network: {{weights: 'random:4'}}
-training: {{batch_size: 1, epochs: 0, max_steps: 2, log_every_steps: 1, preview_every_steps: 0}}
-checkpoint: {{every_steps: 2, keep: 1}}
-distributed: {{ranks_per_style: {ranks_per_style}}}
-monitoring: {{listen: 'off'}}
-sweep: {{grid: {{style_weight: [10, 1000]}}}}
-styles:
-  - {{name: s, image: {SOURCE}/configs/data/styles/candy.jpg}}
-""")
-    return job
+    return write_job_file(
+        os.path.join(work, f"job{ranks_per_style}.yaml"),
+        job={"name": "swmpi", "output_dir": output, "seed": 2},
+        data={"content_dir": f"{SOURCE}/configs/data/content", "image_size": 64, "loader_threads": 1},
+        loss_network={"weights": "random:4"},
+        training={"batch_size": 1, "epochs": 0, "max_steps": 2, "log_every_steps": 1,
+                  "preview_every_steps": 0},
+        checkpoint={"every_steps": 2, "keep": 1},
+        distributed={"ranks_per_style": ranks_per_style},
+        sweep={"grid": {"style_weight": [10, 1000]}},
+        styles=[{"name": "s", "image": f"{SOURCE}/configs/data/styles/candy.jpg"}])
 
 
 def main():
