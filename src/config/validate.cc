@@ -192,12 +192,65 @@ void ValidateStyleNames(const JobConfig& job, Problems& problems) {
   }
 }
 
+// Each validation photo exists, and no photo is listed twice under two
+// spellings.
+void ValidateValidationPhotos(const JobConfig& job, const Origins& origins, Problems& problems) {
+  auto at = [&](const YAML::Mark& mark, const std::string& message) { problems.At(mark, message); };
+  std::error_code ec;
+  for (size_t i = 0; i < job.data.validation_images.size(); ++i) {
+    const std::string& photo = job.data.validation_images[i];
+    const YAML::Mark mark = i < origins.validation_images.size() ? origins.validation_images[i]
+                                                                 : YAML::Mark::null_mark();
+    if (!fs::is_regular_file(photo, ec)) {
+      at(mark, "data.validation_images[" + std::to_string(i) + "]: validation photo '" + photo +
+                   "' does not exist or is not a file");
+      continue;
+    }
+    // The same file spelled twice (./a.jpg and a.jpg, a link) would be shown twice.
+    for (size_t j = 0; j < i; ++j) {
+      if (fs::equivalent(photo, job.data.validation_images[j], ec)) {
+        at(mark, "data.validation_images[" + std::to_string(i) + "]: '" + photo +
+                     "' is the same photo as data.validation_images[" + std::to_string(j) + "] ('" +
+                     job.data.validation_images[j] + "')");
+        break;
+      }
+    }
+  }
+}
+
+// loss_network.weights is random:SEED or a file that exists (and not a
+// TensorFlow checkpoint).
+void ValidateLossNetworkWeights(const JobConfig& job, const Origins& origins, Problems& problems) {
+  auto at = [&](const YAML::Mark& mark, const std::string& message) { problems.At(mark, message); };
+  std::error_code ec;
+  const std::string& weights = job.loss_network.weights;
+  if (weights.rfind("random:", 0) == 0) {
+    if (!RandomNetworkSeed(weights)) {
+      at(origins.weights,
+         "loss_network.weights: expected random:SEED with SEED a non-negative "
+         "integer, got '" +
+             weights + "'");
+    }
+  } else if (!weights.empty()) {
+    const std::string ext = fs::path(weights).extension().string();
+    if (ext == ".ckpt" || ext == ".index" || ext == ".meta") {
+      at(origins.weights,
+         "loss_network.weights: '" + weights +
+             "' is a TensorFlow checkpoint, which stylefleet cannot read; convert torchvision's "
+             "VGG-16 with launch/convert_vgg16.py and pass --set loss_network.weights=FILE (or "
+             "random:SEED for a test run)");
+    } else if (!fs::is_regular_file(weights, ec)) {
+      at(origins.weights, "loss_network.weights: weights file '" + weights +
+                              "' does not exist (use random:SEED for a random network)");
+    }
+  }
+}
+
 // The only rules that look at the disk: the files and folders the job names
 // exist (style images, content folder, validation photos, loss-network
 // weights), no output folder lies inside the content folder, and no photo is
 // listed twice under two spellings.
 void ValidateFiles(const JobConfig& job, const Origins& origins, Problems& problems) {
-  auto at = [&](const YAML::Mark& mark, const std::string& message) { problems.At(mark, message); };
   std::error_code ec;
   for (const auto& style : job.styles) {
     if (!style.image.empty() && !fs::is_regular_file(style.image, ec)) {
@@ -228,46 +281,8 @@ void ValidateFiles(const JobConfig& job, const Origins& origins, Problems& probl
       }
     }
   }
-  for (size_t i = 0; i < job.data.validation_images.size(); ++i) {
-    const std::string& photo = job.data.validation_images[i];
-    const YAML::Mark mark = i < origins.validation_images.size() ? origins.validation_images[i]
-                                                                 : YAML::Mark::null_mark();
-    if (!fs::is_regular_file(photo, ec)) {
-      at(mark, "data.validation_images[" + std::to_string(i) + "]: validation photo '" + photo +
-                   "' does not exist or is not a file");
-      continue;
-    }
-    // The same file spelled twice (./a.jpg and a.jpg, a link) would be shown twice.
-    for (size_t j = 0; j < i; ++j) {
-      if (fs::equivalent(photo, job.data.validation_images[j], ec)) {
-        at(mark, "data.validation_images[" + std::to_string(i) + "]: '" + photo +
-                     "' is the same photo as data.validation_images[" + std::to_string(j) + "] ('" +
-                     job.data.validation_images[j] + "')");
-        break;
-      }
-    }
-  }
-  const std::string& weights = job.loss_network.weights;
-  if (weights.rfind("random:", 0) == 0) {
-    if (!RandomNetworkSeed(weights)) {
-      at(origins.weights,
-         "loss_network.weights: expected random:SEED with SEED a non-negative "
-         "integer, got '" +
-             weights + "'");
-    }
-  } else if (!weights.empty()) {
-    const std::string ext = fs::path(weights).extension().string();
-    if (ext == ".ckpt" || ext == ".index" || ext == ".meta") {
-      at(origins.weights,
-         "loss_network.weights: '" + weights +
-             "' is a TensorFlow checkpoint, which stylefleet cannot read; convert torchvision's "
-             "VGG-16 with launch/convert_vgg16.py and pass --set loss_network.weights=FILE (or "
-             "random:SEED for a test run)");
-    } else if (!fs::is_regular_file(weights, ec)) {
-      at(origins.weights, "loss_network.weights: weights file '" + weights +
-                              "' does not exist (use random:SEED for a random network)");
-    }
-  }
+  ValidateValidationPhotos(job, origins, problems);
+  ValidateLossNetworkWeights(job, origins, problems);
 }
 
 }  // namespace
