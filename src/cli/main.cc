@@ -417,6 +417,9 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(16, 4096));
   losses->add_option("--job", losses_job,
                      "Take layers, loss network, image size and the style's weights from this job");
+  losses->add_flag("--style-luminance-only", losses_options.style_luminance_only,
+                   "Style loss on luminance only (as training.style_luminance_only; with --job, "
+                   "also when the style sets it)");
 
   BenchOptions bench_options;
   std::string bench_output;

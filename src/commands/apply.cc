@@ -301,6 +301,7 @@ struct LossSetup {
   int style_image_size = 0;  ///< 0: image_size
   std::string style_image;
   std::string loss_network;
+  bool style_luminance_only = false;
 };
 
 const StyleSpec& FindJobStyle(const JobConfig& job, const std::string& name) {
@@ -331,6 +332,7 @@ LossSetup ResolveLossSetup(const LossesOptions& options) {
     setup.style_image = style.image;
     if (setup.loss_network.empty()) setup.loss_network = job.loss_network.weights;
   }
+  setup.style_luminance_only = options.style_luminance_only || training.style_luminance_only;
   if (setup.style_image.empty()) throw ConfigError({"losses: give --style IMAGE (or --job JOB)"});
   if (setup.loss_network.empty()) {
     throw ConfigError({"losses: give --loss-network FILE|random:SEED (or --job JOB)"});
@@ -373,17 +375,23 @@ std::string ComputeLossesJson(const LossesOptions& options) {
     TransformerNet net = StylizingNetwork(model, choice);
     generated = net->forward(content);
   }
-  const std::vector<torch::Tensor> grams = StyleGrams(vgg, style, style_idx, Precision::kFp32);
+  // With the style loss on luminance, both images' style features come from
+  // their luma (LuminanceImage) and the content features from the colours.
+  const bool luminance = setup.style_luminance_only;
+  const std::vector<torch::Tensor> grams =
+      StyleGrams(vgg, luminance ? LuminanceImage(style) : style, style_idx, Precision::kFp32);
   const auto content_features = vgg.Forward(content, content_idx);
   std::vector<int> all = content_idx;
-  all.insert(all.end(), style_idx.begin(), style_idx.end());
+  if (!luminance) all.insert(all.end(), style_idx.begin(), style_idx.end());
   const auto gen_features = vgg.Forward(generated, all);
+  const auto gen_style_features =
+      luminance ? vgg.Forward(LuminanceImage(generated), style_idx) : gen_features;
   std::vector<torch::Tensor> gc, tc, gs;
   for (int l : content_idx) {
     gc.push_back(gen_features.at(l));
     tc.push_back(content_features.at(l));
   }
-  for (int l : style_idx) gs.push_back(gen_features.at(l));
+  for (int l : style_idx) gs.push_back(gen_style_features.at(l));
   const LossTerms terms = ComputeLosses(gc, tc, gs, grams, generated, weights);
   nlohmann::json out;
   out["content_loss"] = terms.content.item<double>();
@@ -398,6 +406,7 @@ std::string ComputeLossesJson(const LossesOptions& options) {
   out["weights"] = {{"content", weights.content}, {"style", weights.style}, {"tv", weights.tv}};
   out["image_size"] = image_size;
   out["style_image_size"] = setup.style_image_size;
+  out["style_luminance_only"] = luminance;
   out["loss_network"] = setup.loss_network;
   out["loss_network_convention"] = {{"name", vgg.convention().name},
                                     {"activation_scale", vgg.convention().activation_scale}};

@@ -125,6 +125,9 @@ struct LossesOptions {
   /// Crop side; 0: the job's data.image_size, or 256 without a job.
   int image_size = 0;
   const JobConfig* job = nullptr;  ///< layers, weights and image size from here when set
+  /// The style loss on luminance only (training.style_luminance_only); with a
+  /// job, also when its style sets it.
+  bool style_luminance_only = false;
 };
 
 /// The seed's loss terms for one content image as a JSON document. Throws

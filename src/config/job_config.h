@@ -83,6 +83,11 @@ struct TrainingOptions {
   /// Canonical VGG layer names of the style loss. Empty until loaded: a loaded
   /// job holds loss_network.style_layers there unless training or the style sets it.
   std::vector<std::string> style_layers;
+  /// Style loss on luminance only (Gatys et al. 2016, "Preserving color in
+  /// neural artistic style transfer"): the generated and the style image are
+  /// each turned into their BT.601 luma, repeated over three channels, before
+  /// the loss network takes their style features. Content and TV are unchanged.
+  bool style_luminance_only = false;
 };
 
 struct CheckpointOptions {

@@ -93,7 +93,8 @@ const FieldTable<JobConfig>& JobFields() {
        "5), so the first step agrees to float rounding and Adam can grow that to percent-level "
        "differences within a few steps (README, Exactness). Styles are taken in job order; "
        "those "
-       "with different batch_size, micro_batches, epochs, max_steps or precision, or resumed at "
+       "with different batch_size, micro_batches, epochs, max_steps, precision or "
+       "style_luminance_only, or resumed at "
        "different steps, are trained apart. 0: the runs of one sweep train together, up to 4 "
        "at a time, and other styles one at a time. Gains are largest on GPUs; on CPU up to "
        "about 1.1x for 4 styles (the shared content pass is the only saved work; `stylefleet "
@@ -319,6 +320,21 @@ const FieldTable<TrainingOptions>& TrainingFields() {
        "`loss_network.style_layers`). Styles trained together may use different layers.",
        Agreement::kEveryRank, Show(&TrainingOptions::style_layers),
        [](TrainingOptions& t, const Value& v) { v.ReadLayers(&t.style_layers); }},
+      {"style_luminance_only", "boolean", "false",
+       "Style loss on luminance only (Gatys et al. 2016, \"Preserving color in neural artistic "
+       "style transfer\"): the generated images and the style image each go to the loss "
+       "network as their BT.601 luma (0.299 R + 0.587 G + 0.114 B, the same value in all three "
+       "channels) for the style loss, so the network learns the style's strokes and textures "
+       "but not its colours, and the content loss (on the colours) keeps the photo's. The "
+       "content and TV losses are unchanged. Costs a second loss-network pass over the "
+       "generated images each step (the colours' pass stops at the deepest content layer, the "
+       "luminance pass at the deepest style layer: about a fifth fewer images per second and 1.6 "
+       "KB "
+       "more memory per pixel of the batch, docs/performance.md). For "
+       "the stylized result's chroma to equal the photo's exactly, stylize with "
+       "--preserve-colour.",
+       Agreement::kPassShape, Show(&TrainingOptions::style_luminance_only),
+       [](TrainingOptions& t, const Value& v) { v.ReadBool(&t.style_luminance_only); }},
   };
   return table;
 }

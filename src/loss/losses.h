@@ -28,6 +28,11 @@ torch::Tensor ContentLayerLoss(const torch::Tensor& generated, const torch::Tens
 /// style_gram is 1 x C x C (or B x C x C).
 torch::Tensor StyleLayerLoss(const torch::Tensor& generated, const torch::Tensor& style_gram);
 
+/// BT.601 luma (0.299 R + 0.587 G + 0.114 B) of a B x 3 x H x W RGB batch,
+/// repeated over three channels (B x 3 x H x W, same scale): what the loss
+/// network sees of an image when the style loss is on luminance only.
+torch::Tensor LuminanceImage(const torch::Tensor& rgb);
+
 /// Total variation of an image batch (before any normalization).
 torch::Tensor TotalVariationLoss(const torch::Tensor& image);
 

@@ -48,11 +48,12 @@ const std::vector<int>& LayersOf(const StyleLossTarget& target, const LossNetwor
   return target.style_layers != nullptr ? *target.style_layers : use.style_layers;
 }
 
-// One loss-network pass serves every style: the content layers, then each
-// style layer some target (or some style of a conditional batch) needs.
-std::vector<int> PassLayers(const LossNetworkUse& use, const std::vector<StyleLossTarget>& targets,
+// One loss-network pass serves every style: `layers` (the content layers, or
+// none), then each style layer some target (or some style of a conditional
+// batch) needs.
+std::vector<int> PassLayers(std::vector<int> layers, const LossNetworkUse& use,
+                            const std::vector<StyleLossTarget>& targets,
                             const std::vector<ConditionalBatch*>& conditional) {
-  std::vector<int> layers = use.content_layers;
   auto add = [&](const StyleLossTarget& target) {
     for (int layer : LayersOf(target, use)) {
       if (std::find(layers.begin(), layers.end(), layer) == layers.end()) layers.push_back(layer);
@@ -69,10 +70,11 @@ std::vector<int> PassLayers(const LossNetworkUse& use, const std::vector<StyleLo
 }
 
 // Each style's terms over its own images (ConditionalBatch), and their
-// image-weighted mean. `features(layer)` gives the batch's generated
-// activations at a layer.
+// image-weighted mean. `content_features(layer)` and `style_features(layer)`
+// give the batch's generated activations at a layer for each loss.
 template <typename Features>
-LossTerms ConditionalLosses(ConditionalBatch& batch, const Features& features,
+LossTerms ConditionalLosses(ConditionalBatch& batch, const Features& content_features,
+                            const Features& style_features,
                             const std::vector<torch::Tensor>& content_targets,
                             const torch::Tensor& generated, const LossNetworkUse& use) {
   const int64_t images = generated.size(0);
@@ -93,10 +95,10 @@ LossTerms ConditionalLosses(ConditionalBatch& batch, const Features& features,
     SF_CHECK(target.style_grams != nullptr, "style grams missing");
     std::vector<torch::Tensor> gen_content, content, gen_style;
     for (size_t i = 0; i < use.content_layers.size(); ++i) {
-      gen_content.push_back(pick(features(use.content_layers[i])));
+      gen_content.push_back(pick(content_features(use.content_layers[i])));
       content.push_back(pick(content_targets[i]));
     }
-    for (int layer : LayersOf(target, use)) gen_style.push_back(pick(features(layer)));
+    for (int layer : LayersOf(target, use)) gen_style.push_back(pick(style_features(layer)));
     share.terms = ComputeLosses(gen_content, content, gen_style, *target.style_grams,
                                 pick(generated), target.weights);
     const double fraction = double(share.images) / double(images);
@@ -166,10 +168,22 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
     }
   }
   // One pass over every layer some style needs; each style reads its own.
-  const std::vector<int> all_layers = PassLayers(use, targets, conditional);
+  // With the style loss on luminance, the colours' pass stops at the content
+  // layers and a second pass takes the style layers of the luminance.
   begin(Phase::kVggForward, "generated");
   const torch::Tensor stacked = generated.size() == 1 ? generated[0] : torch::cat(generated, 0);
-  const auto features = vgg.Forward(stacked, all_layers, type);
+  const bool luminance = use.style_luminance_only;
+  const auto features = vgg.Forward(
+      stacked,
+      luminance ? use.content_layers : PassLayers(use.content_layers, use, targets, conditional),
+      type);
+  std::map<int, torch::Tensor> luminance_features;
+  if (luminance) {
+    begin(Phase::kVggForward, "generated luminance");
+    luminance_features =
+        vgg.Forward(LuminanceImage(stacked), PassLayers({}, use, targets, conditional), type);
+  }
+  const std::map<int, torch::Tensor>& style_pass = luminance ? luminance_features : features;
 
   begin(Phase::kLoss, "");
   const int64_t batch = content.size(0);
@@ -178,19 +192,25 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
     target_content.push_back(content_features.at(layer).to(torch::kFloat32));
   std::vector<LossTerms> out;
   for (size_t k = 0; k < nets.size(); ++k) {
-    auto part = [&](int layer) {
-      const torch::Tensor& f = features.at(layer);
-      const torch::Tensor mine =
-          nets.size() == 1 ? f : f.narrow(0, static_cast<int64_t>(k) * batch, batch);
-      return mine.to(torch::kFloat32);
+    // Net k's share of a pass's activations at a layer.
+    auto part_of = [&](const std::map<int, torch::Tensor>& pass) {
+      return [&pass, &nets, k, batch](int layer) {
+        const torch::Tensor& f = pass.at(layer);
+        const torch::Tensor mine =
+            nets.size() == 1 ? f : f.narrow(0, static_cast<int64_t>(k) * batch, batch);
+        return mine.to(torch::kFloat32);
+      };
     };
-    if (ConditionalBatch* batch = batch_of(k)) {
-      out.push_back(ConditionalLosses(*batch, part, target_content, generated[k], use));
+    const auto content_part = part_of(features);
+    const auto style_part = part_of(style_pass);
+    if (ConditionalBatch* conditional_batch = batch_of(k)) {
+      out.push_back(ConditionalLosses(*conditional_batch, content_part, style_part, target_content,
+                                      generated[k], use));
       continue;
     }
     std::vector<torch::Tensor> gen_content, gen_style;
-    for (int layer : use.content_layers) gen_content.push_back(part(layer));
-    for (int layer : LayersOf(targets[k], use)) gen_style.push_back(part(layer));
+    for (int layer : use.content_layers) gen_content.push_back(content_part(layer));
+    for (int layer : LayersOf(targets[k], use)) gen_style.push_back(style_part(layer));
     SF_CHECK(targets[k].style_grams != nullptr, "style grams missing");
     out.push_back(ComputeLosses(gen_content, target_content, gen_style, *targets[k].style_grams,
                                 generated[k], targets[k].weights));

@@ -55,6 +55,9 @@ struct LossNetworkUse {
   std::vector<int> content_layers;  ///< VGG indices (0..12)
   std::vector<int> style_layers;    ///< for targets that name none of their own
   Precision precision = Precision::kFp32;
+  /// Style features from the generated images' luminance (LuminanceImage),
+  /// content features from their colours: a second loss-network pass.
+  bool style_luminance_only = false;
 };
 
 /// Stylizes `content` (B x 3 x H x W, 0..255) with each of `nets` and returns

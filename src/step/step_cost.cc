@@ -67,10 +67,13 @@ double StylizeFlopsPerImage(int image_size) {
   return total;
 }
 
-double EstimateTrainingPeakBytes(int image_size, int images_per_pass) {
+double EstimateTrainingPeakBytes(int image_size, int images_per_pass, bool style_luminance_only) {
   constexpr double kBaseBytes = 400e6;
-  constexpr double kBytesPerPixel = 7.5e3;
-  return kBaseBytes + kBytesPerPixel * images_per_pass * double(image_size) * image_size;
+  constexpr double kBytesPerPixel = 9e3;
+  constexpr double kLuminancePassBytesPerPixel = 1.6e3;
+  const double per_pixel =
+      kBytesPerPixel + (style_luminance_only ? kLuminancePassBytesPerPixel : 0);
+  return kBaseBytes + per_pixel * images_per_pass * double(image_size) * image_size;
 }
 
 }  // namespace stylefleet

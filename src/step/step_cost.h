@@ -29,14 +29,15 @@ StepFlops TrainingFlopsPerImage(int image_size, const std::vector<int>& content_
 double StylizeFlopsPerImage(int image_size);
 
 /// Estimated peak resident memory of a training process on CPU, in bytes: a
-/// base (libraries, both networks, optimizer state) plus 7.5 KB per pixel of
+/// base (libraries, both networks, optimizer state) plus 9 KB per pixel of
 /// every image one forward pass holds (`images_per_pass` = batch per rank /
 /// micro_batches, times the styles trained together), which is what the
-/// transformer and the loss network keep for the backward pass. Fitted, on the
+/// transformer and the loss network keep for the backward pass, and 1.6 KB per
+/// pixel more for the luminance pass of `style_luminance_only`. Fitted, on the
 /// safe side, to the peak RSS of `stylefleet train` and `bench` at 128 to 384
 /// px with Winograd convolutions (they hold layout copies and transformed
-/// tiles) and without; the measurements are in docs/testing.md ("Memory is
-/// checked before it is spent").
-double EstimateTrainingPeakBytes(int image_size, int images_per_pass);
+/// tiles) and without, on Intel and AMD CPUs; the measurements are in
+/// docs/testing.md ("Memory is checked before it is spent").
+double EstimateTrainingPeakBytes(int image_size, int images_per_pass, bool style_luminance_only);
 
 }  // namespace stylefleet

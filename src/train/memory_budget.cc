@@ -36,7 +36,8 @@ MemoryBudget EstimateMemoryBudget(const JobConfig& job, int processes_on_host) {
     const TrainingOptions& t = style.training;
     const int images = t.batch_size / t.micro_batches * together;
     const double bytes =
-        EstimateTrainingPeakBytes(job.data.image_size, images) * std::max(1, processes_on_host);
+        EstimateTrainingPeakBytes(job.data.image_size, images, t.style_luminance_only) *
+        std::max(1, processes_on_host);
     if (bytes > budget.needed_bytes) {
       budget.needed_bytes = bytes;
       budget.largest_pass =
@@ -44,6 +45,8 @@ MemoryBudget EstimateMemoryBudget(const JobConfig& job, int processes_on_host) {
           std::to_string(job.data.image_size) + " px per pass (batch_size " +
           std::to_string(t.batch_size) + " / micro_batches " + std::to_string(t.micro_batches) +
           (together > 1 ? " x " + std::to_string(together) + " styles at once" : std::string()) +
+          (t.style_luminance_only ? ", with the luminance pass of style_luminance_only"
+                                  : std::string()) +
           ")" +
           (processes_on_host > 1
                ? ", " + std::to_string(processes_on_host) + " processes on this host"

@@ -94,6 +94,7 @@ StyleRun::StyleRun(const StyleRunContext& context, const StyleSpec& style)
   loss_use_.content_layers = VggLayerIndices(job_.loss_network.content_layers);
   loss_use_.style_layers = VggLayerIndices(style.training.style_layers);
   loss_use_.precision = EffectivePrecision(style.training.precision, context.runtime->device());
+  loss_use_.style_luminance_only = style.training.style_luminance_only;
   const TrainingOptions& t = style.training;
   weights_ = {t.content_weight, t.style_weight, t.tv_weight};
   if (&style == &job_.conditional_run) {
@@ -526,7 +527,11 @@ std::vector<torch::Tensor> StyleRun::GramsOf(const StyleSpec& style,
   } catch (const DataError& e) {
     throw DataError("style '" + style.name + "': bad style image: " + e.what());
   }
-  return StyleGrams(*context_.vgg, ImageToTensor(image).to(context_.runtime->device()), layers,
+  // The style's targets see what the generated images' style features see:
+  // the luminance alone, when the style loss is on luminance.
+  const torch::Tensor pixels = ImageToTensor(image).to(context_.runtime->device());
+  return StyleGrams(*context_.vgg,
+                    style.training.style_luminance_only ? LuminanceImage(pixels) : pixels, layers,
                     loss_use_.precision);
 }
 

@@ -7,6 +7,8 @@
   reference.py file-losses OUTDIR
                                writes random networks, two 256 px PNGs and the losses of
                                `stylefleet losses --model` on the files' own pixels
+                               (expected.json; expected_luminance.json with
+                               --style-luminance-only)
   reference.py export MODEL DATA
                                loads a model exported by `stylefleet export` into this
                                file's TransformerNet, runs it on DATA['input'] and checks
@@ -217,13 +219,25 @@ def write_file_losses(outdir, size=256):
         # `stylefleet losses` defaults: content 1, style 100, tv 0.
         terms = seed_losses(gen, tgt, [gram(sty[l]) for l in style_layers], generated,
                             content_layers, style_layers, (1.0, 100.0, 0.0))
+        # The style loss on luminance only (Gatys et al. 2016): both images' style features
+        # come from their BT.601 luma in all three channels; content and TV from the colours.
+        def grey(image):
+            y = 0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2]
+            return torch.stack([y, y, y], dim=1)
+        gen_grey = vgg_features(weights, grey(generated), style_layers, *norm)
+        sty_grey = vgg_features(weights, grey(style), style_layers, *norm)
+        style_only = seed_losses(gen_grey, tgt, [gram(sty_grey[l]) for l in style_layers],
+                                 generated, [], style_layers, (1.0, 100.0, 0.0))
+        luminance = dict(terms, style=style_only["style"], style_layers=style_only["style_layers"],
+                         total=100.0 * style_only["style"] + terms["content"] + 0.0 * terms["tv"])
     names = [VGG_NAMES[l] for l in style_layers]
-    expected = {"content_loss": terms["content"].item(), "style_loss": terms["style"].item(),
-                "tv_loss": terms["tv"].item(), "total_loss": terms["total"].item(),
-                "style_loss_by_layer": {n: v.item() for n, v in zip(names, terms["style_layers"])}}
-    with open(f"{outdir}/expected.json", "w") as f:
-        json.dump(expected, f, indent=2)
-    print(f"file losses written to {outdir}: {expected}")
+    for file, t in (("expected.json", terms), ("expected_luminance.json", luminance)):
+        expected = {"content_loss": t["content"].item(), "style_loss": t["style"].item(),
+                    "tv_loss": t["tv"].item(), "total_loss": t["total"].item(),
+                    "style_loss_by_layer": {n: v.item() for n, v in zip(names, t["style_layers"])}}
+        with open(f"{outdir}/{file}", "w") as f:
+            json.dump(expected, f, indent=2)
+        print(f"file losses written to {outdir}/{file}: {expected}")
 
 
 # torchvision's input convention for its ImageNet weights: RGB in 0..1, then these.

@@ -119,13 +119,21 @@ TEST(CliTest, AJobThatCannotFitInMemoryIsRefusedUpFront) {
   for (const std::string command : {"check ", "train "}) {
     const testing::CommandResult r = RunTool(command + (dir / "job.yaml"));
     EXPECT_EQ(r.exit_code, 2) << r.output;
-    EXPECT_NE(r.output.find("training needs about 7501.4 GiB of memory (style '"),
+    EXPECT_NE(r.output.find("training needs about 9001.4 GiB of memory (style '"),
               std::string::npos)
         << r.output;
     EXPECT_NE(r.output.find("available; lower data.image_size or training.batch_size"),
               std::string::npos)
         << r.output;
   }
+  // The style loss on luminance holds a second loss-network pass.
+  const testing::CommandResult r =
+      RunTool("check " + (dir / "job.yaml") + " --set training.style_luminance_only=true");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("training needs about 10601.4 GiB of memory (style '"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("with the luminance pass of style_luminance_only"), std::string::npos)
+      << r.output;
 }
 
 // A random loss network's seed on the command line is read as strictly as in

@@ -539,7 +539,7 @@ TEST_F(ConfigTest, OutOfRangeValuesAreReportedAllAtOnce) {
           "image, output_dir, content_weight, style_weight, tv_weight, batch_size, micro_batches, "
           "epochs, "
           "max_steps, learning_rate, log_every_steps, preview_every_steps, max_bad_steps, "
-          "precision, style_image_size, style_layers, sweep"}));
+          "precision, style_image_size, style_layers, style_luminance_only, sweep"}));
 }
 
 TEST_F(ConfigTest, SmallImageSizeIsRejected) {
@@ -830,6 +830,32 @@ TEST_F(ConfigTest, TrainingComparisonsFollowTheTables) {
   EXPECT_TRUE(CanShareTrainingPass(a, b));
   b.micro_batches = 2;  // shapes the step: trained apart
   EXPECT_FALSE(CanShareTrainingPass(a, b));
+  TrainingOptions luminance;
+  luminance.style_luminance_only = true;  // one loss-network pass more: trained apart
+  EXPECT_FALSE(CanShareTrainingPass(TrainingOptions{}, luminance));
+}
+
+// training.style_luminance_only: false unless set, per style, and one value
+// for all the styles of a conditional network (they share one pass).
+TEST_F(ConfigTest, StyleLuminanceOnlyIsPerStyleAndSharedByAConditionalNetwork) {
+  const std::string head = "data:\n  content_dir: photos\nloss_network:\n  weights: random:1\n";
+  const JobConfig job = Load(head +
+                             "styles:\n  - image: styles/wave.jpg\n"
+                             "  - {image: styles/candy.png, style_luminance_only: true}\n");
+  EXPECT_FALSE(job.styles[0].training.style_luminance_only);
+  EXPECT_TRUE(job.styles[1].training.style_luminance_only);
+  EXPECT_EQ(Problems(head + "training: {style_luminance_only: 2}\nstyles:\n  - image: "
+                            "styles/wave.jpg\n"),
+            (std::vector<std::string>{"DIR/job.yaml:5:34: training.style_luminance_only: "
+                                      "expected true or false, got '2'"}));
+  EXPECT_EQ(Problems("job: {name: test, network: conditional}\n" + head +
+                     "styles:\n  - image: styles/wave.jpg\n"
+                     "  - {image: styles/candy.png, style_luminance_only: true}\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:8:5: style 'candy': training.style_luminance_only is true but false "
+                "for style 'wave'; the styles of a conditional network share one optimizer and one "
+                "batch, so only content_weight, style_weight, tv_weight and style_image_size may "
+                "differ"}));
 }
 
 TEST_F(ConfigTest, DescribeJobShowsEverySettingAndEachStylesOverrides) {
@@ -938,7 +964,7 @@ TEST_F(ConfigTest, SweepProblemsAreReportedWithTheirPosition) {
       "DIR/job.yaml:11:5: unknown key 'image' in 'sweep.grid'; valid keys: content_weight, "
       "style_weight, tv_weight, batch_size, micro_batches, epochs, max_steps, learning_rate, "
       "log_every_steps, preview_every_steps, max_bad_steps, precision, style_image_size, "
-      "style_layers (a sweep varies training keys)",
+      "style_layers, style_luminance_only (a sweep varies training keys)",
       "DIR/job.yaml:12:39: sweep.zip.max_steps: has 1 values but zip.tv_weight has 2; zipped "
       "lists go together value by value, so they must be equally long",
       "DIR/job.yaml:13:3: unknown key 'maxruns' in 'sweep'; did you mean 'max_runs'?"};

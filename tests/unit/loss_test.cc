@@ -227,21 +227,18 @@ double RelativeDifference(double a, double b) {
   return std::abs(a - b) / std::max(std::abs(b), 1e-30);
 }
 
-// `stylefleet losses` on 256x256 PNGs at --image-size 256 must score the files'
-// own pixels: a "resize" to the same size that filters the image (stb's Mitchell
-// filter did) changes the style and TV terms by far more than 1e-5.
-TEST(LossCrossCheckTest, LossesCommandAtTheFileSizeScoresTheFilesOwnPixels) {
-  testing::TempDir dir;
-  const std::string make = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
-                           "/tests/python/reference.py file-losses " + dir.path();
-  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+// Runs `stylefleet losses` on reference.py file-losses' files at the files'
+// own size (with `extra` options) and compares every term with `expected`.
+void ExpectLossesCommandMatches(const testing::TempDir& dir, const std::string& extra,
+                                const std::string& expected_file) {
   const testing::CommandResult run = testing::RunCommand(
       "(" + std::string(STYLEFLEET_BINARY) + " losses --loss-network " + (dir / "vgg.pt") +
       " --model " + (dir / "transformer.pt") + " --content " + (dir / "content.png") + " --style " +
-      (dir / "style.png") + " --image-size 256 2>/dev/null)");  // the JSON alone, without log lines
+      (dir / "style.png") + " --image-size 256" + extra +
+      " 2>/dev/null)");  // the JSON alone, without log lines
   ASSERT_EQ(run.exit_code, 0) << run.output;
   const nlohmann::json got = nlohmann::json::parse(run.output);
-  std::ifstream in(dir / "expected.json");
+  std::ifstream in(dir / expected_file);
   const nlohmann::json expected = nlohmann::json::parse(in);
   for (const char* term : {"content_loss", "style_loss", "tv_loss", "total_loss"}) {
     EXPECT_LT(RelativeDifference(got.at(term).get<double>(), expected.at(term).get<double>()), 1e-5)
@@ -254,6 +251,45 @@ TEST(LossCrossCheckTest, LossesCommandAtTheFileSizeScoresTheFilesOwnPixels) {
               1e-5)
         << layer;
   }
+}
+
+class LossesCommandCrossCheckTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    files_ = new testing::TempDir();
+    const std::string make = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
+                             "/tests/python/reference.py file-losses " + files_->path() +
+                             " >/dev/null";
+    made_ = std::system(make.c_str()) == 0;
+  }
+  static void TearDownTestSuite() {
+    delete files_;
+    files_ = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(made_) << "reference.py file-losses failed"; }
+  static testing::TempDir* files_;
+  static bool made_;
+};
+testing::TempDir* LossesCommandCrossCheckTest::files_ = nullptr;
+bool LossesCommandCrossCheckTest::made_ = false;
+
+// `stylefleet losses` on 256x256 PNGs at --image-size 256 must score the files'
+// own pixels: a "resize" to the same size that filters the image (stb's Mitchell
+// filter did) changes the style and TV terms by far more than 1e-5.
+TEST_F(LossesCommandCrossCheckTest, LossesCommandAtTheFileSizeScoresTheFilesOwnPixels) {
+  ExpectLossesCommandMatches(*files_, "", "expected.json");
+}
+
+// The style loss on luminance only (training.style_luminance_only): style
+// features of both images' BT.601 luma, content and TV of the colours, against
+// PyTorch. The luminance terms differ from the colour ones, so the flag counts.
+TEST_F(LossesCommandCrossCheckTest, StyleLossOnLuminanceMatchesThePyTorchReference) {
+  ExpectLossesCommandMatches(*files_, " --style-luminance-only", "expected_luminance.json");
+  std::ifstream colour(*files_ / "expected.json"), luminance(*files_ / "expected_luminance.json");
+  const double colour_style = nlohmann::json::parse(colour).at("style_loss").get<double>();
+  const double luminance_style = nlohmann::json::parse(luminance).at("style_loss").get<double>();
+  EXPECT_GT(RelativeDifference(luminance_style, colour_style), 0.01)
+      << "the reference's two style losses are too close to tell the flag was used";
 }
 
 }  // namespace

@@ -82,6 +82,81 @@ TEST(StepTest, StylesTogetherEqualEachStyleAlone) {
   EXPECT_TRUE(any);
 }
 
+// BT.601 luma in every channel, and its gradient spreads over the three
+// colours by their weights.
+TEST(StepTest, LuminanceImageIsTheLumaInEveryChannel) {
+  const torch::Tensor rgb =
+      torch::tensor({100.0f, 0.0f, 50.0f, 255.0f, 200.0f, 10.0f}).reshape({1, 3, 1, 2});
+  rgb.set_requires_grad(true);
+  const torch::Tensor grey = LuminanceImage(rgb);
+  ASSERT_EQ(grey.sizes(), rgb.sizes());
+  for (int64_t c = 0; c < 3; ++c) {
+    EXPECT_FLOAT_EQ(grey[0][c][0][0].item<float>(), 0.299f * 100 + 0.587f * 50 + 0.114f * 200);
+    EXPECT_FLOAT_EQ(grey[0][c][0][1].item<float>(), 0.587f * 255 + 0.114f * 10);
+  }
+  grey.sum().backward();
+  const float weights[3] = {0.299f, 0.587f, 0.114f};
+  for (int64_t c = 0; c < 3; ++c) {
+    EXPECT_FLOAT_EQ(rgb.grad()[0][c][0][0].item<float>(), 3 * weights[c]) << c;
+  }
+}
+
+// With the style loss on luminance, each network's style terms come from the
+// loss network's features of its images' luma and its content terms from
+// their colours, for per-style networks trained together (each reads its own
+// part of both passes) and for a conditional network's batch.
+TEST(StepTest, StyleLossOnLuminanceTakesStyleFeaturesOfTheLuma) {
+  Fixture f(2);
+  LossNetworkUse luminance = f.use;
+  luminance.style_luminance_only = true;
+  const auto got =
+      ForwardStyleLosses(f.Pointers(), f.vgg, f.content, f.targets, luminance, nullptr);
+  const auto colour = ForwardStyleLosses(f.Pointers(), f.vgg, f.content, f.targets, f.use, nullptr);
+  ASSERT_EQ(got.size(), 2u);
+  const auto content = f.vgg.Forward(f.content, f.use.content_layers);
+  for (size_t k = 0; k < 2; ++k) {
+    const torch::Tensor generated = f.nets[k]->forward(f.content);
+    const auto colours = f.vgg.Forward(generated, f.use.content_layers);
+    const auto luma = f.vgg.Forward(LuminanceImage(generated), f.use.style_layers);
+    std::vector<torch::Tensor> gen_content, target_content, gen_style;
+    for (int layer : f.use.content_layers) {
+      gen_content.push_back(colours.at(layer));
+      target_content.push_back(content.at(layer));
+    }
+    for (int layer : f.use.style_layers) gen_style.push_back(luma.at(layer));
+    const LossTerms expected = ComputeLosses(gen_content, target_content, gen_style, f.grams[k],
+                                             generated, f.targets[k].weights);
+    EXPECT_LT(Relative(got[k].content.item<double>(), expected.content.item<double>()), 1e-5) << k;
+    EXPECT_LT(Relative(got[k].total.item<double>(), expected.total.item<double>()), 1e-5) << k;
+    for (size_t l = 0; l < 4; ++l) {
+      EXPECT_LT(
+          Relative(got[k].style_layers[l].item<double>(), expected.style_layers[l].item<double>()),
+          1e-5)
+          << k << " layer " << l;
+    }
+    // The colour pass gives other style terms: the flag is what made them.
+    EXPECT_GT(Relative(colour[k].style.item<double>(), got[k].style.item<double>()), 1e-4) << k;
+    EXPECT_LT(Relative(colour[k].content.item<double>(), got[k].content.item<double>()), 1e-5) << k;
+  }
+  // A conditional network's batch of one style reads the same passes.
+  TransformerNet conditional(1);
+  InitializeTransformer(conditional, 3);
+  TransformerNet* conditional_net = &conditional;
+  ConditionalBatch batch{
+      torch::tensor(std::vector<int64_t>{0, 0}, torch::kLong), 0, {f.targets[0]}, {}};
+  const LossTerms mixed = ForwardStyleLosses({conditional_net}, f.vgg, f.content, {f.targets[0]},
+                                             luminance, nullptr, {&batch})[0];
+  const torch::Tensor generated = conditional->forward(f.content, batch.rows);
+  const auto luma = f.vgg.Forward(LuminanceImage(generated), f.use.style_layers);
+  std::vector<torch::Tensor> gen_style;
+  for (int layer : f.use.style_layers) gen_style.push_back(luma.at(layer));
+  const auto colours = f.vgg.Forward(generated, f.use.content_layers);
+  const LossTerms expected = ComputeLosses({colours.at(6)}, {content.at(6)}, gen_style, f.grams[0],
+                                           generated, f.targets[0].weights);
+  EXPECT_LT(Relative(mixed.style.item<double>(), expected.style.item<double>()), 1e-5);
+  EXPECT_LT(Relative(mixed.content.item<double>(), expected.content.item<double>()), 1e-5);
+}
+
 // bf16 convolutions keep each loss term within 3% of fp32 on the first step of
 // a random model (measured here: 0.2%); losses, gradients and weights stay float32.
 TEST(StepTest, Bf16LossesStayCloseToFp32) {

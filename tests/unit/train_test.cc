@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -1388,6 +1389,47 @@ TEST_F(TrainTest, EachRecordedLayerLossIsThatLayersOwn) {
   EXPECT_EQ(distinct.size(), 4u) << all;
 }
 
+// training.style_luminance_only: the style loss sees only the style image's
+// luminance, so a recoloured style image of the same BT.601 luma trains the
+// same first step, where with the colours its style loss differs.
+TEST_F(TrainTest, StyleLuminanceOnlyLearnsFromTheStyleImagesLuminanceAlone) {
+  // At the image size, so that no resize mixes the recoloured pixels.
+  const RgbImage style = testing::MakeTestImage(64, 64, 5);
+  RgbImage recoloured = style;
+  // 299 dr + 587 dg + 114 db = 0: each change keeps the luma in integers.
+  const int changes[][3] = {{109, -73, 90},   {-109, 73, -90}, {83, -65, 117}, {-83, 65, -117},
+                            {119, -41, -101}, {-119, 41, 101}, {11, 1, -34},   {-11, -1, 34}};
+  size_t changed = 0;
+  for (size_t i = 0; i < recoloured.pixels.size(); i += 3) {
+    for (const auto& d : changes) {
+      int next[3];
+      for (int c = 0; c < 3; ++c) next[c] = style.pixels[i + c] + d[c];
+      if (std::all_of(next, next + 3, [](int v) { return v >= 0 && v <= 255; })) {
+        for (int c = 0; c < 3; ++c) recoloured.pixels[i + c] = static_cast<uint8_t>(next[c]);
+        ++changed;
+        break;
+      }
+    }
+  }
+  ASSERT_GT(changed, recoloured.pixels.size() / 3 * 9 / 10);
+  auto first_style_loss = [&](const std::string& output, const RgbImage& image, bool luminance) {
+    SaveImageFile(image, dir_ / "style.png");
+    TrainJob(
+        Job(output,
+            {"training.max_steps=1", "job.convolution=direct", "training.preview_every_steps=0",
+             std::string("training.style_luminance_only=") + (luminance ? "true" : "false")}),
+        Quiet());
+    return Metrics(dir_ / (output + "/style")).front()["style_loss"].get<double>();
+  };
+  const double luminance = first_style_loss("luminance", style, true);
+  const double luminance_recoloured = first_style_loss("luminance_recoloured", recoloured, true);
+  const double colour = first_style_loss("colour", style, false);
+  const double colour_recoloured = first_style_loss("colour_recoloured", recoloured, false);
+  EXPECT_NEAR(luminance_recoloured, luminance, 1e-4 * luminance);
+  EXPECT_GT(std::abs(colour_recoloured - colour), 1e-2 * colour);
+  EXPECT_GT(std::abs(luminance - colour), 1e-3 * colour);
+}
+
 // Every key a style's settings.json records (RunSettings, from the config
 // tables) is changed once against a trained style: a key that changes what the
 // style learns must be refused before training, naming the key; a safe one
@@ -1447,6 +1489,7 @@ TEST_F(TrainTest, EveryRecordedSettingIsRefusedOrResumedAsItsKindRequires) {
       {"styles.style.precision", {"bf16", true}},
       {"styles.style.style_image_size", {"32", true}},
       {"styles.style.style_layers", {"[conv1_2]", true}},
+      {"styles.style.style_luminance_only", {"true", true}},
       // Not set with --set: two ranks train the style (PreflightOptions::world:
       // an elastic resume, batch 1 on each), a batch of 1 on one rank (1 image
       // per step where the checkpoints had 2), and a photo is added to the
