@@ -1,15 +1,23 @@
 #!/usr/bin/python3
 """The metrics endpoint under load (ctest label `reliability`).
 
-Trains a job twice on loopback, each until SIGTERM ends it after a 10 s window (so the window
-sees training however fast the machine is): once quietly, once while `wrk` hammers /metrics from
-a second process for those 10 s. Checks: every wrk response is a 200 (no socket errors, no non-2xx),
+Trains a job twice on loopback, each until SIGTERM ends it after its window (so the window sees
+training however fast the machine is): once quietly for 10 s, once while `wrk` hammers /metrics
+from a second process (a 5 s warm-up, then windows of 10 s and 5 s). Checks: every wrk response is a 200 (no socket errors, no non-2xx),
 sampled responses are complete exposition documents, other paths get 404, training throughput
 keeps at least 30% of the quiet run's (wrk competes for the same 2 cores), and the trainer's
-resident memory grows by at most 64 MiB more under load than in the same window of the quiet
-run. Both windows start once 10 steps are recorded: training grows its heap by hundreds of MiB in
-its first steps, and how many of them a 10 s window held depended on the machine's load (a loaded
-run failed with 109 MiB more).
+memory does not grow with the requests served. Both windows start once 10 steps are recorded:
+training grows its heap by hundreds of MiB in its first steps, and how many of them a window held
+depended on the machine's load.
+
+Memory under load is read after a 5 s warm-up of wrk: the first scrapes in each of the server's
+threads give that thread a glibc malloc arena, a one-time growth (47 to 72 MiB seen on 2 CPUs; with
+MALLOC_ARENA_MAX=2 about 1 MiB) that is bounded by the number of arenas, not by the requests. After
+it, a leak grows the process in every window of load, so the smaller growth of two windows (10 s
+and 5 s, each scaled to 10 s) must stay under 24 MiB: a leak of 1 KiB per request failed it
+here. Training's own heap also grows now and then (0.7 to 50 MiB in a 10 s window of the quiet
+run): the smaller of two windows keeps such a jump from failing the test, which comparing one
+loaded window with one quiet window did (71.6 MiB against 0.7 MiB, 2026-12-06).
 
 usage: metrics_load_test.py STYLEFLEET_BINARY SOURCE_DIR
 """
@@ -77,11 +85,13 @@ styles:
             break
         time.sleep(0.2)
     result = {}
-    rss_before = rss_mib(p.pid)
     if not load:
-        time.sleep(10)  # the same window as the loaded run, to compare memory growth
-        result["rss_growth"] = rss_mib(p.pid) - rss_before
+        time.sleep(10)  # the same window as the loaded run, so that both train under the same time
     if load:
+        # The warm-up: each serving thread's first scrapes give it its malloc arena.
+        subprocess.run(["wrk", "-t1", "-c4", "-d5s", url], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.STDOUT, check=True)
+        rss_warm = rss_mib(p.pid)
         wrk = subprocess.Popen(["wrk", "-t1", "-c4", "-d10s", "--latency", url],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         samples, complete = 0, 0
@@ -92,7 +102,11 @@ styles:
             complete += body.endswith("\n") and "stylefleet_weighted_loss{" in body and "stylefleet_info{" in body
             time.sleep(0.05)
         report = wrk.communicate()[0]
-        result["rss_growth"] = rss_mib(p.pid) - rss_before
+        rss_first = rss_mib(p.pid)
+        subprocess.run(["wrk", "-t1", "-c4", "-d5s", url], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.STDOUT, check=True)
+        rss_second = rss_mib(p.pid)
+        result["rss_windows"] = (rss_first - rss_warm, 2 * (rss_second - rss_first))
         result["wrk"] = report
         result["samples"] = (samples, complete)
         try:
@@ -141,9 +155,9 @@ def main():
         ratio = loaded["rate"] / quiet["rate"]
         check(ratio >= 0.3, f"training kept {ratio:.0%} of its quiet throughput under load "
                             f"({loaded['rate']:.2f} vs {quiet['rate']:.2f} images/s)")
-        extra = loaded["rss_growth"] - quiet["rss_growth"]
-        check(extra < 64, f"resident memory grew {loaded['rss_growth']:.1f} MiB in the 10 s under load, "
-                          f"{quiet['rss_growth']:.1f} MiB in the same window without: {extra:.1f} MiB more")
+        first, second = loaded["rss_windows"]
+        check(min(first, second) < 24, f"resident memory grew {first:.1f} and {second:.1f} MiB per 10 s "
+                                       "of load after the warm-up (a leak grows it in both)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return finish("metrics load test")
