@@ -57,6 +57,7 @@ VALUES = {
     "training.precision": ("fp32", "bf16"),
     "training.style_image_size": ("64", "32"),
     "training.style_layers": ("[conv1_2]", "[conv2_2]"),
+    "training.style_luminance_only": ("false", "true"),
     "checkpoint.every_steps": ("5", "7"),
     "checkpoint.keep": ("3", "2"),
     "distributed.backend": ("auto", "mpi"),
