@@ -33,6 +33,6 @@ rm -rf "$out/tensor_corpus"
 /usr/bin/python3 tests/fuzz/make_tensor_corpus.py "$out/tensor_corpus"
 cp tests/fuzz/regressions/tensor_file/* "$out/tensor_corpus/"
 clang++ "${sanitize[@]}" -isystem /usr/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1 \
-  tests/fuzz/tensor_file_fuzzer.cc src/model/tensor_file.cc src/common/error.cc \
+  tests/fuzz/tensor_file_fuzzer.cc src/model/tensor_file.cc src/serialization/*.cc src/common/error.cc \
   src/common/writable_file.cc -ltorch -ltorch_cpu -lc10 -o "$out/tensor_file_fuzzer"
 run_fuzzer tensor_file_fuzzer "$out/tensor_corpus" 262144
