@@ -417,9 +417,11 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(16, 4096));
   losses->add_option("--job", losses_job,
                      "Take layers, loss network, image size and the style's weights from this job");
-  losses->add_flag("--style-luminance-only", losses_options.style_luminance_only,
-                   "Style loss on luminance only (as training.style_luminance_only; with --job, "
-                   "also when the style sets it)");
+  bool losses_luminance = false;
+  CLI::Option* losses_luminance_flag = losses->add_flag(
+      "--style-luminance-only", losses_luminance,
+      "Style loss on luminance only, as training.style_luminance_only (default: the --job "
+      "style's setting, else off; --style-luminance-only=false turns a job's off)");
 
   BenchOptions bench_options;
   std::string bench_output;
@@ -576,6 +578,7 @@ int Run(int argc, char** argv) {
     return kExitOk;
   }
   if (losses->parsed()) {
+    if (losses_luminance_flag->count() > 0) losses_options.style_luminance_only = losses_luminance;
     JobConfig job;
     if (!losses_job.empty()) {
       job = LoadJob(losses_job);

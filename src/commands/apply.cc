@@ -332,7 +332,7 @@ LossSetup ResolveLossSetup(const LossesOptions& options) {
     setup.style_image = style.image;
     if (setup.loss_network.empty()) setup.loss_network = job.loss_network.weights;
   }
-  setup.style_luminance_only = options.style_luminance_only || training.style_luminance_only;
+  setup.style_luminance_only = options.style_luminance_only.value_or(training.style_luminance_only);
   if (setup.style_image.empty()) throw ConfigError({"losses: give --style IMAGE (or --job JOB)"});
   if (setup.loss_network.empty()) {
     throw ConfigError({"losses: give --loss-network FILE|random:SEED (or --job JOB)"});

@@ -3,6 +3,7 @@
 // header and compiles without LibTorch's headers.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -125,9 +126,9 @@ struct LossesOptions {
   /// Crop side; 0: the job's data.image_size, or 256 without a job.
   int image_size = 0;
   const JobConfig* job = nullptr;  ///< layers, weights and image size from here when set
-  /// The style loss on luminance only (training.style_luminance_only); with a
-  /// job, also when its style sets it.
-  bool style_luminance_only = false;
+  /// The style loss on luminance only (training.style_luminance_only). Unset:
+  /// the job's style's setting, or off without a job.
+  std::optional<bool> style_luminance_only;
 };
 
 /// The seed's loss terms for one content image as a JSON document. Throws

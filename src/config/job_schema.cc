@@ -88,7 +88,8 @@ const FieldTable<JobConfig>& JobFields() {
       {"styles_at_once", "integer", "0",
        "Styles a group of ranks trains together, 1 to 64: they share each content batch, its "
        "pass through the loss network, and one loss-network pass over all their generated "
-       "images. With `convolution: direct` their losses equal those of separate training bit "
+       "images (two with style_luminance_only). With `convolution: direct` their losses equal "
+       "those of separate training bit "
        "for bit; with `winograd` oneDNN may choose its blocking by batch (it does on AMD Zen "
        "5), so the first step agrees to float rounding and Adam can grow that to percent-level "
        "differences within a few steps (README, Exactness). Styles are taken in job order; "

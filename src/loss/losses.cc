@@ -77,9 +77,6 @@ torch::Tensor StyleLayerLoss(const torch::Tensor& generated, const torch::Tensor
   return (Gram(generated) - style_gram).pow(2).sum() / double(generated.numel());
 }
 
-// The seed's total_variation_loss: tf.nn.l2_loss(dx) / tf.size(dx) + the same
-// for dy, l2_loss being half the sum of squares. Content and style multiply
-// their l2_loss by 2; the seed's TV does not, so the half stays.
 torch::Tensor LuminanceImage(const torch::Tensor& rgb) {
   SF_CHECK(rgb.dim() == 4 && rgb.size(1) == 3, "LuminanceImage takes a B x 3 x H x W batch");
   const torch::Tensor luma =
@@ -87,6 +84,9 @@ torch::Tensor LuminanceImage(const torch::Tensor& rgb) {
   return luma.unsqueeze(1).expand({-1, 3, -1, -1}).contiguous();
 }
 
+// The seed's total_variation_loss: tf.nn.l2_loss(dx) / tf.size(dx) + the same
+// for dy, l2_loss being half the sum of squares. Content and style multiply
+// their l2_loss by 2; the seed's TV does not, so the half stays.
 torch::Tensor TotalVariationLoss(const torch::Tensor& image) {
   const int64_t h = image.size(2), w = image.size(3);
   const torch::Tensor dy = image.slice(2, 0, h - 1) - image.slice(2, 1, h);

@@ -65,7 +65,10 @@ std::string MemoryBudgetProblem(const JobConfig& job, int processes_on_host) {
   return job.source_file + ": training needs about " + Gib(budget.needed_bytes) + " of memory (" +
          budget.largest_pass + "), but this machine has " + Gib(budget.available_bytes) +
          " available; lower data.image_size or training.batch_size, or raise "
-         "training.micro_batches (the same update in smaller passes)";
+         "training.micro_batches (the same update in smaller passes)" +
+         (budget.largest_pass.find("style_luminance_only") != std::string::npos
+              ? std::string(", or turn training.style_luminance_only off")
+              : std::string());
 }
 
 void CheckMemoryBudget(const JobConfig& job, int processes_on_host) {

@@ -213,6 +213,21 @@ ElasticBatch KeepImagesPerStep(const StyleSpec& style, int group_ranks) {
   return out;
 }
 
+namespace {
+
+// A key that settings.json files written before it lack, and the value every
+// run of that time trained with: such a file is compared as if it held that
+// value, so that a resume which sets another is refused like any change.
+// Matched by the key's last part (training.K and styles.NAME.K alike).
+std::string ValueBeforeTheKeyExisted(const std::string& key) {
+  static const std::map<std::string, std::string> values = {{"style_luminance_only", "false"}};
+  const auto dot = key.rfind('.');
+  const auto it = values.find(dot == std::string::npos ? key : key.substr(dot + 1));
+  return it == values.end() ? "" : it->second;
+}
+
+}  // namespace
+
 std::vector<SettingChange> CompareRunSettings(const std::string& style_dir,
                                               const std::vector<Setting>& now, bool* found) {
   const fs::path path = RecordPath(style_dir);
@@ -227,8 +242,14 @@ std::vector<SettingChange> CompareRunSettings(const std::string& style_dir,
   std::vector<SettingChange> changes;
   for (const Setting& s : now) {
     const auto it = record.find(s.key);
-    if (it == record.end()) continue;
-    if (it->second != s.value) changes.push_back({s.key, it->second, s.value, s.on_resume});
+    std::string recorded;
+    if (it != record.end()) {
+      recorded = it->second;
+    } else {
+      recorded = ValueBeforeTheKeyExisted(s.key);
+      if (recorded.empty()) continue;  // an older file without the key: nothing to compare
+    }
+    if (recorded != s.value) changes.push_back({s.key, recorded, s.value, s.on_resume});
   }
   return changes;
 }

@@ -61,7 +61,9 @@ struct SettingChange {
 };
 
 /// The keys of `now` whose value differs from <style_dir>/settings.json.
-/// Keys missing on either side (written by another version) are not compared.
+/// Keys missing on either side (written by another version) are not compared,
+/// except a key newer than the file whose earlier behaviour is one value
+/// (training.style_luminance_only: false), compared as that value.
 /// Sets `*found` to whether a record exists. Throws Error when it is unreadable.
 std::vector<SettingChange> CompareRunSettings(const std::string& style_dir,
                                               const std::vector<Setting>& now, bool* found);

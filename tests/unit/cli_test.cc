@@ -134,6 +134,8 @@ TEST(CliTest, AJobThatCannotFitInMemoryIsRefusedUpFront) {
       << r.output;
   EXPECT_NE(r.output.find("with the luminance pass of style_luminance_only"), std::string::npos)
       << r.output;
+  EXPECT_NE(r.output.find(", or turn training.style_luminance_only off"), std::string::npos)
+      << r.output;
 }
 
 // A random loss network's seed on the command line is read as strictly as in

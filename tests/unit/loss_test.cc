@@ -228,13 +228,16 @@ double RelativeDifference(double a, double b) {
 }
 
 // Runs `stylefleet losses` on reference.py file-losses' files at the files'
-// own size (with `extra` options) and compares every term with `expected`.
+// own size (with `extra` options; `style` for --style: the image, or with
+// --job the style's name) and compares every term with `expected`.
 void ExpectLossesCommandMatches(const testing::TempDir& dir, const std::string& extra,
-                                const std::string& expected_file) {
+                                const std::string& expected_file,
+                                const std::string& style = "style.png") {
+  const std::string style_option = style == "style.png" ? dir / style : style;
   const testing::CommandResult run = testing::RunCommand(
       "(" + std::string(STYLEFLEET_BINARY) + " losses --loss-network " + (dir / "vgg.pt") +
       " --model " + (dir / "transformer.pt") + " --content " + (dir / "content.png") + " --style " +
-      (dir / "style.png") + " --image-size 256" + extra +
+      style_option + " --image-size 256" + extra +
       " 2>/dev/null)");  // the JSON alone, without log lines
   ASSERT_EQ(run.exit_code, 0) << run.output;
   const nlohmann::json got = nlohmann::json::parse(run.output);
@@ -290,6 +293,28 @@ TEST_F(LossesCommandCrossCheckTest, StyleLossOnLuminanceMatchesThePyTorchReferen
   const double luminance_style = nlohmann::json::parse(luminance).at("style_loss").get<double>();
   EXPECT_GT(RelativeDifference(luminance_style, colour_style), 0.01)
       << "the reference's two style losses are too close to tell the flag was used";
+}
+
+// With --job the style's training.style_luminance_only applies, and the flag
+// given explicitly wins either way (=false scores a luminance job's colours).
+TEST_F(LossesCommandCrossCheckTest, TheFlagWinsOverTheJobsSettingEitherWay) {
+  const testing::TempDir& dir = *files_;
+  testing::WriteFile(dir / "job.yaml", "job: {output_dir: " + dir.path() +
+                                           "_runs}\ndata: {content_dir: " + dir.path() +
+                                           "}\nloss_network: {weights: 'random:1'}\n"
+                                           "training: {style_luminance_only: true}\n"
+                                           "styles:\n  - {name: s, image: " +
+                                           (dir / "style.png") + "}\n");
+  const std::string job = " --job " + (dir / "job.yaml");
+  ExpectLossesCommandMatches(dir, job, "expected_luminance.json", "s");
+  ExpectLossesCommandMatches(dir, job + " --style-luminance-only=false", "expected.json", "s");
+  testing::WriteFile(dir / "job.yaml", "job: {output_dir: " + dir.path() +
+                                           "_runs}\ndata: {content_dir: " + dir.path() +
+                                           "}\nloss_network: {weights: 'random:1'}\n"
+                                           "styles:\n  - {name: s, image: " +
+                                           (dir / "style.png") + "}\n");
+  ExpectLossesCommandMatches(dir, job, "expected.json", "s");
+  ExpectLossesCommandMatches(dir, job + " --style-luminance-only", "expected_luminance.json", "s");
 }
 
 }  // namespace

@@ -1430,6 +1430,27 @@ TEST_F(TrainTest, StyleLuminanceOnlyLearnsFromTheStyleImagesLuminanceAlone) {
   EXPECT_GT(std::abs(luminance - colour), 1e-3 * colour);
 }
 
+// A settings.json written before training.style_luminance_only existed has no
+// such key, and its run trained on the colours: a resume with the key on is a
+// change and refused; with it off (the default) the run resumes.
+TEST_F(TrainTest, AnOlderRecordWithoutStyleLuminanceOnlyCountsAsOff) {
+  TrainJob(Job("out", {"training.max_steps=1", "training.preview_every_steps=0"}), Quiet());
+  const std::string record_path = dir_ / "out/style/settings.json";
+  nlohmann::json record;
+  {
+    std::ifstream in(record_path);
+    in >> record;
+  }
+  ASSERT_EQ(record.erase("styles.style.style_luminance_only"), 1u) << record.dump(2);
+  testing::WriteFile(record_path, record.dump(2));
+  const std::vector<std::string> on =
+      PreflightProblems(Job("out", {"training.style_luminance_only=true"}), PreflightOptions{});
+  ASSERT_EQ(on.size(), 1u);
+  EXPECT_NE(on[0].find("\n  styles.style.style_luminance_only: false -> true"), std::string::npos)
+      << on[0];
+  EXPECT_TRUE(PreflightProblems(Job("out"), PreflightOptions{}).empty());
+}
+
 // Every key a style's settings.json records (RunSettings, from the config
 // tables) is changed once against a trained style: a key that changes what the
 // style learns must be refused before training, naming the key; a safe one
