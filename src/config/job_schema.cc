@@ -329,11 +329,9 @@ const FieldTable<TrainingOptions>& TrainingFields() {
        "but not its colours, and the content loss (on the colours) keeps the photo's. The "
        "content and TV losses are unchanged. Costs a second loss-network pass over the "
        "generated images each step (the colours' pass stops at the deepest content layer, the "
-       "luminance pass at the deepest style layer: about a fifth fewer images per second and 1.6 "
-       "KB "
-       "more memory per pixel of the batch, docs/performance.md). For "
-       "the stylized result's chroma to equal the photo's exactly, stylize with "
-       "--preserve-colour.",
+       "luminance pass at the deepest style layer: about a fifth fewer images per second and "
+       "1.6 KB more memory per pixel of the batch, docs/performance.md). For the stylized "
+       "result's chroma to equal the photo's exactly, stylize with --preserve-colour.",
        Agreement::kPassShape, Show(&TrainingOptions::style_luminance_only),
        [](TrainingOptions& t, const Value& v) { v.ReadBool(&t.style_luminance_only); }},
   };
