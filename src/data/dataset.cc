@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/fnv1a.h"
+#include "common/log.h"
 #include "data/image.h"
 
 namespace stylefleet {
@@ -57,6 +58,8 @@ std::vector<std::string> ListImageFiles(const std::string& dir) {
                     "linked folders included)");
   }
   std::sort(files.begin(), files.end());
+  // A `train` run lists its content folder once (cli_test counts these lines).
+  SF_LOG(kDebug) << "listed " << files.size() << " image(s) in " << dir;
   return files;
 }
 

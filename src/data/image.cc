@@ -334,7 +334,7 @@ RgbImage DecodeImage(const std::vector<uint8_t>& bytes, const std::string& name,
   return ApplyExifOrientation(DecodeJpeg(bytes, name, options), JpegExifOrientation(bytes));
 }
 
-RgbImage LoadImageFile(const std::string& path, const DecodeOptions& options) {
+std::vector<uint8_t> ReadImageFile(const std::string& path, const DecodeOptions& options) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw DataError(path + ": cannot open image file");
   const std::streamoff size = in.tellg();
@@ -349,7 +349,11 @@ RgbImage LoadImageFile(const std::string& path, const DecodeOptions& options) {
   if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size)) {
     throw DataError(path + ": cannot read image file");
   }
-  return DecodeImage(bytes, path, options);
+  return bytes;
+}
+
+RgbImage LoadImageFile(const std::string& path, const DecodeOptions& options) {
+  return DecodeImage(ReadImageFile(path, options), path, options);
 }
 
 RgbImage Resize(const RgbImage& image, int width, int height) {

@@ -43,6 +43,10 @@ struct DecodeOptions {
 RgbImage DecodeImage(const std::vector<uint8_t>& bytes, const std::string& name,
                      const DecodeOptions& options = {});
 
+/// Reads an image file's bytes, refusing a file larger than any image within
+/// options.max_pixels could be. Throws DataError with the path.
+std::vector<uint8_t> ReadImageFile(const std::string& path, const DecodeOptions& options = {});
+
 /// Reads and decodes a file. Throws DataError with the path.
 RgbImage LoadImageFile(const std::string& path, const DecodeOptions& options = {});
 

@@ -13,26 +13,10 @@
 #include "optim/adam.h"
 #include "step/forward_pass.h"
 #include "step/gradient_buckets.h"
+#include "step/injected_fault.h"
 #include "step/step_clock.h"
 
 namespace stylefleet {
-
-/// Test-only faults a step can be given on one rank, to trigger the
-/// finiteness guards (`stylefleet train --test-inject-fault`). Loss faults
-/// change the loss value only (its gradients stay finite); gradient faults
-/// change one gradient element only (the loss stays finite), so each guard is
-/// the only thing that can catch its fault.
-enum class InjectedFault {
-  kNone,
-  kNanLoss,
-  kInfLoss,
-  kNanGradient,
-  kInfGradient,
-};
-
-/// "nan-loss", "inf-loss", "nan-gradient", "inf-gradient"; throws ConfigError
-/// for another name.
-InjectedFault InjectedFaultNamed(const std::string& name);
 
 /// One style's trainable state, as a step sees it. Not owned.
 struct StepStyle {

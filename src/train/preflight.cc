@@ -221,32 +221,6 @@ std::vector<std::string> ConditionalCheckpointProblems(const JobConfig& job) {
   return {};
 }
 
-}  // namespace
-
-std::vector<std::string> StyleImageProblems(const JobConfig& job,
-                                            const std::vector<const StyleSpec*>& runs) {
-  const bool conditional = job.network == "conditional";
-  std::map<std::string, std::string> why;  // per image file: why it does not decode, or ""
-  std::vector<std::string> problems;
-  for (const StyleSpec& style : job.styles) {
-    if (!conditional && std::find(runs.begin(), runs.end(), &style) == runs.end()) continue;
-    const auto [known, first] = why.try_emplace(style.image);
-    if (first) {
-      try {
-        LoadImageFile(style.image, DecodeOptions{job.data.max_image_pixels, 0});
-      } catch (const DataError& e) {
-        known->second = e.what();
-      }
-    }
-    if (known->second.empty()) continue;
-    problems.push_back(style.origin + ": style '" + style.name +
-                       "': bad style image: " + known->second);
-  }
-  return problems;
-}
-
-namespace {
-
 // The spec in `job` that `run` (a pointer SelectRuns gave into `job`) is, as
 // a spec that may be changed.
 StyleSpec& SpecOf(JobConfig& job, const StyleSpec* run) {
@@ -254,27 +228,20 @@ StyleSpec& SpecOf(JobConfig& job, const StyleSpec* run) {
   return job.styles[static_cast<size_t>(run - job.styles.data())];
 }
 
-// Elastic resume: see Preflight in preflight.h.
-JobConfig WithElasticBatches(const JobConfig& job, const PreflightOptions& options,
-                             std::vector<std::string>* notes, std::vector<std::string>* problems) {
-  JobConfig out = job;
-  StyleSchedule plan;
-  std::vector<const StyleSpec*> runs;
-  try {
-    runs = SelectRuns(out, options.only_styles);
-    plan = PlanStyles(static_cast<int>(runs.size()), options.world, RanksPerRun(out));
-  } catch (const ConfigError&) {
-    return out;  // the checks that follow say why
-  }
-  for (const StyleSpec* run : runs) {
+// Elastic resume (see Preflight in preflight.h): each run of `plan` that
+// resumes on another number of ranks per style takes the batch that keeps its
+// images per step.
+void KeepResumedImagesPerStep(TrainPlan* plan, const PreflightOptions& options,
+                              std::vector<std::string>* notes, std::vector<std::string>* problems) {
+  for (const StyleSpec* run : plan->runs) {
     if (ListCheckpoints(run->output_dir).empty()) continue;  // it starts afresh
-    const ElasticBatch batch = KeepImagesPerStep(*run, plan.ranks_per_group);
+    const ElasticBatch batch = KeepImagesPerStep(*run, plan->schedule.ranks_per_group);
     if (!batch.problem.empty()) {
       if (!options.allow_changed_settings) problems->push_back(batch.problem);
       continue;
     }
     if (!batch.changed) continue;
-    StyleSpec& spec = SpecOf(out, run);
+    StyleSpec& spec = SpecOf(plan->job, run);
     if (spec.training.configured_batch_size == 0) {
       spec.training.configured_batch_size = spec.training.batch_size;
     }
@@ -282,16 +249,29 @@ JobConfig WithElasticBatches(const JobConfig& job, const PreflightOptions& optio
     spec.training.micro_batches = batch.micro_batches;
     notes->push_back(batch.note);
   }
-  return out;
 }
 
-std::vector<std::string> ProblemsOf(const JobConfig& job, const PreflightOptions& options);
+std::vector<std::string> ProblemsOf(TrainPlan* plan, const PreflightOptions& options);
 
 }  // namespace
 
 Preflight::Preflight(const JobConfig& configured, const PreflightOptions& options) {
-  job = WithElasticBatches(configured, options, &notes, &problems);
-  if (problems.empty()) problems = ProblemsOf(job, options);
+  auto planned = std::make_unique<TrainPlan>();
+  planned->job = configured;
+  planned->only_styles = options.only_styles;
+  try {
+    planned->runs = SelectRuns(planned->job, options.only_styles);
+    planned->schedule = PlanStyles(static_cast<int>(planned->runs.size()), options.world,
+                                   RanksPerRun(planned->job));
+  } catch (const ConfigError& e) {
+    job = configured;
+    problems = e.problems();
+    return;
+  }
+  KeepResumedImagesPerStep(planned.get(), options, &notes, &problems);
+  if (problems.empty()) problems = ProblemsOf(planned.get(), options);
+  job = planned->job;
+  if (problems.empty()) plan = std::move(planned);
 }
 
 std::vector<std::string> PreflightProblems(const JobConfig& job, const PreflightOptions& options) {
@@ -300,31 +280,22 @@ std::vector<std::string> PreflightProblems(const JobConfig& job, const Preflight
 
 namespace {
 
-std::vector<std::string> ProblemsOf(const JobConfig& job, const PreflightOptions& options) {
+// The problems of a planned run, from the content listing on (Preflight in
+// preflight.h); lists the content folder and decodes the style images into `plan`.
+std::vector<std::string> ProblemsOf(TrainPlan* plan, const PreflightOptions& options) {
+  const JobConfig& job = plan->job;
   std::vector<std::string> problems;
-  std::vector<const StyleSpec*> styles;
-  try {
-    styles = SelectRuns(job, options.only_styles);
-  } catch (const ConfigError& e) {
-    return e.problems();
-  }
-  StyleSchedule plan;
-  try {
-    plan = PlanStyles(static_cast<int>(styles.size()), options.world, RanksPerRun(job));
-  } catch (const ConfigError& e) {
-    return e.problems();
-  }
-  size_t files = 0;
   std::string content_list;
   try {
-    const std::vector<std::string> listed = ListImageFiles(job.data.content_dir);
-    files = listed.size();
-    content_list = DescribeContentList(job.data.content_dir, listed);
+    plan->content_files = ListImageFiles(job.data.content_dir);
+    content_list = DescribeContentList(job.data.content_dir, plan->content_files);
   } catch (const DataError& e) {
     problems.push_back("data.content_dir: " + std::string(e.what()));
   }
-  for (const StyleSpec* style : styles) {
-    const int64_t needed = int64_t{style->training.batch_size} * plan.ranks_per_group;
+  const size_t files = plan->content_files.size();
+  const int ranks_per_group = plan->schedule.ranks_per_group;
+  for (const StyleSpec* style : plan->runs) {
+    const int64_t needed = int64_t{style->training.batch_size} * ranks_per_group;
     if (files > 0 && static_cast<int64_t>(files) < needed) {
       problems.push_back(
           "style '" + style->name + "': the content folder " + job.data.content_dir + " holds " +
@@ -344,11 +315,11 @@ std::vector<std::string> ProblemsOf(const JobConfig& job, const PreflightOptions
       conflicts = conflicts || !conflict.empty();
     }
     if (conflicts) continue;
-    for (auto& p : SettingsProblems(job, *style, plan.ranks_per_group, content_list, options)) {
+    for (auto& p : SettingsProblems(job, *style, ranks_per_group, content_list, options)) {
       problems.push_back(std::move(p));
     }
   }
-  for (auto& p : StyleImageProblems(job, styles)) problems.push_back(std::move(p));
+  for (auto& p : DecodeStyleImages(plan)) problems.push_back(std::move(p));
   for (auto& p : BaseModelProblems(job)) problems.push_back(std::move(p));
   for (auto& p : ConditionalCheckpointProblems(job)) problems.push_back(std::move(p));
   if (options.processes_on_host > 0) {
@@ -360,18 +331,18 @@ std::vector<std::string> ProblemsOf(const JobConfig& job, const PreflightOptions
 
 }  // namespace
 
-std::vector<FileLock> LockStyleFolders(const JobConfig& job,
-                                       const std::vector<std::string>& only_styles, World& world) {
+std::vector<FileLock> LockStyleFolders(const TrainPlan& plan, World& world) {
   const ProcessInfo& me = world.info();
-  CheckRanksAgreeOnJob(world.all(), job, only_styles, ReadJobInputs(job));
+  const JobConfig& job = plan.job;
+  CheckRanksAgreeOnJob(world.all(), job, plan.only_styles,
+                       ReadJobInputs(job, plan.content_files, plan.style_image_hashes));
   CheckRanksHaveDistinctHosts(world.all(), me.host, me.local_rank);
-  const std::vector<const StyleSpec*> styles = SelectRuns(job, only_styles);
-  CheckRanksShareOutputFolders(world.all(), me.host, job, styles);
-  const StyleSchedule plan = PlanStyles(static_cast<int>(styles.size()), me.size, RanksPerRun(job));
+  CheckRanksShareOutputFolders(world.all(), me.host, job, plan.runs);
   std::vector<FileLock> locks;
-  if (plan.RankInGroup(me.rank) != 0) return locks;  // only group roots write
-  for (int index : plan.styles_of_group[static_cast<size_t>(plan.GroupOf(me.rank))]) {
-    const StyleSpec& style = *styles[static_cast<size_t>(index)];
+  const StyleSchedule& schedule = plan.schedule;
+  if (schedule.RankInGroup(me.rank) != 0) return locks;  // only group roots write
+  for (int index : schedule.styles_of_group[static_cast<size_t>(schedule.GroupOf(me.rank))]) {
+    const StyleSpec& style = *plan.runs[static_cast<size_t>(index)];
     for (const auto& [folder, name] : RunFolders(job, style)) {  // nothing claimed yet
       const std::string conflict = folder != style.output_dir ? PerStyleRunConflict(folder)
                                    : &style != &job.conditional_run

@@ -10,6 +10,7 @@
 #include "comm/world.h"
 #include "common/file_lock.h"
 #include "config/job_config.h"
+#include "train/train_plan.h"
 
 namespace stylefleet {
 
@@ -50,14 +51,6 @@ struct PreflightOptions {
   int processes_on_host = 1;
 };
 
-/// For each style of `job` that `runs` train (a conditional network's run
-/// trains them all), in job order: why its image cannot be trained on (it
-/// does not decode, or is larger than job.data.max_image_pixels), naming where
-/// the style is defined and the file. Each file is decoded once, however many
-/// styles (a sweep's runs) share it. Empty when every image decodes.
-std::vector<std::string> StyleImageProblems(const JobConfig& job,
-                                            const std::vector<const StyleSpec*>& runs);
-
 /// Why a checkpoint (`checkpoint`) of a network whose rows hold `held` styles
 /// cannot resume a run whose rows are `rows` (a conditional network's styles
 /// in order, after job.base_model's); empty when they are the same.
@@ -75,7 +68,7 @@ std::string NetworkStylesProblem(const std::string& checkpoint,
 /// then resumes as configured, and the settings check warns). Then, on `job`,
 /// the problems that would certainly stop `train`: unknown style names, a
 /// content folder without images or with fewer than one step needs, a style
-/// image that does not decode (StyleImageProblems), a ranks_per_style that
+/// image that does not decode (DecodeStyleImages), a ranks_per_style that
 /// does not divide the world, a style output folder that belongs to another
 /// job or style, a conditional job's base_model that does not load, is a
 /// per-style network or already holds one of the job's styles, a conditional
@@ -83,11 +76,14 @@ std::string NetworkStylesProblem(const std::string& checkpoint,
 /// whose checkpoints were trained with settings that must match
 /// (run_settings.h) but differ, and steps that need more memory than the host
 /// has (train/memory_budget.h).
+/// Without problems, `plan` is what `train` works from: `job`, its runs laid
+/// onto options.world ranks, the content listing and the decoded style images.
 struct Preflight {
   Preflight(const JobConfig& job, const PreflightOptions& options);
   JobConfig job;
   std::vector<std::string> notes;
   std::vector<std::string> problems;  ///< empty when none
+  std::unique_ptr<TrainPlan> plan;    ///< null when there are problems
 };
 
 /// Preflight(job, options).problems: for callers that need only the problems.
@@ -96,11 +92,10 @@ std::vector<std::string> PreflightProblems(const JobConfig& job, const Preflight
 /// Collective over `world`: first the ranks check that they run the same job
 /// on the same photos and see the same output folders (train/rank_agreement.h),
 /// so that a rank with another job or another folder never claims one; then each group root claims
-/// and locks (common/file_lock.h) the output folder of every selected style of its group, for as
+/// and locks (common/file_lock.h) the output folder of every run of its group in `plan`, for as
 /// long as the returned locks live: a second run that would train one of them fails at once. Throws
 /// ConfigError when the ranks disagree, Error naming the folder and the holder's host and pid when
-/// a folder is locked.
-std::vector<FileLock> LockStyleFolders(const JobConfig& job,
-                                       const std::vector<std::string>& only_styles, World& world);
+/// a folder is locked. The plan's trainer (TrainJob(plan, ...)) does not compare again.
+std::vector<FileLock> LockStyleFolders(const TrainPlan& plan, World& world);
 
 }  // namespace stylefleet

@@ -179,14 +179,25 @@ std::string FileContentHash(const std::string& path, bool sampled) {
   return Hex(hash);
 }
 
-JobInputs ReadJobInputs(const JobConfig& job) {
+std::string BytesContentHash(const std::vector<uint8_t>& bytes) {
+  // FNV-1a runs byte by byte: one pass over the whole equals FileContentHash's blocks.
+  const uint64_t hash = Fnv1a(std::to_string(bytes.size()) + "\n");
+  return Hex(
+      Fnv1a(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), hash));
+}
+
+JobInputs ReadJobInputs(const JobConfig& job, std::vector<std::string> content_files,
+                        const std::map<std::string, std::string>& style_image_hashes) {
   JobInputs inputs;
-  inputs.content_files = ListImageFiles(job.data.content_dir);
+  inputs.content_files = std::move(content_files);
   std::set<std::string> seen;  // a sweep's runs share their image
   for (const StyleSpec& style : job.styles) {
     if (!seen.insert(style.image).second) continue;
+    const auto decoded = style_image_hashes.find(style.image);
     inputs.file_hashes.emplace_back("the style image " + style.image + " (size and bytes, hashed)",
-                                    FileContentHash(style.image, false));
+                                    decoded != style_image_hashes.end()
+                                        ? decoded->second
+                                        : FileContentHash(style.image, false));
   }
   if (job.loss_network.weights.rfind("random:", 0) != 0) {
     inputs.file_hashes.emplace_back(
@@ -224,6 +235,8 @@ void CheckRanksHaveDistinctHosts(Communicator& all, const std::string& host, int
 void CheckRanksAgreeOnJob(Communicator& all, const JobConfig& job,
                           const std::vector<std::string>& selected_styles,
                           const JobInputs& inputs) {
+  // A `train` run compares once (cli_test counts these lines).
+  SF_LOG(kDebug) << "comparing the job and its inputs over " << all.size() << " rank(s)";
   const std::vector<std::string>& content_files = inputs.content_files;
   std::vector<AgreedItem> items;
   for (const Setting& s : ListSettings(job)) {

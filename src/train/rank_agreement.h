@@ -3,6 +3,8 @@
 // the command line, and the files each rank reads.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,7 +26,15 @@ struct JobInputs {
   std::vector<std::string> content_files;
   std::vector<std::pair<std::string, std::string>> file_hashes;  ///< {role, hash}
 };
-JobInputs ReadJobInputs(const JobConfig& job);
+/// FileContentHash(path, false) of a file that holds `bytes`.
+std::string BytesContentHash(const std::vector<uint8_t>& bytes);
+
+/// The inputs of `job` whose content folder lists as `content_files`. A style
+/// image in `style_image_hashes` (file -> BytesContentHash of the bytes a
+/// rank decoded: TrainPlan) takes that hash instead of the file's now, so
+/// that the ranks compare what they train on.
+JobInputs ReadJobInputs(const JobConfig& job, std::vector<std::string> content_files,
+                        const std::map<std::string, std::string>& style_image_hashes = {});
 
 /// Collective over `all`: compares every setting of `job` whose Agreement is
 /// not kPerRank (values at full precision), the `--style` selection in order,

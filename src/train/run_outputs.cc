@@ -223,6 +223,26 @@ void RunOutputs::WritePreviewGrid(const torch::Tensor& grid, int64_t step) const
 // "nearly uniform": a photo's is tens; 4 levels is a faint texture at most.
 constexpr double kFlatSpread = 4.0;
 
+namespace {
+
+// A validation photo as its final image stylizes it: the shorter side resized
+// to `image_size`. Throws DataError when it does not decode or would then
+// exceed `max_pixels`.
+RgbImage FinalImageInput(const std::string& photo, int image_size, int64_t max_pixels) {
+  DecodeOptions decode;
+  decode.max_pixels = max_pixels;
+  const RgbImage input = LoadImageFile(photo, decode);
+  const int shorter = std::min(input.width, input.height);
+  const double scale = double(image_size) / shorter;
+  if (double(input.width) * scale * double(input.height) * scale > double(max_pixels)) {
+    throw DataError(photo + ": resized to a shorter side of " + std::to_string(image_size) +
+                    " px it would exceed data.max_image_pixels");
+  }
+  return ResizeShorterSide(input, image_size);
+}
+
+}  // namespace
+
 void RunOutputs::WriteFinalImages(TransformerNet& net) const {
   const fs::path dir = fs::path(style_dir_) / "final";
   std::set<std::string> written;
@@ -242,16 +262,8 @@ void RunOutputs::WriteFinalImages(TransformerNet& net) const {
     std::snprintf(prefix, sizeof(prefix), "%02d-", static_cast<int>(i + 1));
     const std::string name = prefix + fs::path(photo).stem().string() + ".png";
     try {
-      DecodeOptions decode;
-      decode.max_pixels = max_image_pixels_;
-      const RgbImage input = LoadImageFile(photo, decode);
-      const int shorter = std::min(input.width, input.height);
-      const double scale = double(image_size_) / shorter;
-      if (double(input.width) * scale * double(input.height) * scale > double(max_image_pixels_)) {
-        throw DataError(photo + ": resized to a shorter side of " + std::to_string(image_size_) +
-                        " px it would exceed data.max_image_pixels");
-      }
-      const torch::Tensor image = ImageToTensor(ResizeShorterSide(input, image_size_)).to(device_);
+      const torch::Tensor image =
+          ImageToTensor(FinalImageInput(photo, image_size_, max_image_pixels_)).to(device_);
       const torch::Tensor styled =
           StylizeTensor(net, image, int64_t{kFinalTileFactor} * image_size_);
       std::error_code ec;

@@ -84,7 +84,7 @@ Precision EffectivePrecision(const std::string& configured, const torch::Device&
 
 StyleRun::StyleRun(const StyleRunContext& context, const StyleSpec& style)
     : context_(context),
-      job_(*context.job),
+      job_(context.plan->job),
       style_(style),
       control_(context.runtime->control()),
       tensors_(context.runtime->tensors()),
@@ -133,7 +133,8 @@ bool StyleRun::Prepare() {
   BuildModel();
   RunOnRoot(control_, "checkpoint resume", [&] { position_ = Resume(); });
   BroadcastRootState();
-  per_epoch_ = static_cast<int64_t>(context_.files->size()) / control_.size() / t.batch_size;
+  per_epoch_ =
+      static_cast<int64_t>(context_.plan->content_files.size()) / control_.size() / t.batch_size;
   total_steps_ = t.epochs > 0 ? t.epochs * per_epoch_ : INT64_MAX;
   if (t.max_steps > 0) total_steps_ = std::min(total_steps_, t.max_steps);
   if (position_.step < total_steps_) return true;
@@ -152,8 +153,9 @@ bool StyleRun::Prepare() {
 
 void StyleRun::PrepareValidation() {
   const torch::Device device = context_.runtime->device();
-  outputs_.PrepareValidation(job_.data, *context_.files, device);
-  for (Member& m : members_) m.outputs.PrepareValidation(job_.data, *context_.files, device);
+  outputs_.PrepareValidation(job_.data, context_.plan->content_files, device);
+  for (Member& m : members_)
+    m.outputs.PrepareValidation(job_.data, context_.plan->content_files, device);
 }
 
 void StyleRun::WriteFinalImages() {
@@ -273,7 +275,7 @@ StepStyle StyleRun::ForStep(int64_t step) {
   s.adam = adam_.get();
   s.buckets = buckets_.get();
   s.target = StyleLossTarget{&style_grams_, weights_, &loss_use_.style_layers};
-  s.fault = FaultAt(step);
+  s.fault = context_.plan->hooks.FaultAt(style_.name, step);
   if (conditional()) {
     batch_.rows = StyleRowsAt(step).to(context_.runtime->device());
     batch_.first_row = first_row_;
@@ -304,20 +306,6 @@ torch::Tensor StyleRun::StyleRowsAt(int64_t step) const {
   return rows;
 }
 
-InjectedFault StyleRun::FaultAt(int64_t step) const {
-  const std::string here = style_.name + ":" + std::to_string(step) + ":";
-  for (const std::string& entry : context_.options->inject_faults) {
-    if (entry.compare(0, here.size(), here) == 0)
-      return InjectedFaultNamed(entry.substr(here.size()));
-  }
-  return InjectedFault::kNone;
-}
-
-bool StyleRun::Injected(const std::vector<std::string>& faults, int64_t step) const {
-  return std::find(faults.begin(), faults.end(), style_.name + ":" + std::to_string(step)) !=
-         faults.end();
-}
-
 void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& values,
                          const StepTiming& timing) {
   const TrainingOptions& t = style_.training;
@@ -336,7 +324,7 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
     }
   }
   const bool last = position.step == total_steps_;
-  if (Injected(context_.options->perturb_replica, position.step)) {
+  if (context_.plan->hooks.PerturbsReplicaAt(style_.name, position.step)) {
     torch::NoGradGuard no_grad;
     net_->parameters().front().add_(1e-3);
   }
@@ -345,47 +333,7 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
   if (control_.size() > 1 && (Due(position.step, job_.distributed.check_every_steps) || last)) {
     CheckReplicasAgree(position.step);
   }
-  if (Due(position.step, t.log_every_steps)) {
-    if (timing.tty) std::printf("\n");
-    StepRecord record;
-    record.step = position.step;
-    record.total_steps = total_steps_;
-    record.epoch = position.epoch;
-    record.values = values;
-    record.images_per_second = window_images_ / std::max(window_seconds_, 1e-9);
-    record.eta_seconds = eta;
-    record.skipped_images = timing.skipped_files;
-    record.ranks = control_.size();
-    RunOnRoot(control_, "metrics record", [&] {
-      // A failed background write (a full disk) stops the run here at the latest.
-      writer_->ThrowIfFailed();
-      // A style's line holds the mean over its images since its last line
-      // and this step's own values; a per-style network whose window holds
-      // no good step records this step's (non-finite) values.
-      if (!conditional()) {
-        record.step_values = values;
-        if (!window_sums_.empty()) {
-          record.values = WeightedMean(window_sums_);
-        } else {
-          record.values.images = 0;  // every step since the last record was skipped
-        }
-        record.values.bad = values.bad;
-        outputs_.Record(record);
-        window_sums_.clear();
-      }
-      for (size_t j = 0; j < members_.size(); ++j) {
-        Member& m = members_[j];
-        if (m.window_sums.empty()) continue;
-        record.step_values = values.styles[j];
-        record.values = WeightedMean(m.window_sums);
-        record.values.bad = values.bad;
-        m.outputs.Record(record);
-        m.window_sums.clear();
-      }
-    });
-    window_seconds_ = 0;
-    window_images_ = 0;
-  }
+  if (Due(position.step, t.log_every_steps)) RecordStep(position, values, timing, eta);
   if (Due(position.step, t.preview_every_steps)) {
     RunOnRoot(control_, "preview write", [&] { SubmitPreviews(position.step); });
   }
@@ -396,6 +344,51 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
     RunOnRoot(control_, "checkpoint write", [&] { SubmitCheckpoint(position); });
   }
   if (root_) ReportWrittenCheckpoints();
+}
+
+// A metrics record of the window since the last one, for the run and each
+// member style (on the root), and the window restarted.
+void StyleRun::RecordStep(const RunPosition& position, const StyleStepValues& values,
+                          const StepTiming& timing, double eta) {
+  if (timing.tty) std::printf("\n");
+  StepRecord record;
+  record.step = position.step;
+  record.total_steps = total_steps_;
+  record.epoch = position.epoch;
+  record.values = values;
+  record.images_per_second = window_images_ / std::max(window_seconds_, 1e-9);
+  record.eta_seconds = eta;
+  record.skipped_images = timing.skipped_files;
+  record.ranks = control_.size();
+  RunOnRoot(control_, "metrics record", [&] {
+    // A failed background write (a full disk) stops the run here at the latest.
+    writer_->ThrowIfFailed();
+    // A style's line holds the mean over its images since its last line
+    // and this step's own values; a per-style network whose window holds
+    // no good step records this step's (non-finite) values.
+    if (!conditional()) {
+      record.step_values = values;
+      if (!window_sums_.empty()) {
+        record.values = WeightedMean(window_sums_);
+      } else {
+        record.values.images = 0;  // every step since the last record was skipped
+      }
+      record.values.bad = values.bad;
+      outputs_.Record(record);
+      window_sums_.clear();
+    }
+    for (size_t j = 0; j < members_.size(); ++j) {
+      Member& m = members_[j];
+      if (m.window_sums.empty()) continue;
+      record.step_values = values.styles[j];
+      record.values = WeightedMean(m.window_sums);
+      record.values.bad = values.bad;
+      m.outputs.Record(record);
+      m.window_sums.clear();
+    }
+  });
+  window_seconds_ = 0;
+  window_images_ = 0;
 }
 
 void StyleRun::ReportWrittenCheckpoints() {
@@ -519,17 +512,10 @@ void StyleRun::CountBadStep(int64_t step, bool bad) {
 
 std::vector<torch::Tensor> StyleRun::GramsOf(const StyleSpec& style,
                                              const std::vector<int>& layers) const {
-  DecodeOptions decode;
-  decode.max_pixels = job_.data.max_image_pixels;
-  RgbImage image;
-  try {
-    image = ResizeCenterCrop(LoadImageFile(style.image, decode), style.training.style_image_size);
-  } catch (const DataError& e) {
-    throw DataError("style '" + style.name + "': bad style image: " + e.what());
-  }
   // The style's targets see what the generated images' style features see:
   // the luminance alone, when the style loss is on luminance.
-  const torch::Tensor pixels = ImageToTensor(image).to(context_.runtime->device());
+  const torch::Tensor pixels =
+      ImageToTensor(context_.plan->StyleImageOf(style)).to(context_.runtime->device());
   return StyleGrams(*context_.vgg,
                     style.training.style_luminance_only ? LuminanceImage(pixels) : pixels, layers,
                     loss_use_.precision);
@@ -554,8 +540,7 @@ void StyleRun::BuildModel() {
   // The runs of a sweep start from the same weights (seeded by the swept
   // style's name), so that they differ only by the swept values.
   uint64_t seed = job_.seed ^ Fnv1a(style_.sweep.empty() ? style_.name : style_.sweep);
-  const auto& reseeded = context_.options->reseed_initial_model;
-  if (std::find(reseeded.begin(), reseeded.end(), style_.name) != reseeded.end()) {
+  if (context_.plan->hooks.Reseeds(style_.name)) {
     seed += 1 + static_cast<uint64_t>(control_.rank());  // test only: a rank with a wrong seed
   }
   if (conditional()) {

@@ -27,9 +27,9 @@ namespace stylefleet {
 
 /// What every style run of a group shares. Not owned; outlives the runs.
 struct StyleRunContext {
-  const JobConfig* job = nullptr;
+  /// The job, its content files (the same on every rank) and its decoded style images.
+  const TrainPlan* plan = nullptr;
   const Vgg16* vgg = nullptr;
-  const std::vector<std::string>* files = nullptr;  ///< the content files, same on every rank
   const TrainRunOptions* options = nullptr;
   RankRuntime* runtime = nullptr;
   int group_index = 0;
@@ -139,14 +139,14 @@ class StyleRun {
   void CheckReplicasAgree(int64_t step);
   void ReportStep(const RunPosition& position, const StyleStepValues& values,
                   const StepTiming& timing, double eta);
+  void RecordStep(const RunPosition& position, const StyleStepValues& values,
+                  const StepTiming& timing, double eta);
   void CountBadStep(int64_t step, bool bad);
   // Writes `dict` as the checkpoint of `step` and prunes the old ones; on the
   // background writer's thread or, for a stop signal, on the training thread.
   void WriteCheckpoint(const TensorDict& dict, int64_t step);
   void WriteModel();
   bool Due(int64_t step, int64_t every) const;
-  bool Injected(const std::vector<std::string>& faults, int64_t step) const;
-  InjectedFault FaultAt(int64_t step) const;
 
   StyleRunContext context_;
   const JobConfig& job_;

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "config/job_settings.h"
 
 namespace stylefleet {
@@ -19,6 +20,8 @@ namespace fs = std::filesystem;
 
 StyleSchedule PlanStyles(int styles, int world, int ranks_per_style) {
   SF_CHECK(styles >= 1 && world >= 1, "empty schedule");
+  // A `train` run plans once (cli_test counts these lines).
+  SF_LOG(kDebug) << "planning " << styles << " run(s) over " << world << " rank(s)";
   StyleSchedule plan;
   plan.world = world;
   if (ranks_per_style > 0) {

@@ -8,6 +8,7 @@
 #include "comm/world.h"
 #include "config/job_config.h"
 #include "metrics/training_metrics.h"
+#include "train/train_plan.h"
 
 namespace stylefleet {
 
@@ -26,7 +27,7 @@ struct TrainRunOptions {
   TrainingMetrics* metrics = nullptr;
   /// Test-only fault injection, entries "STYLE:STEP:KIND": that style's step
   /// (1-based) gets fault KIND on this rank, one of nan-loss, inf-loss,
-  /// nan-gradient, inf-gradient (step/training_step.h: InjectedFault)
+  /// nan-gradient, inf-gradient (step/injected_fault.h)
   /// (`stylefleet train --test-inject-fault`; `--test-inject-nan STYLE:STEP`
   /// is STYLE:STEP:nan-loss).
   std::vector<std::string> inject_faults;
@@ -53,13 +54,20 @@ struct TrainOutcome {
   std::vector<std::string> failed_styles;
 };
 
-/// Trains the styles of `job`, resuming each from its newest checkpoint; a
-/// style already finished is skipped. Checks and locks are the caller's
-/// (train/preflight.h: PreflightProblems before, LockStyleFolders held while
-/// it runs), as `stylefleet train` does. Collective over `world`: the styles are
-/// laid onto groups of ranks (see train/style_schedule.h), each group trains
-/// its styles one after another, data-parallel. Throws Error (or DataError,
-/// ConfigError) when a style cannot be trained, on every rank of its group.
+/// Trains the runs of `plan` (train/train_plan.h), resuming each from its
+/// newest checkpoint; a style already finished is skipped. Checks, the ranks'
+/// agreement and locks are the caller's (train/preflight.h: Preflight gives
+/// the plan, LockStyleFolders compares the ranks and is held while it runs),
+/// as `stylefleet train` does (train/launch.h). Collective over `world`, of
+/// the size the plan was laid out for: the runs are laid onto groups of ranks
+/// (see train/style_schedule.h), each group trains its runs one after another,
+/// data-parallel. Throws Error (or DataError, ConfigError) when a style
+/// cannot be trained, on every rank of its group.
+TrainOutcome TrainJob(const TrainPlan& plan, const TrainRunOptions& options, World& world);
+
+/// The same from a job, without a preflight: plans the runs of
+/// options.only_styles (PlanTraining: the ranks' agreement included) with the
+/// test hooks of `options` (train/test_hooks.h), then trains.
 TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world);
 
 /// The same in a world of one process.

@@ -186,6 +186,30 @@ bool TrainRuns(std::vector<std::unique_ptr<StyleRun>> prepared, const PassContex
   return false;
 }
 
+// The job's loss network on this rank's device; rank 0 says which it is.
+Vgg16 LoadLossNetwork(const JobConfig& job, const RankRuntime& runtime) {
+  Vgg16 vgg = Vgg16::Load(job.loss_network.weights);
+  vgg.To(runtime.device());
+  if (runtime.process().rank != 0) return vgg;
+  if (vgg.is_random()) {
+    SF_LOG(kWarning) << "loss network is random (" << job.loss_network.weights
+                     << "): the machinery trains, but results are not artistic without real "
+                        "VGG-16 weights (launch/convert_vgg16.py)";
+  }
+  SF_LOG(kInfo) << "loss network " << job.loss_network.weights << ", convention "
+                << vgg.DescribeConvention();
+  const std::string warning = vgg.SeedBalanceWarning();
+  if (!warning.empty()) SF_LOG(kWarning) << warning;
+  return vgg;
+}
+
+// `train --trace PATH`: this rank's step phases, one file per rank under mpirun.
+void WriteStepTrace(const StepClock& clock, const std::string& trace_path, const ProcessInfo& me) {
+  const std::string path = RankTracePath(trace_path, me.rank, me.size);
+  clock.WriteTrace(path, me.rank, "rank " + std::to_string(me.rank) + " (" + me.host + ")");
+  if (me.rank == 0) SF_LOG(kInfo) << "step trace written to " << path;
+}
+
 }  // namespace
 
 TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options) {
@@ -194,45 +218,34 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options) {
 }
 
 TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, World& world) {
+  TestHooks hooks(options.inject_faults, options.perturb_replica, options.reseed_initial_model);
+  const std::unique_ptr<TrainPlan> plan = PlanTraining(job, options.only_styles, world);
+  plan->hooks = std::move(hooks);
+  return TrainJob(*plan, options, world);
+}
+
+TrainOutcome TrainJob(const TrainPlan& plan, const TrainRunOptions& options, World& world) {
+  const JobConfig& job = plan.job;
   const ProcessInfo& me = world.info();
-  const std::vector<const StyleSpec*> styles = SelectRuns(job, options.only_styles);
-  const JobInputs inputs = ReadJobInputs(job);
-  const std::vector<std::string>& files = inputs.content_files;
-  // Every rank must run the same job on the same data: compare before anything else.
-  CheckRanksAgreeOnJob(world.all(), job, options.only_styles, inputs);
-  if (me.local_rank == 0 || me.size == 1) {
-    // CPU memory; a GPU's is checked by its allocator. Only one rank per host
-    // says it, for all of them.
-    if (!torch::cuda::is_available()) CheckMemoryBudget(job, me.local_size);
-  }
-  const StyleSchedule plan = PlanStyles(static_cast<int>(styles.size()), me.size, RanksPerRun(job));
-  const int group_index = plan.GroupOf(me.rank);
+  SF_CHECK(plan.schedule.world == me.size, "the plan is for another number of ranks");
+  const std::vector<const StyleSpec*>& styles = plan.runs;
+  const std::vector<std::string>& files = plan.content_files;
+  // CPU memory (a GPU's is checked by its allocator): one rank per host says it, for all.
+  const bool says_memory = me.local_rank == 0 || me.size == 1;
+  if (says_memory && !torch::cuda::is_available()) CheckMemoryBudget(job, me.local_size);
+  const StyleSchedule& schedule = plan.schedule;
+  const int group_index = schedule.GroupOf(me.rank);
   RuntimeOptions runtime_options{options.threads, job.distributed.backend,
                                  job.distributed.timeout_seconds, group_index,
-                                 plan.RankInGroup(me.rank)};
+                                 schedule.RankInGroup(me.rank)};
   const std::unique_ptr<RankRuntime> runtime = StartRankRuntime(world, runtime_options);
   // The job's convolutions on this thread, for this run.
   const ScopedWinograd convolutions(job.convolution == "winograd");
   if (me.rank == 0 && runtime->device().is_cpu()) {
     SF_LOG(kInfo) << DescribeConvolutions(job.convolution);
   }
-  Vgg16 vgg = Vgg16::Load(job.loss_network.weights);
-  vgg.To(runtime->device());
-  if (vgg.is_random() && me.rank == 0) {
-    SF_LOG(kWarning) << "loss network is random (" << job.loss_network.weights
-                     << "): the machinery trains, but results are not artistic without real "
-                        "VGG-16 weights (launch/convert_vgg16.py)";
-  }
-  if (me.rank == 0) {
-    SF_LOG(kInfo) << "loss network " << job.loss_network.weights << ", convention "
-                  << vgg.DescribeConvention();
-    const std::string warning = vgg.SeedBalanceWarning();
-    if (!warning.empty()) SF_LOG(kWarning) << warning;
-  }
-  // The preflight decoded the style images too; a file can change in between.
-  const std::vector<std::string> bad_images = StyleImageProblems(job, styles);
-  if (!bad_images.empty()) throw DataError(bad_images.front());
-  AnnounceJob(job, styles, plan, *runtime, world, files.size());
+  const Vgg16 vgg = LoadLossNetwork(job, *runtime);
+  AnnounceJob(job, styles, schedule, *runtime, world, files.size());
 
   const auto null_metrics = MakeNullMetrics();
   TrainingMetrics& metrics = options.metrics != nullptr ? *options.metrics : *null_metrics;
@@ -240,11 +253,15 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
   // Under mpirun the ranks' output is interleaved (and usually a file): no progress line.
   PassContext pass{&job,   &files,  options.progress && me.size == 1, runtime.get(), &vgg,
                    &clock, &metrics};
-  StyleRunContext context{
-      &job,          &vgg,        &files,   &options,
-      runtime.get(), group_index, &metrics, DescribeContentList(job.data.content_dir, files)};
+  StyleRunContext context{&plan,
+                          &vgg,
+                          &options,
+                          runtime.get(),
+                          group_index,
+                          &metrics,
+                          DescribeContentList(job.data.content_dir, files)};
   TrainOutcome outcome;
-  const auto& mine = plan.styles_of_group[static_cast<size_t>(group_index)];
+  const auto& mine = schedule.styles_of_group[static_cast<size_t>(group_index)];
   size_t number = 0;
   for (const auto& indices : GroupPasses(styles, mine, job.styles_at_once)) {
     if (outcome.stopped) break;
@@ -261,11 +278,7 @@ TrainOutcome TrainJob(const JobConfig& job, const TrainRunOptions& options, Worl
     }
     outcome.stopped = TrainRuns(std::move(prepared), pass, outcome.failed_styles);
   }
-  if (!options.trace_path.empty()) {
-    const std::string path = RankTracePath(options.trace_path, me.rank, me.size);
-    clock.WriteTrace(path, me.rank, "rank " + std::to_string(me.rank) + " (" + me.host + ")");
-    if (me.rank == 0) SF_LOG(kInfo) << "step trace written to " << path;
-  }
+  if (!options.trace_path.empty()) WriteStepTrace(clock, options.trace_path, me);
   // Groups finish at different times; leave together.
   world.all().Barrier("end of job barrier");
   return outcome;

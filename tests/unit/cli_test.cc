@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "common/cpu_info.h"
 #include "data/image.h"
@@ -635,6 +636,101 @@ TEST(CliTest, TrainingSaysWhichConvolutionsRunAndTheLossesAgree) {
   EXPECT_EQ(avx2_machine["convolution"], "direct");
   EXPECT_EQ(avx2_machine["convolution_requested"], "winograd");
   EXPECT_EQ(machine["convolution"], winograd ? "winograd" : "direct");
+}
+
+// Counts the lines of `output` that contain `text`.
+size_t LinesWith(const std::string& output, const std::string& text) {
+  std::istringstream lines(output);
+  size_t count = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(text) != std::string::npos) ++count;
+  }
+  return count;
+}
+
+// One `train` run works from one plan: the content folder is listed, the
+// ranks' agreement checked, the runs planned and each style image decoded
+// exactly once, however many styles share an image (the debug log says each).
+TEST(CliTest, TrainListsAgreesPlansAndDecodesOnce) {
+  testing::TempDir dir;
+  testing::WriteTestImages(dir / "photos", 2, 72, 64);
+  testing::WriteTestImages(dir / "styles", 2, 80, 80);
+  std::vector<std::string> images;
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "styles")) {
+    images.push_back(entry.path().string());
+  }
+  std::sort(images.begin(), images.end());
+  testing::WriteFile(dir / "job.yaml",
+                     "job: {name: once, output_dir: out}\n"
+                     "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
+                     "loss_network: {weights: 'random:1'}\n"
+                     "training: {batch_size: 1, epochs: 0, max_steps: 1, log_every_steps: 1,\n"
+                     "           preview_every_steps: 0}\n"
+                     "monitoring: {listen: 'off'}\n"
+                     "styles:\n"
+                     "  - {name: a, image: " +
+                         images[0] +
+                         ", style_image_size: 64}\n"
+                         "  - {name: b, image: " +
+                         images[0] +
+                         ", style_image_size: 72}\n"
+                         "  - {name: c, image: " +
+                         images[1] + "}\n");
+  const testing::CommandResult r =
+      testing::RunCommand("cd " + dir.path() + " && " + STYLEFLEET_BINARY +
+                          " -v train --no-progress --threads 1 " + "job.yaml");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(LinesWith(r.output, "listed 2 image(s) in " + dir / "photos"), 1u) << r.output;
+  EXPECT_EQ(LinesWith(r.output, "comparing the job and its inputs"), 1u) << r.output;
+  EXPECT_EQ(LinesWith(r.output, "planning 3 run(s) over 1 rank(s)"), 1u) << r.output;
+  EXPECT_EQ(LinesWith(r.output, "decoded style image " + images[0]), 1u) << r.output;
+  EXPECT_EQ(LinesWith(r.output, "decoded style image " + images[1]), 1u) << r.output;
+  for (const char* style : {"a", "b", "c"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir / ("out/" + std::string(style) + "/model.pt")))
+        << style;
+  }
+}
+
+// The test-only hooks are parsed before training: a malformed one is refused
+// up front, nothing written (it was once ignored, or failed at its step).
+TEST(CliTest, MalformedTestHooksAreRefusedBeforeTraining) {
+  testing::TempDir dir;
+  testing::WriteTestImages(dir / "photos", 2, 72, 64);
+  testing::WriteTestImages(dir / "style", 1, 48, 48);
+  const std::string style = std::filesystem::directory_iterator(dir / "style")->path().string();
+  testing::WriteFile(dir / "job.yaml",
+                     "job: {name: hooks, output_dir: out}\n"
+                     "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
+                     "loss_network: {weights: 'random:1'}\n"
+                     "training: {batch_size: 1, epochs: 0, max_steps: 3, preview_every_steps: 0}\n"
+                     "monitoring: {listen: 'off'}\n"
+                     "styles:\n  - {name: s, image: " +
+                         style + "}\n");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--test-inject-fault s:two:nan-loss",
+       "test fault s:two:nan-loss (--test-inject-fault, or --test-inject-nan STYLE:STEP): "
+       "expected STYLE:STEP:KIND with STEP a whole number from 1"},
+      {"--test-inject-fault s:2:bogus",
+       "test fault s:2:bogus (--test-inject-fault): unknown injected fault"},
+      {"--test-inject-nan s:0", "test fault s:0:nan-loss (--test-inject-fault, or"},
+      {"--test-perturb-replica s", "--test-perturb-replica s: expected STYLE:STEP"}};
+  for (const auto& [option, expected] : cases) {
+    SCOPED_TRACE(option);
+    const testing::CommandResult r =
+        testing::RunCommand("cd " + dir.path() + " && " + STYLEFLEET_BINARY +
+                            " train --no-progress --threads 1 job.yaml " + option);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find(expected), std::string::npos) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(dir / "out")) << r.output;
+  }
+  // A well-formed hook still fires: the style's step 2 is skipped and counted.
+  const testing::CommandResult r =
+      testing::RunCommand("cd " + dir.path() + " && " + STYLEFLEET_BINARY +
+                          " train --no-progress --threads 1 job.yaml --test-inject-nan s:2");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("[s] step 2: NaN or infinite loss or gradient; step skipped"),
+            std::string::npos)
+      << r.output;
 }
 
 TEST(CliTest, ReportOfAJobFileReadsStylesWithTheirOwnOutputDir) {

@@ -1,0 +1,101 @@
+#include "train/train_plan.h"
+
+#include <algorithm>
+#include <iterator>
+#include <set>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "data/dataset.h"
+#include "train/preflight.h"
+#include "train/rank_agreement.h"
+
+namespace stylefleet {
+
+const RgbImage& TrainPlan::StyleImageOf(const StyleSpec& style) const {
+  const auto found = style_images.find({style.image, style.training.style_image_size});
+  SF_CHECK(found != style_images.end(),
+           "style '" + style.name + "': its image " + style.image + " was not decoded");
+  return found->second;
+}
+
+void TrainPlan::KeepStyleImagesOfRank(int rank) {
+  std::set<std::pair<std::string, int>> kept;
+  const auto keep = [&](const StyleSpec& style) {
+    kept.insert({style.image, style.training.style_image_size});
+  };
+  if (job.network == "conditional") {
+    for (const StyleSpec& style : job.styles) keep(style);
+  } else {
+    for (int run : schedule.styles_of_group[static_cast<size_t>(schedule.GroupOf(rank))]) {
+      keep(*runs[static_cast<size_t>(run)]);
+    }
+  }
+  for (auto it = style_images.begin(); it != style_images.end();) {
+    it = kept.count(it->first) > 0 ? std::next(it) : style_images.erase(it);
+  }
+}
+
+std::unique_ptr<TrainPlan> PlanTraining(const JobConfig& job,
+                                        const std::vector<std::string>& only_styles, World& world) {
+  auto plan = std::make_unique<TrainPlan>();
+  plan->job = job;
+  plan->only_styles = only_styles;
+  plan->runs = SelectRuns(plan->job, only_styles);
+  plan->content_files = ListImageFiles(plan->job.data.content_dir);
+  const std::vector<std::string> bad_images = DecodeStyleImages(plan.get());
+  // Every rank must run the same job on the same data (the style images as
+  // decoded): compared before a rank's own failure can leave the others waiting.
+  CheckRanksAgreeOnJob(world.all(), plan->job, only_styles,
+                       ReadJobInputs(plan->job, plan->content_files, plan->style_image_hashes));
+  if (!bad_images.empty()) throw DataError(bad_images.front());
+  plan->schedule =
+      PlanStyles(static_cast<int>(plan->runs.size()), world.info().size, RanksPerRun(plan->job));
+  plan->KeepStyleImagesOfRank(world.info().rank);
+  return plan;
+}
+
+std::vector<std::string> DecodeStyleImages(TrainPlan* plan) {
+  const JobConfig& job = plan->job;
+  const bool conditional = job.network == "conditional";
+  const auto trains = [&](const StyleSpec& style) {
+    return conditional ||
+           std::find(plan->runs.begin(), plan->runs.end(), &style) != plan->runs.end();
+  };
+  // The sides each image is cropped to, by file, in job order.
+  std::vector<std::pair<std::string, std::vector<int>>> files;
+  for (const StyleSpec& style : job.styles) {
+    if (!trains(style)) continue;
+    auto file = std::find_if(files.begin(), files.end(),
+                             [&](const auto& f) { return f.first == style.image; });
+    if (file == files.end()) file = files.insert(files.end(), {style.image, {}});
+    file->second.push_back(style.training.style_image_size);
+  }
+  std::map<std::string, std::string> why;  // per file: why it does not decode
+  for (const auto& [path, sides] : files) {
+    try {
+      const DecodeOptions decode{job.data.max_image_pixels, 0};
+      const std::vector<uint8_t> bytes = ReadImageFile(path, decode);
+      const RgbImage image = DecodeImage(bytes, path, decode);
+      plan->style_image_hashes[path] = BytesContentHash(bytes);
+      SF_LOG(kDebug) << "decoded style image " << path;
+      for (int side : sides) {
+        if (plan->style_images.count({path, side}) == 0) {
+          plan->style_images.emplace(std::make_pair(path, side), ResizeCenterCrop(image, side));
+        }
+      }
+    } catch (const DataError& e) {
+      why[path] = e.what();
+    }
+  }
+  std::vector<std::string> problems;
+  for (const StyleSpec& style : job.styles) {
+    const auto bad = why.find(style.image);
+    if (bad == why.end() || !trains(style)) continue;
+    problems.push_back(style.origin + ": style '" + style.name +
+                       "': bad style image: " + bad->second);
+  }
+  return problems;
+}
+
+}  // namespace stylefleet
