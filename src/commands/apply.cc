@@ -345,6 +345,27 @@ LossSetup ResolveLossSetup(const LossesOptions& options) {
 
 }  // namespace
 
+namespace {
+
+// `losses --model`: the content stylized by the model (a conditional network
+// as the job's style that --style names).
+torch::Tensor GeneratedForLosses(const LossesOptions& options, const torch::Tensor& content) {
+  LoadedModel model = LoadModel(options.model);
+  StylizeOptions choice;
+  if (!model.styles.empty()) {
+    if (options.job == nullptr) {
+      throw ConfigError({"losses: " + model.file + " is a conditional network of styles (" +
+                         JoinNames(model.styles) +
+                         "); give --job JOB and --style NAME to score one of them"});
+    }
+    choice.style = FindJobStyle(*options.job, options.style).name;
+  }
+  TransformerNet net = StylizingNetwork(model, choice);
+  return net->forward(content);
+}
+
+}  // namespace
+
 std::string ComputeLossesJson(const LossesOptions& options) {
   const LossSetup setup = ResolveLossSetup(options);
   const std::vector<std::string>& content_layers = setup.content_layers;
@@ -359,22 +380,8 @@ std::string ComputeLossesJson(const LossesOptions& options) {
       ImageToTensor(ResizeCenterCrop(LoadImageFile(options.content), image_size));
   const torch::Tensor style =
       ImageToTensor(ResizeCenterCrop(LoadImageFile(setup.style_image), setup.style_image_size));
-  torch::Tensor generated = content;
-  if (!options.model.empty()) {
-    LoadedModel model = LoadModel(options.model);
-    // A conditional network is scored as the job's style that --style names.
-    StylizeOptions choice;
-    if (!model.styles.empty()) {
-      if (options.job == nullptr) {
-        throw ConfigError({"losses: " + model.file + " is a conditional network of styles (" +
-                           JoinNames(model.styles) +
-                           "); give --job JOB and --style NAME to score one of them"});
-      }
-      choice.style = FindJobStyle(*options.job, options.style).name;
-    }
-    TransformerNet net = StylizingNetwork(model, choice);
-    generated = net->forward(content);
-  }
+  const torch::Tensor generated =
+      options.model.empty() ? content : GeneratedForLosses(options, content);
   // With the style loss on luminance, both images' style features come from
   // their luma (LuminanceImage) and the content features from the colours.
   const bool luminance = setup.style_luminance_only;

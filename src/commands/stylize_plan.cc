@@ -70,6 +70,25 @@ std::string DescribeSkip(const SkippedImage& skipped) {
   return "skipped " + skipped.input;
 }
 
+namespace {
+
+// Without --overwrite: the targets whose output exists (as anything, a link
+// included) move to the skipped.
+void SkipExistingOutputs(StylizePlan* plan) {
+  std::vector<StylizeTarget> kept;
+  for (StylizeTarget& target : plan->targets) {
+    std::error_code ec;
+    if (fs::exists(fs::symlink_status(target.output, ec))) {
+      plan->skipped.push_back({target.input, target.output, SkipReason::kOutputExists});
+    } else {
+      kept.push_back(std::move(target));
+    }
+  }
+  plan->targets = std::move(kept);
+}
+
+}  // namespace
+
 StylizePlan PlanStylize(const StylizeOptions& options) {
   const std::string format = CanonicalImageFormat(options.format);
   if (format.empty()) {
@@ -119,18 +138,7 @@ StylizePlan PlanStylize(const StylizeOptions& options) {
   }
   if (!problems.empty()) throw ConfigError(problems);
 
-  if (!options.overwrite) {
-    std::vector<StylizeTarget> kept;
-    for (StylizeTarget& target : plan.targets) {
-      std::error_code ec;
-      if (fs::exists(fs::symlink_status(target.output, ec))) {
-        plan.skipped.push_back({target.input, target.output, SkipReason::kOutputExists});
-      } else {
-        kept.push_back(std::move(target));
-      }
-    }
-    plan.targets = std::move(kept);
-  }
+  if (!options.overwrite) SkipExistingOutputs(&plan);
   return plan;
 }
 

@@ -32,9 +32,11 @@ std::string ConditionalNetworkDir(const JobConfig& job) {
   return (fs::path(job.output_dir) / kConditionalNetworkName).lexically_normal().string();
 }
 
-JobConfig LoadJobFromString(const std::string& text, const std::string& path,
-                            const LoadOptions& options) {
-  Problems problems(path);
+namespace {
+
+// The top mapping of a job file's text. Throws ConfigError (through
+// `problems`) for a file too large, not YAML, empty or not a mapping.
+YAML::Node ParseJobRoot(const std::string& text, const std::string& path, Problems& problems) {
   if (text.size() > kMaxJobFileBytes) {
     problems.Add(path + ": job file is " + std::to_string(text.size()) +
                  " bytes; at most 1 MiB is accepted");
@@ -54,6 +56,26 @@ JobConfig LoadJobFromString(const std::string& text, const std::string& path,
                 "or a seed-style file with 'style_image:')");
     problems.ThrowIfAny();
   }
+  return root;
+}
+
+// A conditional job's one network run: named and placed as the network, with
+// its first style's training settings.
+StyleSpec ConditionalRun(const JobConfig& job) {
+  StyleSpec run;
+  run.name = kConditionalNetworkName;
+  run.output_dir = ConditionalNetworkDir(job);
+  run.training = job.styles.front().training;
+  run.origin = job.source_file;
+  return run;
+}
+
+}  // namespace
+
+JobConfig LoadJobFromString(const std::string& text, const std::string& path,
+                            const LoadOptions& options) {
+  Problems problems(path);
+  const YAML::Node root = ParseJobRoot(text, path, problems);
   const std::vector<Override> overrides = ParseOverrides(options.overrides, problems);
   const fs::path cwd = fs::current_path();
   const fs::path base =
@@ -90,11 +112,7 @@ JobConfig LoadJobFromString(const std::string& text, const std::string& path,
   Validate(job, origins, options, problems);
   problems.ThrowIfAny();
   if (job.network == "conditional" && !job.styles.empty()) {
-    StyleSpec& run = job.conditional_run;
-    run.name = kConditionalNetworkName;
-    run.output_dir = ConditionalNetworkDir(job);
-    run.training = job.styles.front().training;
-    run.origin = job.source_file;
+    job.conditional_run = ConditionalRun(job);
   }
   return job;
 }

@@ -29,6 +29,58 @@ namespace fs = std::filesystem;
 // ---------------------------------------------------------------------------
 // Job-format files.
 
+namespace {
+
+// One known section of a job file (a mapping) into `job`, noting where the
+// keys that name files were given.
+void ReadSection(const std::string& key, const YAML::Node& value, JobConfig& job, Origins& origins,
+                 Problems& problems) {
+  if (key == "job") {
+    ReadMap(value, key, JobFields(), job, problems);
+    if (value["output_dir"]) origins.output_dir = value["output_dir"].Mark();
+  } else if (key == "data") {
+    std::set<std::string> keys;
+    ReadMap(value, key, DataFields(), job.data, problems, &keys);
+    if (keys.count("content_dir")) origins.content_dir = value["content_dir"].Mark();
+    const YAML::Node photos = value["validation_images"];
+    if (photos && photos.IsSequence()) {
+      for (const auto& photo : photos) origins.validation_images.push_back(photo.Mark());
+    }
+  } else if (key == "loss_network") {
+    ReadMap(value, key, LossNetworkFields(), job.loss_network, problems);
+    if (value["weights"]) origins.weights = value["weights"].Mark();
+  } else if (key == "training") {
+    ReadMap(value, key, TrainingFields(), job.training, problems);
+  } else if (key == "checkpoint") {
+    ReadMap(value, key, CheckpointFields(), job.checkpoint, problems);
+  } else if (key == "distributed") {
+    ReadMap(value, key, DistributedFields(), job.distributed, problems);
+  } else if (key == "monitoring") {
+    ReadMap(value, key, MonitoringFields(), job.monitoring, problems);
+  }
+}
+
+// The paths of `job` made absolute against the job file's folder `base`; the
+// job's name defaults to the file's stem, its output folder to runs/NAME.
+void ResolveJobPaths(const fs::path& base, const std::string& file, JobConfig& job) {
+  job.data.content_dir = ResolvePath(job.data.content_dir, base);
+  job.loss_network.weights = ResolvePath(job.loss_network.weights, base);
+  ResolveValidationImages(job.data, base);
+  if (job.name.empty()) job.name = Stem(file);
+  job.output_dir = job.output_dir.empty() ? ResolvePath("runs/" + job.name, base)
+                                          : ResolvePath(job.output_dir, base);
+  if (!job.base_model.empty()) job.base_model = ResolvePath(job.base_model, base);
+}
+
+// Whether `overrides` set SECTION.KEY.
+bool Overridden(const std::vector<Override>& overrides, const char* section, const char* key) {
+  return std::any_of(overrides.begin(), overrides.end(), [&](const Override& o) {
+    return o.path.size() == 2 && o.path[0] == section && o.path[1] == key;
+  });
+}
+
+}  // namespace
+
 void ReadJobFile(const YAML::Node& root, JobConfig& job, Origins& origins, const fs::path& base,
                  const std::vector<Override>& overrides, Problems& problems) {
   std::set<std::string> seen;
@@ -55,48 +107,15 @@ void ReadJobFile(const YAML::Node& root, JobConfig& job, Origins& origins, const
       problems.At(value.Mark(), "'" + key + "' must be a mapping of keys");
       continue;
     }
-    if (key == "job") {
-      ReadMap(value, key, JobFields(), job, problems);
-      if (value["output_dir"]) origins.output_dir = value["output_dir"].Mark();
-    } else if (key == "data") {
-      std::set<std::string> keys;
-      ReadMap(value, key, DataFields(), job.data, problems, &keys);
-      if (keys.count("content_dir")) origins.content_dir = value["content_dir"].Mark();
-      const YAML::Node photos = value["validation_images"];
-      if (photos && photos.IsSequence()) {
-        for (const auto& photo : photos) origins.validation_images.push_back(photo.Mark());
-      }
-    } else if (key == "loss_network") {
-      ReadMap(value, key, LossNetworkFields(), job.loss_network, problems);
-      if (value["weights"]) origins.weights = value["weights"].Mark();
-    } else if (key == "training") {
-      ReadMap(value, key, TrainingFields(), job.training, problems);
-    } else if (key == "checkpoint") {
-      ReadMap(value, key, CheckpointFields(), job.checkpoint, problems);
-    } else if (key == "distributed") {
-      ReadMap(value, key, DistributedFields(), job.distributed, problems);
-    } else if (key == "monitoring") {
-      ReadMap(value, key, MonitoringFields(), job.monitoring, problems);
-    }
+    ReadSection(key, value, job, origins, problems);
   }
-  job.data.content_dir = ResolvePath(job.data.content_dir, base);
-  job.loss_network.weights = ResolvePath(job.loss_network.weights, base);
-  ResolveValidationImages(job.data, base);
-  if (job.name.empty()) job.name = Stem(problems.file());
-  job.output_dir = job.output_dir.empty() ? ResolvePath("runs/" + job.name, base)
-                                          : ResolvePath(job.output_dir, base);
-  if (!job.base_model.empty()) job.base_model = ResolvePath(job.base_model, base);
+  ResolveJobPaths(base, problems.file(), job);
   if (!seen.count("data") || job.data.content_dir.empty()) {
-    if (std::none_of(overrides.begin(), overrides.end(), [](const Override& o) {
-          return o.path.size() == 2 && o.path[0] == "data" && o.path[1] == "content_dir";
-        })) {
+    if (!Overridden(overrides, "data", "content_dir")) {
       problems.At(root.Mark(), "missing required key 'data.content_dir'");
     }
   }
-  if (job.loss_network.weights.empty() &&
-      std::none_of(overrides.begin(), overrides.end(), [](const Override& o) {
-        return o.path.size() == 2 && o.path[0] == "loss_network" && o.path[1] == "weights";
-      })) {
+  if (job.loss_network.weights.empty() && !Overridden(overrides, "loss_network", "weights")) {
     problems.At(root.Mark(),
                 "missing required key 'loss_network.weights' (a weights file or random:SEED)");
   }

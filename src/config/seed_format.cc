@@ -24,6 +24,40 @@
 namespace stylefleet::job_loader {
 namespace fs = std::filesystem;
 
+namespace {
+
+// A seed-file key that sets a loss weight, a batch, epoch or image size, the
+// loss layers or the loss model into `job`; false for any other key.
+bool ReadSeedSetting(const std::string& key, const Value& v, JobConfig& job) {
+  if (key == "content_weight") {
+    TrainingFields()[0].read(job.training, v);
+  } else if (key == "style_weight") {
+    TrainingFields()[1].read(job.training, v);
+  } else if (key == "tv_weight") {
+    TrainingFields()[2].read(job.training, v);
+  } else if (key == "batch_size") {
+    FindField(TrainingFields(), "batch_size")->read(job.training, v);
+  } else if (key == "epoch") {
+    FindField(TrainingFields(), "epochs")->read(job.training, v);
+  } else if (key == "image_size") {
+    FindField(DataFields(), "image_size")->read(job.data, v);
+  } else if (key == "content_layers") {
+    v.ReadLayers(&job.loss_network.content_layers);
+  } else if (key == "style_layers") {
+    v.ReadLayers(&job.loss_network.style_layers);
+  } else if (key == "loss_model") {
+    std::string model;
+    if (v.ReadString(&model) && model != "vgg_16") {
+      v.Fail("only 'vgg_16' is supported, got '" + model + "'");
+    }
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 void ReadSeedFile(const YAML::Node& root, JobConfig& job, StyleSpec& style, Origins& origins,
                   Problems& problems) {
   const fs::path cwd = fs::current_path();
@@ -51,27 +85,8 @@ void ReadSeedFile(const YAML::Node& root, JobConfig& job, StyleSpec& style, Orig
     } else if (key == "model_path") {
       v.ReadString(&model_path);
       origins.output_dir = value_node.Mark();
-    } else if (key == "content_weight") {
-      TrainingFields()[0].read(job.training, v);
-    } else if (key == "style_weight") {
-      TrainingFields()[1].read(job.training, v);
-    } else if (key == "tv_weight") {
-      TrainingFields()[2].read(job.training, v);
-    } else if (key == "batch_size") {
-      FindField(TrainingFields(), "batch_size")->read(job.training, v);
-    } else if (key == "epoch") {
-      FindField(TrainingFields(), "epochs")->read(job.training, v);
-    } else if (key == "image_size") {
-      FindField(DataFields(), "image_size")->read(job.data, v);
-    } else if (key == "content_layers") {
-      v.ReadLayers(&job.loss_network.content_layers);
-    } else if (key == "style_layers") {
-      v.ReadLayers(&job.loss_network.style_layers);
-    } else if (key == "loss_model") {
-      std::string model;
-      if (v.ReadString(&model) && model != "vgg_16") {
-        v.Fail("only 'vgg_16' is supported, got '" + model + "'");
-      }
+    } else if (ReadSeedSetting(key, v, job)) {
+      // a loss weight, size or layer list, read into the job
     } else if (key == "loss_model_file") {
       if (v.ReadString(&job.loss_network.weights)) {
         job.loss_network.weights = ResolvePath(job.loss_network.weights, cwd);

@@ -68,6 +68,39 @@ void CheckSweepValues(Sweep& sweep, Problems& problems);
 
 }  // namespace
 
+namespace {
+
+// A sweep's `zip:` lists as one axis whose points take the lists' values
+// together; false (a problem at the list) when the lists differ in length.
+// Adds no axis when `ok` is false (an earlier problem) or the lengths differ.
+bool AddZipAxis(const std::vector<std::pair<std::string, YAML::Node>>& lists,
+                const std::string& where, Problems& problems, bool ok, Sweep* sweep) {
+  SweepAxis axis;
+  bool same_length = true;
+  for (const auto& [name, values] : lists) {
+    axis.keys.push_back(name);
+    axis.paths.push_back(where + ".zip." + name);
+    if (values.size() != lists.front().second.size()) {
+      problems.At(values.Mark(), where + ".zip." + name + ": has " + std::to_string(values.size()) +
+                                     " values but zip." + lists.front().first + " has " +
+                                     std::to_string(lists.front().second.size()) +
+                                     "; zipped lists go together value by value, so they "
+                                     "must be equally long");
+      same_length = false;
+    }
+  }
+  if (!ok || !same_length) return same_length;
+  for (size_t i = 0; i < lists.front().second.size(); ++i) {
+    std::vector<YAML::Node> point;
+    for (const auto& list : lists) point.push_back(list.second[i]);
+    axis.points.push_back(point);
+  }
+  sweep->axes.push_back(axis);
+  return true;
+}
+
+}  // namespace
+
 Sweep ReadSweep(const YAML::Node& node, const std::string& where, Problems& problems) {
   Sweep sweep;
   sweep.where = where;
@@ -95,28 +128,7 @@ Sweep ReadSweep(const YAML::Node& node, const std::string& where, Problems& prob
     } else if (key == "zip") {
       std::vector<std::pair<std::string, YAML::Node>> lists;
       ok = ReadSweepLists(it->second, where + ".zip", problems, swept_keys, lists) && ok;
-      if (lists.empty()) continue;
-      SweepAxis axis;
-      for (const auto& [name, values] : lists) {
-        axis.keys.push_back(name);
-        axis.paths.push_back(where + ".zip." + name);
-        if (values.size() != lists.front().second.size()) {
-          problems.At(values.Mark(), where + ".zip." + name + ": has " +
-                                         std::to_string(values.size()) + " values but zip." +
-                                         lists.front().first + " has " +
-                                         std::to_string(lists.front().second.size()) +
-                                         "; zipped lists go together value by value, so they "
-                                         "must be equally long");
-          ok = false;
-        }
-      }
-      if (!ok) continue;
-      for (size_t i = 0; i < lists.front().second.size(); ++i) {
-        std::vector<YAML::Node> point;
-        for (const auto& list : lists) point.push_back(list.second[i]);
-        axis.points.push_back(point);
-      }
-      sweep.axes.push_back(axis);
+      if (!lists.empty()) ok = AddZipAxis(lists, where, problems, ok, &sweep) && ok;
     } else if (key == "max_runs") {
       Value{it->second, where + ".max_runs", problems, "", it->first.Mark()}.ReadInt(
           &sweep.max_runs, 1, static_cast<long long>(kMaxStyles));
@@ -192,6 +204,33 @@ void CheckSweepValues(Sweep& sweep, Problems& problems) {
   if (!ok) sweep.axes.clear();
 }
 
+// Run `r` of the sweep of `style` (the last axis turns fastest): its swept
+// values read into its training settings, its name and folder suffixed by them.
+StyleSpec SweepRun(const StyleSpec& style, const Sweep& sweep, size_t r, Problems& problems) {
+  StyleSpec run = style;
+  std::string suffix;
+  size_t rest = r;
+  std::vector<size_t> index(sweep.axes.size());
+  for (size_t a = sweep.axes.size(); a-- > 0;) {
+    index[a] = rest % sweep.axes[a].points.size();
+    rest /= sweep.axes[a].points.size();
+  }
+  for (size_t a = 0; a < sweep.axes.size(); ++a) {
+    const SweepAxis& axis = sweep.axes[a];
+    for (size_t k = 0; k < axis.keys.size(); ++k) {
+      const YAML::Node& node = axis.points[index[a]][k];
+      FindField(TrainingFields(), axis.keys[k])
+          ->read(run.training, Value{node, axis.paths[k], problems, ""});
+      run.swept.emplace_back(axis.keys[k], SweptValueText(node));
+    }
+    suffix += (suffix.empty() ? "" : ",") + sweep.texts[a][index[a]];
+  }
+  run.sweep = style.name;
+  run.name = style.name + "/" + suffix;
+  run.output_dir = (fs::path(style.output_dir) / suffix).lexically_normal().string();
+  return run;
+}
+
 }  // namespace
 
 // Adds `style` to the job: as it is when `sweep` has no axes, else as one run
@@ -228,27 +267,7 @@ void AddStyleRuns(const StyleSpec& style, const Sweep& sweep, JobConfig& job, Pr
   }
   std::set<std::string> settings_seen;
   for (size_t r = 0; r < runs; ++r) {
-    StyleSpec run = style;
-    std::string suffix;
-    size_t rest = r;
-    std::vector<size_t> index(sweep.axes.size());
-    for (size_t a = sweep.axes.size(); a-- > 0;) {
-      index[a] = rest % sweep.axes[a].points.size();
-      rest /= sweep.axes[a].points.size();
-    }
-    for (size_t a = 0; a < sweep.axes.size(); ++a) {
-      const SweepAxis& axis = sweep.axes[a];
-      for (size_t k = 0; k < axis.keys.size(); ++k) {
-        const YAML::Node& node = axis.points[index[a]][k];
-        FindField(TrainingFields(), axis.keys[k])
-            ->read(run.training, Value{node, axis.paths[k], problems, ""});
-        run.swept.emplace_back(axis.keys[k], SweptValueText(node));
-      }
-      suffix += (suffix.empty() ? "" : ",") + sweep.texts[a][index[a]];
-    }
-    run.sweep = style.name;
-    run.name = style.name + "/" + suffix;
-    run.output_dir = (fs::path(style.output_dir) / suffix).lexically_normal().string();
+    const StyleSpec run = SweepRun(style, sweep, r, problems);
     std::string settings;
     for (const auto& f : TrainingFields()) settings += f.key + "=" + f.show(run.training) + "\n";
     if (!settings_seen.insert(settings).second) {

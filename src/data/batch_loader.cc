@@ -125,6 +125,43 @@ void BatchLoader::WorkerLoop() {
   }
 }
 
+// Fills the slots of files that did not decode with a good image of this
+// batch (or the last good image seen), keeping the batch full.
+void BatchLoader::FillUndecoded(const std::vector<bool>& ok, Batch* batch) {
+  const size_t image_floats = static_cast<size_t>(3) * batch->size * batch->size;
+  int good = -1;
+  for (int j = 0; j < batch->count; ++j) {
+    if (ok[static_cast<size_t>(j)]) good = j;
+  }
+  if (good >= 0) {
+    last_good_.assign(batch->pixels.begin() + image_floats * good,
+                      batch->pixels.begin() + image_floats * (good + 1));
+    last_good_path_ = batch->paths[static_cast<size_t>(good)];
+  } else if (last_good_.empty()) {
+    // Nothing decoded yet: look through the whole set once for any usable image.
+    for (size_t f = 0; f < files_.size() && last_good_.empty(); ++f) {
+      std::vector<float> pixels;
+      if (DecodeInto(static_cast<int64_t>(f), pixels)) {
+        last_good_ = std::move(pixels);
+        last_good_path_ = files_[f];
+      }
+    }
+    if (last_good_.empty()) {
+      throw DataError("no file of the content set (" + std::to_string(files_.size()) +
+                      " files) can be trained on: each one failed to decode, is smaller than "
+                      "the training size, or is one uniform colour (the warnings above name "
+                      "them and say which)");
+    }
+  }
+  for (int j = 0; j < batch->count; ++j) {
+    if (ok[static_cast<size_t>(j)]) continue;
+    const float* source = good >= 0 ? &batch->pixels[image_floats * good] : last_good_.data();
+    std::memcpy(&batch->pixels[image_floats * j], source, image_floats * sizeof(float));
+    batch->paths[static_cast<size_t>(j)] =
+        good >= 0 ? batch->paths[static_cast<size_t>(good)] : last_good_path_;
+  }
+}
+
 Batch BatchLoader::Next() {
   const int64_t window = static_cast<int64_t>(slots_.size());
   const int size = options_.image_size;
@@ -157,39 +194,7 @@ Batch BatchLoader::Next() {
   }
   worker_cv_.notify_all();
 
-  // Fill the slots of files that did not decode with a good image of this batch
-  // (or the last good image seen), keeping the batch full.
-  int good = -1;
-  for (int j = 0; j < batch.count; ++j) {
-    if (ok[static_cast<size_t>(j)]) good = j;
-  }
-  if (good >= 0) {
-    last_good_.assign(batch.pixels.begin() + image_floats * good,
-                      batch.pixels.begin() + image_floats * (good + 1));
-    last_good_path_ = batch.paths[static_cast<size_t>(good)];
-  } else if (last_good_.empty()) {
-    // Nothing decoded yet: look through the whole set once for any usable image.
-    for (size_t f = 0; f < files_.size() && last_good_.empty(); ++f) {
-      std::vector<float> pixels;
-      if (DecodeInto(static_cast<int64_t>(f), pixels)) {
-        last_good_ = std::move(pixels);
-        last_good_path_ = files_[f];
-      }
-    }
-    if (last_good_.empty()) {
-      throw DataError("no file of the content set (" + std::to_string(files_.size()) +
-                      " files) can be trained on: each one failed to decode, is smaller than "
-                      "the training size, or is one uniform colour (the warnings above name "
-                      "them and say which)");
-    }
-  }
-  for (int j = 0; j < batch.count; ++j) {
-    if (ok[static_cast<size_t>(j)]) continue;
-    const float* source = good >= 0 ? &batch.pixels[image_floats * good] : last_good_.data();
-    std::memcpy(&batch.pixels[image_floats * j], source, image_floats * sizeof(float));
-    batch.paths[static_cast<size_t>(j)] =
-        good >= 0 ? batch.paths[static_cast<size_t>(good)] : last_good_path_;
-  }
+  FillUndecoded(ok, &batch);
   return batch;
 }
 

@@ -82,6 +82,8 @@ class BatchLoader {
   // File index of global item `item` (counted from the start position).
   int64_t FileOfItem(int64_t item);
   bool DecodeInto(int64_t file_index, std::vector<float>& out);
+  // Next()'s last part: slots whose file did not decode (`ok` false) get a good image.
+  void FillUndecoded(const std::vector<bool>& ok, Batch* batch);
 
   std::vector<std::string> files_;
   LoaderOptions options_;

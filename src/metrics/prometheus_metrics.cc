@@ -181,113 +181,7 @@ class PrometheusMetrics : public TrainingMetrics {
       : options_(options),
         identity_(identity),
         registry_(std::make_shared<prometheus::Registry>()) {
-    const Labels job{{"job", identity.job}};
-    style_loss_ =
-        &prometheus::BuildGauge()
-             .Name("stylefleet_style_loss")
-             .Help("Unweighted style loss of one VGG layer (the seed's definition), group average")
-             .Labels(job)
-             .Register(*registry_);
-    loss_ =
-        &prometheus::BuildGauge()
-             .Name("stylefleet_loss")
-             .Help(
-                 "Unweighted loss term (content, style, tv) and the weighted total, group average")
-             .Labels(job)
-             .Register(*registry_);
-    weighted_loss_ = &prometheus::BuildGauge()
-                          .Name("stylefleet_weighted_loss")
-                          .Help("Loss term times its weight, as it enters the total")
-                          .Labels(job)
-                          .Register(*registry_);
-    steps_ = &prometheus::BuildCounter()
-                  .Name("stylefleet_steps_total")
-                  .Help("Optimisation steps completed by this style's group")
-                  .Labels(job)
-                  .Register(*registry_);
-    images_ = &prometheus::BuildCounter()
-                   .Name("stylefleet_images_total")
-                   .Help("Training images consumed by this style's group")
-                   .Labels(job)
-                   .Register(*registry_);
-    epoch_ = &prometheus::BuildGauge()
-                  .Name("stylefleet_epoch")
-                  .Help("Fractional epoch position")
-                  .Labels(job)
-                  .Register(*registry_);
-    progress_ = &prometheus::BuildGauge()
-                     .Name("stylefleet_progress_ratio")
-                     .Help("Steps done over steps planned, 0 to 1")
-                     .Labels(job)
-                     .Register(*registry_);
-    eta_ = &prometheus::BuildGauge()
-                .Name("stylefleet_eta_seconds")
-                .Help("Estimated seconds until this style finishes")
-                .Labels(job)
-                .Register(*registry_);
-    learning_rate_ = &prometheus::BuildGauge()
-                          .Name("stylefleet_learning_rate")
-                          .Help("Adam learning rate")
-                          .Labels(job)
-                          .Register(*registry_);
-    step_seconds_ = &prometheus::BuildHistogram()
-                         .Name("stylefleet_step_duration_seconds")
-                         .Help("Wall time of one training step on this rank")
-                         .Labels(job)
-                         .Register(*registry_);
-    data_wait_ = &prometheus::BuildHistogram()
-                      .Name("stylefleet_data_wait_seconds")
-                      .Help("Time a step waited for the data loader")
-                      .Labels(job)
-                      .Register(*registry_);
-    allreduce_ = &prometheus::BuildHistogram()
-                      .Name("stylefleet_allreduce_duration_seconds")
-                      .Help("Time a step spent averaging gradients across its group")
-                      .Labels(job)
-                      .Register(*registry_);
-    skipped_ = &prometheus::BuildCounter()
-                    .Name("stylefleet_skipped_images_total")
-                    .Help("Content images skipped because they did not decode")
-                    .Labels(job)
-                    .Register(*registry_)
-                    .Add({{"rank", std::to_string(identity.rank)}});
-    stalls_ =
-        &prometheus::BuildCounter()
-             .Name("stylefleet_collective_stalls_total")
-             .Help("Collectives that waited longer than distributed.stall_warn_seconds for peers")
-             .Labels(job)
-             .Register(*registry_)
-             .Add({{"rank", std::to_string(identity.rank)}});
-    checkpoints_ = &prometheus::BuildCounter()
-                        .Name("stylefleet_checkpoints_total")
-                        .Help("Checkpoints written")
-                        .Labels(job)
-                        .Register(*registry_);
-    bad_steps_ = &prometheus::BuildCounter()
-                      .Name("stylefleet_bad_steps_total")
-                      .Help("Steps skipped because the loss or a gradient was NaN or infinite")
-                      .Labels(job)
-                      .Register(*registry_);
-    last_checkpoint_ = &prometheus::BuildGauge()
-                            .Name("stylefleet_last_checkpoint_timestamp_seconds")
-                            .Help("Unix time of the newest checkpoint")
-                            .Labels(job)
-                            .Register(*registry_);
-    info_ =
-        &prometheus::BuildGauge()
-             .Name("stylefleet_info")
-             .Help("1 for the style this process trains, with its rank, local rank, host and group")
-             .Labels(job)
-             .Register(*registry_);
-
-    finished_ = &prometheus::BuildGauge()
-                     .Name("stylefleet_finished")
-                     .Help(
-                         "1 once this process ended training on purpose (alerts then ignore "
-                         "its target going away)")
-                     .Labels(job)
-                     .Register(*registry_)
-                     .Add({{"rank", std::to_string(identity.rank)}});
+    RegisterFamilies();
     if (!options_.listen.empty()) StartServer();
     if (!options_.pushgateway.empty()) {
       const auto [host, port] = SplitHostPort(options_.pushgateway, "monitoring.pushgateway");
@@ -299,6 +193,61 @@ class PrometheusMetrics : public TrainingMetrics {
       gateway_->RegisterCollectable(registry_);
       pusher_ = std::thread([this] { PushLoop(); });
     }
+  }
+
+  // Every series family, each with the job's label.
+  template <typename Builder>
+  auto& Register(Builder builder, const char* name, const char* help) {
+    return builder.Name(name).Help(help).Labels({{"job", identity_.job}}).Register(*registry_);
+  }
+
+  void RegisterFamilies() {
+    style_loss_ =
+        &Register(prometheus::BuildGauge(), "stylefleet_style_loss",
+                  "Unweighted style loss of one VGG layer (the seed's definition), group average");
+    loss_ = &Register(
+        prometheus::BuildGauge(), "stylefleet_loss",
+        "Unweighted loss term (content, style, tv) and the weighted total, group average");
+    weighted_loss_ = &Register(prometheus::BuildGauge(), "stylefleet_weighted_loss",
+                               "Loss term times its weight, as it enters the total");
+    steps_ = &Register(prometheus::BuildCounter(), "stylefleet_steps_total",
+                       "Optimisation steps completed by this style's group");
+    images_ = &Register(prometheus::BuildCounter(), "stylefleet_images_total",
+                        "Training images consumed by this style's group");
+    epoch_ = &Register(prometheus::BuildGauge(), "stylefleet_epoch", "Fractional epoch position");
+    progress_ = &Register(prometheus::BuildGauge(), "stylefleet_progress_ratio",
+                          "Steps done over steps planned, 0 to 1");
+    eta_ = &Register(prometheus::BuildGauge(), "stylefleet_eta_seconds",
+                     "Estimated seconds until this style finishes");
+    learning_rate_ =
+        &Register(prometheus::BuildGauge(), "stylefleet_learning_rate", "Adam learning rate");
+    step_seconds_ = &Register(prometheus::BuildHistogram(), "stylefleet_step_duration_seconds",
+                              "Wall time of one training step on this rank");
+    data_wait_ = &Register(prometheus::BuildHistogram(), "stylefleet_data_wait_seconds",
+                           "Time a step waited for the data loader");
+    allreduce_ = &Register(prometheus::BuildHistogram(), "stylefleet_allreduce_duration_seconds",
+                           "Time a step spent averaging gradients across its group");
+    skipped_ = &Register(prometheus::BuildCounter(), "stylefleet_skipped_images_total",
+                         "Content images skipped because they did not decode")
+                    .Add({{"rank", std::to_string(identity_.rank)}});
+    stalls_ =
+        &Register(prometheus::BuildCounter(), "stylefleet_collective_stalls_total",
+                  "Collectives that waited longer than distributed.stall_warn_seconds for peers")
+             .Add({{"rank", std::to_string(identity_.rank)}});
+    checkpoints_ = &Register(prometheus::BuildCounter(), "stylefleet_checkpoints_total",
+                             "Checkpoints written");
+    bad_steps_ = &Register(prometheus::BuildCounter(), "stylefleet_bad_steps_total",
+                           "Steps skipped because the loss or a gradient was NaN or infinite");
+    last_checkpoint_ =
+        &Register(prometheus::BuildGauge(), "stylefleet_last_checkpoint_timestamp_seconds",
+                  "Unix time of the newest checkpoint");
+    info_ =
+        &Register(prometheus::BuildGauge(), "stylefleet_info",
+                  "1 for the style this process trains, with its rank, local rank, host and group");
+    finished_ = &Register(prometheus::BuildGauge(), "stylefleet_finished",
+                          "1 once this process ended training on purpose (alerts then ignore "
+                          "its target going away)")
+                     .Add({{"rank", std::to_string(identity_.rank)}});
   }
 
   ~PrometheusMetrics() override { StopPusher(); }

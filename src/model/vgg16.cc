@@ -98,30 +98,135 @@ std::string Vgg16::SeedBalanceWarning() const {
 namespace {
 // True when `value` stays finite as the float32 the network computes with.
 bool FiniteAsFloat(double value) { return std::isfinite(static_cast<float>(value)); }
+
+// The tensor under `key` of the weights file `spec` as contiguous float32.
+torch::Tensor RequiredTensor(const TensorDict& dict, const std::string& spec,
+                             const std::string& key) {
+  const torch::Tensor* found = FindTensor(dict, key);
+  if (found == nullptr) throw DataError(spec + ": missing key '" + key + "'");
+  return found->to(torch::kFloat32).contiguous();
+}
+
+// The 13 convolutions of a random network: Kaiming normal with fan_in keeps
+// activation variance through the ReLU stack, so deep layers (and their style
+// losses) are not vanishingly small as with torchvision's fan_out init.
+void RandomLayers(const std::string& spec, std::vector<torch::Tensor>* weights,
+                  std::vector<torch::Tensor>* biases) {
+  const std::optional<uint64_t> seed = RandomNetworkSeed(spec);
+  if (!seed) {
+    throw ConfigError({"loss network '" + spec +
+                       "': expected random:SEED with SEED a non-negative integer of at most "
+                       "18 digits"});
+  }
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(*seed);
+  for (int l = 0; l < kVggConvLayerCount; ++l) {
+    const int64_t fan_in = VggLayerInChannels(l) * 9;
+    weights->push_back(at::normal(0.0, std::sqrt(2.0 / double(fan_in)),
+                                  {VggLayerChannels(l), VggLayerInChannels(l), 3, 3}, generator));
+    biases->push_back(torch::zeros({VggLayerChannels(l)}));
+  }
+}
+
+// The 13 convolutions of a weights file (torchvision's features.N names; a
+// whole-model state dict works: classifier keys are unused), each checked for
+// its shape and for values finite as float32.
+void FileLayers(const TensorDict& dict, const std::string& spec,
+                std::vector<torch::Tensor>* weights, std::vector<torch::Tensor>* biases) {
+  for (int l = 0; l < kVggConvLayerCount; ++l) {
+    const std::string prefix = "features." + std::to_string(kTorchvisionIndex[l]);
+    torch::Tensor w = RequiredTensor(dict, spec, prefix + ".weight");
+    torch::Tensor b = RequiredTensor(dict, spec, prefix + ".bias");
+    const std::vector<int64_t> expected_w = {VggLayerChannels(l), VggLayerInChannels(l), 3, 3};
+    if (w.sizes() != torch::IntArrayRef(expected_w)) {
+      std::ostringstream m;
+      m << spec << ": key '" << prefix << ".weight' has shape " << w.sizes() << ", expected "
+        << torch::IntArrayRef(expected_w);
+      throw DataError(m.str());
+    }
+    if (b.sizes() != torch::IntArrayRef({VggLayerChannels(l)})) {
+      std::ostringstream m;
+      m << spec << ": key '" << prefix << ".bias' has shape " << b.sizes() << ", expected ["
+        << VggLayerChannels(l) << "]";
+      throw DataError(m.str());
+    }
+    // Checked as the float32 the network computes in: a float64 1e300 is
+    // finite in the file and infinite here, and a NaN weight turns every
+    // loss into NaN, every step skipped, and nothing learned.
+    for (const auto& [key, t] :
+         {std::pair<std::string, const torch::Tensor&>{prefix + ".weight", w},
+          {prefix + ".bias", b}}) {
+      if (!torch::isfinite(t).all().item<bool>()) {
+        throw DataError(spec + ": key '" + key +
+                        "' holds NaN or infinite values (as float32): not a usable loss "
+                        "network");
+      }
+    }
+    weights->push_back(w);
+    biases->push_back(b);
+  }
+}
+
+// The input normalisation a weights file records (stylefleet.input_scale,
+// .mean, .std), over the defaults of `norm`.
+void FileNormalization(const TensorDict& dict, const std::string& spec, VggNormalization* norm) {
+  if (FindTensor(dict, "stylefleet.input_scale") != nullptr) {
+    norm->input_scale = RequiredTensor(dict, spec, "stylefleet.input_scale").item<double>();
+    if (!(norm->input_scale > 0) || !FiniteAsFloat(norm->input_scale))
+      throw DataError(spec + ": stylefleet.input_scale must be a finite number > 0");
+  }
+  for (const char* key : {"stylefleet.mean", "stylefleet.std"}) {
+    if (FindTensor(dict, key) == nullptr) continue;
+    torch::Tensor t = RequiredTensor(dict, spec, key);
+    if (t.numel() != 3) throw DataError(spec + ": key '" + key + "' must hold 3 values");
+    auto& target = std::string(key) == "stylefleet.mean" ? norm->mean : norm->std;
+    for (int c = 0; c < 3; ++c) target[c] = t[c].item<double>();
+    for (double v : target) {
+      if (!FiniteAsFloat(v)) {
+        throw DataError(spec + ": key '" + key + "' holds NaN or infinite values (as float32)");
+      }
+    }
+  }
+  for (double s : norm->std) {
+    // 1/std is what the network multiplies by.
+    if (!(s > 0) || !FiniteAsFloat(1.0 / s)) {
+      throw DataError(spec +
+                      ": stylefleet.std values must be > 0 and not so small that 1/std "
+                      "overflows float32");
+    }
+  }
+}
+
+// The convention a weights file records (stylefleet.activation_scale and
+// .convention), or the one its normalisation implies.
+void FileConvention(const TensorDict& dict, const std::string& spec, const VggNormalization& norm,
+                    VggConvention* convention) {
+  if (const torch::Tensor* scale = FindTensor(dict, "stylefleet.activation_scale")) {
+    if (scale->numel() != 1) {
+      throw DataError(spec + ": key 'stylefleet.activation_scale' must hold 1 value");
+    }
+    convention->activation_scale = scale->to(torch::kFloat64).item<double>();
+    if (!(convention->activation_scale > 0) || !FiniteAsFloat(convention->activation_scale)) {
+      throw DataError(spec + ": stylefleet.activation_scale must be a finite number > 0");
+    }
+  }
+  if (const torch::Tensor* name = FindTensor(dict, "stylefleet.convention")) {
+    if (name->scalar_type() != torch::kUInt8 || name->dim() != 1 || name->numel() == 0) {
+      throw DataError(spec + ": key 'stylefleet.convention' must hold a name as uint8 bytes");
+    }
+    convention->name = TensorToString(*name);
+    convention->recorded = true;
+  } else {
+    convention->name = InferConventionName(norm, convention->activation_scale);
+  }
+}
+
 }  // namespace
 
 Vgg16 Vgg16::Load(const std::string& spec) {
   Vgg16 net;
   if (spec.rfind("random:", 0) == 0) {
-    const std::optional<uint64_t> parsed = RandomNetworkSeed(spec);
-    if (!parsed) {
-      throw ConfigError({"loss network '" + spec +
-                         "': expected random:SEED with SEED a non-negative integer of at most "
-                         "18 digits"});
-    }
+    RandomLayers(spec, &net.weights_, &net.biases_);
     net.is_random_ = true;
-    const uint64_t seed = *parsed;
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
-    for (int l = 0; l < kVggConvLayerCount; ++l) {
-      const int64_t fan_in = VggLayerInChannels(l) * 9;
-      // Kaiming normal with fan_in: keeps activation variance through the ReLU
-      // stack, so deep layers (and their style losses) are not vanishingly small
-      // as with torchvision's fan_out init.
-      net.weights_.push_back(at::normal(0.0, std::sqrt(2.0 / double(fan_in)),
-                                        {VggLayerChannels(l), VggLayerInChannels(l), 3, 3},
-                                        generator));
-      net.biases_.push_back(torch::zeros({VggLayerChannels(l)}));
-    }
     // The seed's TF-slim VGG-16 convention: RGB 0..255 minus the ImageNet mean
     // pixel. The seed's loss weights (content 1, style ~100) were tuned for
     // activations of that scale; 0..1 inputs would make the style term vanish.
@@ -131,88 +236,9 @@ Vgg16 Vgg16::Load(const std::string& spec) {
     net.convention_ = {"random", 1.0, true};
   } else {
     const TensorDict dict = LoadTensorDict(spec);
-    auto tensor = [&](const std::string& key) -> torch::Tensor {
-      const torch::Tensor* found = FindTensor(dict, key);
-      if (found == nullptr) throw DataError(spec + ": missing key '" + key + "'");
-      return found->to(torch::kFloat32).contiguous();
-    };
-    // A whole-model state dict (features.* and classifier.*) works: classifier keys are unused.
-    for (int l = 0; l < kVggConvLayerCount; ++l) {
-      const std::string prefix = "features." + std::to_string(kTorchvisionIndex[l]);
-      torch::Tensor w = tensor(prefix + ".weight");
-      torch::Tensor b = tensor(prefix + ".bias");
-      const std::vector<int64_t> expected_w = {VggLayerChannels(l), VggLayerInChannels(l), 3, 3};
-      if (w.sizes() != torch::IntArrayRef(expected_w)) {
-        std::ostringstream m;
-        m << spec << ": key '" << prefix << ".weight' has shape " << w.sizes() << ", expected "
-          << torch::IntArrayRef(expected_w);
-        throw DataError(m.str());
-      }
-      if (b.sizes() != torch::IntArrayRef({VggLayerChannels(l)})) {
-        std::ostringstream m;
-        m << spec << ": key '" << prefix << ".bias' has shape " << b.sizes() << ", expected ["
-          << VggLayerChannels(l) << "]";
-        throw DataError(m.str());
-      }
-      // Checked as the float32 the network computes in: a float64 1e300 is
-      // finite in the file and infinite here, and a NaN weight turns every
-      // loss into NaN, every step skipped, and nothing learned.
-      for (const auto& [key, t] :
-           {std::pair<std::string, const torch::Tensor&>{prefix + ".weight", w},
-            {prefix + ".bias", b}}) {
-        if (!torch::isfinite(t).all().item<bool>()) {
-          throw DataError(spec + ": key '" + key +
-                          "' holds NaN or infinite values (as float32): not a usable loss "
-                          "network");
-        }
-      }
-      net.weights_.push_back(w);
-      net.biases_.push_back(b);
-    }
-    if (FindTensor(dict, "stylefleet.input_scale") != nullptr) {
-      net.norm_.input_scale = tensor("stylefleet.input_scale").item<double>();
-      if (!(net.norm_.input_scale > 0) || !FiniteAsFloat(net.norm_.input_scale))
-        throw DataError(spec + ": stylefleet.input_scale must be a finite number > 0");
-    }
-    for (const char* key : {"stylefleet.mean", "stylefleet.std"}) {
-      if (FindTensor(dict, key) == nullptr) continue;
-      torch::Tensor t = tensor(key);
-      if (t.numel() != 3) throw DataError(spec + ": key '" + key + "' must hold 3 values");
-      auto& target = std::string(key) == "stylefleet.mean" ? net.norm_.mean : net.norm_.std;
-      for (int c = 0; c < 3; ++c) target[c] = t[c].item<double>();
-      for (double v : target) {
-        if (!FiniteAsFloat(v)) {
-          throw DataError(spec + ": key '" + key + "' holds NaN or infinite values (as float32)");
-        }
-      }
-    }
-    for (double s : net.norm_.std) {
-      // 1/std is what the network multiplies by.
-      if (!(s > 0) || !FiniteAsFloat(1.0 / s)) {
-        throw DataError(spec +
-                        ": stylefleet.std values must be > 0 and not so small that 1/std "
-                        "overflows float32");
-      }
-    }
-    if (const torch::Tensor* scale = FindTensor(dict, "stylefleet.activation_scale")) {
-      if (scale->numel() != 1) {
-        throw DataError(spec + ": key 'stylefleet.activation_scale' must hold 1 value");
-      }
-      net.convention_.activation_scale = scale->to(torch::kFloat64).item<double>();
-      if (!(net.convention_.activation_scale > 0) ||
-          !FiniteAsFloat(net.convention_.activation_scale)) {
-        throw DataError(spec + ": stylefleet.activation_scale must be a finite number > 0");
-      }
-    }
-    if (const torch::Tensor* name = FindTensor(dict, "stylefleet.convention")) {
-      if (name->scalar_type() != torch::kUInt8 || name->dim() != 1 || name->numel() == 0) {
-        throw DataError(spec + ": key 'stylefleet.convention' must hold a name as uint8 bytes");
-      }
-      net.convention_.name = TensorToString(*name);
-      net.convention_.recorded = true;
-    } else {
-      net.convention_.name = InferConventionName(net.norm_, net.convention_.activation_scale);
-    }
+    FileLayers(dict, spec, &net.weights_, &net.biases_);
+    FileNormalization(dict, spec, &net.norm_);
+    FileConvention(dict, spec, net.norm_, &net.convention_);
   }
   net.mean_ =
       torch::tensor({net.norm_.mean[0], net.norm_.mean[1], net.norm_.mean[2]}, torch::kFloat32)

@@ -453,31 +453,8 @@ void WriteSweepSheet(std::ostream& html, size_t index, const SweepSheet& sheet,
   html << "</section>";
 }
 
-void WriteRun(std::ostream& html, size_t index, const RunHistory& run,
-              const ReportOptions& options) {
-  html << "<section id=\"" << Anchor(index, run.name) << "\"><h2>" << EscapeXml(run.name)
-       << "</h2><p>" << EscapeXml(Status(run)) << " · folder <code>" << EscapeXml(run.dir)
-       << "</code>";
-  if (!run.sweep.empty()) {
-    html << " · sweep " << EscapeXml(run.sweep) << " (" << EscapeXml(SweptLabel(run.swept)) << ")";
-  }
-  for (const auto& [key, value] : run.identity) {
-    if (key != "job" && key != "style" && key != "sweep" && key != "swept") {
-      html << " · " << EscapeXml(key) << " " << EscapeXml(value);
-    }
-  }
-  html << "</p>";
-  if (!run.identity_problem.empty()) {
-    html << "<p class=\"note\">" << EscapeXml((fs::path(run.dir) / "stylefleet.json").string())
-         << ": " << EscapeXml(run.identity_problem) << "; the run is shown outside any sweep</p>";
-  }
-  if (!run.unreadable.empty()) {
-    html << "<p class=\"note\">skipped " << run.unreadable.size()
-         << " line(s) of metrics.jsonl that are not whole records (a record being written, or a "
-            "damaged file): "
-         << EscapeXml(run.unreadable.front()) << (run.unreadable.size() > 1 ? ", ..." : "")
-         << "</p>";
-  }
+// A run's loss, throughput and ETA charts, with a note when layers were left out.
+void WriteRunCharts(std::ostream& html, const RunHistory& run) {
   const auto& r = run.records;
   html << "<div class=\"charts\">";
   html << LineChartSvg(
@@ -514,6 +491,34 @@ void WriteRun(std::ostream& html, size_t index, const RunHistory& run,
          << " layers only; " << run.style_layers_left_out
          << " other layer name(s) in metrics.jsonl left out</p>";
   }
+}
+
+void WriteRun(std::ostream& html, size_t index, const RunHistory& run,
+              const ReportOptions& options) {
+  html << "<section id=\"" << Anchor(index, run.name) << "\"><h2>" << EscapeXml(run.name)
+       << "</h2><p>" << EscapeXml(Status(run)) << " · folder <code>" << EscapeXml(run.dir)
+       << "</code>";
+  if (!run.sweep.empty()) {
+    html << " · sweep " << EscapeXml(run.sweep) << " (" << EscapeXml(SweptLabel(run.swept)) << ")";
+  }
+  for (const auto& [key, value] : run.identity) {
+    if (key != "job" && key != "style" && key != "sweep" && key != "swept") {
+      html << " · " << EscapeXml(key) << " " << EscapeXml(value);
+    }
+  }
+  html << "</p>";
+  if (!run.identity_problem.empty()) {
+    html << "<p class=\"note\">" << EscapeXml((fs::path(run.dir) / "stylefleet.json").string())
+         << ": " << EscapeXml(run.identity_problem) << "; the run is shown outside any sweep</p>";
+  }
+  if (!run.unreadable.empty()) {
+    html << "<p class=\"note\">skipped " << run.unreadable.size()
+         << " line(s) of metrics.jsonl that are not whole records (a record being written, or a "
+            "damaged file): "
+         << EscapeXml(run.unreadable.front()) << (run.unreadable.size() > 1 ? ", ..." : "")
+         << "</p>";
+  }
+  WriteRunCharts(html, run);
   const auto previews = PickPreviews(run.previews, options.max_previews_per_run);
   if (!previews.empty()) {
     html << "<h3>Previews</h3>";

@@ -84,6 +84,23 @@ bool IsRunFolder(const fs::path& dir) {
   return fs::is_regular_file(dir / "metrics.jsonl", ec) || fs::is_directory(dir / "previews", ec);
 }
 
+// The numbers of one metrics.jsonl line (NaN where missing or not a number),
+// without its per-layer losses.
+HistoryRecord RecordValues(const nlohmann::json& record, int64_t step) {
+  HistoryRecord r;
+  r.step = step;
+  const double total_steps = Number(record, "total_steps");
+  r.total_steps = std::isfinite(total_steps) ? static_cast<int64_t>(total_steps) : 0;
+  r.time = Number(record, "time");
+  r.content = Number(record, "content_loss");
+  r.style = Number(record, "style_loss");
+  r.tv = Number(record, "tv_loss");
+  r.total = Number(record, "total_loss");
+  r.images_per_second = Number(record, "images_per_second");
+  r.eta_seconds = Number(record, "eta_seconds");
+  return r;
+}
+
 void ReadRecords(const fs::path& file, RunHistory& run) {
   std::error_code ec;
   if (!fs::exists(file, ec)) return;
@@ -116,17 +133,7 @@ void ReadRecords(const fs::path& file, RunHistory& run) {
                                std::to_string(step) + " out of order)");
       continue;
     }
-    HistoryRecord r;
-    r.step = step;
-    const double total_steps = Number(record, "total_steps");
-    r.total_steps = std::isfinite(total_steps) ? static_cast<int64_t>(total_steps) : 0;
-    r.time = Number(record, "time");
-    r.content = Number(record, "content_loss");
-    r.style = Number(record, "style_loss");
-    r.tv = Number(record, "tv_loss");
-    r.total = Number(record, "total_loss");
-    r.images_per_second = Number(record, "images_per_second");
-    r.eta_seconds = Number(record, "eta_seconds");
+    HistoryRecord r = RecordValues(record, step);
     const auto layers = record.find("style_loss_by_layer");
     if (layers != record.end() && layers->is_object()) {
       for (const auto& [layer, value] : layers->items()) {

@@ -103,9 +103,25 @@ std::string EscapeXml(const std::string& text) {
   return out;
 }
 
-std::string LineChartSvg(const ChartSpec& spec) {
-  const double left = 62, right = 12, top = 24, bottom = 34;
-  const double plot_w = spec.width - left - right, plot_h = spec.height - top - bottom;
+namespace {
+
+// Where a chart's plot area lies and how data maps onto it.
+struct ChartFrame {
+  double left = 62, right = 12, top = 24, bottom = 34;
+  double plot_w = 0, plot_h = 0;
+  double x_min = 0, x_max = 0;
+  double lo = 0, hi = 0;  ///< the y axis, in log10 on a log axis
+  bool log_y = false;
+
+  double Transform(double y) const { return log_y ? std::log10(y) : y; }
+  double Px(double x) const { return left + (x - x_min) / (x_max - x_min) * plot_w; }
+  double Py(double y) const { return top + (hi - Transform(y)) / (hi - lo) * plot_h; }
+};
+
+// The frame of `spec`: the finite points' range, padded; false when there are none.
+bool FrameOf(const ChartSpec& spec, ChartFrame* f) {
+  f->plot_w = spec.width - f->left - f->right;
+  f->plot_h = spec.height - f->top - f->bottom;
   double x_min = std::numeric_limits<double>::infinity(), x_max = -x_min;
   double y_min = x_min, y_max = -x_min;
   for (const auto& series : spec.series) {
@@ -117,103 +133,116 @@ std::string LineChartSvg(const ChartSpec& spec) {
       y_max = std::max(y_max, y);
     }
   }
-  const bool has_data = std::isfinite(x_min);
-  const bool log_y = has_data && spec.log_y_when_useful && y_min > 0 && y_max / y_min > 20;
+  if (!std::isfinite(x_min)) return false;
+  f->log_y = spec.log_y_when_useful && y_min > 0 && y_max / y_min > 20;
+  f->x_min = x_max == x_min ? x_min - 1 : x_min;
+  f->x_max = x_max == x_min ? x_max + 1 : x_max;
+  f->lo = f->Transform(y_min);
+  f->hi = f->Transform(y_max);
+  if (f->hi == f->lo) {
+    const double pad = f->lo == 0 ? 1 : std::fabs(f->lo) * 0.1;
+    f->lo -= pad;
+    f->hi += pad;
+  } else if (!f->log_y) {
+    const double pad = (f->hi - f->lo) * 0.05;
+    f->lo -= pad;
+    f->hi += pad;
+  }
+  return true;
+}
+
+// The y ticks: powers of ten on a log axis (with 2 and 5 times each when the
+// axis spans few decades), round numbers otherwise.
+std::vector<double> YTicks(const ChartFrame& f) {
+  if (!f.log_y) return LinearTicks(f.lo, f.hi, 4);
+  std::vector<double> ticks;
+  const bool fine = f.hi - f.lo < 3;
+  for (double e = std::floor(f.lo); e <= std::ceil(f.hi); e += 1) {
+    for (double m : {1.0, 2.0, 5.0}) {
+      if (m != 1.0 && !fine) continue;
+      const double v = m * std::pow(10, e);
+      if (std::log10(v) >= f.lo - 1e-9 && std::log10(v) <= f.hi + 1e-9) ticks.push_back(v);
+    }
+  }
+  return ticks;
+}
+
+// The frame, its grid and ticks, and the x axis label.
+void WriteAxes(const ChartSpec& spec, const ChartFrame& f, std::ostringstream& svg) {
+  svg << "<rect x=\"" << f.left << "\" y=\"" << f.top << "\" width=\"" << f.plot_w << "\" height=\""
+      << f.plot_h << "\" class=\"frame\"/>";
+  for (double t : YTicks(f)) {
+    const double y = f.Py(t);
+    if (y < f.top - 0.5 || y > f.top + f.plot_h + 0.5) continue;
+    svg << "<line x1=\"" << f.left << "\" x2=\"" << f.left + f.plot_w << "\" y1=\"" << y
+        << "\" y2=\"" << y << "\" class=\"grid\"/><text x=\"" << f.left - 4 << "\" y=\"" << y + 4
+        << "\" text-anchor=\"end\" class=\"tick\">" << Format(t) << "</text>";
+  }
+  for (double t : LinearTicks(f.x_min, f.x_max, 4)) {
+    svg << "<text x=\"" << f.Px(t) << "\" y=\"" << f.top + f.plot_h + 14
+        << "\" text-anchor=\"middle\" class=\"tick\">" << Format(t) << "</text>";
+  }
+  svg << "<text x=\"" << f.left + f.plot_w / 2 << "\" y=\"" << spec.height - 4
+      << "\" text-anchor=\"middle\" class=\"tick\">" << EscapeXml(spec.x_label) << "</text>";
+}
+
+// Series `s` of `spec`: its lines (broken at points that cannot be drawn), and
+// its legend entry when there are several.
+void WriteSeries(const ChartSpec& spec, size_t s, const ChartFrame& f, std::ostringstream& svg) {
+  const auto& series = spec.series[s];
+  const char* colour = kPalette[s % (sizeof(kPalette) / sizeof(kPalette[0]))];
+  // At most ~2000 points per line (every k-th and the last): a page of a
+  // long run stays small, and a line of more points than pixels looks the same.
+  const size_t stride = series.points.size() / 2000 + 1;
+  std::vector<std::vector<std::pair<double, double>>> runs(1);
+  for (size_t p = 0; p < series.points.size(); ++p) {
+    if (p % stride != 0 && p + 1 != series.points.size()) continue;
+    const auto& [x, y] = series.points[p];
+    if (!std::isfinite(x) || !std::isfinite(y) || (f.log_y && y <= 0)) {
+      if (!runs.back().empty()) runs.emplace_back();
+      continue;
+    }
+    runs.back().emplace_back(f.Px(x), f.Py(y));
+  }
+  svg << "<g class=\"series\"><title>" << EscapeXml(series.name) << "</title>";
+  for (const auto& run : runs) {
+    if (run.size() == 1) {
+      svg << "<circle cx=\"" << run[0].first << "\" cy=\"" << run[0].second
+          << "\" r=\"2.5\" fill=\"" << colour << "\"/>";
+    } else if (run.size() > 1) {
+      svg << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"1.6\" points=\"";
+      for (const auto& [x, y] : run) svg << x << "," << y << " ";
+      svg << "\"/>";
+    }
+  }
+  svg << "</g>";
+  if (spec.series.size() > 1) {
+    const double ly = f.top + 10 + 12 * static_cast<double>(s);
+    svg << "<rect x=\"" << f.left + f.plot_w - 96 << "\" y=\"" << ly - 7
+        << "\" width=\"8\" height=\"8\" fill=\"" << colour << "\"/><text x=\""
+        << f.left + f.plot_w - 84 << "\" y=\"" << ly << "\" class=\"legend\">"
+        << EscapeXml(series.name) << "</text>";
+  }
+}
+
+}  // namespace
+
+std::string LineChartSvg(const ChartSpec& spec) {
+  ChartFrame frame;
+  const bool has_data = FrameOf(spec, &frame);
   std::ostringstream svg;
   svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"" << spec.width
       << "\" height=\"" << spec.height << "\" viewBox=\"0 0 " << spec.width << " " << spec.height
       << "\" role=\"img\" aria-label=\"" << EscapeXml(spec.title) << "\">";
-  svg << "<text x=\"" << left << "\" y=\"15\" class=\"title\">" << EscapeXml(spec.title)
-      << (log_y ? " (log scale)" : "") << "</text>";
+  svg << "<text x=\"" << frame.left << "\" y=\"15\" class=\"title\">" << EscapeXml(spec.title)
+      << (frame.log_y ? " (log scale)" : "") << "</text>";
   if (!has_data) {
     svg << "<text x=\"" << spec.width / 2 << "\" y=\"" << spec.height / 2
         << "\" text-anchor=\"middle\" class=\"empty\">no data yet</text></svg>";
     return svg.str();
   }
-  if (x_max == x_min) {
-    x_min -= 1;
-    x_max += 1;
-  }
-  auto transform = [&](double y) { return log_y ? std::log10(y) : y; };
-  double lo = transform(y_min), hi = transform(y_max);
-  if (hi == lo) {
-    const double pad = lo == 0 ? 1 : std::fabs(lo) * 0.1;
-    lo -= pad;
-    hi += pad;
-  } else if (!log_y) {
-    const double pad = (hi - lo) * 0.05;
-    lo -= pad;
-    hi += pad;
-  }
-  auto px = [&](double x) { return left + (x - x_min) / (x_max - x_min) * plot_w; };
-  auto py = [&](double y) { return top + (hi - transform(y)) / (hi - lo) * plot_h; };
-  svg << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << plot_w << "\" height=\""
-      << plot_h << "\" class=\"frame\"/>";
-  // y ticks: powers of ten on a log axis, round numbers otherwise.
-  std::vector<double> y_ticks;
-  if (log_y) {
-    // 1, 2 and 5 times each power of ten when the axis spans few decades.
-    const bool fine = hi - lo < 3;
-    for (double e = std::floor(lo); e <= std::ceil(hi); e += 1) {
-      for (double m : {1.0, 2.0, 5.0}) {
-        if (m != 1.0 && !fine) continue;
-        const double v = m * std::pow(10, e);
-        if (std::log10(v) >= lo - 1e-9 && std::log10(v) <= hi + 1e-9) y_ticks.push_back(v);
-      }
-    }
-  } else {
-    y_ticks = LinearTicks(lo, hi, 4);
-  }
-  for (double t : y_ticks) {
-    const double y = py(t);
-    if (y < top - 0.5 || y > top + plot_h + 0.5) continue;
-    svg << "<line x1=\"" << left << "\" x2=\"" << left + plot_w << "\" y1=\"" << y << "\" y2=\""
-        << y << "\" class=\"grid\"/><text x=\"" << left - 4 << "\" y=\"" << y + 4
-        << "\" text-anchor=\"end\" class=\"tick\">" << Format(t) << "</text>";
-  }
-  for (double t : LinearTicks(x_min, x_max, 4)) {
-    const double x = px(t);
-    svg << "<text x=\"" << x << "\" y=\"" << top + plot_h + 14
-        << "\" text-anchor=\"middle\" class=\"tick\">" << Format(t) << "</text>";
-  }
-  svg << "<text x=\"" << left + plot_w / 2 << "\" y=\"" << spec.height - 4
-      << "\" text-anchor=\"middle\" class=\"tick\">" << EscapeXml(spec.x_label) << "</text>";
-  for (size_t s = 0; s < spec.series.size(); ++s) {
-    const auto& series = spec.series[s];
-    const char* colour = kPalette[s % (sizeof(kPalette) / sizeof(kPalette[0]))];
-    // At most ~2000 points per line (every k-th and the last): a page of a
-    // long run stays small, and a line of more points than pixels looks the same.
-    const size_t stride = series.points.size() / 2000 + 1;
-    std::vector<std::vector<std::pair<double, double>>> runs(1);
-    for (size_t p = 0; p < series.points.size(); ++p) {
-      if (p % stride != 0 && p + 1 != series.points.size()) continue;
-      const auto& [x, y] = series.points[p];
-      if (!std::isfinite(x) || !std::isfinite(y) || (log_y && y <= 0)) {
-        if (!runs.back().empty()) runs.emplace_back();
-        continue;
-      }
-      runs.back().emplace_back(px(x), py(y));
-    }
-    svg << "<g class=\"series\"><title>" << EscapeXml(series.name) << "</title>";
-    for (const auto& run : runs) {
-      if (run.size() == 1) {
-        svg << "<circle cx=\"" << run[0].first << "\" cy=\"" << run[0].second
-            << "\" r=\"2.5\" fill=\"" << colour << "\"/>";
-      } else if (run.size() > 1) {
-        svg << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"1.6\" points=\"";
-        for (const auto& [x, y] : run) svg << x << "," << y << " ";
-        svg << "\"/>";
-      }
-    }
-    svg << "</g>";
-    if (spec.series.size() > 1) {
-      const double ly = top + 10 + 12 * static_cast<double>(s);
-      svg << "<rect x=\"" << left + plot_w - 96 << "\" y=\"" << ly - 7
-          << "\" width=\"8\" height=\"8\" fill=\"" << colour << "\"/><text x=\""
-          << left + plot_w - 84 << "\" y=\"" << ly << "\" class=\"legend\">"
-          << EscapeXml(series.name) << "</text>";
-    }
-  }
+  WriteAxes(spec, frame, svg);
+  for (size_t s = 0; s < spec.series.size(); ++s) WriteSeries(spec, s, frame, svg);
   svg << "</svg>";
   return svg.str();
 }

@@ -152,6 +152,45 @@ PyRef LoadZipPickle(const std::vector<char>& bytes, const std::string& path, Pic
   return Unpickle(pkl, &start_of_pickle, path, storages, arena);
 }
 
+namespace {
+
+// The storages' bytes after a legacy file's object, in the order of its key
+// list, copied into `storages` (read from `*pos` on). Every storage must be
+// filled once, with its own size.
+void FillLegacyStorages(const std::vector<char>& bytes, const std::string& path,
+                        const std::vector<PyRef>& keys, size_t* at,
+                        std::map<std::string, torch::Tensor>& storages) {
+  size_t& pos = *at;
+  std::set<std::string> filled;
+  for (const PyRef& key : keys) {
+    const auto it = storages.find(key->text);
+    if (it == storages.end()) throw DataError(path + ": unknown storage " + key->text);
+    if (!filled.insert(key->text).second) {
+      throw DataError(path + ": storage " + key->text + " is listed twice");
+    }
+    torch::Tensor& t = it->second;
+    const size_t element = t.element_size();
+    if (bytes.size() - pos < 8) throw DataError(path + ": file ends before storage " + key->text);
+    const uint64_t numel = ReadLe(bytes, pos, 8);
+    pos += 8;
+    if (numel != static_cast<uint64_t>(t.numel()) || bytes.size() - pos < numel * element) {
+      throw DataError(path + ": storage " + key->text + " is truncated or of the wrong size");
+    }
+    if (numel > 0) std::memcpy(t.data_ptr(), bytes.data() + pos, numel * element);
+    pos += numel * element;
+  }
+  // A storage the object uses but the list leaves out was never filled: its
+  // tensors would hold whatever the allocator's memory held.
+  for (const auto& [key, storage] : storages) {
+    if (filled.count(key) == 0) {
+      throw DataError(path + ": storage " + key +
+                      " has no bytes in the file (not in its key list)");
+    }
+  }
+}
+
+}  // namespace
+
 PyRef LoadLegacyPickle(const std::vector<char>& bytes, const std::string& path,
                        PickleArena& arena) {
   size_t pos = 0;
@@ -190,32 +229,7 @@ PyRef LoadLegacyPickle(const std::vector<char>& bytes, const std::string& path,
   const PyRef result = Unpickle(bytes, &pos, path, create, arena);
   const PyRef keys = Unpickle(bytes, &pos, path, none, arena);
   if (keys->kind != PyObject::Kind::kList) throw DataError(path + ": storage key list missing");
-  std::set<std::string> filled;
-  for (const PyRef& key : keys->items) {
-    const auto it = storages.find(key->text);
-    if (it == storages.end()) throw DataError(path + ": unknown storage " + key->text);
-    if (!filled.insert(key->text).second) {
-      throw DataError(path + ": storage " + key->text + " is listed twice");
-    }
-    torch::Tensor& t = it->second;
-    const size_t element = t.element_size();
-    if (bytes.size() - pos < 8) throw DataError(path + ": file ends before storage " + key->text);
-    const uint64_t numel = ReadLe(bytes, pos, 8);
-    pos += 8;
-    if (numel != static_cast<uint64_t>(t.numel()) || bytes.size() - pos < numel * element) {
-      throw DataError(path + ": storage " + key->text + " is truncated or of the wrong size");
-    }
-    if (numel > 0) std::memcpy(t.data_ptr(), bytes.data() + pos, numel * element);
-    pos += numel * element;
-  }
-  // A storage the object uses but the list leaves out was never filled: its
-  // tensors would hold whatever the allocator's memory held.
-  for (const auto& [key, storage] : storages) {
-    if (filled.count(key) == 0) {
-      throw DataError(path + ": storage " + key +
-                      " has no bytes in the file (not in its key list)");
-    }
-  }
+  FillLegacyStorages(bytes, path, keys->items, &pos, storages);
   return result;
 }
 

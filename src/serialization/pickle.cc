@@ -163,6 +163,8 @@ class Unpickler {
   void SetItems(const PyRef& dict, const std::vector<PyRef>& kv);
   bool Step(uint8_t op);
   bool StepScalar(uint8_t op);
+  bool StepText(uint8_t op);
+  bool StepMemo(uint8_t op);
   bool StepContainer(uint8_t op);
   bool StepObject(uint8_t op);
   PyRef Call(const PyRef& callable, const PyRef& args);
@@ -214,13 +216,15 @@ bool Unpickler::Step(uint8_t op) {
       marks_.push_back(stack_.size());
       return true;  // MARK
   }
-  if (StepScalar(op) || StepContainer(op) || StepObject(op)) return true;
+  if (StepScalar(op) || StepText(op) || StepMemo(op) || StepContainer(op) || StepObject(op)) {
+    return true;
+  }
   char hex[8];
   std::snprintf(hex, sizeof(hex), "0x%02x", op);
   Fail(std::string("unsupported pickle opcode ") + hex);
 }
 
-// None, booleans, integers, floats, strings, bytes and globals.
+// None, booleans, integers and floats.
 bool Unpickler::StepScalar(uint8_t op) {
   using K = PyObject::Kind;
   switch (op) {
@@ -266,6 +270,16 @@ bool Unpickler::StepScalar(uint8_t op) {
       stack_.push_back(f);
       break;
     }
+    default:
+      return false;
+  }
+  return true;
+}
+
+// Strings, bytes and globals.
+bool Unpickler::StepText(uint8_t op) {
+  using K = PyObject::Kind;
+  switch (op) {
     case 'X':
     case 0x8c:
     case 0x8d:
@@ -300,26 +314,10 @@ bool Unpickler::StepScalar(uint8_t op) {
   return true;
 }
 
-// The memo, tuples, lists, dicts and stack manipulation.
+// Tuples, lists and dicts.
 bool Unpickler::StepContainer(uint8_t op) {
   using K = PyObject::Kind;
   switch (op) {
-    case 'q':
-      memo_[static_cast<uint32_t>(Unsigned(1))] = Top();
-      break;  // BINPUT
-    case 'r':
-      memo_[static_cast<uint32_t>(Unsigned(4))] = Top();
-      break;  // LONG_BINPUT
-    case 0x94:
-      memo_[static_cast<uint32_t>(memo_.size())] = Top();
-      break;  // MEMOIZE
-    case 'h':
-    case 'j': {  // BINGET, LONG_BINGET
-      const auto it = memo_.find(static_cast<uint32_t>(Unsigned(op == 'h' ? 1 : 4)));
-      if (it == memo_.end()) Fail("memo key missing");
-      stack_.push_back(it->second);
-      break;
-    }
     case ')':
       stack_.push_back(Tuple({}));
       break;  // EMPTY_TUPLE
@@ -370,6 +368,31 @@ bool Unpickler::StepContainer(uint8_t op) {
     case 'u': {  // SETITEMS
       const std::vector<PyRef> kv = PopToMark();
       SetItems(Top(), kv);
+      break;
+    }
+    default:
+      return false;
+  }
+  return true;
+}
+
+// The memo and stack manipulation.
+bool Unpickler::StepMemo(uint8_t op) {
+  switch (op) {
+    case 'q':
+      memo_[static_cast<uint32_t>(Unsigned(1))] = Top();
+      break;  // BINPUT
+    case 'r':
+      memo_[static_cast<uint32_t>(Unsigned(4))] = Top();
+      break;  // LONG_BINPUT
+    case 0x94:
+      memo_[static_cast<uint32_t>(memo_.size())] = Top();
+      break;  // MEMOIZE
+    case 'h':
+    case 'j': {  // BINGET, LONG_BINGET
+      const auto it = memo_.find(static_cast<uint32_t>(Unsigned(op == 'h' ? 1 : 4)));
+      if (it == memo_.end()) Fail("memo key missing");
+      stack_.push_back(it->second);
       break;
     }
     case '0':

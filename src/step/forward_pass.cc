@@ -133,6 +133,55 @@ std::vector<torch::Tensor> StyleGrams(const Vgg16& vgg, const torch::Tensor& sty
   return grams;
 }
 
+namespace {
+
+// What the loss network made of one step's images.
+struct LossNetworkPasses {
+  std::vector<torch::Tensor> generated;       ///< each network's images, float32
+  std::map<int, torch::Tensor> colours;       ///< the generated images, stacked
+  std::map<int, torch::Tensor> luma;          ///< their luminance (style_luminance_only)
+  std::vector<torch::Tensor> target_content;  ///< the content images' content layers
+  bool luminance = false;
+  const std::map<int, torch::Tensor>& style_pass() const { return luminance ? luma : colours; }
+};
+
+// Phase kLoss: each network's losses from its share of the passes (`batch`
+// images each, stacked in network order).
+std::vector<LossTerms> LossesOfPasses(const LossNetworkPasses& passes, int64_t batch,
+                                      const std::vector<StyleLossTarget>& targets,
+                                      const LossNetworkUse& use,
+                                      const std::vector<ConditionalBatch*>& conditional) {
+  const size_t nets = passes.generated.size();
+  std::vector<LossTerms> out;
+  for (size_t k = 0; k < nets; ++k) {
+    // Net k's share of a pass's activations at a layer.
+    auto part_of = [nets, k, batch](const std::map<int, torch::Tensor>& pass) {
+      return [&pass, nets, k, batch](int layer) {
+        const torch::Tensor& f = pass.at(layer);
+        const torch::Tensor mine =
+            nets == 1 ? f : f.narrow(0, static_cast<int64_t>(k) * batch, batch);
+        return mine.to(torch::kFloat32);
+      };
+    };
+    const auto content_part = part_of(passes.colours);
+    const auto style_part = part_of(passes.style_pass());
+    if (ConditionalBatch* conditional_batch = conditional.empty() ? nullptr : conditional[k]) {
+      out.push_back(ConditionalLosses(*conditional_batch, content_part, style_part,
+                                      passes.target_content, passes.generated[k], use));
+      continue;
+    }
+    std::vector<torch::Tensor> gen_content, gen_style;
+    for (int layer : use.content_layers) gen_content.push_back(content_part(layer));
+    for (int layer : LayersOf(targets[k], use)) gen_style.push_back(style_part(layer));
+    SF_CHECK(targets[k].style_grams != nullptr, "style grams missing");
+    out.push_back(ComputeLosses(gen_content, passes.target_content, gen_style,
+                                *targets[k].style_grams, passes.generated[k], targets[k].weights));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& nets,
                                           const Vgg16& vgg, const torch::Tensor& content,
                                           const std::vector<StyleLossTarget>& targets,
@@ -141,81 +190,49 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
   SF_CHECK(!nets.empty() && nets.size() == targets.size(), "one loss target per network");
   SF_CHECK(conditional.empty() || conditional.size() == nets.size(),
            "one conditional batch entry per network");
-  auto batch_of = [&](size_t k) -> ConditionalBatch* {
-    return conditional.empty() ? nullptr : conditional[k];
-  };
   auto begin = [&](Phase phase, const char* detail) {
     if (clock != nullptr) clock->Begin(phase, detail);
   };
   const torch::ScalarType type = ComputeType(use.precision);
-  const bool bf16 = use.precision == Precision::kBf16;
-  std::map<int, torch::Tensor> content_features;
+  LossNetworkPasses passes;
   {
     // The content batch only needs the content layers, and no gradients.
     begin(Phase::kVggForward, "content");
     torch::NoGradGuard no_grad;
-    content_features = vgg.Forward(content, use.content_layers, type);
+    const auto features = vgg.Forward(content, use.content_layers, type);
+    for (int layer : use.content_layers) {
+      passes.target_content.push_back(features.at(layer).to(torch::kFloat32));
+    }
   }
-  std::vector<torch::Tensor> generated;
   {
     begin(Phase::kTransformerForward, "");
-    Bf16Autocast autocast(bf16, content.device());
+    Bf16Autocast autocast(use.precision == Precision::kBf16, content.device());
     for (size_t k = 0; k < nets.size(); ++k) {
-      const ConditionalBatch* batch = batch_of(k);
-      generated.push_back((*nets[k])
-                              ->forward(content, batch != nullptr ? batch->rows : StyleMix())
-                              .to(torch::kFloat32));
+      const ConditionalBatch* batch = conditional.empty() ? nullptr : conditional[k];
+      passes.generated.push_back((*nets[k])
+                                     ->forward(content, batch != nullptr ? batch->rows : StyleMix())
+                                     .to(torch::kFloat32));
     }
   }
   // One pass over every layer some style needs; each style reads its own.
   // With the style loss on luminance, the colours' pass stops at the content
   // layers and a second pass takes the style layers of the luminance.
   begin(Phase::kVggForward, "generated");
-  const torch::Tensor stacked = generated.size() == 1 ? generated[0] : torch::cat(generated, 0);
-  const bool luminance = use.style_luminance_only;
-  const auto features = vgg.Forward(
-      stacked,
-      luminance ? use.content_layers : PassLayers(use.content_layers, use, targets, conditional),
-      type);
-  std::map<int, torch::Tensor> luminance_features;
-  if (luminance) {
+  const torch::Tensor stacked =
+      passes.generated.size() == 1 ? passes.generated[0] : torch::cat(passes.generated, 0);
+  passes.luminance = use.style_luminance_only;
+  passes.colours =
+      vgg.Forward(stacked,
+                  passes.luminance ? use.content_layers
+                                   : PassLayers(use.content_layers, use, targets, conditional),
+                  type);
+  if (passes.luminance) {
     begin(Phase::kVggForward, "generated luminance");
-    luminance_features =
+    passes.luma =
         vgg.Forward(LuminanceImage(stacked), PassLayers({}, use, targets, conditional), type);
   }
-  const std::map<int, torch::Tensor>& style_pass = luminance ? luminance_features : features;
-
   begin(Phase::kLoss, "");
-  const int64_t batch = content.size(0);
-  std::vector<torch::Tensor> target_content;  // the same targets for every style
-  for (int layer : use.content_layers)
-    target_content.push_back(content_features.at(layer).to(torch::kFloat32));
-  std::vector<LossTerms> out;
-  for (size_t k = 0; k < nets.size(); ++k) {
-    // Net k's share of a pass's activations at a layer.
-    auto part_of = [&](const std::map<int, torch::Tensor>& pass) {
-      return [&pass, &nets, k, batch](int layer) {
-        const torch::Tensor& f = pass.at(layer);
-        const torch::Tensor mine =
-            nets.size() == 1 ? f : f.narrow(0, static_cast<int64_t>(k) * batch, batch);
-        return mine.to(torch::kFloat32);
-      };
-    };
-    const auto content_part = part_of(features);
-    const auto style_part = part_of(style_pass);
-    if (ConditionalBatch* conditional_batch = batch_of(k)) {
-      out.push_back(ConditionalLosses(*conditional_batch, content_part, style_part, target_content,
-                                      generated[k], use));
-      continue;
-    }
-    std::vector<torch::Tensor> gen_content, gen_style;
-    for (int layer : use.content_layers) gen_content.push_back(content_part(layer));
-    for (int layer : LayersOf(targets[k], use)) gen_style.push_back(style_part(layer));
-    SF_CHECK(targets[k].style_grams != nullptr, "style grams missing");
-    out.push_back(ComputeLosses(gen_content, target_content, gen_style, *targets[k].style_grams,
-                                generated[k], targets[k].weights));
-  }
-  return out;
+  return LossesOfPasses(passes, content.size(0), targets, use, conditional);
 }
 
 }  // namespace stylefleet

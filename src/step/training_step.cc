@@ -79,6 +79,43 @@ void PutGradients(std::vector<torch::Tensor> grads, const Adam& adam) {
   }
 }
 
+// A conditional network's per-style sums (images, then each term times
+// images), zero: sized ahead, so that a style absent on this rank still takes
+// its place in the allreduce.
+std::vector<std::vector<double>> ZeroStyleSums(const ConditionalBatch& batch,
+                                               const LossNetworkUse& use) {
+  std::vector<std::vector<double>> sums;
+  for (const StyleLossTarget& target : batch.targets) {
+    const size_t layers =
+        target.style_layers != nullptr ? target.style_layers->size() : use.style_layers.size();
+    sums.emplace_back(5 + layers, 0.0);
+  }
+  return sums;
+}
+
+// One backward for all styles of a micro-batch (`parts` of them): each
+// network's gradient comes from its own loss only (with its injected fault).
+void BackwardOfPart(const std::vector<StepStyle>& styles, int parts,
+                    std::vector<LossTerms>& terms) {
+  torch::Tensor total;
+  for (size_t k = 0; k < styles.size(); ++k) {
+    InjectLossFault(styles[k].fault, terms[k].total);
+    // Scaling the loss by 1/M scales every gradient exactly when M is a power of 2.
+    const torch::Tensor scaled = parts == 1 ? terms[k].total : terms[k].total * (1.0 / parts);
+    total = k == 0 ? scaled : total + scaled;
+  }
+  total.backward();
+}
+
+// Adds one micro-batch's values of a network (`own`, and a conditional
+// network's per-style `shares`) to the step's: the mean over `parts`, the sums.
+void AddPart(const std::vector<double>& own, const std::vector<StyleShare>& shares, int parts,
+             std::vector<double>& mean, std::vector<std::vector<double>>& style_sums) {
+  mean.resize(own.size(), 0.0);
+  for (size_t i = 0; i < own.size(); ++i) mean[i] += own[i] / parts;
+  for (size_t j = 0; j < shares.size(); ++j) AddStyleSums(shares[j], style_sums[j]);
+}
+
 }  // namespace
 
 void GradientTree::Add(std::vector<torch::Tensor> part) {
@@ -178,12 +215,7 @@ std::vector<TrainingStep::RankValues> TrainingStep::ForwardBackward(
     if (styles[k].conditional == nullptr) continue;
     conditional.resize(styles.size(), nullptr);
     conditional[k] = &part_batches[k];
-    // Sized ahead: a style absent on this rank still takes its place in the allreduce.
-    for (const StyleLossTarget& target : styles[k].conditional->targets) {
-      const size_t layers = target.style_layers != nullptr ? target.style_layers->size()
-                                                           : options_.use.style_layers.size();
-      values[k].style_sums.emplace_back(5 + layers, 0.0);
-    }
+    values[k].style_sums = ZeroStyleSums(*styles[k].conditional, options_.use);
   }
   // With a power-of-two count the parts' gradients are added in the fixed tree
   // GradientTree describes, so that any split of the same units over ranks and
@@ -210,15 +242,7 @@ std::vector<TrainingStep::RankValues> TrainingStep::ForwardBackward(
     std::vector<LossTerms> terms =
         ForwardStyleLosses(nets, vgg_, images, targets, options_.use, clock_, conditional);
     if (clock_ != nullptr) clock_->Begin(Phase::kBackward);
-    // One backward for all styles: each network's gradient comes from its own loss only.
-    torch::Tensor total;
-    for (size_t k = 0; k < styles.size(); ++k) {
-      InjectLossFault(styles[k].fault, terms[k].total);
-      // Scaling the loss by 1/M scales every gradient exactly when M is a power of 2.
-      const torch::Tensor scaled = parts == 1 ? terms[k].total : terms[k].total * (1.0 / parts);
-      total = k == 0 ? scaled : total + scaled;
-    }
-    total.backward();
+    BackwardOfPart(styles, parts, terms);
     for (size_t k = 0; k < styles.size(); ++k) {
       part_values[static_cast<size_t>(part)].push_back(TermValues(terms[k]));
       part_shares[static_cast<size_t>(part)].push_back(part_batches[k].shares);
@@ -228,11 +252,8 @@ std::vector<TrainingStep::RankValues> TrainingStep::ForwardBackward(
   for (size_t k = 0; k < trees.size(); ++k) PutGradients(trees[k].Total(), *styles[k].adam);
   for (size_t part = 0; part < part_values.size(); ++part) {
     for (size_t k = 0; k < styles.size(); ++k) {
-      const std::vector<double>& own = part_values[part][k];
-      values[k].mean.resize(own.size(), 0.0);
-      for (size_t i = 0; i < own.size(); ++i) values[k].mean[i] += own[i] / parts;
-      const std::vector<StyleShare>& shares = part_shares[part][k];
-      for (size_t j = 0; j < shares.size(); ++j) AddStyleSums(shares[j], values[k].style_sums[j]);
+      AddPart(part_values[part][k], part_shares[part][k], parts, values[k].mean,
+              values[k].style_sums);
     }
   }
   for (const StepStyle& s : styles) InjectGradientFault(s.fault, *s.adam);
