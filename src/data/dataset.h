@@ -18,9 +18,10 @@ std::vector<std::string> ListImageFiles(const std::string& dir);
 /// the same name, gives another value.
 std::string ContentListHash(const std::string& dir, const std::vector<std::string>& files);
 
-/// "24 files, paths and sizes hash 0123456789abcdef": what a run trained on,
-/// for its settings record (train/run_settings.h).
-std::string DescribeContentList(const std::string& dir, const std::vector<std::string>& files);
+/// "24 files, paths and sizes hash 0123456789abcdef" for `files` content
+/// files whose ContentListHash is `hash`: what a run trained on, for its
+/// settings record (train/run_settings.h).
+std::string DescribeContentList(size_t files, const std::string& hash);
 
 /// The shuffled order of one epoch: a permutation of [0, count) determined by
 /// (seed, epoch) alone, identical on every platform (own Fisher-Yates with

@@ -288,7 +288,8 @@ std::vector<std::string> ProblemsOf(TrainPlan* plan, const PreflightOptions& opt
   std::string content_list;
   try {
     plan->content_files = ListImageFiles(job.data.content_dir);
-    content_list = DescribeContentList(job.data.content_dir, plan->content_files);
+    plan->content_list_hash = ContentListHash(job.data.content_dir, plan->content_files);
+    content_list = plan->ContentList();
   } catch (const DataError& e) {
     problems.push_back("data.content_dir: " + std::string(e.what()));
   }
@@ -334,8 +335,7 @@ std::vector<std::string> ProblemsOf(TrainPlan* plan, const PreflightOptions& opt
 std::vector<FileLock> LockStyleFolders(const TrainPlan& plan, World& world) {
   const ProcessInfo& me = world.info();
   const JobConfig& job = plan.job;
-  CheckRanksAgreeOnJob(world.all(), job, plan.only_styles,
-                       ReadJobInputs(job, plan.content_files, plan.style_image_hashes));
+  CheckRanksAgreeOnJob(world.all(), job, plan.only_styles, plan.Inputs());
   CheckRanksHaveDistinctHosts(world.all(), me.host, me.local_rank);
   CheckRanksShareOutputFolders(world.all(), me.host, job, plan.runs);
   std::vector<FileLock> locks;

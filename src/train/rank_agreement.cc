@@ -186,10 +186,11 @@ std::string BytesContentHash(const std::vector<uint8_t>& bytes) {
       Fnv1a(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), hash));
 }
 
-JobInputs ReadJobInputs(const JobConfig& job, std::vector<std::string> content_files,
+JobInputs ReadJobInputs(const JobConfig& job, size_t content_files, std::string content_list_hash,
                         const std::map<std::string, std::string>& style_image_hashes) {
   JobInputs inputs;
-  inputs.content_files = std::move(content_files);
+  inputs.content_files = content_files;
+  inputs.content_list_hash = std::move(content_list_hash);
   std::set<std::string> seen;  // a sweep's runs share their image
   for (const StyleSpec& style : job.styles) {
     if (!seen.insert(style.image).second) continue;
@@ -237,7 +238,6 @@ void CheckRanksAgreeOnJob(Communicator& all, const JobConfig& job,
                           const JobInputs& inputs) {
   // A `train` run compares once (cli_test counts these lines).
   SF_LOG(kDebug) << "comparing the job and its inputs over " << all.size() << " rank(s)";
-  const std::vector<std::string>& content_files = inputs.content_files;
   std::vector<AgreedItem> items;
   for (const Setting& s : ListSettings(job)) {
     if (s.agreement != Agreement::kPerRank) items.emplace_back(s.key, s.value);
@@ -248,13 +248,13 @@ void CheckRanksAgreeOnJob(Communicator& all, const JobConfig& job,
   CheckRanksAgree(all, items,
                   "every rank must load the same job file with the same --set, --style and "
                   "--content options");
-  CheckRanksAgree(all,
-                  {{"the number of content files in " + job.data.content_dir,
-                    std::to_string(content_files.size())},
-                   {"the content files (relative paths and sizes, hashed)",
-                    ContentListHash(job.data.content_dir, content_files)}},
-                  "every rank must see the same content folder (a shared file system, or "
-                  "identical copies)");
+  CheckRanksAgree(
+      all,
+      {{"the number of content files in " + job.data.content_dir,
+        std::to_string(inputs.content_files)},
+       {"the content files (relative paths and sizes, hashed)", inputs.content_list_hash}},
+      "every rank must see the same content folder (a shared file system, or "
+      "identical copies)");
   CheckRanksAgree(all, inputs.file_hashes,
                   "every rank must read the same style images and model files (a shared file "
                   "system, or identical copies)");

@@ -19,21 +19,22 @@ namespace stylefleet {
 std::string FileContentHash(const std::string& path, bool sampled);
 
 /// What a rank reads of a job besides its settings: the content files
-/// (ListImageFiles) and a hash of each other input file, by its role: every
-/// style image (whole), the loss-network weights and job.base_model
-/// (sampled). Files at the same path may differ between nodes.
+/// (their number and ContentListHash) and a hash of each other input file, by
+/// its role: every style image (whole), the loss-network weights and
+/// job.base_model (sampled). Files at the same path may differ between nodes.
 struct JobInputs {
-  std::vector<std::string> content_files;
+  size_t content_files = 0;
+  std::string content_list_hash;
   std::vector<std::pair<std::string, std::string>> file_hashes;  ///< {role, hash}
 };
 /// FileContentHash(path, false) of a file that holds `bytes`.
 std::string BytesContentHash(const std::vector<uint8_t>& bytes);
 
-/// The inputs of `job` whose content folder lists as `content_files`. A style
-/// image in `style_image_hashes` (file -> BytesContentHash of the bytes a
-/// rank decoded: TrainPlan) takes that hash instead of the file's now, so
-/// that the ranks compare what they train on.
-JobInputs ReadJobInputs(const JobConfig& job, std::vector<std::string> content_files,
+/// The inputs of `job` whose content folder lists as `content_files` files
+/// with ContentListHash `content_list_hash`. A style image in `style_image_hashes` (file ->
+/// BytesContentHash of the bytes a rank decoded: TrainPlan) takes that hash instead of the file's
+/// now, so that the ranks compare what they train on.
+JobInputs ReadJobInputs(const JobConfig& job, size_t content_files, std::string content_list_hash,
                         const std::map<std::string, std::string>& style_image_hashes = {});
 
 /// Collective over `all`: compares every setting of `job` whose Agreement is

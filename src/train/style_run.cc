@@ -127,7 +127,7 @@ bool StyleRun::Prepare() {
     }
     // What this run trains with, for the next resume to compare (train/preflight.h).
     RecordRunSettings(style_.output_dir,
-                      RunSettings(job_, style_, control_.size(), context_.content_list));
+                      RunSettings(job_, style_, control_.size(), context_.plan->ContentList()));
   });
   ComputeStyleGrams();
   BuildModel();

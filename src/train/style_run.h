@@ -34,9 +34,6 @@ struct StyleRunContext {
   RankRuntime* runtime = nullptr;
   int group_index = 0;
   TrainingMetrics* metrics = nullptr;
-  /// DescribeContentList of `files`, for the settings record (listed once: a
-  /// sweep's runs share it).
-  std::string content_list;
 };
 
 /// What a step cost, shared by the styles trained in it.

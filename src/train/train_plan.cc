@@ -12,6 +12,14 @@
 
 namespace stylefleet {
 
+std::string TrainPlan::ContentList() const {
+  return DescribeContentList(content_files.size(), content_list_hash);
+}
+
+JobInputs TrainPlan::Inputs() const {
+  return ReadJobInputs(job, content_files.size(), content_list_hash, style_image_hashes);
+}
+
 const RgbImage& TrainPlan::StyleImageOf(const StyleSpec& style) const {
   const auto found = style_images.find({style.image, style.training.style_image_size});
   SF_CHECK(found != style_images.end(),
@@ -43,11 +51,11 @@ std::unique_ptr<TrainPlan> PlanTraining(const JobConfig& job,
   plan->only_styles = only_styles;
   plan->runs = SelectRuns(plan->job, only_styles);
   plan->content_files = ListImageFiles(plan->job.data.content_dir);
+  plan->content_list_hash = ContentListHash(plan->job.data.content_dir, plan->content_files);
   const std::vector<std::string> bad_images = DecodeStyleImages(plan.get());
   // Every rank must run the same job on the same data (the style images as
   // decoded): compared before a rank's own failure can leave the others waiting.
-  CheckRanksAgreeOnJob(world.all(), plan->job, only_styles,
-                       ReadJobInputs(plan->job, plan->content_files, plan->style_image_hashes));
+  CheckRanksAgreeOnJob(world.all(), plan->job, only_styles, plan->Inputs());
   if (!bad_images.empty()) throw DataError(bad_images.front());
   plan->schedule =
       PlanStyles(static_cast<int>(plan->runs.size()), world.info().size, RanksPerRun(plan->job));

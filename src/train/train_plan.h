@@ -14,6 +14,7 @@
 #include "comm/world.h"
 #include "config/job_config.h"
 #include "data/image.h"
+#include "train/rank_agreement.h"
 #include "train/style_schedule.h"
 #include "train/test_hooks.h"
 
@@ -34,12 +35,17 @@ struct TrainPlan {
   std::vector<const StyleSpec*> runs;    ///< SelectRuns(job, only_styles)
   StyleSchedule schedule;                ///< `runs` laid onto the launch's ranks
   std::vector<std::string> content_files;  ///< ListImageFiles(job.data.content_dir)
+  std::string content_list_hash;           ///< ContentListHash of content_files (one stat per file)
   StyleImages style_images;  ///< every style of `runs` (DecodeStyleImages); empty before
   /// BytesContentHash (train/rank_agreement.h) of the bytes each style image
   /// was decoded from, by file: what the ranks compare.
   std::map<std::string, std::string> style_image_hashes;
   TestHooks hooks;  ///< this rank's test-only hooks; none outside tests
 
+  /// DescribeContentList of the content files, for the runs' settings records.
+  std::string ContentList() const;
+  /// JobInputs (train/rank_agreement.h) of this plan: what the ranks compare.
+  JobInputs Inputs() const;
   /// The image `style` trains on, cropped to its style_image_size. Throws
   /// Error when DecodeStyleImages did not decode it.
   const RgbImage& StyleImageOf(const StyleSpec& style) const;

@@ -253,13 +253,7 @@ TrainOutcome TrainJob(const TrainPlan& plan, const TrainRunOptions& options, Wor
   // Under mpirun the ranks' output is interleaved (and usually a file): no progress line.
   PassContext pass{&job,   &files,  options.progress && me.size == 1, runtime.get(), &vgg,
                    &clock, &metrics};
-  StyleRunContext context{&plan,
-                          &vgg,
-                          &options,
-                          runtime.get(),
-                          group_index,
-                          &metrics,
-                          DescribeContentList(job.data.content_dir, files)};
+  StyleRunContext context{&plan, &vgg, &options, runtime.get(), group_index, &metrics};
   TrainOutcome outcome;
   const auto& mine = schedule.styles_of_group[static_cast<size_t>(group_index)];
   size_t number = 0;

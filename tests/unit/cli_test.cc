@@ -681,6 +681,8 @@ TEST(CliTest, TrainListsAgreesPlansAndDecodesOnce) {
                           " -v train --no-progress --threads 1 " + "job.yaml");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(LinesWith(r.output, "listed 2 image(s) in " + dir / "photos"), 1u) << r.output;
+  EXPECT_EQ(LinesWith(r.output, "hashed the sizes of 2 content file(s) in " + dir / "photos"), 1u)
+      << r.output;
   EXPECT_EQ(LinesWith(r.output, "comparing the job and its inputs"), 1u) << r.output;
   EXPECT_EQ(LinesWith(r.output, "planning 3 run(s) over 1 rank(s)"), 1u) << r.output;
   EXPECT_EQ(LinesWith(r.output, "decoded style image " + images[0]), 1u) << r.output;

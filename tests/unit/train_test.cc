@@ -288,6 +288,12 @@ TEST_F(TrainTest, InProcessRanksThatDisagreeOnAKeyStopNamingIt) {
   EXPECT_FALSE(fs::exists(dir_ / "o/style"));
 }
 
+// DescribeContentList of the content folder `dir` as listed now.
+std::string ContentListOf(const std::string& dir) {
+  const std::vector<std::string> files = ListImageFiles(dir);
+  return DescribeContentList(files.size(), ContentListHash(dir, files));
+}
+
 // The first problem each of two in-process ranks reports when rank 0 reads
 // `first` and rank 1 `second` of `job` ("" for a rank that agrees).
 std::vector<std::string> AgreementErrors(const JobConfig& job, const JobInputs& first,
@@ -317,8 +323,9 @@ TEST_F(TrainTest, RanksThatSeeDifferentContentFilesAreStopped) {
   std::vector<std::string> other = files;
   other.back() = dir_ / "style.png";  // same count, another file
   for (const auto& second : {fewer, other}) {
-    const std::vector<std::string> errors =
-        AgreementErrors(job, JobInputs{files, {}}, JobInputs{second, {}});
+    const std::vector<std::string> errors = AgreementErrors(
+        job, JobInputs{files.size(), ContentListHash(job.data.content_dir, files), {}},
+        JobInputs{second.size(), ContentListHash(job.data.content_dir, second), {}});
     const std::string expected =
         second.size() < files.size()
             ? "ranks disagree on the number of content files in " + job.data.content_dir +
@@ -333,10 +340,10 @@ TEST_F(TrainTest, RanksThatSeeDifferentContentFilesAreStopped) {
 // trial: only the path was compared).
 TEST_F(TrainTest, RanksThatReadDifferentStyleImagesAreStopped) {
   const JobConfig job = Job(dir_ / "o");
-  const JobInputs first = ReadJobInputs(job, {});
+  const JobInputs first = ReadJobInputs(job, 0, "");
   ASSERT_EQ(first.file_hashes.size(), 1u);  // random loss network: no weights file
   SaveImageFile(testing::MakeTestImage(90, 90, 6), dir_ / "style.png");
-  const JobInputs second = ReadJobInputs(job, {});
+  const JobInputs second = ReadJobInputs(job, 0, "");
   const std::vector<std::string> errors = AgreementErrors(job, first, second);
   const std::string expected = "ranks disagree on the style image " + (dir_ / "style.png") +
                                " (size and bytes, hashed): rank 0 has '" +
@@ -360,8 +367,8 @@ TEST_F(TrainTest, RanksCompareTheStyleImageBytesTheyDecoded) {
   // One hash for the same bytes, read whole or decoded.
   EXPECT_EQ(plan.style_image_hashes[image], FileContentHash(image, false));
   SaveImageFile(testing::MakeTestImage(90, 90, 6), image);  // replaced after the decode
-  const JobInputs decoded = ReadJobInputs(job, {}, plan.style_image_hashes);
-  const JobInputs now = ReadJobInputs(job, {});
+  const JobInputs decoded = ReadJobInputs(job, 0, "", plan.style_image_hashes);
+  const JobInputs now = ReadJobInputs(job, 0, "");
   const std::vector<std::string> errors = AgreementErrors(job, decoded, now);
   const std::string expected = "ranks disagree on the style image " + image;
   for (const auto& e : errors) EXPECT_EQ(e.substr(0, expected.size()), expected) << e;
@@ -1399,9 +1406,9 @@ TEST_F(TrainTest, AResumeSaysThatTheContentFolderChanged) {
                             " --no-progress --threads 1 --set monitoring.listen=off"
                             " --set monitoring.linger_seconds=0";
   ASSERT_EQ(testing::RunCommand(train + " --set training.max_steps=2").exit_code, 0);
-  const std::string before = DescribeContentList(dir_ / "photos", ListImageFiles(dir_ / "photos"));
+  const std::string before = ContentListOf(dir_ / "photos");
   SaveImageFile(testing::MakeTestImage(80, 72, 9), dir_ / "photos/extra.png");
-  const std::string after = DescribeContentList(dir_ / "photos", ListImageFiles(dir_ / "photos"));
+  const std::string after = ContentListOf(dir_ / "photos");
   EXPECT_EQ(before.substr(0, 8), "8 files,");
   const testing::CommandResult resumed = testing::RunCommand(train);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
@@ -1580,8 +1587,8 @@ TEST_F(TrainTest, EveryRecordedSettingIsRefusedOrResumedAsItsKindRequires) {
   const std::string trained = dir_ / "out/style", pristine = dir_ / "pristine";
   fs::copy(trained, pristine, fs::copy_options::recursive);
   const JobConfig job = Job("out", one_step);
-  const std::vector<Setting> recorded = RunSettings(
-      job, job.styles[0], 1, DescribeContentList(dir_ / "photos", ListImageFiles(dir_ / "photos")));
+  const std::vector<Setting> recorded =
+      RunSettings(job, job.styles[0], 1, ContentListOf(dir_ / "photos"));
   ASSERT_GT(recorded.size(), 40u);
   size_t refusals = 0, resumes = 0;
   for (const Setting& setting : recorded) {
