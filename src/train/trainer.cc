@@ -29,8 +29,7 @@ namespace {
 
 // What the passes of one rank share.
 struct PassContext {
-  const JobConfig* job = nullptr;
-  const std::vector<std::string>* files = nullptr;
+  const TrainPlan* plan = nullptr;  ///< the job and its content files
   bool progress = false;
   RankRuntime* runtime = nullptr;
   const Vgg16* vgg = nullptr;
@@ -41,16 +40,17 @@ struct PassContext {
 // Styles that stand at the same position share the loader; its step count
 // follows from the first.
 BatchLoader MakeLoader(const PassContext& c, const TrainingOptions& t, const RunPosition& at) {
+  const JobConfig& job = c.plan->job;
   LoaderOptions o;
-  o.image_size = c.job->data.image_size;
+  o.image_size = job.data.image_size;
   o.batch_size = t.batch_size;
-  o.threads = c.job->data.loader_threads;
-  o.prefetch_batches = c.job->data.prefetch_batches;
-  o.max_image_pixels = c.job->data.max_image_pixels;
-  o.seed = c.job->seed;
+  o.threads = job.data.loader_threads;
+  o.prefetch_batches = job.data.prefetch_batches;
+  o.max_image_pixels = job.data.max_image_pixels;
+  o.seed = job.seed;
   o.rank = c.runtime->control().rank();
   o.world = c.runtime->control().size();
-  return BatchLoader(*c.files, o, LoaderPosition{at.epoch, at.batch});
+  return BatchLoader(c.plan->content_files, o, LoaderPosition{at.epoch, at.batch});
 }
 
 // The position after training on `batch`.
@@ -229,7 +229,6 @@ TrainOutcome TrainJob(const TrainPlan& plan, const TrainRunOptions& options, Wor
   const ProcessInfo& me = world.info();
   SF_CHECK(plan.schedule.world == me.size, "the plan is for another number of ranks");
   const std::vector<const StyleSpec*>& styles = plan.runs;
-  const std::vector<std::string>& files = plan.content_files;
   // CPU memory (a GPU's is checked by its allocator): one rank per host says it, for all.
   const bool says_memory = me.local_rank == 0 || me.size == 1;
   if (says_memory && !torch::cuda::is_available()) CheckMemoryBudget(job, me.local_size);
@@ -245,14 +244,13 @@ TrainOutcome TrainJob(const TrainPlan& plan, const TrainRunOptions& options, Wor
     SF_LOG(kInfo) << DescribeConvolutions(job.convolution);
   }
   const Vgg16 vgg = LoadLossNetwork(job, *runtime);
-  AnnounceJob(job, styles, schedule, *runtime, world, files.size());
+  AnnounceJob(job, styles, schedule, *runtime, world, plan.content_files.size());
 
   const auto null_metrics = MakeNullMetrics();
   TrainingMetrics& metrics = options.metrics != nullptr ? *options.metrics : *null_metrics;
   StepClock clock(runtime->device(), !options.trace_path.empty());
   // Under mpirun the ranks' output is interleaved (and usually a file): no progress line.
-  PassContext pass{&job,   &files,  options.progress && me.size == 1, runtime.get(), &vgg,
-                   &clock, &metrics};
+  PassContext pass{&plan, options.progress && me.size == 1, runtime.get(), &vgg, &clock, &metrics};
   StyleRunContext context{&plan, &vgg, &options, runtime.get(), group_index, &metrics};
   TrainOutcome outcome;
   const auto& mine = schedule.styles_of_group[static_cast<size_t>(group_index)];
