@@ -35,29 +35,20 @@ namespace {
 // keys that name files were given.
 void ReadSection(const std::string& key, const YAML::Node& value, JobConfig& job, Origins& origins,
                  Problems& problems) {
-  if (key == "job") {
-    ReadMap(value, key, JobFields(), job, problems);
-    if (value["output_dir"]) origins.output_dir = value["output_dir"].Mark();
-  } else if (key == "data") {
-    std::set<std::string> keys;
-    ReadMap(value, key, DataFields(), job.data, problems, &keys);
+  std::set<std::string> keys;
+  ForEachSection(job, [&](const char* section, const auto& table, auto& part) {
+    if (key == section) ReadMap(value, key, table, part, problems, &keys);
+  });
+  // Where the paths were given, for messages about them.
+  if (key == "job" && value["output_dir"]) origins.output_dir = value["output_dir"].Mark();
+  if (key == "data") {
     if (keys.count("content_dir")) origins.content_dir = value["content_dir"].Mark();
     const YAML::Node photos = value["validation_images"];
     if (photos && photos.IsSequence()) {
       for (const auto& photo : photos) origins.validation_images.push_back(photo.Mark());
     }
-  } else if (key == "loss_network") {
-    ReadMap(value, key, LossNetworkFields(), job.loss_network, problems);
-    if (value["weights"]) origins.weights = value["weights"].Mark();
-  } else if (key == "training") {
-    ReadMap(value, key, TrainingFields(), job.training, problems);
-  } else if (key == "checkpoint") {
-    ReadMap(value, key, CheckpointFields(), job.checkpoint, problems);
-  } else if (key == "distributed") {
-    ReadMap(value, key, DistributedFields(), job.distributed, problems);
-  } else if (key == "monitoring") {
-    ReadMap(value, key, MonitoringFields(), job.monitoring, problems);
   }
+  if (key == "loss_network" && value["weights"]) origins.weights = value["weights"].Mark();
 }
 
 // The paths of `job` made absolute against the job file's folder `base`; the

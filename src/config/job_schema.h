@@ -80,6 +80,21 @@ const FieldTable<DistributedOptions>& DistributedFields();
 const FieldTable<MonitoringOptions>& MonitoringFields();
 const FieldTable<StyleEntry>& StyleFields();
 
+// Calls visit(section, table, part) for each job-wide section of a job file
+// (job, data, loss_network, training, checkpoint, distributed, monitoring, in
+// that order), `part` being that section's part of `job` (const when `job` is):
+// the one place that pairs a section's name with its table and its struct.
+template <typename Job, typename Visit>
+void ForEachSection(Job& job, Visit&& visit) {
+  visit("job", JobFields(), job);
+  visit("data", DataFields(), job.data);
+  visit("loss_network", LossNetworkFields(), job.loss_network);
+  visit("training", TrainingFields(), job.training);
+  visit("checkpoint", CheckpointFields(), job.checkpoint);
+  visit("distributed", DistributedFields(), job.distributed);
+  visit("monitoring", MonitoringFields(), job.monitoring);
+}
+
 // The sections of a job file, and the keys of a seed-format file (the
 // TensorFlow project's conf/*.yml).
 const std::vector<std::string>& JobSections();

@@ -49,13 +49,10 @@ void AppendTable(std::ostringstream& out, const std::string& title, const FieldT
 
 std::string ConfigReference() {
   std::ostringstream out;
-  AppendTable(out, "job", JobFields());
-  AppendTable(out, "data", DataFields());
-  AppendTable(out, "loss_network", LossNetworkFields());
-  AppendTable(out, "training", TrainingFields());
-  AppendTable(out, "checkpoint", CheckpointFields());
-  AppendTable(out, "distributed", DistributedFields());
-  AppendTable(out, "monitoring", MonitoringFields());
+  const JobConfig defaults;
+  ForEachSection(defaults, [&](const char* section, const auto& table, const auto&) {
+    AppendTable(out, section, table);
+  });
   out << "### `styles` (a list; each entry a mapping, or the path of a seed-style file)\n\n"
          "Each mapping takes these keys, plus any key of `training` to override the job's "
          "default for this style.\n\n";
@@ -94,13 +91,9 @@ bool SameValues(const FieldTable<Target>& table, const Target& a, const Target& 
 
 std::vector<Setting> ListSettings(const JobConfig& job) {
   std::vector<Setting> out;
-  AppendSettings("job.", JobFields(), job, out);
-  AppendSettings("data.", DataFields(), job.data, out);
-  AppendSettings("loss_network.", LossNetworkFields(), job.loss_network, out);
-  AppendSettings("training.", TrainingFields(), job.training, out);
-  AppendSettings("checkpoint.", CheckpointFields(), job.checkpoint, out);
-  AppendSettings("distributed.", DistributedFields(), job.distributed, out);
-  AppendSettings("monitoring.", MonitoringFields(), job.monitoring, out);
+  ForEachSection(job, [&](const char* section, const auto& table, const auto& part) {
+    AppendSettings(section + std::string("."), table, part, out);
+  });
   for (const auto& style : job.styles) {
     const std::string prefix = "styles." + style.name + ".";
     AppendSettings(prefix, StyleFields(), StyleEntry{style.name, style.image, style.output_dir},
@@ -112,12 +105,12 @@ std::vector<Setting> ListSettings(const JobConfig& job) {
 
 std::vector<Setting> StyleRunSettings(const JobConfig& job, const StyleSpec& style) {
   std::vector<Setting> out;
-  AppendSettings("job.", JobFields(), job, out);
-  AppendSettings("data.", DataFields(), job.data, out);
-  AppendSettings("loss_network.", LossNetworkFields(), job.loss_network, out);
-  AppendSettings("checkpoint.", CheckpointFields(), job.checkpoint, out);
-  AppendSettings("distributed.", DistributedFields(), job.distributed, out);
-  AppendSettings("monitoring.", MonitoringFields(), job.monitoring, out);
+  ForEachSection(job, [&](const char* section, const auto& table, const auto& part) {
+    // The job's training defaults are not this run's: its own values follow.
+    if (std::string(section) != "training") {
+      AppendSettings(section + std::string("."), table, part, out);
+    }
+  });
   const std::string prefix = "styles." + style.name + ".";
   AppendSettings(prefix, StyleFields(), StyleEntry{style.name, style.image, style.output_dir}, out);
   AppendSettings(prefix, TrainingFields(), style.training, out);
@@ -126,13 +119,10 @@ std::vector<Setting> StyleRunSettings(const JobConfig& job, const StyleSpec& sty
 
 std::vector<KeyInfo> ListKeys() {
   std::vector<KeyInfo> out;
-  AppendKeys("job.", JobFields(), out);
-  AppendKeys("data.", DataFields(), out);
-  AppendKeys("loss_network.", LossNetworkFields(), out);
-  AppendKeys("training.", TrainingFields(), out);
-  AppendKeys("checkpoint.", CheckpointFields(), out);
-  AppendKeys("distributed.", DistributedFields(), out);
-  AppendKeys("monitoring.", MonitoringFields(), out);
+  const JobConfig defaults;
+  ForEachSection(defaults, [&](const char* section, const auto& table, const auto&) {
+    AppendKeys(section + std::string("."), table, out);
+  });
   AppendKeys("styles[].", StyleFields(), out);
   return out;
 }

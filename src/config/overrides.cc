@@ -133,8 +133,18 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
       continue;
     }
     const std::string& key = o.path[1];
+    bool known = false;
+    ForEachSection(job, [&](const char* name, const auto& table, auto& part) {
+      if (section != name) return;
+      ApplyOverride(o, section, table, part, problems);
+      known = true;
+    });
+    if (!known) {
+      problems.Add(where + UnknownKeyMessage("", section, JobSections()));
+      continue;
+    }
+    // A path given on the command line is relative to the working folder.
     if (section == "job") {
-      ApplyOverride(o, section, JobFields(), job, problems);
       if (key == "output_dir") {
         job.output_dir = ResolvePath(job.output_dir, cwd);
         origins.output_dir = YAML::Mark::null_mark();
@@ -142,7 +152,6 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
       if (key == "base_model" && !job.base_model.empty())
         job.base_model = ResolvePath(job.base_model, cwd);
     } else if (section == "data") {
-      ApplyOverride(o, section, DataFields(), job.data, problems);
       if (key == "content_dir") {
         job.data.content_dir = ResolvePath(job.data.content_dir, cwd);
         origins.content_dir = YAML::Mark::null_mark();
@@ -152,22 +161,9 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
         ResolveValidationImages(job.data, cwd);
         origins.validation_images.clear();
       }
-    } else if (section == "loss_network") {
-      ApplyOverride(o, section, LossNetworkFields(), job.loss_network, problems);
-      if (key == "weights") {
-        job.loss_network.weights = ResolvePath(job.loss_network.weights, cwd);
-        origins.weights = YAML::Mark::null_mark();
-      }
-    } else if (section == "training") {
-      ApplyOverride(o, section, TrainingFields(), job.training, problems);
-    } else if (section == "checkpoint") {
-      ApplyOverride(o, section, CheckpointFields(), job.checkpoint, problems);
-    } else if (section == "distributed") {
-      ApplyOverride(o, section, DistributedFields(), job.distributed, problems);
-    } else if (section == "monitoring") {
-      ApplyOverride(o, section, MonitoringFields(), job.monitoring, problems);
-    } else {
-      problems.Add(where + UnknownKeyMessage("", section, JobSections()));
+    } else if (section == "loss_network" && key == "weights") {
+      job.loss_network.weights = ResolvePath(job.loss_network.weights, cwd);
+      origins.weights = YAML::Mark::null_mark();
     }
   }
 }
