@@ -63,9 +63,6 @@ class NullMetrics : public TrainingMetrics {
   void BadStep(const std::string&) override {}
   void CollectiveStalls(int64_t) override {}
   void StyleFinished(const std::string&) override {}
-  void Finish() override {}
-  std::string endpoint() const override { return ""; }
-  std::string Text() const override { return ""; }
 };
 
 // "host:port" -> (host, port); throws on a malformed address.
@@ -175,7 +172,7 @@ std::string ProbeConnection(const std::string& host, const std::string& port) {
   return reason;
 }
 
-class PrometheusMetrics : public TrainingMetrics {
+class PrometheusMetrics : public MetricsExporter {
  public:
   PrometheusMetrics(const PrometheusOptions& options, const MetricsIdentity& identity)
       : options_(options),
@@ -515,7 +512,7 @@ class PrometheusMetrics : public TrainingMetrics {
 
 std::unique_ptr<TrainingMetrics> MakeNullMetrics() { return std::make_unique<NullMetrics>(); }
 
-std::unique_ptr<TrainingMetrics> MakePrometheusMetrics(const PrometheusOptions& options,
+std::unique_ptr<MetricsExporter> MakePrometheusMetrics(const PrometheusOptions& options,
                                                        const MetricsIdentity& identity) {
   return std::make_unique<PrometheusMetrics>(options, identity);
 }

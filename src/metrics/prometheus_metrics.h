@@ -25,10 +25,25 @@ struct PrometheusOptions {
   double push_interval_seconds = 10;
 };
 
+/// The metrics the trainer reports to, served and/or pushed. What the trainer
+/// sees is TrainingMetrics; the end of the export, the address and the text
+/// are the launcher's (train/launch.cc) and the tests'.
+class MetricsExporter : public TrainingMetrics {
+ public:
+  /// Training is over: mark the process finished (stylefleet_finished 1, so
+  /// that its end is not mistaken for a dead rank), push a last time, and keep
+  /// serving until a scrape has read the final values (at most the linger time).
+  virtual void Finish() = 0;
+  /// host:port this process serves /metrics on; empty when not serving.
+  virtual std::string endpoint() const = 0;
+  /// The current values in Prometheus's text format (what /metrics returns).
+  virtual std::string Text() const = 0;
+};
+
 /// Starts the exposer (and pusher). Throws Error when the address cannot be
 /// bound (with listen_strict, or when no free port is left either), naming it
 /// and the config key.
-std::unique_ptr<TrainingMetrics> MakePrometheusMetrics(const PrometheusOptions& options,
+std::unique_ptr<MetricsExporter> MakePrometheusMetrics(const PrometheusOptions& options,
                                                        const MetricsIdentity& identity);
 
 }  // namespace stylefleet

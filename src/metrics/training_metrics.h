@@ -1,6 +1,6 @@
 // The narrow metrics interface the trainer reports to. Implementations: the
-// Prometheus exporter (prometheus_metrics.h, the only prometheus-cpp user) and
-// a null sink. Torch-free and vendor-free.
+// Prometheus exporter (prometheus_metrics.h, the only prometheus-cpp user,
+// whose lifecycle is the launcher's) and a null sink. Torch-free and vendor-free.
 //
 // Thread-safety: called from the training thread only; implementations may
 // serve the values from other threads (an HTTP exposer) and synchronise inside.
@@ -60,15 +60,6 @@ class TrainingMetrics {
   /// Collectives that waited past the stall warning (distributed.stall_warn_seconds).
   virtual void CollectiveStalls(int64_t count) = 0;
   virtual void StyleFinished(const std::string& style) = 0;
-  /// Training is over: mark the process finished (stylefleet_finished 1, so
-  /// that its end is not mistaken for a dead rank), push a last time, and keep
-  /// serving until a scrape has read the final values (at most the linger time).
-  virtual void Finish() = 0;
-  /// host:port this process serves /metrics on; empty when not serving.
-  virtual std::string endpoint() const = 0;
-  /// The current values in Prometheus's text format (what /metrics returns);
-  /// empty for a sink that keeps nothing.
-  virtual std::string Text() const = 0;
 };
 
 /// Reports nowhere.

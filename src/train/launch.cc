@@ -24,15 +24,14 @@ std::string WriteTargets(const JobConfig& job, const std::vector<std::string>& e
   return path;
 }
 
-// The Prometheus exporter of this rank, and (on rank 0) a file-based service
-// discovery file listing every rank's endpoint, for monitoring/prometheus.yml.
-std::unique_ptr<TrainingMetrics> StartMetrics(const JobConfig& job, World& world) {
+// The Prometheus exporter of this rank (none when monitoring is off), and (on
+// rank 0) a file-based service discovery file listing every rank's endpoint,
+// for monitoring/prometheus.yml. Collective over the world.
+std::unique_ptr<MetricsExporter> StartMetrics(const JobConfig& job, World& world) {
   const MonitoringOptions& m = job.monitoring;
   const ProcessInfo& me = world.info();
-  std::unique_ptr<TrainingMetrics> metrics;
-  if (m.listen == "off" && m.pushgateway.empty()) {
-    metrics = MakeNullMetrics();
-  } else {
+  std::unique_ptr<MetricsExporter> metrics;
+  if (m.listen != "off" || !m.pushgateway.empty()) {
     PrometheusOptions options;
     options.listen = m.listen == "off" ? "" : m.listen;
     options.listen_strict = m.listen_strict;
@@ -42,8 +41,9 @@ std::unique_ptr<TrainingMetrics> StartMetrics(const JobConfig& job, World& world
     metrics =
         MakePrometheusMetrics(options, MetricsIdentity{job.name, me.rank, me.local_rank, me.host});
   }
-  const auto endpoints = world.all().AllGather(metrics->endpoint(), "metrics endpoint allgather");
-  if (me.rank == 0 && !metrics->endpoint().empty()) {
+  const std::string endpoint = metrics ? metrics->endpoint() : "";
+  const auto endpoints = world.all().AllGather(endpoint, "metrics endpoint allgather");
+  if (me.rank == 0 && !endpoint.empty()) {
     const std::string path = WriteTargets(job, endpoints);
     SF_LOG(kInfo) << "Prometheus targets of all " << endpoints.size() << " rank(s) in " << path;
   }
@@ -54,9 +54,9 @@ std::unique_ptr<TrainingMetrics> StartMetrics(const JobConfig& job, World& world
 // scraped (or nobody scrapes): rank 0 then empties the targets list, so that
 // Prometheus stops scraping ranks that ended on purpose and no alert takes
 // them for dead. Collective over the world.
-void WithdrawTargets(const JobConfig& job, World& world, const TrainingMetrics& metrics) {
+void WithdrawTargets(const JobConfig& job, World& world, const MetricsExporter* metrics) {
   world.all().Barrier();  // every rank has lingered
-  if (world.info().rank != 0 || metrics.endpoint().empty()) return;
+  if (world.info().rank != 0 || metrics == nullptr || metrics->endpoint().empty()) return;
   const std::string path = WriteTargets(job, {});
   SF_LOG(kInfo) << "job finished: the targets in " << path << " are withdrawn";
 }
@@ -64,8 +64,8 @@ void WithdrawTargets(const JobConfig& job, World& world, const TrainingMetrics& 
 // The exporter's web server takes up to about half a second to stop (its
 // threads poll with a timeout), and the process ends right after training:
 // the metrics are kept, reachable, until exit instead of being stopped.
-void KeepUntilExit(std::unique_ptr<TrainingMetrics> metrics) {
-  static auto* const kept = new std::vector<std::unique_ptr<TrainingMetrics>>();
+void KeepUntilExit(std::unique_ptr<MetricsExporter> metrics) {
+  static auto* const kept = new std::vector<std::unique_ptr<MetricsExporter>>();
   kept->push_back(std::move(metrics));
 }
 
@@ -128,17 +128,17 @@ int TrainValidJob(const TrainPlan& plan, const TrainRunOptions& options, World& 
   const ProcessInfo& me = world.info();
   // Held until training ends (or the process dies): one run per style folder.
   const std::vector<FileLock> locks = LockStyleFolders(plan, world);
-  std::unique_ptr<TrainingMetrics> metrics = StartMetrics(job, world);
+  std::unique_ptr<MetricsExporter> metrics = StartMetrics(job, world);
   TrainRunOptions with_metrics = options;
-  with_metrics.metrics = metrics.get();
+  with_metrics.metrics = metrics.get();  // none: TrainJob reports nowhere
   const TrainOutcome outcome = TrainJob(plan, with_metrics, world);
   if (outcome.stopped) {
     // Preempted: checkpoints are written; leave now, without lingering.
     if (me.rank == 0) SF_LOG(kWarning) << "stopped by signal; rerun the same command to resume";
     return kExitOk;
   }
-  metrics->Finish();
-  WithdrawTargets(job, world, *metrics);
+  if (metrics) metrics->Finish();
+  WithdrawTargets(job, world, metrics.get());
   KeepUntilExit(std::move(metrics));
   if (!outcome.failed_styles.empty()) {
     std::string names;

@@ -24,7 +24,7 @@
 namespace stylefleet {
 namespace {
 
-std::unique_ptr<TrainingMetrics> Offline() {
+std::unique_ptr<MetricsExporter> Offline() {
   PrometheusOptions options;
   options.listen = "";  // registry only
   return MakePrometheusMetrics(options, MetricsIdentity{"jobx", 3, 1, "nodeA"});
@@ -199,7 +199,7 @@ std::string StatusLine(int port, const std::string& path, int timeout_ms = 20000
   return response.substr(0, response.find("\r\n"));
 }
 
-int ServerPort(const TrainingMetrics& m) {
+int ServerPort(const MetricsExporter& m) {
   const std::string endpoint = m.endpoint();
   return std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
 }

@@ -33,9 +33,6 @@ class RecordingMetrics : public TrainingMetrics {
   void BadStep(const std::string& style) override { ++bad_steps[style]; }
   void CollectiveStalls(int64_t count) override { stalls += count; }
   void StyleFinished(const std::string& style) override { finished.push_back(style); }
-  void Finish() override {}
-  std::string endpoint() const override { return ""; }
-  std::string Text() const override { return ""; }
 
   std::vector<Start> started;                         ///< in call order
   std::map<std::string, std::vector<int64_t>> steps;  ///< StepDone's steps per style
