@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "comm/stall_inspector.h"
 #include "comm/world.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -45,20 +46,35 @@ int WorldRank() {
     }                                                                                             \
   } while (0)
 
-std::atomic<int64_t> g_stall_warnings{0};
-
 // MPI counts are int: large buffers go in chunks.
 constexpr size_t kMaxChunk = static_cast<size_t>(INT_MAX) / 8;
-
-struct CollectiveTimeouts {
-  double warn_seconds = 60;
-  double timeout_seconds = 600;
-};
 
 // How long World::Abort waits for MPI_Abort before the process ends by itself.
 constexpr int kAbortGraceSeconds = 5;
 
-// Tag of the "waiting at collective N" notices of the stall detector.
+// This process's rank in `comm`.
+int RankIn(MPI_Comm comm) {
+  int rank = 0;
+  SF_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  return rank;
+}
+
+// The world rank of each rank of `comm`.
+std::vector<int> WorldRanksOf(MPI_Comm comm) {
+  int size = 1;
+  SF_MPI_CHECK(MPI_Comm_size(comm, &size));
+  std::vector<int> ranks(static_cast<size_t>(size)), world_ranks(static_cast<size_t>(size));
+  for (int r = 0; r < size; ++r) ranks[static_cast<size_t>(r)] = r;
+  MPI_Group mine, world;
+  MPI_Comm_group(comm, &mine);
+  MPI_Comm_group(MPI_COMM_WORLD, &world);
+  MPI_Group_translate_ranks(mine, size, ranks.data(), world, world_ranks.data());
+  MPI_Group_free(&mine);
+  MPI_Group_free(&world);
+  return world_ranks;
+}
+
+// Tag of the "waiting at collective N" notices of the stall inspector.
 constexpr int kWaitingTag = 7301;
 // The point-to-point messages of the fixed-order gradient sum.
 constexpr int kTreeTag = 7302;
@@ -67,24 +83,15 @@ class MpiCommunicator : public Communicator {
  public:
   // Collective over `comm` (it duplicates it). `world_hosts`: the host of each
   // world rank, for naming the ranks a collective waits for.
-  MpiCommunicator(MPI_Comm comm, const CollectiveTimeouts& timeouts,
+  MpiCommunicator(MPI_Comm comm, const StallTimeouts& timeouts,
                   std::shared_ptr<const std::vector<std::string>> world_hosts)
-      : comm_(comm), timeouts_(timeouts), world_hosts_(std::move(world_hosts)) {
+      : comm_(comm), stalls_(RankIn(comm), WorldRanksOf(comm), timeouts) {
     SF_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
     SF_MPI_CHECK(MPI_Comm_size(comm_, &size_));
     // A separate channel for stall notices, so they never match collective traffic.
     SF_MPI_CHECK(MPI_Comm_dup(comm_, &notices_));
     MPI_Comm_set_errhandler(notices_, MPI_ERRORS_RETURN);
-    announced_.assign(static_cast<size_t>(size_), -1);
-    world_ranks_.resize(static_cast<size_t>(size_));
-    MPI_Group mine, world;
-    MPI_Comm_group(comm_, &mine);
-    MPI_Comm_group(MPI_COMM_WORLD, &world);
-    std::vector<int> ranks(static_cast<size_t>(size_));
-    for (int r = 0; r < size_; ++r) ranks[static_cast<size_t>(r)] = r;
-    MPI_Group_translate_ranks(mine, size_, ranks.data(), world, world_ranks_.data());
-    MPI_Group_free(&mine);
-    MPI_Group_free(&world);
+    stalls_.set_world_hosts(std::move(world_hosts));
   }
   ~MpiCommunicator() override {
     if (notices_ != MPI_COMM_NULL) MPI_Comm_free(&notices_);
@@ -94,7 +101,7 @@ class MpiCommunicator : public Communicator {
   int size() const override { return size_; }
   std::string backend() const override { return "mpi"; }
   void set_world_hosts(std::shared_ptr<const std::vector<std::string>> world_hosts) {
-    world_hosts_ = std::move(world_hosts);
+    stalls_.set_world_hosts(std::move(world_hosts));
   }
 
  protected:
@@ -198,81 +205,37 @@ class MpiCommunicator : public Communicator {
   }
 
  private:
-  // Polls a non-blocking collective: a warning once it has waited warn_seconds
-  // (a peer is slow, stalled or dead), an exception after timeout_seconds, so
+  // Polls a non-blocking collective: a warning once it has waited
+  // stall_warn_seconds (a peer is slow, stalled or dead, named by the stall
+  // inspector from the peers' notices), an exception after timeout_seconds, so
   // the caller aborts the launch instead of hanging forever.
-  //
-  // Naming the ranks that have not arrived: every collective has a sequence
-  // number (all ranks call them in the same order). A rank that has waited
-  // half of warn_seconds tells the others "I am waiting at N" on a separate
-  // communicator; at warn_seconds, the ranks whose latest notice is older
-  // than N are the ones that have not reached this collective. Fast
-  // collectives send nothing.
   void Wait(MPI_Request& request, const std::string& what) {
-    const int64_t sequence = ++sequence_;
+    const int64_t sequence = stalls_.Start();
     const auto start = std::chrono::steady_clock::now();
-    bool warned = false, announced = false;
     for (int polls = 0;; ++polls) {
       int done = 0;
       SF_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
       if (done) return;
       const double waited =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (waited > timeouts_.warn_seconds / 2) {
-        if (!announced) {
-          announced = true;
-          Announce(sequence);
-        }
-        ReadNotices();
-      }
-      if (!warned && waited > timeouts_.warn_seconds) {
-        warned = true;
-        g_stall_warnings.fetch_add(1);
-        SF_LOG(kWarning) << "rank " << WorldRank() << " has waited " << static_cast<int>(waited)
-                         << " s in a " << what << " of " << size_
-                         << " ranks: a peer is slow, stalled or dead "
-                            "(distributed.stall_warn_seconds); "
-                         << Missing(sequence);
-      }
-      if (waited > timeouts_.timeout_seconds) {
+      if (stalls_.ShouldAnnounce(waited)) Announce(sequence);
+      if (stalls_.Listening(waited)) ReadNotices();
+      const std::string warning = stalls_.Warning(waited, what);
+      if (!warning.empty()) SF_LOG(kWarning) << warning;
+      const std::string timeout = stalls_.Timeout(waited, what);
+      if (!timeout.empty()) {
         MPI_Cancel(&request);
-        throw Error("rank " + std::to_string(WorldRank()) + ": " + what + " of " +
-                    std::to_string(size_) + " ranks did not complete within " +
-                    std::to_string(static_cast<int>(timeouts_.timeout_seconds)) +
-                    " s (distributed.timeout_seconds): a peer rank is stalled or dead, or its "
-                    "host is lost; " +
-                    Missing(sequence));
+        throw Error(timeout);
       }
       // Spin briefly (most collectives complete within microseconds), then yield the core.
       if (polls > 1000) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }
 
-  // "rank 3 (host b) has not reached it": the peers that have not said they
-  // wait in collective `sequence`, with their hosts.
-  std::string Missing(int64_t sequence) const {
-    std::string missing;
-    int count = 0;
-    for (int r = 0; r < size_; ++r) {
-      if (r == rank_ || announced_[static_cast<size_t>(r)] >= sequence) continue;
-      const int world_rank = world_ranks_[static_cast<size_t>(r)];
-      missing += (missing.empty() ? "" : ", ") + std::to_string(world_rank);
-      if (world_hosts_ && world_rank >= 0 &&
-          static_cast<size_t>(world_rank) < world_hosts_->size()) {
-        missing += " (host " + (*world_hosts_)[static_cast<size_t>(world_rank)] + ")";
-      }
-      ++count;
-    }
-    if (count == 0) return "every peer reports waiting too";
-    return std::string(count == 1 ? "rank " : "ranks ") + missing +
-           (count == 1 ? " has" : " have") + " not reached it";
-  }
-
   // Tells every peer that this rank waits in collective `sequence`. Small
   // messages go out eagerly; the requests are released, not waited for (a
   // dead peer never receives).
   void Announce(int64_t sequence) {
-    announced_[static_cast<size_t>(rank_)] = sequence;
     outgoing_ = sequence;
     for (int r = 0; r < size_; ++r) {
       if (r == rank_) continue;
@@ -299,21 +262,16 @@ class MpiCommunicator : public Communicator {
                    MPI_STATUS_IGNORE) != MPI_SUCCESS) {
         return;
       }
-      int64_t& latest = announced_[static_cast<size_t>(status.MPI_SOURCE)];
-      latest = std::max(latest, sequence);
+      stalls_.Heard(status.MPI_SOURCE, sequence);
     }
   }
 
   MPI_Comm comm_;
   MPI_Comm notices_ = MPI_COMM_NULL;
-  CollectiveTimeouts timeouts_;
+  StallInspector stalls_;
   int rank_ = 0, size_ = 1;
-  int64_t sequence_ = 0;
   int64_t outgoing_ =
       0;  // the buffer of the notices in flight (one value is enough: it only grows)
-  std::vector<int64_t> announced_;  // newest collective each rank said it waits in
-  std::vector<int> world_ranks_;
-  std::shared_ptr<const std::vector<std::string>> world_hosts_;
 };
 
 class MpiWorld : public World {
@@ -356,7 +314,7 @@ class MpiWorld : public World {
     return std::make_unique<MpiCommunicator>(group, timeouts_, world_hosts_);
   }
   void SetCollectiveTimeouts(double warn_seconds, double timeout_seconds) override {
-    timeouts_ = CollectiveTimeouts{warn_seconds, timeout_seconds};
+    timeouts_ = StallTimeouts{warn_seconds, timeout_seconds};
     MPI_Comm world_copy = MPI_COMM_WORLD;
     all_ = std::make_unique<MpiCommunicator>(world_copy, timeouts_, world_hosts_);
   }
@@ -379,7 +337,7 @@ class MpiWorld : public World {
 
  private:
   ProcessInfo info_;
-  CollectiveTimeouts timeouts_;
+  StallTimeouts timeouts_;
   std::shared_ptr<const std::vector<std::string>> world_hosts_;
   std::unique_ptr<MpiCommunicator> all_;
 };
@@ -395,7 +353,5 @@ bool LaunchedByMpi() {
 }
 
 std::unique_ptr<World> MakeMpiWorld() { return std::make_unique<MpiWorld>(); }
-
-int64_t CollectiveStallWarnings() { return g_stall_warnings.load(); }
 
 }  // namespace stylefleet

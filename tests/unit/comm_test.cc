@@ -8,6 +8,7 @@
 
 #include "checkpoint/checkpoint_files.h"
 #include "comm/communicator.h"
+#include "comm/stall_inspector.h"
 #include "comm/world.h"
 #include "common/error.h"
 #include "rank_threads.h"
@@ -128,6 +129,49 @@ TEST(LocalWorldTest, SplitFormsGroupsOrderedByKey) {
   EXPECT_EQ(seen[0], std::make_pair(2, 1));
   EXPECT_EQ(seen[2], std::make_pair(2, 0));
   EXPECT_EQ(seen[3], std::make_pair(2, 0));
+}
+
+// The stall inspector, apart from MPI: a rank announces itself once, after
+// half the warning time; at the warning time it names the peers whose newest
+// notice is older than the collective (late and stale notices included), once
+// per collective; past the timeout it says why the wait ends.
+TEST(StallInspectorTest, NamesThePeersThatHaveNotReachedTheCollective) {
+  StallInspector stalls(0, {4, 5, 6}, StallTimeouts{10, 30});
+  stalls.set_world_hosts(std::make_shared<const std::vector<std::string>>(
+      std::vector<std::string>{"a", "a", "b", "b", "c", "d", "e"}));
+  EXPECT_EQ(stalls.Start(), 1);
+  EXPECT_FALSE(stalls.ShouldAnnounce(4.9));
+  EXPECT_FALSE(stalls.Listening(4.9));
+  EXPECT_TRUE(stalls.ShouldAnnounce(5.1));
+  EXPECT_FALSE(stalls.ShouldAnnounce(6));  // once per collective
+  EXPECT_TRUE(stalls.Listening(6));
+  EXPECT_EQ(stalls.Warning(9.9, "loss allreduce"), "");
+  stalls.Heard(2, 1);
+  const int64_t warnings = CollectiveStallWarnings();
+  EXPECT_EQ(stalls.Warning(10.5, "loss allreduce"),
+            "rank 4 has waited 10 s in a loss allreduce of 3 ranks: a peer is slow, stalled or "
+            "dead (distributed.stall_warn_seconds); rank 5 (host d) has not reached it");
+  EXPECT_EQ(CollectiveStallWarnings(), warnings + 1);
+  EXPECT_EQ(stalls.Warning(11, "loss allreduce"), "");  // once per collective
+  EXPECT_EQ(stalls.Timeout(29, "loss allreduce"), "");
+  EXPECT_EQ(stalls.Timeout(31, "loss allreduce"),
+            "rank 4: loss allreduce of 3 ranks did not complete within 30 s "
+            "(distributed.timeout_seconds): a peer rank is stalled or dead, or its host is lost; "
+            "rank 5 (host d) has not reached it");
+
+  // The next collective: rank 2's notice of the first is stale, rank 1's of
+  // this one arrives before an older one.
+  EXPECT_EQ(stalls.Start(), 2);
+  EXPECT_TRUE(stalls.ShouldAnnounce(6));
+  stalls.Heard(1, 2);
+  stalls.Heard(1, 1);
+  EXPECT_EQ(stalls.Warning(12, "barrier").substr(0, 25), "rank 4 has waited 12 s in");
+  EXPECT_NE(stalls.Timeout(40, "barrier").find("; rank 6 (host e) has not reached it"),
+            std::string::npos);
+  stalls.Heard(2, 2);
+  EXPECT_NE(stalls.Timeout(40, "barrier").find("; every peer reports waiting too"),
+            std::string::npos);
+  stalls.Heard(7, 2);  // not a rank of the communicator: ignored
 }
 
 TEST(GradientBucketsTest, BucketsRespectTheCapInReverseOrder) {
