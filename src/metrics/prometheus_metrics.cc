@@ -57,7 +57,7 @@ class NullMetrics : public TrainingMetrics {
  public:
   void StyleStarted(const std::string&, const std::vector<std::string>&, int, bool,
                     const std::vector<std::pair<std::string, std::string>>&) override {}
-  void StepDone(const std::string&, const StepReport&) override {}
+  void OnStep(const StepEvent&) override {}
   void ImagesSkipped(int64_t) override {}
   void CheckpointWritten(const std::string&, double) override {}
   void BadStep(const std::string&) override {}
@@ -293,29 +293,34 @@ class PrometheusMetrics : public MetricsExporter {
     s.last_checkpoint = &last_checkpoint_->Add(l);
   }
 
-  void StepDone(const std::string& style, const StepReport& r) override {
-    auto it = series_.find(style);
-    if (it == series_.end()) return;
-    Series& s = it->second;
-    for (size_t i = 0; i < s.layers.size() && i < r.style_layers.size(); ++i) {
-      s.layers[i]->Set(r.style_layers[i]);
+  // Each style that had images in the step sets its series: a conditional
+  // network's styles their own terms and weights, on the steps that held them.
+  void OnStep(const StepEvent& e) override {
+    for (const StyleStepEvent& style : e.styles) {
+      auto it = series_.find(style.style);
+      if (it == series_.end() || style.step.images == 0) continue;
+      Series& s = it->second;
+      const LossValues& v = style.step;
+      for (size_t i = 0; i < s.layers.size() && i < v.style_layers.size(); ++i) {
+        s.layers[i]->Set(v.style_layers[i]);
+      }
+      s.loss["content"]->Set(v.content);
+      s.loss["style"]->Set(v.style);
+      s.loss["tv"]->Set(v.tv);
+      s.loss["total"]->Set(v.total);
+      s.weighted["content"]->Set(v.content * style.content_weight);
+      s.weighted["style"]->Set(v.style * style.style_weight);
+      s.weighted["tv"]->Set(v.tv * style.tv_weight);
+      s.steps->Increment();
+      s.images->Increment(static_cast<double>(v.images));
+      s.epoch->Set(e.epoch_position);
+      s.progress->Set(e.total_steps > 0 ? double(e.step) / double(e.total_steps) : 0.0);
+      s.eta->Set(e.eta_seconds);
+      s.learning_rate->Set(style.learning_rate);
+      s.step_seconds->Observe(e.step_seconds);
+      s.data_wait->Observe(e.data_wait_seconds);
+      s.allreduce->Observe(e.allreduce_seconds);
     }
-    s.loss["content"]->Set(r.content);
-    s.loss["style"]->Set(r.style);
-    s.loss["tv"]->Set(r.tv);
-    s.loss["total"]->Set(r.total);
-    s.weighted["content"]->Set(r.content * r.content_weight);
-    s.weighted["style"]->Set(r.style * r.style_weight);
-    s.weighted["tv"]->Set(r.tv * r.tv_weight);
-    s.steps->Increment();
-    s.images->Increment(static_cast<double>(r.images));
-    s.epoch->Set(r.epoch);
-    s.progress->Set(r.total_steps > 0 ? double(r.step) / double(r.total_steps) : 0.0);
-    s.eta->Set(r.eta_seconds);
-    s.learning_rate->Set(r.learning_rate);
-    s.step_seconds->Observe(r.step_seconds);
-    s.data_wait->Observe(r.data_wait_seconds);
-    s.allreduce->Observe(r.allreduce_seconds);
   }
 
   void ImagesSkipped(int64_t count) override {

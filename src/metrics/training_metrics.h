@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "metrics/step_event.h"
+
 namespace stylefleet {
 
 /// Who this process is, for the `stylefleet_info` series.
@@ -22,26 +24,10 @@ struct MetricsIdentity {
   std::string host;
 };
 
-/// One optimisation step of one style, group-averaged loss values (the seed's
-/// unweighted terms), timings of this rank.
-struct StepReport {
-  int64_t step = 0;
-  int64_t total_steps = 0;
-  int64_t images = 0;  ///< images this step consumed across the group
-  double epoch = 0;    ///< fractional epoch position
-  double content = 0, style = 0, tv = 0, total = 0;
-  double content_weight = 0, style_weight = 0, tv_weight = 0;
-  std::vector<double> style_layers;  ///< in the order given to StyleStarted
-  double learning_rate = 0;
-  double step_seconds = 0;
-  double data_wait_seconds = 0;
-  double allreduce_seconds = 0;
-  double eta_seconds = 0;
-};
-
-class TrainingMetrics {
+/// A sink of step events (StepSink::OnStep: each style of the event that had
+/// images in the step sets its series) and of the rest of training's health.
+class TrainingMetrics : public StepSink {
  public:
-  virtual ~TrainingMetrics() = default;
   /// A style starts (or resumes) on this rank, in group `group`.
   /// `reports_losses`: this rank is its group's root and exports the style's
   /// series (the others would only duplicate the group averages). `labels`
@@ -51,7 +37,6 @@ class TrainingMetrics {
   virtual void StyleStarted(
       const std::string& style, const std::vector<std::string>& layers, int group,
       bool reports_losses, const std::vector<std::pair<std::string, std::string>>& labels = {}) = 0;
-  virtual void StepDone(const std::string& style, const StepReport& report) = 0;
   /// Content files that failed to decode (each counted once).
   virtual void ImagesSkipped(int64_t count) = 0;
   virtual void CheckpointWritten(const std::string& style, double unix_seconds) = 0;

@@ -55,34 +55,35 @@ bool IsFinalImageName(const std::string& name) {
          name.compare(name.size() - 4, 4, ".png") == 0;
 }
 
-nlohmann::json RecordJson(const StepRecord& r, const std::vector<std::string>& style_layers) {
+nlohmann::json RecordJson(const StepEvent& e, const StyleStepEvent& s,
+                          const std::vector<std::string>& style_layers) {
+  const LossValues& window = *s.window;
   nlohmann::json record;
-  record["step"] = r.step;
-  record["total_steps"] = r.total_steps;
-  record["epoch"] = r.epoch;
-  record["content_loss"] = r.values.content;
-  record["style_loss"] = r.values.style;
-  record["tv_loss"] = r.values.tv;
-  record["total_loss"] = r.values.total;
+  record["step"] = e.step;
+  record["total_steps"] = e.total_steps;
+  record["epoch"] = e.epoch;
+  record["content_loss"] = window.content;
+  record["style_loss"] = window.style;
+  record["tv_loss"] = window.tv;
+  record["total_loss"] = window.total;
   nlohmann::json layers;
-  for (size_t i = 0; i < style_layers.size(); ++i)
-    layers[style_layers[i]] = r.values.style_layers[i];
+  for (size_t i = 0; i < style_layers.size(); ++i) layers[style_layers[i]] = window.style_layers[i];
   record["style_loss_by_layer"] = layers;
   // What the losses are a mean over: the style's images since its previous
   // record (in the steps that updated the network). One step's values are
   // noise with small batches; they stay here and in the Prometheus gauges.
-  record["images"] = r.values.images;
-  if (r.step_values.images > 0) {
-    record["step_losses"] = {{"content_loss", r.step_values.content},
-                             {"style_loss", r.step_values.style},
-                             {"tv_loss", r.step_values.tv},
-                             {"total_loss", r.step_values.total},
-                             {"images", r.step_values.images}};
+  record["images"] = window.images;
+  if (s.step.images > 0) {
+    record["step_losses"] = {{"content_loss", s.step.content},
+                             {"style_loss", s.step.style},
+                             {"tv_loss", s.step.tv},
+                             {"total_loss", s.step.total},
+                             {"images", s.step.images}};
   }
-  record["images_per_second"] = r.images_per_second;
-  record["eta_seconds"] = r.eta_seconds;
-  record["skipped_images"] = r.skipped_images;
-  record["ranks"] = r.ranks;
+  record["images_per_second"] = e.window_images_per_second;
+  record["eta_seconds"] = e.eta_seconds;
+  record["skipped_images"] = e.skipped_images;
+  record["ranks"] = e.ranks;
   record["time"] =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   return record;
@@ -115,20 +116,24 @@ void RunOutputs::TrimMetrics(int64_t step) const {
   ReplaceFileDurably(path.string(), kept.str());
 }
 
-void RunOutputs::Record(const StepRecord& r) {
-  AppendMetricsLine(RecordJson(r, style_layers_).dump() + "\n", r.step);
+void RunOutputs::OnStep(const StepEvent& e) {
+  const auto mine = std::find_if(e.styles.begin(), e.styles.end(), [&](const StyleStepEvent& s) {
+    return s.style == style_name_ && s.window.has_value();
+  });
+  if (mine == e.styles.end()) return;
+  AppendMetricsLine(RecordJson(e, *mine, style_layers_).dump() + "\n", e.step);
 
+  const LossValues& window = *mine->window;
   std::ostringstream layer_text;
   for (size_t i = 0; i < style_layers_.size(); ++i) {
     layer_text << (i ? " " : "") << style_layers_[i] << "=" << std::setprecision(4)
-               << r.values.style_layers[i];
+               << window.style_layers[i];
   }
   std::ostringstream line;
-  line << std::setprecision(4) << "[" << style_name_ << "] step " << r.step << "/" << r.total_steps
-       << " | content " << r.values.content << " | style " << r.values.style << " ("
-       << layer_text.str() << ") | tv " << r.values.tv << " | total " << r.values.total << " | "
-       << std::setprecision(3) << r.images_per_second << " img/s | ETA "
-       << FormatDuration(r.eta_seconds);
+  line << std::setprecision(4) << "[" << style_name_ << "] step " << e.step << "/" << e.total_steps
+       << " | content " << window.content << " | style " << window.style << " (" << layer_text.str()
+       << ") | tv " << window.tv << " | total " << window.total << " | " << std::setprecision(3)
+       << e.window_images_per_second << " img/s | ETA " << FormatDuration(e.eta_seconds);
   SF_LOG(kInfo) << line.str();
 }
 
@@ -312,11 +317,12 @@ std::string FormatDuration(double seconds) {
   return text;
 }
 
-void PrintProgress(const std::string& style, int64_t step, int64_t total_steps, double loss,
-                   double images_per_second, double eta_seconds) {
-  std::printf("\r[%s] step %lld/%lld  loss %.4g  %.2f img/s  ETA %s   ", style.c_str(),
-              static_cast<long long>(step), static_cast<long long>(total_steps), loss,
-              images_per_second, FormatDuration(eta_seconds).c_str());
+void ProgressLine::OnStep(const StepEvent& e) {
+  std::printf("\r[%s] step %lld/%lld  loss %.4g  %.2f img/s  ETA %s   ", e.run.c_str(),
+              static_cast<long long>(e.step), static_cast<long long>(e.total_steps), e.total_loss,
+              double(e.images) / std::max(e.step_seconds, 1e-9),
+              FormatDuration(e.eta_seconds).c_str());
+  if (e.record) std::printf("\n");
   std::fflush(stdout);
 }
 

@@ -9,41 +9,26 @@
 #include <vector>
 
 #include "config/job_config.h"
+#include "metrics/step_event.h"
 #include "model/transformer_net.h"
 #include "step/training_step.h"
 
 namespace stylefleet {
 
-/// One logged step of one style.
-struct StepRecord {
-  int64_t step = 0;
-  int64_t total_steps = 0;
-  int64_t epoch = 0;
-  /// Group averages over the logging window: the images of the steps since
-  /// the style's last record that updated the network.
-  StyleStepValues values;
-  /// The recorded step's own group averages (`images` 0: the step held none
-  /// of the style's images).
-  StyleStepValues step_values;
-  double images_per_second = 0;
-  double eta_seconds = 0;
-  int64_t skipped_images = 0;
-  int ranks = 1;
-};
-
 /// The files of one style's folder that grow during training. Used on the
 /// group root only; throws Error when a file cannot be written.
-class RunOutputs {
+class RunOutputs : public StepSink {
  public:
   RunOutputs(std::string style_dir, std::string style_name, std::vector<std::string> style_layers);
 
   /// Drops metrics.jsonl records past `step` (written after the checkpoint a
   /// resume starts from) and a torn last line.
   void TrimMetrics(int64_t step) const;
-  /// Appends `record` to metrics.jsonl (whole, or not at all) and logs it as
-  /// one line. Throws Error when it cannot be written (full disk, read-only
-  /// folder): the run stops rather than train unrecorded.
-  void Record(const StepRecord& record);
+  /// When `event` holds a window for this folder's style: appends its record
+  /// to metrics.jsonl (whole, or not at all) and logs it as one line. Throws
+  /// Error when it cannot be written (full disk, read-only folder): the run
+  /// stops rather than train unrecorded.
+  void OnStep(const StepEvent& event) override;
 
   /// Chooses and loads the validation photos that previews and final images
   /// show: data.validation_images, or when it is empty the first 4 readable
@@ -85,8 +70,12 @@ class RunOutputs {
 /// hh:mm:ss, or --:--:-- when unknown.
 std::string FormatDuration(double seconds);
 
-/// Redraws the one-line progress display (carriage return, no newline).
-void PrintProgress(const std::string& style, int64_t step, int64_t total_steps, double loss,
-                   double images_per_second, double eta_seconds);
+/// The one-line progress display on a terminal: each event redraws it
+/// (carriage return), and a step that writes records ends it, so that their
+/// log lines start on a line of their own.
+class ProgressLine : public StepSink {
+ public:
+  void OnStep(const StepEvent& event) override;
+};
 
 }  // namespace stylefleet

@@ -313,8 +313,6 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
   ++steps_this_run_;
   window_seconds_ += timing.seconds;
   window_images_ += timing.images;
-  const double eta = timing.average_seconds * double(total_steps_ - position.step);
-  ReportStep(position, values, timing, eta);
   // A skipped step's values (NaN or infinite) would make its whole window's
   // mean so: the records average the steps that updated the network.
   if (!values.bad) {
@@ -323,6 +321,12 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
       AddWeightedValues(values.styles[j], members_[j].window_sums);
     }
   }
+  const bool record = Due(position.step, t.log_every_steps);
+  const StepEvent event = MakeStepEvent(position, values, timing, record);
+  // The Prometheus series: the group root's (the others would only repeat
+  // the group averages).
+  if (root_) context_.metrics->OnStep(event);
+  if (timing.tty) progress_.OnStep(event);
   const bool last = position.step == total_steps_;
   if (context_.plan->hooks.PerturbsReplicaAt(style_.name, position.step)) {
     torch::NoGradGuard no_grad;
@@ -333,7 +337,7 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
   if (control_.size() > 1 && (Due(position.step, job_.distributed.check_every_steps) || last)) {
     CheckReplicasAgree(position.step);
   }
-  if (Due(position.step, t.log_every_steps)) RecordStep(position, values, timing, eta);
+  if (record) RecordStep(event);
   if (Due(position.step, t.preview_every_steps)) {
     RunOnRoot(control_, "preview write", [&] { SubmitPreviews(position.step); });
   }
@@ -346,47 +350,70 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
   if (root_) ReportWrittenCheckpoints();
 }
 
-// A metrics record of the window since the last one, for the run and each
-// member style (on the root), and the window restarted.
-void StyleRun::RecordStep(const RunPosition& position, const StyleStepValues& values,
-                          const StepTiming& timing, double eta) {
-  if (timing.tty) std::printf("\n");
-  StepRecord record;
-  record.step = position.step;
-  record.total_steps = total_steps_;
-  record.epoch = position.epoch;
-  record.values = values;
-  record.images_per_second = window_images_ / std::max(window_seconds_, 1e-9);
-  record.eta_seconds = eta;
-  record.skipped_images = timing.skipped_files;
-  record.ranks = control_.size();
+namespace {
+// The loss values of `values`, for the sinks.
+LossValues LossesOf(const StyleStepValues& values) {
+  return LossValues{values.content, values.style,        values.tv,
+                    values.total,   values.style_layers, values.images};
+}
+}  // namespace
+
+StepEvent StyleRun::MakeStepEvent(const RunPosition& position, const StyleStepValues& values,
+                                  const StepTiming& timing, bool record) const {
+  StepEvent e;
+  e.run = style_.name;
+  e.step = position.step;
+  e.total_steps = total_steps_;
+  e.epoch = position.epoch;
+  e.epoch_position = timing.epoch;
+  e.images = timing.images;
+  e.total_loss = values.total;
+  e.bad = values.bad;
+  e.record = record;
+  e.step_seconds = timing.seconds;
+  e.data_wait_seconds = timing.data_wait;
+  e.allreduce_seconds = timing.allreduce_seconds;
+  e.eta_seconds = timing.average_seconds * double(total_steps_ - position.step);
+  if (record) e.window_images_per_second = window_images_ / std::max(window_seconds_, 1e-9);
+  e.skipped_images = timing.skipped_files;
+  e.ranks = control_.size();
+  // A style's record holds the mean over its images since its last record; a
+  // per-style network whose window holds no good step records this step's
+  // (non-finite) values over 0 images, a conditional network's style nothing.
+  const auto add = [&](const StyleSpec& spec, const StyleStepValues& step,
+                       const std::vector<double>& window) {
+    StyleStepEvent s;
+    s.style = spec.name;
+    s.step = LossesOf(step);
+    if (record && !window.empty()) s.window = LossesOf(WeightedMean(window));
+    if (record && window.empty() && !conditional()) {
+      s.window = s.step;
+      s.window->images = 0;
+    }
+    s.content_weight = spec.training.content_weight;
+    s.style_weight = spec.training.style_weight;
+    s.tv_weight = spec.training.tv_weight;
+    s.learning_rate = spec.training.learning_rate;
+    e.styles.push_back(std::move(s));
+  };
+  if (!conditional()) add(style_, values, window_sums_);
+  for (size_t j = 0; j < members_.size(); ++j) {
+    add(*members_[j].spec, values.styles[j], members_[j].window_sums);
+  }
+  return e;
+}
+
+// The records of `event` (the run's, or each of its styles'), on the root, and
+// the windows restarted.
+void StyleRun::RecordStep(const StepEvent& event) {
   RunOnRoot(control_, "metrics record", [&] {
     // A failed background write (a full disk) stops the run here at the latest.
     writer_->ThrowIfFailed();
-    // A style's line holds the mean over its images since its last line
-    // and this step's own values; a per-style network whose window holds
-    // no good step records this step's (non-finite) values.
-    if (!conditional()) {
-      record.step_values = values;
-      if (!window_sums_.empty()) {
-        record.values = WeightedMean(window_sums_);
-      } else {
-        record.values.images = 0;  // every step since the last record was skipped
-      }
-      record.values.bad = values.bad;
-      outputs_.Record(record);
-      window_sums_.clear();
-    }
-    for (size_t j = 0; j < members_.size(); ++j) {
-      Member& m = members_[j];
-      if (m.window_sums.empty()) continue;
-      record.step_values = values.styles[j];
-      record.values = WeightedMean(m.window_sums);
-      record.values.bad = values.bad;
-      m.outputs.Record(record);
-      m.window_sums.clear();
-    }
+    if (!conditional()) outputs_.OnStep(event);
+    for (Member& m : members_) m.outputs.OnStep(event);
   });
+  window_sums_.clear();
+  for (Member& m : members_) m.window_sums.clear();
   window_seconds_ = 0;
   window_images_ = 0;
 }
@@ -434,45 +461,6 @@ void StyleRun::Finish() {
 // True every `every` steps (0: never) and at the last step.
 bool StyleRun::Due(int64_t step, int64_t every) const {
   return every > 0 && (step % every == 0 || step == total_steps_);
-}
-
-void StyleRun::ReportStep(const RunPosition& position, const StyleStepValues& values,
-                          const StepTiming& timing, double eta) {
-  if (root_) {
-    // Per style: a conditional network's styles report their own terms and
-    // weights, on the steps that held their images.
-    std::vector<std::pair<const StyleSpec*, const StyleStepValues*>> reported;
-    if (!conditional()) reported.emplace_back(&style_, &values);
-    for (size_t j = 0; j < members_.size(); ++j) {
-      if (values.styles[j].images > 0) reported.emplace_back(members_[j].spec, &values.styles[j]);
-    }
-    for (const auto& [spec, v] : reported) {
-      const TrainingOptions& t = spec->training;
-      StepReport report;
-      report.step = position.step;
-      report.total_steps = total_steps_;
-      report.images = conditional() ? v->images : timing.images;
-      report.epoch = timing.epoch;
-      report.content = v->content;
-      report.style = v->style;
-      report.tv = v->tv;
-      report.total = v->total;
-      report.content_weight = t.content_weight;
-      report.style_weight = t.style_weight;
-      report.tv_weight = t.tv_weight;
-      report.style_layers = v->style_layers;
-      report.learning_rate = t.learning_rate;
-      report.step_seconds = timing.seconds;
-      report.data_wait_seconds = timing.data_wait;
-      report.allreduce_seconds = timing.allreduce_seconds;
-      report.eta_seconds = eta;
-      context_.metrics->StepDone(spec->name, report);
-    }
-  }
-  if (timing.tty) {
-    PrintProgress(style_.name, position.step, total_steps_, values.total,
-                  timing.images / std::max(timing.seconds, 1e-9), eta);
-  }
 }
 
 void StyleRun::CountBadStep(int64_t step, bool bad) {

@@ -134,10 +134,11 @@ class StyleRun {
                                   const RunPosition& position) const;
   void BroadcastRootState();
   void CheckReplicasAgree(int64_t step);
-  void ReportStep(const RunPosition& position, const StyleStepValues& values,
-                  const StepTiming& timing, double eta);
-  void RecordStep(const RunPosition& position, const StyleStepValues& values,
-                  const StepTiming& timing, double eta);
+  // This step for the sinks: the run's style, or each of a conditional
+  // network's, with the windows since their last record when `record`.
+  StepEvent MakeStepEvent(const RunPosition& position, const StyleStepValues& values,
+                          const StepTiming& timing, bool record) const;
+  void RecordStep(const StepEvent& event);
   void CountBadStep(int64_t step, bool bad);
   // Writes `dict` as the checkpoint of `step` and prunes the old ones; on the
   // background writer's thread or, for a stop signal, on the training thread.
@@ -154,6 +155,7 @@ class StyleRun {
   LossNetworkUse loss_use_;
   LossWeights weights_;
   RunOutputs outputs_;
+  ProgressLine progress_;
   std::vector<torch::Tensor> style_grams_;
   std::vector<Member> members_;         // conditional only
   int64_t first_row_ = 0;               // row of members_[0] (after a base model's styles)

@@ -30,25 +30,27 @@ std::unique_ptr<MetricsExporter> Offline() {
   return MakePrometheusMetrics(options, MetricsIdentity{"jobx", 3, 1, "nodeA"});
 }
 
-StepReport Report(int64_t step) {
-  StepReport r;
-  r.step = step;
-  r.total_steps = 10;
-  r.images = 4;
-  r.epoch = 0.5;
-  r.content = 2;
-  r.style = 3;
-  r.tv = 0.5;
-  r.total = 302;
-  r.content_weight = 1;
-  r.style_weight = 100;
-  r.tv_weight = 0;
-  r.style_layers = {1, 2};
-  r.learning_rate = 0.001;
-  r.step_seconds = 0.3;
-  r.data_wait_seconds = 0.002;
-  r.eta_seconds = 12;
-  return r;
+// Step `step` of a run of the one style `style`.
+StepEvent Step(int64_t step, const std::string& style = "wave") {
+  StepEvent e;
+  e.run = style;
+  e.step = step;
+  e.total_steps = 10;
+  e.images = 4;
+  e.epoch_position = 0.5;
+  e.total_loss = 302;
+  e.step_seconds = 0.3;
+  e.data_wait_seconds = 0.002;
+  e.eta_seconds = 12;
+  StyleStepEvent s;
+  s.style = style;
+  s.step = LossValues{2, 3, 0.5, 302, {1, 2}, 4};
+  s.content_weight = 1;
+  s.style_weight = 100;
+  s.tv_weight = 0;
+  s.learning_rate = 0.001;
+  e.styles.push_back(s);
+  return e;
 }
 
 bool Has(const std::string& text, const std::string& line) {
@@ -58,8 +60,8 @@ bool Has(const std::string& text, const std::string& line) {
 TEST(PrometheusMetricsTest, ExportsEveryLayerTermAndCounter) {
   auto m = Offline();
   m->StyleStarted("wave", {"conv1_2", "conv4_3"}, 1, true);
-  m->StepDone("wave", Report(1));
-  m->StepDone("wave", Report(2));
+  m->OnStep(Step(1));
+  m->OnStep(Step(2));
   m->CheckpointWritten("wave", 1700000000);
   m->ImagesSkipped(2);
   const std::string text = m->Text();
@@ -85,6 +87,29 @@ TEST(PrometheusMetricsTest, ExportsEveryLayerTermAndCounter) {
   EXPECT_NE(text.find("# TYPE stylefleet_step_duration_seconds histogram"), std::string::npos);
 }
 
+// A conditional network's step: each style the step held images of sets its
+// series; a style it held none of keeps its values (its terms are 0, not losses).
+TEST(PrometheusMetricsTest, OnlyTheStylesAStepHeldSetTheirSeries) {
+  auto m = Offline();
+  m->StyleStarted("wave", {"conv1_2", "conv4_3"}, 1, true);
+  m->StyleStarted("candy", {"conv1_2", "conv4_3"}, 1, true);
+  StepEvent e = Step(1);
+  e.run = "both";
+  e.styles.push_back(e.styles[0]);
+  e.styles[1].style = "candy";
+  e.styles[1].step = LossValues{0, 0, 0, 0, {0, 0}, 0};
+  m->OnStep(e);
+  e.step = 2;
+  std::swap(e.styles[0].step, e.styles[1].step);
+  m->OnStep(e);
+  const std::string text = m->Text();
+  EXPECT_TRUE(Has(text, "stylefleet_steps_total{job=\"jobx\",style=\"wave\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "stylefleet_steps_total{job=\"jobx\",style=\"candy\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "stylefleet_loss{job=\"jobx\",style=\"wave\",term=\"total\"} 302"));
+  EXPECT_TRUE(Has(text, "stylefleet_loss{job=\"jobx\",style=\"candy\",term=\"total\"} 302"));
+  EXPECT_TRUE(Has(text, "stylefleet_images_total{job=\"jobx\",style=\"candy\"} 4"));
+}
+
 // Each layer's series holds its own layer's loss: four layers, not in name
 // order, with four different values.
 TEST(PrometheusMetricsTest, EachLayerSeriesHoldsThatLayersLoss) {
@@ -92,9 +117,9 @@ TEST(PrometheusMetricsTest, EachLayerSeriesHoldsThatLayersLoss) {
   const std::vector<std::string> layers = {"conv3_3", "conv1_2", "conv4_3", "conv2_2"};
   const std::vector<std::string> values = {"3.5", "1.25", "4.75", "2.5"};
   m->StyleStarted("wave", layers, 1, true);
-  StepReport r = Report(1);
-  r.style_layers = {3.5, 1.25, 4.75, 2.5};
-  m->StepDone("wave", r);
+  StepEvent e = Step(1);
+  e.styles[0].step.style_layers = {3.5, 1.25, 4.75, 2.5};
+  m->OnStep(e);
   const std::string text = m->Text();
   for (size_t i = 0; i < layers.size(); ++i) {
     EXPECT_TRUE(Has(text, "stylefleet_style_loss{job=\"jobx\",layer=\"" + layers[i] +
@@ -110,7 +135,7 @@ TEST(PrometheusMetricsTest, SweepRunSeriesCarryTheSweptValues) {
   auto m = Offline();
   m->StyleStarted("candy/style_weight=50,tv_weight=1", {"conv1_2"}, 0, true,
                   {{"sweep", "candy"}, {"style_weight", "50"}, {"tv_weight", "1"}});
-  m->StepDone("candy/style_weight=50,tv_weight=1", Report(1));
+  m->OnStep(Step(1, "candy/style_weight=50,tv_weight=1"));
   const std::string text = m->Text();
   const std::string labels =
       "job=\"jobx\",style=\"candy/style_weight=50,tv_weight=1\",style_weight=\"50\","
@@ -130,7 +155,7 @@ TEST(PrometheusMetricsTest, SweepRunSeriesCarryTheSweptValues) {
 TEST(PrometheusMetricsTest, NonRootRanksExportHealthButNotLosses) {
   auto m = Offline();
   m->StyleStarted("wave", {"conv1_2"}, 0, false);
-  m->StepDone("wave", Report(1));
+  m->OnStep(Step(1));
   const std::string text = m->Text();
   EXPECT_EQ(text.find("stylefleet_style_loss{"), std::string::npos);
   EXPECT_NE(text.find("stylefleet_info{"), std::string::npos);

@@ -25,8 +25,10 @@ class RecordingMetrics : public TrainingMetrics {
                     const std::vector<std::pair<std::string, std::string>>& labels) override {
     started.push_back({style, group, reports_losses, layers, labels});
   }
-  void StepDone(const std::string& style, const StepReport& report) override {
-    steps[style].push_back(report.step);
+  void OnStep(const StepEvent& event) override {
+    for (const StyleStepEvent& style : event.styles) {
+      if (style.step.images > 0) steps[style.style].push_back(event.step);
+    }
   }
   void ImagesSkipped(int64_t) override {}
   void CheckpointWritten(const std::string& style, double) override { ++checkpoints[style]; }
@@ -35,7 +37,7 @@ class RecordingMetrics : public TrainingMetrics {
   void StyleFinished(const std::string& style) override { finished.push_back(style); }
 
   std::vector<Start> started;                         ///< in call order
-  std::map<std::string, std::vector<int64_t>> steps;  ///< StepDone's steps per style
+  std::map<std::string, std::vector<int64_t>> steps;  ///< steps with images, per style
   std::map<std::string, int> bad_steps;
   std::map<std::string, int> checkpoints;  ///< CheckpointWritten calls per style
   std::vector<std::string> finished;
