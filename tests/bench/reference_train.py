@@ -19,8 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # The transformer and the VGG-16 constants are those of the test reference
-# (tests/python/reference.py), written independently of the C++ code.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+# (tests/reference/reference.py), written independently of the C++ code.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 from reference import POOL_AFTER, VGG_CHANNELS, VGG_NAMES, TransformerNet  # noqa: E402
 
 MEAN_PIXEL = [123.68, 116.78, 103.94]

@@ -4,7 +4,7 @@ the page as a browser would see it: every run has its charts and previews, every
 inline PNG that decodes to the preview's pixels, nothing is fetched from anywhere, and a run
 that is still being written (a torn metrics.jsonl line) is reported, not an error.
 
-  python3 tests/python/report_test.py build/stylefleet SOURCE_DIR
+  python3 tests/cli/report_test.py build/stylefleet SOURCE_DIR
 """
 import base64
 import fcntl
@@ -17,6 +17,9 @@ import sys
 import tempfile
 
 from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
+from harness import write_job  # noqa: E402
 
 BINARY, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 failures = []
@@ -40,18 +43,14 @@ class Page(html.parser.HTMLParser):
 def main():
     work = tempfile.mkdtemp(prefix="stylefleet_report_")
     try:
-        job = os.path.join(work, "job.yaml")
-        with open(job, "w") as f:
-            f.write(f"""job: {{name: tiny, output_dir: {work}/out, seed: 3}}
-data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
-loss_network: {{weights: 'random:1'}}
-training: {{batch_size: 2, epochs: 0, max_steps: 4, log_every_steps: 1, preview_every_steps: 2}}
-checkpoint: {{every_steps: 100}}
-monitoring: {{listen: 'off'}}
-styles:
-  - image: {SOURCE}/configs/data/styles/candy.jpg
-  - image: {SOURCE}/configs/data/styles/mosaic.jpg
-""")
+        job = write_job(
+            os.path.join(work, "job.yaml"),
+            job={"name": "tiny", "output_dir": f"{work}/out", "seed": 3},
+            data={"content_dir": f"{SOURCE}/configs/data/content", "image_size": 64, "loader_threads": 1},
+            training={"batch_size": 2, "epochs": 0, "max_steps": 4, "log_every_steps": 1,
+                      "preview_every_steps": 2},
+            checkpoint={"every_steps": 100},
+            styles=[{"image": f"{SOURCE}/configs/data/styles/{s}.jpg"} for s in ("candy", "mosaic")])
         train = subprocess.run([BINARY, "train", job, "--no-progress", "--threads", "1"],
                                capture_output=True, text=True)
         check(train.returncode == 0, f"tiny job trained (exit {train.returncode}) {train.stderr[-400:]}")

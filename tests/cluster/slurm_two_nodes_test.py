@@ -20,6 +20,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
+import harness  # noqa: E402
 from harness import check, check_no_process_left, finish, run_guarded  # noqa: E402
 import slurm_cluster  # noqa: E402
 import virtual_hosts  # noqa: E402
@@ -31,16 +32,15 @@ GUARD_SECONDS = 300  # turns a hang into a failure
 
 
 def write_job(folder):
-    with open(os.path.join(folder, "job.yaml"), "w") as f:
-        f.write(f"""job: {{name: slurmed, output_dir: {folder}/out, seed: 4}}
-data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
-loss_network: {{weights: 'random:2'}}
-training: {{batch_size: 2, epochs: 0, max_steps: 3, log_every_steps: 1, preview_every_steps: 0}}
-distributed: {{ranks_per_style: 2}}
-monitoring: {{listen: 'off', linger_seconds: 0}}
-styles:
-  - {{name: wave, image: {SOURCE}/configs/data/styles/wave.jpg}}
-""")
+    harness.write_job(os.path.join(folder, "job.yaml"),
+                      job={"name": "slurmed", "output_dir": f"{folder}/out", "seed": 4},
+                      data={"content_dir": f"{SOURCE}/configs/data/content", "image_size": 64, "loader_threads": 1},
+                      loss_network={"weights": "random:2"},
+                      training={"batch_size": 2, "epochs": 0, "max_steps": 3, "log_every_steps": 1,
+                                "preview_every_steps": 0},
+                      distributed={"ranks_per_style": 2},
+                      monitoring={"listen": "off", "linger_seconds": 0},
+                      styles=[{"name": "wave", "image": f"{SOURCE}/configs/data/styles/wave.jpg"}])
 
 
 def read(path):

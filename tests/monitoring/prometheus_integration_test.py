@@ -33,7 +33,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
-from harness import check, failures, finish, output_within  # noqa: E402
+from harness import check, failures, finish, output_within, write_job  # noqa: E402
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 LAYERS = ["conv1_2", "conv2_2", "conv3_3", "conv4_3"]
@@ -89,20 +89,19 @@ def main():
         job = os.path.join(work, "job.yaml")
         # 40 steps a style: long enough to be scraped while training, since Prometheus's
         # discovery hands new targets to the scraper only every 5 s.
-        with open(job, "w") as f:
-            f.write(f"""job: {{name: montest, output_dir: {out}, seed: 1}}
-data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
-loss_network: {{weights: 'random:3'}}
-training: {{batch_size: 2, epochs: 0, max_steps: {MAX_STEPS}, learning_rate: 0.01, log_every_steps: 5,
-           preview_every_steps: 0}}
-checkpoint: {{every_steps: 5, keep: 1}}
-monitoring: {{listen: '127.0.0.1:0', linger_seconds: 600,
-             pushgateway: '127.0.0.1:{gateway}', push_interval_seconds: 1}}
-styles:
-  - image: {SOURCE}/configs/data/styles/candy.jpg
-  - image: {SOURCE}/configs/data/styles/mosaic.jpg
-    sweep: {{grid: {{style_weight: [50, 200]}}}}
-""")
+        write_job(job,
+                  job={"name": "montest", "output_dir": out, "seed": 1},
+                  data={"content_dir": f"{SOURCE}/configs/data/content", "image_size": 64,
+                        "loader_threads": 1},
+                  loss_network={"weights": "random:3"},
+                  training={"batch_size": 2, "epochs": 0, "max_steps": MAX_STEPS, "learning_rate": 0.01,
+                            "log_every_steps": 5, "preview_every_steps": 0},
+                  checkpoint={"every_steps": 5, "keep": 1},
+                  monitoring={"listen": "127.0.0.1:0", "linger_seconds": 600,
+                              "pushgateway": f"127.0.0.1:{gateway}", "push_interval_seconds": 1},
+                  styles=[{"image": f"{SOURCE}/configs/data/styles/candy.jpg"},
+                          {"image": f"{SOURCE}/configs/data/styles/mosaic.jpg",
+                           "sweep": {"grid": {"style_weight": [50, 200]}}}])
         shutil.copy(os.path.join(SOURCE, "monitoring/alerts.yml"), work)
         config = os.path.join(work, "prometheus.yml")
         with open(config, "w") as f:

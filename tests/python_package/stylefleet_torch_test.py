@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Self-test of python/stylefleet_torch.py (no C++ needed): python3 stylefleet_torch_test.py
 
-The conditional network is checked against tests/python/reference.py's independent
+The conditional network is checked against tests/reference/reference.py's independent
 per-style TransformerNet: style s must equal the per-style network whose instance norms
 carry row s, a blend the one whose norms carry the blended rows. Also: model files as
 stylefleet writes them (round trip, refusals), stylize's validation and padding, the
@@ -18,13 +18,14 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
+REFERENCE = os.path.join(ROOT, "tests", "reference")
 sys.path.insert(0, os.path.join(ROOT, "python"))
-sys.path.insert(0, HERE)
+sys.path.insert(0, REFERENCE)
 import reference  # noqa: E402
 import stylefleet_torch as sf  # noqa: E402
 
 CLI = os.path.join(ROOT, "python", "stylefleet_torch.py")
-CHECKER = os.path.join(HERE, "conditional_export_check.py")
+CHECKER = os.path.join(REFERENCE, "conditional_export_check.py")
 STYLES = ["mosaic", "candy", "la muse"]
 
 

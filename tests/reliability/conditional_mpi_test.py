@@ -15,6 +15,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import check, finish, run, same_tensors  # noqa: E402
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
@@ -23,20 +24,16 @@ STYLES = ["candy", "mosaic", "wave"]
 
 
 def write_job(work, output, batch, micro_batches):
-    job = os.path.join(work, f"{output}.yaml")
-    styles = "".join(f"  - {{name: {s}, image: {SOURCE}/configs/data/styles/{s}.jpg}}\n" for s in STYLES)
-    with open(job, "w") as f:
-        f.write(f"""job: {{name: cmpi, output_dir: {os.path.join(work, output)}, seed: 2, network: conditional}}
-data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
-loss_network: {{weights: 'random:4'}}
-training: {{batch_size: {batch}, micro_batches: {micro_batches}, epochs: 0, max_steps: 3,
-           log_every_steps: 1, preview_every_steps: 0}}
-checkpoint: {{every_steps: 3, keep: 1}}
-distributed: {{ranks_per_style: 1}}
-monitoring: {{listen: 'off'}}
-styles:
-{styles}""")
-    return job
+    return harness.write_job(
+        os.path.join(work, f"{output}.yaml"),
+        job={"name": "cmpi", "output_dir": os.path.join(work, output), "seed": 2, "network": "conditional"},
+        data={"content_dir": f"{SOURCE}/configs/data/content", "image_size": 64, "loader_threads": 1},
+        loss_network={"weights": "random:4"},
+        training={"batch_size": batch, "micro_batches": micro_batches, "epochs": 0, "max_steps": 3,
+                  "log_every_steps": 1, "preview_every_steps": 0},
+        checkpoint={"every_steps": 3, "keep": 1},
+        distributed={"ranks_per_style": 1},
+        styles=[{"name": s, "image": f"{SOURCE}/configs/data/styles/{s}.jpg"} for s in STYLES])
 
 
 def main():

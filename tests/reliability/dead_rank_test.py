@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from harness import LineReader, check, failures, finish
+from harness import LineReader, check, failures, finish, write_job
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 
@@ -51,18 +51,15 @@ def start_until_checkpoint(launch, checkpoints):
 def main():
     work = tempfile.mkdtemp(prefix="stylefleet_deadrank_")
     try:
-        job = os.path.join(work, "job.yaml")
-        with open(job, "w") as f:
-            f.write(f"""job: {{name: dead, output_dir: {work}/out, seed: 3}}
-data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
-loss_network: {{weights: 'random:1'}}
-training: {{batch_size: 2, epochs: 0, max_steps: 400, log_every_steps: 1, preview_every_steps: 0}}
-checkpoint: {{every_steps: 2, keep: 2}}
-distributed: {{stall_warn_seconds: 3, timeout_seconds: 600}}
-monitoring: {{listen: 'off'}}
-styles:
-  - image: {SOURCE}/configs/data/styles/wave.jpg
-""")
+        job = write_job(
+            os.path.join(work, "job.yaml"),
+            job={"name": "dead", "output_dir": f"{work}/out", "seed": 3},
+            data={"content_dir": f"{SOURCE}/configs/data/content", "image_size": 64, "loader_threads": 1},
+            training={"batch_size": 2, "epochs": 0, "max_steps": 400, "log_every_steps": 1,
+                      "preview_every_steps": 0},
+            checkpoint={"every_steps": 2, "keep": 2},
+            distributed={"stall_warn_seconds": 3, "timeout_seconds": 600},
+            styles=[{"image": f"{SOURCE}/configs/data/styles/wave.jpg"}])
         launch = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
                   BINARY, "train", job, "--threads", "1"]
         checkpoints = os.path.join(work, "out/wave/checkpoints")

@@ -23,7 +23,7 @@ import tempfile
 import time
 import urllib.request
 
-from harness import LineReader, check, failures, finish
+from harness import LineReader, check, failures, finish, write_job
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 FAULTS = ["wave:3:nan-loss", "wave:5:inf-loss", "wave:7:nan-gradient", "wave:9:inf-gradient"]
@@ -97,19 +97,16 @@ def main():
     work = tempfile.mkdtemp(prefix="stylefleet_guards_")
     port = free_port_pair()
     try:
-        job = os.path.join(work, "job.yaml")
-        with open(job, "w") as f:
-            f.write(f"""job: {{name: guards, output_dir: {work}/out, seed: 3}}
-data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
-loss_network: {{weights: 'random:1'}}
-training: {{batch_size: 1, epochs: 0, max_steps: 100000, log_every_steps: 10, preview_every_steps: 0,
-           max_bad_steps: 2}}
-checkpoint: {{every_steps: 100000, keep: 1}}
-distributed: {{stall_warn_seconds: 1, timeout_seconds: 60}}
-monitoring: {{listen: '127.0.0.1:{port}', listen_strict: true, linger_seconds: 0}}
-styles:
-  - image: {SOURCE}/configs/data/styles/wave.jpg
-""")
+        job = write_job(
+            os.path.join(work, "job.yaml"),
+            job={"name": "guards", "output_dir": f"{work}/out", "seed": 3},
+            data={"content_dir": f"{SOURCE}/configs/data/content", "image_size": 64, "loader_threads": 1},
+            training={"batch_size": 1, "epochs": 0, "max_steps": 100000, "log_every_steps": 10,
+                      "preview_every_steps": 0, "max_bad_steps": 2},
+            checkpoint={"every_steps": 100000, "keep": 1},
+            distributed={"stall_warn_seconds": 1, "timeout_seconds": 60},
+            monitoring={"listen": f"127.0.0.1:{port}", "listen_strict": True, "linger_seconds": 0},
+            styles=[{"image": f"{SOURCE}/configs/data/styles/wave.jpg"}])
         launch = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
                   BINARY, "train", job, "--threads", "1", "--test-inject-fault", *FAULTS]
         p = subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

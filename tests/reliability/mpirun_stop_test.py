@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from harness import check, finish, output_within
+from harness import check, finish, output_within, write_job
 
 BINARY, SOURCE, MODE = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -26,18 +26,14 @@ BINARY, SOURCE, MODE = sys.argv[1], sys.argv[2], sys.argv[3]
 def main():
     work = tempfile.mkdtemp(prefix="stylefleet_mpistop_")
     try:
-        job = os.path.join(work, "job.yaml")
-        with open(job, "w") as f:
-            f.write(f"""job: {{name: stop, output_dir: {work}/out, seed: 3}}
-data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
-loss_network: {{weights: 'random:1'}}
-training: {{batch_size: 1, epochs: 0, max_steps: 100000, log_every_steps: 1, preview_every_steps: 0}}
-checkpoint: {{every_steps: 1, keep: 2}}
-monitoring: {{listen: 'off'}}
-styles:
-  - image: {SOURCE}/configs/data/styles/wave.jpg
-  - image: {SOURCE}/configs/data/styles/candy.jpg
-""")
+        job = write_job(
+            os.path.join(work, "job.yaml"),
+            job={"name": "stop", "output_dir": f"{work}/out", "seed": 3},
+            data={"content_dir": f"{SOURCE}/configs/data/content", "image_size": 64, "loader_threads": 1},
+            training={"batch_size": 1, "epochs": 0, "max_steps": 100000, "log_every_steps": 1,
+                      "preview_every_steps": 0},
+            checkpoint={"every_steps": 1, "keep": 2},
+            styles=[{"image": f"{SOURCE}/configs/data/styles/{s}.jpg"} for s in ("wave", "candy")])
         launch = [os.path.join(SOURCE, "launch/mpirun.sh"), "--np", "2", "--ranks-per-node", "2",
                   "--binary", BINARY, "--", "train", job, "--threads", "1", "--no-progress"]
         p = subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 
-from harness import check, finish, run_guarded
+from harness import check, finish, run_guarded, write_job
 
 BINARY = os.path.abspath(sys.argv[1])
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
@@ -42,14 +42,13 @@ def write_fixture(root, output_dir):
         Image.frombytes("RGB", (72, 72), os.urandom(72 * 72 * 3)).save(
             os.path.join(root, "photos", f"{i:03}.png"))
     Image.new("RGB", (80, 80), (200, 40, 40)).save(os.path.join(root, "s.png"))
-    with open(os.path.join(root, "job.yaml"), "w") as f:
-        f.write(f"job: {{name: shared, output_dir: {output_dir}}}\n"
-                "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-                "loss_network: {weights: 'random:1'}\n"
-                "training: {batch_size: 2, epochs: 0, max_steps: 1}\n"
-                "distributed: {ranks_per_style: 2}\n"
-                "monitoring: {listen: 'off', linger_seconds: 0}\n"
-                "styles:\n  - {name: s, image: s.png}\n")
+    write_job(os.path.join(root, "job.yaml"),
+              job={"name": "shared", "output_dir": output_dir},
+              data={"content_dir": "photos", "image_size": 64, "loader_threads": 1},
+              training={"batch_size": 2, "epochs": 0, "max_steps": 1},
+              distributed={"ranks_per_style": 2},
+              monitoring={"listen": "off", "linger_seconds": 0},
+              styles=[{"name": "s", "image": "s.png"}])
 
 
 def launch(root, rank1_setup):

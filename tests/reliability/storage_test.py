@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 
+import harness
 from harness import check, finish
 
 BINARY = sys.argv[1]
@@ -29,17 +30,15 @@ def write_job(root, out, steps, log_every=1, preview_every=1, checkpoint_every=1
     for i in range(8):
         Image.frombytes("RGB", (72, 72), os.urandom(72 * 72 * 3)).save(os.path.join(root, "photos", f"{i}.png"))
     Image.new("RGB", (80, 80), (200, 40, 40)).save(os.path.join(root, "style.png"))
-    path = os.path.join(root, "job.yaml")
-    with open(path, "w") as f:
-        f.write(f"job: {{name: storage, output_dir: {out}}}\n"
-                "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-                "loss_network: {weights: 'random:1'}\n"
-                f"training: {{batch_size: 2, epochs: 0, max_steps: {steps}, log_every_steps: {log_every},\n"
-                f"           preview_every_steps: {preview_every}}}\n"
-                f"checkpoint: {{every_steps: {checkpoint_every}, keep: 3}}\n"
-                "monitoring: {listen: 'off', linger_seconds: 0}\n"
-                "styles:\n  - image: style.png\n")
-    return path
+    return harness.write_job(
+        os.path.join(root, "job.yaml"),
+        job={"name": "storage", "output_dir": out},
+        data={"content_dir": "photos", "image_size": 64, "loader_threads": 1},
+        training={"batch_size": 2, "epochs": 0, "max_steps": steps, "log_every_steps": log_every,
+                  "preview_every_steps": preview_every},
+        checkpoint={"every_steps": checkpoint_every, "keep": 3},
+        monitoring={"listen": "off", "linger_seconds": 0},
+        styles=[{"image": "style.png"}])
 
 
 def run(job, timeout=300):

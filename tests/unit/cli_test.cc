@@ -256,7 +256,8 @@ TEST(CliTest, ExportKeepsAnExistingFileUnlessTold) {
 TEST(CliTest, ExportCreatesItsFolderAndFormatIgnoresCase) {
   testing::TempDir dir;
   const std::string make = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
-                           "/tests/python/reference.py file-losses " + dir.path() + " >/dev/null";
+                           "/tests/reference/reference.py file-losses " + dir.path() +
+                           " >/dev/null";
   ASSERT_EQ(std::system(make.c_str()), 0) << make;
   const testing::CommandResult exported =
       RunTool("export --model " + (dir / "transformer.pt") + " --to " + (dir / "new/sub/x.pth"));
@@ -414,15 +415,12 @@ TEST(CliTest, SweepRunsAreListedRecordedAndReportedInTheJobsOrder) {
   testing::WriteTestImages(dir / "photos", 2, 72, 64);
   testing::WriteTestImages(dir / "style", 1, 48, 48);
   const std::string style = std::filesystem::directory_iterator(dir / "style")->path().string();
-  testing::WriteFile(dir / "job.yaml",
-                     "job: {name: sw, output_dir: out}\n"
-                     "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-                     "loss_network: {weights: 'random:1'}\n"
-                     "training: {batch_size: 1, epochs: 0, max_steps: 1, preview_every_steps: 1}\n"
-                     "monitoring: {listen: 'off'}\n"
-                     "sweep: {grid: {style_weight: [50, 5]}, max_runs: 2}\n"
-                     "styles:\n  - {name: s, image: " +
-                         style + "}\n");
+  testing::JobText()
+      .Set("job", "name", "sw")
+      .Set("training", "preview_every_steps", "1")
+      .Section("sweep: {grid: {style_weight: [50, 5]}, max_runs: 2}")
+      .Style("name: s, image: " + style)
+      .Write(dir / "job.yaml");
   testing::CommandResult r = RunTool("check " + (dir / "job.yaml"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("  sweep s: 2 run(s) over [style_weight]\n    s/style_weight=50\n"
@@ -474,18 +472,14 @@ TEST(CliTest, AConditionalRunTooShortForItsStylesSaysSo) {
   testing::WriteTestImages(dir / "photos", 2, 72, 64);
   testing::WriteTestImages(dir / "style", 1, 48, 48);
   const std::string style = std::filesystem::directory_iterator(dir / "style")->path().string();
-  std::string styles;
+  testing::JobText job;
+  job.Set("job", "name", "c")
+      .Set("job", "network", "conditional")
+      .Set("training", "max_steps", "2");
   for (const char* name : {"a", "b", "c"}) {
-    styles += "  - {name: " + std::string(name) + ", image: " + style + "}\n";
+    job.Style("name: " + std::string(name) + ", image: " + style);
   }
-  testing::WriteFile(dir / "job.yaml",
-                     "job: {name: c, output_dir: out, network: conditional}\n"
-                     "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-                     "loss_network: {weights: 'random:1'}\n"
-                     "training: {batch_size: 1, epochs: 0, max_steps: 2, preview_every_steps: 0}\n"
-                     "monitoring: {listen: 'off'}\n"
-                     "styles:\n" +
-                         styles);
+  job.Write(dir / "job.yaml");
   const testing::CommandResult r = RunTool("train --no-progress --threads 1 " + (dir / "job.yaml"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("[conditional] 2 image(s) left for 3 styles: 1 of them get no image"),
@@ -514,14 +508,12 @@ TEST(CliTest, CheckCountsTheBaseNetworksStyles) {
       testing::RunCommand("/usr/bin/python3 " + (dir / "make.py") + " " + (dir / "base.pt") + " " +
                           STYLEFLEET_SOURCE_DIR + "/python");
   ASSERT_EQ(made.exit_code, 0) << made.output;
-  testing::WriteFile(dir / "job.yaml",
-                     "job: {name: c, output_dir: out, network: conditional, base_model: base.pt}\n"
-                     "data: {content_dir: photos, image_size: 64}\n"
-                     "loss_network: {weights: 'random:1'}\n"
-                     "training: {batch_size: 1, max_steps: 1}\n"
-                     "monitoring: {listen: 'off'}\n"
-                     "styles:\n  - {name: d, image: " +
-                         style + "}\n");
+  testing::JobText()
+      .Set("job", "name", "c")
+      .Set("job", "network", "conditional")
+      .Set("job", "base_model", "base.pt")
+      .Style("name: d, image: " + style)
+      .Write(dir / "job.yaml");
   const testing::CommandResult r = RunTool("check " + (dir / "job.yaml"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("network: conditional: the base network's 3 styles (a, b, c) and 1 new "
@@ -542,15 +534,11 @@ TEST(CliTest, Bf16OnACpuWithoutAmxWarnsThatItMayBeSlower) {
   testing::WriteTestImages(dir / "photos", 2, 72, 64);
   testing::WriteTestImages(dir / "style", 1, 48, 48);
   const std::string style = std::filesystem::directory_iterator(dir / "style")->path().string();
-  testing::WriteFile(dir / "job.yaml",
-                     "job: {name: b, output_dir: out}\n"
-                     "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-                     "loss_network: {weights: 'random:1'}\n"
-                     "training: {batch_size: 1, epochs: 0, max_steps: 1, precision: bf16,\n"
-                     "           preview_every_steps: 0}\n"
-                     "monitoring: {listen: 'off'}\n"
-                     "styles:\n  - {name: s, image: " +
-                         style + "}\n");
+  testing::JobText()
+      .Set("job", "name", "b")
+      .Set("training", "precision", "bf16")
+      .Style("name: s, image: " + style)
+      .Write(dir / "job.yaml");
   const testing::CommandResult r = RunTool("train --no-progress --threads 1 " + (dir / "job.yaml"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.find("but no AMX; there bf16 convolutions ran slower than fp32") !=
@@ -577,15 +565,13 @@ TEST(CliTest, TrainingSaysWhichConvolutionsRunAndTheLossesAgree) {
   testing::WriteTestImages(dir / "photos", 2, 72, 64);
   testing::WriteTestImages(dir / "style", 1, 48, 48);
   const std::string style = std::filesystem::directory_iterator(dir / "style")->path().string();
-  testing::WriteFile(dir / "job.yaml",
-                     "job: {name: c, output_dir: out}\n"
-                     "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-                     "loss_network: {weights: 'random:1'}\n"
-                     "training: {batch_size: 2, epochs: 0, max_steps: 2, log_every_steps: 1,\n"
-                     "           preview_every_steps: 0}\n"
-                     "monitoring: {listen: 'off'}\n"
-                     "styles:\n  - {name: s, image: " +
-                         style + "}\n");
+  testing::JobText()
+      .Set("job", "name", "c")
+      .Set("training", "batch_size", "2")
+      .Set("training", "max_steps", "2")
+      .Set("training", "log_every_steps", "1")
+      .Style("name: s, image: " + style)
+      .Write(dir / "job.yaml");
   struct Variant {
     std::string prefix, options, expected;
   };
@@ -660,22 +646,13 @@ TEST(CliTest, TrainListsAgreesPlansAndDecodesOnce) {
     images.push_back(entry.path().string());
   }
   std::sort(images.begin(), images.end());
-  testing::WriteFile(dir / "job.yaml",
-                     "job: {name: once, output_dir: out}\n"
-                     "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-                     "loss_network: {weights: 'random:1'}\n"
-                     "training: {batch_size: 1, epochs: 0, max_steps: 1, log_every_steps: 1,\n"
-                     "           preview_every_steps: 0}\n"
-                     "monitoring: {listen: 'off'}\n"
-                     "styles:\n"
-                     "  - {name: a, image: " +
-                         images[0] +
-                         ", style_image_size: 64}\n"
-                         "  - {name: b, image: " +
-                         images[0] +
-                         ", style_image_size: 72}\n"
-                         "  - {name: c, image: " +
-                         images[1] + "}\n");
+  testing::JobText()
+      .Set("job", "name", "once")
+      .Set("training", "log_every_steps", "1")
+      .Style("name: a, image: " + images[0] + ", style_image_size: 64")
+      .Style("name: b, image: " + images[0] + ", style_image_size: 72")
+      .Style("name: c, image: " + images[1])
+      .Write(dir / "job.yaml");
   const testing::CommandResult r =
       testing::RunCommand("cd " + dir.path() + " && " + STYLEFLEET_BINARY +
                           " -v train --no-progress --threads 1 " + "job.yaml");
@@ -700,14 +677,11 @@ TEST(CliTest, MalformedTestHooksAreRefusedBeforeTraining) {
   testing::WriteTestImages(dir / "photos", 2, 72, 64);
   testing::WriteTestImages(dir / "style", 1, 48, 48);
   const std::string style = std::filesystem::directory_iterator(dir / "style")->path().string();
-  testing::WriteFile(dir / "job.yaml",
-                     "job: {name: hooks, output_dir: out}\n"
-                     "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-                     "loss_network: {weights: 'random:1'}\n"
-                     "training: {batch_size: 1, epochs: 0, max_steps: 3, preview_every_steps: 0}\n"
-                     "monitoring: {listen: 'off'}\n"
-                     "styles:\n  - {name: s, image: " +
-                         style + "}\n");
+  testing::JobText()
+      .Set("job", "name", "hooks")
+      .Set("training", "max_steps", "3")
+      .Style("name: s, image: " + style)
+      .Write(dir / "job.yaml");
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--test-inject-fault s:two:nan-loss",
        "test fault s:two:nan-loss (--test-inject-fault, or --test-inject-nan STYLE:STEP): "
@@ -737,13 +711,10 @@ TEST(CliTest, MalformedTestHooksAreRefusedBeforeTraining) {
 
 TEST(CliTest, ReportOfAJobFileReadsStylesWithTheirOwnOutputDir) {
   testing::TempDir dir;
-  testing::WriteFile(dir / "job.yaml",
-                     "job: {name: od, output_dir: out}\n"
-                     "data: {content_dir: photos}\n"
-                     "loss_network: {weights: 'random:1'}\n"
-                     "styles:\n"
-                     "  - {name: s, image: s.jpg, output_dir: elsewhere,\n"
-                     "     sweep: {grid: {style_weight: [5, 50]}}}\n");
+  testing::JobText()
+      .Set("job", "name", "od")
+      .Style("name: s, image: s.jpg, output_dir: elsewhere, sweep: {grid: {style_weight: [5, 50]}}")
+      .Write(dir / "job.yaml");
   testing::WriteFile(dir / "s.jpg", "not read by the report");
   testing::WriteFile(dir / "photos/a.jpg", "not read by the report");
   const std::string record =

@@ -509,7 +509,7 @@ TEST(OddImagesTest, AHugeDeclaredPngIsRefusedByThePixelLimit) {
 TEST(OddImagesTest, UnusualFormatsDecodeAndBrokenFilesAreSkipped) {
   TempDir dir;
   const std::string make = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
-                           "/tests/python/make_odd_images.py " + dir.path();
+                           "/tests/reference/make_odd_images.py " + dir.path();
   ASSERT_EQ(std::system(make.c_str()), 0);
   int decoded = 0, refused = 0;
   DecodeOptions options;

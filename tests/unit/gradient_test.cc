@@ -1,5 +1,5 @@
 // The gradients a training step computes, against PyTorch's autograd
-// (tests/python/reference.py, float64) on the same weights and images. The
+// (tests/reference/reference.py, float64) on the same weights and images. The
 // loss values can agree while the gradients do not (a custom backward, such
 // as the Gram's, is invisible to a forward check), and the gradients are what
 // training uses.

@@ -1,5 +1,5 @@
 // The seed's loss formulas: hand-computed values on tiny tensors, and an
-// independent PyTorch computation (tests/python/reference.py) on random VGG
+// independent PyTorch computation (tests/reference/reference.py) on random VGG
 // weights, a random transformer and random images, in the random network's
 // input convention and in torchvision's (values and input gradients).
 #include <gtest/gtest.h>
@@ -118,7 +118,7 @@ TEST(LossFormulaTest, TotalIsTheWeightedSum) {
 
 using testing::MaxRelativeDifference;
 
-// The layers and weights tests/python/reference.py uses.
+// The layers and weights tests/reference/reference.py uses.
 const std::vector<int> kContentLayers = {6};         // conv3_3
 const std::vector<int> kStyleLayers = {1, 3, 6, 9};  // conv1_2 conv2_2 conv3_3 conv4_3
 
@@ -261,7 +261,7 @@ class LossesCommandCrossCheckTest : public ::testing::Test {
   static void SetUpTestSuite() {
     files_ = new testing::TempDir();
     const std::string make = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
-                             "/tests/python/reference.py file-losses " + files_->path() +
+                             "/tests/reference/reference.py file-losses " + files_->path() +
                              " >/dev/null";
     made_ = std::system(make.c_str()) == 0;
   }

@@ -167,7 +167,7 @@ TEST(TorchFileTest, ReadsStateDictsOfBothContainers) {
   TempDir dir;
   testing::WriteFile(dir / "make.py", kTorchFilesScript);
   const std::string make = "/usr/bin/python3 " + (dir / "make.py") + " " + dir.path() + " " +
-                           STYLEFLEET_SOURCE_DIR + "/tests/python";
+                           STYLEFLEET_SOURCE_DIR + "/tests/reference";
   ASSERT_EQ(std::system(make.c_str()), 0) << make;
   const TensorDict io = LoadTensorDict(dir / "io.pt");
   torch::NoGradGuard no_grad;
@@ -237,7 +237,7 @@ TEST(TorchFileTest, DamagedFilesAreRefusedNamingTheFile) {
   TempDir dir;
   testing::WriteFile(dir / "make.py", kTorchFilesScript);
   const std::string make = "/usr/bin/python3 " + (dir / "make.py") + " " + dir.path() + " " +
-                           STYLEFLEET_SOURCE_DIR + "/tests/python";
+                           STYLEFLEET_SOURCE_DIR + "/tests/reference";
   ASSERT_EQ(std::system(make.c_str()), 0) << make;
   for (const char* name : {"mixed_zip.pt", "mixed_legacy.pt"}) {
     std::ifstream in(dir / name, std::ios::binary);
@@ -794,7 +794,7 @@ TEST(ExportTest, PyTorchLoadsTheExportAndMatchesCppInference) {
   }
   SaveTensorDict({{"input", input}, {"output", output}}, dir / "data.pt");
   const std::string command = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
-                              "/tests/python/reference.py export " + (dir / "export.pth") + " " +
+                              "/tests/reference/reference.py export " + (dir / "export.pth") + " " +
                               (dir / "data.pt");
   EXPECT_EQ(std::system(command.c_str()), 0) << command;
 }

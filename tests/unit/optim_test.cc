@@ -84,7 +84,7 @@ TensorDict RunStylefleetAdam(const AdamRun& run, const AdamInputs& in) {
   return out;
 }
 
-// torch.optim.Adam through tests/python/reference.py, on the same inputs.
+// torch.optim.Adam through tests/reference/reference.py, on the same inputs.
 TensorDict RunTorchAdam(const AdamRun& run, const AdamInputs& in, const testing::TempDir& dir) {
   TensorDict dict;
   dict.emplace_back(

@@ -1,5 +1,5 @@
 // Comparing stylefleet's tensors with the PyTorch reference's
-// (tests/python/reference.py). Header-only so that only the tests that need
+// (tests/reference/reference.py). Header-only so that only the tests that need
 // LibTorch pull it in (test_util.cc stays LibTorch-free).
 #pragma once
 

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -72,7 +73,65 @@ CommandResult RunCommand(const std::string& command) {
 
 CommandResult RunReference(const std::string& arguments) {
   return RunCommand("/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
-                    "/tests/python/reference.py " + arguments);
+                    "/tests/reference/reference.py " + arguments);
+}
+
+JobText::JobText() {
+  Set("job", "name", "t").Set("job", "output_dir", "out");
+  Set("data", "content_dir", "photos").Set("data", "image_size", "64");
+  Set("data", "loader_threads", "1");
+  Set("loss_network", "weights", "'random:1'");
+  Set("training", "batch_size", "1").Set("training", "epochs", "0");
+  Set("training", "max_steps", "1").Set("training", "preview_every_steps", "0");
+  Set("monitoring", "listen", "'off'");
+}
+
+JobText& JobText::Set(const std::string& section, const std::string& key,
+                      const std::string& value) {
+  auto s = std::find_if(sections_.begin(), sections_.end(),
+                        [&](const auto& entry) { return entry.first == section; });
+  if (s == sections_.end()) s = sections_.insert(sections_.end(), {section, {}});
+  auto& keys = s->second;
+  auto k = std::find_if(keys.begin(), keys.end(), [&](const auto& kv) { return kv.first == key; });
+  if (value.empty()) {
+    if (k != keys.end()) keys.erase(k);
+  } else if (k != keys.end()) {
+    k->second = value;
+  } else {
+    keys.emplace_back(key, value);
+  }
+  return *this;
+}
+
+JobText& JobText::Style(const std::string& keys) {
+  styles_.push_back(keys);
+  return *this;
+}
+
+JobText& JobText::Section(const std::string& yaml) {
+  raw_sections_.push_back(yaml);
+  return *this;
+}
+
+std::string JobText::Text() const {
+  std::string text;
+  for (const auto& [section, keys] : sections_) {
+    if (keys.empty()) continue;
+    text += section + ": {";
+    for (size_t i = 0; i < keys.size(); ++i) {
+      text += (i ? ", " : "") + keys[i].first + ": " + keys[i].second;
+    }
+    text += "}\n";
+  }
+  for (const auto& yaml : raw_sections_) text += yaml + (yaml.back() == '\n' ? "" : "\n");
+  if (!styles_.empty()) text += "styles:\n";
+  for (const auto& style : styles_) text += "  - {" + style + "}\n";
+  return text;
+}
+
+std::string JobText::Write(const std::string& path) const {
+  WriteFile(path, Text());
+  return path;
 }
 
 void WriteTestImages(const std::string& dir, int count, int width, int height) {

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "data/image.h"
 
@@ -39,9 +41,34 @@ struct CommandResult {
 /// command sets or unsets them itself.
 CommandResult RunCommand(const std::string& command);
 
-/// Runs the independent PyTorch reference, `/usr/bin/python3 tests/python/reference.py
+/// Runs the independent PyTorch reference, `/usr/bin/python3 tests/reference/reference.py
 /// ARGUMENTS` (Debian's python3-torch: the python3 first on PATH may lack torch).
 CommandResult RunReference(const std::string& arguments);
+
+/// A small job file for tests, written from its keys over defaults that train
+/// fast: job {name: t, output_dir: out}, data {content_dir: photos,
+/// image_size: 64, loader_threads: 1}, loss_network {weights: 'random:1'},
+/// training {batch_size: 1, epochs: 0, max_steps: 1, preview_every_steps: 0},
+/// monitoring {listen: 'off'}. Relative paths are the job file's folder's.
+class JobText {
+ public:
+  JobText();
+  /// Sets SECTION.KEY to `value`, YAML flow text (a scalar, a list [a, b]
+  /// or a mapping {k: v}); an empty value leaves the key out.
+  JobText& Set(const std::string& section, const std::string& key, const std::string& value);
+  /// Adds a style: the keys of its mapping, "name: s, image: PATH, ...".
+  JobText& Style(const std::string& keys);
+  /// Adds a top-level section as YAML text (for example a sweep), before the styles.
+  JobText& Section(const std::string& yaml);
+  std::string Text() const;
+  /// Writes Text() to `path`; returns `path`.
+  std::string Write(const std::string& path) const;
+
+ private:
+  std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> sections_;
+  std::vector<std::string> raw_sections_;
+  std::vector<std::string> styles_;
+};
 
 /// Writes `count` generated photos of `width` x `height` into `dir` as 0000.jpg, 0001.png, ...
 /// (alternating JPEG and PNG).

@@ -43,6 +43,23 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
+// The job most tests here train, written by testing::JobText: 2 photos per
+// step, 4 steps, a record every step, previews every 2, checkpoints every 2.
+testing::JobText TrainTestJob(const std::string& output) {
+  return testing::JobText()
+      .Set("job", "output_dir", output)
+      .Set("job", "seed", "3")
+      .Set("loss_network", "weights", "'random:2'")
+      .Set("training", "batch_size", "2")
+      .Set("training", "max_steps", "4")
+      .Set("training", "learning_rate", "0.01")
+      .Set("training", "log_every_steps", "1")
+      .Set("training", "preview_every_steps", "2")
+      .Set("checkpoint", "every_steps", "2")
+      .Set("checkpoint", "keep", "5")
+      .Set("monitoring", "listen", "");
+}
+
 class TrainTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -51,16 +68,7 @@ class TrainTest : public ::testing::Test {
   }
 
   JobConfig Job(const std::string& output, std::vector<std::string> overrides = {}) {
-    const std::string text =
-        "job: {name: t, output_dir: " + output +
-        ", seed: 3}\n"
-        "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-        "loss_network: {weights: 'random:2'}\n"
-        "training: {batch_size: 2, epochs: 0, max_steps: 4, learning_rate: 0.01,\n"
-        "           log_every_steps: 1, preview_every_steps: 2}\n"
-        "checkpoint: {every_steps: 2, keep: 5}\n"
-        "styles:\n  - image: style.png\n";
-    testing::WriteFile(dir_ / "job.yaml", text);
+    TrainTestJob(output).Style("image: style.png").Write(dir_ / "job.yaml");
     LoadOptions options;
     options.overrides = std::move(overrides);
     return LoadJob(dir_ / "job.yaml", options);
@@ -414,20 +422,18 @@ TEST_F(TrainTest, ContentHashSeesAFileOfAnotherSizeUnderTheSameName) {
 // convolutions make "as alone" exact (see StylesTrainedTogetherMatchStylesTrainedApart).
 TEST_F(TrainTest, SweepRunsTrainTogetherAsTheyWouldApart) {
   auto job_text = [&](const std::string& output, int at_once) {
-    return "job: {name: t, output_dir: " + output +
-           ", seed: 3, convolution: direct, styles_at_once: " + std::to_string(at_once) +
-           "}\n"
-           "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-           "loss_network: {weights: 'random:2'}\n"
-           "training: {batch_size: 2, epochs: 0, max_steps: 3, learning_rate: 0.01,\n"
-           "           log_every_steps: 1, preview_every_steps: 0}\n"
-           "checkpoint: {every_steps: 3, keep: 1}\n"
-           "sweep:\n"
-           "  grid:\n"
-           "    style_layers: [[conv1_2, conv2_2], [conv3_3]]\n"
-           "    style_image_size: [32, 64]\n"
-           "styles:\n"
-           "  - {name: s, image: style.png}\n";
+    return TrainTestJob(output)
+        .Set("job", "convolution", "direct")
+        .Set("job", "styles_at_once", std::to_string(at_once))
+        .Set("training", "max_steps", "3")
+        .Set("training", "preview_every_steps", "0")
+        .Set("checkpoint", "every_steps", "3")
+        .Set("checkpoint", "keep", "1")
+        .Section(
+            "sweep:\n  grid:\n    style_layers: [[conv1_2, conv2_2], [conv3_3]]\n"
+            "    style_image_size: [32, 64]\n")
+        .Style("name: s, image: style.png")
+        .Text();
   };
   testing::WriteFile(dir_ / "apart.yaml", job_text("apart", 1));
   testing::WriteFile(dir_ / "together.yaml", job_text("together", 0));
@@ -482,18 +488,13 @@ TEST_F(TrainTest, SweepRunsTrainTogetherAsTheyWouldApart) {
 // style; the runs of one sweep start from the same weights.
 TEST_F(TrainTest, SweepRunsAreSelectedByPatternAndResumeBitwise) {
   auto job = [&](const std::string& output, int steps) {
-    testing::WriteFile(dir_ / "sweep.yaml",
-                       "job: {name: t, output_dir: " + output +
-                           ", seed: 3}\n"
-                           "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-                           "loss_network: {weights: 'random:2'}\n"
-                           "training: {batch_size: 2, epochs: 0, max_steps: " +
-                           std::to_string(steps) +
-                           ", learning_rate: 0.01,\n"
-                           "           log_every_steps: 1, preview_every_steps: 0}\n"
-                           "checkpoint: {every_steps: 2, keep: 3}\n"
-                           "sweep: {grid: {style_weight: [10, 1000], tv_weight: [0, 5]}}\n"
-                           "styles:\n  - {name: s, image: style.png}\n");
+    TrainTestJob(output)
+        .Set("training", "max_steps", std::to_string(steps))
+        .Set("training", "preview_every_steps", "0")
+        .Set("checkpoint", "keep", "3")
+        .Section("sweep: {grid: {style_weight: [10, 1000], tv_weight: [0, 5]}}")
+        .Style("name: s, image: style.png")
+        .Write(dir_ / "sweep.yaml");
     return LoadJob(dir_ / "sweep.yaml");
   };
   TrainRunOptions options = Quiet();
@@ -540,21 +541,16 @@ TEST_F(TrainTest, StylesTrainedTogetherMatchStylesTrainedApart) {
   SaveImageFile(testing::MakeTestImage(90, 90, 9), dir_ / "style2.png");
   auto job_text = [&](const std::string& output, int at_once, const std::string& convolution,
                       int steps) {
-    return "job: {name: t, output_dir: " + output +
-           ", seed: 3, styles_at_once: " + std::to_string(at_once) +
-           ", convolution: " + convolution +
-           "}\n"
-           "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-           "loss_network: {weights: 'random:2'}\n"
-           "training: {batch_size: 2, epochs: 0, max_steps: " +
-           std::to_string(steps) +
-           ", learning_rate: 0.01,\n"
-           "           log_every_steps: 1, preview_every_steps: 0, max_bad_steps: 2}\n"
-           "checkpoint: {every_steps: 2, keep: 5}\n"
-           "styles:\n"
-           "  - {name: a, image: style.png}\n"
-           "  - {name: b, image: style2.png, style_weight: 50}\n"
-           "  - {name: c, image: style.png, batch_size: 4}\n";
+    return TrainTestJob(output)
+        .Set("job", "styles_at_once", std::to_string(at_once))
+        .Set("job", "convolution", convolution)
+        .Set("training", "max_steps", std::to_string(steps))
+        .Set("training", "preview_every_steps", "0")
+        .Set("training", "max_bad_steps", "2")
+        .Style("name: a, image: style.png")
+        .Style("name: b, image: style2.png, style_weight: 50")
+        .Style("name: c, image: style.png, batch_size: 4")
+        .Text();
   };
   for (const auto& [convolution, steps] : {std::pair<std::string, size_t>{"direct", 4},
                                            std::pair<std::string, size_t>{"winograd", 1}}) {
@@ -594,30 +590,25 @@ TEST_F(TrainTest, StylesTrainedTogetherMatchStylesTrainedApart) {
 
 // A conditional network of three styles (job.network): `styles` are the
 // style entries' names in job order (images style.png, style2.png, style3.png
-// by name), `extra` more job keys.
+// by name), on `base_model` when not empty.
 JobConfig ConditionalJob(const TempDir& dir, const std::string& output,
-                         const std::vector<std::string>& styles, const std::string& extra = "",
+                         const std::vector<std::string>& styles, const std::string& base_model = "",
                          std::vector<std::string> overrides = {}) {
   for (int i = 2; i <= 3; ++i) {
     const std::string path = dir / ("style" + std::to_string(i) + ".png");
     if (!fs::exists(path)) SaveImageFile(testing::MakeTestImage(90, 90, 10 + i), path);
   }
-  std::string text = "job: {name: c, output_dir: " + output + ", seed: 3, network: conditional" +
-                     extra +
-                     "}\n"
-                     "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-                     "loss_network: {weights: 'random:2'}\n"
-                     "training: {batch_size: 2, epochs: 0, max_steps: 4, learning_rate: 0.01,\n"
-                     "           log_every_steps: 1, preview_every_steps: 2}\n"
-                     "checkpoint: {every_steps: 2, keep: 5}\n"
-                     "styles:\n";
+  testing::JobText job = TrainTestJob(output)
+                             .Set("job", "name", "c")
+                             .Set("job", "network", "conditional")
+                             .Set("job", "base_model", base_model);
   const std::map<std::string, std::string> images = {
       {"a", "style.png"}, {"b", "style2.png"}, {"c", "style3.png"}};
   for (const std::string& name : styles) {
-    text += "  - {name: " + name + ", image: " + images.at(name) +
-            (name == "b" ? ", style_weight: 300" : "") + "}\n";
+    job.Style("name: " + name + ", image: " + images.at(name) +
+              (name == "b" ? ", style_weight: 300" : ""));
   }
-  testing::WriteFile(dir / (output + ".yaml"), text);
+  job.Write(dir / (output + ".yaml"));
   LoadOptions options;
   options.overrides = std::move(overrides);
   return LoadJob(dir / (output + ".yaml"), options);
@@ -725,23 +716,22 @@ TEST_F(TrainTest, EachConditionalStyleTrainsOnItsOwnTargetsAndWeights) {
                   dir_ / ("style" + std::to_string(i) + ".png"));
   }
   const std::map<std::string, std::string> entries = {
-      {"a", "{name: a, image: style.png, style_weight: 40, tv_weight: 2000}"},
-      {"b",
-       "{name: b, image: style2.png, style_weight: 300, tv_weight: 100, style_image_size: 48}"},
-      {"c",
-       "{name: c, image: style3.png, style_weight: 5, tv_weight: 30000, style_image_size: 80}"}};
+      {"a", "name: a, image: style.png, style_weight: 40, tv_weight: 2000"},
+      {"b", "name: b, image: style2.png, style_weight: 300, tv_weight: 100, style_image_size: 48"},
+      {"c", "name: c, image: style3.png, style_weight: 5, tv_weight: 30000, style_image_size: 80"}};
   auto job = [&](const std::string& output, const std::vector<std::string>& styles, int batch) {
-    std::string text = "job: {name: c, output_dir: " + output +
-                       ", seed: 3, network: conditional, convolution: direct}\n"
-                       "data: {content_dir: same, image_size: 64, loader_threads: 1}\n"
-                       "loss_network: {weights: 'random:2'}\n"
-                       "training: {batch_size: " +
-                       std::to_string(batch) +
-                       ", epochs: 0, max_steps: 1, learning_rate: 0.01,\n"
-                       "           log_every_steps: 1, preview_every_steps: 0}\n"
-                       "styles:\n";
-    for (const std::string& name : styles) text += "  - " + entries.at(name) + "\n";
-    testing::WriteFile(dir_ / (output + ".yaml"), text);
+    testing::JobText text = TrainTestJob(output)
+                                .Set("job", "name", "c")
+                                .Set("job", "network", "conditional")
+                                .Set("job", "convolution", "direct")
+                                .Set("data", "content_dir", "same")
+                                .Set("training", "batch_size", std::to_string(batch))
+                                .Set("training", "max_steps", "1")
+                                .Set("training", "preview_every_steps", "0")
+                                .Set("checkpoint", "every_steps", "")
+                                .Set("checkpoint", "keep", "");
+    for (const std::string& name : styles) text.Style(entries.at(name));
+    text.Write(dir_ / (output + ".yaml"));
     return LoadJob(dir_ / (output + ".yaml"), LoadOptions{});
   };
   TrainJob(job("together", {"a", "b", "c"}, 3), Quiet());
@@ -835,7 +825,7 @@ TEST_F(TrainTest, ConditionalTwoInProcessRanksEqualOneProcessWithMicroBatches) {
 TEST_F(TrainTest, AStyleAddedToATrainedNetworkLeavesTheOthersBitIdentical) {
   TrainJob(ConditionalJob(dir_, "base", {"a", "b"}), Quiet());
   const std::string base_model = dir_ / "base/conditional/model.pt";
-  TrainJob(ConditionalJob(dir_, "added", {"c"}, ", base_model: " + base_model), Quiet());
+  TrainJob(ConditionalJob(dir_, "added", {"c"}, base_model), Quiet());
   LoadedModel base = LoadModel(base_model);
   LoadedModel added = LoadModel(dir_ / "added/conditional");
   EXPECT_EQ(added.styles, (std::vector<std::string>{"a", "b", "c"}));
@@ -862,13 +852,11 @@ TEST_F(TrainTest, AStyleAddedToATrainedNetworkLeavesTheOthersBitIdentical) {
         << s;
   }
   // A name the base already holds is refused, as is a per-style base.
-  EXPECT_THROW(
-      TrainJob(ConditionalJob(dir_, "again", {"a"}, ", base_model: " + base_model), Quiet()),
-      ConfigError);
+  EXPECT_THROW(TrainJob(ConditionalJob(dir_, "again", {"a"}, base_model), Quiet()), ConfigError);
   // ... and found by the preflight (`check` too), not only once training starts.
   auto preflight = [&](const std::string& base) {
-    const std::vector<std::string> problems = PreflightProblems(
-        ConditionalJob(dir_, "again", {"a"}, ", base_model: " + base), PreflightOptions{});
+    const std::vector<std::string> problems =
+        PreflightProblems(ConditionalJob(dir_, "again", {"a"}, base), PreflightOptions{});
     return problems.empty() ? std::string() : problems.front();
   };
   EXPECT_NE(
