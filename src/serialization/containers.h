@@ -10,13 +10,14 @@
 // comes from the file and is checked against it before use.
 //
 // The zip side is the project's own, not LibTorch's
-// caffe2::serialize::PyTorchStreamReader, only because it is what the fuzzer
-// (tests/fuzz) and model_test hold to bounded allocation and to messages that
-// say what is damaged. PyTorchStreamReader is the candidate replacement: a
-// probe on 2026-12-06 (LibTorch 1.13) refused a truncated file, a record
-// claiming 3 GiB and all seven hostile files of tests/fuzz/regressions with a
-// c10::Error each, at no more memory than a good file. It also requires the
-// `version` record that torch.save always writes, as torch.load does.
+// caffe2::serialize::PyTorchStreamReader, for a measured reason: the reader
+// must allocate no more than the file's size, and PyTorchStreamReader cannot
+// be held to that. Its getRecord allocates a record's claimed uncompressed
+// size and inflates deflated records, and LibTorch 1.13's interface shows
+// neither beforehand. The probe and its figures: docs/architecture.md, "Model
+// files: why the zip reader is the project's own". model_test
+// (DeflatedRecordsAreRefusedNotInflated) and the fuzzer (tests/fuzz) hold this
+// side to the bound.
 #pragma once
 
 #include <string>

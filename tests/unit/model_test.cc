@@ -305,17 +305,21 @@ std::string PickleDict(const std::string& name, const std::string& value) {
   return "\x80\x02}(" + PickleText(name) + value + "u.";
 }
 
-// An uncompressed zip of `records`, as torch.save lays them out.
-std::string StoredZip(const std::vector<std::pair<std::string, std::string>>& records) {
+// An uncompressed zip of `records`, as torch.save lays them out; the record
+// named `deflated`, if any, claims to be deflated to 1 GiB in the directory.
+std::string StoredZip(const std::vector<std::pair<std::string, std::string>>& records,
+                      const std::string& deflated = "") {
   std::string out, directory;
   for (const auto& [name, data] : records) {
     const uint64_t offset = out.size();
     const std::string sizes = Le(data.size(), 4) + Le(data.size(), 4);
     out += Le(0x04034b50, 4) + Le(20, 2) + Le(0, 2) + Le(0, 2) + Le(0, 4) + Le(0, 4) + sizes +
            Le(name.size(), 2) + Le(0, 2) + name + data;
-    directory += Le(0x02014b50, 4) + Le(20, 2) + Le(20, 2) + Le(0, 2) + Le(0, 2) + Le(0, 4) +
-                 Le(0, 4) + sizes + Le(name.size(), 2) + Le(0, 2) + Le(0, 2) + Le(0, 2) + Le(0, 2) +
-                 Le(0, 4) + Le(offset, 4) + name;
+    const bool bomb = name == deflated;
+    directory += Le(0x02014b50, 4) + Le(20, 2) + Le(20, 2) + Le(0, 2) + Le(bomb ? 8 : 0, 2) +
+                 Le(0, 4) + Le(0, 4) + Le(data.size(), 4) + Le(bomb ? 1u << 30 : data.size(), 4) +
+                 Le(name.size(), 2) + Le(0, 2) + Le(0, 2) + Le(0, 2) + Le(0, 2) + Le(0, 4) +
+                 Le(offset, 4) + name;
   }
   return out + directory + Le(0x06054b50, 4) + Le(0, 2) + Le(0, 2) + Le(records.size(), 2) +
          Le(records.size(), 2) + Le(directory.size(), 4) + Le(out.size(), 4) + Le(0, 2);
@@ -449,6 +453,19 @@ TEST(TorchFileTest, ZipOffsetsOutsideTheFileAreRefused) {
                                 Le(entry.size(), 4) + Le(4, 4) + Le(0, 2);
   error = LoadBytesError(path, local + entry + entry_end);
   EXPECT_EQ(error, path + ": damaged zip container (entry archive/data.pkl)");
+}
+
+// torch.save stores its records; a deflated one is refused before anything is
+// inflated. (LibTorch 1.13's PyTorchStreamReader inflated a 1 MB file's
+// deflated record to the 1 GiB it claimed; see serialization/containers.h.)
+TEST(TorchFileTest, DeflatedRecordsAreRefusedNotInflated) {
+  TempDir dir;
+  const std::string path = dir / "deflated.pt";
+  const std::string pickle = PickleDict("w", PickleTensor("0", 1, {1}, {1}));
+  const std::string bytes = StoredZip(
+      {{"archive/data.pkl", pickle}, {"archive/data/0", FloatBytes(1.5f)}}, "archive/data/0");
+  EXPECT_EQ(LoadBytesError(path, bytes),
+            path + ": zip entry archive/data/0 is compressed (torch.save stores)");
 }
 
 // The legacy container: five pickles, then each storage's element count and bytes.
