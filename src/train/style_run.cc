@@ -1,7 +1,5 @@
 #include "train/style_run.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -89,7 +87,8 @@ StyleRun::StyleRun(const StyleRunContext& context, const StyleSpec& style)
       control_(context.runtime->control()),
       tensors_(context.runtime->tensors()),
       root_(control_.rank() == 0),
-      outputs_(style.output_dir, style.name, style.training.style_layers) {
+      outputs_(style.output_dir, style.name, style.training.style_layers),
+      styles_(job_, style, &outputs_) {
   if (root_) writer_ = std::make_unique<BackgroundWriter>();
   loss_use_.content_layers = VggLayerIndices(job_.loss_network.content_layers);
   loss_use_.style_layers = VggLayerIndices(style.training.style_layers);
@@ -97,34 +96,15 @@ StyleRun::StyleRun(const StyleRunContext& context, const StyleSpec& style)
   loss_use_.style_luminance_only = style.training.style_luminance_only;
   const TrainingOptions& t = style.training;
   weights_ = {t.content_weight, t.style_weight, t.tv_weight};
-  if (&style == &job_.conditional_run) {
-    for (const StyleSpec& member : job_.styles) {
-      members_.push_back(
-          Member{&member,
-                 RunOutputs(member.output_dir, member.name, member.training.style_layers),
-                 {},
-                 VggLayerIndices(member.training.style_layers),
-                 {}});
-    }
-  }
 }
 
 bool StyleRun::Prepare() {
   const TrainingOptions& t = style_.training;
   RunOnRoot(control_, "output folder claim", [&] {
     // Checked before any folder is claimed: a refused run leaves nothing behind.
-    for (const Member& m : members_) {
-      const std::string conflict = PerStyleRunConflict(m.spec->output_dir);
-      if (!conflict.empty()) throw Error("style '" + m.spec->name + "': " + conflict);
-    }
-    if (!conditional()) {
-      const std::string conflict = ConditionalStyleDirConflict(style_.output_dir);
-      if (!conflict.empty()) throw Error("style '" + style_.name + "': " + conflict);
-    }
+    styles_.CheckFoldersFree();
     ClaimOutputDir(style_.output_dir, job_.name, style_.name, style_.sweep, style_.swept);
-    for (const Member& m : members_) {
-      ClaimConditionalStyleDir(m.spec->output_dir, job_.name, m.spec->name);
-    }
+    styles_.ClaimMemberFolders();
     // What this run trains with, for the next resume to compare (train/preflight.h).
     RecordRunSettings(style_.output_dir,
                       RunSettings(job_, style_, control_.size(), context_.plan->ContentList()));
@@ -153,36 +133,29 @@ bool StyleRun::Prepare() {
 
 void StyleRun::PrepareValidation() {
   const torch::Device device = context_.runtime->device();
-  outputs_.PrepareValidation(job_.data, context_.plan->content_files, device);
-  for (Member& m : members_)
-    m.outputs.PrepareValidation(job_.data, context_.plan->content_files, device);
+  for (RunOutputs* outputs : styles_.AllOutputs())
+    outputs->PrepareValidation(job_.data, context_.plan->content_files, device);
 }
 
 void StyleRun::WriteFinalImages() {
-  if (!conditional()) outputs_.WriteFinalImages(net_);
-  for (size_t j = 0; j < members_.size(); ++j) {
-    TransformerNet member = MemberNet(j);
-    members_[j].outputs.WriteFinalImages(member);
+  auto& members = styles_.members();
+  for (size_t j = 0; j < members.size(); ++j) {
+    TransformerNet member = styles_.MemberNet(net_, j);
+    members[j].outputs->WriteFinalImages(member);
   }
-}
-
-TransformerNet StyleRun::MemberNet(size_t j) {
-  torch::Tensor one_hot = torch::zeros({net_->styles()});
-  one_hot[first_row_ + static_cast<int64_t>(j)] = 1.0;
-  return BlendedTransformer(net_, one_hot);
 }
 
 void StyleRun::SubmitPreviews(int64_t step) {
   // The networks run here, with all of the rank's threads (compute is what
   // a preview costs on a CPU); encoding and writing go to the background.
   std::vector<std::pair<const RunOutputs*, torch::Tensor>> grids;
-  if (!conditional()) grids.emplace_back(&outputs_, outputs_.PreviewGrid({&net_}));
-  // Each style's own preview, and the network's: one row per style.
+  // Each style's own preview, and a conditional network's: one row per style.
+  const auto& members = styles_.members();
   std::vector<TransformerNet> styles;
   std::vector<TransformerNet*> rows;
-  for (size_t j = 0; j < members_.size(); ++j) {
-    styles.push_back(MemberNet(j));
-    grids.emplace_back(&members_[j].outputs, members_[j].outputs.PreviewGrid({&styles.back()}));
+  for (size_t j = 0; j < members.size(); ++j) {
+    styles.push_back(styles_.MemberNet(net_, j));
+    grids.emplace_back(members[j].outputs, members[j].outputs->PreviewGrid({&styles.back()}));
   }
   for (TransformerNet& one : styles) rows.push_back(&one);
   if (conditional()) grids.emplace_back(&outputs_, outputs_.PreviewGrid(rows));
@@ -208,14 +181,13 @@ void StyleRun::SubmitCheckpoint(const RunPosition& position) {
 }
 
 std::vector<std::vector<double>> StyleRun::LogWindows() const {
-  if (!conditional()) return {window_sums_};
   std::vector<std::vector<double>> windows;
-  for (const Member& m : members_) windows.push_back(m.window_sums);
+  for (const NetworkMember& m : styles_.members()) windows.push_back(m.window_sums);
   return windows;
 }
 
 ModelInfo StyleRun::Info() const {
-  return ModelInfo{job_.name, style_.name, job_.data.image_size, row_names_};
+  return ModelInfo{job_.name, style_.name, job_.data.image_size, styles_.row_names()};
 }
 
 void StyleRun::Start(int styles_together) {
@@ -238,32 +210,28 @@ void StyleRun::Start(int styles_together) {
                   << style_.output_dir;
     // Styles are dealt one image each in turn: a short run leaves some without any.
     const int64_t images = (total_steps_ - position_.step) * t.batch_size * control_.size();
-    const int64_t styles = static_cast<int64_t>(members_.size());
-    if (conditional() && images < styles) {
+    const int64_t styles = static_cast<int64_t>(styles_.members().size());
+    if (images < styles) {
       SF_LOG(kWarning) << "[" << style_.name << "] " << images << " image(s) left for " << styles
                        << " styles: " << styles - images
                        << " of them get no image and keep their rows as they are; raise "
                           "training.max_steps or batch_size";
     }
   }
-  // A sweep's runs carry its name and their swept values as labels, so that
-  // dashboards can put the runs of one sweep side by side.
-  std::vector<std::pair<std::string, std::string>> labels;
-  if (!style_.sweep.empty()) {
-    labels.emplace_back("sweep", style_.sweep);
-    labels.insert(labels.end(), style_.swept.begin(), style_.swept.end());
-  }
-  if (!conditional()) {
-    context_.metrics->StyleStarted(style_.name, style_.training.style_layers, context_.group_index,
-                                   root_, labels);
-  }
-  for (const Member& m : members_) {
+  for (const NetworkMember& m : styles_.members()) {
+    // A sweep's runs carry its name and their swept values as labels, so that
+    // dashboards can put the runs of one sweep side by side (a conditional
+    // network's styles are never swept).
+    std::vector<std::pair<std::string, std::string>> labels;
+    if (!m.spec->sweep.empty()) {
+      labels.emplace_back("sweep", m.spec->sweep);
+      labels.insert(labels.end(), m.spec->swept.begin(), m.spec->swept.end());
+    }
     context_.metrics->StyleStarted(m.spec->name, m.spec->training.style_layers,
-                                   context_.group_index, root_, {});
+                                   context_.group_index, root_, labels);
   }
   if (root_) {
-    outputs_.TrimMetrics(position_.step);
-    for (const Member& m : members_) m.outputs.TrimMetrics(position_.step);
+    for (RunOutputs* outputs : styles_.AllOutputs()) outputs->TrimMetrics(position_.step);
     PrepareValidation();
   }
   run_start_ = Clock::now();
@@ -274,36 +242,15 @@ StepStyle StyleRun::ForStep(int64_t step) {
   s.net = &net_;
   s.adam = adam_.get();
   s.buckets = buckets_.get();
-  s.target = StyleLossTarget{&style_grams_, weights_, &loss_use_.style_layers};
+  // A conditional network's is unused: each image has its style's target.
+  s.target = StyleLossTarget{&styles_.members().front().grams, weights_, &loss_use_.style_layers};
   s.fault = context_.plan->hooks.FaultAt(style_.name, step);
   if (conditional()) {
-    batch_.rows = StyleRowsAt(step).to(context_.runtime->device());
-    batch_.first_row = first_row_;
+    batch_.rows = styles_.RowsAt(step, style_.training.batch_size, control_.size(), control_.rank())
+                      .to(context_.runtime->device());
     s.conditional = &batch_;
   }
   return s;
-}
-
-torch::Tensor StyleRun::StyleRowsAt(int64_t step) const {
-  const int64_t world = control_.size(), rank = control_.rank();
-  const int64_t local = style_.training.batch_size;
-  const int64_t styles = static_cast<int64_t>(members_.size());
-  torch::Tensor rows = torch::empty({local}, torch::kLong);
-  int64_t cycle = -1;
-  torch::Tensor order;
-  for (int64_t i = 0; i < local; ++i) {
-    // Image i of this rank is image i*world + rank of the group's batch (the
-    // loader's shards), so that the rows follow the images wherever they train.
-    const int64_t position = (step - 1) * local * world + i * world + rank;
-    if (position / styles != cycle) {
-      cycle = position / styles;
-      at::Generator generator = at::detail::createCPUGenerator(
-          job_.seed ^ Fnv1a("conditional style order " + std::to_string(cycle)));
-      order = torch::randperm(styles, generator, torch::kLong);
-    }
-    rows[i] = first_row_ + order[position % styles].item<int64_t>();
-  }
-  return rows;
 }
 
 void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& values,
@@ -316,9 +263,9 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
   // A skipped step's values (NaN or infinite) would make its whole window's
   // mean so: the records average the steps that updated the network.
   if (!values.bad) {
-    if (!conditional()) AddWeightedValues(values, window_sums_);
-    for (size_t j = 0; j < members_.size(); ++j) {
-      AddWeightedValues(values.styles[j], members_[j].window_sums);
+    auto& members = styles_.members();
+    for (size_t j = 0; j < members.size(); ++j) {
+      AddWeightedValues(styles_.ValuesOf(values, j), members[j].window_sums);
     }
   }
   const bool record = Due(position.step, t.log_every_steps);
@@ -396,9 +343,9 @@ StepEvent StyleRun::MakeStepEvent(const RunPosition& position, const StyleStepVa
     s.learning_rate = spec.training.learning_rate;
     e.styles.push_back(std::move(s));
   };
-  if (!conditional()) add(style_, values, window_sums_);
-  for (size_t j = 0; j < members_.size(); ++j) {
-    add(*members_[j].spec, values.styles[j], members_[j].window_sums);
+  const auto& members = styles_.members();
+  for (size_t j = 0; j < members.size(); ++j) {
+    add(*members[j].spec, styles_.ValuesOf(values, j), members[j].window_sums);
   }
   return e;
 }
@@ -409,11 +356,9 @@ void StyleRun::RecordStep(const StepEvent& event) {
   RunOnRoot(control_, "metrics record", [&] {
     // A failed background write (a full disk) stops the run here at the latest.
     writer_->ThrowIfFailed();
-    if (!conditional()) outputs_.OnStep(event);
-    for (Member& m : members_) m.outputs.OnStep(event);
+    for (NetworkMember& m : styles_.members()) m.outputs->OnStep(event);
   });
-  window_sums_.clear();
-  for (Member& m : members_) m.window_sums.clear();
+  for (NetworkMember& m : styles_.members()) m.window_sums.clear();
   window_seconds_ = 0;
   window_images_ = 0;
 }
@@ -422,8 +367,9 @@ void StyleRun::ReportWrittenCheckpoints() {
   const int64_t written = checkpoints_written_.load();
   const double when = last_checkpoint_unix_.load();
   for (; checkpoints_reported_ < written; ++checkpoints_reported_) {
-    if (!conditional()) context_.metrics->CheckpointWritten(style_.name, when);
-    for (const Member& m : members_) context_.metrics->CheckpointWritten(m.spec->name, when);
+    for (const NetworkMember& m : styles_.members()) {
+      context_.metrics->CheckpointWritten(m.spec->name, when);
+    }
   }
 }
 
@@ -448,8 +394,7 @@ void StyleRun::Finish() {
     WriteModel();
     WriteFinalImages();
   });
-  if (!conditional()) context_.metrics->StyleFinished(style_.name);
-  for (const Member& m : members_) context_.metrics->StyleFinished(m.spec->name);
+  for (const NetworkMember& m : styles_.members()) context_.metrics->StyleFinished(m.spec->name);
   if (root_) {
     SF_LOG(kInfo) << "[" << style_.name << "] done: " << steps_this_run_ << " steps in "
                   << FormatDuration(
@@ -479,8 +424,7 @@ void StyleRun::CountBadStep(int64_t step, bool bad) {
                      << ": NaN or infinite loss or gradient; step skipped (" << bad_in_a_row_
                      << " in a row, limit " << limit << ")";
   }
-  if (!conditional()) context_.metrics->BadStep(style_.name);
-  for (const Member& m : members_) context_.metrics->BadStep(m.spec->name);
+  for (const NetworkMember& m : styles_.members()) context_.metrics->BadStep(m.spec->name);
   if (learned_nothing) {
     throw NumericalFault("style '" + style_.name + "': none of its " + std::to_string(step) +
                          " steps had a finite loss and gradient, so it learned nothing; no model "
@@ -510,58 +454,25 @@ std::vector<torch::Tensor> StyleRun::GramsOf(const StyleSpec& style,
 }
 
 void StyleRun::ComputeStyleGrams() {
-  if (!conditional()) style_grams_ = GramsOf(style_, loss_use_.style_layers);
-  batch_.targets.clear();
-  for (Member& m : members_) m.grams = GramsOf(*m.spec, m.style_layers);
-  for (const Member& m : members_) {
-    const TrainingOptions& t = m.spec->training;
-    batch_.targets.push_back(StyleLossTarget{
-        &m.grams, LossWeights{t.content_weight, t.style_weight, t.tv_weight}, &m.style_layers});
-  }
-  // ForStep's unused per-style target points at the first style's.
-  if (conditional()) style_grams_ = members_.front().grams;
+  for (NetworkMember& m : styles_.members()) m.grams = GramsOf(*m.spec, m.style_layers);
 }
 
 // Same initial weights for the same job seed and style name, wherever it runs.
 void StyleRun::BuildModel() {
-  net_ = TransformerNet();
   // The runs of a sweep start from the same weights (seeded by the swept
   // style's name), so that they differ only by the swept values.
   uint64_t seed = job_.seed ^ Fnv1a(style_.sweep.empty() ? style_.name : style_.sweep);
   if (context_.plan->hooks.Reseeds(style_.name)) {
     seed += 1 + static_cast<uint64_t>(control_.rank());  // test only: a rank with a wrong seed
   }
-  if (conditional()) {
-    BuildConditionalModel(seed);
-  } else {
-    InitializeTransformer(net_, seed);
-  }
+  net_ = styles_.Build(seed);
+  batch_ = styles_.Batch();
   net_->to(context_.runtime->device());
   net_->train();
   const std::vector<torch::Tensor> trainable = TrainableTensors(net_);
   adam_ = std::make_unique<Adam>(trainable, style_.training.learning_rate);
   buckets_ = std::make_unique<GradientBuckets>(
       trainable, static_cast<size_t>(job_.distributed.bucket_mb * 1024 * 1024));
-}
-
-void StyleRun::BuildConditionalModel(uint64_t seed) {
-  std::vector<std::string> names;
-  for (const Member& m : members_) names.push_back(m.spec->name);
-  if (job_.base_model.empty()) {
-    net_ = TransformerNet(static_cast<int64_t>(members_.size()));
-    InitializeTransformer(net_, seed);
-    first_row_ = 0;
-    row_names_ = names;
-    return;
-  }
-  LoadedModel base = LoadModel(job_.base_model);
-  const std::vector<std::string> problems = BaseModelStyleProblems(job_, base.file, base.styles);
-  if (!problems.empty()) throw ConfigError(problems);
-  first_row_ = static_cast<int64_t>(base.styles.size());
-  net_ = ExtendedTransformer(base.net, first_row_ + static_cast<int64_t>(names.size()));
-  FreezeSharedLayers(net_);
-  row_names_ = base.styles;
-  row_names_.insert(row_names_.end(), names.begin(), names.end());
 }
 
 // A checkpoint copied in from another style's folder (or renamed) would
@@ -594,20 +505,21 @@ RunPosition StyleRun::Resume() {
       const TensorDict dict = LoadTensorDict(path);
       // A conditional network's rows belong to its styles in order: a job
       // that lists other styles (or the same in another order) is another network.
-      const std::string changed = NetworkStylesProblem(path, ModelStyleNames(dict), row_names_);
+      const std::string changed =
+          NetworkStylesProblem(path, ModelStyleNames(dict), styles_.row_names());
       if (!changed.empty()) throw ConfigError({changed});
       const RunPosition position = RestoreCheckpoint(dict, path, net_, *adam_);
       CheckCheckpointBelongsHere(dict, path, position);
       // A checkpoint written before windows were kept holds none: the first
       // record after the resume is then a mean over fewer steps.
-      const auto windows = ReadLogWindows(dict, conditional() ? members_.size() : 1);
+      auto& members = styles_.members();
+      const auto windows = ReadLogWindows(dict, members.size());
       std::vector<std::vector<double>> usable(windows.size());
       for (size_t j = 0; j < windows.size(); ++j) {
-        const StyleSpec& spec = conditional() ? *members_[j].spec : style_;
-        usable[j] = UsableLogWindow(windows[j], j, spec.training.style_layers.size(), path);
+        const size_t layers = members[j].spec->training.style_layers.size();
+        usable[j] = UsableLogWindow(windows[j], j, layers, path);
       }
-      if (!conditional()) window_sums_ = usable[0];
-      for (size_t j = 0; j < members_.size(); ++j) members_[j].window_sums = usable[j];
+      for (size_t j = 0; j < members.size(); ++j) members[j].window_sums = usable[j];
       SF_LOG(kInfo) << "[" << style_.name << "] resuming from " << path << " (step "
                     << position.step << ")";
       return position;

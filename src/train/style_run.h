@@ -20,6 +20,7 @@
 #include "runtime/rank_runtime.h"
 #include "step/training_step.h"
 #include "train/background_writer.h"
+#include "train/network_styles.h"
 #include "train/run_outputs.h"
 #include "train/train.h"
 
@@ -61,9 +62,11 @@ class NumericalFault : public Error {
 ///
 /// A run trains one network: a style's own, or for a conditional job
 /// (job.network) the one network of all its styles, given as the job's
-/// `conditional_run`. The network's model and checkpoints go to the run's
-/// folder; a conditional network's styles each keep their metrics, previews
-/// and final images in their own folders, and their own metrics series.
+/// `conditional_run`; the styles of either are its NetworkStyles
+/// (train/network_styles.h). The network's model and checkpoints go to the
+/// run's folder; each style keeps its metrics, previews and final images in
+/// its own folder (a per-style network's is the run's), and its own metrics
+/// series.
 class StyleRun {
  public:
   StyleRun(const StyleRunContext& context, const StyleSpec& style);
@@ -93,32 +96,13 @@ class StyleRun {
   const LossNetworkUse& loss_use() const { return loss_use_; }
 
  private:
-  // One style of a conditional network.
-  struct Member {
-    const StyleSpec* spec = nullptr;
-    RunOutputs outputs;
-    std::vector<torch::Tensor> grams;
-    std::vector<int> style_layers;
-    // Its values since the last record, image-weighted: a step may hold
-    // none of its images (fewer images per step than styles).
-    std::vector<double> window_sums;  // AddWeightedValues (step/training_step.h)
-  };
-
-  bool conditional() const { return !members_.empty(); }
+  bool conditional() const { return styles_.conditional(); }
   std::vector<torch::Tensor> GramsOf(const StyleSpec& style, const std::vector<int>& layers) const;
   void ComputeStyleGrams();
   void BuildModel();
-  void BuildConditionalModel(uint64_t seed);
-  // The style rows of this rank's images at `step` (1-based): the group's
-  // images are dealt to the styles in turns of one image per style, each turn
-  // in an order drawn from the job seed, so that every style gets the same
-  // number of images (give or take one) whatever the batch size.
-  torch::Tensor StyleRowsAt(int64_t step) const;
-  // A conditional network's member `j` as a per-style network.
-  TransformerNet MemberNet(size_t j);
   ModelInfo Info() const;
-  // The logging windows a checkpoint keeps, so that a resumed run's records
-  // equal an uninterrupted run's: a per-style network's own, or each member's.
+  // The logging windows a checkpoint keeps, one per style of the network, so
+  // that a resumed run's records equal an uninterrupted run's.
   std::vector<std::vector<double>> LogWindows() const;
   void PrepareValidation();
   void WriteFinalImages();
@@ -156,11 +140,8 @@ class StyleRun {
   LossWeights weights_;
   RunOutputs outputs_;
   ProgressLine progress_;
-  std::vector<torch::Tensor> style_grams_;
-  std::vector<Member> members_;         // conditional only
-  int64_t first_row_ = 0;               // row of members_[0] (after a base model's styles)
-  std::vector<std::string> row_names_;  // every style of the network, in row order
-  ConditionalBatch batch_;              // this step's, for ForStep
+  NetworkStyles styles_;    // after outputs_, which it may point at
+  ConditionalBatch batch_;  // a conditional network's, its rows this step's (ForStep)
   TransformerNet net_{nullptr};
   std::unique_ptr<Adam> adam_;
   std::unique_ptr<GradientBuckets> buckets_;
@@ -171,9 +152,6 @@ class StyleRun {
   int64_t steps_this_run_ = 0;
   double window_seconds_ = 0;
   int64_t window_images_ = 0;
-  // A per-style network's values since its last record, image-weighted (a
-  // conditional network's styles keep theirs in their Member).
-  std::vector<double> window_sums_;
   std::chrono::steady_clock::time_point run_start_;
   // Set by the background writer's checkpoint tasks.
   std::atomic<int64_t> checkpoints_written_{0};
