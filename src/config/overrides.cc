@@ -179,18 +179,16 @@ void ApplyStyleOverrides(const std::vector<Override>& overrides, JobConfig& job,
     if (!SplitStyleOverride(given, job, o, problems)) {
       const bool run_name = given.text.substr(0, given.text.find('=')).find('/') !=
                             std::string::npos;  // NAME=VALUE parts: the split is not known
+      std::string names;
+      for (const auto& s : job.styles) names += (names.empty() ? "" : ", ") + s.name;
       if (given.path.size() < 3 && !run_name) {
         problems.Add(where + "expected styles.NAME.key=value");
       } else if (given.path.size() < 3) {
-        std::string names;
-        for (const auto& s : job.styles) names += (names.empty() ? "" : ", ") + s.name;
         problems.Add(where +
                      "no style or sweep run of that name; expected styles.NAME.key=value with "
                      "NAME one of " +
                      names);
       } else {
-        std::string names;
-        for (const auto& s : job.styles) names += (names.empty() ? "" : ", ") + s.name;
         problems.Add(where + "no style named '" + given.path[1] + "'; styles are " + names);
       }
       continue;

@@ -107,13 +107,21 @@ void BackwardOfPart(const std::vector<StepStyle>& styles, int parts,
   total.backward();
 }
 
-// Adds one micro-batch's values of a network (`own`, and a conditional
-// network's per-style `shares`) to the step's: the mean over `parts`, the sums.
-void AddPart(const std::vector<double>& own, const std::vector<StyleShare>& shares, int parts,
-             std::vector<double>& mean, std::vector<std::vector<double>>& style_sums) {
-  mean.resize(own.size(), 0.0);
-  for (size_t i = 0; i < own.size(); ++i) mean[i] += own[i] / parts;
-  for (size_t j = 0; j < shares.size(); ++j) AddStyleSums(shares[j], style_sums[j]);
+// Adds network `k`'s values of each micro-batch (`own[part][k]`, and a
+// conditional network's per-style `shares[part][k]`) to the step's, in part
+// order: the mean over the parts, the sums.
+void AddParts(const std::vector<std::vector<std::vector<double>>>& own,
+              const std::vector<std::vector<std::vector<StyleShare>>>& shares, size_t k,
+              std::vector<double>& mean, std::vector<std::vector<double>>& style_sums) {
+  const int parts = static_cast<int>(own.size());
+  for (size_t part = 0; part < own.size(); ++part) {
+    const std::vector<double>& values = own[part][k];
+    mean.resize(values.size(), 0.0);
+    for (size_t i = 0; i < values.size(); ++i) mean[i] += values[i] / parts;
+    for (size_t j = 0; j < shares[part][k].size(); ++j) {
+      AddStyleSums(shares[part][k][j], style_sums[j]);
+    }
+  }
 }
 
 }  // namespace
@@ -250,11 +258,8 @@ std::vector<TrainingStep::RankValues> TrainingStep::ForwardBackward(
     }
   }
   for (size_t k = 0; k < trees.size(); ++k) PutGradients(trees[k].Total(), *styles[k].adam);
-  for (size_t part = 0; part < part_values.size(); ++part) {
-    for (size_t k = 0; k < styles.size(); ++k) {
-      AddPart(part_values[part][k], part_shares[part][k], parts, values[k].mean,
-              values[k].style_sums);
-    }
+  for (size_t k = 0; k < styles.size(); ++k) {
+    AddParts(part_values, part_shares, k, values[k].mean, values[k].style_sums);
   }
   for (const StepStyle& s : styles) InjectGradientFault(s.fault, *s.adam);
   return values;

@@ -160,9 +160,7 @@ ElasticBatch KeepImagesPerStep(const StyleSpec& style, int group_ranks) {
     out.problem = recorded.problem;
     return out;
   }
-  const int64_t ranks = recorded.ranks;
-  const int64_t batch = recorded.batch;
-  const int64_t micro = recorded.micro;
+  const int64_t ranks = recorded.ranks, batch = recorded.batch, micro = recorded.micro;
   if (ranks == 0 || batch == 0) return out;  // a record without them: nothing to keep
   const int64_t images = batch * ranks;
   // On the same ranks, the batch an earlier elastic resume chose goes on as
