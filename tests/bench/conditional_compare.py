@@ -26,35 +26,38 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
+from harness import write_job  # noqa: E402 (the tests' one job-file writer)
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STYLES = [("mosaic", "mosaic.jpg", ""), ("candy", "candy.jpg", ""),
-          ("starry", "starry.jpg", ", style_weight: 15"), ("udnie", "udnie.jpg", ""),
-          ("wave", "wave.jpg", ""), ("scream", "scream.jpg", ""),
-          ("candy_512", "candy.jpg", ", style_image_size: 512"),
-          ("mosaic_512", "mosaic.jpg", ", style_image_size: 512")]
+STYLES = [("mosaic", "mosaic.jpg", {}), ("candy", "candy.jpg", {}),
+          ("starry", "starry.jpg", {"style_weight": 15}), ("udnie", "udnie.jpg", {}),
+          ("wave", "wave.jpg", {}), ("scream", "scream.jpg", {}),
+          ("candy_512", "candy.jpg", {"style_image_size": 512}),
+          ("mosaic_512", "mosaic.jpg", {"style_image_size": 512})]
 # Held out: the content folder's last two photos are scored, not trained on.
 SCORED = ["0120.jpg", "0124.jpg"]
 
 
-def job_text(name, output, network, batch, steps, at_once, styles, image_size, base=""):
-    data = os.path.join(REPO, "configs", "data")
-    lines = [
-        f"job: {{name: {name}, output_dir: {output}, seed: 42, network: {network}, "
-        f"styles_at_once: {at_once}{', base_model: ' + base if base else ''}}}",
-        f"data: {{content_dir: {os.path.join(os.path.dirname(output), 'photos')}, "
-        f"image_size: {image_size}, "
-        "validation_images: []}",
-        "loss_network: {weights: 'random:7', content_layers: [conv2_2],",
-        "               style_layers: [conv1_1, conv1_2, conv2_2, conv3_3, conv4_3]}",
-        f"training: {{batch_size: {batch}, epochs: 0, max_steps: {steps}, learning_rate: 0.02,",
-        f"           style_weight: 10, log_every_steps: {steps}, preview_every_steps: 0}}",
-        f"checkpoint: {{every_steps: {steps}, keep: 1}}",
-        "monitoring: {listen: 'off'}",
-        "styles:",
-    ]
-    for style, image, extra in styles:
-        lines.append(f"  - {{name: {style}, image: {os.path.join(data, 'styles', image)}{extra}}}")
-    return "\n".join(lines) + "\n"
+def write_setup_job(path, name, output, network, batch, steps, at_once, styles, image_size,
+                    base=""):
+    """The job of one setup; `styles` are (name, shipped image, other keys of the entry)."""
+    job = {"name": name, "output_dir": output, "seed": 42, "network": network,
+           "styles_at_once": at_once}
+    if base:
+        job["base_model"] = base
+    style_dir = os.path.join(REPO, "configs", "data", "styles")
+    write_job(
+        path, job=job,
+        data={"content_dir": os.path.join(os.path.dirname(output), "photos"),
+              "image_size": image_size, "validation_images": []},
+        loss_network={"weights": "random:7", "content_layers": ["conv2_2"],
+                      "style_layers": ["conv1_1", "conv1_2", "conv2_2", "conv3_3", "conv4_3"]},
+        training={"batch_size": batch, "epochs": 0, "max_steps": steps, "learning_rate": 0.02,
+                  "style_weight": 10, "log_every_steps": steps, "preview_every_steps": 0},
+        checkpoint={"every_steps": steps, "keep": 1},
+        styles=[dict({"name": style, "image": os.path.join(style_dir, image)}, **extra)
+                for style, image, extra in styles])
 
 
 def run(command, log):
@@ -118,8 +121,7 @@ def main():
         name = f"setup{index}"
         output = os.path.join(work, name)
         job = os.path.join(work, name + ".yaml")
-        with open(job, "w") as f:
-            f.write(job_text(name, output, network, batch, steps, at_once, STYLES, args.image_size))
+        write_setup_job(job, name, output, network, batch, steps, at_once, STYLES, args.image_size)
         subprocess.call(["rm", "-rf", output])  # a fresh run, not a resume
         print(f"training: {label} ...", file=sys.stderr, flush=True)
         seconds = run([args.stylefleet, "train", job, "--no-progress"],
@@ -140,10 +142,8 @@ def main():
     output = os.path.join(work, "added")
     subprocess.call(["rm", "-rf", output])
     job = os.path.join(work, "added.yaml")
-    with open(job, "w") as f:
-        f.write(job_text("added", output, "conditional", 2, n // 2, 0,
-                         [("udnie_512", "udnie.jpg", ", style_image_size: 512")],
-                         args.image_size, base))
+    write_setup_job(job, "added", output, "conditional", 2, n // 2, 0,
+                    [("udnie_512", "udnie.jpg", {"style_image_size": 512})], args.image_size, base)
     print("training: a ninth style added ...", file=sys.stderr, flush=True)
     added_seconds = run([args.stylefleet, "train", job, "--no-progress"],
                         os.path.join(work, "added.log"))

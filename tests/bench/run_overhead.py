@@ -24,39 +24,22 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(HERE, "..", "reliability"))
+from harness import write_job  # noqa: E402 (the tests' one job-file writer)
 
-JOB = """job:
-  name: overhead
-  output_dir: {out}
-  seed: 1
-data:
-  content_dir: {photos}
-  image_size: {size}
-loss_network:
-  weights: random:7
-training:
-  batch_size: {batch}
-  epochs: 0
-  max_steps: {steps}
-  log_every_steps: 1
-  preview_every_steps: 3
-checkpoint:
-  every_steps: 3
-styles:
-  - image: {style}
-monitoring:
-  listen: 127.0.0.1:{port}
-  linger_seconds: 0
-"""
 
 
 def train_once(binary, work, args, round_index):
     out = os.path.join(work, "out%d" % round_index)
     job = os.path.join(work, "job.yaml")
-    with open(job, "w") as f:
-        f.write(JOB.format(out=out, photos=os.path.join(work, "photos"), size=args.image_size,
-                           batch=args.batch, steps=args.steps, port=args.port,
-                           style=os.path.join(REPO, "configs/data/styles/candy.jpg")))
+    write_job(job, job={"name": "overhead", "output_dir": out, "seed": 1},
+              data={"content_dir": os.path.join(work, "photos"), "image_size": args.image_size},
+              loss_network={"weights": "random:7"},
+              training={"batch_size": args.batch, "epochs": 0, "max_steps": args.steps,
+                        "log_every_steps": 1, "preview_every_steps": 3},
+              checkpoint={"every_steps": 3},
+              monitoring={"listen": "127.0.0.1:%d" % args.port, "linger_seconds": 0},
+              styles=[{"image": os.path.join(REPO, "configs/data/styles/candy.jpg")}])
     trace = os.path.join(work, "trace.json")
     start = time.monotonic()
     first_step_line = None

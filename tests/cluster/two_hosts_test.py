@@ -37,6 +37,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
 from harness import LineReader, check, check_no_process_left, finish, run_guarded, same_tensors  # noqa: E402
+import harness  # noqa: E402
 import virtual_hosts  # noqa: E402
 
 BINARY, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
@@ -49,15 +50,22 @@ DEATH_TIMEOUT = 15  # distributed.timeout_seconds of the launch that loses a hos
 DEATH_STEPS = 24  # the steps of that job: host B dies after step 3, the relaunch trains the rest
 
 
-def write_job(folder, styles, ranks_per_style, steps, extra=""):
-    with open(os.path.join(folder, "job.yaml"), "w") as f:
-        f.write(f"""job: {{name: twohosts, output_dir: {folder}/out, seed: 5}}
-data: {{content_dir: {SOURCE}/configs/data/content, image_size: 64, loader_threads: 1}}
-loss_network: {{weights: 'random:2'}}
-training: {{batch_size: 2, epochs: 0, max_steps: {steps}, log_every_steps: 1, preview_every_steps: 0}}
-distributed: {{ranks_per_style: {ranks_per_style}, timeout_seconds: 120}}
-{extra}styles:
-""" + "".join(f"  - {{name: {s}, image: {SOURCE}/configs/data/styles/{s}.jpg}}\n" for s in styles))
+# monitoring's default listen address, written out (harness.write_job turns a left-out section off).
+DEFAULT_MONITORING = {"listen": "0.0.0.0:9450"}
+QUIET_MONITORING = {"listen": "off", "linger_seconds": 0}
+
+
+def write_job(folder, styles, ranks_per_style, steps, monitoring=None, checkpoint=None):
+    harness.write_job(
+        os.path.join(folder, "job.yaml"),
+        job={"name": "twohosts", "output_dir": f"{folder}/out", "seed": 5},
+        data={"content_dir": f"{SOURCE}/configs/data/content", "image_size": 64, "loader_threads": 1},
+        loss_network={"weights": "random:2"},
+        training={"batch_size": 2, "epochs": 0, "max_steps": steps, "log_every_steps": 1,
+                  "preview_every_steps": 0},
+        distributed={"ranks_per_style": ranks_per_style, "timeout_seconds": 120},
+        checkpoint=checkpoint, monitoring=monitoring or DEFAULT_MONITORING,
+        styles=[{"name": s, "image": f"{SOURCE}/configs/data/styles/{s}.jpg"} for s in styles])
 
 
 def on_hosts(hosts, argv, folder):
@@ -118,11 +126,10 @@ def query(hosts, expr):
 
 def groups_within_hosts(hosts, work):
     folder, reference = os.path.join(work, "within"), os.path.join(work, "within-ref")
-    monitoring = f"monitoring: {{listen: '0.0.0.0:{METRICS_PORT}', linger_seconds: 60}}\n"
-    write_job_both = [(folder, monitoring), (reference, "monitoring: {listen: 'off', linger_seconds: 0}\n")]
-    for f, extra in write_job_both:
+    monitoring = {"listen": f"0.0.0.0:{METRICS_PORT}", "linger_seconds": 60}
+    for f, watched in [(folder, monitoring), (reference, QUIET_MONITORING)]:
         os.makedirs(f)
-        write_job(f, ["wave", "candy"], 2, 3, extra)
+        write_job(f, ["wave", "candy"], 2, 3, watched)
     with open(os.path.join(work, "prometheus.yml"), "w") as f:
         f.write(f"""global: {{scrape_interval: 1s}}
 scrape_configs:
@@ -167,8 +174,7 @@ def host_dies(hosts, work):
     for f in (folder, reference):
         os.makedirs(f)
         # ranks_per_style 0 (all ranks): a job that asks for 2 ranks per style cannot go on with 1.
-        write_job(f, ["wave"], 0, DEATH_STEPS, "checkpoint: {every_steps: 2, keep: 2}\n"
-                  "monitoring: {listen: 'off', linger_seconds: 0}\n")
+        write_job(f, ["wave"], 0, DEATH_STEPS, QUIET_MONITORING, {"every_steps": 2, "keep": 2})
     # Through launch/mpirun.sh, which names the hosts that no longer answer after a failure
     # and, with --restarts, relaunches on those that do.
     launch = [os.path.join(SOURCE, "launch", "mpirun.sh"), "--hostfile", hosts.hostfile(1),
@@ -228,7 +234,7 @@ def bad_hosts(hosts, work):
     each ends within seconds with an error naming the host, and nothing is written."""
     folder = os.path.join(work, "bad")
     os.makedirs(folder)
-    write_job(folder, ["wave"], 0, 3, "monitoring: {listen: 'off', linger_seconds: 0}\n")
+    write_job(folder, ["wave"], 0, 3, QUIET_MONITORING)
     hostfile = os.path.join(work, "hosts-with-a-ghost")
     with open(hostfile, "w") as f:
         f.write("".join(f"{h} slots=1\n" for h in HOSTS) + "sf-node-ghost slots=1\n")

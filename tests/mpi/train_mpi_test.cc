@@ -63,17 +63,14 @@ class MpiTrainTest : public ::testing::Test {
   }
 
   JobConfig Job(int styles, const std::vector<std::string>& overrides) {
-    std::string text =
-        "job: {name: t, output_dir: out, seed: 9}\n"
-        "data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-        "loss_network: {weights: 'random:4'}\n"
-        "training: {epochs: 0, max_steps: 3, learning_rate: 0.01, log_every_steps: 1,\n"
-        "           preview_every_steps: 0}\n"
-        "distributed: {check_every_steps: 1}\n"
-        "styles:\n";
-    for (int s = 0; s < styles; ++s) text += "  - image: s" + std::to_string(s) + ".png\n";
-    const std::string path = dir_ / ("job" + std::to_string(g_world->info().rank) + ".yaml");
-    testing::WriteFile(path, text);
+    testing::JobText text;  // batch_size: the default
+    text.Set("job", "seed", "9").Set("loss_network", "weights", "'random:4'");
+    text.Set("training", "batch_size", "").Set("training", "max_steps", "3");
+    text.Set("training", "learning_rate", "0.01").Set("training", "log_every_steps", "1");
+    text.Set("distributed", "check_every_steps", "1");
+    for (int s = 0; s < styles; ++s) text.Style("image: s" + std::to_string(s) + ".png");
+    const std::string path =
+        text.Write(dir_ / ("job" + std::to_string(g_world->info().rank) + ".yaml"));
     LoadOptions options;
     options.overrides = overrides;
     JobConfig job = LoadJob(path, options);

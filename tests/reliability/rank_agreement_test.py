@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from harness import check, finish, run_guarded
+from harness import check, finish, run_guarded, write_job
 
 BINARY = sys.argv[1]
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
@@ -71,19 +71,18 @@ VALUES = {
 ALSO_SET = {"job.base_model": ["--set", "job.network=conditional"]}
 # Style-entry keys: rank 1 reads a job file whose one style entry differs.
 STYLE_ENTRIES = {
-    "styles[].name": ("name: s", "name: t", "styles.s.name"),
-    "styles[].image": ("image: s0.png", "image: s1.png", "styles.s.image"),
-    "styles[].output_dir": ("output_dir: o1", "output_dir: o2", "styles.s.output_dir"),
+    "styles[].name": ("s", "t", "styles.s.name"),
+    "styles[].image": ("s0.png", "s1.png", "styles.s.image"),
+    "styles[].output_dir": ("o1", "o2", "styles.s.output_dir"),
 }
-STYLE_DEFAULTS = {"name": "name: s", "image": "image: s0.png", "output_dir": "output_dir: o1"}
+STYLE_DEFAULTS = {"name": "s", "image": "s0.png", "output_dir": "o1"}
 
 
-def job_text(style_fields):
-    return ("data: {content_dir: photos, image_size: 64, loader_threads: 1}\n"
-            "loss_network: {weights: 'random:1'}\n"
-            "training: {batch_size: 2, epochs: 0, max_steps: 2}\n"
-            "monitoring: {listen: 'off', linger_seconds: 0}\n"
-            "styles:\n  - {" + ", ".join(style_fields) + "}\n")
+def write_two_step_job(path, style, job=None):
+    """A job of one style (a dict of its entry's keys) that trains 2 steps."""
+    write_job(path, job=job, data={"content_dir": "photos", "image_size": 64, "loader_threads": 1},
+              training={"batch_size": 2, "epochs": 0, "max_steps": 2}, styles=[style],
+              monitoring={"listen": "off", "linger_seconds": 0})
 
 
 def write_fixture(root):
@@ -94,12 +93,10 @@ def write_fixture(root):
             Image.frombytes("RGB", (72, 72), os.urandom(72 * 72 * 3)).save(os.path.join(root, folder, f"{i:03}.png"))
     for name in ("s0.png", "s1.png"):
         Image.new("RGB", (80, 80), (200, 40, 40) if name == "s0.png" else (40, 200, 40)).save(os.path.join(root, name))
-    with open(os.path.join(root, "job.yaml"), "w") as f:
-        f.write(job_text(STYLE_DEFAULTS.values()))
+    write_two_step_job(os.path.join(root, "job.yaml"), STYLE_DEFAULTS)
     # A trained conditional network (one style, 'base', one step) for job.base_model.
-    with open(os.path.join(root, "base.yaml"), "w") as f:
-        f.write("job: {name: base, output_dir: base_out, network: conditional}\n" +
-                job_text(["name: base", "image: s1.png"]))
+    write_two_step_job(os.path.join(root, "base.yaml"), {"name": "base", "image": "s1.png"},
+                       job={"name": "base", "output_dir": "base_out", "network": "conditional"})
     subprocess.run([BINARY, "train", "base.yaml", "--no-progress", "--threads", "1",
                     "--set", "training.max_steps=1"], cwd=root, check=True, capture_output=True)
     for copy in ("m1", "m2"):
@@ -137,11 +134,9 @@ def main():
                                     ["job.yaml", "--set", f"{key}={b}"] + also,
                                     f"ranks disagree on {key}: ")
             elif key in STYLE_ENTRIES:
-                a, b, shown = STYLE_ENTRIES[key]
+                _, b, shown = STYLE_ENTRIES[key]
                 field = key.split(".")[1]
-                other = dict(STYLE_DEFAULTS, **{field: b})
-                with open(os.path.join(root, "job_b.yaml"), "w") as f:
-                    f.write(job_text(other.values()))
+                write_two_step_job(os.path.join(root, "job_b.yaml"), dict(STYLE_DEFAULTS, **{field: b}))
                 expect_disagreement(root, key, ["job.yaml"], ["job_b.yaml"], f"ranks disagree on {shown}")
         expect_disagreement(root, "--style on one rank only", ["job.yaml", "--style", "s"], ["job.yaml"],
                             "ranks disagree on the styles selected with --style: rank 0 has 's'; rank 1 has 'all'")

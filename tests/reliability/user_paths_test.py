@@ -28,6 +28,7 @@ import time
 import urllib.request
 
 from harness import check, finish, output_within
+import harness
 
 BINARY, SOURCE = sys.argv[1], sys.argv[2]
 CONTENT = os.path.join(SOURCE, "configs/data/content")
@@ -40,20 +41,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_job(work, name="users", steps=2, monitoring="{listen: 'off'}", styles=("wave",),
-              content=CONTENT, extra=""):
-    path = os.path.join(work, f"{name}.yaml")
-    style_lines = "".join(f"  - image: {STYLES}/{s}.jpg\n" for s in styles)
-    with open(path, "w") as f:
-        f.write(f"""job: {{name: {name}, output_dir: {work}/out, seed: 5}}
-data: {{content_dir: {content}, image_size: 64, loader_threads: 1}}
-loss_network: {{weights: 'random:2'}}
-training: {{batch_size: 1, epochs: 0, max_steps: {steps}, log_every_steps: 1, preview_every_steps: 0}}
-checkpoint: {{every_steps: 1, keep: 2}}
-monitoring: {monitoring}
-{extra}styles:
-{style_lines}""")
-    return path
+def write_job(work, name="users", steps=2, monitoring=None, styles=("wave",), content=CONTENT):
+    """A job of shipped style images (their names) that trains `steps` steps, a checkpoint each."""
+    return harness.write_job(
+        os.path.join(work, f"{name}.yaml"),
+        job={"name": name, "output_dir": f"{work}/out", "seed": 5},
+        data={"content_dir": content, "image_size": 64, "loader_threads": 1},
+        loss_network={"weights": "random:2"},
+        training={"batch_size": 1, "epochs": 0, "max_steps": steps, "log_every_steps": 1,
+                  "preview_every_steps": 0},
+        checkpoint={"every_steps": 1, "keep": 2}, monitoring=monitoring,
+        styles=[{"image": f"{STYLES}/{s}.jpg"} for s in styles])
 
 
 def run(args, timeout=300):
@@ -86,13 +84,13 @@ def part_check(work):
           f"check: a folder of another job exits 2 ({rc}): {out[-300:]}")
     shutil.rmtree(os.path.join(work, "out"), ignore_errors=True)
     port = free_port()
-    job = write_job(work, monitoring=f"{{listen: '127.0.0.1:{port}'}}", styles=("wave", "candy"))
+    job = write_job(work, monitoring={"listen": f"127.0.0.1:{port}"}, styles=("wave", "candy"))
     rc, out, _ = train(job, "--style", "nosuch")
     check(rc == 2 and "--style nosuch: no style or sweep run of the job has this name or matches it; its styles: wave, candy" in out,
           f"train --style nosuch exits 2 listing the styles ({rc}): {out[-300:]}")
     check("metrics on" not in out and not os.path.exists(os.path.join(work, "out")),
           "... before the metrics server started or any file was written")
-    job = write_job(work, styles=("wave", "candy", "mosaic"), extra="")
+    job = write_job(work, styles=("wave", "candy", "mosaic"))
     with open(job) as f:
         text = f.read().replace("seed: 5}", "seed: 5, styles_at_once: 2}")
     with open(job, "w") as f:
@@ -204,7 +202,7 @@ def part_port(work):
     taken.bind(("127.0.0.1", 0))
     taken.listen(1)
     port = taken.getsockname()[1]
-    job = write_job(work, steps=30, monitoring=f"{{listen: '127.0.0.1:{port}', linger_seconds: 0}}")
+    job = write_job(work, steps=30, monitoring={"listen": f"127.0.0.1:{port}", "linger_seconds": 0})
     p = subprocess.Popen([BINARY, "train", job, "--no-progress", "--threads", "1"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     targets, deadline = None, time.time() + 120
@@ -221,7 +219,7 @@ def part_port(work):
     check(bool(targets) and targets[0].startswith("127.0.0.1:") and targets[0] != f"127.0.0.1:{port}",
           f"... the targets file names the port actually served: {targets}")
     shutil.rmtree(os.path.join(work, "out"), ignore_errors=True)
-    job = write_job(work, monitoring=f"{{listen: '127.0.0.1:{port}', listen_strict: true}}")
+    job = write_job(work, monitoring={"listen": f"127.0.0.1:{port}", "listen_strict": True})
     rc, out, _ = train(job)
     check(rc == 1 and f"cannot serve metrics on 127.0.0.1:{port}" in out,
           f"with listen_strict a taken port fails the run ({rc}): {out[-300:]}")
@@ -230,14 +228,14 @@ def part_port(work):
 
 def part_linger(work):
     # linger_seconds 600, past train()'s hang guard (300 s): a run that lingered fails (rc None).
-    job = write_job(work, steps=2, monitoring=f"{{listen: '127.0.0.1:{free_port()}', linger_seconds: 600}}")
+    job = write_job(work, steps=2, monitoring={"listen": f"127.0.0.1:{free_port()}", "linger_seconds": 600})
     rc, out, seconds = train(job)
     check(rc == 0 and "not lingering" in out,
           f"2-step job, linger_seconds 600, nothing scraping: exit {rc} after {seconds:.1f} s")
     print(f"figure: 2-step job wall time without a scraper: {seconds:.1f} s", flush=True)
     shutil.rmtree(os.path.join(work, "out"), ignore_errors=True)
     port = free_port()
-    job = write_job(work, steps=20, monitoring=f"{{listen: '127.0.0.1:{port}', linger_seconds: 600}}")
+    job = write_job(work, steps=20, monitoring={"listen": f"127.0.0.1:{port}", "linger_seconds": 600})
     p = subprocess.Popen([BINARY, "train", job, "--no-progress", "--threads", "1"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     finals, stop = [], threading.Event()
@@ -268,7 +266,7 @@ def part_linger(work):
 
 def part_push(work):
     port = free_port()  # nothing listens there
-    job = write_job(work, steps=1, monitoring=f"{{listen: 'off', pushgateway: '127.0.0.1:{port}'}}")
+    job = write_job(work, steps=1, monitoring={"listen": "off", "pushgateway": f"127.0.0.1:{port}"})
     rc, out, _ = train(job)
     check(rc == 0 and f"pushing metrics to 127.0.0.1:{port} (monitoring.pushgateway) failed: "
           "Connection refused" in out and "HTTP -" not in out,
