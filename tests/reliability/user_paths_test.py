@@ -41,17 +41,19 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_job(work, name="users", steps=2, monitoring=None, styles=("wave",), content=CONTENT):
-    """A job of shipped style images (their names) that trains `steps` steps, a checkpoint each."""
+def write_job(work, name="users", steps=2, monitoring=None, styles=("wave",), content=CONTENT,
+              job_keys=None, style_keys=None):
+    """A job of shipped style images (their names) that trains `steps` steps, a checkpoint each;
+    `job_keys` more keys of its job section, `style_keys` more keys of a style's entry by name."""
     return harness.write_job(
         os.path.join(work, f"{name}.yaml"),
-        job={"name": name, "output_dir": f"{work}/out", "seed": 5},
+        job=dict({"name": name, "output_dir": f"{work}/out", "seed": 5}, **(job_keys or {})),
         data={"content_dir": content, "image_size": 64, "loader_threads": 1},
         loss_network={"weights": "random:2"},
         training={"batch_size": 1, "epochs": 0, "max_steps": steps, "log_every_steps": 1,
                   "preview_every_steps": 0},
         checkpoint={"every_steps": 1, "keep": 2}, monitoring=monitoring,
-        styles=[{"image": f"{STYLES}/{s}.jpg"} for s in styles])
+        styles=[dict({"image": f"{STYLES}/{s}.jpg"}, **(style_keys or {}).get(s, {})) for s in styles])
 
 
 def run(args, timeout=300):
@@ -90,11 +92,7 @@ def part_check(work):
           f"train --style nosuch exits 2 listing the styles ({rc}): {out[-300:]}")
     check("metrics on" not in out and not os.path.exists(os.path.join(work, "out")),
           "... before the metrics server started or any file was written")
-    job = write_job(work, styles=("wave", "candy", "mosaic"))
-    with open(job) as f:
-        text = f.read().replace("seed: 5}", "seed: 5, styles_at_once: 2}")
-    with open(job, "w") as f:
-        f.write(text)
+    job = write_job(work, styles=("wave", "candy", "mosaic"), job_keys={"styles_at_once": 2})
     rc, out, _ = run(["check", job])
     check(rc == 0 and "wave + candy (together on the same batches, batch 1 x 1 = 1) -> mosaic" in out,
           f"check prints a styles_at_once pass as trained together ({rc}): {out[-400:]}")
@@ -115,12 +113,7 @@ def part_check(work):
 
 
 def part_losses(work):
-    job = write_job(work, styles=("wave", "candy"))
-    with open(job) as f:
-        text = f.read().replace(f"  - image: {STYLES}/candy.jpg\n",
-                                f"  - image: {STYLES}/candy.jpg\n    style_weight: 7.5\n")
-    with open(job, "w") as f:
-        f.write(text)
+    job = write_job(work, styles=("wave", "candy"), style_keys={"candy": {"style_weight": 7.5}})
     content = os.path.join(CONTENT, "0000.jpg")
     rc, out, _ = run(["losses", "--job", job, "--content", content, "--style", "candy",
                       "--image-size", "96"])
@@ -135,12 +128,8 @@ def part_losses(work):
           f"losses --job --style wave: the job's image size and wave's weights ({rc})")
     # A style's own layers and style image size are the ones its training uses
     # (the job's were used once).
-    with open(job) as f:
-        text = f.read().replace("    style_weight: 7.5\n",
-                                "    style_weight: 7.5\n    style_layers: [conv3_3]\n"
-                                "    style_image_size: 32\n")
-    with open(job, "w") as f:
-        f.write(text)
+    write_job(work, styles=("wave", "candy"), style_keys={
+        "candy": {"style_weight": 7.5, "style_layers": ["conv3_3"], "style_image_size": 32}})
     rc, out, _ = run(["losses", "--job", job, "--content", content, "--style", "candy"])
     doc = json.loads(out[out.index("{"):]) if rc == 0 else {}
     check(rc == 0 and list(doc.get("style_loss_by_layer", {})) == ["conv3_3"]
