@@ -85,8 +85,7 @@ class MpiCommunicator : public Communicator {
   // world rank, for naming the ranks a collective waits for.
   MpiCommunicator(MPI_Comm comm, const StallTimeouts& timeouts,
                   std::shared_ptr<const std::vector<std::string>> world_hosts)
-      : comm_(comm), stalls_(RankIn(comm), WorldRanksOf(comm), timeouts) {
-    SF_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+      : comm_(comm), rank_(RankIn(comm)), stalls_(rank_, WorldRanksOf(comm), timeouts) {
     SF_MPI_CHECK(MPI_Comm_size(comm_, &size_));
     // A separate channel for stall notices, so they never match collective traffic.
     SF_MPI_CHECK(MPI_Comm_dup(comm_, &notices_));
@@ -268,8 +267,8 @@ class MpiCommunicator : public Communicator {
 
   MPI_Comm comm_;
   MPI_Comm notices_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1;  // rank_ before stalls_, which is built from it
   StallInspector stalls_;
-  int rank_ = 0, size_ = 1;
   int64_t outgoing_ =
       0;  // the buffer of the notices in flight (one value is enough: it only grows)
 };
