@@ -50,6 +50,35 @@ InstanceNormLayerImpl::InstanceNormLayerImpl(int64_t channels, int64_t styles) {
   bias = register_parameter("bias", torch::zeros(shape));
 }
 
+InstanceNormLayerImpl::InstanceNormLayerImpl(const NormSlot& slot) : slot_(slot) {}
+
+const std::vector<NormSlot>& PredictedNormLayout() {
+  static const std::vector<NormSlot> layout = [] {
+    std::vector<std::pair<std::string, int64_t>> norms = {{"in1", 32}, {"in2", 64}, {"in3", 128}};
+    for (int k = 1; k <= 5; ++k) {
+      norms.emplace_back("res" + std::to_string(k) + ".in1", 128);
+      norms.emplace_back("res" + std::to_string(k) + ".in2", 128);
+    }
+    norms.emplace_back("in4", 64);
+    norms.emplace_back("in5", 32);
+    std::vector<NormSlot> out;
+    int64_t offset = 0;
+    for (const auto& [name, channels] : norms) {
+      const bool residual_second = name.rfind("res", 0) == 0 && name.size() > 4 &&
+                                   name.compare(name.size() - 4, 4, ".in2") == 0;
+      out.push_back(NormSlot{name, channels, offset, !residual_second});
+      offset += channels * (residual_second ? 1 : 2);
+    }
+    return out;
+  }();
+  return layout;
+}
+
+int64_t NormParameterCount() {
+  const NormSlot& last = PredictedNormLayout().back();
+  return last.offset + last.channels * (last.shifted ? 2 : 1);
+}
+
 // What torch::instance_norm does inside (one batch norm over B*C channels of a
 // 1 x B*C x H x W view; bit for bit the same), written out so that the ReLU
 // runs in place on the batch norm's own output rather than on a view of it:
@@ -63,23 +92,13 @@ InstanceNormLayerImpl::InstanceNormLayerImpl(int64_t channels, int64_t styles) {
 torch::Tensor InstanceNormLayerImpl::forward(const torch::Tensor& x, const StyleMix& mix,
                                              bool then_relu) {
   const int64_t b = x.size(0), c = x.size(1);
-  torch::Tensor scale, shift;
-  if (weight.dim() == 1) {
+  if (weight.defined() && weight.dim() == 1 && !torch::GradMode::is_enabled()) {
     SF_CHECK(!mix.defined(), "a per-style network takes no style mix");
-    if (!torch::GradMode::is_enabled()) {
-      torch::Tensor out = torch::instance_norm(x, weight, bias, {}, {}, /*use_input_stats=*/true,
-                                               0.1, kEps, at::globalContext().userEnabledCuDNN());
-      return then_relu ? out.relu_() : out;
-    }
-    scale = weight.repeat({b});
-    shift = bias.repeat({b});
-  } else {
-    SF_CHECK(mix.defined() && mix.size(0) == x.size(0),
-             "a conditional network needs one style (or blend) per image");
-    const bool indices = mix.scalar_type() == torch::kLong;
-    scale = (indices ? weight.index_select(0, mix) : mix.matmul(weight)).reshape({b * c});
-    shift = (indices ? bias.index_select(0, mix) : mix.matmul(bias)).reshape({b * c});
+    torch::Tensor out = torch::instance_norm(x, weight, bias, {}, {}, /*use_input_stats=*/true, 0.1,
+                                             kEps, at::globalContext().userEnabledCuDNN());
+    return then_relu ? out.relu_() : out;
   }
+  const auto [scale, shift] = ScaleAndShift(mix, b, c);
   const torch::Tensor flat = x.contiguous().view({1, b * c, x.size(2), x.size(3)});
   torch::Tensor out = torch::batch_norm(flat, scale, shift, {}, {}, /*training=*/true, 0.1, kEps,
                                         at::globalContext().userEnabledCuDNN());
@@ -87,11 +106,34 @@ torch::Tensor InstanceNormLayerImpl::forward(const torch::Tensor& x, const Style
   return out.view(x.sizes());
 }
 
-ResidualBlockImpl::ResidualBlockImpl(int64_t channels, int64_t styles) {
+std::pair<torch::Tensor, torch::Tensor> InstanceNormLayerImpl::ScaleAndShift(const StyleMix& mix,
+                                                                             int64_t b, int64_t c) {
+  if (!weight.defined()) {
+    SF_CHECK(mix.defined() && mix.is_floating_point() && mix.dim() == 2 && mix.size(0) == b &&
+                 mix.size(1) == NormParameterCount() && c == slot_.channels,
+             "an arbitrary-style network needs each image's norm parameters (B x " +
+                 std::to_string(NormParameterCount()) + ")");
+    const torch::Tensor scale = mix.narrow(1, slot_.offset, c).reshape({b * c});
+    return {scale, slot_.shifted ? mix.narrow(1, slot_.offset + c, c).reshape({b * c})
+                                 : torch::zeros({b * c}, mix.options())};
+  }
+  if (weight.dim() == 1) {
+    SF_CHECK(!mix.defined(), "a per-style network takes no style mix");
+    return {weight.repeat({b}), bias.repeat({b})};
+  }
+  SF_CHECK(mix.defined() && mix.size(0) == b,
+           "a conditional network needs one style (or blend) per image");
+  const bool indices = mix.scalar_type() == torch::kLong;
+  return {(indices ? weight.index_select(0, mix) : mix.matmul(weight)).reshape({b * c}),
+          (indices ? bias.index_select(0, mix) : mix.matmul(bias)).reshape({b * c})};
+}
+
+ResidualBlockImpl::ResidualBlockImpl(int64_t channels, InstanceNormLayer in1,
+                                     InstanceNormLayer in2) {
   conv1_ = register_module("conv1", ConvLayer(channels, channels, 3, 1));
-  in1_ = register_module("in1", InstanceNormLayer(channels, styles));
+  in1_ = register_module("in1", std::move(in1));
   conv2_ = register_module("conv2", ConvLayer(channels, channels, 3, 1));
-  in2_ = register_module("in2", InstanceNormLayer(channels, styles));
+  in2_ = register_module("in2", std::move(in2));
 }
 
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x, const StyleMix& mix) {
@@ -101,21 +143,29 @@ torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x, const StyleMix&
 
 TransformerNetImpl::TransformerNetImpl(int64_t styles) : styles_(styles) {
   SF_CHECK(styles >= 0, "style count must not be negative");
+  Build([&](size_t k) { return InstanceNormLayer(PredictedNormLayout()[k].channels, styles); });
+}
+
+TransformerNetImpl::TransformerNetImpl(PredictedNorms) : styles_(0), predicts_norms_(true) {
+  Build([&](size_t k) { return InstanceNormLayer(PredictedNormLayout()[k]); });
+}
+
+void TransformerNetImpl::Build(const std::function<InstanceNormLayer(size_t)>& norm) {
   conv1_ = register_module("conv1", ConvLayer(3, 32, 9, 1));
-  in1_ = register_module("in1", InstanceNormLayer(32, styles));
+  in1_ = register_module("in1", norm(0));
   conv2_ = register_module("conv2", ConvLayer(32, 64, 3, 2));
-  in2_ = register_module("in2", InstanceNormLayer(64, styles));
+  in2_ = register_module("in2", norm(1));
   conv3_ = register_module("conv3", ConvLayer(64, 128, 3, 2));
-  in3_ = register_module("in3", InstanceNormLayer(128, styles));
-  res1_ = register_module("res1", ResidualBlock(128, styles));
-  res2_ = register_module("res2", ResidualBlock(128, styles));
-  res3_ = register_module("res3", ResidualBlock(128, styles));
-  res4_ = register_module("res4", ResidualBlock(128, styles));
-  res5_ = register_module("res5", ResidualBlock(128, styles));
+  in3_ = register_module("in3", norm(2));
+  ResidualBlock* blocks[] = {&res1_, &res2_, &res3_, &res4_, &res5_};
+  for (size_t k = 0; k < 5; ++k) {
+    *blocks[k] = register_module("res" + std::to_string(k + 1),
+                                 ResidualBlock(128, norm(3 + 2 * k), norm(4 + 2 * k)));
+  }
   deconv1_ = register_module("deconv1", ConvLayer(128, 64, 3, 1, 2));
-  in4_ = register_module("in4", InstanceNormLayer(64, styles));
+  in4_ = register_module("in4", norm(13));
   deconv2_ = register_module("deconv2", ConvLayer(64, 32, 3, 1, 2));
-  in5_ = register_module("in5", InstanceNormLayer(32, styles));
+  in5_ = register_module("in5", norm(14));
   deconv3_ = register_module("deconv3", ConvLayer(32, 3, 9, 1));
   // Freeze the biases an instance norm cancels (see TrainableParameters); in a
   // conditional network every style's row of them.
@@ -157,6 +207,7 @@ void InitializeTransformer(TransformerNet& net, uint64_t seed) {
       if (conv->bias.defined() && conv->bias.requires_grad())
         conv->bias.uniform_(-bound, bound, generator);
     } else if (auto* norm = module->as<InstanceNormLayer>()) {
+      if (!norm->weight.defined()) continue;  // an arbitrary-style network's
       norm->weight.fill_(1.0);
       norm->bias.zero_();
     }
@@ -202,6 +253,32 @@ TransformerNet BlendedTransformer(TransformerNet& conditional, const torch::Tens
   }
   out->to(conditional->parameters()[0].device());
   out->eval();
+  return out;
+}
+
+torch::Tensor ConditionalRowNorms(TransformerNet& conditional, int64_t row) {
+  SF_CHECK(conditional->styles() > 0 && row >= 0 && row < conditional->styles(),
+           "norm parameters come from a row of a conditional network");
+  torch::NoGradGuard no_grad;
+  const auto params = conditional->named_parameters();
+  std::vector<torch::Tensor> parts;
+  for (const NormSlot& slot : PredictedNormLayout()) {
+    parts.push_back(params[slot.name + ".weight"][row]);
+    const torch::Tensor shift = params[slot.name + ".bias"][row];
+    // Left out of the layout because it is 0 (frozen): then leaving it out is exact.
+    SF_CHECK(slot.shifted || shift.eq(0).all().item<bool>(),
+             "a residual block's second norm has a shift of 0 in a conditional network");
+    if (slot.shifted) parts.push_back(shift);
+  }
+  return torch::cat(parts).contiguous();
+}
+
+TransformerNet ArbitraryTransformer(TransformerNet& source) {
+  TransformerNet out{PredictedNorms{}};
+  torch::NoGradGuard no_grad;
+  const auto from = source->named_parameters();
+  for (auto& item : out->named_parameters()) item.value().copy_(from[item.key()]);
+  out->to(source->parameters()[0].device());
   return out;
 }
 

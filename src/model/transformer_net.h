@@ -18,9 +18,20 @@
 // N x 32 instead of 32), and each image is normalized with its style's row, or
 // with a convex combination of rows (a blend). Row s of a conditional network
 // is exactly the affine scale/shift of a per-style network.
+//
+// Arbitrary style (Ghiasi et al., "Exploring the structure of a real-time,
+// arbitrary neural artistic stylization network", 2017): the same shared
+// convolutions, and norms that hold no parameters of their own; each image
+// brings its scale and shift for every norm (predicted from a style image by
+// model/style_predictor.h), laid out as PredictedNormLayout says.
 #pragma once
 
 #include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace stylefleet {
 
@@ -48,8 +59,27 @@ TORCH_MODULE(ConvLayer);
 
 /// Which scale/shift rows a conditional network uses for each image of a
 /// batch: undefined for a per-style network; int64 [B] style indices; or
-/// float [B x N] blend weights (each row a convex combination).
+/// float [B x N] blend weights (each row a convex combination). For an
+/// arbitrary-style network: float [B x NormParameterCount()], each image's
+/// scales and shifts of every norm (PredictedNormLayout).
 using StyleMix = torch::Tensor;
+
+/// One instance norm's place in an arbitrary-style network's per-image
+/// parameters: `channels` scales from `offset`, then `channels` shifts when
+/// `shifted`. The shift of each residual block's second norm is left out: the
+/// next norms cancel it exactly (see TrainableParameters), so it is 0.
+struct NormSlot {
+  std::string name;  ///< the norm's module path, as in a state dict: in1, res1.in2, ...
+  int64_t channels = 0;
+  int64_t offset = 0;
+  bool shifted = true;
+};
+
+/// The norms of the network in forward order (in1, in2, in3, res1.in1,
+/// res1.in2, ..., res5.in2, in4, in5) and where each one's parameters lie.
+const std::vector<NormSlot>& PredictedNormLayout();
+/// The length of an image's norm parameters in an arbitrary-style network (2,560).
+int64_t NormParameterCount();
 
 /// Instance normalization (per image and channel, biased variance, eps 1e-5)
 /// with a learned scale `weight` and shift `bias`: shape [C] for a per-style
@@ -58,17 +88,27 @@ using StyleMix = torch::Tensor;
 class InstanceNormLayerImpl : public torch::nn::Module {
  public:
   InstanceNormLayerImpl(int64_t channels, int64_t styles);
+  /// A norm without parameters, whose forward takes each image's scale and
+  /// shift from the StyleMix at `slot`.
+  explicit InstanceNormLayerImpl(const NormSlot& slot);
   /// The normalized x, followed by a ReLU when `then_relu`.
   torch::Tensor forward(const torch::Tensor& x, const StyleMix& mix, bool then_relu = false);
 
   static constexpr double kEps = 1e-5;
-  torch::Tensor weight, bias;
+  torch::Tensor weight, bias;  ///< undefined in an arbitrary-style network
+
+ private:
+  // Each image's scale and shift: a conditional network's rows (or blends)
+  // or an arbitrary-style network's slice of the mix; [B * C] each.
+  std::pair<torch::Tensor, torch::Tensor> ScaleAndShift(const StyleMix& mix, int64_t b, int64_t c);
+  NormSlot slot_;  // arbitrary-style only (channels 0 otherwise)
 };
 TORCH_MODULE(InstanceNormLayer);
 
 class ResidualBlockImpl : public torch::nn::Module {
  public:
-  ResidualBlockImpl(int64_t channels, int64_t styles);
+  /// Two 3x3 convolutions of `channels`, each followed by its norm.
+  ResidualBlockImpl(int64_t channels, InstanceNormLayer in1, InstanceNormLayer in2);
   torch::Tensor forward(const torch::Tensor& x, const StyleMix& mix);
 
  private:
@@ -77,20 +117,32 @@ class ResidualBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ResidualBlock);
 
+/// Selects the arbitrary-style network's constructor.
+struct PredictedNorms {};
+
 class TransformerNetImpl : public torch::nn::Module {
  public:
   /// `styles` 0: a per-style network; N >= 1: a conditional network of N styles.
   explicit TransformerNetImpl(int64_t styles = 0);
+  /// An arbitrary-style network: its norms take each image's parameters.
+  explicit TransformerNetImpl(PredictedNorms);
   /// x: B x 3 x H x W, RGB 0..255, H and W multiples of 4. Returns the same
-  /// shape. A conditional network needs `mix` (B entries); a per-style one
-  /// takes none.
+  /// shape. A conditional or arbitrary-style network needs `mix` (B entries);
+  /// a per-style one takes none.
   torch::Tensor forward(const torch::Tensor& x, const StyleMix& mix = {});
 
-  /// N for a conditional network of N styles, 0 for a per-style network.
+  /// N for a conditional network of N styles, 0 for a per-style or an
+  /// arbitrary-style network.
   int64_t styles() const { return styles_; }
+  /// True for an arbitrary-style network.
+  bool predicts_norms() const { return predicts_norms_; }
 
  private:
+  // Registers the layers in the order of the state dict (the PyTorch
+  // example's), `norm(k)` giving the k-th norm of PredictedNormLayout().
+  void Build(const std::function<InstanceNormLayer(size_t)>& norm);
   int64_t styles_;
+  bool predicts_norms_ = false;
   ConvLayer conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
   InstanceNormLayer in1_{nullptr}, in2_{nullptr}, in3_{nullptr}, in4_{nullptr}, in5_{nullptr};
   ResidualBlock res1_{nullptr}, res2_{nullptr}, res3_{nullptr}, res4_{nullptr}, res5_{nullptr};
@@ -131,6 +183,16 @@ void FreezeSharedLayers(TransformerNet& net);
 /// scale and shift the weighted sum of its rows. With all weight on style s
 /// it computes exactly what the conditional network does for s.
 TransformerNet BlendedTransformer(TransformerNet& conditional, const torch::Tensor& weights);
+
+/// Row `row` of a conditional network as an arbitrary-style network's norm
+/// parameters ([NormParameterCount()]): with them, ArbitraryTransformer(net)
+/// computes for an image exactly what `net` does for style `row`.
+torch::Tensor ConditionalRowNorms(TransformerNet& conditional, int64_t row);
+
+/// An arbitrary-style network with the convolutions of `source` (a per-style
+/// or conditional network) copied: what a trained conditional network gives
+/// an arbitrary-style training to start from.
+TransformerNet ArbitraryTransformer(TransformerNet& source);
 
 /// A conditional network of `styles` whose first rows come from `base` (a
 /// conditional network with fewer styles): shared layers and rows copied; the

@@ -23,6 +23,12 @@
                                writes a torchvision-convention VGG-16, a random transformer,
                                images, and autograd's gradient of the total loss with respect
                                to every transformer parameter (tests/unit/gradient_test.cc)
+  reference.py predictor OUTDIR
+                               writes random networks, a random style predictor, style and
+                               content images, the predictor's summary, embedding and norm
+                               parameters, the arbitrary-style network's output with them and
+                               the predictor's gradients of a probe of that output
+                               (tests/unit/style_predictor_test.cc)
   reference.py adam IN OUT     runs torch.optim.Adam on the parameters and per-step gradients
                                in IN and writes the parameters and moments to OUT
                                (tests/unit/optim_test.cc)
@@ -413,6 +419,89 @@ def write_gradients(outdir):
         f"{t} {terms[t].item():.6g}" for t in ("content", "style", "tv", "total")))
 
 
+# An arbitrary-style network's norms in forward order: name, channels, whether it has a shift
+# (a residual block's second norm has none: the next norms cancel it).
+NORM_LAYOUT = ([("in1", 32, True), ("in2", 64, True), ("in3", 128, True)]
+               + [(f"res{k}.in{j}", 128, j == 1) for k in range(1, 6) for j in (1, 2)]
+               + [("in4", 64, True), ("in5", 32, True)])
+
+
+def norm_with(x, scale, shift):
+    """Instance norm (biased variance, eps 1e-5) with each image's own scale and shift."""
+    mean = x.mean((2, 3), keepdim=True)
+    var = x.var((2, 3), unbiased=False, keepdim=True)
+    return (x - mean) / torch.sqrt(var + 1e-5) * scale[:, :, None, None] + shift[:, :, None, None]
+
+
+def arbitrary_forward(net, x, norms):
+    """`net`'s convolutions with each image's norm parameters `norms` [B x 2560] in the place of
+    its own norms (Ghiasi et al.'s arbitrary-style network)."""
+    slices, at = [], 0
+    for _, c, shifted in NORM_LAYOUT:
+        scale = norms[:, at:at + c]
+        shift = norms[:, at + c:at + 2 * c] if shifted else torch.zeros_like(scale)
+        slices.append((scale, shift))
+        at += 2 * c if shifted else c
+    assert at == norms.shape[1]
+    it = iter(slices)
+
+    def norm(y):
+        return norm_with(y, *next(it))
+    y = F.relu(norm(net.conv1(x)))
+    y = F.relu(norm(net.conv2(y)))
+    y = F.relu(norm(net.conv3(y)))
+    for block in (net.res1, net.res2, net.res3, net.res4, net.res5):
+        y = norm(block.conv2(F.relu(norm(block.conv1(y))))) + y
+    y = F.relu(norm(net.deconv1(y)))
+    y = F.relu(norm(net.deconv2(y)))
+    return net.deconv3(y)
+
+
+def write_predictor(outdir):
+    """The style predictor (each layer's per-channel mean and standard deviation, a linear map
+    to the embedding, a linear map to the norm parameters) and the arbitrary-style network."""
+    weights, net, (input_scale, mean, std) = write_random_networks(outdir)
+    torch.manual_seed(4321)
+    layers = [1, 3, 6]  # conv1_2, conv2_2, conv3_3
+    style = torch.rand(2, 3, 48, 48) * 255
+    content = torch.rand(2, 3, 32, 32) * 255
+    with torch.no_grad():
+        features = vgg_features(weights, style, layers, input_scale, mean, std)
+    parts = []
+    for layer in layers:
+        f = features[layer].flatten(2)
+        parts += [f.mean(2), torch.sqrt(f.var(2, unbiased=False) + 1e-5)]
+    summary = torch.cat(parts, 1)
+    total = sum(2 * c if shifted else c for _, c, shifted in NORM_LAYOUT)
+    embedding_size = 8
+    bias = torch.zeros(total)
+    at = 0
+    for _, c, shifted in NORM_LAYOUT:
+        bias[at:at + c] = 1.0
+        at += 2 * c if shifted else c
+    params = {
+        "bottleneck.weight": torch.randn(embedding_size, summary.shape[1]) * 0.02,
+        "bottleneck.bias": torch.randn(embedding_size) * 0.1,
+        "to_norms.weight": torch.randn(total, embedding_size) * 0.05,
+        "to_norms.bias": bias + torch.randn(total) * 0.1,
+    }
+    for p in params.values():
+        p.requires_grad_(True)
+    embedding = F.linear(summary, params["bottleneck.weight"], params["bottleneck.bias"])
+    norms = F.linear(embedding, params["to_norms.weight"], params["to_norms.bias"])
+    generated = arbitrary_forward(net, content, norms)
+    probe = torch.randn(generated.shape)
+    grads = torch.autograd.grad((generated * probe).sum(), list(params.values()))
+    out = {"style": style, "content": content, "probe": probe, "summary": summary,
+           "embedding": embedding.detach(), "norms": norms.detach(), "generated": generated.detach()}
+    for (name, value), grad in zip(params.items(), grads):
+        out[name] = value.detach()
+        out["grad." + name] = grad
+    torch.save(out, f"{outdir}/expected.pt")
+    print(f"predictor reference: summary {summary.shape[1]}, embedding {embedding_size}, "
+          f"norms {total}, output mean {generated.mean().item():.6g}")
+
+
 def run_adam(in_path, out_path):
     """torch.optim.Adam on IN's param.I with grad.STEP.I; hyper = lr, beta1, beta2, eps,
     steps, the step index from which lr_after applies (-1: never), lr_after."""
@@ -461,6 +550,8 @@ if __name__ == "__main__":
         write_convention(sys.argv[2])
     elif len(sys.argv) == 3 and sys.argv[1] == "gradients":
         write_gradients(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "predictor":
+        write_predictor(sys.argv[2])
     elif len(sys.argv) == 4 and sys.argv[1] == "adam":
         run_adam(sys.argv[2], sys.argv[3])
     else:
