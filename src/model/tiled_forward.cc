@@ -227,7 +227,8 @@ torch::Tensor ForwardInTiles(TransformerNet& net, const torch::Tensor& x, int64_
     throw Error(message.str());
   }
   if (tile < 1) throw Error("tiled stylize: tile must be at least 1, got " + std::to_string(tile));
-  SF_CHECK(net->styles() == 0, "tiled stylize runs a per-style network (BlendedTransformer)");
+  SF_CHECK(net->styles() == 0 && !net->predicts_norms(),
+           "tiled stylize runs a per-style network (BlendedTransformer, FixedNormsTransformer)");
   const std::vector<Step> steps = ForwardSteps();
   std::vector<torch::Tensor> outs;
   for (int64_t n = 0; n < x.size(0); ++n) {

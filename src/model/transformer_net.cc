@@ -282,6 +282,31 @@ TransformerNet ArbitraryTransformer(TransformerNet& source) {
   return out;
 }
 
+TransformerNet FixedNormsTransformer(TransformerNet& arbitrary, const torch::Tensor& norms) {
+  SF_CHECK(arbitrary->predicts_norms() && norms.dim() == 1 && norms.size(0) == NormParameterCount(),
+           "fixed norms need an arbitrary-style network and one image's norm parameters");
+  TransformerNet out;
+  torch::NoGradGuard no_grad;
+  const auto from = arbitrary->named_parameters();
+  auto params = out->named_parameters();
+  for (auto& item : params) {
+    if (from.contains(item.key())) item.value().copy_(from[item.key()]);
+  }
+  const torch::Tensor values = norms.to(torch::kFloat32).to(arbitrary->parameters()[0].device());
+  for (const NormSlot& slot : PredictedNormLayout()) {
+    params[slot.name + ".weight"].copy_(values.narrow(0, slot.offset, slot.channels));
+    if (slot.shifted) {
+      params[slot.name + ".bias"].copy_(
+          values.narrow(0, slot.offset + slot.channels, slot.channels));
+    } else {
+      params[slot.name + ".bias"].zero_();
+    }
+  }
+  out->to(arbitrary->parameters()[0].device());
+  out->eval();
+  return out;
+}
+
 TransformerNet ExtendedTransformer(TransformerNet& base, int64_t styles) {
   SF_CHECK(base->styles() > 0 && styles >= base->styles(),
            "a conditional network extends to more styles");

@@ -194,6 +194,13 @@ torch::Tensor ConditionalRowNorms(TransformerNet& conditional, int64_t row);
 /// an arbitrary-style training to start from.
 TransformerNet ArbitraryTransformer(TransformerNet& source);
 
+/// A per-style network equal to the arbitrary-style network `arbitrary` with
+/// the norm parameters `norms` ([NormParameterCount()]) fixed: the shared
+/// convolutions copied, each norm's scale and shift from its slot (a shift
+/// the layout leaves out is 0). For one style image, what stylize runs (whole
+/// or tiled), as BlendedTransformer is for a conditional network.
+TransformerNet FixedNormsTransformer(TransformerNet& arbitrary, const torch::Tensor& norms);
+
 /// A conditional network of `styles` whose first rows come from `base` (a
 /// conditional network with fewer styles): shared layers and rows copied; the
 /// new rows start at the mean of the base's rows (a trained average style,

@@ -81,6 +81,29 @@ TEST(PredictedNormsTest, AConditionalRowAsNormsReproducesTheConditionalNetworkBi
       torch::equal(arbitrary->forward(images, swapped), conditional->forward(images, rows)));
 }
 
+// One image's norms fixed into a per-style network (what stylize runs, whole or
+// tiled) compute what the arbitrary-style network computes with them.
+TEST(PredictedNormsTest, FixedNormsMakeThePerStyleNetworkOfThoseNorms) {
+  TransformerNet conditional = DistinctRowsNetwork(2, 4);
+  TransformerNet arbitrary = ArbitraryTransformer(conditional);
+  torch::manual_seed(8);
+  const torch::Tensor norms = 0.5 + torch::rand({NormParameterCount()});
+  TransformerNet fixed = FixedNormsTransformer(arbitrary, norms);
+  EXPECT_FALSE(fixed->predicts_norms());
+  EXPECT_EQ(fixed->styles(), 0);
+  const torch::Tensor images = torch::rand({2, 3, 24, 24}) * 255;
+  const torch::Tensor both = norms.unsqueeze(0).expand({2, NormParameterCount()});
+  // With autograd both run the written-out norm; without, the per-style
+  // network runs torch::instance_norm (the same arithmetic).
+  EXPECT_TRUE(torch::equal(fixed->forward(images), arbitrary->forward(images, both)));
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(MaxRelativeDifference(fixed->forward(images), arbitrary->forward(images, both)), 1e-6);
+  // A residual block's second norm keeps a shift of 0.
+  EXPECT_TRUE(fixed->named_parameters()["res3.in2.bias"].eq(0).all().item<bool>());
+  EXPECT_THROW(FixedNormsTransformer(fixed, norms), std::exception);
+  EXPECT_THROW(FixedNormsTransformer(arbitrary, norms.narrow(0, 1, 100)), std::exception);
+}
+
 TEST(PredictedNormsTest, AnArbitraryStyleNetworkRefusesRowsOrAMissingMix) {
   TransformerNet arbitrary{PredictedNorms{}};
   InitializeTransformer(arbitrary, 3);
