@@ -7,12 +7,17 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/vgg_layers.h"
 #include "model/transformer_kernels.h"
 #include "model/winograd_conv.h"
 
 namespace stylefleet {
 namespace nn = torch::nn;
 namespace F = torch::nn::functional;
+namespace {
+// Mixed into a network's seed for its style predictor's generator.
+constexpr uint64_t kPredictorSeedMix = 0x9e3779b97f4a7c15ULL;
+}  // namespace
 
 ConvLayerImpl::ConvLayerImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride,
                              int64_t upsample)
@@ -146,8 +151,31 @@ TransformerNetImpl::TransformerNetImpl(int64_t styles) : styles_(styles) {
   Build([&](size_t k) { return InstanceNormLayer(PredictedNormLayout()[k].channels, styles); });
 }
 
-TransformerNetImpl::TransformerNetImpl(PredictedNorms) : styles_(0), predicts_norms_(true) {
+int64_t PredictedNorms::SummarySize() const {
+  int64_t size = 0;
+  for (int layer : summary_layers) {
+    SF_CHECK(layer >= 0 && layer < kVggConvLayerCount, "a summary layer is a VGG layer index");
+    size += 2 * VggLayerChannels(layer);
+  }
+  return size;
+}
+
+TransformerNetImpl::TransformerNetImpl(PredictedNorms shape)
+    : styles_(0), predicts_norms_(true), shape_(std::move(shape)) {
   Build([&](size_t k) { return InstanceNormLayer(PredictedNormLayout()[k]); });
+  // After the layers: the state dict starts with the PyTorch example's names.
+  predictor_ =
+      register_module("predictor", StylePredictor(shape_.SummarySize(), shape_.embedding_size));
+}
+
+StylePredictor& TransformerNetImpl::predictor() {
+  SF_CHECK(predicts_norms_, "only an arbitrary-style network has a style predictor");
+  return predictor_;
+}
+
+const PredictedNorms& TransformerNetImpl::predicted_norms() const {
+  SF_CHECK(predicts_norms_, "only an arbitrary-style network has a style predictor");
+  return shape_;
 }
 
 void TransformerNetImpl::Build(const std::function<InstanceNormLayer(size_t)>& norm) {
@@ -212,6 +240,8 @@ void InitializeTransformer(TransformerNet& net, uint64_t seed) {
       norm->bias.zero_();
     }
   }
+  // Its own generator, so that the convolutions are drawn as in the other kinds.
+  if (net->predicts_norms()) InitializeStylePredictor(net->predictor(), seed ^ kPredictorSeedMix);
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> TrainableParameters(TransformerNet& net) {
@@ -273,11 +303,15 @@ torch::Tensor ConditionalRowNorms(TransformerNet& conditional, int64_t row) {
   return torch::cat(parts).contiguous();
 }
 
-TransformerNet ArbitraryTransformer(TransformerNet& source) {
-  TransformerNet out{PredictedNorms{}};
+TransformerNet ArbitraryTransformer(TransformerNet& source, const PredictedNorms& shape,
+                                    uint64_t seed) {
+  TransformerNet out{shape};
+  InitializeStylePredictor(out->predictor(), seed ^ kPredictorSeedMix);
   torch::NoGradGuard no_grad;
   const auto from = source->named_parameters();
-  for (auto& item : out->named_parameters()) item.value().copy_(from[item.key()]);
+  for (auto& item : out->named_parameters()) {
+    if (item.key().rfind("predictor.", 0) != 0) item.value().copy_(from[item.key()]);
+  }
   out->to(source->parameters()[0].device());
   return out;
 }

@@ -33,6 +33,8 @@
 #include <utility>
 #include <vector>
 
+#include "model/style_predictor.h"
+
 namespace stylefleet {
 
 /// Reflection padding of kernel/2 followed by a convolution.
@@ -117,15 +119,27 @@ class ResidualBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ResidualBlock);
 
-/// Selects the arbitrary-style network's constructor.
-struct PredictedNorms {};
+/// Selects the arbitrary-style network's constructor, and shapes the style
+/// predictor it owns.
+struct PredictedNorms {
+  /// The loss-network layers (VGG indices, 0..12) whose StyleSummary feeds
+  /// the predictor, in summary order: conv1_2, conv2_2, conv3_3 and conv4_3
+  /// by default (the style layers of the seed), 1,920 numbers.
+  std::vector<int> summary_layers = {1, 3, 6, 9};
+  int64_t embedding_size = 100;  ///< the bottleneck (the paper's 100)
+
+  /// The length of a StyleSummary of `summary_layers`.
+  int64_t SummarySize() const;
+};
 
 class TransformerNetImpl : public torch::nn::Module {
  public:
   /// `styles` 0: a per-style network; N >= 1: a conditional network of N styles.
   explicit TransformerNetImpl(int64_t styles = 0);
-  /// An arbitrary-style network: its norms take each image's parameters.
-  explicit TransformerNetImpl(PredictedNorms);
+  /// An arbitrary-style network: its norms take each image's parameters, which
+  /// its style predictor (registered last, as `predictor`) makes from a
+  /// style image's summary.
+  explicit TransformerNetImpl(PredictedNorms shape);
   /// x: B x 3 x H x W, RGB 0..255, H and W multiples of 4. Returns the same
   /// shape. A conditional or arbitrary-style network needs `mix` (B entries);
   /// a per-style one takes none.
@@ -136,6 +150,10 @@ class TransformerNetImpl : public torch::nn::Module {
   int64_t styles() const { return styles_; }
   /// True for an arbitrary-style network.
   bool predicts_norms() const { return predicts_norms_; }
+  /// An arbitrary-style network's predictor and its shape (throws Error for
+  /// the other kinds).
+  StylePredictor& predictor();
+  const PredictedNorms& predicted_norms() const;
 
  private:
   // Registers the layers in the order of the state dict (the PyTorch
@@ -143,6 +161,8 @@ class TransformerNetImpl : public torch::nn::Module {
   void Build(const std::function<InstanceNormLayer(size_t)>& norm);
   int64_t styles_;
   bool predicts_norms_ = false;
+  PredictedNorms shape_;
+  StylePredictor predictor_{nullptr};
   ConvLayer conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
   InstanceNormLayer in1_{nullptr}, in2_{nullptr}, in3_{nullptr}, in4_{nullptr}, in5_{nullptr};
   ResidualBlock res1_{nullptr}, res2_{nullptr}, res3_{nullptr}, res4_{nullptr}, res5_{nullptr};
@@ -166,6 +186,8 @@ std::vector<std::pair<std::string, torch::Tensor>> TrainableParameters(Transform
 /// weights and trainable biases); instance norms start at scale 1, shift 0 and
 /// the frozen biases stay 0. An explicit generator rather than the global one,
 /// so that ranks driven from threads of one process (tests) initialise alike.
+/// An arbitrary-style network's predictor: InitializeStylePredictor with a
+/// seed derived from `seed`.
 void InitializeTransformer(TransformerNet& net, uint64_t seed);
 
 /// True for the scale/shift rows of a conditional network's instance norms:
@@ -191,8 +213,10 @@ torch::Tensor ConditionalRowNorms(TransformerNet& conditional, int64_t row);
 
 /// An arbitrary-style network with the convolutions of `source` (a per-style
 /// or conditional network) copied: what a trained conditional network gives
-/// an arbitrary-style training to start from.
-TransformerNet ArbitraryTransformer(TransformerNet& source);
+/// an arbitrary-style training to start from. Its predictor, of `shape`, is
+/// drawn from `seed` as InitializeTransformer draws it.
+TransformerNet ArbitraryTransformer(TransformerNet& source, const PredictedNorms& shape = {},
+                                    uint64_t seed = 0);
 
 /// A per-style network equal to the arbitrary-style network `arbitrary` with
 /// the norm parameters `norms` ([NormParameterCount()]) fixed: the shared

@@ -135,6 +135,17 @@ std::vector<torch::Tensor> StyleGrams(const Vgg16& vgg, const torch::Tensor& sty
 
 namespace {
 
+// The StyleMix of a conditional batch: its rows, or an arbitrary-style
+// network's predicted norms of each image's style (outside autocast: the
+// predictor's few FLOPs stay in float32).
+StyleMix MixOf(TransformerNet& net, const ConditionalBatch& batch) {
+  if (!net->predicts_norms()) return batch.rows;
+  SF_CHECK(batch.summaries.defined() &&
+               batch.summaries.size(0) == static_cast<int64_t>(batch.targets.size()),
+           "an arbitrary-style network's batch needs one style summary per target");
+  return net->predictor()->forward(batch.summaries.index_select(0, batch.rows - batch.first_row));
+}
+
 // What the loss network made of one step's images.
 struct LossNetworkPasses {
   std::vector<torch::Tensor> generated;       ///< each network's images, float32
@@ -206,12 +217,14 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
   }
   {
     begin(Phase::kTransformerForward, "");
-    Bf16Autocast autocast(use.precision == Precision::kBf16, content.device());
+    std::vector<StyleMix> mixes;
     for (size_t k = 0; k < nets.size(); ++k) {
       const ConditionalBatch* batch = conditional.empty() ? nullptr : conditional[k];
-      passes.generated.push_back((*nets[k])
-                                     ->forward(content, batch != nullptr ? batch->rows : StyleMix())
-                                     .to(torch::kFloat32));
+      mixes.push_back(batch != nullptr ? MixOf(*nets[k], *batch) : StyleMix());
+    }
+    Bf16Autocast autocast(use.precision == Precision::kBf16, content.device());
+    for (size_t k = 0; k < nets.size(); ++k) {
+      passes.generated.push_back((*nets[k])->forward(content, mixes[k]).to(torch::kFloat32));
     }
   }
   // One pass over every layer some style needs; each style reads its own.

@@ -37,15 +37,20 @@ struct StyleShare {
   LossTerms terms;     ///< the seed's terms over those images only
 };
 
-/// A conditional network's batch: the style of each image. Each image's
-/// style loss uses its own style's Gram targets and weights; the network's
-/// terms are the image-weighted mean of its styles' terms (each image counts
-/// once, as in a per-style batch), so a batch of one style gives exactly
-/// that style's terms.
+/// A conditional or arbitrary-style network's batch: the style of each image.
+/// Each image's style loss uses its own style's Gram targets and weights; the
+/// network's terms are the image-weighted mean of its styles' terms (each
+/// image counts once, as in a per-style batch), so a batch of one style gives
+/// exactly that style's terms.
 struct ConditionalBatch {
   torch::Tensor rows;                    ///< int64 [B]: each image's style row
   int64_t first_row = 0;                 ///< `targets[k]` is row first_row + k
   std::vector<StyleLossTarget> targets;  ///< the styles that may appear
+  /// An arbitrary-style network's: float [targets x S], each target's style
+  /// image as a StyleSummary of the network's summary layers. Each image's
+  /// norms are then the network's predictor of its style's summary (in
+  /// float32, with gradients into the predictor) instead of a row.
+  torch::Tensor summaries;
   /// Filled by the pass: one per target.
   std::vector<StyleShare> shares;
 };
@@ -65,8 +70,9 @@ struct LossNetworkUse {
 /// once, without gradients and only as deep as the deepest content layer; the
 /// K generated batches go through it together (one K*B batch). Each style's
 /// terms equal those of a separate pass up to rounding. `clock` may be null.
-/// `conditional` (empty, or one entry per net): for a conditional network its
-/// batch (its entry in `targets` is then unused), null for a per-style one.
+/// `conditional` (empty, or one entry per net): for a conditional or
+/// arbitrary-style network its batch (its entry in `targets` is then
+/// unused), null for a per-style one.
 std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& nets,
                                           const Vgg16& vgg, const torch::Tensor& content,
                                           const std::vector<StyleLossTarget>& targets,

@@ -6,11 +6,13 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "comm/world.h"
 #include "common/error.h"
+#include "model/style_predictor.h"
 #include "step/forward_pass.h"
 #include "step/step_clock.h"
 #include "step/step_cost.h"
@@ -259,29 +261,25 @@ TEST(StepTest, ANonFiniteLossOrGradientOnOneRankSkipsTheUpdateOnEveryRank) {
   EXPECT_THROW(InjectedFaultNamed("nan"), ConfigError);
 }
 
-// One step on 4 images split as 4 ranks, 2 ranks of 2 micro-batches and 1
-// process of 4: the averaged gradients and the updated weights are the same
-// bits (GradientTree adds micro-batches in the tree the communicators add
-// ranks in), which is what makes an elastic resume exact. Seen failing with
-// the micro-batches accumulated one after another, or the ranks summed in
-// rank order.
-TEST(StepTest, AnySplitOfFourUnitsOverRanksAndMicroBatchesGivesTheSameBits) {
-  torch::manual_seed(3);
-  const torch::Tensor images = torch::rand({4, 3, 32, 32}) * 255;
+// Runs `steps(rank, step, r, ranks)` on every rank of a group (threads,
+// in-process communicators) for each split of 4 units: 4 ranks, 2 ranks of 2
+// micro-batches and 1 process of 4. Returns, per split, rank 0's gradients
+// and weights after it.
+template <typename Rank>
+std::vector<std::vector<torch::Tensor>> RunEachSplitOfFourUnits(
+    const std::function<void(Rank&, TrainingStep&, int, int)>& steps) {
   std::vector<std::vector<torch::Tensor>> results;
   for (const auto& [ranks, parts] : std::vector<std::pair<int, int>>{{4, 1}, {2, 2}, {1, 4}}) {
-    std::vector<std::unique_ptr<GuardedRank>> group;
-    for (int r = 0; r < ranks; ++r) group.push_back(std::make_unique<GuardedRank>());
+    std::vector<std::unique_ptr<Rank>> group;
+    for (int r = 0; r < ranks; ++r) group.push_back(std::make_unique<Rank>());
     auto world = MakeLocalWorlds(ranks);
     std::vector<std::thread> threads;
     for (int r = 0; r < ranks; ++r) {
-      threads.emplace_back([&, r] {
-        GuardedRank& me = *group[static_cast<size_t>(r)];
+      threads.emplace_back([&, r, ranks = ranks, parts = parts] {
+        Rank& me = *group[static_cast<size_t>(r)];
         Communicator& comm = world[static_cast<size_t>(r)]->all();
         TrainingStep step(me.f.vgg, comm, comm, StepOptions{parts, me.f.use}, nullptr);
-        StepStyle style{&me.f.nets[0], me.adam.get(), me.buckets.get(), me.f.targets[0]};
-        // A group's rank r takes images r, r + N, ... (its shard).
-        step.Run(images.slice(0, r, 4, ranks).contiguous(), {style}, false);
+        steps(me, step, r, ranks);
       });
     }
     for (auto& t : threads) t.join();
@@ -292,6 +290,10 @@ TEST(StepTest, AnySplitOfFourUnitsOverRanksAndMicroBatchesGivesTheSameBits) {
     }
     results.push_back(std::move(out));
   }
+  return results;
+}
+
+void ExpectEverySplitGivesTheSameBits(const std::vector<std::vector<torch::Tensor>>& results) {
   for (size_t split = 1; split < results.size(); ++split) {
     ASSERT_EQ(results[split].size(), results[0].size());
     size_t differ = 0;
@@ -301,9 +303,151 @@ TEST(StepTest, AnySplitOfFourUnitsOverRanksAndMicroBatchesGivesTheSameBits) {
     EXPECT_EQ(differ, 0u) << "split " << split << ": " << differ << " of " << results[0].size()
                           << " gradients and weights differ from 4 ranks'";
   }
+}
+
+// One step on 4 images split as 4 ranks, 2 ranks of 2 micro-batches and 1
+// process of 4: the averaged gradients and the updated weights are the same
+// bits (GradientTree adds micro-batches in the tree the communicators add
+// ranks in), which is what makes an elastic resume exact. Seen failing with
+// the micro-batches accumulated one after another, or the ranks summed in
+// rank order.
+TEST(StepTest, AnySplitOfFourUnitsOverRanksAndMicroBatchesGivesTheSameBits) {
+  torch::manual_seed(3);
+  const torch::Tensor images = torch::rand({4, 3, 32, 32}) * 255;
+  ExpectEverySplitGivesTheSameBits(RunEachSplitOfFourUnits<GuardedRank>(
+      [&](GuardedRank& me, TrainingStep& step, int r, int ranks) {
+        StepStyle style{&me.f.nets[0], me.adam.get(), me.buckets.get(), me.f.targets[0]};
+        // A group's rank r takes images r, r + N, ... (its shard).
+        step.Run(images.slice(0, r, 4, ranks).contiguous(), {style}, false);
+      }));
   GradientTree three;
   for (int part = 0; part < 3; ++part) three.Add({torch::ones({2})});
   EXPECT_THROW(three.Total(), Error);
+}
+
+// An arbitrary-style network's batch whose predictor maps each style's
+// summary to a conditional network's row for that style computes the
+// conditional network's loss terms bit for bit, each image with its own
+// style's targets and norms. Seen failing with the summaries of the first
+// target given to every image.
+TEST(StepTest, PredictedConditionalRowsGiveTheConditionalNetworksTerms) {
+  Fixture f(2, 32);
+  TransformerNet conditional(2);
+  InitializeTransformer(conditional, 4);
+  torch::manual_seed(6);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : conditional->named_parameters()) {
+      if (!IsStyleRowParameter(item.key()) || !item.value().requires_grad()) continue;
+      const bool scale = item.key().find(".weight") != std::string::npos;
+      item.value().copy_(scale ? 0.5 + torch::rand(item.value().sizes())
+                               : torch::randn(item.value().sizes()) * 0.3);
+    }
+  }
+  TransformerNet arbitrary = ArbitraryTransformer(conditional, PredictedNorms{{1}, 2}, 0);
+  // Style k's summary is the unit vector e_k; the bottleneck passes its first
+  // two numbers on, and the map's column k is row k: 1 * x + 0 * y is x.
+  torch::Tensor summaries = torch::zeros({2, 128});
+  summaries[0][0] = 1;
+  summaries[1][1] = 1;
+  {
+    torch::NoGradGuard no_grad;
+    auto p = arbitrary->predictor()->named_parameters();
+    p["bottleneck.weight"].zero_();
+    p["bottleneck.weight"][0][0] = 1;
+    p["bottleneck.weight"][1][1] = 1;
+    p["bottleneck.bias"].zero_();
+    p["to_norms.weight"].copy_(torch::stack(
+        {ConditionalRowNorms(conditional, 0), ConditionalRowNorms(conditional, 1)}, 1));
+    p["to_norms.bias"].zero_();
+  }
+  ConditionalBatch by_rows;
+  by_rows.rows = torch::tensor({1, 0}, torch::kLong);
+  by_rows.targets = f.targets;
+  ConditionalBatch by_norms = by_rows;
+  by_norms.summaries = summaries;
+  TransformerNet* conditional_net = &conditional;
+  TransformerNet* arbitrary_net = &arbitrary;
+  const LossTerms expected = ForwardStyleLosses({conditional_net}, f.vgg, f.content, {f.targets[0]},
+                                                f.use, nullptr, {&by_rows})[0];
+  const LossTerms got = ForwardStyleLosses({arbitrary_net}, f.vgg, f.content, {f.targets[0]}, f.use,
+                                           nullptr, {&by_norms})[0];
+  EXPECT_TRUE(torch::equal(got.total, expected.total));
+  EXPECT_TRUE(torch::equal(got.style, expected.style));
+  EXPECT_TRUE(torch::equal(got.content, expected.content));
+  ASSERT_EQ(by_norms.shares.size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(by_norms.shares[k].images, 1);
+    EXPECT_TRUE(torch::equal(by_norms.shares[k].terms.style, by_rows.shares[k].terms.style)) << k;
+  }
+  // The two styles differ in their terms, so a wrong pairing would show.
+  EXPECT_FALSE(torch::equal(by_rows.shares[0].terms.total, by_rows.shares[1].terms.total));
+  by_norms.rows = torch::tensor({5, 0}, torch::kLong);
+  EXPECT_THROW(ForwardStyleLosses({arbitrary_net}, f.vgg, f.content, {f.targets[0]}, f.use, nullptr,
+                                  {&by_norms}),
+               std::exception);
+}
+
+// One rank's copy of an arbitrary-style network (issue 34) and its two style
+// images' targets and summaries; its predictor trains with the transformer.
+struct ArbitraryRank {
+  static constexpr int64_t kEmbedding = 6;
+  Fixture f{2, 32};
+  TransformerNet net{PredictedNorms{{1, 3}, kEmbedding}};
+  torch::Tensor summaries;  // [2 x 384]: the two style images'
+  std::vector<torch::Tensor> trainable;
+  std::unique_ptr<Adam> adam;
+  std::unique_ptr<GradientBuckets> buckets;
+
+  ArbitraryRank() {
+    InitializeTransformer(net, 3);
+    torch::manual_seed(12);
+    const torch::Tensor styles = torch::rand({2, 3, 32, 32}) * 255;
+    summaries = StyleSummary(f.vgg.Forward(styles, {1, 3}), {1, 3});
+    for (const auto& item : TrainableParameters(net)) trainable.push_back(item.second);
+    adam = std::make_unique<Adam>(trainable, 0.01);
+    buckets = std::make_unique<GradientBuckets>(trainable, size_t{25} << 20);
+  }
+};
+
+// The predictor trains inside the step: two steps of an arbitrary-style
+// network, each image with its own style image's targets and predicted norms,
+// give the same bits over every split of 4 units (as a per-style network's
+// step does), and every predictor parameter moves (the bottleneck from the
+// second step on, once the map to the norms is no longer 0).
+TEST(StepTest, AnArbitraryStyleNetworkTrainsItsPredictorAndSplitsGiveTheSameBits) {
+  torch::manual_seed(3);
+  const torch::Tensor images = torch::rand({4, 3, 32, 32}) * 255;
+  const std::vector<torch::Tensor> rows = {torch::tensor({0, 1, 1, 0}, torch::kLong),
+                                           torch::tensor({1, 1, 0, 1}, torch::kLong)};
+  std::vector<torch::Tensor> start;
+  {
+    ArbitraryRank fresh;
+    for (const torch::Tensor& p : fresh.trainable) start.push_back(p.detach().clone());
+  }
+  const auto results = RunEachSplitOfFourUnits<ArbitraryRank>(
+      [&](ArbitraryRank& me, TrainingStep& step, int r, int ranks) {
+        for (const torch::Tensor& step_rows : rows) {
+          ConditionalBatch batch;
+          batch.targets = me.f.targets;
+          batch.summaries = me.summaries;
+          batch.rows = step_rows.slice(0, r, 4, ranks).contiguous();
+          StepStyle style{&me.net, me.adam.get(), me.buckets.get(), me.f.targets[0], &batch};
+          const StepOutcome outcome =
+              step.Run(images.slice(0, r, 4, ranks).contiguous(), {style}, false);
+          ASSERT_FALSE(outcome.styles.at(0).bad);
+          ASSERT_EQ(outcome.styles[0].styles.size(), 2u);
+        }
+      });
+  ExpectEverySplitGivesTheSameBits(results);
+  ArbitraryRank names;
+  const auto trainable = TrainableParameters(names.net);
+  ASSERT_EQ(results[0].size(), 2 * trainable.size());
+  for (size_t i = 0; i < trainable.size(); ++i) {
+    if (trainable[i].first.rfind("predictor.", 0) != 0) continue;
+    EXPECT_FALSE(torch::equal(results[0][2 * i + 1], start[i])) << trainable[i].first;
+    EXPECT_GT(results[0][2 * i].abs().max().item<double>(), 0) << trainable[i].first;
+  }
 }
 
 TEST(StepTest, ClockSplitsTimeAndWritesAChromeTrace) {

@@ -56,7 +56,42 @@ TEST(PredictedNormsTest, LayoutCoversEveryNormOnceInForwardOrder) {
   for (const auto& item : arbitrary->named_parameters()) {
     EXPECT_FALSE(IsStyleRowParameter(item.key())) << item.key();
   }
-  EXPECT_EQ(arbitrary->named_parameters().size(), TransformerNet()->named_parameters().size() - 30);
+  // The norms' 30 parameters are gone; the predictor's 4 come last.
+  const auto names = arbitrary->named_parameters().keys();
+  ASSERT_EQ(names.size(), TransformerNet()->named_parameters().size() - 30 + 4);
+  EXPECT_EQ(std::vector<std::string>(names.end() - 4, names.end()),
+            (std::vector<std::string>{"predictor.bottleneck.weight", "predictor.bottleneck.bias",
+                                      "predictor.to_norms.weight", "predictor.to_norms.bias"}));
+  EXPECT_EQ(arbitrary->predictor()->summary_size(), 1920);
+  EXPECT_EQ(arbitrary->predictor()->embedding_size(), 100);
+  EXPECT_THROW(TransformerNet()->predictor(), std::exception);
+}
+
+// InitializeTransformer draws an arbitrary-style network's predictor too: the
+// identity norms, a bottleneck from the seed (the same seed, the same bits).
+TEST(PredictedNormsTest, InitializeTransformerDrawsThePredictorFromTheSeed) {
+  const PredictedNorms shape{{1, 3}, 8};
+  TransformerNet a{shape}, b{shape}, other{shape};
+  InitializeTransformer(a, 5);
+  InitializeTransformer(b, 5);
+  InitializeTransformer(other, 6);
+  EXPECT_EQ(a->predictor()->summary_size(), 2 * (64 + 128));
+  const auto from_b = b->named_parameters();
+  const auto from_other = other->named_parameters();
+  for (const auto& item : a->named_parameters()) {
+    EXPECT_TRUE(torch::equal(item.value(), from_b[item.key()])) << item.key();
+  }
+  EXPECT_FALSE(torch::equal(a->named_parameters()["predictor.bottleneck.weight"],
+                            from_other["predictor.bottleneck.weight"]));
+  torch::manual_seed(2);
+  const torch::Tensor norms = a->predictor()->forward(torch::randn({2, 384}) * 100);
+  TransformerNet fresh;
+  InitializeTransformer(fresh, 5);
+  for (const NormSlot& slot : PredictedNormLayout()) {
+    EXPECT_TRUE(torch::equal(norms[1].narrow(0, slot.offset, slot.channels),
+                             fresh->named_parameters()[slot.name + ".weight"]))
+        << slot.name;
+  }
 }
 
 // A predictor that outputs one style's rows makes the arbitrary-style network
@@ -152,13 +187,16 @@ TEST(StylePredictorTest, MatchesPyTorchReferenceInForwardAndGradients) {
   const Vgg16 vgg = Vgg16::Load(dir / "vgg.pt");
   TransformerNet source;
   LoadTransformerParameters(source, LoadTensorDict(dir / "transformer.pt"), "transformer.pt");
-  TransformerNet arbitrary = ArbitraryTransformer(source);
-
   const std::vector<int> layers = {1, 3, 6};  // conv1_2, conv2_2, conv3_3
+  TransformerNet arbitrary =
+      ArbitraryTransformer(source, PredictedNorms{layers, get("bottleneck.weight").size(0)}, 1);
+
   const torch::Tensor summary = StyleSummary(vgg.Forward(get("style"), layers), layers);
   EXPECT_LT(MaxRelativeDifference(summary, get("summary")), 1e-5);
 
-  StylePredictor predictor(summary.size(1), get("bottleneck.weight").size(0));
+  // The network's own predictor, its weights replaced by the reference's.
+  StylePredictor& predictor = arbitrary->predictor();
+  ASSERT_EQ(predictor->summary_size(), summary.size(1));
   {
     torch::NoGradGuard no_grad;
     for (auto& item : predictor->named_parameters()) item.value().copy_(get(item.key()));
