@@ -84,7 +84,38 @@ std::string OutputDirConflict(const std::string& style_dir, const std::string& j
   return "";
 }
 
-std::string PerStyleRunConflict(const std::string& style_dir) {
+namespace {
+// The network kind a style folder's owner file records ("conditional",
+// "arbitrary"); empty for a per-style run's, an older or an unreadable file.
+std::string OwnerNetwork(const std::string& style_dir) {
+  std::error_code ec;
+  const fs::path marker = fs::path(style_dir) / "stylefleet.json";
+  if (!fs::exists(marker, ec)) return "";
+  nlohmann::json owner;
+  try {
+    std::ifstream in(marker);
+    in >> owner;
+  } catch (const std::exception&) {
+    return "";  // OutputDirConflict names an unreadable owner file
+  }
+  if (!owner.is_object() || !owner.contains("network") || !owner["network"].is_string()) return "";
+  return owner["network"].get<std::string>();
+}
+
+// "a conditional", "an arbitrary".
+std::string WithArticle(const std::string& kind) {
+  return (kind.rfind("a", 0) == 0 ? "an " : "a ") + kind;
+}
+}  // namespace
+
+std::string PerStyleRunConflict(const std::string& style_dir, const std::string& network) {
+  const std::string owner = OwnerNetwork(style_dir);
+  if (!owner.empty() && owner != network) {
+    return style_dir + ": holds the records of " + WithArticle(owner) +
+           " network's style (this job trained with job.network: " + owner + "); the " + network +
+           " network's metrics, previews and final images of this style would replace them. "
+           "Train into another job.output_dir, or move the folder away";
+  }
   std::error_code ec;
   const bool model = fs::exists(fs::path(style_dir) / "model.pt", ec);
   const size_t checkpoints = ListCheckpoints(style_dir).size();
@@ -96,42 +127,34 @@ std::string PerStyleRunConflict(const std::string& style_dir) {
                            : checkpoints ? std::to_string(checkpoints) + " checkpoint(s)"
                                          : std::string("settings.json");
   return style_dir + ": holds a per-style network's " + what +
-         " (this job trained with job.network: per_style); the conditional network's metrics, "
-         "previews and final images of this style would replace that run's. Train the "
-         "conditional network into another job.output_dir, or move the folder away";
+         " (this job trained with job.network: per_style); the " + network +
+         " network's metrics, previews and final images of this style would replace that run's. "
+         "Train the " +
+         network + " network into another job.output_dir, or move the folder away";
 }
 
 std::string ConditionalStyleDirConflict(const std::string& style_dir) {
-  std::error_code ec;
-  const fs::path marker = fs::path(style_dir) / "stylefleet.json";
-  if (!fs::exists(marker, ec)) return "";
-  nlohmann::json owner;
-  try {
-    std::ifstream in(marker);
-    in >> owner;
-  } catch (const std::exception&) {
-    return "";  // OutputDirConflict names an unreadable owner file
-  }
-  if (!owner.is_object() || owner.value("network", "") != "conditional") return "";
-  return style_dir +
-         ": holds the records of a conditional network's style (this job trained with "
-         "job.network: conditional); a per-style run would replace its metrics, previews and "
-         "final images. Train into another job.output_dir, or move the folder away";
+  const std::string owner = OwnerNetwork(style_dir);
+  if (owner.empty()) return "";
+  return style_dir + ": holds the records of " + WithArticle(owner) +
+         " network's style (this job trained with job.network: " + owner +
+         "); a per-style run would replace its metrics, previews and final images. Train into "
+         "another job.output_dir, or move the folder away";
 }
 
 void ClaimConditionalStyleDir(const std::string& style_dir, const std::string& job,
-                              const std::string& style) {
-  const std::string conflict = PerStyleRunConflict(style_dir);
+                              const std::string& style, const std::string& network) {
+  const std::string conflict = PerStyleRunConflict(style_dir, network);
   if (!conflict.empty()) throw Error(conflict);
   std::error_code ec;
   const bool claimed = fs::exists(fs::path(style_dir) / "stylefleet.json", ec);
-  ClaimOutputDir(style_dir, job, style, "", {}, /*conditional_style=*/!claimed);
+  ClaimOutputDir(style_dir, job, style, "", {}, claimed ? "" : network);
 }
 
 void ClaimOutputDir(const std::string& style_dir, const std::string& job, const std::string& style,
                     const std::string& sweep,
                     const std::vector<std::pair<std::string, std::string>>& swept,
-                    bool conditional_style) {
+                    const std::string& one_network) {
   const std::string conflict = OutputDirConflict(style_dir, job, style);
   if (!conflict.empty()) throw Error(conflict);
   std::error_code ec;
@@ -143,7 +166,7 @@ void ClaimOutputDir(const std::string& style_dir, const std::string& job, const 
   if (claimed) return;
   if (ec) throw Error(style_dir + ": cannot create output folder (" + ec.message() + ")");
   nlohmann::json owner{{"job", job}, {"style", style}};
-  if (conditional_style) owner["network"] = "conditional";
+  if (!one_network.empty()) owner["network"] = one_network;
   if (!sweep.empty()) {
     owner["sweep"] = sweep;
     owner["swept"] = nlohmann::json::array();

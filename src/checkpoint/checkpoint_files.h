@@ -23,32 +23,37 @@ void PruneCheckpoints(const std::string& style_dir, int keep);
 std::string OutputDirConflict(const std::string& style_dir, const std::string& job,
                               const std::string& style);
 
-/// Why a conditional network's style may not write into `style_dir`: the
-/// folder holds a per-style network's model.pt, checkpoints or settings.json
-/// (the same job trained with `job.network: per_style`), whose metrics,
-/// previews and final images the conditional network's would replace. Empty
-/// when it may. Reads only.
-std::string PerStyleRunConflict(const std::string& style_dir);
+/// Why the style of a `network` network (conditional or arbitrary: one for
+/// all the job's styles) may not write into `style_dir`: the folder holds a
+/// per-style network's model.pt, checkpoints or settings.json (the same job
+/// trained with `job.network: per_style`), or its owner file says a network
+/// of the other kind claimed it; that run's metrics, previews and final
+/// images would be replaced. Empty when it may. Reads only.
+std::string PerStyleRunConflict(const std::string& style_dir,
+                                const std::string& network = "conditional");
 
 /// The reverse: why a per-style run may not write into `style_dir`: its owner
-/// file says a conditional network's style claimed it. Empty when it may
-/// (also for folders claimed before the owner file recorded this). Reads only.
+/// file says a conditional or arbitrary network's style claimed it. Empty
+/// when it may (also for folders claimed before the owner file recorded
+/// this). Reads only.
 std::string ConditionalStyleDirConflict(const std::string& style_dir);
 
-/// ClaimOutputDir for a conditional network's style: refuses a per-style
-/// run's folder (PerStyleRunConflict) and records in a new owner file that
-/// the folder belongs to a conditional network's style. Throws Error.
+/// ClaimOutputDir for the style of a `network` network (conditional or
+/// arbitrary): refuses a folder PerStyleRunConflict refuses and records in a
+/// new owner file that the folder belongs to that kind's style. Throws Error.
 void ClaimConditionalStyleDir(const std::string& style_dir, const std::string& job,
-                              const std::string& style);
+                              const std::string& style, const std::string& network = "conditional");
 
 /// Claims `style_dir` for (job, style): writes a marker (stylefleet.json) on
 /// first use; throws Error when the folder already belongs to another job or
 /// style, so a run never overwrites someone else's results silently. For a run
 /// of a sweep the marker also records `sweep` (the swept style) and `swept`
-/// (each swept key and its value, in order), for reports and tools.
+/// (each swept key and its value, in order), for reports and tools. A new
+/// marker of a conditional or arbitrary network's style records that kind
+/// (`one_network`: "conditional" or "arbitrary").
 void ClaimOutputDir(const std::string& style_dir, const std::string& job, const std::string& style,
                     const std::string& sweep = "",
                     const std::vector<std::pair<std::string, std::string>>& swept = {},
-                    bool conditional_style = false);
+                    const std::string& one_network = "");
 
 }  // namespace stylefleet

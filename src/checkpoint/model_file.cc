@@ -8,12 +8,14 @@
 #include "checkpoint/checkpoint_files.h"
 #include "common/error.h"
 #include "common/fnv1a.h"
+#include "common/vgg_layers.h"
 
 namespace stylefleet {
 namespace fs = std::filesystem;
 
 namespace {
 constexpr const char* kChecksumKey = "stylefleet.checksum";
+constexpr const char* kArbitraryNetworkKind = "arbitrary";
 
 torch::Tensor Scalar(int64_t v) { return torch::tensor(v, torch::kInt64); }
 
@@ -67,9 +69,71 @@ void VerifyDict(const TensorDict& dict, const std::string& path) {
   }
 }
 
+// What marks an arbitrary-style network's file, beside its parameters (the
+// predictor's under `predictor.`): the kind, the styles it trained on, the
+// predictor's summary layers, and how stylize summarizes a style image.
+void AppendArbitraryEntries(const PredictedNorms& shape, const ModelInfo& info, TensorDict& dict) {
+  std::string names;
+  for (const std::string& name : info.styles) names += (names.empty() ? "" : "\n") + name;
+  dict.emplace_back("stylefleet.network", StringToTensor(kArbitraryNetworkKind));
+  dict.emplace_back("stylefleet.styles", StringToTensor(names));
+  dict.emplace_back(
+      "stylefleet.predictor_layers",
+      torch::tensor(std::vector<int64_t>(shape.summary_layers.begin(), shape.summary_layers.end()),
+                    torch::kInt64));
+  dict.emplace_back("stylefleet.loss_network", StringToTensor(info.loss_network));
+  dict.emplace_back("stylefleet.style_image_size", Scalar(info.style_image_size));
+}
+
+// The predictor's shape an arbitrary-style network's file holds, checked:
+// its summary layers (distinct VGG indices) and the bottleneck's size.
+PredictedNorms ReadPredictedNorms(const TensorDict& dict, const std::string& path) {
+  const torch::Tensor* layers = FindTensor(dict, "stylefleet.predictor_layers");
+  if (layers == nullptr || layers->dim() != 1 || layers->scalar_type() != torch::kInt64 ||
+      layers->numel() < 1 || layers->numel() > kVggConvLayerCount) {
+    throw DataError(path +
+                    ": an arbitrary-style network's 'stylefleet.predictor_layers' is "
+                    "missing or not a list of 1 to 13 loss-network layer indices");
+  }
+  PredictedNorms shape;
+  shape.summary_layers.clear();
+  for (int64_t i = 0; i < layers->numel(); ++i) {
+    const int64_t layer = (*layers)[i].item<int64_t>();
+    if (layer < 0 || layer >= kVggConvLayerCount ||
+        std::count(shape.summary_layers.begin(), shape.summary_layers.end(), layer) > 0) {
+      throw DataError(path + ": 'stylefleet.predictor_layers' holds " + std::to_string(layer) +
+                      ", not a loss-network layer index (0 to 12) given once");
+    }
+    shape.summary_layers.push_back(static_cast<int>(layer));
+  }
+  // The shapes are checked before the network is built: a file's claimed
+  // bottleneck would otherwise size the allocation (the job's limit is 4096).
+  const torch::Tensor* bottleneck = FindTensor(dict, "predictor.bottleneck.weight");
+  if (bottleneck == nullptr || bottleneck->dim() != 2 || bottleneck->size(0) < 1 ||
+      bottleneck->size(0) > 4096) {
+    throw DataError(path +
+                    ": an arbitrary-style network without a style predictor of 1 to 4096 "
+                    "embedding numbers ('predictor.bottleneck.weight')");
+  }
+  shape.embedding_size = bottleneck->size(0);
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> expected = {
+      {"predictor.bottleneck.weight", {shape.embedding_size, shape.SummarySize()}},
+      {"predictor.bottleneck.bias", {shape.embedding_size}},
+      {"predictor.to_norms.weight", {NormParameterCount(), shape.embedding_size}},
+      {"predictor.to_norms.bias", {NormParameterCount()}}};
+  for (const auto& [key, sizes] : expected) {
+    const torch::Tensor* t = FindTensor(dict, key);
+    if (t == nullptr || t->sizes() != c10::IntArrayRef(sizes)) {
+      throw DataError(path + ": '" + key + "' is " +
+                      (t == nullptr ? std::string("missing") : "of another shape") +
+                      "; the predictor of its summary layers and embedding needs " +
+                      c10::str(c10::IntArrayRef(sizes)));
+    }
+  }
+  return shape;
+}
+
 TensorDict ModelEntries(TransformerNet& net, const ModelInfo& info) {
-  // Its file needs the predictor beside it (issue 34, not written yet).
-  SF_CHECK(!net->predicts_norms(), "an arbitrary-style network's model file is not defined yet");
   TensorDict dict;
   for (const auto& item : net->named_parameters()) dict.emplace_back(item.key(), item.value());
   dict.emplace_back("stylefleet.head", StringToTensor(kTransformerHead));
@@ -81,6 +145,7 @@ TensorDict ModelEntries(TransformerNet& net, const ModelInfo& info) {
              "a conditional network's file names each of its styles");
     AppendConditionalEntries(info.styles, dict);
   }
+  if (net->predicts_norms()) AppendArbitraryEntries(net->predicted_norms(), info, dict);
   return dict;
 }
 
@@ -302,8 +367,21 @@ LoadedModel LoadModel(const std::string& path) {
   const TensorDict dict = LoadTensorDict(file);
   VerifyDict(dict, file);
   LoadedModel loaded;
-  loaded.styles = ModelStyleNames(dict);
   loaded.file = file;
+  const torch::Tensor* kind = FindTensor(dict, "stylefleet.network");
+  if (kind != nullptr && TensorToString(*kind) == kArbitraryNetworkKind) {
+    loaded.net = TransformerNet(ReadPredictedNorms(dict, file));
+    LoadTransformerParameters(loaded.net, dict, file);
+    loaded.net->eval();
+    loaded.trained_styles = ModelStyleNames(dict);
+    if (const torch::Tensor* loss = FindTensor(dict, "stylefleet.loss_network"))
+      loaded.loss_network = TensorToString(*loss);
+    loaded.style_image_size = ReadInt(dict, "stylefleet.style_image_size", file);
+    CheckRange(loaded.style_image_size, 16, 4096, "stylefleet.style_image_size",
+               "a training style image size", file);
+    return loaded;
+  }
+  loaded.styles = ModelStyleNames(dict);
   const torch::Tensor* rows = FindTensor(dict, "in1.weight");
   if (!loaded.styles.empty() && (rows == nullptr || rows->dim() != 2 ||
                                  rows->size(0) != static_cast<int64_t>(loaded.styles.size()))) {

@@ -28,6 +28,12 @@ struct ModelInfo {
   /// A conditional network's style names, in row order (`stylefleet.styles`,
   /// joined by newlines); empty for a per-style network.
   std::vector<std::string> styles{};  // {}: lets {job, style, size} leave it empty
+  /// An arbitrary-style network's loss network (`stylefleet.loss_network`:
+  /// its weights file or random:SEED) and the side its style images were
+  /// resized to for their summaries (`stylefleet.style_image_size`): what
+  /// stylize needs to summarize a new style image as training did.
+  std::string loss_network{};
+  int64_t style_image_size = 0;
 };
 
 /// Appends what marks a conditional network's file: `stylefleet.network`
@@ -82,9 +88,15 @@ struct LoadedModel {
   TransformerNet net{nullptr};  ///< in eval mode; conditional when `styles` is not empty
   std::vector<std::string> styles;
   std::string file;  ///< the file read
+  /// An arbitrary-style network's (net->predicts_norms(); `styles` empty):
+  /// the styles it was trained on, in job order, and its ModelInfo's
+  /// loss network and style image size.
+  std::vector<std::string> trained_styles{};
+  std::string loss_network{};
+  int64_t style_image_size = 0;
 };
 
-/// Loads a transformer, per-style or conditional, from a model file, a
+/// Loads a transformer, per-style, conditional or arbitrary-style, from a model file, a
 /// checkpoint, an output folder (its model.pt, else its newest checkpoint) or
 /// a PyTorch-example .pth. Throws DataError naming the file when it is
 /// unreadable or damaged, or its style names do not match its rows.

@@ -56,8 +56,8 @@ class CheckCommand : public Command {
     job = std::move(checked.job);
     for (const std::string& note : checked.notes) std::cout << "resume: " << note << "\n";
     PrintLossNetwork(job);
-    if (job.network == "conditional") {
-      std::cout << "network: conditional: " << DescribeNetworkStyles(job)
+    if (OneNetworkForAllStyles(job)) {
+      std::cout << "network: " << job.network << ": " << DescribeNetworkStyles(job)
                 << " train one network in " << job.conditional_run.output_dir << ", on all "
                 << world_ << " rank(s)\n";
       if (!rank_hosts.empty()) std::cout << DescribeRankHosts(rank_hosts);

@@ -92,7 +92,21 @@ class StylizeCommand : public Command {
                       "clamped");
     stylize->add_option("--blend", options_.blend,
                         "A conditional model's blend of styles: NAME=W,NAME=W with weights from "
-                        "0 to 1 that sum to 1 (e.g. candy=0.7,mosaic=0.3)");
+                        "0 to 1 that sum to 1 (e.g. candy=0.7,mosaic=0.3); for an arbitrary-style "
+                        "model, one weight per --style-image in order (e.g. 0.7,0.3; default: "
+                        "equal), blended in the predictor's embedding");
+    stylize->add_option("--style-image", options_.style_images,
+                        "An arbitrary-style model's style: any image (give it again for more "
+                        "images to blend). Summarized by the model's loss network at the "
+                        "model's style image size (`stylefleet info MODEL` shows both)");
+    stylize
+        ->add_option("--strength", options_.strength,
+                     "An arbitrary-style model's style strength from 0 to 1 (default 1): each "
+                     "photo's embedding moves from its own (0) to the style's (1)")
+        ->check(CLI::Range(0.0, 1.0));
+    stylize->add_option("--loss-network", options_.loss_network,
+                        "An arbitrary-style model's loss network (weights file or random:SEED), "
+                        "when not the file it names (`info` shows it)");
   }
 
   StylizeOptions options_;

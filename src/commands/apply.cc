@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -82,9 +83,21 @@ torch::Tensor ParseBlend(const std::string& text, const std::vector<std::string>
 }
 
 // The network that stylizes: a per-style model as it is; a conditional one
-// as the per-style network of the chosen style or blend.
+// as the per-style network of the chosen style or blend. An arbitrary-style
+// model's depends on the photo (ArbitraryStyle).
 TransformerNet StylizingNetwork(LoadedModel& model, const StylizeOptions& options) {
   const std::vector<std::string>& styles = model.styles;
+  if (model.net->predicts_norms()) {
+    throw ConfigError({model.file +
+                       " is an arbitrary-style model: it stylizes with a style image "
+                       "(`stylefleet stylize --style-image PATH`); this command takes per-style "
+                       "and conditional models"});
+  }
+  if (!options.style_images.empty() || options.strength != 1.0) {
+    throw ConfigError({"--style-image/--strength: " + model.file +
+                       " is not an arbitrary-style model; they give the style of an "
+                       "arbitrary-style model (job.network arbitrary)"});
+  }
   if (styles.empty()) {
     if (!options.style.empty() || !options.blend.empty()) {
       throw ConfigError({"--style/--blend: " + model.file +
@@ -116,6 +129,117 @@ TransformerNet StylizingNetwork(LoadedModel& model, const StylizeOptions& option
   return BlendedTransformer(model.net, weights);
 }
 
+// The arbitrary-style model's network for each photo: the style images'
+// embedding (their blend), moved toward the photo's own by --strength.
+class ArbitraryStyle {
+ public:
+  ArbitraryStyle(LoadedModel& model, const StylizeOptions& options)
+      : model_(model),
+        vgg_(LoadLossNetwork(model, options)),
+        layers_(model.net->predicted_norms().summary_layers),
+        strength_(options.strength) {
+    const torch::Tensor weights = BlendWeights(options);
+    std::vector<torch::Tensor> images;
+    for (const std::string& path : options.style_images) {
+      images.push_back(Prepared(LoadImageFile(
+          path, DecodeOptions{options.max_image_pixels, 0, "stylize --max-image-pixels"})));
+    }
+    torch::NoGradGuard no_grad;
+    const torch::Tensor embeddings = Embed(torch::cat(images));
+    style_embedding_ = weights.unsqueeze(0).matmul(embeddings);  // [1 x E]
+  }
+
+  /// Throws ConfigError for options an arbitrary-style model cannot take,
+  /// before anything loads.
+  static void CheckChoice(const StylizeOptions& options) {
+    if (!options.style.empty()) {
+      throw ConfigError({"--style: " + options.model +
+                         " is an arbitrary-style model, which has no named styles; give the "
+                         "style as an image: --style-image PATH"});
+    }
+    if (options.style_images.empty()) {
+      throw ConfigError({options.model +
+                         " is an arbitrary-style model: give the style as an image, "
+                         "--style-image PATH (several blend; --strength S from 0 to 1)"});
+    }
+    if (!std::isfinite(options.strength) || options.strength < 0 || options.strength > 1) {
+      throw ConfigError(
+          {"--strength: expected a number from 0 to 1, got " + std::to_string(options.strength)});
+    }
+    BlendWeights(options);
+  }
+
+  /// The per-style network that stylizes `photo`.
+  TransformerNet For(const RgbImage& photo) {
+    torch::NoGradGuard no_grad;
+    torch::Tensor embedding = style_embedding_;
+    if (strength_ != 1.0) {
+      embedding = strength_ * embedding + (1.0 - strength_) * Embed(Prepared(photo));
+    }
+    return FixedNormsTransformer(model_.net, model_.net->predictor()->NormsOf(embedding)[0]);
+  }
+
+ private:
+  // One weight per style image: --blend's numbers in order, else equal.
+  static torch::Tensor BlendWeights(const StylizeOptions& options) {
+    const int64_t n = static_cast<int64_t>(options.style_images.size());
+    if (options.blend.empty()) return torch::full({n}, 1.0 / double(n), torch::kFloat32);
+    std::vector<float> weights;
+    // Spaces around weights are ignored, as for a conditional model's blend;
+    // a trailing comma is an empty weight.
+    std::stringstream list(options.blend + ",");
+    double sum = 0;
+    for (std::string item; std::getline(list, item, ',');) {
+      item = TrimSpaces(item);
+      char* end = nullptr;
+      const double w = std::strtod(item.c_str(), &end);
+      if (item.empty() || end != item.c_str() + item.size() || !std::isfinite(w) || w < 0 ||
+          w > 1) {
+        throw ConfigError({"--blend " + options.blend + ": '" + item +
+                           "' is not a weight from 0 to 1 (for an arbitrary-style model, one "
+                           "number per --style-image, in order: 0.7,0.3)"});
+      }
+      weights.push_back(static_cast<float>(w));
+      sum += w;
+    }
+    if (static_cast<int64_t>(weights.size()) != n || std::abs(sum - 1.0) > 1e-6) {
+      throw ConfigError({"--blend " + options.blend + ": give " + std::to_string(n) +
+                         " weight(s), one per --style-image, that sum to 1"});
+    }
+    return torch::tensor(weights, torch::kFloat32);
+  }
+  static Vgg16 LoadLossNetwork(const LoadedModel& model, const StylizeOptions& options) {
+    const std::string spec =
+        options.loss_network.empty() ? model.loss_network : options.loss_network;
+    if (spec.empty()) {
+      throw ConfigError({model.file +
+                         " names no loss network; give the one it trained with: --loss-network "
+                         "FILE (or random:SEED)"});
+    }
+    try {
+      return Vgg16::Load(spec);
+    } catch (const DataError& e) {
+      throw DataError(std::string(e.what()) +
+                      " (the loss network that summarizes style images; --loss-network FILE "
+                      "gives another copy of it)");
+    }
+  }
+  // An image as training summarized its style images: resized and
+  // centre-cropped to the model's style image size.
+  torch::Tensor Prepared(const RgbImage& image) const {
+    return ImageToTensor(ResizeCenterCrop(image, static_cast<int>(model_.style_image_size)));
+  }
+  torch::Tensor Embed(const torch::Tensor& images) {
+    return model_.net->predictor()->Embed(StyleImageSummary(vgg_, images, layers_));
+  }
+
+  LoadedModel& model_;
+  Vgg16 vgg_;
+  std::vector<int> layers_;
+  double strength_;
+  torch::Tensor style_embedding_;
+};
+
 }  // namespace
 
 StylizeResult StylizeImages(const StylizeOptions& options) {
@@ -132,9 +256,22 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
   const ScopedWinograd convolutions(options.convolution == "winograd");
   SF_LOG(kInfo) << DescribeConvolutions(options.convolution);
   LoadedModel model = LoadModel(options.model);
-  TransformerNet net = StylizingNetwork(model, options);
+  std::unique_ptr<ArbitraryStyle> arbitrary;
+  TransformerNet net{nullptr};
+  if (model.net->predicts_norms()) {
+    ArbitraryStyle::CheckChoice(options);
+    arbitrary = std::make_unique<ArbitraryStyle>(model, options);
+  } else {
+    net = StylizingNetwork(model, options);
+  }
   SF_LOG(kInfo) << "model " << model.file
                 << (options.style.empty() ? "" : ", style " + options.style)
+                << (options.style_images.empty()
+                        ? ""
+                        : ", " + std::to_string(options.style_images.size()) + " style image(s)")
+                << (arbitrary != nullptr && options.strength != 1.0
+                        ? ", strength " + std::to_string(options.strength)
+                        : "")
                 << (options.blend.empty() ? "" : ", blend " + options.blend)
                 << (options.preserve_colour ? ", the photos' colours kept (luminance only)" : "");
   std::error_code ec;
@@ -146,7 +283,8 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
           target.input, DecodeOptions{options.max_image_pixels, 0, "stylize --max-image-pixels"});
       const torch::Tensor image = ImageToTensor(input);
       const auto start = std::chrono::steady_clock::now();
-      const torch::Tensor out = StylizeTensor(net, image, options.tile_size);
+      TransformerNet photo_net = arbitrary != nullptr ? arbitrary->For(input) : net;
+      const torch::Tensor out = StylizeTensor(photo_net, image, options.tile_size);
       RgbImage styled = TensorToImage(out);
       if (options.preserve_colour) styled = WithChromaOf(styled, input);
       styled.alpha = input.alpha;  // the network styles RGB; transparency stays the input's
@@ -193,6 +331,13 @@ void ExportModel(const std::string& model, const std::string& output, bool overw
     throw ConfigError({"--to " + std::string(e.what())});
   }
   LoadedModel loaded = LoadModel(model);
+  if (loaded.net->predicts_norms()) {
+    // Its file needs the predictor's entries and a loader that summarizes
+    // style images with the loss network; neither exists for PyTorch yet.
+    throw ConfigError({"export: " + loaded.file +
+                       " is an arbitrary-style model, which has no PyTorch export yet; "
+                       "stylize it with `stylefleet stylize --style-image PATH`"});
+  }
   if (fs::exists(output, ec) && fs::equivalent(output, loaded.file, ec)) {
     throw ConfigError({"--to " + output + ": is the model being exported; write elsewhere"});
   }
@@ -231,6 +376,35 @@ void ExportModel(const std::string& model, const std::string& output, bool overw
                               " styles: python/stylefleet_torch.py loads it)");
 }
 
+namespace {
+// `info` of an arbitrary-style network: its predictor, its parameters, the
+// styles it trained on and how a new style image is summarized.
+std::string DescribeArbitraryModel(LoadedModel& loaded) {
+  const PredictedNorms& shape = loaded.net->predicted_norms();
+  int64_t predictor = 0, transformer = 0;
+  for (const auto& item : loaded.net->named_parameters()) {
+    (item.key().rfind("predictor.", 0) == 0 ? predictor : transformer) += item.value().numel();
+  }
+  std::string layers, styles;
+  for (int layer : shape.summary_layers)
+    layers += (layers.empty() ? "" : ", ") + VggLayerNames()[static_cast<size_t>(layer)];
+  for (const std::string& name : loaded.trained_styles)
+    styles += (styles.empty() ? "" : ", ") + name;
+  std::ostringstream out;
+  out << "network: arbitrary (any style image: stylize --style-image)\n"
+      << "predictor: mean and deviation of " << layers << " (" << shape.SummarySize()
+      << " numbers) -> embedding of " << shape.embedding_size << " -> " << NormParameterCount()
+      << " norm parameters\n"
+      << "parameters: " << transformer + predictor << " (" << transformer << " transformer, "
+      << predictor << " predictor)\n"
+      << "trained on " << loaded.trained_styles.size() << " styles: " << EscapeForMessage(styles)
+      << "\n"
+      << "style images summarized at " << loaded.style_image_size << " px by the loss network "
+      << EscapeForMessage(loaded.loss_network) << "\n";
+  return out.str();
+}
+}  // namespace
+
 std::string DescribeModel(const std::string& model) {
   LoadedModel loaded = LoadModel(model);
   int64_t shared = 0, rows = 0;
@@ -244,6 +418,7 @@ std::string DescribeModel(const std::string& model) {
   // Names and paths go to a terminal: a control character in them is shown,
   // never sent (an escape sequence would rewrite the screen or its title).
   out << "file: " << EscapeForMessage(loaded.file) << " (" << (ec ? 0 : bytes) << " bytes)\n";
+  if (loaded.net->predicts_norms()) return out.str() + DescribeArbitraryModel(loaded);
   if (loaded.styles.empty()) {
     out << "network: per_style (one style)\n";
     // LoadedModel keeps only the network: the style's name and step are read

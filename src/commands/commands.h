@@ -45,6 +45,19 @@ struct StylizeOptions {
   /// Keep each photo's colours: the output takes only the stylized image's
   /// luminance (WithChromaOf, data/image.h). For every network kind.
   bool preserve_colour = false;
+  /// An arbitrary-style model's style images, one or more (required for such
+  /// a model, refused for the others). Each is resized and centre-cropped to
+  /// the model's style image size and summarized by its loss network; the
+  /// predictor's embedding of several is their blend: `blend` then holds one
+  /// weight per image, in order (`0.7,0.3`), else they weigh alike.
+  std::vector<std::string> style_images;
+  /// An arbitrary-style model's style strength, 0..1: each photo's embedding
+  /// is strength * the style's + (1 - strength) * the photo's own (0: the
+  /// network's rendering of the photo's own style).
+  double strength = 1.0;
+  /// An arbitrary-style model's loss network (weights file or random:SEED);
+  /// empty: the one its file names.
+  std::string loss_network;
 };
 
 /// Why an input image is left out of a stylize run. These skips are on

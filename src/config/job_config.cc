@@ -28,8 +28,18 @@ constexpr size_t kMaxJobFileBytes = 1 << 20;
 
 }  // namespace
 
+bool OneNetworkForAllStyles(const JobConfig& job) {
+  return job.network == "conditional" || job.network == "arbitrary";
+}
+
+namespace {
+const char* NetworkRunName(const JobConfig& job) {
+  return job.network == "arbitrary" ? kArbitraryNetworkName : kConditionalNetworkName;
+}
+}  // namespace
+
 std::string ConditionalNetworkDir(const JobConfig& job) {
-  return (fs::path(job.output_dir) / kConditionalNetworkName).lexically_normal().string();
+  return (fs::path(job.output_dir) / NetworkRunName(job)).lexically_normal().string();
 }
 
 namespace {
@@ -63,7 +73,7 @@ YAML::Node ParseJobRoot(const std::string& text, const std::string& path, Proble
 // its first style's training settings.
 StyleSpec ConditionalRun(const JobConfig& job) {
   StyleSpec run;
-  run.name = kConditionalNetworkName;
+  run.name = NetworkRunName(job);
   run.output_dir = ConditionalNetworkDir(job);
   run.training = job.styles.front().training;
   run.origin = job.source_file;
@@ -111,7 +121,7 @@ JobConfig LoadJobFromString(const std::string& text, const std::string& path,
   ApplyStyleOverrides(overrides, job, cwd, problems);
   Validate(job, origins, options, problems);
   problems.ThrowIfAny();
-  if (job.network == "conditional" && !job.styles.empty()) {
+  if (OneNetworkForAllStyles(job) && !job.styles.empty()) {
     job.conditional_run = ConditionalRun(job);
   }
   return job;

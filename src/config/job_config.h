@@ -157,8 +157,17 @@ struct JobConfig {
   /// the job's styles train one conditional network (shared convolutions, a
   /// row of instance-norm scale and shift per style), in
   /// ConditionalNetworkDir(); each style's metrics, previews and final
-  /// images still go to its own folder.
+  /// images still go to its own folder. "arbitrary": the job's styles are
+  /// the training set of one arbitrary-style network (shared convolutions, a
+  /// style predictor that makes every norm's scale and shift from a style
+  /// image: model/style_predictor.h), in the same layout.
   std::string network = "per_style";
+  /// With network arbitrary: the predictor's bottleneck (numbers per style).
+  int predictor_embedding_size = 100;
+  /// With network arbitrary: the loss-network layers (canonical names) whose
+  /// per-channel means and deviations feed the predictor. Empty until
+  /// loaded: a loaded job holds loss_network.style_layers there unless set.
+  std::vector<std::string> predictor_layers;
   /// With network conditional: a trained conditional network (its model.pt or
   /// folder) that the job's styles are added to; only their new rows train and
   /// the network's other styles stay bit-identical. Empty: a new network.
@@ -174,20 +183,28 @@ struct JobConfig {
   DistributedOptions distributed;
   MonitoringOptions monitoring;
   std::vector<StyleSpec> styles;
-  /// With network conditional: the run that trains the network of all the
-  /// styles (named kConditionalNetworkName, in ConditionalNetworkDir(), with
-  /// the first style's training settings, no image). Filled by the loader.
+  /// With network conditional or arbitrary: the run that trains the network
+  /// of all the styles (named after the network's folder, in
+  /// ConditionalNetworkDir(), with the first style's training settings, no
+  /// image). Filled by the loader.
   StyleSpec conditional_run;
 
   std::string source_file;   ///< the file this job was loaded from
   bool seed_format = false;  ///< true when loaded from a seed-style per-style file
 };
 
-/// Where a conditional job's network (model, checkpoints) lives: `<output_dir>/conditional`.
+/// True when all the job's styles train one network: job.network
+/// conditional or arbitrary.
+bool OneNetworkForAllStyles(const JobConfig& job);
+
+/// Where the one network of a conditional or arbitrary job (model,
+/// checkpoints) lives: `<output_dir>/conditional` or `<output_dir>/arbitrary`.
 std::string ConditionalNetworkDir(const JobConfig& job);
 
-/// Name of the folder of a conditional job's network, and of its run in logs.
+/// Name of the folder of a conditional job's network, and of its run in logs
+/// (an arbitrary job's is kArbitraryNetworkName).
 constexpr const char* kConditionalNetworkName = "conditional";
+constexpr const char* kArbitraryNetworkName = "arbitrary";
 
 struct LoadOptions {
   /// `section.key=value` overrides (value is YAML), applied after the file,

@@ -120,6 +120,7 @@ void ReadJobFile(const YAML::Node& root, JobConfig& job, Origins& origins, const
 void ResolveTrainingDefaults(JobConfig& job) {
   if (job.training.style_image_size == 0) job.training.style_image_size = job.data.image_size;
   if (job.training.style_layers.empty()) job.training.style_layers = job.loss_network.style_layers;
+  if (job.predictor_layers.empty()) job.predictor_layers = job.loss_network.style_layers;
 }
 
 namespace {

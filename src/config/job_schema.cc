@@ -113,11 +113,30 @@ const FieldTable<JobConfig>& JobFields() {
        "data-parallel. Its model and checkpoints go to `<output_dir>/conditional`; each style's "
        "metrics, previews and final images to its own folder. The styles must share every "
        "training key except content_weight, style_weight, tv_weight and style_image_size, and "
-       "cannot be swept.",
+       "cannot be swept. `arbitrary`: the job's styles (at least 2) are the training set of one "
+       "arbitrary-style network (Ghiasi et al. 2017): the convolutions are shared and a style "
+       "predictor turns a style image's loss-network statistics (predictor_layers) into every "
+       "instance norm's scale and shift through a bottleneck of predictor_embedding_size "
+       "numbers, so that it can stylize with style images it never saw. It trains as "
+       "`conditional` does (the same rotation, batches, rules and folders, in "
+       "`<output_dir>/arbitrary`), each image's norms predicted from its style image.",
        Agreement::kEveryRank, Show(&JobConfig::network),
        [](JobConfig& t, const Value& v) {
-         v.ReadChoice(&t.network, {"per_style", "conditional"});
+         v.ReadChoice(&t.network, {"per_style", "conditional", "arbitrary"});
        }},
+      {"predictor_embedding_size", "integer", "100",
+       "With `network: arbitrary`: the style predictor's bottleneck, the numbers that describe "
+       "one style (1 to 4096; the paper's 100). The predictor is two linear maps: the layers' "
+       "statistics to this embedding, and the embedding to the 2,560 norm parameters.",
+       Agreement::kEveryRank, Show(&JobConfig::predictor_embedding_size),
+       [](JobConfig& t, const Value& v) { v.ReadInt(&t.predictor_embedding_size, 1, 4096); }},
+      {"predictor_layers", "list of layer names", "`loss_network.style_layers`",
+       "With `network: arbitrary`: the loss-network layers whose per-channel mean and standard "
+       "deviation over a style image feed the style predictor (2 numbers per channel: 1,920 for "
+       "the default layers). The loss network already runs on every style image for its Gram "
+       "targets, so they cost no extra network.",
+       Agreement::kEveryRank, Show(&JobConfig::predictor_layers),
+       [](JobConfig& t, const Value& v) { v.ReadLayers(&t.predictor_layers); }},
       {"base_model", "path", "none",
        "With `network: conditional`: a trained conditional network (model.pt, a checkpoint or "
        "its folder) that the job's styles are added to. Its convolutions and its styles' rows "

@@ -43,20 +43,40 @@ bool BlendableStyleName(const std::string& name) {
 // batch: only their loss weights and style image size may differ.
 void ValidateConditional(const JobConfig& job, const LoadOptions& options, Problems& problems) {
   const std::string where = problems.file() + ": ";
-  if (job.network != "conditional") {
-    if (!job.base_model.empty())
-      problems.Add(where + "job.base_model is set but job.network is not conditional");
-    return;
+  if (job.network != "conditional" && !job.base_model.empty()) {
+    problems.Add(where + "job.base_model is set but job.network is not conditional" +
+                 (job.network == "arbitrary"
+                      ? " (an arbitrary-style network starts from random weights)"
+                      : ""));
   }
-  if (options.check_files && !job.base_model.empty()) {
+  if (job.network != "arbitrary" &&
+      (job.predictor_embedding_size != JobConfig{}.predictor_embedding_size ||
+       job.predictor_layers != job.loss_network.style_layers)) {
+    problems.Add(where +
+                 "job.predictor_embedding_size and job.predictor_layers shape the style "
+                 "predictor of job.network arbitrary; this job's network is " +
+                 job.network);
+  }
+  if (job.network == "arbitrary" && job.styles.size() == 1) {
+    problems.Add(job.styles.front().origin +
+                 ": job.network is arbitrary but the job lists one style; an arbitrary-style "
+                 "network learns from a set of style images: list at least 2");
+  }
+  if (!OneNetworkForAllStyles(job)) return;
+  if (options.check_files && !job.base_model.empty() && job.network == "conditional") {
     std::error_code ec;
     if (!fs::exists(job.base_model, ec)) {
       problems.Add(where + "job.base_model: '" + job.base_model + "' does not exist");
     }
   }
   const std::string network_dir = ConditionalNetworkDir(job);
-  const std::set<std::string> may_differ = {"content_weight", "style_weight", "tv_weight",
-                                            "style_image_size"};
+  // An arbitrary-style network learns one mapping for every style image:
+  // its styles share every training key, the loss weights included.
+  const bool arbitrary = job.network == "arbitrary";
+  const std::set<std::string> may_differ =
+      arbitrary ? std::set<std::string>{}
+                : std::set<std::string>{"content_weight", "style_weight", "tv_weight",
+                                        "style_image_size"};
   for (const StyleSpec& style : job.styles) {
     if (!style.sweep.empty()) {
       problems.Add(style.origin + ": style '" + style.sweep +
@@ -82,8 +102,12 @@ void ValidateConditional(const JobConfig& job, const LoadOptions& options, Probl
       if (may_differ.count(field.key) || mine == first) continue;
       problems.Add(style.origin + ": style '" + style.name + "': training." + field.key + " is " +
                    mine + " but " + first + " for style '" + job.styles.front().name +
-                   "'; the styles of a conditional network share one optimizer and one batch, so "
-                   "only content_weight, style_weight, tv_weight and style_image_size may differ");
+                   (arbitrary ? "'; the styles of an arbitrary-style network are one training "
+                                "set, so none of their training keys may differ (set it in "
+                                "the job's training section)"
+                              : "'; the styles of a conditional network share one optimizer "
+                                "and one batch, so only content_weight, style_weight, "
+                                "tv_weight and style_image_size may differ"));
     }
   }
 }

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/torch_compat.h"
 #include "common/vgg_layers.h"
+#include "model/style_predictor.h"
 
 namespace stylefleet {
 namespace {
@@ -122,6 +123,12 @@ LossTerms ConditionalLosses(ConditionalBatch& batch, const Features& content_fea
 
 const char* PrecisionName(Precision precision) {
   return precision == Precision::kBf16 ? "bf16" : "fp32";
+}
+
+torch::Tensor StyleImageSummary(const Vgg16& vgg, const torch::Tensor& style_images,
+                                const std::vector<int>& layers) {
+  torch::NoGradGuard no_grad;
+  return StyleSummary(vgg.Forward(style_images, layers, torch::kFloat32), layers);
 }
 
 std::vector<torch::Tensor> StyleGrams(const Vgg16& vgg, const torch::Tensor& style_image,

@@ -83,4 +83,11 @@ std::vector<LossTerms> ForwardStyleLosses(const std::vector<TransformerNet*>& ne
 std::vector<torch::Tensor> StyleGrams(const Vgg16& vgg, const torch::Tensor& style_image,
                                       const std::vector<int>& layers, Precision precision);
 
+/// An arbitrary-style network's predictor input for style images
+/// (B x 3 x H x W, 0..255): the StyleSummary of the loss network's float32
+/// activations at `layers`, [B x S], without gradients. Training and stylize
+/// both take it so.
+torch::Tensor StyleImageSummary(const Vgg16& vgg, const torch::Tensor& style_images,
+                                const std::vector<int>& layers);
+
 }  // namespace stylefleet

@@ -12,7 +12,11 @@
 namespace stylefleet {
 
 NetworkStyles::NetworkStyles(const JobConfig& job, const StyleSpec& run, RunOutputs* run_outputs)
-    : job_(job), run_(run), run_outputs_(run_outputs), conditional_(&run == &job.conditional_run) {
+    : job_(job),
+      run_(run),
+      run_outputs_(run_outputs),
+      conditional_(&run == &job.conditional_run),
+      arbitrary_(conditional_ && job.network == "arbitrary") {
   const auto add = [&](const StyleSpec& spec, RunOutputs* outputs) {
     NetworkMember m;
     m.spec = &spec;
@@ -46,7 +50,7 @@ void NetworkStyles::CheckFoldersFree() const {
     return;
   }
   for (const NetworkMember& m : members_) {
-    const std::string conflict = PerStyleRunConflict(m.spec->output_dir);
+    const std::string conflict = PerStyleRunConflict(m.spec->output_dir, job_.network);
     if (!conflict.empty()) throw Error("style '" + m.spec->name + "': " + conflict);
   }
 }
@@ -54,8 +58,12 @@ void NetworkStyles::CheckFoldersFree() const {
 void NetworkStyles::ClaimMemberFolders() const {
   if (!conditional_) return;
   for (const NetworkMember& m : members_) {
-    ClaimConditionalStyleDir(m.spec->output_dir, job_.name, m.spec->name);
+    ClaimConditionalStyleDir(m.spec->output_dir, job_.name, m.spec->name, job_.network);
   }
+}
+
+std::vector<int> NetworkStyles::SummaryLayers() const {
+  return arbitrary_ ? VggLayerIndices(job_.predictor_layers) : std::vector<int>{};
 }
 
 TransformerNet NetworkStyles::Build(uint64_t seed) {
@@ -66,6 +74,13 @@ TransformerNet NetworkStyles::Build(uint64_t seed) {
   }
   std::vector<std::string> names;
   for (const NetworkMember& m : members_) names.push_back(m.spec->name);
+  if (arbitrary_) {
+    TransformerNet net{PredictedNorms{SummaryLayers(), job_.predictor_embedding_size}};
+    InitializeTransformer(net, seed);
+    first_row_ = 0;
+    row_names_ = names;
+    return net;
+  }
   if (job_.base_model.empty()) {
     TransformerNet net(static_cast<int64_t>(members_.size()));
     InitializeTransformer(net, seed);
@@ -91,6 +106,10 @@ const StyleStepValues& NetworkStyles::ValuesOf(const StyleStepValues& step, size
 
 TransformerNet NetworkStyles::MemberNet(TransformerNet& net, size_t j) const {
   if (!conditional_) return net;
+  if (arbitrary_) {
+    torch::NoGradGuard no_grad;
+    return FixedNormsTransformer(net, net->predictor()->forward(members_[j].summary)[0]);
+  }
   torch::Tensor one_hot = torch::zeros({net->styles()});
   one_hot[first_row_ + static_cast<int64_t>(j)] = 1.0;
   return BlendedTransformer(net, one_hot);
@@ -103,6 +122,11 @@ ConditionalBatch NetworkStyles::Batch() const {
     const TrainingOptions& t = m.spec->training;
     batch.targets.push_back(StyleLossTarget{
         &m.grams, LossWeights{t.content_weight, t.style_weight, t.tv_weight}, &m.style_layers});
+  }
+  if (arbitrary_) {
+    std::vector<torch::Tensor> summaries;
+    for (const NetworkMember& m : members_) summaries.push_back(m.summary);
+    batch.summaries = torch::cat(summaries);
   }
   return batch;
 }

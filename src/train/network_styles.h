@@ -3,7 +3,8 @@
 // (job.network) has one member per style of the job, each a row of its
 // instance norms after a base model's rows, each with its own folder for its
 // metrics, previews and final images; the network's own folder holds its
-// model and checkpoints.
+// model and checkpoints. An arbitrary-style network has the same members and
+// folders; each member's norms are the predictor's of its style image.
 #pragma once
 
 #include <torch/torch.h>
@@ -28,6 +29,9 @@ struct NetworkMember {
   RunOutputs* outputs = nullptr;
   std::vector<torch::Tensor> grams;  ///< its Gram targets, one per style layer
   std::vector<int> style_layers;     ///< VGG indices of its style layers
+  /// An arbitrary-style network's: its style image's StyleSummary at
+  /// SummaryLayers(), [1 x S], what the predictor makes its norms from.
+  torch::Tensor summary;
   /// Its values since the last record, image-weighted (AddWeightedValues): a
   /// conditional network's step may hold none of a style's images.
   std::vector<double> window_sums;
@@ -41,7 +45,13 @@ class NetworkStyles {
   /// one of its styles; `run_outputs` writes to `run`'s folder.
   NetworkStyles(const JobConfig& job, const StyleSpec& run, RunOutputs* run_outputs);
 
+  /// True for a conditional or arbitrary-style network (one for all styles).
   bool conditional() const { return conditional_; }
+  /// True for an arbitrary-style network.
+  bool arbitrary() const { return arbitrary_; }
+  /// The loss-network layers (VGG indices) of an arbitrary-style network's
+  /// style summaries; empty for the other kinds.
+  std::vector<int> SummaryLayers() const;
   std::vector<NetworkMember>& members() { return members_; }
   const std::vector<NetworkMember>& members() const { return members_; }
   /// Every folder's outputs once: each member's, then a conditional network's own.
@@ -56,7 +66,8 @@ class NetworkStyles {
 
   /// The network, its initial weights drawn from `seed`: a per-style network,
   /// or a conditional one with one row per member, after job.base_model's
-  /// rows (loaded here; its shared layers frozen) when the job names one.
+  /// rows (loaded here; its shared layers frozen) when the job names one, or
+  /// an arbitrary-style one with the job's predictor.
   /// Throws ConfigError when the base model's styles do not fit the job.
   TransformerNet Build(uint64_t seed);
   /// Every row's style, in row order, as model files list them; empty for a
@@ -65,10 +76,12 @@ class NetworkStyles {
 
   /// Member `j`'s values in a step's: the step's own for a per-style network.
   const StyleStepValues& ValuesOf(const StyleStepValues& step, size_t j) const;
-  /// Member `j` as a per-style network: `net` itself for a per-style network.
+  /// Member `j` as a per-style network: `net` itself for a per-style network;
+  /// for an arbitrary-style one, the norms predicted from its summary.
   TransformerNet MemberNet(TransformerNet& net, size_t j) const;
 
-  /// A conditional network's batch before its rows: the members' targets.
+  /// A conditional network's batch before its rows: the members' targets (and
+  /// an arbitrary-style network's members' summaries, which must be set).
   ConditionalBatch Batch() const;
   /// The style rows of this rank's `local` images at `step` (1-based), int64
   /// on the CPU. The group's images are dealt to the styles in turns of one
@@ -82,6 +95,7 @@ class NetworkStyles {
   const StyleSpec& run_;
   RunOutputs* run_outputs_;
   const bool conditional_;
+  const bool arbitrary_;
   std::vector<NetworkMember> members_;
   int64_t first_row_ = 0;  // row of members_[0] (after a base model's styles)
   std::vector<std::string> row_names_;

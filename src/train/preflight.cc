@@ -77,9 +77,9 @@ std::vector<const StyleSpec*> SelectStyles(const JobConfig& job,
 
 std::vector<const StyleSpec*> SelectRuns(const JobConfig& job,
                                          const std::vector<std::string>& names) {
-  if (job.network != "conditional") return SelectStyles(job, names);
+  if (!OneNetworkForAllStyles(job)) return SelectStyles(job, names);
   if (!names.empty()) {
-    throw ConfigError({"--style: job.network is conditional: its " +
+    throw ConfigError({"--style: job.network is " + job.network + ": its " +
                        std::to_string(job.styles.size()) +
                        " styles train together in one network, so none can be trained alone; "
                        "leave --style out"});
@@ -89,7 +89,7 @@ std::vector<const StyleSpec*> SelectRuns(const JobConfig& job,
 }
 
 int RanksPerRun(const JobConfig& job) {
-  return job.network == "conditional" ? 0 : job.distributed.ranks_per_style;
+  return OneNetworkForAllStyles(job) ? 0 : job.distributed.ranks_per_style;
 }
 
 namespace {
@@ -196,7 +196,7 @@ namespace {
 // What the resume of a conditional network would refuse: its newest readable
 // checkpoint holds other styles than the job lists (added, removed, reordered).
 std::vector<std::string> ConditionalCheckpointProblems(const JobConfig& job) {
-  if (job.network != "conditional" || job.styles.empty()) return {};
+  if (!OneNetworkForAllStyles(job) || job.styles.empty()) return {};
   const std::vector<std::string> checkpoints = ListCheckpoints(job.conditional_run.output_dir);
   if (checkpoints.empty()) return {};
   std::vector<std::string> rows;
@@ -308,7 +308,9 @@ std::vector<std::string> ProblemsOf(TrainPlan* plan, const PreflightOptions& opt
       std::string conflict = OutputDirConflict(folder, job.name, name);
       // A conditional network's own styles write beside its folder; neither
       // kind of network may write over the other's records.
-      if (conflict.empty() && folder != style->output_dir) conflict = PerStyleRunConflict(folder);
+      if (conflict.empty() && folder != style->output_dir) {
+        conflict = PerStyleRunConflict(folder, job.network);
+      }
       if (conflict.empty() && style != &job.conditional_run) {
         conflict = ConditionalStyleDirConflict(folder);
       }
@@ -344,15 +346,15 @@ std::vector<FileLock> LockStyleFolders(const TrainPlan& plan, World& world) {
   for (int index : schedule.styles_of_group[static_cast<size_t>(schedule.GroupOf(me.rank))]) {
     const StyleSpec& style = *plan.runs[static_cast<size_t>(index)];
     for (const auto& [folder, name] : RunFolders(job, style)) {  // nothing claimed yet
-      const std::string conflict = folder != style.output_dir ? PerStyleRunConflict(folder)
-                                   : &style != &job.conditional_run
-                                       ? ConditionalStyleDirConflict(folder)
-                                       : "";
+      const std::string conflict =
+          folder != style.output_dir       ? PerStyleRunConflict(folder, job.network)
+          : &style != &job.conditional_run ? ConditionalStyleDirConflict(folder)
+                                           : "";
       if (!conflict.empty()) throw Error("style '" + name + "': " + conflict);
     }
     ClaimOutputDir(style.output_dir, job.name, style.name, style.sweep, style.swept);
     for (const auto& [folder, name] : RunFolders(job, style)) {
-      if (folder != style.output_dir) ClaimConditionalStyleDir(folder, job.name, name);
+      if (folder != style.output_dir) ClaimConditionalStyleDir(folder, job.name, name, job.network);
       const std::string path = (fs::path(folder) / "stylefleet.lock").string();
       try {
         locks.emplace_back(path, ThisProcessDescription());

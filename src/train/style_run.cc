@@ -187,7 +187,12 @@ std::vector<std::vector<double>> StyleRun::LogWindows() const {
 }
 
 ModelInfo StyleRun::Info() const {
-  return ModelInfo{job_.name, style_.name, job_.data.image_size, styles_.row_names()};
+  ModelInfo info{job_.name, style_.name, job_.data.image_size, styles_.row_names()};
+  if (styles_.arbitrary()) {
+    info.loss_network = job_.loss_network.weights;
+    info.style_image_size = style_.training.style_image_size;
+  }
+  return info;
 }
 
 void StyleRun::Start(int styles_together) {
@@ -454,7 +459,18 @@ std::vector<torch::Tensor> StyleRun::GramsOf(const StyleSpec& style,
 }
 
 void StyleRun::ComputeStyleGrams() {
-  for (NetworkMember& m : styles_.members()) m.grams = GramsOf(*m.spec, m.style_layers);
+  const std::vector<int> summary_layers = styles_.SummaryLayers();
+  for (NetworkMember& m : styles_.members()) {
+    m.grams = GramsOf(*m.spec, m.style_layers);
+    // The predictor's input: the style image's own colours, in float32
+    // whatever the training precision (as stylize computes it).
+    if (!summary_layers.empty()) {
+      m.summary = StyleImageSummary(
+          *context_.vgg,
+          ImageToTensor(context_.plan->StyleImageOf(*m.spec)).to(context_.runtime->device()),
+          summary_layers);
+    }
+  }
 }
 
 // Same initial weights for the same job seed and style name, wherever it runs.

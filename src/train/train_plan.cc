@@ -32,7 +32,7 @@ void TrainPlan::KeepStyleImagesOfRank(int rank) {
   const auto keep = [&](const StyleSpec& style) {
     kept.insert({style.image, style.training.style_image_size});
   };
-  if (job.network == "conditional") {
+  if (OneNetworkForAllStyles(job)) {
     for (const StyleSpec& style : job.styles) keep(style);
   } else {
     for (int run : schedule.styles_of_group[static_cast<size_t>(schedule.GroupOf(rank))]) {
@@ -65,7 +65,7 @@ std::unique_ptr<TrainPlan> PlanTraining(const JobConfig& job,
 
 std::vector<std::string> DecodeStyleImages(TrainPlan* plan) {
   const JobConfig& job = plan->job;
-  const bool conditional = job.network == "conditional";
+  const bool conditional = OneNetworkForAllStyles(job);
   const auto trains = [&](const StyleSpec& style) {
     return conditional ||
            std::find(plan->runs.begin(), plan->runs.end(), &style) != plan->runs.end();

@@ -148,9 +148,9 @@ void AnnounceJob(const JobConfig& job, const std::vector<const StyleSpec*>& styl
       me.size > 1 ? world.all().AllGather(me.host, "host names") : std::vector<std::string>{};
   if (me.rank != 0) return;
   SF_LOG(kInfo) << "job " << job.name << ": "
-                << (job.network == "conditional"
-                        ? std::to_string(job.styles.size()) + " style(s) in one conditional network"
-                        : std::to_string(styles.size()) + " style(s)")
+                << (OneNetworkForAllStyles(job) ? std::to_string(job.styles.size()) +
+                                                      " style(s) in one " + job.network + " network"
+                                                : std::to_string(styles.size()) + " style(s)")
                 << ", " << files << " content images, " << me.size << " rank(s), "
                 << runtime.threads() << " thread(s) per rank"
                 << (runtime.blas_threads().empty() ? "" : " (" + runtime.blas_threads() + ")")

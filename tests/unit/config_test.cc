@@ -346,7 +346,48 @@ TEST_F(ConfigTest, ConditionalNetworkStylesShareTheirTrainingAndLayers) {
   EXPECT_EQ(
       Problems(head + "styles:\n  - image: styles/wave.jpg\n", LoadOptions{{"job.network=shared"}}),
       (std::vector<std::string>{"command line (--set job.network=shared): job.network: "
-                                "expected per_style or conditional, got 'shared'"}));
+                                "expected per_style, conditional or arbitrary, got 'shared'"}));
+}
+
+// job.network arbitrary: the styles are one training set (no training key
+// may differ, loss weights included), at least two of them; the predictor's
+// keys belong to it alone; it starts from no base model.
+TEST_F(ConfigTest, ArbitraryNetworkStylesAreOneTrainingSet) {
+  const std::string head =
+      "job:\n  name: test\n  network: arbitrary\ndata:\n  content_dir: photos\n"
+      "loss_network:\n  weights: random:1\n";
+  const std::string two = "styles:\n  - image: styles/wave.jpg\n  - image: styles/candy.png\n";
+  const JobConfig job = Load(head + two);
+  EXPECT_EQ(job.conditional_run.name, "arbitrary");
+  EXPECT_EQ(job.conditional_run.output_dir, job.output_dir + "/arbitrary");
+  EXPECT_EQ(job.predictor_embedding_size, 100);
+  EXPECT_EQ(job.predictor_layers, job.loss_network.style_layers);
+  const JobConfig shaped =
+      Load(head + two, LoadOptions{{"job.predictor_embedding_size=16",
+                                    "job.predictor_layers=[relu1_2, vgg_16/conv3/conv3_3]"}});
+  EXPECT_EQ(shaped.predictor_embedding_size, 16);
+  EXPECT_EQ(shaped.predictor_layers, (std::vector<std::string>{"conv1_2", "conv3_3"}));
+  EXPECT_EQ(Problems(head + "styles:\n  - image: styles/wave.jpg\n  - {image: styles/candy.png, "
+                            "style_weight: 7}\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:10:5: style 'candy': training.style_weight is 7 but 100 for style "
+                "'wave'; the styles of an arbitrary-style network are one training set, so none of "
+                "their training keys may differ (set it in the job's training section)"}));
+  EXPECT_EQ(Problems(head + "styles:\n  - image: styles/wave.jpg\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:9:5: job.network is arbitrary but the job lists one style; an "
+                "arbitrary-style network learns from a set of style images: list at least 2"}));
+  EXPECT_EQ(Problems(head + two, LoadOptions{{"job.base_model=model.pt"}}),
+            (std::vector<std::string>{
+                "DIR/job.yaml: job.base_model is set but job.network is not conditional (an "
+                "arbitrary-style network starts from random weights)"}));
+  EXPECT_EQ(Problems(head + two,
+                     LoadOptions{{"job.network=conditional", "job.predictor_embedding_size=16"}}),
+            (std::vector<std::string>{
+                "DIR/job.yaml: job.predictor_embedding_size and job.predictor_layers shape the "
+                "style predictor of job.network arbitrary; this job's network is conditional"}));
+  EXPECT_FALSE(Problems(head + two, LoadOptions{{"job.predictor_embedding_size=0"}}).empty());
+  EXPECT_FALSE(Problems(head + two, LoadOptions{{"job.predictor_layers=[conv9_9]"}}).empty());
 }
 
 TEST_F(ConfigTest, ConvolutionIsWinogradOrDirect) {
@@ -772,7 +813,8 @@ TEST_F(ConfigTest, EveryDocumentedDefaultIsTheDefaultConstructedValue) {
                                          "styles[].image",
                                          "styles[].output_dir",
                                          "training.style_image_size",
-                                         "training.style_layers"};
+                                         "training.style_layers",
+                                         "job.predictor_layers"};
   const JobConfig job = Load(
       "data: {content_dir: photos}\nloss_network: {weights: 'random:1'}\n"
       "styles:\n  - image: styles/wave.jpg\n");

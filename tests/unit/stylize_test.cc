@@ -301,6 +301,145 @@ TEST_F(StylizeBlendTest, PreserveColourKeepsThePhotosChromaForEveryNetworkKind) 
   }
 }
 
+// An arbitrary-style model through the real CLI (issue 34): each style image
+// gives its own result, the same image the same bits every time; strength 1
+// and a blend with all weight on one image are that image; strength 0 is the
+// photo's own embedding whatever the style image; and what a user can get
+// wrong is refused with what to do instead.
+class StylizeArbitraryTest : public StylizeBlendTest {
+ protected:
+  void SetUp() override {
+    StylizeBlendTest::SetUp();
+    TransformerNet arbitrary{PredictedNorms{{1, 3}, 8}};
+    InitializeTransformer(arbitrary, 4);
+    {
+      // A trained predictor's map is not 0: give it a small random one.
+      torch::NoGradGuard no_grad;
+      torch::manual_seed(9);
+      auto map = arbitrary->named_parameters()["predictor.to_norms.weight"];
+      map.copy_(torch::randn(map.sizes()) * 0.02);
+    }
+    ModelInfo info{"job", kArbitraryNetworkName, 64, {"a", "b"}};
+    info.loss_network = "random:5";
+    info.style_image_size = 32;
+    SaveTensorDict(ModelDict(arbitrary, info), dir_ / "arbitrary.pt");
+    SaveImageFile(testing::MakeTestImage(40, 30, 21), dir_ / "unseen1.png");
+    SaveImageFile(testing::MakeTestImage(50, 50, 33), dir_ / "unseen2.png");
+  }
+  std::string Model() const { return dir_ / "arbitrary.pt"; }
+  std::string Image(int k) const { return dir_ / ("unseen" + std::to_string(k) + ".png"); }
+
+  // `stylize` with `extra` that must fail with exit code `code` and say `says`.
+  void ExpectRefused(const std::string& model, const std::string& extra, int code,
+                     const std::string& says) {
+    const testing::CommandResult r = testing::RunCommand(
+        std::string(STYLEFLEET_BINARY) + " stylize --threads 1 --model " + model + " " +
+        (dir_ / "photo.png") + " --output " + (dir_ / "refused") + " " + extra);
+    EXPECT_EQ(r.exit_code, code) << extra << "\n" << r.output;
+    EXPECT_NE(r.output.find(says), std::string::npos) << extra << "\n" << r.output;
+  }
+};
+
+TEST_F(StylizeArbitraryTest, AnyStyleImageStrengthAndBlendBehaveAsDefined) {
+  const RgbImage first = Stylize(Model(), "--style-image " + Image(1));
+  const RgbImage second = Stylize(Model(), "--style-image " + Image(2));
+  ASSERT_EQ(first.pixels.size(), 24u * 24 * 3);
+  EXPECT_GT(DifferentPixels(first, second), 24 * 24 / 4);  // each image its own style
+  EXPECT_EQ(DifferentPixels(Stylize(Model(), "--style-image " + Image(1)), first), 0);
+  EXPECT_EQ(DifferentPixels(Stylize(Model(), "--style-image " + Image(1) + " --strength 1"), first),
+            0);
+  const std::string both = "--style-image " + Image(1) + " --style-image " + Image(2);
+  EXPECT_EQ(DifferentPixels(Stylize(Model(), both + " --blend 1,0"), first), 0);
+  EXPECT_EQ(DifferentPixels(Stylize(Model(), both + " --blend 0,1"), second), 0);
+  const RgbImage half = Stylize(Model(), both);
+  EXPECT_GT(DifferentPixels(half, first), 0);
+  EXPECT_GT(DifferentPixels(half, second), 0);
+  // Strength 0: the photo's own embedding, the same for any style image.
+  const RgbImage own = Stylize(Model(), "--style-image " + Image(1) + " --strength 0");
+  EXPECT_EQ(DifferentPixels(Stylize(Model(), "--style-image " + Image(2) + " --strength 0"), own),
+            0);
+  EXPECT_GT(DifferentPixels(own, first), 0);
+  const RgbImage some = Stylize(Model(), "--style-image " + Image(1) + " --strength 0.5");
+  EXPECT_GT(DifferentPixels(some, first), 0);
+  EXPECT_GT(DifferentPixels(some, own), 0);
+}
+
+TEST_F(StylizeArbitraryTest, WhatAUserCanGetWrongIsRefused) {
+  ExpectRefused(Model(), "", 2, "is an arbitrary-style model: give the style as an image");
+  ExpectRefused(Model(), "--style a --style-image " + Image(1), 2, "has no named styles");
+  ExpectRefused(Model(), "--style-image " + Image(1) + " --blend candy=1", 2,
+                "is not a weight from 0 to 1");
+  ExpectRefused(Model(), "--style-image " + Image(1) + " --blend 0.5", 2,
+                "one per --style-image, that sum to 1");
+  ExpectRefused(Model(), "--style-image " + Image(1) + " --blend 1,", 2, "is not a weight");
+  ExpectRefused(Model(),
+                "--style-image " + Image(1) + " --style-image " + Image(2) + " --blend 0.5,0.6", 2,
+                "one per --style-image, that sum to 1");
+  ExpectRefused(Model(), "--style-image " + Image(1) + " --strength 1.5", 2, "--strength");
+  ExpectRefused(dir_ / "conditional.pt", "--style candy --style-image " + Image(1), 2,
+                "is not an arbitrary-style model");
+  testing::WriteFile(dir_ / "broken.png", "not an image");
+  ExpectRefused(Model(), "--style-image " + (dir_ / "broken.png"), 1, "broken.png");
+  ExpectRefused(Model(), "--style-image " + (dir_ / "missing.png"), 1, "missing.png");
+  ExpectRefused(Model(), "--style-image " + Image(1) + " --loss-network " + (dir_ / "none.pt"), 1,
+                "none.pt");
+  EXPECT_FALSE(fs::exists(dir_ / "refused/photo.jpg"));
+}
+
+// A model file marked arbitrary is checked before the network is built: a
+// claimed bottleneck (a few bytes on disk for a [4M x 0] tensor) would size
+// the allocation; bad summary layers, predictor shapes or style image size
+// are refused naming the key. `export` and `losses` refuse the kind.
+TEST_F(StylizeArbitraryTest, HostileArbitraryFilesAreRefusedBeforeAnythingIsBuilt) {
+  const TensorDict good = LoadTensorDict(Model());
+  ASSERT_TRUE(LoadModel(Model()).net->predicts_norms());
+  const auto with = [&](const std::string& key, const torch::Tensor& value) {
+    TensorDict dict = good;
+    bool found = false;
+    for (auto& entry : dict) {
+      if (entry.first == key) {
+        entry.second = value;
+        found = true;
+      }
+    }
+    if (!found) dict.emplace_back(key, value);
+    const std::string path = dir_ / ("hostile" + std::to_string(runs_++) + ".pt");
+    SaveTensorDict(RecomputeChecksum(dict), path);
+    return path;
+  };
+  const auto refused = [&](const std::string& path, const std::string& says) {
+    try {
+      LoadModel(path);
+      ADD_FAILURE() << "loaded " << says;
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
+  refused(with("predictor.bottleneck.weight", torch::zeros({int64_t{1} << 22, 0})),
+          "1 to 4096 embedding numbers");
+  refused(with("predictor.bottleneck.weight", torch::zeros({8, 100})),
+          "'predictor.bottleneck.weight' is of another shape");
+  refused(with("predictor.to_norms.weight", torch::zeros({2560, 7})),
+          "'predictor.to_norms.weight' is of another shape");
+  refused(with("stylefleet.predictor_layers", torch::tensor({1, 1}, torch::kLong)),
+          "not a loss-network layer index (0 to 12) given once");
+  refused(with("stylefleet.predictor_layers", torch::tensor({13}, torch::kLong)),
+          "not a loss-network layer index");
+  refused(with("stylefleet.predictor_layers", torch::zeros({0}, torch::kLong)),
+          "'stylefleet.predictor_layers' is missing or not a list");
+  refused(with("stylefleet.style_image_size", torch::tensor(int64_t{0})),
+          "stylefleet.style_image_size");
+  refused(with("in1.weight", torch::ones({32})), "in1.weight");
+  ExpectRefused(Model(), "--style-image " + Image(1) + " --max-image-pixels 100", 1,
+                "stylize --max-image-pixels");
+  const testing::CommandResult exported = testing::RunCommand(
+      std::string(STYLEFLEET_BINARY) + " export --model " + Model() + " --to " + (dir_ / "x.pt"));
+  EXPECT_EQ(exported.exit_code, 2) << exported.output;
+  EXPECT_NE(exported.output.find("is an arbitrary-style model"), std::string::npos)
+      << exported.output;
+  EXPECT_FALSE(fs::exists(dir_ / "x.pt"));
+}
+
 TEST(WithChromaOfTest, AddsTheLumaChangeToEveryChannelAndClampsOnlyThere) {
   RgbImage photo{2, 1, {200, 100, 50, 10, 20, 30}, {}};
   RgbImage styled{2, 1, {0, 0, 0, 250, 250, 250}, {7, 9}};

@@ -677,6 +677,72 @@ TEST_F(TrainTest, ConditionalNetworkTrainsItsStylesAndResumesBitwise) {
   EXPECT_THROW(TrainJob(ConditionalJob(dir_, "straight", {"a", "b", "c"}), only_one), ConfigError);
 }
 
+// An arbitrary-style network (issue 34) trains on three style images as the
+// conditional network trains on its styles: each style's folder gets its
+// records, previews and final images (made with the norms predicted from its
+// image), the model holds the predictor and loads as an arbitrary-style
+// network, and a stopped run resumes bit for bit.
+TEST_F(TrainTest, ArbitraryNetworkTrainsItsPredictorAndResumesBitwise) {
+  const auto arbitrary = [](std::vector<std::string> more) {
+    for (const char* o :
+         {"job.network=arbitrary", "styles.b.style_weight=100", "job.predictor_embedding_size=8",
+          "job.predictor_layers=[conv1_2, conv2_2]"})
+      more.push_back(o);
+    return more;
+  };
+  const std::vector<std::string> styles = {"a", "b", "c"};
+  TrainJob(ConditionalJob(dir_, "straight", styles, "", arbitrary({})), Quiet());
+  TrainJob(ConditionalJob(dir_, "resumed", styles, "", arbitrary({"training.max_steps=2"})),
+           Quiet());
+  ASSERT_EQ(ListCheckpoints(dir_ / "resumed/arbitrary").size(), 1u);
+  TrainJob(ConditionalJob(dir_, "resumed", styles, "", arbitrary({})), Quiet());
+  ExpectSameTensors(dir_ / "straight/arbitrary/model.pt", dir_ / "resumed/arbitrary/model.pt");
+
+  LoadedModel model = LoadModel(dir_ / "straight/arbitrary");
+  ASSERT_TRUE(model.net->predicts_norms());
+  EXPECT_TRUE(model.styles.empty());  // no rows to choose by name
+  EXPECT_EQ(model.trained_styles, styles);
+  EXPECT_EQ(model.net->predicted_norms().embedding_size, 8);
+  EXPECT_EQ(model.net->predicted_norms().summary_layers, (std::vector<int>{1, 3}));
+  EXPECT_EQ(model.style_image_size, 64);
+  EXPECT_EQ(model.loss_network.rfind("random:", 0), 0u) << model.loss_network;
+  // The predictor learned: its map to the norms starts at 0.
+  EXPECT_GT(model.net->named_parameters()["predictor.to_norms.weight"].abs().max().item<double>(),
+            0);
+  int64_t images = 0;
+  std::vector<RgbImage> finals;
+  for (const std::string& style : styles) {
+    const std::string folder = dir_ / ("straight/" + style);
+    const auto records = Metrics(folder);
+    EXPECT_GE(records.size(), 2u) << style;
+    for (const auto& r : records) images += r["images"].get<int64_t>();
+    EXPECT_TRUE(fs::exists(folder + "/previews/step-00000004.png")) << style;
+    finals.push_back(LoadImageFile(folder + "/final/01-0000.png"));
+  }
+  EXPECT_EQ(images, 8);
+  // Each style image gets its own norms: the final images differ.
+  EXPECT_NE(finals[0].pixels, finals[1].pixels);
+  EXPECT_NE(finals[1].pixels, finals[2].pixels);
+  // The network's folder is not the conditional one's.
+  EXPECT_FALSE(fs::exists(dir_ / "straight/conditional"));
+  // The same job as a conditional network would start over in its own
+  // folder and replace each style's records: refused, nothing lost (and
+  // the reverse, as the owner file names the kind).
+  const size_t lines = Metrics(dir_ / "straight/a").size();
+  try {
+    TrainJob(ConditionalJob(dir_, "straight", styles), Quiet());
+    ADD_FAILURE() << "a conditional network trained over an arbitrary network's styles";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("holds the records of an arbitrary network's style"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(Metrics(dir_ / "straight/a").size(), lines);
+  TrainJob(ConditionalJob(dir_, "other", styles, "", {"training.max_steps=1"}), Quiet());
+  EXPECT_THROW(TrainJob(ConditionalJob(dir_, "other", styles, "", arbitrary({})), Quiet()),
+               std::exception);
+}
+
 // A conditional network's metrics line is the mean over its style's images
 // since the previous line: a run stopped after a checkpoint between two lines
 // resumes with the sums of the steps before it (a trial's resumed lines
