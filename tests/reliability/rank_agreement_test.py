@@ -36,6 +36,8 @@ VALUES = {
     "job.network": ("per_style", "conditional"),
     "job.base_model": ("m1/model.pt", "m2/model.pt"),  # one conditional model, two paths
     "job.convolution": ("winograd", "direct"),
+    "job.predictor_embedding_size": ("100", "99"),
+    "job.predictor_layers": ("[conv1_2, conv2_2]", "[conv2_2, conv1_2]"),
     "data.content_dir": ("photos", "photos32"),
     "data.image_size": ("64", "68"),
     "data.max_image_pixels": ("100000000", "90000000"),
@@ -69,6 +71,8 @@ VALUES = {
 }
 # Keys valid only with others set, on both ranks.
 ALSO_SET = {"job.base_model": ["--set", "job.network=conditional"]}
+# Keys valid only in another job file (an arbitrary-style network needs 2 styles).
+JOB_FOR = {"job.predictor_embedding_size": "arbitrary.yaml", "job.predictor_layers": "arbitrary.yaml"}
 # Style-entry keys: rank 1 reads a job file whose one style entry differs.
 STYLE_ENTRIES = {
     "styles[].name": ("s", "t", "styles.s.name"),
@@ -78,10 +82,10 @@ STYLE_ENTRIES = {
 STYLE_DEFAULTS = {"name": "s", "image": "s0.png", "output_dir": "o1"}
 
 
-def write_two_step_job(path, style, job=None):
-    """A job of one style (a dict of its entry's keys) that trains 2 steps."""
+def write_two_step_job(path, style, job=None, more_styles=()):
+    """A job of one style (a dict of its entry's keys), or more, that trains 2 steps."""
     write_job(path, job=job, data={"content_dir": "photos", "image_size": 64, "loader_threads": 1},
-              training={"batch_size": 2, "epochs": 0, "max_steps": 2}, styles=[style],
+              training={"batch_size": 2, "epochs": 0, "max_steps": 2}, styles=[style, *more_styles],
               monitoring={"listen": "off", "linger_seconds": 0})
 
 
@@ -94,6 +98,8 @@ def write_fixture(root):
     for name in ("s0.png", "s1.png"):
         Image.new("RGB", (80, 80), (200, 40, 40) if name == "s0.png" else (40, 200, 40)).save(os.path.join(root, name))
     write_two_step_job(os.path.join(root, "job.yaml"), STYLE_DEFAULTS)
+    write_two_step_job(os.path.join(root, "arbitrary.yaml"), STYLE_DEFAULTS, job={"network": "arbitrary"},
+                       more_styles=[{"name": "t", "image": "s1.png", "output_dir": "o3"}])
     # A trained conditional network (one style, 'base', one step) for job.base_model.
     write_two_step_job(os.path.join(root, "base.yaml"), {"name": "base", "image": "s1.png"},
                        job={"name": "base", "output_dir": "base_out", "network": "conditional"})
@@ -130,8 +136,9 @@ def main():
             if key in VALUES:
                 a, b = VALUES[key]
                 also = ALSO_SET.get(key, [])
-                expect_disagreement(root, key, ["job.yaml", "--set", f"{key}={a}"] + also,
-                                    ["job.yaml", "--set", f"{key}={b}"] + also,
+                job = JOB_FOR.get(key, "job.yaml")
+                expect_disagreement(root, key, [job, "--set", f"{key}={a}"] + also,
+                                    [job, "--set", f"{key}={b}"] + also,
                                     f"ranks disagree on {key}: ")
             elif key in STYLE_ENTRIES:
                 _, b, shown = STYLE_ENTRIES[key]

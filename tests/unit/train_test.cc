@@ -1632,6 +1632,8 @@ TEST_F(TrainTest, EveryRecordedSettingIsRefusedOrResumedAsItsKindRequires) {
   const std::map<std::string, std::string> not_resumable = {
       {"job.network", "conditional: one network for all styles, in <output_dir>/conditional"},
       {"job.base_model", "valid only with network: conditional"},
+      {"job.predictor_embedding_size", "valid only with network: arbitrary"},
+      {"job.predictor_layers", "valid only with network: arbitrary"},
       {"styles.style.name", "another name is another style, in another folder"},
   };
   const std::vector<std::string> one_step = {"training.max_steps=1"};
