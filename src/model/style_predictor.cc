@@ -36,22 +36,34 @@ StylePredictorImpl::StylePredictorImpl(int64_t summary_size, int64_t embedding_s
 torch::Tensor StylePredictorImpl::Embed(const torch::Tensor& summary) {
   SF_CHECK(summary.dim() == 2 && summary.size(1) == summary_size_,
            "a style summary of the predictor's length is needed");
-  return bottleneck_(summary);
+  // The summary's own mean and deviation are taken out: the loss network's
+  // activations reach the thousands (a random one's more), and their scale
+  // says little about a style. Each map's output is divided by its input
+  // count, so that Adam's steps (about the learning rate per weight, whatever
+  // the gradient's scale) move the embedding and the norms by about the
+  // learning rate, as they move a per-style network's norms; without it, the
+  // training of configs/arbitrary.yaml diverged within 25 steps.
+  const torch::Tensor centred = summary - summary.mean(1, /*keepdim=*/true);
+  const torch::Tensor standard = centred / (centred.pow(2).mean(1, true) + 1e-5).sqrt();
+  return bottleneck_(standard) / double(summary_size_);
 }
 
 torch::Tensor StylePredictorImpl::NormsOf(const torch::Tensor& embedding) {
   SF_CHECK(embedding.dim() == 2 && embedding.size(1) == embedding_size_,
            "an embedding of the predictor's size is needed");
-  return to_norms_(embedding);
+  return to_norms_(embedding / double(embedding_size_));
 }
 
 void InitializeStylePredictor(StylePredictor& predictor, uint64_t seed) {
   torch::NoGradGuard no_grad;
   at::Generator generator = at::detail::createCPUGenerator(seed);
   const auto params = predictor->named_parameters();
-  const double summary_bound = 1.0 / std::sqrt(double(predictor->summary_size()));
-  params["bottleneck.weight"].uniform_(-summary_bound, summary_bound, generator);
-  params["bottleneck.bias"].uniform_(-summary_bound, summary_bound, generator);
+  // The forward divides by the summary's length S: weights uniform in
+  // +-sqrt(3 S) (variance S) give a standardized summary an embedding of
+  // variance 1 at the start.
+  const double bound = std::sqrt(3.0 * double(predictor->summary_size()));
+  params["bottleneck.weight"].uniform_(-bound, bound, generator);
+  params["bottleneck.bias"].zero_();
   params["to_norms.weight"].zero_();
   torch::Tensor bias = params["to_norms.bias"];
   bias.zero_();

@@ -34,10 +34,13 @@ class StylePredictorImpl : public torch::nn::Module {
   /// bottleneck (100 in the paper).
   StylePredictorImpl(int64_t summary_size, int64_t embedding_size);
 
-  /// [B x summary_size] summaries to [B x embedding_size] embeddings.
+  /// [B x summary_size] summaries to [B x embedding_size] embeddings: each
+  /// summary standardized over its numbers (minus its mean, over the square
+  /// root of its biased variance plus 1e-5), then bottleneck(...) / summary_size.
   torch::Tensor Embed(const torch::Tensor& summary);
   /// [B x embedding_size] embeddings to [B x NormParameterCount()] norm
-  /// parameters, the StyleMix of an arbitrary-style TransformerNet.
+  /// parameters, the StyleMix of an arbitrary-style TransformerNet:
+  /// to_norms(embedding / embedding_size).
   torch::Tensor NormsOf(const torch::Tensor& embedding);
   /// NormsOf(Embed(summary)).
   torch::Tensor forward(const torch::Tensor& summary) { return NormsOf(Embed(summary)); }
@@ -52,7 +55,8 @@ class StylePredictorImpl : public torch::nn::Module {
 TORCH_MODULE(StylePredictor);
 
 /// Draws the predictor's parameters from a generator seeded with `seed`: the
-/// bottleneck as LibTorch's Linear default (uniform in +-1/sqrt(fan_in)); the
+/// bottleneck's weights uniform in +-sqrt(3 * summary_size), its bias 0 (the
+/// forward divides by the summary's length: embeddings of variance 1); the
 /// map to the norms 0, its bias 1 for every scale and 0 for every shift. An
 /// untrained predictor so gives exactly the norms a fresh transformer starts
 /// from, whatever the scale of the loss network's activations (a summary of

@@ -458,8 +458,9 @@ def arbitrary_forward(net, x, norms):
 
 
 def write_predictor(outdir):
-    """The style predictor (each layer's per-channel mean and standard deviation, a linear map
-    to the embedding, a linear map to the norm parameters) and the arbitrary-style network."""
+    """The style predictor (each layer's per-channel mean and standard deviation, standardized
+    over the summary; a linear map to the embedding over the summary's length; a linear map of
+    the embedding over its size to the norm parameters) and the arbitrary-style network."""
     weights, net, (input_scale, mean, std) = write_random_networks(outdir)
     torch.manual_seed(4321)
     layers = [1, 3, 6]  # conv1_2, conv2_2, conv3_3
@@ -480,15 +481,17 @@ def write_predictor(outdir):
         bias[at:at + c] = 1.0
         at += 2 * c if shifted else c
     params = {
-        "bottleneck.weight": torch.randn(embedding_size, summary.shape[1]) * 0.02,
-        "bottleneck.bias": torch.randn(embedding_size) * 0.1,
-        "to_norms.weight": torch.randn(total, embedding_size) * 0.05,
+        "bottleneck.weight": torch.randn(embedding_size, summary.shape[1]) * 20,
+        "bottleneck.bias": torch.randn(embedding_size) * 50,
+        "to_norms.weight": torch.randn(total, embedding_size) * 0.5,
         "to_norms.bias": bias + torch.randn(total) * 0.1,
     }
     for p in params.values():
         p.requires_grad_(True)
-    embedding = F.linear(summary, params["bottleneck.weight"], params["bottleneck.bias"])
-    norms = F.linear(embedding, params["to_norms.weight"], params["to_norms.bias"])
+    centred = summary - summary.mean(1, keepdim=True)
+    standard = centred / torch.sqrt(centred.pow(2).mean(1, keepdim=True) + 1e-5)
+    embedding = F.linear(standard, params["bottleneck.weight"], params["bottleneck.bias"]) / summary.shape[1]
+    norms = F.linear(embedding / embedding_size, params["to_norms.weight"], params["to_norms.bias"])
     generated = arbitrary_forward(net, content, norms)
     probe = torch.randn(generated.shape)
     grads = torch.autograd.grad((generated * probe).sum(), list(params.values()))
