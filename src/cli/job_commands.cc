@@ -118,9 +118,11 @@ class TrainCommand : public Command {
         app.add_subcommand("train", "Train every style of a job (resumes from checkpoints)");
     args_.AddTo(train);
     AddThreadsOption(train, &options_.threads, ThreadsDefault::kPerRank);
-    train->add_option("--style", options_.only_styles,
-                      "Train only this style (repeatable): a style name, a sweep run name, a "
-                      "swept style (all its runs) or a shell pattern such as 'candy/*'");
+    train
+        ->add_option("--style", options_.only_styles,
+                     "Train only this style (repeatable): a style name, a sweep run name, a "
+                     "swept style (all its runs) or a shell pattern such as 'candy/*'")
+        ->allow_extra_args(false);  // one name per --style: the job file may follow
     train->add_flag("!--no-progress", options_.progress, "No progress line on a terminal");
     train->add_flag("--allow-changed-settings", options_.allow_changed_settings,
                     "Resume a style even when settings that change what it learns differ from "

@@ -95,10 +95,12 @@ class StylizeCommand : public Command {
                         "0 to 1 that sum to 1 (e.g. candy=0.7,mosaic=0.3); for an arbitrary-style "
                         "model, one weight per --style-image in order (e.g. 0.7,0.3; default: "
                         "equal), blended in the predictor's embedding");
-    stylize->add_option("--style-image", options_.style_images,
-                        "An arbitrary-style model's style: any image (give it again for more "
-                        "images to blend). Summarized by the model's loss network at the "
-                        "model's style image size (`stylefleet info MODEL` shows both)");
+    stylize
+        ->add_option("--style-image", options_.style_images,
+                     "An arbitrary-style model's style: any image (give it again for more "
+                     "images to blend). Summarized by the model's loss network at the "
+                     "model's style image size (`stylefleet info MODEL` shows both)")
+        ->allow_extra_args(false);  // one path per --style-image: the photos follow
     stylize
         ->add_option("--strength", options_.strength,
                      "An arbitrary-style model's style strength from 0 to 1 (default 1): each "

@@ -353,6 +353,13 @@ TEST_F(StylizeArbitraryTest, AnyStyleImageStrengthAndBlendBehaveAsDefined) {
   const std::string both = "--style-image " + Image(1) + " --style-image " + Image(2);
   EXPECT_EQ(DifferentPixels(Stylize(Model(), both + " --blend 1,0"), first), 0);
   EXPECT_EQ(DifferentPixels(Stylize(Model(), both + " --blend 0,1"), second), 0);
+  // One path per --style-image: the photo may follow it (CLI11 gives a
+  // repeatable option every word up to the next option unless told not to).
+  const testing::CommandResult before = testing::RunCommand(
+      std::string(STYLEFLEET_BINARY) + " stylize --threads 1 --format png --model " + Model() +
+      " --style-image " + Image(1) + " " + (dir_ / "photo.png") + " --output " + (dir_ / "before"));
+  ASSERT_EQ(before.exit_code, 0) << before.output;
+  EXPECT_EQ(DifferentPixels(LoadImageFile(dir_ / "before/photo.png"), first), 0);
   const RgbImage half = Stylize(Model(), both);
   EXPECT_GT(DifferentPixels(half, first), 0);
   EXPECT_GT(DifferentPixels(half, second), 0);
