@@ -11,11 +11,12 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="$f
 cmake --build build-asan -j "$jobs"
 # Left out here (they run in the plain build): tests that train whole jobs several times only to
 # compare their numbers or outcomes (together vs apart, ranks vs micro-batches, resumed vs straight, the loss
-# falling, a warning's wording, a checkpoint's identity), the step test that compares three
-# splits of one step bit for bit, and CLI tests that train or benchmark only to read the output.
-# Under the sanitizers each costs 5 to 7 times its plain time (this stage took 24 of a 48-minute
-# CI), and the code they drive runs here in the shorter tests: resume, damaged checkpoints,
-# conditional networks, sweeps, faults and hostile files. The Python tests (label unit, no C++)
+# falling, a warning's wording, a checkpoint's identity, tiles against one pass), the step tests
+# that compare splits of one step bit for bit, and CLI tests that train, benchmark or compute
+# losses twice only to compare the output. Under the sanitizers each costs 5 to 12 times its
+# plain time (this stage took 38 of a 69-minute CI before the last four were added), and the
+# code they drive runs here in the shorter tests: resume, damaged checkpoints, conditional and
+# arbitrary-style networks, tiled forwards, sweeps, faults and hostile files. The Python tests (label unit, no C++)
 # are left out too.
 export GTEST_FILTER="-TrainTest.StylesTrainedTogetherMatchStylesTrainedApart\
 :TrainTest.LossFallsAndOutputsAreWritten\
@@ -35,7 +36,11 @@ export GTEST_FILTER="-TrainTest.StylesTrainedTogetherMatchStylesTrainedApart\
 :TrainTest.ConditionalNetworkTrainsItsStylesAndResumesBitwise\
 :TrainTest.StoppingAndResumingGivesBitwiseTheSameModel\
 :TrainTest.ACheckpointOfAnotherStyleOrStepIsNotResumed\
+:TrainTest.ArbitraryNetworkTrainsItsPredictorAndResumesBitwise\
+:TrainTest.TiledStylizeWritesWhatOnePassWrites\
 :StepTest.AnySplitOfFourUnitsOverRanksAndMicroBatchesGivesTheSameBits\
+:StepTest.AnArbitraryStyleNetworkTrainsItsPredictorAndSplitsGiveTheSameBits\
+:LossesCommandCrossCheckTest.TheFlagWinsOverTheJobsSettingEitherWay\
 :CliTest.TrainingSaysWhichConvolutionsRunAndTheLossesAgree\
 :CliTest.AnOpenBlasThatMistakesTheCpuGetsBetterKernelsAndTheSameLosses\
 :CliTest.BenchPrintsOneJsonDocumentWithEverySection\
