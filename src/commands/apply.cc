@@ -172,11 +172,12 @@ class ArbitraryStyle {
   /// The per-style network that stylizes `photo`.
   TransformerNet For(const RgbImage& photo) {
     torch::NoGradGuard no_grad;
-    torch::Tensor embedding = style_embedding_;
-    if (strength_ != 1.0) {
-      embedding = strength_ * embedding + (1.0 - strength_) * Embed(Prepared(photo));
+    // At full strength every photo gets the style images' network: built once.
+    if (strength_ == 1.0) {
+      if (!full_strength_net_) full_strength_net_ = NetworkOf(style_embedding_);
+      return full_strength_net_;
     }
-    return FixedNormsTransformer(model_.net, model_.net->predictor()->NormsOf(embedding)[0]);
+    return NetworkOf(strength_ * style_embedding_ + (1.0 - strength_) * Embed(Prepared(photo)));
   }
 
  private:
@@ -232,12 +233,16 @@ class ArbitraryStyle {
   torch::Tensor Embed(const torch::Tensor& images) {
     return model_.net->predictor()->Embed(StyleImageSummary(vgg_, images, layers_));
   }
+  TransformerNet NetworkOf(const torch::Tensor& embedding) const {
+    return FixedNormsTransformer(model_.net, model_.net->predictor()->NormsOf(embedding)[0]);
+  }
 
   LoadedModel& model_;
   Vgg16 vgg_;
   std::vector<int> layers_;
   double strength_;
   torch::Tensor style_embedding_;
+  TransformerNet full_strength_net_{nullptr};
 };
 
 }  // namespace

@@ -133,8 +133,8 @@ const FieldTable<JobConfig>& JobFields() {
       {"predictor_layers", "list of layer names", "`loss_network.style_layers`",
        "With `network: arbitrary`: the loss-network layers whose per-channel mean and standard "
        "deviation over a style image feed the style predictor (2 numbers per channel: 1,920 for "
-       "the default layers). The loss network already runs on every style image for its Gram "
-       "targets, so they cost no extra network.",
+       "the default layers). They come from the loss network already loaded, in one more "
+       "float32 forward per style image at start-up (none per step).",
        Agreement::kEveryRank, Show(&JobConfig::predictor_layers),
        [](JobConfig& t, const Value& v) { v.ReadLayers(&t.predictor_layers); }},
       {"base_model", "path", "none",
