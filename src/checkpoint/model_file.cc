@@ -85,8 +85,8 @@ void AppendArbitraryEntries(const PredictedNorms& shape, const ModelInfo& info, 
   dict.emplace_back("stylefleet.style_image_size", Scalar(info.style_image_size));
 }
 
-// The predictor's shape an arbitrary-style network's file holds, checked:
-// its summary layers (distinct VGG indices) and the bottleneck's size.
+}  // namespace
+
 PredictedNorms ReadPredictedNorms(const TensorDict& dict, const std::string& path) {
   const torch::Tensor* layers = FindTensor(dict, "stylefleet.predictor_layers");
   if (layers == nullptr || layers->dim() != 1 || layers->scalar_type() != torch::kInt64 ||
@@ -132,6 +132,8 @@ PredictedNorms ReadPredictedNorms(const TensorDict& dict, const std::string& pat
   }
   return shape;
 }
+
+namespace {
 
 TensorDict ModelEntries(TransformerNet& net, const ModelInfo& info) {
   TensorDict dict;
@@ -329,22 +331,31 @@ std::vector<std::string> ModelStyleNames(const TensorDict& dict) {
 }
 
 namespace {
-// The style folders of a conditional job hold metrics and previews but no
-// model: the network is their sibling `conditional` (the job's default
-// layout), where a user who points at a style's folder should look instead.
+// The style folders of a conditional or arbitrary job hold metrics and
+// previews but no model: the network is their sibling `conditional` or
+// `arbitrary` (the job's default layout), where a user who points at a
+// style's folder should look instead.
 std::string ConditionalNetworkHint(const std::string& style_folder) {
   fs::path folder = fs::path(style_folder).lexically_normal();
   if (folder.filename().empty()) folder = folder.parent_path();
-  const fs::path network = folder.parent_path() / "conditional";
-  std::error_code ec;
-  if (folder.filename() == "conditional" || (!fs::is_regular_file(network / "model.pt", ec) &&
-                                             ListCheckpoints(network.string()).empty())) {
-    return "";
+  for (const std::string kind : {"conditional", kArbitraryNetworkKind}) {
+    const fs::path network = folder.parent_path() / kind;
+    std::error_code ec;
+    if (folder.filename() == kind || (!fs::is_regular_file(network / "model.pt", ec) &&
+                                      ListCheckpoints(network.string()).empty())) {
+      continue;
+    }
+    if (kind == kArbitraryNetworkKind) {
+      return "; if it is a style of the arbitrary-style network in " + network.string() +
+             ", give that folder and a style image: --model " + network.string() +
+             " --style-image PATH";
+    }
+    return "; if it is a style of the conditional network in " + network.string() +
+           ", give that folder and the style: --model " + network.string() + " --style " +
+           folder.filename().string() + " (`stylefleet info " + network.string() +
+           "` lists its styles)";
   }
-  return "; if it is a style of the conditional network in " + network.string() +
-         ", give that folder and the style: --model " + network.string() + " --style " +
-         folder.filename().string() + " (`stylefleet info " + network.string() +
-         "` lists its styles)";
+  return "";
 }
 }  // namespace
 

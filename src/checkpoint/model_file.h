@@ -40,6 +40,12 @@ struct ModelInfo {
 /// ("conditional") and `stylefleet.styles` (`styles` joined by newlines).
 void AppendConditionalEntries(const std::vector<std::string>& styles, TensorDict& dict);
 
+/// The style predictor's shape an arbitrary-style network's model or
+/// checkpoint file records (its summary layers as VGG indices, in order, and
+/// its embedding size), checked against the predictor's tensors before
+/// anything is built. Throws DataError naming `path` and the key.
+PredictedNorms ReadPredictedNorms(const TensorDict& dict, const std::string& path);
+
 /// The style names a model or checkpoint file's dict lists (`stylefleet.styles`);
 /// empty for a per-style network.
 std::vector<std::string> ModelStyleNames(const TensorDict& dict);

@@ -170,7 +170,8 @@ class LossesCommand : public Command {
                        "Weights file or random:SEED (default with --job: the job's)");
     losses->add_option("--model", options_.model,
                        "Transformer to stylize the content with (default: score the content "
-                       "itself)");
+                       "itself). An arbitrary-style model stylizes with the norms it predicts "
+                       "from the style image (summarized by the loss network its file names)");
     losses->add_option("--content", options_.content, "Content image")->required();
     losses->add_option("--style", options_.style,
                        "Style image; with --job, the name of one of the job's styles (its image "

@@ -14,6 +14,7 @@
 #include "common/utf8.h"
 #include "common/vgg_layers.h"
 #include "common/writable_file.h"
+#include "config/job_config.h"
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/image_tensor.h"
@@ -141,8 +142,14 @@ class ArbitraryStyle {
     const torch::Tensor weights = BlendWeights(options);
     std::vector<torch::Tensor> images;
     for (const std::string& path : options.style_images) {
-      images.push_back(Prepared(LoadImageFile(
-          path, DecodeOptions{options.max_image_pixels, 0, "stylize --max-image-pixels"})));
+      const RgbImage image = LoadImageFile(
+          path, DecodeOptions{options.max_image_pixels, 0, "stylize --max-image-pixels"});
+      if (std::min(image.width, image.height) < kMinArbitraryStyleImageSide) {
+        throw DataError("--style-image " + path + ": " + std::to_string(image.width) + "x" +
+                        std::to_string(image.height) + " pixels; the predictor needs at least " +
+                        std::to_string(kMinArbitraryStyleImageSide) + " on each side");
+      }
+      images.push_back(Prepared(image));
     }
     torch::NoGradGuard no_grad;
     const torch::Tensor embeddings = Embed(torch::cat(images));
@@ -172,12 +179,15 @@ class ArbitraryStyle {
   /// The per-style network that stylizes `photo`.
   TransformerNet For(const RgbImage& photo) {
     torch::NoGradGuard no_grad;
-    // At full strength every photo gets the style images' network: built once.
-    if (strength_ == 1.0) {
-      if (!full_strength_net_) full_strength_net_ = NetworkOf(style_embedding_);
-      return full_strength_net_;
-    }
+    if (strength_ == 1.0) return FullStrength();
     return NetworkOf(strength_ * style_embedding_ + (1.0 - strength_) * Embed(Prepared(photo)));
+  }
+
+  /// The style images' network (strength 1), the same for every photo: built once.
+  TransformerNet FullStrength() {
+    torch::NoGradGuard no_grad;
+    if (!full_strength_net_) full_strength_net_ = NetworkOf(style_embedding_);
+    return full_strength_net_;
   }
 
  private:
@@ -528,10 +538,16 @@ LossSetup ResolveLossSetup(const LossesOptions& options) {
 namespace {
 
 // `losses --model`: the content stylized by the model (a conditional network
-// as the job's style that --style names).
-torch::Tensor GeneratedForLosses(const LossesOptions& options, const torch::Tensor& content) {
+// as the job's style that --style names; an arbitrary-style one with its norms
+// predicted from the style image scored against, at full strength).
+torch::Tensor GeneratedForLosses(const LossesOptions& options, const std::string& style_image,
+                                 const torch::Tensor& content) {
   LoadedModel model = LoadModel(options.model);
   StylizeOptions choice;
+  if (model.net->predicts_norms()) {
+    choice.style_images = {style_image};
+    return ArbitraryStyle(model, choice).FullStrength()->forward(content);
+  }
   if (!model.styles.empty()) {
     if (options.job == nullptr) {
       throw ConfigError({"losses: " + model.file + " is a conditional network of styles (" +
@@ -561,7 +577,7 @@ std::string ComputeLossesJson(const LossesOptions& options) {
   const torch::Tensor style =
       ImageToTensor(ResizeCenterCrop(LoadImageFile(setup.style_image), setup.style_image_size));
   const torch::Tensor generated =
-      options.model.empty() ? content : GeneratedForLosses(options, content);
+      options.model.empty() ? content : GeneratedForLosses(options, setup.style_image, content);
   // With the style loss on luminance, both images' style features come from
   // their luma (LuminanceImage) and the content features from the colours.
   const bool luminance = setup.style_luminance_only;

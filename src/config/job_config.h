@@ -168,6 +168,11 @@ struct JobConfig {
   /// per-channel means and deviations feed the predictor. Empty until
   /// loaded: a loaded job holds loss_network.style_layers there unless set.
   std::vector<std::string> predictor_layers;
+  /// With network arbitrary: style images the network never trains on (or
+  /// folders of them: the image files directly inside), whose losses on the
+  /// validation photos are measured at each preview step. Absolute once
+  /// loaded; the folders are listed when training starts.
+  std::vector<std::string> held_out_styles;
   /// With network conditional: a trained conditional network (its model.pt or
   /// folder) that the job's styles are added to; only their new rows train and
   /// the network's other styles stay bit-identical. Empty: a new network.
@@ -205,6 +210,12 @@ std::string ConditionalNetworkDir(const JobConfig& job);
 /// (an arbitrary job's is kArbitraryNetworkName).
 constexpr const char* kConditionalNetworkName = "conditional";
 constexpr const char* kArbitraryNetworkName = "arbitrary";
+
+/// The fewest pixels on each side of an arbitrary-style network's style image
+/// (training and stylize): the predictor reads statistics of the image
+/// enlarged to the style image size, and those of a smaller one describe the
+/// enlargement more than the style.
+constexpr int kMinArbitraryStyleImageSide = 32;
 
 struct LoadOptions {
   /// `section.key=value` overrides (value is YAML), applied after the file,

@@ -16,6 +16,7 @@
 
 #include "common/error.h"
 #include "common/fnv1a.h"
+#include "common/image_names.h"
 #include "common/utf8.h"
 #include "common/vgg_layers.h"
 #include "config/job_schema.h"
@@ -56,7 +57,8 @@ void ReadSection(const std::string& key, const YAML::Node& value, JobConfig& job
 void ResolveJobPaths(const fs::path& base, const std::string& file, JobConfig& job) {
   job.data.content_dir = ResolvePath(job.data.content_dir, base);
   job.loss_network.weights = ResolvePath(job.loss_network.weights, base);
-  ResolveValidationImages(job.data, base);
+  ResolvePathList(job.data.validation_images, base);
+  ResolvePathList(job.held_out_styles, base);
   if (job.name.empty()) job.name = Stem(file);
   job.output_dir = job.output_dir.empty() ? ResolvePath("runs/" + job.name, base)
                                           : ResolvePath(job.output_dir, base);
@@ -125,6 +127,59 @@ void ResolveTrainingDefaults(JobConfig& job) {
 
 namespace {
 
+// A `folder:` style entry: one style per image file directly in the folder,
+// in file-name order, each named after its file and given `style`'s training
+// keys and `sweep`. A folder is one training set for network arbitrary.
+void ReadStyleFolder(const YAML::Node& item, const StyleSpec& style, JobConfig& job,
+                     const fs::path& base, const Sweep& sweep, Problems& problems) {
+  const YAML::Node folder = item["folder"];
+  const Value v{folder, "styles[].folder", problems, ""};
+  std::string relative;
+  if (!v.ReadString(&relative)) return;
+  for (const char* key : {"image", "name", "output_dir"}) {
+    if (item[key]) {
+      problems.At(item.Mark(), std::string("a style entry with 'folder' takes no '") + key +
+                                   "': each image in the folder is one style, named after its "
+                                   "file and written under job.output_dir");
+      return;
+    }
+  }
+  const fs::path dir = ResolvePath(relative, base);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    v.Fail("style folder '" + dir.string() + "' does not exist or is not a folder");
+    return;
+  }
+  const std::vector<fs::path> images = ImageFilesIn(dir, ec);
+  if (ec) {
+    v.Fail("cannot list style folder '" + dir.string() + "' (" + ec.message() + ")");
+    return;
+  }
+  if (images.empty()) {
+    v.Fail("style folder '" + dir.string() + "' holds no " + kImageExtensionList +
+           " files (sub-folders are not read)");
+    return;
+  }
+  if (job.styles.size() + images.size() > kMaxStyles) {
+    v.Fail("style folder '" + dir.string() + "' holds " + std::to_string(images.size()) +
+           " images: too many styles; at most " + std::to_string(kMaxStyles) + " in a job");
+    return;
+  }
+  for (const fs::path& image : images) {
+    StyleSpec one = style;
+    one.image = image.lexically_normal().string();
+    one.name = image.stem().string();
+    if (!IsPlainText(one.name) || !ValidFolderName(one.name)) {
+      v.Fail("style name '" + EscapeForMessage(one.name) + "' (from the image file '" +
+             EscapeForMessage(image.string()) + "' in the folder) " + kFolderNameRule +
+             "; rename the file, or list it as a style of its own with a name: key");
+      continue;
+    }
+    one.output_dir = (fs::path(job.output_dir) / one.name).lexically_normal().string();
+    AddStyleRuns(one, sweep, job, problems);
+  }
+}
+
 void ReadStyleMap(const YAML::Node& item, JobConfig& job, const fs::path& base,
                   const Sweep& job_sweep, Problems& problems) {
   StyleSpec style;
@@ -136,6 +191,7 @@ void ReadStyleMap(const YAML::Node& item, JobConfig& job, const fs::path& base,
   // Style keys and training overrides share one mapping: read each with its table.
   std::vector<std::string> training_keys = KeysOf(TrainingFields());
   training_keys.push_back("sweep");
+  training_keys.push_back("folder");
   ReadMap(item, "styles[]", StyleFields(), entry, problems, &keys, training_keys);
   std::vector<std::string> style_keys = KeysOf(StyleFields());
   for (auto it = item.begin(); it != item.end(); ++it) {
@@ -146,8 +202,16 @@ void ReadStyleMap(const YAML::Node& item, JobConfig& job, const fs::path& base,
                   Value{it->second, "styles[]." + field->key, problems, "", it->first.Mark()});
     }
   }
+  const Sweep sweep =
+      keys.count("sweep") ? ReadSweep(item["sweep"], "styles[].sweep", problems) : job_sweep;
+  if (keys.count("folder")) {
+    ReadStyleFolder(item, style, job, base, sweep, problems);
+    return;
+  }
   if (!keys.count("image")) {
-    problems.At(item.Mark(), "style is missing required key 'image'");
+    problems.At(item.Mark(),
+                "style is missing required key 'image' (or 'folder', a folder of "
+                "style images)");
     return;
   }
   style.image = ResolvePath(entry.image, base);
@@ -164,11 +228,7 @@ void ReadStyleMap(const YAML::Node& item, JobConfig& job, const fs::path& base,
   style.output_dir = entry.output_dir.empty()
                          ? (fs::path(job.output_dir) / style.name).lexically_normal().string()
                          : ResolvePath(entry.output_dir, base);
-  if (keys.count("sweep")) {
-    AddStyleRuns(style, ReadSweep(item["sweep"], "styles[].sweep", problems), job, problems);
-  } else {
-    AddStyleRuns(style, job_sweep, job, problems);
-  }
+  AddStyleRuns(style, sweep, job, problems);
 }
 
 // A style given as the path of a seed-format file: its style, weights and

@@ -55,7 +55,11 @@ std::string ConfigReference() {
   });
   out << "### `styles` (a list; each entry a mapping, or the path of a seed-style file)\n\n"
          "Each mapping takes these keys, plus any key of `training` to override the job's "
-         "default for this style.\n\n";
+         "default for this style. Instead of `image`, `name` and `output_dir`, a mapping may "
+         "give `folder: DIR`: each image file directly in DIR (.jpg, .jpeg, .png, .bmp, .tga, "
+         ".gif; sub-folders are not read), in file-name order, becomes one style named after "
+         "its file, with the mapping's training keys and `sweep`: the folder is listed when the "
+         "job is read, as if its styles were written out in the job.\n\n";
   AppendTable(out, "styles[]", StyleFields());
   return out.str();
 }

@@ -151,6 +151,7 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
       }
       if (key == "base_model" && !job.base_model.empty())
         job.base_model = ResolvePath(job.base_model, cwd);
+      if (key == "held_out_styles") ResolvePathList(job.held_out_styles, cwd);
     } else if (section == "data") {
       if (key == "content_dir") {
         job.data.content_dir = ResolvePath(job.data.content_dir, cwd);
@@ -158,7 +159,7 @@ void ApplyJobOverrides(const std::vector<Override>& overrides, JobConfig& job, O
         origins.content_dir_given = "command line (--set " + o.text + ")";
       }
       if (key == "validation_images") {
-        ResolveValidationImages(job.data, cwd);
+        ResolvePathList(job.data.validation_images, cwd);
         origins.validation_images.clear();
       }
     } else if (section == "loss_network" && key == "weights") {

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "config/job_config.h"
 
@@ -21,9 +22,9 @@ inline std::string Stem(const std::string& path) {
   return std::filesystem::path(path).stem().string();
 }
 
-// Relative validation photos are found like the other paths: against `base`.
-inline void ResolveValidationImages(DataOptions& data, const std::filesystem::path& base) {
-  for (std::string& path : data.validation_images) path = ResolvePath(path, base);
+// Each of `paths` found like the other paths: against `base`.
+inline void ResolvePathList(std::vector<std::string>& paths, const std::filesystem::path& base) {
+  for (std::string& path : paths) path = ResolvePath(path, base);
 }
 
 }  // namespace stylefleet::job_loader

@@ -57,6 +57,12 @@ void ValidateConditional(const JobConfig& job, const LoadOptions& options, Probl
                  "predictor of job.network arbitrary; this job's network is " +
                  job.network);
   }
+  if (job.network != "arbitrary" && !job.held_out_styles.empty()) {
+    problems.Add(where +
+                 "job.held_out_styles measures the style predictor of job.network arbitrary; "
+                 "this job's network is " +
+                 job.network);
+  }
   if (job.network == "arbitrary" && job.styles.size() == 1) {
     problems.Add(job.styles.front().origin +
                  ": job.network is arbitrary but the job lists one style; an arbitrary-style "
@@ -73,28 +79,29 @@ void ValidateConditional(const JobConfig& job, const LoadOptions& options, Probl
   // An arbitrary-style network learns one mapping for every style image:
   // its styles share every training key, the loss weights included.
   const bool arbitrary = job.network == "arbitrary";
+  const std::string kind = arbitrary ? "an arbitrary-style network" : "a conditional network";
   const std::set<std::string> may_differ =
       arbitrary ? std::set<std::string>{}
                 : std::set<std::string>{"content_weight", "style_weight", "tv_weight",
                                         "style_image_size"};
   for (const StyleSpec& style : job.styles) {
     if (!style.sweep.empty()) {
-      problems.Add(style.origin + ": style '" + style.sweep +
-                   "' is swept, which a conditional network (job.network) cannot do: its "
-                   "styles share one training; list the variants as styles instead");
+      problems.Add(style.origin + ": style '" + style.sweep + "' is swept, which " + kind +
+                   " (job.network) cannot do: its styles share one training; list the variants "
+                   "as styles instead");
       return;
     }
     if (!BlendableStyleName(style.name)) {
-      problems.Add(style.origin + ": style '" + style.name +
-                   "': a conditional network's style names must not contain ',', '=' or "
+      problems.Add(style.origin + ": style '" + style.name + "': " + kind +
+                   "'s style names must not contain ',', '=' or "
                    "control characters (such as a newline) nor begin or end with a space: "
                    "--blend NAME=W,NAME=W and the model file's newline-separated list of names "
                    "could not tell them apart; rename the style");
     }
     if (style.output_dir == network_dir) {
       problems.Add(style.origin + ": style '" + style.name + "' writes to '" + network_dir +
-                   "', the conditional network's own folder; rename the style or set its "
-                   "output_dir");
+                   "', the " + (arbitrary ? "arbitrary-style" : "conditional") +
+                   " network's own folder; rename the style or set its output_dir");
     }
     for (const auto& field : TrainingFields()) {
       const std::string mine = field.show(style.training);

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/fnv1a.h"
+#include "common/image_names.h"
 #include "common/log.h"
 #include "data/image.h"
 
@@ -54,9 +55,8 @@ std::vector<std::string> ListImageFiles(const std::string& dir) {
     }
   }
   if (files.empty()) {
-    throw DataError(dir +
-                    ": holds no .jpg, .jpeg, .png, .bmp, .tga or .gif files (sub-folders and "
-                    "linked folders included)");
+    throw DataError(dir + ": holds no " + kImageExtensionList +
+                    " files (sub-folders and linked folders included)");
   }
   std::sort(files.begin(), files.end());
   // A `train` run lists its content folder once (cli_test counts these lines).

@@ -482,11 +482,4 @@ std::string CanonicalImageFormat(const std::string& format) {
   return "";
 }
 
-bool HasImageExtension(const std::string& path) {
-  std::string ext = std::filesystem::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".tga" ||
-         ext == ".gif";
-}
-
 }  // namespace stylefleet

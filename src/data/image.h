@@ -88,7 +88,4 @@ void SaveImageFile(const RgbImage& image, const std::string& path, int jpeg_qual
 /// jpg and jpeg; "" for anything else.
 std::string CanonicalImageFormat(const std::string& format);
 
-/// True when the file name has an extension this project decodes.
-bool HasImageExtension(const std::string& path);
-
 }  // namespace stylefleet

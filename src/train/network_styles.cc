@@ -89,7 +89,8 @@ TransformerNet NetworkStyles::Build(uint64_t seed) {
     return net;
   }
   LoadedModel base = LoadModel(job_.base_model);
-  const std::vector<std::string> problems = BaseModelStyleProblems(job_, base.file, base.styles);
+  const std::vector<std::string> problems =
+      BaseModelStyleProblems(job_, base.file, base.styles, base.net->predicts_norms());
   if (!problems.empty()) throw ConfigError(problems);
   first_row_ = static_cast<int64_t>(base.styles.size());
   TransformerNet net =

@@ -144,10 +144,12 @@ std::vector<std::string> SettingsProblems(const JobConfig& job, const StyleSpec&
 }  // namespace
 
 std::vector<std::string> BaseModelStyleProblems(const JobConfig& job, const std::string& base_file,
-                                                const std::vector<std::string>& base_styles) {
+                                                const std::vector<std::string>& base_styles,
+                                                bool base_is_arbitrary) {
   if (base_styles.empty()) {
-    return {"job.base_model: " + base_file +
-            " is a per-style network; styles can be added only to a conditional network "
+    return {"job.base_model: " + base_file + " is " +
+            (base_is_arbitrary ? "an arbitrary-style" : "a per-style") +
+            " network; styles can be added only to a conditional network "
             "(job.network: conditional)"};
   }
   std::vector<std::string> problems;
@@ -170,7 +172,7 @@ std::vector<std::string> BaseModelProblems(const JobConfig& job) {
   if (job.network != "conditional" || job.base_model.empty()) return {};
   try {
     const LoadedModel base = LoadModel(job.base_model);
-    return BaseModelStyleProblems(job, base.file, base.styles);
+    return BaseModelStyleProblems(job, base.file, base.styles, base.net->predicts_norms());
   } catch (const std::exception& e) {
     return {"job.base_model: " + std::string(e.what())};
   }

@@ -34,10 +34,12 @@ int RanksPerRun(const JobConfig& job);
 
 /// Why the styles of a conditional network in `base_file` (`base_styles`, in
 /// row order) cannot take `job`'s styles as job.base_model: a per-style
-/// network (no styles), or a style name the base already holds. Empty when
-/// they can. Shared by the preflight and the run that builds the network.
+/// network (no styles) or an arbitrary-style one (`base_is_arbitrary`), or a
+/// style name the base already holds. Empty when they can. Shared by the
+/// preflight and the run that builds the network.
 std::vector<std::string> BaseModelStyleProblems(const JobConfig& job, const std::string& base_file,
-                                                const std::vector<std::string>& base_styles);
+                                                const std::vector<std::string>& base_styles,
+                                                bool base_is_arbitrary);
 
 struct PreflightOptions {
   std::vector<std::string> only_styles;  ///< the `--style` selection; empty: all

@@ -97,8 +97,10 @@ RunOutputs::RunOutputs(std::string style_dir, std::string style_name,
       style_name_(std::move(style_name)),
       style_layers_(std::move(style_layers)) {}
 
-void RunOutputs::TrimMetrics(int64_t step) const {
-  const fs::path path = fs::path(style_dir_) / "metrics.jsonl";
+namespace {
+// Drops the records of `folder`/`file` past `step`, and a torn last line.
+void TrimRecords(const std::string& folder, const char* file, int64_t step) {
+  const fs::path path = fs::path(folder) / file;
   std::error_code ec;
   if (!fs::exists(path, ec)) return;
   std::ifstream in(path);
@@ -115,13 +117,23 @@ void RunOutputs::TrimMetrics(int64_t step) const {
   // an emptied file behind.
   ReplaceFileDurably(path.string(), kept.str());
 }
+}  // namespace
+
+void RunOutputs::TrimMetrics(int64_t step) const {
+  for (const char* file : {"metrics.jsonl", "held_out.jsonl"}) TrimRecords(style_dir_, file, step);
+}
+
+void RunOutputs::AppendHeldOutLine(const std::string& line, int64_t step) {
+  AppendRecordLine("held_out.jsonl", line, step, held_out_bytes_);
+}
 
 void RunOutputs::OnStep(const StepEvent& e) {
   const auto mine = std::find_if(e.styles.begin(), e.styles.end(), [&](const StyleStepEvent& s) {
     return s.style == style_name_ && s.window.has_value();
   });
   if (mine == e.styles.end()) return;
-  AppendMetricsLine(RecordJson(e, *mine, style_layers_).dump() + "\n", e.step);
+  AppendRecordLine("metrics.jsonl", RecordJson(e, *mine, style_layers_).dump() + "\n", e.step,
+                   metrics_bytes_);
 
   const LossValues& window = *mine->window;
   std::ostringstream layer_text;
@@ -140,16 +152,17 @@ void RunOutputs::OnStep(const StepEvent& e) {
 // One write() per record with O_APPEND, so a record is never torn by a crash;
 // a short write (full disk) is cut back off and reported. A file that shrank
 // or vanished since the last record (deleted, truncated by hand) is noticed.
-void RunOutputs::AppendMetricsLine(const std::string& line, int64_t step) {
-  const std::string path = (fs::path(style_dir_) / "metrics.jsonl").string();
+void RunOutputs::AppendRecordLine(const char* file, const std::string& line, int64_t step,
+                                  int64_t& bytes) {
+  const std::string path = (fs::path(style_dir_) / file).string();
   const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(path + ": cannot open for appending (" + std::strerror(errno) + ")");
   struct stat info {};
   ::fstat(fd, &info);
   const int64_t before = info.st_size;
-  if (metrics_bytes_ >= 0 && before < metrics_bytes_) {
+  if (bytes >= 0 && before < bytes) {
     SF_LOG(kWarning) << "[" << style_name_ << "] " << path << " was deleted or truncated during "
-                     << "the run (" << before << " bytes, " << metrics_bytes_
+                     << "the run (" << before << " bytes, " << bytes
                      << " expected); records before step " << step << " are missing from it";
   }
   const ssize_t written = ::write(fd, line.data(), line.size());
@@ -164,7 +177,7 @@ void RunOutputs::AppendMetricsLine(const std::string& line, int64_t step) {
                 "); training stops so that no step goes unrecorded");
   }
   ::close(fd);
-  metrics_bytes_ = before + static_cast<int64_t>(line.size());
+  bytes = before + static_cast<int64_t>(line.size());
 }
 
 void RunOutputs::PrepareValidation(const DataOptions& data,

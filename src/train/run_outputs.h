@@ -21,8 +21,8 @@ class RunOutputs : public StepSink {
  public:
   RunOutputs(std::string style_dir, std::string style_name, std::vector<std::string> style_layers);
 
-  /// Drops metrics.jsonl records past `step` (written after the checkpoint a
-  /// resume starts from) and a torn last line.
+  /// Drops metrics.jsonl (and held_out.jsonl) records past `step` (written
+  /// after the checkpoint a resume starts from) and a torn last line.
   void TrimMetrics(int64_t step) const;
   /// When `event` holds a window for this folder's style: appends its record
   /// to metrics.jsonl (whole, or not at all) and logs it as one line. Throws
@@ -52,9 +52,18 @@ class RunOutputs : public StepSink {
   /// Warns, with what to change, when the stylizations are nearly uniform
   /// although the photos are not (a model that learned little).
   void WriteFinalImages(TransformerNet& net) const;
+  /// The validation photos prepared as previews show them (V x 3 x S x S,
+  /// 0..255, on the run's device); undefined when none decoded.
+  const torch::Tensor& validation_batch() const { return preview_inputs_; }
+  /// Appends `line`, an arbitrary-style network's held-out record of `step`
+  /// (train/held_out_styles.h), to held_out.jsonl, as OnStep appends to
+  /// metrics.jsonl (whole or not at all; throws Error when it cannot).
+  void AppendHeldOutLine(const std::string& line, int64_t step);
 
  private:
-  void AppendMetricsLine(const std::string& line, int64_t step);
+  // Appends `line` to the folder's `file`; `bytes` is the file's size after
+  // our last record (-1 before the first), to notice a file cut meanwhile.
+  void AppendRecordLine(const char* file, const std::string& line, int64_t step, int64_t& bytes);
 
   std::string style_dir_;
   std::string style_name_;
@@ -65,6 +74,7 @@ class RunOutputs : public StepSink {
   torch::Device device_{torch::kCPU};
   torch::Tensor preview_inputs_;
   int64_t metrics_bytes_ = -1;  ///< size after our last record; -1 before the first
+  int64_t held_out_bytes_ = -1;
 };
 
 /// hh:mm:ss, or --:--:-- when unknown.

@@ -164,6 +164,32 @@ void StyleRun::SubmitPreviews(int64_t step) {
   });
 }
 
+void StyleRun::PrepareHeldOut() {
+  if (!styles_.arbitrary() || context_.plan->held_out.empty()) return;
+  if (!outputs_.validation_batch().defined()) {
+    SF_LOG(kWarning) << "[" << style_.name
+                     << "] job.held_out_styles: no validation photo decoded, so the held-out "
+                        "styles' losses are not measured (data.validation_images)";
+    return;
+  }
+  // The styles' own style layers and weights (the same for all of them).
+  const NetworkMember& first = styles_.members().front();
+  LossNetworkUse use = loss_use_;
+  use.style_layers = first.style_layers;
+  const TrainingOptions& t = first.spec->training;
+  held_out_ =
+      std::make_unique<HeldOutStyles>(*context_.plan, *context_.vgg, use,
+                                      LossWeights{t.content_weight, t.style_weight, t.tv_weight},
+                                      styles_.SummaryLayers(), context_.runtime->device());
+}
+
+void StyleRun::MeasureHeldOut(int64_t step) {
+  if (held_out_ == nullptr) return;
+  const std::vector<HeldOutLosses> losses = held_out_->Measure(net_, outputs_.validation_batch());
+  outputs_.AppendHeldOutLine(held_out_->RecordLine(step, losses), step);
+  SF_LOG(kInfo) << "[" << style_.name << "] " << held_out_->Describe(step, losses);
+}
+
 void StyleRun::SubmitCheckpoint(const RunPosition& position) {
   // The dict names the live parameters and optimizer state: the next step
   // would change them while the writer reads.
@@ -238,6 +264,7 @@ void StyleRun::Start(int styles_together) {
   if (root_) {
     for (RunOutputs* outputs : styles_.AllOutputs()) outputs->TrimMetrics(position_.step);
     PrepareValidation();
+    PrepareHeldOut();
   }
   run_start_ = Clock::now();
 }
@@ -292,6 +319,11 @@ void StyleRun::AfterStep(const RunPosition& position, const StyleStepValues& val
   if (record) RecordStep(event);
   if (Due(position.step, t.preview_every_steps)) {
     RunOnRoot(control_, "preview write", [&] { SubmitPreviews(position.step); });
+  }
+  // At preview steps and at the end, so that every run has the number.
+  if (styles_.arbitrary() && !context_.plan->held_out.empty() &&
+      (Due(position.step, t.preview_every_steps) || last)) {
+    RunOnRoot(control_, "held-out losses", [&] { MeasureHeldOut(position.step); });
   }
   CountBadStep(position.step, values.bad);
   if (!timing.stopping && (Due(position.step, job_.checkpoint.every_steps) || last)) {
@@ -512,6 +544,25 @@ void StyleRun::CheckCheckpointBelongsHere(const TensorDict& dict, const std::str
   }
 }
 
+// The predictor reads the summary's numbers by position: layers of the same
+// sizes in another order (a resume with --allow-changed-settings, or after
+// settings.json was lost) would load and read each layer's statistics as
+// another's. Refused like a changed style list.
+void StyleRun::CheckPredictorLayers(const TensorDict& dict, const std::string& path) const {
+  const std::vector<int> recorded = ReadPredictedNorms(dict, path).summary_layers;
+  const std::vector<int>& mine = net_->predicted_norms().summary_layers;
+  if (recorded == mine) return;
+  auto names = [](const std::vector<int>& layers) {
+    std::string out;
+    for (int layer : layers)
+      out += (out.empty() ? "" : ", ") + VggLayerNames()[static_cast<size_t>(layer)];
+    return "[" + out + "]";
+  };
+  throw ConfigError({path + ": its style predictor reads job.predictor_layers " + names(recorded) +
+                     ", the job's are " + names(mine) +
+                     "; set them back, or train into another job.output_dir"});
+}
+
 RunPosition StyleRun::Resume() {
   const std::vector<std::string> checkpoints = ListCheckpoints(style_.output_dir);
   std::string newest_problem;
@@ -524,6 +575,7 @@ RunPosition StyleRun::Resume() {
       const std::string changed =
           NetworkStylesProblem(path, ModelStyleNames(dict), styles_.row_names());
       if (!changed.empty()) throw ConfigError({changed});
+      if (net_->predicts_norms()) CheckPredictorLayers(dict, path);
       const RunPosition position = RestoreCheckpoint(dict, path, net_, *adam_);
       CheckCheckpointBelongsHere(dict, path, position);
       // A checkpoint written before windows were kept holds none: the first

@@ -20,6 +20,7 @@
 #include "runtime/rank_runtime.h"
 #include "step/training_step.h"
 #include "train/background_writer.h"
+#include "train/held_out_styles.h"
 #include "train/network_styles.h"
 #include "train/run_outputs.h"
 #include "train/train.h"
@@ -99,6 +100,7 @@ class StyleRun {
   bool conditional() const { return styles_.conditional(); }
   std::vector<torch::Tensor> GramsOf(const StyleSpec& style, const std::vector<int>& layers) const;
   void ComputeStyleGrams();
+  void CheckPredictorLayers(const TensorDict& dict, const std::string& path) const;
   void BuildModel();
   ModelInfo Info() const;
   // The logging windows a checkpoint keeps, one per style of the network, so
@@ -109,6 +111,11 @@ class StyleRun {
   // Root only: the run's previews (a conditional network's: each style's, and
   // one with a row per style), computed here and written in the background.
   void SubmitPreviews(int64_t step);
+  // Root only: an arbitrary-style network's held-out styles (job.held_out_styles),
+  // their Gram targets and summaries computed once; null when it has none.
+  void PrepareHeldOut();
+  // Root only: their losses now, recorded in held_out.jsonl and logged.
+  void MeasureHeldOut(int64_t step);
   // Root only: a snapshot of the network and optimizer, written in the background.
   void SubmitCheckpoint(const RunPosition& position);
   // Root only: counts the checkpoints written since the last call in the metrics.
@@ -145,6 +152,7 @@ class StyleRun {
   TransformerNet net_{nullptr};
   std::unique_ptr<Adam> adam_;
   std::unique_ptr<GradientBuckets> buckets_;
+  std::unique_ptr<HeldOutStyles> held_out_;  // root only
   RunPosition position_;
   int64_t per_epoch_ = 0;
   int64_t total_steps_ = 0;

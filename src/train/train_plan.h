@@ -24,6 +24,12 @@ namespace stylefleet {
 /// training.style_image_size (ResizeCenterCrop), by {file, side}.
 using StyleImages = std::map<std::pair<std::string, int>, RgbImage>;
 
+/// One image of job.held_out_styles: named after its file.
+struct HeldOutStyle {
+  std::string name;
+  std::string image;
+};
+
 /// Built in place and never copied: `runs` points into `job`.
 struct TrainPlan {
   TrainPlan() = default;
@@ -40,6 +46,10 @@ struct TrainPlan {
   /// BytesContentHash (train/rank_agreement.h) of the bytes each style image
   /// was decoded from, by file: what the ranks compare.
   std::map<std::string, std::string> style_image_hashes;
+  /// job.held_out_styles listed (a folder's image files in file-name order),
+  /// decoded into style_images at the job's style_image_size by
+  /// DecodeStyleImages; empty before.
+  std::vector<HeldOutStyle> held_out;
   TestHooks hooks;  ///< this rank's test-only hooks; none outside tests
 
   /// DescribeContentList of the content files, for the runs' settings records.
@@ -73,6 +83,8 @@ std::unique_ptr<TrainPlan> PlanTraining(const JobConfig& job,
 /// plan->style_image_hashes). Returns, for each style whose image does not
 /// decode or is larger than data.max_image_pixels, in job order, why, naming
 /// where the style is defined and the file; empty when every image decodes.
+/// Lists and decodes job.held_out_styles likewise (into plan->held_out),
+/// with its problems after the styles'.
 std::vector<std::string> DecodeStyleImages(TrainPlan* plan);
 
 }  // namespace stylefleet

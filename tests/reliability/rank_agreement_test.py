@@ -38,6 +38,7 @@ VALUES = {
     "job.convolution": ("winograd", "direct"),
     "job.predictor_embedding_size": ("100", "99"),
     "job.predictor_layers": ("[conv1_2, conv2_2]", "[conv2_2, conv1_2]"),
+    "job.held_out_styles": ("[h0.png]", "[h1.png]"),
     "data.content_dir": ("photos", "photos32"),
     "data.image_size": ("64", "68"),
     "data.max_image_pixels": ("100000000", "90000000"),
@@ -72,7 +73,8 @@ VALUES = {
 # Keys valid only with others set, on both ranks.
 ALSO_SET = {"job.base_model": ["--set", "job.network=conditional"]}
 # Keys valid only in another job file (an arbitrary-style network needs 2 styles).
-JOB_FOR = {"job.predictor_embedding_size": "arbitrary.yaml", "job.predictor_layers": "arbitrary.yaml"}
+JOB_FOR = {"job.predictor_embedding_size": "arbitrary.yaml", "job.predictor_layers": "arbitrary.yaml",
+           "job.held_out_styles": "arbitrary.yaml"}
 # Style-entry keys: rank 1 reads a job file whose one style entry differs.
 STYLE_ENTRIES = {
     "styles[].name": ("s", "t", "styles.s.name"),
@@ -97,6 +99,8 @@ def write_fixture(root):
             Image.frombytes("RGB", (72, 72), os.urandom(72 * 72 * 3)).save(os.path.join(root, folder, f"{i:03}.png"))
     for name in ("s0.png", "s1.png"):
         Image.new("RGB", (80, 80), (200, 40, 40) if name == "s0.png" else (40, 200, 40)).save(os.path.join(root, name))
+    for name in ("h0.png", "h1.png"):  # held-out styles of the arbitrary job
+        Image.new("RGB", (80, 80), (40, 40, 200) if name == "h0.png" else (200, 200, 40)).save(os.path.join(root, name))
     write_two_step_job(os.path.join(root, "job.yaml"), STYLE_DEFAULTS)
     write_two_step_job(os.path.join(root, "arbitrary.yaml"), STYLE_DEFAULTS, job={"network": "arbitrary"},
                        more_styles=[{"name": "t", "image": "s1.png", "output_dir": "o3"}])

@@ -202,7 +202,9 @@ TEST(CliTest, OutputFilesThatCannotBeWrittenStopBeforeTheWork) {
 
 // export keeps what exists: a file only with --overwrite, a folder never.
 // A style image that does not decode is found by `check` and stops `train`
-// before it writes anything, with the line that names the style.
+// before it writes anything, with the line that names the style; so is an
+// arbitrary-style network's style image too small to summarize (here from a
+// style folder).
 TEST(CliTest, AStyleImageThatDoesNotDecodeIsRefusedUpFront) {
   testing::TempDir dir;
   testing::WriteTestImages(dir / "photos", 2, 72, 64);
@@ -222,6 +224,47 @@ TEST(CliTest, AStyleImageThatDoesNotDecodeIsRefusedUpFront) {
               std::string::npos)
         << r.output;
     EXPECT_FALSE(std::filesystem::exists(dir / "runs")) << r.output;
+  }
+  testing::WriteTestImages(dir / "set", 1, 40, 32);
+  SaveImageFile(testing::MakeTestImage(40, 31, 1), dir / "set/tiny.png");
+  testing::WriteFile(dir / "arbitrary.yaml",
+                     "job: {network: arbitrary}\n"
+                     "data: {content_dir: photos, image_size: 64}\n"
+                     "loss_network: {weights: 'random:1'}\n"
+                     "training: {batch_size: 1, max_steps: 1}\n"
+                     "monitoring: {listen: 'off'}\n"
+                     "styles:\n  - folder: set\n");
+  for (const std::string command : {"check ", "train "}) {
+    const testing::CommandResult r = RunTool(command + (dir / "arbitrary.yaml"));
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("style 'tiny': bad style image: " + (dir / "set/tiny.png") +
+                            ": 40x31 pixels; an arbitrary-style network's style images need at "
+                            "least 32 on each side"),
+              std::string::npos)
+        << r.output;
+    EXPECT_EQ(r.output.find("'0000'"), std::string::npos) << r.output;  // 40x32 is enough
+    EXPECT_FALSE(std::filesystem::exists(dir / "runs")) << r.output;
+  }
+  // Held-out styles are checked as the styles are, each problem said.
+  testing::WriteTestImages(dir / "set2", 2, 40, 40);
+  std::filesystem::create_directories(dir / "empty");
+  testing::WriteFile(dir / "held.yaml",
+                     "job: {network: arbitrary, held_out_styles: [set2/0000.jpg, empty, notes.jpg, "
+                     "set/tiny.png]}\n"
+                     "data: {content_dir: photos, image_size: 64}\n"
+                     "loss_network: {weights: 'random:1'}\n"
+                     "styles:\n  - folder: set2\n");
+  const testing::CommandResult r = RunTool("check " + (dir / "held.yaml"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  for (const std::string& says :
+       {"job.held_out_styles: 'notes': bad style image: " + (dir / "notes.jpg") +
+            ": not a supported image",
+        "job.held_out_styles: 'tiny': bad style image: " + (dir / "set/tiny.png") +
+            ": 40x31 pixels",
+        "job.held_out_styles: " + (dir / "empty") + ": holds no .jpg",
+        "job.held_out_styles: " + (dir / "set2/0000.jpg") +
+            " is also the image of training style '0000'"}) {
+    EXPECT_NE(r.output.find(says), std::string::npos) << says << "\n" << r.output;
   }
 }
 

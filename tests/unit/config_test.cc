@@ -386,8 +386,85 @@ TEST_F(ConfigTest, ArbitraryNetworkStylesAreOneTrainingSet) {
             (std::vector<std::string>{
                 "DIR/job.yaml: job.predictor_embedding_size and job.predictor_layers shape the "
                 "style predictor of job.network arbitrary; this job's network is conditional"}));
+  EXPECT_EQ(Problems(head + "styles:\n  - image: styles/wave.jpg\n  - {image: styles/candy.png, "
+                            "sweep: {grid: {style_weight: [1, 2]}}}\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:10:5: style 'candy' is swept, which an arbitrary-style network "
+                "(job.network) cannot do: its styles share one training; list the variants as "
+                "styles instead"}));
+  EXPECT_EQ(Problems(head + two, LoadOptions{{"job.network=conditional",
+                                              "job.held_out_styles=[styles/wave.jpg]"}}),
+            (std::vector<std::string>{
+                "DIR/job.yaml: job.held_out_styles measures the style predictor of job.network "
+                "arbitrary; this job's network is conditional"}));
+  // Paths: the job file's folder for its own, the working folder for --set's.
+  const JobConfig held =
+      Load("job:\n  name: test\n  network: arbitrary\n  held_out_styles: [held, x.png]\n" +
+           head.substr(head.find("data:")) + two);
+  EXPECT_EQ(held.held_out_styles, (std::vector<std::string>{dir_ / "held", dir_ / "x.png"}));
+  EXPECT_EQ(Load(head + two, LoadOptions{{"job.held_out_styles=[a.png]"}}).held_out_styles,
+            (std::vector<std::string>{(fs::current_path() / "a.png").string()}));
+  EXPECT_FALSE(Problems(head + two, LoadOptions{{"job.held_out_styles=a.png"}}).empty());
   EXPECT_FALSE(Problems(head + two, LoadOptions{{"job.predictor_embedding_size=0"}}).empty());
   EXPECT_FALSE(Problems(head + two, LoadOptions{{"job.predictor_layers=[conv9_9]"}}).empty());
+}
+
+// A `folder:` style entry is its images, in file-name order, each a style
+// named after its file with the entry's training keys (issue 34: a folder of
+// style images as an arbitrary network's training set); what cannot be a
+// style set is refused where the folder is named.
+TEST_F(ConfigTest, AStyleFolderIsOneStylePerImageFile) {
+  WriteFile(dir_ / "set/b.png", "x");
+  WriteFile(dir_ / "set/a.JPG", "x");
+  WriteFile(dir_ / "set/notes.txt", "not an image");
+  WriteFile(dir_ / "set/deeper/c.png", "sub-folders are not read");
+  fs::create_symlink(dir_ / "missing.png", dir_ / "set/dangling.png");
+  const std::string head =
+      "job:\n  name: test\n  network: arbitrary\ndata:\n  content_dir: photos\n"
+      "loss_network:\n  weights: random:1\n";
+  const JobConfig job = Load(head + "styles:\n  - {folder: set, style_weight: 7}\n");
+  ASSERT_EQ(job.styles.size(), 2u);
+  EXPECT_EQ(job.styles[0].name, "a");
+  EXPECT_EQ(job.styles[0].image, dir_ / "set/a.JPG");
+  EXPECT_EQ(job.styles[0].output_dir, job.output_dir + "/a");
+  EXPECT_EQ(job.styles[1].name, "b");
+  EXPECT_EQ(job.styles[1].training.style_weight, 7);
+  EXPECT_EQ(job.styles[0].origin, job.styles[1].origin);
+  // With other entries, in the list's order; a per-style job trains each.
+  const JobConfig mixed = Load(Head() + "styles:\n  - image: styles/wave.jpg\n  - folder: set\n");
+  ASSERT_EQ(mixed.styles.size(), 3u);
+  EXPECT_EQ(mixed.styles[2].name, "b");
+  WriteFile(dir_ / "one/only.png", "x");
+  fs::create_directories(dir_ / "empty");
+  WriteFile(dir_ / "twice/a.png", "x");
+  WriteFile(dir_ / "twice/a.jpg", "x");
+  WriteFile(dir_ / "dots/...png", "x");
+  EXPECT_EQ(Problems(head + "styles:\n  - folder: one\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:9:5: job.network is arbitrary but the job lists one style; an "
+                "arbitrary-style network learns from a set of style images: list at least 2"}));
+  EXPECT_EQ(Problems(head + "styles:\n  - folder: empty\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:9:13: styles[].folder: style folder 'DIR/empty' holds no .jpg, "
+                ".jpeg, .png, .bmp, .tga or .gif files (sub-folders are not read)"}));
+  EXPECT_EQ(Problems(head + "styles:\n  - folder: nowhere\n"),
+            (std::vector<std::string>{"DIR/job.yaml:9:13: styles[].folder: style folder "
+                                      "'DIR/nowhere' does not exist or is not a folder"}));
+  EXPECT_EQ(Problems(head + "styles:\n  - {folder: set, image: styles/wave.jpg}\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:9:5: a style entry with 'folder' takes no 'image': each image in "
+                "the folder is one style, named after its file and written under "
+                "job.output_dir"}));
+  EXPECT_EQ(Problems(head + "styles:\n  - folder: [set]\n").size(), 1u);
+  const std::vector<std::string> twice = Problems(head + "styles:\n  - folder: twice\n");
+  ASSERT_EQ(twice.size(), 1u);
+  EXPECT_NE(twice[0].find("'a'"), std::string::npos) << twice[0];
+  EXPECT_EQ(Problems(head + "styles:\n  - folder: set\n  - folder: dots\n"),
+            (std::vector<std::string>{
+                "DIR/job.yaml:10:13: styles[].folder: style name '..' (from the image file "
+                "'DIR/dots/...png' in the folder) must be UTF-8 text without '/', '\\' or control "
+                "characters, and not '.' or '..' (it names a folder); rename the file, or list "
+                "it as a style of its own with a name: key"}));
 }
 
 TEST_F(ConfigTest, ConvolutionIsWinogradOrDirect) {
@@ -580,7 +657,7 @@ TEST_F(ConfigTest, OutOfRangeValuesAreReportedAllAtOnce) {
           "image, output_dir, content_weight, style_weight, tv_weight, batch_size, micro_batches, "
           "epochs, "
           "max_steps, learning_rate, log_every_steps, preview_every_steps, max_bad_steps, "
-          "precision, style_image_size, style_layers, style_luminance_only, sweep"}));
+          "precision, style_image_size, style_layers, style_luminance_only, sweep, folder"}));
 }
 
 TEST_F(ConfigTest, SmallImageSizeIsRejected) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
 
@@ -15,8 +16,11 @@
 #include "common/error.h"
 #include "config/job_config.h"
 #include "data/image.h"
+#include "data/image_tensor.h"
 #include "model/tensor_file.h"
 #include "model/transformer_net.h"
+#include "model/vgg16.h"
+#include "step/forward_pass.h"
 #include "test_paths.h"
 #include "test_util.h"
 
@@ -323,7 +327,7 @@ class StylizeArbitraryTest : public StylizeBlendTest {
     info.loss_network = "random:5";
     info.style_image_size = 32;
     SaveTensorDict(ModelDict(arbitrary, info), dir_ / "arbitrary.pt");
-    SaveImageFile(testing::MakeTestImage(40, 30, 21), dir_ / "unseen1.png");
+    SaveImageFile(testing::MakeTestImage(40, 36, 21), dir_ / "unseen1.png");
     SaveImageFile(testing::MakeTestImage(50, 50, 33), dir_ / "unseen2.png");
   }
   std::string Model() const { return dir_ / "arbitrary.pt"; }
@@ -390,6 +394,9 @@ TEST_F(StylizeArbitraryTest, WhatAUserCanGetWrongIsRefused) {
   testing::WriteFile(dir_ / "broken.png", "not an image");
   ExpectRefused(Model(), "--style-image " + (dir_ / "broken.png"), 1, "broken.png");
   ExpectRefused(Model(), "--style-image " + (dir_ / "missing.png"), 1, "missing.png");
+  SaveImageFile(testing::MakeTestImage(64, 31, 2), dir_ / "thin.png");
+  ExpectRefused(Model(), "--style-image " + (dir_ / "thin.png"), 1,
+                "thin.png: 64x31 pixels; the predictor needs at least 32 on each side");
   ExpectRefused(Model(), "--style-image " + Image(1) + " --loss-network " + (dir_ / "none.pt"), 1,
                 "none.pt");
   EXPECT_FALSE(fs::exists(dir_ / "refused/photo.jpg"));
@@ -447,6 +454,37 @@ TEST_F(StylizeArbitraryTest, HostileArbitraryFilesAreRefusedBeforeAnythingIsBuil
   EXPECT_NE(exported.output.find("is an arbitrary-style model"), std::string::npos)
       << exported.output;
   EXPECT_FALSE(fs::exists(dir_ / "x.pt"));
+}
+
+// `losses --model` of an arbitrary-style model scores the photo stylized
+// with the norms predicted from the style image it is scored against, that
+// image summarized by the loss network the model names (random:5), whatever
+// loss network scores (random:6): the numbers of the per-style network of
+// those norms, written here as its own file.
+TEST_F(StylizeArbitraryTest, LossesScoresWithTheStyleImagesOwnNorms) {
+  LoadedModel model = LoadModel(Model());
+  const Vgg16 summarizer = Vgg16::Load("random:5");
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor summary = StyleImageSummary(
+        summarizer, ImageToTensor(ResizeCenterCrop(LoadImageFile(Image(1)), 32)), {1, 3});
+    TransformerNet fixed =
+        FixedNormsTransformer(model.net, model.net->predictor()->forward(summary)[0]);
+    SaveTensorDict(ModelDict(fixed, ModelInfo{"job", "s", 64}), dir_ / "fixed.pt");
+  }
+  const auto losses = [&](const std::string& model, int image) {
+    const testing::CommandResult r =
+        testing::RunCommand(std::string(STYLEFLEET_BINARY) + " losses --model " + model +
+                            " --content " + (dir_ / "photo.png") + " --style " + Image(image) +
+                            " --loss-network random:6 --image-size 24");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  };
+  const nlohmann::json arbitrary = losses(Model(), 1), fixed = losses(dir_ / "fixed.pt", 1);
+  for (const char* key : {"content_loss", "style_loss", "tv_loss", "total_loss"}) {
+    EXPECT_EQ(arbitrary[key], fixed[key]) << key;
+  }
+  EXPECT_NE(losses(Model(), 2)["style_loss"], arbitrary["style_loss"]);
 }
 
 TEST(WithChromaOfTest, AddsTheLumaChangeToEveryChannelAndClampsOnlyThere) {

@@ -30,6 +30,7 @@
 #include "model/vgg16.h"
 #include "recording_metrics.h"
 #include "runtime/rank_runtime.h"
+#include "step/forward_pass.h"
 #include "test_paths.h"
 #include "test_util.h"
 #include "train/preflight.h"
@@ -99,8 +100,9 @@ class TrainTest : public ::testing::Test {
     }
   }
 
-  static std::vector<nlohmann::json> Metrics(const std::string& style_dir) {
-    std::ifstream in(style_dir + "/metrics.jsonl");
+  static std::vector<nlohmann::json> Metrics(const std::string& style_dir,
+                                             const std::string& file = "metrics.jsonl") {
+    std::ifstream in(style_dir + "/" + file);
     std::vector<nlohmann::json> records;
     for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
     return records;
@@ -741,6 +743,114 @@ TEST_F(TrainTest, ArbitraryNetworkTrainsItsPredictorAndResumesBitwise) {
   TrainJob(ConditionalJob(dir_, "other", styles, "", {"training.max_steps=1"}), Quiet());
   EXPECT_THROW(TrainJob(ConditionalJob(dir_, "other", styles, "", arbitrary({})), Quiet()),
                std::exception);
+  // The predictor reads its summary by position: the same layers in another
+  // order are refused on resume even when changed settings are allowed.
+  TrainRunOptions allowed = Quiet();
+  allowed.allow_changed_settings = true;
+  TrainJob(ConditionalJob(dir_, "reordered", styles, "", arbitrary({"training.max_steps=2"})),
+           Quiet());
+  std::vector<std::string> reordered = arbitrary({});
+  reordered.push_back("job.predictor_layers=[conv2_2, conv1_2]");
+  try {
+    TrainJob(ConditionalJob(dir_, "reordered", styles, "", reordered), allowed);
+    ADD_FAILURE() << "resumed with the predictor's layers in another order";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("its style predictor reads job.predictor_layers "
+                                         "[conv1_2, conv2_2], the job's are [conv2_2, conv1_2]"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(ListCheckpoints(dir_ / "reordered/arbitrary").size(), 1u);  // step 2's alone
+  // Pointing at the wrong thing says where to look: a style's folder names
+  // the network's; an arbitrary model is no base for added styles.
+  try {
+    LoadModel(dir_ / "straight/a");
+    ADD_FAILURE() << "a style's folder loaded as a model";
+  } catch (const DataError& e) {
+    const std::string network = dir_ / "straight/arbitrary";
+    EXPECT_NE(std::string(e.what()).find("; if it is a style of the arbitrary-style network in " +
+                                         network +
+                                         ", give that folder and a style image: "
+                                         "--model " +
+                                         network + " --style-image PATH"),
+              std::string::npos)
+        << e.what();
+  }
+  const std::vector<std::string> base_problems =
+      PreflightProblems(ConditionalJob(dir_, "added", {"a"}, dir_ / "straight/arbitrary/model.pt"),
+                        PreflightOptions{});
+  ASSERT_FALSE(base_problems.empty());
+  EXPECT_NE(base_problems.front().find("is an arbitrary-style network; styles can be added only "
+                                       "to a conditional network"),
+            std::string::npos)
+      << base_problems.front();
+}
+
+// An arbitrary network's held-out styles (job.held_out_styles; here a folder
+// of two images it never trains on) are measured at preview steps and at the
+// end: each line holds every image's losses and their mean, and the last
+// equals the final model's losses computed apart (its predicted norms fixed
+// into a per-style network, through the per-style loss path). A resume
+// rewrites the lines past its checkpoint, as for metrics.jsonl.
+TEST_F(TrainTest, ArbitraryNetworkMeasuresItsHeldOutStyles) {
+  SaveImageFile(testing::MakeTestImage(70, 64, 41), dir_ / "held/x.png");
+  SaveImageFile(testing::MakeTestImage(48, 80, 42), dir_ / "held/y.png");
+  const std::vector<std::string> overrides = {
+      "job.network=arbitrary", "job.predictor_embedding_size=8", "styles.b.style_weight=100",
+      "job.held_out_styles=[" + (dir_ / "held") + "]", "training.preview_every_steps=3"};
+  const JobConfig job = ConditionalJob(dir_, "straight", {"a", "b"}, "", overrides);
+  TrainJob(job, Quiet());
+  const auto records = Metrics(dir_ / "straight/arbitrary", "held_out.jsonl");
+  ASSERT_EQ(records.size(), 2u);  // step 3 (a preview) and the last, 4
+  EXPECT_EQ(records[0]["step"], 3);
+  EXPECT_EQ(records[1]["step"], 4);
+  for (const auto& r : records) {
+    ASSERT_EQ(r["styles"].size(), 2u) << r;
+    for (const char* key : {"content_loss", "style_loss", "tv_loss", "total_loss"}) {
+      const double x = r["styles"]["x"][key], y = r["styles"]["y"][key];
+      EXPECT_TRUE(std::isfinite(x) && x > 0) << r;
+      EXPECT_NEAR(r[key].get<double>(), (x + y) / 2, 1e-9 * std::abs(x + y)) << r;
+    }
+    EXPECT_NE(r["styles"]["x"]["style_loss"], r["styles"]["y"]["style_loss"]) << r;
+  }
+  // The last line, computed apart from the model file.
+  LoadedModel model = LoadModel(dir_ / "straight/arbitrary");
+  const Vgg16 vgg = Vgg16::Load(model.loss_network);
+  const StyleSpec& style = job.styles.front();
+  const auto layers = VggLayerIndices(style.training.style_layers);
+  const torch::Tensor held = ImageToTensor(
+      ResizeCenterCrop(LoadImageFile(dir_ / "held/x.png"), style.training.style_image_size));
+  const std::vector<torch::Tensor> grams = StyleGrams(vgg, held, layers, Precision::kFp32);
+  std::vector<torch::Tensor> photos;
+  const std::vector<std::string> files = ListImageFiles(job.data.content_dir);
+  for (size_t i = 0; i < 4; ++i) {
+    photos.push_back(ImageToTensor(ResizeCenterCrop(LoadImageFile(files[i]), job.data.image_size)));
+  }
+  {
+    torch::NoGradGuard no_grad;
+    TransformerNet x = FixedNormsTransformer(
+        model.net, model.net->predictor()->forward(StyleImageSummary(
+                       vgg, held, model.net->predicted_norms().summary_layers))[0]);
+    LossNetworkUse use;
+    use.content_layers = VggLayerIndices(job.loss_network.content_layers);
+    use.style_layers = layers;
+    const TrainingOptions& t = style.training;
+    const LossTerms apart = ForwardStyleLosses(
+        {&x}, vgg, torch::cat(photos),
+        {StyleLossTarget{&grams, LossWeights{t.content_weight, t.style_weight, t.tv_weight}}}, use,
+        nullptr)[0];
+    const auto& recorded = records[1]["styles"]["x"];
+    EXPECT_NEAR(recorded["style_loss"].get<double>(), apart.style.item<double>(),
+                1e-4 * apart.style.item<double>());
+    EXPECT_NEAR(recorded["total_loss"].get<double>(), apart.total.item<double>(),
+                1e-4 * apart.total.item<double>());
+  }
+  // Resumed from step 2: the lines are the straight run's.
+  TrainJob(ConditionalJob(dir_, "resumed", {"a", "b"}, "", overrides), Quiet());
+  fs::remove(CheckpointPath(dir_ / "resumed/arbitrary", 4));
+  TrainJob(ConditionalJob(dir_, "resumed", {"a", "b"}, "", overrides), Quiet());
+  const auto resumed = Metrics(dir_ / "resumed/arbitrary", "held_out.jsonl");
+  EXPECT_EQ(resumed, records);
 }
 
 // A conditional network's metrics line is the mean over its style's images
@@ -1634,6 +1744,7 @@ TEST_F(TrainTest, EveryRecordedSettingIsRefusedOrResumedAsItsKindRequires) {
       {"job.base_model", "valid only with network: conditional"},
       {"job.predictor_embedding_size", "valid only with network: arbitrary"},
       {"job.predictor_layers", "valid only with network: arbitrary"},
+      {"job.held_out_styles", "valid only with network: arbitrary"},
       {"styles.style.name", "another name is another style, in another folder"},
   };
   const std::vector<std::string> one_step = {"training.max_steps=1"};
