@@ -145,7 +145,7 @@ class ArbitraryStyle {
       const RgbImage image = LoadImageFile(
           path, DecodeOptions{options.max_image_pixels, 0, "stylize --max-image-pixels"});
       if (std::min(image.width, image.height) < kMinArbitraryStyleImageSide) {
-        throw DataError("--style-image " + path + ": " + std::to_string(image.width) + "x" +
+        throw DataError("style image " + path + ": " + std::to_string(image.width) + "x" +
                         std::to_string(image.height) + " pixels; the predictor needs at least " +
                         std::to_string(kMinArbitraryStyleImageSide) + " on each side");
       }

@@ -139,11 +139,13 @@ const FieldTable<JobConfig>& JobFields() {
        [](JobConfig& t, const Value& v) { v.ReadLayers(&t.predictor_layers); }},
       {"held_out_styles", "list of paths", "`[]`",
        "With `network: arbitrary`: style images the network never trains on, or folders of them "
-       "(their image files directly inside, named after the files), at most 64 in all. At each "
-       "preview step the network, its norms predicted from each image, stylizes the validation "
+       "(their image files directly inside, named after the files' stems, which must differ), at "
+       "most 64 in all. At each preview step and at the last step the network, its norms predicted "
+       "from each image, stylizes the validation "
        "photos (prepared as previews are), and the losses against that image's Gram targets go "
        "to `<output_dir>/arbitrary/held_out.jsonl` (per image and their mean) and to the log: "
-       "how well the predictor does on styles it never saw. None may be a training style image. "
+       "how well the predictor does on styles it never saw. None may hold the same bytes as a "
+       "training style's image. "
        "They change no training value, so a resumed run may change them.",
        Agreement::kEveryRank, Show(&JobConfig::held_out_styles),
        [](JobConfig& t, const Value& v) { v.ReadStringList(&t.held_out_styles, 64); },

@@ -35,7 +35,7 @@ std::vector<HeldOutLosses> HeldOutStyles::Measure(TransformerNet& net,
   for (size_t h = 0; h < styles_.size(); ++h) {
     // Every photo gets this style: a one-style batch of the arbitrary network.
     ConditionalBatch batch;
-    batch.rows = torch::zeros({photos.size(0)}, torch::kInt64);
+    batch.rows = torch::zeros({photos.size(0)}, photos.options().dtype(torch::kInt64));
     batch.targets = {StyleLossTarget{&grams_[h], weights_, &use_.style_layers}};
     batch.summaries = summaries_[h];
     const std::vector<StyleLossTarget> targets = batch.targets;  // the batch's, for the check

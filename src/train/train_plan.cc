@@ -64,12 +64,6 @@ std::vector<HeldOutStyle> ListHeldOutStyles(const JobConfig& job,
       problems.push_back(key + "two images are named '" + held.name + "' (" + held.image +
                          " and another); rename one");
     }
-    for (const StyleSpec& style : job.styles) {
-      if (style.image == held.image) {
-        problems.push_back(key + held.image + " is also the image of training style '" +
-                           style.name + "'; a held-out style is one the network never trains on");
-      }
-    }
   }
   return out;
 }
@@ -81,7 +75,17 @@ std::string TrainPlan::ContentList() const {
 }
 
 JobInputs TrainPlan::Inputs() const {
-  return ReadJobInputs(job, content_files.size(), content_list_hash, style_image_hashes);
+  JobInputs inputs =
+      ReadJobInputs(job, content_files.size(), content_list_hash, style_image_hashes);
+  // Only the root measures the held-out styles, but a rank that lists or
+  // reads others is running another job: compared like the styles' images.
+  for (const HeldOutStyle& held : held_out) {
+    const auto decoded = style_image_hashes.find(held.image);
+    inputs.file_hashes.emplace_back(
+        "the held-out style image " + held.image + " (size and bytes, hashed)",
+        decoded != style_image_hashes.end() ? decoded->second : "not decoded");
+  }
+  return inputs;
 }
 
 const RgbImage& TrainPlan::StyleImageOf(const StyleSpec& style) const {
@@ -190,6 +194,20 @@ std::vector<std::string> DecodeStyleImages(TrainPlan* plan) {
     if (bad != why.end()) {
       problems.push_back("job.held_out_styles: '" + held.name +
                          "': bad style image: " + bad->second);
+      continue;
+    }
+    // By content: a copy, a link or another spelling of a training image is
+    // one the network trains on.
+    for (const StyleSpec& style : job.styles) {
+      const auto hash = plan->style_image_hashes.find(style.image);
+      if (hash != plan->style_image_hashes.end() &&
+          hash->second == plan->style_image_hashes.at(held.image)) {
+        problems.push_back("job.held_out_styles: " + held.image +
+                           " holds the same bytes as the image of training style '" + style.name +
+                           "' (" + style.image +
+                           "); a held-out style is one the network never trains on");
+        break;
+      }
     }
   }
   problems.insert(problems.end(), held_out_problems.begin(), held_out_problems.end());

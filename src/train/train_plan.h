@@ -54,7 +54,8 @@ struct TrainPlan {
 
   /// DescribeContentList of the content files, for the runs' settings records.
   std::string ContentList() const;
-  /// JobInputs (train/rank_agreement.h) of this plan: what the ranks compare.
+  /// JobInputs (train/rank_agreement.h) of this plan, the held-out style
+  /// images' hashes included: what the ranks compare.
   JobInputs Inputs() const;
   /// The image `style` trains on, cropped to its style_image_size. Throws
   /// Error when DecodeStyleImages did not decode it.

@@ -248,9 +248,11 @@ TEST(CliTest, AStyleImageThatDoesNotDecodeIsRefusedUpFront) {
   // Held-out styles are checked as the styles are, each problem said.
   testing::WriteTestImages(dir / "set2", 2, 40, 40);
   std::filesystem::create_directories(dir / "empty");
+  std::filesystem::create_directories(dir / "copy");
+  std::filesystem::copy_file(dir / "set2/0001.png", dir / "copy/0001.png");
   testing::WriteFile(dir / "held.yaml",
                      "job: {network: arbitrary, held_out_styles: [set2/0000.jpg, empty, notes.jpg, "
-                     "set/tiny.png]}\n"
+                     "set/tiny.png, copy]}\n"
                      "data: {content_dir: photos, image_size: 64}\n"
                      "loss_network: {weights: 'random:1'}\n"
                      "styles:\n  - folder: set2\n");
@@ -263,7 +265,10 @@ TEST(CliTest, AStyleImageThatDoesNotDecodeIsRefusedUpFront) {
             ": 40x31 pixels",
         "job.held_out_styles: " + (dir / "empty") + ": holds no .jpg",
         "job.held_out_styles: " + (dir / "set2/0000.jpg") +
-            " is also the image of training style '0000'"}) {
+            " holds the same bytes as the image of training style '0000'",
+        "job.held_out_styles: " + (dir / "copy/0001.png") +
+            " holds the same bytes as the image of training style '0001' (" +
+            (dir / "set2/0001.png") + ")"}) {
     EXPECT_NE(r.output.find(says), std::string::npos) << says << "\n" << r.output;
   }
 }

@@ -813,13 +813,13 @@ TEST_F(TrainTest, ArbitraryNetworkMeasuresItsHeldOutStyles) {
     }
     EXPECT_NE(r["styles"]["x"]["style_loss"], r["styles"]["y"]["style_loss"]) << r;
   }
-  // The last line, computed apart from the model file.
+  // The last line's second image, computed apart from the model file.
   LoadedModel model = LoadModel(dir_ / "straight/arbitrary");
   const Vgg16 vgg = Vgg16::Load(model.loss_network);
   const StyleSpec& style = job.styles.front();
   const auto layers = VggLayerIndices(style.training.style_layers);
   const torch::Tensor held = ImageToTensor(
-      ResizeCenterCrop(LoadImageFile(dir_ / "held/x.png"), style.training.style_image_size));
+      ResizeCenterCrop(LoadImageFile(dir_ / "held/y.png"), style.training.style_image_size));
   const std::vector<torch::Tensor> grams = StyleGrams(vgg, held, layers, Precision::kFp32);
   std::vector<torch::Tensor> photos;
   const std::vector<std::string> files = ListImageFiles(job.data.content_dir);
@@ -828,7 +828,7 @@ TEST_F(TrainTest, ArbitraryNetworkMeasuresItsHeldOutStyles) {
   }
   {
     torch::NoGradGuard no_grad;
-    TransformerNet x = FixedNormsTransformer(
+    TransformerNet y = FixedNormsTransformer(
         model.net, model.net->predictor()->forward(StyleImageSummary(
                        vgg, held, model.net->predicted_norms().summary_layers))[0]);
     LossNetworkUse use;
@@ -836,10 +836,10 @@ TEST_F(TrainTest, ArbitraryNetworkMeasuresItsHeldOutStyles) {
     use.style_layers = layers;
     const TrainingOptions& t = style.training;
     const LossTerms apart = ForwardStyleLosses(
-        {&x}, vgg, torch::cat(photos),
+        {&y}, vgg, torch::cat(photos),
         {StyleLossTarget{&grams, LossWeights{t.content_weight, t.style_weight, t.tv_weight}}}, use,
         nullptr)[0];
-    const auto& recorded = records[1]["styles"]["x"];
+    const auto& recorded = records[1]["styles"]["y"];
     EXPECT_NEAR(recorded["style_loss"].get<double>(), apart.style.item<double>(),
                 1e-4 * apart.style.item<double>());
     EXPECT_NEAR(recorded["total_loss"].get<double>(), apart.total.item<double>(),
