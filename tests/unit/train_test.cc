@@ -788,10 +788,11 @@ TEST_F(TrainTest, ArbitraryNetworkTrainsItsPredictorAndResumesBitwise) {
 
 // An arbitrary network's held-out styles (job.held_out_styles; here a folder
 // of two images it never trains on) are measured at preview steps and at the
-// end: each line holds every image's losses and their mean, and the last
-// equals the final model's losses computed apart (its predicted norms fixed
-// into a per-style network, through the per-style loss path). A resume
-// rewrites the lines past its checkpoint, as for metrics.jsonl.
+// end (also with previews off): each line holds every image's losses and
+// their mean, and the last equals the final model's losses computed apart
+// (its predicted norms fixed into a per-style network, through the per-style
+// loss path). A resume rewrites the lines past its checkpoint, as for
+// metrics.jsonl.
 TEST_F(TrainTest, ArbitraryNetworkMeasuresItsHeldOutStyles) {
   SaveImageFile(testing::MakeTestImage(70, 64, 41), dir_ / "held/x.png");
   SaveImageFile(testing::MakeTestImage(48, 80, 42), dir_ / "held/y.png");
@@ -851,6 +852,14 @@ TEST_F(TrainTest, ArbitraryNetworkMeasuresItsHeldOutStyles) {
   TrainJob(ConditionalJob(dir_, "resumed", {"a", "b"}, "", overrides), Quiet());
   const auto resumed = Metrics(dir_ / "resumed/arbitrary", "held_out.jsonl");
   EXPECT_EQ(resumed, records);
+  // Without previews, the last step is still measured.
+  std::vector<std::string> no_previews = overrides;
+  no_previews.push_back("training.preview_every_steps=0");
+  no_previews.push_back("training.max_steps=2");
+  TrainJob(ConditionalJob(dir_, "at_end", {"a", "b"}, "", no_previews), Quiet());
+  const auto at_end = Metrics(dir_ / "at_end/arbitrary", "held_out.jsonl");
+  ASSERT_EQ(at_end.size(), 1u);
+  EXPECT_EQ(at_end[0]["step"], 2);
 }
 
 // A conditional network's metrics line is the mean over its style's images
