@@ -129,16 +129,20 @@ class ExportCommand : public Command {
         "entries (python/stylefleet_torch.py --list and `info` show them; the PyTorch "
         "example's strict load_state_dict refuses them). A conditional network always keeps "
         "its style names");
+    command->add_option("--loss-network", loss_network_,
+                        "An arbitrary-style model's loss network (weights file or random:SEED), "
+                        "when not the file it names: its layers down to the deepest the "
+                        "predictor reads go into the export");
     return command;
   }
 
   int Run() override {
-    ExportModel(model_, to_, overwrite_, keep_names_);
+    ExportModel(model_, to_, overwrite_, keep_names_, loss_network_);
     return kExitOk;
   }
 
  private:
-  std::string model_, to_;
+  std::string model_, to_, loss_network_;
   bool overwrite_ = false;
   bool keep_names_ = false;
 };

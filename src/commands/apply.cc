@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "checkpoint/model_file.h"
+#include "commands/arbitrary_style.h"
 #include "commands/commands.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -130,13 +131,31 @@ TransformerNet StylizingNetwork(LoadedModel& model, const StylizeOptions& option
   return BlendedTransformer(model.net, weights);
 }
 
+// The loss network that summarizes an arbitrary-style model's style images:
+// `given` (--loss-network), else the one its file names.
+Vgg16 LoadSummaryNetwork(const LoadedModel& model, const std::string& given) {
+  const std::string spec = given.empty() ? model.loss_network : given;
+  if (spec.empty()) {
+    throw ConfigError({model.file +
+                       " names no loss network; give the one it trained with: --loss-network "
+                       "FILE (or random:SEED)"});
+  }
+  try {
+    return Vgg16::Load(spec);
+  } catch (const DataError& e) {
+    throw DataError(std::string(e.what()) +
+                    " (the loss network that summarizes style images; --loss-network FILE "
+                    "gives another copy of it)");
+  }
+}
+
 // The arbitrary-style model's network for each photo: the style images'
 // embedding (their blend), moved toward the photo's own by --strength.
 class ArbitraryStyle {
  public:
   ArbitraryStyle(LoadedModel& model, const StylizeOptions& options)
       : model_(model),
-        vgg_(LoadLossNetwork(model, options)),
+        vgg_(LoadSummaryNetwork(model, options.loss_network)),
         layers_(model.net->predicted_norms().summary_layers),
         strength_(options.strength) {
     const torch::Tensor weights = BlendWeights(options);
@@ -219,22 +238,6 @@ class ArbitraryStyle {
     }
     return torch::tensor(weights, torch::kFloat32);
   }
-  static Vgg16 LoadLossNetwork(const LoadedModel& model, const StylizeOptions& options) {
-    const std::string spec =
-        options.loss_network.empty() ? model.loss_network : options.loss_network;
-    if (spec.empty()) {
-      throw ConfigError({model.file +
-                         " names no loss network; give the one it trained with: --loss-network "
-                         "FILE (or random:SEED)"});
-    }
-    try {
-      return Vgg16::Load(spec);
-    } catch (const DataError& e) {
-      throw DataError(std::string(e.what()) +
-                      " (the loss network that summarizes style images; --loss-network FILE "
-                      "gives another copy of it)");
-    }
-  }
   // An image as training summarized its style images: resized and
   // centre-cropped to the model's style image size.
   torch::Tensor Prepared(const RgbImage& image) const {
@@ -256,6 +259,12 @@ class ArbitraryStyle {
 };
 
 }  // namespace
+
+TransformerNet ArbitraryStyleNetwork(LoadedModel& model, const StylizeOptions& options,
+                                     const RgbImage& photo) {
+  ArbitraryStyle::CheckChoice(options);
+  return ArbitraryStyle(model, options).For(photo);
+}
 
 StylizeResult StylizeImages(const StylizeOptions& options) {
   UseIntraOpThreads(options.threads, /*ranks_on_host=*/1);
@@ -331,8 +340,39 @@ StylizeResult StylizeImages(const StylizeOptions& options) {
   return result;
 }
 
+namespace {
+
+// An arbitrary-style model's export: what its model file holds (transformer,
+// predictor, the kind's metadata) and, under `stylefleet.vgg.`, the loss
+// network's layers down to the deepest the predictor reads, with its input
+// convention. PyTorch can then summarize a style image without the loss
+// network's file, which a `random:SEED` network does not have (LibTorch's
+// generator draws its weights).
+TensorDict ArbitraryExport(LoadedModel& loaded, const std::string& loss_network) {
+  const Vgg16 vgg = LoadSummaryNetwork(loaded, loss_network);
+  const TensorDict source = LoadTensorDict(loaded.file);
+  const torch::Tensor* image_size = FindTensor(source, "stylefleet.image_size");
+  ModelInfo info{ReadModelOwner(source).job, kArbitraryNetworkName,
+                 image_size != nullptr && image_size->numel() == 1 &&
+                         image_size->scalar_type() == torch::kInt64
+                     ? image_size->item<int64_t>()
+                     : 0,
+                 loaded.trained_styles};
+  info.loss_network = loaded.loss_network;
+  info.style_image_size = loaded.style_image_size;
+  TensorDict dict = ModelDict(loaded.net, info);
+  const std::vector<int>& layers = loaded.net->predicted_norms().summary_layers;
+  for (auto& entry :
+       vgg.LayersUpTo(*std::max_element(layers.begin(), layers.end()), "stylefleet.vgg.")) {
+    dict.push_back(std::move(entry));
+  }
+  return RecomputeChecksum(std::move(dict));
+}
+
+}  // namespace
+
 void ExportModel(const std::string& model, const std::string& output, bool overwrite,
-                 bool keep_names) {
+                 bool keep_names, const std::string& loss_network) {
   std::error_code ec;
   if (fs::is_directory(output, ec)) {
     throw ConfigError({"--to " + output + ": is a folder; give the file to write"});
@@ -346,15 +386,17 @@ void ExportModel(const std::string& model, const std::string& output, bool overw
     throw ConfigError({"--to " + std::string(e.what())});
   }
   LoadedModel loaded = LoadModel(model);
-  if (loaded.net->predicts_norms()) {
-    // Its file needs the predictor's entries and a loader that summarizes
-    // style images with the loss network; neither exists for PyTorch yet.
-    throw ConfigError({"export: " + loaded.file +
-                       " is an arbitrary-style model, which has no PyTorch export yet; "
-                       "stylize it with `stylefleet stylize --style-image PATH`"});
-  }
   if (fs::exists(output, ec) && fs::equivalent(output, loaded.file, ec)) {
     throw ConfigError({"--to " + output + ": is the model being exported; write elsewhere"});
+  }
+  if (loaded.net->predicts_norms()) {
+    const TensorDict dict = ArbitraryExport(loaded, loss_network);
+    SaveTensorDict(dict, output);
+    SF_LOG(kInfo) << "exported " << loaded.file << " -> " << output << " (" << dict.size()
+                  << " tensors, an arbitrary-style network with its loss network's layers "
+                     "up to the deepest the predictor reads: python/stylefleet_torch.py "
+                     "loads it)";
+    return;
   }
   TensorDict dict;
   for (const auto& item : loaded.net->named_parameters())

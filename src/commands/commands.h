@@ -115,10 +115,13 @@ StylizeResult StylizeImages(const StylizeOptions& options);
 /// `stylefleet.styles` (python/stylefleet_torch.py loads it). A per-style
 /// network's name, job and step are kept only with `keep_names` (as
 /// `stylefleet.*` entries, which the PyTorch example's strict
-/// `load_state_dict` refuses). ConfigError when `output` is a folder, the
+/// `load_state_dict` refuses). An arbitrary-style network's file holds its
+/// predictor, its metadata and its loss network's layers down to the deepest
+/// the predictor reads (`stylefleet.vgg.*`; the loss network `loss_network`,
+/// else the one the model names). ConfigError when `output` is a folder, the
 /// model file itself, or (without `overwrite`) a file that exists.
 void ExportModel(const std::string& model, const std::string& output, bool overwrite,
-                 bool keep_names = false);
+                 bool keep_names = false, const std::string& loss_network = "");
 
 /// What `stylefleet info MODEL` prints: the file, the network kind, its
 /// styles, parameter counts (shared and per style) and the file's size.

@@ -267,6 +267,25 @@ void Vgg16::MakeBf16Copies() {
   for (const auto& b : biases_) biases_bf16_.push_back(b.to(torch::kBFloat16));
 }
 
+std::vector<std::pair<std::string, torch::Tensor>> Vgg16::LayersUpTo(
+    int deepest, const std::string& prefix) const {
+  SF_CHECK(deepest >= 0 && deepest < kVggConvLayerCount, "no such loss-network layer");
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (int l = 0; l <= deepest; ++l) {
+    const std::string name = prefix + "features." + std::to_string(kTorchvisionIndex[l]);
+    const size_t k = static_cast<size_t>(l);
+    out.emplace_back(name + ".weight", weights_[k].to(torch::kCPU, torch::kFloat32).contiguous());
+    out.emplace_back(name + ".bias", biases_[k].to(torch::kCPU, torch::kFloat32).contiguous());
+  }
+  const auto triple = [](const std::array<double, 3>& v) {
+    return torch::tensor({v[0], v[1], v[2]}, torch::kFloat64);
+  };
+  out.emplace_back(prefix + "input_scale", torch::tensor(norm_.input_scale, torch::kFloat64));
+  out.emplace_back(prefix + "mean", triple(norm_.mean));
+  out.emplace_back(prefix + "std", triple(norm_.std));
+  return out;
+}
+
 void Vgg16::To(const torch::Device& device) {
   for (auto& w : weights_) w = w.to(device);
   for (auto& b : biases_) b = b.to(device);

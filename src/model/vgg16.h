@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace stylefleet {
@@ -76,6 +77,14 @@ class Vgg16 {
   std::map<int, torch::Tensor> Forward(const torch::Tensor& image, const std::vector<int>& layers,
                                        torch::ScalarType compute_type = torch::kFloat32) const;
 
+  /// Layers 0..`deepest`'s weights and biases under torchvision's names
+  /// (`features.N.weight`, `features.N.bias`, float32, as Forward applies
+  /// them: a recorded activation scale is in them) and the input convention
+  /// (`input_scale` as a float64 scalar, `mean` and `std` as float64 [3]),
+  /// each name after `prefix`: what another program needs to run the network
+  /// that deep without its file (`export` of an arbitrary-style model).
+  std::vector<std::pair<std::string, torch::Tensor>> LayersUpTo(int deepest,
+                                                                const std::string& prefix) const;
   /// Moves the weights to `device`.
   void To(const torch::Device& device);
 

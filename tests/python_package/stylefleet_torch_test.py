@@ -5,7 +5,9 @@ The conditional network is checked against tests/reference/reference.py's indepe
 per-style TransformerNet: style s must equal the per-style network whose instance norms
 carry row s, a blend the one whose norms carry the blended rows. Also: model files as
 stylefleet writes them (round trip, refusals), stylize's validation and padding, the
-command line on a PNG, and conditional_export_check.py passing and failing.
+command line on a PNG, export_check.py passing and failing, and arbitrary-style exports
+(blends, strength, the norms' layout, hostile files; their numbers against stylefleet's
+own are checked by stylize_test).
 """
 import contextlib
 import io
@@ -25,7 +27,7 @@ import reference  # noqa: E402
 import stylefleet_torch as sf  # noqa: E402
 
 CLI = os.path.join(ROOT, "python", "stylefleet_torch.py")
-CHECKER = os.path.join(REFERENCE, "conditional_export_check.py")
+CHECKER = os.path.join(REFERENCE, "export_check.py")
 STYLES = ["mosaic", "candy", "la muse"]
 
 
@@ -352,7 +354,7 @@ def test_cli(model_path, tmp):
 
 
 def test_checker(model_path, tmp):
-    """conditional_export_check.py passes on outputs of an independent implementation
+    """export_check.py passes on outputs of an independent implementation
     and names the case whose output is off."""
     model = sf.load_model(model_path)
     torch.manual_seed(8)
@@ -395,7 +397,7 @@ def test_checker(model_path, tmp):
     assert r.returncode == 0 and "case 0 (style (per-style)): max abs diff 0" in r.stdout, r.stdout + r.stderr
 
     # The one-hot check itself: a network whose blends are off by a rounding error.
-    import conditional_export_check as checker
+    import export_check as checker
 
     class Inexact(sf.TransformerNet):
         def forward(self, x, style=None):
@@ -425,6 +427,119 @@ def test_style_folder_without_model(model_path, tmp):
     assert sf.load_model(network).styles == STYLES
 
 
+def fake_arbitrary_export(path, seed, **changes):
+    """A file as `stylefleet export` writes an arbitrary-style network: random
+    convolutions, a predictor reading layers 3 and 1 (in that order) with a random map to
+    the norms, random loss-network layers 0..3 and torchvision's input convention."""
+    torch.manual_seed(seed)
+    vgg = {}
+    for layer, cin in enumerate((3, 64, 64, 128)):
+        cout = sf._VGG_CHANNELS[layer]
+        index = sf._VGG_FEATURE_INDEX[layer]
+        vgg[f"features.{index}.weight"] = torch.randn(cout, cin, 3, 3) * (2.0 / (9 * cin)) ** 0.5
+        vgg[f"features.{index}.bias"] = torch.zeros(cout)
+    vgg.update(input_scale=torch.tensor(1.0, dtype=torch.float64),
+               mean=torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64),
+               std=torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64))
+    predictor = sf.StylePredictor([3, 1], 8, 32, vgg)
+    net = sf.TransformerNet(predictor=predictor)
+    with torch.no_grad():
+        net.deconv3.conv2d.weight.mul_(100.0)
+        net.deconv3.conv2d.bias.fill_(128.0)
+        # As stylefleet starts a predictor (embeddings of variance 1, scales 1 and shifts 0),
+        # then a map to the norms as training might leave it.
+        predictor.bottleneck.weight.copy_(torch.randn_like(predictor.bottleneck.weight)
+                                          * predictor.summary_size ** 0.5)
+        predictor.to_norms.weight.copy_(torch.randn_like(predictor.to_norms.weight) * 3)
+        predictor.to_norms.bias.zero_()
+        for norm in net.modules():
+            if isinstance(norm, sf.PredictedInstanceNorm2d):
+                predictor.to_norms.bias[norm.offset:norm.offset + norm.channels] = 1.0
+    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    state.update({"stylefleet.vgg." + k: v for k, v in vgg.items()})
+    state["stylefleet.network"] = text_tensor("arbitrary")
+    state["stylefleet.styles"] = text_tensor("a\nb")
+    state["stylefleet.predictor_layers"] = torch.tensor([3, 1])
+    state["stylefleet.style_image_size"] = torch.tensor(32)
+    state["stylefleet.loss_network"] = text_tensor("random:5")
+    for key, value in changes.items():
+        key = "stylefleet." + key[len("stylefleet_"):] if key.startswith("stylefleet_") else key
+        if value is None:
+            state.pop(key.replace("__", "."))
+        else:
+            state[key.replace("__", ".")] = value
+    torch.save(state, path)
+    return net
+
+
+def test_arbitrary_files(tmp):
+    """An arbitrary-style export loads (the norms layout, the predictor's order of layers);
+    what stylize takes is checked; hostile files are refused naming the key."""
+    path = os.path.join(tmp, "arbitrary.pt")
+    fake_arbitrary_export(path, seed=3)
+    model = sf.load_model(path)
+    assert model.net.arbitrary and model.styles == [] and model.metadata["styles"] == "a\nb"
+    assert model.metadata["loss_network"] == "random:5"
+    torch.manual_seed(4)
+    photo = torch.randint(0, 256, (3, 20, 28)).float()
+    paintings = [torch.randint(0, 80, (3, 40, 36)).float(),  # dark noise; a smooth ramp
+                 torch.linspace(0, 255, 33).view(1, 1, 33).expand(3, 50, 33).clone()]
+    first = sf.stylize(model, photo, style_images=paintings[:1])
+    second = sf.stylize(model, photo, style_images=paintings[1:])
+    assert first.shape == photo.shape and not torch.equal(first, second)
+    # All weight on one image: that image (to float rounding: the images are summarized as
+    # one batch, whose convolutions may add in another order than one image's).
+    close(sf.stylize(model, photo, style_images=paintings, blend=[1.0, 0.0]), first, rel=1e-5)
+    close(sf.stylize(model, photo, style_images=paintings, blend="0,1"), second, rel=1e-5)
+    assert (first - second).abs().max() > 1.0
+    # Strength 0: the photo's own embedding, whatever the style image.
+    own = sf.stylize(model, photo, style_images=paintings[:1], strength=0)
+    assert torch.equal(sf.stylize(model, photo, style_images=paintings[1:], strength=0), own)
+    assert not torch.equal(own, first)
+    # The summary follows the file's order of layers (3 then 1).
+    summary = model.net.predictor.summary(torch.rand(1, 3, 32, 32) * 255)
+    assert summary.shape == (1, 2 * 128 + 2 * 64), summary.shape
+    # Norms: in1's 32 scales then 32 shifts; res1.in2 has 128 scales and no shift.
+    norms = torch.zeros(sf.NORM_PARAMETER_COUNT)
+    norms[:32] = 2.0
+    norms[32:64] = 5.0
+    y = model.net.in1(torch.randn(1, 32, 4, 4), norms.expand(1, -1))
+    close(y.mean((2, 3)), torch.full((1, 32), 5.0))
+    assert model.net.res1.in2.offset == 32 * 2 + 64 * 2 + 128 * 2 + 128 * 2 and not model.net.res1.in2.shifted
+    expect_error("at least 32 on each side",
+                 lambda: sf.stylize(model, photo, style_images=[torch.zeros(3, 31, 64)]))
+    expect_error("give 2 blend weight(s)",
+                 lambda: sf.stylize(model, photo, style_images=paintings, blend=[0.5, 0.6]))
+    expect_error("strength must be a number from 0 to 1",
+                 lambda: sf.stylize(model, photo, style_images=paintings, strength=1.5))
+    expect_error("needs at least one style image", lambda: sf.stylize(model, photo))
+    expect_error("no named styles", lambda: sf.stylize(model, photo, style="a"))
+    cond = sf.load_model(os.path.join(tmp, "cond.pt"))
+    expect_error("style images need an arbitrary-style model",
+                 lambda: sf.stylize(cond, photo, style="mosaic", style_images=paintings))
+
+    def refused(fragment, **changes):
+        bad = os.path.join(tmp, "bad_arbitrary.pt")
+        fake_arbitrary_export(bad, seed=3, **changes)
+        msg = expect_error(fragment, lambda: sf.load_model(bad))
+        assert bad in msg, msg
+
+    refused("write the file with `stylefleet export`); it lacks stylefleet.vgg.features.7.bias",
+            stylefleet_vgg__features__7__bias=None)
+    refused("'stylefleet.vgg.features.5.weight' is torch.float32 of shape [128, 64, 3, 1]",
+            stylefleet_vgg__features__5__weight=torch.zeros(128, 64, 3, 1))
+    refused("'stylefleet.vgg.std' must hold 3 finite number(s)",
+            stylefleet_vgg__std=torch.tensor([1.0, float("nan"), 1.0]))
+    refused("claims 4194304 embedding numbers",
+            predictor__bottleneck__weight=torch.zeros(1 << 22, 0))
+    refused("'stylefleet.predictor_layers' [1, 1] must hold",
+            stylefleet_predictor_layers=torch.tensor([1, 1]))
+    refused("'stylefleet.style_image_size' is missing or under 32",
+            stylefleet_style_image_size=torch.tensor(16))
+    refused("'predictor.to_norms.weight' has shape [2560, 7], expected [2560, 8]",
+            predictor__to_norms__weight=torch.zeros(2560, 7))
+
+
 def main():
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -438,6 +553,7 @@ def main():
         test_cli(os.path.join(tmp, "cond.pt"), tmp)
         test_checker(os.path.join(tmp, "cond.pt"), tmp)
         test_style_folder_without_model(os.path.join(tmp, "cond.pt"), tmp)
+        test_arbitrary_files(tmp)
     print("stylefleet_torch_test: all checks passed")
 
 

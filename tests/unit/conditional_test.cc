@@ -478,8 +478,8 @@ TEST_F(ConditionalModelFileTest, PyTorchModuleMatchesStylefleetForStylesAndBlend
   add_case("blend", "candy=0.7,wave=0.3", torch::tensor({0.7, 0.0, 0.3}));
   SaveTensorDict(data, dir_ / "data.pt");
   const std::string command = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR) +
-                              "/tests/reference/conditional_export_check.py " +
-                              (dir_ / "export.pt") + " " + (dir_ / "data.pt");
+                              "/tests/reference/export_check.py " + (dir_ / "export.pt") + " " +
+                              (dir_ / "data.pt");
   const testing::CommandResult result = testing::RunCommand(command);
   EXPECT_EQ(result.exit_code, 0) << command << "\n" << result.output;
 }

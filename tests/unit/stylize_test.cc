@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "checkpoint/model_file.h"
+#include "commands/arbitrary_style.h"
 #include "commands/commands.h"
 #include "common/error.h"
 #include "config/job_config.h"
@@ -377,6 +378,87 @@ TEST_F(StylizeArbitraryTest, AnyStyleImageStrengthAndBlendBehaveAsDefined) {
   EXPECT_GT(DifferentPixels(some, own), 0);
 }
 
+// `export` of an arbitrary-style model (issue 34): python/stylefleet_torch.py
+// loads the one file, which carries the loss network's layers the predictor
+// reads (here random:5's, which PyTorch cannot rebuild), and computes what
+// stylefleet does for style images, blends and strengths (max abs difference
+// < 1e-3 on 0..255): the non-square photo's own embedding (strength < 1)
+// enlarges it to the style image size, the style images are shrunk. The
+// Python command line writes stylize's image within a level; the model file
+// itself, without the loss network's layers, is refused naming export.
+TEST_F(StylizeArbitraryTest, PyTorchModuleMatchesStylefleetForStyleImagesBlendsAndStrengths) {
+  ExportModel(Model(), dir_ / "export.pt", /*overwrite=*/false);
+  LoadedModel exported = LoadModel(dir_ / "export.pt");  // C++ reads its own export too
+  ASSERT_TRUE(exported.net->predicts_norms());
+  EXPECT_EQ(exported.loss_network, "random:5");
+  EXPECT_EQ(exported.trained_styles, (std::vector<std::string>{"a", "b"}));
+  const RgbImage photo = testing::MakeTestImage(36, 28, 77);
+  const torch::Tensor input = ImageToTensor(photo);
+  TensorDict data = {{"input", input}};
+  int k = 0;
+  const auto add_case = [&](const std::vector<std::string>& images, const std::string& blend,
+                            double strength) {
+    StylizeOptions options;
+    options.model = dir_ / "export.pt";
+    options.style_images = images;
+    options.blend = blend;
+    options.strength = strength;
+    std::string paths;
+    for (const std::string& path : images) paths += (paths.empty() ? "" : "\n") + path;
+    const std::string prefix = "case." + std::to_string(k++) + ".";
+    torch::NoGradGuard no_grad;
+    data.emplace_back(prefix + "output",
+                      ArbitraryStyleNetwork(exported, options, photo)->forward(input));
+    data.emplace_back(prefix + "style_images", StringToTensor(paths));
+    if (!blend.empty()) data.emplace_back(prefix + "blend", StringToTensor(blend));
+    data.emplace_back(prefix + "strength", torch::tensor(strength, torch::kFloat64));
+  };
+  add_case({Image(1)}, "", 1.0);
+  add_case({Image(1), Image(2)}, "0.7,0.3", 1.0);
+  add_case({Image(2)}, "", 0.0);
+  add_case({Image(1), Image(2)}, "", 0.6);
+  SaveTensorDict(data, dir_ / "data.pt");
+  const std::string python = "/usr/bin/python3 " + std::string(STYLEFLEET_SOURCE_DIR);
+  const testing::CommandResult check =
+      testing::RunCommand(python + "/tests/reference/export_check.py " + (dir_ / "export.pt") +
+                          " " + (dir_ / "data.pt"));
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_NE(check.output.find("case 3 (style images unseen1.png, unseen2.png, strength 0.6)"),
+            std::string::npos)
+      << check.output;
+  // Its resize gives stylefleet's levels exactly, shrinking and enlarging.
+  SaveImageFile(photo, dir_ / "photo36x28.png");
+  SaveImageFile(ResizeCenterCrop(photo, 32), dir_ / "enlarged.png");
+  SaveImageFile(ResizeCenterCrop(LoadImageFile(Image(2)), 32), dir_ / "shrunk.png");
+  const testing::CommandResult resized = testing::RunCommand(
+      "/usr/bin/python3 -c \"import sys, torch; sys.path.insert(0, '" +
+      std::string(STYLEFLEET_SOURCE_DIR) +
+      "/python'); import stylefleet_torch as sf; "
+      "same = [torch.equal(sf.resize_centre_crop(sf._read_image(a), 32), sf._read_image(b)) "
+      "for a, b in [('" +
+      (dir_ / "photo36x28.png") + "', '" + (dir_ / "enlarged.png") + "'), ('" + Image(2) + "', '" +
+      (dir_ / "shrunk.png") + "')]]; print(same); sys.exit(0 if all(same) else 1)\"");
+  EXPECT_EQ(resized.exit_code, 0) << resized.output;
+  // The command line, against stylize's written image.
+  const RgbImage expected = Stylize(dir_ / "export.pt", "--style-image " + Image(2));
+  const std::string tool = python + "/python/stylefleet_torch.py ";
+  const testing::CommandResult cli =
+      testing::RunCommand(tool + (dir_ / "export.pt") + " " + (dir_ / "photo.png") + " " +
+                          (dir_ / "python.png") + " --style-image " + Image(2));
+  ASSERT_EQ(cli.exit_code, 0) << cli.output;
+  const RgbImage written = LoadImageFile(dir_ / "python.png");
+  ASSERT_EQ(written.pixels.size(), expected.pixels.size());
+  for (size_t i = 0; i < written.pixels.size(); ++i) {
+    ASSERT_LE(std::abs(int(written.pixels[i]) - int(expected.pixels[i])), 1) << "byte " << i;
+  }
+  const testing::CommandResult unexported =
+      testing::RunCommand(tool + Model() + " " + (dir_ / "photo.png") + " " +
+                          (dir_ / "refused.png") + " --style-image " + Image(2));
+  EXPECT_EQ(unexported.exit_code, 1) << unexported.output;
+  EXPECT_NE(unexported.output.find("write the file with `stylefleet export`"), std::string::npos)
+      << unexported.output;
+}
+
 TEST_F(StylizeArbitraryTest, WhatAUserCanGetWrongIsRefused) {
   ExpectRefused(Model(), "", 2, "is an arbitrary-style model: give the style as an image");
   ExpectRefused(Model(), "--style a --style-image " + Image(1), 2, "has no named styles");
@@ -405,7 +487,7 @@ TEST_F(StylizeArbitraryTest, WhatAUserCanGetWrongIsRefused) {
 // A model file marked arbitrary is checked before the network is built: a
 // claimed bottleneck (a few bytes on disk for a [4M x 0] tensor) would size
 // the allocation; bad summary layers, predictor shapes or style image size
-// are refused naming the key. `export` and `losses` refuse the kind.
+// are refused naming the key. `export` needs the loss network it names.
 TEST_F(StylizeArbitraryTest, HostileArbitraryFilesAreRefusedBeforeAnythingIsBuilt) {
   const TensorDict good = LoadTensorDict(Model());
   ASSERT_TRUE(LoadModel(Model()).net->predicts_norms());
@@ -448,12 +530,20 @@ TEST_F(StylizeArbitraryTest, HostileArbitraryFilesAreRefusedBeforeAnythingIsBuil
   refused(with("in1.weight", torch::ones({32})), "in1.weight");
   ExpectRefused(Model(), "--style-image " + Image(1) + " --max-image-pixels 100", 1,
                 "stylize --max-image-pixels");
-  const testing::CommandResult exported = testing::RunCommand(
-      std::string(STYLEFLEET_BINARY) + " export --model " + Model() + " --to " + (dir_ / "x.pt"));
-  EXPECT_EQ(exported.exit_code, 2) << exported.output;
-  EXPECT_NE(exported.output.find("is an arbitrary-style model"), std::string::npos)
+  // An export needs the loss network: one the file names but that is not
+  // there writes nothing and says how to give it; --loss-network does.
+  const std::string moved = with("stylefleet.loss_network", StringToTensor(dir_ / "gone/vgg.pt"));
+  const std::string export_moved =
+      std::string(STYLEFLEET_BINARY) + " export --model " + moved + " --to " + (dir_ / "x.pt");
+  const testing::CommandResult exported = testing::RunCommand(export_moved);
+  EXPECT_EQ(exported.exit_code, 1) << exported.output;
+  EXPECT_NE(exported.output.find("--loss-network FILE gives another copy of it"), std::string::npos)
       << exported.output;
   EXPECT_FALSE(fs::exists(dir_ / "x.pt"));
+  const testing::CommandResult given =
+      testing::RunCommand(export_moved + " --loss-network random:5");
+  EXPECT_EQ(given.exit_code, 0) << given.output;
+  EXPECT_TRUE(fs::exists(dir_ / "x.pt"));
 }
 
 // `losses --model` of an arbitrary-style model scores the photo stylized
