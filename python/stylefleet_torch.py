@@ -129,9 +129,11 @@ _NORM_SLOTS = ([("in1", 32, True), ("in2", 64, True), ("in3", 128, True)]
                + [("in4", 64, True), ("in5", 32, True)])
 NORM_PARAMETER_COUNT = sum(c * (2 if shifted else 1) for _, c, shifted in _NORM_SLOTS)
 # stylefleet refuses style images smaller than this on a side for an arbitrary network,
-# and predictors with more embedding numbers than this.
+# predictors with more embedding numbers than this, and training style image sizes
+# (what style images are resized to) outside these.
 MIN_STYLE_IMAGE_SIDE = 32
 MAX_EMBEDDING_SIZE = 4096
+MIN_TRAINING_STYLE_SIZE, MAX_TRAINING_STYLE_SIZE = 16, 4096
 LINEAR_HEAD = "linear"
 # Blend weights must add up to 1 within this (they come from decimal text).
 BLEND_SUM_TOLERANCE = 1e-6
@@ -478,9 +480,9 @@ def _arbitrary_predictor(metadata: dict, state: dict, path: str) -> StylePredict
         raise ValueError(f"{path}: 'stylefleet.predictor_layers' {summary_layers} must hold "
                          "loss-network layer indices 0 to 12, each once")
     size = metadata.get("style_image_size", 0)
-    if size < MIN_STYLE_IMAGE_SIDE:
-        raise ValueError(f"{path}: 'stylefleet.style_image_size' is missing or under "
-                         f"{MIN_STYLE_IMAGE_SIDE}")
+    if not MIN_TRAINING_STYLE_SIZE <= size <= MAX_TRAINING_STYLE_SIZE:
+        raise ValueError(f"{path}: 'stylefleet.style_image_size' is missing or not from "
+                         f"{MIN_TRAINING_STYLE_SIZE} to {MAX_TRAINING_STYLE_SIZE}")
     bottleneck = state.get("predictor.bottleneck.weight")
     if bottleneck is None or bottleneck.dim() != 2:
         raise ValueError(f"{path}: model file lacks parameter(s) predictor.bottleneck.weight")
@@ -507,16 +509,21 @@ def _arbitrary_predictor(metadata: dict, state: dict, path: str) -> StylePredict
             if not value.is_floating_point() or list(value.shape) != shape:
                 raise ValueError(f"{path}: '{VGG_PREFIX}{name}.{part}' is {value.dtype} of "
                                  f"shape {list(value.shape)}, expected float of shape {shape}")
-            if not torch.isfinite(value).all():
+            if not torch.isfinite(value.float()).all():  # as it runs: float32
                 raise ValueError(f"{path}: '{VGG_PREFIX}{name}.{part}' holds NaN or infinite "
                                  "values")
     for key, count in (("input_scale", 1), ("mean", 3), ("std", 3)):
         value = vgg[key]
         if (not value.is_floating_point() or value.numel() != count
-                or not torch.isfinite(value).all()):
+                or not torch.isfinite(value.float()).all()):
             raise ValueError(f"{path}: '{VGG_PREFIX}{key}' must hold {count} finite number(s)")
-    if not (vgg["input_scale"] > 0).all() or not (vgg["std"] > 0).all():
-        raise ValueError(f"{path}: '{VGG_PREFIX}input_scale' and '{VGG_PREFIX}std' must be > 0")
+    # Used as float32, as stylefleet uses them: input_scale / 255 and 1 / std too.
+    scale, std = vgg["input_scale"].double(), vgg["std"].double()
+    if (not (scale > 0).all() or not (std > 0).all()
+            or not torch.isfinite((scale / 255.0).float()).all()
+            or not torch.isfinite((1.0 / std).float()).all()):
+        raise ValueError(f"{path}: '{VGG_PREFIX}input_scale' and '{VGG_PREFIX}std' must be "
+                         "finite numbers > 0 whose inverses are finite in float32")
     return StylePredictor(summary_layers, bottleneck.shape[0], size, vgg)
 
 
@@ -543,8 +550,9 @@ def _load_parameters(net: TransformerNet, state: dict, path: str) -> None:
                         if value.dim() == 2 else "")
             raise ValueError(f"{path}: parameter '{key}' has shape {list(value.shape)}, "
                              f"expected {list(expected[key].shape)}{hint}")
-        if not torch.isfinite(value).all():
-            raise ValueError(f"{path}: parameter '{key}' holds NaN or infinite values")
+        if not torch.isfinite(value.float()).all():  # as it runs: float32
+            raise ValueError(f"{path}: parameter '{key}' holds NaN or infinite values (as "
+                             "float32)")
     net.load_state_dict({k: v.float() for k, v in given.items()}, strict=True)
 
 
@@ -757,7 +765,7 @@ def resize_centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
         return square.float()
     rows = _resample_axis(square, _triangle_taps(side, size), 2)
     both = _resample_axis(rows, _triangle_taps(side, size), 1)
-    return (both.clamp(0, 255).double() + 0.5).floor().float()
+    return to_levels(both).float()
 
 
 def _arbitrary_blend(blend, count: int) -> torch.Tensor:
@@ -770,7 +778,8 @@ def _arbitrary_blend(blend, count: int) -> torch.Tensor:
         try:
             weight = float(item)
         except ValueError:
-            raise ValueError(f"blend weight '{item}' is not a number") from None
+            raise ValueError(f"blend weight '{item}' is not a number (an arbitrary-style "
+                             "model's blend is one weight per style image: 0.7,0.3)") from None
         if not math.isfinite(weight) or not 0 <= weight <= 1:
             raise ValueError(f"blend weight {item} is not a number from 0 to 1")
         weights.append(weight)
@@ -830,7 +839,8 @@ def stylize(model: Model, image: torch.Tensor, style: Optional[str] = None,
     if model.net.arbitrary:
         if style is not None:
             raise ValueError("an arbitrary-style model has no named styles; give style images")
-        selector = arbitrary_norms(model, style_images or [], blend, strength, batch)
+        selector = arbitrary_norms(model, list(style_images) if style_images is not None
+                                   else [], blend, strength, batch)
     elif style_images:
         raise ValueError("style images need an arbitrary-style model")
     else:

@@ -118,7 +118,9 @@ class ExportCommand : public Command {
  public:
   CLI::App* Register(CLI::App& app) override {
     CLI::App* command = app.add_subcommand(
-        "export", "Write a model as a PyTorch state dict (PyTorch example names)");
+        "export",
+        "Write a model as a PyTorch state dict (PyTorch example names; an arbitrary-style "
+        "model with its loss network's layers, for python/stylefleet_torch.py)");
     command->add_option("--model", model_, "Model file or style output folder")->required();
     command->add_option("--to", to_, "Output .pt/.pth file")->required();
     command->add_flag("--overwrite", overwrite_,
@@ -131,8 +133,9 @@ class ExportCommand : public Command {
         "its style names");
     command->add_option("--loss-network", loss_network_,
                         "An arbitrary-style model's loss network (weights file or random:SEED), "
-                        "when not the file it names: its layers down to the deepest the "
-                        "predictor reads go into the export");
+                        "when the one it names is not at hand: a copy of the network it trained "
+                        "with. Its layers down to the deepest the predictor reads go into the "
+                        "export, which names it");
     return command;
   }
 

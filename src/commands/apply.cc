@@ -358,7 +358,15 @@ TensorDict ArbitraryExport(LoadedModel& loaded, const std::string& loss_network)
                      ? image_size->item<int64_t>()
                      : 0,
                  loaded.trained_styles};
-  info.loss_network = loaded.loss_network;
+  // The export names the loss network whose layers it holds, so that
+  // stylefleet's stylize of it summarizes as PyTorch does.
+  info.loss_network = loss_network.empty() ? loaded.loss_network : loss_network;
+  if (!loss_network.empty() && loss_network != loaded.loss_network) {
+    SF_LOG(kWarning) << "export: --loss-network " << loss_network << " is not the loss network "
+                     << loaded.file << " names (" << EscapeForMessage(loaded.loss_network)
+                     << "); the export holds and names it: it stylizes as the model does only "
+                        "if it is a copy of that network";
+  }
   info.style_image_size = loaded.style_image_size;
   TensorDict dict = ModelDict(loaded.net, info);
   const std::vector<int>& layers = loaded.net->predicted_norms().summary_layers;
@@ -503,7 +511,8 @@ std::string DescribeModel(const std::string& model) {
 
 // "the 3 styles", or with job.base_model "the base network's 3 styles (a, b,
 // c) and 1 new style (d)": what a conditional job's network holds, since the
-// base network's styles are part of it.
+// base network's styles are part of it. An arbitrary-style job's base gives
+// only its convolutions (and, distilled, its rows' fit).
 std::string DescribeNetworkStyles(const JobConfig& job) {
   const auto count = [](size_t n, const std::string& what) {
     return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
@@ -514,6 +523,13 @@ std::string DescribeNetworkStyles(const JobConfig& job) {
     return EscapeForMessage(text);  // a base file's names go to a terminal
   };
   if (job.base_model.empty()) return "the " + count(job.styles.size(), "style");
+  if (job.network == "arbitrary") {
+    return "the " + count(job.styles.size(), "style") + ", starting from the convolutions of " +
+           EscapeForMessage(job.base_model) +
+           (job.distill_steps > 0 ? " with the predictor fitted to its rows (" +
+                                        std::to_string(job.distill_steps) + " steps)"
+                                  : "");
+  }
   std::vector<std::string> added;
   for (const StyleSpec& style : job.styles) added.push_back(style.name);
   const std::vector<std::string> base = LoadModel(job.base_model).styles;

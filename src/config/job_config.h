@@ -175,8 +175,14 @@ struct JobConfig {
   std::vector<std::string> held_out_styles;
   /// With network conditional: a trained conditional network (its model.pt or
   /// folder) that the job's styles are added to; only their new rows train and
-  /// the network's other styles stay bit-identical. Empty: a new network.
+  /// the network's other styles stay bit-identical. With network arbitrary: a
+  /// trained conditional network whose convolutions start the new network.
+  /// Empty: a new network.
   std::string base_model;
+  /// With network arbitrary and a base_model: Adam steps that fit the new
+  /// predictor, before training, to the base network's rows of the job's
+  /// styles it also has (matched by name). 0: none.
+  int distill_steps = 0;
   /// float32 3x3 convolutions on CPU: "winograd" (oneDNN's Winograd where it
   /// applies) or "direct" (LibTorch's everywhere), for each thread that
   /// trains the job (ScopedWinograd).

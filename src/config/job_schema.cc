@@ -155,9 +155,19 @@ const FieldTable<JobConfig>& JobFields() {
        "its folder) that the job's styles are added to. Its convolutions and its styles' rows "
        "are frozen (those styles stay bit-identical); only the new styles' rows train. The "
        "job's styles must not repeat its style names. The new model holds its styles followed "
-       "by the job's.",
+       "by the job's. With `network: arbitrary`: a trained conditional network whose "
+       "convolutions the new network starts from (all of them then train; the predictor "
+       "starts as without a base unless `distill_steps` fits it).",
        Agreement::kEveryRank, Show(&JobConfig::base_model),
        [](JobConfig& t, const Value& v) { v.ReadString(&t.base_model); }},
+      {"distill_steps", "integer", "0",
+       "With `network: arbitrary` and a `base_model`: before training, this many Adam steps "
+       "(learning rate 0.01, on the mean squared difference) fit the new predictor so that each "
+       "job style that the base network also has (same name) gets that style's trained row of "
+       "norms from its style image. The log gives the difference before and after. 0 to "
+       "100000; 0: no fitting. Every rank fits alike (no communication).",
+       Agreement::kEveryRank, Show(&JobConfig::distill_steps),
+       [](JobConfig& t, const Value& v) { v.ReadInt(&t.distill_steps, 0, 100000); }},
       {"convolution", "`winograd` or `direct`", "`winograd`",
        "How float32 3x3 convolutions run on CPU (the transformer's stride-1 layers and the loss "
        "network's). `winograd`: oneDNN's Winograd F(4x4,3x3) algorithm, about a quarter of the "

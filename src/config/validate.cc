@@ -43,11 +43,16 @@ bool BlendableStyleName(const std::string& name) {
 // batch: only their loss weights and style image size may differ.
 void ValidateConditional(const JobConfig& job, const LoadOptions& options, Problems& problems) {
   const std::string where = problems.file() + ": ";
-  if (job.network != "conditional" && !job.base_model.empty()) {
-    problems.Add(where + "job.base_model is set but job.network is not conditional" +
-                 (job.network == "arbitrary"
-                      ? " (an arbitrary-style network starts from random weights)"
-                      : ""));
+  if (!OneNetworkForAllStyles(job) && !job.base_model.empty()) {
+    problems.Add(where + "job.base_model is set but job.network is " + job.network +
+                 " (a base model starts a conditional or arbitrary-style network)");
+  }
+  if (job.distill_steps != 0 && (job.network != "arbitrary" || job.base_model.empty())) {
+    problems.Add(where +
+                 "job.distill_steps fits an arbitrary-style network's predictor to the rows of "
+                 "its job.base_model; this job " +
+                 (job.network != "arbitrary" ? "trains network " + job.network
+                                             : std::string("names no base_model")));
   }
   if (job.network != "arbitrary" &&
       (job.predictor_embedding_size != JobConfig{}.predictor_embedding_size ||
@@ -69,7 +74,7 @@ void ValidateConditional(const JobConfig& job, const LoadOptions& options, Probl
                  "network learns from a set of style images: list at least 2");
   }
   if (!OneNetworkForAllStyles(job)) return;
-  if (options.check_files && !job.base_model.empty() && job.network == "conditional") {
+  if (options.check_files && !job.base_model.empty()) {
     std::error_code ec;
     if (!fs::exists(job.base_model, ec)) {
       problems.Add(where + "job.base_model: '" + job.base_model + "' does not exist");

@@ -21,6 +21,8 @@
 
 namespace stylefleet {
 
+struct LoadedModel;  // checkpoint/model_file.h
+
 /// One style a network trains.
 struct NetworkMember {
   const StyleSpec* spec = nullptr;
@@ -67,8 +69,10 @@ class NetworkStyles {
   /// The network, its initial weights drawn from `seed`: a per-style network,
   /// or a conditional one with one row per member, after job.base_model's
   /// rows (loaded here; its shared layers frozen) when the job names one, or
-  /// an arbitrary-style one with the job's predictor.
-  /// Throws ConfigError when the base model's styles do not fit the job.
+  /// an arbitrary-style one with the job's predictor (and job.base_model's
+  /// convolutions, its predictor fitted for job.distill_steps to the base's
+  /// rows of the members it also has, which need their summaries set).
+  /// Throws ConfigError when the base model does not fit the job.
   TransformerNet Build(uint64_t seed);
   /// Every row's style, in row order, as model files list them; empty for a
   /// per-style network. Set by Build.
@@ -96,6 +100,9 @@ class NetworkStyles {
   RunOutputs* run_outputs_;
   const bool conditional_;
   const bool arbitrary_;
+  // Fits `net`'s predictor to `base`'s rows (job.distill_steps; see Build).
+  void DistillPredictor(TransformerNet& net, LoadedModel& base) const;
+
   std::vector<NetworkMember> members_;
   int64_t first_row_ = 0;  // row of members_[0] (after a base model's styles)
   std::vector<std::string> row_names_;

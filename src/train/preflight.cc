@@ -146,11 +146,30 @@ std::vector<std::string> SettingsProblems(const JobConfig& job, const StyleSpec&
 std::vector<std::string> BaseModelStyleProblems(const JobConfig& job, const std::string& base_file,
                                                 const std::vector<std::string>& base_styles,
                                                 bool base_is_arbitrary) {
+  const bool arbitrary_job = job.network == "arbitrary";
   if (base_styles.empty()) {
     return {"job.base_model: " + base_file + " is " +
-            (base_is_arbitrary ? "an arbitrary-style" : "a per-style") +
-            " network; styles can be added only to a conditional network "
-            "(job.network: conditional)"};
+            (base_is_arbitrary ? "an arbitrary-style" : "a per-style") + " network; " +
+            (arbitrary_job ? "an arbitrary-style network starts from a conditional network's "
+                             "convolutions"
+                           : "styles can be added only to a conditional network "
+                             "(job.network: conditional)")};
+  }
+  if (arbitrary_job) {
+    if (job.distill_steps == 0) return {};
+    for (const StyleSpec& style : job.styles) {
+      if (std::find(base_styles.begin(), base_styles.end(), style.name) != base_styles.end()) {
+        return {};
+      }
+    }
+    std::string job_names, base_names;
+    for (const StyleSpec& style : job.styles)
+      job_names += (job_names.empty() ? "" : ", ") + style.name;
+    for (const std::string& name : base_styles)
+      base_names += (base_names.empty() ? "" : ", ") + name;
+    return {"job.distill_steps: none of the job's styles (" + job_names + ") is a style of " +
+            "job.base_model " + base_file + " (" + base_names +
+            "); the predictor is fitted to the rows of the styles both have (same names)"};
   }
   std::vector<std::string> problems;
   for (const StyleSpec& style : job.styles) {
@@ -169,7 +188,7 @@ namespace {
 // found before training (and by `check`): a file that does not load, or
 // styles that cannot be added to it.
 std::vector<std::string> BaseModelProblems(const JobConfig& job) {
-  if (job.network != "conditional" || job.base_model.empty()) return {};
+  if (!OneNetworkForAllStyles(job) || job.base_model.empty()) return {};
   try {
     const LoadedModel base = LoadModel(job.base_model);
     return BaseModelStyleProblems(job, base.file, base.styles, base.net->predicts_norms());
@@ -202,7 +221,7 @@ std::vector<std::string> ConditionalCheckpointProblems(const JobConfig& job) {
   const std::vector<std::string> checkpoints = ListCheckpoints(job.conditional_run.output_dir);
   if (checkpoints.empty()) return {};
   std::vector<std::string> rows;
-  if (!job.base_model.empty()) {
+  if (!job.base_model.empty() && job.network == "conditional") {  // its rows come first
     try {
       rows = LoadModel(job.base_model).styles;
     } catch (const std::exception&) {

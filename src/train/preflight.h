@@ -32,11 +32,12 @@ std::vector<const StyleSpec*> SelectRuns(const JobConfig& job,
 /// (all ranks in one group) for a conditional network.
 int RanksPerRun(const JobConfig& job);
 
-/// Why the styles of a conditional network in `base_file` (`base_styles`, in
-/// row order) cannot take `job`'s styles as job.base_model: a per-style
-/// network (no styles) or an arbitrary-style one (`base_is_arbitrary`), or a
-/// style name the base already holds. Empty when they can. Shared by the
-/// preflight and the run that builds the network.
+/// Why the network in `base_file` (its styles `base_styles`, in row order)
+/// cannot be `job`'s job.base_model: a per-style network (no styles) or an
+/// arbitrary-style one (`base_is_arbitrary`); for a conditional job a style
+/// name the base already holds; for an arbitrary-style job with
+/// job.distill_steps, no style name in common. Empty when it can be. Shared by
+/// the preflight and the run that builds the network.
 std::vector<std::string> BaseModelStyleProblems(const JobConfig& job, const std::string& base_file,
                                                 const std::vector<std::string>& base_styles,
                                                 bool base_is_arbitrary);

@@ -534,8 +534,20 @@ def test_arbitrary_files(tmp):
             predictor__bottleneck__weight=torch.zeros(1 << 22, 0))
     refused("'stylefleet.predictor_layers' [1, 1] must hold",
             stylefleet_predictor_layers=torch.tensor([1, 1]))
-    refused("'stylefleet.style_image_size' is missing or under 32",
-            stylefleet_style_image_size=torch.tensor(16))
+    refused("'stylefleet.style_image_size' is missing or not from 16 to 4096",
+            stylefleet_style_image_size=torch.tensor(8))
+    refused("'stylefleet.style_image_size' is missing or not from 16 to 4096",
+            stylefleet_style_image_size=torch.tensor(10 ** 6))
+    # Finite in float64 is not enough: they run in float32 (a reviewer's NaN images).
+    refused("'stylefleet.vgg.features.2.bias' holds NaN or infinite values",
+            stylefleet_vgg__features__2__bias=torch.full([64], 1e300, dtype=torch.float64))
+    refused("parameter 'predictor.to_norms.bias' holds NaN or infinite values (as float32)",
+            predictor__to_norms__bias=torch.full([2560], 1e300, dtype=torch.float64))
+    refused("whose inverses are finite in float32",
+            stylefleet_vgg__std=torch.tensor([1e-300, 1.0, 1.0], dtype=torch.float64))
+    small = os.path.join(tmp, "small_size.pt")
+    fake_arbitrary_export(small, seed=3, stylefleet_style_image_size=torch.tensor(16))
+    assert sf.load_model(small).net.predictor.style_image_size == 16  # stylefleet trains at 16
     refused("'predictor.to_norms.weight' has shape [2560, 7], expected [2560, 8]",
             predictor__to_norms__weight=torch.zeros(2560, 7))
 

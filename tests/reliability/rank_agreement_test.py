@@ -39,6 +39,7 @@ VALUES = {
     "job.predictor_embedding_size": ("100", "99"),
     "job.predictor_layers": ("[conv1_2, conv2_2]", "[conv2_2, conv1_2]"),
     "job.held_out_styles": ("[h0.png]", "[h1.png]"),
+    "job.distill_steps": ("1", "2"),
     "data.content_dir": ("photos", "photos32"),
     "data.image_size": ("64", "68"),
     "data.max_image_pixels": ("100000000", "90000000"),
@@ -71,10 +72,11 @@ VALUES = {
     "distributed.timeout_seconds": ("600", "300"),
 }
 # Keys valid only with others set, on both ranks.
-ALSO_SET = {"job.base_model": ["--set", "job.network=conditional"]}
+ALSO_SET = {"job.base_model": ["--set", "job.network=conditional"],
+            "job.distill_steps": ["--set", "job.base_model=m1/model.pt"]}
 # Keys valid only in another job file (an arbitrary-style network needs 2 styles).
 JOB_FOR = {"job.predictor_embedding_size": "arbitrary.yaml", "job.predictor_layers": "arbitrary.yaml",
-           "job.held_out_styles": "arbitrary.yaml"}
+           "job.held_out_styles": "arbitrary.yaml", "job.distill_steps": "arbitrary.yaml"}
 # Style-entry keys: rank 1 reads a job file whose one style entry differs.
 STYLE_ENTRIES = {
     "styles[].name": ("s", "t", "styles.s.name"),
@@ -104,8 +106,9 @@ def write_fixture(root):
     write_two_step_job(os.path.join(root, "job.yaml"), STYLE_DEFAULTS)
     write_two_step_job(os.path.join(root, "arbitrary.yaml"), STYLE_DEFAULTS, job={"network": "arbitrary"},
                        more_styles=[{"name": "t", "image": "s1.png", "output_dir": "o3"}])
-    # A trained conditional network (one style, 'base', one step) for job.base_model.
-    write_two_step_job(os.path.join(root, "base.yaml"), {"name": "base", "image": "s1.png"},
+    # A trained conditional network (one style, 't', one step) for job.base_model: the
+    # conditional job adds its style 's'; the arbitrary job has 't' in common to distill.
+    write_two_step_job(os.path.join(root, "base.yaml"), {"name": "t", "image": "s1.png"},
                        job={"name": "base", "output_dir": "base_out", "network": "conditional"})
     subprocess.run([BINARY, "train", "base.yaml", "--no-progress", "--threads", "1",
                     "--set", "training.max_steps=1"], cwd=root, check=True, capture_output=True)

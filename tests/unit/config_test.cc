@@ -342,7 +342,13 @@ TEST_F(ConfigTest, ConditionalNetworkStylesShareTheirTrainingAndLayers) {
   EXPECT_EQ(Problems(Head() + "styles:\n  - image: styles/wave.jpg\n",
                      LoadOptions{{"job.base_model=model.pt"}}),
             (std::vector<std::string>{
-                "DIR/job.yaml: job.base_model is set but job.network is not conditional"}));
+                "DIR/job.yaml: job.base_model is set but job.network is per_style (a base model "
+                "starts a conditional or arbitrary-style network)"}));
+  EXPECT_EQ(Problems(head + "styles:\n  - image: styles/wave.jpg\n",
+                     LoadOptions{{"job.distill_steps=5"}}),
+            (std::vector<std::string>{
+                "DIR/job.yaml: job.distill_steps fits an arbitrary-style network's predictor to "
+                "the rows of its job.base_model; this job trains network conditional"}));
   EXPECT_EQ(
       Problems(head + "styles:\n  - image: styles/wave.jpg\n", LoadOptions{{"job.network=shared"}}),
       (std::vector<std::string>{"command line (--set job.network=shared): job.network: "
@@ -351,7 +357,7 @@ TEST_F(ConfigTest, ConditionalNetworkStylesShareTheirTrainingAndLayers) {
 
 // job.network arbitrary: the styles are one training set (no training key
 // may differ, loss weights included), at least two of them; the predictor's
-// keys belong to it alone; it starts from no base model.
+// keys belong to it alone; job.distill_steps needs its base model.
 TEST_F(ConfigTest, ArbitraryNetworkStylesAreOneTrainingSet) {
   const std::string head =
       "job:\n  name: test\n  network: arbitrary\ndata:\n  content_dir: photos\n"
@@ -377,10 +383,15 @@ TEST_F(ConfigTest, ArbitraryNetworkStylesAreOneTrainingSet) {
             (std::vector<std::string>{
                 "DIR/job.yaml:9:5: job.network is arbitrary but the job lists one style; an "
                 "arbitrary-style network learns from a set of style images: list at least 2"}));
-  EXPECT_EQ(Problems(head + two, LoadOptions{{"job.base_model=model.pt"}}),
+  // A base model may start it (train_test); a missing one is named.
+  EXPECT_EQ(
+      Problems(head + two, LoadOptions{{"job.base_model=" + dir_.path() + "/none.pt"}}),
+      (std::vector<std::string>{"DIR/job.yaml: job.base_model: 'DIR/none.pt' does not exist"}));
+  EXPECT_EQ(Problems(head + two, LoadOptions{{"job.distill_steps=5"}}),
             (std::vector<std::string>{
-                "DIR/job.yaml: job.base_model is set but job.network is not conditional (an "
-                "arbitrary-style network starts from random weights)"}));
+                "DIR/job.yaml: job.distill_steps fits an arbitrary-style network's predictor to "
+                "the rows of its job.base_model; this job names no base_model"}));
+  EXPECT_EQ(Problems(head + two, LoadOptions{{"job.distill_steps=-1"}}).size(), 1u);
   EXPECT_EQ(Problems(head + two,
                      LoadOptions{{"job.network=conditional", "job.predictor_embedding_size=16"}}),
             (std::vector<std::string>{

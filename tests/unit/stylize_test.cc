@@ -543,7 +543,10 @@ TEST_F(StylizeArbitraryTest, HostileArbitraryFilesAreRefusedBeforeAnythingIsBuil
   const testing::CommandResult given =
       testing::RunCommand(export_moved + " --loss-network random:5");
   EXPECT_EQ(given.exit_code, 0) << given.output;
-  EXPECT_TRUE(fs::exists(dir_ / "x.pt"));
+  EXPECT_NE(given.output.find("export: --loss-network random:5 is not the loss network"),
+            std::string::npos)
+      << given.output;
+  EXPECT_EQ(LoadModel(dir_ / "x.pt").loss_network, "random:5");  // the layers it holds
 }
 
 // `losses --model` of an arbitrary-style model scores the photo stylized

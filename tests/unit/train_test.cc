@@ -786,6 +786,80 @@ TEST_F(TrainTest, ArbitraryNetworkTrainsItsPredictorAndResumesBitwise) {
       << base_problems.front();
 }
 
+// job.base_model for an arbitrary-style network (issue 34 item 4): a trained
+// conditional network's convolutions start it, and job.distill_steps fits
+// the new predictor so that each style both have gets the base's row from its
+// style image (the mean squared difference falls a hundredfold and more;
+// style c, not in the base, takes no part). A learning rate of 1e-30 keeps the one
+// training step from moving the weights, so the model files show the start.
+// A base of another kind, or distill_steps without a style in common, is
+// refused before training.
+TEST_F(TrainTest, ArbitraryNetworkStartsFromAConditionalNetworkAndFitsItsRows) {
+  TrainJob(ConditionalJob(dir_, "base", {"a", "b"}, "", {"training.learning_rate=0.05"}), Quiet());
+  const std::string base_dir = dir_ / "base/conditional";
+  LoadedModel base = LoadModel(base_dir);
+  const auto overrides = [](int distill_steps) {
+    return std::vector<std::string>{"job.network=arbitrary",
+                                    "styles.b.style_weight=100",
+                                    "job.predictor_embedding_size=8",
+                                    "job.predictor_layers=[conv1_2, conv2_2]",
+                                    "training.max_steps=1",
+                                    "training.learning_rate=1e-30",
+                                    "job.distill_steps=" + std::to_string(distill_steps)};
+  };
+  const auto seeded = [&](const std::string& output, int distill_steps) {
+    TrainJob(ConditionalJob(dir_, output, {"a", "b", "c"}, base_dir, overrides(distill_steps)),
+             Quiet());
+    return LoadModel(dir_ / (output + "/arbitrary"));
+  };
+  LoadedModel plain = seeded("plain", 0);
+  LoadedModel fitted = seeded("fitted", 2000);
+  const auto base_parameters = base.net->named_parameters();
+  for (const auto& item : fitted.net->named_parameters()) {
+    if (item.key().rfind("predictor.", 0) == 0) continue;
+    const torch::Tensor* from = base_parameters.find(item.key());
+    ASSERT_NE(from, nullptr) << item.key();
+    EXPECT_TRUE(torch::allclose(item.value(), *from, 0, 1e-6)) << item.key();
+  }
+  const Vgg16 vgg = Vgg16::Load(fitted.loss_network);
+  const auto difference = [&](LoadedModel& model, const std::string& image, int64_t row) {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor summary =
+        StyleImageSummary(vgg,
+                          ImageToTensor(ResizeCenterCrop(LoadImageFile(dir_ / image),
+                                                         static_cast<int>(model.style_image_size))),
+                          model.net->predicted_norms().summary_layers);
+    return (model.net->predictor()->forward(summary)[0] - ConditionalRowNorms(base.net, row))
+        .pow(2)
+        .mean()
+        .item<double>();
+  };
+  for (const auto& [image, row] :
+       std::vector<std::pair<std::string, int64_t>>{{"style.png", 0}, {"style2.png", 1}}) {
+    const double before = difference(plain, image, row), after = difference(fitted, image, row);
+    EXPECT_GT(before, 1e-4) << image << ": the base's rows moved too little to show a fit";
+    EXPECT_LT(after, before / 100) << image;
+    // Its own row, not the other style's (the rows differ by more than the fit).
+    EXPECT_LT(after * 100, difference(fitted, image, 1 - row)) << image;
+  }
+  // Refused before training, naming what to change.
+  const std::vector<std::string> other_kind = PreflightProblems(
+      ConditionalJob(dir_, "again", {"a", "b"}, dir_ / "fitted/arbitrary/model.pt", overrides(0)),
+      PreflightOptions{});
+  ASSERT_FALSE(other_kind.empty());
+  EXPECT_NE(other_kind.front().find("is an arbitrary-style network; an arbitrary-style network "
+                                    "starts from a conditional network's convolutions"),
+            std::string::npos)
+      << other_kind.front();
+  const JobConfig distilling = ConditionalJob(dir_, "none", {"a", "b"}, base_dir, overrides(5));
+  EXPECT_EQ(BaseModelStyleProblems(distilling, "base.pt", {"x", "y"}, false),
+            (std::vector<std::string>{
+                "job.distill_steps: none of the job's styles (a, b) is a style of "
+                "job.base_model base.pt (x, y); the predictor is fitted to the rows of the "
+                "styles both have (same names)"}));
+  EXPECT_TRUE(BaseModelStyleProblems(distilling, "base.pt", {"y", "b"}, false).empty());
+}
+
 // Writes a folder DIR/held of two style images (x and y) and returns the
 // settings of a 2-style arbitrary job that holds them out and previews every
 // 3 steps.
@@ -1765,7 +1839,8 @@ TEST_F(TrainTest, EveryRecordedSettingIsRefusedOrResumedAsItsKindRequires) {
   // Keys no change of which resumes this folder, so there is nothing to refuse.
   const std::map<std::string, std::string> not_resumable = {
       {"job.network", "conditional: one network for all styles, in <output_dir>/conditional"},
-      {"job.base_model", "valid only with network: conditional"},
+      {"job.base_model", "valid only with network: conditional or arbitrary"},
+      {"job.distill_steps", "valid only with network: arbitrary and a base_model"},
       {"job.predictor_embedding_size", "valid only with network: arbitrary"},
       {"job.predictor_layers", "valid only with network: arbitrary"},
       {"job.held_out_styles", "valid only with network: arbitrary"},
