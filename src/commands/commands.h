@@ -127,9 +127,11 @@ void ExportModel(const std::string& model, const std::string& output, bool overw
 /// styles, parameter counts (shared and per style) and the file's size.
 std::string DescribeModel(const std::string& model);
 
-/// What a conditional job's network holds, for `check`: "the 3 styles", or
-/// with job.base_model "the base network's 3 styles (a, b, c) and 1 new style
-/// (d)". Throws DataError when the base network does not load.
+/// What a conditional or arbitrary-style job's network holds, for `check`:
+/// "the 3 styles", or with a conditional job's job.base_model "the base
+/// network's 3 styles (a, b, c) and 1 new style (d)", or for an arbitrary-style
+/// job's the base it starts from (and its distillation). Throws DataError
+/// when a conditional job's base network does not load.
 std::string DescribeNetworkStyles(const JobConfig& job);
 
 struct LossesOptions {

@@ -165,9 +165,12 @@ const FieldTable<JobConfig>& JobFields() {
        "(learning rate 0.01, on the mean squared difference) fit the new predictor so that each "
        "job style that the base network also has (same name) gets that style's trained row of "
        "norms from its style image. The log gives the difference before and after. 0 to "
-       "100000; 0: no fitting. Every rank fits alike (no communication).",
+       "100000; 0: no fitting. A resume fits again and then loads its checkpoint over the "
+       "fit, so a resumed run may change it. Held-out styles should not be styles the base "
+       "trained on: its convolutions (and, fitted, its rows) have seen them.",
        Agreement::kEveryRank, Show(&JobConfig::distill_steps),
-       [](JobConfig& t, const Value& v) { v.ReadInt(&t.distill_steps, 0, 100000); }},
+       [](JobConfig& t, const Value& v) { v.ReadInt(&t.distill_steps, 0, 100000); },
+       OnResume::kMayChange},
       {"convolution", "`winograd` or `direct`", "`winograd`",
        "How float32 3x3 convolutions run on CPU (the transformer's stride-1 layers and the loss "
        "network's). `winograd`: oneDNN's Winograd F(4x4,3x3) algorithm, about a quarter of the "

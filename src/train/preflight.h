@@ -73,8 +73,8 @@ std::string NetworkStylesProblem(const std::string& checkpoint,
 /// content folder without images or with fewer than one step needs, a style
 /// image that does not decode (DecodeStyleImages), a ranks_per_style that
 /// does not divide the world, a style output folder that belongs to another
-/// job or style, a conditional job's base_model that does not load, is a
-/// per-style network or already holds one of the job's styles, a conditional
+/// job or style, a base_model that does not load or does not fit the job
+/// (BaseModelStyleProblems), a conditional
 /// network whose checkpoints hold other styles (NetworkStylesProblem), a style
 /// whose checkpoints were trained with settings that must match
 /// (run_settings.h) but differ, and steps that need more memory than the host
