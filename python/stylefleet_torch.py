@@ -162,12 +162,29 @@ class ConditionalInstanceNorm2d(nn.Module):
             scale, shift = self.weight[style], self.bias[style]
         else:
             scale, shift = style @ self.weight, style @ self.bias
-        b, c, h, w = x.shape
-        # One channel per (sample, channel) pair: the per-sample scale and shift go through
-        # the same instance_norm call that nn.InstanceNorm2d makes with its own affine.
-        y = F.instance_norm(x.reshape(1, b * c, h, w), weight=scale.reshape(b * c),
-                            bias=shift.reshape(b * c), eps=self.eps)
-        return y.reshape(b, c, h, w)
+        return _instance_norm_per_sample(x, scale, shift, self.eps)
+
+
+def _instance_norm_per_sample(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                              eps: float) -> torch.Tensor:
+    """Instance norm of x (B x C x H x W) with each sample's own scale and shift ([B, C])."""
+    b, c, h, w = x.shape
+    # One channel per (sample, channel) pair: the per-sample scale and shift go through
+    # the same instance_norm call that nn.InstanceNorm2d makes with its own affine.
+    y = F.instance_norm(x.reshape(1, b * c, h, w), weight=scale.reshape(b * c),
+                        bias=shift.reshape(b * c), eps=eps)
+    return y.reshape(b, c, h, w)
+
+
+def _per_sample_rows(values: torch.Tensor, batch: int, width: int, what: str) -> torch.Tensor:
+    """`values` of shape [width] (every sample) or [batch, width] as [batch, width]; a
+    ValueError naming `what` otherwise."""
+    if values.dim() == 1 and values.shape[0] == width:
+        values = values.expand(batch, width)
+    if values.shape != (batch, width):
+        raise ValueError(f"{what} must have shape [{width}] or [{batch}, {width}], got "
+                         f"{list(values.shape)}")
+    return values
 
 
 class PredictedInstanceNorm2d(nn.Module):
@@ -180,13 +197,11 @@ class PredictedInstanceNorm2d(nn.Module):
         self.channels, self.offset, self.shifted, self.eps = channels, offset, shifted, eps
 
     def forward(self, x: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
+        c = x.shape[1]
         scale = norms[:, self.offset:self.offset + c]
         shift = (norms[:, self.offset + c:self.offset + 2 * c] if self.shifted
                  else torch.zeros_like(scale))
-        y = F.instance_norm(x.reshape(1, b * c, h, w), weight=scale.reshape(b * c),
-                            bias=shift.reshape(b * c), eps=self.eps)
-        return y.reshape(b, c, h, w)
+        return _instance_norm_per_sample(x, scale, shift, self.eps)
 
 
 class _ConvLayer(nn.Module):
@@ -307,13 +322,7 @@ class TransformerNet(nn.Module):
             if not isinstance(style, torch.Tensor) or not style.is_floating_point():
                 raise ValueError(f"an arbitrary-style network needs its norms: a float tensor "
                                  f"[{p}] or [{batch}, {p}] (arbitrary_norms gives them)")
-            style = style.to(device, torch.float32)
-            if style.dim() == 1 and style.shape[0] == p:
-                style = style.expand(batch, p)
-            if style.shape != (batch, p):
-                raise ValueError(f"norms must have shape [{p}] or [{batch}, {p}], got "
-                                 f"{list(style.shape)}")
-            return style
+            return _per_sample_rows(style.to(device, torch.float32), batch, p, "norms")
         if not self.conditional:
             if style is not None:
                 raise ValueError("a per-style network takes no style argument")
@@ -337,13 +346,7 @@ class TransformerNet(nn.Module):
             if batch > 0 and (style.min() < 0 or style.max() >= n):
                 raise ValueError(f"style index out of range 0..{n - 1}: {style.tolist()}")
             return style
-        style = style.to(self.in1.weight.dtype)
-        if style.dim() == 1 and style.shape[0] == n:
-            style = style.expand(batch, n)
-        if style.shape != (batch, n):
-            raise ValueError(f"blend weights must have shape [{n}] or [{batch}, {n}], "
-                             f"got {list(style.shape)}")
-        return style
+        return _per_sample_rows(style.to(self.in1.weight.dtype), batch, n, "blend weights")
 
 
 class StylePredictor(nn.Module):

@@ -95,10 +95,7 @@ TransformerNet NetworkStyles::Build(uint64_t seed) {
       InitializeTransformer(net, seed);
       return net;
     }
-    LoadedModel base = LoadModel(job_.base_model);
-    const std::vector<std::string> problems =
-        BaseModelStyleProblems(job_, base.file, base.styles, base.net->predicts_norms());
-    if (!problems.empty()) throw ConfigError(problems);
+    LoadedModel base = LoadBaseModel();
     TransformerNet net = ArbitraryTransformer(base.net, shape, seed);
     if (job_.distill_steps > 0) DistillPredictor(net, base);
     return net;
@@ -110,10 +107,7 @@ TransformerNet NetworkStyles::Build(uint64_t seed) {
     row_names_ = names;
     return net;
   }
-  LoadedModel base = LoadModel(job_.base_model);
-  const std::vector<std::string> problems =
-      BaseModelStyleProblems(job_, base.file, base.styles, base.net->predicts_norms());
-  if (!problems.empty()) throw ConfigError(problems);
+  LoadedModel base = LoadBaseModel();
   first_row_ = static_cast<int64_t>(base.styles.size());
   TransformerNet net =
       ExtendedTransformer(base.net, first_row_ + static_cast<int64_t>(names.size()));
@@ -121,6 +115,14 @@ TransformerNet NetworkStyles::Build(uint64_t seed) {
   row_names_ = base.styles;
   row_names_.insert(row_names_.end(), names.begin(), names.end());
   return net;
+}
+
+LoadedModel NetworkStyles::LoadBaseModel() const {
+  LoadedModel base = LoadModel(job_.base_model);
+  const std::vector<std::string> problems =
+      BaseModelStyleProblems(job_, base.file, base.styles, base.net->predicts_norms());
+  if (!problems.empty()) throw ConfigError(problems);
+  return base;
 }
 
 void NetworkStyles::DistillPredictor(TransformerNet& net, LoadedModel& base) const {

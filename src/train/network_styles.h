@@ -100,6 +100,8 @@ class NetworkStyles {
   RunOutputs* run_outputs_;
   const bool conditional_;
   const bool arbitrary_;
+  // job.base_model, loaded; ConfigError when it does not fit the job.
+  LoadedModel LoadBaseModel() const;
   // Fits `net`'s predictor to `base`'s rows (job.distill_steps; see Build).
   void DistillPredictor(TransformerNet& net, LoadedModel& base) const;
 
