@@ -561,7 +561,11 @@ def _load_parameters(net: TransformerNet, state: dict, path: str) -> None:
 
 def read_tensor_file(path: str):
     """What torch.save or LibTorch's torch::pickle_save wrote at `path`, on the CPU.
-    Raises ValueError when PyTorch cannot read it."""
+    Raises ValueError when PyTorch cannot read it or it is not a regular file."""
+    # A FIFO without a writer would block the open for ever; a device never ends.
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(f"{path}: not a regular file (a FIFO, a device or a socket); give "
+                         "a model file")
     safe_globals = getattr(torch.serialization, "safe_globals", None)
     try:
         if safe_globals is not None:

@@ -302,6 +302,11 @@ def test_per_style_files(tmp):
     expect_error("empty style name", lambda: sf.load_model(path))
     torch.save(torch.zeros(3), path)
     expect_error("not a model file", lambda: sf.load_model(path))
+    # A FIFO without a writer blocked the open for ever; a device never ends.
+    fifo = os.path.join(tmp, "model.fifo")
+    os.mkfifo(fifo)
+    expect_error(f"{fifo}: not a regular file", lambda: sf.load_model(fifo))
+    expect_error("/dev/zero: not a regular file", lambda: sf.load_model("/dev/zero"))
 
 
 def run(*args):
